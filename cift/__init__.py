@@ -1,0 +1,1 @@
+"""CIFT Markets: shared runtime, command line and generated protocol stubs."""

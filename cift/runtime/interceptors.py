@@ -1,0 +1,277 @@
+"""The server interceptor chain every service runs, in one pass per RPC.
+
+Order matters and is fixed here: trace context is extracted first (so logs and
+errors carry the trace id), then the caller is authenticated and the RPC's scope
+enforced, then the handler runs; domain errors become gRPC statuses and every
+outcome is counted. Handlers never see an unauthenticated call unless its policy
+says the RPC is public.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import grpc
+from opentelemetry import trace
+
+from cift.runtime import errors
+from cift.runtime.identity import (
+    ACCOUNT_ID_HEADER,
+    IDENTITY_TOKEN_HEADER,
+    SCOPES_HEADER,
+    USER_ID_HEADER,
+    Identity,
+    acting_as,
+)
+from cift.runtime.metrics import record_rpc
+from cift.runtime.tracing import extract_metadata
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.aio.ServerInterceptor
+
+REASON_TRAILER = "cift-reason"
+RETRY_AFTER_TRAILER = "retry-after"
+
+_STATUS = {
+    cls.code_name: getattr(grpc.StatusCode, cls.code_name)
+    for cls in (
+        errors.InvalidArgument,
+        errors.NotFound,
+        errors.AlreadyExists,
+        errors.FailedPrecondition,
+        errors.PermissionDenied,
+        errors.Unauthenticated,
+        errors.Unavailable,
+        errors.ResourceExhausted,
+    )
+}
+
+# Infrastructure services any caller (probes, grpcurl) may use without a credential.
+_PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+@dataclass(frozen=True)
+class RpcPolicy:
+    """What an RPC requires of its caller: nothing (public) or a scope."""
+
+    scope: str | None = None
+    public: bool = False
+
+
+PUBLIC = RpcPolicy(public=True)
+
+
+class CredentialVerifier(Protocol):
+    """Turns a credential into a verified identity, or raises Unauthenticated."""
+
+    async def verify_token(self, token: str) -> Identity: ...
+
+    async def verify_api_key(self, api_key: str) -> Identity: ...
+
+
+def _metadata_value(metadata: Mapping[str, str], key: str) -> str:
+    return metadata.get(key, "").strip()
+
+
+async def authenticate(
+    metadata: Mapping[str, str], verifier: CredentialVerifier | None, *, trust_gateway: bool
+) -> Identity:
+    """Find and verify the caller's credential in request metadata."""
+    if trust_gateway and _metadata_value(metadata, USER_ID_HEADER):
+        return Identity(
+            user_id=_metadata_value(metadata, USER_ID_HEADER),
+            account_id=_metadata_value(metadata, ACCOUNT_ID_HEADER),
+            scopes=frozenset(_metadata_value(metadata, SCOPES_HEADER).split()),
+            token=_metadata_value(metadata, IDENTITY_TOKEN_HEADER),
+        )
+    if verifier is None:
+        raise errors.Unavailable("Credential verification is not ready yet; retry shortly.")
+    token = _metadata_value(metadata, IDENTITY_TOKEN_HEADER)
+    if not token:
+        authorization = _metadata_value(metadata, "authorization")
+        scheme, _, credential = authorization.partition(" ")
+        if authorization and scheme.lower() != "bearer":
+            raise errors.Unauthenticated(
+                "The authorization header must be 'Bearer <access token>'."
+            )
+        token = credential.strip()
+    if token:
+        return await verifier.verify_token(token)
+    api_key = _metadata_value(metadata, "x-api-key")
+    if api_key:
+        return await verifier.verify_api_key(api_key)
+    raise errors.Unauthenticated(
+        "This call needs a credential: send 'authorization: Bearer <token>' or 'x-api-key'."
+    )
+
+
+class ServiceInterceptor(_ServerInterceptor):
+    """Tracing, authentication, scope checks, error mapping and metrics for one service."""
+
+    def __init__(
+        self,
+        service: str,
+        policies: Mapping[str, RpcPolicy],
+        verifier: Callable[[], CredentialVerifier | None],
+        *,
+        trust_gateway: bool,
+    ) -> None:
+        self.service = service
+        self.policies = policies
+        self.verifier = verifier
+        self.trust_gateway = trust_gateway
+        self.tracer = trace.get_tracer("cift.rpc")
+
+    def policy_for(self, method: str) -> RpcPolicy | None:
+        if method.startswith(_PUBLIC_PREFIXES):
+            return PUBLIC
+        return self.policies.get(method)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method: str = handler_call_details.method
+        raw_metadata = handler_call_details.invocation_metadata or ()
+        metadata = {key: value for key, value in raw_metadata if isinstance(value, str)}
+        return _wrap_handler(handler, _Call(self, method, metadata))
+
+
+class _Call:
+    """Per-RPC state shared by the four handler shapes."""
+
+    def __init__(self, chain: ServiceInterceptor, method: str, metadata: dict[str, str]) -> None:
+        self.chain = chain
+        self.method = method
+        self.metadata = metadata
+        self.short_method = method.rsplit("/", 1)[-1]
+
+    async def identity(self) -> Identity | None:
+        policy = self.chain.policy_for(self.method)
+        if policy is None:
+            raise errors.PermissionDenied(f"{self.method} has no access policy and is refused.")
+        if policy.public:
+            return None
+        identity = await authenticate(
+            self.metadata, self.chain.verifier(), trust_gateway=self.chain.trust_gateway
+        )
+        if policy.scope is not None:
+            identity.require_scope(policy.scope)
+        return identity
+
+    async def fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> str:
+        """Turn an exception into a status on `context`; returns the status code name."""
+        if isinstance(exc, errors.DomainError):
+            trailers: list[tuple[str, str]] = []
+            if exc.reason:
+                trailers.append((REASON_TRAILER, exc.reason))
+            if isinstance(exc, errors.ResourceExhausted):
+                trailers.append((RETRY_AFTER_TRAILER, f"{max(exc.retry_after_s, 0.001):.3f}"))
+            context.set_trailing_metadata(tuple(trailers))
+            await context.abort(_STATUS[exc.code_name], exc.message)
+        log.exception("unhandled error in %s", self.method)
+        span_context = trace.get_current_span().get_span_context()
+        await context.abort(
+            grpc.StatusCode.INTERNAL,
+            f"Internal error; quote trace id {span_context.trace_id:032x} when reporting it.",
+        )
+        return "INTERNAL"  # pragma: no cover - abort always raises
+
+    def code_of(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+        code = context.code()
+        if isinstance(code, grpc.StatusCode):
+            return code.name
+        return "OK" if code in (None, 0) else str(code)
+
+    def span(self) -> Any:
+        parent = extract_metadata(self.metadata.items())
+        return self.chain.tracer.start_as_current_span(
+            self.method,
+            context=parent,
+            kind=trace.SpanKind.SERVER,
+            attributes={
+                "rpc.system": "grpc",
+                "rpc.service": self.chain.service,
+                "rpc.method": self.short_method,
+            },
+        )
+
+
+@asynccontextmanager
+async def _guard(call: _Call, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    """Trace, authenticate, map errors and record metrics around one RPC body."""
+    started = time.perf_counter()
+    code = "OK"
+    try:
+        with call.span():
+            try:
+                identity = await call.identity()
+                with acting_as(identity):
+                    yield
+                code = call.code_of(context)
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except grpc.aio.AbortError:
+                code = call.code_of(context)
+                raise
+            except Exception as exc:
+                code = exc.code_name if isinstance(exc, errors.DomainError) else "INTERNAL"
+                await call.fail(context, exc)
+    finally:
+        record_rpc(call.chain.service, call.short_method, code, time.perf_counter() - started)
+
+
+def _wrap_handler(
+    handler: grpc.RpcMethodHandler[Any, Any], call: _Call
+) -> grpc.RpcMethodHandler[Any, Any]:
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary or handler.stream_unary:
+        inner_unary: Any = handler.unary_unary or handler.stream_unary
+
+        async def unary_response(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async with _guard(call, context):
+                return await inner_unary(request, context)
+
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(unary_response, **kwargs)
+        return grpc.stream_unary_rpc_method_handler(unary_response, **kwargs)
+
+    inner_stream: Any = handler.unary_stream or handler.stream_stream
+
+    async def streaming(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        # Handlers may be async generators or write through context.write(); both
+        # run inside the guard so identity, errors and metrics cover the whole stream.
+        async with _guard(call, context):
+            produced = inner_stream(request, context)
+            if inspect.isasyncgen(produced):
+                async for item in produced:
+                    yield item
+            else:
+                await produced
+
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(streaming, **kwargs)
+    return grpc.stream_stream_rpc_method_handler(streaming, **kwargs)

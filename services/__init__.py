@@ -1,0 +1,1 @@
+"""The four CIFT Markets services; each subpackage runs as its own process."""

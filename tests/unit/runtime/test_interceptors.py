@@ -1,0 +1,211 @@
+"""The interceptor chain: credentials, scopes, error mapping and metrics on a real grpc.aio server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from prometheus_client import REGISTRY
+
+from cift.runtime import errors
+from cift.runtime.identity import Identity, current_identity
+from cift.runtime.interceptors import PUBLIC, RpcPolicy, ServiceInterceptor
+
+ALICE = Identity(
+    user_id="u-alice", account_id="acct-alice", scopes=frozenset({"read"}), token="tok-alice"
+)
+
+
+class StaticVerifier:
+    """Knows one token and one API key; a stand-in for the JWKS verifier in unit tests."""
+
+    async def verify_token(self, token: str) -> Identity:
+        if token == "tok-alice":
+            return ALICE
+        raise errors.Unauthenticated("The access token is invalid.")
+
+    async def verify_api_key(self, api_key: str) -> Identity:
+        if api_key == "key-alice":
+            return ALICE
+        raise errors.Unauthenticated("The API key is invalid.")
+
+
+def _identity_text() -> bytes:
+    identity = current_identity()
+    return f"{identity.user_id}/{identity.account_id}".encode()
+
+
+async def whoami(request: bytes, context: Any) -> bytes:
+    return _identity_text()
+
+
+async def public_echo(request: bytes, context: Any) -> bytes:
+    return request
+
+
+async def limited(request: bytes, context: Any) -> bytes:
+    raise errors.ResourceExhausted(
+        "Too many orders; slow down.", retry_after_s=1.5, reason="RATE_LIMITED"
+    )
+
+
+async def broken(request: bytes, context: Any) -> bytes:
+    raise ValueError("secret internal detail")
+
+
+async def countdown(request: bytes, context: Any) -> AsyncIterator[bytes]:
+    for number in range(int(request.decode()), 0, -1):
+        yield str(number).encode()
+    raise errors.FailedPrecondition("Countdown reached zero.")
+
+
+def _bytes_handler(kind: str, behavior: Any) -> grpc.RpcMethodHandler[Any, Any]:
+    factory = getattr(grpc, f"{kind}_rpc_method_handler")
+    return factory(behavior)  # type: ignore[no-any-return]
+
+
+POLICIES = {
+    "/test.Svc/WhoAmI": RpcPolicy(scope="read"),
+    "/test.Svc/Echo": PUBLIC,
+    "/test.Svc/Admin": RpcPolicy(scope="admin"),
+    "/test.Svc/Limited": RpcPolicy(scope="read"),
+    "/test.Svc/Broken": RpcPolicy(scope="read"),
+    "/test.Svc/Countdown": RpcPolicy(scope="read"),
+}
+
+
+@pytest.fixture
+async def channel() -> AsyncIterator[grpc.aio.Channel]:
+    verifier = StaticVerifier()
+    server = grpc.aio.server(
+        interceptors=[ServiceInterceptor("test", POLICIES, lambda: verifier, trust_gateway=False)]
+    )
+    handlers = {
+        "WhoAmI": _bytes_handler("unary_unary", whoami),
+        "Echo": _bytes_handler("unary_unary", public_echo),
+        "Admin": _bytes_handler("unary_unary", whoami),
+        "Unlisted": _bytes_handler("unary_unary", whoami),
+        "Limited": _bytes_handler("unary_unary", limited),
+        "Broken": _bytes_handler("unary_unary", broken),
+        "Countdown": _bytes_handler("unary_stream", countdown),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Svc", handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as chan:
+        yield chan
+    await server.stop(None)
+
+
+async def _call(
+    channel: grpc.aio.Channel, method: str, metadata: tuple[tuple[str, str], ...] = ()
+) -> bytes:
+    return await channel.unary_unary(f"/test.Svc/{method}")(b"hi", metadata=metadata)  # type: ignore[no-any-return]
+
+
+async def test_bearer_token_binds_the_verified_identity(channel: grpc.aio.Channel) -> None:
+    assert (
+        await _call(channel, "WhoAmI", (("authorization", "Bearer tok-alice"),))
+        == b"u-alice/acct-alice"
+    )
+
+
+async def test_api_key_is_accepted_like_a_token(channel: grpc.aio.Channel) -> None:
+    assert await _call(channel, "WhoAmI", (("x-api-key", "key-alice"),)) == b"u-alice/acct-alice"
+
+
+async def test_missing_credential_is_unauthenticated(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _call(channel, "WhoAmI")
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "authorization" in (raised.value.details() or "")
+
+
+async def test_bad_token_is_unauthenticated(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _call(channel, "WhoAmI", (("authorization", "Bearer forged"),))
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_wrong_auth_scheme_is_unauthenticated(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _call(channel, "WhoAmI", (("authorization", "Basic dXNlcjpwdw=="),))
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_client_sent_identity_headers_are_ignored_unless_trusted(
+    channel: grpc.aio.Channel,
+) -> None:
+    spoofed = (
+        ("x-cift-user-id", "u-mallory"),
+        ("x-cift-account-id", "acct-victim"),
+        ("x-cift-scopes", "admin"),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _call(channel, "WhoAmI", spoofed)
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_missing_scope_is_permission_denied(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _call(channel, "Admin", (("authorization", "Bearer tok-alice"),))
+    assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "admin" in (raised.value.details() or "")
+
+
+async def test_method_without_policy_is_refused(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _call(channel, "Unlisted", (("authorization", "Bearer tok-alice"),))
+    assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_public_method_needs_no_credential(channel: grpc.aio.Channel) -> None:
+    assert await _call(channel, "Echo") == b"hi"
+
+
+async def test_resource_exhausted_carries_retry_after_and_reason(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _call(channel, "Limited", (("authorization", "Bearer tok-alice"),))
+    error = raised.value
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    trailers = dict(error.trailing_metadata() or ())
+    assert trailers["retry-after"] == "1.500"
+    assert trailers["cift-reason"] == "RATE_LIMITED"
+
+
+async def test_unexpected_error_is_internal_without_leaking_details(
+    channel: grpc.aio.Channel,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _call(channel, "Broken", (("authorization", "Bearer tok-alice"),))
+    assert raised.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in (raised.value.details() or "")
+
+
+async def test_stream_delivers_items_then_maps_the_domain_error(channel: grpc.aio.Channel) -> None:
+    call = channel.unary_stream("/test.Svc/Countdown")(
+        b"3", metadata=(("authorization", "Bearer tok-alice"),)
+    )
+    received = []
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for item in call:
+            received.append(item)
+    assert received == [b"3", b"2", b"1"]
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_every_outcome_is_counted_by_code(channel: grpc.aio.Channel) -> None:
+    def count(code: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "cift_rpc_requests_total", {"service": "test", "method": "WhoAmI", "code": code}
+        )
+        return value or 0.0
+
+    ok_before, denied_before = count("OK"), count("UNAUTHENTICATED")
+    await _call(channel, "WhoAmI", (("authorization", "Bearer tok-alice"),))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await _call(channel, "WhoAmI")
+    assert count("OK") == ok_before + 1
+    assert count("UNAUTHENTICATED") == denied_before + 1

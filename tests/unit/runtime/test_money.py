@@ -1,0 +1,53 @@
+"""Wire decimals become exact Decimals or a clear INVALID_ARGUMENT."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cift.runtime.errors import InvalidArgument
+from cift.runtime.money import (
+    format_decimal,
+    is_multiple_of,
+    parse_decimal,
+    require_decimal,
+    round_to_increment,
+)
+
+
+def test_decimal_strings_parse_exactly() -> None:
+    assert require_decimal("qty", "0.1") + require_decimal("qty", "0.2") == Decimal("0.3")
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "Infinity", "-inf", "abc", "1,5", "1e999", "0x10"])
+def test_garbage_and_non_finite_values_are_refused(text: str) -> None:
+    with pytest.raises(InvalidArgument, match="limit_price"):
+        parse_decimal("limit_price", text)
+
+
+def test_empty_is_refused_unless_optional() -> None:
+    with pytest.raises(InvalidArgument, match="qty is required"):
+        parse_decimal("qty", " ")
+    assert parse_decimal("qty", "", allow_empty=True) is None
+
+
+def test_formatting_never_uses_exponents() -> None:
+    assert format_decimal(Decimal("1E+2")) == "100"
+    assert format_decimal(Decimal("100.2500")) == "100.25"
+    assert format_decimal(Decimal("0E-8")) == "0"
+
+
+def test_rounding_to_a_tick_and_grid_membership() -> None:
+    assert round_to_increment(Decimal("10.006"), Decimal("0.01")) == Decimal("10.01")
+    assert is_multiple_of(Decimal("10.05"), Decimal("0.05"))
+    assert not is_multiple_of(Decimal("10.03"), Decimal("0.05"))
+
+
+@given(
+    st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"), places=6, allow_nan=False)
+)
+def test_format_then_parse_round_trips(value: Decimal) -> None:
+    assert require_decimal("x", format_decimal(value)) == value
