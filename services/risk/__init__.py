@@ -1,0 +1,1 @@
+"""The risk service: pre-trade checks, limits, trading states and the kill switch."""

@@ -1,0 +1,43 @@
+"""One pre-trade check: every rule applied to an order against its snapshot.
+
+All rules run, so a rejected order lists everything wrong with it at once. The
+result also carries the estimates the decision was made on (price, notional,
+cost), which the caller may log or show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from services.risk.orders import OrderToCheck
+from services.risk.rules import ALL_RULES, CheckContext, Reason, Rule, Violation
+from services.risk.snapshot import CheckSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    violations: tuple[Violation, ...]
+    expected_price: Decimal | None
+    expected_notional: Decimal | None
+    order_cost: Decimal | None
+
+    @property
+    def approved(self) -> bool:
+        return not self.violations
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return tuple(v.reason for v in self.violations)
+
+    @property
+    def rate_limited(self) -> bool:
+        return Reason.RATE_LIMITED in self.reasons
+
+
+def check_order(
+    order: OrderToCheck, snap: CheckSnapshot, rules: tuple[Rule, ...] = ALL_RULES
+) -> CheckResult:
+    ctx = CheckContext.of(order, snap)
+    violations = tuple(v for rule in rules for v in rule(ctx))
+    return CheckResult(violations, ctx.price, ctx.notional, ctx.order_cost)

@@ -1,0 +1,63 @@
+"""What risk knows about the market: instrument reference data and the latest quote.
+
+Both come from the market data service (instruments over gRPC, quotes from the
+tick topic); here they are plain values. Quote prices arrive as doubles from the
+feeds and are turned into Decimals at the edge, so rules compare exact numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from services.risk.orders import Side
+
+# Smallest share fraction accepted for fractionable instruments (the precision
+# US brokers offering fractional shares commonly accept: nine decimal places).
+FRACTIONAL_QTY_INCREMENT = Decimal("0.000000001")
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    symbol: str
+    tick_size: Decimal
+    lot_size: Decimal = Decimal(1)
+    tradable: bool = True
+    halted: bool = False
+    shortable: bool = True
+    fractionable: bool = False
+
+    @property
+    def qty_increment(self) -> Decimal:
+        """The quantity grid: share fractions where allowed, whole lots otherwise."""
+        return FRACTIONAL_QTY_INCREMENT if self.fractionable else self.lot_size
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Top of book for one symbol; zero means "no price on that side"."""
+
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    last: Decimal
+    ts_ns: int
+
+    def age_s(self, now_ns: int) -> Decimal:
+        return Decimal(max(0, now_ns - self.ts_ns)) / NS_PER_S
+
+    @property
+    def reference_price(self) -> Decimal | None:
+        """Mid of a sane two-sided quote, else the last trade: what a collar centres on."""
+        if self.bid > 0 and self.ask > 0 and self.ask >= self.bid:
+            return (self.bid + self.ask) / 2
+        if self.last > 0:
+            return self.last
+        return None
+
+    def marketable_price(self, side: Side) -> Decimal | None:
+        """Where a market order would likely fill: the far side, else the reference price."""
+        far = self.ask if side is Side.BUY else self.bid
+        return far if far > 0 else self.reference_price

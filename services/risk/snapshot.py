@@ -1,0 +1,43 @@
+"""Everything a pre-trade check looks at, frozen at the moment of the check.
+
+The edge assembles one snapshot per order from its caches (instrument, latest
+quote, limits, trading states, positions from fills, the rate-limit answer from
+Redis) and from the figures the caller sends (buying power, open orders). Rules
+read only this, so a check is a pure function of (order, snapshot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from services.risk.limits import RiskLimits
+from services.risk.market import Instrument, Quote
+from services.risk.token_bucket import RateDecision
+from services.risk.trading_state import TradingState
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSnapshot:
+    now_ns: int
+    limits: RiskLimits
+    # Buying power still free, as the caller (execution) computed it: already net
+    # of the reservations of the account's open orders.
+    buying_power: Decimal
+    instrument: Instrument | None
+    quote: Quote | None = None
+    account_state: TradingState = TradingState.ACTIVE
+    venue_state: TradingState = TradingState.ACTIVE
+    # Signed: positive long, negative short, in the order's symbol.
+    position_qty: Decimal = ZERO
+    # Resting orders of the account in the order's symbol, by side (unsigned).
+    open_buy_qty: Decimal = ZERO
+    open_sell_qty: Decimal = ZERO
+    # Resting orders of the account in every symbol.
+    open_order_count: int = 0
+    # Sum over the account's positions of |qty| x mark.
+    gross_exposure: Decimal = ZERO
+    # The token bucket's answer; None when the rate was not consulted.
+    rate: RateDecision | None = None

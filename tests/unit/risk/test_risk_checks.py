@@ -1,0 +1,51 @@
+"""A whole check: every rule applied, all violations reported together."""
+
+from __future__ import annotations
+
+from risk_builders import D, limits, order, snapshot
+
+from services.risk.checks import check_order
+from services.risk.market import Instrument
+from services.risk.orders import OrderType
+from services.risk.rules import Reason
+from services.risk.token_bucket import RateDecision
+from services.risk.trading_state import TradingState
+
+
+def test_sane_limit_buy_is_approved_with_its_cost() -> None:
+    result = check_order(order(qty=D(10), limit_price=D("100.00")), snapshot())
+    assert result.approved
+    assert result.expected_price == D("100.00")
+    assert result.order_cost == D("1000.00")
+
+
+def test_rejected_order_lists_every_broken_rule() -> None:
+    whole_shares = Instrument(symbol="AAPL", tick_size=D("0.01"), fractionable=False)
+    bad = order(qty=D("1.5"), limit_price=D("150.005"))
+    snap = snapshot(account_state=TradingState.HALTED, buying_power=D(10), instrument=whole_shares)
+    result = check_order(bad, snap)
+    assert result.reasons == (
+        Reason.ACCOUNT_HALTED,
+        Reason.LOT_SIZE,
+        Reason.OFF_TICK_GRID,
+        Reason.PRICE_COLLAR,
+        Reason.INSUFFICIENT_BUYING_POWER,
+    )
+    assert not result.approved
+
+
+def test_rate_limited_order_is_flagged_as_such() -> None:
+    result = check_order(order(), snapshot(rate=RateDecision(False, 1000)))
+    assert result.rate_limited
+    assert result.reasons == (Reason.RATE_LIMITED,)
+
+
+def test_unknown_instrument_skips_the_rules_that_need_it() -> None:
+    result = check_order(order(symbol="NOPE"), snapshot(instrument=None, quote=None))
+    assert result.reasons == (Reason.UNKNOWN_INSTRUMENT,)
+
+
+def test_market_order_without_quote_is_rejected_once_not_per_size_rule() -> None:
+    market = order(order_type=OrderType.MARKET, limit_price=None)
+    result = check_order(market, snapshot(quote=None, limits=limits(max_order_notional=D(1))))
+    assert result.reasons == (Reason.NO_FRESH_QUOTE,)
