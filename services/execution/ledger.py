@@ -1,0 +1,273 @@
+"""Positions, cash, P&L and buying power: what a fill does to an account, to the cent.
+
+Realized P&L uses the average-cost method. A position carries its signed quantity
+and its cost basis (what the open shares cost; negative for a short, the proceeds
+received). A fill that grows a position adds its amount to the cost basis. A fill
+that shrinks a position removes cost in proportion to the shares closed,
+`cost_basis * closed / |qty|` (all of it when the position closes), and realizes
+the difference between that cost and what the closing shares were sold (or
+bought back) for. A fill that crosses zero is split: the closing part realizes
+against the old basis, the rest opens the new position at the fill price.
+
+Cash moves by the fill's amount rounded to the cent (half up), less commission.
+Cost basis and realized P&L are derived from those cent amounts, so for any
+sequence of fills
+
+    cash + sum(cost basis) - realized P&L + commissions == opening cash
+
+holds exactly, not approximately (the property tests check it).
+
+Buying power values positions at cost, not at the latest mark: it then changes only
+with fills, which lets one conditional UPDATE on the account row reserve buying
+power atomically (docs/DESIGN.md). It is `(cash + net cost) * margin_multiplier -
+gross cost`: for a cash account (multiplier 1) holding only longs, that is simply
+cash; a short uses up buying power equal to its size, as collateral.
+
+This module is pure: no I/O, no prices decided here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from cift.runtime.errors import InvalidArgument
+from services.execution.orders import HUNDRED, ZERO, OrderType, Side
+
+CENT = Decimal("0.01")
+AVG_PRICE_STEP = Decimal("0.000001")
+
+
+def to_cents(amount: Decimal) -> Decimal:
+    return amount.quantize(CENT, ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    qty: Decimal = ZERO  # + long, - short
+    cost_basis: Decimal = ZERO  # signed like qty, in cents
+
+    @property
+    def avg_entry_price(self) -> Decimal | None:
+        if self.qty == 0:
+            return None
+        return (self.cost_basis / self.qty).quantize(AVG_PRICE_STEP, ROUND_HALF_UP)
+
+    def market_value(self, mark: Decimal) -> Decimal:
+        return to_cents(self.qty * mark)
+
+    def unrealized_pnl(self, mark: Decimal) -> Decimal:
+        return self.market_value(mark) - self.cost_basis
+
+
+@dataclass(frozen=True, slots=True)
+class FillEffect:
+    """Everything one fill changes, as deltas the store can apply to the account row."""
+
+    position: Position  # after the fill
+    amount: Decimal  # qty * price in cents, unsigned
+    cash_delta: Decimal
+    realized_pnl: Decimal
+    commission: Decimal
+    net_cost_delta: Decimal  # change of sum(cost basis)
+    gross_cost_delta: Decimal  # change of sum(|cost basis|)
+
+
+def settle_fill(
+    position: Position, side: Side, qty: Decimal, price: Decimal, commission: Decimal = ZERO
+) -> FillEffect:
+    """Apply one fill to a position by the average-cost method (see the module docstring)."""
+    if qty <= 0 or price <= 0:
+        raise InvalidArgument(f"A fill needs a positive quantity and price, not {qty} @ {price}.")
+    if commission < 0:
+        raise InvalidArgument("A commission cannot be negative.")
+    buy = side is Side.BUY
+    amount = to_cents(qty * price)
+    held, cost = position.qty, position.cost_basis
+    signed_qty = qty if buy else -qty
+    realized = ZERO
+    if held == 0 or (held > 0) == buy:
+        new_cost = cost + (amount if buy else -amount)
+    else:
+        closing = min(qty, abs(held))
+        closing_amount = amount if closing == qty else to_cents(amount * closing / qty)
+        opening_amount = amount - closing_amount
+        removed_cost = cost if closing == abs(held) else to_cents(cost * closing / abs(held))
+        closing_cash = -closing_amount if buy else closing_amount
+        realized = closing_cash - removed_cost
+        new_cost = cost - removed_cost + (opening_amount if buy else -opening_amount)
+    after = Position(position.symbol, held + signed_qty, new_cost)
+    return FillEffect(
+        position=after,
+        amount=amount,
+        cash_delta=(-amount if buy else amount) - commission,
+        realized_pnl=realized,
+        commission=commission,
+        net_cost_delta=new_cost - cost,
+        gross_cost_delta=abs(new_cost) - abs(cost),
+    )
+
+
+def buying_power(
+    cash: Decimal, net_cost: Decimal, gross_cost: Decimal, margin_multiplier: Decimal
+) -> Decimal:
+    """Buying power before reservations, positions at cost (mirrored in store.py's SQL)."""
+    return max(ZERO, (cash + net_cost) * margin_multiplier - gross_cost)
+
+
+@dataclass(slots=True)
+class Ledger:
+    """One account's cash and positions: the arithmetic behind the account row."""
+
+    cash: Decimal
+    realized_pnl: Decimal = ZERO
+    commissions: Decimal = ZERO
+    positions: dict[str, Position] = field(default_factory=dict)
+
+    @property
+    def net_cost(self) -> Decimal:
+        return sum((p.cost_basis for p in self.positions.values()), ZERO)
+
+    @property
+    def gross_cost(self) -> Decimal:
+        return sum((abs(p.cost_basis) for p in self.positions.values()), ZERO)
+
+    def position(self, symbol: str) -> Position:
+        return self.positions.get(symbol) or Position(symbol)
+
+    def apply_fill(
+        self, symbol: str, side: Side, qty: Decimal, price: Decimal, commission: Decimal = ZERO
+    ) -> FillEffect:
+        effect = settle_fill(self.position(symbol), side, qty, price, commission)
+        self.positions[symbol] = effect.position
+        self.cash += effect.cash_delta
+        self.realized_pnl += effect.realized_pnl
+        self.commissions += effect.commission
+        return effect
+
+
+def reservation_price(
+    *,
+    side: Side,
+    order_type: OrderType,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    trail_price: Decimal | None,
+    trail_percent: Decimal | None,
+    bid: Decimal | None,
+    ask: Decimal | None,
+) -> Decimal | None:
+    """The price at which an order's buying power is reserved; None if no quote makes one.
+
+    Limits reserve at their limit (they cannot fill worse). Market and stop orders
+    reserve at the worse of the quote and the stop; a buy trailing stop at the ask
+    plus its trail, where it would trigger today.
+    """
+    if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        return limit_price
+    market = ask if side is Side.BUY else bid
+    if order_type is OrderType.STOP:
+        assert stop_price is not None
+        if market is None:
+            return stop_price
+        return max(stop_price, market) if side is Side.BUY else min(stop_price, market)
+    if order_type is OrderType.TRAILING_STOP and side is Side.BUY and market is not None:
+        if trail_price is not None:
+            return market + trail_price
+        assert trail_percent is not None
+        return market * (1 + trail_percent / HUNDRED)
+    return market
+
+
+def reservation_for(
+    *,
+    side: Side,
+    qty: Decimal | None,
+    notional: Decimal | None,
+    price: Decimal,
+    position_qty: Decimal,
+    open_qty_same_side: Decimal,
+) -> Decimal:
+    """Buying power an order must hold: only the part that opens or grows exposure.
+
+    A sell against a long (or a buy against a short) reduces exposure and needs
+    none, up to the shares not already promised to other open orders on that side.
+    """
+    if qty is None:
+        assert notional is not None
+        qty = notional / price
+    reducible = -position_qty if side is Side.BUY else position_qty
+    capacity = max(ZERO, reducible - open_qty_same_side)
+    exposure_qty = max(ZERO, qty - capacity)
+    if exposure_qty == 0:
+        return ZERO
+    if notional is not None and exposure_qty == qty:
+        return to_cents(notional)
+    return to_cents(exposure_qty * price)
+
+
+def released_reservation(reserved: Decimal, filled: Decimal, remaining_before: Decimal) -> Decimal:
+    """The share of an order's reservation a fill frees (all of it when the order completes)."""
+    if filled >= remaining_before or remaining_before <= 0:
+        return reserved
+    return min(reserved, to_cents(reserved * filled / remaining_before))
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFigures:
+    cash: Decimal
+    equity: Decimal
+    long_market_value: Decimal
+    short_market_value: Decimal  # negative, as brokers report it
+    buying_power: Decimal  # after reservations for open orders
+    reserved: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    last_equity: Decimal
+    day_pnl: Decimal
+
+
+def account_figures(
+    *,
+    cash: Decimal,
+    positions: Iterable[Position],
+    marks: Mapping[str, Decimal],
+    reserved: Decimal,
+    realized_pnl: Decimal,
+    margin_multiplier: Decimal,
+    last_equity: Decimal,
+) -> AccountFigures:
+    """The account as a trader reads it, marked to the latest prices in `marks`.
+
+    A position without a mark is valued at its average entry price (zero unrealized
+    P&L) rather than dropped, so equity never jumps because a quote is missing.
+    """
+    long_value = short_value = unrealized = net_cost = gross_cost = ZERO
+    for position in positions:
+        if position.qty == 0:
+            continue
+        mark = marks.get(position.symbol)
+        value = position.cost_basis if mark is None else position.market_value(mark)
+        if position.qty > 0:
+            long_value += value
+        else:
+            short_value += value
+        unrealized += value - position.cost_basis
+        net_cost += position.cost_basis
+        gross_cost += abs(position.cost_basis)
+    equity = cash + long_value + short_value
+    available = buying_power(cash, net_cost, gross_cost, margin_multiplier) - reserved
+    return AccountFigures(
+        cash=cash,
+        equity=equity,
+        long_market_value=long_value,
+        short_market_value=short_value,
+        buying_power=max(ZERO, available),
+        reserved=reserved,
+        realized_pnl=realized_pnl,
+        unrealized_pnl=unrealized,
+        last_equity=last_equity,
+        day_pnl=equity - last_equity,
+    )

@@ -1,0 +1,448 @@
+"""Orders: what a trader may ask for, and the lifecycle every order follows.
+
+This module decides whether an order request is well formed for an instrument, and
+owns the one state machine through which an order's status changes. It never does
+I/O and never decides prices (that is `fills.py`); a status changes only through
+`Order.transition` or `Order.record_fill`, which refuse illegal moves with
+FAILED_PRECONDITION.
+
+Lifecycle (Alpaca's statuses, ordered as the product defines them):
+
+    new ──► accepted ──► partially_filled ──► filled
+     │          │                │
+     ▼          └────────────────┴──► canceled / expired / replaced
+  rejected
+
+`new` is an order that passed validation but not yet risk and the buying-power
+reservation; `accepted` is live in the book. Alpaca reports `accepted` before
+`new` (its `new` means "routed to the exchange"); a paper broker has no routing
+step, so we keep the order the issue prescribes. Alpaca's pending_* states do not
+exist here: cancel and replace complete synchronously in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from cift.runtime.money import format_decimal, is_multiple_of
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+MAX_CLIENT_ORDER_ID_LEN = 128  # Alpaca's limit, so client code written for it fits.
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    REPLACED = "replaced"
+
+
+OPEN_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+TERMINAL_STATUSES = frozenset(set(OrderStatus) - OPEN_STATUSES)
+
+# The whole state machine. A fill may follow a fill, hence the self-loop on
+# partially_filled; nothing leaves a terminal status.
+ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.NEW: frozenset({OrderStatus.ACCEPTED, OrderStatus.REJECTED}),
+    OrderStatus.ACCEPTED: frozenset(
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.EXPIRED,
+            OrderStatus.REPLACED,
+        }
+    ),
+    OrderStatus.PARTIALLY_FILLED: frozenset(
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.EXPIRED,
+            OrderStatus.REPLACED,
+        }
+    ),
+    **{status: frozenset() for status in TERMINAL_STATUSES},
+}
+
+_VERB = {
+    OrderStatus.ACCEPTED: "accepted",
+    OrderStatus.PARTIALLY_FILLED: "filled",
+    OrderStatus.FILLED: "filled",
+    OrderStatus.CANCELED: "canceled",
+    OrderStatus.EXPIRED: "expired",
+    OrderStatus.REJECTED: "rejected",
+    OrderStatus.REPLACED: "replaced",
+    OrderStatus.NEW: "reopened",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """The trading rules of one symbol, as the market data service publishes them."""
+
+    symbol: str
+    tick_size: Decimal
+    qty_increment: Decimal  # smallest quantity step (1 for whole shares)
+    fractionable: bool
+    tradable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """An order as the trader asked for it, already decoded from the wire."""
+
+    symbol: str
+    side: Side
+    order_type: OrderType
+    time_in_force: TimeInForce
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    client_order_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceRequest:
+    """The fields a replace (PATCH) may change; None keeps the original's value.
+
+    `qty` is the successor's whole quantity. The original keeps what it already
+    filled, so the default is the original's unfilled remainder. Alpaca does not
+    let a replace change side, type or symbol, and neither do we.
+    """
+
+    qty: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    client_order_id: str = ""
+
+
+@dataclass(slots=True)
+class Order:
+    """One order and its fill progress; mutated only through its methods."""
+
+    order_id: str
+    account_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    time_in_force: TimeInForce
+    qty: Decimal | None
+    notional: Decimal | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    trail_price: Decimal | None
+    trail_percent: Decimal | None
+    client_order_id: str
+    created_ns: int
+    status: OrderStatus = OrderStatus.NEW
+    updated_ns: int = 0
+    filled_qty: Decimal = ZERO
+    filled_notional: Decimal = ZERO  # exact sum of qty * price over fills
+    fill_count: int = 0
+    triggered: bool = False  # a stop, stop-limit or trailing stop whose trigger fired
+    reserved: Decimal = ZERO  # buying power still held for the unfilled part
+    replaces: str | None = None
+    replaced_by: str | None = None
+    reason: str = ""  # why it was rejected, canceled or expired
+    water_mark: Decimal | None = None  # trailing stops: high (sell) / low (buy) water mark
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def remaining_qty(self) -> Decimal | None:
+        """Shares still to fill; None for a notional order (its size is in dollars)."""
+        return None if self.qty is None else self.qty - self.filled_qty
+
+    @property
+    def remaining_notional(self) -> Decimal | None:
+        return None if self.notional is None else self.notional - self.filled_notional
+
+    @property
+    def filled_avg_price(self) -> Decimal | None:
+        if self.filled_qty == 0:
+            return None
+        return (self.filled_notional / self.filled_qty).quantize(Decimal("0.000001"))
+
+    def request(self) -> OrderRequest:
+        return OrderRequest(
+            symbol=self.symbol,
+            side=self.side,
+            order_type=self.order_type,
+            time_in_force=self.time_in_force,
+            qty=self.qty,
+            notional=self.notional,
+            limit_price=self.limit_price,
+            stop_price=self.stop_price,
+            trail_price=self.trail_price,
+            trail_percent=self.trail_percent,
+            client_order_id=self.client_order_id,
+        )
+
+    def transition(self, to: OrderStatus, now_ns: int, reason: str = "") -> None:
+        """Move to `to`, or refuse with FAILED_PRECONDITION if the lifecycle forbids it."""
+        if to not in ALLOWED_TRANSITIONS[self.status]:
+            raise FailedPrecondition(
+                f"Order {self.order_id} is {self.status.value}, so it cannot be {_VERB[to]}."
+            )
+        self.status = to
+        self.updated_ns = now_ns
+        if reason:
+            self.reason = reason
+
+    def record_fill(
+        self, qty: Decimal, price: Decimal, now_ns: int, *, completes: bool = False
+    ) -> None:
+        """Count a fill; the status follows from what remains.
+
+        `completes` closes a notional order whose remaining dollars no longer buy
+        one quantity increment (its share count is only known as it fills).
+        """
+        if qty <= 0 or price <= 0:
+            raise InvalidArgument(
+                f"A fill needs a positive quantity and price, not {qty} @ {price}."
+            )
+        remaining = self.remaining_qty
+        if remaining is not None and qty > remaining:
+            raise FailedPrecondition(
+                f"Order {self.order_id} has {format_decimal(remaining)} left to fill, "
+                f"not {format_decimal(qty)}."
+            )
+        done = completes if remaining is None else qty == remaining
+        self.transition(OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED, now_ns)
+        self.filled_qty += qty
+        self.filled_notional += qty * price
+        self.fill_count += 1
+
+
+def _require_positive(field_name: str, value: Decimal | None) -> Decimal:
+    if value is None:
+        raise InvalidArgument(f"{field_name} is required for this order type.")
+    if not value.is_finite() or value <= 0:
+        raise InvalidArgument(f"{field_name} must be a positive number, not {value}.")
+    return value
+
+
+def _require_absent(field_name: str, value: Decimal | None, order_type: OrderType) -> None:
+    if value is not None:
+        raise InvalidArgument(
+            f"{field_name} does not apply to {order_type.value} orders; leave it empty."
+        )
+
+
+def _require_on_tick(field_name: str, price: Decimal, instrument: Instrument) -> None:
+    if not is_multiple_of(price, instrument.tick_size):
+        raise InvalidArgument(
+            f"{field_name} {format_decimal(price)} is not on {instrument.symbol}'s tick grid of "
+            f"{format_decimal(instrument.tick_size)}."
+        )
+
+
+def validate_quantity(qty: Decimal, instrument: Instrument) -> None:
+    """Shares must be positive, whole unless the instrument is fractionable, and on its grid."""
+    _require_positive("qty", qty)
+    if not instrument.fractionable and qty != qty.to_integral_value():
+        raise InvalidArgument(
+            f"{instrument.symbol} does not trade in fractional shares; send a whole quantity, "
+            f"not {format_decimal(qty)}."
+        )
+    if not is_multiple_of(qty, instrument.qty_increment):
+        raise InvalidArgument(
+            f"qty {format_decimal(qty)} is not a multiple of {instrument.symbol}'s quantity "
+            f"increment {format_decimal(instrument.qty_increment)}."
+        )
+
+
+def validate_order_request(request: OrderRequest, instrument: Instrument) -> None:
+    """Refuse with INVALID_ARGUMENT anything a broker would bounce at the door."""
+    if request.symbol != instrument.symbol:
+        raise InvalidArgument(
+            f"Instrument {instrument.symbol} does not match symbol {request.symbol}."
+        )
+    if not instrument.tradable:
+        raise InvalidArgument(f"{instrument.symbol} is not tradable.")
+    if len(request.client_order_id) > MAX_CLIENT_ORDER_ID_LEN:
+        raise InvalidArgument(
+            f"client_order_id may be at most {MAX_CLIENT_ORDER_ID_LEN} characters long."
+        )
+    if request.client_order_id and not request.client_order_id.isprintable():
+        raise InvalidArgument("client_order_id must contain printable characters only.")
+
+    kind = request.order_type
+    if (request.qty is None) == (request.notional is None):
+        raise InvalidArgument("Send exactly one of qty (shares) or notional (dollars).")
+    if request.notional is not None:
+        # Alpaca's rules for dollar orders: market, day, fractionable instruments.
+        if kind is not OrderType.MARKET:
+            raise InvalidArgument(
+                f"notional is only accepted for market orders; a {kind.value} order needs qty."
+            )
+        _require_positive("notional", request.notional)
+        if request.time_in_force is not TimeInForce.DAY:
+            raise InvalidArgument("Notional orders must use time_in_force day.")
+        if not instrument.fractionable:
+            raise InvalidArgument(
+                f"{instrument.symbol} does not trade in fractional shares, so it cannot be "
+                "bought by notional; send qty."
+            )
+    else:
+        assert request.qty is not None
+        validate_quantity(request.qty, instrument)
+
+    needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+    needs_stop = kind in (OrderType.STOP, OrderType.STOP_LIMIT)
+    if needs_limit:
+        _require_on_tick(
+            "limit_price", _require_positive("limit_price", request.limit_price), instrument
+        )
+    else:
+        _require_absent("limit_price", request.limit_price, kind)
+    if needs_stop:
+        _require_on_tick(
+            "stop_price", _require_positive("stop_price", request.stop_price), instrument
+        )
+    else:
+        _require_absent("stop_price", request.stop_price, kind)
+
+    if kind is OrderType.TRAILING_STOP:
+        if (request.trail_price is None) == (request.trail_percent is None):
+            raise InvalidArgument(
+                "A trailing stop needs exactly one of trail_price or trail_percent."
+            )
+        if request.trail_price is not None:
+            _require_on_tick(
+                "trail_price", _require_positive("trail_price", request.trail_price), instrument
+            )
+        else:
+            percent = _require_positive("trail_percent", request.trail_percent)
+            if percent >= HUNDRED:
+                raise InvalidArgument("trail_percent must be below 100.")
+    else:
+        _require_absent("trail_price", request.trail_price, kind)
+        _require_absent("trail_percent", request.trail_percent, kind)
+
+    # IOC and FOK are decided the moment the order arrives, which only makes sense for
+    # orders that can trade immediately (Alpaca applies the same restriction).
+    if request.time_in_force in (TimeInForce.IOC, TimeInForce.FOK) and kind not in (
+        OrderType.MARKET,
+        OrderType.LIMIT,
+    ):
+        raise InvalidArgument(
+            f"time_in_force {request.time_in_force.value} applies to market and limit orders only."
+        )
+    if kind is OrderType.TRAILING_STOP and request.time_in_force not in (
+        TimeInForce.DAY,
+        TimeInForce.GTC,
+    ):
+        raise InvalidArgument("Trailing stops accept time_in_force day or gtc only.")
+
+
+def new_order(
+    request: OrderRequest, instrument: Instrument, *, order_id: str, account_id: str, now_ns: int
+) -> Order:
+    """Validate `request` and build the order in status `new`."""
+    validate_order_request(request, instrument)
+    return Order(
+        order_id=order_id,
+        account_id=account_id,
+        symbol=request.symbol,
+        side=request.side,
+        order_type=request.order_type,
+        time_in_force=request.time_in_force,
+        qty=request.qty,
+        notional=request.notional,
+        limit_price=request.limit_price,
+        stop_price=request.stop_price,
+        trail_price=request.trail_price,
+        trail_percent=request.trail_percent,
+        client_order_id=request.client_order_id,
+        created_ns=now_ns,
+        updated_ns=now_ns,
+    )
+
+
+def resolve_resubmission(existing: Order, request: OrderRequest) -> Order:
+    """Idempotent submit: the same client_order_id with the same contents gets the same order.
+
+    Decimals compare by value, so "10" and "10.0" are the same quantity.
+    """
+    if existing.request() == request:
+        return existing
+    raise AlreadyExists(
+        f"client_order_id {request.client_order_id!r} was already used for order "
+        f"{existing.order_id} with different contents; use a new client_order_id."
+    )
+
+
+def build_replacement(
+    original: Order, change: ReplaceRequest, instrument: Instrument, *, order_id: str, now_ns: int
+) -> Order:
+    """The successor of `original` with `change` applied, in status `new`.
+
+    The caller marks the original replaced and accepts the successor in one
+    transaction; this only checks that a replace is possible and well formed.
+    """
+    if not original.is_open or original.status is OrderStatus.NEW:
+        raise FailedPrecondition(
+            f"Order {original.order_id} is {original.status.value}, so it cannot be replaced."
+        )
+    if original.order_type is OrderType.MARKET:
+        raise FailedPrecondition("Market orders cannot be replaced; cancel and submit a new order.")
+    remaining = original.remaining_qty
+    assert remaining is not None  # only market orders carry notional
+    trail_price, trail_percent = original.trail_price, original.trail_percent
+    if change.trail_price is not None or change.trail_percent is not None:
+        trail_price, trail_percent = change.trail_price, change.trail_percent
+    request = OrderRequest(
+        symbol=original.symbol,
+        side=original.side,
+        order_type=original.order_type,
+        time_in_force=change.time_in_force or original.time_in_force,
+        qty=change.qty if change.qty is not None else remaining,
+        limit_price=change.limit_price if change.limit_price is not None else original.limit_price,
+        stop_price=change.stop_price if change.stop_price is not None else original.stop_price,
+        trail_price=trail_price,
+        trail_percent=trail_percent,
+        client_order_id=change.client_order_id,
+    )
+    successor = new_order(
+        request, instrument, order_id=order_id, account_id=original.account_id, now_ns=now_ns
+    )
+    successor.replaces = original.order_id
+    return successor
