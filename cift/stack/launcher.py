@@ -1,0 +1,454 @@
+"""The launcher behind `cift up` and the test fixtures: the whole mesh as one process tree.
+
+Start order: infrastructure (embedded where no address is configured) → database
+and topics → each service's migrations → the four services, until every health
+check says SERVING → the gateway. Stop order is the reverse. While a stack runs,
+its home holds a lock (one launcher per home) and `stack.json`, which tells
+`cift status` and `cift user create` where everything listens.
+
+The launcher never leaves a child behind: a failed start stops what already runs
+before the error reaches the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cift.runtime.config import CommonConfig, env_name, load
+from cift.stack import gateway, kafka_broker, postgres, redis_server, services
+from cift.stack.errors import StackError, redact_url
+from cift.stack.ports import LOOPBACK, PortPlan, ensure_free
+from cift.stack.probes import (
+    probe_http,
+    probe_kafka,
+    probe_postgres,
+    probe_redis,
+    probe_tcp,
+    wait_until_answers,
+)
+from cift.stack.processes import Child, stop_in_reverse
+from cift.stack.settings import StackConfig, is_configured
+from cift.stack.tasks import run_all
+
+STATE_FILE = "stack.json"
+LOCK_FILE = "stack.lock"
+
+# Infrastructure piece → the common setting that, when given, replaces the embedded one.
+INFRA_SETTINGS: Mapping[str, str] = {
+    "postgres": "database_url",
+    "redis": "redis_url",
+    "kafka": "kafka_bootstrap",
+}
+INFRA: tuple[str, ...] = tuple(INFRA_SETTINGS)
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """What to run and where; the CLI flags and the test fixtures map onto these."""
+
+    home: Path
+    # Delete the embedded data under `home` before starting.
+    fresh: bool = False
+    with_services: bool = True
+    with_gateway: bool = True
+    # Ports from the kernel instead of the documented defaults (tests).
+    free_ports: bool = False
+    # fsync PostgreSQL's data; off only for data nobody keeps (tests).
+    durable: bool = True
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """Where a running stack listens; what `cift up` prints and the fixtures yield."""
+
+    home: Path
+    database_url: str
+    redis_url: str
+    kafka_bootstrap: str
+    # Which infrastructure pieces this launcher started itself (the rest were configured).
+    embedded: tuple[str, ...]
+    # service name → "127.0.0.1:port" of its gRPC server (empty without services).
+    grpc_addrs: Mapping[str, str] = field(default_factory=dict)
+    # service name → "http://127.0.0.1:port/metrics".
+    metrics_urls: Mapping[str, str] = field(default_factory=dict)
+    gateway_url: str | None = None
+    gateway_admin_url: str | None = None
+    # The CIFT_* variables that point a process (a test, a CLI command) at this stack.
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["home"] = str(self.home)
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> StackInfo:
+        data: dict[str, Any] = json.loads(text)
+        data["home"] = Path(data["home"])
+        data["embedded"] = tuple(data["embedded"])
+        return cls(**data)
+
+
+def read_running(home: Path) -> StackInfo | None:
+    """The stack a live launcher runs in `home`, or None (a stale file from a killed one is ignored)."""
+    state = home / STATE_FILE
+    if not state.is_file():
+        return None
+    try:
+        with (home / LOCK_FILE).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return StackInfo.from_json(state.read_text())
+    except OSError:
+        return None
+    return None
+
+
+class Stack:
+    """One stack's processes, started phase by phase and stopped in reverse."""
+
+    def __init__(
+        self,
+        options: StackOptions,
+        environ: Mapping[str, str] | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.environ = dict(os.environ if environ is None else environ)
+        self.config = load(StackConfig, self.environ)
+        self.ports = PortPlan.free() if options.free_ports else PortPlan.from_config(self.config)
+        self.home = options.home.expanduser().resolve()
+        self.logs_dir = self.home / "logs"
+        self.embedded = tuple(
+            piece
+            for piece, setting_name in INFRA_SETTINGS.items()
+            if not is_configured(self.environ, setting_name)
+        )
+        self.database_url = (
+            postgres.database_url(self.ports.postgres)
+            if "postgres" in self.embedded
+            else self.config.database_url
+        )
+        self.redis_url = (
+            redis_server.redis_url(self.ports.redis)
+            if "redis" in self.embedded
+            else self.config.redis_url
+        )
+        self.kafka_bootstrap = (
+            kafka_broker.bootstrap_address(self.ports.kafka)
+            if "kafka" in self.embedded
+            else self.config.kafka_bootstrap
+        )
+        self.grpc_addrs = {name: f"{LOOPBACK}:{port}" for name, port in self.ports.grpc.items()}
+        self._progress = progress or (lambda _message: None)
+        self._groups: list[list[Child]] = []
+        self._lock: int | None = None
+        self._info: StackInfo | None = None
+
+    # ---- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> StackInfo:
+        """Bring up everything the options ask for; on any failure stop what runs, then raise."""
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> StackInfo:
+        started = time.monotonic()
+        with_services = self.options.with_services
+        with_gateway = with_services and self.options.with_gateway
+        self._claim_home()
+        self._preflight(INFRA, with_services, with_gateway)
+        await self.start_infrastructure(INFRA)
+        if with_services:
+            await self.migrate()
+            await self.start_services()
+        if with_gateway:
+            await self.start_gateway()
+        self._info = self.describe(with_services, with_gateway)
+        (self.home / STATE_FILE).write_text(self._info.to_json())
+        self._progress(f"stack up in {time.monotonic() - started:.1f} s")
+        return self._info
+
+    async def migrate_database(self) -> None:
+        """Apply every service's migrations, starting the embedded PostgreSQL only if needed."""
+        try:
+            if "postgres" in self.embedded:
+                self._claim_home()
+                self._preflight(("postgres",), with_services=False, with_gateway=False)
+            else:
+                self.logs_dir.mkdir(parents=True, exist_ok=True)
+            await self.start_infrastructure(("postgres",))
+            await self.migrate()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Stop every child, newest first; safe to call twice and after a failed start."""
+        groups, self._groups = self._groups, []
+        await stop_in_reverse(groups)
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                (self.home / STATE_FILE).unlink(missing_ok=True)
+            os.close(self._lock)
+            self._lock = None
+
+    async def wait_for_exit(self) -> Child:
+        """The first child that exits on its own (the stack is then no longer whole)."""
+        watchers = {asyncio.ensure_future(child.wait()): child for child in self.children}
+        if not watchers:
+            raise StackError("the stack has no running process to watch")
+        try:
+            done, _ = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+        return watchers[next(iter(done))]
+
+    @property
+    def children(self) -> list[Child]:
+        return [child for group in self._groups for child in group]
+
+    # ---- phases -----------------------------------------------------------------------
+
+    def _claim_home(self) -> None:
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StackError(f"cannot use {self.home} as CIFT_HOME: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StackError(
+                f"another cift launcher already runs with home {self.home}; stop it or use --home"
+            ) from None
+        self._lock = fd
+        if self.options.fresh:
+            for stale in ("postgres", "redis", "logs", "gateway"):
+                shutil.rmtree(self.home / stale, ignore_errors=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+
+    def _preflight(self, pieces: Sequence[str], with_services: bool, with_gateway: bool) -> None:
+        """Find every binary and check every port before starting anything."""
+        wanted: dict[str, int] = {}
+        embedded = [piece for piece in pieces if piece in self.embedded]
+        if "postgres" in embedded:
+            postgres.binaries_dir()
+            wanted["embedded PostgreSQL, CIFT_EMBEDDED_POSTGRES_PORT"] = self.ports.postgres
+        if "redis" in embedded:
+            redis_server.redis_binary()
+            wanted["embedded Redis, CIFT_EMBEDDED_REDIS_PORT"] = self.ports.redis
+        if "kafka" in embedded:
+            kafka_broker.broker_binary()
+            wanted["embedded Kafka, CIFT_EMBEDDED_KAFKA_PORT"] = self.ports.kafka
+        if with_services:
+            for name in services.SERVICE_NAMES:
+                wanted[f"{name} gRPC, {env_name(name + '_addr')}"] = self.ports.grpc[name]
+                wanted[f"{name} metrics"] = self.ports.metrics[name]
+        if with_gateway:
+            gateway.envoy_binary(self.config.envoy_bin)
+            wanted["gateway admin, CIFT_GATEWAY_ADMIN_PORT"] = self.ports.gateway_admin
+        ensure_free(LOOPBACK, wanted)
+        if with_gateway:
+            ensure_free(
+                self.config.gateway_host, {"gateway, CIFT_GATEWAY_PORT": self.ports.gateway}
+            )
+
+    async def start_infrastructure(self, pieces: Sequence[str]) -> None:
+        """Embedded servers where none is configured, wait for all; then database and topics."""
+        started = time.monotonic()
+        group: list[Child] = []
+        self._groups.append(group)
+        if "redis" in pieces and "redis" in self.embedded:
+            group.append(
+                redis_server.spawn_redis(
+                    self.ports.redis, self.home / "redis", self.logs_dir / "redis.log"
+                )
+            )
+        if "kafka" in pieces and "kafka" in self.embedded:
+            group.append(kafka_broker.spawn_broker(self.ports.kafka, self.logs_dir / "kafka.log"))
+        if "postgres" in pieces and "postgres" in self.embedded:
+            data_dir = self.home / "postgres"
+            user = await asyncio.to_thread(postgres.prepare_data_dir, data_dir)
+            group.append(
+                postgres.spawn_postgres(
+                    data_dir,
+                    self.ports.postgres,
+                    self.logs_dir / "postgres.log",
+                    user=user,
+                    durable=self.options.durable,
+                )
+            )
+        children = {child.name: child for child in group}
+
+        def running(piece: str) -> Callable[[], bool]:
+            child = children.get(piece)
+            return (lambda: True) if child is None else (lambda: child.exit_code is None)
+
+        timeout_s = self.config.dependency_timeout_s
+        database_url, redis_url, bootstrap = self.database_url, self.redis_url, self.kafka_bootstrap
+        waits: list[Coroutine[Any, Any, Any]] = []
+        if "postgres" in pieces:
+            waits.append(
+                wait_until_answers(
+                    f"PostgreSQL at {redact_url(database_url)}",
+                    lambda: probe_postgres(database_url, database_may_be_missing=True),
+                    timeout_s,
+                    running("postgres"),
+                )
+            )
+        if "redis" in pieces:
+            waits.append(
+                wait_until_answers(
+                    f"Redis at {redact_url(redis_url)}",
+                    lambda: probe_redis(redis_url),
+                    timeout_s,
+                    running("redis"),
+                )
+            )
+        if "kafka" in pieces:
+            waits.append(
+                wait_until_answers(
+                    f"Kafka at {bootstrap}",
+                    lambda: probe_kafka(bootstrap),
+                    timeout_s,
+                    running("kafka"),
+                )
+            )
+        await run_all(waits)
+        setup: list[Coroutine[Any, Any, None]] = []
+        if "postgres" in pieces:
+            setup.append(postgres.ensure_database(database_url))
+        if "kafka" in pieces:
+            setup.append(kafka_broker.ensure_topics(bootstrap, self.config.topic_partitions))
+        await run_all(setup)
+        embedded = [piece for piece in pieces if piece in self.embedded]
+        self._progress(
+            f"infrastructure ready in {time.monotonic() - started:.1f} s "
+            f"(embedded: {', '.join(embedded) or 'none'})"
+        )
+
+    def _common_config(self) -> CommonConfig:
+        """The settings every service shares, pointing at this stack."""
+        return load(
+            CommonConfig,
+            self.environ,
+            database_url=self.database_url,
+            redis_url=self.redis_url,
+            kafka_bootstrap=self.kafka_bootstrap,
+            auth_addr=self.grpc_addrs["auth"],
+            marketdata_addr=self.grpc_addrs["marketdata"],
+            execution_addr=self.grpc_addrs["execution"],
+            risk_addr=self.grpc_addrs["risk"],
+        )
+
+    def service_environs(self) -> dict[str, dict[str, str]]:
+        common = self._common_config()
+        return {
+            name: services.service_environ(
+                self.environ, common, name, self.ports.grpc[name], self.ports.metrics[name]
+            )
+            for name in services.SERVICE_NAMES
+        }
+
+    async def migrate(self) -> None:
+        started = time.monotonic()
+        await services.run_migrations(self.service_environs(), self.logs_dir)
+        self._progress(f"migrations applied in {time.monotonic() - started:.1f} s")
+
+    async def start_services(self) -> None:
+        started = time.monotonic()
+        group: list[Child] = []
+        self._groups.append(group)
+        drain_s = self.config.drain_timeout_s
+        for name, environ in self.service_environs().items():
+            group.append(services.spawn_service(name, environ, self.logs_dir, drain_s))
+        await services.wait_all_serving(group, self.grpc_addrs, self.config.service_start_timeout_s)
+        self._progress(f"services serving in {time.monotonic() - started:.1f} s")
+
+    async def start_gateway(self) -> None:
+        started = time.monotonic()
+        gateway_dir = self.home / "gateway"
+        descriptor = await asyncio.to_thread(gateway.build_descriptor, gateway_dir / "cift.pb")
+        params = gateway.GatewayParams(
+            listener_host=self.config.gateway_host,
+            listener_port=self.ports.gateway,
+            admin_host=LOOPBACK,
+            admin_port=self.ports.gateway_admin,
+            upstreams=self.grpc_addrs,
+            descriptor_path=str(descriptor),
+        )
+        config_path = gateway_dir / "envoy.yaml"
+        config_path.write_text(gateway.render_gateway_config(params))
+        argv = gateway.envoy_argv(gateway.envoy_binary(self.config.envoy_bin), config_path)
+        child = gateway.spawn_envoy(argv, self.logs_dir / "gateway.log")
+        self._groups.append([child])
+        admin_ready = f"http://{LOOPBACK}:{self.ports.gateway_admin}/ready"
+        listener = (self.config.gateway_host, self.ports.gateway)
+        try:
+            await wait_until_answers(
+                f"gateway admin at {admin_ready}",
+                lambda: probe_http(admin_ready),
+                self.config.dependency_timeout_s,
+                lambda: child.exit_code is None,
+            )
+            await wait_until_answers(
+                f"gateway at {listener[0]}:{listener[1]}",
+                lambda: probe_tcp(*listener),
+                self.config.dependency_timeout_s,
+                lambda: child.exit_code is None,
+            )
+        except StackError as exc:
+            raise StackError(
+                exc.message, f"last lines of {child.log_path}:\n{child.log_tail()}"
+            ) from None
+        self._progress(f"gateway ready in {time.monotonic() - started:.1f} s")
+
+    def describe(self, with_services: bool, with_gateway: bool) -> StackInfo:
+        """Where this stack listens (or will, once started) with these parts."""
+        env = {
+            env_name("home"): str(self.home),
+            env_name("database_url"): self.database_url,
+            env_name("redis_url"): self.redis_url,
+            env_name("kafka_bootstrap"): self.kafka_bootstrap,
+        }
+        grpc_addrs: dict[str, str] = {}
+        metrics_urls: dict[str, str] = {}
+        gateway_url = gateway_admin_url = None
+        if with_services:
+            grpc_addrs = dict(self.grpc_addrs)
+            metrics_urls = {
+                name: f"http://{LOOPBACK}:{port}/metrics"
+                for name, port in self.ports.metrics.items()
+            }
+            env.update({env_name(f"{name}_addr"): addr for name, addr in grpc_addrs.items()})
+            if with_gateway:
+                gateway_url = f"http://{self.config.gateway_host}:{self.ports.gateway}"
+                gateway_admin_url = f"http://{LOOPBACK}:{self.ports.gateway_admin}"
+        return StackInfo(
+            home=self.home,
+            database_url=self.database_url,
+            redis_url=self.redis_url,
+            kafka_bootstrap=self.kafka_bootstrap,
+            embedded=self.embedded,
+            grpc_addrs=grpc_addrs,
+            metrics_urls=metrics_urls,
+            gateway_url=gateway_url,
+            gateway_admin_url=gateway_admin_url,
+            env=env,
+        )

@@ -1,0 +1,159 @@
+"""Does a component answer? One probe per kind of server, plus a patient retry.
+
+Probes are what "up" means for the launcher, `cift status` and the tests alike: a
+PostgreSQL that accepts a query, a Redis that answers PING, a broker that returns
+metadata, a gRPC health check that says SERVING, an HTTP endpoint that returns 200.
+A probe raises `ProbeFailed` with a short reason; it never hangs past its timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+import grpc
+import redis.asyncio as aioredis
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cift.stack.errors import StackError
+
+T = TypeVar("T")
+
+PROBE_TIMEOUT_S = 2.0
+
+
+class ProbeFailed(Exception):
+    """The component did not answer as expected; the message says how."""
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, uniform reason: every kind of client words "nothing listens" differently."""
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+        exc = exc.reason
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    text = str(exc).strip() or type(exc).__name__
+    if "Connection refused" in text or "Connect call failed" in text:
+        return "connection refused"
+    return text.splitlines()[0]
+
+
+async def probe_postgres(url: str, *, database_may_be_missing: bool = False) -> None:
+    """Pass when the server runs a query; optionally also when only `url`'s database is missing."""
+    try:
+        conn = await asyncpg.connect(url, timeout=PROBE_TIMEOUT_S)
+    except asyncpg.InvalidCatalogNameError as exc:
+        if database_may_be_missing:
+            return
+        raise ProbeFailed(_reason(exc)) from None
+    except (OSError, asyncpg.PostgresError, TimeoutError, asyncpg.InterfaceError) as exc:
+        raise ProbeFailed(_reason(exc)) from None
+    try:
+        await conn.fetchval("SELECT 1", timeout=PROBE_TIMEOUT_S)
+    except (asyncpg.PostgresError, TimeoutError) as exc:
+        raise ProbeFailed(_reason(exc)) from None
+    finally:
+        await conn.close()
+
+
+async def probe_redis(url: str) -> None:
+    client = aioredis.from_url(url, socket_timeout=PROBE_TIMEOUT_S)
+    try:
+        await client.ping()
+    except (OSError, aioredis.RedisError) as exc:
+        raise ProbeFailed(_reason(exc)) from None
+    finally:
+        await client.aclose()
+
+
+async def probe_kafka(bootstrap: str) -> list[str]:
+    """The broker's topic names (a metadata round trip proves it serves the protocol)."""
+    # aiokafka's default request timeout stays: shorter ones never complete a group join on Tansu.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await asyncio.wait_for(admin.start(), PROBE_TIMEOUT_S)
+        topics: list[str] = await asyncio.wait_for(admin.list_topics(), PROBE_TIMEOUT_S)
+        return topics
+    except KafkaConnectionError:
+        raise ProbeFailed("connection refused or not a Kafka broker") from None
+    except Exception as exc:  # aiokafka raises its own hierarchy and bare KafkaErrors
+        raise ProbeFailed(_reason(exc)) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+async def probe_grpc_health(address: str, service: str = "") -> None:
+    """Pass only when grpc.health.v1 Check reports SERVING for `service`."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=PROBE_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            details = exc.details() or ""
+            if "Connection refused" in details:
+                raise ProbeFailed("connection refused") from None
+            raise ProbeFailed(f"{exc.code().name}: {details}") from None
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        raise ProbeFailed(status)
+
+
+async def probe_http(url: str) -> str:
+    """The body of a 200 answer from `url`."""
+
+    def fetch() -> str:
+        try:
+            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
+                body: bytes = response.read()
+                return body.decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            raise ProbeFailed(f"HTTP {exc.code}") from None
+        except (OSError, ValueError) as exc:
+            raise ProbeFailed(_reason(exc)) from None
+
+    return await asyncio.to_thread(fetch)
+
+
+async def probe_tcp(host: str, port: int) -> None:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        raise ProbeFailed(_reason(exc)) from None
+    writer.close()
+    await writer.wait_closed()
+
+
+async def wait_until_answers(
+    what: str,
+    probe: Callable[[], Awaitable[T]],
+    timeout_s: float,
+    still_running: Callable[[], bool] = lambda: True,
+) -> T:
+    """Retry `probe` until it passes; give up after `timeout_s` or when the process died.
+
+    Raises a `StackError` naming `what` and the last reason it gave.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay_s = 0.05
+    while True:
+        try:
+            return await probe()
+        except ProbeFailed as exc:
+            reason = str(exc)
+        if not still_running():
+            raise StackError(f"{what} exited before it answered (last probe: {reason})")
+        if time.monotonic() + delay_s > deadline:
+            raise StackError(f"{what} did not answer within {timeout_s:g} s: {reason}")
+        await asyncio.sleep(delay_s)
+        delay_s = min(delay_s * 1.5, 0.5)

