@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Lint protos/ with buf's STANDARD rules, offline. Installs the pinned buf from
+# package-lock.json on first use; stages the googleapis imports buf needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x node_modules/.bin/buf ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+"${PYTHON:-python}" -c 'from cift.protogen import stage_lint_imports; stage_lint_imports()'
+node_modules/.bin/buf lint
+echo "buf lint: protos/ clean (STANDARD rules)"
