@@ -26,12 +26,16 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
+from cift.auth.v1 import auth_pb2, auth_pb2_grpc
+from cift.runtime.config import CommonConfig
 from cift.runtime.errors import Unauthenticated, Unavailable
-from cift.runtime.identity import ALL_SCOPES, Identity
+from cift.runtime.identity import ALL_SCOPES, IDENTITY_TOKEN_HEADER, Identity
 
 log = logging.getLogger(__name__)
 
@@ -346,3 +350,66 @@ class TokenVerifier:
             now=now,
             leeway_s=self._leeway_s,
         )
+
+
+class JwksVerifier:
+    """The default `CredentialVerifier` of every service except auth.
+
+    Tokens are verified locally against auth's JWKS (fetched with `GetJwks`). An
+    API key sent straight to a service (not through the gateway) is resolved by
+    asking auth the gateway's own question (`Authorization/Check`) and verifying
+    the identity token it answers with, so key revocation is honoured the same way.
+    """
+
+    def __init__(self, config: CommonConfig, *, rpc_timeout_s: float = 2.0) -> None:
+        self._address = config.auth_addr
+        self._rpc_timeout_s = rpc_timeout_s
+        self._channel: grpc.aio.Channel | None = None
+        self._tokens = TokenVerifier(
+            JwksCache(self._fetch_jwks, max_age_s=config.jwks_cache_s),
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+        )
+
+    def _open(self) -> grpc.aio.Channel:
+        # Opened on first use, inside the running event loop.
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self._address)
+        return self._channel
+
+    async def _fetch_jwks(self) -> list[dict[str, str]]:
+        stub = auth_pb2_grpc.AuthServiceStub(self._open())
+        response = await stub.GetJwks(auth_pb2.GetJwksRequest(), timeout=self._rpc_timeout_s)
+        return [
+            {"kty": k.kty, "crv": k.crv, "x": k.x, "kid": k.kid, "alg": k.alg, "use": k.use}
+            for k in response.keys
+        ]
+
+    async def verify_token(self, token: str) -> Identity:
+        return await self._tokens.verify(token)
+
+    async def verify_api_key(self, api_key: str) -> Identity:
+        request = external_auth_pb2.CheckRequest()
+        http = request.attributes.request.http
+        http.method = "POST"
+        http.headers["x-api-key"] = api_key
+        stub = external_auth_pb2_grpc.AuthorizationStub(self._open())
+        try:
+            response = await stub.Check(request, timeout=self._rpc_timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable(
+                f"The auth service could not check the API key: {exc.code().name}."
+            ) from None
+        if response.status.code != 0:
+            raise Unauthenticated(
+                response.status.message or _INVALID_MESSAGE, reason="API_KEY_INVALID"
+            )
+        for option in response.ok_response.headers:
+            if option.header.key == IDENTITY_TOKEN_HEADER:
+                return await self.verify_token(option.header.value)
+        raise Unauthenticated(_INVALID_MESSAGE, reason="API_KEY_INVALID")
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close(None)
+            self._channel = None

@@ -108,11 +108,10 @@ class StoredApiKey:
     account_id: str
     scopes: frozenset[str]
     revoked: bool
-    expires_at: float | None = None
 
 
 def authenticate_key(
-    presented: PresentedKey, stored: StoredApiKey | None, pepper: bytes, *, now: float
+    presented: PresentedKey, stored: StoredApiKey | None, pepper: bytes
 ) -> StoredApiKey:
     """The key record the presented key proves possession of, or UNAUTHENTICATED.
 
@@ -124,7 +123,6 @@ def authenticate_key(
         secret_matches(presented, bytes(32), pepper)
         raise Unauthenticated(_INVALID_KEY_MESSAGE, reason="API_KEY_INVALID")
     matches = secret_matches(presented, stored.secret_hash, pepper)
-    expired = stored.expires_at is not None and now >= stored.expires_at
-    if not matches or stored.revoked or expired or stored.prefix != presented.prefix:
+    if not matches or stored.revoked or stored.prefix != presented.prefix:
         raise Unauthenticated(_INVALID_KEY_MESSAGE, reason="API_KEY_INVALID")
     return stored

@@ -17,12 +17,9 @@ from services.auth.api_keys import (
 )
 
 PEPPER = b"test-pepper-0123456789abcdef"
-NOW = 1_700_000_000.0
 
 
-def stored_for(
-    plaintext: str, *, revoked: bool = False, expires_at: float | None = None
-) -> StoredApiKey:
+def stored_for(plaintext: str, *, revoked: bool = False) -> StoredApiKey:
     presented = parse_api_key(plaintext)
     return StoredApiKey(
         key_id="k1",
@@ -32,7 +29,6 @@ def stored_for(
         account_id="a1",
         scopes=frozenset({"read"}),
         revoked=revoked,
-        expires_at=expires_at,
     )
 
 
@@ -60,7 +56,7 @@ def test_keys_are_unique() -> None:
 def test_presented_key_with_right_secret_authenticates() -> None:
     key = generate_api_key(PEPPER)
     record = stored_for(key.plaintext)
-    assert authenticate_key(parse_api_key(key.plaintext), record, PEPPER, now=NOW) is record
+    assert authenticate_key(parse_api_key(key.plaintext), record, PEPPER) is record
 
 
 def test_wrong_secret_under_a_real_prefix_is_refused() -> None:
@@ -68,7 +64,7 @@ def test_wrong_secret_under_a_real_prefix_is_refused() -> None:
     other = generate_api_key(PEPPER)
     forged = f"cift_{key.prefix}_{parse_api_key(other.plaintext).secret}"
     with pytest.raises(Unauthenticated):
-        authenticate_key(parse_api_key(forged), stored_for(key.plaintext), PEPPER, now=NOW)
+        authenticate_key(parse_api_key(forged), stored_for(key.plaintext), PEPPER)
 
 
 def test_hash_made_under_another_pepper_does_not_match() -> None:
@@ -78,7 +74,6 @@ def test_hash_made_under_another_pepper_does_not_match() -> None:
             parse_api_key(key.plaintext),
             StoredApiKey("k", key.prefix, key.secret_hash, "u", "a", frozenset({"read"}), False),
             PEPPER,
-            now=NOW,
         )
 
 
@@ -86,18 +81,11 @@ def test_revoked_key_is_refused_with_the_same_message_as_a_wrong_one() -> None:
     key = generate_api_key(PEPPER)
     with pytest.raises(Unauthenticated) as revoked:
         authenticate_key(
-            parse_api_key(key.plaintext), stored_for(key.plaintext, revoked=True), PEPPER, now=NOW
+            parse_api_key(key.plaintext), stored_for(key.plaintext, revoked=True), PEPPER
         )
     with pytest.raises(Unauthenticated) as unknown:
-        authenticate_key(parse_api_key(key.plaintext), None, PEPPER, now=NOW)
+        authenticate_key(parse_api_key(key.plaintext), None, PEPPER)
     assert revoked.value.message == unknown.value.message
-
-
-def test_expired_key_is_refused() -> None:
-    key = generate_api_key(PEPPER)
-    record = stored_for(key.plaintext, expires_at=NOW)
-    with pytest.raises(Unauthenticated):
-        authenticate_key(parse_api_key(key.plaintext), record, PEPPER, now=NOW)
 
 
 @pytest.mark.parametrize(
