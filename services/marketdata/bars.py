@@ -1,0 +1,300 @@
+"""OHLCV+VWAP bars: built tick by tick for live data, and in batch with Polars for history.
+
+Bucketing is by the trade's own timestamp, aligned to the Unix epoch in UTC (a 1Day
+bar is a UTC day, which contains the whole US regular session), never by arrival
+time. A bar closes when its symbol's clock (the latest quote or trade timestamp
+seen for it) reaches the bar's end. Both rules depend only on the tick sequence of
+one symbol, so replaying the same ticks after a crash rebuilds the same bars.
+
+A trade older than the symbol's current finest bucket is late: it is counted and
+left out, because the bar it belongs to may already have been published. The
+incremental and the batch path agree on every input without late trades.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from cift.runtime.errors import InvalidArgument
+
+NS_PER_SECOND = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Timeframe:
+    name: str
+    ns: int
+
+
+TIMEFRAMES: tuple[Timeframe, ...] = (
+    Timeframe("1Sec", NS_PER_SECOND),
+    Timeframe("1Min", 60 * NS_PER_SECOND),
+    Timeframe("5Min", 300 * NS_PER_SECOND),
+    Timeframe("15Min", 900 * NS_PER_SECOND),
+    Timeframe("1Hour", 3600 * NS_PER_SECOND),
+    Timeframe("1Day", 86400 * NS_PER_SECOND),
+)
+_BY_NAME = {tf.name.lower(): tf for tf in TIMEFRAMES}
+
+
+def parse_timeframe(name: str) -> Timeframe:
+    """The timeframe called `name` (case-insensitive), or INVALID_ARGUMENT listing the valid ones."""
+    timeframe = _BY_NAME.get(name.strip().lower())
+    if timeframe is None:
+        valid = ", ".join(tf.name for tf in TIMEFRAMES)
+        raise InvalidArgument(f"Unknown timeframe {name!r}; use one of {valid}.")
+    return timeframe
+
+
+def bucket_start(ts_ns: int, timeframe: Timeframe) -> int:
+    return ts_ns - ts_ns % timeframe.ns
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One bar. `notional` (sum of price*size) is kept so a bar can be resumed exactly."""
+
+    symbol: str
+    timeframe: str
+    start_ns: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    notional: float
+    trade_count: int
+
+    @property
+    def vwap(self) -> float:
+        return self.notional / self.volume if self.volume > 0 else self.close
+
+
+class _OpenBar:
+    """The mutable state of a bar still receiving trades (hot path: no dataclass overhead)."""
+
+    __slots__ = ("close", "count", "high", "low", "notional", "open", "start_ns", "volume")
+
+    def __init__(self, start_ns: int, price: float, size: float) -> None:
+        self.start_ns = start_ns
+        self.open = price
+        self.high = price
+        self.low = price
+        self.close = price
+        self.volume = size
+        self.notional = price * size
+        self.count = 1
+
+    def freeze(self, symbol: str, timeframe: str) -> Bar:
+        return Bar(
+            symbol,
+            timeframe,
+            self.start_ns,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+            self.notional,
+            self.count,
+        )
+
+
+def _thaw(bar: Bar) -> _OpenBar:
+    state = _OpenBar(bar.start_ns, bar.open, 0.0)
+    state.high = bar.high
+    state.low = bar.low
+    state.close = bar.close
+    state.volume = bar.volume
+    state.notional = bar.notional
+    state.count = bar.trade_count
+    return state
+
+
+class BarBuilder:
+    """Aggregates trades into bars of several timeframes and hands back the ones that close."""
+
+    def __init__(self, timeframes: Sequence[Timeframe] = TIMEFRAMES) -> None:
+        if not timeframes:
+            raise InvalidArgument("A bar builder needs at least one timeframe.")
+        self.timeframes = tuple(sorted(timeframes, key=lambda tf: tf.ns))
+        self._ns = tuple(tf.ns for tf in self.timeframes)
+        self._names = tuple(tf.name for tf in self.timeframes)
+        self._finest_ns = self._ns[0]
+        self._open: dict[str, list[_OpenBar | None]] = {}
+        self._clock: dict[str, int] = {}
+        self.late_trades = 0
+
+    def on_trade(self, symbol: str, ts_ns: int, price: float, size: float) -> list[Bar]:
+        """Add one trade; returns the bars of `symbol` that its timestamp closed."""
+        closed = self.advance(symbol, ts_ns)
+        clock = self._clock[symbol]
+        if ts_ns - ts_ns % self._finest_ns < clock - clock % self._finest_ns:
+            self.late_trades += 1
+            return closed
+        bars = self._open[symbol]
+        for k, ns in enumerate(self._ns):
+            bar = bars[k]
+            if bar is None:
+                bars[k] = _OpenBar(ts_ns - ts_ns % ns, price, size)
+                continue
+            if price > bar.high:
+                bar.high = price
+            elif price < bar.low:
+                bar.low = price
+            bar.close = price
+            bar.volume += size
+            bar.notional += price * size
+            bar.count += 1
+        return closed
+
+    def advance(self, symbol: str, ts_ns: int) -> list[Bar]:
+        """Move `symbol`'s clock to `ts_ns` (a quote or trade time), closing bars that ended."""
+        previous = self._clock.get(symbol)
+        if previous is None:
+            self._clock[symbol] = ts_ns
+            self._open[symbol] = [None] * len(self._ns)
+            return []
+        if ts_ns <= previous:
+            return []
+        self._clock[symbol] = ts_ns
+        closed: list[Bar] = []
+        bars = self._open[symbol]
+        for k, ns in enumerate(self._ns):
+            bar = bars[k]
+            if bar is not None and ts_ns >= bar.start_ns + ns:
+                closed.append(bar.freeze(symbol, self._names[k]))
+                bars[k] = None
+        return closed
+
+    def open_bars(self) -> list[Bar]:
+        """Snapshot of every bar still open (persisted with the consumed offsets)."""
+        snapshot = []
+        for symbol, bars in self._open.items():
+            for k, bar in enumerate(bars):
+                if bar is not None:
+                    snapshot.append(bar.freeze(symbol, self._names[k]))
+        return snapshot
+
+    def open_bar(self, symbol: str, timeframe: str) -> Bar | None:
+        bars = self._open.get(symbol)
+        if bars is None:
+            return None
+        k = self._names.index(parse_timeframe(timeframe).name)
+        bar = bars[k]
+        return None if bar is None else bar.freeze(symbol, self._names[k])
+
+    def clocks(self) -> dict[str, int]:
+        return dict(self._clock)
+
+    def restore(self, open_bars: Iterable[Bar], clocks: dict[str, int]) -> None:
+        """Resume from a snapshot taken by `open_bars` and `clocks` (after a restart)."""
+        self._open.clear()
+        self._clock = dict(clocks)
+        for symbol in self._clock:
+            self._open[symbol] = [None] * len(self._ns)
+        for bar in open_bars:
+            k = self._names.index(parse_timeframe(bar.timeframe).name)
+            if bar.symbol not in self._clock:
+                raise InvalidArgument(
+                    f"Open bar for {bar.symbol} has no symbol clock to resume from."
+                )
+            self._open[bar.symbol][k] = _thaw(bar)
+
+
+BAR_COLUMNS = (
+    "symbol",
+    "start_ns",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "notional",
+    "trade_count",
+)
+
+
+def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) -> pl.DataFrame:
+    """Bars from a frame of trades (columns symbol, ts_ns, price, size) in one lazy query.
+
+    Trades must be in timestamp order within each symbol (how they are stored and
+    read back); group_by keeps that order within a group, so first/last are open/close.
+    The result is sorted by symbol then bar start and includes a `vwap` column.
+    """
+    lazy = trades.lazy() if isinstance(trades, pl.DataFrame) else trades
+    ns = timeframe.ns
+    return (
+        lazy.with_columns((pl.col("ts_ns") - pl.col("ts_ns") % ns).alias("start_ns"))
+        .group_by("symbol", "start_ns")
+        .agg(
+            pl.col("price").first().alias("open"),
+            pl.col("price").max().alias("high"),
+            pl.col("price").min().alias("low"),
+            pl.col("price").last().alias("close"),
+            pl.col("size").sum().alias("volume"),
+            (pl.col("price") * pl.col("size")).sum().alias("notional"),
+            pl.len().cast(pl.Int64).alias("trade_count"),
+        )
+        .with_columns((pl.col("notional") / pl.col("volume")).alias("vwap"))
+        .sort("symbol", "start_ns")
+        .collect()
+    )
+
+
+def resample_bars(bars: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) -> pl.DataFrame:
+    """Coarser bars from finer ones (columns of BAR_COLUMNS, sorted by start within a symbol)."""
+    lazy = bars.lazy() if isinstance(bars, pl.DataFrame) else bars
+    ns = timeframe.ns
+    return (
+        lazy.with_columns((pl.col("start_ns") - pl.col("start_ns") % ns).alias("start_ns"))
+        .group_by("symbol", "start_ns")
+        .agg(
+            pl.col("open").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").last(),
+            pl.col("volume").sum(),
+            pl.col("notional").sum(),
+            pl.col("trade_count").sum(),
+        )
+        .with_columns((pl.col("notional") / pl.col("volume")).alias("vwap"))
+        .sort("symbol", "start_ns")
+        .collect()
+    )
+
+
+def bars_to_frame(bars: Iterable[Bar]) -> pl.DataFrame:
+    """Bars as a Polars frame with the columns of BAR_COLUMNS plus timeframe and vwap."""
+    rows = list(bars)
+    return pl.DataFrame(
+        {
+            "symbol": [b.symbol for b in rows],
+            "timeframe": [b.timeframe for b in rows],
+            "start_ns": [b.start_ns for b in rows],
+            "open": [b.open for b in rows],
+            "high": [b.high for b in rows],
+            "low": [b.low for b in rows],
+            "close": [b.close for b in rows],
+            "volume": [b.volume for b in rows],
+            "notional": [b.notional for b in rows],
+            "trade_count": [b.trade_count for b in rows],
+            "vwap": [b.vwap for b in rows],
+        },
+        schema={
+            "symbol": pl.String,
+            "timeframe": pl.String,
+            "start_ns": pl.Int64,
+            "open": pl.Float64,
+            "high": pl.Float64,
+            "low": pl.Float64,
+            "close": pl.Float64,
+            "volume": pl.Float64,
+            "notional": pl.Float64,
+            "trade_count": pl.Int64,
+            "vwap": pl.Float64,
+        },
+    )

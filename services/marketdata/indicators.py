@@ -1,0 +1,521 @@
+"""Technical indicators over bar or tick columns, compiled with Numba.
+
+Every indicator follows TA-Lib's definitions (classic compatibility, unstable period
+0), so results agree with TA-Lib to rounding: the same seeds (an SMA of the first
+window for EMA, MACD and RSI), the same warm-up length (NaN before it), and the same
+handling of leading NaNs (skipped: the warm-up starts at the first valid value).
+A NaN after the first valid value makes every later output NaN: a recursive
+indicator cannot know its state once an input is unknown. Empty input gives empty
+output; input shorter than the warm-up gives all NaN.
+
+Speed notes (measured, see bench/REPORT-marketdata.md): each kernel is one pass,
+multiplies by a precomputed 1/n instead of dividing, and MACD runs its two price
+EMAs and the signal EMA in a single fused loop.
+
+Parameters are validated here; absurd values raise InvalidArgument. No I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from cift.runtime.errors import InvalidArgument
+
+F64 = npt.NDArray[np.float64]
+MAX_PERIOD = 100_000
+MAX_DEVIATIONS = 100.0
+# TA-Lib treats a variance below this as zero (rounding noise of E[x^2] - E[x]^2).
+_VARIANCE_FLOOR = 1e-14
+_ZERO = 1e-14
+# Only fused multiply-add is allowed: it shortens the recursive dependency chain of the
+# EMAs (measured 1.4x faster) while NaN and infinity keep their IEEE meaning.
+_CONTRACT = {"contract"}
+
+
+def _series(name: str, values: object) -> F64:
+    array = np.ascontiguousarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise InvalidArgument(f"{name} must be a one-dimensional series, not shape {array.shape}.")
+    return array
+
+
+def _period(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise InvalidArgument(f"{name} must be an integer, not {value!r}.")
+    if not minimum <= value <= MAX_PERIOD:
+        raise InvalidArgument(f"{name} must be between {minimum} and {MAX_PERIOD}, not {value}.")
+    return int(value)
+
+
+def _same_length(**series: F64) -> None:
+    lengths = {len(v) for v in series.values()}
+    if len(lengths) > 1:
+        names = ", ".join(series)
+        raise InvalidArgument(f"{names} must have the same length.")
+
+
+@njit(cache=True)
+def _first_valid(x: F64) -> int:
+    for i in range(x.shape[0]):
+        if not math.isnan(x[i]):
+            return i
+    return len(x)
+
+
+@njit(cache=True)
+def _first_valid_all(a: F64, b: F64, c: F64, d: F64) -> int:
+    for i in range(a.shape[0]):
+        if not (math.isnan(a[i]) or math.isnan(b[i]) or math.isnan(c[i]) or math.isnan(d[i])):
+            return i
+    return len(a)
+
+
+@njit(cache=True)
+def _sma_kernel(x: F64, n: int) -> F64:
+    size = x.shape[0]
+    out = np.empty(size)
+    begin = _first_valid(x)
+    start = begin + n - 1
+    if start >= size:
+        out[:] = np.nan
+        return out
+    out[:start] = np.nan
+    inv = 1.0 / n
+    total = 0.0
+    for i in range(begin, start):
+        total += x[i]
+    for i in range(start, size):
+        total += x[i]
+        out[i] = total * inv
+        total -= x[i - n + 1]
+    return out
+
+
+@njit(cache=True, fastmath=_CONTRACT)
+def _ema_kernel(x: F64, n: int) -> F64:
+    size = x.shape[0]
+    out = np.empty(size)
+    begin = _first_valid(x)
+    start = begin + n - 1
+    if start >= size:
+        out[:] = np.nan
+        return out
+    out[:start] = np.nan
+    k = 2.0 / (n + 1)
+    keep = 1.0 - k
+    total = 0.0
+    for i in range(begin, start + 1):
+        total += x[i]
+    ema = total * (1.0 / n)
+    out[start] = ema
+    for i in range(start + 1, size):
+        ema = x[i] * k + ema * keep
+        out[i] = ema
+    return out
+
+
+@njit(cache=True, fastmath=_CONTRACT)
+def _rsi_kernel(x: F64, n: int) -> F64:
+    size = x.shape[0]
+    out = np.empty(size)
+    begin = _first_valid(x)
+    start = begin + n
+    if start >= size:
+        out[:] = np.nan
+        return out
+    out[:start] = np.nan
+    inv = 1.0 / n
+    keep = (n - 1.0) * inv
+    gain = 0.0
+    loss = 0.0
+    for i in range(begin + 1, start + 1):
+        change = x[i] - x[i - 1]
+        if change < 0.0:
+            loss -= change
+        else:
+            gain += change
+    gain *= inv
+    loss *= inv
+    total = gain + loss
+    out[start] = 100.0 * (gain / total) if not -_ZERO < total < _ZERO else 0.0
+    for i in range(start + 1, size):
+        change = x[i] - x[i - 1]
+        # Wilder smoothing, branch-free: g = (g * (n - 1) + up) / n.
+        gain = gain * keep + max(change, 0.0) * inv
+        loss = loss * keep + max(-change, 0.0) * inv
+        total = gain + loss
+        out[i] = 100.0 * (gain / total) if not -_ZERO < total < _ZERO else 0.0
+    return out
+
+
+@njit(cache=True, fastmath=_CONTRACT)
+def _macd_kernel(x: F64, fast: int, slow: int, signal: int) -> tuple[F64, F64, F64]:
+    size = x.shape[0]
+    macd = np.empty(size)
+    sig = np.empty(size)
+    hist = np.empty(size)
+    begin = _first_valid(x)
+    first = begin + slow - 1
+    out_start = first + signal - 1
+    if out_start >= size:
+        macd[:] = np.nan
+        sig[:] = np.nan
+        hist[:] = np.nan
+        return macd, sig, hist
+    macd[:out_start] = np.nan
+    sig[:out_start] = np.nan
+    hist[:out_start] = np.nan
+    k_fast = 2.0 / (fast + 1)
+    k_slow = 2.0 / (slow + 1)
+    k_sig = 2.0 / (signal + 1)
+    # The MACD line is a small difference of two large EMAs, so this kernel keeps
+    # TA-Lib's exact operation order, (x - ema) * k + ema, which TA-Lib's build fuses
+    # into one multiply-add: the line then agrees bit for bit, even near zero.
+    # Both price EMAs are seeded with SMAs ending at the same bar (TA-Lib aligns them
+    # on the slow EMA's first value), so the fast seed starts slow - fast bars later.
+    slow_sum = 0.0
+    fast_sum = 0.0
+    for i in range(begin, first + 1):
+        slow_sum += x[i]
+        if i > first - fast:
+            fast_sum += x[i]
+    ema_fast = fast_sum / fast
+    ema_slow = slow_sum / slow
+    line = ema_fast - ema_slow
+    sig_sum = line
+    sig_value = 0.0
+    if signal == 1:
+        sig_value = line
+        macd[first] = line
+        sig[first] = line
+        hist[first] = 0.0
+    for i in range(first + 1, size):
+        value = x[i]
+        ema_fast = (value - ema_fast) * k_fast + ema_fast
+        ema_slow = (value - ema_slow) * k_slow + ema_slow
+        line = ema_fast - ema_slow
+        if i < out_start:
+            sig_sum += line
+            continue
+        if i == out_start:
+            sig_sum += line
+            sig_value = sig_sum / signal
+        else:
+            sig_value = (line - sig_value) * k_sig + sig_value
+        macd[i] = line
+        sig[i] = sig_value
+        hist[i] = line - sig_value
+    return macd, sig, hist
+
+
+@njit(cache=True)
+def _bbands_kernel(x: F64, n: int, dev_up: float, dev_down: float) -> tuple[F64, F64, F64]:
+    size = x.shape[0]
+    upper = np.empty(size)
+    middle = np.empty(size)
+    lower = np.empty(size)
+    begin = _first_valid(x)
+    start = begin + n - 1
+    if start >= size:
+        upper[:] = np.nan
+        middle[:] = np.nan
+        lower[:] = np.nan
+        return upper, middle, lower
+    upper[:start] = np.nan
+    middle[:start] = np.nan
+    lower[:start] = np.nan
+    inv = 1.0 / n
+    total = 0.0
+    total_sq = 0.0
+    for i in range(begin, start):
+        value = x[i]
+        total += value
+        total_sq += value * value
+    for i in range(start, size):
+        value = x[i]
+        total += value
+        total_sq += value * value
+        mean = total * inv
+        variance = total_sq * inv - mean * mean
+        deviation = math.sqrt(variance) if variance >= _VARIANCE_FLOOR else 0.0
+        middle[i] = mean
+        upper[i] = mean + dev_up * deviation
+        lower[i] = mean - dev_down * deviation
+        old = x[i - n + 1]
+        total -= old
+        total_sq -= old * old
+    return upper, middle, lower
+
+
+@njit(cache=True)
+def _vwap_kernel(price: F64, volume: F64, n: int) -> F64:
+    size = price.shape[0]
+    out = np.empty(size)
+    notional = 0.0
+    shares = 0.0
+    for i in range(size):
+        notional += price[i] * volume[i]
+        shares += volume[i]
+        if n > 0 and i >= n:
+            notional -= price[i - n] * volume[i - n]
+            shares -= volume[i - n]
+        if n > 0 and i < n - 1:
+            out[i] = np.nan
+        else:
+            out[i] = notional / shares if shares > 0.0 else np.nan
+    return out
+
+
+@njit(cache=True)
+def _ofi_kernel(bid: F64, bid_size: F64, ask: F64, ask_size: F64, window: int) -> F64:
+    size = bid.shape[0]
+    out = np.empty(size)
+    begin = _first_valid_all(bid, bid_size, ask, ask_size)
+    start = begin + window
+    if start >= size:
+        out[:] = np.nan
+        return out
+    out[:start] = np.nan
+    events = np.empty(size)
+    for i in range(begin + 1, size):
+        # Cont, Kukanov & Stoikov (2014): bid-side demand minus ask-side supply change.
+        e = 0.0
+        if bid[i] >= bid[i - 1]:
+            e += bid_size[i]
+        if bid[i] <= bid[i - 1]:
+            e -= bid_size[i - 1]
+        if ask[i] <= ask[i - 1]:
+            e -= ask_size[i]
+        if ask[i] >= ask[i - 1]:
+            e += ask_size[i - 1]
+        events[i] = e
+    total = 0.0
+    for i in range(begin + 1, start):
+        total += events[i]
+    for i in range(start, size):
+        total += events[i]
+        out[i] = total
+        total -= events[i - window + 1]
+    return out
+
+
+@njit(cache=True)
+def _imbalance_kernel(bid_size: F64, ask_size: F64) -> F64:
+    size = bid_size.shape[0]
+    out = np.empty(size)
+    for i in range(size):
+        depth = bid_size[i] + ask_size[i]
+        out[i] = (bid_size[i] - ask_size[i]) / depth if depth > 0.0 else np.nan
+    return out
+
+
+def sma(values: object, period: int) -> F64:
+    """Simple moving average; the first `period - 1` outputs are NaN."""
+    return _sma_kernel(_series("values", values), _period("SMA period", period, 1))
+
+
+def ema(values: object, period: int) -> F64:
+    """Exponential moving average, alpha 2/(period+1), seeded with the SMA of the first window."""
+    return _ema_kernel(_series("values", values), _period("EMA period", period, 1))
+
+
+def rsi(values: object, period: int = 14) -> F64:
+    """Wilder's relative strength index (0-100); the first `period` outputs are NaN."""
+    return _rsi_kernel(_series("values", values), _period("RSI period", period, 2))
+
+
+def macd(values: object, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[F64, F64, F64]:
+    """MACD line, signal line and histogram; NaN for the first `slow + signal - 2` outputs."""
+    fast = _period("MACD fast period", fast, 2)
+    slow = _period("MACD slow period", slow, 2)
+    signal = _period("MACD signal period", signal, 1)
+    if slow < fast:
+        # TA-Lib swaps them rather than failing: the slow EMA is the longer one.
+        fast, slow = slow, fast
+    return _macd_kernel(_series("values", values), fast, slow, signal)  # type: ignore[no-any-return]
+
+
+def bbands(
+    values: object, period: int = 20, dev_up: float = 2.0, dev_down: float | None = None
+) -> tuple[F64, F64, F64]:
+    """Bollinger bands (upper, middle, lower) around an SMA with population deviation."""
+    period = _period("Bollinger period", period, 2)
+    down = dev_up if dev_down is None else dev_down
+    for name, dev in (("upper", dev_up), ("lower", down)):
+        if not (
+            isinstance(dev, int | float) and math.isfinite(dev) and 0.0 < dev <= MAX_DEVIATIONS
+        ):
+            raise InvalidArgument(
+                f"Bollinger {name} deviation multiplier must be in (0, {MAX_DEVIATIONS:g}], not {dev!r}."
+            )
+    return _bbands_kernel(_series("values", values), period, float(dev_up), float(down))  # type: ignore[no-any-return]
+
+
+def vwap(price: object, volume: object, period: int = 0) -> F64:
+    """Volume-weighted average price: cumulative (period 0) or over the last `period` rows.
+
+    NaN where no volume has traded yet (or, rolling, inside the first window).
+    """
+    if period != 0:
+        period = _period("VWAP period", period, 1)
+    p = _series("price", price)
+    v = _series("volume", volume)
+    _same_length(price=p, volume=v)
+    if (v < 0).any():
+        raise InvalidArgument("Volume must not be negative.")
+    return _vwap_kernel(p, v, period)
+
+
+def order_flow_imbalance(
+    bid: object, bid_size: object, ask: object, ask_size: object, window: int = 1
+) -> F64:
+    """Order-flow imbalance of best quotes (Cont-Kukanov-Stoikov), summed over `window` updates.
+
+    Positive values mean net buying pressure at the top of book. The first `window`
+    outputs are NaN: each event needs the quote before it.
+    """
+    window = _period("OFI window", window, 1)
+    b, bs, a, asz = (
+        _series(n, v)
+        for n, v in (("bid", bid), ("bid_size", bid_size), ("ask", ask), ("ask_size", ask_size))
+    )
+    _same_length(bid=b, bid_size=bs, ask=a, ask_size=asz)
+    return _ofi_kernel(b, bs, a, asz, window)
+
+
+def book_imbalance(bid_size: object, ask_size: object) -> F64:
+    """Top-of-book imbalance (bid - ask) / (bid + ask) in [-1, 1]; NaN on an empty book."""
+    bs = _series("bid_size", bid_size)
+    asz = _series("ask_size", ask_size)
+    _same_length(bid_size=bs, ask_size=asz)
+    return _imbalance_kernel(bs, asz)
+
+
+# --- GetIndicators specs: "sma:20,ema:12,rsi:14,macd:12:26:9,bbands:20:2,vwap" -------------
+
+MAX_SPECS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorSpec:
+    """One requested indicator and its parameters, as parsed from the query string."""
+
+    kind: str
+    params: tuple[float, ...]
+
+    @property
+    def label(self) -> str:
+        """The name the response uses (e.g. `macd:12:26:9`), canonical for its parameters."""
+        rendered = [str(int(p)) if float(p).is_integer() else repr(p) for p in self.params]
+        return ":".join([self.kind, *rendered])
+
+    @property
+    def needs_quotes(self) -> bool:
+        return self.kind in {"ofi", "imbalance"}
+
+
+# kind -> (defaults, number of integer parameters first, minimum count)
+_SPEC_DEFAULTS: Mapping[str, tuple[tuple[float, ...], int]] = {
+    "sma": ((20,), 1),
+    "ema": ((20,), 1),
+    "rsi": ((14,), 1),
+    "macd": ((12, 26, 9), 3),
+    "bbands": ((20, 2.0), 1),
+    "vwap": ((0,), 1),
+    "ofi": ((1,), 1),
+    "imbalance": ((), 0),
+}
+
+
+def parse_indicator_specs(text: str) -> list[IndicatorSpec]:
+    """Parse a comma-separated spec list; missing parameters take the usual defaults.
+
+    Parameters are checked here, so a bad request fails before any data is read.
+    """
+    parts = [p.strip().lower() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise InvalidArgument(
+            "Name at least one indicator, e.g. indicators=sma:20,ema:12,rsi:14,macd:12:26:9,bbands:20:2,vwap."
+        )
+    if len(parts) > MAX_SPECS:
+        raise InvalidArgument(f"At most {MAX_SPECS} indicators per request, not {len(parts)}.")
+    specs: list[IndicatorSpec] = []
+    for part in parts:
+        kind, *raw = part.split(":")
+        if kind not in _SPEC_DEFAULTS:
+            valid = ", ".join(_SPEC_DEFAULTS)
+            raise InvalidArgument(f"Unknown indicator {kind!r}; use one of {valid}.")
+        defaults, integer_count = _SPEC_DEFAULTS[kind]
+        if len(raw) > len(defaults):
+            raise InvalidArgument(
+                f"{kind} takes at most {len(defaults)} parameters, got {len(raw)} in {part!r}."
+            )
+        params: list[float] = list(defaults)
+        for i, token in enumerate(raw):
+            try:
+                params[i] = int(token) if i < integer_count else float(token)
+            except ValueError:
+                kind_word = "an integer" if i < integer_count else "a number"
+                raise InvalidArgument(
+                    f"Parameter {i + 1} of {kind} must be {kind_word}, not {token!r}."
+                ) from None
+        spec = IndicatorSpec(kind, tuple(params))
+        _check_spec(spec)
+        if spec not in specs:
+            specs.append(spec)
+    return specs
+
+
+def _check_spec(spec: IndicatorSpec) -> None:
+    """Run the same parameter validation the compute functions do, on empty input."""
+    empty = np.empty(0)
+    compute(spec, close=empty, volume=empty, vwap_price=empty)
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteColumns:
+    bid: F64
+    bid_size: F64
+    ask: F64
+    ask_size: F64
+
+
+def compute(
+    spec: IndicatorSpec,
+    *,
+    close: F64,
+    volume: F64,
+    vwap_price: F64,
+    quotes: QuoteColumns | None = None,
+) -> dict[str, F64]:
+    """Evaluate one spec over bar (or tick) columns; returns named output series.
+
+    `vwap_price` is each row's own average price (a bar's VWAP, or a trade's price),
+    so the VWAP indicator weights by what actually traded. OFI and imbalance read
+    `quotes`, which must be aligned with the rows.
+    """
+    p = spec.params
+    if spec.kind == "sma":
+        return {"sma": sma(close, int(p[0]))}
+    if spec.kind == "ema":
+        return {"ema": ema(close, int(p[0]))}
+    if spec.kind == "rsi":
+        return {"rsi": rsi(close, int(p[0]))}
+    if spec.kind == "macd":
+        line, signal, hist = macd(close, int(p[0]), int(p[1]), int(p[2]))
+        return {"macd": line, "signal": signal, "histogram": hist}
+    if spec.kind == "bbands":
+        upper, middle, lower = bbands(close, int(p[0]), float(p[1]))
+        return {"upper": upper, "middle": middle, "lower": lower}
+    if spec.kind == "vwap":
+        return {"vwap": vwap(vwap_price, volume, int(p[0]))}
+    q = quotes if quotes is not None else QuoteColumns(close[:0], close[:0], close[:0], close[:0])
+    if spec.kind == "ofi":
+        return {"ofi": order_flow_imbalance(q.bid, q.bid_size, q.ask, q.ask_size, int(p[0]))}
+    return {"imbalance": book_imbalance(q.bid_size, q.ask_size)}

@@ -1,0 +1,116 @@
+"""The market clock: NYSE sessions, holidays, early closes, and the always-open mode."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cift.runtime.errors import InvalidArgument
+from services.marketdata.clock import (
+    AlwaysOpenCalendar,
+    ExchangeCalendar,
+    build_calendar,
+    nyse_early_closes,
+    nyse_holidays,
+    parse_dates,
+)
+
+NY = ZoneInfo("America/New_York")
+
+
+def ns(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return int(dt.datetime(year, month, day, hour, minute, tzinfo=NY).timestamp()) * 1_000_000_000
+
+
+def test_published_nyse_holidays_for_2025_and_2026() -> None:
+    assert sorted(nyse_holidays(2025)) == [
+        dt.date(2025, m, d)
+        for m, d in [
+            (1, 1),
+            (1, 20),
+            (2, 17),
+            (4, 18),
+            (5, 26),
+            (6, 19),
+            (7, 4),
+            (9, 1),
+            (11, 27),
+            (12, 25),
+        ]
+    ]
+    # 2026: Independence Day falls on a Saturday and is observed on Friday 3 July.
+    assert dt.date(2026, 7, 3) in nyse_holidays(2026)
+    assert dt.date(2026, 4, 3) in nyse_holidays(2026)  # Good Friday
+    assert sorted(nyse_early_closes(2025)) == [
+        dt.date(2025, 7, 3),
+        dt.date(2025, 11, 28),
+        dt.date(2025, 12, 24),
+    ]
+
+
+def test_new_year_on_a_saturday_is_not_observed_the_friday_before() -> None:
+    assert dt.date(2021, 12, 31) not in nyse_holidays(2022) | nyse_holidays(2021)
+
+
+def test_regular_session_is_half_past_nine_to_four_new_york_time() -> None:
+    calendar = ExchangeCalendar()
+    tuesday = (2025, 3, 11)
+    assert not calendar.is_open(ns(*tuesday, 9, 29))
+    assert calendar.is_open(ns(*tuesday, 9, 30))
+    assert calendar.is_open(ns(*tuesday, 15, 59))
+    assert not calendar.is_open(ns(*tuesday, 16, 0))
+    assert calendar.next_close(ns(*tuesday, 10, 0)) == ns(*tuesday, 16, 0)
+    assert calendar.next_open(ns(*tuesday, 10, 0)) == ns(2025, 3, 12, 9, 30)
+
+
+def test_after_friday_close_the_next_open_is_monday_and_skips_holidays() -> None:
+    calendar = ExchangeCalendar()
+    assert calendar.next_open(ns(2025, 3, 14, 17, 0)) == ns(2025, 3, 17, 9, 30)
+    # Thursday before Good Friday 2025: next open is Monday 21 April.
+    assert calendar.next_open(ns(2025, 4, 17, 16, 30)) == ns(2025, 4, 21, 9, 30)
+    assert not calendar.is_open(ns(2025, 12, 25, 12, 0))
+
+
+def test_early_close_days_end_at_one_pm() -> None:
+    calendar = ExchangeCalendar()
+    assert calendar.is_open(ns(2025, 11, 28, 12, 59))
+    assert not calendar.is_open(ns(2025, 11, 28, 13, 0))
+    assert calendar.next_close(ns(2025, 11, 28, 10, 0)) == ns(2025, 11, 28, 13, 0)
+
+
+def test_sessions_follow_daylight_saving_in_utc() -> None:
+    calendar = ExchangeCalendar()
+    winter = calendar.session(dt.date(2025, 1, 8))
+    summer = calendar.session(dt.date(2025, 7, 8))
+    assert winter is not None and summer is not None
+    assert dt.datetime.fromtimestamp(winter[0] / 1e9, dt.UTC).hour == 14
+    assert dt.datetime.fromtimestamp(summer[0] / 1e9, dt.UTC).hour == 13
+
+
+def test_always_open_mode_never_closes() -> None:
+    state = AlwaysOpenCalendar().state(ns(2025, 12, 25, 3, 0))
+    assert state.is_open and state.next_open_ns is None and state.next_close_ns is None
+
+
+def test_configured_extra_and_removed_holidays_apply() -> None:
+    calendar = build_calendar(
+        "nyse", extra_holidays={dt.date(2025, 3, 11)}, removed_holidays={dt.date(2025, 12, 25)}
+    )
+    assert not calendar.is_open(ns(2025, 3, 11, 10, 0))
+    assert calendar.is_open(ns(2025, 12, 25, 10, 0))
+    assert isinstance(build_calendar("always_open"), AlwaysOpenCalendar)
+
+
+def test_bad_calendar_settings_are_refused() -> None:
+    with pytest.raises(InvalidArgument, match="calendar mode"):
+        build_calendar("lse")
+    with pytest.raises(InvalidArgument, match="YYYY-MM-DD"):
+        parse_dates("2025-13-01", "CIFT_MARKETDATA_EXTRA_HOLIDAYS")
+    with pytest.raises(InvalidArgument, match="time zone"):
+        ExchangeCalendar(timezone="Mars/Olympus")
+    assert parse_dates(" 2025-01-02, ,2025-01-03", "x") == {
+        dt.date(2025, 1, 2),
+        dt.date(2025, 1, 3),
+    }
