@@ -2,26 +2,125 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
+import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from cift.runtime.config import CommonConfig
+from cift.risk.v1 import risk_pb2, risk_pb2_grpc
+from cift.runtime.identity import SCOPE_ADMIN, SCOPE_READ, SCOPE_TRADE
+from cift.runtime.interceptors import RpcPolicy
+from cift.runtime.kafka import TOPIC_FILLS, TOPIC_RISK_EVENTS, TOPIC_TICKS
 from cift.runtime.server import ServiceContext, ServiceSpec, run_service
+from services.risk import store
+from services.risk.config import RiskConfig
+from services.risk.desk import RiskDesk
+from services.risk.events import FILLS_CONSUMER, RiskEventHub, RiskEvents
+from services.risk.instruments import InstrumentCache
+from services.risk.limits import validate
+from services.risk.marketdata_client import MarketDataInstruments
+from services.risk.ratelimit import RedisRateLimiter
+from services.risk.server import RiskServicer
+
+log = logging.getLogger(__name__)
+
+SERVICE = risk_pb2.DESCRIPTOR.services_by_name["RiskService"].full_name
+# Rows committed out of timestamp order are caught by re-reading a little history.
+REFRESH_OVERLAP = timedelta(seconds=5)
 
 
-async def setup(context: ServiceContext[CommonConfig]) -> None:
-    """Nothing to wire yet beyond health, reflection and metrics."""
+class StoreRefresher:
+    """Reloads limits, states and positions changed by other replicas (a backstop to events)."""
+
+    def __init__(self, ctx: ServiceContext[RiskConfig], desk: RiskDesk, events: RiskEvents) -> None:
+        self.ctx = ctx
+        self.desk = desk
+        self.events = events
+        self.seen: datetime | None = None
+
+    async def load(self) -> None:
+        async with self.ctx.pool.acquire() as conn:
+            since = None if self.seen is None else self.seen - REFRESH_OVERLAP
+            newest = self.seen
+            for row in await store.overrides_changed_since(conn, since):
+                self.desk.set_overrides(row.account_id, row.overrides)
+                newest = max(newest or row.updated_at, row.updated_at)
+            for state in await store.states_changed_since(conn, since):
+                self.events.apply_state(state.account_id, state.state)
+                newest = max(newest or state.updated_at, state.updated_at)
+            for position in await store.positions_changed_since(conn, since):
+                self.desk.exposure.set_position(
+                    position.account_id, position.symbol, position.qty, position.last_fill_price
+                )
+                newest = max(newest or position.updated_at, position.updated_at)
+            self.seen = newest
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.ctx.config.risk_state_refresh_s)
+            try:
+                await self.load()
+            except Exception:
+                log.warning("could not refresh risk state from the database", exc_info=True)
+
+
+async def setup(ctx: ServiceContext[RiskConfig]) -> None:
+    config = ctx.config
+    desk = RiskDesk(config.default_limits())
+    validate(desk.defaults)
+    hub = RiskEventHub()
+    events = RiskEvents(desk, ctx.pool, ctx.producer, hub)
+    refresher = StoreRefresher(ctx, desk, events)
+    await refresher.load()
+    limiter = RedisRateLimiter(ctx.redis)
+    await limiter.load()
+    source = MarketDataInstruments(config.marketdata_addr)
+    ctx.on_shutdown(source.close)
+    servicer = RiskServicer(
+        desk,
+        ctx.pool,
+        limiter,
+        InstrumentCache(source, config.risk_instrument_cache_s),
+        events,
+        hub,
+        stream_batch=config.risk_stream_batch,
+    )
+    risk_pb2_grpc.add_RiskServiceServicer_to_server(servicer, ctx.server)  # type: ignore[no-untyped-call]
+
+    # Every replica needs every quote and every risk event, so those groups are
+    # per process; fills are applied once (shared group) and reach the other
+    # replicas through the database refresh.
+    replica = uuid.uuid4().hex[:12]
+    ticks = ctx.consumer(
+        f"risk-quotes-{replica}", [TOPIC_TICKS], from_beginning=False, max_batch=2000
+    )
+    ctx.spawn("quotes", ticks.run(events.on_ticks))
+    fills = ctx.consumer(FILLS_CONSUMER, [TOPIC_FILLS], from_beginning=True)
+    ctx.spawn("exposure", fills.run(events.on_fills))
+    risk_events = ctx.consumer(f"risk-events-{replica}", [TOPIC_RISK_EVENTS], from_beginning=False)
+    ctx.spawn("risk-events", risk_events.run(events.on_risk_events))
+    ctx.spawn("store-refresh", refresher.run())
 
 
 SPEC = ServiceSpec(
     name="risk",
-    config_type=CommonConfig,
-    service_names=(),
-    policies={},
+    config_type=RiskConfig,
+    service_names=(SERVICE,),
+    policies={
+        f"/{SERVICE}/CheckOrder": RpcPolicy(scope=SCOPE_TRADE),
+        f"/{SERVICE}/CheckOrders": RpcPolicy(scope=SCOPE_TRADE),
+        f"/{SERVICE}/GetRiskLimits": RpcPolicy(scope=SCOPE_READ),
+        f"/{SERVICE}/UpdateRiskLimits": RpcPolicy(scope=SCOPE_ADMIN),
+        f"/{SERVICE}/SetTradingState": RpcPolicy(scope=SCOPE_ADMIN),
+        f"/{SERVICE}/StreamRiskEvents": RpcPolicy(scope=SCOPE_READ),
+    },
     setup=setup,
     migrations_dir=Path(__file__).parent / "migrations",
     uses_redis=True,
     uses_kafka=True,
+    relay_outbox=True,
 )
 
 if __name__ == "__main__":

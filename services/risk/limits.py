@@ -32,6 +32,8 @@ class RiskLimits:
     orders_per_second: Decimal = Decimal(50)
     order_burst: int = 100
     allow_notional_orders: bool = True
+    # Whether sells may open or grow a short (the instrument must be shortable too).
+    allow_short: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ class LimitOverrides:
     orders_per_second: Decimal | None = None
     order_burst: int | None = None
     allow_notional_orders: bool | None = None
+    allow_short: bool | None = None
 
     def pinned(self) -> dict[str, Decimal | int | bool]:
         """The fields this account overrides, by name."""

@@ -34,6 +34,7 @@ class Reason(StrEnum):
     INSTRUMENT_NOT_TRADABLE = "INSTRUMENT_NOT_TRADABLE"
     INSTRUMENT_HALTED = "INSTRUMENT_HALTED"
     NOT_SHORTABLE = "NOT_SHORTABLE"
+    SHORT_NOT_ALLOWED = "SHORT_NOT_ALLOWED"
     QUANTITY_REQUIRED = "QUANTITY_REQUIRED"
     NON_POSITIVE_QUANTITY = "NON_POSITIVE_QUANTITY"
     LOT_SIZE = "LOT_SIZE"
@@ -120,9 +121,11 @@ class CheckContext:
     def order_cost(self) -> Decimal | None:
         """Buying power the order would consume if it filled at the expected price.
 
-        A buy costs its whole notional; covering a short does not free buying power
+        When the caller sent the cost it will reserve, that figure is the cost. Else a buy costs its whole notional; covering a short does not free buying power
         before the fill. A sell costs only the part that opens or grows a short.
         """
+        if self.snap.caller_order_cost is not None:
+            return self.snap.caller_order_cost
         if self.price is None or self.notional is None or self.position_after is None:
             return None
         if self.order.side is Side.BUY:
@@ -202,9 +205,10 @@ def check_instrument(ctx: CheckContext) -> list[Violation]:
 
 
 def check_shortable(ctx: CheckContext) -> list[Violation]:
-    """A sell that opens or grows a short needs a borrowable instrument."""
+    """A sell that opens or grows a short needs a borrowable instrument and an account allowed to short."""
     instrument = ctx.snap.instrument
-    if ctx.order.side is not Side.SELL or instrument is None or instrument.shortable:
+    allowed_here = instrument is None or instrument.shortable
+    if ctx.order.side is not Side.SELL or (allowed_here and ctx.snap.limits.allow_short):
         return []
     if ctx.position_after is not None:
         opens_short = ctx.position_after < 0 and ctx.position_after < min(ctx.position_before, ZERO)
@@ -213,13 +217,17 @@ def check_shortable(ctx: CheckContext) -> list[Violation]:
         opens_short = ctx.position_before <= 0
     if not opens_short:
         return []
-    return [
-        Violation(
-            Reason.NOT_SHORTABLE,
-            f"{ctx.order.symbol} cannot be sold short; you may sell at most the shares you hold "
-            "that no other open sell order already covers.",
+    held = "you may sell at most the shares you hold that no other open sell order already covers"
+    found: list[Violation] = []
+    if not allowed_here:
+        found.append(
+            Violation(Reason.NOT_SHORTABLE, f"{ctx.order.symbol} cannot be sold short; {held}.")
         )
-    ]
+    if not ctx.snap.limits.allow_short:
+        found.append(
+            Violation(Reason.SHORT_NOT_ALLOWED, f"This account may not sell short; {held}.")
+        )
+    return found
 
 
 def check_quantity(ctx: CheckContext) -> list[Violation]:

@@ -39,5 +39,8 @@ class CheckSnapshot:
     open_order_count: int = 0
     # Sum over the account's positions of |qty| x mark.
     gross_exposure: Decimal = ZERO
+    # Buying power the caller will reserve for this order, when it sent one; it
+    # takes precedence over risk's own estimate, since that is what gets reserved.
+    caller_order_cost: Decimal | None = None
     # The token bucket's answer; None when the rate was not consulted.
     rate: RateDecision | None = None

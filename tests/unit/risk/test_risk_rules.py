@@ -116,6 +116,13 @@ def test_selling_shares_already_promised_to_another_sell_is_a_short_sale() -> No
     ]
 
 
+def test_account_without_short_permission_cannot_open_a_short() -> None:
+    snap = snapshot(limits=limits(allow_short=False), position_qty=D(3))
+    found = rules.check_shortable(ctx(order(side=Side.SELL, qty=D(5)), snap))
+    assert reasons(found) == [Reason.SHORT_NOT_ALLOWED]
+    assert rules.check_shortable(ctx(order(side=Side.SELL, qty=D(3)), snap)) == []
+
+
 # --- shape ---------------------------------------------------------------------------
 
 
@@ -409,6 +416,13 @@ def test_short_sale_needs_buying_power_for_the_short_part_only() -> None:
     assert reasons(rules.check_buying_power(ctx(order(side=Side.SELL, qty=D(11)), snap))) == [
         Reason.INSUFFICIENT_BUYING_POWER
     ]
+
+
+def test_cost_sent_by_the_caller_is_the_cost_checked() -> None:
+    snap = snapshot(buying_power=D(1500), caller_order_cost=D(2000))
+    c = ctx(order(qty=D(10)), snap)
+    assert c.order_cost == D(2000)
+    assert reasons(rules.check_buying_power(c)) == [Reason.INSUFFICIENT_BUYING_POWER]
 
 
 def test_negative_buying_power_is_shown_as_none_available() -> None:

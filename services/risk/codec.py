@@ -1,0 +1,260 @@
+"""Protobuf messages to domain values and back, for the risk edge.
+
+Wire decimals go through `cift.runtime.money` (garbage, NaN and exponent tricks
+become INVALID_ARGUMENT naming the field). A well-formed but unacceptable value
+(a zero quantity, a missing limit price) is not an error here: it reaches the
+rules and comes back as a violation with its reason code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from cift.execution.v1 import orders_pb2
+from cift.marketdata.v1 import marketdata_pb2
+from cift.risk.v1 import events_pb2, risk_pb2, rules_pb2
+from cift.runtime.errors import InvalidArgument
+from cift.runtime.money import format_decimal, parse_decimal
+from services.risk.desk import CallerFigures
+from services.risk.limits import LimitOverrides, RiskLimits
+from services.risk.market import Instrument, Quote
+from services.risk.orders import OrderToCheck, OrderType, Side, TimeInForce
+from services.risk.rules import Reason
+from services.risk.snapshot import ZERO
+from services.risk.trading_state import TradingState
+
+_SIDES = {orders_pb2.ORDER_SIDE_BUY: Side.BUY, orders_pb2.ORDER_SIDE_SELL: Side.SELL}
+_TYPES = {
+    orders_pb2.ORDER_TYPE_MARKET: OrderType.MARKET,
+    orders_pb2.ORDER_TYPE_LIMIT: OrderType.LIMIT,
+    orders_pb2.ORDER_TYPE_STOP: OrderType.STOP,
+    orders_pb2.ORDER_TYPE_STOP_LIMIT: OrderType.STOP_LIMIT,
+    orders_pb2.ORDER_TYPE_TRAILING_STOP: OrderType.TRAILING_STOP,
+}
+_TIFS = {
+    orders_pb2.TIME_IN_FORCE_DAY: TimeInForce.DAY,
+    orders_pb2.TIME_IN_FORCE_GTC: TimeInForce.GTC,
+    orders_pb2.TIME_IN_FORCE_IOC: TimeInForce.IOC,
+    orders_pb2.TIME_IN_FORCE_FOK: TimeInForce.FOK,
+    orders_pb2.TIME_IN_FORCE_OPG: TimeInForce.OPG,
+    orders_pb2.TIME_IN_FORCE_CLS: TimeInForce.CLS,
+}
+STATES_TO_WIRE = {
+    TradingState.ACTIVE: rules_pb2.TRADING_STATE_ACTIVE,
+    TradingState.REDUCING: rules_pb2.TRADING_STATE_REDUCING,
+    TradingState.HALTED: rules_pb2.TRADING_STATE_HALTED,
+}
+STATES_FROM_WIRE = {wire: state for state, wire in STATES_TO_WIRE.items()}
+REASONS_TO_WIRE: dict[Reason, rules_pb2.ReasonCode.ValueType] = {
+    reason: rules_pb2.ReasonCode.Value(f"REASON_CODE_{reason.value}") for reason in Reason
+}
+MAX_SYMBOL_LEN = 32
+
+
+def _optional_decimal(field: str, text: str) -> Decimal | None:
+    return parse_decimal(field, text, allow_empty=True)
+
+
+def order_from_wire(request: risk_pb2.CheckOrderRequest) -> OrderToCheck:
+    if not request.account_id:
+        raise InvalidArgument("account_id is required.")
+    symbol = request.symbol.strip().upper()
+    if (
+        not symbol
+        or len(symbol) > MAX_SYMBOL_LEN
+        or not symbol.replace(".", "").replace("/", "").isalnum()
+    ):
+        raise InvalidArgument(f'symbol must be a ticker such as "AAPL", not {request.symbol!r}.')
+    side = _SIDES.get(request.side)
+    if side is None:
+        raise InvalidArgument("side must be ORDER_SIDE_BUY or ORDER_SIDE_SELL.")
+    order_type = _TYPES.get(request.type)
+    if order_type is None:
+        raise InvalidArgument("type must be one of market, limit, stop, stop_limit, trailing_stop.")
+    tif = _TIFS.get(request.time_in_force)
+    if tif is None:
+        raise InvalidArgument("time_in_force must be one of day, gtc, ioc, fok, opg, cls.")
+    return OrderToCheck(
+        account_id=request.account_id,
+        symbol=symbol,
+        side=side,
+        order_type=order_type,
+        time_in_force=tif,
+        qty=_optional_decimal("qty", request.qty),
+        notional=_optional_decimal("notional", request.notional),
+        limit_price=_optional_decimal("limit_price", request.limit_price),
+        stop_price=_optional_decimal("stop_price", request.stop_price),
+        trail_price=_optional_decimal("trail_price", request.trail_price),
+        trail_percent=_optional_decimal("trail_percent", request.trail_percent),
+    )
+
+
+def figures_from_wire(request: risk_pb2.CheckOrderRequest) -> CallerFigures:
+    buying_power = parse_decimal("buying_power", request.buying_power, allow_empty=True)
+    if buying_power is None:
+        raise InvalidArgument("buying_power is required: the account's buying power available now.")
+    open_buy = _optional_decimal("open_buy_qty", request.open_buy_qty) or ZERO
+    open_sell = _optional_decimal("open_sell_qty", request.open_sell_qty) or ZERO
+    order_cost = _optional_decimal("order_cost", request.order_cost)
+    gross = _optional_decimal("gross_exposure", request.gross_exposure)
+    for name, value in (
+        ("open_buy_qty", open_buy),
+        ("open_sell_qty", open_sell),
+        ("order_cost", order_cost),
+        ("gross_exposure", gross),
+    ):
+        if value is not None and value < 0:
+            raise InvalidArgument(f"{name} must not be negative (got {format_decimal(value)}).")
+    if request.open_order_count < 0:
+        raise InvalidArgument("open_order_count must not be negative.")
+    return CallerFigures(
+        buying_power=buying_power,
+        order_cost=order_cost,
+        position_qty=_optional_decimal("position_qty", request.position_qty),
+        gross_exposure=gross,
+        open_buy_qty=open_buy,
+        open_sell_qty=open_sell,
+        open_order_count=request.open_order_count,
+    )
+
+
+def timestamp(value: datetime | None = None, *, ns: int | None = None) -> Timestamp:
+    stamp = Timestamp()
+    if ns is not None:
+        stamp.FromNanoseconds(ns)
+    elif value is not None:
+        stamp.FromDatetime(value)
+    return stamp
+
+
+def limits_to_wire(
+    account_id: str,
+    limits: RiskLimits,
+    overrides: LimitOverrides,
+    state: TradingState,
+    effective: TradingState,
+    updated_at: datetime | None,
+) -> rules_pb2.RiskLimits:
+    wire = rules_pb2.RiskLimits(
+        account_id=account_id,
+        max_order_qty=format_decimal(limits.max_order_qty),
+        max_order_notional=format_decimal(limits.max_order_notional),
+        max_position_qty=format_decimal(limits.max_position_qty),
+        max_position_notional=format_decimal(limits.max_position_notional),
+        max_gross_exposure=format_decimal(limits.max_gross_exposure),
+        max_open_orders=limits.max_open_orders,
+        orders_per_second=format_decimal(limits.orders_per_second),
+        price_collar_pct=format_decimal(limits.price_collar_pct),
+        allow_short=limits.allow_short,
+        trading_state=STATES_TO_WIRE[state],
+        effective_trading_state=STATES_TO_WIRE[effective],
+        order_burst=limits.order_burst,
+        max_quote_age_s=format_decimal(limits.max_quote_age_s),
+        allow_notional_orders=limits.allow_notional_orders,
+        overridden_fields=sorted(overrides.pinned()),
+    )
+    if updated_at is not None:
+        wire.updated_at.CopyFrom(timestamp(updated_at))
+    return wire
+
+
+def overrides_from_wire(
+    request: risk_pb2.UpdateRiskLimitsRequest,
+) -> tuple[LimitOverrides, frozenset[str]]:
+    """The fields present in a PATCH, and the fields to return to the default."""
+
+    def dec(name: str) -> Decimal | None:
+        if not request.HasField(name):  # type: ignore[arg-type]
+            return None
+        return parse_decimal(name, getattr(request, name))
+
+    def integer(name: str) -> int | None:
+        return int(getattr(request, name)) if request.HasField(name) else None  # type: ignore[arg-type]
+
+    def flag(name: str) -> bool | None:
+        return bool(getattr(request, name)) if request.HasField(name) else None  # type: ignore[arg-type]
+
+    changes = LimitOverrides(
+        max_order_qty=dec("max_order_qty"),
+        max_order_notional=dec("max_order_notional"),
+        max_position_qty=dec("max_position_qty"),
+        max_position_notional=dec("max_position_notional"),
+        max_gross_exposure=dec("max_gross_exposure"),
+        max_open_orders=integer("max_open_orders"),
+        price_collar_pct=dec("price_collar_pct"),
+        max_quote_age_s=dec("max_quote_age_s"),
+        orders_per_second=dec("orders_per_second"),
+        order_burst=integer("order_burst"),
+        allow_notional_orders=flag("allow_notional_orders"),
+        allow_short=flag("allow_short"),
+    )
+    return changes, frozenset(request.reset_fields)
+
+
+def instrument_from_wire(wire: marketdata_pb2.Instrument) -> Instrument:
+    tick = parse_decimal("tick_size", wire.tick_size, allow_empty=True) or Decimal("0.01")
+    lot = parse_decimal("lot_size", wire.lot_size, allow_empty=True) or Decimal(1)
+    return Instrument(
+        symbol=wire.symbol,
+        tick_size=tick,
+        lot_size=lot,
+        tradable=wire.tradable and wire.status != marketdata_pb2.INSTRUMENT_STATUS_INACTIVE,
+        halted=wire.status == marketdata_pb2.INSTRUMENT_STATUS_HALTED,
+        shortable=wire.shortable,
+        fractionable=wire.fractionable,
+    )
+
+
+def _price(value: float) -> Decimal:
+    # Feeds send doubles; the shortest repr is the price the feed meant.
+    if value != value or value in (float("inf"), float("-inf")) or value <= 0:
+        return ZERO
+    return Decimal(repr(value))
+
+
+def quote_from_wire(wire: marketdata_pb2.Quote, received_ns: int) -> Quote:
+    return Quote(
+        symbol=wire.symbol,
+        bid=_price(wire.bid),
+        ask=_price(wire.ask),
+        last=_price(wire.last),
+        ts_ns=received_ns,
+    )
+
+
+def risk_event(
+    *,
+    event_id: str,
+    account_id: str,
+    event_type: events_pb2.RiskEventType.ValueType,
+    message: str,
+    now_ns: int,
+    actor: str,
+    reason: Reason | None = None,
+    symbol: str = "",
+    request_id: str = "",
+    client_order_id: str = "",
+    state: TradingState | None = None,
+    previous_state: TradingState | None = None,
+) -> events_pb2.RiskEvent:
+    event = events_pb2.RiskEvent(
+        event_id=event_id,
+        account_id=account_id,
+        type=event_type,
+        message=message,
+        actor=actor,
+        symbol=symbol,
+        request_id=request_id,
+        client_order_id=client_order_id,
+    )
+    event.timestamp.FromNanoseconds(now_ns)
+    if reason is not None:
+        event.reason_code = REASONS_TO_WIRE[reason]
+    if state is not None:
+        event.trading_state = STATES_TO_WIRE[state]
+    if previous_state is not None:
+        event.previous_trading_state = STATES_TO_WIRE[previous_state]
+    return event

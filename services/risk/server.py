@@ -1,0 +1,314 @@
+"""The RiskService gRPC edge: decode, consult the desk and the rate limiter, run the rules, encode.
+
+A check reads only in-memory state plus one Redis call (the order-rate bucket);
+CheckOrders batches the Redis calls of every request waiting on the stream into
+one pipelined round trip. Admin changes are written with their outbox event in
+one transaction and applied to this replica's desk at once; other replicas
+apply them from `risk.events.v1`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import grpc
+
+from cift.risk.v1 import events_pb2, risk_pb2, risk_pb2_grpc, rules_pb2
+from cift.runtime import outbox
+from cift.runtime.errors import InvalidArgument, PermissionDenied, ResourceExhausted
+from cift.runtime.identity import SCOPE_ADMIN, Identity, current_identity
+from cift.runtime.kafka import TOPIC_RISK_EVENTS, new_event_id
+from cift.runtime.money import format_decimal
+from services.risk import codec, store
+from services.risk.checks import CheckResult, check_order
+from services.risk.desk import CallerFigures, RiskDesk
+from services.risk.events import RiskEventHub, RiskEvents
+from services.risk.instruments import InstrumentCache
+from services.risk.limits import LimitOverrides, effective_limits, validate
+from services.risk.market import Instrument
+from services.risk.orders import OrderToCheck
+from services.risk.ratelimit import RedisRateLimiter
+from services.risk.token_bucket import RateDecision
+from services.risk.trading_state import TradingState
+
+GLOBAL_ACCOUNT = store.GLOBAL_ACCOUNT
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    request: risk_pb2.CheckOrderRequest
+    order: OrderToCheck
+    figures: CallerFigures
+
+
+class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
+    def __init__(
+        self,
+        desk: RiskDesk,
+        pool: asyncpg.Pool,
+        limiter: RedisRateLimiter,
+        instruments: InstrumentCache,
+        events: RiskEvents,
+        hub: RiskEventHub,
+        *,
+        stream_batch: int = 256,
+    ) -> None:
+        self.desk = desk
+        self.pool = pool
+        self.limiter = limiter
+        self.instruments = instruments
+        self.events = events
+        self.hub = hub
+        self.stream_batch = stream_batch
+
+    # --- checks -------------------------------------------------------------------
+
+    def _decode(self, identity: Identity, request: risk_pb2.CheckOrderRequest) -> _Pending:
+        order = codec.order_from_wire(request)
+        identity.require_account(order.account_id)
+        return _Pending(request, order, codec.figures_from_wire(request))
+
+    def _decide(
+        self, pending: _Pending, instrument: Instrument | None, rate: RateDecision, now_ns: int
+    ) -> tuple[risk_pb2.CheckOrderResponse, CheckResult]:
+        snap = self.desk.snapshot(pending.order, pending.figures, instrument, rate, now_ns)
+        result = check_order(pending.order, snap)
+        response = risk_pb2.CheckOrderResponse(
+            request_id=pending.request.request_id,
+            approved=result.approved,
+            violations=[
+                rules_pb2.Violation(reason_code=codec.REASONS_TO_WIRE[v.reason], message=v.message)
+                for v in result.violations
+            ],
+        )
+        response.checked_at.FromNanoseconds(now_ns)
+        quote = snap.quote
+        reference = quote.reference_price if quote is not None else None
+        if reference is not None:
+            response.reference_price = format_decimal(reference)
+        if result.order_cost is not None:
+            response.order_cost = format_decimal(result.order_cost)
+        if result.rate_limited:
+            response.retry_after.FromMicroseconds(rate.retry_after_us)
+        if not result.approved:
+            self._report_rejection(pending, result, now_ns)
+        return response, result
+
+    def _report_rejection(self, pending: _Pending, result: CheckResult, now_ns: int) -> None:
+        first = result.violations[0]
+        event = codec.risk_event(
+            event_id=new_event_id(),
+            account_id=pending.order.account_id,
+            event_type=events_pb2.RISK_EVENT_TYPE_REJECTION,
+            message=first.message,
+            now_ns=now_ns,
+            actor="risk",
+            reason=first.reason,
+            symbol=pending.order.symbol,
+            request_id=pending.request.request_id,
+            client_order_id=pending.request.client_order_id,
+        )
+        task = asyncio.get_running_loop().create_task(self.events.publish_now(event))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def CheckOrder(
+        self, request: risk_pb2.CheckOrderRequest, context: Context
+    ) -> risk_pb2.CheckOrderResponse:
+        pending = self._decode(current_identity(), request)
+        instrument = await self.instruments.get(pending.order.symbol)
+        limits = self.desk.limits_for(pending.order.account_id)
+        rate = await self.limiter.take(pending.order.account_id, limits)
+        response, result = self._decide(pending, instrument, rate, time.time_ns())
+        if result.rate_limited:
+            raise ResourceExhausted(
+                next(v.message for v in result.violations if v.reason.value == "RATE_LIMITED"),
+                retry_after_s=float(rate.retry_after_s),
+                reason="RATE_LIMITED",
+            )
+        return response
+
+    async def CheckOrders(
+        self, request_iterator: AsyncIterator[risk_pb2.CheckOrdersRequest], context: Context
+    ) -> AsyncIterator[risk_pb2.CheckOrdersResponse]:
+        """Evaluate requests in batches of whatever has arrived, one Redis round trip per batch.
+
+        A malformed request ends the stream with INVALID_ARGUMENT naming its
+        request_id: it is a bug in the caller, not a risk decision.
+        """
+        identity = current_identity()
+        queue: asyncio.Queue[risk_pb2.CheckOrdersRequest | None] = asyncio.Queue(
+            self.stream_batch * 4
+        )
+
+        async def pump() -> None:
+            try:
+                async for item in request_iterator:
+                    await queue.put(item)
+            finally:
+                await queue.put(None)
+
+        reader = asyncio.create_task(pump())
+        try:
+            done = False
+            while not done:
+                first = await queue.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < self.stream_batch and not queue.empty():
+                    item = queue.get_nowait()
+                    if item is None:
+                        done = True
+                        break
+                    batch.append(item)
+                for response in await self._check_batch(identity, batch):
+                    yield risk_pb2.CheckOrdersResponse(result=response)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+    async def _check_batch(
+        self, identity: Identity, batch: Sequence[risk_pb2.CheckOrdersRequest]
+    ) -> list[risk_pb2.CheckOrderResponse]:
+        pending: list[_Pending] = []
+        for item in batch:
+            try:
+                pending.append(self._decode(identity, item.check))
+            except (InvalidArgument, PermissionDenied) as exc:
+                raise type(exc)(f"request_id {item.check.request_id!r}: {exc.message}") from None
+        symbols = {p.order.symbol for p in pending}
+        found = await asyncio.gather(*(self.instruments.get(symbol) for symbol in symbols))
+        instruments = dict(zip(symbols, found, strict=True))
+        rates = await self.limiter.take_many(
+            [(p.order.account_id, self.desk.limits_for(p.order.account_id)) for p in pending]
+        )
+        now_ns = time.time_ns()
+        return [
+            self._decide(p, instruments[p.order.symbol], rate, now_ns)[0]
+            for p, rate in zip(pending, rates, strict=True)
+        ]
+
+    # --- limits and states --------------------------------------------------------
+
+    def _limits_message(self, account_id: str, updated_at: Any = None) -> rules_pb2.RiskLimits:
+        return codec.limits_to_wire(
+            account_id,
+            self.desk.limits_for(account_id),
+            self.desk.overrides.get(account_id, LimitOverrides()),
+            self.desk.state_of(account_id),
+            self.desk.effective_state_of(account_id),
+            updated_at,
+        )
+
+    async def GetRiskLimits(
+        self, request: risk_pb2.GetRiskLimitsRequest, context: Context
+    ) -> risk_pb2.GetRiskLimitsResponse:
+        identity = current_identity()
+        account_id = request.account_id or identity.account_id
+        identity.require_account(account_id)
+        if account_id == GLOBAL_ACCOUNT:
+            raise InvalidArgument("Limits belong to accounts; name an account id, not '*'.")
+        return risk_pb2.GetRiskLimitsResponse(limits=self._limits_message(account_id))
+
+    async def UpdateRiskLimits(
+        self, request: risk_pb2.UpdateRiskLimitsRequest, context: Context
+    ) -> risk_pb2.UpdateRiskLimitsResponse:
+        identity = current_identity()
+        identity.require_scope(SCOPE_ADMIN)
+        account_id = request.account_id
+        if not account_id or account_id == GLOBAL_ACCOUNT:
+            raise InvalidArgument("account_id is required: the account whose limits change.")
+        changes, reset = codec.overrides_from_wire(request)
+        validate(changes)
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await store.lock_overrides(conn, account_id)
+            updated = current.updated(changes, reset)
+            validate(effective_limits(self.desk.defaults, updated))
+            updated_at = await store.save_overrides(conn, account_id, updated, identity.user_id)
+            pinned = ", ".join(f"{k}={v}" for k, v in sorted(updated.pinned().items())) or "none"
+            event = codec.risk_event(
+                event_id=new_event_id(),
+                account_id=account_id,
+                event_type=events_pb2.RISK_EVENT_TYPE_LIMITS_UPDATED,
+                message=f"Risk limits changed; overrides now: {pinned}.",
+                now_ns=time.time_ns(),
+                actor=identity.user_id,
+            )
+            await outbox.enqueue(
+                conn, TOPIC_RISK_EVENTS, account_id, event, event_id=event.event_id
+            )
+        self.desk.set_overrides(account_id, updated)
+        return risk_pb2.UpdateRiskLimitsResponse(
+            limits=self._limits_message(account_id, updated_at)
+        )
+
+    async def SetTradingState(
+        self, request: risk_pb2.SetTradingStateRequest, context: Context
+    ) -> risk_pb2.SetTradingStateResponse:
+        identity = current_identity()
+        identity.require_scope(SCOPE_ADMIN)
+        account_id = request.account_id
+        if not account_id:
+            raise InvalidArgument(
+                "account_id is required: an account id, or '*' for the kill switch."
+            )
+        state = codec.STATES_FROM_WIRE.get(request.state)
+        if state is None:
+            raise InvalidArgument(
+                "state must be TRADING_STATE_ACTIVE, TRADING_STATE_REDUCING or TRADING_STATE_HALTED."
+            )
+        reason = request.reason.strip()[:500]
+        is_global = account_id == GLOBAL_ACCOUNT
+        async with self.pool.acquire() as conn, conn.transaction():
+            previous, updated_at = await store.set_state(
+                conn, account_id, state, reason, identity.user_id
+            )
+            what = "All trading" if is_global else "Trading on this account"
+            wording = {
+                TradingState.ACTIVE: "is active again",
+                TradingState.REDUCING: "may only reduce positions",
+                TradingState.HALTED: "is halted",
+            }[state]
+            event = codec.risk_event(
+                event_id=new_event_id(),
+                account_id=account_id,
+                event_type=(
+                    events_pb2.RISK_EVENT_TYPE_KILL_SWITCH
+                    if is_global
+                    else events_pb2.RISK_EVENT_TYPE_TRADING_STATE_CHANGED
+                ),
+                message=f"{what} {wording}" + (f": {reason}" if reason else "."),
+                now_ns=time.time_ns(),
+                actor=identity.user_id,
+                state=state,
+                previous_state=previous,
+            )
+            await outbox.enqueue(
+                conn, TOPIC_RISK_EVENTS, account_id, event, event_id=event.event_id
+            )
+        self.events.apply_state(account_id, state)
+        response = risk_pb2.SetTradingStateResponse(
+            account_id=account_id,
+            state=codec.STATES_TO_WIRE[state],
+            previous_state=codec.STATES_TO_WIRE[previous],
+        )
+        response.updated_at.FromDatetime(updated_at)
+        return response
+
+    async def StreamRiskEvents(
+        self, request: risk_pb2.StreamRiskEventsRequest, context: Context
+    ) -> AsyncIterator[risk_pb2.StreamRiskEventsResponse]:
+        identity = current_identity()
+        account_filter = request.account_id or identity.account_id
+        if account_filter != identity.account_id and not identity.is_admin:
+            raise PermissionDenied("You may only stream your own account's risk events.")
+        async for event in self.hub.subscribe(account_filter):
+            yield risk_pb2.StreamRiskEventsResponse(event=event)
