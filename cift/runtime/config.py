@@ -161,7 +161,9 @@ SERVICE_PORTS: dict[str, tuple[int, int]] = {
 def load_service(cls: type[C], service_name: str, environ: Mapping[str, str] | None = None) -> C:
     """Load a service's config, filling its default ports when none are set."""
     config = load(cls, environ, service_name=service_name)
-    grpc_port, metrics_port = SERVICE_PORTS[service_name]
+    grpc_port, metrics_port = SERVICE_PORTS.get(
+        service_name, (config.grpc_port, config.metrics_port)
+    )
     env = os.environ if environ is None else environ
     return dataclasses.replace(
         config,

@@ -151,6 +151,8 @@ class ServiceRuntime(Generic[C]):
             ],
             options=[
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+                # Without this a second process could bind the same port and steal calls.
+                ("grpc.so_reuseport", 0),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
             ],
@@ -293,14 +295,17 @@ async def serve(spec: ServiceSpec[C], config: C) -> None:
     starting = asyncio.create_task(runtime.start())
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({starting, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    if starting in done:
-        starting.result()
-        await stop.wait()
-    else:
-        starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await starting
-    await runtime.drain()
+    try:
+        if starting in done:
+            starting.result()
+            await stop.wait()
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+    finally:
+        stopper.cancel()
+        await runtime.drain()
 
 
 async def _as_coroutine(awaitable: Awaitable[int]) -> int:

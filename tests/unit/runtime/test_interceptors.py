@@ -102,7 +102,7 @@ async def channel() -> AsyncIterator[grpc.aio.Channel]:
 async def _call(
     channel: grpc.aio.Channel, method: str, metadata: tuple[tuple[str, str], ...] = ()
 ) -> bytes:
-    return await channel.unary_unary(f"/test.Svc/{method}")(b"hi", metadata=metadata)  # type: ignore[no-any-return]
+    return await channel.unary_unary(f"/test.Svc/{method}", None, None)(b"hi", metadata=metadata)  # type: ignore[no-any-return]
 
 
 async def test_bearer_token_binds_the_verified_identity(channel: grpc.aio.Channel) -> None:
@@ -170,7 +170,7 @@ async def test_resource_exhausted_carries_retry_after_and_reason(channel: grpc.a
         await _call(channel, "Limited", (("authorization", "Bearer tok-alice"),))
     error = raised.value
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    trailers = dict(error.trailing_metadata() or ())
+    trailers: dict[str, str] = dict(error.trailing_metadata() or ())  # type: ignore[arg-type]
     assert trailers["retry-after"] == "1.500"
     assert trailers["cift-reason"] == "RATE_LIMITED"
 
@@ -185,7 +185,7 @@ async def test_unexpected_error_is_internal_without_leaking_details(
 
 
 async def test_stream_delivers_items_then_maps_the_domain_error(channel: grpc.aio.Channel) -> None:
-    call = channel.unary_stream("/test.Svc/Countdown")(
+    call = channel.unary_stream("/test.Svc/Countdown", None, None)(
         b"3", metadata=(("authorization", "Bearer tok-alice"),)
     )
     received = []
