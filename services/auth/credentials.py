@@ -75,10 +75,11 @@ class Credentials:
         async def own_jwks() -> list[dict[str, str]]:
             return keys.jwks()
 
-        # The "fetch" reads this process's own ring; refreshed each second so a
-        # rotation loaded from the database is honoured at once.
+        # The "fetch" reads this process's own ring in memory, so an unknown kid may
+        # refetch at once (no rate limit needed): a rotation loaded from the
+        # database is honoured on the very next request.
         self._tokens = TokenVerifier(
-            JwksCache(own_jwks, max_age_s=1.0, min_refetch_interval_s=1.0, monotonic=monotonic),
+            JwksCache(own_jwks, max_age_s=1.0, min_refetch_interval_s=0.0, monotonic=monotonic),
             issuer=config.jwt_issuer,
             audience=config.jwt_audience,
             wall_clock=clock,
@@ -88,6 +89,10 @@ class Credentials:
             OrderedDict()
         )
         self._used_key_ids: set[str] = set()
+
+    @property
+    def key_ring(self) -> LiveKeyRing:
+        return self._keys
 
     # --- CredentialVerifier -------------------------------------------------------
 

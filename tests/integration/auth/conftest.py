@@ -1,0 +1,98 @@
+"""A real auth service (in this process, on a free port) against real PostgreSQL and Redis.
+
+PostgreSQL and Redis come from CIFT_DATABASE_URL / CIFT_REDIS_URL; each session
+gets its own throwaway database, so runs never see each other's users.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import grpc
+import pytest
+
+from cift.runtime.config import load
+from cift.runtime.server import ServiceRuntime
+from services.auth.__main__ import APP, SPEC
+from services.auth.config import AuthConfig
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _with_database(dsn: str, name: str) -> str:
+    base, _, _ = dsn.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+async def auth_database() -> AsyncIterator[str]:
+    admin_dsn = os.environ.get("CIFT_DATABASE_URL")
+    if not admin_dsn:
+        pytest.skip("set CIFT_DATABASE_URL to a PostgreSQL the tests may create databases on")
+    name = f"cift_auth_it_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield _with_database(admin_dsn, name)
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class RunningAuth:
+    config: AuthConfig
+    address: str
+    pool: asyncpg.Pool
+
+
+@pytest.fixture(scope="session")
+async def auth_service(auth_database: str) -> AsyncIterator[RunningAuth]:
+    redis_url = os.environ.get("CIFT_REDIS_URL")
+    if not redis_url:
+        pytest.skip("set CIFT_REDIS_URL to a Redis the tests may write throttle counters to")
+    config = load(
+        AuthConfig,
+        {},
+        service_name="auth",
+        grpc_host="127.0.0.1",
+        grpc_port=_free_port(),
+        metrics_port=0,
+        database_url=auth_database,
+        redis_url=redis_url,
+        auth_bcrypt_cost=4,
+        auth_signing_key_secret="integration-test-secret",
+        auth_api_key_pepper="integration-test-pepper",
+        auth_login_max_failures_per_account=3,
+        auth_login_max_failures_per_address=6,
+        auth_login_failure_window_s=60.0,
+        drain_timeout_s=1.0,
+    )
+    runtime = ServiceRuntime(SPEC, config)
+    await runtime.start()
+    assert APP.credentials is not None
+    try:
+        yield RunningAuth(config, f"127.0.0.1:{config.grpc_port}", runtime.context.pool)
+    finally:
+        await runtime.drain()
+
+
+@pytest.fixture(scope="session")
+async def channel(auth_service: RunningAuth) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(auth_service.address) as chan:
+        yield chan
