@@ -115,7 +115,10 @@ async def test_wrong_password_and_unknown_email_get_the_same_answer(
         stub.Login(auth_pb2.LoginRequest(email=new_email(), password=PASSWORD), metadata=where)
     )
     malformed_email = await rpc_error(
-        stub.Login(auth_pb2.LoginRequest(email="nonsense", password=PASSWORD), metadata=where)
+        stub.Login(
+            auth_pb2.LoginRequest(email=f"no-at-sign-{uuid.uuid4().hex}", password=PASSWORD),
+            metadata=where,
+        )
     )
     for error in (wrong_password, unknown_email, malformed_email):
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
