@@ -1,27 +1,138 @@
-"""Entry point of the execution service process: `python -m services.execution [serve|migrate]`."""
+"""Entry point of the execution service process: `python -m services.execution [serve|migrate]`.
+
+Wires the broker to its database pool, the risk and market data services, the
+tick consumer (the fill engine), the session clock that expires day orders, and
+the equity snapshots behind portfolio history.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sys
+import time
 from pathlib import Path
 
-from cift.runtime.config import CommonConfig
+from cift.execution.v1 import execution_pb2, execution_pb2_grpc
+from cift.marketdata.v1 import events_pb2 as _md_events  # noqa: F401 - registers TickEvent for decoding
+from cift.runtime.clients import open_channel
+from cift.runtime.errors import DomainError
+from cift.runtime.identity import SCOPE_READ, SCOPE_TRADE
+from cift.runtime.interceptors import RpcPolicy
+from cift.runtime.kafka import TOPIC_TICKS
 from cift.runtime.server import ServiceContext, ServiceSpec, run_service
+from services.execution.broker import AccountSettings, Broker
+from services.execution.config import ExecutionConfig
+from services.execution.fills import CommissionModel, FillEngine, FillModel, StopTrigger
+from services.execution.server import ExecutionServicer
+from services.execution.upstream import MarketReference, RiskGate
+
+log = logging.getLogger(__name__)
+SERVICE = execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name
+TRADE_METHODS = ("SubmitOrder", "ReplaceOrder", "CancelOrder", "CancelAllOrders", "ClosePosition")
+READ_METHODS = (
+    "GetOrder",
+    "ListOrders",
+    "StreamOrderUpdates",
+    "ListPositions",
+    "GetPosition",
+    "GetAccount",
+    "ListActivities",
+    "GetPortfolioHistory",
+)
 
 
-async def setup(context: ServiceContext[CommonConfig]) -> None:
-    """Nothing to wire yet beyond health, reflection and metrics."""
+def fill_model(config: ExecutionConfig) -> FillModel:
+    return FillModel(
+        fill_at_displayed_size=config.fill_at_displayed_size,
+        slippage_bps=config.slippage_bps,
+        stop_trigger=StopTrigger(config.stop_trigger),
+        commission=CommissionModel(
+            per_share=config.commission_per_share, bps=config.commission_bps
+        ),
+    )
+
+
+async def watch_session(broker: Broker, poll_s: float) -> None:
+    """Expire day orders when the market clock passes the session close."""
+    close_at: int | None = None
+    while True:
+        try:
+            clock = await broker.market.clock()
+            if close_at is not None and clock.now_ns >= close_at:
+                expired = await broker.expire_day_orders()
+                await broker.snapshot_equity(session_close=True)
+                log.info("session closed", extra={"expired_orders": expired})
+                close_at = None
+            if clock.is_open:
+                close_at = clock.next_close_ns
+            wait = (
+                poll_s
+                if close_at is None
+                else min(poll_s, max(0.05, (close_at - clock.now_ns) / 1e9))
+            )
+        except DomainError:
+            log.warning("market clock unavailable", exc_info=True)
+            wait = poll_s
+        await asyncio.sleep(wait)
+
+
+async def snapshot_equity(broker: Broker, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        started = time.monotonic()
+        try:
+            count = await broker.snapshot_equity()
+            log.debug(
+                "equity snapshot", extra={"accounts": count, "took_s": time.monotonic() - started}
+            )
+        except DomainError:
+            log.warning("equity snapshot skipped", exc_info=True)
+
+
+async def setup(context: ServiceContext[ExecutionConfig]) -> None:
+    config = context.config
+    risk_channel = open_channel(config.risk_addr)
+    market_channel = open_channel(config.marketdata_addr)
+    broker = Broker(
+        context.pool,
+        FillEngine(fill_model(config)),
+        MarketReference(market_channel),
+        RiskGate(risk_channel, config.risk_timeout_s),
+        AccountSettings(config.opening_cash, config.margin_multiplier),
+    )
+    reloaded = await broker.reload()
+    log.info("book reloaded", extra={"open_orders": reloaded})
+    execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
+        ExecutionServicer(broker), context.server
+    )
+    ticks = context.consumer("execution-fill-engine", [TOPIC_TICKS], from_beginning=False)
+    context.spawn("fill-engine", ticks.run(broker.on_ticks))
+    context.spawn("session-clock", watch_session(broker, config.clock_poll_s))
+    context.spawn("equity-snapshots", snapshot_equity(broker, config.equity_snapshot_s))
+
+    async def close() -> None:
+        with contextlib.suppress(Exception):
+            await risk_channel.close(None)
+            await market_channel.close(None)
+
+    context.on_shutdown(close)
 
 
 SPEC = ServiceSpec(
     name="execution",
-    config_type=CommonConfig,
-    service_names=(),
-    policies={},
+    config_type=ExecutionConfig,
+    service_names=(SERVICE,),
+    policies={
+        **{f"/{SERVICE}/{method}": RpcPolicy(scope=SCOPE_TRADE) for method in TRADE_METHODS},
+        **{f"/{SERVICE}/{method}": RpcPolicy(scope=SCOPE_READ) for method in READ_METHODS},
+    },
     setup=setup,
     migrations_dir=Path(__file__).parent / "migrations",
     uses_redis=True,
     uses_kafka=True,
+    relay_outbox=True,
 )
 
 if __name__ == "__main__":

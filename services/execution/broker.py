@@ -1,0 +1,739 @@
+"""The paper broker: the transactions that take an order or a fill through the database.
+
+Each public method is one all-or-nothing unit: SubmitOrder (validate, risk check,
+atomic buying-power reservation, persist with its outbox event), a fill (position,
+cash, realized P&L, activity, order status, outbox; idempotent by fill id),
+cancel and replace. The in-memory `FillEngine` and the database are kept in step
+by one lock: every engine mutation and the persistence of what it produced happen
+under it, so a cancel can never slip between a fill's decision and its commit.
+The database commit of a new order happens outside the lock (that is what lets
+submits run in parallel); an order canceled in that gap is remembered so it never
+enters the book.
+
+Fill ids are deterministic (`<order id>-<n>`), and a replayed tick is recognised by
+its per-symbol sequence, kept durably with the fills it caused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Protocol
+
+import asyncpg
+
+from cift.execution.v1 import events_pb2
+from cift.marketdata.v1 import events_pb2 as md_events_pb2
+from cift.risk.v1 import risk_pb2, rules_pb2
+from cift.runtime import outbox
+from cift.runtime.errors import FailedPrecondition, NotFound, ResourceExhausted
+from cift.runtime.kafka import TOPIC_FILLS, TOPIC_ORDERS, Event, new_event_id
+from cift.runtime.money import format_decimal
+from services.execution import store
+from services.execution.events import (
+    CLOSING_EVENT,
+    SIDE_TO_PB,
+    TIF_TO_PB,
+    TYPE_TO_PB,
+    dec,
+    decode_tick,
+    fill_message,
+    order_event,
+    order_message,
+)
+from services.execution.fills import (
+    EngineEvent,
+    Fill,
+    FillEngine,
+    OrderClosed,
+    OrderTriggered,
+    Quote,
+)
+from services.execution.ledger import (
+    AccountFigures,
+    Position,
+    account_figures,
+    buying_power,
+    released_reservation,
+    reservation_for,
+    reservation_price,
+    settle_fill,
+)
+from services.execution.orders import (
+    Instrument,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    ReplaceRequest,
+    Side,
+    TimeInForce,
+    build_replacement,
+    new_order,
+    resolve_resubmission,
+)
+from services.execution.upstream import MarketClock
+
+log = logging.getLogger(__name__)
+
+
+class Market(Protocol):
+    async def instrument(self, symbol: str) -> Instrument: ...
+
+    async def latest_prices(
+        self, symbols: list[str]
+    ) -> dict[str, tuple[Decimal, Decimal, Decimal]]: ...
+
+    async def clock(self) -> MarketClock: ...
+
+
+class Risk(Protocol):
+    async def check(self, request: risk_pb2.CheckOrderRequest) -> risk_pb2.CheckOrderResponse: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSettings:
+    opening_cash: Decimal
+    margin_multiplier: Decimal
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def _reason_name(code: int) -> str:
+    return rules_pb2.ReasonCode.Name(code).removeprefix("REASON_CODE_")  # type: ignore[arg-type]
+
+
+class Broker:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        engine: FillEngine,
+        market: Market,
+        risk: Risk,
+        settings: AccountSettings,
+    ) -> None:
+        self.pool = pool
+        self.engine = engine
+        self.market = market
+        self.risk = risk
+        self.settings = settings
+        self._lock = asyncio.Lock()
+        self._known_accounts: set[str] = set()
+        self._canceled_before_booked: set[str] = set()
+        self._tick_marks: dict[str, int] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
+
+    # ---- accounts --------------------------------------------------------------
+
+    async def ensure_account(self, account_id: str) -> None:
+        """Open the paper account the first time an account id is seen (idempotent)."""
+        if account_id in self._known_accounts:
+            return
+        async with self.pool.acquire() as conn:
+            await store.open_account(
+                conn, account_id, self.settings.opening_cash, self.settings.margin_multiplier
+            )
+        self._known_accounts.add(account_id)
+
+    # ---- order entry -----------------------------------------------------------
+
+    async def submit(self, account_id: str, request: OrderRequest) -> Order:
+        await self.ensure_account(account_id)
+        instrument = await self.market.instrument(request.symbol)
+        if not request.client_order_id:
+            request = dataclasses.replace(request, client_order_id=str(uuid.uuid4()))
+        order = new_order(
+            request, instrument, order_id=str(uuid.uuid4()), account_id=account_id, now_ns=now_ns()
+        )
+        async with self.pool.acquire() as conn:
+            existing = await store.get_order_by_client_id(conn, account_id, request.client_order_id)
+            if existing is not None:
+                return resolve_resubmission(store.order_from_row(existing), request)
+            context = await store.order_context(conn, account_id, request.symbol)
+        order.reserved = await self._reservation(order, context)
+        await self._risk_check(order, context)
+        self.engine.set_instrument(instrument)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                sequence = await store.reserve_buying_power(conn, account_id, order.reserved, 1)
+                if sequence is None:
+                    raise FailedPrecondition(
+                        f"Insufficient buying power: this order needs {format_decimal(order.reserved)}.",
+                        reason="INSUFFICIENT_BUYING_POWER",
+                    )
+                order.transition(OrderStatus.ACCEPTED, order.created_ns)
+                await store.insert_order(conn, order)
+                payload = await self._emit_order_event(
+                    conn, order, events_pb2.ORDER_EVENT_TYPE_NEW, sequence
+                )
+        except asyncpg.UniqueViolationError:
+            # The same client_order_id raced in from another call: answer as a resubmission.
+            async with self.pool.acquire() as conn:
+                existing = await store.get_order_by_client_id(
+                    conn, account_id, request.client_order_id
+                )
+            assert existing is not None
+            return resolve_resubmission(store.order_from_row(existing), request)
+        self._notify(account_id, payload)
+        async with self._lock:
+            if order.order_id in self._canceled_before_booked:
+                self._canceled_before_booked.discard(order.order_id)
+                return order
+            await self._persist(self.engine.add(order, now_ns()))
+        return order
+
+    async def _reservation(self, order: Order, context: asyncpg.Record) -> Decimal:
+        bid, ask, last = self.engine.last_prices(order.symbol)
+        if (ask if order.side is Side.BUY else bid) is None:
+            quotes = await self.market.latest_prices([order.symbol])
+            if order.symbol in quotes:
+                bid, ask, last = quotes[order.symbol]
+        price = reservation_price(
+            side=order.side,
+            order_type=order.order_type,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+            trail_price=order.trail_price,
+            trail_percent=order.trail_percent,
+            bid=bid if bid else last,
+            ask=ask if ask else last,
+        )
+        if price is None or price <= 0:
+            raise FailedPrecondition(
+                f"{order.symbol} has no quote yet, so a {order.order_type.value} order cannot be priced.",
+                reason="NO_FRESH_QUOTE",
+            )
+        open_same_side = (
+            context["open_buy_qty"] if order.side is Side.BUY else context["open_sell_qty"]
+        )
+        return reservation_for(
+            side=order.side,
+            qty=order.qty,
+            notional=order.notional,
+            price=price,
+            position_qty=context["position_qty"],
+            open_qty_same_side=open_same_side,
+        )
+
+    async def _risk_check(self, order: Order, context: asyncpg.Record) -> None:
+        available = (
+            buying_power(
+                context["cash"],
+                context["net_cost"],
+                context["gross_cost"],
+                context["margin_multiplier"],
+            )
+            - context["reserved"]
+        )
+        request = risk_pb2.CheckOrderRequest(
+            request_id=order.order_id,
+            account_id=order.account_id,
+            symbol=order.symbol,
+            side=SIDE_TO_PB[order.side],
+            type=TYPE_TO_PB[order.order_type],
+            time_in_force=TIF_TO_PB[order.time_in_force],
+            qty=dec(order.qty),
+            notional=dec(order.notional),
+            limit_price=dec(order.limit_price),
+            stop_price=dec(order.stop_price),
+            trail_price=dec(order.trail_price),
+            trail_percent=dec(order.trail_percent),
+            order_cost=dec(order.reserved),
+            buying_power=dec(max(Decimal(0), available)),
+            position_qty=dec(context["position_qty"]),
+            open_buy_qty=dec(context["open_buy_qty"]),
+            open_sell_qty=dec(context["open_sell_qty"]),
+            open_order_count=int(context["open_count"]),
+            gross_exposure=dec(context["gross_cost"]),
+            client_order_id=order.client_order_id,
+        )
+        result = await self.risk.check(request)
+        if result.approved:
+            return
+        violation = result.violations[0] if result.violations else None
+        reason = _reason_name(violation.reason_code) if violation else "UNSPECIFIED"
+        message = violation.message if violation else "The risk service rejected this order."
+        if reason == "RATE_LIMITED":
+            retry = (
+                result.retry_after.ToTimedelta().total_seconds()
+                if result.HasField("retry_after")
+                else 1.0
+            )
+            raise ResourceExhausted(message, retry_after_s=retry, reason=reason)
+        raise FailedPrecondition(message, reason=reason)
+
+    async def cancel(self, account_id: str, order_id: str, *, is_admin: bool = False) -> Order:
+        async with self._lock:
+            return await self._cancel_locked(account_id, order_id, is_admin=is_admin)
+
+    async def _owned_row(
+        self,
+        conn: asyncpg.Connection,
+        account_id: str,
+        order_id: str,
+        is_admin: bool,
+        *,
+        for_update: bool = False,
+    ) -> asyncpg.Record:
+        row = (
+            await store.get_order(conn, order_id, for_update=for_update)
+            if _is_uuid(order_id)
+            else None
+        )
+        if row is None or (row["account_id"] != account_id and not is_admin):
+            raise NotFound(f"Order {order_id} was not found.")
+        return row
+
+    async def _cancel_locked(self, account_id: str, order_id: str, *, is_admin: bool) -> Order:
+        async with self.pool.acquire() as conn:
+            await self._owned_row(conn, account_id, order_id, is_admin)
+        removed = self.engine.remove(order_id)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                order = store.order_from_row(
+                    await self._owned_row(conn, account_id, order_id, is_admin, for_update=True)
+                )
+                reserved = order.reserved
+                at = now_ns()
+                order.transition(OrderStatus.CANCELED, at, "canceled by request")
+                order.reserved = Decimal(0)
+                await store.close_order(
+                    conn, order_id, OrderStatus.CANCELED, order.reason, store.to_datetime(at)
+                )
+                sequence = await store.release_and_sequence(conn, order.account_id, reserved, 1)
+                payload = await self._emit_order_event(
+                    conn, order, events_pb2.ORDER_EVENT_TYPE_CANCELED, sequence
+                )
+        except BaseException:
+            if removed is not None and removed.is_open:
+                await self._persist(self.engine.add(removed, now_ns()))
+            raise
+        if removed is None:
+            self._canceled_before_booked.add(order_id)
+        self._notify(order.account_id, payload)
+        return order
+
+    async def cancel_all(
+        self, account_id: str, symbols: Sequence[str]
+    ) -> list[tuple[str, Order | None, str]]:
+        async with self.pool.acquire() as conn:
+            rows = await store.open_orders(conn, account_id)
+        results: list[tuple[str, Order | None, str]] = []
+        for row in rows:
+            if symbols and row["symbol"] not in symbols:
+                continue
+            try:
+                results.append(
+                    (row["order_id"], await self.cancel(account_id, row["order_id"]), "")
+                )
+            except FailedPrecondition as refused:
+                async with self.pool.acquire() as conn:
+                    current = await store.get_order(conn, row["order_id"])
+                results.append(
+                    (
+                        row["order_id"],
+                        store.order_from_row(current) if current else None,
+                        refused.message,
+                    )
+                )
+        return results
+
+    async def replace(
+        self, account_id: str, order_id: str, change: ReplaceRequest, *, is_admin: bool = False
+    ) -> Order:
+        async with self.pool.acquire() as conn:
+            original = store.order_from_row(
+                await self._owned_row(conn, account_id, order_id, is_admin)
+            )
+        instrument = await self.market.instrument(original.symbol)
+        if not change.client_order_id:
+            change = dataclasses.replace(change, client_order_id=str(uuid.uuid4()))
+        successor = build_replacement(
+            original, change, instrument, order_id=str(uuid.uuid4()), now_ns=now_ns()
+        )
+        async with self.pool.acquire() as conn:
+            context = await store.order_context(conn, original.account_id, original.symbol)
+        successor.reserved = await self._reservation(successor, context)
+        await self._risk_check(successor, context)
+        self.engine.set_instrument(instrument)
+        async with self._lock:
+            removed = self.engine.remove(order_id)
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    current = store.order_from_row(
+                        await self._owned_row(conn, account_id, order_id, is_admin, for_update=True)
+                    )
+                    at = now_ns()
+                    current.transition(OrderStatus.REPLACED, at, "replaced")
+                    current.replaced_by = successor.order_id
+                    await store.release_and_sequence(conn, current.account_id, current.reserved, 0)
+                    current.reserved = Decimal(0)
+                    sequence = await store.reserve_buying_power(
+                        conn, current.account_id, successor.reserved, 2
+                    )
+                    if sequence is None:
+                        raise FailedPrecondition(
+                            f"Insufficient buying power: the replacement needs {format_decimal(successor.reserved)}.",
+                            reason="INSUFFICIENT_BUYING_POWER",
+                        )
+                    await store.close_order(
+                        conn,
+                        order_id,
+                        OrderStatus.REPLACED,
+                        "replaced",
+                        store.to_datetime(at),
+                        successor.order_id,
+                    )
+                    successor.transition(OrderStatus.ACCEPTED, at)
+                    await store.insert_order(conn, successor)
+                    first = await self._emit_order_event(
+                        conn, current, events_pb2.ORDER_EVENT_TYPE_REPLACED, sequence - 1
+                    )
+                    second = await self._emit_order_event(
+                        conn, successor, events_pb2.ORDER_EVENT_TYPE_NEW, sequence
+                    )
+            except BaseException:
+                if removed is not None and removed.is_open:
+                    await self._persist(self.engine.add(removed, now_ns()))
+                raise
+            self._notify(current.account_id, first)
+            self._notify(current.account_id, second)
+            await self._persist(self.engine.add(successor, now_ns()))
+        return successor
+
+    async def close_position(
+        self, account_id: str, symbol: str, qty: Decimal | None, percentage: Decimal | None
+    ) -> Order:
+        await self.ensure_account(account_id)
+        async with self.pool.acquire() as conn:
+            row = await store.position(conn, account_id, symbol)
+        if row is None:
+            raise NotFound(f"There is no open position in {symbol}.")
+        held: Decimal = row["qty"]
+        amount = abs(held)
+        if qty is not None:
+            if qty <= 0 or qty > amount:
+                raise FailedPrecondition(
+                    f"qty must be between 0 and the position size {format_decimal(amount)}."
+                )
+            amount = qty
+        elif percentage is not None:
+            if percentage <= 0 or percentage > 100:
+                raise FailedPrecondition("percentage must be above 0 and at most 100.")
+            instrument = await self.market.instrument(symbol)
+            amount = (amount * percentage / 100 / instrument.qty_increment).to_integral_value(
+                rounding="ROUND_FLOOR"
+            ) * instrument.qty_increment
+            if amount <= 0:
+                raise FailedPrecondition(
+                    "That percentage of the position is less than one tradable unit."
+                )
+        request = OrderRequest(
+            symbol=symbol,
+            side=Side.SELL if held > 0 else Side.BUY,
+            order_type=OrderType.MARKET,
+            time_in_force=TimeInForce.DAY,
+            qty=amount,
+        )
+        return await self.submit(account_id, request)
+
+    # ---- the fill engine's side ------------------------------------------------
+
+    async def on_ticks(self, events: list[Event]) -> None:
+        """Feed a batch of `marketdata.ticks.v1` records to the engine; persist what fills."""
+        async with self._lock:
+            for event in events:
+                if not isinstance(event.message, md_events_pb2.TickEvent):
+                    continue
+                decoded = decode_tick(event.message)
+                if decoded is None:
+                    continue
+                tick, sequence = decoded
+                if sequence and sequence <= self._tick_marks.get(tick.symbol, 0):
+                    continue  # redelivered: its effects are already applied
+                self._tick_marks[tick.symbol] = sequence
+                produced = (
+                    self.engine.on_quote(tick)
+                    if isinstance(tick, Quote)
+                    else self.engine.on_trade(tick)
+                )
+                if produced:
+                    await self._persist(produced, tick_mark=(tick.symbol, sequence))
+
+    async def reload(self) -> int:
+        """Rebuild the book from the database after a restart; returns the orders reloaded."""
+        async with self.pool.acquire() as conn:
+            rows = await store.open_orders(conn)
+            self._tick_marks = await store.tick_marks(conn)
+        async with self._lock:
+            for row in rows:
+                order = store.order_from_row(row)
+                if order.order_id in self.engine:
+                    continue
+                self.engine.set_instrument(await self.market.instrument(order.symbol))
+                await self._persist(self.engine.add(order, now_ns()))
+        return len(rows)
+
+    async def expire_day_orders(self) -> int:
+        async with self._lock:
+            produced = self.engine.close_session(now_ns())
+            await self._persist(produced)
+        return len(produced)
+
+    async def _persist(
+        self, produced: list[EngineEvent], tick_mark: tuple[str, int] | None = None
+    ) -> None:
+        for event in produced:
+            if isinstance(event, Fill):
+                await self.apply_fill(event, tick_mark)
+            elif isinstance(event, OrderClosed):
+                await self._record_close(event)
+            elif isinstance(event, OrderTriggered):
+                async with self.pool.acquire() as conn:
+                    await store.mark_triggered(
+                        conn, event.order_id, event.water_mark, store.to_datetime(event.ts_ns)
+                    )
+
+    async def apply_fill(self, fill: Fill, tick_mark: tuple[str, int] | None = None) -> bool:
+        """Apply one fill in one transaction; False (and no change) if it was applied before."""
+        at = store.to_datetime(fill.ts_ns)
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await store.insert_fill(
+                conn,
+                fill_id=fill.fill_id,
+                order_id=fill.order_id,
+                account_id=fill.account_id,
+                symbol=fill.symbol,
+                side=fill.side.value,
+                qty=fill.qty,
+                price=fill.price,
+                commission=fill.commission,
+                at=at,
+            )
+            if not inserted:
+                return False
+            effect = settle_fill(
+                await store.lock_position(conn, fill.account_id, fill.symbol),
+                fill.side,
+                fill.qty,
+                fill.price,
+                fill.commission,
+            )
+            await store.save_position(conn, fill.account_id, effect.position, effect.realized_pnl)
+            before = store.order_from_row(
+                await store.get_order(conn, fill.order_id, for_update=True)
+            )  # type: ignore[arg-type]
+            if before.qty is not None:
+                remaining_before = before.qty - before.filled_qty
+                part = fill.qty
+            else:
+                assert before.notional is not None
+                remaining_before = before.notional - before.filled_notional
+                part = fill.qty * fill.price
+            released = (
+                before.reserved
+                if fill.order_status is not OrderStatus.PARTIALLY_FILLED
+                else released_reservation(before.reserved, part, remaining_before)
+            )
+            after = dataclasses.replace(
+                before,
+                status=fill.order_status,
+                filled_qty=fill.order_filled_qty,
+                filled_notional=fill.order_filled_notional,
+                fill_count=fill.order_fill_count,
+                updated_ns=fill.ts_ns,
+            )
+            await store.update_order_after_fill(conn, after, fill.commission, released, at)
+            account = await store.apply_cash(
+                conn,
+                fill.account_id,
+                cash_delta=effect.cash_delta,
+                net_cost_delta=effect.net_cost_delta,
+                gross_cost_delta=effect.gross_cost_delta,
+                realized_pnl=effect.realized_pnl,
+                commission=effect.commission,
+                released=released,
+            )
+            await store.insert_fill_activity(
+                conn,
+                fill_id=fill.fill_id,
+                account_id=fill.account_id,
+                net_amount=effect.cash_delta,
+                symbol=fill.symbol,
+                side=fill.side.value,
+                qty=fill.qty,
+                price=fill.price,
+                order_id=fill.order_id,
+                at=at,
+            )
+            kind = (
+                events_pb2.ORDER_EVENT_TYPE_FILL
+                if fill.order_status is OrderStatus.FILLED
+                else events_pb2.ORDER_EVENT_TYPE_PARTIAL_FILL
+            )
+            commission = await store.order_commission(conn, fill.order_id)
+            payload = await self._emit_order_event(
+                conn, after, kind, account["event_seq"], fill=fill, commission=commission
+            )
+            position = effect.position
+            await outbox.enqueue(
+                conn,
+                TOPIC_FILLS,
+                fill.account_id,
+                events_pb2.FillEvent(
+                    event_id=new_event_id(),
+                    fill=fill_message(fill),
+                    position_qty=dec(position.qty),
+                    position_avg_entry_price=dec(position.avg_entry_price),
+                    cash=dec(account["cash"]),
+                ),
+            )
+            if tick_mark is not None and tick_mark[1]:
+                await store.advance_tick_mark(conn, *tick_mark)
+        self._notify(fill.account_id, payload)
+        return True
+
+    async def _record_close(self, event: OrderClosed) -> None:
+        at = store.to_datetime(event.ts_ns)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.get_order(conn, event.order_id, for_update=True)
+            assert row is not None
+            order = store.order_from_row(row)
+            if not order.is_open:
+                return
+            reserved = order.reserved
+            order.status, order.reason, order.updated_ns, order.reserved = (
+                event.status,
+                event.reason,
+                event.ts_ns,
+                Decimal(0),
+            )
+            await store.close_order(conn, event.order_id, event.status, event.reason, at)
+            sequence = await store.release_and_sequence(conn, order.account_id, reserved, 1)
+            payload = await self._emit_order_event(
+                conn, order, CLOSING_EVENT[event.status], sequence
+            )
+        self._notify(order.account_id, payload)
+
+    async def _emit_order_event(
+        self,
+        conn: asyncpg.Connection,
+        order: Order,
+        kind: int,
+        sequence: int,
+        *,
+        fill: Fill | None = None,
+        commission: Decimal | None = None,
+    ) -> bytes:
+        message = order_event(
+            event_id=new_event_id(),
+            order=order_message(order, commission=commission),
+            kind=kind,
+            sequence=sequence,
+            ts_ns=order.updated_ns or now_ns(),
+            fill=fill_message(fill) if fill is not None else None,
+        )
+        payload = message.SerializeToString()
+        await store.insert_order_event(conn, order.account_id, sequence, payload)
+        await outbox.enqueue(
+            conn, TOPIC_ORDERS, order.account_id, message, event_id=message.event_id
+        )
+        return payload
+
+    # ---- order update streams --------------------------------------------------
+
+    def subscribe(self, account_id: str) -> asyncio.Queue[bytes]:
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
+        self._subscribers[account_id].add(queue)
+        return queue
+
+    def unsubscribe(self, account_id: str, queue: asyncio.Queue[bytes]) -> None:
+        self._subscribers[account_id].discard(queue)
+
+    def _notify(self, account_id: str, payload: bytes) -> None:
+        for queue in list(self._subscribers.get(account_id, ())):
+            if queue.full():
+                continue  # a stalled reader resumes from the stored events by sequence
+            queue.put_nowait(payload)
+
+    # ---- reads -----------------------------------------------------------------
+
+    async def marks(self, symbols: list[str]) -> dict[str, Decimal]:
+        """The latest price per symbol: last trade, else the quote's midpoint."""
+        marks: dict[str, Decimal] = {}
+        missing: list[str] = []
+        for symbol in symbols:
+            bid, ask, last = self.engine.last_prices(symbol)
+            if last:
+                marks[symbol] = last
+            elif bid and ask:
+                marks[symbol] = (bid + ask) / 2
+            else:
+                missing.append(symbol)
+        if missing:
+            try:
+                for symbol, (bid, ask, last) in (await self.market.latest_prices(missing)).items():
+                    if last:
+                        marks[symbol] = last
+                    elif bid and ask:
+                        marks[symbol] = (bid + ask) / 2
+            except Exception:
+                log.warning("latest prices unavailable; valuing positions at cost", exc_info=True)
+        return marks
+
+    async def account(self, account_id: str) -> tuple[asyncpg.Record, AccountFigures]:
+        await self.ensure_account(account_id)
+        async with self.pool.acquire() as conn:
+            row = await store.get_account(conn, account_id)
+            rows = await store.positions(conn, account_id)
+        assert row is not None
+        held = [Position(r["symbol"], r["qty"], r["cost_basis"]) for r in rows]
+        marks = await self.marks([p.symbol for p in held])
+        figures = account_figures(
+            cash=row["cash"],
+            positions=held,
+            marks=marks,
+            reserved=row["reserved"],
+            realized_pnl=row["realized_pnl"],
+            margin_multiplier=row["margin_multiplier"],
+            last_equity=row["last_equity"],
+        )
+        return row, figures
+
+    async def snapshot_equity(self, *, session_close: bool = False) -> int:
+        """Record every account's marked equity (portfolio history); at the close also last_equity."""
+        async with self.pool.acquire() as conn:
+            rows = await store.all_accounts_with_positions(conn)
+        symbols = sorted({s for r in rows for s in r["symbols"]})
+        marks = await self.marks(symbols)
+        taken_at = datetime.now(UTC)
+        snapshots: list[tuple[str, datetime, Decimal]] = []
+        for r in rows:
+            equity = r["cash"]
+            for symbol, qty, cost in zip(r["symbols"], r["qtys"], r["costs"], strict=True):
+                mark = marks.get(symbol)
+                equity += cost if mark is None else Position(symbol, qty, cost).market_value(mark)
+            snapshots.append((r["account_id"], taken_at, equity))
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.insert_equity_snapshots(conn, snapshots)
+            if session_close:
+                await store.set_last_equity(conn, [(a, e) for a, _, e in snapshots])
+        return len(snapshots)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

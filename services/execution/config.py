@@ -1,0 +1,33 @@
+"""Settings of the execution process: the account model and the paper fill model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from cift.runtime.config import CommonConfig, setting
+
+
+@dataclass(frozen=True)
+class ExecutionConfig(CommonConfig):
+    margin_multiplier: Decimal = setting(
+        Decimal("1"), "Buying power multiplier of new accounts; 1 = cash account."
+    )
+    fill_at_displayed_size: bool = setting(
+        False, "Fill market and limit orders only up to the quote's displayed size per quote."
+    )
+    slippage_bps: Decimal = setting(
+        Decimal("0"), "Slippage against the trader, in basis points of the quote price."
+    )
+    stop_trigger: str = setting(
+        "trade", "Which price arms stop orders: trade (last sale) or quote."
+    )
+    commission_per_share: Decimal = setting(
+        Decimal("0"), "Commission per share filled, in dollars."
+    )
+    commission_bps: Decimal = setting(Decimal("0"), "Commission in basis points of fill notional.")
+    clock_poll_s: float = setting(15.0, "How often the market clock is read to expire day orders.")
+    equity_snapshot_s: float = setting(
+        60.0, "Seconds between equity snapshots (portfolio history)."
+    )
+    risk_timeout_s: float = setting(2.0, "Deadline of one pre-trade risk check.")

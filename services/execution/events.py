@@ -1,0 +1,171 @@
+"""Kafka in and out: ticks decoded for the fill engine, orders and fills encoded as protobuf.
+
+Also the one mapping between domain enums/values and their protobuf forms, used
+by the gRPC edge as well, so an order reads the same on the wire and on the topic.
+Publishing happens through the outbox (`cift.runtime.outbox.enqueue`) in the
+transaction of the change; nothing here talks to the broker directly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from cift.execution.v1 import events_pb2, orders_pb2
+from cift.marketdata.v1 import events_pb2 as md_events_pb2
+from cift.runtime.money import format_decimal
+from services.execution.fills import Fill, Quote, Trade
+from services.execution.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+
+SIDE_TO_PB = {Side.BUY: orders_pb2.ORDER_SIDE_BUY, Side.SELL: orders_pb2.ORDER_SIDE_SELL}
+SIDE_FROM_PB = {v: k for k, v in SIDE_TO_PB.items()}
+TYPE_TO_PB = {
+    OrderType.MARKET: orders_pb2.ORDER_TYPE_MARKET,
+    OrderType.LIMIT: orders_pb2.ORDER_TYPE_LIMIT,
+    OrderType.STOP: orders_pb2.ORDER_TYPE_STOP,
+    OrderType.STOP_LIMIT: orders_pb2.ORDER_TYPE_STOP_LIMIT,
+    OrderType.TRAILING_STOP: orders_pb2.ORDER_TYPE_TRAILING_STOP,
+}
+TYPE_FROM_PB = {v: k for k, v in TYPE_TO_PB.items()}
+TIF_TO_PB = {
+    TimeInForce.DAY: orders_pb2.TIME_IN_FORCE_DAY,
+    TimeInForce.GTC: orders_pb2.TIME_IN_FORCE_GTC,
+    TimeInForce.IOC: orders_pb2.TIME_IN_FORCE_IOC,
+    TimeInForce.FOK: orders_pb2.TIME_IN_FORCE_FOK,
+}
+TIF_FROM_PB = {v: k for k, v in TIF_TO_PB.items()}
+STATUS_TO_PB = {
+    OrderStatus.NEW: orders_pb2.ORDER_STATUS_NEW,
+    OrderStatus.ACCEPTED: orders_pb2.ORDER_STATUS_ACCEPTED,
+    OrderStatus.PARTIALLY_FILLED: orders_pb2.ORDER_STATUS_PARTIALLY_FILLED,
+    OrderStatus.FILLED: orders_pb2.ORDER_STATUS_FILLED,
+    OrderStatus.CANCELED: orders_pb2.ORDER_STATUS_CANCELED,
+    OrderStatus.EXPIRED: orders_pb2.ORDER_STATUS_EXPIRED,
+    OrderStatus.REJECTED: orders_pb2.ORDER_STATUS_REJECTED,
+    OrderStatus.REPLACED: orders_pb2.ORDER_STATUS_REPLACED,
+}
+CLOSING_EVENT = {
+    OrderStatus.CANCELED: events_pb2.ORDER_EVENT_TYPE_CANCELED,
+    OrderStatus.EXPIRED: events_pb2.ORDER_EVENT_TYPE_EXPIRED,
+    OrderStatus.REJECTED: events_pb2.ORDER_EVENT_TYPE_REJECTED,
+    OrderStatus.REPLACED: events_pb2.ORDER_EVENT_TYPE_REPLACED,
+    OrderStatus.FILLED: events_pb2.ORDER_EVENT_TYPE_FILL,
+}
+
+
+def dec(value: Decimal | None) -> str:
+    return "" if value is None else format_decimal(value)
+
+
+def timestamp(ns: int) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(ns)
+    return stamp
+
+
+def timestamp_of(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def order_message(
+    order: Order, *, commission: Decimal | None = None, water_mark: Decimal | None = None
+) -> orders_pb2.Order:
+    message = orders_pb2.Order(
+        id=order.order_id,
+        client_order_id=order.client_order_id,
+        account_id=order.account_id,
+        symbol=order.symbol,
+        side=SIDE_TO_PB[order.side],
+        type=TYPE_TO_PB[order.order_type],
+        time_in_force=TIF_TO_PB[order.time_in_force],
+        qty=dec(order.qty if order.qty is not None else (order.filled_qty or None)),
+        notional=dec(order.notional),
+        filled_qty=dec(order.filled_qty),
+        filled_avg_price=dec(order.filled_avg_price),
+        limit_price=dec(order.limit_price),
+        stop_price=dec(order.stop_price),
+        trail_price=dec(order.trail_price),
+        trail_percent=dec(order.trail_percent),
+        hwm=dec(water_mark if water_mark is not None else order.water_mark),
+        status=STATUS_TO_PB[order.status],
+        commission=dec(commission if commission is not None else Decimal(0)),
+        replaced_by=order.replaced_by or "",
+        replaces=order.replaces or "",
+        created_at=timestamp(order.created_ns),
+        updated_at=timestamp(order.updated_ns or order.created_ns),
+        submitted_at=timestamp(order.created_ns),
+    )
+    if order.status is OrderStatus.REJECTED:
+        message.reject_reason = order.reason
+    return message
+
+
+def fill_message(fill: Fill) -> orders_pb2.Fill:
+    return orders_pb2.Fill(
+        id=fill.fill_id,
+        order_id=fill.order_id,
+        account_id=fill.account_id,
+        symbol=fill.symbol,
+        side=SIDE_TO_PB[fill.side],
+        qty=dec(fill.qty),
+        price=dec(fill.price),
+        commission=dec(fill.commission),
+        timestamp=timestamp(fill.ts_ns),
+    )
+
+
+def order_event(
+    *,
+    event_id: str,
+    order: orders_pb2.Order,
+    kind: int,
+    sequence: int,
+    ts_ns: int,
+    fill: orders_pb2.Fill | None = None,
+) -> events_pb2.OrderEvent:
+    event = events_pb2.OrderEvent(
+        event_id=event_id,
+        account_id=order.account_id,
+        type=kind,  # type: ignore[arg-type]
+        order=order,
+        timestamp=timestamp(ts_ns),
+        sequence=sequence,
+    )
+    if fill is not None:
+        event.fill.CopyFrom(fill)
+    return event
+
+
+def _price(value: float) -> Decimal:
+    """Market data doubles become Decimals by their shortest round-trip text (100.1, not 100.0999…)."""
+    return Decimal(repr(value))
+
+
+def decode_tick(message: md_events_pb2.TickEvent) -> tuple[Quote | Trade, int] | None:
+    """The fill engine's view of a tick and its sequence, or None for an empty tick."""
+    kind = message.WhichOneof("tick")
+    if kind == "quote":
+        q = message.quote
+        return (
+            Quote(
+                q.symbol,
+                _price(q.bid),
+                _price(q.ask),
+                _price(q.bid_size),
+                _price(q.ask_size),
+                q.timestamp.ToNanoseconds(),
+            ),
+            q.sequence,
+        )
+    if kind == "trade":
+        t = message.trade
+        return Trade(
+            t.symbol, _price(t.price), _price(t.size), t.timestamp.ToNanoseconds()
+        ), t.sequence
+    return None

@@ -1,0 +1,459 @@
+"""The gRPC edge of the execution service: decode the request, call the broker, encode the reply.
+
+No business rule lives here. Who may call what is the runtime's policy table
+(`__main__.py`); here a caller only ever reaches its own account unless admin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import grpc
+
+from cift.execution.v1 import events_pb2, execution_pb2, execution_pb2_grpc, orders_pb2
+from cift.runtime.errors import InvalidArgument, NotFound
+from cift.runtime.identity import Identity, current_identity
+from cift.runtime.money import parse_decimal
+from services.execution import store
+from services.execution.broker import Broker
+from services.execution.events import (
+    SIDE_FROM_PB,
+    SIDE_TO_PB,
+    TIF_FROM_PB,
+    TYPE_FROM_PB,
+    dec,
+    order_message,
+    timestamp_of,
+)
+from services.execution.ledger import Position
+from services.execution.orders import OrderRequest, ReplaceRequest
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+DEFAULT_PAGE = 100
+MAX_PAGE = 500
+ACTIVITY_TO_PB = {
+    "fill": execution_pb2.ACTIVITY_TYPE_FILL,
+    "deposit": execution_pb2.ACTIVITY_TYPE_DEPOSIT,
+    "withdrawal": execution_pb2.ACTIVITY_TYPE_WITHDRAWAL,
+    "fee": execution_pb2.ACTIVITY_TYPE_FEE,
+}
+ACTIVITY_FROM_PB = {v: k for k, v in ACTIVITY_TO_PB.items()}
+PERIOD_UNITS = {"D": 1, "W": 7, "M": 30, "A": 365}
+TIMEFRAMES = {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}
+
+
+def _optional(field: str, text: str) -> Decimal | None:
+    return parse_decimal(field, text, allow_empty=True)
+
+
+def _symbols(values: list[str] | tuple[str, ...]) -> list[str]:
+    return [part.strip().upper() for value in values for part in value.split(",") if part.strip()]
+
+
+def _target_account(identity: Identity, requested: str) -> str:
+    if requested and requested != identity.account_id:
+        identity.require_account(requested)
+        return requested
+    return identity.account_id
+
+
+def _page_size(requested: int) -> int:
+    if requested < 0:
+        raise InvalidArgument("page_size cannot be negative.")
+    return min(requested or DEFAULT_PAGE, MAX_PAGE)
+
+
+def _encode_cursor(moment: datetime, key: str) -> str:
+    return base64.urlsafe_b64encode(f"{moment.isoformat()}|{key}".encode()).decode()
+
+
+def _decode_cursor(token: str) -> tuple[datetime, str] | None:
+    if not token:
+        return None
+    try:
+        moment, key = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(moment), key
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("page_token is not one this server issued.") from None
+
+
+def _when(stamp: object, present: bool) -> datetime | None:
+    return stamp.ToDatetime(tzinfo=UTC) if present else None  # type: ignore[attr-defined, no-any-return]
+
+
+class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    async def _order_reply(self, order_id: str) -> orders_pb2.Order:
+        async with self.broker.pool.acquire() as conn:
+            row = await store.get_order(conn, order_id)
+        assert row is not None
+        return _order_from_row(row)
+
+    async def SubmitOrder(
+        self, request: execution_pb2.SubmitOrderRequest, context: Ctx
+    ) -> execution_pb2.SubmitOrderResponse:  # type: ignore[override]
+        identity = current_identity()
+        if request.side not in SIDE_FROM_PB:
+            raise InvalidArgument("side is required: ORDER_SIDE_BUY or ORDER_SIDE_SELL.")
+        if request.type not in TYPE_FROM_PB:
+            raise InvalidArgument(
+                "type is required: MARKET, LIMIT, STOP, STOP_LIMIT or TRAILING_STOP."
+            )
+        if request.time_in_force not in TIF_FROM_PB:
+            raise InvalidArgument(
+                "time_in_force must be DAY, GTC, IOC or FOK (no auction sessions here)."
+            )
+        if request.extended_hours:
+            raise InvalidArgument("extended_hours is not supported by the paper broker.")
+        if not request.symbol.strip():
+            raise InvalidArgument("symbol is required.")
+        order_request = OrderRequest(
+            symbol=request.symbol.strip().upper(),
+            side=SIDE_FROM_PB[request.side],
+            order_type=TYPE_FROM_PB[request.type],
+            time_in_force=TIF_FROM_PB[request.time_in_force],
+            qty=_optional("qty", request.qty),
+            notional=_optional("notional", request.notional),
+            limit_price=_optional("limit_price", request.limit_price),
+            stop_price=_optional("stop_price", request.stop_price),
+            trail_price=_optional("trail_price", request.trail_price),
+            trail_percent=_optional("trail_percent", request.trail_percent),
+            client_order_id=request.client_order_id,
+        )
+        order = await self.broker.submit(identity.account_id, order_request)
+        return execution_pb2.SubmitOrderResponse(order=await self._order_reply(order.order_id))
+
+    async def GetOrder(
+        self, request: execution_pb2.GetOrderRequest, context: Ctx
+    ) -> execution_pb2.GetOrderResponse:  # type: ignore[override]
+        identity = current_identity()
+        async with self.broker.pool.acquire() as conn:
+            row = await self.broker._owned_row(
+                conn, identity.account_id, request.order_id, identity.is_admin
+            )
+        return execution_pb2.GetOrderResponse(order=_order_from_row(row))
+
+    async def ListOrders(
+        self, request: execution_pb2.ListOrdersRequest, context: Ctx
+    ) -> execution_pb2.ListOrdersResponse:  # type: ignore[override]
+        identity = current_identity()
+        account_id = _target_account(identity, request.account_id)
+        status = request.status or "open"
+        if status not in ("open", "closed", "all"):
+            raise InvalidArgument("status must be open, closed or all.")
+        statuses = {
+            "open": list(store.OPEN),
+            "closed": ["filled", "canceled", "expired", "rejected", "replaced"],
+            "all": None,
+        }[status]
+        limit = _page_size(request.page_size)
+        async with self.broker.pool.acquire() as conn:
+            rows = await store.list_orders(
+                conn,
+                account_id,
+                statuses=statuses,
+                symbols=_symbols(list(request.symbols)),
+                after=_when(request.after, request.HasField("after")),
+                until=_when(request.until, request.HasField("until")),
+                cursor=_decode_cursor(request.page_token),
+                limit=limit + 1,
+            )
+        token = (
+            _encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["order_id"])
+            if len(rows) > limit
+            else ""
+        )
+        return execution_pb2.ListOrdersResponse(
+            orders=[_order_from_row(r) for r in rows[:limit]], next_page_token=token
+        )
+
+    async def ReplaceOrder(
+        self, request: execution_pb2.ReplaceOrderRequest, context: Ctx
+    ) -> execution_pb2.ReplaceOrderResponse:  # type: ignore[override]
+        identity = current_identity()
+        change = ReplaceRequest(
+            qty=_optional("qty", request.qty) if request.HasField("qty") else None,
+            time_in_force=TIF_FROM_PB.get(request.time_in_force)
+            if request.HasField("time_in_force")
+            else None,
+            limit_price=_optional("limit_price", request.limit_price)
+            if request.HasField("limit_price")
+            else None,
+            stop_price=_optional("stop_price", request.stop_price)
+            if request.HasField("stop_price")
+            else None,
+            trail_price=_optional("trail_price", request.trail_price)
+            if request.HasField("trail_price")
+            else None,
+            trail_percent=_optional("trail_percent", request.trail_percent)
+            if request.HasField("trail_percent")
+            else None,
+            client_order_id=request.client_order_id if request.HasField("client_order_id") else "",
+        )
+        if request.HasField("time_in_force") and change.time_in_force is None:
+            raise InvalidArgument("time_in_force must be DAY, GTC, IOC or FOK.")
+        successor = await self.broker.replace(
+            identity.account_id, request.order_id, change, is_admin=identity.is_admin
+        )
+        return execution_pb2.ReplaceOrderResponse(order=await self._order_reply(successor.order_id))
+
+    async def CancelOrder(
+        self, request: execution_pb2.CancelOrderRequest, context: Ctx
+    ) -> execution_pb2.CancelOrderResponse:  # type: ignore[override]
+        identity = current_identity()
+        order = await self.broker.cancel(
+            identity.account_id, request.order_id, is_admin=identity.is_admin
+        )
+        return execution_pb2.CancelOrderResponse(order=await self._order_reply(order.order_id))
+
+    async def CancelAllOrders(
+        self, request: execution_pb2.CancelAllOrdersRequest, context: Ctx
+    ) -> execution_pb2.CancelAllOrdersResponse:  # type: ignore[override]
+        identity = current_identity()
+        results = await self.broker.cancel_all(identity.account_id, _symbols(list(request.symbols)))
+        reply = execution_pb2.CancelAllOrdersResponse()
+        for order_id, _, message in results:
+            reply.cancellations.add(
+                order_id=order_id,
+                canceled=not message,
+                order=await self._order_reply(order_id),
+                message=message,
+            )
+        return reply
+
+    async def StreamOrderUpdates(
+        self, request: execution_pb2.StreamOrderUpdatesRequest, context: Ctx
+    ) -> AsyncIterator[execution_pb2.StreamOrderUpdatesResponse]:  # type: ignore[override]
+        identity = current_identity()
+        account_id = _target_account(identity, request.account_id)
+        queue = self.broker.subscribe(account_id)
+        try:
+            last = request.resume_after_sequence
+            if last > 0:
+                async with self.broker.pool.acquire() as conn:
+                    stored = await store.order_events_after(conn, account_id, last)
+                for payload in stored:
+                    event = events_pb2.OrderEvent.FromString(payload)
+                    last = event.sequence
+                    yield execution_pb2.StreamOrderUpdatesResponse(event=event)
+            while True:
+                event = events_pb2.OrderEvent.FromString(await queue.get())
+                if event.sequence <= last:
+                    continue  # already replayed from the store
+                last = event.sequence
+                yield execution_pb2.StreamOrderUpdatesResponse(event=event)
+        except asyncio.CancelledError:
+            raise
+        finally:
+            self.broker.unsubscribe(account_id, queue)
+
+    async def _positions(self, account_id: str, symbol: str | None) -> list[execution_pb2.Position]:
+        await self.broker.ensure_account(account_id)
+        async with self.broker.pool.acquire() as conn:
+            rows = await store.positions(conn, account_id)
+            open_rows = await store.open_orders(conn, account_id)
+        if symbol is not None:
+            rows = [r for r in rows if r["symbol"] == symbol]
+        marks = await self.broker.marks([r["symbol"] for r in rows])
+        result = []
+        for row in rows:
+            held = Position(row["symbol"], row["qty"], row["cost_basis"])
+            closing_side = "sell" if held.qty > 0 else "buy"
+            committed = sum(
+                (
+                    (o["qty"] or 0) - o["filled_qty"]
+                    for o in open_rows
+                    if o["symbol"] == held.symbol and o["side"] == closing_side
+                ),
+                Decimal(0),
+            )
+            mark = marks.get(held.symbol)
+            value = held.market_value(mark) if mark is not None else held.cost_basis
+            unrealized = value - held.cost_basis
+            result.append(
+                execution_pb2.Position(
+                    account_id=account_id,
+                    symbol=held.symbol,
+                    side=execution_pb2.POSITION_SIDE_LONG
+                    if held.qty > 0
+                    else execution_pb2.POSITION_SIDE_SHORT,
+                    qty=dec(held.qty),
+                    qty_available=dec(
+                        max(Decimal(0), abs(held.qty) - committed) * (1 if held.qty > 0 else -1)
+                    ),
+                    avg_entry_price=dec(held.avg_entry_price),
+                    cost_basis=dec(held.cost_basis),
+                    current_price=dec(mark),
+                    market_value=dec(value),
+                    unrealized_pl=dec(unrealized),
+                    unrealized_plpc=dec(
+                        (unrealized / abs(held.cost_basis)).quantize(Decimal("0.000001"))
+                        if held.cost_basis
+                        else None
+                    ),
+                    realized_pl=dec(row["realized_pnl"]),
+                    updated_at=timestamp_of(row["updated_at"]),
+                )
+            )
+        return result
+
+    async def ListPositions(
+        self, request: execution_pb2.ListPositionsRequest, context: Ctx
+    ) -> execution_pb2.ListPositionsResponse:  # type: ignore[override]
+        account_id = _target_account(current_identity(), request.account_id)
+        return execution_pb2.ListPositionsResponse(
+            positions=await self._positions(account_id, None)
+        )
+
+    async def GetPosition(
+        self, request: execution_pb2.GetPositionRequest, context: Ctx
+    ) -> execution_pb2.GetPositionResponse:  # type: ignore[override]
+        account_id = _target_account(current_identity(), request.account_id)
+        symbol = request.symbol.strip().upper()
+        found = await self._positions(account_id, symbol)
+        if not found:
+            raise NotFound(f"There is no open position in {symbol}.")
+        return execution_pb2.GetPositionResponse(position=found[0])
+
+    async def ClosePosition(
+        self, request: execution_pb2.ClosePositionRequest, context: Ctx
+    ) -> execution_pb2.ClosePositionResponse:  # type: ignore[override]
+        identity = current_identity()
+        qty = _optional("qty", request.qty)
+        percentage = _optional("percentage", request.percentage)
+        if qty is not None and percentage is not None:
+            raise InvalidArgument("Send at most one of qty and percentage.")
+        order = await self.broker.close_position(
+            identity.account_id, request.symbol.strip().upper(), qty, percentage
+        )
+        return execution_pb2.ClosePositionResponse(order=await self._order_reply(order.order_id))
+
+    async def GetAccount(
+        self, request: execution_pb2.GetAccountRequest, context: Ctx
+    ) -> execution_pb2.GetAccountResponse:  # type: ignore[override]
+        account_id = _target_account(current_identity(), request.account_id)
+        row, figures = await self.broker.account(account_id)
+        return execution_pb2.GetAccountResponse(
+            account=execution_pb2.Account(
+                id=account_id,
+                status=execution_pb2.ACCOUNT_STATUS_ACTIVE,
+                currency="USD",
+                cash=dec(figures.cash),
+                equity=dec(figures.equity),
+                buying_power=dec(figures.buying_power),
+                reserved_buying_power=dec(figures.reserved),
+                long_market_value=dec(figures.long_market_value),
+                short_market_value=dec(figures.short_market_value),
+                realized_pl=dec(figures.realized_pnl),
+                unrealized_pl=dec(figures.unrealized_pnl),
+                day_pl=dec(figures.day_pnl),
+                last_equity=dec(figures.last_equity),
+                multiplier=dec(row["margin_multiplier"]),
+                created_at=timestamp_of(row["created_at"]),
+                updated_at=timestamp_of(row["updated_at"]),
+            )
+        )
+
+    async def ListActivities(
+        self, request: execution_pb2.ListActivitiesRequest, context: Ctx
+    ) -> execution_pb2.ListActivitiesResponse:  # type: ignore[override]
+        account_id = _target_account(current_identity(), request.account_id)
+        await self.broker.ensure_account(account_id)
+        types = [ACTIVITY_FROM_PB[t] for t in request.activity_types if t in ACTIVITY_FROM_PB]
+        limit = _page_size(request.page_size)
+        async with self.broker.pool.acquire() as conn:
+            rows = await store.list_activities(
+                conn,
+                account_id,
+                types=types,
+                after=_when(request.after, request.HasField("after")),
+                until=_when(request.until, request.HasField("until")),
+                cursor=_decode_cursor(request.page_token),
+                limit=limit + 1,
+            )
+        token = (
+            _encode_cursor(rows[limit - 1]["occurred_at"], rows[limit - 1]["activity_id"])
+            if len(rows) > limit
+            else ""
+        )
+        activities = [
+            execution_pb2.Activity(
+                id=r["activity_id"],
+                account_id=r["account_id"],
+                activity_type=ACTIVITY_TO_PB[r["activity_type"]],
+                occurred_at=timestamp_of(r["occurred_at"]),
+                net_amount=dec(r["net_amount"]),
+                symbol=r["symbol"],
+                side=SIDE_TO_PB.get(r["side"], 0),  # type: ignore[arg-type, call-overload]
+                qty=dec(r["qty"]),
+                price=dec(r["price"]),
+                order_id=r["order_id"],
+                description=r["description"],
+            )
+            for r in rows[:limit]
+        ]
+        return execution_pb2.ListActivitiesResponse(activities=activities, next_page_token=token)
+
+    async def GetPortfolioHistory(
+        self, request: execution_pb2.GetPortfolioHistoryRequest, context: Ctx
+    ) -> execution_pb2.GetPortfolioHistoryResponse:  # type: ignore[override]
+        account_id = _target_account(current_identity(), request.account_id)
+        await self.broker.ensure_account(account_id)
+        period = request.period or "1M"
+        unit = period[-1:]
+        if unit not in PERIOD_UNITS or not period[:-1].isdigit() or int(period[:-1]) <= 0:
+            raise InvalidArgument(
+                f"period must be a number and D, W, M or A, such as 1M, not {period!r}."
+            )
+        days = int(period[:-1]) * PERIOD_UNITS[unit]
+        timeframe = request.timeframe or ("5Min" if days <= 1 else "1Day")
+        if timeframe not in TIMEFRAMES:
+            raise InvalidArgument("timeframe must be one of 1Min, 5Min, 15Min, 1Hour, 1Day.")
+        end = request.end.ToDatetime(tzinfo=UTC) if request.HasField("end") else datetime.now(UTC)
+        start = end - timedelta(days=days)
+        async with self.broker.pool.acquire() as conn:
+            rows = await store.equity_history(conn, account_id, start, end)
+        step = TIMEFRAMES[timeframe]
+        # The last snapshot of each interval stands for it.
+        buckets: dict[int, tuple[datetime, Decimal]] = {}
+        for row in rows:
+            buckets[int(row["taken_at"].timestamp()) // step] = (row["taken_at"], row["equity"])
+        points = [buckets[k] for k in sorted(buckets)]
+        reply = execution_pb2.GetPortfolioHistoryResponse(timeframe=timeframe)
+        if not points:
+            return reply
+        base = points[0][1]
+        reply.base_value = dec(base)
+        for moment, equity in points:
+            stamp = timestamp_of(moment)
+            assert stamp is not None
+            reply.timestamps.append(stamp)
+            reply.equity.append(dec(equity))
+            reply.profit_loss.append(dec(equity - base))
+            reply.profit_loss_pct.append(
+                dec(((equity - base) / base).quantize(Decimal("0.000001")) if base else Decimal(0))
+            )
+        return reply
+
+
+def _order_from_row(row: object) -> orders_pb2.Order:
+    record = row  # asyncpg.Record
+    order = store.order_from_row(record)  # type: ignore[arg-type]
+    message = order_message(order, commission=record["commission"])  # type: ignore[index]
+    for field, column in (
+        ("filled_at", "filled_at"),
+        ("canceled_at", "canceled_at"),
+        ("expired_at", "expired_at"),
+        ("replaced_at", "replaced_at"),
+    ):
+        stamp = timestamp_of(record[column])  # type: ignore[index]
+        if stamp is not None:
+            getattr(message, field).CopyFrom(stamp)
+    return message

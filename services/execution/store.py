@@ -1,0 +1,570 @@
+"""SQL of the execution schema, and the mapping between rows and domain values.
+
+Only statements live here; which statements form one transaction is decided by
+`broker.py`. Every money column is NUMERIC and comes back as Decimal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.execution.ledger import Position
+from services.execution.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+
+OPEN = ("new", "accepted", "partially_filled")
+
+
+def to_datetime(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def to_ns(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000) * 1000
+
+
+def order_from_row(row: asyncpg.Record) -> Order:
+    return Order(
+        order_id=row["order_id"],
+        account_id=row["account_id"],
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        order_type=OrderType(row["order_type"]),
+        time_in_force=TimeInForce(row["time_in_force"]),
+        qty=row["qty"],
+        notional=row["notional"],
+        limit_price=row["limit_price"],
+        stop_price=row["stop_price"],
+        trail_price=row["trail_price"],
+        trail_percent=row["trail_percent"],
+        client_order_id=row["client_order_id"],
+        created_ns=to_ns(row["created_at"]),
+        status=OrderStatus(row["status"]),
+        updated_ns=to_ns(row["updated_at"]),
+        filled_qty=row["filled_qty"],
+        filled_notional=row["filled_notional"],
+        fill_count=row["fill_count"],
+        triggered=row["triggered"],
+        reserved=row["reserved"],
+        replaces=row["replaces"],
+        replaced_by=row["replaced_by"],
+        reason=row["reason"],
+        water_mark=row["water_mark"],
+    )
+
+
+# ---- accounts ------------------------------------------------------------------
+
+
+async def open_account(
+    conn: asyncpg.Connection, account_id: str, opening_cash: Decimal, multiplier: Decimal
+) -> bool:
+    """Create the account with its opening deposit; False when it already existed."""
+    async with conn.transaction():
+        status = await conn.execute(
+            """INSERT INTO accounts (account_id, cash, margin_multiplier, last_equity)
+               VALUES ($1, $2, $3, $2) ON CONFLICT DO NOTHING""",
+            account_id,
+            opening_cash,
+            multiplier,
+        )
+        if status != "INSERT 0 1":
+            return False
+        await conn.execute(
+            """INSERT INTO activities (activity_id, account_id, activity_type, occurred_at,
+                                       net_amount, description)
+               VALUES ($1, $2, 'deposit', now(), $3, 'Opening deposit')""",
+            f"deposit-{account_id}",
+            account_id,
+            opening_cash,
+        )
+        return True
+
+
+async def get_account(conn: asyncpg.Connection, account_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM accounts WHERE account_id = $1", account_id)
+
+
+async def order_context(conn: asyncpg.Connection, account_id: str, symbol: str) -> asyncpg.Record:
+    """What the pre-trade check needs: the account row, the position, open orders."""
+    row = await conn.fetchrow(
+        """SELECT a.cash, a.net_cost, a.gross_cost, a.reserved, a.margin_multiplier,
+                  coalesce(p.qty, 0) AS position_qty,
+                  coalesce(o.open_buy_qty, 0) AS open_buy_qty,
+                  coalesce(o.open_sell_qty, 0) AS open_sell_qty,
+                  coalesce(n.open_count, 0) AS open_count
+           FROM accounts a
+           LEFT JOIN positions p ON p.account_id = a.account_id AND p.symbol = $2
+           LEFT JOIN LATERAL (
+               SELECT sum(coalesce(qty, 0) - filled_qty) FILTER (WHERE side = 'buy') AS open_buy_qty,
+                      sum(coalesce(qty, 0) - filled_qty) FILTER (WHERE side = 'sell') AS open_sell_qty
+               FROM orders WHERE account_id = a.account_id AND symbol = $2
+                 AND status IN ('new', 'accepted', 'partially_filled')) o ON true
+           LEFT JOIN LATERAL (
+               SELECT count(*) AS open_count FROM orders
+               WHERE account_id = a.account_id AND status IN ('new', 'accepted', 'partially_filled')) n ON true
+           WHERE a.account_id = $1""",
+        account_id,
+        symbol,
+    )
+    assert row is not None, "the account is opened before any order reaches the store"
+    return row
+
+
+async def reserve_buying_power(
+    conn: asyncpg.Connection, account_id: str, amount: Decimal, events: int
+) -> int | None:
+    """Hold `amount` of buying power atomically; None when there is not enough.
+
+    PostgreSQL serializes updates of one row, so concurrent orders of an account
+    can never reserve more than it has. The buying-power expression mirrors
+    `ledger.buying_power`. Also claims `events` order-event sequence numbers and
+    returns the last one.
+    """
+    value: int | None = await conn.fetchval(
+        """UPDATE accounts
+           SET reserved = reserved + $2, event_seq = event_seq + $3, updated_at = now()
+           WHERE account_id = $1
+             AND ($2 = 0 OR greatest(0, (cash + net_cost) * margin_multiplier - gross_cost)
+                            - reserved >= $2)
+           RETURNING event_seq""",
+        account_id,
+        amount,
+        events,
+    )
+    return value
+
+
+async def release_and_sequence(
+    conn: asyncpg.Connection, account_id: str, released: Decimal, events: int
+) -> int:
+    """Give back reserved buying power and claim `events` sequence numbers."""
+    value: int = await conn.fetchval(
+        """UPDATE accounts
+           SET reserved = greatest(0, reserved - $2), event_seq = event_seq + $3, updated_at = now()
+           WHERE account_id = $1 RETURNING event_seq""",
+        account_id,
+        released,
+        events,
+    )
+    return value
+
+
+async def apply_cash(
+    conn: asyncpg.Connection,
+    account_id: str,
+    *,
+    cash_delta: Decimal,
+    net_cost_delta: Decimal,
+    gross_cost_delta: Decimal,
+    realized_pnl: Decimal,
+    commission: Decimal,
+    released: Decimal,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """UPDATE accounts
+           SET cash = cash + $2, net_cost = net_cost + $3, gross_cost = gross_cost + $4,
+               realized_pnl = realized_pnl + $5, commissions = commissions + $6,
+               reserved = greatest(0, reserved - $7), event_seq = event_seq + 1, updated_at = now()
+           WHERE account_id = $1
+           RETURNING cash, event_seq""",
+        account_id,
+        cash_delta,
+        net_cost_delta,
+        gross_cost_delta,
+        realized_pnl,
+        commission,
+        released,
+    )
+    assert row is not None
+    return row
+
+
+# ---- orders --------------------------------------------------------------------
+
+
+async def insert_order(conn: asyncpg.Connection, order: Order) -> None:
+    await conn.execute(
+        """INSERT INTO orders (order_id, account_id, client_order_id, symbol, side, order_type,
+               time_in_force, qty, notional, limit_price, stop_price, trail_price, trail_percent,
+               status, reserved, replaces, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)""",
+        order.order_id,
+        order.account_id,
+        order.client_order_id,
+        order.symbol,
+        order.side.value,
+        order.order_type.value,
+        order.time_in_force.value,
+        order.qty,
+        order.notional,
+        order.limit_price,
+        order.stop_price,
+        order.trail_price,
+        order.trail_percent,
+        order.status.value,
+        order.reserved,
+        order.replaces,
+        to_datetime(order.created_ns),
+    )
+
+
+async def get_order(
+    conn: asyncpg.Connection, order_id: str, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    sql = "SELECT * FROM orders WHERE order_id = $1"
+    return await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), order_id)
+
+
+async def order_commission(conn: asyncpg.Connection, order_id: str) -> Decimal:
+    value: Decimal = await conn.fetchval(
+        "SELECT commission FROM orders WHERE order_id = $1", order_id
+    )
+    return value
+
+
+async def get_order_by_client_id(
+    conn: asyncpg.Connection, account_id: str, client_order_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM orders WHERE account_id = $1 AND client_order_id = $2",
+        account_id,
+        client_order_id,
+    )
+
+
+async def update_order_after_fill(
+    conn: asyncpg.Connection, order: Order, commission: Decimal, released: Decimal, at: datetime
+) -> None:
+    await conn.execute(
+        """UPDATE orders
+           SET status = $2, filled_qty = $3, filled_notional = $4, fill_count = $5,
+               commission = commission + $6, reserved = greatest(0, reserved - $7),
+               triggered = $8, water_mark = $9, updated_at = $10,
+               filled_at = CASE WHEN $2 = 'filled' THEN $10 ELSE filled_at END
+           WHERE order_id = $1""",
+        order.order_id,
+        order.status.value,
+        order.filled_qty,
+        order.filled_notional,
+        order.fill_count,
+        commission,
+        released,
+        order.triggered,
+        order.water_mark,
+        at,
+    )
+
+
+async def close_order(
+    conn: asyncpg.Connection,
+    order_id: str,
+    status: OrderStatus,
+    reason: str,
+    at: datetime,
+    replaced_by: str | None = None,
+) -> None:
+    """Record a final status that is not a fill; the order holds no reservation after it."""
+    column = {
+        OrderStatus.CANCELED: "canceled_at",
+        OrderStatus.EXPIRED: "expired_at",
+        OrderStatus.REPLACED: "replaced_at",
+        OrderStatus.FILLED: "filled_at",
+        OrderStatus.REJECTED: "updated_at",
+    }[status]
+    await conn.execute(
+        f"""UPDATE orders SET status = $2, reason = $3, updated_at = $4, {column} = $4,
+                reserved = 0, replaced_by = coalesce($5, replaced_by)
+            WHERE order_id = $1""",
+        order_id,
+        status.value,
+        reason,
+        at,
+        replaced_by,
+    )
+
+
+async def mark_triggered(
+    conn: asyncpg.Connection, order_id: str, water_mark: Decimal | None, at: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE orders SET triggered = true, water_mark = $2, updated_at = $3 WHERE order_id = $1",
+        order_id,
+        water_mark,
+        at,
+    )
+
+
+async def open_orders(
+    conn: asyncpg.Connection, account_id: str | None = None
+) -> list[asyncpg.Record]:
+    if account_id is None:
+        return list(
+            await conn.fetch(
+                "SELECT * FROM orders WHERE status = ANY($1::text[]) ORDER BY created_at, order_id",
+                list(OPEN),
+            )
+        )
+    return list(
+        await conn.fetch(
+            """SELECT * FROM orders WHERE account_id = $1 AND status = ANY($2::text[])
+               ORDER BY created_at, order_id""",
+            account_id,
+            list(OPEN),
+        )
+    )
+
+
+async def list_orders(
+    conn: asyncpg.Connection,
+    account_id: str,
+    *,
+    statuses: Sequence[str] | None,
+    symbols: Sequence[str],
+    after: datetime | None,
+    until: datetime | None,
+    cursor: tuple[datetime, str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    clauses = ["account_id = $1"]
+    args: list[Any] = [account_id]
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if statuses is not None:
+        clauses.append(f"status = ANY({arg(list(statuses))}::text[])")
+    if symbols:
+        clauses.append(f"symbol = ANY({arg(list(symbols))}::text[])")
+    if after is not None:
+        clauses.append(f"created_at >= {arg(after)}")
+    if until is not None:
+        clauses.append(f"created_at < {arg(until)}")
+    if cursor is not None:
+        clauses.append(f"(created_at, order_id) < ({arg(cursor[0])}, {arg(cursor[1])})")
+    sql = (
+        f"SELECT * FROM orders WHERE {' AND '.join(clauses)} "
+        f"ORDER BY created_at DESC, order_id DESC LIMIT {arg(limit)}"
+    )
+    return list(await conn.fetch(sql, *args))
+
+
+# ---- fills, positions, activities ---------------------------------------------
+
+
+async def insert_fill(
+    conn: asyncpg.Connection,
+    *,
+    fill_id: str,
+    order_id: str,
+    account_id: str,
+    symbol: str,
+    side: str,
+    qty: Decimal,
+    price: Decimal,
+    commission: Decimal,
+    at: datetime,
+) -> bool:
+    """Record a fill; False when this fill id was already applied (nothing else may change)."""
+    status = await conn.execute(
+        """INSERT INTO fills (fill_id, order_id, account_id, symbol, side, qty, price, commission, occurred_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING""",
+        fill_id,
+        order_id,
+        account_id,
+        symbol,
+        side,
+        qty,
+        price,
+        commission,
+        at,
+    )
+    return bool(status == "INSERT 0 1")
+
+
+async def lock_position(conn: asyncpg.Connection, account_id: str, symbol: str) -> Position:
+    row = await conn.fetchrow(
+        "SELECT qty, cost_basis FROM positions WHERE account_id = $1 AND symbol = $2 FOR UPDATE",
+        account_id,
+        symbol,
+    )
+    if row is None:
+        return Position(symbol)
+    return Position(symbol, row["qty"], row["cost_basis"])
+
+
+async def save_position(
+    conn: asyncpg.Connection, account_id: str, position: Position, realized_pnl: Decimal
+) -> None:
+    await conn.execute(
+        """INSERT INTO positions (account_id, symbol, qty, cost_basis, realized_pnl, updated_at)
+           VALUES ($1, $2, $3, $4, $5, now())
+           ON CONFLICT (account_id, symbol) DO UPDATE
+           SET qty = $3, cost_basis = $4, realized_pnl = positions.realized_pnl + $5, updated_at = now()""",
+        account_id,
+        position.symbol,
+        position.qty,
+        position.cost_basis,
+        realized_pnl,
+    )
+
+
+async def positions(conn: asyncpg.Connection, account_id: str) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            "SELECT * FROM positions WHERE account_id = $1 AND qty <> 0 ORDER BY symbol", account_id
+        )
+    )
+
+
+async def position(conn: asyncpg.Connection, account_id: str, symbol: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM positions WHERE account_id = $1 AND symbol = $2 AND qty <> 0",
+        account_id,
+        symbol,
+    )
+
+
+async def insert_fill_activity(
+    conn: asyncpg.Connection,
+    *,
+    fill_id: str,
+    account_id: str,
+    net_amount: Decimal,
+    symbol: str,
+    side: str,
+    qty: Decimal,
+    price: Decimal,
+    order_id: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO activities (activity_id, account_id, activity_type, occurred_at, net_amount,
+                                   symbol, side, qty, price, order_id, description)
+           VALUES ($1, $2, 'fill', $3, $4, $5, $6, $7, $8, $9, $10)""",
+        fill_id,
+        account_id,
+        at,
+        net_amount,
+        symbol,
+        side,
+        qty,
+        price,
+        order_id,
+        f"{side.capitalize()} {qty} {symbol} @ {price}",
+    )
+
+
+async def list_activities(
+    conn: asyncpg.Connection,
+    account_id: str,
+    *,
+    types: Sequence[str],
+    after: datetime | None,
+    until: datetime | None,
+    cursor: tuple[datetime, str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    clauses = ["account_id = $1"]
+    args: list[Any] = [account_id]
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if types:
+        clauses.append(f"activity_type = ANY({arg(list(types))}::text[])")
+    if after is not None:
+        clauses.append(f"occurred_at >= {arg(after)}")
+    if until is not None:
+        clauses.append(f"occurred_at < {arg(until)}")
+    if cursor is not None:
+        clauses.append(f"(occurred_at, activity_id) < ({arg(cursor[0])}, {arg(cursor[1])})")
+    sql = (
+        f"SELECT * FROM activities WHERE {' AND '.join(clauses)} "
+        f"ORDER BY occurred_at DESC, activity_id DESC LIMIT {arg(limit)}"
+    )
+    return list(await conn.fetch(sql, *args))
+
+
+# ---- order events, ticks, equity ----------------------------------------------
+
+
+async def insert_order_event(
+    conn: asyncpg.Connection, account_id: str, sequence: int, payload: bytes
+) -> None:
+    await conn.execute(
+        "INSERT INTO order_events (account_id, sequence, payload) VALUES ($1, $2, $3)",
+        account_id,
+        sequence,
+        payload,
+    )
+
+
+async def order_events_after(
+    conn: asyncpg.Connection, account_id: str, sequence: int
+) -> list[bytes]:
+    rows = await conn.fetch(
+        "SELECT payload FROM order_events WHERE account_id = $1 AND sequence > $2 ORDER BY sequence",
+        account_id,
+        sequence,
+    )
+    return [row["payload"] for row in rows]
+
+
+async def advance_tick_mark(conn: asyncpg.Connection, symbol: str, sequence: int) -> None:
+    await conn.execute(
+        """INSERT INTO tick_marks (symbol, sequence) VALUES ($1, $2)
+           ON CONFLICT (symbol) DO UPDATE SET sequence = greatest(tick_marks.sequence, $2)""",
+        symbol,
+        sequence,
+    )
+
+
+async def tick_marks(conn: asyncpg.Connection) -> dict[str, int]:
+    return {row["symbol"]: row["sequence"] for row in await conn.fetch("SELECT * FROM tick_marks")}
+
+
+async def all_accounts_with_positions(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT a.account_id, a.cash,
+                      coalesce(array_agg(p.symbol) FILTER (WHERE p.qty <> 0), '{}') AS symbols,
+                      coalesce(array_agg(p.qty) FILTER (WHERE p.qty <> 0), '{}') AS qtys,
+                      coalesce(array_agg(p.cost_basis) FILTER (WHERE p.qty <> 0), '{}') AS costs
+               FROM accounts a LEFT JOIN positions p ON p.account_id = a.account_id
+               GROUP BY a.account_id, a.cash"""
+        )
+    )
+
+
+async def insert_equity_snapshots(
+    conn: asyncpg.Connection, rows: list[tuple[str, datetime, Decimal]]
+) -> None:
+    await conn.executemany(
+        "INSERT INTO equity_snapshots (account_id, taken_at, equity) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        rows,
+    )
+
+
+async def set_last_equity(conn: asyncpg.Connection, rows: list[tuple[str, Decimal]]) -> None:
+    await conn.executemany("UPDATE accounts SET last_equity = $2 WHERE account_id = $1", rows)
+
+
+async def equity_history(
+    conn: asyncpg.Connection, account_id: str, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT taken_at, equity FROM equity_snapshots
+               WHERE account_id = $1 AND taken_at >= $2 AND taken_at <= $3 ORDER BY taken_at""",
+            account_id,
+            start,
+            end,
+        )
+    )
