@@ -115,6 +115,10 @@ def read_running(home: Path) -> StackInfo | None:
     return None
 
 
+def _purpose(what: str, setting_name: str) -> str:
+    return f"{what}, {env_name(setting_name)}"
+
+
 class Stack:
     """One stack's processes, started phase by phase and stopped in reverse."""
 
@@ -245,29 +249,31 @@ class Stack:
 
     def _preflight(self, pieces: Sequence[str], with_services: bool, with_gateway: bool) -> None:
         """Find every binary and check every port before starting anything."""
+        # purpose (with the variable that moves it) → port
         wanted: dict[str, int] = {}
         embedded = [piece for piece in pieces if piece in self.embedded]
         if "postgres" in embedded:
             postgres.binaries_dir()
-            wanted["embedded PostgreSQL, CIFT_EMBEDDED_POSTGRES_PORT"] = self.ports.postgres
+            wanted[_purpose("embedded PostgreSQL", "embedded_postgres_port")] = self.ports.postgres
         if "redis" in embedded:
             redis_server.redis_binary()
-            wanted["embedded Redis, CIFT_EMBEDDED_REDIS_PORT"] = self.ports.redis
+            wanted[_purpose("embedded Redis", "embedded_redis_port")] = self.ports.redis
         if "kafka" in embedded:
             kafka_broker.broker_binary()
-            wanted["embedded Kafka, CIFT_EMBEDDED_KAFKA_PORT"] = self.ports.kafka
+            wanted[_purpose("embedded Kafka", "embedded_kafka_port")] = self.ports.kafka
         if with_services:
             for name in services.SERVICE_NAMES:
-                wanted[f"{name} gRPC, {env_name(name + '_addr')}"] = self.ports.grpc[name]
-                wanted[f"{name} metrics"] = self.ports.metrics[name]
+                wanted[_purpose(f"{name} gRPC", f"{name}_addr")] = self.ports.grpc[name]
+                wanted[_purpose(f"{name} metrics", f"{name}_metrics_port")] = self.ports.metrics[
+                    name
+                ]
         if with_gateway:
             gateway.envoy_binary(self.config.envoy_bin)
-            wanted["gateway admin, CIFT_GATEWAY_ADMIN_PORT"] = self.ports.gateway_admin
+            wanted[_purpose("gateway admin", "gateway_admin_port")] = self.ports.gateway_admin
         ensure_free(LOOPBACK, wanted)
         if with_gateway:
-            ensure_free(
-                self.config.gateway_host, {"gateway, CIFT_GATEWAY_PORT": self.ports.gateway}
-            )
+            gateway_port = {_purpose("gateway", "gateway_port"): self.ports.gateway}
+            ensure_free(self.config.gateway_host, gateway_port)
 
     async def start_infrastructure(self, pieces: Sequence[str]) -> None:
         """Embedded servers where none is configured, wait for all; then database and topics."""

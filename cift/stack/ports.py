@@ -12,7 +12,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from cift.runtime.config import SERVICE_PORTS
+from cift.runtime.config import SERVICE_PORTS, env_name
 from cift.stack.errors import StackError
 from cift.stack.settings import StackConfig
 
@@ -59,7 +59,7 @@ class PortPlan:
 
     @classmethod
     def from_config(cls, config: StackConfig) -> PortPlan:
-        """The defaults of docs/DESIGN.md, with each service's gRPC port taken from its address."""
+        """The configured ports (docs/DESIGN.md's by default); gRPC ports come from addresses."""
         grpc = {name: _port_of(getattr(config, f"{name}_addr")) for name in SERVICE_PORTS}
         return cls(
             postgres=config.embedded_postgres_port,
@@ -68,7 +68,7 @@ class PortPlan:
             gateway=config.gateway_port,
             gateway_admin=config.gateway_admin_port,
             grpc=grpc,
-            metrics={name: metrics for name, (_, metrics) in SERVICE_PORTS.items()},
+            metrics={name: getattr(config, f"{name}_metrics_port") for name in SERVICE_PORTS},
         )
 
     @classmethod
@@ -84,6 +84,21 @@ class PortPlan:
             grpc=dict(zip(names, ports[5 : 5 + len(names)], strict=True)),
             metrics=dict(zip(names, ports[5 + len(names) :], strict=True)),
         )
+
+    def to_environ(self) -> dict[str, str]:
+        """The variables that make `cift up` in another process use exactly these ports."""
+        environ = {
+            env_name("embedded_postgres_port"): str(self.postgres),
+            env_name("embedded_redis_port"): str(self.redis),
+            env_name("embedded_kafka_port"): str(self.kafka),
+            env_name("gateway_port"): str(self.gateway),
+            env_name("gateway_admin_port"): str(self.gateway_admin),
+        }
+        for name, port in self.grpc.items():
+            environ[env_name(f"{name}_addr")] = f"{LOOPBACK}:{port}"
+        for name, port in self.metrics.items():
+            environ[env_name(f"{name}_metrics_port")] = str(port)
+        return environ
 
 
 def _port_of(address: str) -> int:

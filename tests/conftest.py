@@ -1,0 +1,68 @@
+"""Session fixtures: the launcher `cift up` runs, on free ports and a throwaway home.
+
+What users run is what is tested: these fixtures drive `cift.stack.launcher.Stack`,
+the same object behind `cift up`, with ports the kernel says are free (so a test run
+never collides with a user's `cift up` or with the machine's own PostgreSQL on 5432
+and Redis on 6379) and data that is thrown away afterwards.
+
+- `infra`: PostgreSQL (with the `cift` database), Redis and the Kafka-protocol broker
+  (with the five topics), and nothing else. For store and event tests.
+- `stack`: `infra` plus every service's migrations, the four services (each
+  reporting SERVING) and the Envoy gateway. For end-to-end tests.
+- `cift_up_environ`: an environment for running `cift up` as a separate process on
+  free ports and a temporary home (CLI and process-tree tests).
+
+Both stack fixtures yield a `cift.stack.launcher.StackInfo`. As with `cift up`, an
+address set in the environment (CIFT_DATABASE_URL, CIFT_REDIS_URL,
+CIFT_KAFKA_BOOTSTRAP) is used instead of starting that piece.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from cift.runtime.config import env_name
+from cift.stack.launcher import Stack, StackInfo, StackOptions
+from cift.stack.ports import PortPlan
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[StackInfo]:
+    home = tmp_path_factory.mktemp("cift-infra")
+    launcher = Stack(StackOptions(home=home, with_services=False, free_ports=True, durable=False))
+    info = await launcher.start()
+    try:
+        yield info
+    finally:
+        await launcher.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def stack(
+    infra: StackInfo, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[StackInfo]:
+    home = tmp_path_factory.mktemp("cift-stack")
+    # The session's infrastructure counts as configured, so nothing starts twice.
+    environ = {**os.environ, **infra.env}
+    environ.pop(env_name("home"), None)
+    launcher = Stack(StackOptions(home=home, free_ports=True, durable=False), environ)
+    info = await launcher.start()
+    try:
+        yield info
+    finally:
+        await launcher.stop()
+
+
+@pytest.fixture
+def cift_up_environ(tmp_path: Path) -> dict[str, str]:
+    """The process environment without any CIFT_* setting (so everything is embedded),
+    with a temporary CIFT_HOME and every port free."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("CIFT_")}
+    environ.update(PortPlan.free().to_environ())
+    environ[env_name("home")] = str(tmp_path / "cift-home")
+    return environ
