@@ -8,6 +8,7 @@ transaction of the change; nothing here talks to the broker directly.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from decimal import Decimal
 
@@ -148,7 +149,10 @@ def _price(value: float) -> Decimal:
 
 
 def decode_tick(message: md_events_pb2.TickEvent) -> tuple[Quote | Trade, int] | None:
-    """The fill engine's view of a tick and its sequence, or None for an empty tick."""
+    """The fill engine's view of a tick and its sequence, or None for an empty tick.
+
+    Fills carry the tick's venue time; a feed that sends none gets the arrival time.
+    """
     kind = message.WhichOneof("tick")
     if kind == "quote":
         q = message.quote
@@ -159,7 +163,7 @@ def decode_tick(message: md_events_pb2.TickEvent) -> tuple[Quote | Trade, int] |
                 _price(q.ask),
                 _price(q.bid_size),
                 _price(q.ask_size),
-                q.timestamp.ToNanoseconds(),
+                q.timestamp.ToNanoseconds() or time.time_ns(),
             ),
             q.sequence,
         )

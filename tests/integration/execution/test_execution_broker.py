@@ -1,0 +1,465 @@
+"""The broker's transactions against real PostgreSQL (the session's `infra` fixture).
+
+Risk and market data are stand-ins speaking the same Python interface as the
+gRPC clients (`upstream.py`): the point here is what reaches the database, to the
+cent, under concurrency, duplicates and restarts. Ticks enter exactly as the
+Kafka consumer hands them over (`cift.runtime.kafka.Event` with a `TickEvent`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from cift.marketdata.v1 import events_pb2 as md_events
+from cift.marketdata.v1 import marketdata_pb2
+from cift.risk.v1 import risk_pb2, rules_pb2
+from cift.runtime import db
+from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from cift.runtime.kafka import Event
+from services.execution.broker import AccountSettings, Broker
+from services.execution.fills import Fill, FillEngine
+from services.execution.orders import (
+    Instrument,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    ReplaceRequest,
+    Side,
+    TimeInForce,
+)
+from services.execution.upstream import MarketClock
+
+pytestmark = pytest.mark.integration
+
+D = Decimal
+OPENING = D(100000)
+MIGRATIONS = Path(__file__).parents[3] / "services" / "execution" / "migrations"
+_sequence = itertools.count(1)
+
+
+class StandInMarket:
+    """Any symbol is listed (whole shares, cent ticks) except those starting with UNKNOWN."""
+
+    async def instrument(self, symbol: str) -> Instrument:
+        if symbol.startswith("UNKNOWN"):
+            raise InvalidArgument(f"Unknown symbol {symbol!r}: no instrument is listed under it.")
+        return Instrument(symbol, D("0.01"), D(1), fractionable=False)
+
+    async def latest_prices(
+        self, symbols: list[str]
+    ) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+        return {}
+
+    async def clock(self) -> MarketClock:
+        return MarketClock(0, True, 0)
+
+
+class StandInRisk:
+    def __init__(self) -> None:
+        self.reject: tuple[int, str] | None = None
+        self.checked = 0
+
+    async def check(self, request: risk_pb2.CheckOrderRequest) -> risk_pb2.CheckOrderResponse:
+        self.checked += 1
+        if self.reject is None:
+            return risk_pb2.CheckOrderResponse(request_id=request.request_id, approved=True)
+        code, message = self.reject
+        return risk_pb2.CheckOrderResponse(
+            request_id=request.request_id,
+            approved=False,
+            violations=[rules_pb2.Violation(reason_code=code, message=message)],  # type: ignore[arg-type]
+        )
+
+
+@pytest.fixture(scope="session")
+async def pool(infra: Any) -> AsyncIterator[asyncpg.Pool]:
+    await db.migrate_dsn(infra.database_url, "execution", db.load_migrations(MIGRATIONS))
+    created = await db.create_pool(infra.database_url, "execution", min_size=2, max_size=12)
+    yield created
+    await created.close()
+
+
+@pytest.fixture
+def risk() -> StandInRisk:
+    return StandInRisk()
+
+
+@pytest.fixture
+def broker(pool: asyncpg.Pool, risk: StandInRisk) -> Broker:
+    return Broker(pool, FillEngine(), StandInMarket(), risk, AccountSettings(OPENING, D(1)))
+
+
+@pytest.fixture
+def account() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture
+def symbol() -> str:
+    """A fresh symbol per test: tick sequences and books never leak between tests."""
+    return "T" + uuid.uuid4().hex[:8].upper()
+
+
+def quote_event(symbol: str, bid: str, ask: str, sequence: int | None = None) -> Event:
+    seq = sequence if sequence is not None else next(_sequence)
+    message = md_events.TickEvent(
+        quote=marketdata_pb2.Quote(
+            symbol=symbol,
+            bid=float(bid),
+            ask=float(ask),
+            bid_size=1000,
+            ask_size=1000,
+            sequence=seq,
+        )
+    )
+    return Event("marketdata.ticks.v1", 0, seq, symbol, f"tick-{symbol}-{seq}", message)
+
+
+def limit(symbol: str, side: Side, qty: str, price: str, **extra: Any) -> OrderRequest:
+    return OrderRequest(
+        symbol, side, OrderType.LIMIT, TimeInForce.GTC, qty=D(qty), limit_price=D(price), **extra
+    )
+
+
+async def account_row(pool: asyncpg.Pool, account_id: str) -> asyncpg.Record:
+    row = await pool.fetchrow("SELECT * FROM accounts WHERE account_id = $1", account_id)
+    assert row is not None
+    return row
+
+
+async def order_count(pool: asyncpg.Pool, account_id: str) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM orders WHERE account_id = $1", account_id))
+
+
+async def assert_ledger_balances(pool: asyncpg.Pool, account_id: str) -> None:
+    """cash + positions at cost - realized P&L + commissions == opening cash, and the row agrees."""
+    row = await account_row(pool, account_id)
+    cost = await pool.fetchval(
+        "SELECT coalesce(sum(cost_basis), 0) FROM positions WHERE account_id = $1", account_id
+    )
+    assert row["cash"] + cost - row["realized_pnl"] + row["commissions"] == OPENING
+    assert row["net_cost"] == cost
+
+
+async def test_submit_fill_position_account_to_the_cent(
+    broker: Broker, pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    order = await broker.submit(account, limit(symbol, Side.BUY, "10", "100.00"))
+    assert order.status is OrderStatus.ACCEPTED
+    row = await account_row(pool, account)
+    assert row["reserved"] == D("1000.00")
+
+    await broker.on_ticks([quote_event(symbol, "99.90", "99.95")])
+
+    stored = await pool.fetchrow("SELECT * FROM orders WHERE order_id = $1", order.order_id)
+    assert (stored["status"], stored["filled_qty"], stored["reserved"]) == ("filled", D(10), D(0))
+    position = await pool.fetchrow("SELECT * FROM positions WHERE account_id = $1", account)
+    assert (position["qty"], position["cost_basis"]) == (D(10), D("999.50"))
+    row = await account_row(pool, account)
+    assert (row["cash"], row["reserved"]) == (D("99000.50"), D(0))
+    _, figures = await broker.account(account)
+    assert figures.equity == D("99999.75")  # marked at the 99.925 midpoint
+    activities = await pool.fetch(
+        "SELECT activity_type, net_amount FROM activities WHERE account_id = $1 ORDER BY occurred_at",
+        account,
+    )
+    assert [(a["activity_type"], a["net_amount"]) for a in activities] == [
+        ("deposit", OPENING),
+        ("fill", D("-999.50")),
+    ]
+    topics = await pool.fetch("SELECT topic FROM outbox WHERE key = $1", account)
+    assert sorted(t["topic"] for t in topics) in (
+        ["execution.fills.v1", "execution.orders.v1", "execution.orders.v1"],
+        [],  # a relay running elsewhere may already have published them
+    )
+    await assert_ledger_balances(pool, account)
+
+
+async def test_long_then_short_flip_realizes_pnl_in_the_database(
+    broker: Broker, pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    await broker.on_ticks([quote_event(symbol, "99.99", "100.00")])
+    await broker.submit(
+        account, OrderRequest(symbol, Side.BUY, OrderType.MARKET, TimeInForce.DAY, qty=D(10))
+    )
+    await broker.on_ticks([quote_event(symbol, "110.00", "110.01")])
+    await broker.submit(
+        account, OrderRequest(symbol, Side.SELL, OrderType.MARKET, TimeInForce.DAY, qty=D(25))
+    )
+    position = await pool.fetchrow("SELECT * FROM positions WHERE account_id = $1", account)
+    assert (position["qty"], position["cost_basis"], position["realized_pnl"]) == (
+        D(-15),
+        D("-1650.00"),
+        D("100.00"),
+    )
+    row = await account_row(pool, account)
+    assert row["cash"] == OPENING - D("1000.00") + D("2750.00")
+    await assert_ledger_balances(pool, account)
+
+
+async def test_same_tick_delivered_twice_changes_nothing(
+    broker: Broker, pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    await broker.submit(account, limit(symbol, Side.BUY, "5", "50.00"))
+    await broker.submit(account, limit(symbol, Side.BUY, "5", "50.00"))
+    crossing = quote_event(symbol, "49.90", "50.00")
+    await broker.on_ticks([crossing, crossing])
+    await broker.on_ticks([crossing])
+    fills = await pool.fetchval("SELECT count(*) FROM fills WHERE account_id = $1", account)
+    assert fills == 2
+    assert (await account_row(pool, account))["cash"] == OPENING - D(500)
+
+
+async def test_same_fill_applied_twice_changes_nothing(
+    broker: Broker, pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    await broker.on_ticks([quote_event(symbol, "20.00", "20.01")])
+    order = await broker.submit(
+        account, OrderRequest(symbol, Side.BUY, OrderType.MARKET, TimeInForce.DAY, qty=D(3))
+    )
+    before = await account_row(pool, account)
+    row = await pool.fetchrow("SELECT * FROM fills WHERE order_id = $1", order.order_id)
+    replay = Fill(
+        fill_id=row["fill_id"],
+        order_id=order.order_id,
+        account_id=account,
+        symbol=symbol,
+        side=Side.BUY,
+        qty=row["qty"],
+        price=row["price"],
+        commission=row["commission"],
+        ts_ns=1,
+        order_status=OrderStatus.FILLED,
+        order_filled_qty=D(3),
+        order_filled_notional=D("60.03"),
+        order_fill_count=1,
+    )
+    assert await broker.apply_fill(replay) is False
+    after = await account_row(pool, account)
+    assert (after["cash"], after["event_seq"]) == (before["cash"], before["event_seq"])
+
+
+async def test_fifty_concurrent_orders_of_ten_percent_each_accept_at_most_ten(
+    broker: Broker, pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    await broker.ensure_account(account)
+
+    async def attempt() -> str:
+        try:
+            await broker.submit(account, limit(symbol, Side.BUY, "100", "100.00"))  # 10,000 each
+        except FailedPrecondition as refused:
+            assert refused.reason == "INSUFFICIENT_BUYING_POWER"
+            return "refused"
+        return "accepted"
+
+    outcomes = await asyncio.gather(*(attempt() for _ in range(50)))
+    assert outcomes.count("accepted") == 10
+    row = await account_row(pool, account)
+    assert row["reserved"] == OPENING
+    assert await order_count(pool, account) == 10
+
+
+async def test_cancel_releases_the_reservation_and_a_filled_order_cannot_be_canceled(
+    broker: Broker, pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    resting = await broker.submit(account, limit(symbol, Side.BUY, "10", "10.00"))
+    canceled = await broker.cancel(account, resting.order_id)
+    assert canceled.status is OrderStatus.CANCELED
+    assert (await account_row(pool, account))["reserved"] == 0
+    await broker.on_ticks([quote_event(symbol, "9.00", "9.50")])
+    assert (
+        await pool.fetchval("SELECT count(*) FROM fills WHERE order_id = $1", resting.order_id) == 0
+    )
+
+    filled = await broker.submit(account, limit(symbol, Side.BUY, "1", "10.00"))
+    with pytest.raises(FailedPrecondition, match="is filled, so it cannot be canceled"):
+        await broker.cancel(account, filled.order_id)
+
+
+async def test_cancel_of_another_accounts_order_is_not_found(
+    broker: Broker, account: str, symbol: str
+) -> None:
+    order = await broker.submit(account, limit(symbol, Side.BUY, "1", "10.00"))
+    with pytest.raises(NotFound):
+        await broker.cancel(str(uuid.uuid4()), order.order_id)
+    with pytest.raises(NotFound):
+        await broker.cancel(account, "not-a-uuid")
+
+
+async def test_replace_marks_the_original_replaced_and_books_the_successor(
+    broker: Broker, pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    original = await broker.submit(account, limit(symbol, Side.BUY, "10", "10.00"))
+    successor = await broker.replace(
+        account, original.order_id, ReplaceRequest(limit_price=D("11.00"), qty=D(5))
+    )
+    rows = {
+        r["order_id"]: r
+        for r in await pool.fetch("SELECT * FROM orders WHERE account_id = $1", account)
+    }
+    assert rows[original.order_id]["status"] == "replaced"
+    assert rows[original.order_id]["replaced_by"] == successor.order_id
+    assert rows[successor.order_id]["replaces"] == original.order_id
+    assert (await account_row(pool, account))["reserved"] == D("55.00")
+    await broker.on_ticks([quote_event(symbol, "10.90", "11.00")])
+    assert (
+        await pool.fetchrow("SELECT status FROM orders WHERE order_id = $1", successor.order_id)
+    )["status"] == "filled"
+    with pytest.raises(FailedPrecondition, match="cannot be replaced"):
+        await broker.replace(account, successor.order_id, ReplaceRequest(qty=D(1)))
+    assert await order_count(pool, account) == 2
+
+
+async def test_cancel_racing_a_fill_leaves_one_consistent_outcome(
+    broker: Broker, pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    orders = [
+        await broker.submit(account, limit(symbol, Side.BUY, "1", "10.00")) for _ in range(10)
+    ]
+
+    async def cancel(order_id: str) -> None:
+        with contextlib.suppress(FailedPrecondition):
+            await broker.cancel(account, order_id)
+
+    await asyncio.gather(
+        broker.on_ticks([quote_event(symbol, "9.90", "10.00")]),
+        *(cancel(o.order_id) for o in orders),
+    )
+    rows = await pool.fetch(
+        "SELECT status, filled_qty, reserved FROM orders WHERE account_id = $1", account
+    )
+    assert {r["status"] for r in rows} <= {"filled", "canceled"}
+    filled = sum(1 for r in rows if r["status"] == "filled")
+    assert all(r["reserved"] == 0 for r in rows)
+    position = await pool.fetchval(
+        "SELECT coalesce(sum(qty), 0) FROM positions WHERE account_id = $1", account
+    )
+    assert position == filled
+    assert (await account_row(pool, account))["reserved"] == 0
+    await assert_ledger_balances(pool, account)
+
+
+async def test_resting_orders_survive_a_restart_and_still_fill(
+    pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
+) -> None:
+    first = Broker(pool, FillEngine(), StandInMarket(), risk, AccountSettings(OPENING, D(1)))
+    order = await first.submit(account, limit(symbol, Side.SELL, "4", "30.00"))
+    restarted = Broker(pool, FillEngine(), StandInMarket(), risk, AccountSettings(OPENING, D(1)))
+    assert await restarted.reload() >= 1
+    assert order.order_id in restarted.engine
+    await restarted.on_ticks([quote_event(symbol, "30.05", "30.10")])
+    row = await pool.fetchrow(
+        "SELECT status, filled_qty FROM orders WHERE order_id = $1", order.order_id
+    )
+    assert (row["status"], row["filled_qty"]) == ("filled", D(4))
+    assert (await account_row(pool, account))["cash"] == OPENING + D("120.20")
+
+
+async def test_replayed_tick_after_restart_does_not_fill_again(
+    pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
+) -> None:
+    first = Broker(pool, FillEngine(), StandInMarket(), risk, AccountSettings(OPENING, D(1)))
+    await first.submit(account, limit(symbol, Side.BUY, "2", "10.00"))
+    await first.submit(account, limit(symbol, Side.BUY, "2", "10.00", client_order_id="second"))
+    tick = quote_event(symbol, "9.00", "10.00")
+    await first.on_ticks([tick])
+    restarted = Broker(pool, FillEngine(), StandInMarket(), risk, AccountSettings(OPENING, D(1)))
+    await restarted.reload()
+    third = await restarted.submit(
+        account, limit(symbol, Side.BUY, "2", "10.00", client_order_id="third")
+    )
+    await restarted.on_ticks([tick])  # Kafka redelivers the tick after the restart
+    row = await pool.fetchrow("SELECT status FROM orders WHERE order_id = $1", third.order_id)
+    assert row["status"] == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "error", "message"),
+    [
+        ({"symbol": "UNKNOWNX"}, InvalidArgument, "Unknown symbol"),
+        ({"qty": D(0)}, InvalidArgument, "qty must be a positive number"),
+        ({"qty": D(-3)}, InvalidArgument, "qty must be a positive number"),
+        ({"qty": D("NaN")}, InvalidArgument, "qty must be a positive number"),
+        ({"limit_price": None}, InvalidArgument, "limit_price is required"),
+        ({"limit_price": D("10.001")}, InvalidArgument, "tick grid"),
+        (
+            {"qty": None, "notional": D(100)},
+            InvalidArgument,
+            "notional is only accepted for market orders",
+        ),
+    ],
+)
+async def test_bad_orders_are_refused_and_nothing_is_written(
+    broker: Broker,
+    pool: asyncpg.Pool,
+    account: str,
+    symbol: str,
+    request_fields: dict[str, Any],
+    error: type[Exception],
+    message: str,
+) -> None:
+    fields: dict[str, Any] = {
+        "symbol": symbol,
+        "side": Side.BUY,
+        "order_type": OrderType.LIMIT,
+        "time_in_force": TimeInForce.DAY,
+        "qty": D(1),
+        "limit_price": D("10.00"),
+    }
+    fields.update(request_fields)
+    with pytest.raises(error, match=message):
+        await broker.submit(account, OrderRequest(**fields))
+    assert await order_count(pool, account) == 0
+    assert (await account_row(pool, account))["reserved"] == 0
+
+
+async def test_risk_rejection_writes_nothing_and_carries_the_reason(
+    broker: Broker, pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
+) -> None:
+    risk.reject = (rules_pb2.REASON_CODE_MAX_ORDER_QTY, "Order quantity exceeds the limit of 5.")
+    with pytest.raises(FailedPrecondition, match="exceeds the limit") as refused:
+        await broker.submit(account, limit(symbol, Side.BUY, "10", "10.00"))
+    assert refused.value.reason == "MAX_ORDER_QTY"
+    assert await order_count(pool, account) == 0
+
+
+async def test_client_order_id_makes_submission_idempotent(
+    broker: Broker, pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
+) -> None:
+    first = await broker.submit(
+        account, limit(symbol, Side.BUY, "1", "10.00", client_order_id="mine-1")
+    )
+    again = await broker.submit(
+        account, limit(symbol, Side.BUY, "1.0", "10.00", client_order_id="mine-1")
+    )
+    assert again.order_id == first.order_id
+    with pytest.raises(AlreadyExists, match="already used"):
+        await broker.submit(
+            account, limit(symbol, Side.BUY, "2", "10.00", client_order_id="mine-1")
+        )
+    assert await order_count(pool, account) == 1
+    assert risk.checked == 1
+
+
+async def test_close_position_sends_an_opposite_market_order(
+    broker: Broker, pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    await broker.on_ticks([quote_event(symbol, "50.00", "50.02")])
+    await broker.submit(
+        account, OrderRequest(symbol, Side.BUY, OrderType.MARKET, TimeInForce.DAY, qty=D(8))
+    )
+    closing = await broker.close_position(account, symbol, None, D(50))
+    assert (closing.side, closing.qty, closing.status) == (Side.SELL, D(4), OrderStatus.FILLED)
+    assert await pool.fetchval("SELECT qty FROM positions WHERE account_id = $1", account) == D(4)
+    with pytest.raises(NotFound):
+        await broker.close_position(account, "NOPE", None, None)
