@@ -17,10 +17,11 @@ Buffer policy, per subscriber (the ring is the buffer; its capacity is the bound
 
 Batching: `take(max_items)` returns several items for one stream message.
 
-Resume: every delivery carries the sequence number of its last item and the log's
-epoch (a fresh one per process). A client that reconnects with (epoch, seq) gets
-everything after seq still in the ring; with an unknown epoch or a seq that fell
-out of the ring it starts from the head and the first delivery reports the gap.
+Resume: items carry increasing sequence numbers (a tick's log sequence, or the log's
+own position when items have none), and every delivery reports the sequence of the
+last item it covered. A client that reconnects with that number gets everything
+after it still in the ring; if the ring no longer reaches back that far (or this
+process started after it), the first delivery says so with `gap`.
 
 Pure logic: no I/O; the server wires `on_ready` to wake its stream task.
 """
@@ -43,16 +44,13 @@ class Delivery(Generic[T]):
 
     items: list[T]
     seqs: list[int]
-    epoch: str
+    # Sequence of the last item this delivery covered, including items the filter skipped.
+    position: int
     # Items lost (dropping logs) or skipped as superseded (conflating logs) before this batch.
     dropped: int
     conflated: int
-    # True when the subscriber resumed across a gap whose size is unknown (new epoch).
+    # True when the subscriber resumed from a sequence the ring no longer reaches.
     gap: bool
-
-    @property
-    def last_seq(self) -> int:
-        return self.seqs[-1] if self.seqs else 0
 
 
 @dataclass(eq=False)
@@ -64,6 +62,8 @@ class Subscription(Generic[T]):
     predicate: Callable[[T], bool] | None
     cursor: int
     on_ready: Callable[[], None] | None
+    # Sequence of the last item this subscriber has been past (what a client resumes from).
+    position: int = 0
     dropped: int = 0
     conflated: int = 0
     gap: bool = False
@@ -98,7 +98,7 @@ class StreamLog(Generic[T]):
         capacity: int,
         key: Callable[[T], str],
         conflate: bool,
-        epoch: str,
+        sequence: Callable[[T], int] | None = None,
         max_subscribers: int = 1000,
     ) -> None:
         if capacity < 1:
@@ -107,14 +107,16 @@ class StreamLog(Generic[T]):
             raise InvalidArgument("A stream log must allow at least one subscriber.")
         self.capacity = capacity
         self.conflate = conflate
-        self.epoch = epoch
         self.max_subscribers = max_subscribers
         self._key = key
+        self._sequence = sequence
+        self._seqs: list[int] = [0] * capacity
         self._items: list[T | None] = [None] * capacity
         self._keys: list[str] = [""] * capacity
         self.head = 0  # sequence number of the newest item; the first item is 1
-        # Latest (seq, item) per key: the snapshot a conflating subscriber gets after a gap.
-        self._latest: dict[str, tuple[int, T]] = {}
+        # Latest (position, sequence, item) per key: what a conflating subscriber that
+        # fell behind the ring is caught up with.
+        self._latest: dict[str, tuple[int, int, T]] = {}
         self._subscribers: list[Subscription[T]] = []
 
     @property
@@ -132,16 +134,19 @@ class StreamLog(Generic[T]):
         seq = self.head
         store = self._items
         keys = self._keys
+        seqs = self._seqs
         latest = self._latest if self.conflate else None
         key_of = self._key
+        sequence_of = self._sequence
         for item in items:
             seq += 1
             key = key_of(item)
             slot = seq % cap
             store[slot] = item
             keys[slot] = key
+            seqs[slot] = ext = seq if sequence_of is None else sequence_of(item)
             if latest is not None:
-                latest[key] = (seq, item)
+                latest[key] = (seq, ext, item)
         if seq != self.head:
             self.head = seq
             for subscriber in self._subscribers:
@@ -154,11 +159,10 @@ class StreamLog(Generic[T]):
         *,
         symbols: Iterable[str] | None = None,
         predicate: Callable[[T], bool] | None = None,
-        resume_epoch: str = "",
         resume_after: int = 0,
         on_ready: Callable[[], None] | None = None,
     ) -> Subscription[T]:
-        """A new subscriber: live from now, or resuming after (`resume_epoch`, `resume_after`)."""
+        """A new subscriber: live from now (resume_after 0), or from after `resume_after`."""
         if len(self._subscribers) >= self.max_subscribers:
             raise ResourceExhausted(
                 f"This server already serves {self.max_subscribers} streams of this kind; retry later.",
@@ -169,19 +173,31 @@ class StreamLog(Generic[T]):
         wanted = frozenset(symbols) if symbols else None
         gap = False
         cursor = self.head
-        if resume_epoch:
-            if resume_epoch != self.epoch:
-                # The log restarted since the client's last item: what it missed is unknown.
+        if resume_after:
+            if self.head == 0 or resume_after < self.sequence_at(self.oldest):
+                # What came between the client's last item and the ring's oldest is gone.
                 gap = True
-            elif resume_after > self.head:
-                raise InvalidArgument(
-                    f"Cannot resume after sequence {resume_after}: the stream is only at {self.head}."
-                )
-            else:
-                cursor = resume_after
+                cursor = self.oldest - 1 if self.head else 0
+            elif resume_after < self.sequence_at(self.head):
+                cursor = self._position_after(resume_after)
         subscription = Subscription(self, wanted, predicate, cursor, on_ready, gap=gap)
         self._subscribers.append(subscription)
         return subscription
+
+    def sequence_at(self, position: int) -> int:
+        """The sequence of the item at ring `position` (which must still be in the ring)."""
+        return self._seqs[position % self.capacity]
+
+    def _position_after(self, sequence: int) -> int:
+        """The ring position of the last item whose sequence is at most `sequence`."""
+        low, high = self.oldest, self.head
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self.sequence_at(middle) <= sequence:
+                low = middle
+            else:
+                high = middle - 1
+        return low
 
     def _unsubscribe(self, subscription: Subscription[T]) -> None:
         if not subscription.closed:
@@ -208,7 +224,7 @@ class StreamLog(Generic[T]):
         if not items and not sub.gap and not sub._pending_dropped:
             return None
         delivery = Delivery(
-            items, seqs, self.epoch, sub._pending_dropped, sub._pending_conflated, sub.gap
+            items, seqs, sub.position, sub._pending_dropped, sub._pending_conflated, sub.gap
         )
         sub._pending_dropped = 0
         sub._pending_conflated = 0
@@ -228,7 +244,9 @@ class StreamLog(Generic[T]):
             assert item is not None
             if sub.wants(self._keys[slot], item):
                 items.append(item)
-                seqs.append(seq)
+                seqs.append(self._seqs[slot])
+        if seq != sub.cursor:
+            sub.position = self.sequence_at(seq)
         sub.cursor = seq
         return self._deliver(sub, items, seqs)
 
@@ -254,10 +272,13 @@ class StreamLog(Generic[T]):
         else:
             sub.cursor = self.head
             considered = len(wanted)
+        if sub.cursor >= self.oldest:
+            sub.position = max(sub.position, self.sequence_at(sub.cursor))
         skipped = considered - len(ordered)
         sub.conflated += skipped
         sub._pending_conflated += skipped
-        return self._deliver(sub, [self._item_at(s) for s in ordered], ordered)
+        items = [self._item_at(p) for p in ordered]
+        return self._deliver(sub, items, [self.sequence_at(p) for p in ordered])
 
     def _take_snapshot(self, sub: Subscription[T], max_items: int) -> Delivery[T] | None:
         """Catch up a subscriber that fell behind the ring from the latest-per-symbol map.
@@ -269,7 +290,7 @@ class StreamLog(Generic[T]):
         boundary = self.oldest - 1
         old = sorted(
             (seq, key)
-            for key, (seq, item) in self._latest.items()
+            for key, (seq, _, item) in self._latest.items()
             if sub.cursor < seq <= boundary and sub.wants(key, item)
         )
         skipped = max(0, boundary - sub.cursor - len(old))
@@ -278,8 +299,10 @@ class StreamLog(Generic[T]):
         sub.cursor = boundary
         if not old:
             return self._take_conflated(sub, max_items)
-        items = [self._latest[key][1] for _, key in old]
-        return self._deliver(sub, items, [seq for seq, _ in old])
+        items = [self._latest[key][2] for _, key in old]
+        seqs = [self._latest[key][1] for _, key in old]
+        sub.position = max(sub.position, seqs[-1])
+        return self._deliver(sub, items, seqs)
 
     def _item_at(self, seq: int) -> T:
         item = self._items[seq % self.capacity]

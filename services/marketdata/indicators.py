@@ -53,6 +53,13 @@ def _period(name: str, value: int, minimum: int) -> int:
     return int(value)
 
 
+def _out(like: F64) -> F64:
+    # Outputs are allocated by NumPy, not inside the kernels: NumPy asks the kernel
+    # for transparent huge pages on large arrays, which cuts page faults on 1M-point
+    # outputs (Numba's allocator does not).
+    return np.empty(like.shape[0])
+
+
 def _same_length(**series: F64) -> None:
     lengths = {len(v) for v in series.values()}
     if len(lengths) > 1:
@@ -77,9 +84,8 @@ def _first_valid_all(a: F64, b: F64, c: F64, d: F64) -> int:
 
 
 @njit(cache=True)
-def _sma_kernel(x: F64, n: int) -> F64:
+def _sma_kernel(x: F64, n: int, out: F64) -> F64:
     size = x.shape[0]
-    out = np.empty(size)
     begin = _first_valid(x)
     start = begin + n - 1
     if start >= size:
@@ -88,19 +94,19 @@ def _sma_kernel(x: F64, n: int) -> F64:
     out[:start] = np.nan
     inv = 1.0 / n
     total = 0.0
-    for i in range(begin, start):
+    for i in range(begin, start + 1):
         total += x[i]
-    for i in range(start, size):
-        total += x[i]
+    out[start] = total * inv
+    for i in range(start + 1, size):
+        # One add on the dependency chain per point; the difference is computed aside.
+        total += x[i] - x[i - n]
         out[i] = total * inv
-        total -= x[i - n + 1]
     return out
 
 
 @njit(cache=True, fastmath=_CONTRACT)
-def _ema_kernel(x: F64, n: int) -> F64:
+def _ema_kernel(x: F64, n: int, out: F64) -> F64:
     size = x.shape[0]
-    out = np.empty(size)
     begin = _first_valid(x)
     start = begin + n - 1
     if start >= size:
@@ -121,9 +127,8 @@ def _ema_kernel(x: F64, n: int) -> F64:
 
 
 @njit(cache=True, fastmath=_CONTRACT)
-def _rsi_kernel(x: F64, n: int) -> F64:
+def _rsi_kernel(x: F64, n: int, out: F64) -> F64:
     size = x.shape[0]
-    out = np.empty(size)
     begin = _first_valid(x)
     start = begin + n
     if start >= size:
@@ -155,11 +160,8 @@ def _rsi_kernel(x: F64, n: int) -> F64:
 
 
 @njit(cache=True, fastmath=_CONTRACT)
-def _macd_kernel(x: F64, fast: int, slow: int, signal: int) -> tuple[F64, F64, F64]:
+def _macd_kernel(x: F64, fast: int, slow: int, signal: int, macd: F64, sig: F64, hist: F64) -> None:
     size = x.shape[0]
-    macd = np.empty(size)
-    sig = np.empty(size)
-    hist = np.empty(size)
     begin = _first_valid(x)
     first = begin + slow - 1
     out_start = first + signal - 1
@@ -167,7 +169,7 @@ def _macd_kernel(x: F64, fast: int, slow: int, signal: int) -> tuple[F64, F64, F
         macd[:] = np.nan
         sig[:] = np.nan
         hist[:] = np.nan
-        return macd, sig, hist
+        return
     macd[:out_start] = np.nan
     sig[:out_start] = np.nan
     hist[:out_start] = np.nan
@@ -211,22 +213,20 @@ def _macd_kernel(x: F64, fast: int, slow: int, signal: int) -> tuple[F64, F64, F
         macd[i] = line
         sig[i] = sig_value
         hist[i] = line - sig_value
-    return macd, sig, hist
 
 
 @njit(cache=True)
-def _bbands_kernel(x: F64, n: int, dev_up: float, dev_down: float) -> tuple[F64, F64, F64]:
+def _bbands_kernel(
+    x: F64, n: int, dev_up: float, dev_down: float, upper: F64, middle: F64, lower: F64
+) -> None:
     size = x.shape[0]
-    upper = np.empty(size)
-    middle = np.empty(size)
-    lower = np.empty(size)
     begin = _first_valid(x)
     start = begin + n - 1
     if start >= size:
         upper[:] = np.nan
         middle[:] = np.nan
         lower[:] = np.nan
-        return upper, middle, lower
+        return
     upper[:start] = np.nan
     middle[:start] = np.nan
     lower[:start] = np.nan
@@ -250,13 +250,11 @@ def _bbands_kernel(x: F64, n: int, dev_up: float, dev_down: float) -> tuple[F64,
         old = x[i - n + 1]
         total -= old
         total_sq -= old * old
-    return upper, middle, lower
 
 
 @njit(cache=True)
-def _vwap_kernel(price: F64, volume: F64, n: int) -> F64:
+def _vwap_kernel(price: F64, volume: F64, n: int, out: F64) -> F64:
     size = price.shape[0]
-    out = np.empty(size)
     notional = 0.0
     shares = 0.0
     for i in range(size):
@@ -273,9 +271,8 @@ def _vwap_kernel(price: F64, volume: F64, n: int) -> F64:
 
 
 @njit(cache=True)
-def _ofi_kernel(bid: F64, bid_size: F64, ask: F64, ask_size: F64, window: int) -> F64:
+def _ofi_kernel(bid: F64, bid_size: F64, ask: F64, ask_size: F64, window: int, out: F64) -> F64:
     size = bid.shape[0]
-    out = np.empty(size)
     begin = _first_valid_all(bid, bid_size, ask, ask_size)
     start = begin + window
     if start >= size:
@@ -306,9 +303,8 @@ def _ofi_kernel(bid: F64, bid_size: F64, ask: F64, ask_size: F64, window: int) -
 
 
 @njit(cache=True)
-def _imbalance_kernel(bid_size: F64, ask_size: F64) -> F64:
+def _imbalance_kernel(bid_size: F64, ask_size: F64, out: F64) -> F64:
     size = bid_size.shape[0]
-    out = np.empty(size)
     for i in range(size):
         depth = bid_size[i] + ask_size[i]
         out[i] = (bid_size[i] - ask_size[i]) / depth if depth > 0.0 else np.nan
@@ -317,17 +313,20 @@ def _imbalance_kernel(bid_size: F64, ask_size: F64) -> F64:
 
 def sma(values: object, period: int) -> F64:
     """Simple moving average; the first `period - 1` outputs are NaN."""
-    return _sma_kernel(_series("values", values), _period("SMA period", period, 1))
+    x = _series("values", values)
+    return _sma_kernel(x, _period("SMA period", period, 1), _out(x))
 
 
 def ema(values: object, period: int) -> F64:
     """Exponential moving average, alpha 2/(period+1), seeded with the SMA of the first window."""
-    return _ema_kernel(_series("values", values), _period("EMA period", period, 1))
+    x = _series("values", values)
+    return _ema_kernel(x, _period("EMA period", period, 1), _out(x))
 
 
 def rsi(values: object, period: int = 14) -> F64:
     """Wilder's relative strength index (0-100); the first `period` outputs are NaN."""
-    return _rsi_kernel(_series("values", values), _period("RSI period", period, 2))
+    x = _series("values", values)
+    return _rsi_kernel(x, _period("RSI period", period, 2), _out(x))
 
 
 def macd(values: object, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[F64, F64, F64]:
@@ -338,7 +337,10 @@ def macd(values: object, fast: int = 12, slow: int = 26, signal: int = 9) -> tup
     if slow < fast:
         # TA-Lib swaps them rather than failing: the slow EMA is the longer one.
         fast, slow = slow, fast
-    return _macd_kernel(_series("values", values), fast, slow, signal)  # type: ignore[no-any-return]
+    x = _series("values", values)
+    line, signal_line, histogram = _out(x), _out(x), _out(x)
+    _macd_kernel(x, fast, slow, signal, line, signal_line, histogram)
+    return line, signal_line, histogram
 
 
 def bbands(
@@ -354,7 +356,10 @@ def bbands(
             raise InvalidArgument(
                 f"Bollinger {name} deviation multiplier must be in (0, {MAX_DEVIATIONS:g}], not {dev!r}."
             )
-    return _bbands_kernel(_series("values", values), period, float(dev_up), float(down))  # type: ignore[no-any-return]
+    x = _series("values", values)
+    upper, middle, lower = _out(x), _out(x), _out(x)
+    _bbands_kernel(x, period, float(dev_up), float(down), upper, middle, lower)
+    return upper, middle, lower
 
 
 def vwap(price: object, volume: object, period: int = 0) -> F64:
@@ -369,7 +374,7 @@ def vwap(price: object, volume: object, period: int = 0) -> F64:
     _same_length(price=p, volume=v)
     if (v < 0).any():
         raise InvalidArgument("Volume must not be negative.")
-    return _vwap_kernel(p, v, period)
+    return _vwap_kernel(p, v, period, _out(p))
 
 
 def order_flow_imbalance(
@@ -386,7 +391,7 @@ def order_flow_imbalance(
         for n, v in (("bid", bid), ("bid_size", bid_size), ("ask", ask), ("ask_size", ask_size))
     )
     _same_length(bid=b, bid_size=bs, ask=a, ask_size=asz)
-    return _ofi_kernel(b, bs, a, asz, window)
+    return _ofi_kernel(b, bs, a, asz, window, _out(b))
 
 
 def book_imbalance(bid_size: object, ask_size: object) -> F64:
@@ -394,7 +399,7 @@ def book_imbalance(bid_size: object, ask_size: object) -> F64:
     bs = _series("bid_size", bid_size)
     asz = _series("ask_size", ask_size)
     _same_length(bid_size=bs, ask_size=asz)
-    return _imbalance_kernel(bs, asz)
+    return _imbalance_kernel(bs, asz, _out(bs))
 
 
 # --- GetIndicators specs: "sma:20,ema:12,rsi:14,macd:12:26:9,bbands:20:2,vwap" -------------

@@ -20,11 +20,18 @@ def trade(symbol: str, n: int) -> Trade:
 
 
 def quotes_log(capacity: int = 100) -> StreamLog[Quote]:
-    return StreamLog(capacity=capacity, key=lambda q: q.symbol, conflate=True, epoch="e1")
+    return StreamLog(capacity=capacity, key=lambda q: q.symbol, conflate=True)
 
 
 def trades_log(capacity: int = 100) -> StreamLog[Trade]:
-    return StreamLog(capacity=capacity, key=lambda t: t.symbol, conflate=False, epoch="e1")
+    return StreamLog(capacity=capacity, key=lambda t: t.symbol, conflate=False)
+
+
+def ticked_trades_log(capacity: int = 100) -> StreamLog[Trade]:
+    # Items carry their own (tick log) sequence, here their timestamp.
+    return StreamLog(
+        capacity=capacity, key=lambda t: t.symbol, conflate=False, sequence=lambda t: t.ts_ns
+    )
 
 
 def test_trades_arrive_in_order_in_batches_filtered_by_symbol() -> None:
@@ -99,34 +106,49 @@ def test_a_quote_subscriber_behind_the_ring_catches_up_from_the_latest_snapshot(
 
 
 def test_resume_after_a_sequence_delivers_what_followed_it() -> None:
-    log = trades_log()
+    log = ticked_trades_log()
     first = log.subscribe()
-    log.publish([trade("AAPL", n) for n in range(1, 6)])
+    log.publish([trade("AAPL", n) for n in (10, 20, 30, 40, 50)])
     seen = first.take(2)
-    assert seen is not None
+    assert seen is not None and seen.seqs == [10, 20] and seen.position == 20
     first.close()
-    again = log.subscribe(resume_epoch=seen.epoch, resume_after=seen.last_seq)
+    again = log.subscribe(resume_after=seen.position)
     rest = again.take(100)
-    assert rest is not None and [t.ts_ns for t in rest.items] == [3, 4, 5] and not rest.gap
+    assert rest is not None and [t.ts_ns for t in rest.items] == [30, 40, 50] and not rest.gap
+    # A sequence between two items resumes after the earlier one.
+    between = log.subscribe(resume_after=35)
+    tail = between.take(100)
+    assert tail is not None and [t.ts_ns for t in tail.items] == [40, 50]
 
 
-def test_resume_from_another_epoch_reports_a_gap_and_starts_live() -> None:
-    log = trades_log()
-    log.publish([trade("AAPL", 1)])
-    sub = log.subscribe(resume_epoch="old-process", resume_after=99)
+def test_position_advances_past_items_the_filter_skipped() -> None:
+    log = ticked_trades_log()
+    sub = log.subscribe(symbols=["AAPL"])
+    log.publish([trade("AAPL", 1), trade("MSFT", 2)])
+    delivery = sub.take(10)
+    assert delivery is not None and delivery.seqs == [1] and delivery.position == 2
+
+
+def test_resume_from_before_the_ring_reports_a_gap_and_replays_what_is_left() -> None:
+    log = ticked_trades_log(capacity=3)
+    log.publish([trade("AAPL", n) for n in range(1, 11)])
+    sub = log.subscribe(resume_after=2)
     first = sub.take(10)
-    assert first is not None and first.gap and first.items == []
-    log.publish([trade("AAPL", 2)])
+    assert first is not None and first.gap and [t.ts_ns for t in first.items] == [8, 9, 10]
+    log.publish([trade("AAPL", 11)])
     nxt = sub.take(10)
-    assert nxt is not None and [t.ts_ns for t in nxt.items] == [2] and not nxt.gap
+    assert nxt is not None and [t.ts_ns for t in nxt.items] == [11] and not nxt.gap
+
+
+def test_resume_after_the_newest_item_starts_live() -> None:
+    log = ticked_trades_log()
+    log.publish([trade("AAPL", 5)])
+    sub = log.subscribe(resume_after=5)
+    assert sub.take(10) is None
 
 
 def test_bad_resume_and_too_many_subscribers_are_refused() -> None:
-    log = StreamLog[Trade](
-        capacity=10, key=lambda t: t.symbol, conflate=False, epoch="e", max_subscribers=1
-    )
-    with pytest.raises(InvalidArgument, match="only at 0"):
-        log.subscribe(resume_epoch="e", resume_after=5)
+    log = StreamLog[Trade](capacity=10, key=lambda t: t.symbol, conflate=False, max_subscribers=1)
     with pytest.raises(InvalidArgument, match="negative"):
         log.subscribe(resume_after=-1)
     sub = log.subscribe()
@@ -135,7 +157,7 @@ def test_bad_resume_and_too_many_subscribers_are_refused() -> None:
     sub.close()
     log.subscribe()
     with pytest.raises(InvalidArgument):
-        StreamLog[Trade](capacity=0, key=lambda t: t.symbol, conflate=False, epoch="e")
+        StreamLog[Trade](capacity=0, key=lambda t: t.symbol, conflate=False)
     with pytest.raises(InvalidArgument, match="at least one"):
         sub.take(0)
 
