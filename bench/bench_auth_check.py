@@ -1,0 +1,230 @@
+"""Throughput and latency of the gateway's `Authorization/Check` against a real auth process.
+
+Starts `python -m services.auth` on a throwaway database, then for a JWT and for an
+API key: a fixed-rate phase (open loop, default 1,000 checks/s, latency p50/p99)
+and a saturation phase (closed loop, `--concurrency` callers, checks/s).
+
+    CIFT_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
+    CIFT_REDIS_URL=redis://127.0.0.1:6379/0 python bench/bench_auth_check.py
+
+The client runs on the same machine as the server, so figures include its cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import grpc
+from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cift.auth.v1 import auth_pb2, auth_pb2_grpc
+
+PASSWORD = "benchmark password 1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def auth_process(admin_dsn: str, redis_url: str) -> AsyncIterator[tuple[str, int]]:
+    name = f"cift_auth_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(admin_dsn)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    port = free_port()
+    env = {
+        **os.environ,
+        "CIFT_DATABASE_URL": f"{admin_dsn.rpartition('/')[0]}/{name}",
+        "CIFT_REDIS_URL": redis_url,
+        "CIFT_GRPC_PORT": str(port),
+        "CIFT_METRICS_PORT": "0",
+        "CIFT_AUTH_BCRYPT_COST": "4",
+        "CIFT_LOG_LEVEL": "WARNING",
+        "CIFT_AUTH_API_KEY_PEPPER": "bench-pepper",
+        "CIFT_AUTH_SIGNING_KEY_SECRET": "bench-secret",
+    }
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.auth", env=env)
+    address = f"127.0.0.1:{port}"
+    try:
+        await wait_serving(address)
+        yield address, process.pid
+    finally:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        conn = await asyncpg.connect(admin_dsn)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+async def wait_serving(address: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"auth at {address} did not become SERVING")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the server process has used (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def check_request(header: str, value: str) -> external_auth_pb2.CheckRequest:
+    request = external_auth_pb2.CheckRequest()
+    request.attributes.request.http.method = "GET"
+    request.attributes.request.http.path = "/v1/account"
+    request.attributes.request.http.headers[header] = value
+    return request
+
+
+async def fixed_rate(
+    call: Callable[[], Awaitable[float]], rate: float, duration_s: float
+) -> list[float]:
+    """Open loop: start one call every 1/rate seconds whatever the previous ones do."""
+    latencies: list[float] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one() -> None:
+        latencies.append(await call())
+
+    start = time.perf_counter()
+    for i in range(int(rate * duration_s)):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+async def saturate(
+    call: Callable[[], Awaitable[float]], concurrency: int, duration_s: float
+) -> float:
+    """Closed loop: `concurrency` callers back to back; returns completed checks per second."""
+    done = 0
+    stop_at = time.perf_counter() + duration_s
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < stop_at:
+            await call()
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / (time.perf_counter() - started)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1]
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="checks per second in the fixed-rate phase"
+    )
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per phase")
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="callers in the saturation phase"
+    )
+    args = parser.parse_args()
+    admin_dsn = os.environ.get("CIFT_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    redis_url = os.environ.get("CIFT_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+    async with (
+        auth_process(admin_dsn, redis_url) as (address, pid),
+        grpc.aio.insecure_channel(address) as channel,
+    ):
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+        await auth.Register(auth_pb2.RegisterRequest(email=email, password=PASSWORD))
+        login = await auth.Login(auth_pb2.LoginRequest(email=email, password=PASSWORD))
+        key = await auth.CreateApiKey(
+            auth_pb2.CreateApiKeyRequest(name="bench"),
+            metadata=(("authorization", f"Bearer {login.access_token}"),),
+        )
+        check = external_auth_pb2_grpc.AuthorizationStub(channel)
+        credentials = {
+            "JWT (authorization: Bearer)": check_request(
+                "authorization", f"Bearer {login.access_token}"
+            ),
+            "API key (x-api-key)": check_request("x-api-key", key.key),
+        }
+        rows = []
+        for label, request in credentials.items():
+
+            async def call(request: external_auth_pb2.CheckRequest = request) -> float:
+                started = time.perf_counter()
+                response = await check.Check(request)
+                elapsed = time.perf_counter() - started
+                if response.status.code != 0:
+                    raise RuntimeError(f"check denied: {response.status.message}")
+                return elapsed
+
+            for _ in range(500):  # warm caches, connections and the JIT-less interpreter alike
+                await call()
+            cpu_before = cpu_seconds(pid)
+            latencies = await fixed_rate(call, args.rate, args.duration)
+            server_cpu_us = (cpu_seconds(pid) - cpu_before) / len(latencies) * 1e6
+            throughput = await saturate(call, args.concurrency, args.duration)
+            rows.append(
+                (
+                    label,
+                    len(latencies),
+                    percentile(latencies, 0.5) * 1e3,
+                    percentile(latencies, 0.99) * 1e3,
+                    server_cpu_us,
+                    throughput,
+                )
+            )
+
+    print(
+        "command: CIFT_DATABASE_URL=... CIFT_REDIS_URL=... python bench/bench_auth_check.py "
+        + " ".join(sys.argv[1:])
+    )
+    print(
+        f"fixed-rate phase: {args.rate:.0f} checks/s for {args.duration:.0f} s; saturation: {args.concurrency} callers"
+    )
+    print(
+        f"{'credential':<30} {'calls':>7} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/check':>20} {'max checks/s':>13}"
+    )
+    for label, calls, p50, p99, cpu_us, throughput in rows:
+        print(f"{label:<30} {calls:>7} {p50:>8.3f} {p99:>8.3f} {cpu_us:>20.0f} {throughput:>13.0f}")
+    print(f"load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    sys.exit(asyncio.run(main()))
