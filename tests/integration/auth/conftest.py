@@ -1,13 +1,14 @@
 """A real auth service (in this process, on a free port) against real PostgreSQL and Redis.
 
-PostgreSQL and Redis come from CIFT_DATABASE_URL / CIFT_REDIS_URL; each session
+PostgreSQL and Redis come from the project's `infra` fixture (tests/conftest.py:
+embedded ones, or those named by CIFT_DATABASE_URL / CIFT_REDIS_URL). The service
 gets its own throwaway database, so runs never see each other's users.
 """
 
 from __future__ import annotations
 
-import os
 import socket
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import pytest
 
 from cift.runtime.config import load
 from cift.runtime.server import ServiceRuntime
+from cift.stack.launcher import StackInfo
 from services.auth.__main__ import APP, SPEC
 from services.auth.config import AuthConfig
 
@@ -31,15 +33,13 @@ def _free_port() -> int:
 
 
 def _with_database(dsn: str, name: str) -> str:
-    base, _, _ = dsn.rpartition("/")
-    return f"{base}/{name}"
+    parts = urllib.parse.urlsplit(dsn)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
 
 
 @pytest.fixture(scope="session")
-async def auth_database() -> AsyncIterator[str]:
-    admin_dsn = os.environ.get("CIFT_DATABASE_URL")
-    if not admin_dsn:
-        pytest.skip("set CIFT_DATABASE_URL to a PostgreSQL the tests may create databases on")
+async def auth_database(infra: StackInfo) -> AsyncIterator[str]:
+    admin_dsn = infra.database_url
     name = f"cift_auth_it_{uuid.uuid4().hex[:10]}"
     conn = await asyncpg.connect(admin_dsn)
     try:
@@ -62,10 +62,7 @@ class RunningAuth:
 
 
 @pytest.fixture(scope="session")
-async def auth_service(auth_database: str) -> AsyncIterator[RunningAuth]:
-    redis_url = os.environ.get("CIFT_REDIS_URL")
-    if not redis_url:
-        pytest.skip("set CIFT_REDIS_URL to a Redis the tests may write throttle counters to")
+async def auth_service(auth_database: str, infra: StackInfo) -> AsyncIterator[RunningAuth]:
     config = load(
         AuthConfig,
         {},
@@ -74,7 +71,7 @@ async def auth_service(auth_database: str) -> AsyncIterator[RunningAuth]:
         grpc_port=_free_port(),
         metrics_port=0,
         database_url=auth_database,
-        redis_url=redis_url,
+        redis_url=infra.redis_url,
         auth_bcrypt_cost=4,
         auth_signing_key_secret="integration-test-secret",
         auth_api_key_pepper="integration-test-pepper",
