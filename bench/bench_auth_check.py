@@ -166,7 +166,7 @@ async def main() -> int:
         await auth.Register(auth_pb2.RegisterRequest(email=email, password=PASSWORD))
         login = await auth.Login(auth_pb2.LoginRequest(email=email, password=PASSWORD))
         key = await auth.CreateApiKey(
-            auth_pb2.CreateApiKeyRequest(name="bench"),
+            auth_pb2.CreateApiKeyRequest(name="bench", scopes=["read", "trade"]),
             metadata=(("authorization", f"Bearer {login.access_token}"),),
         )
         check = external_auth_pb2_grpc.AuthorizationStub(channel)

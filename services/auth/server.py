@@ -336,7 +336,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.CreateApiKeyResponse:
         identity = current_identity()
         name = check_key_name(request.name)
-        scopes = parse_scopes(request.scopes) if len(request.scopes) else identity.scopes
+        scopes = parse_scopes(request.scopes)
         check_grantable(scopes, identity.scopes)
         async with self._pool.acquire() as conn, conn.transaction():
             for _ in range(PREFIX_DRAWS):

@@ -179,7 +179,9 @@ class RegisterRequest(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     password: _builtins.str
-    """At least 8 characters; never stored or logged (bcrypt hash only)."""
+    """At least 10 characters, mixing letters with digits, spaces or symbols, and
+    not a well-known password; never stored or logged (bcrypt hash only).
+    """
     display_name: _builtins.str
     def __init__(
         self,

@@ -111,7 +111,8 @@ async def test_api_key_lifecycle(
 async def test_api_key_last_use_is_recorded(stub: auth_pb2_grpc.AuthServiceAsyncStub) -> None:
     _, login = await register_and_login(stub)
     created = await stub.CreateApiKey(
-        auth_pb2.CreateApiKeyRequest(name="bot"), metadata=bearer(login.access_token)
+        auth_pb2.CreateApiKeyRequest(name="bot", scopes=["read", "trade"]),
+        metadata=bearer(login.access_token),
     )
     await stub.GetMe(auth_pb2.GetMeRequest(), metadata=api_key(created.key))
     assert APP.credentials is not None
@@ -124,7 +125,8 @@ async def test_cannot_revoke_someone_elses_key(stub: auth_pb2_grpc.AuthServiceAs
     _, owner = await register_and_login(stub)
     _, other = await register_and_login(stub)
     created = await stub.CreateApiKey(
-        auth_pb2.CreateApiKeyRequest(name="mine"), metadata=bearer(owner.access_token)
+        auth_pb2.CreateApiKeyRequest(name="mine", scopes=["read"]),
+        metadata=bearer(owner.access_token),
     )
     for key_id in (created.api_key.id, "not-a-uuid"):
         error = await rpc_error(
@@ -152,7 +154,8 @@ async def test_key_with_right_prefix_and_wrong_secret_is_refused(
 ) -> None:
     _, login = await register_and_login(stub)
     created = await stub.CreateApiKey(
-        auth_pb2.CreateApiKeyRequest(name="bot"), metadata=bearer(login.access_token)
+        auth_pb2.CreateApiKeyRequest(name="bot", scopes=["read", "trade"]),
+        metadata=bearer(login.access_token),
     )
     scheme, prefix, secret = created.key.split("_")
     forged = f"{scheme}_{prefix}_{'b' if secret[0] != 'b' else 'c'}{secret[1:]}"
@@ -161,7 +164,7 @@ async def test_key_with_right_prefix_and_wrong_secret_is_refused(
 
 
 @pytest.mark.parametrize(
-    ("name", "scopes"), [("", ["read"]), ("bot", ["root"]), ("x" * 101, ["read"])]
+    ("name", "scopes"), [("", ["read"]), ("bot", ["root"]), ("bot", []), ("x" * 101, ["read"])]
 )
 async def test_bad_key_requests_are_invalid_argument_and_write_nothing(
     stub: auth_pb2_grpc.AuthServiceAsyncStub, name: str, scopes: list[str]
@@ -208,10 +211,10 @@ async def test_read_only_key_cannot_mint_a_trade_key(
         )
     )
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
-    inherited = await stub.CreateApiKey(
-        auth_pb2.CreateApiKeyRequest(name="y"), metadata=api_key(reader.key)
+    same = await stub.CreateApiKey(
+        auth_pb2.CreateApiKeyRequest(name="y", scopes=["read"]), metadata=api_key(reader.key)
     )
-    assert list(inherited.api_key.scopes) == ["read"]
+    assert list(same.api_key.scopes) == ["read"]
 
 
 async def test_admin_created_by_operator_gets_admin_scope(

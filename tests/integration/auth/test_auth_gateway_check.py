@@ -94,7 +94,8 @@ async def test_revoked_api_key_is_denied_on_the_next_check(
 ) -> None:
     _, login = await register_and_login(stub)
     created = await stub.CreateApiKey(
-        auth_pb2.CreateApiKeyRequest(name="bot"), metadata=bearer(login.access_token)
+        auth_pb2.CreateApiKeyRequest(name="bot", scopes=["read", "trade"]),
+        metadata=bearer(login.access_token),
     )
     assert (await check.Check(check_request(x_api_key=created.key))).status.code == 0
     await stub.RevokeApiKey(
