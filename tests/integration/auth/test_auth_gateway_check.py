@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import time
 import urllib.parse
 
 import grpc
 import pytest
+import redis.asyncio as aioredis
 from auth_helpers import bearer, register_and_login
 from conftest import RunningAuth
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
+from cift.runtime.errors import Unauthenticated
 from cift.runtime.tokens import JwksVerifier
+from services.auth.__main__ import APP
+from services.auth.credentials import REVOCATION_CHANNEL, Credentials
 
 pytestmark = pytest.mark.integration
 
@@ -165,3 +173,44 @@ async def test_raw_header_map_mode_is_understood(
     entry.raw_value = f"Bearer {login.access_token}".encode()
     response = await check.Check(request)
     assert headers_set(response)["x-cift-user-id"] == user.id
+
+
+async def test_revocation_reaches_another_replicas_cache_within_a_second(
+    stub: auth_pb2_grpc.AuthServiceAsyncStub, auth_service: RunningAuth
+) -> None:
+    _, login = await register_and_login(stub)
+    created = await stub.CreateApiKey(
+        auth_pb2.CreateApiKeyRequest(name="bot", scopes=["read"]),
+        metadata=bearer(login.access_token),
+    )
+    redis = aioredis.from_url(auth_service.config.redis_url)
+    # A second replica: its own caches, the same database, Redis and signing keys.
+    config = dataclasses.replace(auth_service.config, auth_api_key_cache_s=600.0)
+    assert APP.credentials is not None
+    replica = Credentials(auth_service.pool, redis, APP.credentials.key_ring, config)
+    follower = asyncio.create_task(replica.follow_revocations())
+    try:
+        for _ in range(500):
+            if (await redis.pubsub_numsub(REVOCATION_CHANNEL))[0][1] >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert (await replica.verify_api_key(created.key)).scopes == {
+            "read"
+        }  # now cached for 600 s
+        await stub.RevokeApiKey(
+            auth_pb2.RevokeApiKeyRequest(key_id=created.api_key.id),
+            metadata=bearer(login.access_token),
+        )
+        revoked_at = time.monotonic()
+        while True:
+            try:
+                await replica.verify_api_key(created.key)
+            except Unauthenticated:
+                break
+            assert time.monotonic() - revoked_at < 1.0, "the replica still accepts a revoked key"
+            await asyncio.sleep(0.005)
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        await redis.aclose()
