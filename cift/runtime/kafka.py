@@ -166,9 +166,13 @@ class EventConsumer:
             auto_offset_reset="earliest" if from_beginning else "latest",
         )
         self._stopping = asyncio.Event()
+        # run() may be spawned in a service's setup, before the runtime starts the
+        # consumer; it waits for start() instead of polling an unstarted client.
+        self._started = asyncio.Event()
 
     async def start(self) -> None:
         await self._consumer.start()
+        self._started.set()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -181,6 +185,7 @@ class EventConsumer:
     async def run(self, handler: EventHandler) -> None:
         """Consume until stopped. A handler error is logged and the batch retried."""
         tracer = trace.get_tracer("cift.kafka")
+        await self._started.wait()
         while not self._stopping.is_set():
             records = await self._consumer.getmany(timeout_ms=200, max_records=self.max_batch)
             batch: list[Event] = []
