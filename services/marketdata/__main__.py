@@ -1,27 +1,156 @@
-"""Entry point of the marketdata service process: `python -m services.marketdata [serve|migrate]`."""
+"""`python -m services.marketdata [serve|migrate]`: wiring only.
+
+One process runs the gRPC servicer, the feed task (simulator or replay) and the
+ingest consumer. The feed hands its ticks straight to the local stream hub, so
+StreamQuotes/StreamTrades serve this process's feed; StreamBars serves the bars
+the ingest closes. Run one ingest per deployment (its bar state is per symbol).
+"""
 
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from cift.runtime.config import CommonConfig
+from cift.marketdata.v1 import events_pb2, marketdata_pb2, marketdata_pb2_grpc
+from cift.runtime.errors import InvalidArgument
+from cift.runtime.identity import SCOPE_READ
+from cift.runtime.interceptors import RpcPolicy
 from cift.runtime.server import ServiceContext, ServiceSpec, run_service
+from services.marketdata.clock import MarketCalendar, build_calendar, parse_dates
+from services.marketdata.config import FEED_KINDS, MarketDataConfig
+from services.marketdata.feed import FeedRunner, ReplaySource, SimulatorSource, TickSource
+from services.marketdata.ingest import Ingest
+from services.marketdata.instruments import Universe, load_universe
+from services.marketdata.replay import load_replay_file
+from services.marketdata.server import MarketDataServicer
+from services.marketdata.simulator import Simulator
+from services.marketdata.streams import StreamHub
+
+SERVICE = marketdata_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name
+READ = RpcPolicy(scope=SCOPE_READ)
+POLICIES = {
+    f"/{SERVICE}/{method.name}": READ
+    for method in marketdata_pb2.DESCRIPTOR.services_by_name["MarketDataService"].methods
+}
+# The consumer decodes TickEvent by its schema header, which needs its module loaded.
+TICK_EVENT = events_pb2.TickEvent
 
 
-async def setup(context: ServiceContext[CommonConfig]) -> None:
-    """Nothing to wire yet beyond health, reflection and metrics."""
+def calendar_of(config: MarketDataConfig) -> MarketCalendar:
+    return build_calendar(
+        config.marketdata_calendar,
+        extra_holidays=parse_dates(
+            config.marketdata_extra_holidays, "CIFT_MARKETDATA_EXTRA_HOLIDAYS"
+        ),
+        removed_holidays=parse_dates(
+            config.marketdata_removed_holidays, "CIFT_MARKETDATA_REMOVED_HOLIDAYS"
+        ),
+    )
+
+
+def tick_source(config: MarketDataConfig, universe: Universe) -> TickSource | None:
+    if config.marketdata_feed not in FEED_KINDS:
+        raise InvalidArgument(f"CIFT_MARKETDATA_FEED must be one of {', '.join(FEED_KINDS)}.")
+    if config.marketdata_feed == "simulator":
+        return SimulatorSource(
+            Simulator(
+                universe,
+                seed=config.marketdata_seed,
+                rate_per_symbol=config.marketdata_rate,
+                trade_probability=config.marketdata_trade_probability,
+                start_ns=time.time_ns(),
+            )
+        )
+    if config.marketdata_feed == "replay":
+        if not config.marketdata_replay_path:
+            raise InvalidArgument("The replay feed needs CIFT_MARKETDATA_REPLAY_PATH.")
+        ticks = load_replay_file(
+            config.marketdata_replay_path, symbol=config.marketdata_replay_symbol or None
+        )
+        unknown = {t.symbol for t in ticks} - set(universe.symbols)
+        if unknown:
+            raise InvalidArgument(
+                f"The replay file has symbols outside the universe: {sorted(unknown)}."
+            )
+        return ReplaySource(
+            ticks,
+            speed=config.marketdata_replay_speed,
+            start_ns=time.time_ns(),
+            loop=config.marketdata_replay_loop,
+        )
+    return None
+
+
+@dataclass
+class MarketDataApp:
+    """What setup built, kept for tests and benchmarks that run the service in-process."""
+
+    hub: StreamHub | None = None
+    ingest: Ingest | None = None
+    feed: FeedRunner | None = None
+    servicer: MarketDataServicer | None = None
+
+
+APP = MarketDataApp()
+
+
+async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
+    config = ctx.config
+    universe = load_universe(config.marketdata_universe_file or None)
+    hub = StreamHub(
+        capacity=config.marketdata_stream_ring, max_subscribers=config.marketdata_max_streams
+    )
+    servicer = MarketDataServicer(
+        pool=ctx.pool,
+        redis=ctx.redis,
+        universe=universe,
+        calendar=calendar_of(config),
+        hub=hub,
+        stream_batch=config.marketdata_stream_batch,
+        heartbeat_s=config.marketdata_stream_heartbeat_s,
+    )
+    marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server(servicer, ctx.server)
+    topic = config.marketdata_ticks_topic
+    ingest = Ingest(
+        ctx.pool,
+        ctx.redis,
+        partition_days=config.marketdata_tick_partition_days,
+        on_bars=hub.publish_bars,
+        topic=topic,
+    )
+    consumer = ctx.consumer(
+        config.marketdata_ingest_group,
+        [topic],
+        from_beginning=True,
+        max_batch=config.marketdata_ingest_batch,
+    )
+    ctx.spawn("marketdata-ingest", consumer.run(ingest.on_ticks))
+    source = tick_source(config, universe)
+    feed = None
+    if source is not None:
+        feed = FeedRunner(
+            source,
+            ctx.producer,
+            hub.publish_ticks,
+            interval_s=config.marketdata_feed_interval_s,
+            topic=topic,
+        )
+        ctx.spawn("marketdata-feed", feed.run())
+    APP.hub, APP.ingest, APP.feed, APP.servicer = hub, ingest, feed, servicer
 
 
 SPEC = ServiceSpec(
     name="marketdata",
-    config_type=CommonConfig,
-    service_names=(),
-    policies={},
+    config_type=MarketDataConfig,
+    service_names=(SERVICE,),
+    policies=POLICIES,
     setup=setup,
     migrations_dir=Path(__file__).parent / "migrations",
     uses_redis=True,
     uses_kafka=True,
+    relay_outbox=True,
 )
 
 if __name__ == "__main__":

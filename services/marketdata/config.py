@@ -1,0 +1,74 @@
+"""Settings of the market data process: which feed runs, how fast, and stream buffers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cift.runtime.config import CommonConfig, setting
+
+FEED_KINDS = ("simulator", "replay", "none")
+CALENDAR_MODES = ("always_open", "nyse")
+
+
+@dataclass(frozen=True)
+class MarketDataConfig(CommonConfig):
+    marketdata_feed: str = setting(
+        "simulator", "Feed this process runs: simulator, replay (a file) or none (ingest only)."
+    )
+    marketdata_seed: int = setting(42, "Simulator seed; the same seed replays the same market.")
+    marketdata_rate: float = setting(
+        2.0, "Simulator ticks per second per symbol (quotes and trades together)."
+    )
+    marketdata_trade_probability: float = setting(
+        0.25, "Share of simulated events that are trades rather than quote updates."
+    )
+    marketdata_universe_file: str = setting(
+        "", "CSV file of instruments replacing the built-in universe (columns: see instruments.py)."
+    )
+    marketdata_replay_path: str = setting(
+        "", "Parquet or CSV file of ticks or bars for the replay feed."
+    )
+    marketdata_replay_symbol: str = setting(
+        "", "Symbol of a single-symbol replay file that has no symbol column (e.g. GOOG.csv)."
+    )
+    marketdata_replay_speed: float = setting(
+        60.0, "Replay speed: 1 is real time, 60 replays a minute per second, 0 as fast as possible."
+    )
+    marketdata_replay_loop: bool = setting(False, "Start the replay file over when it ends.")
+    marketdata_calendar: str = setting(
+        "always_open", "Market calendar: always_open (simulator default) or nyse."
+    )
+    marketdata_extra_holidays: str = setting(
+        "", "Extra full-day closures for the nyse calendar, comma-separated YYYY-MM-DD."
+    )
+    marketdata_removed_holidays: str = setting(
+        "", "Dates to treat as trading days despite the nyse rules, comma-separated YYYY-MM-DD."
+    )
+    marketdata_feed_interval_s: float = setting(
+        0.01, "How often the feed publishes what became due (a batch per interval)."
+    )
+    marketdata_ingest_batch: int = setting(
+        5000, "Most ticks the ingest consumer writes in one transaction."
+    )
+    marketdata_tick_partition_days: int = setting(
+        1, "Days per partition of the ticks table (raise it for long historical loads)."
+    )
+    marketdata_stream_ring: int = setting(
+        65536,
+        "Items each stream kind keeps for slow subscribers and resumes (the bound per subscriber).",
+    )
+    marketdata_stream_batch: int = setting(
+        200, "Most quotes, trades or bars in one stream message."
+    )
+    marketdata_stream_heartbeat_s: float = setting(
+        5.0, "Seconds without data after which a stream sends an empty heartbeat message."
+    )
+    marketdata_ticks_topic: str = setting(
+        "marketdata.ticks.v1",
+        "Topic the feed publishes ticks to and the ingest reads (isolated runs only).",
+    )
+    marketdata_ingest_group: str = setting(
+        "marketdata-ingest",
+        "Consumer group of the ingest (a new group re-reads the topic from the start).",
+    )
+    marketdata_max_streams: int = setting(1000, "Most concurrent subscribers per stream kind.")

@@ -1,0 +1,138 @@
+"""Kafka in and out, and the protobuf encoding of market data values.
+
+Ticks leave on `marketdata.ticks.v1` keyed by symbol (so one symbol's ticks stay in
+one partition, in order), each with the event id `tick-<sequence>`; closed bars
+leave on `marketdata.bars.v1` through the outbox with the event id
+`bar-<symbol>-<timeframe>-<start_ns>`, so a consumer deduplicates replays by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from cift.marketdata.v1 import events_pb2, marketdata_pb2
+from cift.runtime.kafka import EVENT_ID_HEADER, SCHEMA_HEADER, TOPIC_TICKS, EventProducer
+from cift.runtime.money import format_decimal
+from cift.runtime.tracing import inject_headers
+from services.marketdata.bars import Bar
+from services.marketdata.instruments import Instrument
+from services.marketdata.ticks import Quote, Trade
+
+NS_PER_SECOND = 1_000_000_000
+TICK_SCHEMA = events_pb2.TickEvent.DESCRIPTOR.full_name.encode()
+
+
+def timestamp(ts_ns: int) -> Timestamp:
+    seconds, nanos = divmod(ts_ns, NS_PER_SECOND)
+    return Timestamp(seconds=seconds, nanos=nanos)
+
+
+def timestamp_ns(value: Timestamp) -> int:
+    return value.seconds * NS_PER_SECOND + value.nanos
+
+
+def quote_pb(quote: Quote, sequence: int, last: float) -> marketdata_pb2.Quote:
+    seconds, nanos = divmod(quote.ts_ns, NS_PER_SECOND)
+    message = marketdata_pb2.Quote(
+        symbol=quote.symbol,
+        bid=quote.bid,
+        ask=quote.ask,
+        bid_size=quote.bid_size,
+        ask_size=quote.ask_size,
+        last=last,
+        sequence=sequence,
+    )
+    message.timestamp.seconds = seconds
+    message.timestamp.nanos = nanos
+    return message
+
+
+def trade_pb(trade: Trade, sequence: int) -> marketdata_pb2.Trade:
+    seconds, nanos = divmod(trade.ts_ns, NS_PER_SECOND)
+    message = marketdata_pb2.Trade(
+        symbol=trade.symbol, price=trade.price, size=trade.size, sequence=sequence
+    )
+    message.timestamp.seconds = seconds
+    message.timestamp.nanos = nanos
+    return message
+
+
+def quote_from_pb(message: marketdata_pb2.Quote) -> Quote:
+    return Quote(
+        message.symbol,
+        timestamp_ns(message.timestamp),
+        message.bid,
+        message.ask,
+        message.bid_size,
+        message.ask_size,
+    )
+
+
+def trade_from_pb(message: marketdata_pb2.Trade) -> Trade:
+    return Trade(message.symbol, timestamp_ns(message.timestamp), message.price, message.size)
+
+
+def bar_pb(bar: Bar) -> marketdata_pb2.Bar:
+    return marketdata_pb2.Bar(
+        symbol=bar.symbol,
+        timeframe=bar.timeframe,
+        start_time=timestamp(bar.start_ns),
+        open=bar.open,
+        high=bar.high,
+        low=bar.low,
+        close=bar.close,
+        volume=bar.volume,
+        vwap=bar.vwap,
+        trade_count=bar.trade_count,
+    )
+
+
+def bar_event_id(bar: Bar) -> str:
+    return f"bar-{bar.symbol}-{bar.timeframe}-{bar.start_ns}"
+
+
+def instrument_pb(instrument: Instrument) -> marketdata_pb2.Instrument:
+    return marketdata_pb2.Instrument(
+        symbol=instrument.symbol,
+        name=instrument.name,
+        exchange=instrument.exchange,
+        # ETFs trade as US equities (same venues, same order rules).
+        asset_class=marketdata_pb2.ASSET_CLASS_US_EQUITY,
+        status=marketdata_pb2.INSTRUMENT_STATUS_ACTIVE,
+        tick_size=format_decimal(instrument.tick_size),
+        lot_size=format_decimal(instrument.lot_size),
+        min_order_size=format_decimal(instrument.lot_size),
+        fractionable=instrument.fractionable,
+        shortable=instrument.shortable,
+        tradable=True,
+        currency="USD",
+    )
+
+
+TickMessage = marketdata_pb2.Quote | marketdata_pb2.Trade
+
+
+async def publish_ticks(
+    producer: EventProducer, ticks: Sequence[TickMessage], topic: str = TOPIC_TICKS
+) -> None:
+    """Send ticks to `topic` (`marketdata.ticks.v1`) without waiting for each acknowledgement.
+
+    The trace context is taken once per batch (every tick of a batch shares it);
+    the caller flushes the producer to wait for the broker.
+    """
+    trace: list[tuple[str, bytes]] = []
+    inject_headers(trace)
+    for tick in ticks:
+        event = (
+            events_pb2.TickEvent(quote=tick)
+            if isinstance(tick, marketdata_pb2.Quote)
+            else events_pb2.TickEvent(trade=tick)
+        )
+        headers = [
+            (SCHEMA_HEADER, TICK_SCHEMA),
+            (EVENT_ID_HEADER, b"tick-%d" % tick.sequence),
+            *trace,
+        ]
+        await producer.publish_raw(topic, tick.symbol, event.SerializeToString(), headers)

@@ -1,0 +1,181 @@
+"""The feed task: turns a tick source (simulator or file replay) into published ticks.
+
+Every interval it takes the ticks that became due, stamps each with the next tick
+sequence, hands them to the local stream hub (lowest latency for subscribers) and
+sends them to `marketdata.ticks.v1`, then waits for the broker: a slow broker slows
+the feed, never the other way round.
+
+Sequences: `base + n`, where `base` is the wall clock in nanoseconds when the feed
+started. A feed cannot publish more than one tick per nanosecond, so a restarted
+feed's sequences are always above the previous run's: sequences only grow, across
+restarts too, without any shared counter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import Protocol
+
+from prometheus_client import Counter
+
+from cift.marketdata.v1 import marketdata_pb2
+from cift.runtime.kafka import TOPIC_TICKS, EventProducer
+from services.marketdata.events import TickMessage, publish_ticks, quote_pb, trade_pb
+from services.marketdata.replay import Paced, pace
+from services.marketdata.simulator import Simulator
+from services.marketdata.ticks import Quote, Tick, Trade
+
+log = logging.getLogger(__name__)
+
+TICKS_PUBLISHED = Counter("cift_marketdata_feed_ticks_total", "Ticks the feed published.", ["kind"])
+# Bound on one interval's work, so a fast rate cannot starve the event loop.
+MAX_TICKS_PER_INTERVAL = 20_000
+
+
+class TickSource(Protocol):
+    def due(self, now_ns: int) -> list[Tick]:
+        """Ticks whose time has come by `now_ns`, oldest first (at most MAX_TICKS_PER_INTERVAL)."""
+        ...
+
+    @property
+    def finished(self) -> bool: ...
+
+
+class SimulatorSource:
+    """Simulated ticks, timestamped on the wall clock from the moment the feed starts."""
+
+    def __init__(self, simulator: Simulator) -> None:
+        self._simulator = simulator
+        self._pending: list[Tick] = []
+        self._pending_ts: list[int] = []
+        self._chunk = max(64, int(simulator.rate_per_symbol * len(simulator.symbols) * 0.05))
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+    def due(self, now_ns: int) -> list[Tick]:
+        out: list[Tick] = []
+        while len(out) < MAX_TICKS_PER_INTERVAL:
+            if not self._pending:
+                self._pending = self._simulator.next_events(self._chunk)
+                self._pending_ts = [t.ts_ns for t in self._pending]
+            cut = bisect.bisect_right(self._pending_ts, now_ns)
+            cut = min(cut, MAX_TICKS_PER_INTERVAL - len(out))
+            out.extend(self._pending[:cut])
+            if cut < len(self._pending):
+                del self._pending[:cut]
+                del self._pending_ts[:cut]
+                break
+            self._pending = []
+        return out
+
+
+class ReplaySource:
+    """A replay file's ticks, paced at `speed` from the moment the feed starts.
+
+    With speed > 0 the ticks are re-timestamped to when they are published (history
+    compressed by the speed, so a 60x replay turns an hour into a minute of bars);
+    with speed 0 everything is published at once with its original timestamps.
+    """
+
+    def __init__(self, ticks: Sequence[Tick], *, speed: float, start_ns: int, loop: bool) -> None:
+        self._ticks = ticks
+        self._speed = speed
+        self._loop = loop
+        self._start_ns = start_ns
+        self._schedule: Iterator[Paced] = pace(ticks, speed=speed)
+        self._next: Paced | None = next(self._schedule, None)
+        self._last_due_ns = start_ns
+        self._finished = self._next is None
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def _due_ns(self, paced: Paced) -> int:
+        return self._start_ns + int(paced.due_s * 1_000_000_000)
+
+    def due(self, now_ns: int) -> list[Tick]:
+        out: list[Tick] = []
+        while self._next is not None and len(out) < MAX_TICKS_PER_INTERVAL:
+            due_ns = self._due_ns(self._next)
+            if due_ns > now_ns:
+                break
+            tick = self._next.event
+            # Distinct, increasing times even when several ticks share a due time.
+            ts_ns = max(due_ns, self._last_due_ns + 1) if self._speed > 0 else tick.ts_ns
+            self._last_due_ns = ts_ns
+            out.append(replace(tick, ts_ns=ts_ns) if self._speed > 0 else tick)
+            self._next = next(self._schedule, None)
+            if self._next is None and self._loop and self._speed > 0:
+                self._start_ns = self._last_due_ns + 1
+                self._schedule = pace(self._ticks, speed=self._speed)
+                self._next = next(self._schedule, None)
+        self._finished = self._next is None
+        return out
+
+
+class FeedRunner:
+    """Publishes a tick source's ticks with sequence numbers, to the hub and to Kafka."""
+
+    def __init__(
+        self,
+        source: TickSource,
+        producer: EventProducer | None,
+        on_ticks: Callable[[list[TickMessage]], None],
+        *,
+        interval_s: float,
+        topic: str = TOPIC_TICKS,
+        sequence_base: int | None = None,
+    ) -> None:
+        self.source = source
+        self.producer = producer
+        self.on_ticks = on_ticks
+        self.interval_s = interval_s
+        self.topic = topic
+        self.next_sequence = (sequence_base if sequence_base is not None else time.time_ns()) + 1
+        self._last_trade: dict[str, float] = {}
+
+    def stamp(self, ticks: Sequence[Tick]) -> list[TickMessage]:
+        """Protobuf ticks with sequences; quotes carry the symbol's last trade price."""
+        messages: list[TickMessage] = []
+        sequence = self.next_sequence
+        last_trade = self._last_trade
+        for tick in ticks:
+            if isinstance(tick, Quote):
+                messages.append(quote_pb(tick, sequence, last_trade.get(tick.symbol, 0.0)))
+            else:
+                assert isinstance(tick, Trade)
+                last_trade[tick.symbol] = tick.price
+                messages.append(trade_pb(tick, sequence))
+            sequence += 1
+        self.next_sequence = sequence
+        return messages
+
+    async def publish_once(self, now_ns: int) -> int:
+        messages = self.stamp(self.source.due(now_ns))
+        if not messages:
+            return 0
+        self.on_ticks(messages)
+        if self.producer is not None:
+            await publish_ticks(self.producer, messages, self.topic)
+            await self.producer.flush()
+        quotes = sum(1 for m in messages if isinstance(m, marketdata_pb2.Quote))
+        TICKS_PUBLISHED.labels("quote").inc(quotes)
+        TICKS_PUBLISHED.labels("trade").inc(len(messages) - quotes)
+        return len(messages)
+
+    async def run(self) -> None:
+        """Publish until the source is finished (never, for the simulator) or cancelled."""
+        log.info("feed started", extra={"first_sequence": self.next_sequence})
+        while not self.source.finished:
+            started = time.monotonic()
+            await self.publish_once(time.time_ns())
+            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+        log.info("feed finished: the replay file has been published")

@@ -1,0 +1,302 @@
+"""SQL of the market data schema: ticks, bars, bar clocks and ingest progress. Nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+
+from services.marketdata.bars import Bar
+from services.marketdata.ticks import Quote, Trade
+
+KIND_QUOTE = 1
+KIND_TRADE = 2
+NS_PER_DAY = 86_400 * 1_000_000_000
+TICK_COLUMNS = (
+    "sequence",
+    "ts_ns",
+    "symbol",
+    "kind",
+    "bid",
+    "ask",
+    "bid_size",
+    "ask_size",
+    "price",
+    "size",
+)
+
+
+def partition_bounds(ts_ns: int, days: int) -> tuple[int, int]:
+    """[start, end) of the ticks partition holding `ts_ns` with `days` days per partition."""
+    width = NS_PER_DAY * days
+    start = ts_ns - ts_ns % width
+    return start, start + width
+
+
+def partition_name(start_ns: int) -> str:
+    day = dt.datetime.fromtimestamp(start_ns // 1_000_000_000, dt.UTC).date()
+    return f"ticks_p{day:%Y%m%d}" if start_ns >= 0 else f"ticks_n{-start_ns}"
+
+
+async def ensure_partitions(conn: asyncpg.Connection, starts: Iterable[int], days: int) -> None:
+    for start in sorted(set(starts)):
+        name = partition_name(start)
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF ticks "
+            f"FOR VALUES FROM ({start}) TO ({start + NS_PER_DAY * days})"
+        )
+
+
+async def copy_ticks(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Bulk-write tick rows (columns of TICK_COLUMNS) with COPY."""
+    if rows:
+        await conn.copy_records_to_table("ticks", records=rows, columns=TICK_COLUMNS)
+
+
+def quote_row(sequence: int, quote: Quote) -> tuple[Any, ...]:
+    return (
+        sequence,
+        quote.ts_ns,
+        quote.symbol,
+        KIND_QUOTE,
+        quote.bid,
+        quote.ask,
+        quote.bid_size,
+        quote.ask_size,
+        None,
+        None,
+    )
+
+
+def trade_row(sequence: int, trade: Trade) -> tuple[Any, ...]:
+    return (
+        sequence,
+        trade.ts_ns,
+        trade.symbol,
+        KIND_TRADE,
+        None,
+        None,
+        None,
+        None,
+        trade.price,
+        trade.size,
+    )
+
+
+async def upsert_bars(
+    conn: asyncpg.Connection, bars: Sequence[Bar], closed: Sequence[bool]
+) -> None:
+    """Write bars; writing the same bar again (a replay) leaves the same row."""
+    if not bars:
+        return
+    await conn.execute(
+        """
+        INSERT INTO bars (symbol, timeframe, start_ns, open, high, low, close, volume, notional,
+                          trade_count, closed)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::float8[],
+                             $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::bigint[],
+                             $11::bool[])
+        ON CONFLICT (symbol, timeframe, start_ns) DO UPDATE SET
+            open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+            volume = EXCLUDED.volume, notional = EXCLUDED.notional,
+            trade_count = EXCLUDED.trade_count, closed = EXCLUDED.closed
+        """,
+        [b.symbol for b in bars],
+        [b.timeframe for b in bars],
+        [b.start_ns for b in bars],
+        [b.open for b in bars],
+        [b.high for b in bars],
+        [b.low for b in bars],
+        [b.close for b in bars],
+        [b.volume for b in bars],
+        [b.notional for b in bars],
+        [b.trade_count for b in bars],
+        list(closed),
+    )
+
+
+async def save_clocks(conn: asyncpg.Connection, clocks: dict[str, int]) -> None:
+    if not clocks:
+        return
+    await conn.execute(
+        """
+        INSERT INTO bar_clocks (symbol, clock_ns) SELECT * FROM unnest($1::text[], $2::bigint[])
+        ON CONFLICT (symbol) DO UPDATE SET clock_ns = EXCLUDED.clock_ns
+        """,
+        list(clocks),
+        list(clocks.values()),
+    )
+
+
+async def save_progress(conn: asyncpg.Connection, topic: str, progress: dict[int, int]) -> None:
+    if not progress:
+        return
+    await conn.execute(
+        """
+        INSERT INTO ingest_progress (topic, partition, sequence)
+        SELECT $1, * FROM unnest($2::int[], $3::bigint[])
+        ON CONFLICT (topic, partition) DO UPDATE SET sequence = EXCLUDED.sequence
+        """,
+        topic,
+        list(progress),
+        list(progress.values()),
+    )
+
+
+async def load_progress(conn: asyncpg.Connection, topic: str) -> dict[int, int]:
+    rows = await conn.fetch(
+        "SELECT partition, sequence FROM ingest_progress WHERE topic = $1", topic
+    )
+    return {row["partition"]: row["sequence"] for row in rows}
+
+
+def _bar(row: asyncpg.Record) -> Bar:
+    return Bar(
+        row["symbol"],
+        row["timeframe"],
+        row["start_ns"],
+        row["open"],
+        row["high"],
+        row["low"],
+        row["close"],
+        row["volume"],
+        row["notional"],
+        row["trade_count"],
+    )
+
+
+BAR_SELECT = "SELECT symbol, timeframe, start_ns, open, high, low, close, volume, notional, trade_count FROM bars"
+
+
+async def load_open_state(conn: asyncpg.Connection) -> tuple[list[Bar], dict[str, int]]:
+    """Open bars and symbol clocks: what the bar builder resumes from."""
+    bars = [_bar(r) for r in await conn.fetch(f"{BAR_SELECT} WHERE NOT closed")]
+    clocks = {
+        r["symbol"]: r["clock_ns"]
+        for r in await conn.fetch("SELECT symbol, clock_ns FROM bar_clocks")
+    }
+    return bars, clocks
+
+
+async def bars_page(
+    conn: asyncpg.Connection,
+    symbol: str,
+    timeframe: str,
+    start_ns: int,
+    end_ns: int,
+    after_ns: int | None,
+    limit: int,
+) -> list[Bar]:
+    """Bars with start in [start_ns, end_ns) and after `after_ns`, oldest first."""
+    rows = await conn.fetch(
+        f"""{BAR_SELECT}
+        WHERE symbol = $1 AND timeframe = $2 AND start_ns >= $3 AND start_ns < $4 AND start_ns > $5
+        ORDER BY start_ns LIMIT $6""",
+        symbol,
+        timeframe,
+        start_ns,
+        end_ns,
+        after_ns if after_ns is not None else start_ns - 1,
+        limit,
+    )
+    return [_bar(r) for r in rows]
+
+
+async def latest_bars(
+    conn: asyncpg.Connection, symbol: str, timeframe: str, end_ns: int, limit: int
+) -> list[Bar]:
+    """The `limit` most recent bars starting before `end_ns`, oldest first."""
+    rows = await conn.fetch(
+        f"""{BAR_SELECT} WHERE symbol = $1 AND timeframe = $2 AND start_ns < $3
+        ORDER BY start_ns DESC LIMIT $4""",
+        symbol,
+        timeframe,
+        end_ns,
+        limit,
+    )
+    return [_bar(r) for r in reversed(rows)]
+
+
+async def closed_bars_after(
+    conn: asyncpg.Connection,
+    symbols: Sequence[str] | None,
+    timeframe: str,
+    after_ns: int,
+    limit: int,
+) -> list[Bar]:
+    """Closed bars starting after `after_ns`, by start then symbol (a stream's catch-up)."""
+    rows = await conn.fetch(
+        f"""{BAR_SELECT} WHERE timeframe = $1 AND start_ns > $2 AND closed
+        AND ($3::text[] IS NULL OR symbol = ANY($3::text[]))
+        ORDER BY start_ns, symbol LIMIT $4""",
+        timeframe,
+        after_ns,
+        list(symbols) if symbols else None,
+        limit,
+    )
+    return [_bar(r) for r in rows]
+
+
+async def export_bars(
+    conn: asyncpg.Connection,
+    symbols: Sequence[str],
+    timeframe: str,
+    start_ns: int,
+    end_ns: int,
+    limit: int,
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT symbol, start_ns, open, high, low, close, volume, notional, trade_count FROM bars
+            WHERE symbol = ANY($1::text[]) AND timeframe = $2 AND start_ns >= $3 AND start_ns < $4
+            ORDER BY symbol, start_ns LIMIT $5""",
+            list(symbols),
+            timeframe,
+            start_ns,
+            end_ns,
+            limit,
+        )
+    )
+
+
+async def trades_page(
+    conn: asyncpg.Connection,
+    symbol: str,
+    start_ns: int,
+    end_ns: int,
+    after: tuple[int, int] | None,
+    limit: int,
+) -> list[tuple[int, Trade]]:
+    """(sequence, trade) with time in [start_ns, end_ns) after the (ts, sequence) cursor."""
+    after_ts, after_seq = after if after is not None else (start_ns - 1, 0)
+    rows = await conn.fetch(
+        """SELECT sequence, ts_ns, price, size FROM ticks
+        WHERE symbol = $1 AND kind = 2 AND ts_ns >= $2 AND ts_ns < $3 AND (ts_ns, sequence) > ($4, $5)
+        ORDER BY ts_ns, sequence LIMIT $6""",
+        symbol,
+        start_ns,
+        end_ns,
+        after_ts,
+        after_seq,
+        limit,
+    )
+    return [(r["sequence"], Trade(symbol, r["ts_ns"], r["price"], r["size"])) for r in rows]
+
+
+async def quotes_between(
+    conn: asyncpg.Connection, symbol: str, start_ns: int, end_ns: int, limit: int
+) -> list[asyncpg.Record]:
+    """Quotes of one symbol in [start_ns, end_ns), oldest first (for order-flow indicators)."""
+    return list(
+        await conn.fetch(
+            """SELECT ts_ns, bid, bid_size, ask, ask_size FROM ticks
+            WHERE symbol = $1 AND kind = 1 AND ts_ns >= $2 AND ts_ns < $3
+            ORDER BY ts_ns, sequence LIMIT $4""",
+            symbol,
+            start_ns,
+            end_ns,
+            limit,
+        )
+    )

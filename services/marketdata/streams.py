@@ -1,0 +1,116 @@
+"""The stream hub: one fan-out log per stream kind, and the loop that serves a subscriber.
+
+Quotes conflate (a slow client gets the latest quote per symbol), trades and bars
+drop the oldest with a counter (see fanout.py for the policy). The loop sends
+batches of up to `batch` items per message and a heartbeat after `heartbeat_s` of
+silence; a client that stops reading blocks only its own loop, whose cursor then
+falls behind in the shared ring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TypeVar
+
+from prometheus_client import Counter, Gauge
+
+from cift.marketdata.v1 import marketdata_pb2
+from services.marketdata.fanout import Delivery, StreamLog, Subscription
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+STREAM_SKIPPED = Counter(
+    "cift_marketdata_stream_skipped_total",
+    "Items a slow stream subscriber did not receive: dropped (trades, bars) or conflated (quotes).",
+    ["stream", "reason"],
+)
+STREAM_SUBSCRIBERS = Gauge(
+    "cift_marketdata_stream_subscribers", "Open stream subscriptions.", ["stream"]
+)
+
+
+class StreamHub:
+    """The live logs every stream RPC subscribes to."""
+
+    def __init__(self, *, capacity: int, max_subscribers: int) -> None:
+        self.quotes: StreamLog[marketdata_pb2.Quote] = StreamLog(
+            capacity=capacity,
+            key=lambda q: q.symbol,
+            conflate=True,
+            sequence=lambda q: q.sequence,
+            max_subscribers=max_subscribers,
+        )
+        self.trades: StreamLog[marketdata_pb2.Trade] = StreamLog(
+            capacity=capacity,
+            key=lambda t: t.symbol,
+            conflate=False,
+            sequence=lambda t: t.sequence,
+            max_subscribers=max_subscribers,
+        )
+        self.bars: StreamLog[marketdata_pb2.Bar] = StreamLog(
+            capacity=capacity,
+            key=lambda b: b.symbol,
+            conflate=False,
+            max_subscribers=max_subscribers,
+        )
+
+    def publish_ticks(self, ticks: Iterable[marketdata_pb2.Quote | marketdata_pb2.Trade]) -> None:
+        quotes = []
+        trades = []
+        for tick in ticks:
+            if isinstance(tick, marketdata_pb2.Quote):
+                quotes.append(tick)
+            else:
+                trades.append(tick)
+        if quotes:
+            self.quotes.publish(quotes)
+        if trades:
+            self.trades.publish(trades)
+
+    def publish_bars(self, bars: Iterable[marketdata_pb2.Bar]) -> None:
+        self.bars.publish(bars)
+
+
+async def serve(
+    name: str,
+    subscription: Subscription[T],
+    wake: asyncio.Event,
+    *,
+    batch: int,
+    heartbeat_s: float,
+) -> AsyncIterator[Delivery[T] | None]:
+    """Yield deliveries for one subscriber as items arrive; None means send a heartbeat.
+
+    `wake` must be the event the subscription's on_ready sets.
+    """
+    STREAM_SUBSCRIBERS.labels(name).inc()
+    try:
+        while True:
+            delivery = subscription.take(batch)
+            if delivery is None:
+                wake.clear()
+                # Items published between take() and clear() must not be missed.
+                delivery = subscription.take(batch)
+            if delivery is None:
+                try:
+                    await asyncio.wait_for(wake.wait(), heartbeat_s)
+                except TimeoutError:
+                    yield None
+                continue
+            if delivery.dropped:
+                STREAM_SKIPPED.labels(name, "dropped").inc(delivery.dropped)
+            if delivery.conflated:
+                STREAM_SKIPPED.labels(name, "conflated").inc(delivery.conflated)
+            yield delivery
+    finally:
+        subscription.close()
+        STREAM_SUBSCRIBERS.labels(name).dec()
+
+
+def waker() -> tuple[asyncio.Event, Callable[[], None]]:
+    event = asyncio.Event()
+    return event, event.set
