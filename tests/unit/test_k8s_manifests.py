@@ -11,6 +11,7 @@ NetworkPolicies admit exactly the flows of the architecture and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -40,6 +41,22 @@ K8S = REPO / "deploy" / "k8s"
 CONTAINERFILE = REPO / "deploy" / "Containerfile"
 OVERLAYS = ("dev", "prod")
 SERVICES = tuple(SERVICE_PORTS)
+# Every Deployment that runs a service process, and which service it runs. The feed
+# is a second marketdata Deployment: the one process that publishes ticks.
+SERVICE_DEPLOYMENTS = {
+    "cift-auth": "auth",
+    "cift-marketdata": "marketdata",
+    "cift-marketdata-feed": "marketdata",
+    "cift-execution": "execution",
+    "cift-risk": "risk",
+}
+# Deployments that must run exactly one pod, and why.
+SINGLETONS = {
+    "cift-marketdata-feed": "two feeds would publish every tick twice",
+    "cift-execution": "the fill engine's book of resting orders lives in one process",
+    "cift-redis": "rate-limit buckets and caches live in one unreplicated Redis",
+}
+SCALABLE = ("cift-auth", "cift-marketdata", "cift-risk", "cift-gateway")
 APP_IMAGE = "cift-markets"
 # The oldest Kubernetes the manifests target (native gRPC probes are GA since 1.27,
 # the preStop sleep action is on by default since 1.30) and the newest schema known.
@@ -142,8 +159,10 @@ def service_deployment(r: Rendered, service: str) -> Doc:
     return r.one("Deployment", f"cift-{service}")
 
 
-def app_container(r: Rendered, service: str) -> Doc:
-    (container,) = pod_spec(service_deployment(r, service))["containers"]
+def app_container(r: Rendered, service: str, deployment: str | None = None) -> Doc:
+    """The service container of `cift-<service>` (or of the named Deployment)."""
+    workload = r.one("Deployment", deployment or f"cift-{service}")
+    (container,) = pod_spec(workload)["containers"]
     return container  # type: ignore[no-any-return]
 
 
@@ -309,10 +328,22 @@ def test_every_checkov_skip_annotation_has_a_comment_above_it() -> None:
 # ------------------------------------------------------ drift against the service code
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_service_env_vars_are_declared_by_its_config_class(overlay: Rendered, service: str) -> None:
+def test_the_service_deployments_are_the_known_ones(overlay: Rendered) -> None:
+    running = {
+        d["metadata"]["name"]
+        for d in overlay.of_kind("Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "service"
+    }
+    assert running == set(SERVICE_DEPLOYMENTS)
+    assert set(SERVICE_DEPLOYMENTS.values()) == set(SERVICES)
+
+
+@pytest.mark.parametrize(("deployment", "service"), SERVICE_DEPLOYMENTS.items())
+def test_service_env_vars_are_declared_by_its_config_class(
+    overlay: Rendered, deployment: str, service: str
+) -> None:
     declared = declared_settings(config_class(service))
-    env = env_of(overlay, app_container(overlay, service))
+    env = env_of(overlay, app_container(overlay, service, deployment))
     assert env, "a service without configuration cannot find its peers"
     unknown = sorted(name for name in env if name not in declared)
     assert not unknown, f"{service} does not read {unknown} ({config_class(service).__name__})"
@@ -338,10 +369,12 @@ def test_every_config_map_key_is_a_declared_setting(overlay: Rendered) -> None:
             assert key in declared_anywhere, f"{config_map['metadata']['name']}: {key}"
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_service_ports_match_the_shared_port_table(overlay: Rendered, service: str) -> None:
+@pytest.mark.parametrize(("deployment", "service"), SERVICE_DEPLOYMENTS.items())
+def test_service_ports_match_the_shared_port_table(
+    overlay: Rendered, deployment: str, service: str
+) -> None:
     grpc_port, metrics_port = SERVICE_PORTS[service]
-    container = app_container(overlay, service)
+    container = app_container(overlay, service, deployment)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"grpc": grpc_port, "metrics": metrics_port}
     env = env_of(overlay, container)
@@ -351,10 +384,12 @@ def test_service_ports_match_the_shared_port_table(overlay: Rendered, service: s
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"] == {"port": grpc_port}, probe
 
-    svc = overlay.one("Service", f"cift-{service}")
+    svc = overlay.one("Service", deployment)
     assert svc["spec"]["clusterIP"] == "None", "gRPC clients balance per pod: headless"
-    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == ports
-    monitor = overlay.one("ServiceMonitor", f"cift-{service}")
+    served = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+    # The feed's Service exists for Prometheus only; clients use cift-marketdata.
+    assert served == (ports if deployment == f"cift-{service}" else {"metrics": metrics_port})
+    monitor = overlay.one("ServiceMonitor", deployment)
     assert monitor["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
 
@@ -369,9 +404,11 @@ def test_peer_addresses_name_the_headless_service_and_its_port(
     assert overlay.one("Service", host)["spec"]["clusterIP"] == "None"
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_deployment_runs_the_service_entry_point(overlay: Rendered, service: str) -> None:
-    container = app_container(overlay, service)
+@pytest.mark.parametrize(("deployment", "service"), SERVICE_DEPLOYMENTS.items())
+def test_deployment_runs_the_service_entry_point(
+    overlay: Rendered, deployment: str, service: str
+) -> None:
+    container = app_container(overlay, service, deployment)
     assert container["command"] == ["python", "-m", f"services.{service}"]
     assert container.get("args", []) in ([], ["serve"])
     assert container["image"].split(":")[0].split("@")[0].endswith(APP_IMAGE)
@@ -403,12 +440,14 @@ def test_entry_point_offers_serve_and_migrate(service: str) -> None:
     assert "serve" in result.stdout and "migrate" in result.stdout
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_data_store_access_follows_what_the_service_uses(overlay: Rendered, service: str) -> None:
+@pytest.mark.parametrize(("deployment", "service"), SERVICE_DEPLOYMENTS.items())
+def test_data_store_access_follows_what_the_service_uses(
+    overlay: Rendered, deployment: str, service: str
+) -> None:
     spec = load_spec(service)
-    deployment = service_deployment(overlay, service)
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
-    env = env_of(overlay, app_container(overlay, service))
+    workload = overlay.one("Deployment", deployment)
+    labels = workload["spec"]["template"]["metadata"]["labels"]
+    env = env_of(overlay, app_container(overlay, service, deployment))
     uses_postgres = spec.migrations_dir is not None
 
     assert (labels.get("cift.io/postgres-client") == "true") == uses_postgres
@@ -509,8 +548,8 @@ def test_every_pod_is_locked_down(overlay: Rendered) -> None:
 
 
 def test_termination_grace_outlasts_the_prestop_pause_and_the_drain(overlay: Rendered) -> None:
-    for service in SERVICES:
-        container = app_container(overlay, service)
+    for deployment, service in SERVICE_DEPLOYMENTS.items():
+        container = app_container(overlay, service, deployment)
         env = env_of(overlay, container)
         default_drain = config_class(service)().drain_timeout_s
         drain = (
@@ -519,11 +558,11 @@ def test_termination_grace_outlasts_the_prestop_pause_and_the_drain(overlay: Ren
             else default_drain
         )
         pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-        grace = pod_spec(service_deployment(overlay, service))["terminationGracePeriodSeconds"]
-        assert grace > pause + drain, service
+        grace = pod_spec(overlay.one("Deployment", deployment))["terminationGracePeriodSeconds"]
+        assert grace > pause + drain, deployment
 
 
-@pytest.mark.parametrize("name", [*(f"cift-{s}" for s in SERVICES), "cift-gateway"])
+@pytest.mark.parametrize("name", SCALABLE)
 def test_each_scalable_deployment_has_an_autoscaler_a_budget_and_a_spread(
     overlay: Rendered, name: str
 ) -> None:
@@ -548,6 +587,38 @@ def test_each_scalable_deployment_has_an_autoscaler_a_budget_and_a_spread(
         "topology.kubernetes.io/zone",
     }
     assert all(c["labelSelector"]["matchLabels"] == selector for c in spread)
+
+
+@pytest.mark.parametrize("name", SINGLETONS)
+def test_singletons_run_one_pod_and_never_two_during_a_rollout(
+    overlay: Rendered, name: str
+) -> None:
+    deployment = overlay.one("Deployment", name)
+    assert deployment["spec"]["replicas"] == 1, SINGLETONS[name]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, SINGLETONS[name]
+    targets = {
+        h["spec"]["scaleTargetRef"]["name"] for h in overlay.of_kind("HorizontalPodAutoscaler")
+    }
+    assert name not in targets, SINGLETONS[name]
+
+
+def test_every_deployment_is_either_scalable_or_a_singleton(overlay: Rendered) -> None:
+    names = {d["metadata"]["name"] for d in overlay.of_kind("Deployment")}
+    assert names == set(SCALABLE) | set(SINGLETONS)
+    assert not set(SCALABLE) & set(SINGLETONS)
+
+
+def test_exactly_one_pod_runs_a_market_data_feed(overlay: Rendered) -> None:
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class("marketdata"))}
+    feeds = []
+    for deployment, service in SERVICE_DEPLOYMENTS.items():
+        if service != "marketdata":
+            continue
+        env = env_of(overlay, app_container(overlay, service, deployment))
+        kind = env.get("CIFT_MARKETDATA_FEED", {}).get("value", defaults["marketdata_feed"])
+        if kind != "none":
+            feeds.append(deployment)
+    assert feeds == ["cift-marketdata-feed"]
 
 
 # ---------------------------------------------------------------------- the gateway
@@ -622,8 +693,8 @@ def test_the_image_build_writes_the_descriptor_the_gateway_copies() -> None:
 
 
 def test_app_containers_run_as_the_image_user(overlay: Rendered) -> None:
-    for service in SERVICES:
-        context = app_container(overlay, service)["securityContext"]
+    for deployment, service in SERVICE_DEPLOYMENTS.items():
+        context = app_container(overlay, service, deployment)["securityContext"]
         assert (context["runAsUser"], context["runAsGroup"]) == (10001, 10001)
 
 
@@ -850,6 +921,13 @@ def expected_flows(r: Rendered) -> set[tuple[str, str, int, str]]:
             flows.add((f"cift-{service}", "postgres", 5432, "TCP"))
         if specs[service].uses_redis:
             flows.add((f"cift-{service}", "cift-redis", 6379, "TCP"))
+    feed = load_spec("marketdata")
+    flows.add(("cift-marketdata-feed", "cift-auth", grpc["auth"], "TCP"))
+    flows.add(("prometheus", "cift-marketdata-feed", metrics["marketdata"], "TCP"))
+    if feed.migrations_dir is not None:
+        flows.add(("cift-marketdata-feed", "postgres", 5432, "TCP"))
+    if feed.uses_redis:
+        flows.add(("cift-marketdata-feed", "cift-redis", 6379, "TCP"))
     flows |= {
         ("cift-execution", "cift-risk", grpc["risk"], "TCP"),
         ("cift-execution", "cift-marketdata", grpc["marketdata"], "TCP"),
@@ -901,7 +979,7 @@ def test_only_kafka_clients_reach_the_brokers(overlay: Rendered) -> None:
     broker = pods["kafka-broker"]
     (kafka,) = overlay.of_kind("Kafka")
     (listener,) = kafka["spec"]["kafka"]["listeners"]
-    uses_kafka = {f"cift-{s}" for s in SERVICES if load_spec(s).uses_kafka}
+    uses_kafka = {d for d, s in SERVICE_DEPLOYMENTS.items() if load_spec(s).uses_kafka}
     for pod in pods.values():
         if pod.namespace != overlay.namespace or pod.name in ("kafka-broker", "postgres"):
             continue
