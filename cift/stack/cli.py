@@ -3,7 +3,7 @@
     cift up [--fresh] [--home DIR] [--no-gateway] [--verbose]
     cift migrate [--home DIR]
     cift status [--home DIR]
-    cift user create --email E [--admin] [--home DIR]
+    cift user create --email E [--display-name N] [--admin] [--home DIR]
 
 A problem the operator can fix (a taken port, an unreachable server, a missing
 binary) ends a command with one line on stderr and a non-zero exit code; a
@@ -250,6 +250,8 @@ def _cmd_user_create(args: argparse.Namespace) -> int:
         environ.update(running.env)
     password = read_password()
     argv = service_argv("auth", "create-user", "--email", args.email)
+    if args.display_name:
+        argv += ["--display-name", args.display_name]
     if args.admin:
         argv.append("--admin")
     # The password travels on the child's stdin only: not in argv (visible in ps), not in env.
@@ -287,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     create = with_home(
         user_commands.add_parser("create", help="create a user (password from stdin)")
     )
-    create.add_argument("--email", required=True)
+    create.add_argument("--email", required=True, help="the user's email (their login)")
+    create.add_argument("--display-name", default="", help="name shown in the user's profile")
     create.add_argument("--admin", action="store_true", help="grant the admin scope")
     create.set_defaults(run=_cmd_user_create)
     return parser

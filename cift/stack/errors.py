@@ -14,7 +14,8 @@ class StackError(Exception):
     """Something the operator can fix kept the stack from starting or answering."""
 
     def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message)
+        # str() carries the detail too, so a failing test fixture shows the log tail.
+        super().__init__(f"{message}\n{detail}" if detail else message)
         self.message = message
         # Extra lines (a log tail) shown under the message; never needed to understand it.
         self.detail = detail

@@ -101,7 +101,10 @@ class StackInfo:
 
 
 def read_running(home: Path) -> StackInfo | None:
-    """The stack a live launcher runs in `home`, or None (a stale file from a killed one is ignored)."""
+    """The stack a live launcher runs in `home`, or None.
+
+    A state file left by a killed launcher is ignored: only a held lock proves it is live.
+    """
     state = home / STATE_FILE
     if not state.is_file():
         return None

@@ -1,4 +1,4 @@
-"""`cift` with bad configuration: one clear line naming the problem, a non-zero exit, no traceback."""
+"""`cift` with bad configuration: one line naming the problem, a non-zero exit, no traceback."""
 
 from __future__ import annotations
 

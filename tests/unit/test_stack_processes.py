@@ -101,7 +101,10 @@ async def test_stop_sends_the_childs_own_signal_first(tmp_path: Path) -> None:
             textwrap.dedent(
                 """
                 import signal, sys, time
-                signal.signal(signal.SIGINT, lambda *_: (print("got SIGINT", flush=True), sys.exit(0)))
+                def polite(*_):
+                    print("got SIGINT", flush=True)
+                    sys.exit(0)
+                signal.signal(signal.SIGINT, polite)
                 print("ready", flush=True)
                 time.sleep(30)
                 """
@@ -187,10 +190,17 @@ async def test_missing_program_is_a_stack_error_naming_it(tmp_path: Path) -> Non
 
 async def test_stop_in_reverse_stops_the_last_group_first(tmp_path: Path) -> None:
     order_file = tmp_path / "order"
-    code = (
-        "import signal, sys, time; "
-        "signal.signal(signal.SIGTERM, lambda *_: (open({path!r}, 'a').write({name!r} + '\\n'), sys.exit(0))); "
-        "print('ready', flush=True); time.sleep(60)"
+    code = textwrap.dedent(
+        """
+        import signal, sys, time
+        def record(*_):
+            with open({path!r}, "a") as order:
+                order.write({name!r} + "\\n")
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, record)
+        print("ready", flush=True)
+        time.sleep(60)
+        """
     )
     children = [
         spawn(

@@ -1,0 +1,329 @@
+"""The real `cift up` and the session fixtures: everything answers, nothing is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+import redis.asyncio as aioredis
+
+from cift.runtime.config import load
+from cift.runtime.kafka import TOPICS
+from cift.stack.cli import READY_LINE
+from cift.stack.launcher import Stack, StackInfo, StackOptions
+from cift.stack.ports import PortPlan
+from cift.stack.probes import probe_grpc_health, probe_http, probe_kafka
+from cift.stack.services import FULL_SERVICE_NAMES, SERVICE_NAMES
+from cift.stack.settings import StackConfig
+
+pytestmark = pytest.mark.integration
+
+START_TIMEOUT_S = 90.0
+
+
+def cift_command() -> str:
+    beside_python = Path(sys.executable).parent / "cift"
+    found = str(beside_python) if beside_python.exists() else shutil.which("cift")
+    assert found, "the cift console script is not installed (pip install -e .)"
+    return found
+
+
+@dataclass
+class RunningCift:
+    process: asyncio.subprocess.Process
+    output: list[str]
+    started_s: float
+
+    async def read_until(self, marker: str, timeout_s: float) -> None:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        while marker not in self.output:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "no line " + repr(marker) + " in:\n" + "\n".join(self.output)
+            raw = await asyncio.wait_for(self.process.stdout.readline(), remaining)
+            assert raw, "cift up ended early:\n" + "\n".join(self.output)
+            self.output.append(raw.decode().rstrip("\n"))
+
+    async def rest_of_output(self, timeout_s: float) -> str:
+        assert self.process.stdout is not None
+        rest = await asyncio.wait_for(self.process.stdout.read(), timeout_s)
+        self.output.extend(rest.decode().splitlines())
+        return "\n".join(self.output)
+
+
+@asynccontextmanager
+async def cift_up(environ: dict[str, str], *args: str) -> AsyncIterator[RunningCift]:
+    process = await asyncio.create_subprocess_exec(
+        cift_command(),
+        "up",
+        *args,
+        env=environ,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    running = RunningCift(process, [], time.monotonic())
+    try:
+        yield running
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def descendants(pid: int) -> list[tuple[int, float, str]]:
+    """(pid, start time, name) of every process under `pid`; start time guards against pid reuse."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            found.append((child.pid, child.create_time(), child.name()))
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def still_running(processes: list[tuple[int, float, str]]) -> list[str]:
+    alive = []
+    for pid, created, name in processes:
+        try:
+            process = psutil.Process(pid)
+            if process.create_time() == created and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{name} ({pid})")
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+async def wait_all_gone(processes: list[tuple[int, float, str]], timeout_s: float) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = still_running(processes)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        await asyncio.sleep(0.1)
+
+
+def http_get(
+    url: str, headers: dict[str, str] | None = None, method: str = "GET"
+) -> tuple[int, dict[str, str], str]:
+    request = urllib.request.Request(url, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read().decode()
+
+
+async def assert_every_service_serving(info: StackInfo) -> None:
+    assert set(info.grpc_addrs) == set(SERVICE_NAMES)
+    for name, address in info.grpc_addrs.items():
+        await probe_grpc_health(address)
+        await probe_grpc_health(address, FULL_SERVICE_NAMES[name])
+        metrics = await probe_http(info.metrics_urls[name])
+        assert "# TYPE" in metrics, f"{name} /metrics is not Prometheus text"
+
+
+async def assert_gateway_transcodes_and_routes(gateway_url: str, admin_url: str) -> None:
+    assert (await probe_http(f"{admin_url}/ready")).strip() == "LIVE"
+    assert "envoy_cluster_upstream_cx_total" in await probe_http(f"{admin_url}/stats/prometheus")
+    status, _, body = await asyncio.to_thread(http_get, f"{gateway_url}/v1/no-such-route")
+    assert (status, body) == (404, "Could not resolve /v1/no-such-route to a method.")
+    # A real REST route is transcoded and reaches marketdata (whatever it answers, it is
+    # JSON from the transcoder, not Envoy's "no healthy upstream").
+    status, headers, body = await asyncio.to_thread(http_get, f"{gateway_url}/v1/clock")
+    assert status != 503, body
+    assert headers["content-type"].startswith("application/json"), (status, body)
+    status, headers, _ = await asyncio.to_thread(
+        http_get,
+        f"{gateway_url}/cift.marketdata.v1.MarketDataService/GetClock",
+        {
+            "origin": "https://app.example.com",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "x-grpc-web,content-type",
+        },
+        "OPTIONS",
+    )
+    assert status == 200
+    assert headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "grpc-status" in headers["access-control-expose-headers"]
+
+
+async def test_cift_up_answers_every_check_and_sigint_leaves_no_process(
+    cift_up_environ: dict[str, str],
+) -> None:
+    ports = PortPlan.from_config(load(StackConfig, cift_up_environ))
+    async with cift_up(cift_up_environ) as running:
+        await running.read_until(READY_LINE, START_TIMEOUT_S)
+        started_in_s = time.monotonic() - running.started_s
+        tree = descendants(running.process.pid)
+        names = {name for _, _, name in tree}
+        assert {"postgres", "envoy"} <= names, names
+        assert len([n for n in names if n.startswith("redis-server")]) == 1, names
+
+        info = StackInfo.from_json((Path(cift_up_environ["CIFT_HOME"]) / "stack.json").read_text())
+        assert info.gateway_url == f"http://127.0.0.1:{ports.gateway}"
+        assert info.embedded == ("postgres", "redis", "kafka")
+        await assert_every_service_serving(info)
+        assert info.gateway_admin_url is not None
+        await assert_gateway_transcodes_and_routes(info.gateway_url, info.gateway_admin_url)
+        assert set(TOPICS) <= set(await probe_kafka(info.kafka_bootstrap))
+
+        status = await asyncio.create_subprocess_exec(
+            cift_command(), "status", env=cift_up_environ, stdout=asyncio.subprocess.PIPE
+        )
+        status_out, _ = await status.communicate()
+        assert status.returncode == 0, status_out.decode()
+
+        running.process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(running.process.wait(), 30) == 0
+        output = await running.rest_of_output(5)
+    assert output.splitlines()[-1] == "cift: stopped"
+    assert await wait_all_gone(tree, 5) == []
+    assert not (Path(cift_up_environ["CIFT_HOME"]) / "stack.json").exists()
+    assert started_in_s < 30, f"cift up took {started_in_s:.1f} s"
+
+
+async def test_killing_cift_up_with_sigkill_still_leaves_no_process(
+    cift_up_environ: dict[str, str],
+) -> None:
+    async with cift_up(cift_up_environ, "--no-gateway") as running:
+        await running.read_until(READY_LINE, START_TIMEOUT_S)
+        tree = descendants(running.process.pid)
+        assert len(tree) >= 7  # postgres (and its workers), redis, kafka, four services
+        running.process.kill()
+        await running.process.wait()
+        assert await wait_all_gone(tree, 10) == []
+
+
+async def test_cift_migrate_creates_every_service_schema_in_the_embedded_database(
+    cift_up_environ: dict[str, str],
+) -> None:
+    migrate = await asyncio.create_subprocess_exec(
+        cift_command(), "migrate", env=cift_up_environ, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await migrate.communicate()
+    assert migrate.returncode == 0, out.decode()
+    assert out.decode().splitlines()[-1] == "cift: migrations applied"
+
+    database_only = Stack(
+        StackOptions(home=Path(cift_up_environ["CIFT_HOME"]), with_services=False),
+        cift_up_environ,
+    )
+    info = await database_only.start()
+    try:
+        conn = await asyncpg.connect(info.database_url)
+        schemas = {
+            row["schema_name"]
+            for row in await conn.fetch("SELECT schema_name FROM information_schema.schemata")
+        }
+        await conn.close()
+    finally:
+        await database_only.stop()
+    assert set(SERVICE_NAMES) <= schemas
+
+
+async def test_embedded_data_survives_a_restart_unless_fresh(tmp_path: Path) -> None:
+    def options(fresh: bool) -> StackOptions:
+        return StackOptions(
+            home=tmp_path / "home", fresh=fresh, with_services=False, free_ports=True, durable=False
+        )
+
+    async def run_sql(fresh: bool, sql: str) -> object:
+        launcher = Stack(options(fresh), {})
+        info = await launcher.start()
+        try:
+            conn = await asyncpg.connect(info.database_url)
+            try:
+                return await conn.fetchval(sql)
+            finally:
+                await conn.close()
+        finally:
+            await launcher.stop()
+
+    await run_sql(False, "CREATE TABLE kept AS SELECT 42 AS id")
+    assert await run_sql(False, "SELECT id FROM kept") == 42
+    assert await run_sql(True, "SELECT to_regclass('public.kept') IS NULL") is True
+
+
+async def test_infra_fixture_has_the_database_topics_and_redis(infra: StackInfo) -> None:
+    assert infra.grpc_addrs == {} and infra.gateway_url is None
+    assert infra.env["CIFT_DATABASE_URL"] == infra.database_url
+    assert infra.env["CIFT_REDIS_URL"] == infra.redis_url
+    assert infra.env["CIFT_KAFKA_BOOTSTRAP"] == infra.kafka_bootstrap
+    conn = await asyncpg.connect(infra.database_url)
+    try:
+        assert await conn.fetchval("SELECT current_database()") == "cift"
+        assert (await conn.fetchval("SHOW server_version")).startswith("16.")
+    finally:
+        await conn.close()
+    client = aioredis.from_url(infra.redis_url)
+    try:
+        assert await client.ping()
+    finally:
+        await client.aclose()
+    assert set(TOPICS) <= set(await probe_kafka(infra.kafka_bootstrap))
+    for well_known in (5432, 6379, 55432, 56379, 59092):
+        assert f":{well_known}/" not in infra.database_url + "/" + infra.redis_url
+
+
+async def test_stack_fixture_serves_every_service_behind_the_gateway(stack: StackInfo) -> None:
+    await assert_every_service_serving(stack)
+    assert stack.gateway_url is not None and stack.gateway_admin_url is not None
+    await assert_gateway_transcodes_and_routes(stack.gateway_url, stack.gateway_admin_url)
+    for name, address in stack.grpc_addrs.items():
+        assert stack.env[f"CIFT_{name.upper()}_ADDR"] == address
+
+
+async def test_cift_status_reports_the_fixture_stack_healthy(stack: StackInfo) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CIFT_")}
+    status = await asyncio.create_subprocess_exec(
+        cift_command(),
+        "status",
+        "--home",
+        str(stack.home),
+        env=environ,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await status.communicate()
+    assert status.returncode == 0, out.decode()
+    rows = out.decode().splitlines()[2:]
+    assert len(rows) == 3 + 2 * len(SERVICE_NAMES) + 2
+    assert all(row.rstrip().endswith("up") for row in rows)
+
+
+async def test_cift_user_create_makes_an_admin_in_the_running_stack(stack: StackInfo) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CIFT_")}
+    email = f"ops-{time.time_ns()}@example.com"
+    create = await asyncio.create_subprocess_exec(
+        cift_command(),
+        "user",
+        "create",
+        "--home",
+        str(stack.home),
+        "--email",
+        email,
+        "--admin",
+        env=environ,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await create.communicate(b"Correct-Horse-Battery-7\n")
+    assert create.returncode == 0, out.decode()
+    assert out.decode().startswith(f"created admin {email}: user id ")
