@@ -17,7 +17,7 @@ import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
-from cift.runtime.errors import InvalidArgument, NotFound, Unauthenticated
+from cift.runtime.errors import InvalidArgument, NotFound, ResourceExhausted, Unauthenticated
 from cift.runtime.identity import current_identity
 from cift.runtime.money import format_decimal
 from services.auth import store
@@ -190,7 +190,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             email = request.email.strip().lower()[:254]
         try:
             await self._throttle.refuse_if_throttled(email, address)
-        except Exception:
+        except ResourceExhausted:
             await store.audit(
                 self._pool, "login_throttled", client_address=address, detail={"email": email}
             )
