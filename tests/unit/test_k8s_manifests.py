@@ -113,7 +113,7 @@ class Rendered:
         return found[0]
 
     def config_map(self, name: str) -> Doc:
-        """A ConfigMap by the name the manifests reference (generated names carry a hash)."""
+        """A ConfigMap by the name a rendered reference carries (with the generator's hash)."""
         return self.one("ConfigMap", name)
 
 
@@ -214,7 +214,12 @@ def test_every_overlay_renders_the_same_resources_in_its_own_namespace(
     def names(r: Rendered) -> set[tuple[str, str]]:
         # Generated ConfigMap names end in a content hash that differs per overlay.
         return {
-            (d["kind"], re.sub(r"-[a-z0-9]{10}$", "", d["metadata"]["name"]))
+            (
+                d["kind"],
+                re.sub(r"-[a-z0-9]{10}$", "", d["metadata"]["name"])
+                if d["kind"] == "ConfigMap"
+                else d["metadata"]["name"],
+            )
             for d in r.docs
             if d["kind"] != "Namespace"
         }
