@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,7 +161,6 @@ class Stack:
         self._progress = progress or (lambda _message: None)
         self._groups: list[list[Child]] = []
         self._lock: int | None = None
-        self._info: StackInfo | None = None
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -185,10 +184,10 @@ class Stack:
             await self.start_services()
         if with_gateway:
             await self.start_gateway()
-        self._info = self.describe(with_services, with_gateway)
-        (self.home / STATE_FILE).write_text(self._info.to_json())
+        info = self.describe(with_services, with_gateway)
+        (self.home / STATE_FILE).write_text(info.to_json())
         self._progress(f"stack up in {time.monotonic() - started:.1f} s")
-        return self._info
+        return info
 
     async def migrate_database(self) -> None:
         """Apply every service's migrations, starting the embedded PostgreSQL only if needed."""
@@ -309,37 +308,21 @@ class Stack:
             child = children.get(piece)
             return (lambda: True) if child is None else (lambda: child.exit_code is None)
 
-        timeout_s = self.config.dependency_timeout_s
         database_url, redis_url, bootstrap = self.database_url, self.redis_url, self.kafka_bootstrap
-        waits: list[Coroutine[Any, Any, Any]] = []
-        if "postgres" in pieces:
-            waits.append(
-                wait_until_answers(
-                    f"PostgreSQL at {redact_url(database_url)}",
-                    lambda: probe_postgres(database_url, database_may_be_missing=True),
-                    timeout_s,
-                    running("postgres"),
-                )
-            )
-        if "redis" in pieces:
-            waits.append(
-                wait_until_answers(
-                    f"Redis at {redact_url(redis_url)}",
-                    lambda: probe_redis(redis_url),
-                    timeout_s,
-                    running("redis"),
-                )
-            )
-        if "kafka" in pieces:
-            waits.append(
-                wait_until_answers(
-                    f"Kafka at {bootstrap}",
-                    lambda: probe_kafka(bootstrap),
-                    timeout_s,
-                    running("kafka"),
-                )
-            )
-        await run_all(waits)
+        answers: dict[str, tuple[str, Callable[[], Awaitable[object]]]] = {
+            "postgres": (
+                f"PostgreSQL at {redact_url(database_url)}",
+                # A configured server may not have the database yet; ensure_database makes it.
+                lambda: probe_postgres(database_url, database_may_be_missing=True),
+            ),
+            "redis": (f"Redis at {redact_url(redis_url)}", lambda: probe_redis(redis_url)),
+            "kafka": (f"Kafka at {bootstrap}", lambda: probe_kafka(bootstrap)),
+        }
+        await run_all(
+            wait_until_answers(what, probe, self.config.dependency_timeout_s, running(piece))
+            for piece, (what, probe) in answers.items()
+            if piece in pieces
+        )
         setup: list[Coroutine[Any, Any, None]] = []
         if "postgres" in pieces:
             setup.append(postgres.ensure_database(database_url))

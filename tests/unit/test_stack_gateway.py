@@ -11,7 +11,16 @@ import yaml
 from google.protobuf import descriptor_pb2
 
 from cift.stack.errors import StackError
-from cift.stack.gateway import GatewayParams, envoy_binary, render_gateway_config
+from cift.stack.gateway import (
+    GatewayParams,
+    envoy_argv,
+    envoy_binary,
+    render_gateway_config,
+    spawn_envoy,
+)
+from cift.stack.ports import free_ports
+from cift.stack.probes import probe_http, wait_until_answers
+from cift.stack.processes import Child, stop_in_reverse
 
 SERVICES = {
     "auth": "AuthService",
@@ -106,6 +115,33 @@ def test_envoy_validate_rejects_a_descriptor_missing_a_routed_service(tmp_path: 
     result = envoy_validate(render_gateway_config(local_params(descriptor)), tmp_path)
     assert result.returncode != 0
     assert "cift.risk.v1.RiskService" in result.stderr + result.stdout
+
+
+async def start_gateway(config: Path, admin_port: int, log_path: Path) -> Child:
+    child = spawn_envoy(envoy_argv(envoy_binary(), config), log_path)
+    await wait_until_answers(
+        f"gateway {config.name}",
+        lambda: probe_http(f"http://127.0.0.1:{admin_port}/ready"),
+        30,
+        lambda: child.exit_code is None,
+    )
+    return child
+
+
+async def test_two_gateways_run_side_by_side(tmp_path: Path) -> None:
+    """A test run's Envoy must not collide with a user's `cift up` Envoy (shared memory ids)."""
+    descriptor = write_descriptor(tmp_path / "cift.pb", SERVICES)
+    ports = free_ports(4)
+    gateways: list[Child] = []
+    try:
+        for index, (listener_port, admin_port) in enumerate([ports[:2], ports[2:]]):
+            config = tmp_path / f"envoy-{index}.yaml"
+            params = local_params(descriptor, listener_port=listener_port, admin_port=admin_port)
+            config.write_text(render_gateway_config(params))
+            gateways.append(await start_gateway(config, admin_port, tmp_path / f"gw{index}.log"))
+        assert [child.exit_code for child in gateways] == [None, None]
+    finally:
+        await stop_in_reverse([gateways])
 
 
 def test_each_grpc_package_routes_to_its_own_http2_cluster(tmp_path: Path) -> None:
