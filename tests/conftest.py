@@ -7,8 +7,10 @@ and Redis on 6379) and data that is thrown away afterwards.
 
 - `infra`: PostgreSQL (with the `cift` database), Redis and the Kafka-protocol broker
   (with the five topics), and nothing else. For store and event tests.
-- `stack`: `infra` plus every service's migrations, the four services (each
-  reporting SERVING) and the Envoy gateway. For end-to-end tests.
+- `stack`: its own infrastructure as above, every service's migrations, the four
+  services (each reporting SERVING) and the Envoy gateway. For end-to-end tests.
+  It shares nothing with `infra`, so what store tests write or publish never
+  reaches the running services.
 - `cift_up_environ`: an environment for running `cift up` as a separate process on
   free ports and a temporary home (CLI and process-tree tests).
 
@@ -43,14 +45,11 @@ async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def stack(
-    infra: StackInfo, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[StackInfo]:
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[StackInfo]:
+    # Its own PostgreSQL, Redis and broker, apart from `infra`: events that store tests
+    # publish must not reach the running services' consumers, nor their rows the services.
     home = tmp_path_factory.mktemp("cift-stack")
-    # The session's infrastructure counts as configured, so nothing starts twice.
-    environ = {**os.environ, **infra.env}
-    environ.pop(env_name("home"), None)
-    launcher = Stack(StackOptions(home=home, free_ports=True, durable=False), environ)
+    launcher = Stack(StackOptions(home=home, free_ports=True, durable=False))
     info = await launcher.start()
     try:
         yield info
