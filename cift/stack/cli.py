@@ -161,7 +161,6 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         environ.update(running.env)
     stack = Stack(StackOptions(home=home), environ, progress=_say)
     asyncio.run(stack.migrate_database())
-    _say("migrations applied")
     return 0
 
 
