@@ -126,12 +126,13 @@ class ServiceInterceptor(_ServerInterceptor):
         verifier: Callable[[], CredentialVerifier | None],
         *,
         trust_gateway: bool,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.service = service
         self.policies = policies
         self.verifier = verifier
         self.trust_gateway = trust_gateway
-        self.tracer = trace.get_tracer("cift.rpc")
+        self.tracer = tracer or trace.get_tracer("cift.rpc")
 
     def policy_for(self, method: str) -> RpcPolicy | None:
         if method.startswith(_PUBLIC_PREFIXES):

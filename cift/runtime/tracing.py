@@ -25,6 +25,10 @@ _memory_exporter: InMemorySpanExporter | None = None
 def configure_tracing(service: str, exporter: str) -> None:
     """Install the process's tracer provider; `exporter` is none, console or memory."""
     global _memory_exporter
+    if exporter == "none":
+        # No SDK provider: spans are non-recording but still carry an incoming
+        # trace context onward, so tracing costs nothing until it is turned on.
+        return
     provider = TracerProvider(resource=Resource.create({"service.name": f"cift-{service}"}))
     span_exporter: SpanExporter | None = None
     if exporter == "console":
@@ -32,7 +36,7 @@ def configure_tracing(service: str, exporter: str) -> None:
     elif exporter == "memory":
         _memory_exporter = InMemorySpanExporter()
         span_exporter = _memory_exporter
-    elif exporter != "none":
+    else:
         raise ValueError(f"CIFT_OTEL_EXPORTER must be none, console or memory, not {exporter!r}")
     if span_exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(span_exporter))

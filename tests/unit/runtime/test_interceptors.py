@@ -7,6 +7,10 @@ from typing import Any
 
 import grpc
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
 from cift.runtime import errors
@@ -45,6 +49,10 @@ async def public_echo(request: bytes, context: Any) -> bytes:
     return request
 
 
+async def trace_id(request: bytes, context: Any) -> bytes:
+    return format(trace.get_current_span().get_span_context().trace_id, "032x").encode()
+
+
 async def limited(request: bytes, context: Any) -> bytes:
     raise errors.ResourceExhausted(
         "Too many orders; slow down.", retry_after_s=1.5, reason="RATE_LIMITED"
@@ -69,6 +77,7 @@ def _bytes_handler(kind: str, behavior: Any) -> grpc.RpcMethodHandler[Any, Any]:
 POLICIES = {
     "/test.Svc/WhoAmI": RpcPolicy(scope="read"),
     "/test.Svc/Echo": PUBLIC,
+    "/test.Svc/TraceId": PUBLIC,
     "/test.Svc/Admin": RpcPolicy(scope="admin"),
     "/test.Svc/Limited": RpcPolicy(scope="read"),
     "/test.Svc/Broken": RpcPolicy(scope="read"),
@@ -76,15 +85,22 @@ POLICIES = {
 }
 
 
+SPANS = InMemorySpanExporter()
+_PROVIDER = TracerProvider()
+_PROVIDER.add_span_processor(SimpleSpanProcessor(SPANS))
+
+
 @pytest.fixture
 async def channel() -> AsyncIterator[grpc.aio.Channel]:
     verifier = StaticVerifier()
-    server = grpc.aio.server(
-        interceptors=[ServiceInterceptor("test", POLICIES, lambda: verifier, trust_gateway=False)]
+    chain = ServiceInterceptor(
+        "test", POLICIES, lambda: verifier, trust_gateway=False, tracer=_PROVIDER.get_tracer("t")
     )
+    server = grpc.aio.server(interceptors=[chain])
     handlers = {
         "WhoAmI": _bytes_handler("unary_unary", whoami),
         "Echo": _bytes_handler("unary_unary", public_echo),
+        "TraceId": _bytes_handler("unary_unary", trace_id),
         "Admin": _bytes_handler("unary_unary", whoami),
         "Unlisted": _bytes_handler("unary_unary", whoami),
         "Limited": _bytes_handler("unary_unary", limited),
@@ -209,3 +225,16 @@ async def test_every_outcome_is_counted_by_code(channel: grpc.aio.Channel) -> No
         await _call(channel, "WhoAmI")
     assert count("OK") == ok_before + 1
     assert count("UNAUTHENTICATED") == denied_before + 1
+
+
+async def test_incoming_trace_context_parents_the_server_span(channel: grpc.aio.Channel) -> None:
+    incoming_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{incoming_trace}-00f067aa0ba902b7-01"
+    seen = await _call(channel, "TraceId", (("traceparent", traceparent),))
+    assert seen.decode() == incoming_trace
+    server_span = next(
+        span for span in SPANS.get_finished_spans() if span.name == "/test.Svc/TraceId"
+    )
+    assert server_span.parent is not None
+    assert format(server_span.parent.span_id, "016x") == "00f067aa0ba902b7"
+    assert server_span.attributes is not None and server_span.attributes["rpc.method"] == "TraceId"
