@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
