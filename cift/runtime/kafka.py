@@ -183,7 +183,12 @@ class EventConsumer:
         await self._consumer.stop()
 
     async def run(self, handler: EventHandler) -> None:
-        """Consume until stopped. A handler error is logged and the batch retried."""
+        """Consume until stopped. A handler error is logged and the batch retried.
+
+        May be spawned before `start()` (services wire consumers in setup and the
+        runtime starts them afterwards); it waits for the group join.
+        """
+        await self._started.wait()
         tracer = trace.get_tracer("cift.kafka")
         await self._started.wait()
         while not self._stopping.is_set():

@@ -234,8 +234,13 @@ class ServiceRuntime(Generic[C]):
             self.context.spawn("outbox-relay", relay.run())
 
         await self.spec.setup(self.context)
-        for consumer in self.context._consumers:
-            await _retry(f"Kafka consumer {consumer.group}", consumer.start, deadline)
+        # Joined together: the broker holds each new group's first join ~5 s.
+        await asyncio.gather(
+            *(
+                _retry(f"Kafka consumer {consumer.group}", consumer.start, deadline)
+                for consumer in self.context._consumers
+            )
+        )
         if self.spec.verifier_factory is not None:
             self.verifier = self.spec.verifier_factory(self.context)
         self.context.spawn("dependency-watch", self._watch_dependencies())

@@ -180,13 +180,15 @@ async def test_consumer_retries_a_failing_batch_and_commits_after_success(infra:
 
     # The committed offset means a restarted member of the group sees nothing again.
     again = EventConsumer(infra.kafka_bootstrap, "test", group, [topic])
-    await again.start()
     redelivered: list[Event] = []
 
     async def record(events: list[Event]) -> None:
         redelivered.extend(events)
 
+    # Services spawn the run loop in setup, before the runtime starts the consumer.
     task = asyncio.create_task(again.run(record))
+    await asyncio.sleep(0.1)
+    await again.start()
     await asyncio.sleep(7)  # a new group member's first join is held ~5 s by the broker
     await again.stop()
     task.cancel()
