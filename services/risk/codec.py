@@ -121,6 +121,11 @@ def figures_from_wire(request: risk_pb2.CheckOrderRequest) -> CallerFigures:
     )
 
 
+def datetime_ns(moment: datetime) -> int:
+    """Nanoseconds since the epoch of a database timestamp (exact to its microseconds)."""
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
 def timestamp(value: datetime | None = None, *, ns: int | None = None) -> Timestamp:
     stamp = Timestamp()
     if ns is not None:

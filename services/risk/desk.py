@@ -45,6 +45,8 @@ class RiskDesk:
         self.overrides: dict[str, LimitOverrides] = {}
         self.states: dict[str, TradingState] = {}
         self.venue_state = TradingState.ACTIVE
+        # Database time of the state change last applied, per account ('*' for the venue).
+        self.state_changed_at_ns: dict[str, int] = {}
         self.quotes = QuoteBook()
         self.exposure = ExposureBook()
         self._limits: dict[str, RiskLimits] = {}

@@ -172,7 +172,7 @@ class RiskEvents:
             ):
                 state = STATES_FROM_WIRE.get(message.trading_state)
                 if state is not None:
-                    self.apply_state(message.account_id, state)
+                    self.apply_state(message.account_id, state, message.timestamp.ToNanoseconds())
             elif message.type == events_pb2.RISK_EVENT_TYPE_LIMITS_UPDATED:
                 async with self.pool.acquire() as conn:
                     self.desk.set_overrides(
@@ -180,7 +180,16 @@ class RiskEvents:
                     )
             self.hub.publish(message)
 
-    def apply_state(self, account_id: str, state: TradingState) -> None:
+    def apply_state(self, account_id: str, state: TradingState, changed_at_ns: int) -> None:
+        """Apply a state change unless a later one was applied already.
+
+        The same change arrives up to three ways (the admin call on this replica,
+        the event, the database refresh) and not in order, so each carries the
+        database time of the change and only the newest wins.
+        """
+        if changed_at_ns <= self.desk.state_changed_at_ns.get(account_id, -1):
+            return
+        self.desk.state_changed_at_ns[account_id] = changed_at_ns
         if account_id == GLOBAL_ACCOUNT:
             self.desk.venue_state = state
         else:

@@ -1,13 +1,15 @@
 """Per-account order-rate buckets in Redis, one atomic Lua call per check.
 
 The arithmetic is `token_bucket.TOKEN_BUCKET_LUA` (mirrored in Python there).
-A unary check costs one EVALSHA round trip; a batch of stream checks costs one
-pipelined round trip for all of them. Redis evaluates the calls one after
-another, so checks of one account in one batch still take tokens in order.
+Every check costs one EVALSHA, and the calls share round trips: concurrent
+unary checks are coalesced into one pipeline while the previous one is in
+flight, and a batch of stream checks goes as one pipeline. Redis evaluates the
+calls one after another, so checks of one account still take tokens in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
@@ -23,6 +25,8 @@ class RedisRateLimiter:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
         self._sha: str | None = None
+        self._waiting: list[tuple[str, RiskLimits, asyncio.Future[RateDecision]]] = []
+        self._flushing = False
 
     async def load(self) -> None:
         self._sha = str(await self._client.script_load(TOKEN_BUCKET_LUA))
@@ -36,11 +40,33 @@ class RedisRateLimiter:
             "" if now_us is None else str(now_us),
         )
 
-    async def take(
-        self, account_id: str, limits: RiskLimits, now_us: int | None = None
-    ) -> RateDecision:
-        decisions = await self.take_many([(account_id, limits)], now_us)
-        return decisions[0]
+    async def take(self, account_id: str, limits: RiskLimits) -> RateDecision:
+        """One token for one check, sharing a round trip with the checks arriving meanwhile."""
+        future: asyncio.Future[RateDecision] = asyncio.get_running_loop().create_future()
+        self._waiting.append((account_id, limits, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    decisions = await self.take_many(
+                        [(account, limits) for account, limits, _ in batch]
+                    )
+                except Exception as exc:
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, _, future), decision in zip(batch, decisions, strict=True):
+                    if not future.done():
+                        future.set_result(decision)
+        finally:
+            self._flushing = False
 
     async def take_many(
         self, checks: Sequence[tuple[str, RiskLimits]], now_us: int | None = None

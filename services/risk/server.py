@@ -38,7 +38,12 @@ from services.risk.token_bucket import RateDecision
 from services.risk.trading_state import TradingState
 
 GLOBAL_ACCOUNT = store.GLOBAL_ACCOUNT
+MAX_CHECKS_PER_MESSAGE = 1000
 Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _size(message: risk_pb2.CheckOrdersRequest) -> int:
+    return len(message.checks) or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,19 +142,22 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
     async def CheckOrders(
         self, request_iterator: AsyncIterator[risk_pb2.CheckOrdersRequest], context: Context
     ) -> AsyncIterator[risk_pb2.CheckOrdersResponse]:
-        """Evaluate requests in batches of whatever has arrived, one Redis round trip per batch.
+        """Evaluate whatever messages have arrived together, one Redis round trip per batch.
 
-        A malformed request ends the stream with INVALID_ARGUMENT naming its
-        request_id: it is a bug in the caller, not a risk decision.
+        Each request message is answered by one response message. A malformed
+        check ends the stream with INVALID_ARGUMENT naming its request_id: it is
+        a bug in the caller, not a risk decision.
         """
         identity = current_identity()
-        queue: asyncio.Queue[risk_pb2.CheckOrdersRequest | None] = asyncio.Queue(
-            self.stream_batch * 4
-        )
+        queue: asyncio.Queue[risk_pb2.CheckOrdersRequest | None] = asyncio.Queue(64)
 
         async def pump() -> None:
             try:
                 async for item in request_iterator:
+                    if len(item.checks) > MAX_CHECKS_PER_MESSAGE:
+                        raise InvalidArgument(
+                            f"A CheckOrders message carries at most {MAX_CHECKS_PER_MESSAGE} checks."
+                        )
                     await queue.put(item)
             finally:
                 await queue.put(None)
@@ -161,30 +169,41 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
                 first = await queue.get()
                 if first is None:
                     break
-                batch = [first]
-                while len(batch) < self.stream_batch and not queue.empty():
+                messages = [first]
+                size = _size(first)
+                while size < self.stream_batch and not queue.empty():
                     item = queue.get_nowait()
                     if item is None:
                         done = True
                         break
-                    batch.append(item)
-                for response in await self._check_batch(identity, batch):
-                    yield risk_pb2.CheckOrdersResponse(result=response)
+                    messages.append(item)
+                    size += _size(item)
+                checks = [c for m in messages for c in (m.checks if m.checks else [m.check])]
+                answers = iter(await self._check_batch(identity, checks))
+                for message in messages:
+                    if message.checks:
+                        results = [next(answers) for _ in message.checks]
+                        yield risk_pb2.CheckOrdersResponse(results=results)
+                    else:
+                        yield risk_pb2.CheckOrdersResponse(result=next(answers))
+            # The reader has ended; a bad message it refused surfaces here.
+            await reader
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            if not reader.done():
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
 
     async def _check_batch(
-        self, identity: Identity, batch: Sequence[risk_pb2.CheckOrdersRequest]
+        self, identity: Identity, checks: Sequence[risk_pb2.CheckOrderRequest]
     ) -> list[risk_pb2.CheckOrderResponse]:
         pending: list[_Pending] = []
-        for item in batch:
+        for check in checks:
             try:
-                pending.append(self._decode(identity, item.check))
+                pending.append(self._decode(identity, check))
             except (InvalidArgument, PermissionDenied) as exc:
-                raise type(exc)(f"request_id {item.check.request_id!r}: {exc.message}") from None
-        symbols = {p.order.symbol for p in pending}
+                raise type(exc)(f"request_id {check.request_id!r}: {exc.message}") from None
+        symbols = list({p.order.symbol for p in pending})
         found = await asyncio.gather(*(self.instruments.get(symbol) for symbol in symbols))
         instruments = dict(zip(symbols, found, strict=True))
         rates = await self.limiter.take_many(
@@ -271,6 +290,7 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
             previous, updated_at = await store.set_state(
                 conn, account_id, state, reason, identity.user_id
             )
+            changed_at_ns = codec.datetime_ns(updated_at)
             what = "All trading" if is_global else "Trading on this account"
             wording = {
                 TradingState.ACTIVE: "is active again",
@@ -286,7 +306,7 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
                     else events_pb2.RISK_EVENT_TYPE_TRADING_STATE_CHANGED
                 ),
                 message=f"{what} {wording}" + (f": {reason}" if reason else "."),
-                now_ns=time.time_ns(),
+                now_ns=changed_at_ns,
                 actor=identity.user_id,
                 state=state,
                 previous_state=previous,
@@ -294,7 +314,7 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
             await outbox.enqueue(
                 conn, TOPIC_RISK_EVENTS, account_id, event, event_id=event.event_id
             )
-        self.events.apply_state(account_id, state)
+        self.events.apply_state(account_id, state, changed_at_ns)
         response = risk_pb2.SetTradingStateResponse(
             account_id=account_id,
             state=codec.STATES_TO_WIRE[state],

@@ -189,16 +189,24 @@ class CheckOrdersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CHECK_FIELD_NUMBER: _builtins.int
+    CHECKS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def check(self) -> Global___CheckOrderRequest: ...
+    def check(self) -> Global___CheckOrderRequest:
+        """One check (answered in CheckOrdersResponse.result)."""
+
+    @_builtins.property
+    def checks(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckOrderRequest]:
+        """Or several (answered in CheckOrdersResponse.results, same order); at most 1000."""
+
     def __init__(
         self,
         *,
         check: Global___CheckOrderRequest | None = ...,
+        checks: _abc.Iterable[Global___CheckOrderRequest] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["check", b"check"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["check", b"check"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check", b"check", "checks", b"checks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -209,16 +217,24 @@ class CheckOrdersResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULT_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def result(self) -> Global___CheckOrderResponse: ...
+    def result(self) -> Global___CheckOrderResponse:
+        """The answer to CheckOrdersRequest.check."""
+
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckOrderResponse]:
+        """The answers to CheckOrdersRequest.checks, in their order."""
+
     def __init__(
         self,
         *,
         result: Global___CheckOrderResponse | None = ...,
+        results: _abc.Iterable[Global___CheckOrderResponse] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "results", b"results"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -83,8 +83,13 @@ class RiskServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CheckOrders(self, request_iterator, context):
-        """CheckOrder for high-rate callers: one response per request, correlated by
-        request_id, possibly out of order. Internal: not routed by the gateway.
+        """CheckOrder for high-rate callers: one response message per request
+        message, correlated by request_id, possibly out of order. A message may
+        carry many checks (`checks`), answered by one message with as many
+        `results` in the same order; batching is what lets one stream exceed the
+        per-message ceiling of a gRPC stream. A rate-limited check is an answer
+        with a RATE_LIMITED violation and retry_after, not an error. Internal: not
+        routed by the gateway.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

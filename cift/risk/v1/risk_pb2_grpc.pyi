@@ -46,8 +46,13 @@ class RiskServiceStub:
     gateway.
     """
     CheckOrders: _grpc.StreamStreamMultiCallable[_risk_pb2.CheckOrdersRequest, _risk_pb2.CheckOrdersResponse]
-    """CheckOrder for high-rate callers: one response per request, correlated by
-    request_id, possibly out of order. Internal: not routed by the gateway.
+    """CheckOrder for high-rate callers: one response message per request
+    message, correlated by request_id, possibly out of order. A message may
+    carry many checks (`checks`), answered by one message with as many
+    `results` in the same order; batching is what lets one stream exceed the
+    per-message ceiling of a gRPC stream. A rate-limited check is an answer
+    with a RATE_LIMITED violation and retry_after, not an error. Internal: not
+    routed by the gateway.
     """
     GetRiskLimits: _grpc.UnaryUnaryMultiCallable[_risk_pb2.GetRiskLimitsRequest, _risk_pb2.GetRiskLimitsResponse]
     """The limits of the caller's account, or of any account for admins."""
@@ -73,8 +78,13 @@ class RiskServiceAsyncStub(RiskServiceStub):
     gateway.
     """
     CheckOrders: _aio.StreamStreamMultiCallable[_risk_pb2.CheckOrdersRequest, _risk_pb2.CheckOrdersResponse]  # type: ignore[assignment]
-    """CheckOrder for high-rate callers: one response per request, correlated by
-    request_id, possibly out of order. Internal: not routed by the gateway.
+    """CheckOrder for high-rate callers: one response message per request
+    message, correlated by request_id, possibly out of order. A message may
+    carry many checks (`checks`), answered by one message with as many
+    `results` in the same order; batching is what lets one stream exceed the
+    per-message ceiling of a gRPC stream. A rate-limited check is an answer
+    with a RATE_LIMITED violation and retry_after, not an error. Internal: not
+    routed by the gateway.
     """
     GetRiskLimits: _aio.UnaryUnaryMultiCallable[_risk_pb2.GetRiskLimitsRequest, _risk_pb2.GetRiskLimitsResponse]  # type: ignore[assignment]
     """The limits of the caller's account, or of any account for admins."""
@@ -107,8 +117,13 @@ class RiskServiceServicer:
         request_iterator: _MaybeAsyncIterator[_risk_pb2.CheckOrdersRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_risk_pb2.CheckOrdersResponse], _abc.AsyncIterator[_risk_pb2.CheckOrdersResponse]]:
-        """CheckOrder for high-rate callers: one response per request, correlated by
-        request_id, possibly out of order. Internal: not routed by the gateway.
+        """CheckOrder for high-rate callers: one response message per request
+        message, correlated by request_id, possibly out of order. A message may
+        carry many checks (`checks`), answered by one message with as many
+        `results` in the same order; batching is what lets one stream exceed the
+        per-message ceiling of a gRPC stream. A rate-limited check is an answer
+        with a RATE_LIMITED violation and retry_after, not an error. Internal: not
+        routed by the gateway.
         """
 
     def GetRiskLimits(

@@ -41,6 +41,15 @@ UNIVERSE = {
         fractionable=True,
         status=marketdata_pb2.INSTRUMENT_STATUS_ACTIVE,
     ),
+    # Quoted only by the tick-topic test, so no other test sees its price.
+    "QUOT": marketdata_pb2.Instrument(
+        symbol="QUOT",
+        tick_size="0.01",
+        lot_size="1",
+        tradable=True,
+        shortable=True,
+        status=marketdata_pb2.INSTRUMENT_STATUS_ACTIVE,
+    ),
     "HALT": marketdata_pb2.Instrument(
         symbol="HALT",
         tick_size="0.01",

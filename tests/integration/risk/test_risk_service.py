@@ -357,17 +357,19 @@ async def test_malformed_request_ends_the_stream_naming_it(
 async def test_market_order_is_priced_from_the_tick_topic(
     risk: risk_pb2_grpc.RiskServiceAsyncStub, risk_service: RunningRisk, account: str
 ) -> None:
-    market = check(account, type=MARKET, limit_price="", qty="10")
+    market = check(account, symbol="QUOT", type=MARKET, limit_price="", qty="10")
 
     async def approved() -> bool:
-        await publish_quote(risk_service, "AAPL", 200.10, 200.20)
+        await publish_quote(risk_service, "QUOT", 200.10, 200.20)
         response = await risk.CheckOrder(market, metadata=trader(account))
         return response.approved and response.reference_price == "200.15"
 
     await eventually(approved, timeout_s=30, interval_s=0.5)
     response = await risk.CheckOrder(market, metadata=trader(account))
     assert Decimal(response.order_cost) == Decimal("2002.00")
-    collared = await risk.CheckOrder(check(account, limit_price="100.00"), metadata=trader(account))
+    collared = await risk.CheckOrder(
+        check(account, symbol="QUOT", limit_price="100.00"), metadata=trader(account)
+    )
     assert codes(collared) == ["PRICE_COLLAR"]
 
 
@@ -422,3 +424,35 @@ async def test_redis_script_and_python_bucket_agree(risk_service: RunningRisk) -
         assert (bool(allowed), int(wait_us)) == (decision.allowed, decision.retry_after_us)
         tokens, stamp = await risk_service.redis.hmget(key, "t", "ts")
         assert (int(tokens or 0), int(stamp or 0)) == (state.tokens_units, state.ts_us)
+
+
+async def test_batched_stream_message_is_answered_in_order_in_one_message(
+    risk: risk_pb2_grpc.RiskServiceAsyncStub, account: str
+) -> None:
+    batch = [check(account, request_id=f"b{i}", qty=str(i + 1)) for i in range(50)]
+    batch[7] = check(account, request_id="b7", symbol="NOPE")
+
+    async def send() -> AsyncIterator[risk_pb2.CheckOrdersRequest]:
+        yield risk_pb2.CheckOrdersRequest(checks=batch)
+        yield risk_pb2.CheckOrdersRequest(check=check(account, request_id="single"))
+
+    replies = [item async for item in risk.CheckOrders(send(), metadata=trader(account))]
+    batched = next(r for r in replies if r.results)
+    single = next(r for r in replies if r.HasField("result"))
+    assert [r.request_id for r in batched.results] == [c.request_id for c in batch]
+    assert codes(batched.results[7]) == ["UNKNOWN_INSTRUMENT"]
+    assert sum(r.approved for r in batched.results) == 49
+    assert single.result.request_id == "single" and single.result.approved
+
+
+async def test_oversized_stream_message_is_refused(
+    risk: risk_pb2_grpc.RiskServiceAsyncStub, account: str
+) -> None:
+    async def send() -> AsyncIterator[risk_pb2.CheckOrdersRequest]:
+        yield risk_pb2.CheckOrdersRequest(checks=[check(account) for _ in range(1001)])
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in risk.CheckOrders(send(), metadata=trader(account)):
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most 1000" in (caught.value.details() or "")
