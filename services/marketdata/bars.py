@@ -126,6 +126,8 @@ class BarBuilder:
         self._finest_ns = self._ns[0]
         self._open: dict[str, list[_OpenBar | None]] = {}
         self._clock: dict[str, int] = {}
+        # End of the finest bucket holding each symbol's clock: below it nothing closes.
+        self._bucket_end: dict[str, int] = {}
         self.late_trades = 0
 
     def on_trade(self, symbol: str, ts_ns: int, price: float, size: float) -> list[Bar]:
@@ -153,12 +155,17 @@ class BarBuilder:
 
     def advance(self, symbol: str, ts_ns: int) -> list[Bar]:
         """Move `symbol`'s clock to `ts_ns` (a quote or trade time), closing bars that ended."""
+        bucket_end = self._bucket_end.get(symbol)
+        if bucket_end is not None and ts_ns < bucket_end:
+            # Fast path: still inside the clock's finest bucket, so no bar can close.
+            if ts_ns > self._clock[symbol]:
+                self._clock[symbol] = ts_ns
+            return []
+        self._bucket_end[symbol] = ts_ns - ts_ns % self._finest_ns + self._finest_ns
         previous = self._clock.get(symbol)
         if previous is None:
             self._clock[symbol] = ts_ns
             self._open[symbol] = [None] * len(self._ns)
-            return []
-        if ts_ns <= previous:
             return []
         self._clock[symbol] = ts_ns
         closed: list[Bar] = []
@@ -194,6 +201,7 @@ class BarBuilder:
         """Resume from a snapshot taken by `open_bars` and `clocks` (after a restart)."""
         self._open.clear()
         self._clock = dict(clocks)
+        self._bucket_end = {s: c - c % self._finest_ns + self._finest_ns for s, c in self._clock.items()}
         for symbol in self._clock:
             self._open[symbol] = [None] * len(self._ns)
         for bar in open_bars:

@@ -27,7 +27,7 @@ from cift.runtime import outbox
 from cift.runtime.kafka import TOPIC_BARS, TOPIC_TICKS, Event
 from services.marketdata import store
 from services.marketdata.bars import Bar, BarBuilder
-from services.marketdata.events import bar_event_id, bar_pb, quote_from_pb, trade_from_pb
+from services.marketdata.events import NS_PER_SECOND, bar_event_id, bar_pb
 
 log = logging.getLogger(__name__)
 
@@ -88,41 +88,82 @@ class Ingest:
     async def _apply(self, events: list[Event]) -> None:
         assert self._progress is not None
         progress = dict(self._progress)
-        rows = []
-        starts: set[int] = set()
+        rows: list[tuple[object, ...]] = []
         closed: list[Bar] = []
         touched: dict[str, int] = {}
         latest: dict[str, marketdata_pb2.Quote] = {}
         builder = self.builder
         skipped = 0
+        low_ts = high_ts = None
         for event in events:
             message = event.message
             assert isinstance(message, events_pb2.TickEvent)
-            which = message.WhichOneof("tick")
-            tick_pb = message.quote if which == "quote" else message.trade
-            sequence = tick_pb.sequence
-            if sequence <= progress.get(event.partition, 0):
-                skipped += 1
-                continue
-            progress[event.partition] = sequence
-            if which == "quote":
-                quote = quote_from_pb(message.quote)
-                rows.append(store.quote_row(sequence, quote))
-                closed += builder.advance(quote.symbol, quote.ts_ns)
-                latest[quote.symbol] = message.quote
-                symbol, ts_ns = quote.symbol, quote.ts_ns
+            if message.HasField("quote"):
+                quote = message.quote
+                sequence = quote.sequence
+                if sequence <= progress.get(event.partition, 0):
+                    skipped += 1
+                    continue
+                progress[event.partition] = sequence
+                symbol = quote.symbol
+                stamp = quote.timestamp
+                ts_ns = stamp.seconds * NS_PER_SECOND + stamp.nanos
+                rows.append(
+                    (
+                        sequence,
+                        ts_ns,
+                        symbol,
+                        store.KIND_QUOTE,
+                        quote.bid,
+                        quote.ask,
+                        quote.bid_size,
+                        quote.ask_size,
+                        None,
+                        None,
+                    )
+                )
+                closed += builder.advance(symbol, ts_ns)
+                latest[symbol] = quote
             else:
-                trade = trade_from_pb(message.trade)
-                rows.append(store.trade_row(sequence, trade))
-                closed += builder.on_trade(trade.symbol, trade.ts_ns, trade.price, trade.size)
-                self._last_trade[trade.symbol] = trade.price
-                symbol, ts_ns = trade.symbol, trade.ts_ns
+                trade = message.trade
+                sequence = trade.sequence
+                if sequence <= progress.get(event.partition, 0):
+                    skipped += 1
+                    continue
+                progress[event.partition] = sequence
+                symbol = trade.symbol
+                stamp = trade.timestamp
+                ts_ns = stamp.seconds * NS_PER_SECOND + stamp.nanos
+                price = trade.price
+                rows.append(
+                    (
+                        sequence,
+                        ts_ns,
+                        symbol,
+                        store.KIND_TRADE,
+                        None,
+                        None,
+                        None,
+                        None,
+                        price,
+                        trade.size,
+                    )
+                )
+                closed += builder.on_trade(symbol, ts_ns, price, trade.size)
+                self._last_trade[symbol] = price
             touched[symbol] = ts_ns
-            starts.add(store.partition_bounds(ts_ns, self.partition_days)[0])
+            if low_ts is None or ts_ns < low_ts:
+                low_ts = ts_ns
+            if high_ts is None or ts_ns > high_ts:
+                high_ts = ts_ns
         if skipped:
             TICKS_SKIPPED.inc(skipped)
         if not rows:
             return
+        assert low_ts is not None and high_ts is not None
+        width = store.NS_PER_DAY * self.partition_days
+        first, _ = store.partition_bounds(low_ts, self.partition_days)
+        starts = set(range(first, high_ts + 1, width))
         open_bars = [bar for bar in builder.open_bars() if bar.symbol in touched]
         clocks = builder.clocks()
         async with self.pool.acquire() as conn, conn.transaction():
