@@ -201,7 +201,9 @@ class BarBuilder:
         """Resume from a snapshot taken by `open_bars` and `clocks` (after a restart)."""
         self._open.clear()
         self._clock = dict(clocks)
-        self._bucket_end = {s: c - c % self._finest_ns + self._finest_ns for s, c in self._clock.items()}
+        self._bucket_end = {
+            s: c - c % self._finest_ns + self._finest_ns for s, c in self._clock.items()
+        }
         for symbol in self._clock:
             self._open[symbol] = [None] * len(self._ns)
         for bar in open_bars:

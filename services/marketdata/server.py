@@ -13,6 +13,7 @@ import io
 import math
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -348,15 +349,17 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         subscription = self.hub.quotes.subscribe(
             symbols=symbols or None, resume_after=request.resume_after_sequence, on_ready=ready
         )
-        async for delivery in serve(
+        deliveries = serve(
             "quotes", subscription, wake, batch=self.stream_batch, heartbeat_s=self.heartbeat_s
-        ):
-            if delivery is None:
-                yield marketdata_pb2.StreamQuotesResponse(last_sequence=subscription.position)
-            else:
-                yield marketdata_pb2.StreamQuotesResponse(
-                    quotes=delivery.items, last_sequence=delivery.position
-                )
+        )
+        async with aclosing(deliveries):
+            async for delivery in deliveries:
+                if delivery is None:
+                    yield marketdata_pb2.StreamQuotesResponse(last_sequence=subscription.position)
+                else:
+                    yield marketdata_pb2.StreamQuotesResponse(
+                        quotes=delivery.items, last_sequence=delivery.position
+                    )
 
     async def StreamTrades(
         self, request: marketdata_pb2.StreamTradesRequest, context: Any
@@ -368,15 +371,17 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         subscription = self.hub.trades.subscribe(
             symbols=symbols or None, resume_after=request.resume_after_sequence, on_ready=ready
         )
-        async for delivery in serve(
+        deliveries = serve(
             "trades", subscription, wake, batch=self.stream_batch, heartbeat_s=self.heartbeat_s
-        ):
-            if delivery is None:
-                yield marketdata_pb2.StreamTradesResponse(last_sequence=subscription.position)
-            else:
-                yield marketdata_pb2.StreamTradesResponse(
-                    trades=delivery.items, last_sequence=delivery.position
-                )
+        )
+        async with aclosing(deliveries):
+            async for delivery in deliveries:
+                if delivery is None:
+                    yield marketdata_pb2.StreamTradesResponse(last_sequence=subscription.position)
+                else:
+                    yield marketdata_pb2.StreamTradesResponse(
+                        trades=delivery.items, last_sequence=delivery.position
+                    )
 
     async def StreamBars(
         self, request: marketdata_pb2.StreamBarsRequest, context: Any
@@ -408,19 +413,21 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
                 caught_up[bar.symbol] = max(caught_up.get(bar.symbol, 0), bar.start_ns)
             for page in split_batches(history, self.stream_batch):
                 yield marketdata_pb2.StreamBarsResponse(bars=[bar_pb(b) for b in page])
-        async for delivery in serve(
+        deliveries = serve(
             "bars", subscription, wake, batch=self.stream_batch, heartbeat_s=self.heartbeat_s
-        ):
-            if delivery is None:
-                yield marketdata_pb2.StreamBarsResponse()
-                continue
-            fresh = [
-                b
-                for b in delivery.items
-                if timestamp_ns(b.start_time) > caught_up.get(b.symbol, -1)
-            ]
-            if fresh:
-                yield marketdata_pb2.StreamBarsResponse(bars=fresh)
+        )
+        async with aclosing(deliveries):
+            async for delivery in deliveries:
+                if delivery is None:
+                    yield marketdata_pb2.StreamBarsResponse()
+                    continue
+                fresh = [
+                    b
+                    for b in delivery.items
+                    if timestamp_ns(b.start_time) > caught_up.get(b.symbol, -1)
+                ]
+                if fresh:
+                    yield marketdata_pb2.StreamBarsResponse(bars=fresh)
 
 
 def _lookback(spec: indicators.IndicatorSpec) -> int:

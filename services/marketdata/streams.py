@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import TypeVar
 
 from prometheus_client import Counter, Gauge
@@ -82,7 +82,7 @@ async def serve(
     *,
     batch: int,
     heartbeat_s: float,
-) -> AsyncIterator[Delivery[T] | None]:
+) -> AsyncGenerator[Delivery[T] | None, None]:
     """Yield deliveries for one subscriber as items arrive; None means send a heartbeat.
 
     `wake` must be the event the subscription's on_ready sets.
