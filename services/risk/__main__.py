@@ -14,6 +14,7 @@ from cift.runtime.identity import SCOPE_ADMIN, SCOPE_READ, SCOPE_TRADE
 from cift.runtime.interceptors import RpcPolicy
 from cift.runtime.kafka import TOPIC_FILLS, TOPIC_RISK_EVENTS, TOPIC_TICKS
 from cift.runtime.server import ServiceContext, ServiceSpec, run_service
+from cift.runtime.tokens import JwksVerifier
 from services.risk import store
 from services.risk.codec import datetime_ns
 from services.risk.config import RiskConfig
@@ -81,6 +82,10 @@ async def setup(ctx: ServiceContext[RiskConfig]) -> None:
     await limiter.load()
     source = MarketDataInstruments(config.marketdata_addr)
     ctx.on_shutdown(source.close)
+    # Verifies the per-check credentials of multiplexed CheckOrders streams
+    # (verified tokens are cached until they expire).
+    credentials = JwksVerifier(config)
+    ctx.on_shutdown(credentials.close)
     servicer = RiskServicer(
         desk,
         ctx.pool,
@@ -89,6 +94,7 @@ async def setup(ctx: ServiceContext[RiskConfig]) -> None:
         events,
         hub,
         stream_batch=config.risk_stream_batch,
+        credentials=credentials,
     )
     risk_pb2_grpc.add_RiskServiceServicer_to_server(servicer, ctx.server)  # type: ignore[no-untyped-call]
 

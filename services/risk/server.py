@@ -2,7 +2,10 @@
 
 A check reads only in-memory state plus one Redis call (the order-rate bucket);
 CheckOrders batches the Redis calls of every request waiting on the stream into
-one pipelined round trip. Admin changes are written with their outbox event in
+one pipelined round trip. A check may carry its own user's credential: one
+stream can then carry many users' orders (execution multiplexes them), and each
+check is authorized against its own user, never against whoever opened the
+stream. Admin changes are written with their outbox event in
 one transaction and applied to this replica's desk at once; other replicas
 apply them from `risk.events.v1`.
 """
@@ -21,8 +24,16 @@ import grpc
 
 from cift.risk.v1 import events_pb2, risk_pb2, risk_pb2_grpc, rules_pb2
 from cift.runtime import outbox
-from cift.runtime.errors import InvalidArgument, PermissionDenied, ResourceExhausted
-from cift.runtime.identity import SCOPE_ADMIN, Identity, current_identity
+from cift.runtime.errors import (
+    DomainError,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
+from cift.runtime.identity import SCOPE_ADMIN, SCOPE_TRADE, Identity, current_identity
+from cift.runtime.interceptors import CredentialVerifier
 from cift.runtime.kafka import TOPIC_RISK_EVENTS, new_event_id
 from cift.runtime.money import format_decimal
 from services.risk import codec, store
@@ -40,6 +51,13 @@ from services.risk.trading_state import TradingState
 GLOBAL_ACCOUNT = store.GLOBAL_ACCOUNT
 MAX_CHECKS_PER_MESSAGE = 1000
 Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _status_code(error: DomainError) -> int:
+    """The google.rpc.Code number the interceptor would have answered `error` with."""
+    code: grpc.StatusCode = getattr(grpc.StatusCode, error.code_name)
+    number: int = code.value[0]
+    return number
 
 
 def _size(message: risk_pb2.CheckOrdersRequest) -> int:
@@ -64,7 +82,9 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
         hub: RiskEventHub,
         *,
         stream_batch: int = 256,
+        credentials: CredentialVerifier | None = None,
     ) -> None:
+        self.credentials = credentials
         self.desk = desk
         self.pool = pool
         self.limiter = limiter
@@ -75,10 +95,25 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
 
     # --- checks -------------------------------------------------------------------
 
-    def _decode(self, identity: Identity, request: risk_pb2.CheckOrderRequest) -> _Pending:
+    def _decode(self, request: risk_pb2.CheckOrderRequest) -> _Pending:
         order = codec.order_from_wire(request)
-        identity.require_account(order.account_id)
         return _Pending(request, order, codec.figures_from_wire(request))
+
+    async def _authorize(self, caller: Identity, pending: _Pending) -> None:
+        """Refuse a check its user may not make: the check's own credential decides, if sent.
+
+        The RPC's caller stands in only for checks without a credential, so a
+        stream opened by one user cannot check orders of accounts whose
+        credentials it does not hold (unless that user is an admin).
+        """
+        acting = caller
+        credential = pending.request.credential
+        if credential:
+            if self.credentials is None:
+                raise Unavailable("Check credentials cannot be verified by this risk service.")
+            acting = await self.credentials.verify_token(credential)
+        acting.require_scope(SCOPE_TRADE)
+        acting.require_account(pending.order.account_id)
 
     def _decide(
         self, pending: _Pending, instrument: Instrument | None, rate: RateDecision, now_ns: int
@@ -126,7 +161,8 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
     async def CheckOrder(
         self, request: risk_pb2.CheckOrderRequest, context: Context
     ) -> risk_pb2.CheckOrderResponse:
-        pending = self._decode(current_identity(), request)
+        pending = self._decode(request)
+        await self._authorize(current_identity(), pending)
         instrument = await self.instruments.get(pending.order.symbol)
         limits = self.desk.limits_for(pending.order.account_id)
         rate = await self.limiter.take(pending.order.account_id, limits)
@@ -197,12 +233,14 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
     async def _check_batch(
         self, identity: Identity, checks: Sequence[risk_pb2.CheckOrderRequest]
     ) -> list[risk_pb2.CheckOrderResponse]:
-        pending: list[_Pending] = []
+        decoded: list[_Pending] = []
         for check in checks:
             try:
-                pending.append(self._decode(identity, check))
-            except (InvalidArgument, PermissionDenied) as exc:
-                raise type(exc)(f"request_id {check.request_id!r}: {exc.message}") from None
+                decoded.append(self._decode(check))
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"request_id {check.request_id!r}: {exc.message}") from None
+        refusals = await asyncio.gather(*(self._refusal(identity, p) for p in decoded))
+        pending = [p for p, refused in zip(decoded, refusals, strict=True) if refused is None]
         symbols = list({p.order.symbol for p in pending})
         found = await asyncio.gather(*(self.instruments.get(symbol) for symbol in symbols))
         instruments = dict(zip(symbols, found, strict=True))
@@ -210,10 +248,32 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
             [(p.order.account_id, self.desk.limits_for(p.order.account_id)) for p in pending]
         )
         now_ns = time.time_ns()
-        return [
-            self._decide(p, instruments[p.order.symbol], rate, now_ns)[0]
-            for p, rate in zip(pending, rates, strict=True)
-        ]
+        decided = iter(
+            [
+                self._decide(p, instruments[p.order.symbol], rate, now_ns)[0]
+                for p, rate in zip(pending, rates, strict=True)
+            ]
+        )
+        return [next(decided) if refused is None else refused for refused in refusals]
+
+    async def _refusal(
+        self, caller: Identity, pending: _Pending
+    ) -> risk_pb2.CheckOrderResponse | None:
+        """None when the check may be evaluated; else its in-place refusal.
+
+        One user's bad or expired credential must not end a stream that carries
+        other users' checks, so the refusal is an answer, not a stream error.
+        """
+        try:
+            await self._authorize(caller, pending)
+        except (PermissionDenied, Unauthenticated, Unavailable) as exc:
+            return risk_pb2.CheckOrderResponse(
+                request_id=pending.request.request_id,
+                approved=False,
+                refused_code=_status_code(exc),
+                refused_message=exc.message,
+            )
+        return None
 
     # --- limits and states --------------------------------------------------------
 

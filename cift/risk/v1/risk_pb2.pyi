@@ -58,6 +58,7 @@ class CheckOrderRequest(_message.Message):
     OPEN_ORDER_COUNT_FIELD_NUMBER: _builtins.int
     GROSS_EXPOSURE_FIELD_NUMBER: _builtins.int
     CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller-chosen id echoed in the response (correlation on CheckOrders)."""
     account_id: _builtins.str
@@ -98,6 +99,15 @@ class CheckOrderRequest(_message.Message):
     """Decimal: the account's current sum of absolute position market values."""
     client_order_id: _builtins.str
     """The order's client_order_id, so risk events can name the order."""
+    credential: _builtins.str
+    """The access token (JWT) of the user this check is made for. A caller that
+    multiplexes many users' orders over one CheckOrders stream (execution) sends
+    each user's own token here; risk verifies it and checks this order's account
+    and the `trade` scope against it instead of against whoever opened the
+    stream. Empty: the check acts as the RPC's caller. Holding a stream open
+    therefore grants nothing: a check for another account needs that account's
+    credential (or an admin caller).
+    """
     def __init__(
         self,
         *,
@@ -122,10 +132,11 @@ class CheckOrderRequest(_message.Message):
         open_order_count: _builtins.int = ...,
         gross_exposure: _builtins.str = ...,
         client_order_id: _builtins.str = ...,
+        credential: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "buying_power", b"buying_power", "client_order_id", b"client_order_id", "extended_hours", b"extended_hours", "gross_exposure", b"gross_exposure", "limit_price", b"limit_price", "notional", b"notional", "open_buy_qty", b"open_buy_qty", "open_order_count", b"open_order_count", "open_sell_qty", b"open_sell_qty", "order_cost", b"order_cost", "position_qty", b"position_qty", "qty", b"qty", "request_id", b"request_id", "side", b"side", "stop_price", b"stop_price", "symbol", b"symbol", "time_in_force", b"time_in_force", "trail_percent", b"trail_percent", "trail_price", b"trail_price", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "buying_power", b"buying_power", "client_order_id", b"client_order_id", "credential", b"credential", "extended_hours", b"extended_hours", "gross_exposure", b"gross_exposure", "limit_price", b"limit_price", "notional", b"notional", "open_buy_qty", b"open_buy_qty", "open_order_count", b"open_order_count", "open_sell_qty", b"open_sell_qty", "order_cost", b"order_cost", "position_qty", b"position_qty", "qty", b"qty", "request_id", b"request_id", "side", b"side", "stop_price", b"stop_price", "symbol", b"symbol", "time_in_force", b"time_in_force", "trail_percent", b"trail_percent", "trail_price", b"trail_price", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -142,6 +153,8 @@ class CheckOrderResponse(_message.Message):
     CHECKED_AT_FIELD_NUMBER: _builtins.int
     ORDER_COST_FIELD_NUMBER: _builtins.int
     RETRY_AFTER_FIELD_NUMBER: _builtins.int
+    REFUSED_CODE_FIELD_NUMBER: _builtins.int
+    REFUSED_MESSAGE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     approved: _builtins.bool
     """True when no rule failed."""
@@ -153,6 +166,16 @@ class CheckOrderResponse(_message.Message):
     """Decimal: the buying power the decision assumed the order needs (the
     request's order_cost when sent, else risk's estimate); empty when unknown.
     """
+    refused_code: _builtins.int
+    """CheckOrders only: a check refused before any rule ran because its
+    credential does not let it act on account_id. The google.rpc.Code the
+    unary CheckOrder would have failed with (7 PERMISSION_DENIED,
+    16 UNAUTHENTICATED, 14 UNAVAILABLE when credentials cannot be verified
+    right now); 0 for a decision. approved is then false, violations empty,
+    and the other checks of the stream are unaffected.
+    """
+    refused_message: _builtins.str
+    """A sentence saying why the check was refused; empty for a decision."""
     @_builtins.property
     def violations(self) -> _containers.RepeatedCompositeFieldContainer[_rules_pb2.Violation]:
         """Every failed rule, most fundamental first (kill switch and state before
@@ -175,10 +198,12 @@ class CheckOrderResponse(_message.Message):
         checked_at: _timestamp_pb2.Timestamp | None = ...,
         order_cost: _builtins.str = ...,
         retry_after: _duration_pb2.Duration | None = ...,
+        refused_code: _builtins.int = ...,
+        refused_message: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["checked_at", b"checked_at", "retry_after", b"retry_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved", b"approved", "checked_at", b"checked_at", "order_cost", b"order_cost", "reference_price", b"reference_price", "request_id", b"request_id", "retry_after", b"retry_after", "violations", b"violations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved", b"approved", "checked_at", b"checked_at", "order_cost", b"order_cost", "reference_price", b"reference_price", "refused_code", b"refused_code", "refused_message", b"refused_message", "request_id", b"request_id", "retry_after", b"retry_after", "violations", b"violations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

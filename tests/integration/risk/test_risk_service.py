@@ -456,3 +456,51 @@ async def test_oversized_stream_message_is_refused(
             pass
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "at most 1000" in (caught.value.details() or "")
+
+
+async def test_stream_check_for_another_account_without_its_credential_is_refused_in_place(
+    risk: risk_pb2_grpc.RiskServiceAsyncStub, account: str
+) -> None:
+    # The stream is opened by `account`; a check for a victim's account must carry the
+    # victim's credential. Refusals are answers, so the opener's own check still passes.
+    victim = f"acct-{uuid.uuid4().hex[:12]}"
+    batch = [
+        check(account, request_id="own"),
+        check(victim, request_id="no-credential"),
+        check(victim, request_id="forged", credential="not.a-real.token"),
+    ]
+
+    async def send() -> AsyncIterator[risk_pb2.CheckOrdersRequest]:
+        yield risk_pb2.CheckOrdersRequest(checks=batch)
+
+    replies = [item async for item in risk.CheckOrders(send(), metadata=trader(account))]
+    own, missing, forged = replies[0].results
+    assert own.approved and own.refused_code == 0
+    assert not missing.approved and not missing.violations
+    assert missing.refused_code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+    assert "your own account" in missing.refused_message
+    # Without auth reachable the credential cannot be verified (UNAVAILABLE); with it,
+    # a forged token is UNAUTHENTICATED. Either way it is refused, never evaluated.
+    assert not forged.approved and not forged.violations
+    assert forged.refused_code in (
+        grpc.StatusCode.UNAUTHENTICATED.value[0],
+        grpc.StatusCode.UNAVAILABLE.value[0],
+    )
+
+
+async def test_stream_opened_by_a_read_only_caller_is_refused(
+    risk: risk_pb2_grpc.RiskServiceAsyncStub, account: str
+) -> None:
+    read_only = (
+        ("x-cift-user-id", f"user-{account}"),
+        ("x-cift-account-id", account),
+        ("x-cift-scopes", "read"),
+    )
+
+    async def send() -> AsyncIterator[risk_pb2.CheckOrdersRequest]:
+        yield risk_pb2.CheckOrdersRequest(check=check(account))
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in risk.CheckOrders(send(), metadata=read_only):
+            pass
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
