@@ -102,16 +102,6 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
     hub = StreamHub(
         capacity=config.marketdata_stream_ring, max_subscribers=config.marketdata_max_streams
     )
-    servicer = MarketDataServicer(
-        pool=ctx.pool,
-        redis=ctx.redis,
-        universe=universe,
-        calendar=calendar_of(config),
-        hub=hub,
-        stream_batch=config.marketdata_stream_batch,
-        heartbeat_s=config.marketdata_stream_heartbeat_s,
-    )
-    marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server(servicer, ctx.server)
     topic = config.marketdata_ticks_topic
     ingest = Ingest(
         ctx.pool,
@@ -120,6 +110,17 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         on_bars=hub.publish_bars,
         topic=topic,
     )
+    servicer = MarketDataServicer(
+        pool=ctx.pool,
+        redis=ctx.redis,
+        universe=universe,
+        calendar=calendar_of(config),
+        hub=hub,
+        stream_batch=config.marketdata_stream_batch,
+        heartbeat_s=config.marketdata_stream_heartbeat_s,
+        local_quotes=ingest.latest_quotes,
+    )
+    marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server(servicer, ctx.server)
     consumer = ctx.consumer(
         config.marketdata_ingest_group,
         [topic],

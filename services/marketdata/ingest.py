@@ -62,6 +62,9 @@ class Ingest:
         self._progress: dict[int, int] | None = None
         self._partitions: set[int] = set()
         self._last_trade: dict[str, float] = {}
+        # The latest quote per symbol, as written to Redis: this process's servicer
+        # answers GetLatestQuote from it without a Redis round trip.
+        self.latest_quotes: dict[str, marketdata_pb2.Quote] = {}
 
     async def _load(self) -> None:
         async with self.pool.acquire() as conn:
@@ -196,6 +199,7 @@ class Ingest:
 
     async def _store_latest(self, quotes: Iterable[marketdata_pb2.Quote]) -> None:
         mapping: dict[str | bytes, bytes] = {}
+        fresh: list[marketdata_pb2.Quote] = []
         for quote in quotes:
             last = self._last_trade.get(quote.symbol)
             if last is not None and last != quote.last:
@@ -210,4 +214,7 @@ class Ingest:
                     sequence=quote.sequence,
                 )
             mapping[quote.symbol] = quote.SerializeToString()
+            fresh.append(quote)
         await self.redis.hset(LATEST_QUOTES_KEY, mapping=mapping)  # type: ignore[misc,arg-type]
+        for quote in fresh:
+            self.latest_quotes[quote.symbol] = quote

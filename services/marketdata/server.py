@@ -128,6 +128,7 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         hub: StreamHub,
         stream_batch: int,
         heartbeat_s: float,
+        local_quotes: dict[str, marketdata_pb2.Quote] | None = None,
     ) -> None:
         self.pool = pool
         self.redis = redis
@@ -136,6 +137,8 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         self.hub = hub
         self.stream_batch = stream_batch
         self.heartbeat_s = heartbeat_s
+        # Filled by this process's ingest (when it runs one); Redis answers otherwise.
+        self.local_quotes = local_quotes if local_quotes is not None else {}
 
     # --- reference data -------------------------------------------------------------
 
@@ -185,6 +188,9 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         self, request: marketdata_pb2.GetLatestQuoteRequest, context: Any
     ) -> marketdata_pb2.GetLatestQuoteResponse:
         symbol = self.universe.get(request.symbol).symbol
+        local = self.local_quotes.get(symbol)
+        if local is not None:
+            return marketdata_pb2.GetLatestQuoteResponse(quote=local)
         raw = await self.redis.hget(LATEST_QUOTES_KEY, symbol)  # type: ignore[misc]
         if raw is None:
             raise NotFound(f"{symbol} has not been quoted yet.")

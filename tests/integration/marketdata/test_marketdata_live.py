@@ -19,6 +19,7 @@ from marketdata_helpers import METADATA, RunningService, eventually, new_scenari
 from cift.marketdata.v1 import marketdata_pb2 as md
 from services.marketdata import indicators
 from services.marketdata.events import timestamp, timestamp_ns
+from services.marketdata.ingest import LATEST_QUOTES_KEY
 
 pytestmark = pytest.mark.integration
 S = 1_000_000_000
@@ -66,6 +67,10 @@ async def test_ticks_flow_from_the_simulator_to_the_latest_quote_rpc(live: Runni
         return quote if quote is not None and quote.sequence > first.sequence else None
 
     assert (await eventually(newer)).sequence > first.sequence
+    # Redis holds the same latest quotes for every other reader.
+    stored = await live.context.redis.hget(LATEST_QUOTES_KEY, "AAPL")
+    assert isinstance(stored, bytes)
+    assert md.Quote.FromString(stored).sequence >= first.sequence
     both = await live.stub.GetLatestQuotes(
         md.GetLatestQuotesRequest(symbols=["AAPL,msft"]), metadata=METADATA
     )
