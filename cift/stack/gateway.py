@@ -9,6 +9,7 @@ template change that adds one fails loudly in the tests rather than in Envoy.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
 import sys
@@ -20,7 +21,11 @@ from string import Template
 from cift.stack.errors import StackError
 from cift.stack.processes import Child, spawn
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "gateway" / "envoy.yaml.tmpl"
+GATEWAY_DIR = Path(__file__).resolve().parents[2] / "gateway"
+TEMPLATE_PATH = GATEWAY_DIR / "envoy.yaml.tmpl"
+# The REST surface's OpenAPI document (`python tools/gen_openapi.py`), which the gateway
+# serves at /openapi.json from its own config, so no extra file has to reach its pod.
+OPENAPI_PATH = GATEWAY_DIR / "openapi.json"
 
 # Cluster names in the template; each routes one gRPC package.
 UPSTREAMS = ("auth", "marketdata", "execution", "risk")
@@ -42,6 +47,15 @@ class GatewayParams:
     upstreams_by_dns: bool = False
     # Origins browsers may call from; the local default accepts any.
     cors_origin_regex: str = ".*"
+    # Requests per second one gateway accepts in all, and the burst above that rate.
+    rate_limit_per_second: int = 10_000
+    rate_limit_burst: int = 20_000
+    # Register, login and refresh together (public, so limited apart and lower).
+    sign_in_per_second: int = 50
+    sign_in_burst: int = 200
+    # Largest request body (REST JSON, gRPC or gRPC-Web message) let through.
+    max_request_bytes: int = 65_536
+    openapi_path: Path = OPENAPI_PATH
 
 
 def _split_address(service: str, address: str, by_dns: bool) -> tuple[str, int]:
@@ -59,6 +73,27 @@ def _split_address(service: str, address: str, by_dns: bool) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def _positive(name: str, value: int) -> int:
+    if value <= 0:
+        raise StackError(f"gateway setting {name} must be a positive number, not {value}")
+    return value
+
+
+def _openapi_scalar(path: Path) -> str:
+    """The OpenAPI document as one YAML scalar (a JSON string literal is also a YAML one)."""
+    try:
+        document = json.loads(path.read_text())
+    except OSError as exc:
+        raise StackError(
+            f"cannot read the OpenAPI document {path}: {exc.strerror} "
+            "(run `python tools/gen_openapi.py`)"
+        ) from None
+    except ValueError as exc:
+        raise StackError(f"the OpenAPI document {path} is not JSON: {exc}") from None
+    # Compact: the config (and its Kubernetes ConfigMap) carries it on one line.
+    return json.dumps(json.dumps(document, separators=(",", ":")))
+
+
 def render_gateway_config(params: GatewayParams, template_path: Path = TEMPLATE_PATH) -> str:
     """The Envoy bootstrap YAML for `params`."""
     missing = [name for name in UPSTREAMS if name not in params.upstreams]
@@ -72,6 +107,12 @@ def render_gateway_config(params: GatewayParams, template_path: Path = TEMPLATE_
         "descriptor_path": params.descriptor_path,
         "upstream_type": "STRICT_DNS" if params.upstreams_by_dns else "STATIC",
         "cors_origin_regex": params.cors_origin_regex.replace("\\", "\\\\").replace('"', '\\"'),
+        "rate_limit_per_second": _positive("rate_limit_per_second", params.rate_limit_per_second),
+        "rate_limit_burst": _positive("rate_limit_burst", params.rate_limit_burst),
+        "sign_in_per_second": _positive("sign_in_per_second", params.sign_in_per_second),
+        "sign_in_burst": _positive("sign_in_burst", params.sign_in_burst),
+        "max_request_bytes": _positive("max_request_bytes", params.max_request_bytes),
+        "openapi_json": _openapi_scalar(params.openapi_path),
     }
     for name in UPSTREAMS:
         host, port = _split_address(name, params.upstreams[name], params.upstreams_by_dns)

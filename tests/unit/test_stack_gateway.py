@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 from cift.stack.errors import StackError
 from cift.stack.gateway import (
+    OPENAPI_PATH,
     GatewayParams,
+    build_descriptor,
     envoy_argv,
     envoy_binary,
     render_gateway_config,
@@ -147,7 +153,12 @@ async def test_two_gateways_run_side_by_side(tmp_path: Path) -> None:
 def test_each_grpc_package_routes_to_its_own_http2_cluster(tmp_path: Path) -> None:
     config = yaml.safe_load(render_gateway_config(local_params(tmp_path / "cift.pb")))
     routes = http_manager(config)["route_config"]["virtual_hosts"][0]["routes"]
-    assert {r["match"]["prefix"]: r["route"]["cluster"] for r in routes} == {
+    prefixes = {
+        r["match"]["prefix"]: r["route"]["cluster"]
+        for r in routes
+        if r["match"].get("prefix", "").startswith("/cift.")
+    }
+    assert prefixes == {
         "/cift.auth.v1.": "auth",
         "/cift.marketdata.v1.": "marketdata",
         "/cift.execution.v1.": "execution",
@@ -179,13 +190,18 @@ def test_kubernetes_upstreams_resolve_every_pod_by_dns(tmp_path: Path) -> None:
     }
 
 
-def test_filters_run_cors_then_grpc_web_then_transcoder_then_router(tmp_path: Path) -> None:
+def test_filters_authorize_after_grpc_web_and_before_transcoding(tmp_path: Path) -> None:
     config = yaml.safe_load(render_gateway_config(local_params(tmp_path / "cift.pb")))
     names = [f["name"] for f in http_manager(config)["http_filters"]]
     assert names == [
         "envoy.filters.http.cors",
+        "envoy.filters.http.health_check",
         "envoy.filters.http.grpc_web",
+        "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.buffer",
+        "envoy.filters.http.ext_authz",
         "envoy.filters.http.grpc_json_transcoder",
+        "envoy.filters.http.local_ratelimit.sign_in",
         "envoy.filters.http.router",
     ]
 
@@ -210,6 +226,9 @@ def test_transcoder_rejects_unknown_methods_and_query_parameters_and_prints_zero
     }
     assert transcoder["print_options"]["always_print_primitive_fields"] is True
     assert transcoder["print_options"]["preserve_proto_field_names"] is False
+    # Server streams over REST: one JSON message per line, not one array at the end.
+    assert transcoder["auto_mapping"] is True
+    assert transcoder["print_options"]["stream_newline_delimited"] is True
 
 
 def test_cors_allows_grpc_web_headers_and_exposes_grpc_status(tmp_path: Path) -> None:
@@ -263,3 +282,254 @@ def test_configured_envoy_binary_that_does_not_exist_is_named(tmp_path: Path) ->
     missing = tmp_path / "bin" / "envoy"
     with pytest.raises(StackError, match=f"envoy binary not found at {missing}"):
         envoy_binary(str(missing))
+
+
+# ---- behaviour of the template against the real protos ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_descriptor(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The descriptor set of protos/, as the launcher builds it."""
+    return build_descriptor(tmp_path_factory.mktemp("descriptor") / "cift.pb")
+
+
+@dataclass(frozen=True)
+class RpcMethod:
+    path: str
+    package: str
+    http_verb: str | None
+    client_streaming: bool
+    server_streaming: bool
+
+
+def transcoded_methods(descriptor: Path) -> list[RpcMethod]:
+    """Every method of the services the transcoder serves, with its REST verb if any."""
+    descriptors = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
+    methods = []
+    for file in descriptors.file:
+        if not file.package.startswith("cift."):
+            continue
+        for service in file.service:
+            for method in service.method:
+                verb = None
+                if method.options.HasExtension(annotations_pb2.http):
+                    verb = method.options.Extensions[annotations_pb2.http].WhichOneof("pattern")
+                methods.append(
+                    RpcMethod(
+                        path=f"/{file.package}.{service.name}/{method.name}",
+                        package=file.package.split(".")[1],
+                        http_verb=verb,
+                        client_streaming=method.client_streaming,
+                        server_streaming=method.server_streaming,
+                    )
+                )
+    return methods
+
+
+def matches(route: dict[str, Any], path: str, method: str) -> bool:
+    """Envoy's route matching for the match kinds the template uses."""
+    match = route["match"]
+    for header in match.get("headers", []):
+        assert header["name"] == ":method"
+        if header["string_match"]["exact"] != method:
+            return False
+    if "path" in match:
+        return bool(path == match["path"])
+    if "prefix" in match:
+        return path.startswith(match["prefix"])
+    return re.fullmatch(match["safe_regex"]["regex"], path) is not None
+
+
+def route_for(config: dict[str, Any], path: str, method: str = "POST") -> dict[str, Any]:
+    routes = http_manager(config)["route_config"]["virtual_hosts"][0]["routes"]
+    return next(route for route in routes if matches(route, path, method))
+
+
+def rendered(descriptor: Path) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(render_gateway_config(local_params(descriptor)))
+    return config
+
+
+def test_config_with_the_real_descriptor_passes_envoy_validate(
+    real_descriptor: Path, tmp_path: Path
+) -> None:
+    result = envoy_validate(render_gateway_config(local_params(real_descriptor)), tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_every_public_method_routes_to_its_own_service(real_descriptor: Path) -> None:
+    config = rendered(real_descriptor)
+    for rpc in transcoded_methods(real_descriptor):
+        if rpc.http_verb is None and (rpc.client_streaming or not rpc.server_streaming):
+            continue
+        route = route_for(config, rpc.path)
+        assert route.get("route", {}).get("cluster") == rpc.package, rpc.path
+
+
+def test_internal_methods_are_refused_with_404_and_unimplemented(real_descriptor: Path) -> None:
+    """Methods without a REST binding that are not server streams are service-to-service
+    only (risk's CheckOrder and CheckOrders): no protocol reaches them."""
+    config = rendered(real_descriptor)
+    internal = [
+        rpc.path
+        for rpc in transcoded_methods(real_descriptor)
+        if rpc.http_verb is None and (rpc.client_streaming or not rpc.server_streaming)
+    ]
+    assert "/cift.risk.v1.RiskService/CheckOrder" in internal
+    assert "/cift.risk.v1.RiskService/CheckOrders" in internal
+    for path in internal:
+        route = route_for(config, path)
+        assert route["direct_response"]["status"] == 404, path
+        headers = {
+            h["header"]["key"]: h["header"]["value"] for h in route["response_headers_to_add"]
+        }
+        assert headers["grpc-status"] == "12"
+
+
+def test_server_streams_have_no_timeout_no_idle_cut_off_and_no_retries(
+    real_descriptor: Path,
+) -> None:
+    config = rendered(real_descriptor)
+    streams = [
+        rpc
+        for rpc in transcoded_methods(real_descriptor)
+        if rpc.server_streaming and not rpc.client_streaming
+    ]
+    assert {rpc.path.rsplit("/", 1)[1] for rpc in streams} >= {
+        "StreamQuotes",
+        "StreamOrderUpdates",
+    }
+    for rpc in streams:
+        action = route_for(config, rpc.path)["route"]
+        assert action["timeout"] == "0s", rpc.path
+        assert action["idle_timeout"] == "0s", rpc.path
+        assert "retry_policy" not in action, rpc.path
+
+
+def test_only_idempotent_reads_are_retried_and_unary_calls_time_out(real_descriptor: Path) -> None:
+    config = rendered(real_descriptor)
+    unary = [
+        rpc
+        for rpc in transcoded_methods(real_descriptor)
+        if rpc.http_verb is not None and not rpc.server_streaming
+    ]
+    retried = {rpc.path for rpc in unary if "retry_policy" in route_for(config, rpc.path)["route"]}
+    reads = {rpc.path for rpc in unary if rpc.http_verb == "get"}
+    assert retried == reads
+    assert "/cift.execution.v1.ExecutionService/SubmitOrder" not in retried
+    for rpc in unary:
+        assert route_for(config, rpc.path)["route"]["timeout"] == "10s", rpc.path
+    policy = route_for(config, "/cift.execution.v1.ExecutionService/GetAccount")["route"]
+    assert set(policy["retry_policy"]["retry_on"].split(",")) == {
+        "unavailable",
+        "reset",
+        "connect-failure",
+        "refused-stream",
+    }
+
+
+def test_sign_in_methods_have_their_own_rate_limit(real_descriptor: Path) -> None:
+    params = local_params(real_descriptor, sign_in_per_second=7, sign_in_burst=21)
+    config = yaml.safe_load(render_gateway_config(params))
+    for method in ("Register", "Login", "RefreshToken"):
+        route = route_for(config, f"/cift.auth.v1.AuthService/{method}")
+        limit = route["typed_per_filter_config"]["envoy.filters.http.local_ratelimit.sign_in"]
+        assert limit["token_bucket"]["max_tokens"] == 21
+        assert limit["token_bucket"]["tokens_per_fill"] == 7
+        assert limit["rate_limited_as_resource_exhausted"] is True
+    other = route_for(config, "/cift.auth.v1.AuthService/GetMe")
+    assert "typed_per_filter_config" not in other
+
+
+def test_gateway_rate_limit_and_body_limit_come_from_the_parameters(tmp_path: Path) -> None:
+    params = local_params(
+        tmp_path / "cift.pb", rate_limit_per_second=123, rate_limit_burst=456, max_request_bytes=789
+    )
+    filters = {
+        f["name"]: f["typed_config"]
+        for f in http_manager(yaml.safe_load(render_gateway_config(params)))["http_filters"]
+    }
+    bucket = filters["envoy.filters.http.local_ratelimit"]["token_bucket"]
+    assert (bucket["tokens_per_fill"], bucket["max_tokens"]) == (123, 456)
+    assert filters["envoy.filters.http.buffer"]["max_request_bytes"] == 789
+    assert filters["envoy.filters.http.grpc_json_transcoder"]["max_request_body_size"] == 789
+
+
+@pytest.mark.parametrize("name", ["rate_limit_per_second", "sign_in_burst", "max_request_bytes"])
+def test_limits_that_are_not_positive_are_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(StackError, match=f"{name} must be a positive number, not 0"):
+        render_gateway_config(local_params(tmp_path / "cift.pb", **{name: 0}))
+
+
+def test_ext_authz_asks_auth_and_fails_closed(tmp_path: Path) -> None:
+    filters = {
+        f["name"]: f["typed_config"]
+        for f in http_manager(rendered(tmp_path / "cift.pb"))["http_filters"]
+    }
+    authz = filters["envoy.filters.http.ext_authz"]
+    assert authz["grpc_service"]["envoy_grpc"]["cluster_name"] == "auth"
+    assert authz["failure_mode_allow"] is False
+    assert authz["status_on_error"]["code"] == "ServiceUnavailable"
+    assert [p["exact"] for p in authz["allowed_headers"]["patterns"]] == [
+        "authorization",
+        "x-api-key",
+    ]
+
+
+def test_client_sent_identity_headers_are_dropped_before_any_filter(tmp_path: Path) -> None:
+    manager = http_manager(rendered(tmp_path / "cift.pb"))
+    (extension,) = manager["early_header_mutation_extensions"]
+    (mutation,) = extension["typed_config"]["mutations"]
+    assert mutation["remove_on_match"]["key_matcher"] == {"prefix": "x-cift-"}
+    assert manager["use_remote_address"] is True
+
+
+def test_slow_clients_are_cut_off_but_streams_are_not(tmp_path: Path) -> None:
+    manager = http_manager(rendered(tmp_path / "cift.pb"))
+    assert manager["request_headers_timeout"] == "5s"
+    assert manager["request_timeout"] == "10s"
+    assert manager["stream_idle_timeout"] == "60s"
+
+
+def test_access_log_is_json_without_credentials(tmp_path: Path) -> None:
+    (log,) = http_manager(rendered(tmp_path / "cift.pb"))["access_log"]
+    fields = log["typed_config"]["log_format"]["json_format"]
+    assert {"status", "grpc_status", "duration_ms", "path", "upstream"} <= set(fields)
+    assert not any("AUTHORIZATION" in v or "API-KEY" in v for v in fields.values())
+
+
+def test_every_cluster_is_health_checked_over_grpc_and_ejects_failing_replicas(
+    tmp_path: Path,
+) -> None:
+    for cluster in rendered(tmp_path / "cift.pb")["static_resources"]["clusters"]:
+        (check,) = cluster["health_checks"]
+        assert "grpc_health_check" in check, cluster["name"]
+        outliers = cluster["outlier_detection"]
+        assert outliers["consecutive_gateway_failure"] == 5, cluster["name"]
+        assert outliers["enforcing_consecutive_5xx"] == 0, cluster["name"]
+
+
+def test_openapi_document_is_served_publicly_from_the_config(tmp_path: Path) -> None:
+    config = rendered(tmp_path / "cift.pb")
+    route = route_for(config, "/openapi.json", "GET")
+    served = json.loads(route["direct_response"]["body"]["inline_string"])
+    assert served == json.loads(OPENAPI_PATH.read_text())
+    assert route["typed_per_filter_config"]["envoy.filters.http.ext_authz"]["disabled"] is True
+    route_config = http_manager(config)["route_config"]
+    assert route_config["max_direct_response_body_size_bytes"] > OPENAPI_PATH.stat().st_size
+
+
+def test_missing_openapi_document_is_named(tmp_path: Path) -> None:
+    params = local_params(tmp_path / "cift.pb", openapi_path=tmp_path / "openapi.json")
+    with pytest.raises(StackError, match=re.escape("run `python tools/gen_openapi.py`")):
+        render_gateway_config(params)
+
+
+def test_cors_preflight_of_rest_paths_has_a_route_other_paths_get_404(tmp_path: Path) -> None:
+    config = rendered(tmp_path / "cift.pb")
+    assert "route" in route_for(config, "/v1/orders", "OPTIONS")
+    assert route_for(config, "/v1/orders", "GET")["direct_response"]["status"] == 404
+    assert route_for(config, "/grpc.health.v1.Health/Check")["direct_response"]["status"] == 404
+    assert route_for(config, "/envoy.service.auth.v3.Authorization/Check")["direct_response"] == {
+        "status": 404
+    }
