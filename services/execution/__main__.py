@@ -78,6 +78,16 @@ async def watch_session(broker: Broker, poll_s: float) -> None:
         await asyncio.sleep(wait)
 
 
+async def save_water_marks(broker: Broker, every_s: float) -> None:
+    """Persist moved trailing-stop water marks: at most one batch per interval, each order once."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await broker.save_water_marks()
+        except Exception:
+            log.warning("water marks not saved; retrying next interval", exc_info=True)
+
+
 async def snapshot_equity(broker: Broker, every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
@@ -95,11 +105,17 @@ async def setup(context: ServiceContext[ExecutionConfig]) -> None:
     config = context.config
     risk_channel = open_channel(config.risk_addr)
     market_channel = open_channel(config.marketdata_addr)
+    risk = RiskGate(
+        risk_channel,
+        config.risk_timeout_s,
+        stream_threshold=config.risk_stream_threshold,
+        max_batch=config.risk_stream_batch,
+    )
     broker = Broker(
         context.pool,
         FillEngine(fill_model(config)),
         MarketReference(market_channel),
-        RiskGate(risk_channel, config.risk_timeout_s),
+        risk,
         AccountSettings(config.opening_cash, config.margin_multiplier),
     )
     reloaded = await broker.reload()
@@ -107,13 +123,17 @@ async def setup(context: ServiceContext[ExecutionConfig]) -> None:
     execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
         ExecutionServicer(broker), context.server
     )
-    ticks = context.consumer("execution-fill-engine", [TOPIC_TICKS], from_beginning=False)
+    ticks = context.consumer(config.fill_engine_group, [TOPIC_TICKS], from_beginning=False)
     context.spawn("fill-engine", ticks.run(broker.on_ticks))
     context.spawn("session-clock", watch_session(broker, config.clock_poll_s))
     context.spawn("equity-snapshots", snapshot_equity(broker, config.equity_snapshot_s))
+    context.spawn("water-marks", save_water_marks(broker, config.water_mark_flush_s))
 
     async def close() -> None:
         with contextlib.suppress(Exception):
+            await broker.save_water_marks()
+        with contextlib.suppress(Exception):
+            await risk.close()
             await risk_channel.close(None)
             await market_channel.close(None)
 

@@ -103,13 +103,24 @@ class TrailingLadder:
         "_direction",
         "_groups",
         "_locations",
+        "_moved",
         "_next_gid",
         "_pending",
         "_percent",
     )
 
-    def __init__(self, locations: Locations, *, side: Side, percent: bool) -> None:
+    def __init__(
+        self,
+        locations: Locations,
+        *,
+        side: Side,
+        percent: bool,
+        moved: dict[str, Decimal] | None = None,
+    ) -> None:
         self._locations = locations
+        # order id -> its water mark (a price), for every order whose mark was set or
+        # moved since the owner last took them (persisted so a restart cannot loosen it).
+        self._moved: dict[str, Decimal] = {} if moved is None else moved
         self._direction = 1 if side is Side.SELL else -1
         self._percent = percent
         self._groups: dict[int, _TrailGroup] = {}
@@ -131,6 +142,7 @@ class TrailingLadder:
             self._pending.append((trail, seq, order_id))
             return
         self._new_group(price * self._direction, [(trail, seq, order_id)])
+        self._moved[order_id] = price
 
     def discard(self, order_id: str) -> None:
         if self._locations.get(order_id) is self:
@@ -180,6 +192,9 @@ class TrailingLadder:
             if merged:
                 merged.sort()
                 self._new_group(x, merged)
+                moved = self._moved
+                for member in merged:
+                    moved[member[2]] = price
         triggered: list[tuple[str, Decimal]] = []
         by_level = self._by_level
         while by_level and -by_level[0][0] >= x:
@@ -224,17 +239,20 @@ class SymbolBook:
     bid_left: Decimal = Decimal(0)  # displayed size not yet consumed on this quote
     ask_left: Decimal = Decimal(0)
     last_trade: Decimal | None = None
+    # Water marks set or moved since last taken (shared with the engine, see TrailingLadder).
+    moved_water_marks: dict[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         loc = self.locations
+        moved = self.moved_water_marks
         self.buy_limits = PriceLadder(loc, highest_first=True)
         self.sell_limits = PriceLadder(loc, highest_first=False)
         self.buy_stops = PriceLadder(loc, highest_first=False)
         self.sell_stops = PriceLadder(loc, highest_first=True)
-        self.buy_trail_price = TrailingLadder(loc, side=Side.BUY, percent=False)
-        self.buy_trail_percent = TrailingLadder(loc, side=Side.BUY, percent=True)
-        self.sell_trail_price = TrailingLadder(loc, side=Side.SELL, percent=False)
-        self.sell_trail_percent = TrailingLadder(loc, side=Side.SELL, percent=True)
+        self.buy_trail_price = TrailingLadder(loc, side=Side.BUY, percent=False, moved=moved)
+        self.buy_trail_percent = TrailingLadder(loc, side=Side.BUY, percent=True, moved=moved)
+        self.sell_trail_price = TrailingLadder(loc, side=Side.SELL, percent=False, moved=moved)
+        self.sell_trail_percent = TrailingLadder(loc, side=Side.SELL, percent=True, moved=moved)
 
     def discard(self, order_id: str) -> None:
         """Remove an order from whichever index holds it (no-op when it holds none)."""

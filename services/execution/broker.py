@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 import uuid
@@ -35,7 +36,7 @@ from cift.marketdata.v1 import events_pb2 as md_events_pb2
 from cift.risk.v1 import risk_pb2, rules_pb2
 from cift.runtime import outbox
 from cift.runtime.errors import FailedPrecondition, NotFound, ResourceExhausted
-from cift.runtime.kafka import TOPIC_FILLS, TOPIC_ORDERS, Event, new_event_id
+from cift.runtime.kafka import TOPIC_FILLS, TOPIC_ORDERS, Event, encode_headers, new_event_id
 from cift.runtime.money import format_decimal
 from services.execution import store
 from services.execution.events import (
@@ -148,6 +149,12 @@ class Broker:
     # ---- order entry -----------------------------------------------------------
 
     async def submit(self, account_id: str, request: OrderRequest) -> Order:
+        """Validate, risk-check, then reserve and persist in one statement; all or nothing.
+
+        Two database round trips in the common case: one read (account figures,
+        position, open orders and an earlier order under the same client id) and
+        one write (`store.submit_order`). The risk check sits between them.
+        """
         await self.ensure_account(account_id)
         instrument = await self.market.instrument(request.symbol)
         if not request.client_order_id:
@@ -156,41 +163,48 @@ class Broker:
             request, instrument, order_id=str(uuid.uuid4()), account_id=account_id, now_ns=now_ns()
         )
         async with self.pool.acquire() as conn:
-            existing = await store.get_order_by_client_id(conn, account_id, request.client_order_id)
-            if existing is not None:
-                return resolve_resubmission(store.order_from_row(existing), request)
-            context = await store.order_context(conn, account_id, request.symbol)
+            context = await store.order_context(
+                conn, account_id, request.symbol, request.client_order_id
+            )
+            if context["existing_order_id"] is not None:
+                return await self._resubmission(conn, account_id, request)
         order.reserved = await self._reservation(order, context)
         await self._risk_check(order, context)
         self.engine.set_instrument(instrument)
+        order.transition(OrderStatus.ACCEPTED, order.created_ns)
+        message = order_event(
+            event_id=new_event_id(),
+            order=order_message(order),
+            kind=events_pb2.ORDER_EVENT_TYPE_NEW,
+            sequence=0,  # appended by the statement that hands it out
+            ts_ns=order.created_ns,
+        )
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                sequence = await store.reserve_buying_power(conn, account_id, order.reserved, 1)
-                if sequence is None:
+            async with self.pool.acquire() as conn:
+                written = await store.submit_order(conn, order, _outgoing(message))
+                if written is None:
                     raise FailedPrecondition(
                         f"Insufficient buying power: this order needs {format_decimal(order.reserved)}.",
                         reason="INSUFFICIENT_BUYING_POWER",
                     )
-                order.transition(OrderStatus.ACCEPTED, order.created_ns)
-                await store.insert_order(conn, order)
-                payload = await self._emit_order_event(
-                    conn, order, events_pb2.ORDER_EVENT_TYPE_NEW, sequence
-                )
         except asyncpg.UniqueViolationError:
             # The same client_order_id raced in from another call: answer as a resubmission.
             async with self.pool.acquire() as conn:
-                existing = await store.get_order_by_client_id(
-                    conn, account_id, request.client_order_id
-                )
-            assert existing is not None
-            return resolve_resubmission(store.order_from_row(existing), request)
-        self._notify(account_id, payload)
+                return await self._resubmission(conn, account_id, request)
+        self._notify(account_id, written[1])
         async with self._lock:
             if order.order_id in self._canceled_before_booked:
                 self._canceled_before_booked.discard(order.order_id)
                 return order
             await self._persist(self.engine.add(order, now_ns()))
         return order
+
+    async def _resubmission(
+        self, conn: asyncpg.Connection, account_id: str, request: OrderRequest
+    ) -> Order:
+        existing = await store.get_order_by_client_id(conn, account_id, request.client_order_id)
+        assert existing is not None
+        return resolve_resubmission(store.order_from_row(existing), request)
 
     async def _reservation(self, order: Order, context: asyncpg.Record) -> Decimal:
         bid, ask, last = self.engine.last_prices(order.symbol)
@@ -484,6 +498,14 @@ class Broker:
                 await self._persist(self.engine.add(order, now_ns()))
         return len(rows)
 
+    async def save_water_marks(self) -> int:
+        """Persist the trailing-stop water marks that moved since the last call (one batch)."""
+        marks = self.engine.take_water_marks()
+        if marks:
+            async with self.pool.acquire() as conn:
+                await store.save_water_marks(conn, marks)
+        return len(marks)
+
     async def expire_day_orders(self) -> int:
         async with self._lock:
             produced = self.engine.close_session(now_ns())
@@ -729,6 +751,18 @@ class Broker:
             if session_close:
                 await store.set_last_equity(conn, [(a, e) for a, _, e in snapshots])
         return len(snapshots)
+
+
+def _outgoing(message: events_pb2.OrderEvent) -> store.OutgoingEvent:
+    """`message` as the outbox row `store.submit_order` writes (sequence appended in SQL)."""
+    headers = {name: value.decode() for name, value in encode_headers(message, message.event_id)}
+    return store.OutgoingEvent(
+        event_id=message.event_id,
+        topic=TOPIC_ORDERS,
+        schema_name=message.DESCRIPTOR.full_name,
+        payload=message.SerializeToString(),
+        headers_json=json.dumps(headers),
+    )
 
 
 def _is_uuid(text: str) -> bool:

@@ -31,3 +31,15 @@ class ExecutionConfig(CommonConfig):
         60.0, "Seconds between equity snapshots (portfolio history)."
     )
     risk_timeout_s: float = setting(2.0, "Deadline of one pre-trade risk check.")
+    risk_stream_threshold: int = setting(
+        4,
+        "Risk checks in flight above which new ones share the CheckOrders stream (else unary).",
+    )
+    risk_stream_batch: int = setting(256, "Most risk checks sent in one CheckOrders message.")
+    water_mark_flush_s: float = setting(
+        1.0, "Seconds between saves of moved trailing-stop water marks (one batch each)."
+    )
+    fill_engine_group: str = setting(
+        "execution-fill-engine",
+        "Kafka consumer group of the fill engine (a separate group only for isolated runs).",
+    )

@@ -151,6 +151,7 @@ class FillEngine:
         self._orders: dict[str, Order] = {}
         self._instruments: dict[str, Instrument] = {}
         self._books: dict[str, SymbolBook] = {}
+        self._moved_water_marks: dict[str, Decimal] = {}
         self._day_orders: set[str] = set()
         self._seq = 0
         slip = self.model.slippage_bps / BPS
@@ -177,7 +178,9 @@ class FillEngine:
     def _book(self, symbol: str) -> SymbolBook:
         book = self._books.get(symbol)
         if book is None:
-            book = self._books[symbol] = SymbolBook(symbol)
+            book = self._books[symbol] = SymbolBook(
+                symbol, moved_water_marks=self._moved_water_marks
+            )
         return book
 
     def last_prices(self, symbol: str) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
@@ -202,6 +205,18 @@ class FillEngine:
             if mark is not None:
                 return mark
         return order.water_mark
+
+    def take_water_marks(self) -> dict[str, Decimal]:
+        """Water marks of resting trailing stops set or moved since the last call.
+
+        The owner persists them (batched) so a restarted engine anchors each stop
+        where the market had taken it, never looser. Orders that left the book
+        since are dropped: their final state is recorded with their close.
+        """
+        moved = self._moved_water_marks
+        taken = {oid: mark for oid, mark in moved.items() if oid in self._orders}
+        moved.clear()
+        return taken
 
     # ---- order entry and removal -------------------------------------------------
 

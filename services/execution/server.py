@@ -31,7 +31,7 @@ from services.execution.events import (
     timestamp_of,
 )
 from services.execution.ledger import Position
-from services.execution.orders import OrderRequest, ReplaceRequest
+from services.execution.orders import OrderRequest, OrderStatus, ReplaceRequest
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_PAGE = 100
@@ -128,6 +128,10 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             client_order_id=request.client_order_id,
         )
         order = await self.broker.submit(identity.account_id, order_request)
+        if order.status is OrderStatus.ACCEPTED and order.fill_count == 0:
+            # Resting untouched: the row holds exactly this (no fills, commission
+            # or closing time), so the reply needs no read back.
+            return execution_pb2.SubmitOrderResponse(order=order_message(order))
         return execution_pb2.SubmitOrderResponse(order=await self._order_reply(order.order_id))
 
     async def GetOrder(

@@ -7,16 +7,29 @@ Only statements live here; which statements form one transaction is decided by
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
+from cift.runtime.outbox import NOTIFY_CHANNEL
 from services.execution.ledger import Position
 from services.execution.orders import Order, OrderStatus, OrderType, Side, TimeInForce
 
 OPEN = ("new", "accepted", "partially_filled")
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """An event as the outbox stores it, prepared before the statement that writes it."""
+
+    event_id: str
+    topic: str
+    schema_name: str
+    payload: bytes
+    headers_json: str
 
 
 def to_datetime(ns: int) -> datetime:
@@ -89,10 +102,18 @@ async def get_account(conn: asyncpg.Connection, account_id: str) -> asyncpg.Reco
     return await conn.fetchrow("SELECT * FROM accounts WHERE account_id = $1", account_id)
 
 
-async def order_context(conn: asyncpg.Connection, account_id: str, symbol: str) -> asyncpg.Record:
-    """What the pre-trade check needs: the account row, the position, open orders."""
+async def order_context(
+    conn: asyncpg.Connection, account_id: str, symbol: str, client_order_id: str = ""
+) -> asyncpg.Record:
+    """What the pre-trade check needs: the account row, the position, open orders.
+
+    Also `existing_order_id`: the order already submitted under `client_order_id`
+    (idempotent resubmission), read in the same round trip.
+    """
     row = await conn.fetchrow(
         """SELECT a.cash, a.net_cost, a.gross_cost, a.reserved, a.margin_multiplier,
+                  (SELECT order_id FROM orders
+                   WHERE account_id = $1 AND client_order_id = $3) AS existing_order_id,
                   coalesce(p.qty, 0) AS position_qty,
                   coalesce(o.open_buy_qty, 0) AS open_buy_qty,
                   coalesce(o.open_sell_qty, 0) AS open_sell_qty,
@@ -110,6 +131,7 @@ async def order_context(conn: asyncpg.Connection, account_id: str, symbol: str) 
            WHERE a.account_id = $1""",
         account_id,
         symbol,
+        client_order_id,
     )
     assert row is not None, "the account is opened before any order reaches the store"
     return row
@@ -137,6 +159,75 @@ async def reserve_buying_power(
         events,
     )
     return value
+
+
+SUBMIT_SQL = """
+WITH reserved AS (
+    UPDATE accounts
+    SET reserved = reserved + $15, event_seq = event_seq + 1, updated_at = now()
+    WHERE account_id = $2
+      AND ($15 = 0 OR greatest(0, (cash + net_cost) * margin_multiplier - gross_cost)
+                      - reserved >= $15)
+    RETURNING event_seq, $18::bytea || '\\x38'::bytea || pb_varint(event_seq) AS payload
+), placed AS (
+    INSERT INTO orders (order_id, account_id, client_order_id, symbol, side, order_type,
+        time_in_force, qty, notional, limit_price, stop_price, trail_price, trail_percent,
+        status, reserved, replaces, created_at, updated_at)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17
+    FROM reserved
+), logged AS (
+    INSERT INTO order_events (account_id, sequence, payload)
+    SELECT $2, event_seq, payload FROM reserved
+), queued AS (
+    INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
+    SELECT $19, $20, $2, $21, payload, $22::jsonb FROM reserved
+)
+SELECT event_seq, payload, pg_notify($23, '') FROM reserved
+"""
+
+
+async def submit_order(
+    conn: asyncpg.Connection, order: Order, event: OutgoingEvent
+) -> tuple[int, bytes] | None:
+    """Reserve buying power, insert the order, its event and outbox row: one statement.
+
+    One statement is one implicit transaction and one round trip: either all of
+    it happens or none. The reservation is the conditional UPDATE of
+    `reserve_buying_power` (PostgreSQL serializes updates of one account row);
+    when it matches no row the inserts, which select from it, insert nothing and
+    None is returned. `event.payload` is the OrderEvent without its sequence,
+    which the UPDATE hands out and SQL appends (migration 002). A duplicate
+    client_order_id raises UniqueViolationError and nothing is written.
+    """
+    row = await conn.fetchrow(
+        SUBMIT_SQL,
+        order.order_id,
+        order.account_id,
+        order.client_order_id,
+        order.symbol,
+        order.side.value,
+        order.order_type.value,
+        order.time_in_force.value,
+        order.qty,
+        order.notional,
+        order.limit_price,
+        order.stop_price,
+        order.trail_price,
+        order.trail_percent,
+        order.status.value,
+        order.reserved,
+        order.replaces,
+        to_datetime(order.created_ns),
+        event.payload,
+        event.event_id,
+        event.topic,
+        event.schema_name,
+        event.headers_json,
+        NOTIFY_CHANNEL,
+    )
+    if row is None:
+        return None
+    return row["event_seq"], row["payload"]
 
 
 async def release_and_sequence(
@@ -296,6 +387,24 @@ async def mark_triggered(
         order_id,
         water_mark,
         at,
+    )
+
+
+async def save_water_marks(conn: asyncpg.Connection, marks: dict[str, Decimal]) -> None:
+    """Persist trailing stops' water marks, only ever tightening them.
+
+    A sell trails its high-water mark and a buy its low-water mark, so the stored
+    mark may only rise (sell) or fall (buy): a late or repeated batch cannot
+    loosen a stop. Triggered and closed orders keep what their change recorded.
+    """
+    await conn.executemany(
+        """UPDATE orders
+           SET water_mark = CASE WHEN side = 'sell'
+                                 THEN greatest(coalesce(water_mark, $2), $2)
+                                 ELSE least(coalesce(water_mark, $2), $2) END
+           WHERE order_id = $1 AND NOT triggered
+             AND status IN ('new', 'accepted', 'partially_filled')""",
+        list(marks.items()),
     )
 
 

@@ -8,9 +8,13 @@ so the edge answers with a status a person can act on.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import grpc
 
@@ -22,9 +26,11 @@ from cift.runtime.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
 )
+from cift.runtime.identity import maybe_identity
 from services.execution.orders import Instrument
 
 INSTRUMENT_CACHE_S = 30.0
@@ -124,17 +130,149 @@ def instrument_from_message(message: marketdata_pb2.Instrument) -> Instrument:
 
 
 class RiskGate:
-    """Pre-trade checks at the risk service (unary CheckOrder)."""
+    """Pre-trade checks at the risk service: unary when quiet, one batched stream under load.
 
-    def __init__(self, channel: grpc.aio.Channel, timeout_s: float = 2.0) -> None:
+    A unary CheckOrder costs a full gRPC round trip per order; under load the
+    checks waiting at the same moment go out together as one CheckOrders message
+    (`checks`, up to `max_batch`), answered by one message and matched back by
+    request_id. The stream is shared by every user, so each check carries its own
+    user's credential and risk authorizes it against that, not against whoever
+    opened the stream (the first user it was opened for). A check without a
+    credential to send (a caller trusted by gateway headers only) always goes
+    unary, acting as the forwarded caller.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        timeout_s: float = 2.0,
+        *,
+        stream_threshold: int = 4,
+        max_batch: int = 256,
+    ) -> None:
         self._stub = risk_pb2_grpc.RiskServiceStub(channel)
         self._timeout_s = timeout_s
+        self._stream_threshold = stream_threshold
+        self._max_batch = max_batch
+        self._in_flight = 0
+        self._waiting: dict[str, asyncio.Future[risk_pb2.CheckOrderResponse]] = {}
+        self._outgoing: list[risk_pb2.CheckOrderRequest] = []
+        self._wake = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self.streamed = 0  # checks sent over the stream (observability and tests)
 
     async def check(self, request: risk_pb2.CheckOrderRequest) -> risk_pb2.CheckOrderResponse:
+        identity = maybe_identity()
+        credential = identity.token if identity is not None else ""
+        self._in_flight += 1
+        try:
+            if credential and self._in_flight > self._stream_threshold:
+                request.credential = credential
+                return await self._streamed(request)
+            return await self._unary(request)
+        finally:
+            self._in_flight -= 1
+
+    async def _unary(self, request: risk_pb2.CheckOrderRequest) -> risk_pb2.CheckOrderResponse:
         try:
             reply: risk_pb2.CheckOrderResponse = await self._stub.CheckOrder(
                 request, timeout=self._timeout_s
             )
         except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise ResourceExhausted(
+                    error.details() or "Too many orders; slow down.",
+                    retry_after_s=_retry_after(error),
+                    reason="RATE_LIMITED",
+                ) from None
             raise _translate(error, "risk service") from None
         return reply
+
+    async def _streamed(self, request: risk_pb2.CheckOrderRequest) -> risk_pb2.CheckOrderResponse:
+        future: asyncio.Future[risk_pb2.CheckOrderResponse] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiting[request.request_id] = future
+        self._outgoing.append(request)
+        self._wake.set()
+        if self._reader is None:
+            self._open()
+        self.streamed += 1
+        try:
+            reply = await asyncio.wait_for(future, self._timeout_s)
+        except TimeoutError:
+            raise Unavailable(
+                "The risk service is unavailable right now; try again shortly."
+            ) from None
+        finally:
+            self._waiting.pop(request.request_id, None)
+        if reply.refused_code:
+            raise _refusal(reply)
+        return reply
+
+    def _open(self) -> None:
+        # Opened from the first streamed check's task, so the call carries that
+        # user's credential (the stream RPC needs an authenticated trader).
+        call = self._stub.CheckOrders(self._requests())
+        self._reader = asyncio.get_running_loop().create_task(self._read(call))
+
+    async def _requests(self) -> AsyncIterator[risk_pb2.CheckOrdersRequest]:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outgoing:
+                batch = self._outgoing[: self._max_batch]
+                del self._outgoing[: self._max_batch]
+                yield risk_pb2.CheckOrdersRequest(checks=batch)
+
+    async def _read(self, call: Any) -> None:
+        failure: DomainError = Unavailable(
+            "The risk service is unavailable right now; try again shortly."
+        )
+        try:
+            async for message in call:
+                for result in message.results or [message.result]:
+                    future = self._waiting.pop(result.request_id, None)
+                    if future is not None and not future.done():
+                        future.set_result(result)
+        except grpc.aio.AioRpcError as error:
+            failure = _translate(error, "risk service")
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        finally:
+            # Checks still waiting on a stream that ended fail now rather than at
+            # their deadline; the next check opens a new stream.
+            self._reader = None
+            self._outgoing.clear()
+            for future in self._waiting.values():
+                if not future.done():
+                    future.set_exception(failure)
+            self._waiting.clear()
+
+    async def close(self) -> None:
+        reader = self._reader
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+
+def _retry_after(error: grpc.aio.AioRpcError) -> float:
+    pairs: Any = error.trailing_metadata() or ()
+    for key, value in pairs:
+        if key == "retry-after":
+            try:
+                return float(value if isinstance(value, str) else bytes(value).decode())
+            except ValueError:
+                break
+    return 1.0
+
+
+def _refusal(reply: risk_pb2.CheckOrderResponse) -> DomainError:
+    message = reply.refused_message or "The risk service refused to check this order."
+    if reply.refused_code == grpc.StatusCode.PERMISSION_DENIED.value[0]:
+        return PermissionDenied(message)
+    if reply.refused_code == grpc.StatusCode.UNAUTHENTICATED.value[0]:
+        return Unauthenticated(message)
+    return Unavailable(message)

@@ -318,6 +318,53 @@ def test_trailing_stop_placed_before_any_price_anchors_on_the_first_one() -> Non
     assert trade(eng, "49.00") != []
 
 
+def test_water_marks_are_reported_when_set_and_when_they_move_only() -> None:
+    eng = engine()
+    trade(eng, "100.00")
+    order, _ = place(eng, Side.SELL, OrderType.TRAILING_STOP, trail_price="3.00")
+    assert eng.take_water_marks() == {order.order_id: D("100.00")}
+    trade(eng, "99.00")  # against the trail: the high-water mark stays
+    assert eng.take_water_marks() == {}
+    trade(eng, "104.00")
+    trade(eng, "105.00")
+    assert eng.take_water_marks() == {order.order_id: D("105.00")}  # the latest move only
+    assert eng.take_water_marks() == {}
+
+
+def test_water_marks_of_orders_that_left_the_book_are_not_reported() -> None:
+    eng = engine()
+    trade(eng, "100.00")
+    order, _ = place(eng, Side.BUY, OrderType.TRAILING_STOP, trail_price="3.00")
+    trade(eng, "95.00")
+    eng.remove(order.order_id)
+    assert eng.take_water_marks() == {}
+
+
+def test_engine_restarted_from_saved_water_mark_keeps_the_stop_tight() -> None:
+    before = engine()
+    trade(before, "100.00")
+    order, _ = place(before, Side.SELL, OrderType.TRAILING_STOP, trail_price="3.00")
+    trade(before, "105.00")
+    saved = before.take_water_marks()[order.order_id]
+    # The process restarts while the market falls to 102.50; the stop stands at 105 - 3.
+    after = engine()
+    quote(after, "102.45", "102.55")
+    trade(after, "102.50")
+    order.water_mark = saved  # as the broker reloads it from its row
+    assert after.add(order, 2) == []
+    triggered = trade(after, "102.00")
+    assert isinstance(triggered[0], OrderTriggered) and triggered[0].water_mark == D("105.00")
+
+
+def test_engine_restarted_without_a_saved_mark_would_trail_the_lower_price() -> None:
+    # The contrast that makes saving necessary: anchored at 102.50, 102.00 does not trigger.
+    after = engine()
+    quote(after, "102.45", "102.55")
+    trade(after, "102.50")
+    place(after, Side.SELL, OrderType.TRAILING_STOP, trail_price="3.00")
+    assert trade(after, "102.00") == []
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     script=st.lists(
@@ -341,6 +388,7 @@ def test_trailing_stops_trigger_exactly_when_a_per_order_water_mark_says_so(
     eng = engine()
     quote(eng, "0.01", "999.99")  # a market that never fills: we only watch triggers
     naive: dict[str, tuple[Side, bool, Decimal, Decimal | None]] = {}
+    persisted: dict[str, Decimal] = {}  # what the broker would have saved, batch by batch
     for step in script:
         if step[0] == "price":
             price = D(int(step[1])) / 100  # type: ignore[call-overload]
@@ -367,6 +415,9 @@ def test_trailing_stops_trigger_exactly_when_a_per_order_water_mark_says_so(
                 if isinstance(e, OrderTriggered)
             }
             assert got == expected
+            persisted.update(eng.take_water_marks())
+            for oid, (_, _, _, mark) in naive.items():
+                assert persisted[oid] == mark  # saved marks never lag the live ones
         elif step[0] == "order":
             _, cents, is_sell, use_percent = step
             trail = D(int(cents)) / 100  # type: ignore[call-overload]
