@@ -59,21 +59,6 @@ def trade_pb(trade: Trade, sequence: int) -> marketdata_pb2.Trade:
     return message
 
 
-def quote_from_pb(message: marketdata_pb2.Quote) -> Quote:
-    return Quote(
-        message.symbol,
-        timestamp_ns(message.timestamp),
-        message.bid,
-        message.ask,
-        message.bid_size,
-        message.ask_size,
-    )
-
-
-def trade_from_pb(message: marketdata_pb2.Trade) -> Trade:
-    return Trade(message.symbol, timestamp_ns(message.timestamp), message.price, message.size)
-
-
 def bar_pb(bar: Bar) -> marketdata_pb2.Bar:
     return marketdata_pb2.Bar(
         symbol=bar.symbol,

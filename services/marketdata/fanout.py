@@ -76,11 +76,6 @@ class Subscription(Generic[T]):
             return False
         return self.predicate is None or self.predicate(item)
 
-    @property
-    def backlog(self) -> int:
-        """Items published after this subscriber's cursor (before filtering)."""
-        return self.log.head - self.cursor
-
     def take(self, max_items: int) -> Delivery[T] | None:
         """Up to `max_items` items after the cursor, or None when there is nothing new."""
         return self.log._take(self, max_items)

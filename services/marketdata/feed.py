@@ -91,7 +91,7 @@ class ReplaySource:
         self._start_ns = start_ns
         self._schedule: Iterator[Paced] = pace(ticks, speed=speed)
         self._next: Paced | None = next(self._schedule, None)
-        self._last_due_ns = start_ns
+        self._last_due_ns = start_ns - 1
         self._finished = self._next is None
 
     @property
@@ -105,7 +105,7 @@ class ReplaySource:
         out: list[Tick] = []
         while self._next is not None and len(out) < MAX_TICKS_PER_INTERVAL:
             due_ns = self._due_ns(self._next)
-            if due_ns > now_ns:
+            if self._speed > 0 and due_ns > now_ns:
                 break
             tick = self._next.event
             # Distinct, increasing times even when several ticks share a due time.

@@ -19,7 +19,7 @@ File formats (column names are case-insensitive):
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -58,15 +58,6 @@ def pace(events: Iterable[Tick], *, speed: float) -> Iterator[Paced]:
         if speed > 0:
             due = max(due, (event.ts_ns - first_ts) / NS_PER_SECOND / speed)
         yield Paced(due, event)
-
-
-def rebase(events: Iterable[Tick], start_ns: int) -> Iterator[Tick]:
-    """Shift timestamps so the first event happens at `start_ns` (replaying history as today)."""
-    offset: int | None = None
-    for event in events:
-        if offset is None:
-            offset = start_ns - event.ts_ns
-        yield replace(event, ts_ns=event.ts_ns + offset)
 
 
 def bar_to_ticks(

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from services.marketdata.bars import Bar
-from services.marketdata.ticks import Quote, Trade
+from services.marketdata.ticks import Trade
 
 KIND_QUOTE = 1
 KIND_TRADE = 2
@@ -53,36 +53,6 @@ async def copy_ticks(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) 
     """Bulk-write tick rows (columns of TICK_COLUMNS) with COPY."""
     if rows:
         await conn.copy_records_to_table("ticks", records=rows, columns=TICK_COLUMNS)
-
-
-def quote_row(sequence: int, quote: Quote) -> tuple[Any, ...]:
-    return (
-        sequence,
-        quote.ts_ns,
-        quote.symbol,
-        KIND_QUOTE,
-        quote.bid,
-        quote.ask,
-        quote.bid_size,
-        quote.ask_size,
-        None,
-        None,
-    )
-
-
-def trade_row(sequence: int, trade: Trade) -> tuple[Any, ...]:
-    return (
-        sequence,
-        trade.ts_ns,
-        trade.symbol,
-        KIND_TRADE,
-        None,
-        None,
-        None,
-        None,
-        trade.price,
-        trade.size,
-    )
 
 
 async def upsert_bars(

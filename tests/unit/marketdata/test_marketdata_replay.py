@@ -13,7 +13,6 @@ from services.marketdata.replay import (
     bar_to_ticks,
     load_replay_file,
     pace,
-    rebase,
     sample_data_path,
 )
 from services.marketdata.ticks import Quote, Tick, Trade
@@ -63,11 +62,6 @@ def test_pacing_follows_timestamps_divided_by_speed() -> None:
     assert [p.due_s for p in pace(ticks, speed=0.0)] == [0.0, 0.0, 0.0, 0.0]
     with pytest.raises(InvalidArgument, match="speed"):
         list(pace(ticks, speed=-1.0))
-
-
-def test_rebase_moves_history_to_start_now_keeping_gaps() -> None:
-    ticks = [Trade("A", ts, 1.0, 1.0) for ts in (10 * S, 12 * S)]
-    assert [t.ts_ns for t in rebase(ticks, 1000 * S)] == [1000 * S, 1002 * S]
 
 
 def rebuild_daily(ticks: list[Tick]) -> list[Bar]:

@@ -1,0 +1,101 @@
+"""The feed: pacing sources against the clock and stamping ticks with growing sequences."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cift.marketdata.v1 import marketdata_pb2
+from services.marketdata.events import timestamp_ns
+from services.marketdata.feed import (
+    MAX_TICKS_PER_INTERVAL,
+    FeedRunner,
+    ReplaySource,
+    SimulatorSource,
+)
+from services.marketdata.instruments import default_universe
+from services.marketdata.simulator import Simulator
+from services.marketdata.ticks import Quote, Tick, Trade
+
+S = 1_000_000_000
+
+
+def simulator_source(rate: float = 10.0) -> SimulatorSource:
+    return SimulatorSource(
+        Simulator(default_universe(), seed=3, rate_per_symbol=rate, start_ns=100 * S)
+    )
+
+
+def test_simulator_source_releases_only_ticks_whose_time_has_come() -> None:
+    source = simulator_source()
+    assert source.due(100 * S) == []
+    first = source.due(101 * S)
+    # 52 symbols x 10 ticks/s for one second.
+    assert 400 < len(first) < 650
+    assert all(100 * S < t.ts_ns <= 101 * S for t in first)
+    second = source.due(102 * S)
+    assert all(101 * S < t.ts_ns <= 102 * S for t in second)
+    assert not source.finished
+
+
+def test_a_fast_simulator_is_capped_per_interval_and_catches_up_later() -> None:
+    source = simulator_source(rate=100_000.0)
+    burst = source.due(110 * S)
+    assert len(burst) == MAX_TICKS_PER_INTERVAL
+    assert source.due(110 * S)[0].ts_ns > burst[-1].ts_ns
+
+
+def replay_ticks() -> list[Tick]:
+    return [
+        Quote("AAPL", 10 * S, 99.0, 99.1, 100, 100),
+        Trade("AAPL", 10 * S, 99.05, 5),
+        Trade("AAPL", 70 * S, 99.5, 5),
+    ]
+
+
+def test_replay_source_compresses_history_by_its_speed_and_retimes_ticks() -> None:
+    source = ReplaySource(replay_ticks(), speed=60.0, start_ns=1000 * S, loop=False)
+    now = source.due(1000 * S)
+    assert [t.ts_ns for t in now] == [1000 * S, 1000 * S + 1]  # distinct, increasing times
+    assert source.due(1000 * S + S // 2) == []
+    (last,) = source.due(1001 * S)  # 60 s of history a second later
+    assert last.ts_ns == 1001 * S and isinstance(last, Trade) and last.price == 99.5
+    assert source.finished
+
+
+def test_replay_at_speed_zero_publishes_everything_at_once_with_original_times() -> None:
+    source = ReplaySource(replay_ticks(), speed=0.0, start_ns=1000 * S, loop=False)
+    assert [t.ts_ns for t in source.due(0)] == [10 * S, 10 * S, 70 * S]
+    assert source.finished
+
+
+def test_a_looping_replay_starts_over_after_its_last_tick() -> None:
+    source = ReplaySource(replay_ticks(), speed=60.0, start_ns=1000 * S, loop=True)
+    assert len(source.due(1001 * S)) == 3
+    again = source.due(1002 * S + 1)  # the second pass spans the next second
+    assert len(again) == 3 and again[0].ts_ns > 1001 * S
+    assert not source.finished
+
+
+def test_stamped_ticks_get_consecutive_sequences_and_quotes_carry_the_last_trade() -> None:
+    published: list[list[marketdata_pb2.Quote | marketdata_pb2.Trade]] = []
+    source = ReplaySource(
+        [*replay_ticks(), Quote("AAPL", 80 * S, 99.4, 99.6, 100, 200)],
+        speed=0.0,
+        start_ns=0,
+        loop=False,
+    )
+    runner = FeedRunner(source, None, published.append, interval_s=0.01, sequence_base=5000)
+    assert asyncio.run(runner.publish_once(0)) == 4
+    (batch,) = published
+    assert [m.sequence for m in batch] == [5001, 5002, 5003, 5004]
+    first_quote, last_quote = batch[0], batch[3]
+    assert isinstance(first_quote, marketdata_pb2.Quote) and first_quote.last == 0.0
+    assert isinstance(last_quote, marketdata_pb2.Quote) and last_quote.last == 99.5
+    assert timestamp_ns(last_quote.timestamp) == 80 * S
+    assert runner.next_sequence == 5005
+
+
+def test_a_restarted_feed_continues_above_the_previous_sequences() -> None:
+    earlier = FeedRunner(simulator_source(), None, lambda _: None, interval_s=0.01)
+    later = FeedRunner(simulator_source(), None, lambda _: None, interval_s=0.01)
+    assert later.next_sequence > earlier.next_sequence
