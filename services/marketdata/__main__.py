@@ -1,15 +1,17 @@
 """`python -m services.marketdata [serve|migrate]`: wiring only.
 
-One process runs the gRPC servicer, the feed task (simulator or replay) and the
-ingest consumer. The feed hands its ticks straight to the local stream hub, so
-StreamQuotes/StreamTrades serve this process's feed; StreamBars serves the bars
-the ingest closes. Run one ingest per deployment (its bar state is per symbol).
+A process runs the gRPC servicer, a member of the ingest consumer group, and either
+the feed task (simulator or replay: exactly one such process per deployment) or a
+relay that feeds its stream hub from `marketdata.ticks.v1`. The feed hands its
+ticks straight to its own hub (lowest latency); every process relays closed bars
+from `marketdata.bars.v1` to its StreamBars subscribers.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,8 +109,8 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         ctx.pool,
         ctx.redis,
         partition_days=config.marketdata_tick_partition_days,
-        on_bars=hub.publish_bars,
         topic=topic,
+        bars_topic=config.marketdata_bars_topic,
     )
     servicer = MarketDataServicer(
         pool=ctx.pool,
@@ -128,9 +130,22 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         max_batch=config.marketdata_ingest_batch,
     )
     ctx.spawn("marketdata-ingest", consumer.run(ingest.on_ticks))
+    # Stream subscribers of this process see every closed bar, whichever process
+    # ingested it, and every tick even when the feed runs elsewhere. The groups are
+    # per process (each process needs all partitions) and start at the live end.
+    process_id = uuid.uuid4().hex[:12]
+    bars_relay = ctx.consumer(
+        f"marketdata-bars-{process_id}", [config.marketdata_bars_topic], from_beginning=False
+    )
+    ctx.spawn("marketdata-bars-relay", bars_relay.run(hub.relay_bars))
     source = tick_source(config, universe)
     feed = None
-    if source is not None:
+    if source is None:
+        ticks_relay = ctx.consumer(
+            f"marketdata-streams-{process_id}", [topic], from_beginning=False
+        )
+        ctx.spawn("marketdata-ticks-relay", ticks_relay.run(hub.relay_ticks))
+    else:
         feed = FeedRunner(
             source,
             ctx.producer,

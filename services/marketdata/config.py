@@ -67,6 +67,9 @@ class MarketDataConfig(CommonConfig):
         "marketdata.ticks.v1",
         "Topic the feed publishes ticks to and the ingest reads (isolated runs only).",
     )
+    marketdata_bars_topic: str = setting(
+        "marketdata.bars.v1", "Topic closed bars are published to (isolated runs only)."
+    )
     marketdata_ingest_group: str = setting(
         "marketdata-ingest",
         "Consumer group of the ingest (a new group re-reads the topic from the start).",

@@ -9,14 +9,21 @@ and the replayed batch is recognised by its sequences (at or below the saved
 high-water mark of its partition) and skipped: nothing is lost, nothing counted
 twice, and bars rebuilt after a restart equal the bars built without one.
 
+Several processes may share the consumer group (the partitions are split between
+them and move on a rebalance). Each transaction locks its partitions' progress rows
+and checks them against what this process last wrote: if another process applied
+ticks of those partitions meanwhile, this process's bar state is stale, so it
+reloads it from the database and applies the batch again.
+
 After the commit the latest quote per symbol goes to Redis (a hash of serialized
-`Quote` messages) and closed bars go to the local stream hub.
+`Quote` messages). Closed bars reach stream subscribers of every process through
+`marketdata.bars.v1`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import asyncpg
 from prometheus_client import Counter
@@ -36,9 +43,17 @@ TICKS_INGESTED = Counter("cift_marketdata_ingest_ticks_total", "Ticks written to
 TICKS_SKIPPED = Counter(
     "cift_marketdata_ingest_replayed_total", "Replayed ticks recognised and skipped."
 )
+STALE_RELOADS = Counter(
+    "cift_marketdata_ingest_stale_reloads_total",
+    "Batches re-applied after another process had advanced their partitions (rebalance).",
+)
 BARS_CLOSED = Counter(
     "cift_marketdata_bars_closed_total", "Bars closed and published.", ["timeframe"]
 )
+
+
+class _StaleState(Exception):
+    """Another process advanced a partition this process holds bar state for."""
 
 
 class Ingest:
@@ -50,14 +65,14 @@ class Ingest:
         redis: aioredis.Redis,
         *,
         partition_days: int,
-        on_bars: Callable[[list[marketdata_pb2.Bar]], None],
         topic: str = TOPIC_TICKS,
+        bars_topic: str = TOPIC_BARS,
     ) -> None:
         self.pool = pool
         self.redis = redis
         self.partition_days = partition_days
-        self.on_bars = on_bars
         self.topic = topic
+        self.bars_topic = bars_topic
         self.builder = BarBuilder()
         self._progress: dict[int, int] | None = None
         self._partitions: set[int] = set()
@@ -78,15 +93,23 @@ class Ingest:
         )
 
     async def on_ticks(self, events: list[Event]) -> None:
-        if self._progress is None:
-            await self._load()
-        try:
-            await self._apply(events)
-        except BaseException:
-            # The transaction rolled back but the in-memory builder moved on: reload
-            # from the database before the consumer retries the batch.
-            self._progress = None
-            raise
+        for attempt in range(2):
+            if self._progress is None:
+                await self._load()
+            try:
+                await self._apply(events)
+                return
+            except _StaleState:
+                # Another process applied some of these partitions: start from its state.
+                STALE_RELOADS.inc()
+                self._progress = None
+                if attempt:
+                    raise
+            except BaseException:
+                # The transaction rolled back but the in-memory builder moved on: reload
+                # from the database before the consumer retries the batch.
+                self._progress = None
+                raise
 
     async def _apply(self, events: list[Event]) -> None:
         assert self._progress is not None
@@ -170,6 +193,10 @@ class Ingest:
         open_bars = [bar for bar in builder.open_bars() if bar.symbol in touched]
         clocks = builder.clocks()
         async with self.pool.acquire() as conn, conn.transaction():
+            mine = sorted({event.partition for event in events})
+            locked = await store.lock_progress(conn, self.topic, mine)
+            if any(locked.get(p, 0) != self._progress.get(p, 0) for p in mine):
+                raise _StaleState
             new_partitions = starts - self._partitions
             if new_partitions:
                 await store.ensure_partitions(conn, new_partitions, self.partition_days)
@@ -181,7 +208,7 @@ class Ingest:
             for bar in closed:
                 await outbox.enqueue(
                     conn,
-                    TOPIC_BARS,
+                    self.bars_topic,
                     bar.symbol,
                     events_pb2.BarEvent(bar=bar_pb(bar)),
                     event_id=bar_event_id(bar),
@@ -192,10 +219,8 @@ class Ingest:
         TICKS_INGESTED.inc(len(rows))
         if latest:
             await self._store_latest(latest.values())
-        if closed:
-            for bar in closed:
-                BARS_CLOSED.labels(bar.timeframe).inc()
-            self.on_bars([bar_pb(bar) for bar in closed])
+        for bar in closed:
+            BARS_CLOSED.labels(bar.timeframe).inc()
 
     async def _store_latest(self, quotes: Iterable[marketdata_pb2.Quote]) -> None:
         mapping: dict[str | bytes, bytes] = {}

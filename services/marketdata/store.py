@@ -115,6 +115,19 @@ async def save_progress(conn: asyncpg.Connection, topic: str, progress: dict[int
     )
 
 
+async def lock_progress(
+    conn: asyncpg.Connection, topic: str, partitions: list[int]
+) -> dict[int, int]:
+    """The saved progress of `partitions`, locked until the transaction ends."""
+    rows = await conn.fetch(
+        "SELECT partition, sequence FROM ingest_progress WHERE topic = $1 AND partition = ANY($2::int[]) "
+        "FOR UPDATE",
+        topic,
+        partitions,
+    )
+    return {row["partition"]: row["sequence"] for row in rows}
+
+
 async def load_progress(conn: asyncpg.Connection, topic: str) -> dict[int, int]:
     rows = await conn.fetch(
         "SELECT partition, sequence FROM ingest_progress WHERE topic = $1", topic

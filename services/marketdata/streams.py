@@ -16,7 +16,8 @@ from typing import TypeVar
 
 from prometheus_client import Counter, Gauge
 
-from cift.marketdata.v1 import marketdata_pb2
+from cift.marketdata.v1 import events_pb2, marketdata_pb2
+from cift.runtime.kafka import Event
 from services.marketdata.fanout import Delivery, StreamLog, Subscription
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,26 @@ class StreamHub:
 
     def publish_bars(self, bars: Iterable[marketdata_pb2.Bar]) -> None:
         self.bars.publish(bars)
+
+    async def relay_ticks(self, events: list[Event]) -> None:
+        """Feed the hub from `marketdata.ticks.v1` (processes that run no feed themselves).
+
+        A batch holds ticks of several partitions; sorting it by sequence keeps the
+        stream in sequence order as far as the partitions arrive together.
+        """
+        ticks: list[marketdata_pb2.Quote | marketdata_pb2.Trade] = []
+        for event in events:
+            message = event.message
+            if isinstance(message, events_pb2.TickEvent):
+                ticks.append(message.quote if message.HasField("quote") else message.trade)
+        ticks.sort(key=lambda tick: tick.sequence)
+        self.publish_ticks(ticks)
+
+    async def relay_bars(self, events: list[Event]) -> None:
+        """Feed the hub from `marketdata.bars.v1`: bars close in whichever process ingests them."""
+        bars = [e.message.bar for e in events if isinstance(e.message, events_pb2.BarEvent)]
+        bars.sort(key=lambda bar: (bar.start_time.seconds, bar.start_time.nanos, bar.symbol))
+        self.publish_bars(bars)
 
 
 async def serve(

@@ -56,6 +56,7 @@ class Scenario:
     infra: Any
     database_url: str
     topic: str
+    bars_topic: str
 
     def config(self, **overrides: Any) -> MarketDataConfig:
         settings: dict[str, Any] = {
@@ -67,6 +68,7 @@ class Scenario:
             "kafka_bootstrap": self.infra.kafka_bootstrap,
             "drain_timeout_s": 1.0,
             "marketdata_ticks_topic": self.topic,
+            "marketdata_bars_topic": self.bars_topic,
             "marketdata_ingest_group": f"ingest-{self.topic}",
             "marketdata_stream_heartbeat_s": 0.5,
         }
@@ -123,10 +125,11 @@ async def new_scenario(infra: Any) -> AsyncIterator[Scenario]:
     finally:
         await admin.close()
     topic = f"marketdata.ticks.test.{name}"
-    await ensure_topics(infra.kafka_bootstrap, [topic], partitions=3)
+    bars_topic = f"marketdata.bars.test.{name}"
+    await ensure_topics(infra.kafka_bootstrap, [topic, bars_topic], partitions=3)
     base, _, _ = infra.database_url.rpartition("/")
     try:
-        yield Scenario(infra, f"{base}/{name}", topic)
+        yield Scenario(infra, f"{base}/{name}", topic, bars_topic)
     finally:
         admin = await asyncpg.connect(infra.database_url)
         try:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
 import pytest
 from bar_reference import reference_bars
-from marketdata_helpers import Scenario, eventually
+from marketdata_helpers import METADATA, Scenario, eventually
 
+from cift.marketdata.v1 import marketdata_pb2 as md
 from cift.runtime.kafka import EventProducer
 from services.marketdata.events import publish_ticks
 from services.marketdata.feed import FeedRunner
@@ -73,6 +75,11 @@ async def test_bars_rebuilt_after_restarts_and_a_full_replay_equal_bars_built_in
             )
         assert partitions == 1  # all of these ticks fall on one day
 
+    assert_bars_match(rows, ticks)
+
+
+def assert_bars_match(rows: list[Any], ticks: list[Tick]) -> None:
+    """Stored bars equal bars aggregated independently from the ticks' trades."""
     trades = [(t.symbol, t.ts_ns, t.price, t.size) for t in ticks if isinstance(t, Trade)]
     expected = reference_bars(trades)
     stored = {(r["symbol"], r["timeframe"], r["start_ns"]): r for r in rows}
@@ -90,6 +97,42 @@ async def test_bars_rebuilt_after_restarts_and_a_full_replay_equal_bars_built_in
     assert len({(s, tf) for s, tf, _ in open_keys}) == len(open_keys)
     assert all(start == latest[(s, tf)] for s, tf, start in open_keys)
     assert open_keys  # the last bars of the session are still open
+
+
+async def test_two_processes_share_the_ingest_and_each_streams_every_tick(
+    scenario: Scenario,
+) -> None:
+    ticks = Simulator(
+        default_universe(), seed=7, rate_per_symbol=40.0, start_ns=START_NS
+    ).next_events(6000)
+    runner = FeedRunner(
+        _never_called(), None, lambda _: None, interval_s=0.01, sequence_base=50_000
+    )
+    async with (
+        scenario.running(marketdata_feed="none") as first,
+        scenario.running(marketdata_feed="none") as second,
+    ):
+        stream = second.stub.StreamTrades(
+            md.StreamTradesRequest(symbols=["AAPL"]), metadata=METADATA
+        )
+        await asyncio.sleep(3.0)  # let both consumer groups settle on their partitions
+        await publish(scenario, runner, ticks)
+        await eventually(lambda: tick_count(first.pool, 6000), timeout_s=60.0)
+        streamed: list[int] = []
+        async with asyncio.timeout(20):
+            async for message in stream:
+                streamed += [t.sequence for t in message.trades]
+                if len(streamed) >= 5:
+                    break
+        stream.cancel()
+        async with first.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT symbol, timeframe, start_ns, open, high, low, close, volume, notional, trade_count, closed "
+                "FROM bars"
+            )
+    assert_bars_match(list(rows), ticks)
+    # The process without a feed streams the ticks it relays from the topic, in order.
+    assert streamed == sorted(streamed) and streamed[0] > 50_000
 
 
 class _never_called:
