@@ -254,6 +254,11 @@ class JwksCache:
         """The key set, refreshed first if it is older than `max_age_s`."""
         if not self._fresh() and self._may_refetch():
             await self._refresh()
+        if not self._keys and self._lock.locked():
+            # The first fetch is in flight (started by a concurrent caller): wait for
+            # it rather than failing every request that arrives before it answers.
+            async with self._lock:
+                pass
         if not self._keys:
             raise Unavailable(
                 "The auth service's signing keys are not available yet; retry shortly."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -377,3 +378,18 @@ async def test_real_clock_default_accepts_a_fresh_token() -> None:
     now = int(time.time())
     identity = await verifier.verify(sign(claims(iat=now, nbf=now, exp=now + 60)))
     assert identity.scopes == frozenset({"read", "trade"})
+
+
+async def test_concurrent_first_verifications_wait_for_the_one_jwks_fetch() -> None:
+    class SlowAuth(FakeAuth):
+        async def fetch(self) -> Iterable[Mapping[str, str]]:
+            await asyncio.sleep(0.05)  # callers arrive while the first fetch is in flight
+            return await super().fetch()
+
+    auth, clock = SlowAuth(KEYS), Clock(NOW)
+    verifier = verifier_for(auth, clock)
+    identities = await asyncio.gather(
+        *(verifier.verify(sign(claims(jti=str(jti)))) for jti in range(8))
+    )
+    assert [i.user_id for i in identities] == ["user-1"] * 8
+    assert auth.fetches == 1
