@@ -1,13 +1,25 @@
-"""SubmitOrder throughput and latency through the broker and PostgreSQL (no gateway, no gRPC).
+"""SubmitOrder throughput and latency through the real risk service and PostgreSQL (no gateway).
 
-Run: CIFT_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
-     python bench/bench_execution_submit.py [--orders 3000] [--concurrency 16]
+Run: python bench/bench_execution_submit.py [--mode service|broker] [--accounts 50]
+         [--concurrency 16 --orders 6000 | --rate 1000 --seconds 10]
 
-Each submit is the full transaction of the service: idempotency lookup, account
-context, the pre-trade check (an in-process stand-in answering at once: the risk
-service's own cost is measured by its bench), the conditional buying-power UPDATE,
-the order INSERT, the order event and its outbox row, then the engine booking.
-Orders are resting limits spread over 200 accounts in a throwaway schema.
+The bench starts its own stack with the launcher behind `cift up` (embedded
+PostgreSQL with fsync on, Redis, the Kafka-protocol broker, auth, market data
+with its simulator, risk, execution; no gateway), registers `--accounts` users
+through auth's gRPC API and submits resting limit buys (1 share, 5% under the
+bid, so the collar passes and nothing fills) round-robin over the accounts.
+
+- `--mode service`: SubmitOrder over gRPC to the execution service process with
+  each user's bearer token: the service's interceptor (JWT check), the broker,
+  the risk check over gRPC, the database. The client runs in this process.
+- `--mode broker`: the execution broker in this process (no execution gRPC
+  server), with the real risk and market data services over gRPC, on the
+  stack's PostgreSQL in a throwaway schema.
+
+`--concurrency C` runs C submitters back to back (closed loop: the throughput
+ceiling). `--rate R` starts R submits per second for `--seconds` whatever the
+answers (open loop); latency counts from each submit's scheduled start, so a
+backlog shows up in p99 instead of hiding as a lower rate.
 """
 
 from __future__ import annotations
@@ -15,95 +27,250 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
+import sys
+import tempfile
 import time
 import uuid
-from decimal import Decimal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
+from typing import Any
 
-import asyncpg
+import grpc
 
-from cift.risk.v1 import risk_pb2
+from cift.auth.v1 import auth_pb2, auth_pb2_grpc
+from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
+from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime import db
+from cift.runtime.clients import open_channel
+from cift.runtime.identity import Identity, acting_as
+from cift.stack.launcher import Stack, StackInfo, StackOptions
 from services.execution.broker import AccountSettings, Broker
 from services.execution.fills import FillEngine
-from services.execution.orders import Instrument, OrderRequest, OrderType, Side, TimeInForce
-from services.execution.upstream import MarketClock
+from services.execution.orders import OrderRequest, OrderType, Side, TimeInForce
+from services.execution.upstream import MarketReference, RiskGate
 
 MIGRATIONS = Path(__file__).parents[1] / "services" / "execution" / "migrations"
+SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AMD")
+PASSWORD = "bench horse battery 9"
 
 
-class Market:
-    async def instrument(self, symbol: str) -> Instrument:
-        return Instrument(symbol, Decimal("0.01"), Decimal(1), fractionable=False)
-
-    async def latest_prices(
-        self, symbols: list[str]
-    ) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
-        return {}
-
-    async def clock(self) -> MarketClock:
-        return MarketClock(0, True, 0)
+@dataclass(frozen=True)
+class Trader:
+    user_id: str
+    account_id: str
+    token: str
 
 
-class Risk:
-    async def check(self, request: risk_pb2.CheckOrderRequest) -> risk_pb2.CheckOrderResponse:
-        return risk_pb2.CheckOrderResponse(request_id=request.request_id, approved=True)
+async def register(info: StackInfo, count: int) -> list[Trader]:
+    async with grpc.aio.insecure_channel(info.grpc_addrs["auth"]) as channel:
+        stub = auth_pb2_grpc.AuthServiceStub(channel)
+
+        async def one() -> Trader:
+            email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
+            user = (
+                await stub.Register(
+                    auth_pb2.RegisterRequest(email=email, password=PASSWORD, display_name="Bench")
+                )
+            ).user
+            login = await stub.Login(auth_pb2.LoginRequest(email=email, password=PASSWORD))
+            return Trader(user.id, user.account_id, login.access_token)
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--orders", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--pool", type=int, default=8)
-    args = parser.parse_args()
-    dsn = os.environ.get("CIFT_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    schema = f"execution_bench_{uuid.uuid4().hex[:8]}"
-    await db.migrate_dsn(dsn, schema, db.load_migrations(MIGRATIONS))
-    pool = await db.create_pool(dsn, schema, min_size=args.pool, max_size=args.pool)
-    try:
-        broker = Broker(
-            pool, FillEngine(), Market(), Risk(), AccountSettings(Decimal(10**9), Decimal(1))
+async def limit_prices(info: StackInfo, trader: Trader) -> dict[str, Decimal]:
+    """5% under each symbol's bid, on the cent grid: inside the collar, never filled."""
+    async with grpc.aio.insecure_channel(info.grpc_addrs["marketdata"]) as channel:
+        stub = marketdata_pb2_grpc.MarketDataServiceStub(channel)
+        for _ in range(100):
+            reply = await stub.GetLatestQuotes(
+                marketdata_pb2.GetLatestQuotesRequest(symbols=list(SYMBOLS)),
+                metadata=(("authorization", f"Bearer {trader.token}"),),
+            )
+            if len(reply.quotes) == len(SYMBOLS):
+                return {
+                    s: (Decimal(repr(q.bid)) * Decimal("0.95")).quantize(
+                        Decimal("0.01"), ROUND_DOWN
+                    )
+                    for s, q in reply.quotes.items()
+                }
+            await asyncio.sleep(0.2)
+    raise SystemExit("the market data simulator never quoted every symbol")
+
+
+Submit = Callable[[int], Awaitable[None]]
+
+
+async def service_submitter(
+    info: StackInfo, traders: list[Trader], prices: dict[str, Decimal]
+) -> tuple[Submit, Callable[[], Awaitable[None]]]:
+    channel = grpc.aio.insecure_channel(info.grpc_addrs["execution"])
+    stub = execution_pb2_grpc.ExecutionServiceStub(channel)
+    metadata = [(("authorization", f"Bearer {t.token}"),) for t in traders]
+
+    async def submit(n: int) -> None:
+        symbol = SYMBOLS[n % len(SYMBOLS)]
+        await stub.SubmitOrder(
+            execution_pb2.SubmitOrderRequest(
+                symbol=symbol,
+                side=orders_pb2.ORDER_SIDE_BUY,
+                type=orders_pb2.ORDER_TYPE_LIMIT,
+                time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
+                qty="1",
+                limit_price=str(prices[symbol]),
+            ),
+            metadata=metadata[n % len(traders)],
         )
-        accounts = [str(uuid.uuid4()) for _ in range(200)]
-        for account in accounts:
-            await broker.ensure_account(account)
-        latencies: list[float] = []
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for n in range(args.orders):
-            queue.put_nowait(n)
 
-        async def worker() -> None:
-            while not queue.empty():
-                n = queue.get_nowait()
-                request = OrderRequest(
-                    "BENCH",
+    async def close() -> None:
+        await channel.close(None)
+
+    return submit, close
+
+
+async def broker_submitter(
+    info: StackInfo, traders: list[Trader], prices: dict[str, Decimal], pool_size: int
+) -> tuple[Submit, Callable[[], Awaitable[None]]]:
+    schema = f"execution_bench_{uuid.uuid4().hex[:8]}"
+    await db.migrate_dsn(info.database_url, schema, db.load_migrations(MIGRATIONS))
+    pool = await db.create_pool(info.database_url, schema, min_size=pool_size, max_size=pool_size)
+    risk_channel = open_channel(info.grpc_addrs["risk"])
+    market_channel = open_channel(info.grpc_addrs["marketdata"])
+    risk = RiskGate(risk_channel)
+    broker = Broker(
+        pool,
+        FillEngine(),
+        MarketReference(market_channel),
+        risk,
+        AccountSettings(Decimal(100000), Decimal(1)),
+    )
+    identities = [
+        Identity(t.user_id, t.account_id, frozenset({"read", "trade"}), t.token) for t in traders
+    ]
+
+    async def submit(n: int) -> None:
+        symbol = SYMBOLS[n % len(SYMBOLS)]
+        identity = identities[n % len(identities)]
+        with acting_as(identity):
+            await broker.submit(
+                identity.account_id,
+                OrderRequest(
+                    symbol,
                     Side.BUY,
                     OrderType.LIMIT,
                     TimeInForce.GTC,
                     qty=Decimal(1),
-                    limit_price=Decimal("10.00") + Decimal(n % 100) / 100,
-                )
-                started = time.perf_counter()
-                await broker.submit(accounts[n % len(accounts)], request)
-                latencies.append(time.perf_counter() - started)
+                    limit_price=prices[symbol],
+                ),
+            )
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-        elapsed = time.perf_counter() - started
-        latencies.sort()
-        print(
-            "command: CIFT_DATABASE_URL=... python bench/bench_execution_submit.py "
-            f"--orders {args.orders} --concurrency {args.concurrency} --pool {args.pool}"
-        )
-        print(f"{'orders':<18}{len(latencies):>10,}")
-        print(f"{'orders/s':<18}{len(latencies) / elapsed:>10,.0f}")
-        print(f"{'p50 (ms)':<18}{latencies[len(latencies) // 2] * 1000:>10.2f}")
-        print(f"{'p99 (ms)':<18}{latencies[int(len(latencies) * 0.99)] * 1000:>10.2f}")
-    finally:
+    async def close() -> None:
+        print(f"  (risk checks sent over the CheckOrders stream: {risk.streamed})")
+        await risk.close()
+        await risk_channel.close(None)
+        await market_channel.close(None)
+        await pool.execute(f"DROP SCHEMA {schema} CASCADE")
         await pool.close()
-        conn = await asyncpg.connect(dsn)
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await conn.close()
+
+    return submit, close
+
+
+async def closed_loop(submit: Submit, orders: int, concurrency: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    counter = iter(range(orders))
+
+    async def worker() -> None:
+        for n in counter:
+            started = time.perf_counter()
+            await submit(n)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, time.perf_counter() - started
+
+
+async def open_loop(submit: Submit, rate: float, seconds: float) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    tasks: list[asyncio.Task[None]] = []
+    total = int(rate * seconds)
+
+    async def one(n: int, due: float) -> None:
+        await submit(n)
+        latencies.append(time.perf_counter() - due)
+
+    started = time.perf_counter()
+    for n in range(total):
+        due = started + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n, due)))
+    await asyncio.gather(*tasks)
+    return latencies, time.perf_counter() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=("service", "broker"), default="service")
+    parser.add_argument("--accounts", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--orders", type=int, default=6000)
+    parser.add_argument("--rate", type=float, default=0.0, help="open loop at this rate")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--pool", type=int, default=8, help="broker mode: connections")
+    parser.add_argument("--warmup", type=int, default=500)
+    args = parser.parse_args()
+    print("command: python " + " ".join(sys.argv))
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CIFT_")}
+    environ["CIFT_AUTH_BCRYPT_COST"] = "4"  # registration speed only; not measured
+    environ["CIFT_LOG_LEVEL"] = "WARNING"
+    with tempfile.TemporaryDirectory(prefix="cift-bench-") as home:
+        stack = Stack(
+            StackOptions(Path(home), with_gateway=False, free_ports=True, durable=True), environ
+        )
+        info = await stack.start()
+        try:
+            traders = await register(info, args.accounts)
+            prices = await limit_prices(info, traders[0])
+            if args.mode == "service":
+                submit, close = await service_submitter(info, traders, prices)
+            else:
+                submit, close = await broker_submitter(info, traders, prices, args.pool)
+            try:
+                # One call first: a verifier's JWKS cache is filled by its first caller.
+                await closed_loop(submit, 1, 1)
+                await closed_loop(submit, args.warmup, args.concurrency)
+                if args.rate:
+                    latencies, elapsed = await open_loop(submit, args.rate, args.seconds)
+                    shape = f"open loop {args.rate:,.0f}/s"
+                else:
+                    latencies, elapsed = await closed_loop(submit, args.orders, args.concurrency)
+                    shape = f"closed loop x{args.concurrency}"
+            finally:
+                await close()
+        finally:
+            await stack.stop()
+    report(args.mode, shape, args.accounts, latencies, elapsed)
+
+
+def report(mode: str, shape: str, accounts: int, latencies: list[float], elapsed: float) -> None:
+    ms: Any = [x * 1000 for x in latencies]
+    print(
+        "| mode | load | accounts | orders | orders/s | p50 ms | p99 ms | mean ms |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|\n"
+        f"| {mode} | {shape} | {accounts} | {len(ms):,} | {len(ms) / elapsed:,.0f} "
+        f"| {percentile(ms, 0.50):.2f} | {percentile(ms, 0.99):.2f} | {statistics.fmean(ms):.2f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from cift.runtime.errors import (
     Unauthenticated,
     Unavailable,
 )
-from cift.runtime.identity import maybe_identity
+from cift.runtime.identity import IDENTITY_TOKEN_HEADER, maybe_identity
 from services.execution.orders import Instrument
 
 INSTRUMENT_CACHE_S = 30.0
@@ -196,7 +196,7 @@ class RiskGate:
         self._outgoing.append(request)
         self._wake.set()
         if self._reader is None:
-            self._open()
+            self._open(request.credential)
         self.streamed += 1
         try:
             reply = await asyncio.wait_for(future, self._timeout_s)
@@ -210,10 +210,12 @@ class RiskGate:
             raise _refusal(reply)
         return reply
 
-    def _open(self) -> None:
-        # Opened from the first streamed check's task, so the call carries that
-        # user's credential (the stream RPC needs an authenticated trader).
-        call = self._stub.CheckOrders(self._requests())
+    def _open(self, credential: str) -> None:
+        # The stream RPC itself needs an authenticated trader: it is opened with
+        # the credential of the check that opened it (each check still carries its own).
+        call = self._stub.CheckOrders(
+            self._requests(), metadata=((IDENTITY_TOKEN_HEADER, credential),)
+        )
         self._reader = asyncio.get_running_loop().create_task(self._read(call))
 
     async def _requests(self) -> AsyncIterator[risk_pb2.CheckOrdersRequest]:
