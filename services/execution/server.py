@@ -239,6 +239,10 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         account_id = _target_account(identity, request.account_id)
         queue = self.broker.subscribe(account_id)
         try:
+            # Headers now, not with the first event: a client (REST through the gateway
+            # above all, which answers only once gRPC headers arrive) learns the
+            # subscription is live before it places the orders it wants to watch.
+            await context.send_initial_metadata(())
             last = request.resume_after_sequence
             if last > 0:
                 async with self.broker.pool.acquire() as conn:
