@@ -643,7 +643,11 @@ class GetIndicatorsRequest(_message.Message):
     """Bar timeframe the indicators are computed on; default "1Min"."""
     indicators: _builtins.str
     """Comma-separated indicator specs, each `name[:param...]`:
-    sma:N, ema:N, rsi:N, macd:FAST:SLOW:SIGNAL, bbands:N:STDDEVS, vwap.
+    sma:N, ema:N, rsi:N, macd:FAST:SLOW:SIGNAL, bbands:N:STDDEVS, vwap (cumulative
+    over the bars returned) or vwap:N (rolling), ofi or ofi:N (order-flow imbalance
+    of the best quotes, Cont-Kukanov-Stoikov, summed per bar and over N bars) and
+    imbalance (each bar's last top-of-book imbalance, -1..1). Missing parameters
+    take the usual defaults (sma/ema 20, rsi 14, macd 12:26:9, bbands 20:2).
     Example: "sma:20,ema:12,rsi:14,macd:12:26:9,bbands:20:2,vwap".
     """
     limit: _builtins.int
