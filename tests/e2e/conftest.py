@@ -33,3 +33,8 @@ def channel(gateway_url: str) -> Iterator[grpc.Channel]:
     """Native gRPC (h2c) to the gateway's one port."""
     with grpc.insecure_channel(grpc_target(gateway_url)) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def stack_info(stack: StackInfo) -> StackInfo:
+    return stack

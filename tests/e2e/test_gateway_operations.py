@@ -1,0 +1,84 @@
+"""What an operator reads from the gateway: access logs, Prometheus stats, health, the API document."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from e2e_client import Rest, Trader
+
+from cift.stack.gateway import OPENAPI_PATH
+from cift.stack.launcher import StackInfo
+
+pytestmark = pytest.mark.integration
+
+
+def test_each_request_is_logged_as_json_with_the_caller_and_without_the_credential(
+    rest: Rest, trader: Trader, stack_info: StackInfo
+) -> None:
+    agent = f"e2e-{uuid.uuid4()}"
+    rest.ok("GET", "/v1/account", token=trader.access_token, headers={"user-agent": agent})
+    log = Path(stack_info.home) / "logs" / "gateway.log"
+    deadline = time.monotonic() + 10
+    while not (lines := [line for line in log.read_text().splitlines() if agent in line]):
+        assert time.monotonic() < deadline, "the request never reached the access log"
+        time.sleep(0.2)
+    (line,) = lines
+    entry = json.loads(line)
+    assert entry["method"] == "GET"
+    assert entry["path"] == "/v1/account"
+    assert entry["grpc_method"] == "/cift.execution.v1.ExecutionService/GetAccount"
+    assert (entry["status"], entry["grpc_status"]) == (200, 0)
+    assert entry["upstream"] == "execution"
+    assert entry["user_id"] == trader.user_id
+    assert trader.access_token not in line
+
+
+def test_prometheus_stats_count_requests_per_service_and_health_checks(
+    rest: Rest, trader: Trader, stack_info: StackInfo
+) -> None:
+    rest.ok("GET", "/v1/account", token=trader.access_token)
+    assert stack_info.gateway_admin_url is not None
+    text = requests.get(stack_info.gateway_admin_url + "/stats/prometheus", timeout=10).text
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    for cluster in ("auth", "marketdata", "execution", "risk"):
+        assert samples[f'envoy_cluster_health_check_success{{envoy_cluster_name="{cluster}"}}'] > 0
+        assert samples[f'envoy_cluster_membership_healthy{{envoy_cluster_name="{cluster}"}}'] == 1
+    assert samples['envoy_cluster_upstream_rq_total{envoy_cluster_name="execution"}'] > 0
+    assert any(name.startswith("envoy_http_ext_authz_ok") for name in samples)
+    assert any("local_rate_limit" in name for name in samples)
+
+
+def test_health_endpoint_says_every_service_is_reachable(rest: Rest) -> None:
+    response = rest.call("GET", "/healthz")
+    assert response.status_code == 200
+
+
+def test_the_openapi_document_is_served_as_checked_in(rest: Rest) -> None:
+    response = rest.call("GET", "/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == json.loads(OPENAPI_PATH.read_text())
+
+
+def test_browser_preflight_of_a_rest_call_is_answered(rest: Rest) -> None:
+    response = rest.session.options(
+        rest.base_url + "/v1/orders",
+        headers={
+            "origin": "https://app.example.com",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type",
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "authorization" in response.headers["access-control-allow-headers"]
