@@ -73,9 +73,18 @@ def maybe_identity() -> Identity | None:
     return _current.get()
 
 
+def bind_identity(identity: Identity | None) -> None:
+    """Bind `identity` for the rest of the current task: the interceptor's per-RPC binding.
+
+    grpc.aio serves each RPC in its own task, so the binding ends with the RPC;
+    there is no reset because a cancelled stream is closed from another context.
+    """
+    _current.set(identity)
+
+
 @contextmanager
 def acting_as(identity: Identity | None) -> Iterator[None]:
-    """Bind `identity` for the current task (used by the interceptor and by tests)."""
+    """Bind `identity` for a block (tests, and code acting for a user outside an RPC)."""
     token = _current.set(identity)
     try:
         yield

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from cift.runtime import errors
@@ -28,7 +29,7 @@ from cift.runtime.identity import (
     SCOPES_HEADER,
     USER_ID_HEADER,
     Identity,
-    acting_as,
+    bind_identity,
 )
 from cift.runtime.metrics import record_rpc
 from cift.runtime.tracing import extract_metadata
@@ -201,9 +202,16 @@ class _Call:
             return code.name
         return "OK" if code in (None, 0) else str(code)
 
-    def span(self) -> Any:
+    def start_span(self) -> trace.Span:
+        """Open the server span as a child of the caller's trace context and make it current.
+
+        The context is attached without a matching detach on purpose: grpc.aio runs
+        each RPC in its own task, and a server stream the client cancels is closed
+        later from another task, where detaching (or resetting a context variable)
+        would fail. The binding ends with the RPC's task.
+        """
         parent = extract_metadata(self.metadata.items())
-        return self.chain.tracer.start_as_current_span(
+        span = self.chain.tracer.start_span(
             self.method,
             context=parent,
             kind=trace.SpanKind.SERVER,
@@ -213,6 +221,8 @@ class _Call:
                 "rpc.method": self.short_method,
             },
         )
+        otel_context.attach(trace.set_span_in_context(span, parent))
+        return span
 
 
 @asynccontextmanager
@@ -220,23 +230,26 @@ async def _guard(call: _Call, context: grpc.aio.ServicerContext[Any, Any]) -> As
     """Trace, authenticate, map errors and record metrics around one RPC body."""
     started = time.perf_counter()
     code = "OK"
+    span = call.start_span()
     try:
-        with call.span():
-            try:
-                identity = await call.identity()
-                with acting_as(identity):
-                    yield
-                code = call.code_of(context)
-            except asyncio.CancelledError:
-                code = "CANCELLED"
-                raise
-            except grpc.aio.AbortError:
-                code = call.code_of(context)
-                raise
-            except Exception as exc:
-                code = exc.code_name if isinstance(exc, errors.DomainError) else "INTERNAL"
-                await call.fail(context, exc)
+        bind_identity(await call.identity())
+        yield
+        code = call.code_of(context)
+    except (asyncio.CancelledError, GeneratorExit):
+        # GeneratorExit: the client cancelled a server stream mid-way.
+        code = "CANCELLED"
+        raise
+    except grpc.aio.AbortError:
+        code = call.code_of(context)
+        raise
+    except Exception as exc:
+        code = exc.code_name if isinstance(exc, errors.DomainError) else "INTERNAL"
+        await call.fail(context, exc)
     finally:
+        if code != "OK":
+            span.set_status(trace.Status(trace.StatusCode.ERROR, code))
+        span.set_attribute("rpc.grpc.status_code", code)
+        span.end()
         record_rpc(call.chain.service, call.short_method, code, time.perf_counter() - started)
 
 

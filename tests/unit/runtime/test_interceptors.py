@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -63,6 +66,13 @@ async def broken(request: bytes, context: Any) -> bytes:
     raise ValueError("secret internal detail")
 
 
+async def forever(request: bytes, context: Any) -> AsyncIterator[bytes]:
+    # Never sleeps: it is suspended at `yield` (blocked on flow control) when the
+    # client cancels, so grpc closes it later from another task and context.
+    while True:
+        yield b"tick" * 1000
+
+
 async def countdown(request: bytes, context: Any) -> AsyncIterator[bytes]:
     for number in range(int(request.decode()), 0, -1):
         yield str(number).encode()
@@ -82,6 +92,7 @@ POLICIES = {
     "/test.Svc/Limited": RpcPolicy(scope="read"),
     "/test.Svc/Broken": RpcPolicy(scope="read"),
     "/test.Svc/Countdown": RpcPolicy(scope="read"),
+    "/test.Svc/Forever": RpcPolicy(scope="read"),
 }
 
 
@@ -106,6 +117,7 @@ async def channel() -> AsyncIterator[grpc.aio.Channel]:
         "Limited": _bytes_handler("unary_unary", limited),
         "Broken": _bytes_handler("unary_unary", broken),
         "Countdown": _bytes_handler("unary_stream", countdown),
+        "Forever": _bytes_handler("unary_stream", forever),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Svc", handlers),))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -238,3 +250,31 @@ async def test_incoming_trace_context_parents_the_server_span(channel: grpc.aio.
     assert server_span.parent is not None
     assert format(server_span.parent.span_id, "016x") == "00f067aa0ba902b7"
     assert server_span.attributes is not None and server_span.attributes["rpc.method"] == "TraceId"
+
+
+async def test_client_cancelling_a_stream_is_counted_and_logs_no_error(
+    channel: grpc.aio.Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    def cancelled() -> float:
+        labels = {"service": "test", "method": "Forever", "code": "CANCELLED"}
+        return REGISTRY.get_sample_value("cift_rpc_requests_total", labels) or 0.0
+
+    before = cancelled()
+    call = channel.unary_stream("/test.Svc/Forever", None, None)(
+        b"", metadata=(("authorization", "Bearer tok-alice"),)
+    )
+    with caplog.at_level(logging.ERROR):
+        assert await call.read() == b"tick" * 1000
+        await asyncio.sleep(0.2)  # let the server fill the flow-control window
+        call.cancel()
+        for _ in range(100):
+            gc.collect()  # finalizes the abandoned generator, as the loop eventually would
+            if cancelled() > before:
+                break
+            await asyncio.sleep(0.02)
+    assert cancelled() == before + 1
+    # grpc core itself logs the write that failed on the cancelled call; nothing else may.
+    ours = [
+        r for r in caplog.records if r.levelno >= logging.ERROR and not r.name.startswith("grpc.")
+    ]
+    assert not ours
