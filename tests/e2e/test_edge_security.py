@@ -89,6 +89,7 @@ def test_every_non_public_rest_route_refuses_a_request_without_credential(
     for rpc in rpcs:
         if is_public(rpc) or rpc.internal:
             continue
+        body: dict[str, str] | None
         if rpc.verb is None:  # a server stream, served by auto mapping
             method, path, body = "POST", rpc.path, {}
         else:
@@ -111,10 +112,10 @@ def test_every_non_public_grpc_method_refuses_a_call_without_credential(
         if is_public(rpc) or rpc.internal:
             continue
         if rpc.server_streaming:
-            stream = channel.unary_stream(rpc.path)
+            stream = channel.unary_stream(rpc.path, None, None)
             code = rpc_code(lambda: stream(b"", timeout=5))  # noqa: B023
         else:
-            unary = channel.unary_unary(rpc.path)
+            unary = channel.unary_unary(rpc.path, None, None)
             code = rpc_code(lambda: unary(b"", timeout=5))  # noqa: B023
         assert code == grpc.StatusCode.UNAUTHENTICATED, rpc.path
 
@@ -213,7 +214,9 @@ def test_an_oversized_request_body_is_refused_before_any_service(
     assert rest_call.status_code == 413
     # Just under the limit, the same request reaches execution, which judges it.
     near = "A" * (BODY_LIMIT_BYTES - 1000)
-    judged = rest.call("POST", "/v1/orders", token=trader.access_token, json={"clientOrderId": near})
+    judged = rest.call(
+        "POST", "/v1/orders", token=trader.access_token, json={"clientOrderId": near}
+    )
     assert judged.status_code == 400 and judged.json()["code"] == 3  # INVALID_ARGUMENT
 
     execution = execution_pb2_grpc.ExecutionServiceStub(channel)

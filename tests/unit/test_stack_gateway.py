@@ -476,12 +476,51 @@ def test_ext_authz_asks_auth_and_fails_closed(tmp_path: Path) -> None:
     ]
 
 
+def dropped_by_the_gateway(config: dict[str, Any], header: str) -> bool:
+    """Whether the early header mutations remove a request header of this name."""
+    (extension,) = http_manager(config)["early_header_mutation_extensions"]
+    for mutation in extension["typed_config"]["mutations"]:
+        matcher = mutation["remove_on_match"]["key_matcher"]
+        if "prefix" in matcher and header.startswith(matcher["prefix"]):
+            return True
+        if "safe_regex" in matcher and re.fullmatch(matcher["safe_regex"]["regex"], header):
+            return True
+    return False
+
+
 def test_client_sent_identity_headers_are_dropped_before_any_filter(tmp_path: Path) -> None:
-    manager = http_manager(rendered(tmp_path / "cift.pb"))
-    (extension,) = manager["early_header_mutation_extensions"]
-    (mutation,) = extension["typed_config"]["mutations"]
-    assert mutation["remove_on_match"]["key_matcher"] == {"prefix": "x-cift-"}
-    assert manager["use_remote_address"] is True
+    config = rendered(tmp_path / "cift.pb")
+    for header in ("x-cift-identity", "x-cift-user-id", "x-cift-account-id", "x-cift-scopes"):
+        assert dropped_by_the_gateway(config, header), header
+    assert http_manager(config)["use_remote_address"] is True
+
+
+@pytest.mark.parametrize(
+    "header", ["d'-`", "'", "a{b}", "x y", "grpc-trace-bin", "a-bin", "caf\u00e9"]
+)
+def test_headers_that_are_not_grpc_metadata_are_dropped(tmp_path: Path, header: str) -> None:
+    """A gRPC server fails a whole call (INTERNAL) on such metadata, which HTTP allows."""
+    assert dropped_by_the_gateway(rendered(tmp_path / "cift.pb"), header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ":path",
+        ":authority",
+        "authorization",
+        "x-api-key",
+        "content-type",
+        "grpc-timeout",
+        "te",
+        "traceparent",
+        "x_custom",
+        "x.custom",
+        "bin",
+    ],
+)
+def test_valid_metadata_and_pseudo_headers_are_kept(tmp_path: Path, header: str) -> None:
+    assert not dropped_by_the_gateway(rendered(tmp_path / "cift.pb"), header)
 
 
 def test_slow_clients_are_cut_off_but_streams_are_not(tmp_path: Path) -> None:
