@@ -70,6 +70,17 @@ def _quote_ident(name: str) -> str:
     return f'"{name}"'
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Release without asyncpg's default reset query (a round trip on every release).
+
+    asyncpg still rolls back a transaction left open and drops client listeners
+    before calling this. Services never change session state outside a
+    transaction (no SET, session advisory locks or cursors; search_path is a
+    connection start-up setting, and LISTEN is undone by `remove_listener`), so
+    `RESET ALL; UNLISTEN *; ...` would cost a round trip per acquire for nothing.
+    """
+
+
 async def create_pool(
     dsn: str, schema: str, *, min_size: int = 1, max_size: int = 8
 ) -> asyncpg.Pool:
@@ -79,6 +90,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         server_settings={"search_path": schema, "application_name": f"cift-{schema}"},
+        reset=_keep_session,
     )
     assert pool is not None
     return pool

@@ -110,6 +110,7 @@ async def setup(context: ServiceContext[ExecutionConfig]) -> None:
         config.risk_timeout_s,
         stream_threshold=config.risk_stream_threshold,
         max_batch=config.risk_stream_batch,
+        busy_interval_s=config.risk_stream_busy_s,
     )
     broker = Broker(
         context.pool,

@@ -208,7 +208,9 @@ class Broker:
 
     async def _reservation(self, order: Order, context: asyncpg.Record) -> Decimal:
         bid, ask, last = self.engine.last_prices(order.symbol)
-        if (ask if order.side is Side.BUY else bid) is None:
+        priced_by_limit = order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        if not priced_by_limit and (ask if order.side is Side.BUY else bid) is None:
+            # Only an order priced by the market needs a quote the engine has not seen.
             quotes = await self.market.latest_prices([order.symbol])
             if order.symbol in quotes:
                 bid, ask, last = quotes[order.symbol]

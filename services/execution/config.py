@@ -32,8 +32,12 @@ class ExecutionConfig(CommonConfig):
     )
     risk_timeout_s: float = setting(2.0, "Deadline of one pre-trade risk check.")
     risk_stream_threshold: int = setting(
-        4,
+        1,
         "Risk checks in flight above which new ones share the CheckOrders stream (else unary).",
+    )
+    risk_stream_busy_s: float = setting(
+        0.005,
+        "Checks arriving closer together than this also share the stream (a busy caller).",
     )
     risk_stream_batch: int = setting(256, "Most risk checks sent in one CheckOrders message.")
     water_mark_flush_s: float = setting(
