@@ -12,8 +12,6 @@ from typing import Any
 import grpc
 import jwt
 import pytest
-from auth_helpers import PASSWORD, api_key, bearer, new_email, register_and_login, rpc_error
-from conftest import RunningAuth
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -24,6 +22,15 @@ from services.auth import store
 from services.auth.__main__ import APP, key_ring
 from services.auth.server import create_user
 from services.auth.signing import open_private_key
+from tests.integration.auth.auth_helpers import (
+    PASSWORD,
+    api_key,
+    bearer,
+    new_email,
+    register_and_login,
+    rpc_error,
+)
+from tests.integration.auth.conftest import RunningAuth
 
 pytestmark = pytest.mark.integration
 

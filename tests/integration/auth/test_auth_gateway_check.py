@@ -11,8 +11,6 @@ import urllib.parse
 import grpc
 import pytest
 import redis.asyncio as aioredis
-from auth_helpers import bearer, register_and_login
-from conftest import RunningAuth
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -20,6 +18,8 @@ from cift.runtime.errors import Unauthenticated
 from cift.runtime.tokens import JwksVerifier
 from services.auth.__main__ import APP
 from services.auth.credentials import REVOCATION_CHANNEL, Credentials
+from tests.integration.auth.auth_helpers import bearer, register_and_login
+from tests.integration.auth.conftest import RunningAuth
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,10 @@ import uuid
 
 import grpc
 import pytest
-from auth_helpers import (
+
+from cift.auth.v1 import auth_pb2, auth_pb2_grpc
+from services.auth import store
+from tests.integration.auth.auth_helpers import (
     PASSWORD,
     bearer,
     from_address,
@@ -16,10 +19,7 @@ from auth_helpers import (
     rpc_error,
     trailer,
 )
-from conftest import RunningAuth
-
-from cift.auth.v1 import auth_pb2, auth_pb2_grpc
-from services.auth import store
+from tests.integration.auth.conftest import RunningAuth
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from marketdata_helpers import Scenario, new_scenario
+
+from tests.integration.marketdata.marketdata_helpers import Scenario, new_scenario
 
 
 @pytest.fixture

@@ -13,13 +13,18 @@ import grpc
 import numpy as np
 import polars as pl
 import pytest
-from bar_reference import reference_bars
-from marketdata_helpers import METADATA, RunningService, eventually, new_scenario
 
 from cift.marketdata.v1 import marketdata_pb2 as md
 from services.marketdata import indicators
 from services.marketdata.events import timestamp, timestamp_ns
 from services.marketdata.ingest import LATEST_QUOTES_KEY
+from tests.integration.marketdata.bar_reference import reference_bars
+from tests.integration.marketdata.marketdata_helpers import (
+    METADATA,
+    RunningService,
+    eventually,
+    new_scenario,
+)
 
 pytestmark = pytest.mark.integration
 S = 1_000_000_000
@@ -253,7 +258,8 @@ async def test_indicators_match_the_domain_kernels_over_the_bars(live: RunningSe
     series = {s.spec: {o.name: np.array(o.values) for o in s.outputs} for s in response.indicators}
     np.testing.assert_allclose(series["sma:3"]["sma"], indicators.sma(close, 3), rtol=1e-12)
     np.testing.assert_allclose(series["rsi:2"]["rsi"], indicators.rsi(close, 2), rtol=1e-12)
-    assert not np.isnan(series["imbalance"]["imbalance"][-1])
+    # The newest second's quotes may still be in flight to PostgreSQL when its bar exists.
+    assert np.isfinite(series["imbalance"]["imbalance"]).sum() >= len(close) - 1
     assert np.isfinite(series["ofi:1"]["ofi"]).sum() >= len(close) - 1
     limited = await live.stub.GetIndicators(
         md.GetIndicatorsRequest(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from marketdata_helpers import METADATA, Scenario, eventually
 
 from cift.marketdata.v1 import marketdata_pb2 as md
 from services.marketdata.events import timestamp, timestamp_ns
 from services.marketdata.replay import sample_data_path
+from tests.integration.marketdata.marketdata_helpers import METADATA, Scenario, eventually
 
 pytestmark = pytest.mark.integration
 DAY = 86_400 * 1_000_000_000

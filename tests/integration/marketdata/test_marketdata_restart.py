@@ -7,8 +7,6 @@ import math
 from typing import Any
 
 import pytest
-from bar_reference import reference_bars
-from marketdata_helpers import METADATA, Scenario, eventually
 
 from cift.marketdata.v1 import marketdata_pb2 as md
 from cift.runtime.kafka import EventProducer
@@ -17,6 +15,8 @@ from services.marketdata.feed import FeedRunner
 from services.marketdata.instruments import default_universe
 from services.marketdata.simulator import Simulator
 from services.marketdata.ticks import Tick, Trade
+from tests.integration.marketdata.bar_reference import reference_bars
+from tests.integration.marketdata.marketdata_helpers import METADATA, Scenario, eventually
 
 pytestmark = pytest.mark.integration
 

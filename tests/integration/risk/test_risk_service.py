@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import grpc
 import pytest
-from risk_it import ADMIN, RunningRisk, eventually, trader
 
 from cift.execution.v1 import events_pb2 as execution_events_pb2
 from cift.execution.v1 import orders_pb2
@@ -19,6 +18,7 @@ from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import events_pb2, risk_pb2, risk_pb2_grpc, rules_pb2
 from cift.runtime.kafka import TOPIC_FILLS, TOPIC_TICKS
 from services.risk.token_bucket import TOKEN_BUCKET_LUA, BucketState, rate_milli, take
+from tests.integration.risk.risk_it import ADMIN, RunningRisk, eventually, trader
 
 pytestmark = pytest.mark.integration
 

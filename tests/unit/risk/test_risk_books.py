@@ -6,7 +6,6 @@ import asyncio
 from decimal import Decimal
 
 import pytest
-from risk_builders import AAPL, NOW_NS, D, order
 
 from services.risk.desk import CallerFigures, RiskDesk
 from services.risk.exposure import ExposureBook, position_breaches
@@ -16,6 +15,7 @@ from services.risk.market import Instrument, Quote
 from services.risk.quotes import QuoteBook
 from services.risk.rules import Reason
 from services.risk.trading_state import TradingState
+from tests.unit.risk.risk_builders import AAPL, NOW_NS, D, order
 
 
 def q(bid: str, ask: str, ts: int = NOW_NS) -> Quote:

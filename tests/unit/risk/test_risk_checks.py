@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from risk_builders import D, limits, order, snapshot
-
 from services.risk.checks import check_order
 from services.risk.market import Instrument
 from services.risk.orders import OrderType
 from services.risk.rules import Reason
 from services.risk.token_bucket import RateDecision
 from services.risk.trading_state import TradingState
+from tests.unit.risk.risk_builders import D, limits, order, snapshot
 
 
 def test_sane_limit_buy_is_approved_with_its_cost() -> None:

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from risk_builders import AAPL, NOW_NS, D, limits, snapshot
 
 from services.risk.checks import check_order
 from services.risk.market import Quote
@@ -15,6 +14,7 @@ from services.risk.orders import OrderToCheck, OrderType, Side
 from services.risk.rules import CheckContext, Reason, check_price_collar
 from services.risk.snapshot import CheckSnapshot
 from services.risk.trading_state import TradingState
+from tests.unit.risk.risk_builders import AAPL, NOW_NS, D, limits, snapshot
 
 settings.register_profile("risk", max_examples=300, deadline=None)
 settings.load_profile("risk")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from risk_builders import D, ctx, limits, order, quote, snapshot
-
 from services.risk import rules
 from services.risk.market import Instrument
 from services.risk.orders import OrderToCheck, OrderType, Side, TimeInForce
 from services.risk.rules import Reason
 from services.risk.token_bucket import RateDecision
 from services.risk.trading_state import TradingState
+from tests.unit.risk.risk_builders import D, ctx, limits, order, quote, snapshot
 
 
 def reasons(found: list[rules.Violation]) -> list[Reason]:
