@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from e2e_client import Rest, Trader, grpc_target, register_and_login
 
 from cift.stack.launcher import StackInfo
+from tests.e2e.e2e_client import Rest, Trader, grpc_target, register_and_login
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,13 @@ from urllib.parse import urlsplit
 
 import grpc
 import pytest
-from e2e_client import Rest, Trader, bearer, register_and_login, resting_buy, rpc_code
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 from cift.execution.v1 import execution_pb2, execution_pb2_grpc
 from cift.protogen import build_descriptor_set
 from services.auth.config import DEFAULT_PUBLIC_PATHS
+from tests.e2e.e2e_client import Rest, Trader, bearer, register_and_login, resting_buy, rpc_code
 
 pytestmark = pytest.mark.integration
 

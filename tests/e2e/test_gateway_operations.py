@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from e2e_client import Rest, Trader
 
 from cift.stack.gateway import OPENAPI_PATH
 from cift.stack.launcher import StackInfo
+from tests.e2e.e2e_client import Rest, Trader
 
 pytestmark = pytest.mark.integration
 

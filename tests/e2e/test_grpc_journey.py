@@ -8,7 +8,12 @@ from typing import Any
 
 import grpc
 import pytest
-from e2e_client import (
+
+from cift.auth.v1 import auth_pb2, auth_pb2_grpc
+from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
+from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
+from cift.risk.v1 import risk_pb2, risk_pb2_grpc
+from tests.e2e.e2e_client import (
     PASSWORD,
     SYMBOL,
     Rest,
@@ -21,7 +26,7 @@ from e2e_client import (
     rpc_code,
     to_json,
 )
-from e2e_journey import (
+from tests.e2e.e2e_journey import (
     RoundTrip,
     assert_bars,
     assert_order_events,
@@ -29,11 +34,6 @@ from e2e_journey import (
     assert_quote_stream,
     assert_round_trip,
 )
-
-from cift.auth.v1 import auth_pb2, auth_pb2_grpc
-from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
-from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
-from cift.risk.v1 import risk_pb2, risk_pb2_grpc
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +134,9 @@ def test_trader_session_over_native_grpc_through_the_gateway(
                 metadata=auth_md,
                 timeout=TIMEOUT_S,
             ).order
-            return to_json(order) if order.status == orders_pb2.ORDER_STATUS_FILLED else None
+            if order.status != orders_pb2.ORDER_STATUS_FILLED:
+                return None
+            return to_json(order)
 
         filled: Json = eventually(probe, f"order {submitted.order.id} to fill")
         return filled

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_client import PASSWORD, SYMBOL, Rest, Trader, register_and_login, resting_buy
-from e2e_journey import (
+
+from cift.protogen import build_descriptor_set
+from tests.e2e.e2e_client import PASSWORD, SYMBOL, Rest, Trader, register_and_login, resting_buy
+from tests.e2e.e2e_journey import (
     RoundTrip,
     assert_bars,
     assert_order_events,
@@ -26,8 +28,6 @@ from e2e_journey import (
     assert_quote_stream,
     assert_round_trip,
 )
-
-from cift.protogen import build_descriptor_set
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,10 @@ content type and body schema.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
-from e2e_client import Rest, Trader, register_and_login
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis import Case
 from schemathesis.checks import (
@@ -21,6 +22,7 @@ from schemathesis.checks import (
 )
 
 from cift.stack.gateway import OPENAPI_PATH
+from tests.e2e.e2e_client import Rest, Trader, register_and_login
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +45,7 @@ def signed_in(rest: Rest) -> Trader:
     derandomize=True,
 )
 def test_rest_operation_never_fails_on_the_server_and_always_matches_its_schema(
-    case: Case, gateway_url: str, signed_in: Trader
+    case: Case[Any], gateway_url: str, signed_in: Trader
 ) -> None:
     case.call_and_validate(
         base_url=gateway_url,

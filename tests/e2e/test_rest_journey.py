@@ -7,8 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from e2e_client import PASSWORD, SYMBOL, Rest, Trader, eventually, new_email
-from e2e_journey import (
+
+from tests.e2e.e2e_client import PASSWORD, SYMBOL, Rest, Trader, eventually, new_email
+from tests.e2e.e2e_journey import (
     RoundTrip,
     assert_bars,
     assert_order_events,
