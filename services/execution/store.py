@@ -149,10 +149,10 @@ async def reserve_buying_power(
     """
     value: int | None = await conn.fetchval(
         """UPDATE accounts
-           SET reserved = reserved + $2, event_seq = event_seq + $3, updated_at = now()
+           SET reserved = reserved + $2::numeric, event_seq = event_seq + $3, updated_at = now()
            WHERE account_id = $1
-             AND ($2 = 0 OR greatest(0, (cash + net_cost) * margin_multiplier - gross_cost)
-                            - reserved >= $2)
+             AND ($2::numeric = 0 OR greatest(0, (cash + net_cost) * margin_multiplier - gross_cost)
+                            - reserved >= $2::numeric)
            RETURNING event_seq""",
         account_id,
         amount,
@@ -164,16 +164,18 @@ async def reserve_buying_power(
 SUBMIT_SQL = """
 WITH reserved AS (
     UPDATE accounts
-    SET reserved = reserved + $15, event_seq = event_seq + 1, updated_at = now()
+    SET reserved = reserved + $15::numeric, event_seq = event_seq + 1, updated_at = now()
     WHERE account_id = $2
-      AND ($15 = 0 OR greatest(0, (cash + net_cost) * margin_multiplier - gross_cost)
-                      - reserved >= $15)
+      AND ($15::numeric = 0
+           OR greatest(0, (cash + net_cost) * margin_multiplier - gross_cost)
+              - reserved >= $15::numeric)
     RETURNING event_seq, $18::bytea || '\\x38'::bytea || pb_varint(event_seq) AS payload
 ), placed AS (
     INSERT INTO orders (order_id, account_id, client_order_id, symbol, side, order_type,
         time_in_force, qty, notional, limit_price, stop_price, trail_price, trail_percent,
         status, reserved, replaces, created_at, updated_at)
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8::numeric, $9::numeric, $10::numeric, $11::numeric,
+           $12::numeric, $13::numeric, $14, $15::numeric, $16, $17, $17
     FROM reserved
 ), logged AS (
     INSERT INTO order_events (account_id, sequence, payload)

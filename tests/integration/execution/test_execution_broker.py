@@ -20,12 +20,14 @@ from typing import Any
 import asyncpg
 import pytest
 
+from cift.execution.v1 import events_pb2
 from cift.marketdata.v1 import events_pb2 as md_events
 from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import risk_pb2, rules_pb2
 from cift.runtime import db
 from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from cift.runtime.kafka import Event
+from services.execution import store
 from services.execution.broker import AccountSettings, Broker
 from services.execution.fills import Fill, FillEngine
 from services.execution.orders import (
@@ -121,6 +123,14 @@ def quote_event(symbol: str, bid: str, ask: str, sequence: int | None = None) ->
             ask_size=1000,
             sequence=seq,
         )
+    )
+    return Event("marketdata.ticks.v1", 0, seq, symbol, f"tick-{symbol}-{seq}", message)
+
+
+def trade_event(symbol: str, price: str) -> Event:
+    seq = next(_sequence)
+    message = md_events.TickEvent(
+        trade=marketdata_pb2.Trade(symbol=symbol, price=float(price), size=100, sequence=seq)
     )
     return Event("marketdata.ticks.v1", 0, seq, symbol, f"tick-{symbol}-{seq}", message)
 
@@ -463,3 +473,81 @@ async def test_close_position_sends_an_opposite_market_order(
     assert await pool.fetchval("SELECT qty FROM positions WHERE account_id = $1", account) == D(4)
     with pytest.raises(NotFound):
         await broker.close_position(account, "NOPE", None, None)
+
+
+async def test_reservations_keep_their_cents_through_submit_and_replace(
+    broker: Broker, pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    original = await broker.submit(account, limit(symbol, Side.BUY, "3", "100.33"))
+    assert (await account_row(pool, account))["reserved"] == D("300.99")
+    await broker.replace(account, original.order_id, ReplaceRequest(limit_price=D("100.37")))
+    assert (await account_row(pool, account))["reserved"] == D("301.11")
+
+
+async def test_submitted_order_event_carries_its_sequence_in_the_stored_and_outbox_bytes(
+    broker: Broker, pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    first = await broker.submit(account, limit(symbol, Side.BUY, "1", "10.00"))
+    second = await broker.submit(account, limit(symbol, Side.BUY, "1", "10.00"))
+    rows = await pool.fetch(
+        "SELECT sequence, payload FROM order_events WHERE account_id = $1 ORDER BY sequence",
+        account,
+    )
+    events = [events_pb2.OrderEvent.FromString(r["payload"]) for r in rows]
+    assert [(e.sequence, e.order.id) for e in events] == [
+        (1, first.order_id),
+        (2, second.order_id),
+    ]
+    assert [r["sequence"] for r in rows] == [1, 2]
+    assert all(e.type == events_pb2.ORDER_EVENT_TYPE_NEW for e in events)
+    outbox = await pool.fetch(
+        "SELECT payload, headers FROM outbox WHERE key = $1 AND topic = 'execution.orders.v1'",
+        account,
+    )
+    assert sorted(bytes(r["payload"]) for r in outbox) == sorted(bytes(r["payload"]) for r in rows)
+
+
+async def test_trailing_stop_water_mark_survives_a_restart_and_only_tightens(
+    pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
+) -> None:
+    first = Broker(pool, FillEngine(), StandInMarket(), risk, AccountSettings(OPENING, D(1)))
+    await first.submit(account, limit(symbol, Side.BUY, "10", "100.00"))
+    await first.on_ticks([quote_event(symbol, "99.90", "100.00")])  # long 10 @ 100
+    stop = await first.submit(
+        account,
+        OrderRequest(
+            symbol,
+            Side.SELL,
+            OrderType.TRAILING_STOP,
+            TimeInForce.GTC,
+            qty=D(10),
+            trail_price=D("3.00"),
+        ),
+    )
+    await first.on_ticks([trade_event(symbol, "100.00"), trade_event(symbol, "105.00")])
+    assert await first.save_water_marks() == 1
+    await first.on_ticks([trade_event(symbol, "104.00")])  # no new high: nothing to save
+    assert await first.save_water_marks() == 0
+    stored = await pool.fetchval("SELECT water_mark FROM orders WHERE order_id = $1", stop.order_id)
+    assert stored == D("105.00")
+
+    # A late batch carrying a looser mark cannot loosen the saved one.
+    async with pool.acquire() as conn:
+        await store.save_water_marks(conn, {stop.order_id: D("101.00")})
+    assert (
+        await pool.fetchval("SELECT water_mark FROM orders WHERE order_id = $1", stop.order_id)
+    ) == D("105.00")
+
+    # Restarted while the market fell to 102.50: the stop still stands at 105 - 3 = 102.
+    second = Broker(pool, FillEngine(), StandInMarket(), risk, AccountSettings(OPENING, D(1)))
+    await second.on_ticks([quote_event(symbol, "102.45", "102.55")])
+    await second.reload()
+    await second.on_ticks([trade_event(symbol, "102.50")])
+    assert (
+        await pool.fetchval("SELECT triggered FROM orders WHERE order_id = $1", stop.order_id)
+    ) is False
+    await second.on_ticks([trade_event(symbol, "102.00"), quote_event(symbol, "101.95", "102.05")])
+    row = await pool.fetchrow(
+        "SELECT status, filled_qty FROM orders WHERE order_id = $1", stop.order_id
+    )
+    assert (row["status"], row["filled_qty"]) == ("filled", D(10))
