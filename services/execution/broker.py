@@ -132,6 +132,7 @@ class Broker:
         self._known_accounts: set[str] = set()
         self._canceled_before_booked: set[str] = set()
         self._tick_marks: dict[str, int] = {}
+        self._saved_instruments: dict[str, Instrument] = {}
         self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
 
     # ---- accounts --------------------------------------------------------------
@@ -170,7 +171,7 @@ class Broker:
                 return await self._resubmission(conn, account_id, request)
         order.reserved = await self._reservation(order, context)
         await self._risk_check(order, context)
-        self.engine.set_instrument(instrument)
+        await self._book_instrument(instrument)
         order.transition(OrderStatus.ACCEPTED, order.created_ns)
         message = order_event(
             event_id=new_event_id(),
@@ -198,6 +199,14 @@ class Broker:
                 return order
             await self._persist(self.engine.add(order, now_ns()))
         return order
+
+    async def _book_instrument(self, instrument: Instrument) -> None:
+        """Give the engine the symbol's rules; saved once per change so a restart can reload."""
+        if self._saved_instruments.get(instrument.symbol) != instrument:
+            async with self.pool.acquire() as conn:
+                await store.save_instrument(conn, instrument)
+            self._saved_instruments[instrument.symbol] = instrument
+        self.engine.set_instrument(instrument)
 
     async def _resubmission(
         self, conn: asyncpg.Connection, account_id: str, request: OrderRequest
@@ -381,7 +390,7 @@ class Broker:
             context = await store.order_context(conn, original.account_id, original.symbol)
         successor.reserved = await self._reservation(successor, context)
         await self._risk_check(successor, context)
-        self.engine.set_instrument(instrument)
+        await self._book_instrument(instrument)
         async with self._lock:
             removed = self.engine.remove(order_id)
             try:
@@ -491,12 +500,18 @@ class Broker:
         async with self.pool.acquire() as conn:
             rows = await store.open_orders(conn)
             self._tick_marks = await store.tick_marks(conn)
+            self._saved_instruments = await store.instruments(conn)
         async with self._lock:
             for row in rows:
                 order = store.order_from_row(row)
                 if order.order_id in self.engine:
                     continue
-                self.engine.set_instrument(await self.market.instrument(order.symbol))
+                instrument = self._saved_instruments.get(order.symbol)
+                if instrument is None:
+                    # Accepted before instruments were saved: ask market data (this
+                    # needs it to answer without a caller's credential).
+                    instrument = await self.market.instrument(order.symbol)
+                self.engine.set_instrument(instrument)
                 await self._persist(self.engine.add(order, now_ns()))
         return len(rows)
 

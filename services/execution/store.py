@@ -16,7 +16,14 @@ import asyncpg
 
 from cift.runtime.outbox import NOTIFY_CHANNEL
 from services.execution.ledger import Position
-from services.execution.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+from services.execution.orders import (
+    Instrument,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 
 OPEN = ("new", "accepted", "partially_filled")
 
@@ -679,3 +686,31 @@ async def equity_history(
             end,
         )
     )
+
+
+async def save_instrument(conn: asyncpg.Connection, instrument: Instrument) -> None:
+    await conn.execute(
+        """INSERT INTO instruments (symbol, tick_size, qty_increment, fractionable, tradable)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (symbol) DO UPDATE
+           SET tick_size = $2, qty_increment = $3, fractionable = $4, tradable = $5,
+               updated_at = now()""",
+        instrument.symbol,
+        instrument.tick_size,
+        instrument.qty_increment,
+        instrument.fractionable,
+        instrument.tradable,
+    )
+
+
+async def instruments(conn: asyncpg.Connection) -> dict[str, Instrument]:
+    return {
+        row["symbol"]: Instrument(
+            row["symbol"],
+            row["tick_size"],
+            row["qty_increment"],
+            row["fractionable"],
+            row["tradable"],
+        )
+        for row in await conn.fetch("SELECT * FROM instruments")
+    }
