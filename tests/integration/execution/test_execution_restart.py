@@ -73,8 +73,8 @@ class ExecutionProcess:
                     reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
                 except grpc.aio.AioRpcError:
                     return False
-                serving: bool = reply.status == health_pb2.HealthCheckResponse.SERVING
-                return serving
+                up: bool = reply.status == health_pb2.HealthCheckResponse.SERVING
+                return up
 
             await eventually(serving, timeout_s=60, interval_s=0.2)
 

@@ -1,0 +1,242 @@
+"""The session clock (day orders expire at the close), equity snapshots and portfolio history.
+
+The broker runs against real PostgreSQL (the session's `infra`); the market clock
+is a stand-in whose close the test chooses, since waiting for a real session
+close is not an option. GetPortfolioHistory is called on the servicer as the
+runtime's interceptor would: with the caller's verified identity bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from cift.execution.v1 import events_pb2, execution_pb2
+from cift.marketdata.v1 import events_pb2 as md_events
+from cift.marketdata.v1 import marketdata_pb2
+from cift.risk.v1 import risk_pb2
+from cift.runtime import db
+from cift.runtime.errors import InvalidArgument, PermissionDenied
+from cift.runtime.identity import Identity, acting_as
+from cift.runtime.kafka import Event
+from services.execution import store
+from services.execution.__main__ import watch_session
+from services.execution.broker import AccountSettings, Broker
+from services.execution.fills import FillEngine
+from services.execution.orders import Instrument, OrderRequest, OrderType, Side, TimeInForce
+from services.execution.server import ExecutionServicer
+from services.execution.upstream import MarketClock
+
+pytestmark = pytest.mark.integration
+
+D = Decimal
+MIGRATIONS = Path(__file__).parents[3] / "services" / "execution" / "migrations"
+_sequence = itertools.count(10_000_000)
+
+
+class ClockedMarket:
+    """Any symbol is listed; the session closes at `close_ns`."""
+
+    def __init__(self, close_ns: int) -> None:
+        self.close_ns = close_ns
+
+    async def instrument(self, symbol: str) -> Instrument:
+        return Instrument(symbol, D("0.01"), D(1), fractionable=False)
+
+    async def latest_prices(
+        self, symbols: list[str]
+    ) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+        return {}
+
+    async def clock(self) -> MarketClock:
+        now = time.time_ns()
+        return MarketClock(now, now < self.close_ns, self.close_ns)
+
+
+class Approve:
+    async def check(self, request: risk_pb2.CheckOrderRequest) -> risk_pb2.CheckOrderResponse:
+        return risk_pb2.CheckOrderResponse(request_id=request.request_id, approved=True)
+
+
+@pytest.fixture(scope="module")
+async def pool(infra: Any) -> AsyncIterator[asyncpg.Pool]:
+    schema = f"execution_session_{uuid.uuid4().hex[:8]}"
+    await db.migrate_dsn(infra.database_url, schema, db.load_migrations(MIGRATIONS))
+    created = await db.create_pool(infra.database_url, schema, min_size=1, max_size=4)
+    yield created
+    await created.close()
+
+
+def broker_for(pool: asyncpg.Pool, close_in_s: float = 3600.0) -> Broker:
+    market = ClockedMarket(time.time_ns() + int(close_in_s * 1e9))
+    return Broker(pool, FillEngine(), market, Approve(), AccountSettings(D(100000), D(1)))
+
+
+def quote(symbol: str, bid: str, ask: str) -> Event:
+    seq = next(_sequence)
+    message = md_events.TickEvent(
+        quote=marketdata_pb2.Quote(
+            symbol=symbol,
+            bid=float(bid),
+            ask=float(ask),
+            bid_size=1000,
+            ask_size=1000,
+            sequence=seq,
+        )
+    )
+    return Event("marketdata.ticks.v1", 0, seq, symbol, f"tick-{seq}", message)
+
+
+def limit(symbol: str, qty: str, price: str, tif: TimeInForce) -> OrderRequest:
+    return OrderRequest(symbol, Side.BUY, OrderType.LIMIT, tif, qty=D(qty), limit_price=D(price))
+
+
+async def account_value(pool: asyncpg.Pool, account: str, column: str) -> Decimal:
+    value: Decimal = await pool.fetchval(
+        f"SELECT {column} FROM accounts WHERE account_id = $1", account
+    )
+    return value
+
+
+async def test_session_close_expires_day_orders_and_keeps_good_til_canceled_ones(
+    pool: asyncpg.Pool,
+) -> None:
+    broker = broker_for(pool, close_in_s=0.5)
+    account = str(uuid.uuid4())
+    day = await broker.submit(account, limit("SESS", "2", "10.25", TimeInForce.DAY))
+    gtc = await broker.submit(account, limit("SESS", "3", "10.00", TimeInForce.GTC))
+    watcher = asyncio.create_task(watch_session(broker, 0.05))
+    try:
+        deadline = time.monotonic() + 10
+        while (
+            await pool.fetchval("SELECT status FROM orders WHERE order_id = $1", day.order_id)
+        ) != "expired":
+            assert time.monotonic() < deadline, "the day order did not expire at the close"
+            await asyncio.sleep(0.05)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    rows = {
+        r["order_id"]: r
+        for r in await pool.fetch("SELECT * FROM orders WHERE account_id = $1", account)
+    }
+    assert rows[day.order_id]["expired_at"] is not None
+    assert rows[day.order_id]["reserved"] == 0
+    assert rows[gtc.order_id]["status"] == "accepted"
+    assert await account_value(pool, account, "reserved") == D("30.00")
+    payloads = await pool.fetch(
+        "SELECT payload FROM order_events WHERE account_id = $1 ORDER BY sequence", account
+    )
+    kinds = [events_pb2.OrderEvent.FromString(p["payload"]).type for p in payloads]
+    assert kinds[-1] == events_pb2.ORDER_EVENT_TYPE_EXPIRED
+    # The close also records the equity the next day's P&L is measured from.
+    snapshot = await pool.fetchval(
+        "SELECT count(*) FROM equity_snapshots WHERE account_id = $1", account
+    )
+    assert snapshot >= 1
+    assert await account_value(pool, account, "last_equity") == D(100000)
+    assert day.order_id not in broker.engine and gtc.order_id in broker.engine
+
+
+async def test_equity_snapshot_marks_positions_to_the_latest_quote(pool: asyncpg.Pool) -> None:
+    broker = broker_for(pool)
+    account = str(uuid.uuid4())
+    await broker.submit(account, limit("EQTY", "10", "100.00", TimeInForce.GTC))
+    await broker.on_ticks([quote("EQTY", "99.90", "100.00")])  # long 10 @ 100
+    await broker.on_ticks([quote("EQTY", "109.90", "110.10")])  # marked at the mid, 110
+    await broker.snapshot_equity()
+    equity = await pool.fetchval(
+        "SELECT equity FROM equity_snapshots WHERE account_id = $1 ORDER BY taken_at DESC LIMIT 1",
+        account,
+    )
+    assert equity == D(99000) + 10 * D(110)
+
+
+async def history(
+    broker: Broker, account: str, **fields: Any
+) -> execution_pb2.GetPortfolioHistoryResponse:
+    identity = Identity("user", account, frozenset({"read", "trade"}))
+    with acting_as(identity):
+        return await ExecutionServicer(broker).GetPortfolioHistory(
+            execution_pb2.GetPortfolioHistoryRequest(**fields),
+            None,  # type: ignore[arg-type]
+        )
+
+
+async def test_portfolio_history_keeps_the_last_snapshot_of_each_interval(
+    pool: asyncpg.Pool,
+) -> None:
+    broker = broker_for(pool)
+    account = str(uuid.uuid4())
+    await broker.ensure_account(account)
+    start = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    async with pool.acquire() as conn:
+        await store.insert_equity_snapshots(
+            conn,
+            [
+                (account, start, D(100000)),
+                (account, start + timedelta(seconds=20), D(100050)),  # same minute: superseded
+                (account, start + timedelta(seconds=50), D(100100)),
+                (account, start + timedelta(minutes=1, seconds=5), D(99900)),
+                (account, start + timedelta(minutes=3), D(100250)),
+            ],
+        )
+    end = start + timedelta(minutes=4)
+    reply = await history(broker, account, period="1D", timeframe="1Min", end=_stamp(end))
+    assert [t.ToDatetime(tzinfo=UTC) for t in reply.timestamps] == [
+        start + timedelta(seconds=50),
+        start + timedelta(minutes=1, seconds=5),
+        start + timedelta(minutes=3),
+    ]
+    assert [D(e) for e in reply.equity] == [D(100100), D(99900), D(100250)]
+    assert D(reply.base_value) == D(100100)
+    assert [D(p) for p in reply.profit_loss] == [D(0), D(-200), D(150)]
+    assert [D(p) for p in reply.profit_loss_pct] == [
+        D(0),
+        (D(-200) / D(100100)).quantize(D("0.000001")),
+        (D(150) / D(100100)).quantize(D("0.000001")),
+    ]
+    assert reply.timeframe == "1Min"
+    hourly = await history(broker, account, period="1D", timeframe="1Hour", end=_stamp(end))
+    assert [D(e) for e in hourly.equity] == [D(100250)]
+    # Outside the period: nothing.
+    before = await history(broker, account, period="1D", end=_stamp(start - timedelta(days=2)))
+    assert not before.equity and not before.base_value
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"period": "0D"}, "period"),
+        ({"period": "1X"}, "period"),
+        ({"period": "D"}, "period"),
+        ({"period": "1D", "timeframe": "2Min"}, "timeframe"),
+    ],
+)
+async def test_portfolio_history_refuses_bad_periods_and_timeframes(
+    pool: asyncpg.Pool, fields: dict[str, str], fragment: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=fragment):
+        await history(broker_for(pool), str(uuid.uuid4()), **fields)
+
+
+async def test_portfolio_history_of_another_account_is_refused(pool: asyncpg.Pool) -> None:
+    with pytest.raises(PermissionDenied):
+        await history(broker_for(pool), str(uuid.uuid4()), account_id=str(uuid.uuid4()))
+
+
+def _stamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
