@@ -39,6 +39,7 @@ from cift.runtime.errors import FailedPrecondition, NotFound, ResourceExhausted
 from cift.runtime.kafka import TOPIC_FILLS, TOPIC_ORDERS, Event, encode_headers, new_event_id
 from cift.runtime.money import format_decimal
 from services.execution import store
+from services.execution.coalesce import Coalescer
 from services.execution.events import (
     CLOSING_EVENT,
     SIDE_TO_PB,
@@ -133,6 +134,19 @@ class Broker:
         self._canceled_before_booked: set[str] = set()
         self._tick_marks: dict[str, int] = {}
         self._saved_instruments: dict[str, Instrument] = {}
+        # Concurrent submits share their two statements (see coalesce.py); a write
+        # batch holds one order per account, as its UPDATE changes each row once.
+        self._contexts: Coalescer[tuple[str, str, str], asyncpg.Record] = Coalescer(
+            self._read_contexts, max_batch=128, max_in_flight=3
+        )
+        self._writes: Coalescer[tuple[Order, store.OutgoingEvent], tuple[int, bytes] | None] = (
+            Coalescer(
+                self._write_orders,
+                max_batch=128,
+                max_in_flight=3,
+                key=lambda item: item[0].account_id,
+            )
+        )
         self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
 
     # ---- accounts --------------------------------------------------------------
@@ -163,11 +177,9 @@ class Broker:
         order = new_order(
             request, instrument, order_id=str(uuid.uuid4()), account_id=account_id, now_ns=now_ns()
         )
-        async with self.pool.acquire() as conn:
-            context = await store.order_context(
-                conn, account_id, request.symbol, request.client_order_id
-            )
-            if context["existing_order_id"] is not None:
+        context = await self._contexts.submit((account_id, request.symbol, request.client_order_id))
+        if context["existing_order_id"] is not None:
+            async with self.pool.acquire() as conn:
                 return await self._resubmission(conn, account_id, request)
         order.reserved = await self._reservation(order, context)
         await self._risk_check(order, context)
@@ -181,17 +193,16 @@ class Broker:
             ts_ns=order.created_ns,
         )
         try:
-            async with self.pool.acquire() as conn:
-                written = await store.submit_order(conn, order, _outgoing(message))
-                if written is None:
-                    raise FailedPrecondition(
-                        f"Insufficient buying power: this order needs {format_decimal(order.reserved)}.",
-                        reason="INSUFFICIENT_BUYING_POWER",
-                    )
+            written = await self._writes.submit((order, _outgoing(message)))
         except asyncpg.UniqueViolationError:
             # The same client_order_id raced in from another call: answer as a resubmission.
             async with self.pool.acquire() as conn:
                 return await self._resubmission(conn, account_id, request)
+        if written is None:
+            raise FailedPrecondition(
+                f"Insufficient buying power: this order needs {format_decimal(order.reserved)}.",
+                reason="INSUFFICIENT_BUYING_POWER",
+            )
         self._notify(account_id, written[1])
         async with self._lock:
             if order.order_id in self._canceled_before_booked:
@@ -199,6 +210,32 @@ class Broker:
                 return order
             await self._persist(self.engine.add(order, now_ns()))
         return order
+
+    async def _read_contexts(
+        self, wanted: list[tuple[str, str, str]]
+    ) -> list[asyncpg.Record | BaseException]:
+        async with self.pool.acquire() as conn:
+            return list(await store.order_contexts(conn, wanted))
+
+    async def _write_orders(
+        self, batch: list[tuple[Order, store.OutgoingEvent]]
+    ) -> list[tuple[int, bytes] | BaseException | None]:
+        """Reserve and persist concurrent submits (distinct accounts) in one statement."""
+        async with self.pool.acquire() as conn:
+            if len(batch) > 1:
+                try:
+                    written = await store.submit_orders(conn, batch)
+                except asyncpg.UniqueViolationError:
+                    pass  # one of them reuses a client_order_id: settle each alone
+                else:
+                    return [written.get(order.order_id) for order, _ in batch]
+            results: list[tuple[int, bytes] | BaseException | None] = []
+            for order, event in batch:
+                try:
+                    results.append(await store.submit_order(conn, order, event))
+                except asyncpg.UniqueViolationError as duplicate:
+                    results.append(duplicate)
+            return results
 
     async def _book_instrument(self, instrument: Instrument) -> None:
         """Give the engine the symbol's rules; saved once per change so a restart can reload."""

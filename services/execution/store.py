@@ -109,39 +109,56 @@ async def get_account(conn: asyncpg.Connection, account_id: str) -> asyncpg.Reco
     return await conn.fetchrow("SELECT * FROM accounts WHERE account_id = $1", account_id)
 
 
+CONTEXT_SQL = """
+SELECT i.n, a.cash, a.net_cost, a.gross_cost, a.reserved, a.margin_multiplier,
+       (SELECT order_id FROM orders
+        WHERE account_id = i.account_id AND client_order_id = i.client_order_id
+       ) AS existing_order_id,
+       coalesce(p.qty, 0) AS position_qty,
+       coalesce(o.open_buy_qty, 0) AS open_buy_qty,
+       coalesce(o.open_sell_qty, 0) AS open_sell_qty,
+       coalesce(n.open_count, 0) AS open_count
+FROM unnest($1::text[], $2::text[], $3::text[])
+         WITH ORDINALITY AS i(account_id, symbol, client_order_id, n)
+JOIN accounts a ON a.account_id = i.account_id
+LEFT JOIN positions p ON p.account_id = i.account_id AND p.symbol = i.symbol
+LEFT JOIN LATERAL (
+    SELECT sum(coalesce(qty, 0) - filled_qty) FILTER (WHERE side = 'buy') AS open_buy_qty,
+           sum(coalesce(qty, 0) - filled_qty) FILTER (WHERE side = 'sell') AS open_sell_qty
+    FROM orders WHERE account_id = i.account_id AND symbol = i.symbol
+      AND status IN ('new', 'accepted', 'partially_filled')) o ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS open_count FROM orders
+    WHERE account_id = i.account_id
+      AND status IN ('new', 'accepted', 'partially_filled')) n ON true
+ORDER BY i.n
+"""
+
+
+async def order_contexts(
+    conn: asyncpg.Connection, wanted: Sequence[tuple[str, str, str]]
+) -> list[asyncpg.Record]:
+    """What pre-trade checks need, for many (account, symbol, client_order_id) at once.
+
+    Per item: the account row, the position, open orders and `existing_order_id`,
+    the order already submitted under that client_order_id (idempotent
+    resubmission). One round trip for all of them, answers in the given order.
+    """
+    rows = await conn.fetch(
+        CONTEXT_SQL,
+        [w[0] for w in wanted],
+        [w[1] for w in wanted],
+        [w[2] for w in wanted],
+    )
+    assert len(rows) == len(wanted), "accounts are opened before any order reaches the store"
+    return list(rows)
+
+
 async def order_context(
     conn: asyncpg.Connection, account_id: str, symbol: str, client_order_id: str = ""
 ) -> asyncpg.Record:
-    """What the pre-trade check needs: the account row, the position, open orders.
-
-    Also `existing_order_id`: the order already submitted under `client_order_id`
-    (idempotent resubmission), read in the same round trip.
-    """
-    row = await conn.fetchrow(
-        """SELECT a.cash, a.net_cost, a.gross_cost, a.reserved, a.margin_multiplier,
-                  (SELECT order_id FROM orders
-                   WHERE account_id = $1 AND client_order_id = $3) AS existing_order_id,
-                  coalesce(p.qty, 0) AS position_qty,
-                  coalesce(o.open_buy_qty, 0) AS open_buy_qty,
-                  coalesce(o.open_sell_qty, 0) AS open_sell_qty,
-                  coalesce(n.open_count, 0) AS open_count
-           FROM accounts a
-           LEFT JOIN positions p ON p.account_id = a.account_id AND p.symbol = $2
-           LEFT JOIN LATERAL (
-               SELECT sum(coalesce(qty, 0) - filled_qty) FILTER (WHERE side = 'buy') AS open_buy_qty,
-                      sum(coalesce(qty, 0) - filled_qty) FILTER (WHERE side = 'sell') AS open_sell_qty
-               FROM orders WHERE account_id = a.account_id AND symbol = $2
-                 AND status IN ('new', 'accepted', 'partially_filled')) o ON true
-           LEFT JOIN LATERAL (
-               SELECT count(*) AS open_count FROM orders
-               WHERE account_id = a.account_id AND status IN ('new', 'accepted', 'partially_filled')) n ON true
-           WHERE a.account_id = $1""",
-        account_id,
-        symbol,
-        client_order_id,
-    )
-    assert row is not None, "the account is opened before any order reaches the store"
-    return row
+    """`order_contexts` for one order."""
+    return (await order_contexts(conn, [(account_id, symbol, client_order_id)]))[0]
 
 
 async def reserve_buying_power(
@@ -237,6 +254,89 @@ async def submit_order(
     if row is None:
         return None
     return row["event_seq"], row["payload"]
+
+
+SUBMIT_MANY_SQL = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::numeric[],
+                         $11::numeric[], $12::numeric[], $13::numeric[], $14::text[],
+                         $15::numeric[], $16::text[], $17::timestamptz[], $18::bytea[],
+                         $19::text[], $20::text[])
+        AS i(order_id, account_id, client_order_id, symbol, side, order_type, time_in_force,
+             qty, notional, limit_price, stop_price, trail_price, trail_percent, status,
+             cost, replaces, created_at, event, event_id, headers)
+), reserved AS (
+    UPDATE accounts a
+    SET reserved = a.reserved + i.cost, event_seq = a.event_seq + 1, updated_at = now()
+    FROM input i
+    WHERE a.account_id = i.account_id
+      AND (i.cost = 0 OR greatest(0, (a.cash + a.net_cost) * a.margin_multiplier - a.gross_cost)
+                         - a.reserved >= i.cost)
+    RETURNING i.order_id, a.event_seq, i.event || '\\x38'::bytea || pb_varint(a.event_seq) AS payload
+), placed AS (
+    INSERT INTO orders (order_id, account_id, client_order_id, symbol, side, order_type,
+        time_in_force, qty, notional, limit_price, stop_price, trail_price, trail_percent,
+        status, reserved, replaces, created_at, updated_at)
+    SELECT i.order_id, i.account_id, i.client_order_id, i.symbol, i.side, i.order_type,
+           i.time_in_force, i.qty, i.notional, i.limit_price, i.stop_price, i.trail_price,
+           i.trail_percent, i.status, i.cost, i.replaces, i.created_at, i.created_at
+    FROM input i JOIN reserved r USING (order_id)
+), logged AS (
+    INSERT INTO order_events (account_id, sequence, payload)
+    SELECT i.account_id, r.event_seq, r.payload FROM input i JOIN reserved r USING (order_id)
+), queued AS (
+    INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
+    SELECT i.event_id, $21, i.account_id, $22, r.payload, i.headers::jsonb
+    FROM input i JOIN reserved r USING (order_id)
+)
+SELECT r.order_id, r.event_seq, r.payload, pg_notify($23, '') FROM reserved r
+"""
+
+
+async def submit_orders(
+    conn: asyncpg.Connection, batch: Sequence[tuple[Order, OutgoingEvent]]
+) -> dict[str, tuple[int, bytes]]:
+    """`submit_order` for many orders of distinct accounts in one statement.
+
+    Each order is reserved, inserted and logged exactly as alone: the UPDATE's
+    condition is evaluated per account row, and an order whose reservation does
+    not fit is simply absent from the answer (nothing of it is written). Two
+    orders of one account must not share a batch (an UPDATE changes a row once).
+    Any error (a duplicate client_order_id) rolls back the whole statement; the
+    caller then submits those orders one by one.
+    """
+    topics = {event.topic for _, event in batch}
+    schemas = {event.schema_name for _, event in batch}
+    assert len(topics) == 1 and len(schemas) == 1, "one event kind per batch"
+    columns: list[list[Any]] = [[] for _ in range(20)]
+    for order, event in batch:
+        values = (
+            order.order_id,
+            order.account_id,
+            order.client_order_id,
+            order.symbol,
+            order.side.value,
+            order.order_type.value,
+            order.time_in_force.value,
+            order.qty,
+            order.notional,
+            order.limit_price,
+            order.stop_price,
+            order.trail_price,
+            order.trail_percent,
+            order.status.value,
+            order.reserved,
+            order.replaces,
+            to_datetime(order.created_ns),
+            event.payload,
+            event.event_id,
+            event.headers_json,
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    rows = await conn.fetch(SUBMIT_MANY_SQL, *columns, topics.pop(), schemas.pop(), NOTIFY_CHANNEL)
+    return {row["order_id"]: (row["event_seq"], row["payload"]) for row in rows}
 
 
 async def release_and_sequence(

@@ -119,10 +119,11 @@ async def test_session_close_expires_day_orders_and_keeps_good_til_canceled_ones
     watcher = asyncio.create_task(watch_session(broker, 0.05))
     try:
         deadline = time.monotonic() + 10
-        while (
-            await pool.fetchval("SELECT status FROM orders WHERE order_id = $1", day.order_id)
-        ) != "expired":
-            assert time.monotonic() < deadline, "the day order did not expire at the close"
+        # The close expires day orders, then snapshots equity: wait for both.
+        while not await pool.fetchval(
+            "SELECT count(*) FROM equity_snapshots WHERE account_id = $1", account
+        ):
+            assert time.monotonic() < deadline, "the session close was not handled"
             await asyncio.sleep(0.05)
     finally:
         watcher.cancel()
