@@ -412,7 +412,8 @@ def _stream_operation(builder: SchemaBuilder, method: Method, public: bool) -> J
     operation["description"] = (
         (operation.get("description", "") + "\n\n").lstrip()
         + "A server stream: the response is newline-delimited JSON, one message per line "
-        "as events happen, and stays open until the client closes it."
+        "as events happen, and stays open until the client closes it (the gateway labels "
+        "it application/json). Over gRPC and gRPC-Web it is an ordinary server stream."
     )
     operation["x-cift-server-stream"] = True
     body = builder.message_schema(method.proto.input_type, response=False)
