@@ -163,6 +163,7 @@ class RiskGate:
         self._wake = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self.streamed = 0  # checks sent over the stream (observability and tests)
+        self.messages = 0  # CheckOrders messages they went in
 
     async def check(self, request: risk_pb2.CheckOrderRequest) -> risk_pb2.CheckOrderResponse:
         identity = maybe_identity()
@@ -230,10 +231,14 @@ class RiskGate:
     async def _requests(self) -> AsyncIterator[risk_pb2.CheckOrdersRequest]:
         while True:
             await self._wake.wait()
+            # One turn of the event loop lets the checks made ready by the same
+            # wake-up join this message instead of each paying for its own.
+            await asyncio.sleep(0)
             self._wake.clear()
             while self._outgoing:
                 batch = self._outgoing[: self._max_batch]
                 del self._outgoing[: self._max_batch]
+                self.messages += 1
                 yield risk_pb2.CheckOrdersRequest(checks=batch)
 
     async def _read(self, call: Any) -> None:
