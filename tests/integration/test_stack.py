@@ -142,13 +142,15 @@ async def assert_every_service_serving(info: StackInfo) -> None:
 async def assert_gateway_transcodes_and_routes(gateway_url: str, admin_url: str) -> None:
     assert (await probe_http(f"{admin_url}/ready")).strip() == "LIVE"
     assert "envoy_cluster_upstream_cx_total" in await probe_http(f"{admin_url}/stats/prometheus")
+    # Authorization runs before REST translation: without a credential even an unknown
+    # path is 401, so nothing about the route table leaks to anonymous callers.
     status, _, body = await asyncio.to_thread(http_get, f"{gateway_url}/v1/no-such-route")
-    assert (status, body) == (404, "Could not resolve /v1/no-such-route to a method.")
-    # A real REST route is transcoded and reaches marketdata (whatever it answers, it is
-    # JSON from the transcoder, not Envoy's "no healthy upstream").
-    status, headers, body = await asyncio.to_thread(http_get, f"{gateway_url}/v1/clock")
-    assert status != 503, body
+    assert status == 401, body
+    # A public route needs no credential and is transcoded to the auth service.
+    status, headers, body = await asyncio.to_thread(http_get, f"{gateway_url}/v1/auth/jwks")
+    assert status == 200, body
     assert headers["content-type"].startswith("application/json"), (status, body)
+    assert '"kty":"OKP"' in body.replace(" ", "")
     status, headers, _ = await asyncio.to_thread(
         http_get,
         f"{gateway_url}/cift.marketdata.v1.MarketDataService/GetClock",
