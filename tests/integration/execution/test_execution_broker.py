@@ -1,8 +1,11 @@
 """The broker's transactions against real PostgreSQL (the session's `infra` fixture).
 
 Risk and market data are stand-ins speaking the same Python interface as the
-gRPC clients (`upstream.py`): the point here is what reaches the database, to the
-cent, under concurrency, duplicates and restarts. Ticks enter exactly as the
+gRPC clients (`upstream.py`): the point here is the broker's own logic, what
+reaches the database, to the cent, under concurrency, duplicates and restarts,
+with ticks and prices a test can script exactly. The same guarantees through the
+real auth, risk and market data services are in test_execution_stack.py and
+test_execution_restart.py. Ticks enter exactly as the
 Kafka consumer hands them over (`cift.runtime.kafka.Event` with a `TickEvent`).
 """
 
