@@ -162,6 +162,7 @@ class RiskGate:
         self._outgoing: list[risk_pb2.CheckOrderRequest] = []
         self._wake = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
+        self._generation = 0  # bumped per stream opened; an ended stream's sender stops
         self.streamed = 0  # checks sent over the stream (observability and tests)
         self.messages = 0  # CheckOrders messages they went in
 
@@ -223,17 +224,20 @@ class RiskGate:
     def _open(self, credential: str) -> None:
         # The stream RPC itself needs an authenticated trader: it is opened with
         # the credential of the check that opened it (each check still carries its own).
+        self._generation += 1
         call = self._stub.CheckOrders(
-            self._requests(), metadata=((IDENTITY_TOKEN_HEADER, credential),)
+            self._requests(self._generation), metadata=((IDENTITY_TOKEN_HEADER, credential),)
         )
         self._reader = asyncio.get_running_loop().create_task(self._read(call))
 
-    async def _requests(self) -> AsyncIterator[risk_pb2.CheckOrdersRequest]:
+    async def _requests(self, generation: int) -> AsyncIterator[risk_pb2.CheckOrdersRequest]:
         while True:
             await self._wake.wait()
             # One turn of the event loop lets the checks made ready by the same
             # wake-up join this message instead of each paying for its own.
             await asyncio.sleep(0)
+            if generation != self._generation:
+                return  # this stream has ended: a newer one sends what is waiting
             self._wake.clear()
             while self._outgoing:
                 batch = self._outgoing[: self._max_batch]
@@ -260,6 +264,8 @@ class RiskGate:
             # Checks still waiting on a stream that ended fail now rather than at
             # their deadline; the next check opens a new stream.
             self._reader = None
+            self._generation += 1
+            self._wake.set()  # lets the ended stream's sender see it and stop
             self._outgoing.clear()
             for future in self._waiting.values():
                 if not future.done():
