@@ -192,6 +192,15 @@ class Broker:
             sequence=0,  # appended by the statement that hands it out
             ts_ns=order.created_ns,
         )
+        # Once written, the order must reach the book even if this caller goes away
+        # (deadline, disconnect): the write and the booking run as their own task.
+        return await asyncio.shield(
+            asyncio.ensure_future(self._write_and_book(account_id, request, order, message))
+        )
+
+    async def _write_and_book(
+        self, account_id: str, request: OrderRequest, order: Order, message: events_pb2.OrderEvent
+    ) -> Order:
         try:
             written = await self._writes.submit((order, _outgoing(message)))
         except asyncpg.UniqueViolationError:

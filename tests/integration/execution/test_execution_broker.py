@@ -554,3 +554,31 @@ async def test_trailing_stop_water_mark_survives_a_restart_and_only_tightens(
         "SELECT status, filled_qty FROM orders WHERE order_id = $1", stop.order_id
     )
     assert (row["status"], row["filled_qty"]) == ("filled", D(10))
+
+
+async def test_an_order_written_for_a_caller_that_went_away_still_enters_the_book(
+    pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    class CallerGoesAway(StandInRisk):
+        """Approves, then the caller is cancelled (a deadline, a disconnect)."""
+
+        async def check(self, request: risk_pb2.CheckOrderRequest) -> risk_pb2.CheckOrderResponse:
+            reply = await super().check(request)
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            return reply
+
+    risk = StandInRisk()
+    broker = Broker(pool, FillEngine(), StandInMarket(), risk, AccountSettings(OPENING, D(1)))
+    await broker.submit(account, limit(symbol, Side.BUY, "1", "10.00"))
+    broker.risk = CallerGoesAway()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(broker.submit(account, limit(symbol, Side.BUY, "2", "10.00")))
+    for _ in range(100):
+        if await order_count(pool, account) == 2 and len(broker.engine) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    rows = await pool.fetch("SELECT order_id FROM orders WHERE account_id = $1", account)
+    assert len(rows) == 2
+    assert all(r["order_id"] in broker.engine for r in rows)
