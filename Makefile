@@ -18,8 +18,12 @@ setup: $(STAMP)  ## install everything the project needs into .venv and node_mod
 up: setup  ## start the whole mesh (embedded PostgreSQL, Redis, Kafka, Envoy where no address is set)
 	$(BIN)/cift up
 
+# A private temp root: pytest prunes old runs under the shared /tmp/pytest-of-$USER,
+# which would delete the embedded PostgreSQL of another run in progress.
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=$(CURDIR)/.pytest-tmp
+
 test: setup lint typecheck gen-check lint-protos  ## everything CI runs
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 check: test
 
@@ -40,13 +44,13 @@ lint-protos: setup
 	bash tools/lint_protos.sh
 
 unit: setup
-	$(BIN)/python -m pytest -q tests/unit
+	$(PYTEST) tests/unit
 
 integration: setup
-	$(BIN)/python -m pytest -q -m integration
+	$(PYTEST) -m integration
 
 bench: setup  ## run every benchmark in bench/ (prints tables; see bench/REPORT-*.md)
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf .cift gateway/build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .cift gateway/build .pytest_cache .pytest-tmp .mypy_cache .ruff_cache

@@ -18,7 +18,7 @@ from pathlib import Path
 from cift.marketdata.v1 import events_pb2, marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.identity import SCOPE_READ
-from cift.runtime.interceptors import RpcPolicy
+from cift.runtime.interceptors import PUBLIC, RpcPolicy
 from cift.runtime.server import ServiceContext, ServiceSpec, run_service
 from services.marketdata.clock import MarketCalendar, build_calendar, parse_dates
 from services.marketdata.config import FEED_KINDS, MarketDataConfig
@@ -32,8 +32,15 @@ from services.marketdata.streams import StreamHub
 
 SERVICE = marketdata_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name
 READ = RpcPolicy(scope=SCOPE_READ)
+# Reference data (instruments, the clock, latest quotes) is the same for every
+# caller and is read by other services' background tasks (execution's session
+# clock and equity marks), which act for no user. The gateway still requires a
+# credential from outside clients; inside the mesh these need none.
+REFERENCE_DATA = frozenset(
+    {"ListInstruments", "GetInstrument", "GetClock", "GetLatestQuote", "GetLatestQuotes"}
+)
 POLICIES = {
-    f"/{SERVICE}/{method.name}": READ
+    f"/{SERVICE}/{method.name}": PUBLIC if method.name in REFERENCE_DATA else READ
     for method in marketdata_pb2.DESCRIPTOR.services_by_name["MarketDataService"].methods
 }
 # The consumer decodes TickEvent by its schema header, which needs its module loaded.

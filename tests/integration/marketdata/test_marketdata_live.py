@@ -409,7 +409,15 @@ async def test_bad_stream_requests_fail_before_streaming(live: RunningService) -
         assert error.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
 
 
-async def test_calls_without_a_credential_are_unauthenticated(live: RunningService) -> None:
+async def test_history_without_a_credential_is_unauthenticated(live: RunningService) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await live.stub.GetClock(md.GetClockRequest())
+        await live.stub.GetBars(md.GetBarsRequest(symbol="AAPL", timeframe="1Min"))
     assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_reference_data_needs_no_credential_inside_the_mesh(live: RunningService) -> None:
+    """Execution's session clock and equity marks run for no user and must still read these."""
+    clock = await live.stub.GetClock(md.GetClockRequest())
+    assert clock.HasField("timestamp")
+    instrument = await live.stub.GetInstrument(md.GetInstrumentRequest(symbol="AAPL"))
+    assert instrument.instrument.symbol == "AAPL"
