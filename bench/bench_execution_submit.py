@@ -2,12 +2,16 @@
 
 Run: python bench/bench_execution_submit.py [--mode service|broker] [--accounts 50]
          [--concurrency 16 --orders 6000 | --rate 1000 --seconds 10] [--feed-rate 0.2]
+         [--order-type limit|market]
 
 The bench starts its own stack with the launcher behind `cift up` (embedded
 PostgreSQL with fsync on, Redis, the Kafka-protocol broker, auth, market data
 with its simulator, risk, execution; no gateway), registers `--accounts` users
 through auth's gRPC API and submits resting limit buys (1 share, 5% under the
-bid, so the collar passes and nothing fills) round-robin over the accounts. The
+bid, so the collar passes and nothing fills) round-robin over the accounts. With
+`--order-type market` each submit is instead a 1-share market order that fills as
+it is booked: every account trades one symbol, alternating buy and sell, so its
+position stays bounded; the latency then includes the fill's transaction. The
 simulator runs at `--feed-rate` ticks/s per symbol (default 0.2) so its CPU does
 not count against order entry on this 2-core machine; the fill engine has its
 own bench.
@@ -51,7 +55,7 @@ from cift.runtime.clients import open_channel
 from cift.runtime.identity import Identity, acting_as
 from cift.stack.launcher import Stack, StackInfo, StackOptions
 from services.execution.broker import AccountSettings, Broker
-from services.execution.fills import FillEngine
+from services.execution.fills import FillEngine, Quote
 from services.execution.orders import OrderRequest, OrderType, Side, TimeInForce
 from services.execution.upstream import MarketReference, RiskGate
 
@@ -84,8 +88,30 @@ async def register(info: StackInfo, count: int) -> list[Trader]:
         return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
-async def limit_prices(info: StackInfo, trader: Trader) -> dict[str, Decimal]:
-    """5% under each symbol's bid, on the cent grid: inside the collar, never filled."""
+@dataclass(frozen=True)
+class Plan:
+    """What each submit sends: resting limit buys, or market orders that fill at once."""
+
+    market: bool
+    limit_prices: dict[str, Decimal]
+    quotes: dict[str, tuple[Decimal, Decimal]]
+    accounts: int
+
+    def order(self, n: int) -> tuple[str, Side, OrderType, Decimal | None]:
+        """Symbol, side, type and limit price of submit `n` (account `n % accounts`)."""
+        if not self.market:
+            symbol = SYMBOLS[n % len(SYMBOLS)]
+            return symbol, Side.BUY, OrderType.LIMIT, self.limit_prices[symbol]
+        account = n % self.accounts
+        symbol = SYMBOLS[account % len(SYMBOLS)]
+        side = Side.BUY if (n // self.accounts) % 2 == 0 else Side.SELL
+        return symbol, side, OrderType.MARKET, None
+
+
+async def limit_prices(
+    info: StackInfo, trader: Trader
+) -> tuple[dict[str, Decimal], dict[str, tuple[Decimal, Decimal]]]:
+    """5% under each symbol's bid, on the cent grid (inside the collar, never filled); quotes."""
     async with grpc.aio.insecure_channel(info.grpc_addrs["marketdata"]) as channel:
         stub = marketdata_pb2_grpc.MarketDataServiceStub(channel)
         for _ in range(100):
@@ -94,12 +120,13 @@ async def limit_prices(info: StackInfo, trader: Trader) -> dict[str, Decimal]:
                 metadata=(("authorization", f"Bearer {trader.token}"),),
             )
             if len(reply.quotes) == len(SYMBOLS):
-                return {
-                    s: (Decimal(repr(q.bid)) * Decimal("0.95")).quantize(
-                        Decimal("0.01"), ROUND_DOWN
-                    )
-                    for s, q in reply.quotes.items()
+                quotes = {
+                    s: (Decimal(repr(q.bid)), Decimal(repr(q.ask))) for s, q in reply.quotes.items()
                 }
+                return {
+                    s: (bid * Decimal("0.95")).quantize(Decimal("0.01"), ROUND_DOWN)
+                    for s, (bid, _) in quotes.items()
+                }, quotes
             await asyncio.sleep(0.2)
     raise SystemExit("the market data simulator never quoted every symbol")
 
@@ -107,23 +134,32 @@ async def limit_prices(info: StackInfo, trader: Trader) -> dict[str, Decimal]:
 Submit = Callable[[int], Awaitable[None]]
 
 
+SIDE_PB = {Side.BUY: orders_pb2.ORDER_SIDE_BUY, Side.SELL: orders_pb2.ORDER_SIDE_SELL}
+TYPE_PB = {
+    OrderType.LIMIT: orders_pb2.ORDER_TYPE_LIMIT,
+    OrderType.MARKET: orders_pb2.ORDER_TYPE_MARKET,
+}
+
+
 async def service_submitter(
-    info: StackInfo, traders: list[Trader], prices: dict[str, Decimal]
+    info: StackInfo, traders: list[Trader], plan: Plan
 ) -> tuple[Submit, Callable[[], Awaitable[None]]]:
     channel = grpc.aio.insecure_channel(info.grpc_addrs["execution"])
     stub = execution_pb2_grpc.ExecutionServiceStub(channel)
     metadata = [(("authorization", f"Bearer {t.token}"),) for t in traders]
 
     async def submit(n: int) -> None:
-        symbol = SYMBOLS[n % len(SYMBOLS)]
+        symbol, side, order_type, limit = plan.order(n)
         await stub.SubmitOrder(
             execution_pb2.SubmitOrderRequest(
                 symbol=symbol,
-                side=orders_pb2.ORDER_SIDE_BUY,
-                type=orders_pb2.ORDER_TYPE_LIMIT,
-                time_in_force=orders_pb2.TIME_IN_FORCE_GTC,
+                side=SIDE_PB[side],
+                type=TYPE_PB[order_type],
+                time_in_force=orders_pb2.TIME_IN_FORCE_DAY
+                if limit is None
+                else orders_pb2.TIME_IN_FORCE_GTC,
                 qty="1",
-                limit_price=str(prices[symbol]),
+                limit_price="" if limit is None else str(limit),
             ),
             metadata=metadata[n % len(traders)],
         )
@@ -135,7 +171,7 @@ async def service_submitter(
 
 
 async def broker_submitter(
-    info: StackInfo, traders: list[Trader], prices: dict[str, Decimal], pool_size: int
+    info: StackInfo, traders: list[Trader], plan: Plan, pool_size: int
 ) -> tuple[Submit, Callable[[], Awaitable[None]]]:
     schema = f"execution_bench_{uuid.uuid4().hex[:8]}"
     await db.migrate_dsn(info.database_url, schema, db.load_migrations(MIGRATIONS))
@@ -150,23 +186,27 @@ async def broker_submitter(
         risk,
         AccountSettings(Decimal(100000), Decimal(1)),
     )
+    # No tick feed runs into this in-process engine: give it the current quotes so
+    # market orders fill as they are booked, as in the service.
+    for symbol, (bid, ask) in plan.quotes.items():
+        broker.engine.on_quote(Quote(symbol, bid, ask, Decimal(10**6), Decimal(10**6), 0))
     identities = [
         Identity(t.user_id, t.account_id, frozenset({"read", "trade"}), t.token) for t in traders
     ]
 
     async def submit(n: int) -> None:
-        symbol = SYMBOLS[n % len(SYMBOLS)]
+        symbol, side, order_type, limit = plan.order(n)
         identity = identities[n % len(identities)]
         with acting_as(identity):
             await broker.submit(
                 identity.account_id,
                 OrderRequest(
                     symbol,
-                    Side.BUY,
-                    OrderType.LIMIT,
-                    TimeInForce.GTC,
+                    side,
+                    order_type,
+                    TimeInForce.DAY if limit is None else TimeInForce.GTC,
                     qty=Decimal(1),
-                    limit_price=prices[symbol],
+                    limit_price=limit,
                 ),
             )
 
@@ -219,6 +259,17 @@ async def open_loop(submit: Submit, rate: float, seconds: float) -> tuple[list[f
     return latencies, time.perf_counter() - started
 
 
+async def first_call(submit: Submit, attempts: int = 60) -> None:
+    for attempt in range(attempts):
+        try:
+            await submit(0)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -232,6 +283,12 @@ async def main() -> None:
     parser.add_argument("--orders", type=int, default=6000)
     parser.add_argument("--rate", type=float, default=0.0, help="open loop at this rate")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--order-type",
+        choices=("limit", "market"),
+        default="limit",
+        help="limit: resting buys that never fill; market: buy/sell per account, filled at once",
+    )
     parser.add_argument("--pool", type=int, default=8, help="broker mode: connections")
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument(
@@ -253,14 +310,16 @@ async def main() -> None:
         info = await stack.start()
         try:
             traders = await register(info, args.accounts)
-            prices = await limit_prices(info, traders[0])
+            prices, quotes = await limit_prices(info, traders[0])
+            plan = Plan(args.order_type == "market", prices, quotes, len(traders))
             if args.mode == "service":
-                submit, close = await service_submitter(info, traders, prices)
+                submit, close = await service_submitter(info, traders, plan)
             else:
-                submit, close = await broker_submitter(info, traders, prices, args.pool)
+                submit, close = await broker_submitter(info, traders, plan, args.pool)
             try:
-                # One call first: a verifier's JWKS cache is filled by its first caller.
-                await closed_loop(submit, 1, 1)
+                # One call first: a verifier's JWKS cache is filled by its first caller,
+                # and risk prices market orders only once its tick consumer has caught up.
+                await first_call(submit)
                 await closed_loop(submit, args.warmup, args.concurrency)
                 if args.rate:
                     latencies, elapsed = await open_loop(submit, args.rate, args.seconds)
@@ -272,7 +331,7 @@ async def main() -> None:
                 await close()
         finally:
             await stack.stop()
-    report(args.mode, shape, args.accounts, latencies, elapsed)
+    report(f"{args.mode} {args.order_type}", shape, args.accounts, latencies, elapsed)
 
 
 def report(mode: str, shape: str, accounts: int, latencies: list[float], elapsed: float) -> None:

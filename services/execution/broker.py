@@ -6,6 +6,10 @@ cash, realized P&L, activity, order status, outbox; idempotent by fill id),
 cancel and replace. The in-memory `FillEngine` and the database are kept in step
 by one lock: every engine mutation and the persistence of what it produced happen
 under it, so a cancel can never slip between a fill's decision and its commit.
+Written orders enter the book in batches (group commit): one hold of the lock
+books every order that arrived while the previous batch was committing, and
+persists what they produced (a market order's fill) with one transaction per
+account, the accounts' transactions running side by side.
 The database commit of a new order happens outside the lock (that is what lets
 submits run in parallel); an order canceled in that gap is remembered so it never
 enters the book.
@@ -147,6 +151,10 @@ class Broker:
                 key=lambda item: item[0].account_id,
             )
         )
+        # Orders written while a booking batch holds the lock wait to form the next one.
+        self._bookings: Coalescer[Order, None] = Coalescer(
+            self._book_orders, max_batch=256, max_in_flight=1
+        )
         self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
 
     # ---- accounts --------------------------------------------------------------
@@ -213,12 +221,66 @@ class Broker:
                 reason="INSUFFICIENT_BUYING_POWER",
             )
         self._notify(account_id, written[1])
-        async with self._lock:
-            if order.order_id in self._canceled_before_booked:
-                self._canceled_before_booked.discard(order.order_id)
-                return order
-            await self._persist(self.engine.add(order, now_ns()))
+        await self._bookings.submit(order)
         return order
+
+    async def _book_orders(self, orders: list[Order]) -> list[BaseException | None]:
+        """Put written orders in the book and persist what that produced, under one lock hold.
+
+        The lock still spans every commit, so a cancel or a tick never slips between
+        a fill's decision and its commit. An order's events concern only its own
+        account; each account's share of the batch is one transaction, in arrival
+        order, and the accounts' transactions run concurrently. Each transaction
+        touches a single account row, as a lone fill does, so lock order against the
+        multi-account submit statement is unchanged (no new deadlock).
+        """
+        results: list[BaseException | None] = [None] * len(orders)
+        by_account: dict[str, list[tuple[int, list[EngineEvent]]]] = defaultdict(list)
+        async with self._lock:
+            for index, order in enumerate(orders):
+                if order.order_id in self._canceled_before_booked:
+                    self._canceled_before_booked.discard(order.order_id)
+                    continue
+                try:
+                    produced = self.engine.add(order, now_ns())
+                except Exception as refused:
+                    results[index] = refused
+                    continue
+                if produced:
+                    by_account[order.account_id].append((index, produced))
+            await asyncio.gather(
+                *(self._persist_account(items, results) for items in by_account.values())
+            )
+        return results
+
+    async def _persist_account(
+        self, items: list[tuple[int, list[EngineEvent]]], results: list[BaseException | None]
+    ) -> None:
+        """One account's share of a booking batch in one transaction; alone per order on failure.
+
+        A failed transaction wrote nothing, so retrying its orders one by one
+        isolates the failing order: the others still commit, and only its caller
+        sees the error (as when each order committed alone).
+        """
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                notices = [
+                    n for _, produced in items for n in await self._persist_on(conn, produced)
+                ]
+        except Exception as failure:
+            if len(items) == 1:
+                results[items[0][0]] = failure
+                return
+            for index, produced in items:
+                try:
+                    async with self.pool.acquire() as conn, conn.transaction():
+                        notices = await self._persist_on(conn, produced)
+                except Exception as alone:
+                    results[index] = alone
+                    continue
+                self._notify_all(notices)
+            return
+        self._notify_all(notices)
 
     async def _read_contexts(
         self, wanted: list[tuple[str, str, str]]
@@ -578,137 +640,171 @@ class Broker:
     async def _persist(
         self, produced: list[EngineEvent], tick_mark: tuple[str, int] | None = None
     ) -> None:
+        """Persist engine events one transaction each (what ticks and restarts produce)."""
+        for event in produced:
+            async with self.pool.acquire() as conn, conn.transaction():
+                notices = await self._persist_on(conn, [event], tick_mark)
+            self._notify_all(notices)
+
+    async def _persist_on(
+        self,
+        conn: asyncpg.Connection,
+        produced: list[EngineEvent],
+        tick_mark: tuple[str, int] | None = None,
+    ) -> list[tuple[str, bytes]]:
+        """Write `produced` inside the caller's transaction; the order events to announce."""
+        notices: list[tuple[str, bytes]] = []
         for event in produced:
             if isinstance(event, Fill):
-                await self.apply_fill(event, tick_mark)
+                payload = await self._apply_fill_on(conn, event, tick_mark)
+                if payload is not None:
+                    notices.append((event.account_id, payload))
             elif isinstance(event, OrderClosed):
-                await self._record_close(event)
+                closed = await self._record_close_on(conn, event)
+                if closed is not None:
+                    notices.append(closed)
             elif isinstance(event, OrderTriggered):
-                async with self.pool.acquire() as conn:
-                    await store.mark_triggered(
-                        conn, event.order_id, event.water_mark, store.to_datetime(event.ts_ns)
-                    )
+                await store.mark_triggered(
+                    conn, event.order_id, event.water_mark, store.to_datetime(event.ts_ns)
+                )
+        return notices
+
+    def _notify_all(self, notices: list[tuple[str, bytes]]) -> None:
+        for account_id, payload in notices:
+            self._notify(account_id, payload)
 
     async def apply_fill(self, fill: Fill, tick_mark: tuple[str, int] | None = None) -> bool:
         """Apply one fill in one transaction; False (and no change) if it was applied before."""
-        at = store.to_datetime(fill.ts_ns)
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await store.insert_fill(
-                conn,
-                fill_id=fill.fill_id,
-                order_id=fill.order_id,
-                account_id=fill.account_id,
-                symbol=fill.symbol,
-                side=fill.side.value,
-                qty=fill.qty,
-                price=fill.price,
-                commission=fill.commission,
-                at=at,
-            )
-            if not inserted:
-                return False
-            effect = settle_fill(
-                await store.lock_position(conn, fill.account_id, fill.symbol),
-                fill.side,
-                fill.qty,
-                fill.price,
-                fill.commission,
-            )
-            await store.save_position(conn, fill.account_id, effect.position, effect.realized_pnl)
-            before = store.order_from_row(
-                await store.get_order(conn, fill.order_id, for_update=True)
-            )  # type: ignore[arg-type]
-            if before.qty is not None:
-                remaining_before = before.qty - before.filled_qty
-                part = fill.qty
-            else:
-                assert before.notional is not None
-                remaining_before = before.notional - before.filled_notional
-                part = fill.qty * fill.price
-            released = (
-                before.reserved
-                if fill.order_status is not OrderStatus.PARTIALLY_FILLED
-                else released_reservation(before.reserved, part, remaining_before)
-            )
-            after = dataclasses.replace(
-                before,
-                status=fill.order_status,
-                filled_qty=fill.order_filled_qty,
-                filled_notional=fill.order_filled_notional,
-                fill_count=fill.order_fill_count,
-                updated_ns=fill.ts_ns,
-            )
-            await store.update_order_after_fill(conn, after, fill.commission, released, at)
-            account = await store.apply_cash(
-                conn,
-                fill.account_id,
-                cash_delta=effect.cash_delta,
-                net_cost_delta=effect.net_cost_delta,
-                gross_cost_delta=effect.gross_cost_delta,
-                realized_pnl=effect.realized_pnl,
-                commission=effect.commission,
-                released=released,
-            )
-            await store.insert_fill_activity(
-                conn,
-                fill_id=fill.fill_id,
-                account_id=fill.account_id,
-                net_amount=effect.cash_delta,
-                symbol=fill.symbol,
-                side=fill.side.value,
-                qty=fill.qty,
-                price=fill.price,
-                order_id=fill.order_id,
-                at=at,
-            )
-            kind = (
-                events_pb2.ORDER_EVENT_TYPE_FILL
-                if fill.order_status is OrderStatus.FILLED
-                else events_pb2.ORDER_EVENT_TYPE_PARTIAL_FILL
-            )
-            commission = await store.order_commission(conn, fill.order_id)
-            payload = await self._emit_order_event(
-                conn, after, kind, account["event_seq"], fill=fill, commission=commission
-            )
-            position = effect.position
-            await outbox.enqueue(
-                conn,
-                TOPIC_FILLS,
-                fill.account_id,
-                events_pb2.FillEvent(
-                    event_id=new_event_id(),
-                    fill=fill_message(fill),
-                    position_qty=dec(position.qty),
-                    position_avg_entry_price=dec(position.avg_entry_price),
-                    cash=dec(account["cash"]),
-                ),
-            )
-            if tick_mark is not None and tick_mark[1]:
-                await store.advance_tick_mark(conn, *tick_mark)
+            payload = await self._apply_fill_on(conn, fill, tick_mark)
+        if payload is None:
+            return False
         self._notify(fill.account_id, payload)
         return True
 
-    async def _record_close(self, event: OrderClosed) -> None:
+    async def _apply_fill_on(
+        self, conn: asyncpg.Connection, fill: Fill, tick_mark: tuple[str, int] | None
+    ) -> bytes | None:
+        """A fill's whole effect inside the caller's transaction; None if applied before."""
+        at = store.to_datetime(fill.ts_ns)
+        inserted = await store.insert_fill(
+            conn,
+            fill_id=fill.fill_id,
+            order_id=fill.order_id,
+            account_id=fill.account_id,
+            symbol=fill.symbol,
+            side=fill.side.value,
+            qty=fill.qty,
+            price=fill.price,
+            commission=fill.commission,
+            at=at,
+        )
+        if not inserted:
+            return None
+        effect = settle_fill(
+            await store.lock_position(conn, fill.account_id, fill.symbol),
+            fill.side,
+            fill.qty,
+            fill.price,
+            fill.commission,
+        )
+        before = store.order_from_row(await store.get_order(conn, fill.order_id, for_update=True))  # type: ignore[arg-type]
+        if before.qty is not None:
+            remaining_before = before.qty - before.filled_qty
+            part = fill.qty
+        else:
+            assert before.notional is not None
+            remaining_before = before.notional - before.filled_notional
+            part = fill.qty * fill.price
+        released = (
+            before.reserved
+            if fill.order_status is not OrderStatus.PARTIALLY_FILLED
+            else released_reservation(before.reserved, part, remaining_before)
+        )
+        after = dataclasses.replace(
+            before,
+            status=fill.order_status,
+            filled_qty=fill.order_filled_qty,
+            filled_notional=fill.order_filled_notional,
+            fill_count=fill.order_fill_count,
+            updated_ns=fill.ts_ns,
+        )
+        settled = await store.settle_fill_rows(
+            conn,
+            position=effect.position,
+            realized_pnl=effect.realized_pnl,
+            order=after,
+            commission=fill.commission,
+            released=released,
+            at=at,
+            cash_delta=effect.cash_delta,
+            net_cost_delta=effect.net_cost_delta,
+            gross_cost_delta=effect.gross_cost_delta,
+        )
+        kind = (
+            events_pb2.ORDER_EVENT_TYPE_FILL
+            if fill.order_status is OrderStatus.FILLED
+            else events_pb2.ORDER_EVENT_TYPE_PARTIAL_FILL
+        )
+        sequence: int = settled["event_seq"]
+        message = order_event(
+            event_id=new_event_id(),
+            order=order_message(after, commission=settled["commission"]),
+            kind=kind,
+            sequence=sequence,
+            ts_ns=after.updated_ns or now_ns(),
+            fill=fill_message(fill),
+        )
+        position = effect.position
+        fill_event = events_pb2.FillEvent(
+            event_id=new_event_id(),
+            fill=fill_message(fill),
+            position_qty=dec(position.qty),
+            position_avg_entry_price=dec(position.avg_entry_price),
+            cash=dec(settled["cash"]),
+        )
+        order_outgoing = _outgoing(message)
+        await store.record_fill(
+            conn,
+            fill_id=fill.fill_id,
+            account_id=fill.account_id,
+            net_amount=effect.cash_delta,
+            symbol=fill.symbol,
+            side=fill.side.value,
+            qty=fill.qty,
+            price=fill.price,
+            order_id=fill.order_id,
+            at=at,
+            sequence=sequence,
+            order_event=order_outgoing,
+            fill_event=_outgoing(fill_event, TOPIC_FILLS),
+        )
+        payload = order_outgoing.payload
+        if tick_mark is not None and tick_mark[1]:
+            await store.advance_tick_mark(conn, *tick_mark)
+        return payload
+
+    async def _record_close_on(
+        self, conn: asyncpg.Connection, event: OrderClosed
+    ) -> tuple[str, bytes] | None:
+        """Close an order inside the caller's transaction; None if it was closed already."""
         at = store.to_datetime(event.ts_ns)
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await store.get_order(conn, event.order_id, for_update=True)
-            assert row is not None
-            order = store.order_from_row(row)
-            if not order.is_open:
-                return
-            reserved = order.reserved
-            order.status, order.reason, order.updated_ns, order.reserved = (
-                event.status,
-                event.reason,
-                event.ts_ns,
-                Decimal(0),
-            )
-            await store.close_order(conn, event.order_id, event.status, event.reason, at)
-            sequence = await store.release_and_sequence(conn, order.account_id, reserved, 1)
-            payload = await self._emit_order_event(
-                conn, order, CLOSING_EVENT[event.status], sequence
-            )
-        self._notify(order.account_id, payload)
+        row = await store.get_order(conn, event.order_id, for_update=True)
+        assert row is not None
+        order = store.order_from_row(row)
+        if not order.is_open:
+            return None
+        reserved = order.reserved
+        order.status, order.reason, order.updated_ns, order.reserved = (
+            event.status,
+            event.reason,
+            event.ts_ns,
+            Decimal(0),
+        )
+        await store.close_order(conn, event.order_id, event.status, event.reason, at)
+        sequence = await store.release_and_sequence(conn, order.account_id, reserved, 1)
+        payload = await self._emit_order_event(conn, order, CLOSING_EVENT[event.status], sequence)
+        return order.account_id, payload
 
     async def _emit_order_event(
         self,
@@ -816,12 +912,14 @@ class Broker:
         return len(snapshots)
 
 
-def _outgoing(message: events_pb2.OrderEvent) -> store.OutgoingEvent:
-    """`message` as the outbox row `store.submit_order` writes (sequence appended in SQL)."""
+def _outgoing(
+    message: events_pb2.OrderEvent | events_pb2.FillEvent, topic: str = TOPIC_ORDERS
+) -> store.OutgoingEvent:
+    """`message` as an outbox row written by one of the store's combined statements."""
     headers = {name: value.decode() for name, value in encode_headers(message, message.event_id)}
     return store.OutgoingEvent(
         event_id=message.event_id,
-        topic=TOPIC_ORDERS,
+        topic=topic,
         schema_name=message.DESCRIPTOR.full_name,
         payload=message.SerializeToString(),
         headers_json=json.dumps(headers),

@@ -354,36 +354,6 @@ async def release_and_sequence(
     return value
 
 
-async def apply_cash(
-    conn: asyncpg.Connection,
-    account_id: str,
-    *,
-    cash_delta: Decimal,
-    net_cost_delta: Decimal,
-    gross_cost_delta: Decimal,
-    realized_pnl: Decimal,
-    commission: Decimal,
-    released: Decimal,
-) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        """UPDATE accounts
-           SET cash = cash + $2, net_cost = net_cost + $3, gross_cost = gross_cost + $4,
-               realized_pnl = realized_pnl + $5, commissions = commissions + $6,
-               reserved = greatest(0, reserved - $7), event_seq = event_seq + 1, updated_at = now()
-           WHERE account_id = $1
-           RETURNING cash, event_seq""",
-        account_id,
-        cash_delta,
-        net_cost_delta,
-        gross_cost_delta,
-        realized_pnl,
-        commission,
-        released,
-    )
-    assert row is not None
-    return row
-
-
 # ---- orders --------------------------------------------------------------------
 
 
@@ -420,13 +390,6 @@ async def get_order(
     return await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), order_id)
 
 
-async def order_commission(conn: asyncpg.Connection, order_id: str) -> Decimal:
-    value: Decimal = await conn.fetchval(
-        "SELECT commission FROM orders WHERE order_id = $1", order_id
-    )
-    return value
-
-
 async def get_order_by_client_id(
     conn: asyncpg.Connection, account_id: str, client_order_id: str
 ) -> asyncpg.Record | None:
@@ -434,29 +397,6 @@ async def get_order_by_client_id(
         "SELECT * FROM orders WHERE account_id = $1 AND client_order_id = $2",
         account_id,
         client_order_id,
-    )
-
-
-async def update_order_after_fill(
-    conn: asyncpg.Connection, order: Order, commission: Decimal, released: Decimal, at: datetime
-) -> None:
-    await conn.execute(
-        """UPDATE orders
-           SET status = $2, filled_qty = $3, filled_notional = $4, fill_count = $5,
-               commission = commission + $6, reserved = greatest(0, reserved - $7),
-               triggered = $8, water_mark = $9, updated_at = $10,
-               filled_at = CASE WHEN $2 = 'filled' THEN $10 ELSE filled_at END
-           WHERE order_id = $1""",
-        order.order_id,
-        order.status.value,
-        order.filled_qty,
-        order.filled_notional,
-        order.fill_count,
-        commission,
-        released,
-        order.triggered,
-        order.water_mark,
-        at,
     )
 
 
@@ -616,22 +556,6 @@ async def lock_position(conn: asyncpg.Connection, account_id: str, symbol: str) 
     return Position(symbol, row["qty"], row["cost_basis"])
 
 
-async def save_position(
-    conn: asyncpg.Connection, account_id: str, position: Position, realized_pnl: Decimal
-) -> None:
-    await conn.execute(
-        """INSERT INTO positions (account_id, symbol, qty, cost_basis, realized_pnl, updated_at)
-           VALUES ($1, $2, $3, $4, $5, now())
-           ON CONFLICT (account_id, symbol) DO UPDATE
-           SET qty = $3, cost_basis = $4, realized_pnl = positions.realized_pnl + $5, updated_at = now()""",
-        account_id,
-        position.symbol,
-        position.qty,
-        position.cost_basis,
-        realized_pnl,
-    )
-
-
 async def positions(conn: asyncpg.Connection, account_id: str) -> list[asyncpg.Record]:
     return list(
         await conn.fetch(
@@ -648,7 +572,94 @@ async def position(conn: asyncpg.Connection, account_id: str, symbol: str) -> as
     )
 
 
-async def insert_fill_activity(
+SETTLE_FILL_SQL = """
+WITH held AS (
+    INSERT INTO positions (account_id, symbol, qty, cost_basis, realized_pnl, updated_at)
+    VALUES ($1, $2, $3, $4, $5, now())
+    ON CONFLICT (account_id, symbol) DO UPDATE
+    SET qty = $3, cost_basis = $4, realized_pnl = positions.realized_pnl + $5, updated_at = now()
+), placed AS (
+    UPDATE orders
+    SET status = $7, filled_qty = $8, filled_notional = $9, fill_count = $10,
+        commission = commission + $11, reserved = greatest(0, reserved - $12),
+        triggered = $13, water_mark = $14, updated_at = $15,
+        filled_at = CASE WHEN $7 = 'filled' THEN $15 ELSE filled_at END
+    WHERE order_id = $6
+    RETURNING commission
+), charged AS (
+    UPDATE accounts
+    SET cash = cash + $16, net_cost = net_cost + $17, gross_cost = gross_cost + $18,
+        realized_pnl = realized_pnl + $5, commissions = commissions + $19,
+        reserved = greatest(0, reserved - $12), event_seq = event_seq + 1, updated_at = now()
+    WHERE account_id = $1
+    RETURNING cash, event_seq
+)
+SELECT charged.cash, charged.event_seq, placed.commission FROM charged, placed
+"""
+
+
+async def settle_fill_rows(
+    conn: asyncpg.Connection,
+    *,
+    position: Position,
+    realized_pnl: Decimal,
+    order: Order,
+    commission: Decimal,
+    released: Decimal,
+    at: datetime,
+    cash_delta: Decimal,
+    net_cost_delta: Decimal,
+    gross_cost_delta: Decimal,
+) -> asyncpg.Record:
+    """A fill's position, order and account changes in one statement (one round trip).
+
+    The position and order rows are already locked by the caller's transaction;
+    the account row is updated last, as in every other transaction that changes
+    it. Returns the account's new cash and event sequence, and the order's total
+    commission, which the fill's events carry.
+    """
+    row = await conn.fetchrow(
+        SETTLE_FILL_SQL,
+        order.account_id,
+        position.symbol,
+        position.qty,
+        position.cost_basis,
+        realized_pnl,
+        order.order_id,
+        order.status.value,
+        order.filled_qty,
+        order.filled_notional,
+        order.fill_count,
+        commission,
+        released,
+        order.triggered,
+        order.water_mark,
+        at,
+        cash_delta,
+        net_cost_delta,
+        gross_cost_delta,
+        commission,
+    )
+    assert row is not None, f"order {order.order_id} or its account vanished"
+    return row
+
+
+RECORD_FILL_SQL = """
+WITH activity AS (
+    INSERT INTO activities (activity_id, account_id, activity_type, occurred_at, net_amount,
+                            symbol, side, qty, price, order_id, description)
+    VALUES ($1, $2, 'fill', $3, $4, $5, $6, $7, $8, $9, $10)
+), logged AS (
+    INSERT INTO order_events (account_id, sequence, payload) VALUES ($2, $11, $12)
+), queued AS (
+    INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
+    VALUES ($13, $14, $2, $15, $12, $16::jsonb), ($17, $18, $2, $19, $20, $21::jsonb)
+)
+SELECT pg_notify($22, '')
+"""
+
+
+async def record_fill(
     conn: asyncpg.Connection,
     *,
     fill_id: str,
@@ -660,11 +671,17 @@ async def insert_fill_activity(
     price: Decimal,
     order_id: str,
     at: datetime,
+    sequence: int,
+    order_event: OutgoingEvent,
+    fill_event: OutgoingEvent,
 ) -> None:
+    """A fill's activity entry, its order event and both outbox rows: one statement.
+
+    The outbox rows go in this order (order event, then fill event), so the relay
+    publishes them in it.
+    """
     await conn.execute(
-        """INSERT INTO activities (activity_id, account_id, activity_type, occurred_at, net_amount,
-                                   symbol, side, qty, price, order_id, description)
-           VALUES ($1, $2, 'fill', $3, $4, $5, $6, $7, $8, $9, $10)""",
+        RECORD_FILL_SQL,
         fill_id,
         account_id,
         at,
@@ -675,6 +692,18 @@ async def insert_fill_activity(
         price,
         order_id,
         f"{side.capitalize()} {qty} {symbol} @ {price}",
+        sequence,
+        order_event.payload,
+        order_event.event_id,
+        order_event.topic,
+        order_event.schema_name,
+        order_event.headers_json,
+        fill_event.event_id,
+        fill_event.topic,
+        fill_event.schema_name,
+        fill_event.payload,
+        fill_event.headers_json,
+        NOTIFY_CHANNEL,
     )
 
 

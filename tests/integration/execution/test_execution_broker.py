@@ -582,3 +582,125 @@ async def test_an_order_written_for_a_caller_that_went_away_still_enters_the_boo
     rows = await pool.fetch("SELECT order_id FROM orders WHERE account_id = $1", account)
     assert len(rows) == 2
     assert all(r["order_id"] in broker.engine for r in rows)
+
+
+def market(symbol: str, side: Side, qty: str) -> OrderRequest:
+    return OrderRequest(symbol, side, OrderType.MARKET, TimeInForce.DAY, qty=D(qty))
+
+
+async def test_concurrent_market_orders_of_many_accounts_fill_to_the_cent_in_shared_batches(
+    broker: Broker, pool: asyncpg.Pool, symbol: str
+) -> None:
+    await broker.on_ticks([quote_event(symbol, "49.99", "50.01")])
+    accounts = [str(uuid.uuid4()) for _ in range(20)]
+
+    async def trade(account_id: str) -> None:
+        await asyncio.gather(
+            *(broker.submit(account_id, market(symbol, Side.BUY, "2")) for _ in range(3))
+        )
+        await broker.submit(account_id, market(symbol, Side.SELL, "1"))
+
+    await asyncio.gather(*(trade(a) for a in accounts))
+
+    assert broker._bookings.batches < broker._bookings.items  # orders shared lock holds
+    for account_id in accounts:
+        position = await pool.fetchrow(
+            "SELECT * FROM positions WHERE account_id = $1 AND symbol = $2", account_id, symbol
+        )
+        assert (position["qty"], position["cost_basis"], position["realized_pnl"]) == (
+            D(5),
+            D("250.05"),
+            D("-0.02"),
+        )
+        row = await account_row(pool, account_id)
+        assert (row["cash"], row["reserved"], row["event_seq"]) == (D("99749.93"), D(0), 8)
+        await assert_ledger_balances(pool, account_id)
+        statuses = await pool.fetch(
+            "SELECT status, filled_qty, reserved FROM orders WHERE account_id = $1", account_id
+        )
+        assert all(s["status"] == "filled" and s["reserved"] == 0 for s in statuses)
+        assert sum(s["filled_qty"] for s in statuses) == D(7)
+        rows = await pool.fetch(
+            "SELECT sequence, payload FROM order_events WHERE account_id = $1 ORDER BY sequence",
+            account_id,
+        )
+        events = [events_pb2.OrderEvent.FromString(r["payload"]) for r in rows]
+        assert [r["sequence"] for r in rows] == list(range(1, 9))
+        assert [e.sequence for e in events] == list(range(1, 9))
+        kinds = [e.type for e in events]
+        assert kinds.count(events_pb2.ORDER_EVENT_TYPE_NEW) == 4
+        assert kinds.count(events_pb2.ORDER_EVENT_TYPE_FILL) == 4
+        fills = await pool.fetchval(
+            "SELECT count(*) FROM activities WHERE account_id = $1 AND activity_type = 'fill'",
+            account_id,
+        )
+        assert fills == 4
+
+
+async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_commits(
+    pool: asyncpg.Pool, risk: StandInRisk, symbol: str
+) -> None:
+    doomed: set[str] = set()
+
+    class OneFillFails(Broker):
+        async def _apply_fill_on(
+            self, conn: asyncpg.Connection, fill: Fill, tick_mark: tuple[str, int] | None
+        ) -> bytes | None:
+            written = await super()._apply_fill_on(conn, fill, tick_mark)
+            if fill.order_id in doomed:
+                raise RuntimeError("the fill's write failed")
+            return written
+
+    broker = OneFillFails(pool, FillEngine(), StandInMarket(), risk, AccountSettings(OPENING, D(1)))
+    await broker.on_ticks([quote_event(symbol, "9.99", "10.01")])
+    plug, shared, other = (str(uuid.uuid4()) for _ in range(3))
+
+    async def written(count: int) -> None:
+        for _ in range(200):
+            if (
+                await pool.fetchval("SELECT count(*) FROM orders WHERE symbol = $1", symbol)
+                == count
+            ):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{count} orders were never written")
+
+    async with broker._lock:  # the bookings below queue up behind this hold
+        first = asyncio.create_task(broker.submit(plug, market(symbol, Side.BUY, "1")))
+        await written(1)
+        good = asyncio.create_task(broker.submit(shared, market(symbol, Side.BUY, "1")))
+        await written(2)
+        orders_before = {
+            r["order_id"]
+            for r in await pool.fetch("SELECT order_id FROM orders WHERE symbol = $1", symbol)
+        }
+        bad = asyncio.create_task(broker.submit(shared, market(symbol, Side.BUY, "2")))
+        neighbour = asyncio.create_task(broker.submit(other, market(symbol, Side.BUY, "3")))
+        await written(4)
+        rows = await pool.fetch(
+            "SELECT order_id FROM orders WHERE account_id = $1 AND qty = 2", shared
+        )
+        doomed.update(r["order_id"] for r in rows)
+        assert not doomed & orders_before
+
+    await first
+    await good
+    await neighbour
+    with pytest.raises(RuntimeError, match="the fill's write failed"):
+        await bad
+    assert broker._bookings.batches == 2  # the plug alone, then the other three together
+
+    filled = await pool.fetch(
+        "SELECT account_id, qty, status FROM orders WHERE symbol = $1 ORDER BY qty", symbol
+    )
+    assert [(r["qty"], r["status"]) for r in filled] == [
+        (D(1), "filled"),
+        (D(1), "filled"),
+        (D(2), "accepted"),
+        (D(3), "filled"),
+    ]
+    row = await account_row(pool, shared)
+    assert row["cash"] == OPENING - D("10.01")
+    assert await pool.fetchval("SELECT count(*) FROM fills WHERE account_id = $1", shared) == 1
+    for account_id in (plug, shared, other):
+        await assert_ledger_balances(pool, account_id)
