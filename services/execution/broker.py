@@ -687,7 +687,7 @@ class Broker:
     ) -> bytes | None:
         """A fill's whole effect inside the caller's transaction; None if applied before."""
         at = store.to_datetime(fill.ts_ns)
-        inserted = await store.insert_fill(
+        taken = await store.take_fill(
             conn,
             fill_id=fill.fill_id,
             order_id=fill.order_id,
@@ -699,16 +699,11 @@ class Broker:
             commission=fill.commission,
             at=at,
         )
-        if not inserted:
+        if taken is None:
             return None
-        effect = settle_fill(
-            await store.lock_position(conn, fill.account_id, fill.symbol),
-            fill.side,
-            fill.qty,
-            fill.price,
-            fill.commission,
-        )
-        before = store.order_from_row(await store.get_order(conn, fill.order_id, for_update=True))  # type: ignore[arg-type]
+        held, order_row = taken
+        effect = settle_fill(held, fill.side, fill.qty, fill.price, fill.commission)
+        before = store.order_from_row(order_row)
         if before.qty is not None:
             remaining_before = before.qty - before.filled_qty
             part = fill.qty

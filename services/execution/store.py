@@ -515,47 +515,6 @@ async def list_orders(
 # ---- fills, positions, activities ---------------------------------------------
 
 
-async def insert_fill(
-    conn: asyncpg.Connection,
-    *,
-    fill_id: str,
-    order_id: str,
-    account_id: str,
-    symbol: str,
-    side: str,
-    qty: Decimal,
-    price: Decimal,
-    commission: Decimal,
-    at: datetime,
-) -> bool:
-    """Record a fill; False when this fill id was already applied (nothing else may change)."""
-    status = await conn.execute(
-        """INSERT INTO fills (fill_id, order_id, account_id, symbol, side, qty, price, commission, occurred_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING""",
-        fill_id,
-        order_id,
-        account_id,
-        symbol,
-        side,
-        qty,
-        price,
-        commission,
-        at,
-    )
-    return bool(status == "INSERT 0 1")
-
-
-async def lock_position(conn: asyncpg.Connection, account_id: str, symbol: str) -> Position:
-    row = await conn.fetchrow(
-        "SELECT qty, cost_basis FROM positions WHERE account_id = $1 AND symbol = $2 FOR UPDATE",
-        account_id,
-        symbol,
-    )
-    if row is None:
-        return Position(symbol)
-    return Position(symbol, row["qty"], row["cost_basis"])
-
-
 async def positions(conn: asyncpg.Connection, account_id: str) -> list[asyncpg.Record]:
     return list(
         await conn.fetch(
@@ -570,6 +529,52 @@ async def position(conn: asyncpg.Connection, account_id: str, symbol: str) -> as
         account_id,
         symbol,
     )
+
+
+TAKE_FILL_SQL = """
+WITH recorded AS (
+    INSERT INTO fills (fill_id, order_id, account_id, symbol, side, qty, price, commission,
+                       occurred_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING
+    RETURNING fill_id
+)
+SELECT o.*, held.qty AS held_qty, held.cost_basis AS held_cost_basis
+FROM recorded
+JOIN orders o ON o.order_id = $2
+LEFT JOIN LATERAL (
+    SELECT qty, cost_basis FROM positions WHERE account_id = $3 AND symbol = $4 FOR UPDATE
+) held ON true
+FOR UPDATE OF o
+"""
+
+
+async def take_fill(
+    conn: asyncpg.Connection,
+    *,
+    fill_id: str,
+    order_id: str,
+    account_id: str,
+    symbol: str,
+    side: str,
+    qty: Decimal,
+    price: Decimal,
+    commission: Decimal,
+    at: datetime,
+) -> tuple[Position, asyncpg.Record] | None:
+    """Record a fill and lock its position and order rows: one statement.
+
+    None when this fill id was already applied: then nothing is written or
+    locked, and nothing else may change. Otherwise the position as it stands
+    (locked before the order, as every fill does) and the order row.
+    """
+    row = await conn.fetchrow(
+        TAKE_FILL_SQL, fill_id, order_id, account_id, symbol, side, qty, price, commission, at
+    )
+    if row is None:
+        return None
+    if row["held_qty"] is None:
+        return Position(symbol), row
+    return Position(symbol, row["held_qty"], row["held_cost_basis"]), row
 
 
 SETTLE_FILL_SQL = """
