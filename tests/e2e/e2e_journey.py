@@ -8,8 +8,10 @@ proto3 JSON, the REST wire format, and checks them here: one definition of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+CENT = Decimal("0.01")
 
 Json = dict[str, Any]
 OPENING_CASH = Decimal("100000")
@@ -74,7 +76,10 @@ def assert_round_trip(trip: RoundTrip) -> None:
     assert money(position["qty"]) == trip.qty
     assert money(position["avgEntryPrice"]) == buy_price
     assert money(position["costBasis"]) == cost
-    assert money(position["marketValue"]) == trip.qty * money(position["currentPrice"])
+    # Market value is money, so it is rounded to the cent (half up) even when the
+    # mark is a half-cent midpoint.
+    unrounded_value = trip.qty * money(position["currentPrice"])
+    assert money(position["marketValue"]) == unrounded_value.quantize(CENT, ROUND_HALF_UP)
     assert money(position["unrealizedPl"]) == money(position["marketValue"]) - cost
 
     after_buy = trip.account_after_buy
