@@ -47,6 +47,29 @@ def to_ns(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000) * 1000
 
 
+def order_columns(order: Order) -> tuple[Any, ...]:
+    """An order's values in the column order every INSERT INTO orders here uses."""
+    return (
+        order.order_id,
+        order.account_id,
+        order.client_order_id,
+        order.symbol,
+        order.side.value,
+        order.order_type.value,
+        order.time_in_force.value,
+        order.qty,
+        order.notional,
+        order.limit_price,
+        order.stop_price,
+        order.trail_price,
+        order.trail_percent,
+        order.status.value,
+        order.reserved,
+        order.replaces,
+        to_datetime(order.created_ns),
+    )
+
+
 def order_from_row(row: asyncpg.Record) -> Order:
     return Order(
         order_id=row["order_id"],
@@ -227,23 +250,7 @@ async def submit_order(
     """
     row = await conn.fetchrow(
         SUBMIT_SQL,
-        order.order_id,
-        order.account_id,
-        order.client_order_id,
-        order.symbol,
-        order.side.value,
-        order.order_type.value,
-        order.time_in_force.value,
-        order.qty,
-        order.notional,
-        order.limit_price,
-        order.stop_price,
-        order.trail_price,
-        order.trail_percent,
-        order.status.value,
-        order.reserved,
-        order.replaces,
-        to_datetime(order.created_ns),
+        *order_columns(order),
         event.payload,
         event.event_id,
         event.topic,
@@ -312,23 +319,7 @@ async def submit_orders(
     columns: list[list[Any]] = [[] for _ in range(20)]
     for order, event in batch:
         values = (
-            order.order_id,
-            order.account_id,
-            order.client_order_id,
-            order.symbol,
-            order.side.value,
-            order.order_type.value,
-            order.time_in_force.value,
-            order.qty,
-            order.notional,
-            order.limit_price,
-            order.stop_price,
-            order.trail_price,
-            order.trail_percent,
-            order.status.value,
-            order.reserved,
-            order.replaces,
-            to_datetime(order.created_ns),
+            *order_columns(order),
             event.payload,
             event.event_id,
             event.headers_json,
@@ -363,23 +354,7 @@ async def insert_order(conn: asyncpg.Connection, order: Order) -> None:
                time_in_force, qty, notional, limit_price, stop_price, trail_price, trail_percent,
                status, reserved, replaces, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)""",
-        order.order_id,
-        order.account_id,
-        order.client_order_id,
-        order.symbol,
-        order.side.value,
-        order.order_type.value,
-        order.time_in_force.value,
-        order.qty,
-        order.notional,
-        order.limit_price,
-        order.stop_price,
-        order.trail_price,
-        order.trail_percent,
-        order.status.value,
-        order.reserved,
-        order.replaces,
-        to_datetime(order.created_ns),
+        *order_columns(order),
     )
 
 

@@ -136,7 +136,7 @@ async def test_two_processes_share_the_ingest_and_each_streams_every_tick(
 
 
 class _never_called:
-    """A tick source placeholder: these tests stamp and publish ticks themselves."""
+    """The feed loop's tick source in tests that stamp and publish their own ticks."""
 
     finished = True
 
