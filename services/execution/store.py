@@ -263,6 +263,10 @@ async def submit_order(
     return row["event_seq"], row["payload"]
 
 
+LOCK_ACCOUNTS_SQL = """
+SELECT 1 FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE
+"""
+
 SUBMIT_MANY_SQL = """
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -326,7 +330,14 @@ async def submit_orders(
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    rows = await conn.fetch(SUBMIT_MANY_SQL, *columns, topics.pop(), schemas.pop(), NOTIFY_CHANNEL)
+    async with conn.transaction():
+        # Batches run concurrently and an UPDATE locks its rows in plan order, so
+        # two batches could lock shared accounts in opposite orders and deadlock.
+        # Taking the account locks in one global order first rules that out.
+        await conn.execute(LOCK_ACCOUNTS_SQL, sorted({order.account_id for order, _ in batch}))
+        rows = await conn.fetch(
+            SUBMIT_MANY_SQL, *columns, topics.pop(), schemas.pop(), NOTIFY_CHANNEL
+        )
     return {row["order_id"]: (row["event_seq"], row["payload"]) for row in rows}
 
 
