@@ -1,11 +1,12 @@
 """Throughput and latency of the gateway's `Authorization/Check` against a real auth process.
 
-Starts `python -m services.auth` on a throwaway database, then for a JWT and for an
-API key: a fixed-rate phase (open loop, default 1,000 checks/s, latency p50/p99)
-and a saturation phase (closed loop, `--concurrency` callers, checks/s).
+Starts the infrastructure with the `cift up` launcher (the PostgreSQL and Redis in
+CIFT_DATABASE_URL / CIFT_REDIS_URL when set, embedded ones otherwise), then
+`python -m services.auth` on a throwaway database, then for a JWT and for an API key:
+a fixed-rate phase (open loop, default 1,000 checks/s, latency p50/p99) and a
+saturation phase (closed loop, `--concurrency` callers, checks/s).
 
-    CIFT_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
-    CIFT_REDIS_URL=redis://127.0.0.1:6379/0 python bench/bench_auth_check.py
+    python bench/bench_auth_check.py
 
 The client runs on the same machine as the server, so figures include its cost.
 """
@@ -19,9 +20,11 @@ import os
 import socket
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import asyncpg
 import grpc
@@ -29,6 +32,7 @@ from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
+from cift.stack.launcher import Stack, StackOptions
 
 PASSWORD = "benchmark password 1"
 
@@ -37,6 +41,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def infrastructure() -> AsyncIterator[tuple[str, str]]:
+    """PostgreSQL and Redis as `cift up` finds them: configured when set, else embedded."""
+    with tempfile.TemporaryDirectory() as home:
+        stack = Stack(
+            StackOptions(home=Path(home), with_services=False, free_ports=True, durable=False)
+        )
+        info = await stack.start()
+        try:
+            yield info.database_url, info.redis_url
+        finally:
+            await stack.stop()
 
 
 @contextlib.asynccontextmanager
@@ -157,10 +175,8 @@ async def main() -> int:
         "--repeat", type=int, default=3, help="fixed-rate runs per credential; medians reported"
     )
     args = parser.parse_args()
-    admin_dsn = os.environ.get("CIFT_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    redis_url = os.environ.get("CIFT_REDIS_URL", "redis://127.0.0.1:6379/0")
-
     async with (
+        infrastructure() as (admin_dsn, redis_url),
         auth_process(admin_dsn, redis_url) as (address, pid),
         grpc.aio.insecure_channel(address) as channel,
     ):
