@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -70,6 +70,14 @@ def _page_size(requested: int) -> int:
 
 def _encode_cursor(moment: datetime, key: str) -> str:
     return base64.urlsafe_b64encode(f"{moment.isoformat()}|{key}".encode()).decode()
+
+
+def _next_page_token(rows: Sequence[Any], limit: int, time_key: str, id_key: str) -> str:
+    """The cursor after the page's last row, when the query found one row more than a page."""
+    if len(rows) <= limit:
+        return ""
+    last = rows[limit - 1]
+    return _encode_cursor(last[time_key], last[id_key])
 
 
 def _decode_cursor(token: str) -> tuple[datetime, str] | None:
@@ -169,11 +177,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 cursor=_decode_cursor(request.page_token),
                 limit=limit + 1,
             )
-        token = (
-            _encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["order_id"])
-            if len(rows) > limit
-            else ""
-        )
+        token = _next_page_token(rows, limit, "created_at", "order_id")
         return execution_pb2.ListOrdersResponse(
             orders=[_order_from_row(r) for r in rows[:limit]], next_page_token=token
         )
@@ -386,11 +390,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 cursor=_decode_cursor(request.page_token),
                 limit=limit + 1,
             )
-        token = (
-            _encode_cursor(rows[limit - 1]["occurred_at"], rows[limit - 1]["activity_id"])
-            if len(rows) > limit
-            else ""
-        )
+        token = _next_page_token(rows, limit, "occurred_at", "activity_id")
         activities = [
             execution_pb2.Activity(
                 id=r["activity_id"],

@@ -12,7 +12,7 @@ import base64
 import io
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -348,46 +348,43 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
     async def StreamQuotes(
         self, request: marketdata_pb2.StreamQuotesRequest, context: Any
     ) -> AsyncIterator[marketdata_pb2.StreamQuotesResponse]:
-        symbols = self.universe.resolve(request.symbols)
-        if request.resume_after_sequence < 0:
-            raise InvalidArgument("resume_after_sequence must not be negative.")
-        wake, ready = waker()
-        subscription = self.hub.quotes.subscribe(
-            symbols=symbols or None, resume_after=request.resume_after_sequence, on_ready=ready
-        )
-        deliveries = serve(
-            "quotes", subscription, wake, batch=self.stream_batch, heartbeat_s=self.heartbeat_s
-        )
-        async with aclosing(deliveries):
-            async for delivery in deliveries:
-                if delivery is None:
-                    yield marketdata_pb2.StreamQuotesResponse(last_sequence=subscription.position)
-                else:
-                    yield marketdata_pb2.StreamQuotesResponse(
-                        quotes=delivery.items, last_sequence=delivery.position
-                    )
+        batches = self._sequenced("quotes", request.symbols, request.resume_after_sequence)
+        async with aclosing(batches):
+            async for quotes, position in batches:
+                yield marketdata_pb2.StreamQuotesResponse(quotes=quotes, last_sequence=position)
 
     async def StreamTrades(
         self, request: marketdata_pb2.StreamTradesRequest, context: Any
     ) -> AsyncIterator[marketdata_pb2.StreamTradesResponse]:
-        symbols = self.universe.resolve(request.symbols)
-        if request.resume_after_sequence < 0:
+        batches = self._sequenced("trades", request.symbols, request.resume_after_sequence)
+        async with aclosing(batches):
+            async for trades, position in batches:
+                yield marketdata_pb2.StreamTradesResponse(trades=trades, last_sequence=position)
+
+    async def _sequenced(
+        self, kind: str, requested_symbols: Sequence[str], resume_after: int
+    ) -> AsyncGenerator[tuple[Sequence[Any], int], None]:
+        """Batches of the tick log `kind` (quotes or trades) after `resume_after`.
+
+        An empty batch is a heartbeat carrying the subscriber's current position.
+        """
+        symbols = self.universe.resolve(requested_symbols)
+        if resume_after < 0:
             raise InvalidArgument("resume_after_sequence must not be negative.")
         wake, ready = waker()
-        subscription = self.hub.trades.subscribe(
-            symbols=symbols or None, resume_after=request.resume_after_sequence, on_ready=ready
+        log: Any = self.hub.quotes if kind == "quotes" else self.hub.trades
+        subscription = log.subscribe(
+            symbols=symbols or None, resume_after=resume_after, on_ready=ready
         )
         deliveries = serve(
-            "trades", subscription, wake, batch=self.stream_batch, heartbeat_s=self.heartbeat_s
+            kind, subscription, wake, batch=self.stream_batch, heartbeat_s=self.heartbeat_s
         )
         async with aclosing(deliveries):
             async for delivery in deliveries:
                 if delivery is None:
-                    yield marketdata_pb2.StreamTradesResponse(last_sequence=subscription.position)
+                    yield (), subscription.position
                 else:
-                    yield marketdata_pb2.StreamTradesResponse(
-                        trades=delivery.items, last_sequence=delivery.position
-                    )
+                    yield delivery.items, delivery.position
 
     async def StreamBars(
         self, request: marketdata_pb2.StreamBarsRequest, context: Any

@@ -390,3 +390,33 @@ async def test_a_shared_check_stream_cannot_check_another_account_without_its_cr
     assert (bare.refused_code, bare.approved) == (denied, False)
     assert (borrowed.refused_code, borrowed.approved) == (denied, False)
     assert rightful.refused_code == 0 and rightful.approved
+
+
+async def test_orders_page_by_cursor_without_gaps_or_repeats(mesh: Mesh) -> None:
+    trader = await mesh.trader()
+    quote = await mesh.quote(trader, "AAPL")
+    resting = str(price(quote.bid, "0.95"))
+    placed = [
+        (await mesh.submit(trader, symbol="AAPL", qty="1", limit_price=resting)).id
+        for _ in range(5)
+    ]
+    seen: list[str] = []
+    sizes: list[int] = []
+    token = ""
+    while True:
+        page = await mesh.execution.ListOrders(
+            execution_pb2.ListOrdersRequest(status="all", page_size=2, page_token=token),
+            metadata=trader.auth,
+        )
+        sizes.append(len(page.orders))
+        seen.extend(order.id for order in page.orders)
+        token = page.next_page_token
+        if not token:
+            break
+    assert sizes == [2, 2, 1]
+    assert sorted(seen) == sorted(placed)
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await mesh.execution.ListOrders(
+            execution_pb2.ListOrdersRequest(page_token="not-a-cursor"), metadata=trader.auth
+        )
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
