@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -296,6 +297,9 @@ async def main() -> None:
         default="0.2",
         help="simulator ticks/s per symbol (CIFT_MARKETDATA_RATE); low keeps the feed's CPU out",
     )
+    parser.add_argument(
+        "--home", type=Path, default=None, help="keep the stack's data and logs here"
+    )
     args = parser.parse_args()
     print("command: python " + " ".join(sys.argv))
 
@@ -303,9 +307,13 @@ async def main() -> None:
     environ["CIFT_AUTH_BCRYPT_COST"] = "4"  # registration speed only; not measured
     environ["CIFT_LOG_LEVEL"] = "WARNING"
     environ["CIFT_MARKETDATA_RATE"] = args.feed_rate
-    with tempfile.TemporaryDirectory(prefix="cift-bench-") as home:
+    with contextlib.ExitStack() as scope:
+        home = args.home or Path(
+            scope.enter_context(tempfile.TemporaryDirectory(prefix="cift-bench-"))
+        )
         stack = Stack(
-            StackOptions(Path(home), with_gateway=False, free_ports=True, durable=True), environ
+            StackOptions(home, with_gateway=False, free_ports=True, durable=True, fresh=True),
+            environ,
         )
         info = await stack.start()
         try:

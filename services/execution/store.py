@@ -432,15 +432,21 @@ async def save_water_marks(conn: asyncpg.Connection, marks: dict[str, Decimal]) 
     mark may only rise (sell) or fall (buy): a late or repeated batch cannot
     loosen a stop. Triggered and closed orders keep what their change recorded.
     """
-    await conn.executemany(
-        """UPDATE orders
+    # One statement per order, each its own transaction: a batch in one transaction
+    # would hold several orders' row locks at once, and a fill transaction locking
+    # two of them in the other order would deadlock with it. Tightening needs no
+    # atomicity across orders.
+    for order_id, mark in marks.items():
+        await conn.execute(
+            """UPDATE orders
            SET water_mark = CASE WHEN side = 'sell'
                                  THEN greatest(coalesce(water_mark, $2), $2)
                                  ELSE least(coalesce(water_mark, $2), $2) END
            WHERE order_id = $1 AND NOT triggered
              AND status IN ('new', 'accepted', 'partially_filled')""",
-        list(marks.items()),
-    )
+            order_id,
+            mark,
+        )
 
 
 async def open_orders(
@@ -791,7 +797,11 @@ async def insert_equity_snapshots(
 
 
 async def set_last_equity(conn: asyncpg.Connection, rows: list[tuple[str, Decimal]]) -> None:
-    await conn.executemany("UPDATE accounts SET last_equity = $2 WHERE account_id = $1", rows)
+    # In account order, the global order submit batches lock accounts in: updating
+    # them in any other order deadlocks against a batch of orders for the same accounts.
+    await conn.executemany(
+        "UPDATE accounts SET last_equity = $2 WHERE account_id = $1", sorted(rows)
+    )
 
 
 async def equity_history(

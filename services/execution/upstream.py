@@ -56,7 +56,8 @@ def _translate(error: grpc.aio.AioRpcError, what: str) -> DomainError:
 class MarketClock:
     now_ns: int
     is_open: bool
-    next_close_ns: int
+    # None when the calendar never closes (the simulator's always-open default).
+    next_close_ns: int | None
 
 
 class MarketReference:
@@ -110,9 +111,13 @@ class MarketReference:
             )
         except grpc.aio.AioRpcError as error:
             raise _translate(error, "market data service") from None
-        return MarketClock(
-            reply.timestamp.ToNanoseconds(), reply.is_open, reply.next_close.ToNanoseconds()
-        )
+        return clock_from_reply(reply)
+
+
+def clock_from_reply(reply: marketdata_pb2.GetClockResponse) -> MarketClock:
+    # An unset next_close would read as the epoch: a close long passed, at every poll.
+    next_close = reply.next_close.ToNanoseconds() if reply.HasField("next_close") else None
+    return MarketClock(reply.timestamp.ToNanoseconds(), reply.is_open, next_close)
 
 
 def instrument_from_message(message: marketdata_pb2.Instrument) -> Instrument:

@@ -225,10 +225,12 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
             # The reader has ended; a bad message it refused surfaces here.
             await reader
         finally:
-            if not reader.done():
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader
+            # Cancel a reader still running, and collect one that failed while this
+            # generator was being closed (server stopping, caller gone), so its
+            # error is not reported as never retrieved.
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
 
     async def _check_batch(
         self, identity: Identity, checks: Sequence[risk_pb2.CheckOrderRequest]

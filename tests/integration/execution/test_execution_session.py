@@ -46,9 +46,9 @@ _sequence = itertools.count(10_000_000)
 
 
 class ClockedMarket:
-    """Any symbol is listed; the session closes at `close_ns`."""
+    """Any symbol is listed; the session closes at `close_ns` (never when None)."""
 
-    def __init__(self, close_ns: int) -> None:
+    def __init__(self, close_ns: int | None) -> None:
         self.close_ns = close_ns
 
     async def instrument(self, symbol: str) -> Instrument:
@@ -61,7 +61,8 @@ class ClockedMarket:
 
     async def clock(self) -> MarketClock:
         now = time.time_ns()
-        return MarketClock(now, now < self.close_ns, self.close_ns)
+        is_open = self.close_ns is None or now < self.close_ns
+        return MarketClock(now, is_open, self.close_ns)
 
 
 class Approve:
@@ -148,6 +149,29 @@ async def test_session_close_expires_day_orders_and_keeps_good_til_canceled_ones
     assert snapshot >= 1
     assert await account_value(pool, account, "last_equity") == D(100000)
     assert day.order_id not in broker.engine and gtc.order_id in broker.engine
+
+
+async def test_a_market_that_never_closes_never_expires_day_orders(pool: asyncpg.Pool) -> None:
+    broker = Broker(
+        pool, FillEngine(), ClockedMarket(None), Approve(), AccountSettings(D(100000), D(1))
+    )
+    account = str(uuid.uuid4())
+    day = await broker.submit(account, limit("SESS", "2", "10.25", TimeInForce.DAY))
+    watcher = asyncio.create_task(watch_session(broker, 0.02))
+    try:
+        await asyncio.sleep(0.5)  # 25 polls of a clock that has no next close
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    assert day.order_id in broker.engine
+    row = await pool.fetchrow(
+        "SELECT status, expired_at FROM orders WHERE order_id = $1", day.order_id
+    )
+    assert row is not None and row["status"] == "accepted" and row["expired_at"] is None
+    # Nor did a phantom close snapshot equity.
+    assert not await pool.fetchval(
+        "SELECT count(*) FROM equity_snapshots WHERE account_id = $1", account
+    )
 
 
 async def test_equity_snapshot_marks_positions_to_the_latest_quote(pool: asyncpg.Pool) -> None:
