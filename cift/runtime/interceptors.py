@@ -85,28 +85,30 @@ def _metadata_value(metadata: Mapping[str, str], key: str) -> str:
     return metadata.get(key, "").strip()
 
 
+def _bearer_token(metadata: Mapping[str, str]) -> str:
+    authorization = _metadata_value(metadata, "authorization")
+    scheme, _, credential = authorization.partition(" ")
+    if authorization and scheme.lower() != "bearer":
+        raise errors.Unauthenticated("The authorization header must be 'Bearer <access token>'.")
+    return credential.strip()
+
+
 async def authenticate(
     metadata: Mapping[str, str], verifier: CredentialVerifier | None, *, trust_gateway: bool
 ) -> Identity:
     """Find and verify the caller's credential in request metadata."""
     if trust_gateway and _metadata_value(metadata, USER_ID_HEADER):
+        # The token travels on with outgoing calls: the identity token auth's check
+        # set (API keys), or the access token the gateway verified and passed on.
         return Identity(
             user_id=_metadata_value(metadata, USER_ID_HEADER),
             account_id=_metadata_value(metadata, ACCOUNT_ID_HEADER),
             scopes=frozenset(_metadata_value(metadata, SCOPES_HEADER).split()),
-            token=_metadata_value(metadata, IDENTITY_TOKEN_HEADER),
+            token=_metadata_value(metadata, IDENTITY_TOKEN_HEADER) or _bearer_token(metadata),
         )
     if verifier is None:
         raise errors.Unavailable("Credential verification is not ready yet; retry shortly.")
-    token = _metadata_value(metadata, IDENTITY_TOKEN_HEADER)
-    if not token:
-        authorization = _metadata_value(metadata, "authorization")
-        scheme, _, credential = authorization.partition(" ")
-        if authorization and scheme.lower() != "bearer":
-            raise errors.Unauthenticated(
-                "The authorization header must be 'Bearer <access token>'."
-            )
-        token = credential.strip()
+    token = _metadata_value(metadata, IDENTITY_TOKEN_HEADER) or _bearer_token(metadata)
     if token:
         return await verifier.verify_token(token)
     api_key = _metadata_value(metadata, "x-api-key")

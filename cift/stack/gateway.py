@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from cift.runtime.config import CommonConfig
 from cift.stack.errors import StackError
 from cift.stack.processes import Child, spawn
 
@@ -56,6 +57,9 @@ class GatewayParams:
     # Largest request body (REST JSON, gRPC or gRPC-Web message) let through.
     max_request_bytes: int = 65_536
     openapi_path: Path = OPENAPI_PATH
+    # What access tokens must say (`iss`, `aud`); the services' CIFT_JWT_* settings.
+    jwt_issuer: str = CommonConfig.jwt_issuer
+    jwt_audience: str = CommonConfig.jwt_audience
 
 
 def _split_address(service: str, address: str, by_dns: bool) -> tuple[str, int]:
@@ -94,6 +98,21 @@ def _openapi_scalar(path: Path) -> str:
     return json.dumps(json.dumps(document, separators=(",", ":")))
 
 
+def _self_host(listener_host: str) -> str:
+    """An address at which the gateway reaches its own listener (for auth's JWKS)."""
+    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+    return wildcard.get(listener_host, listener_host)
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _yaml_quoted(text: str) -> str:
+    """`text` for a double-quoted YAML scalar in the template."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def render_gateway_config(params: GatewayParams, template_path: Path = TEMPLATE_PATH) -> str:
     """The Envoy bootstrap YAML for `params`."""
     missing = [name for name in UPSTREAMS if name not in params.upstreams]
@@ -106,13 +125,17 @@ def render_gateway_config(params: GatewayParams, template_path: Path = TEMPLATE_
         "admin_port": params.admin_port,
         "descriptor_path": params.descriptor_path,
         "upstream_type": "STRICT_DNS" if params.upstreams_by_dns else "STATIC",
-        "cors_origin_regex": params.cors_origin_regex.replace("\\", "\\\\").replace('"', '\\"'),
+        "cors_origin_regex": _yaml_quoted(params.cors_origin_regex),
         "rate_limit_per_second": _positive("rate_limit_per_second", params.rate_limit_per_second),
         "rate_limit_burst": _positive("rate_limit_burst", params.rate_limit_burst),
         "sign_in_per_second": _positive("sign_in_per_second", params.sign_in_per_second),
         "sign_in_burst": _positive("sign_in_burst", params.sign_in_burst),
         "max_request_bytes": _positive("max_request_bytes", params.max_request_bytes),
         "openapi_json": _openapi_scalar(params.openapi_path),
+        "jwt_issuer": _yaml_quoted(params.jwt_issuer),
+        "jwt_audience": _yaml_quoted(params.jwt_audience),
+        "jwks_host": _self_host(params.listener_host),
+        "jwks_authority": _authority(_self_host(params.listener_host), params.listener_port),
     }
     for name in UPSTREAMS:
         host, port = _split_address(name, params.upstreams[name], params.upstreams_by_dns)

@@ -384,6 +384,8 @@ class Stack:
             admin_port=self.ports.gateway_admin,
             upstreams=self.grpc_addrs,
             descriptor_path=str(descriptor),
+            jwt_issuer=self.config.jwt_issuer,
+            jwt_audience=self.config.jwt_audience,
         )
         config_path = gateway_dir / "envoy.yaml"
         config_path.write_text(gateway.render_gateway_config(params))

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import hmac
+import json
 import re
 import socket
 import struct
@@ -9,10 +14,13 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
+import jwt as pyjwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
@@ -173,6 +181,64 @@ def test_identity_headers_sent_by_a_client_are_ignored(
         )
         == grpc.StatusCode.UNAUTHENTICATED
     )
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _segment(value: dict[str, object]) -> str:
+    return _b64(json.dumps(value).encode())
+
+
+def _decode_segment(segment: str) -> dict[str, Any]:
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    )
+    return decoded
+
+
+def test_forged_access_tokens_are_refused_whichever_filter_sees_them(
+    rest: Rest, trader: Trader, channel: grpc.Channel
+) -> None:
+    """Forgeries an attacker can make without auth's private key, over REST and gRPC.
+
+    The gateway verifies JWTs itself and hands the ones it cannot verify to auth's
+    check, so each forgery must fail both: none may reach a service as the victim.
+    """
+    victim = register_and_login(rest, "victim")
+    header, payload, signature = victim.access_token.split(".")
+    kid = _decode_segment(header)["kid"]
+    (jwk,) = [k for k in rest.ok("GET", "/v1/auth/jwks")["keys"] if k["kid"] == kid]
+    public_raw = base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
+    claims = _decode_segment(payload)
+    own_header, own_payload, own_signature = trader.access_token.split(".")
+    hs_head = _segment({"alg": "HS256", "kid": kid, "typ": "JWT"})
+    hs_mac = hmac.new(public_raw, f"{hs_head}.{payload}".encode(), hashlib.sha256).digest()
+    foreign = Ed25519PrivateKey.generate()
+    forgeries = {
+        "alg none": f"{_segment({'alg': 'none', 'kid': kid})}.{payload}.",
+        "HS256 keyed with the public key": f"{hs_head}.{payload}.{_b64(hs_mac)}",
+        "another key under auth's kid": pyjwt.encode(
+            claims, foreign, algorithm="EdDSA", headers={"kid": kid}
+        ),
+        "another key under another kid": pyjwt.encode(
+            claims, foreign, algorithm="EdDSA", headers={"kid": "attacker"}
+        ),
+        "victim's claims, attacker's signature": f"{own_header}.{payload}.{own_signature}",
+        "attacker's claims, victim's signature": f"{header}.{own_payload}.{signature}",
+    }
+    stub = execution_pb2_grpc.ExecutionServiceStub(channel)
+    for name, token in forgeries.items():
+        refused = rest.call("GET", "/v1/account", token=token)
+        assert (refused.status_code, refused.headers.get("grpc-status")) == (401, "16"), name
+        call = functools.partial(
+            stub.GetAccount, execution_pb2.GetAccountRequest(), metadata=bearer(token), timeout=10
+        )
+        assert rpc_code(call) == grpc.StatusCode.UNAUTHENTICATED, name
+    # The control: the victim's own token works.
+    account = rest.ok("GET", "/v1/account", token=victim.access_token)["account"]
+    assert account["id"] == victim.account_id
 
 
 def test_another_traders_orders_are_out_of_reach_over_rest(rest: Rest, trader: Trader) -> None:

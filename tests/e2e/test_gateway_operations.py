@@ -57,6 +57,51 @@ def test_prometheus_stats_count_requests_per_service_and_health_checks(
     assert any("local_rate_limit" in name for name in samples)
 
 
+def counter_total(stack_info: StackInfo, prefix: str) -> float:
+    """The sum of the gateway's Prometheus samples whose name starts with `prefix`."""
+    assert stack_info.gateway_admin_url is not None
+    text = requests.get(stack_info.gateway_admin_url + "/stats/prometheus", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix + "{") or line.startswith(prefix + " ")
+    )
+
+
+def test_a_valid_access_token_is_verified_by_the_gateway_without_asking_auth(
+    rest: Rest, trader: Trader, stack_info: StackInfo
+) -> None:
+    rest.ok("GET", "/v1/account", token=trader.access_token)  # keys fetched, token cached
+    checks = counter_total(stack_info, "envoy_http_ext_authz_ok")
+    verified = counter_total(stack_info, "envoy_http_jwt_authn_allowed")
+    for _ in range(5):
+        account = rest.ok("GET", "/v1/account", token=trader.access_token)["account"]
+        assert account["id"] == trader.account_id
+    assert counter_total(stack_info, "envoy_http_ext_authz_ok") == checks
+    assert counter_total(stack_info, "envoy_http_jwt_authn_allowed") >= verified + 5
+
+
+def test_api_keys_and_bad_tokens_are_still_answered_by_auths_check(
+    rest: Rest, trader: Trader, stack_info: StackInfo
+) -> None:
+    key = rest.ok(
+        "POST",
+        "/v1/auth/api-keys",
+        token=trader.access_token,
+        json={"name": "ops", "scopes": ["read"]},
+    )["key"]
+    allowed = counter_total(stack_info, "envoy_http_ext_authz_ok")
+    assert rest.ok("GET", "/v1/account", api_key=key)["account"]["id"] == trader.account_id
+    assert counter_total(stack_info, "envoy_http_ext_authz_ok") == allowed + 1
+    # A token the gateway cannot verify is not refused with Envoy's words but with
+    # auth's: the same answer as before the gateway verified JWTs itself.
+    header, payload, _signature = trader.access_token.split(".")
+    refused = rest.call("GET", "/v1/account", token=f"{header}.{payload}.{'A' * 86}")
+    assert refused.status_code == 401
+    assert refused.headers["grpc-status"] == "16"
+    assert refused.text.startswith("The access token is not valid")
+
+
 def test_health_endpoint_says_every_service_is_reachable(rest: Rest) -> None:
     response = rest.call("GET", "/healthz")
     assert response.status_code == 200

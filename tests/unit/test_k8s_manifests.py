@@ -650,7 +650,11 @@ def test_gateway_reaches_every_pod_of_each_service(overlay: Rendered) -> None:
     ]
     envoy = yaml.safe_load(config_map["data"]["envoy.yaml"])
     clusters = {c["name"]: c for c in envoy["static_resources"]["clusters"]}
-    assert set(clusters) == set(SERVICES)
+    # Besides the services, the gateway reaches its own listener for auth's JWKS.
+    assert set(clusters) == {*SERVICES, "jwks"}
+    jwks = clusters.pop("jwks")
+    (endpoint,) = jwks["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert endpoint["endpoint"]["address"]["socket_address"]["address"] == "127.0.0.1"
     for service, cluster in clusters.items():
         assert cluster["type"] == "STRICT_DNS"
         (endpoint,) = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -199,11 +200,51 @@ def test_filters_authorize_after_grpc_web_and_before_transcoding(tmp_path: Path)
         "envoy.filters.http.grpc_web",
         "envoy.filters.http.local_ratelimit",
         "envoy.filters.http.buffer",
+        "envoy.filters.http.jwt_authn",
         "envoy.filters.http.ext_authz",
         "envoy.filters.http.grpc_json_transcoder",
         "envoy.filters.http.local_ratelimit.sign_in",
         "envoy.filters.http.router",
     ]
+
+
+def test_a_verified_jwt_skips_the_auth_check_and_anything_else_goes_to_it(tmp_path: Path) -> None:
+    params = local_params(tmp_path / "cift.pb", listener_port=18080)
+    params = dataclasses.replace(params, jwt_issuer="issuer-x", jwt_audience="aud-y")
+    config = yaml.safe_load(render_gateway_config(params))
+    filters = {f["name"]: f["typed_config"] for f in http_manager(config)["http_filters"]}
+    jwt = filters["envoy.filters.http.jwt_authn"]
+    provider = jwt["providers"]["cift"]
+    assert provider["issuer"] == "issuer-x" and provider["audiences"] == ["aud-y"]
+    # The header only (no access_token query parameter), passed on for the services.
+    assert provider["from_headers"] == [{"name": "authorization", "value_prefix": "Bearer "}]
+    assert "from_params" not in provider and provider["forward"] is True
+    assert provider["clock_skew_seconds"] == 10
+    # Keys from auth's public JWKS route, through this gateway's own listener.
+    assert provider["remote_jwks"]["http_uri"]["uri"] == "http://127.0.0.1:18080/v1/auth/jwks"
+    jwks = next(c for c in config["static_resources"]["clusters"] if c["name"] == "jwks")
+    address = jwks["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+    assert address["socket_address"] == {"address": "127.0.0.1", "port_value": 18080}
+    # A missing or failed JWT is not refused here: ext_authz decides, with auth's messages.
+    [rule] = jwt["rules"]
+    assert rule["requires"]["requires_any"]["requirements"] == [
+        {"provider_name": "cift"},
+        {"allow_missing_or_failed": {}},
+    ]
+    enabled = filters["envoy.filters.http.ext_authz"]["filter_enabled_metadata"]
+    assert enabled == {
+        "filter": "envoy.filters.http.jwt_authn",
+        "path": [{"key": provider["payload_in_metadata"]}],
+        "value": {"present_match": True},
+        "invert": True,
+    }
+
+
+def test_a_gateway_on_every_interface_fetches_keys_over_loopback(tmp_path: Path) -> None:
+    config = yaml.safe_load(render_gateway_config(kubernetes_params(tmp_path / "cift.pb")))
+    filters = {f["name"]: f["typed_config"] for f in http_manager(config)["http_filters"]}
+    uri = filters["envoy.filters.http.jwt_authn"]["providers"]["cift"]["remote_jwks"]["http_uri"]
+    assert uri["uri"] == "http://127.0.0.1:8080/v1/auth/jwks"
 
 
 def test_transcoder_rejects_unknown_methods_and_query_parameters_and_prints_zero_values(
@@ -537,10 +578,13 @@ def test_access_log_is_json_without_credentials(tmp_path: Path) -> None:
     assert not any("AUTHORIZATION" in v or "API-KEY" in v for v in fields.values())
 
 
-def test_every_cluster_is_health_checked_over_grpc_and_ejects_failing_replicas(
+def test_every_service_cluster_is_health_checked_over_grpc_and_ejects_failing_replicas(
     tmp_path: Path,
 ) -> None:
-    for cluster in rendered(tmp_path / "cift.pb")["static_resources"]["clusters"]:
+    clusters = rendered(tmp_path / "cift.pb")["static_resources"]["clusters"]
+    # The gateway's loopback cluster for the JWKS is its own listener, not a service.
+    assert {c["name"] for c in clusters} == {*SERVICES, "jwks"}
+    for cluster in (c for c in clusters if c["name"] != "jwks"):
         (check,) = cluster["health_checks"]
         assert "grpc_health_check" in check, cluster["name"]
         outliers = cluster["outlier_detection"]

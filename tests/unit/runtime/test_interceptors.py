@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from cift.runtime import errors
 from cift.runtime.identity import Identity, current_identity
-from cift.runtime.interceptors import PUBLIC, RpcPolicy, ServiceInterceptor
+from cift.runtime.interceptors import PUBLIC, RpcPolicy, ServiceInterceptor, authenticate
 
 ALICE = Identity(
     user_id="u-alice", account_id="acct-alice", scopes=frozenset({"read"}), token="tok-alice"
@@ -174,6 +174,30 @@ async def test_client_sent_identity_headers_are_ignored_unless_trusted(
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await _call(channel, "WhoAmI", spoofed)
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_trusted_gateway_headers_carry_the_token_that_travels_on() -> None:
+    # API keys: auth's check set an identity token; JWTs verified by the gateway keep
+    # their bearer token. Either is what outgoing calls forward as the credential.
+    headers = {
+        "x-cift-user-id": "u-alice",
+        "x-cift-account-id": "acct-alice",
+        "x-cift-scopes": "read trade",
+    }
+    by_jwt = await authenticate(
+        headers | {"authorization": "Bearer tok-alice"}, None, trust_gateway=True
+    )
+    assert (by_jwt.account_id, by_jwt.scopes, by_jwt.token) == (
+        "acct-alice",
+        frozenset({"read", "trade"}),
+        "tok-alice",
+    )
+    by_key = await authenticate(
+        headers | {"x-cift-identity": "minted", "authorization": "Bearer tok-alice"},
+        None,
+        trust_gateway=True,
+    )
+    assert by_key.token == "minted"
 
 
 async def test_missing_scope_is_permission_denied(channel: grpc.aio.Channel) -> None:
