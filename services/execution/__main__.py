@@ -72,8 +72,9 @@ async def watch_session(broker: Broker, poll_s: float) -> None:
                 if close_at is None
                 else min(poll_s, max(0.05, (close_at - clock.now_ns) / 1e9))
             )
-        except DomainError:
-            log.warning("market clock unavailable", exc_info=True)
+        except DomainError as exc:
+            # Expected while market data starts or restarts; the message says enough.
+            log.warning("market clock unavailable: %s", exc.message)
             wait = poll_s
         await asyncio.sleep(wait)
 
