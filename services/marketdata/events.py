@@ -109,15 +109,12 @@ async def publish_ticks(
     """
     trace: list[tuple[str, bytes]] = []
     inject_headers(trace)
+    quote_event = events_pb2.TickEvent
+    quote_type = marketdata_pb2.Quote
+    records = []
     for tick in ticks:
-        event = (
-            events_pb2.TickEvent(quote=tick)
-            if isinstance(tick, marketdata_pb2.Quote)
-            else events_pb2.TickEvent(trade=tick)
-        )
-        headers = [
-            (SCHEMA_HEADER, TICK_SCHEMA),
-            (EVENT_ID_HEADER, b"tick-%d" % tick.sequence),
-            *trace,
-        ]
-        await producer.publish_raw(topic, tick.symbol, event.SerializeToString(), headers)
+        event = quote_event(quote=tick) if isinstance(tick, quote_type) else quote_event(trade=tick)
+        headers = [(SCHEMA_HEADER, TICK_SCHEMA), (EVENT_ID_HEADER, b"tick-%d" % tick.sequence)]
+        headers += trace
+        records.append((tick.symbol, event.SerializeToString(), headers))
+    await producer.send(topic, records)
