@@ -198,6 +198,9 @@ class EventProducer:
                 "enable.idempotence": False,
                 "partitioner": "murmur2_random",
                 "batch.num.messages": 10_000,
+                # A record the broker has not taken by then fails (and is logged or
+                # raised to its waiter), so a flush at drain cannot hang for minutes.
+                "message.timeout.ms": 30_000,
                 "queue.buffering.max.messages": 500_000,
                 "on_delivery": self._on_fire_and_forget,
             }
