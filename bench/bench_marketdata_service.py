@@ -38,7 +38,7 @@ from cift.runtime.config import load
 from cift.runtime.errors import Unauthenticated
 from cift.runtime.identity import Identity
 from cift.runtime.kafka import EventProducer, ensure_topics
-from cift.runtime.server import ServiceRuntime
+from cift.runtime.server import ServiceRuntime, tune_gc
 from cift.stack.launcher import Stack, StackOptions
 from services.marketdata.__main__ import SPEC
 from services.marketdata.config import MarketDataConfig
@@ -71,6 +71,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def child_publish(bootstrap: str, topic: str, count: int) -> None:
+    # The feed runs inside a service process, whose runtime tunes the GC after startup.
+    tune_gc()
     producer = EventProducer(bootstrap, "marketdata-bench")
     await producer.start()
     simulator = Simulator(

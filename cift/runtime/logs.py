@@ -52,5 +52,5 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiokafka logs every rebalance at INFO; keep it to warnings unless debugging.
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    # The Kafka client logs every rebalance at INFO; keep it to warnings unless debugging.
+    logging.getLogger("cift.runtime.kafka.librdkafka").setLevel(max(logging.WARNING, root.level))

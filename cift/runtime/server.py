@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -117,6 +118,26 @@ class ServiceContext(Generic[C]):
 
     def on_shutdown(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._shutdown_hooks.append(hook)
+
+
+# Young-generation size before the cyclic GC runs (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running, allocation-heavy service.
+
+    A consumed Kafka batch allocates tens of thousands of short-lived objects
+    (events, messages, row tuples): with the default threshold the collector runs
+    every 700 allocations and rescans everything still alive, which measured ~20 %
+    of the tick ingest's CPU. Freezing what startup built (modules, config, pools)
+    keeps it out of every later scan; the larger young generation collects the same
+    garbage, less often.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 async def _retry(what: str, attempt: Callable[[], Awaitable[Any]], deadline: float) -> Any:
@@ -244,6 +265,7 @@ class ServiceRuntime(Generic[C]):
         if self.spec.verifier_factory is not None:
             self.verifier = self.spec.verifier_factory(self.context)
         self.context.spawn("dependency-watch", self._watch_dependencies())
+        tune_gc()
         await self._set_serving(True)
         log.info("serving", extra={"service": self.spec.name})
 

@@ -109,15 +109,35 @@ async def publish_ticks(
     """
     trace: list[tuple[str, bytes]] = []
     inject_headers(trace)
+    records = []
     for tick in ticks:
-        event = (
-            events_pb2.TickEvent(quote=tick)
-            if isinstance(tick, marketdata_pb2.Quote)
-            else events_pb2.TickEvent(trade=tick)
-        )
-        headers = [
-            (SCHEMA_HEADER, TICK_SCHEMA),
-            (EVENT_ID_HEADER, b"tick-%d" % tick.sequence),
-            *trace,
-        ]
-        await producer.publish_raw(topic, tick.symbol, event.SerializeToString(), headers)
+        headers = [(SCHEMA_HEADER, TICK_SCHEMA), (EVENT_ID_HEADER, b"tick-%d" % tick.sequence)]
+        headers += trace
+        records.append((tick.symbol, tick_event_bytes(tick), headers))
+    await producer.send(topic, records)
+
+
+# A TickEvent holding one quote (field 1) or trade (field 2) is, byte for byte, the
+# field's tag, the payload's length and the payload. Framing the serialized tick
+# directly skips building a TickEvent, which copies the whole tick into it.
+_QUOTE_TAG = bytes([1 << 3 | 2])
+_TRADE_TAG = bytes([2 << 3 | 2])
+_SHORT_VARINTS = [bytes([n]) for n in range(128)]
+
+
+def _varint(value: int) -> bytes:
+    if value < 128:
+        return _SHORT_VARINTS[value]
+    out = bytearray()
+    while value >= 128:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def tick_event_bytes(tick: TickMessage) -> bytes:
+    """The serialized `TickEvent` of one quote or trade (what `publish_ticks` sends)."""
+    payload = tick.SerializeToString()
+    tag = _QUOTE_TAG if isinstance(tick, marketdata_pb2.Quote) else _TRADE_TAG
+    return tag + _varint(len(payload)) + payload

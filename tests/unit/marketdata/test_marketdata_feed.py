@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from cift.marketdata.v1 import marketdata_pb2
-from services.marketdata.events import timestamp_ns
+from cift.marketdata.v1 import events_pb2, marketdata_pb2
+from services.marketdata.events import tick_event_bytes, timestamp_ns
 from services.marketdata.feed import (
     MAX_TICKS_PER_INTERVAL,
     FeedRunner,
@@ -99,3 +99,21 @@ def test_a_restarted_feed_continues_above_the_previous_sequences() -> None:
     earlier = FeedRunner(simulator_source(), None, lambda _: None, interval_s=0.01)
     later = FeedRunner(simulator_source(), None, lambda _: None, interval_s=0.01)
     assert later.next_sequence > earlier.next_sequence
+
+
+def test_framed_ticks_are_byte_identical_tick_events() -> None:
+    # publish_ticks frames the serialized quote/trade itself instead of building a
+    # TickEvent; the bytes must be exactly what protobuf would produce, and decode back.
+    quote = marketdata_pb2.Quote(symbol="AAPL", bid=189.12, ask=189.14, bid_size=300, sequence=7)
+    quote.timestamp.seconds = 1_700_000_000
+    long_trade = marketdata_pb2.Trade(symbol="X" * 300, price=1.5, size=2, sequence=2**62)
+    empty_quote = marketdata_pb2.Quote()
+    cases: list[tuple[marketdata_pb2.Quote | marketdata_pb2.Trade, events_pb2.TickEvent]] = [
+        (quote, events_pb2.TickEvent(quote=quote)),
+        (long_trade, events_pb2.TickEvent(trade=long_trade)),  # a two-byte length
+        (empty_quote, events_pb2.TickEvent(quote=empty_quote)),
+    ]
+    for tick, event in cases:
+        framed = tick_event_bytes(tick)
+        assert framed == event.SerializeToString()
+        assert events_pb2.TickEvent.FromString(framed) == event
