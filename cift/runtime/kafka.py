@@ -477,14 +477,19 @@ class EventConsumer:
             for key in revoked:
                 self._handled.pop(key, None)
                 self._to_commit.pop(key, None)
-        if offsets:
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                log.warning(
-                    "offset commit on revoke failed", extra={"group": self.group, "error": str(exc)}
-                )
+        self._commit_now(consumer, offsets, "offset commit on revoke failed")
         consumer.unassign()
+
+    def _commit_now(
+        self, consumer: confluent_kafka.Consumer, offsets: list[TopicPartition], failure: str
+    ) -> None:
+        """Commit synchronously; a failure is logged, since redelivery is safe (idempotent handlers)."""
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning(failure, extra={"group": self.group, "error": str(exc)})
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if error is not None and error.code() != KafkaError._NO_OFFSET:
@@ -594,13 +599,7 @@ class EventConsumer:
                 if (t, p) in self._assignment
             ]
             self._to_commit.clear()
-        if offsets:
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                log.warning(
-                    "final offset commit failed", extra={"group": self.group, "error": str(exc)}
-                )
+        self._commit_now(consumer, offsets, "final offset commit failed")
         consumer.close()
         self._consumer = None
 
