@@ -60,11 +60,11 @@ class UnknownKeyId(Unauthenticated):
     """The token names a signing key that the current JWKS does not contain."""
 
 
-def _b64url_decode(text: str) -> bytes:
+def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _b64url_encode(data: bytes) -> str:
+def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
@@ -75,11 +75,11 @@ def public_key_bytes(key: Ed25519PublicKey) -> bytes:
 def jwk_thumbprint(key: Ed25519PublicKey) -> str:
     """RFC 7638 thumbprint: a kid derived from the key itself, so it can never name two keys."""
     canonical = json.dumps(
-        {"crv": "Ed25519", "kty": "OKP", "x": _b64url_encode(public_key_bytes(key))},
+        {"crv": "Ed25519", "kty": "OKP", "x": b64url_encode(public_key_bytes(key))},
         separators=(",", ":"),
         sort_keys=True,
     )
-    return _b64url_encode(hashlib.sha256(canonical.encode("ascii")).digest())
+    return b64url_encode(hashlib.sha256(canonical.encode("ascii")).digest())
 
 
 def public_jwk(kid: str, key: Ed25519PublicKey) -> dict[str, str]:
@@ -87,7 +87,7 @@ def public_jwk(kid: str, key: Ed25519PublicKey) -> dict[str, str]:
     return {
         "kty": "OKP",
         "crv": "Ed25519",
-        "x": _b64url_encode(public_key_bytes(key)),
+        "x": b64url_encode(public_key_bytes(key)),
         "kid": kid,
         "alg": ALGORITHM,
         "use": "sig",
@@ -103,7 +103,7 @@ def parse_jwk(jwk: Mapping[str, str]) -> tuple[str, Ed25519PublicKey]:
         raise ValueError(f"JWK {kid!r} is not an Ed25519 key")
     if jwk.get("alg", ALGORITHM) != ALGORITHM or jwk.get("use", "sig") != "sig":
         raise ValueError(f"JWK {kid!r} is not an EdDSA signing key")
-    raw = _b64url_decode(jwk.get("x", ""))
+    raw = b64url_decode(jwk.get("x", ""))
     if len(raw) != 32:
         raise ValueError(f"JWK {kid!r} has a malformed public key")
     return kid, Ed25519PublicKey.from_public_bytes(raw)

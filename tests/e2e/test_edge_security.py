@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import hmac
@@ -26,6 +25,7 @@ from google.protobuf import descriptor_pb2
 
 from cift.execution.v1 import execution_pb2, execution_pb2_grpc
 from cift.protogen import build_descriptor_set
+from cift.runtime.tokens import b64url_decode, b64url_encode
 from services.auth.config import DEFAULT_PUBLIC_PATHS
 from tests.e2e.e2e_client import Rest, Trader, bearer, register_and_login, resting_buy, rpc_code
 
@@ -183,18 +183,12 @@ def test_identity_headers_sent_by_a_client_are_ignored(
     )
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def _segment(value: dict[str, object]) -> str:
-    return _b64(json.dumps(value).encode())
+    return b64url_encode(json.dumps(value).encode())
 
 
 def _decode_segment(segment: str) -> dict[str, Any]:
-    decoded: dict[str, Any] = json.loads(
-        base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    )
+    decoded: dict[str, Any] = json.loads(b64url_decode(segment))
     return decoded
 
 
@@ -210,7 +204,7 @@ def test_forged_access_tokens_are_refused_whichever_filter_sees_them(
     header, payload, signature = victim.access_token.split(".")
     kid = _decode_segment(header)["kid"]
     (jwk,) = [k for k in rest.ok("GET", "/v1/auth/jwks")["keys"] if k["kid"] == kid]
-    public_raw = base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
+    public_raw = b64url_decode(jwk["x"])
     claims = _decode_segment(payload)
     own_header, own_payload, own_signature = trader.access_token.split(".")
     hs_head = _segment({"alg": "HS256", "kid": kid, "typ": "JWT"})
@@ -218,7 +212,7 @@ def test_forged_access_tokens_are_refused_whichever_filter_sees_them(
     foreign = Ed25519PrivateKey.generate()
     forgeries = {
         "alg none": f"{_segment({'alg': 'none', 'kid': kid})}.{payload}.",
-        "HS256 keyed with the public key": f"{hs_head}.{payload}.{_b64(hs_mac)}",
+        "HS256 keyed with the public key": f"{hs_head}.{payload}.{b64url_encode(hs_mac)}",
         "another key under auth's kid": pyjwt.encode(
             claims, foreign, algorithm="EdDSA", headers={"kid": kid}
         ),

@@ -38,17 +38,22 @@ def test_each_request_is_logged_as_json_with_the_caller_and_without_the_credenti
     assert trader.access_token not in line
 
 
-def test_prometheus_stats_count_requests_per_service_and_health_checks(
-    rest: Rest, trader: Trader, stack_info: StackInfo
-) -> None:
-    rest.ok("GET", "/v1/account", token=trader.access_token)
+def gateway_samples(stack_info: StackInfo) -> dict[str, float]:
+    """The gateway's Prometheus samples: `name{labels}` → value."""
     assert stack_info.gateway_admin_url is not None
     text = requests.get(stack_info.gateway_admin_url + "/stats/prometheus", timeout=10).text
-    samples = {
+    return {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
         if line and not line.startswith("#")
     }
+
+
+def test_prometheus_stats_count_requests_per_service_and_health_checks(
+    rest: Rest, trader: Trader, stack_info: StackInfo
+) -> None:
+    rest.ok("GET", "/v1/account", token=trader.access_token)
+    samples = gateway_samples(stack_info)
     for cluster in ("auth", "marketdata", "execution", "risk"):
         assert samples[f'envoy_cluster_health_check_success{{envoy_cluster_name="{cluster}"}}'] > 0
         assert samples[f'envoy_cluster_membership_healthy{{envoy_cluster_name="{cluster}"}}'] == 1
@@ -57,14 +62,12 @@ def test_prometheus_stats_count_requests_per_service_and_health_checks(
     assert any("local_rate_limit" in name for name in samples)
 
 
-def counter_total(stack_info: StackInfo, prefix: str) -> float:
-    """The sum of the gateway's Prometheus samples whose name starts with `prefix`."""
-    assert stack_info.gateway_admin_url is not None
-    text = requests.get(stack_info.gateway_admin_url + "/stats/prometheus", timeout=10).text
+def counter_total(stack_info: StackInfo, name: str) -> float:
+    """The sum of the gateway's samples of metric `name` over all its labels."""
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(prefix + "{") or line.startswith(prefix + " ")
+        value
+        for sample, value in gateway_samples(stack_info).items()
+        if sample == name or sample.startswith(name + "{")
     )
 
 

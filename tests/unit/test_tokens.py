@@ -21,6 +21,7 @@ from cift.runtime.tokens import (
     JwksCache,
     TokenVerifier,
     UnknownKeyId,
+    b64url_encode,
     jwk_thumbprint,
     parse_jwk,
     parse_jwks,
@@ -66,13 +67,13 @@ def verify(token: str, *, now: float = NOW) -> Any:
     return verify_token(token, KEYS, issuer=ISSUER, audience=AUDIENCE, now=now)
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def forge(header: Mapping[str, Any], payload: Mapping[str, Any], signature: bytes = b"") -> str:
     return ".".join(
-        [b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()), b64(signature)]
+        [
+            b64url_encode(json.dumps(header).encode()),
+            b64url_encode(json.dumps(payload).encode()),
+            b64url_encode(signature),
+        ]
     )
 
 
@@ -103,10 +104,10 @@ def test_hs256_signed_with_the_public_key_is_refused() -> None:
     public_pem = KEYS[KID].public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     for secret in (public_raw, public_pem, json.dumps(public_jwk(KID, KEYS[KID])).encode()):
         header = {"alg": "HS256", "kid": KID, "typ": "JWT"}
-        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims()).encode())}"
+        signing_input = f"{b64url_encode(json.dumps(header).encode())}.{b64url_encode(json.dumps(claims()).encode())}"
         mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
         with pytest.raises(Unauthenticated):
-            verify(f"{signing_input}.{b64(mac)}")
+            verify(f"{signing_input}.{b64url_encode(mac)}")
 
 
 def test_rs256_and_es256_algorithms_are_refused() -> None:
@@ -200,7 +201,9 @@ def test_malformed_claims_are_refused(bad: dict[str, Any]) -> None:
 def test_tampered_payload_is_refused() -> None:
     token = sign(claims())
     header, _, signature = token.split(".")
-    elevated = b64(json.dumps(claims(scope="read trade admin", acct="someone-else")).encode())
+    elevated = b64url_encode(
+        json.dumps(claims(scope="read trade admin", acct="someone-else")).encode()
+    )
     with pytest.raises(Unauthenticated):
         verify(f"{header}.{elevated}.{signature}")
 
@@ -208,7 +211,7 @@ def test_tampered_payload_is_refused() -> None:
 def test_tampered_header_kid_is_refused() -> None:
     token = sign(claims())
     _, payload, signature = token.split(".")
-    header = b64(json.dumps({"alg": "EdDSA", "kid": KID, "typ": "JWT", "x": 1}).encode())
+    header = b64url_encode(json.dumps({"alg": "EdDSA", "kid": KID, "typ": "JWT", "x": 1}).encode())
     with pytest.raises(Unauthenticated):
         verify(f"{header}.{payload}.{signature}")
 
@@ -241,8 +244,8 @@ def test_rfc8037_thumbprint_example() -> None:
         {"kty": "oct", "kid": "k", "k": "c2VjcmV0"},
         {"kty": "OKP", "crv": "X25519", "kid": "k", "x": "AAAA"},
         {"kty": "OKP", "crv": "Ed25519", "kid": "k", "x": "AAAA"},
-        {"kty": "OKP", "crv": "Ed25519", "x": b64(bytes(32))},
-        {"kty": "OKP", "crv": "Ed25519", "kid": "k", "x": b64(bytes(32)), "alg": "HS256"},
+        {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(bytes(32))},
+        {"kty": "OKP", "crv": "Ed25519", "kid": "k", "x": b64url_encode(bytes(32)), "alg": "HS256"},
     ],
 )
 def test_unusable_jwks_are_skipped(jwk: dict[str, str]) -> None:

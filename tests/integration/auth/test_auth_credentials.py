@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -17,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
 from cift.runtime.errors import Unauthenticated
-from cift.runtime.tokens import JwksVerifier
+from cift.runtime.tokens import JwksVerifier, b64url_encode
 from services.auth import store
 from services.auth.__main__ import APP, key_ring
 from services.auth.server import create_user
@@ -38,10 +37,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def stub(channel: grpc.aio.Channel) -> auth_pb2_grpc.AuthServiceAsyncStub:
     return auth_pb2_grpc.AuthServiceStub(channel)
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 async def active_key(auth_service: RunningAuth) -> tuple[str, Ed25519PrivateKey]:
@@ -261,17 +256,17 @@ async def test_jwt_attacks_are_all_unauthenticated(
         return jwt.encode(payload, private_key, algorithm="EdDSA", headers={"kid": key_id})
 
     def hs256_with_public_key(payload: dict[str, Any]) -> str:
-        head = b64(json.dumps({"alg": "HS256", "kid": kid, "typ": "JWT"}).encode())
-        body = b64(json.dumps(payload).encode())
+        head = b64url_encode(json.dumps({"alg": "HS256", "kid": kid, "typ": "JWT"}).encode())
+        body = b64url_encode(json.dumps(payload).encode())
         mac = hmac.new(public_raw, f"{head}.{body}".encode(), hashlib.sha256).digest()
-        return f"{head}.{body}.{b64(mac)}"
+        return f"{head}.{body}.{b64url_encode(mac)}"
 
     header, _, signature = login.access_token.split(".")
     forgeries = {
         "alg none": ".".join(
             [
-                b64(json.dumps({"alg": "none", "kid": kid}).encode()),
-                b64(json.dumps(claims_for(user)).encode()),
+                b64url_encode(json.dumps({"alg": "none", "kid": kid}).encode()),
+                b64url_encode(json.dumps(claims_for(user)).encode()),
                 "",
             ]
         ),
@@ -284,7 +279,7 @@ async def test_jwt_attacks_are_all_unauthenticated(
         "not yet valid": signed(claims_for(user, nbf=now + 600)),
         "wrong audience": signed(claims_for(user, aud="another-app")),
         "wrong issuer": signed(claims_for(user, iss="someone-else")),
-        "tampered payload": f"{header}.{b64(json.dumps(claims_for(user)).encode())}.{signature}",
+        "tampered payload": f"{header}.{b64url_encode(json.dumps(claims_for(user)).encode())}.{signature}",
     }
     for name, token in forgeries.items():
         error = await rpc_error(stub.GetMe(auth_pb2.GetMeRequest(), metadata=bearer(token)))
@@ -310,7 +305,7 @@ async def test_jwks_serves_the_active_public_key(
         and published[kid].crv == "Ed25519"
         and published[kid].alg == "EdDSA"
     )
-    assert published[kid].x == b64(
+    assert published[kid].x == b64url_encode(
         private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     )
 

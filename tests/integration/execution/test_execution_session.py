@@ -79,8 +79,10 @@ async def pool(infra: Any) -> AsyncIterator[asyncpg.Pool]:
     await created.close()
 
 
-def broker_for(pool: asyncpg.Pool, close_in_s: float = 3600.0) -> Broker:
-    market = ClockedMarket(time.time_ns() + int(close_in_s * 1e9))
+def broker_for(pool: asyncpg.Pool, close_in_s: float | None = 3600.0) -> Broker:
+    """A broker whose session closes in `close_in_s` (never when None)."""
+    close_ns = None if close_in_s is None else time.time_ns() + int(close_in_s * 1e9)
+    market = ClockedMarket(close_ns)
     return Broker(pool, FillEngine(), market, Approve(), AccountSettings(D(100000), D(1)))
 
 
@@ -152,9 +154,7 @@ async def test_session_close_expires_day_orders_and_keeps_good_til_canceled_ones
 
 
 async def test_a_market_that_never_closes_never_expires_day_orders(pool: asyncpg.Pool) -> None:
-    broker = Broker(
-        pool, FillEngine(), ClockedMarket(None), Approve(), AccountSettings(D(100000), D(1))
-    )
+    broker = broker_for(pool, close_in_s=None)
     account = str(uuid.uuid4())
     day = await broker.submit(account, limit("SESS", "2", "10.25", TimeInForce.DAY))
     watcher = asyncio.create_task(watch_session(broker, 0.02))
