@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -24,12 +23,9 @@ import asyncpg
 import pytest
 
 from cift.execution.v1 import events_pb2
-from cift.marketdata.v1 import events_pb2 as md_events
-from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import risk_pb2, rules_pb2
 from cift.runtime import db
 from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from cift.runtime.kafka import Event
 from services.execution import store
 from services.execution.broker import AccountSettings, Broker
 from services.execution.fills import Fill, FillEngine
@@ -43,13 +39,13 @@ from services.execution.orders import (
     TimeInForce,
 )
 from services.execution.upstream import MarketClock
+from tests.integration.execution.ticks import quote_event, trade_event
 
 pytestmark = pytest.mark.integration
 
 D = Decimal
 OPENING = D(100000)
 MIGRATIONS = Path(__file__).parents[3] / "services" / "execution" / "migrations"
-_sequence = itertools.count(1)
 
 
 class StandInMarket:
@@ -113,29 +109,6 @@ def account() -> str:
 def symbol() -> str:
     """A fresh symbol per test: tick sequences and books never leak between tests."""
     return "T" + uuid.uuid4().hex[:8].upper()
-
-
-def quote_event(symbol: str, bid: str, ask: str, sequence: int | None = None) -> Event:
-    seq = sequence if sequence is not None else next(_sequence)
-    message = md_events.TickEvent(
-        quote=marketdata_pb2.Quote(
-            symbol=symbol,
-            bid=float(bid),
-            ask=float(ask),
-            bid_size=1000,
-            ask_size=1000,
-            sequence=seq,
-        )
-    )
-    return Event("marketdata.ticks.v1", 0, seq, symbol, f"tick-{symbol}-{seq}", message)
-
-
-def trade_event(symbol: str, price: str) -> Event:
-    seq = next(_sequence)
-    message = md_events.TickEvent(
-        trade=marketdata_pb2.Trade(symbol=symbol, price=float(price), size=100, sequence=seq)
-    )
-    return Event("marketdata.ticks.v1", 0, seq, symbol, f"tick-{symbol}-{seq}", message)
 
 
 def limit(symbol: str, side: Side, qty: str, price: str, **extra: Any) -> OrderRequest:

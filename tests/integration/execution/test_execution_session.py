@@ -9,7 +9,6 @@ runtime's interceptor would: with the caller's verified identity bound.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,13 +22,10 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cift.execution.v1 import events_pb2, execution_pb2
-from cift.marketdata.v1 import events_pb2 as md_events
-from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import risk_pb2
 from cift.runtime import db
 from cift.runtime.errors import InvalidArgument, PermissionDenied
 from cift.runtime.identity import Identity, acting_as
-from cift.runtime.kafka import Event
 from services.execution import store
 from services.execution.__main__ import watch_session
 from services.execution.broker import AccountSettings, Broker
@@ -37,12 +33,12 @@ from services.execution.fills import FillEngine
 from services.execution.orders import Instrument, OrderRequest, OrderType, Side, TimeInForce
 from services.execution.server import ExecutionServicer
 from services.execution.upstream import MarketClock
+from tests.integration.execution.ticks import quote_event
 
 pytestmark = pytest.mark.integration
 
 D = Decimal
 MIGRATIONS = Path(__file__).parents[3] / "services" / "execution" / "migrations"
-_sequence = itertools.count(10_000_000)
 
 
 class ClockedMarket:
@@ -84,21 +80,6 @@ def broker_for(pool: asyncpg.Pool, close_in_s: float | None = 3600.0) -> Broker:
     close_ns = None if close_in_s is None else time.time_ns() + int(close_in_s * 1e9)
     market = ClockedMarket(close_ns)
     return Broker(pool, FillEngine(), market, Approve(), AccountSettings(D(100000), D(1)))
-
-
-def quote(symbol: str, bid: str, ask: str) -> Event:
-    seq = next(_sequence)
-    message = md_events.TickEvent(
-        quote=marketdata_pb2.Quote(
-            symbol=symbol,
-            bid=float(bid),
-            ask=float(ask),
-            bid_size=1000,
-            ask_size=1000,
-            sequence=seq,
-        )
-    )
-    return Event("marketdata.ticks.v1", 0, seq, symbol, f"tick-{seq}", message)
 
 
 def limit(symbol: str, qty: str, price: str, tif: TimeInForce) -> OrderRequest:
@@ -178,8 +159,8 @@ async def test_equity_snapshot_marks_positions_to_the_latest_quote(pool: asyncpg
     broker = broker_for(pool)
     account = str(uuid.uuid4())
     await broker.submit(account, limit("EQTY", "10", "100.00", TimeInForce.GTC))
-    await broker.on_ticks([quote("EQTY", "99.90", "100.00")])  # long 10 @ 100
-    await broker.on_ticks([quote("EQTY", "109.90", "110.10")])  # marked at the mid, 110
+    await broker.on_ticks([quote_event("EQTY", "99.90", "100.00")])  # long 10 @ 100
+    await broker.on_ticks([quote_event("EQTY", "109.90", "110.10")])  # marked at the mid, 110
     await broker.snapshot_equity()
     equity = await pool.fetchval(
         "SELECT equity FROM equity_snapshots WHERE account_id = $1 ORDER BY taken_at DESC LIMIT 1",
