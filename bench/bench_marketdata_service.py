@@ -1,6 +1,7 @@
 """Market data service end to end: ingest throughput, GetLatestQuote latency, stream fan-out.
 
 Run: python bench/bench_marketdata_service.py [--ticks 200000] [--subscribers 100] [--seconds 10]
+     [--ingest-processes 1] [--partitions 3]
 
 Starts embedded PostgreSQL, Redis and the Kafka-protocol broker with the project's
 launcher, runs the marketdata service in this process, and drives it from child
@@ -13,6 +14,10 @@ processes (so load generators do not share the service's core):
    child opens --subscribers StreamQuotes streams (all symbols); delivered quotes/s,
    stream messages/s and feed-to-client latency (client clock minus quote timestamp).
 Calls authenticate with a fixed token (JWT verification is auth's and not measured).
+
+With `--ingest-processes N` the ingest measurements add N-1 processes running
+`python -m services.marketdata ingest` (members of the same consumer group, as
+`cift up` starts them), over topics of `--partitions` partitions.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,12 +41,14 @@ import grpc
 
 from cift.marketdata.v1 import marketdata_pb2 as md
 from cift.marketdata.v1 import marketdata_pb2_grpc
-from cift.runtime.config import load
+from cift.runtime.config import load, to_environ
 from cift.runtime.errors import Unauthenticated
 from cift.runtime.identity import Identity
 from cift.runtime.kafka import EventProducer, ensure_topics
 from cift.runtime.server import ServiceRuntime, tune_gc
 from cift.stack.launcher import Stack, StackOptions
+from cift.stack.processes import Child, spawn
+from cift.stack.services import wait_all_serving
 from services.marketdata.__main__ import SPEC
 from services.marketdata.config import MarketDataConfig
 from services.marketdata.events import publish_ticks
@@ -191,10 +200,8 @@ def run_child(*args: str) -> dict[str, Any]:
 # --- the service -----------------------------------------------------------------------
 
 
-async def start_service(
-    info: Any, topic: str, port: int, **overrides: Any
-) -> ServiceRuntime[MarketDataConfig]:
-    config = load(
+def service_config(info: Any, topic: str, port: int, **overrides: Any) -> MarketDataConfig:
+    return load(
         MarketDataConfig,
         {},
         service_name="marketdata",
@@ -210,11 +217,50 @@ async def start_service(
         marketdata_ingest_group=f"bench-{topic}",
         **overrides,
     )
+
+
+async def start_service(
+    info: Any, topic: str, port: int, **overrides: Any
+) -> ServiceRuntime[MarketDataConfig]:
+    config = service_config(info, topic, port, **overrides)
     runtime = ServiceRuntime(
         replace(SPEC, verifier_factory=lambda ctx: FixedTokenVerifier()), config
     )
     await runtime.start()
     return runtime
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def start_ingest_processes(
+    service: MarketDataConfig, count: int, logs_dir: Path
+) -> list[Child]:
+    """`count` more members of the service's ingest group, each its own process."""
+    children = []
+    addresses = {}
+    for n in range(count):
+        port = free_port()
+        config = replace(service, grpc_port=port, metrics_port=0)
+        name = f"ingest-{n + 1}"
+        children.append(
+            spawn(
+                name,
+                [sys.executable, "-m", "services.marketdata", "ingest"],
+                log_path=logs_dir / f"{name}.log",
+                env={**os.environ, **to_environ(config)},
+            )
+        )
+        addresses[name] = f"127.0.0.1:{port}"
+    await wait_all_serving(children, addresses, 60.0)
+    return children
+
+
+async def stop_processes(children: list[Child]) -> None:
+    await asyncio.gather(*(child.stop() for child in children))
 
 
 async def ingested(runtime: ServiceRuntime[MarketDataConfig]) -> int:
@@ -229,9 +275,12 @@ async def measure_ingest(
     ticks: int,
     *,
     concurrent: bool,
+    before: int,
 ) -> tuple[float, float]:
-    """(publish ticks/s or 0, ingest ticks/s from the first to the last tick written)."""
-    before = await ingested(runtime)
+    """(publish ticks/s or 0, ingest ticks/s from the first to the last tick written).
+
+    `before` is the table's count before any process of this run could ingest.
+    """
     publisher = None
     if concurrent:
         publisher = asyncio.create_task(
@@ -269,24 +318,39 @@ async def main(args: argparse.Namespace) -> None:
 async def run_benchmarks(info: Any, args: argparse.Namespace) -> None:
     address_port = 50990
     topic = f"bench.ticks.{int(time.time())}"
-    await ensure_topics(info.kafka_bootstrap, [topic], partitions=3)
+    await ensure_topics(info.kafka_bootstrap, [topic], partitions=args.partitions)
+    extra = args.ingest_processes - 1
 
     # 1a. feed and ingest running at once: the end-to-end rate is the slower of the two.
     runtime = await start_service(info, topic, address_port, marketdata_feed="none")
+    logs_dir = Path(info.home) / "logs"
+    workers = await start_ingest_processes(runtime.config, extra, logs_dir)
     live_publish, live_ingest = await measure_ingest(
-        runtime, info, topic, args.ticks, concurrent=True
+        runtime, info, topic, args.ticks, concurrent=True, before=await ingested(runtime)
     )
+    await stop_processes(workers)
+    before_backlog = await ingested(runtime)
     await runtime.drain()
     # 1b. the ingest alone: the ticks wait in the topic, then a new consumer group drains them.
     backlog_topic = topic + ".backlog"
-    await ensure_topics(info.kafka_bootstrap, [backlog_topic], partitions=3)
+    await ensure_topics(info.kafka_bootstrap, [backlog_topic], partitions=args.partitions)
     await asyncio.to_thread(
         run_child, "publish", info.kafka_bootstrap, backlog_topic, str(args.ticks)
     )
-    runtime = await start_service(info, backlog_topic, address_port, marketdata_feed="none")
-    _, backlog_ingest = await measure_ingest(
-        runtime, info, backlog_topic, args.ticks, concurrent=False
+    # Every member starts at once, so the group's first assignment already spreads
+    # the partitions (the broker holds a new group's first join for a few seconds).
+    runtime, workers = await asyncio.gather(
+        start_service(info, backlog_topic, address_port, marketdata_feed="none"),
+        start_ingest_processes(
+            service_config(info, backlog_topic, address_port, marketdata_feed="none"),
+            extra,
+            logs_dir,
+        ),
     )
+    _, backlog_ingest = await measure_ingest(
+        runtime, info, backlog_topic, args.ticks, concurrent=False, before=before_backlog
+    )
+    await stop_processes(workers)
 
     # 2. GetLatestQuote latency against the ingested quotes.
     latest = await asyncio.to_thread(
@@ -317,7 +381,8 @@ async def run_benchmarks(info: Any, args: argparse.Namespace) -> None:
     print(
         "# python bench/bench_marketdata_service.py "
         f"--ticks {args.ticks} --calls {args.calls} --subscribers {args.subscribers} "
-        f"--rate {args.rate} --seconds {args.seconds}"
+        f"--rate {args.rate} --seconds {args.seconds} "
+        f"--ingest-processes {args.ingest_processes} --partitions {args.partitions}"
     )
     print("# 2 shared cores; service, broker, PostgreSQL, Redis and load generators on one machine")
     print(f"{'measure':<46}{'value':>14}")
@@ -352,4 +417,8 @@ if __name__ == "__main__":
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--rate", type=float, default=20.0, help="fan-out feed ticks/s per symbol")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--ingest-processes", type=int, default=1, help="processes in the ingest group"
+    )
+    parser.add_argument("--partitions", type=int, default=3, help="partitions of the topics")
     asyncio.run(main(parser.parse_args()))

@@ -406,6 +406,11 @@ class EventConsumer:
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
+    def holds(self, topic: str, partition: int) -> bool:
+        """Whether this member is assigned the partition now (it changes on rebalances)."""
+        with self._lock:
+            return (topic, partition) in self._assignment
+
     async def start(self) -> None:
         """Join the group and wait until this member holds its partitions, positioned.
 

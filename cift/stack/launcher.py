@@ -28,7 +28,7 @@ from typing import Any
 from cift.runtime.config import CommonConfig, env_name, load
 from cift.stack import gateway, kafka_broker, postgres, redis_server, services
 from cift.stack.errors import StackError, redact_url
-from cift.stack.ports import LOOPBACK, PortPlan, ensure_free
+from cift.stack.ports import LOOPBACK, PortPlan, ensure_free, free_ports
 from cift.stack.probes import (
     probe_http,
     probe_kafka,
@@ -158,6 +158,17 @@ class Stack:
             else self.config.kafka_bootstrap
         )
         self.grpc_addrs = {name: f"{LOOPBACK}:{port}" for name, port in self.ports.grpc.items()}
+        # Extra members of market data's ingest group: (gRPC health port, metrics port).
+        if self.config.marketdata_ingest_processes < 1:
+            raise StackError(
+                "CIFT_MARKETDATA_INGEST_PROCESSES must be at least 1 (the market data service)"
+            )
+        extra = self.config.marketdata_ingest_processes - 1
+        worker_ports = iter(free_ports(2 * extra))
+        self.ingest_workers = {
+            f"marketdata-ingest-{n}": (next(worker_ports), next(worker_ports))
+            for n in range(1, extra + 1)
+        }
         self._progress = progress or (lambda _message: None)
         self._groups: list[list[Child]] = []
         self._lock: int | None = None
@@ -368,9 +379,18 @@ class Stack:
         group: list[Child] = []
         self._groups.append(group)
         drain_s = self.config.drain_timeout_s
+        addresses = dict(self.grpc_addrs)
         for name, environ in self.service_environs().items():
             group.append(services.spawn_service(name, environ, self.logs_dir, drain_s))
-        await services.wait_all_serving(group, self.grpc_addrs, self.config.service_start_timeout_s)
+        common = self._common_config()
+        for name, (grpc_port, metrics_port) in self.ingest_workers.items():
+            environ = services.service_environ(
+                self.environ, common, "marketdata", grpc_port, metrics_port
+            )
+            argv = services.service_argv("marketdata", "ingest")
+            group.append(services.spawn_service(name, environ, self.logs_dir, drain_s, argv))
+            addresses[name] = f"{LOOPBACK}:{grpc_port}"
+        await services.wait_all_serving(group, addresses, self.config.service_start_timeout_s)
         self._progress(f"services serving in {time.monotonic() - started:.1f} s")
 
     async def start_gateway(self) -> None:
@@ -426,9 +446,10 @@ class Stack:
         gateway_url = gateway_admin_url = None
         if with_services:
             grpc_addrs = dict(self.grpc_addrs)
+            metrics_ports = dict(self.ports.metrics)
+            metrics_ports.update({name: ports[1] for name, ports in self.ingest_workers.items()})
             metrics_urls = {
-                name: f"http://{LOOPBACK}:{port}/metrics"
-                for name, port in self.ports.metrics.items()
+                name: f"http://{LOOPBACK}:{port}/metrics" for name, port in metrics_ports.items()
             }
             env.update({env_name(f"{name}_addr"): addr for name, addr in grpc_addrs.items()})
             if with_gateway:

@@ -86,10 +86,17 @@ async def run_migrations(environs: Mapping[str, Mapping[str, str]], logs_dir: Pa
     await run_all(migrate(name) for name in environs)
 
 
-def spawn_service(name: str, environ: Mapping[str, str], logs_dir: Path, drain_s: float) -> Child:
+def spawn_service(
+    name: str,
+    environ: Mapping[str, str],
+    logs_dir: Path,
+    drain_s: float,
+    argv: Sequence[str] | None = None,
+) -> Child:
+    """Start a service process (`argv` for another role of one, named `name` in its log)."""
     return spawn(
         name,
-        service_argv(name),
+        argv or service_argv(name),
         log_path=logs_dir / f"{name}.log",
         env=environ,
         # The runtime drains in-flight calls for drain_s after SIGTERM; give it that and a bit.

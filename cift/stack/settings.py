@@ -38,7 +38,15 @@ class StackConfig(CommonConfig):
     embedded_postgres_port: int = setting(55432, "Port of the embedded PostgreSQL.")
     embedded_redis_port: int = setting(56379, "Port of the embedded Redis.")
     embedded_kafka_port: int = setting(59092, "Port of the embedded Kafka-protocol broker.")
-    topic_partitions: int = setting(3, "Partitions of each Kafka topic `cift up` creates.")
+    topic_partitions: int = setting(
+        4,
+        "Partitions of each Kafka topic `cift up` creates (split evenly among 1, 2 or 4 members).",
+    )
+    marketdata_ingest_processes: int = setting(
+        1,
+        "Members of market data's tick ingest group `cift up` runs: the service itself plus "
+        "N-1 `python -m services.marketdata ingest` processes (each ingests ~70k ticks/s on a core).",
+    )
     service_start_timeout_s: float = setting(
         60.0, "Seconds `cift up` waits for each service's health check to say SERVING."
     )

@@ -1,25 +1,30 @@
-"""`python -m services.marketdata [serve|migrate]`: wiring only.
+"""`python -m services.marketdata [serve|migrate|ingest]`: wiring only.
 
 A process runs the gRPC servicer, a member of the ingest consumer group, and either
 the feed task (simulator or replay: exactly one such process per deployment) or a
 relay that feeds its stream hub from `marketdata.ticks.v1`. The feed hands its
 ticks straight to its own hub (lowest latency); every process relays closed bars
 from `marketdata.bars.v1` to its StreamBars subscribers.
+
+`ingest` runs only another member of the ingest consumer group (plus health and
+metrics): ingest is one core's work per process, and a heavy feed needs more
+processes without each of them also relaying every tick to stream subscribers.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cift.marketdata.v1 import events_pb2, marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.identity import SCOPE_READ
 from cift.runtime.interceptors import PUBLIC, RpcPolicy
-from cift.runtime.server import ServiceContext, ServiceSpec, run_service
+from cift.runtime.server import Command, ServiceContext, ServiceSpec, run_service, serve
 from services.marketdata.clock import MarketCalendar, build_calendar, parse_dates
 from services.marketdata.config import FEED_KINDS, MarketDataConfig
 from services.marketdata.feed import FeedRunner, ReplaySource, SimulatorSource, TickSource
@@ -105,6 +110,27 @@ class MarketDataApp:
 APP = MarketDataApp()
 
 
+def start_ingest(ctx: ServiceContext[MarketDataConfig]) -> Ingest:
+    """Join the ingest consumer group; every process that ingests does it the same way."""
+    config = ctx.config
+    consumer = ctx.consumer(
+        config.marketdata_ingest_group,
+        [config.marketdata_ticks_topic],
+        from_beginning=True,
+        max_batch=config.marketdata_ingest_batch,
+    )
+    ingest = Ingest(
+        ctx.pool,
+        ctx.redis,
+        partition_days=config.marketdata_tick_partition_days,
+        topic=config.marketdata_ticks_topic,
+        bars_topic=config.marketdata_bars_topic,
+        holds=consumer.holds,
+    )
+    ctx.spawn("marketdata-ingest", consumer.run(ingest.on_ticks))
+    return ingest
+
+
 async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
     config = ctx.config
     universe = load_universe(config.marketdata_universe_file or None)
@@ -112,13 +138,7 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         capacity=config.marketdata_stream_ring, max_subscribers=config.marketdata_max_streams
     )
     topic = config.marketdata_ticks_topic
-    ingest = Ingest(
-        ctx.pool,
-        ctx.redis,
-        partition_days=config.marketdata_tick_partition_days,
-        topic=topic,
-        bars_topic=config.marketdata_bars_topic,
-    )
+    ingest = start_ingest(ctx)
     servicer = MarketDataServicer(
         pool=ctx.pool,
         redis=ctx.redis,
@@ -127,16 +147,9 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         hub=hub,
         stream_batch=config.marketdata_stream_batch,
         heartbeat_s=config.marketdata_stream_heartbeat_s,
-        local_quotes=ingest.latest_quotes,
+        local_quote=ingest.local_quote,
     )
     marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server(servicer, ctx.server)
-    consumer = ctx.consumer(
-        config.marketdata_ingest_group,
-        [topic],
-        from_beginning=True,
-        max_batch=config.marketdata_ingest_batch,
-    )
-    ctx.spawn("marketdata-ingest", consumer.run(ingest.on_ticks))
     # Stream subscribers of this process see every closed bar, whichever process
     # ingested it, and every tick even when the feed runs elsewhere. The groups are
     # per process (each process needs all partitions) and start at the live end.
@@ -176,5 +189,27 @@ SPEC = ServiceSpec(
     relay_outbox=True,
 )
 
+
+async def setup_ingest_only(ctx: ServiceContext[MarketDataConfig]) -> None:
+    start_ingest(ctx)
+
+
+# The same schema and outbox (closed bars leave through it), none of the API.
+INGEST_SPEC = replace(SPEC, service_names=(), policies={}, setup=setup_ingest_only)
+
+
+async def run_ingest_only(config: MarketDataConfig, _args: argparse.Namespace) -> int:
+    await serve(INGEST_SPEC, config)
+    return 0
+
+
+COMMANDS = {
+    "ingest": Command(
+        help="run one more member of the ingest consumer group (no API, no feed)",
+        add_arguments=lambda _parser: None,
+        run=run_ingest_only,
+    )
+}
+
 if __name__ == "__main__":
-    sys.exit(run_service(SPEC))
+    sys.exit(run_service(SPEC, commands=COMMANDS))

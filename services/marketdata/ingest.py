@@ -23,7 +23,7 @@ After the commit the latest quote per symbol goes to Redis (a hash of serialized
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import asyncpg
 from prometheus_client import Counter
@@ -67,6 +67,7 @@ class Ingest:
         partition_days: int,
         topic: str = TOPIC_TICKS,
         bars_topic: str = TOPIC_BARS,
+        holds: Callable[[str, int], bool] | None = None,
     ) -> None:
         self.pool = pool
         self.redis = redis
@@ -77,9 +78,11 @@ class Ingest:
         self._progress: dict[int, int] | None = None
         self._partitions: set[int] = set()
         self._last_trade: dict[str, float] = {}
-        # The latest quote per symbol, as written to Redis: this process's servicer
-        # answers GetLatestQuote from it without a Redis round trip.
-        self.latest_quotes: dict[str, marketdata_pb2.Quote] = {}
+        # The latest quote per symbol and the partition it came from, as written to
+        # Redis: this process's servicer answers GetLatestQuote from it without a Redis
+        # round trip while the partition is still this process's (see `local_quote`).
+        self._latest: dict[str, tuple[int, marketdata_pb2.Quote]] = {}
+        self._holds = holds or (lambda _topic, _partition: True)
 
     async def _load(self) -> None:
         async with self.pool.acquire() as conn:
@@ -117,7 +120,7 @@ class Ingest:
         rows: list[tuple[object, ...]] = []
         closed: list[Bar] = []
         touched: dict[str, int] = {}
-        latest: dict[str, marketdata_pb2.Quote] = {}
+        latest: dict[str, tuple[int, marketdata_pb2.Quote]] = {}
         builder = self.builder
         skipped = 0
         low_ts = high_ts = None
@@ -149,7 +152,7 @@ class Ingest:
                     )
                 )
                 closed += builder.advance(symbol, ts_ns)
-                latest[symbol] = quote
+                latest[symbol] = (event.partition, quote)
             else:
                 trade = message.trade
                 sequence = trade.sequence
@@ -213,7 +216,11 @@ class Ingest:
                     events_pb2.BarEvent(bar=bar_pb(bar)),
                     event_id=bar_event_id(bar),
                 )
-            await store.save_progress(conn, self.topic, progress)
+            # Only this batch's partitions: the others' rows belong to whichever process
+            # holds them now (writing them would regress their progress and deadlock).
+            await store.save_progress(
+                conn, self.topic, {p: progress[p] for p in mine if p in progress}
+            )
         self._partitions |= starts
         self._progress = progress
         TICKS_INGESTED.inc(len(rows))
@@ -222,10 +229,21 @@ class Ingest:
         for bar in closed:
             BARS_CLOSED.labels(bar.timeframe).inc()
 
-    async def _store_latest(self, quotes: Iterable[marketdata_pb2.Quote]) -> None:
+    def local_quote(self, symbol: str) -> marketdata_pb2.Quote | None:
+        """The symbol's latest quote if this process still ingests its partition.
+
+        After a rebalance hands the partition to another process, newer quotes land
+        only in Redis, so this one's copy must no longer answer.
+        """
+        entry = self._latest.get(symbol)
+        if entry is None or not self._holds(self.topic, entry[0]):
+            return None
+        return entry[1]
+
+    async def _store_latest(self, quotes: Iterable[tuple[int, marketdata_pb2.Quote]]) -> None:
         mapping: dict[str | bytes, bytes] = {}
-        fresh: list[marketdata_pb2.Quote] = []
-        for quote in quotes:
+        fresh: list[tuple[int, marketdata_pb2.Quote]] = []
+        for partition, quote in quotes:
             last = self._last_trade.get(quote.symbol)
             if last is not None and last != quote.last:
                 quote = marketdata_pb2.Quote(
@@ -239,7 +257,7 @@ class Ingest:
                     sequence=quote.sequence,
                 )
             mapping[quote.symbol] = quote.SerializeToString()
-            fresh.append(quote)
+            fresh.append((partition, quote))
         await self.redis.hset(LATEST_QUOTES_KEY, mapping=mapping)  # type: ignore[misc,arg-type]
-        for quote in fresh:
-            self.latest_quotes[quote.symbol] = quote
+        for partition, quote in fresh:
+            self._latest[quote.symbol] = (partition, quote)

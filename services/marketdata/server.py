@@ -12,7 +12,7 @@ import base64
 import io
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -128,7 +128,7 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         hub: StreamHub,
         stream_batch: int,
         heartbeat_s: float,
-        local_quotes: dict[str, marketdata_pb2.Quote] | None = None,
+        local_quote: Callable[[str], marketdata_pb2.Quote | None] | None = None,
     ) -> None:
         self.pool = pool
         self.redis = redis
@@ -137,8 +137,8 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         self.hub = hub
         self.stream_batch = stream_batch
         self.heartbeat_s = heartbeat_s
-        # Filled by this process's ingest (when it runs one); Redis answers otherwise.
-        self.local_quotes = local_quotes if local_quotes is not None else {}
+        # This process's ingest's copy (when it runs one); Redis answers otherwise.
+        self.local_quote = local_quote or (lambda _symbol: None)
 
     # --- reference data -------------------------------------------------------------
 
@@ -188,7 +188,7 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         self, request: marketdata_pb2.GetLatestQuoteRequest, context: Any
     ) -> marketdata_pb2.GetLatestQuoteResponse:
         symbol = self.universe.get(request.symbol).symbol
-        local = self.local_quotes.get(symbol)
+        local = self.local_quote(symbol)
         if local is not None:
             return marketdata_pb2.GetLatestQuoteResponse(quote=local)
         raw = await self.redis.hget(LATEST_QUOTES_KEY, symbol)  # type: ignore[misc]

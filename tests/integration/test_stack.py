@@ -20,7 +20,7 @@ import psutil
 import pytest
 import redis.asyncio as aioredis
 
-from cift.runtime.config import load
+from cift.runtime.config import env_name, load
 from cift.runtime.kafka import TOPICS
 from cift.stack.cli import READY_LINE
 from cift.stack.launcher import Stack, StackInfo, StackOptions
@@ -96,6 +96,13 @@ def descendants(pid: int) -> list[tuple[int, float, str]]:
         except psutil.NoSuchProcess:
             continue
     return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.NoSuchProcess:
+        return ""
 
 
 def still_running(processes: list[tuple[int, float, str]]) -> list[str]:
@@ -204,10 +211,18 @@ async def test_cift_up_answers_every_check_and_sigint_leaves_no_process(
 async def test_killing_cift_up_with_sigkill_still_leaves_no_process(
     cift_up_environ: dict[str, str],
 ) -> None:
+    cift_up_environ[env_name("marketdata_ingest_processes")] = "2"
     async with cift_up(cift_up_environ, "--no-gateway") as running:
         await running.read_until(READY_LINE, START_TIMEOUT_S)
         tree = descendants(running.process.pid)
-        assert len(tree) >= 7  # postgres (and its workers), redis, kafka, four services
+        assert len(tree) >= 8  # postgres (and its workers), redis, kafka, five services
+        info = StackInfo.from_json((Path(cift_up_environ["CIFT_HOME"]) / "stack.json").read_text())
+        # The extra ingest member serves its health check and metrics like a service.
+        status, _, metrics = await asyncio.to_thread(
+            http_get, info.metrics_urls["marketdata-ingest-1"]
+        )
+        assert status == 200 and "cift_marketdata_ingest_ticks_total" in metrics
+        assert any("services.marketdata ingest" in command_line(pid) for pid, _, _ in tree)
         running.process.kill()
         await running.process.wait()
         assert await wait_all_gone(tree, 10) == []
