@@ -39,7 +39,7 @@ from cift.execution.v1 import events_pb2
 from cift.marketdata.v1 import events_pb2 as md_events_pb2
 from cift.risk.v1 import risk_pb2, rules_pb2
 from cift.runtime import outbox
-from cift.runtime.errors import FailedPrecondition, NotFound, ResourceExhausted
+from cift.runtime.errors import DomainError, FailedPrecondition, NotFound, ResourceExhausted
 from cift.runtime.kafka import TOPIC_FILLS, TOPIC_ORDERS, Event, encode_headers, new_event_id
 from cift.runtime.money import format_decimal
 from services.execution import store
@@ -63,6 +63,7 @@ from services.execution.fills import (
     OrderTriggered,
     Quote,
 )
+from services.execution.intraday import TradingDay, trading_day
 from services.execution.ledger import (
     AccountFigures,
     Position,
@@ -99,6 +100,10 @@ class Market(Protocol):
     ) -> dict[str, tuple[Decimal, Decimal, Decimal]]: ...
 
     async def clock(self) -> MarketClock: ...
+
+    async def previous_closes(
+        self, symbols: list[str], day_start_ns: int
+    ) -> dict[str, Decimal]: ...
 
 
 class Risk(Protocol):
@@ -156,6 +161,7 @@ class Broker:
             self._book_orders, max_batch=256, max_in_flight=1
         )
         self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
+        self._trading_day: TradingDay | None = None
 
     # ---- accounts --------------------------------------------------------------
 
@@ -866,6 +872,37 @@ class Broker:
             except Exception:
                 log.warning("latest prices unavailable; valuing positions at cost", exc_info=True)
         return marks
+
+    async def trading_day(self) -> TradingDay | None:
+        """The current trading day (intraday.py), asking the clock only when it may have rolled.
+
+        None while the market clock is unavailable: intraday figures are then left out.
+        """
+        known = self._trading_day
+        if known is not None and time.time_ns() < known.valid_until_ns:
+            return known
+        try:
+            clock = await self.market.clock()
+        except DomainError as exc:
+            log.warning("market clock unavailable; intraday figures left out: %s", exc.message)
+            return None
+        self._trading_day = trading_day(
+            now_ns=clock.now_ns,
+            is_open=clock.is_open,
+            next_open_ns=clock.next_open_ns,
+            next_close_ns=clock.next_close_ns,
+        )
+        return self._trading_day
+
+    async def previous_closes(self, symbols: list[str], day: TradingDay) -> dict[str, Decimal]:
+        """Each symbol's close before `day`; empty (figures left out) when market data fails."""
+        if not symbols:
+            return {}
+        try:
+            return await self.market.previous_closes(symbols, day.start_ns)
+        except DomainError as exc:
+            log.warning("previous closes unavailable; intraday figures left out: %s", exc.message)
+            return {}
 
     async def account(self, account_id: str) -> tuple[asyncpg.Record, AccountFigures]:
         await self.ensure_account(account_id)

@@ -37,6 +37,8 @@ from services.execution.orders import HUNDRED, ZERO, OrderType, Side
 
 CENT = Decimal("0.01")
 AVG_PRICE_STEP = Decimal("0.000001")
+# Fractions reported to clients (unrealized_plpc, change_today): six decimals.
+RATIO_STEP = Decimal("0.000001")
 
 
 def to_cents(amount: Decimal) -> Decimal:

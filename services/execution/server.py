@@ -30,7 +30,8 @@ from services.execution.events import (
     order_message,
     timestamp_of,
 )
-from services.execution.ledger import Position
+from services.execution.intraday import DayFills, intraday_figures
+from services.execution.ledger import RATIO_STEP, Position
 from services.execution.orders import OrderRequest, OrderStatus, ReplaceRequest
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -268,12 +269,20 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
     async def _positions(self, account_id: str, symbol: str | None) -> list[execution_pb2.Position]:
         await self.broker.ensure_account(account_id)
+        day = await self.broker.trading_day()
         async with self.broker.pool.acquire() as conn:
             rows = await store.positions(conn, account_id)
             open_rows = await store.open_orders(conn, account_id)
+            today = (
+                await store.day_fills(conn, account_id, store.to_datetime(day.start_ns))
+                if day is not None
+                else {}
+            )
         if symbol is not None:
             rows = [r for r in rows if r["symbol"] == symbol]
-        marks = await self.broker.marks([r["symbol"] for r in rows])
+        symbols = [r["symbol"] for r in rows]
+        marks = await self.broker.marks(symbols)
+        closes = await self.broker.previous_closes(symbols, day) if day is not None else {}
         result = []
         for row in rows:
             held = Position(row["symbol"], row["qty"], row["cost_basis"])
@@ -289,6 +298,9 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             mark = marks.get(held.symbol)
             value = held.market_value(mark) if mark is not None else held.cost_basis
             unrealized = value - held.cost_basis
+            intraday = intraday_figures(
+                held, mark, closes.get(held.symbol), today.get(held.symbol, DayFills())
+            )
             result.append(
                 execution_pb2.Position(
                     account_id=account_id,
@@ -304,12 +316,15 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                     cost_basis=dec(held.cost_basis),
                     current_price=dec(mark),
                     market_value=dec(value),
+                    lastday_price=dec(intraday.lastday_price),
+                    change_today=dec(intraday.change_today),
                     unrealized_pl=dec(unrealized),
                     unrealized_plpc=dec(
-                        (unrealized / abs(held.cost_basis)).quantize(Decimal("0.000001"))
+                        (unrealized / abs(held.cost_basis)).quantize(RATIO_STEP)
                         if held.cost_basis
                         else None
                     ),
+                    unrealized_intraday_pl=dec(intraday.unrealized_intraday_pl),
                     realized_pl=dec(row["realized_pnl"]),
                     updated_at=timestamp_of(row["updated_at"]),
                 )

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from cift.runtime.outbox import NOTIFY_CHANNEL
+from services.execution.intraday import DayFills
 from services.execution.ledger import Position
 from services.execution.orders import (
     Instrument,
@@ -734,6 +735,34 @@ async def list_activities(
         f"ORDER BY occurred_at DESC, activity_id DESC LIMIT {arg(limit)}"
     )
     return list(await conn.fetch(sql, *args))
+
+
+async def day_fills(
+    conn: asyncpg.Connection, account_id: str, since: datetime
+) -> dict[str, DayFills]:
+    """Per symbol, the account's fills from `since` on, summed per side.
+
+    Read from the activity trail, which is indexed by account and time (fills is
+    not). Each fill's amount is rounded to the cent half up, as the ledger books it.
+    """
+    rows = await conn.fetch(
+        """SELECT symbol,
+               coalesce(sum(qty) FILTER (WHERE side = 'buy'), 0) AS bought_qty,
+               coalesce(sum(round(qty * price, 2)) FILTER (WHERE side = 'buy'), 0)
+                   AS bought_amount,
+               coalesce(sum(qty) FILTER (WHERE side = 'sell'), 0) AS sold_qty,
+               coalesce(sum(round(qty * price, 2)) FILTER (WHERE side = 'sell'), 0)
+                   AS sold_amount
+        FROM activities
+        WHERE account_id = $1 AND activity_type = 'fill' AND occurred_at >= $2
+        GROUP BY symbol""",
+        account_id,
+        since,
+    )
+    return {
+        r["symbol"]: DayFills(r["bought_qty"], r["bought_amount"], r["sold_qty"], r["sold_amount"])
+        for r in rows
+    }
 
 
 # ---- order events, ticks, equity ----------------------------------------------

@@ -1,9 +1,10 @@
 """The services execution depends on, reached over gRPC: risk checks and market reference data.
 
-Instruments (tick and lot size), quotes and the market clock come from the market
-data service's API, never its schema. Calls forward the caller's credential
-(`cift.runtime.clients.open_channel`). gRPC failures become the runtime's errors
-so the edge answers with a status a person can act on.
+Instruments (tick and lot size), quotes, previous closes (daily bars) and the
+market clock come from the market data service's API, never its schema. Calls
+forward the caller's credential (`cift.runtime.clients.open_channel`). gRPC
+failures become the runtime's errors so the edge answers with a status a person
+can act on.
 """
 
 from __future__ import annotations
@@ -31,9 +32,14 @@ from cift.runtime.errors import (
     Unavailable,
 )
 from cift.runtime.identity import IDENTITY_TOKEN_HEADER, maybe_identity
+from services.execution.intraday import NS_PER_DAY
 from services.execution.orders import Instrument
 
 INSTRUMENT_CACHE_S = 30.0
+# A symbol with no daily bar yet is asked again after this long (a bar may appear).
+MISSING_CLOSE_RETRY_S = 30.0
+# How far back to look for the last daily bar: past any run of weekends and holidays.
+PREVIOUS_CLOSE_LOOKBACK_NS = 31 * NS_PER_DAY
 
 
 def _translate(error: grpc.aio.AioRpcError, what: str) -> DomainError:
@@ -58,6 +64,7 @@ class MarketClock:
     is_open: bool
     # None when the calendar never closes (the simulator's always-open default).
     next_close_ns: int | None
+    next_open_ns: int | None = None
 
 
 class MarketReference:
@@ -67,6 +74,8 @@ class MarketReference:
         self._stub = marketdata_pb2_grpc.MarketDataServiceStub(channel)
         self._timeout_s = timeout_s
         self._instruments: dict[str, tuple[float, Instrument]] = {}
+        # symbol -> (trading day start, when asked, close): one question per symbol per day.
+        self._previous_closes: dict[str, tuple[int, float, Decimal | None]] = {}
 
     async def instrument(self, symbol: str) -> Instrument:
         """The trading rules of `symbol`; INVALID_ARGUMENT for a symbol nobody lists."""
@@ -104,6 +113,30 @@ class MarketReference:
             for symbol, q in reply.quotes.items()
         }
 
+    async def previous_closes(self, symbols: list[str], day_start_ns: int) -> dict[str, Decimal]:
+        """The close of each symbol's last daily bar before `day_start_ns`; absent when none."""
+        closes = await asyncio.gather(*(self._previous_close(s, day_start_ns) for s in symbols))
+        return {s: close for s, close in zip(symbols, closes, strict=True) if close is not None}
+
+    async def _previous_close(self, symbol: str, day_start_ns: int) -> Decimal | None:
+        day, asked_at, close = self._previous_closes.get(symbol, (None, 0.0, None))
+        fresh = close is not None or time.monotonic() - asked_at < MISSING_CLOSE_RETRY_S
+        if day == day_start_ns and fresh:
+            return close
+        request = marketdata_pb2.GetBarsRequest(symbol=symbol, timeframe="1Day")
+        request.start.FromNanoseconds(day_start_ns - PREVIOUS_CLOSE_LOOKBACK_NS)
+        request.end.FromNanoseconds(day_start_ns)
+        try:
+            reply = await self._stub.GetBars(request, timeout=self._timeout_s)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise _translate(error, "market data service") from None
+            reply = marketdata_pb2.GetBarsResponse()  # no longer listed: no close to report
+        # Oldest first, and the lookback holds fewer bars than one page.
+        close = Decimal(repr(reply.bars[-1].close)) if reply.bars else None
+        self._previous_closes[symbol] = (day_start_ns, time.monotonic(), close)
+        return close
+
     async def clock(self) -> MarketClock:
         try:
             reply = await self._stub.GetClock(
@@ -117,7 +150,8 @@ class MarketReference:
 def clock_from_reply(reply: marketdata_pb2.GetClockResponse) -> MarketClock:
     # An unset next_close would read as the epoch: a close long passed, at every poll.
     next_close = reply.next_close.ToNanoseconds() if reply.HasField("next_close") else None
-    return MarketClock(reply.timestamp.ToNanoseconds(), reply.is_open, next_close)
+    next_open = reply.next_open.ToNanoseconds() if reply.HasField("next_open") else None
+    return MarketClock(reply.timestamp.ToNanoseconds(), reply.is_open, next_close, next_open)
 
 
 def instrument_from_message(message: marketdata_pb2.Instrument) -> Instrument:

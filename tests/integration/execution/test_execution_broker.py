@@ -64,6 +64,9 @@ class StandInMarket:
     async def clock(self) -> MarketClock:
         return MarketClock(0, True, 0)
 
+    async def previous_closes(self, symbols: list[str], day_start_ns: int) -> dict[str, Decimal]:
+        return {}
+
 
 class StandInRisk:
     def __init__(self) -> None:

@@ -1,9 +1,10 @@
-"""The session clock (day orders expire at the close), equity snapshots and portfolio history.
+"""The session clock (day orders expire at the close), equity snapshots, portfolio history,
+and positions' figures since the previous close.
 
 The broker runs against real PostgreSQL (the session's `infra`); the market clock
 is a stand-in whose close the test chooses, since waiting for a real session
-close is not an option. GetPortfolioHistory is called on the servicer as the
-runtime's interceptor would: with the caller's verified identity bound.
+close is not an option. GetPortfolioHistory and GetPosition are called on the
+servicer as the runtime's interceptor would: with the caller's verified identity bound.
 """
 
 from __future__ import annotations
@@ -42,10 +43,14 @@ MIGRATIONS = Path(__file__).parents[3] / "services" / "execution" / "migrations"
 
 
 class ClockedMarket:
-    """Any symbol is listed; the session closes at `close_ns` (never when None)."""
+    """Any symbol is listed; the session closes at `close_ns` (never when None).
 
-    def __init__(self, close_ns: int | None) -> None:
+    `closes` are the previous session's closes of the symbols that have one.
+    """
+
+    def __init__(self, close_ns: int | None, closes: dict[str, Decimal] | None = None) -> None:
         self.close_ns = close_ns
+        self.closes = closes or {}
 
     async def instrument(self, symbol: str) -> Instrument:
         return Instrument(symbol, D("0.01"), D(1), fractionable=False)
@@ -59,6 +64,9 @@ class ClockedMarket:
         now = time.time_ns()
         is_open = self.close_ns is None or now < self.close_ns
         return MarketClock(now, is_open, self.close_ns)
+
+    async def previous_closes(self, symbols: list[str], day_start_ns: int) -> dict[str, Decimal]:
+        return {s: self.closes[s] for s in symbols if s in self.closes}
 
 
 class Approve:
@@ -75,10 +83,14 @@ async def pool(infra: Any) -> AsyncIterator[asyncpg.Pool]:
     await created.close()
 
 
-def broker_for(pool: asyncpg.Pool, close_in_s: float | None = 3600.0) -> Broker:
+def broker_for(
+    pool: asyncpg.Pool,
+    close_in_s: float | None = 3600.0,
+    closes: dict[str, Decimal] | None = None,
+) -> Broker:
     """A broker whose session closes in `close_in_s` (never when None)."""
     close_ns = None if close_in_s is None else time.time_ns() + int(close_in_s * 1e9)
-    market = ClockedMarket(close_ns)
+    market = ClockedMarket(close_ns, closes)
     return Broker(pool, FillEngine(), market, Approve(), AccountSettings(D(100000), D(1)))
 
 
@@ -169,11 +181,43 @@ async def test_equity_snapshot_marks_positions_to_the_latest_quote(pool: asyncpg
     assert equity == D(99000) + 10 * D(110)
 
 
+def owner(account: str) -> Identity:
+    return Identity("user", account, frozenset({"read", "trade"}))
+
+
+async def test_a_position_held_overnight_and_added_to_counts_each_part_from_its_own_price(
+    pool: asyncpg.Pool,
+) -> None:
+    broker = broker_for(pool, closes={"OVNT": D(105)})
+    account = str(uuid.uuid4())
+    await broker.submit(account, limit("OVNT", "10", "100.00", TimeInForce.GTC))
+    await broker.on_ticks([quote_event("OVNT", "99.90", "100.00")])  # long 10 @ 100
+    # That fill was yesterday's: the 10 shares are held since before today's session.
+    await pool.execute(
+        "UPDATE activities SET occurred_at = occurred_at - interval '1 day' "
+        "WHERE account_id = $1 AND activity_type = 'fill'",
+        account,
+    )
+    await broker.on_ticks([quote_event("OVNT", "107.90", "108.00")])
+    await broker.submit(account, limit("OVNT", "5", "108.00", TimeInForce.GTC))  # 5 @ 108 today
+    await broker.on_ticks([quote_event("OVNT", "109.90", "110.10")])  # marked at 110
+    with acting_as(owner(account)):
+        reply = await ExecutionServicer(broker).GetPosition(
+            execution_pb2.GetPositionRequest(symbol="OVNT"),
+            None,  # type: ignore[arg-type]
+        )
+    position = reply.position
+    assert (position.qty, position.current_price, position.unrealized_pl) == ("15", "110", "110")
+    assert position.lastday_price == "105"
+    assert position.change_today == "0.047619"  # 110 / 105 - 1
+    # 10 x (110 - 105) since the close, plus 5 x 110 - 540 since today's purchase.
+    assert position.unrealized_intraday_pl == "60"
+
+
 async def history(
     broker: Broker, account: str, **fields: Any
 ) -> execution_pb2.GetPortfolioHistoryResponse:
-    identity = Identity("user", account, frozenset({"read", "trade"}))
-    with acting_as(identity):
+    with acting_as(owner(account)):
         return await ExecutionServicer(broker).GetPortfolioHistory(
             execution_pb2.GetPortfolioHistoryRequest(**fields),
             None,  # type: ignore[arg-type]

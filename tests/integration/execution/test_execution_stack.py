@@ -9,6 +9,7 @@ share accounts nor disturb each other's books.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from cift.execution.v1 import events_pb2, execution_pb2, orders_pb2
 from cift.risk.v1 import risk_pb2
 from cift.runtime.kafka import TOPIC_FILLS, EventConsumer
+from services.execution.intraday import NS_PER_DAY
 from tests.integration.execution.exec_stack import (
     CENT,
     Mesh,
@@ -87,6 +89,52 @@ async def test_submit_fill_position_and_account_agree_to_the_cent(mesh: Mesh) ->
     assert sorted(D(a.net_amount) for a in activities) == sorted(
         [opening, -10 * paid, 4 * received]
     )
+
+
+async def test_a_position_bought_today_reports_its_change_since_the_previous_daily_close(
+    mesh: Mesh,
+) -> None:
+    """lastday_price is the close of market data's last 1Day bar before today (UTC days).
+
+    The stack's simulator started today, so yesterday's bar is written here, before
+    anyone asks execution about the symbol (it remembers a close for the whole day).
+    """
+    trader = await mesh.trader()
+    symbol = "JNJ"  # no other execution test holds it
+    quote = await mesh.quote(trader, symbol)
+    lastday = price(quote.bid, "0.97")
+    now = time.time_ns()
+    yesterday = now - now % NS_PER_DAY - NS_PER_DAY
+    await mesh.db.execute(
+        """INSERT INTO marketdata.bars (symbol, timeframe, start_ns, open, high, low, close,
+                                        volume, notional, trade_count, closed)
+        VALUES ($1, '1Day', $2, $3, $3, $3, $3, 1, $3, 1, true)""",
+        symbol,
+        yesterday,
+        float(lastday),
+    )
+    bought = await mesh.submit(
+        trader, symbol=symbol, qty="3", limit_price=str(price(quote.ask, "1.02", up=True))
+    )
+    assert (await mesh.settled(trader, bought.id)).status == orders_pb2.ORDER_STATUS_FILLED
+
+    position = (
+        await mesh.execution.GetPosition(
+            execution_pb2.GetPositionRequest(symbol=symbol), metadata=trader.auth
+        )
+    ).position
+    assert D(position.lastday_price) == lastday
+    assert D(position.change_today) == (D(position.current_price) / lastday - 1).quantize(
+        D("0.000001")
+    )
+    # Every share was bought today: all of its unrealized P&L is today's.
+    assert position.unrealized_intraday_pl == position.unrealized_pl
+    listed = (
+        await mesh.execution.ListPositions(
+            execution_pb2.ListPositionsRequest(), metadata=trader.auth
+        )
+    ).positions
+    assert [(p.symbol, p.lastday_price) for p in listed] == [(symbol, position.lastday_price)]
 
 
 async def test_fifty_concurrent_orders_of_ten_percent_each_accept_exactly_ten(

@@ -1,11 +1,19 @@
-"""How execution reads market data's replies: the clock and instruments."""
+"""How execution reads market data's replies: the clock, instruments and previous closes."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import grpc
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from cift.marketdata.v1 import marketdata_pb2
-from services.execution.upstream import clock_from_reply
+from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
+from services.execution import upstream
+from services.execution.intraday import NS_PER_DAY
+from services.execution.upstream import MarketReference, clock_from_reply
 
 
 def stamp(ns: int) -> Timestamp:
@@ -32,3 +40,84 @@ def test_a_close_at_the_epoch_is_still_a_close() -> None:
     # HasField, not truthiness: a set timestamp of zero is a value, not absence.
     reply = marketdata_pb2.GetClockResponse(timestamp=stamp(1_000), next_close=stamp(0))
     assert clock_from_reply(reply).next_close_ns == 0
+
+
+def test_a_closed_market_reports_its_next_open() -> None:
+    reply = marketdata_pb2.GetClockResponse(
+        timestamp=stamp(1_000), next_open=stamp(3_000), next_close=stamp(5_000)
+    )
+    assert clock_from_reply(reply).next_open_ns == 3_000
+
+
+# ---- previous closes, from a real grpc.aio server playing market data ---------------
+
+DAY = NS_PER_DAY
+
+
+class DailyBars(marketdata_pb2_grpc.MarketDataServiceServicer):
+    """Serves 1Day bars from `closes` (symbol -> {bar start: close}); records every ask."""
+
+    def __init__(self, closes: dict[str, dict[int, float]]) -> None:
+        self.closes = closes
+        self.asked: list[marketdata_pb2.GetBarsRequest] = []
+
+    async def GetBars(
+        self, request: marketdata_pb2.GetBarsRequest, context: Any
+    ) -> marketdata_pb2.GetBarsResponse:
+        self.asked.append(request)
+        if request.symbol not in self.closes:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"Unknown symbol {request.symbol}.")
+        start, end = request.start.ToNanoseconds(), request.end.ToNanoseconds()
+        return marketdata_pb2.GetBarsResponse(
+            symbol=request.symbol,
+            timeframe=request.timeframe,
+            bars=[
+                marketdata_pb2.Bar(symbol=request.symbol, timeframe="1Day", close=close)
+                for bar_start, close in sorted(self.closes[request.symbol].items())
+                if start <= bar_start < end
+            ],
+        )
+
+
+@pytest.fixture
+async def market() -> AsyncIterator[tuple[DailyBars, MarketReference]]:
+    fake = DailyBars({"AAPL": {0: 101.25, DAY: 102.5, 2 * DAY: 99.0}, "NEWCO": {}})
+    server = grpc.aio.server()
+    marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server(fake, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield fake, MarketReference(channel)
+    await server.stop(0)
+
+
+async def test_the_previous_close_is_the_last_daily_bar_before_the_day(
+    market: tuple[DailyBars, MarketReference],
+) -> None:
+    fake, reference = market
+    assert await reference.previous_closes(["AAPL"], 2 * DAY) == {"AAPL": Decimal("102.5")}
+    (asked,) = fake.asked
+    assert asked.timeframe == "1Day" and asked.end.ToNanoseconds() == 2 * DAY
+
+
+async def test_the_previous_close_is_asked_once_per_symbol_per_trading_day(
+    market: tuple[DailyBars, MarketReference],
+) -> None:
+    fake, reference = market
+    await reference.previous_closes(["AAPL"], 2 * DAY)
+    assert await reference.previous_closes(["AAPL"], 2 * DAY) == {"AAPL": Decimal("102.5")}
+    assert len(fake.asked) == 1
+    assert await reference.previous_closes(["AAPL"], 3 * DAY) == {"AAPL": Decimal(99)}
+    assert len(fake.asked) == 2
+
+
+async def test_a_symbol_without_daily_bars_has_no_close_and_is_asked_again_later(
+    market: tuple[DailyBars, MarketReference], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, reference = market
+    assert await reference.previous_closes(["NEWCO", "GONE"], DAY) == {}
+    await reference.previous_closes(["NEWCO"], DAY)
+    assert len(fake.asked) == 2  # the misses are remembered for a while
+    monkeypatch.setattr(upstream, "MISSING_CLOSE_RETRY_S", 0.0)
+    fake.closes["NEWCO"] = {0: 12.0}
+    assert await reference.previous_closes(["NEWCO"], DAY) == {"NEWCO": Decimal(12)}
