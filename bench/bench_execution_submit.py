@@ -300,6 +300,11 @@ async def main() -> None:
     parser.add_argument(
         "--home", type=Path, default=None, help="keep the stack's data and logs here"
     )
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="embedded PostgreSQL without fsync (shows what commit flushes cost)",
+    )
     args = parser.parse_args()
     print("command: python " + " ".join(sys.argv))
 
@@ -312,7 +317,9 @@ async def main() -> None:
             scope.enter_context(tempfile.TemporaryDirectory(prefix="cift-bench-"))
         )
         stack = Stack(
-            StackOptions(home, with_gateway=False, free_ports=True, durable=True, fresh=True),
+            StackOptions(
+                home, with_gateway=False, free_ports=True, durable=not args.no_fsync, fresh=True
+            ),
             environ,
         )
         info = await stack.start()
