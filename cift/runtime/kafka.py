@@ -682,23 +682,47 @@ class EventConsumer:
                 delay_s = min(delay_s * 2, 5.0)
 
 
+async def topic_names(bootstrap: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> list[str]:
+    """The broker's topic names: one metadata round trip, which also proves it speaks Kafka.
+
+    Raises KafkaException when no answer came within `timeout_s`. The client's logs
+    are never served (nothing polls it), so a broker that is down prints nothing.
+    """
+
+    def fetch() -> list[str]:
+        admin = AdminClient(_client_config(bootstrap, "cift-admin"))
+        return list(admin.list_topics(timeout=timeout_s).topics)
+
+    return await asyncio.to_thread(fetch)
+
+
 async def ensure_topics(
     bootstrap: str, topics: Sequence[str] = TOPICS, *, partitions: int = 3
 ) -> None:
-    """Create missing topics (idempotent)."""
-    admin = AdminClient(_client_config(bootstrap, "cift-admin"))
+    """Create missing topics (idempotent); replication factor 1.
+
+    Raises KafkaException when the broker does not answer within CONNECT_TIMEOUT_S or
+    refuses a topic for a reason other than that it exists (the reason names the topic).
+    """
 
     def create() -> None:
+        # Made, used and dropped on the worker thread: no librdkafka call on the loop.
+        admin = AdminClient(_client_config(bootstrap, "cift-admin"))
         existing = set(admin.list_topics(timeout=CONNECT_TIMEOUT_S).topics)
         missing = [NewTopic(name, partitions, 1) for name in topics if name not in existing]
         if not missing:
             return
-        for name, created in admin.create_topics(missing).items():
+        requests = admin.create_topics(missing, request_timeout=CONNECT_TIMEOUT_S)
+        for name, created in requests.items():
             try:
-                created.result(CONNECT_TIMEOUT_S)
+                # librdkafka fails the request at its own timeout, which ends first.
+                created.result(CONNECT_TIMEOUT_S + 1.0)
             except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise
+                error: KafkaError = exc.args[0]
+                if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise KafkaException(
+                        KafkaError(error.code(), f"topic {name}: {error.str()}")
+                    ) from None
                 log.debug("topic %s appeared concurrently", name)
 
     await asyncio.to_thread(create)

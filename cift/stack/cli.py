@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cift.runtime import kafka
 from cift.runtime.config import ConfigError, env_name, load
 from cift.stack.errors import StackError, redact_url
 from cift.stack.launcher import Stack, StackInfo, StackOptions, read_running
@@ -298,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Probes report failures themselves; the Kafka client's own error logs would repeat them.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    kafka.CLIENT_LOG.setLevel(logging.CRITICAL)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)

@@ -8,18 +8,15 @@ truth for every service.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from confluent_kafka import KafkaException
 
-from cift.runtime.kafka import TOPICS
+from cift.runtime import kafka
 from cift.stack.errors import StackError
 from cift.stack.ports import LOOPBACK
 from cift.stack.processes import Child, spawn
-
-_TOPIC_ALREADY_EXISTS = 36
 
 
 def bootstrap_address(port: int) -> str:
@@ -52,23 +49,20 @@ def spawn_broker(port: int, log_path: Path) -> Child:
     return spawn("kafka", argv, log_path=log_path)
 
 
-async def ensure_topics(bootstrap: str, partitions: int, topics: Sequence[str] = TOPICS) -> None:
+async def ensure_topics(
+    bootstrap: str, partitions: int, topics: Sequence[str] = kafka.TOPICS
+) -> None:
     """Create the topics of API.md that are missing; existing ones are left as they are."""
     # Replication factor 1: the embedded broker is a single node; a real cluster gets its
     # topics from deploy/ (Strimzi KafkaTopic) and only answers "already exists" here.
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(name, partitions, 1) for name in topics if name not in existing]
-        if not missing:
-            return
-        response = await admin.create_topics(missing)
-    except Exception as exc:  # aiokafka errors share no useful base class
-        raise StackError(f"cannot create Kafka topics at {bootstrap}: {exc}") from None
-    finally:
-        with contextlib.suppress(Exception):
-            await admin.close()
-    for name, code, message in response.topic_errors:
-        if code not in (0, _TOPIC_ALREADY_EXISTS):
-            raise StackError(f"Kafka refused to create topic {name} at {bootstrap}: {message}")
+        await kafka.ensure_topics(bootstrap, topics, partitions=partitions)
+    except KafkaException as exc:
+        raise StackError(
+            f"cannot create Kafka topics at {bootstrap}: {exc.args[0].str()}"
+        ) from None
+    except TimeoutError:
+        raise StackError(
+            f"cannot create Kafka topics at {bootstrap}: "
+            f"no answer within {kafka.CONNECT_TIMEOUT_S:g} s"
+        ) from None

@@ -9,7 +9,6 @@ A probe raises `ProbeFailed` with a short reason; it never hangs past its timeou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import urllib.error
 import urllib.request
@@ -19,15 +18,16 @@ from typing import TypeVar
 import asyncpg
 import grpc
 import redis.asyncio as aioredis
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaConnectionError
+from confluent_kafka import KafkaException
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cift.runtime import kafka
 from cift.stack.errors import StackError
 
 T = TypeVar("T")
 
 PROBE_TIMEOUT_S = 2.0
+KAFKA_DEFAULT_PORT = 9092
 
 
 class ProbeFailed(Exception):
@@ -74,21 +74,40 @@ async def probe_redis(url: str) -> None:
         await client.aclose()
 
 
+def kafka_servers(bootstrap: str) -> list[tuple[str, int]]:
+    """(host, port) of each entry of a bootstrap list ("h1:9092,h2", "PLAINTEXT://h", "[::1]:9092")."""
+    servers = []
+    for entry in bootstrap.split(","):
+        address = entry.strip().rpartition("://")[2]
+        host, colon, port = address.rpartition(":")
+        if colon and port.isdigit() and (":" not in host or host.startswith("[")):
+            servers.append((host.strip("[]"), int(port)))
+        else:
+            servers.append((address.strip("[]"), KAFKA_DEFAULT_PORT))
+    return servers
+
+
 async def probe_kafka(bootstrap: str) -> list[str]:
     """The broker's topic names (a metadata round trip proves it serves the protocol)."""
-    # aiokafka's default request timeout stays: shorter ones never complete a group join on Tansu.
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    # librdkafka retries a refused connection until the call's timeout runs out: a plain
+    # connect first makes "nothing listens" fail at once, as it does for the other probes
+    # (and lets the launcher's readiness wait, not the client, pace the retries).
+    reached = await asyncio.gather(
+        *(probe_tcp(host, port) for host, port in kafka_servers(bootstrap)),
+        return_exceptions=True,
+    )
+    failures = [outcome for outcome in reached if outcome is not None]
+    if len(failures) == len(reached):
+        raise ProbeFailed(_reason(failures[0]))
+    # Only this call is bounded; the client's request timeouts keep librdkafka's defaults:
+    # Tansu holds a group join for about half the session timeout, and shorter request
+    # timeouts never completed one.
     try:
-        await asyncio.wait_for(admin.start(), PROBE_TIMEOUT_S)
-        topics: list[str] = await asyncio.wait_for(admin.list_topics(), PROBE_TIMEOUT_S)
-        return topics
-    except KafkaConnectionError:
-        raise ProbeFailed("connection refused or not a Kafka broker") from None
-    except Exception as exc:  # aiokafka raises its own hierarchy and bare KafkaErrors
-        raise ProbeFailed(_reason(exc)) from None
-    finally:
-        with contextlib.suppress(Exception):
-            await admin.close()
+        return await kafka.topic_names(bootstrap, timeout_s=PROBE_TIMEOUT_S)
+    except KafkaException as exc:
+        raise ProbeFailed(
+            f"no Kafka metadata within {PROBE_TIMEOUT_S:g} s: {exc.args[0].str()}"
+        ) from None
 
 
 async def probe_grpc_health(address: str, service: str = "") -> None:
