@@ -20,7 +20,12 @@ from cift.runtime.kafka import EventProducer, encode_headers, new_event_id
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "cift_outbox"
+# Each schema's relay listens on a channel of its own. The services share one
+# database, so a single channel woke every service's relay, each for an empty
+# transaction, at every commit of every other service.
+NOTIFY_PREFIX = "cift_outbox_"
+# The SQL that wakes the relay of the connection's schema (the pool's search_path).
+NOTIFY_SQL = f"pg_notify('{NOTIFY_PREFIX}' || current_schema(), '')"
 
 
 async def enqueue(
@@ -39,7 +44,7 @@ async def enqueue(
         message.SerializeToString(),
         json.dumps(headers),
     )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    await conn.execute(f"SELECT {NOTIFY_SQL}")
     return event_id
 
 
@@ -60,7 +65,8 @@ class OutboxRelay:
 
     async def run(self) -> None:
         listener = await self.pool.acquire()
-        await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        channel = NOTIFY_PREFIX + str(await listener.fetchval("SELECT current_schema()"))
+        await listener.add_listener(channel, self._on_notify)
         try:
             while True:
                 published = await self.relay_once()
@@ -69,7 +75,7 @@ class OutboxRelay:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
         finally:
-            await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            await listener.remove_listener(channel, self._on_notify)
             await self.pool.release(listener)
 
     async def relay_once(self) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from cift.runtime.outbox import NOTIFY_CHANNEL
+from cift.runtime.outbox import NOTIFY_SQL
 from services.execution.intraday import DayFills
 from services.execution.ledger import Position
 from services.execution.orders import (
@@ -209,7 +209,7 @@ async def reserve_buying_power(
     return value
 
 
-SUBMIT_SQL = """
+SUBMIT_SQL = f"""
 WITH reserved AS (
     UPDATE accounts
     SET reserved = reserved + $15::numeric, event_seq = event_seq + 1, updated_at = now()
@@ -232,7 +232,7 @@ WITH reserved AS (
     INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
     SELECT $19, $20, $2, $21, payload, $22::jsonb FROM reserved
 )
-SELECT event_seq, payload, pg_notify($23, '') FROM reserved
+SELECT event_seq, payload, {NOTIFY_SQL} FROM reserved
 """
 
 
@@ -257,7 +257,6 @@ async def submit_order(
         event.topic,
         event.schema_name,
         event.headers_json,
-        NOTIFY_CHANNEL,
     )
     if row is None:
         return None
@@ -268,7 +267,7 @@ LOCK_ACCOUNTS_SQL = """
 SELECT 1 FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE
 """
 
-SUBMIT_MANY_SQL = """
+SUBMIT_MANY_SQL = f"""
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::numeric[],
@@ -302,7 +301,7 @@ WITH input AS (
     SELECT i.event_id, $21, i.account_id, $22, r.payload, i.headers::jsonb
     FROM input i JOIN reserved r USING (order_id)
 )
-SELECT r.order_id, r.event_seq, r.payload, pg_notify($23, '') FROM reserved r
+SELECT r.order_id, r.event_seq, r.payload, {NOTIFY_SQL} FROM reserved r
 """
 
 
@@ -336,9 +335,7 @@ async def submit_orders(
         # two batches could lock shared accounts in opposite orders and deadlock.
         # Taking the account locks in one global order first rules that out.
         await conn.execute(LOCK_ACCOUNTS_SQL, sorted({order.account_id for order, _ in batch}))
-        rows = await conn.fetch(
-            SUBMIT_MANY_SQL, *columns, topics.pop(), schemas.pop(), NOTIFY_CHANNEL
-        )
+        rows = await conn.fetch(SUBMIT_MANY_SQL, *columns, topics.pop(), schemas.pop())
     return {row["order_id"]: (row["event_seq"], row["payload"]) for row in rows}
 
 
@@ -642,7 +639,7 @@ async def settle_fill_rows(
     return row
 
 
-RECORD_FILL_SQL = """
+RECORD_FILL_SQL = f"""
 WITH activity AS (
     INSERT INTO activities (activity_id, account_id, activity_type, occurred_at, net_amount,
                             symbol, side, qty, price, order_id, description)
@@ -653,7 +650,7 @@ WITH activity AS (
     INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
     VALUES ($13, $14, $2, $15, $12, $16::jsonb), ($17, $18, $2, $19, $20, $21::jsonb)
 )
-SELECT pg_notify($22, '')
+SELECT {NOTIFY_SQL}
 """
 
 
@@ -701,7 +698,6 @@ async def record_fill(
         fill_event.schema_name,
         fill_event.payload,
         fill_event.headers_json,
-        NOTIFY_CHANNEL,
     )
 
 

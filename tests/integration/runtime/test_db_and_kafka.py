@@ -22,7 +22,7 @@ from cift.runtime.kafka import (
     EventProducer,
     ensure_topics,
 )
-from cift.runtime.outbox import OutboxRelay, enqueue
+from cift.runtime.outbox import NOTIFY_PREFIX, OutboxRelay, enqueue
 
 pytestmark = pytest.mark.integration
 
@@ -150,6 +150,66 @@ async def test_outbox_publishes_committed_events_only_in_order_with_headers(
     assert len({dict(e.headers)[EVENT_ID_HEADER] for e in events}) == 3
     trace_id = format(span.get_span_context().trace_id, "032x")
     assert trace_id in headers["traceparent"].decode()  # the request's trace continues in Kafka
+
+
+async def test_an_outbox_commit_wakes_only_the_relay_of_its_own_schema(
+    infra: Any, schema: str
+) -> None:
+    """Services share one database: each schema's relay must hear its own commits only."""
+    other = f"{schema}_other"
+    heard: dict[str, int] = {schema: 0, other: 0}
+    mine_heard = asyncio.Event()
+
+    def on_notify(_conn: object, _pid: int, channel: str, _payload: str) -> None:
+        heard[channel.removeprefix(NOTIFY_PREFIX)] += 1
+        if channel == NOTIFY_PREFIX + schema:
+            mine_heard.set()
+
+    listener = await asyncpg.connect(infra.database_url)
+    pools = []
+    try:
+        for name in (schema, other):
+            await db.migrate_dsn(infra.database_url, name, [])
+            pools.append(await db.create_pool(infra.database_url, name))
+            await listener.add_listener(NOTIFY_PREFIX + name, on_notify)
+        async with pools[0].acquire() as conn, conn.transaction():
+            await enqueue(conn, "test.nowhere", "k", StringValue(value="only mine"))
+        await asyncio.wait_for(mine_heard.wait(), 10)
+        await asyncio.sleep(0.3)  # time enough for a stray notification to arrive too
+        assert heard == {schema: 1, other: 0}
+    finally:
+        await listener.close()
+        for pool in pools:
+            await pool.close()
+        cleanup = await asyncpg.connect(infra.database_url)
+        await cleanup.execute(f'DROP SCHEMA IF EXISTS "{other}" CASCADE')
+        await cleanup.close()
+
+
+async def test_the_relay_publishes_as_soon_as_its_schema_commits(infra: Any, schema: str) -> None:
+    topic = f"test.outbox.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(infra.kafka_bootstrap, [topic], partitions=1)
+    await db.migrate_dsn(infra.database_url, schema, [])
+    pool = await db.create_pool(infra.database_url, schema)
+    producer = EventProducer(infra.kafka_bootstrap, "test")
+    await producer.start()
+    # Polls only once a minute: within the test's wait, only the notification can wake it.
+    relay = asyncio.create_task(OutboxRelay(pool, producer, poll_s=60.0).run())
+    try:
+        await asyncio.sleep(0.5)  # the relay drained the empty outbox and now listens
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, topic, "acct-1", StringValue(value="woken"))
+        consumer = EventConsumer(
+            infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic]
+        )
+        await consumer.start()
+        events = await _collect(consumer, 1, timeout_s=20.0)
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+        await producer.stop()
+        await pool.close()
+    assert [event.message.value for event in events] == ["woken"]  # type: ignore[attr-defined]
 
 
 async def test_consumer_retries_a_failing_batch_and_commits_after_success(infra: Any) -> None:
