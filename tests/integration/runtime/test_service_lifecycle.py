@@ -147,3 +147,26 @@ def test_port_already_taken_is_one_clear_line(infra: Any) -> None:
     assert process.returncode != 0
     assert f"cannot listen on 127.0.0.1:{sample.grpc_port}" in stderr
     assert "Traceback" not in stderr
+
+
+def test_a_burst_of_calls_beyond_grpcs_default_pending_limit_is_served(sample: Sample) -> None:
+    """grpc.aio accepts calls one at a time; more than 1,000 waiting must not be cancelled."""
+    sample.start()
+    _wait_for(lambda: _health(sample.address) == "SERVING", 30)
+
+    async def burst(count: int) -> dict[str, int]:
+        outcomes: dict[str, int] = {}
+        async with grpc.aio.insecure_channel(sample.address) as channel:
+            slow = channel.unary_unary("/sample.Sample/Slow", None, None)
+
+            async def one() -> None:
+                try:
+                    outcome = "done" if await slow(b"0.2", timeout=60) == b"done" else "wrong"
+                except grpc.aio.AioRpcError as error:
+                    outcome = error.code().name
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+            await asyncio.gather(*(one() for _ in range(count)))
+        return outcomes
+
+    assert asyncio.run(burst(2500)) == {"done": 2500}
