@@ -47,6 +47,7 @@ SERVICE_DEPLOYMENTS = {
     "cift-auth": "auth",
     "cift-marketdata": "marketdata",
     "cift-marketdata-feed": "marketdata",
+    "cift-marketdata-ingest": "marketdata",
     "cift-execution": "execution",
     "cift-risk": "risk",
 }
@@ -56,7 +57,9 @@ SINGLETONS = {
     "cift-execution": "the fill engine's book of resting orders lives in one process",
     "cift-redis": "rate-limit buckets and caches live in one unreplicated Redis",
 }
-SCALABLE = ("cift-auth", "cift-marketdata", "cift-risk", "cift-gateway")
+SCALABLE = ("cift-auth", "cift-marketdata", "cift-marketdata-ingest", "cift-risk", "cift-gateway")
+# Deployments that run another command of their service's entry point than `serve`.
+COMMANDS = {"cift-marketdata-ingest": ["ingest"]}
 APP_IMAGE = "cift-markets"
 # The oldest Kubernetes the manifests target (native gRPC probes are GA since 1.27,
 # the preStop sleep action is on by default since 1.30) and the newest schema known.
@@ -415,7 +418,10 @@ def test_deployment_runs_the_service_entry_point(
 ) -> None:
     container = app_container(overlay, service, deployment)
     assert container["command"] == ["python", "-m", f"services.{service}"]
-    assert container.get("args", []) in ([], ["serve"])
+    if deployment in COMMANDS:
+        assert container["args"] == COMMANDS[deployment]
+    else:
+        assert container.get("args", []) in ([], ["serve"])
     assert container["image"].split(":")[0].split("@")[0].endswith(APP_IMAGE)
     assert load_spec(service).name == service
 
@@ -617,8 +623,8 @@ def test_exactly_one_pod_runs_a_market_data_feed(overlay: Rendered) -> None:
     defaults = {f.name: f.default for f in dataclasses.fields(config_class("marketdata"))}
     feeds = []
     for deployment, service in SERVICE_DEPLOYMENTS.items():
-        if service != "marketdata":
-            continue
+        if service != "marketdata" or deployment in COMMANDS:
+            continue  # the ingest command runs no feed, whatever the setting says
         env = env_of(overlay, app_container(overlay, service, deployment))
         kind = env.get("CIFT_MARKETDATA_FEED", {}).get("value", defaults["marketdata_feed"])
         if kind != "none":
@@ -937,6 +943,12 @@ def expected_flows(r: Rendered) -> set[tuple[str, str, int, str]]:
         flows.add(("cift-marketdata-feed", "postgres", 5432, "TCP"))
     if feed.uses_redis:
         flows.add(("cift-marketdata-feed", "cift-redis", 6379, "TCP"))
+    # Ingest-only members call no service; they reach the data stores and are scraped.
+    flows.add(("prometheus", "cift-marketdata-ingest", metrics["marketdata"], "TCP"))
+    if feed.migrations_dir is not None:
+        flows.add(("cift-marketdata-ingest", "postgres", 5432, "TCP"))
+    if feed.uses_redis:
+        flows.add(("cift-marketdata-ingest", "cift-redis", 6379, "TCP"))
     flows |= {
         ("cift-execution", "cift-risk", grpc["risk"], "TCP"),
         ("cift-execution", "cift-marketdata", grpc["marketdata"], "TCP"),
