@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -113,17 +114,29 @@ async def _collect(consumer: EventConsumer, count: int, timeout_s: float = 30.0)
     return received
 
 
-async def test_outbox_publishes_committed_events_only_in_order_with_headers(
+@asynccontextmanager
+async def outbox_to_new_topic(
     infra: Any, schema: str
-) -> None:
+) -> AsyncIterator[tuple[str, asyncpg.Pool, EventProducer]]:
+    """A fresh one-partition topic, a pool on `schema` (with its outbox) and a producer."""
     topic = f"test.outbox.{uuid.uuid4().hex[:8]}"
     await ensure_topics(infra.kafka_bootstrap, [topic], partitions=1)
     await db.migrate_dsn(infra.database_url, schema, [])
     pool = await db.create_pool(infra.database_url, schema)
     producer = EventProducer(infra.kafka_bootstrap, "test")
     await producer.start()
-    tracer = TracerProvider().get_tracer("test")  # a real tracer: spans have valid ids
     try:
+        yield topic, pool, producer
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+async def test_outbox_publishes_committed_events_only_in_order_with_headers(
+    infra: Any, schema: str
+) -> None:
+    tracer = TracerProvider().get_tracer("test")  # a real tracer: spans have valid ids
+    async with outbox_to_new_topic(infra, schema) as (topic, pool, producer):
         with tracer.start_as_current_span("submit") as span:
             async with pool.acquire() as conn, conn.transaction():
                 for text in ("first", "second", "third"):
@@ -140,9 +153,6 @@ async def test_outbox_publishes_committed_events_only_in_order_with_headers(
         )
         await consumer.start()
         events = await _collect(consumer, 3)
-    finally:
-        await producer.stop()
-        await pool.close()
     assert [event.message.value for event in events] == ["first", "second", "third"]  # type: ignore[attr-defined]
     assert all(event.key == "acct-1" for event in events)
     headers = dict(events[0].headers)
@@ -187,28 +197,21 @@ async def test_an_outbox_commit_wakes_only_the_relay_of_its_own_schema(
 
 
 async def test_the_relay_publishes_as_soon_as_its_schema_commits(infra: Any, schema: str) -> None:
-    topic = f"test.outbox.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(infra.kafka_bootstrap, [topic], partitions=1)
-    await db.migrate_dsn(infra.database_url, schema, [])
-    pool = await db.create_pool(infra.database_url, schema)
-    producer = EventProducer(infra.kafka_bootstrap, "test")
-    await producer.start()
-    # Polls only once a minute: within the test's wait, only the notification can wake it.
-    relay = asyncio.create_task(OutboxRelay(pool, producer, poll_s=60.0).run())
-    try:
-        await asyncio.sleep(0.5)  # the relay drained the empty outbox and now listens
-        async with pool.acquire() as conn, conn.transaction():
-            await enqueue(conn, topic, "acct-1", StringValue(value="woken"))
-        consumer = EventConsumer(
-            infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic]
-        )
-        await consumer.start()
-        events = await _collect(consumer, 1, timeout_s=20.0)
-    finally:
-        relay.cancel()
-        await asyncio.gather(relay, return_exceptions=True)
-        await producer.stop()
-        await pool.close()
+    async with outbox_to_new_topic(infra, schema) as (topic, pool, producer):
+        # Polls only once a minute: within the test's wait, only the notification can wake it.
+        relay = asyncio.create_task(OutboxRelay(pool, producer, poll_s=60.0).run())
+        try:
+            await asyncio.sleep(0.5)  # the relay drained the empty outbox and now listens
+            async with pool.acquire() as conn, conn.transaction():
+                await enqueue(conn, topic, "acct-1", StringValue(value="woken"))
+            consumer = EventConsumer(
+                infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic]
+            )
+            await consumer.start()
+            events = await _collect(consumer, 1, timeout_s=20.0)
+        finally:
+            relay.cancel()
+            await asyncio.gather(relay, return_exceptions=True)
     assert [event.message.value for event in events] == ["woken"]  # type: ignore[attr-defined]
 
 
