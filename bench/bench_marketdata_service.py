@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from cift.runtime.identity import Identity
 from cift.runtime.kafka import EventProducer, ensure_topics
 from cift.runtime.server import ServiceRuntime, tune_gc
 from cift.stack.launcher import Stack, StackOptions
+from cift.stack.ports import free_ports
 from cift.stack.processes import Child, spawn
 from cift.stack.services import wait_all_serving
 from services.marketdata.__main__ import SPEC
@@ -230,12 +230,6 @@ async def start_service(
     return runtime
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def start_ingest_processes(
     service: MarketDataConfig, count: int, logs_dir: Path
 ) -> list[Child]:
@@ -243,7 +237,7 @@ async def start_ingest_processes(
     children = []
     addresses = {}
     for n in range(count):
-        port = free_port()
+        (port,) = free_ports(1)
         config = replace(service, grpc_port=port, metrics_port=0)
         name = f"ingest-{n + 1}"
         children.append(

@@ -28,6 +28,7 @@ from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.risk.v1 import risk_pb2_grpc
 from cift.runtime.kafka import TOPIC_TICKS, EventProducer
 from cift.stack.launcher import StackInfo
+from tests.integration.execution.ticks import quote_message
 
 PASSWORD = "correct horse battery 9"
 CENT = Decimal("0.01")
@@ -77,14 +78,7 @@ class Mesh:
         return await eventually(fetch)
 
     async def inject_quote(self, symbol: str, bid: Decimal, ask: Decimal, sequence: int) -> None:
-        quote = marketdata_pb2.Quote(
-            symbol=symbol,
-            bid=float(bid),
-            ask=float(ask),
-            bid_size=1000,
-            ask_size=1000,
-            sequence=sequence,
-        )
+        quote = quote_message(symbol, bid, ask, sequence)
         quote.timestamp.GetCurrentTime()
         await self.producer.publish(
             TOPIC_TICKS, symbol, md_events.TickEvent(quote=quote), event_id=f"tick-{sequence}"
