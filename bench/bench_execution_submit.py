@@ -39,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
 from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
@@ -225,6 +228,42 @@ async def broker_submitter(
     return submit, close
 
 
+BatchTotals = dict[str, tuple[float, float]]  # batch kind -> (batches, items)
+
+
+async def batch_totals(metrics_url: str | None) -> BatchTotals:
+    """The execution process's coalesced batches so far (this process's in broker mode)."""
+    if metrics_url is None:
+        text = generate_latest(REGISTRY).decode()
+    else:
+        url = metrics_url
+        text = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(url, timeout=5).read().decode()
+        )
+    totals: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "cift_execution_batch_size":
+            continue
+        for sample in family.samples:
+            entry = totals.setdefault(sample.labels["batch"], [0.0, 0.0])
+            if sample.name.endswith("_count"):
+                entry[0] = sample.value
+            elif sample.name.endswith("_sum"):
+                entry[1] = sample.value
+    return {kind: (count, items) for kind, (count, items) in totals.items()}
+
+
+def report_batches(before: BatchTotals, after: BatchTotals) -> None:
+    """Mean batch sizes over the measured run: fuller batches cost less per order."""
+    parts = []
+    for kind, (count, items) in sorted(after.items()):
+        count -= before.get(kind, (0.0, 0.0))[0]
+        items -= before.get(kind, (0.0, 0.0))[1]
+        if count:
+            parts.append(f"{kind} {items / count:.1f} per batch ({count:,.0f} batches)")
+    print("  (execution batches: " + "; ".join(parts) + ")")
+
+
 async def closed_loop(submit: Submit, orders: int, concurrency: int) -> tuple[list[float], float]:
     latencies: list[float] = []
     counter = iter(range(orders))
@@ -336,12 +375,15 @@ async def main() -> None:
                 # and risk prices market orders only once its tick consumer has caught up.
                 await first_call(submit)
                 await closed_loop(submit, args.warmup, args.concurrency)
+                metrics_url = info.metrics_urls["execution"] if args.mode == "service" else None
+                batches_before = await batch_totals(metrics_url)
                 if args.rate:
                     latencies, elapsed = await open_loop(submit, args.rate, args.seconds)
                     shape = f"open loop {args.rate:,.0f}/s"
                 else:
                     latencies, elapsed = await closed_loop(submit, args.orders, args.concurrency)
                     shape = f"closed loop x{args.concurrency}"
+                report_batches(batches_before, await batch_totals(metrics_url))
             finally:
                 await close()
         finally:

@@ -59,11 +59,13 @@ from services.execution.fills import (
     EngineEvent,
     Fill,
     FillEngine,
+    OpenOrders,
     OrderClosed,
     OrderTriggered,
     Quote,
 )
 from services.execution.intraday import TradingDay, trading_day
+from services.execution.keyed_locks import KeyedLocks
 from services.execution.ledger import (
     AccountFigures,
     Position,
@@ -139,26 +141,33 @@ class Broker:
         self.risk = risk
         self.settings = settings
         self._lock = asyncio.Lock()
+        # (account, symbol) from an entry's read of open orders until it is in the book.
+        self._entries: KeyedLocks[tuple[str, str]] = KeyedLocks()
         self._known_accounts: set[str] = set()
         self._canceled_before_booked: set[str] = set()
         self._tick_marks: dict[str, int] = {}
         self._saved_instruments: dict[str, Instrument] = {}
         # Concurrent submits share their two statements (see coalesce.py); a write
         # batch holds one order per account, as its UPDATE changes each row once.
+        # One batch in flight each: under load the next batch then gathers every
+        # arrival of a whole round trip. Three in flight made batches of 1.5-1.9
+        # orders instead of 1.9-3.9, which cost more CPU per order than they saved
+        # in waiting (bench/REPORT-execution.md).
         self._contexts: Coalescer[tuple[str, str, str], asyncpg.Record] = Coalescer(
-            self._read_contexts, max_batch=128, max_in_flight=3
+            self._read_contexts, name="context_read", max_batch=128, max_in_flight=1
         )
         self._writes: Coalescer[tuple[Order, store.OutgoingEvent], tuple[int, bytes] | None] = (
             Coalescer(
                 self._write_orders,
+                name="order_write",
                 max_batch=128,
-                max_in_flight=3,
+                max_in_flight=1,
                 key=lambda item: item[0].account_id,
             )
         )
         # Orders written while a booking batch holds the lock wait to form the next one.
         self._bookings: Coalescer[Order, None] = Coalescer(
-            self._book_orders, max_batch=256, max_in_flight=1
+            self._book_orders, name="booking", max_batch=256, max_in_flight=1
         )
         self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
         self._trading_day: TradingDay | None = None
@@ -181,8 +190,10 @@ class Broker:
         """Validate, risk-check, then reserve and persist in one statement; all or nothing.
 
         Two database round trips in the common case: one read (account figures,
-        position, open orders and an earlier order under the same client id) and
-        one write (`store.submit_order`). The risk check sits between them.
+        the position and an earlier order under the same client id) and one write
+        (`store.submit_order`). The risk check sits between them. Open orders
+        come from the engine's memory; the account and symbol stay held until the
+        order is in the book, so the next entry for them counts it.
         """
         await self.ensure_account(account_id)
         instrument = await self.market.instrument(request.symbol)
@@ -191,26 +202,48 @@ class Broker:
         order = new_order(
             request, instrument, order_id=str(uuid.uuid4()), account_id=account_id, now_ns=now_ns()
         )
-        context = await self._contexts.submit((account_id, request.symbol, request.client_order_id))
-        if context["existing_order_id"] is not None:
-            async with self.pool.acquire() as conn:
-                return await self._resubmission(conn, account_id, request)
-        order.reserved = await self._reservation(order, context)
-        await self._risk_check(order, context)
-        await self._book_instrument(instrument)
-        order.transition(OrderStatus.ACCEPTED, order.created_ns)
-        message = order_event(
-            event_id=new_event_id(),
-            order=order_message(order),
-            kind=events_pb2.ORDER_EVENT_TYPE_NEW,
-            sequence=0,  # appended by the statement that hands it out
-            ts_ns=order.created_ns,
-        )
-        # Once written, the order must reach the book even if this caller goes away
-        # (deadline, disconnect): the write and the booking run as their own task.
-        return await asyncio.shield(
-            asyncio.ensure_future(self._write_and_book(account_id, request, order, message))
-        )
+        release = await self._entries.acquire((account_id, request.symbol))
+        handed_over = False
+        try:
+            open_orders = await self._open_orders(account_id, request.symbol)
+            context = await self._contexts.submit(
+                (account_id, request.symbol, request.client_order_id)
+            )
+            if context["existing_order_id"] is not None:
+                async with self.pool.acquire() as conn:
+                    return await self._resubmission(conn, account_id, request)
+            order.reserved = await self._reservation(order, context, open_orders)
+            await self._risk_check(order, context, open_orders)
+            await self._book_instrument(instrument)
+            order.transition(OrderStatus.ACCEPTED, order.created_ns)
+            message = order_event(
+                event_id=new_event_id(),
+                order=order_message(order),
+                kind=events_pb2.ORDER_EVENT_TYPE_NEW,
+                sequence=0,  # appended by the statement that hands it out
+                ts_ns=order.created_ns,
+            )
+            # Once written, the order must reach the book even if this caller goes
+            # away (deadline, disconnect): the write and the booking run as their own
+            # task, and the entry stays held until that task is done.
+            entry = asyncio.ensure_future(self._write_and_book(account_id, request, order, message))
+            entry.add_done_callback(lambda _: release())
+            handed_over = True
+        finally:
+            if not handed_over:
+                release()
+        return await asyncio.shield(entry)
+
+    async def _open_orders(self, account_id: str, symbol: str, excluding: str = "") -> OpenOrders:
+        """The engine's open orders, read before the database's position, never during a fill.
+
+        The engine lock is held from a fill's decision to its commit; outside it
+        the engine matches the committed ledger. Fills committed after this read
+        and before the position is read only lower the position and the open
+        quantity together, so the reservation can come out too high, never too low.
+        """
+        async with self._lock:
+            return self.engine.open_orders_of(account_id, symbol, excluding=excluding)
 
     async def _write_and_book(
         self, account_id: str, request: OrderRequest, order: Order, message: events_pb2.OrderEvent
@@ -329,7 +362,9 @@ class Broker:
         assert existing is not None
         return resolve_resubmission(store.order_from_row(existing), request)
 
-    async def _reservation(self, order: Order, context: asyncpg.Record) -> Decimal:
+    async def _reservation(
+        self, order: Order, context: asyncpg.Record, open_orders: OpenOrders
+    ) -> Decimal:
         bid, ask, last = self.engine.last_prices(order.symbol)
         priced_by_limit = order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
         if not priced_by_limit and (ask if order.side is Side.BUY else bid) is None:
@@ -352,9 +387,7 @@ class Broker:
                 f"{order.symbol} has no quote yet, so a {order.order_type.value} order cannot be priced.",
                 reason="NO_FRESH_QUOTE",
             )
-        open_same_side = (
-            context["open_buy_qty"] if order.side is Side.BUY else context["open_sell_qty"]
-        )
+        open_same_side = open_orders.buy_qty if order.side is Side.BUY else open_orders.sell_qty
         return reservation_for(
             side=order.side,
             qty=order.qty,
@@ -364,7 +397,9 @@ class Broker:
             open_qty_same_side=open_same_side,
         )
 
-    async def _risk_check(self, order: Order, context: asyncpg.Record) -> None:
+    async def _risk_check(
+        self, order: Order, context: asyncpg.Record, open_orders: OpenOrders
+    ) -> None:
         available = (
             buying_power(
                 context["cash"],
@@ -390,9 +425,9 @@ class Broker:
             order_cost=dec(order.reserved),
             buying_power=dec(max(Decimal(0), available)),
             position_qty=dec(context["position_qty"]),
-            open_buy_qty=dec(context["open_buy_qty"]),
-            open_sell_qty=dec(context["open_sell_qty"]),
-            open_order_count=int(context["open_count"]),
+            open_buy_qty=dec(open_orders.buy_qty),
+            open_sell_qty=dec(open_orders.sell_qty),
+            open_order_count=open_orders.count,
             gross_exposure=dec(context["gross_cost"]),
             client_order_id=order.client_order_id,
         )
@@ -500,10 +535,35 @@ class Broker:
         successor = build_replacement(
             original, change, instrument, order_id=str(uuid.uuid4()), now_ns=now_ns()
         )
+        release = await self._entries.acquire((original.account_id, original.symbol))
+        try:
+            return await self._replace_held(
+                account_id, order_id, successor, instrument, is_admin=is_admin
+            )
+        finally:
+            release()
+
+    async def _replace_held(
+        self,
+        account_id: str,
+        order_id: str,
+        successor: Order,
+        instrument: Instrument,
+        *,
+        is_admin: bool,
+    ) -> Order:
+        """The replace, with its account and symbol held as a submit holds them.
+
+        The original's shares do not count against the successor: it leaves the
+        book in the same transaction that books the successor.
+        """
+        open_orders = await self._open_orders(
+            successor.account_id, successor.symbol, excluding=order_id
+        )
         async with self.pool.acquire() as conn:
-            context = await store.order_context(conn, original.account_id, original.symbol)
-        successor.reserved = await self._reservation(successor, context)
-        await self._risk_check(successor, context)
+            context = await store.order_context(conn, successor.account_id, successor.symbol)
+        successor.reserved = await self._reservation(successor, context, open_orders)
+        await self._risk_check(successor, context, open_orders)
         await self._book_instrument(instrument)
         async with self._lock:
             removed = self.engine.remove(order_id)

@@ -93,6 +93,15 @@ class Trade:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenOrders:
+    """An account's open orders as pre-trade checks see them."""
+
+    buy_qty: Decimal  # unfilled shares of open buys in the symbol asked about
+    sell_qty: Decimal  # the same for sells
+    count: int  # open orders in every symbol
+
+
+@dataclass(frozen=True, slots=True)
 class Fill:
     """One execution, with the order's progress right after it (what the edge persists)."""
 
@@ -149,6 +158,7 @@ class FillEngine:
     def __init__(self, model: FillModel | None = None) -> None:
         self.model = model or FillModel()
         self._orders: dict[str, Order] = {}
+        self._by_account: dict[str, dict[str, Order]] = {}
         self._instruments: dict[str, Instrument] = {}
         self._books: dict[str, SymbolBook] = {}
         self._moved_water_marks: dict[str, Decimal] = {}
@@ -174,6 +184,26 @@ class FillEngine:
 
     def open_orders(self) -> Iterator[Order]:
         return iter(list(self._orders.values()))
+
+    def open_orders_of(self, account_id: str, symbol: str, *, excluding: str = "") -> OpenOrders:
+        """The account's open orders, without `excluding` (the order a replace retires).
+
+        Every open order of the process is here (execution is a singleton), so
+        this answers what a scan of the orders table would, from memory. A
+        notional order, whose share count is not known until it fills, counts
+        no shares.
+        """
+        orders = self._by_account.get(account_id, {})
+        buy = sell = ZERO
+        for order in orders.values():
+            if order.symbol != symbol or order.order_id == excluding:
+                continue
+            remaining = order.remaining_qty or ZERO
+            if order.side is Side.BUY:
+                buy += remaining
+            else:
+                sell += remaining
+        return OpenOrders(buy, sell, len(orders) - (excluding in orders))
 
     def _book(self, symbol: str) -> SymbolBook:
         book = self._books.get(symbol)
@@ -233,6 +263,7 @@ class FillEngine:
         events: list[EngineEvent] = []
         book = self._book(order.symbol)
         self._orders[order.order_id] = order
+        self._by_account.setdefault(order.account_id, {})[order.order_id] = order
         tif = order.time_in_force
         if tif is TimeInForce.FOK and not self._can_fill_entirely(book, order):
             self._close(
@@ -535,4 +566,9 @@ class FillEngine:
     def _finish(self, book: SymbolBook, order: Order) -> None:
         book.discard(order.order_id)
         self._orders.pop(order.order_id, None)
+        held = self._by_account.get(order.account_id)
+        if held is not None:
+            held.pop(order.order_id, None)
+            if not held:
+                del self._by_account[order.account_id]
         self._day_orders.discard(order.order_id)

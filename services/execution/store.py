@@ -138,23 +138,11 @@ SELECT i.n, a.cash, a.net_cost, a.gross_cost, a.reserved, a.margin_multiplier,
        (SELECT order_id FROM orders
         WHERE account_id = i.account_id AND client_order_id = i.client_order_id
        ) AS existing_order_id,
-       coalesce(p.qty, 0) AS position_qty,
-       coalesce(o.open_buy_qty, 0) AS open_buy_qty,
-       coalesce(o.open_sell_qty, 0) AS open_sell_qty,
-       coalesce(n.open_count, 0) AS open_count
+       coalesce(p.qty, 0) AS position_qty
 FROM unnest($1::text[], $2::text[], $3::text[])
          WITH ORDINALITY AS i(account_id, symbol, client_order_id, n)
 JOIN accounts a ON a.account_id = i.account_id
 LEFT JOIN positions p ON p.account_id = i.account_id AND p.symbol = i.symbol
-LEFT JOIN LATERAL (
-    SELECT sum(coalesce(qty, 0) - filled_qty) FILTER (WHERE side = 'buy') AS open_buy_qty,
-           sum(coalesce(qty, 0) - filled_qty) FILTER (WHERE side = 'sell') AS open_sell_qty
-    FROM orders WHERE account_id = i.account_id AND symbol = i.symbol
-      AND status IN ('new', 'accepted', 'partially_filled')) o ON true
-LEFT JOIN LATERAL (
-    SELECT count(*) AS open_count FROM orders
-    WHERE account_id = i.account_id
-      AND status IN ('new', 'accepted', 'partially_filled')) n ON true
 ORDER BY i.n
 """
 
@@ -162,11 +150,14 @@ ORDER BY i.n
 async def order_contexts(
     conn: asyncpg.Connection, wanted: Sequence[tuple[str, str, str]]
 ) -> list[asyncpg.Record]:
-    """What pre-trade checks need, for many (account, symbol, client_order_id) at once.
+    """What pre-trade checks need from the ledger, for many (account, symbol, client_order_id).
 
-    Per item: the account row, the position, open orders and `existing_order_id`,
-    the order already submitted under that client_order_id (idempotent
-    resubmission). One round trip for all of them, answers in the given order.
+    Per item: the account row, the position and `existing_order_id`, the order
+    already submitted under that client_order_id (idempotent resubmission). One
+    round trip for all of them, answers in the given order. Open orders are not
+    read here: the fill engine holds every one of them (`FillEngine.open_orders_of`),
+    and counting them from the table cost a scan of the account's open orders
+    per order.
     """
     rows = await conn.fetch(
         CONTEXT_SQL,

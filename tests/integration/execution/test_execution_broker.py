@@ -31,6 +31,7 @@ from services.execution.broker import AccountSettings, Broker
 from services.execution.fills import Fill, FillEngine
 from services.execution.orders import (
     Instrument,
+    Order,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -72,9 +73,11 @@ class StandInRisk:
     def __init__(self) -> None:
         self.reject: tuple[int, str] | None = None
         self.checked = 0
+        self.last: risk_pb2.CheckOrderRequest | None = None
 
     async def check(self, request: risk_pb2.CheckOrderRequest) -> risk_pb2.CheckOrderResponse:
         self.checked += 1
+        self.last = request
         if self.reject is None:
             return risk_pb2.CheckOrderResponse(request_id=request.request_id, approved=True)
         code, message = self.reject
@@ -617,8 +620,16 @@ async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_c
     pool: asyncpg.Pool, risk: StandInRisk, symbol: str
 ) -> None:
     doomed: set[str] = set()
+    plugged = asyncio.Event()
+    unplug = asyncio.Event()
 
     class OneFillFails(Broker):
+        async def _book_orders(self, orders: list[Order]) -> list[BaseException | None]:
+            if not plugged.is_set():  # the first batch waits: the rest queue up behind it
+                plugged.set()
+                await unplug.wait()
+            return await super()._book_orders(orders)
+
         async def _apply_fill_on(
             self, conn: asyncpg.Connection, fill: Fill, tick_mark: tuple[str, int] | None
         ) -> bytes | None:
@@ -628,36 +639,44 @@ async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_c
             return written
 
     broker = OneFillFails(pool, FillEngine(), StandInMarket(), risk, AccountSettings(OPENING, D(1)))
-    await broker.on_ticks([quote_event(symbol, "9.99", "10.01")])
+    # The shared account's second order is in another symbol: one account's
+    # entries for one symbol follow each other, so they never share a batch.
+    second_symbol = symbol + "B"
+    symbols = [symbol, second_symbol]
+    await broker.on_ticks(
+        [quote_event(symbol, "9.99", "10.01"), quote_event(second_symbol, "9.99", "10.01")]
+    )
     plug, shared, other = (str(uuid.uuid4()) for _ in range(3))
 
     async def written(count: int) -> None:
         for _ in range(200):
             if (
-                await pool.fetchval("SELECT count(*) FROM orders WHERE symbol = $1", symbol)
+                await pool.fetchval(
+                    "SELECT count(*) FROM orders WHERE symbol = ANY($1::text[])", symbols
+                )
                 == count
             ):
                 return
             await asyncio.sleep(0.01)
         raise AssertionError(f"{count} orders were never written")
 
-    async with broker._lock:  # the bookings below queue up behind this hold
-        first = asyncio.create_task(broker.submit(plug, market(symbol, Side.BUY, "1")))
-        await written(1)
-        good = asyncio.create_task(broker.submit(shared, market(symbol, Side.BUY, "1")))
-        await written(2)
-        orders_before = {
-            r["order_id"]
-            for r in await pool.fetch("SELECT order_id FROM orders WHERE symbol = $1", symbol)
-        }
-        bad = asyncio.create_task(broker.submit(shared, market(symbol, Side.BUY, "2")))
-        neighbour = asyncio.create_task(broker.submit(other, market(symbol, Side.BUY, "3")))
-        await written(4)
-        rows = await pool.fetch(
-            "SELECT order_id FROM orders WHERE account_id = $1 AND qty = 2", shared
+    first = asyncio.create_task(broker.submit(plug, market(symbol, Side.BUY, "1")))
+    await asyncio.wait_for(plugged.wait(), 5)
+    good = asyncio.create_task(broker.submit(shared, market(symbol, Side.BUY, "1")))
+    await written(2)
+    orders_before = {
+        r["order_id"]
+        for r in await pool.fetch(
+            "SELECT order_id FROM orders WHERE symbol = ANY($1::text[])", symbols
         )
-        doomed.update(r["order_id"] for r in rows)
-        assert not doomed & orders_before
+    }
+    bad = asyncio.create_task(broker.submit(shared, market(second_symbol, Side.BUY, "2")))
+    neighbour = asyncio.create_task(broker.submit(other, market(symbol, Side.BUY, "3")))
+    await written(4)
+    rows = await pool.fetch("SELECT order_id FROM orders WHERE account_id = $1 AND qty = 2", shared)
+    doomed.update(r["order_id"] for r in rows)
+    assert not doomed & orders_before
+    unplug.set()
 
     await first
     await good
@@ -667,7 +686,8 @@ async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_c
     assert broker._bookings.batches == 2  # the plug alone, then the other three together
 
     filled = await pool.fetch(
-        "SELECT account_id, qty, status FROM orders WHERE symbol = $1 ORDER BY qty", symbol
+        "SELECT account_id, qty, status FROM orders WHERE symbol = ANY($1::text[]) ORDER BY qty",
+        symbols,
     )
     assert [(r["qty"], r["status"]) for r in filled] == [
         (D(1), "filled"),
@@ -680,3 +700,39 @@ async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_c
     assert await pool.fetchval("SELECT count(*) FROM fills WHERE account_id = $1", shared) == 1
     for account_id in (plug, shared, other):
         await assert_ledger_balances(pool, account_id)
+
+
+async def test_concurrent_sells_against_one_long_reserve_for_every_share_beyond_it(
+    broker: Broker, pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    """Only one of five concurrent 100-share sells may count the 100-share long as cover."""
+    await broker.submit(account, limit(symbol, Side.BUY, "100", "50.00"))
+    await broker.on_ticks([quote_event(symbol, "49.90", "50.00")])
+    sells = await asyncio.gather(
+        *(broker.submit(account, limit(symbol, Side.SELL, "100", "60.00")) for _ in range(5))
+    )
+    reservations = sorted(sell.reserved for sell in sells)
+    assert reservations[0] == 0
+    assert all(reserved > 0 for reserved in reservations[1:])
+    assert (await account_row(pool, account))["reserved"] == sum(reservations)
+
+
+async def test_open_orders_reach_risk_and_a_replaced_sell_does_not_count_against_its_successor(
+    broker: Broker, pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
+) -> None:
+    await broker.submit(account, limit(symbol, Side.BUY, "100", "50.00"))
+    await broker.on_ticks([quote_event(symbol, "49.90", "50.00")])
+    await broker.submit(account, limit(symbol, Side.BUY, "5", "40.00"))
+    closing = await broker.submit(account, limit(symbol, Side.SELL, "100", "60.00"))
+    assert closing.reserved == 0
+    assert risk.last is not None
+    assert (risk.last.open_buy_qty, risk.last.open_sell_qty) == ("5", "0")
+    assert risk.last.open_order_count == 1
+
+    successor = await broker.replace(
+        account, closing.order_id, ReplaceRequest(limit_price=D("61.00"))
+    )
+    assert successor.reserved == 0
+    assert (risk.last.open_buy_qty, risk.last.open_sell_qty) == ("5", "0")
+    assert risk.last.open_order_count == 1
+    assert (await account_row(pool, account))["reserved"] == D("200.00")

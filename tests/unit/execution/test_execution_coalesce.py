@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.execution.coalesce import Coalescer
 
@@ -25,7 +26,7 @@ class Recorder:
 
 async def test_a_lone_request_runs_at_once_in_a_batch_of_its_own() -> None:
     recorder = Recorder()
-    coalescer = Coalescer(recorder.run)
+    coalescer = Coalescer(recorder.run, name="test")
     assert await coalescer.submit("a") == "A"
     assert recorder.batches == [["a"]]
 
@@ -33,7 +34,7 @@ async def test_a_lone_request_runs_at_once_in_a_batch_of_its_own() -> None:
 async def test_requests_arriving_while_every_slot_is_busy_form_the_next_batch() -> None:
     recorder = Recorder()
     recorder.gate.clear()
-    coalescer = Coalescer(recorder.run, max_in_flight=1)
+    coalescer = Coalescer(recorder.run, name="test", max_in_flight=1)
     first = asyncio.create_task(coalescer.submit("a"))
     await asyncio.sleep(0)
     rest = [asyncio.create_task(coalescer.submit(x)) for x in "bcd"]
@@ -44,10 +45,25 @@ async def test_requests_arriving_while_every_slot_is_busy_form_the_next_batch() 
     assert recorder.batches == [["a"], ["b", "c", "d"]]
 
 
+async def test_batch_sizes_are_exported_by_kind() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    coalescer = Coalescer(recorder.run, name="sizes-test", max_in_flight=1)
+    tasks = [asyncio.create_task(coalescer.submit(x)) for x in "abcd"]
+    await asyncio.sleep(0)
+    recorder.gate.set()
+    await asyncio.gather(*tasks)
+    labels = {"batch": "sizes-test"}
+    assert REGISTRY.get_sample_value("cift_execution_batch_size_count", labels) == 2
+    assert REGISTRY.get_sample_value("cift_execution_batch_size_sum", labels) == 4
+
+
 async def test_batches_are_capped_and_never_hold_one_key_twice() -> None:
     recorder = Recorder()
     recorder.gate.clear()
-    coalescer = Coalescer(recorder.run, max_in_flight=1, max_batch=2, key=lambda item: item[0])
+    coalescer = Coalescer(
+        recorder.run, name="test", max_in_flight=1, max_batch=2, key=lambda item: item[0]
+    )
     busy = asyncio.create_task(coalescer.submit("z0"))
     await asyncio.sleep(0)
     waiting = [asyncio.create_task(coalescer.submit(x)) for x in ("a1", "a2", "b1", "c1")]
@@ -59,7 +75,7 @@ async def test_batches_are_capped_and_never_hold_one_key_twice() -> None:
 
 async def test_each_caller_gets_its_own_error_and_a_failed_batch_fails_all_of_it() -> None:
     recorder = Recorder()
-    coalescer = Coalescer(recorder.run)
+    coalescer = Coalescer(recorder.run, name="test")
     results = await asyncio.gather(
         coalescer.submit("ok"), coalescer.submit("bad"), return_exceptions=True
     )
@@ -68,6 +84,6 @@ async def test_each_caller_gets_its_own_error_and_a_failed_batch_fails_all_of_it
     async def broken(items: list[str]) -> list[str | BaseException]:
         raise ConnectionError("database went away")
 
-    failing: Coalescer[str, str] = Coalescer(broken)
+    failing: Coalescer[str, str] = Coalescer(broken, name="test")
     with pytest.raises(ConnectionError):
         await failing.submit("x")

@@ -14,6 +14,7 @@ from services.execution.fills import (
     Fill,
     FillEngine,
     FillModel,
+    OpenOrders,
     OrderClosed,
     OrderTriggered,
     Quote,
@@ -527,3 +528,20 @@ def test_fill_ids_are_deterministic_per_order_and_fill_number() -> None:
     later = quote(eng, "99.99", "100.00", ask_size="4")
     ids = [e.fill_id for e in events + later if isinstance(e, Fill)]
     assert ids == [f"{order.order_id}-1", f"{order.order_id}-2"]
+
+
+def test_open_orders_of_an_account_follow_fills_cancels_and_closes() -> None:
+    eng = engine(FillModel(fill_at_displayed_size=True))
+    buy, _ = place(eng, Side.BUY, OrderType.LIMIT, "10", limit_price="100.00")
+    sell, _ = place(eng, Side.SELL, OrderType.LIMIT, "7", limit_price="110.00")
+    place(eng, Side.BUY, OrderType.LIMIT, "3", symbol="FRAC", limit_price="5.00")
+    assert eng.open_orders_of("acct", "AAPL") == OpenOrders(D(10), D(7), 3)
+    assert eng.open_orders_of("acct", "AAPL", excluding=sell.order_id) == OpenOrders(D(10), D(0), 2)
+    assert eng.open_orders_of("someone-else", "AAPL") == OpenOrders(D(0), D(0), 0)
+
+    quote(eng, "99.00", "100.00", ask_size="4")
+    assert eng.open_orders_of("acct", "AAPL") == OpenOrders(D(6), D(7), 3)
+    eng.remove(sell.order_id)
+    quote(eng, "99.00", "100.00")
+    assert buy.status is OrderStatus.FILLED
+    assert eng.open_orders_of("acct", "AAPL") == OpenOrders(D(0), D(0), 1)
