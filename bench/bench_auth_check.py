@@ -31,6 +31,9 @@ import grpc
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.latency import cpu_seconds, percentile
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
 from cift.stack.launcher import Stack, StackOptions
 
@@ -105,13 +108,6 @@ async def wait_serving(address: str, timeout_s: float = 60.0) -> None:
     raise RuntimeError(f"auth at {address} did not become SERVING")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU the server process has used (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def check_request(header: str, value: str) -> external_auth_pb2.CheckRequest:
     request = external_auth_pb2.CheckRequest()
     request.attributes.request.http.method = "GET"
@@ -156,10 +152,6 @@ async def saturate(
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return done / (time.perf_counter() - started)
-
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1]
 
 
 async def main() -> int:

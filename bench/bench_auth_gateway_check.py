@@ -38,6 +38,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_gateway import HttpConnection, sign_in
+from bench.latency import percentile
 from cift.stack.launcher import Stack, StackOptions
 
 CHECK_HISTOGRAM = "cluster.auth.upstream_rq_time"
@@ -96,11 +97,6 @@ def quantile_ms(buckets: list[Bucket], q: float) -> float:
         if seen >= target:
             return bucket.lower_ms
     return float("nan")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def create_api_key(gateway_url: str, token: str) -> str:

@@ -51,6 +51,9 @@ import grpc
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.latency import percentile
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
 from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
@@ -308,11 +311,6 @@ async def first_call(submit: Submit, attempts: int = 60) -> None:
             if attempt == attempts - 1:
                 raise
             await asyncio.sleep(0.5)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def main() -> None:

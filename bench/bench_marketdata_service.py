@@ -38,6 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import grpc
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.latency import percentile
 from cift.marketdata.v1 import marketdata_pb2 as md
 from cift.marketdata.v1 import marketdata_pb2_grpc
 from cift.runtime.config import load, to_environ
@@ -69,14 +72,6 @@ class FixedTokenVerifier:
 
     async def verify_api_key(self, api_key: str) -> Identity:
         raise Unauthenticated("No API keys here.")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-# --- child processes -----------------------------------------------------------------
 
 
 async def child_publish(bootstrap: str, topic: str, count: int) -> None:

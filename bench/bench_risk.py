@@ -1,6 +1,6 @@
 """Risk pre-trade check latency (unary CheckOrder) and throughput (CheckOrders stream).
 
-Run: python bench/bench_risk.py [--rate 1000] [--seconds 5] [--stream-checks 50000]
+Run: python bench/bench_risk.py [--rate 1000] [--seconds 5] [--repeat 3] [--stream-checks 50000]
 
 Starts the infrastructure with the same launcher as `cift up` (embedded PostgreSQL,
 Redis and Kafka-protocol broker on free ports, thrown away afterwards), the risk
@@ -13,7 +13,8 @@ all rules, encode.
 
 - unary: an open-loop schedule of `--rate` checks per second for `--seconds`,
   each on its own task (latency includes queueing when the server falls behind),
-  over 100 accounts.
+  over 100 accounts, `--repeat` times; with the risk process's CPU per check.
+  The client runs on uvloop, as the services (and auth's bench client) do.
 - stream: one CheckOrders stream carrying `--stream-checks` checks as fast as
   flow control allows, sent 1, 10 and 100 checks per stream message;
   throughput is checks answered per second.
@@ -34,8 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.latency import cpu_seconds, percentile
 from cift.execution.v1 import orders_pb2
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.risk.v1 import risk_pb2, risk_pb2_grpc
@@ -77,11 +82,6 @@ def check(i: int) -> risk_pb2.CheckOrderRequest:
         limit_price="100.00",
         buying_power="100000",
     )
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
 async def wait_serving(address: str, timeout_s: float = 60.0) -> None:
@@ -144,12 +144,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--stream-checks", type=int, default=50_000)
     args = parser.parse_args()
     print(
         f"command: python bench/bench_risk.py --rate {args.rate} --seconds {args.seconds} "
-        f"--stream-checks {args.stream_checks}"
+        f"--repeat {args.repeat} --stream-checks {args.stream_checks}"
     )
+    print(f"load average at the start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
     marketdata = grpc.aio.server()
     marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server(OneInstrument(), marketdata)
@@ -182,7 +184,12 @@ async def main() -> None:
             async with grpc.aio.insecure_channel(address) as channel:
                 stub = risk_pb2_grpc.RiskServiceStub(channel)
                 await unary(stub, 200, 1.0)  # warm up: instrument cache, script load, connections
-                total, elapsed, latencies, failures = await unary(stub, args.rate, args.seconds)
+                runs = []
+                for _ in range(args.repeat):
+                    cpu_before = cpu_seconds(process.pid)
+                    total, elapsed, latencies, failures = await unary(stub, args.rate, args.seconds)
+                    cpu_us = (cpu_seconds(process.pid) - cpu_before) / total * 1e6
+                    runs.append((total, elapsed, latencies, failures, cpu_us))
                 streamed = [
                     (per_message, *(await stream(stub, args.stream_checks, per_message)))
                     for per_message in (1, 10, 100)
@@ -194,16 +201,22 @@ async def main() -> None:
     await marketdata.stop(0)
 
     print()
-    print(f"{'benchmark':<34}{'checks':>9}{'checks/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     print(
-        f"{'CheckOrder unary @' + str(args.rate) + '/s':<34}{len(latencies):>9}{len(latencies) / elapsed:>11.0f}"
-        f"{statistics.median(latencies):>9.2f}{percentile(latencies, 99):>9.2f}{max(latencies):>9.2f}"
+        f"{'benchmark':<34}{'checks':>9}{'checks/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'server CPU us/check':>21}"
     )
+    for total, elapsed, latencies, failures, cpu_us in runs:
+        print(
+            f"{'CheckOrder unary @' + str(args.rate) + '/s':<34}{len(latencies):>9}"
+            f"{len(latencies) / elapsed:>11.0f}{statistics.median(latencies):>9.2f}"
+            f"{percentile(latencies, 0.99):>9.2f}{max(latencies):>9.2f}{cpu_us:>21.0f}"
+        )
+        if failures:
+            print(f"  unary failures: {failures} of {total}")
     for per_message, received, stream_s in streamed:
         label = f"CheckOrders stream, {per_message}/message"
         print(f"{label:<34}{received:>9}{received / stream_s:>11.0f}")
-    if failures:
-        print(f"unary failures: {failures} of {total}")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 def _free_port() -> int:
@@ -213,4 +226,5 @@ def _free_port() -> int:
 
 
 if __name__ == "__main__":
+    uvloop.install()
     asyncio.run(main())
