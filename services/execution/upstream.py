@@ -32,6 +32,7 @@ from cift.runtime.errors import (
     Unavailable,
 )
 from cift.runtime.identity import IDENTITY_TOKEN_HEADER, maybe_identity
+from cift.runtime.instruments import InstrumentCache
 from services.execution.intraday import NS_PER_DAY
 from services.execution.orders import Instrument
 
@@ -73,27 +74,20 @@ class MarketReference:
     def __init__(self, channel: grpc.aio.Channel, timeout_s: float = 2.0) -> None:
         self._stub = marketdata_pb2_grpc.MarketDataServiceStub(channel)
         self._timeout_s = timeout_s
-        self._instruments: dict[str, tuple[float, Instrument]] = {}
+        self._instruments = InstrumentCache(
+            channel, instrument_from_message, INSTRUMENT_CACHE_S, timeout_s=timeout_s
+        )
         # symbol -> (trading day start, when asked, close): one question per symbol per day.
         self._previous_closes: dict[str, tuple[int, float, Decimal | None]] = {}
 
     async def instrument(self, symbol: str) -> Instrument:
         """The trading rules of `symbol`; INVALID_ARGUMENT for a symbol nobody lists."""
-        cached = self._instruments.get(symbol)
-        if cached is not None and time.monotonic() - cached[0] < INSTRUMENT_CACHE_S:
-            return cached[1]
         try:
-            reply = await self._stub.GetInstrument(
-                marketdata_pb2.GetInstrumentRequest(symbol=symbol), timeout=self._timeout_s
-            )
+            instrument = await self._instruments.get(symbol)
         except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                raise InvalidArgument(
-                    f"Unknown symbol {symbol!r}: no instrument is listed under it."
-                ) from None
             raise _translate(error, "market data service") from None
-        instrument = instrument_from_message(reply.instrument)
-        self._instruments[symbol] = (time.monotonic(), instrument)
+        if instrument is None:
+            raise InvalidArgument(f"Unknown symbol {symbol!r}: no instrument is listed under it.")
         return instrument
 
     async def latest_prices(

@@ -20,7 +20,6 @@ from services.risk.codec import datetime_ns
 from services.risk.config import RiskConfig
 from services.risk.desk import RiskDesk
 from services.risk.events import FILLS_CONSUMER, RiskEventHub, RiskEvents
-from services.risk.instruments import InstrumentCache
 from services.risk.limits import validate
 from services.risk.marketdata_client import MarketDataInstruments
 from services.risk.ratelimit import RedisRateLimiter
@@ -80,8 +79,8 @@ async def setup(ctx: ServiceContext[RiskConfig]) -> None:
     await refresher.load()
     limiter = RedisRateLimiter(ctx.redis)
     await limiter.load()
-    source = MarketDataInstruments(config.marketdata_addr)
-    ctx.on_shutdown(source.close)
+    instruments = MarketDataInstruments(config.marketdata_addr, config.risk_instrument_cache_s)
+    ctx.on_shutdown(instruments.close)
     # Verifies the per-check credentials of multiplexed CheckOrders streams
     # (verified tokens are cached until they expire).
     credentials = JwksVerifier(config)
@@ -90,7 +89,7 @@ async def setup(ctx: ServiceContext[RiskConfig]) -> None:
         desk,
         ctx.pool,
         limiter,
-        InstrumentCache(source, config.risk_instrument_cache_s),
+        instruments,
         events,
         hub,
         stream_batch=config.risk_stream_batch,

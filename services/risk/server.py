@@ -40,9 +40,9 @@ from services.risk import codec, store
 from services.risk.checks import CheckResult, check_order
 from services.risk.desk import CallerFigures, RiskDesk
 from services.risk.events import RiskEventHub, RiskEvents
-from services.risk.instruments import InstrumentCache
 from services.risk.limits import LimitOverrides, effective_limits, validate
 from services.risk.market import Instrument
+from services.risk.marketdata_client import MarketDataInstruments
 from services.risk.orders import OrderToCheck
 from services.risk.ratelimit import RedisRateLimiter
 from services.risk.token_bucket import RateDecision
@@ -77,7 +77,7 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
         desk: RiskDesk,
         pool: asyncpg.Pool,
         limiter: RedisRateLimiter,
-        instruments: InstrumentCache,
+        instruments: MarketDataInstruments,
         events: RiskEvents,
         hub: RiskEventHub,
         *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
+from cift.runtime.errors import InvalidArgument, Unavailable
 from services.execution import upstream
 from services.execution.intraday import NS_PER_DAY
 from services.execution.upstream import MarketReference, clock_from_reply
@@ -49,17 +51,34 @@ def test_a_closed_market_reports_its_next_open() -> None:
     assert clock_from_reply(reply).next_open_ns == 3_000
 
 
-# ---- previous closes, from a real grpc.aio server playing market data ---------------
+# ---- instruments and previous closes, from a real grpc.aio server playing market data
 
 DAY = NS_PER_DAY
 
 
-class DailyBars(marketdata_pb2_grpc.MarketDataServiceServicer):
-    """Serves 1Day bars from `closes` (symbol -> {bar start: close}); records every ask."""
+class FakeMarketData(marketdata_pb2_grpc.MarketDataServiceServicer):
+    """Serves 1Day bars from `closes` (symbol -> {bar start: close}) and records every ask;
+    lists an instrument for each of those symbols unless `outage` says it is down."""
 
     def __init__(self, closes: dict[str, dict[int, float]]) -> None:
         self.closes = closes
         self.asked: list[marketdata_pb2.GetBarsRequest] = []
+        self.instrument_calls = 0
+        self.outage = False
+
+    async def GetInstrument(
+        self, request: marketdata_pb2.GetInstrumentRequest, context: Any
+    ) -> marketdata_pb2.GetInstrumentResponse:
+        self.instrument_calls += 1
+        if self.outage:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+        if request.symbol not in self.closes:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"Unknown symbol {request.symbol}.")
+        return marketdata_pb2.GetInstrumentResponse(
+            instrument=marketdata_pb2.Instrument(
+                symbol=request.symbol, tick_size="0.01", lot_size="1", tradable=True
+            )
+        )
 
     async def GetBars(
         self, request: marketdata_pb2.GetBarsRequest, context: Any
@@ -80,8 +99,8 @@ class DailyBars(marketdata_pb2_grpc.MarketDataServiceServicer):
 
 
 @pytest.fixture
-async def market() -> AsyncIterator[tuple[DailyBars, MarketReference]]:
-    fake = DailyBars({"AAPL": {0: 101.25, DAY: 102.5, 2 * DAY: 99.0}, "NEWCO": {}})
+async def market() -> AsyncIterator[tuple[FakeMarketData, MarketReference]]:
+    fake = FakeMarketData({"AAPL": {0: 101.25, DAY: 102.5, 2 * DAY: 99.0}, "NEWCO": {}})
     server = grpc.aio.server()
     marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server(fake, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
@@ -92,7 +111,7 @@ async def market() -> AsyncIterator[tuple[DailyBars, MarketReference]]:
 
 
 async def test_the_previous_close_is_the_last_daily_bar_before_the_day(
-    market: tuple[DailyBars, MarketReference],
+    market: tuple[FakeMarketData, MarketReference],
 ) -> None:
     fake, reference = market
     assert await reference.previous_closes(["AAPL"], 2 * DAY) == {"AAPL": Decimal("102.5")}
@@ -101,7 +120,7 @@ async def test_the_previous_close_is_the_last_daily_bar_before_the_day(
 
 
 async def test_the_previous_close_is_asked_once_per_symbol_per_trading_day(
-    market: tuple[DailyBars, MarketReference],
+    market: tuple[FakeMarketData, MarketReference],
 ) -> None:
     fake, reference = market
     await reference.previous_closes(["AAPL"], 2 * DAY)
@@ -112,7 +131,7 @@ async def test_the_previous_close_is_asked_once_per_symbol_per_trading_day(
 
 
 async def test_a_symbol_without_daily_bars_has_no_close_and_is_asked_again_later(
-    market: tuple[DailyBars, MarketReference], monkeypatch: pytest.MonkeyPatch
+    market: tuple[FakeMarketData, MarketReference], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake, reference = market
     assert await reference.previous_closes(["NEWCO", "GONE"], DAY) == {}
@@ -121,3 +140,32 @@ async def test_a_symbol_without_daily_bars_has_no_close_and_is_asked_again_later
     monkeypatch.setattr(upstream, "MISSING_CLOSE_RETRY_S", 0.0)
     fake.closes["NEWCO"] = {0: 12.0}
     assert await reference.previous_closes(["NEWCO"], DAY) == {"NEWCO": Decimal(12)}
+
+
+async def test_concurrent_first_lookups_share_one_call(
+    market: tuple[FakeMarketData, MarketReference],
+) -> None:
+    fake, reference = market
+    found = await asyncio.gather(*(reference.instrument("AAPL") for _ in range(5)))
+    assert {instrument.symbol for instrument in found} == {"AAPL"}
+    assert found[0].tick_size == Decimal("0.01")
+    assert fake.instrument_calls == 1
+
+
+async def test_an_unlisted_symbol_is_an_invalid_argument_naming_it(
+    market: tuple[FakeMarketData, MarketReference],
+) -> None:
+    _, reference = market
+    with pytest.raises(InvalidArgument, match="Unknown symbol 'NOPE': no instrument is listed"):
+        await reference.instrument("NOPE")
+
+
+async def test_market_data_down_on_a_first_lookup_is_unavailable_and_retried(
+    market: tuple[FakeMarketData, MarketReference],
+) -> None:
+    fake, reference = market
+    fake.outage = True
+    with pytest.raises(Unavailable, match="market data service is unavailable"):
+        await reference.instrument("AAPL")
+    fake.outage = False
+    assert (await reference.instrument("AAPL")).symbol == "AAPL"

@@ -1,17 +1,13 @@
-"""Risk's in-memory views: latest quotes, positions from fills, cached instruments, the desk."""
+"""Risk's in-memory views: latest quotes, positions from fills, the desk."""
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
-
-import pytest
 
 from services.risk.desk import CallerFigures, RiskDesk
 from services.risk.exposure import ExposureBook, position_breaches
-from services.risk.instruments import InstrumentCache
 from services.risk.limits import LimitOverrides, RiskLimits
-from services.risk.market import Instrument, Quote
+from services.risk.market import Quote
 from services.risk.quotes import QuoteBook
 from services.risk.rules import Reason
 from services.risk.trading_state import TradingState
@@ -71,63 +67,6 @@ def test_position_over_limits_is_a_breach() -> None:
         Reason.MAX_GROSS_EXPOSURE,
     ]
     assert position_breaches("AAPL", D(10), D(50), D(500), limits) == []
-
-
-class CountingSource:
-    def __init__(self) -> None:
-        self.calls = 0
-        self.instrument: Instrument | None = AAPL
-
-    async def get(self, symbol: str) -> Instrument | None:
-        self.calls += 1
-        await asyncio.sleep(0)
-        return self.instrument if symbol == "AAPL" else None
-
-
-async def test_instrument_is_fetched_once_and_reused() -> None:
-    source = CountingSource()
-    cache = InstrumentCache(source, ttl_s=60, clock=lambda: 0.0)
-    results = await asyncio.gather(*(cache.get("AAPL") for _ in range(5)))
-    assert results == [AAPL] * 5
-    assert source.calls == 1
-
-
-async def test_unknown_symbol_is_remembered_as_unknown() -> None:
-    source = CountingSource()
-    cache = InstrumentCache(source, ttl_s=60, clock=lambda: 0.0)
-    assert await cache.get("NOPE") is None
-    assert await cache.get("NOPE") is None
-    assert source.calls == 1
-
-
-async def test_expired_instrument_is_served_while_it_refreshes() -> None:
-    now = [0.0]
-    source = CountingSource()
-    cache = InstrumentCache(source, ttl_s=10, clock=lambda: now[0])
-    await cache.get("AAPL")
-    halted = Instrument(symbol="AAPL", tick_size=D("0.01"), halted=True)
-    source.instrument = halted
-    now[0] = 11.0
-    assert await cache.get("AAPL") == AAPL
-    await asyncio.sleep(0.01)
-    assert await cache.get("AAPL") == halted
-    assert source.calls == 2
-
-
-async def test_failed_first_lookup_raises_and_is_retried_next_time() -> None:
-    class Flaky:
-        calls = 0
-
-        async def get(self, symbol: str) -> Instrument | None:
-            self.calls += 1
-            if self.calls == 1:
-                raise ConnectionError("market data down")
-            return AAPL
-
-    cache = InstrumentCache(Flaky(), ttl_s=60)
-    with pytest.raises(ConnectionError):
-        await cache.get("AAPL")
-    assert await cache.get("AAPL") == AAPL
 
 
 def test_desk_prefers_the_callers_position_and_falls_back_to_fills() -> None:
