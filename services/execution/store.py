@@ -107,7 +107,12 @@ def order_from_row(row: asyncpg.Record) -> Order:
 async def open_account(
     conn: asyncpg.Connection, account_id: str, opening_cash: Decimal, multiplier: Decimal
 ) -> bool:
-    """Create the account with its opening deposit; False when it already existed."""
+    """Create the account with its opening deposit; False when it already existed.
+
+    The deposit is also the first point of the account's portfolio history, so a
+    new account's history starts when the account does rather than at the first
+    periodic snapshot (what a trader charting a fresh account expects to see).
+    """
     async with conn.transaction():
         status = await conn.execute(
             """INSERT INTO accounts (account_id, cash, margin_multiplier, last_equity)
@@ -123,6 +128,11 @@ async def open_account(
                                        net_amount, description)
                VALUES ($1, $2, 'deposit', now(), $3, 'Opening deposit')""",
             f"deposit-{account_id}",
+            account_id,
+            opening_cash,
+        )
+        await conn.execute(
+            "INSERT INTO equity_snapshots (account_id, taken_at, equity) VALUES ($1, now(), $2)",
             account_id,
             opening_cash,
         )

@@ -105,6 +105,13 @@ async def account_value(pool: asyncpg.Pool, account: str, column: str) -> Decima
     return value
 
 
+async def snapshot_count(pool: asyncpg.Pool, account: str) -> int:
+    count: int = await pool.fetchval(
+        "SELECT count(*) FROM equity_snapshots WHERE account_id = $1", account
+    )
+    return count
+
+
 async def test_session_close_expires_day_orders_and_keeps_good_til_canceled_ones(
     pool: asyncpg.Pool,
 ) -> None:
@@ -112,13 +119,12 @@ async def test_session_close_expires_day_orders_and_keeps_good_til_canceled_ones
     account = str(uuid.uuid4())
     day = await broker.submit(account, limit("SESS", "2", "10.25", TimeInForce.DAY))
     gtc = await broker.submit(account, limit("SESS", "3", "10.00", TimeInForce.GTC))
+    opening_points = await snapshot_count(pool, account)  # the opening deposit's
     watcher = asyncio.create_task(watch_session(broker, 0.05))
     try:
         deadline = time.monotonic() + 10
         # The close expires day orders, then snapshots equity: wait for both.
-        while not await pool.fetchval(
-            "SELECT count(*) FROM equity_snapshots WHERE account_id = $1", account
-        ):
+        while await snapshot_count(pool, account) == opening_points:
             assert time.monotonic() < deadline, "the session close was not handled"
             await asyncio.sleep(0.05)
     finally:
@@ -138,10 +144,7 @@ async def test_session_close_expires_day_orders_and_keeps_good_til_canceled_ones
     kinds = [events_pb2.OrderEvent.FromString(p["payload"]).type for p in payloads]
     assert kinds[-1] == events_pb2.ORDER_EVENT_TYPE_EXPIRED
     # The close also records the equity the next day's P&L is measured from.
-    snapshot = await pool.fetchval(
-        "SELECT count(*) FROM equity_snapshots WHERE account_id = $1", account
-    )
-    assert snapshot >= 1
+    assert await snapshot_count(pool, account) > opening_points
     assert await account_value(pool, account, "last_equity") == D(100000)
     assert day.order_id not in broker.engine and gtc.order_id in broker.engine
 
@@ -150,6 +153,7 @@ async def test_a_market_that_never_closes_never_expires_day_orders(pool: asyncpg
     broker = broker_for(pool, close_in_s=None)
     account = str(uuid.uuid4())
     day = await broker.submit(account, limit("SESS", "2", "10.25", TimeInForce.DAY))
+    opening_points = await snapshot_count(pool, account)
     watcher = asyncio.create_task(watch_session(broker, 0.02))
     try:
         await asyncio.sleep(0.5)  # 25 polls of a clock that has no next close
@@ -162,9 +166,7 @@ async def test_a_market_that_never_closes_never_expires_day_orders(pool: asyncpg
     )
     assert row is not None and row["status"] == "accepted" and row["expired_at"] is None
     # Nor did a phantom close snapshot equity.
-    assert not await pool.fetchval(
-        "SELECT count(*) FROM equity_snapshots WHERE account_id = $1", account
-    )
+    assert await snapshot_count(pool, account) == opening_points == 1
 
 
 async def test_equity_snapshot_marks_positions_to_the_latest_quote(pool: asyncpg.Pool) -> None:
@@ -263,6 +265,24 @@ async def test_portfolio_history_keeps_the_last_snapshot_of_each_interval(
     # Outside the period: nothing.
     before = await history(broker, account, period="1D", end=_stamp(start - timedelta(days=2)))
     assert not before.equity and not before.base_value
+
+
+async def test_portfolio_history_of_a_new_account_starts_at_its_opening_deposit(
+    pool: asyncpg.Pool,
+) -> None:
+    broker = broker_for(pool)
+    account = str(uuid.uuid4())
+    opened_after = datetime.now(UTC)
+    await broker.ensure_account(account)
+    reply = await history(broker, account)  # before any periodic snapshot
+    opening = broker.settings.opening_cash
+    assert [D(e) for e in reply.equity] == [opening]
+    assert D(reply.base_value) == opening
+    assert [D(p) for p in reply.profit_loss] == [D(0)]
+    assert reply.timestamps[0].ToDatetime(tzinfo=UTC) >= opened_after - timedelta(seconds=1)
+    # Seeing the account again (another process, a restart) adds no second point.
+    await broker_for(pool).ensure_account(account)
+    assert [D(e) for e in (await history(broker, account)).equity] == [opening]
 
 
 @pytest.mark.parametrize(
