@@ -13,8 +13,9 @@ closed loop (each sends its next request when the last one is answered):
   (POST /v1/orders) and gRPC (SubmitOrder) through the gateway, and gRPC straight to
   the execution service with the same access token (the service verifies it itself);
 - quotes: GET /v1/quotes/AAPL and GetLatestQuote, the same three ways;
-- overhead: one caller at a time, through the gateway and directly, so the difference
-  of the medians is the gateway's own cost (ext_authz check included), not queueing.
+- overhead: one caller alternating a call through the gateway with one straight to
+  the service, so the difference of the medians is the gateway's own cost, not
+  queueing, nor the mesh changing between two runs.
 
 Prints a table (throughput, p50/p99/p99.9, errors) and writes a latency histogram PNG.
 The load generator runs on the same machine as everything else, so it competes with
@@ -162,6 +163,34 @@ async def run_closed_loop(
     await asyncio.gather(*(client_loop(client) for client in range(clients)))
     result.duration_s = time.perf_counter() - started
     return result
+
+
+async def run_alternating(
+    names: tuple[str, str], group: str, duration_s: float, calls: tuple[Call, Call]
+) -> tuple[Result, Result]:
+    """One caller, one call each way in turn: the gateway's own cost, free of drift.
+
+    Measured one after the other, the second path would see a mesh with more
+    resting orders, warmer caches or a busier neighbour than the first; taking
+    turns lets whatever changes during the run weigh on both alike. Each side's
+    duration is the time spent in its own calls, so req/s reads as for one caller.
+    """
+    results = (Result(names[0], group, 1, 0.0), Result(names[1], group, 1, 0.0))
+    deadline = time.perf_counter() + duration_s
+    n = 0
+    while time.perf_counter() < deadline:
+        for result, call in zip(results, calls, strict=True):
+            started = time.perf_counter()
+            error = await call(0, n)
+            elapsed_s = time.perf_counter() - started
+            result.duration_s += elapsed_s
+            if error is None:
+                result.latencies_ms.append(elapsed_s * 1000)
+            else:
+                result.errors += 1
+                result.first_error = result.first_error or error
+        n += 1
+    return results
 
 
 @dataclass(frozen=True)
@@ -404,7 +433,6 @@ async def bench(args: argparse.Namespace) -> list[Result]:
         market = OrderFlow("market", traders, c)
         resting = OrderFlow("limit", traders, c, limit)
         alone = OrderFlow("limit", traders, 1, limit)
-        g = "one caller"
         scenarios: list[tuple[str, str, int, float, Callable[[int], Call]]] = [
             ("limit orders REST via gateway", "orders", c, d, rest_orders(http, resting)),
             ("limit orders gRPC via gateway", "orders", c, d, grpc_orders(via_gateway, resting)),
@@ -414,20 +442,38 @@ async def bench(args: argparse.Namespace) -> list[Result]:
             ("quotes REST via gateway", "quotes", c, d, rest_quotes(http, traders)),
             ("quotes gRPC via gateway", "quotes", c, d, grpc_quotes(via_gateway, traders)),
             ("quotes gRPC direct", "quotes", c, d, grpc_quotes(direct_marketdata, traders)),
-            ("1 caller: quotes gRPC via gateway", g, 1, d / 2, grpc_quotes(via_gateway, traders)),
-            ("1 caller: quotes gRPC direct", g, 1, d / 2, grpc_quotes(direct_marketdata, traders)),
-            ("1 caller: orders gRPC via gateway", g, 1, d / 2, grpc_orders(via_gateway, alone)),
-            ("1 caller: orders gRPC direct", g, 1, d / 2, grpc_orders(direct_execution, alone)),
         ]
-        chosen = [s for s in scenarios if any(word in s[0] for word in args.only)]
-        for name, group, clients, duration_s, make_call in chosen:
-            # Warm connections, caches and the JIT-free paths before measuring.
-            await run_closed_loop(name, group, clients, min(1.0, duration_s), make_call)
-            result = await run_closed_loop(name, group, clients, duration_s, make_call)
+        # One caller alternating between the gateway and the service: the overhead.
+        pairs = [
+            (
+                ("1 caller: quotes gRPC via gateway", "1 caller: quotes gRPC direct"),
+                (grpc_quotes(via_gateway, traders)(0), grpc_quotes(direct_marketdata, traders)(0)),
+            ),
+            (
+                ("1 caller: orders gRPC via gateway", "1 caller: orders gRPC direct"),
+                (grpc_orders(via_gateway, alone)(0), grpc_orders(direct_execution, alone)(0)),
+            ),
+        ]
+
+        def chosen(*names: str) -> bool:
+            return any(word in name for word in args.only for name in names)
+
+        def report(result: Result) -> None:
             results.append(result)
             print(table([result]).splitlines()[-1], flush=True)
             if result.errors:
                 print(f"    first error: {result.first_error}", flush=True)
+
+        for name, group, clients, duration_s, make_call in scenarios:
+            if chosen(name):
+                # Warm connections, caches and the JIT-free paths before measuring.
+                await run_closed_loop(name, group, clients, min(1.0, duration_s), make_call)
+                report(await run_closed_loop(name, group, clients, duration_s, make_call))
+        for names, calls in pairs:
+            if chosen(*names):
+                await run_alternating(names, "one caller", 1.0, calls)
+                for result in await run_alternating(names, "one caller", d, calls):
+                    report(result)
         for connection in http:
             await connection.close()
         for channel in (*via_gateway, *direct_execution, *direct_marketdata):
