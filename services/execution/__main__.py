@@ -112,6 +112,7 @@ async def setup(context: ServiceContext[ExecutionConfig]) -> None:
         stream_threshold=config.risk_stream_threshold,
         max_batch=config.risk_stream_batch,
         busy_interval_s=config.risk_stream_busy_s,
+        max_unanswered=config.risk_stream_unanswered,
     )
     broker = Broker(
         context.pool,

@@ -25,7 +25,7 @@ BatchRunner = Callable[[list[I]], Awaitable[list[R | BaseException]]]
 # faster forms smaller batches, and can cost more per item in all.
 BATCH_SIZE = Histogram(
     "cift_execution_batch_size",
-    "Items per coalesced batch (one statement or one book update), by batch kind.",
+    "Items per batch (one statement, one book update or one risk CheckOrders message), by kind.",
     ["batch"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )

@@ -40,6 +40,11 @@ class ExecutionConfig(CommonConfig):
         "Checks arriving closer together than this also share the stream (a busy caller).",
     )
     risk_stream_batch: int = setting(256, "Most risk checks sent in one CheckOrders message.")
+    risk_stream_unanswered: int = setting(
+        1,
+        "CheckOrders messages sent before their answer comes; checks arriving meanwhile "
+        "wait to go together in the next one.",
+    )
     water_mark_flush_s: float = setting(
         1.0, "Seconds between saves of moved trailing-stop water marks (one batch each)."
     )

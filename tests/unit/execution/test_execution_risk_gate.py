@@ -28,6 +28,9 @@ class FakeRisk(risk_pb2_grpc.RiskServiceServicer):
         self.refuse: set[str] = set()
         self.rate_limited = False
         self.break_stream = asyncio.Event()
+        self.answering = asyncio.Event()  # cleared: stream messages wait for their answer
+        self.answering.set()
+        self.received = asyncio.Event()  # set at each stream message
 
     async def CheckOrder(
         self, request: risk_pb2.CheckOrderRequest, context: Any
@@ -46,6 +49,8 @@ class FakeRisk(risk_pb2_grpc.RiskServiceServicer):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "risk restarting")
             checks = list(message.checks)
             self.messages.append(checks)
+            self.received.set()
+            await self.answering.wait()
             answers = [
                 risk_pb2.CheckOrderResponse(
                     request_id=c.request_id,
@@ -114,6 +119,44 @@ async def test_busy_callers_share_one_stream_each_check_with_its_own_credential(
     assert len(fake.messages) < len(streamed)  # batched, several checks per message
     assert all(c.credential == f"token-{c.request_id[1:]}" for c in streamed)
     assert len(fake.stream_openers) == 1 and fake.stream_openers[0].startswith("token-")
+
+
+async def test_checks_made_while_a_message_is_unanswered_go_together_in_the_next(
+    risk: tuple[FakeRisk, str],
+) -> None:
+    fake, address = risk
+    async with grpc.aio.insecure_channel(address) as channel:
+        gate = RiskGate(channel, stream_threshold=0)
+        fake.answering.clear()
+        first = asyncio.ensure_future(as_user(gate, 1, "r1"))
+        await fake.received.wait()
+        later = [asyncio.ensure_future(as_user(gate, n, f"r{n}")) for n in range(2, 6)]
+        await asyncio.sleep(0.05)
+        assert gate.messages == 1  # they wait for the first message's answer
+        fake.answering.set()
+        replies = await asyncio.gather(first, *later)
+        await gate.close()
+    assert [r.request_id for r in replies] == ["r1", "r2", "r3", "r4", "r5"]
+    assert [[c.request_id for c in m] for m in fake.messages] == [
+        ["r1"],
+        ["r2", "r3", "r4", "r5"],
+    ]
+
+
+async def test_more_unanswered_messages_may_be_allowed(risk: tuple[FakeRisk, str]) -> None:
+    fake, address = risk
+    async with grpc.aio.insecure_channel(address) as channel:
+        gate = RiskGate(channel, stream_threshold=0, max_unanswered=2)
+        fake.answering.clear()
+        first = asyncio.ensure_future(as_user(gate, 1, "r1"))
+        await fake.received.wait()
+        second = asyncio.ensure_future(as_user(gate, 2, "r2"))
+        await asyncio.sleep(0.05)
+        assert gate.messages == 2  # sent while the first is still unanswered
+        fake.answering.set()
+        assert [r.request_id for r in await asyncio.gather(first, second)] == ["r1", "r2"]
+        await gate.close()
+    assert [[c.request_id for c in m] for m in fake.messages] == [["r1"], ["r2"]]
 
 
 async def test_a_refused_stream_check_is_permission_denied_for_its_caller_only(
