@@ -298,7 +298,7 @@ class RiskGate:
         try:
             async for message in call:
                 # Risk answers each message with one message: the sender may go on.
-                self._unanswered -= 1
+                self._unanswered = max(0, self._unanswered - 1)
                 if self._outgoing:
                     self._wake.set()
                 for result in message.results or [message.result]:
