@@ -439,7 +439,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         timeframe = request.timeframe or ("5Min" if days <= 1 else "1Day")
         if timeframe not in TIMEFRAMES:
             raise InvalidArgument("timeframe must be one of 1Min, 5Min, 15Min, 1Hour, 1Day.")
-        end = request.end.ToDatetime(tzinfo=UTC) if request.HasField("end") else datetime.now(UTC)
+        up_to_now = not request.HasField("end")
+        end = datetime.now(UTC) if up_to_now else request.end.ToDatetime(tzinfo=UTC)
         start = end - timedelta(days=days)
         async with self.broker.pool.acquire() as conn:
             rows = await store.equity_history(conn, account_id, start, end)
@@ -448,6 +449,11 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         buckets: dict[int, tuple[datetime, Decimal]] = {}
         for row in rows:
             buckets[int(row["taken_at"].timestamp()) // step] = (row["taken_at"], row["equity"])
+        if up_to_now:
+            # Snapshots are minutes apart: a history up to now ends at the equity
+            # GetAccount reports now, not at the last snapshot's.
+            _, figures = await self.broker.account(account_id)
+            buckets[int(end.timestamp()) // step] = (end, figures.equity)
         points = [buckets[k] for k in sorted(buckets)]
         reply = execution_pb2.GetPortfolioHistoryResponse(timeframe=timeframe)
         if not points:

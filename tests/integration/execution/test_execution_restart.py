@@ -176,8 +176,8 @@ async def test_resting_orders_survive_a_restart_and_still_fill(
 
         mark_before = D(await eventually(saved_mark))
 
-        # Portfolio history fills from the periodic equity snapshots; resting orders
-        # change no equity, so every point is the opening cash.
+        # Portfolio history (the opening deposit, periodic snapshots, the live point):
+        # resting orders change no equity, so every point is the opening cash.
         async def history() -> execution_pb2.GetPortfolioHistoryResponse | None:
             reply = await execution.GetPortfolioHistory(
                 execution_pb2.GetPortfolioHistoryRequest(period="1D", timeframe="1Min"),

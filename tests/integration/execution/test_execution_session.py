@@ -274,7 +274,9 @@ async def test_portfolio_history_of_a_new_account_starts_at_its_opening_deposit(
     account = str(uuid.uuid4())
     opened_after = datetime.now(UTC)
     await broker.ensure_account(account)
-    reply = await history(broker, account)  # before any periodic snapshot
+    # Stored points only (an explicit end adds no live one), before any periodic snapshot.
+    soon = _stamp(datetime.now(UTC) + timedelta(minutes=1))
+    reply = await history(broker, account, end=soon)
     opening = broker.settings.opening_cash
     assert [D(e) for e in reply.equity] == [opening]
     assert D(reply.base_value) == opening
@@ -282,7 +284,26 @@ async def test_portfolio_history_of_a_new_account_starts_at_its_opening_deposit(
     assert reply.timestamps[0].ToDatetime(tzinfo=UTC) >= opened_after - timedelta(seconds=1)
     # Seeing the account again (another process, a restart) adds no second point.
     await broker_for(pool).ensure_account(account)
-    assert [D(e) for e in (await history(broker, account)).equity] == [opening]
+    assert [D(e) for e in (await history(broker, account, end=soon)).equity] == [opening]
+
+
+async def test_portfolio_history_up_to_now_ends_at_the_equity_of_the_moment(
+    pool: asyncpg.Pool,
+) -> None:
+    broker = broker_for(pool)
+    account = str(uuid.uuid4())
+    await broker.on_ticks([quote_event("LIVE", "49.90", "50.00")])
+    await broker.submit(account, limit("LIVE", "10", "50.00", TimeInForce.GTC))  # fills at 50
+    await broker.on_ticks([quote_event("LIVE", "54.90", "55.10")])
+    _, figures = await broker.account(account)
+    assert figures.equity != broker.settings.opening_cash  # the position is marked up
+    before = datetime.now(UTC)
+    reply = await history(broker, account, period="1D", timeframe="1Min")
+    assert D(reply.equity[-1]) == figures.equity
+    assert reply.timestamps[-1].ToDatetime(tzinfo=UTC) >= before - timedelta(seconds=1)
+    # A history that ends in the past has no live point.
+    earlier = await history(broker, account, period="1D", end=_stamp(before - timedelta(days=2)))
+    assert not earlier.equity
 
 
 @pytest.mark.parametrize(
