@@ -1050,7 +1050,9 @@ class GetPortfolioHistoryRequest(_message.Message):
     """Admins only: another account; empty for the caller's own."""
     @_builtins.property
     def end(self) -> _timestamp_pb2.Timestamp:
-        """End of the history; unset means now."""
+        """End of the history; unset means now, and the last point is then the current
+        equity (as GetAccount reports it) rather than the last stored snapshot.
+        """
 
     def __init__(
         self,
