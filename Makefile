@@ -35,11 +35,17 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-gen: setup  ## regenerate Python stubs and the gateway descriptor set from protos/
+# The OpenAPI document is generated from the protos, and the Kubernetes gateway config
+# embeds it: a proto comment changes all three.
+gen: setup  ## regenerate stubs, the gateway descriptor set, OpenAPI and the k8s gateway config
 	$(BIN)/python tools/gen_protos.py
+	$(BIN)/python tools/gen_openapi.py
+	$(BIN)/python tools/render_gateway_k8s.py
 
-gen-check: setup  ## fail when checked-in generated code differs from the protos
+gen-check: setup  ## fail when checked-in generated files differ from the protos
 	$(BIN)/python tools/gen_protos.py --check
+	$(BIN)/python tools/gen_openapi.py --check
+	$(BIN)/python tools/render_gateway_k8s.py --check
 
 lint-protos: setup
 	bash tools/lint_protos.sh
