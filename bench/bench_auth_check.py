@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -33,7 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.latency import cpu_seconds, percentile
+from bench.latency import cpu_seconds, fixed_rate, percentile, saturate
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
 from cift.stack.launcher import Stack, StackOptions
 
@@ -114,44 +114,6 @@ def check_request(header: str, value: str) -> external_auth_pb2.CheckRequest:
     request.attributes.request.http.path = "/v1/account"
     request.attributes.request.http.headers[header] = value
     return request
-
-
-async def fixed_rate(
-    call: Callable[[], Awaitable[float]], rate: float, duration_s: float
-) -> list[float]:
-    """Open loop: start one call every 1/rate seconds whatever the previous ones do."""
-    latencies: list[float] = []
-    tasks: list[asyncio.Task[None]] = []
-
-    async def one() -> None:
-        latencies.append(await call())
-
-    start = time.perf_counter()
-    for i in range(int(rate * duration_s)):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one()))
-    await asyncio.gather(*tasks)
-    return latencies
-
-
-async def saturate(
-    call: Callable[[], Awaitable[float]], concurrency: int, duration_s: float
-) -> float:
-    """Closed loop: `concurrency` callers back to back; returns completed checks per second."""
-    done = 0
-    stop_at = time.perf_counter() + duration_s
-
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < stop_at:
-            await call()
-            done += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return done / (time.perf_counter() - started)
 
 
 async def main() -> int:

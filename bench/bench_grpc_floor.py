@@ -35,7 +35,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.latency import cpu_seconds, percentile
+from bench.latency import TimedCall, cpu_seconds, fixed_rate, percentile, saturate
 from cift.runtime.interceptors import ServiceInterceptor
 
 
@@ -52,42 +52,15 @@ async def serve(port: int, with_interceptor: bool) -> None:
     await server.wait_for_termination()
 
 
-async def open_loop(stub: health_pb2_grpc.HealthStub, rate: float, seconds: float) -> list[float]:
-    """One call every 1/rate seconds whatever the previous ones do; latencies in ms."""
-    latencies: list[float] = []
+def timed_check(stub: health_pb2_grpc.HealthStub) -> TimedCall:
     request = health_pb2.HealthCheckRequest()
 
-    async def one() -> None:
+    async def call() -> float:
         started = time.perf_counter()
         await stub.Check(request)
-        latencies.append((time.perf_counter() - started) * 1e3)
+        return time.perf_counter() - started
 
-    tasks = []
-    began = time.perf_counter()
-    for i in range(int(rate * seconds)):
-        delay = began + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one()))
-    await asyncio.gather(*tasks)
-    return latencies
-
-
-async def closed_loop(stub: health_pb2_grpc.HealthStub, callers: int, seconds: float) -> float:
-    """Calls per second with `callers` calls always in flight."""
-    request = health_pb2.HealthCheckRequest()
-    done = 0
-    stop = time.perf_counter() + seconds
-
-    async def caller() -> None:
-        nonlocal done
-        while time.perf_counter() < stop:
-            await stub.Check(request)
-            done += 1
-
-    began = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(callers)))
-    return done / (time.perf_counter() - began)
+    return call
 
 
 async def measure(args: argparse.Namespace, with_interceptor: bool) -> list[str]:
@@ -101,20 +74,20 @@ async def measure(args: argparse.Namespace, with_interceptor: bool) -> list[str]
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await channel.channel_ready()
-            stub = health_pb2_grpc.HealthStub(channel)
+            call = timed_check(health_pb2_grpc.HealthStub(channel))
             for _ in range(500):
-                await stub.Check(health_pb2.HealthCheckRequest())
+                await call()
             rows = []
             for run in range(1, args.repeat + 1):
                 cpu_before = cpu_seconds(server.pid)
-                latencies = await open_loop(stub, args.rate, args.duration)
+                latencies = [s * 1e3 for s in await fixed_rate(call, args.rate, args.duration)]
                 cpu_us = (cpu_seconds(server.pid) - cpu_before) / len(latencies) * 1e6
                 rows.append(
                     f"| {'runtime interceptor' if with_interceptor else 'bare'} | {run} "
                     f"| {statistics.median(latencies):.2f} | {percentile(latencies, 0.99):.2f} "
                     f"| {max(latencies):.2f} | {cpu_us:.0f} |"
                 )
-            peak = await closed_loop(stub, args.concurrency, args.duration)
+            peak = await saturate(call, args.concurrency, args.duration)
             rows.append(
                 f"| ↳ most calls/s with {args.concurrency} callers: {peak:,.0f} | | | | | |"
             )
