@@ -121,15 +121,23 @@ async def test_busy_callers_share_one_stream_each_check_with_its_own_credential(
     assert len(fake.stream_openers) == 1 and fake.stream_openers[0].startswith("token-")
 
 
+async def unanswered_first_check(
+    gate: RiskGate, fake: FakeRisk
+) -> asyncio.Future[risk_pb2.CheckOrderResponse]:
+    """Check r1 over the stream and hold its answer: it returns once risk has the message."""
+    fake.answering.clear()
+    first = asyncio.ensure_future(as_user(gate, 1, "r1"))
+    await fake.received.wait()
+    return first
+
+
 async def test_checks_made_while_a_message_is_unanswered_go_together_in_the_next(
     risk: tuple[FakeRisk, str],
 ) -> None:
     fake, address = risk
     async with grpc.aio.insecure_channel(address) as channel:
         gate = RiskGate(channel, stream_threshold=0)
-        fake.answering.clear()
-        first = asyncio.ensure_future(as_user(gate, 1, "r1"))
-        await fake.received.wait()
+        first = await unanswered_first_check(gate, fake)
         later = [asyncio.ensure_future(as_user(gate, n, f"r{n}")) for n in range(2, 6)]
         await asyncio.sleep(0.05)
         assert gate.messages == 1  # they wait for the first message's answer
@@ -147,9 +155,7 @@ async def test_more_unanswered_messages_may_be_allowed(risk: tuple[FakeRisk, str
     fake, address = risk
     async with grpc.aio.insecure_channel(address) as channel:
         gate = RiskGate(channel, stream_threshold=0, max_unanswered=2)
-        fake.answering.clear()
-        first = asyncio.ensure_future(as_user(gate, 1, "r1"))
-        await fake.received.wait()
+        first = await unanswered_first_check(gate, fake)
         second = asyncio.ensure_future(as_user(gate, 2, "r2"))
         await asyncio.sleep(0.05)
         assert gate.messages == 2  # sent while the first is still unanswered

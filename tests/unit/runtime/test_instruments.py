@@ -72,6 +72,18 @@ async def lookups_until(
     return seen
 
 
+async def expired_after_relisting(
+    listing: Listing, client: grpc.aio.Channel
+) -> InstrumentCache[str]:
+    """A cache that saw AAPL at 0.01, whose entry has expired since AAPL moved to 0.05."""
+    clock = Clock()
+    cache = InstrumentCache(client, tick_size, ttl_s=10, clock=clock)
+    await cache.get("AAPL")
+    listing.tick_sizes["AAPL"] = "0.05"
+    clock.now_s = 11.0
+    return cache
+
+
 async def test_concurrent_first_lookups_share_one_call(
     channel: tuple[Listing, grpc.aio.Channel],
 ) -> None:
@@ -96,11 +108,7 @@ async def test_expired_instrument_is_served_while_it_refreshes(
     channel: tuple[Listing, grpc.aio.Channel],
 ) -> None:
     listing, client = channel
-    clock = Clock()
-    cache = InstrumentCache(client, tick_size, ttl_s=10, clock=clock)
-    await cache.get("AAPL")
-    listing.tick_sizes["AAPL"] = "0.05"
-    clock.now_s = 11.0
+    cache = await expired_after_relisting(listing, client)
     seen = await lookups_until(lambda: cache.get("AAPL"), "0.05")
     assert seen[0] == "0.01"
     assert listing.calls == 2
@@ -110,12 +118,8 @@ async def test_failed_refresh_keeps_the_old_instrument_and_retries_next_lookup(
     channel: tuple[Listing, grpc.aio.Channel],
 ) -> None:
     listing, client = channel
-    clock = Clock()
-    cache = InstrumentCache(client, tick_size, ttl_s=10, clock=clock)
-    await cache.get("AAPL")
-    listing.tick_sizes["AAPL"] = "0.05"
+    cache = await expired_after_relisting(listing, client)
     listing.failures = [grpc.StatusCode.UNAVAILABLE]
-    clock.now_s = 11.0
     seen = await lookups_until(lambda: cache.get("AAPL"), "0.05")
     assert set(seen) == {"0.01", "0.05"}  # served the old answer, never raised
     assert listing.calls == 3  # first answer, failed refresh, the retry
