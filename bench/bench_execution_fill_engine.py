@@ -17,8 +17,8 @@ import statistics
 import time
 from decimal import Decimal
 
-from services.execution.fills import Fill, FillEngine, Quote, Trade
-from services.execution.orders import (
+from cift.trading.fills import Fill, FillEngine, Quote, Trade
+from cift.trading.orders import (
     Instrument,
     OrderRequest,
     OrderStatus,

@@ -61,9 +61,9 @@ from cift.runtime import db
 from cift.runtime.clients import open_channel
 from cift.runtime.identity import Identity, acting_as
 from cift.stack.launcher import Stack, StackInfo, StackOptions
+from cift.trading.fills import FillEngine, Quote
+from cift.trading.orders import OrderRequest, OrderType, Side, TimeInForce
 from services.execution.broker import AccountSettings, Broker
-from services.execution.fills import FillEngine, Quote
-from services.execution.orders import OrderRequest, OrderType, Side, TimeInForce
 from services.execution.upstream import MarketReference, RiskGate
 
 MIGRATIONS = Path(__file__).parents[1] / "services" / "execution" / "migrations"

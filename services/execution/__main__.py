@@ -22,9 +22,9 @@ from cift.runtime.identity import SCOPE_READ, SCOPE_TRADE
 from cift.runtime.interceptors import RpcPolicy
 from cift.runtime.kafka import TOPIC_TICKS
 from cift.runtime.server import ServiceContext, ServiceSpec, run_service
+from cift.trading.fills import CommissionModel, FillEngine, FillModel, StopTrigger
 from services.execution.broker import AccountSettings, Broker
 from services.execution.config import ExecutionConfig
-from services.execution.fills import CommissionModel, FillEngine, FillModel, StopTrigger
 from services.execution.server import ExecutionServicer
 from services.execution.upstream import MarketReference, RiskGate
 

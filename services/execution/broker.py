@@ -42,6 +42,39 @@ from cift.runtime import outbox
 from cift.runtime.errors import DomainError, FailedPrecondition, NotFound, ResourceExhausted
 from cift.runtime.kafka import TOPIC_FILLS, TOPIC_ORDERS, Event, encode_headers, new_event_id
 from cift.runtime.money import format_decimal
+from cift.trading.fills import (
+    EngineEvent,
+    Fill,
+    FillEngine,
+    OpenOrders,
+    OrderClosed,
+    OrderTriggered,
+    Quote,
+)
+from cift.trading.intraday import TradingDay, trading_day
+from cift.trading.ledger import (
+    AccountFigures,
+    Position,
+    account_figures,
+    buying_power,
+    released_reservation,
+    reservation_for,
+    reservation_price,
+    settle_fill,
+)
+from cift.trading.orders import (
+    Instrument,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    ReplaceRequest,
+    Side,
+    TimeInForce,
+    build_replacement,
+    new_order,
+    resolve_resubmission,
+)
 from services.execution import store
 from services.execution.coalesce import Coalescer
 from services.execution.events import (
@@ -55,40 +88,7 @@ from services.execution.events import (
     order_event,
     order_message,
 )
-from services.execution.fills import (
-    EngineEvent,
-    Fill,
-    FillEngine,
-    OpenOrders,
-    OrderClosed,
-    OrderTriggered,
-    Quote,
-)
-from services.execution.intraday import TradingDay, trading_day
 from services.execution.keyed_locks import KeyedLocks
-from services.execution.ledger import (
-    AccountFigures,
-    Position,
-    account_figures,
-    buying_power,
-    released_reservation,
-    reservation_for,
-    reservation_price,
-    settle_fill,
-)
-from services.execution.orders import (
-    Instrument,
-    Order,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    ReplaceRequest,
-    Side,
-    TimeInForce,
-    build_replacement,
-    new_order,
-    resolve_resubmission,
-)
 from services.execution.upstream import MarketClock
 
 log = logging.getLogger(__name__)

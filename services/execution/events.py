@@ -17,8 +17,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cift.execution.v1 import events_pb2, orders_pb2
 from cift.marketdata.v1 import events_pb2 as md_events_pb2
 from cift.runtime.money import format_decimal
-from services.execution.fills import Fill, Quote, Trade
-from services.execution.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+from cift.trading.fills import Fill, Quote, Trade
+from cift.trading.orders import Order, OrderStatus, OrderType, Side, TimeInForce
 
 SIDE_TO_PB = {Side.BUY: orders_pb2.ORDER_SIDE_BUY, Side.SELL: orders_pb2.ORDER_SIDE_SELL}
 SIDE_FROM_PB = {v: k for k, v in SIDE_TO_PB.items()}

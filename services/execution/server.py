@@ -19,6 +19,9 @@ from cift.execution.v1 import events_pb2, execution_pb2, execution_pb2_grpc, ord
 from cift.runtime.errors import InvalidArgument, NotFound
 from cift.runtime.identity import Identity, current_identity
 from cift.runtime.money import parse_decimal
+from cift.trading.intraday import DayFills, intraday_figures
+from cift.trading.ledger import RATIO_STEP, Position
+from cift.trading.orders import OrderRequest, OrderStatus, ReplaceRequest
 from services.execution import store
 from services.execution.broker import Broker
 from services.execution.events import (
@@ -30,9 +33,6 @@ from services.execution.events import (
     order_message,
     timestamp_of,
 )
-from services.execution.intraday import DayFills, intraday_figures
-from services.execution.ledger import RATIO_STEP, Position
-from services.execution.orders import OrderRequest, OrderStatus, ReplaceRequest
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_PAGE = 100

@@ -15,9 +15,9 @@ from typing import Any
 import asyncpg
 
 from cift.runtime.outbox import NOTIFY_SQL
-from services.execution.intraday import DayFills
-from services.execution.ledger import Position
-from services.execution.orders import (
+from cift.trading.intraday import DayFills
+from cift.trading.ledger import Position
+from cift.trading.orders import (
     Instrument,
     Order,
     OrderStatus,

@@ -33,9 +33,9 @@ from cift.runtime.errors import (
 )
 from cift.runtime.identity import IDENTITY_TOKEN_HEADER, maybe_identity
 from cift.runtime.instruments import InstrumentCache
+from cift.trading.intraday import NS_PER_DAY
+from cift.trading.orders import Instrument
 from services.execution.coalesce import BATCH_SIZE
-from services.execution.intraday import NS_PER_DAY
-from services.execution.orders import Instrument
 
 INSTRUMENT_CACHE_S = 30.0
 # A symbol with no daily bar yet is asked again after this long (a bar may appear).

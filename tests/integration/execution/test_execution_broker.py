@@ -26,10 +26,8 @@ from cift.execution.v1 import events_pb2
 from cift.risk.v1 import risk_pb2, rules_pb2
 from cift.runtime import db
 from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from services.execution import store
-from services.execution.broker import AccountSettings, Broker
-from services.execution.fills import Fill, FillEngine
-from services.execution.orders import (
+from cift.trading.fills import Fill, FillEngine
+from cift.trading.orders import (
     Instrument,
     Order,
     OrderRequest,
@@ -39,6 +37,8 @@ from services.execution.orders import (
     Side,
     TimeInForce,
 )
+from services.execution import store
+from services.execution.broker import AccountSettings, Broker
 from services.execution.upstream import MarketClock
 from tests.integration.execution.ticks import quote_event, trade_event
 

@@ -27,11 +27,11 @@ from cift.risk.v1 import risk_pb2
 from cift.runtime import db
 from cift.runtime.errors import InvalidArgument, PermissionDenied
 from cift.runtime.identity import Identity, acting_as
+from cift.trading.fills import FillEngine
+from cift.trading.orders import Instrument, OrderRequest, OrderType, Side, TimeInForce
 from services.execution import store
 from services.execution.__main__ import watch_session
 from services.execution.broker import AccountSettings, Broker
-from services.execution.fills import FillEngine
-from services.execution.orders import Instrument, OrderRequest, OrderType, Side, TimeInForce
 from services.execution.server import ExecutionServicer
 from services.execution.upstream import MarketClock
 from tests.integration.execution.ticks import quote_event

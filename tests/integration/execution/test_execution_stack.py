@@ -20,7 +20,7 @@ import pytest
 from cift.execution.v1 import events_pb2, execution_pb2, orders_pb2
 from cift.risk.v1 import risk_pb2
 from cift.runtime.kafka import TOPIC_FILLS, EventConsumer
-from services.execution.intraday import NS_PER_DAY
+from cift.trading.intraday import NS_PER_DAY
 from tests.integration.execution.exec_stack import (
     CENT,
     Mesh,

@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.execution.fills import (
+from cift.trading.fills import (
     CommissionModel,
     EngineEvent,
     Fill,
@@ -21,7 +21,7 @@ from services.execution.fills import (
     StopTrigger,
     Trade,
 )
-from services.execution.orders import (
+from cift.trading.orders import (
     Instrument,
     Order,
     OrderRequest,

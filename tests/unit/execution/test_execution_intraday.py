@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.execution.intraday import (
+from cift.trading.intraday import (
     NS_PER_DAY,
     DayFills,
     IntradayFigures,
@@ -16,7 +16,7 @@ from services.execution.intraday import (
     intraday_figures,
     trading_day,
 )
-from services.execution.ledger import Position
+from cift.trading.ledger import Position
 
 D = Decimal
 OVERNIGHT = DayFills()  # no fills since the trading day started

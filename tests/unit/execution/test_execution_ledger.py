@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cift.runtime.errors import InvalidArgument
-from services.execution.ledger import (
+from cift.trading.ledger import (
     Ledger,
     Position,
     account_figures,
@@ -19,7 +19,7 @@ from services.execution.ledger import (
     reservation_price,
     settle_fill,
 )
-from services.execution.orders import OrderType, Side
+from cift.trading.orders import OrderType, Side
 
 D = Decimal
 OPENING = D(100000)

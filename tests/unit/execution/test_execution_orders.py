@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from services.execution.orders import (
+from cift.trading.orders import (
     ALLOWED_TRANSITIONS,
     TERMINAL_STATUSES,
     Instrument,

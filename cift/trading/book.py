@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from services.execution.orders import Side
+from cift.trading.orders import Side
 
 # Compact a heap once stale entries outnumber live ones by this much.
 _COMPACT_MIN_STALE = 64

@@ -31,8 +31,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from cift.runtime.errors import FailedPrecondition
-from services.execution.book import SymbolBook
-from services.execution.orders import (
+from cift.trading.book import SymbolBook
+from cift.trading.orders import (
     HUNDRED,
     ZERO,
     Instrument,

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from cift.runtime.errors import InvalidArgument
-from services.execution.orders import HUNDRED, ZERO, OrderType, Side
+from cift.trading.orders import HUNDRED, ZERO, OrderType, Side
 
 CENT = Decimal("0.01")
 AVG_PRICE_STEP = Decimal("0.000001")

@@ -1,0 +1,64 @@
+"""Import rules that keep the layers honest.
+
+The shared trading core (`cift/trading`) runs inside the execution service and the
+backtest engine alike, so it must stay pure: no database, RPC, broker or wire-format
+imports. Services share code through `cift/`, never by importing one another.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+IO_MODULES = ("asyncpg", "grpc", "confluent_kafka", "redis", "google.protobuf", "prometheus_client")
+SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "__init__.py").exists())
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def is_under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "cift" / "trading").rglob("*.py")), ids=lambda p: p.name
+)
+def test_trading_core_does_no_io(path: Path) -> None:
+    forbidden = {
+        module
+        for module in imported_modules(path)
+        if any(is_under(module, io) for io in IO_MODULES)
+        or is_under(module, "services")
+        or (is_under(module, "cift") and module.endswith("_pb2"))
+    }
+    assert not forbidden, f"{path.relative_to(ROOT)} imports I/O or a service: {sorted(forbidden)}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_never_imports_another(service: str) -> None:
+    others = [s for s in SERVICES if s not in (service, "common")]
+    offending = {
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in (ROOT / "services" / service).rglob("*.py")
+        for module in imported_modules(path)
+        if any(is_under(module, f"services.{other}") for other in others)
+    }
+    assert not offending, f"services.{service} imports another service: {sorted(offending)}"
+
+
+def test_the_rules_see_a_violation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import asyncpg\nfrom services.risk import rules\n")
+    assert imported_modules(bad) == {"asyncpg", "services.risk"}
