@@ -371,7 +371,7 @@ class Stack:
 
     async def migrate(self) -> None:
         started = time.monotonic()
-        await services.run_migrations(self.service_environs(), self.logs_dir)
+        await services.run_migrations(self.service_environs(), self.logs_dir, self._progress)
         self._progress(f"migrations applied in {time.monotonic() - started:.1f} s")
 
     async def start_services(self) -> None:
