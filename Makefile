@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml package.json
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	npm ci --silent --no-audit --no-fund
+	bash tools/apt_install.sh prometheus  # promtool checks the alert rules
 	touch $(STAMP)
 
 setup: $(STAMP)  ## install everything the project needs into .venv and node_modules
@@ -41,11 +42,13 @@ gen: setup  ## regenerate stubs, the gateway descriptor set, OpenAPI and the k8s
 	$(BIN)/python tools/gen_protos.py
 	$(BIN)/python tools/gen_openapi.py
 	$(BIN)/python tools/render_gateway_k8s.py
+	$(BIN)/python tools/gen_dashboards.py
 
 gen-check: setup  ## fail when checked-in generated files differ from the protos
 	$(BIN)/python tools/gen_protos.py --check
 	$(BIN)/python tools/gen_openapi.py --check
 	$(BIN)/python tools/render_gateway_k8s.py --check
+	$(BIN)/python tools/gen_dashboards.py --check
 
 lint-protos: setup
 	bash tools/lint_protos.sh

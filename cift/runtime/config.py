@@ -65,7 +65,13 @@ class CommonConfig:
     opening_cash: Decimal = setting(Decimal("100000"), "Cash a new paper account opens with.")
     log_level: str = setting("INFO", "Log level (DEBUG, INFO, WARNING, ERROR).")
     log_format: str = setting("json", "Log format: json (one object per line) or text.")
-    otel_exporter: str = setting("none", "Trace exporter: none, console, or memory (tests).")
+    otel_exporter: str = setting(
+        "none", "Trace exporter: none, otlp (to CIFT_OTEL_ENDPOINT), console, or memory (tests)."
+    )
+    otel_endpoint: str = setting(
+        "http://127.0.0.1:4317",
+        "OTLP/gRPC collector the otlp exporter sends spans to (http:// means no TLS).",
+    )
     drain_timeout_s: float = setting(
         10.0, "Seconds SIGTERM waits for in-flight calls before closing."
     )

@@ -20,8 +20,10 @@ client's) hash, so a symbol or account keeps its partition across clients.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +39,7 @@ from google.protobuf.message import DecodeError, Message
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from cift.runtime.metrics import KAFKA_EVENTS
+from cift.runtime.metrics import KAFKA_CONSUME_DELAY, KAFKA_CONSUMER_LAG, KAFKA_EVENTS
 from cift.runtime.tracing import extract_headers, inject_headers
 
 log = logging.getLogger(__name__)
@@ -342,6 +344,29 @@ class _Batch:
     ends: dict[tuple[str, int], int]
 
 
+STATS_INTERVAL_MS = 5_000
+
+
+def consumer_lags(stats_json: str) -> list[tuple[str, int, int]]:
+    """(topic, partition, lag) of every partition librdkafka's statistics know a lag for.
+
+    librdkafka reports -1 for a partition this member does not consume or whose
+    positions are not yet known, and an internal partition -1; both are left out.
+    """
+    try:
+        stats = json.loads(stats_json)
+    except ValueError:
+        return []
+    lags: list[tuple[str, int, int]] = []
+    for topic, topic_stats in stats.get("topics", {}).items():
+        for partition_text, partition_stats in topic_stats.get("partitions", {}).items():
+            partition = int(partition_text)
+            lag = partition_stats.get("consumer_lag", -1)
+            if partition >= 0 and isinstance(lag, int) and lag >= 0:
+                lags.append((topic, partition, lag))
+    return lags
+
+
 class EventConsumer:
     """A consumer-group member that hands decoded batches to a handler, then commits.
 
@@ -380,6 +405,9 @@ class EventConsumer:
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest" if from_beginning else "latest",
                 "on_commit": self._on_commit,
+                # Every few seconds librdkafka reports each partition's lag (stats_cb).
+                "statistics.interval.ms": STATS_INTERVAL_MS,
+                "stats_cb": self._on_stats,
             }
         )
         self._config = config
@@ -405,6 +433,11 @@ class EventConsumer:
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def _on_stats(self, stats_json: str) -> None:
+        """On the consumer thread: export each assigned partition's lag."""
+        for topic, partition, lag in consumer_lags(stats_json):
+            KAFKA_CONSUMER_LAG.labels(self.service, self.group, topic, str(partition)).set(lag)
 
     def holds(self, topic: str, partition: int) -> bool:
         """Whether this member is assigned the partition now (it changes on rebalances)."""
@@ -530,6 +563,8 @@ class EventConsumer:
         append = events.append
         # Next offset per partition, undecodable records included (they are skipped).
         ends: dict[tuple[str, int], int] = {}
+        # The newest producer timestamp (ms) per topic in this batch.
+        produced_ms: dict[str, int] = {}
         classes = _message_classes
         for record in records:
             error = record.error()
@@ -543,6 +578,7 @@ class EventConsumer:
             partition = record.partition()
             offset = record.offset()
             ends[(topic, partition)] = offset + 1
+            produced_ms[topic] = record.timestamp()[1]
             headers = tuple(record.headers() or ())
             schema = event_id = b""
             for name, value in headers:
@@ -571,6 +607,11 @@ class EventConsumer:
                     headers,
                 )
             )
+        now_ms = time.time() * 1000
+        for topic, timestamp_ms in produced_ms.items():
+            if timestamp_ms > 0:
+                delay_s = max(now_ms - timestamp_ms, 0.0) / 1000
+                KAFKA_CONSUME_DELAY.labels(self.service, topic).observe(delay_s)
         return _Batch(events, ends)
 
     def _mark_handled(self, ends: dict[tuple[str, int], int]) -> None:

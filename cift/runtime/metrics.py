@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import errno
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
 from cift.runtime.errors import Unavailable
 
@@ -28,6 +35,20 @@ KAFKA_EVENTS = Counter(
     "cift_kafka_events_total",
     "Kafka events produced or consumed.",
     ["service", "topic", "direction"],
+)
+
+KAFKA_CONSUMER_LAG = Gauge(
+    "cift_kafka_consumer_lag",
+    "Records a consumer group has yet to read in a partition (librdkafka's consumer_lag, "
+    "refreshed every few seconds).",
+    ["service", "group", "topic", "partition"],
+)
+KAFKA_CONSUME_DELAY = Histogram(
+    "cift_kafka_consume_delay_seconds",
+    "Time from a record's Kafka timestamp (when it was produced) to its batch reaching the "
+    "handler; for execution's ticks this is the fill engine's lag behind the market.",
+    ["service", "topic"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
 

@@ -380,7 +380,7 @@ def run_service(
         print(f"cift-{spec.name}: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(spec.name, config.log_level, config.log_format)
-    configure_tracing(spec.name, config.otel_exporter)
+    configure_tracing(spec.name, config.otel_exporter, config.otel_endpoint)
     _install_event_loop()
     chosen = args.command or "serve"
     try:

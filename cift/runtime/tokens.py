@@ -30,9 +30,9 @@ import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
+from cift.extauthz.v3 import external_auth_pb2, external_auth_pb2_grpc
 from cift.runtime.config import CommonConfig
 from cift.runtime.errors import Unauthenticated, Unavailable
 from cift.runtime.identity import ALL_SCOPES, IDENTITY_TOKEN_HEADER, Identity

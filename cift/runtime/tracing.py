@@ -10,37 +10,56 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
-    SpanExporter,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 _memory_exporter: InMemorySpanExporter | None = None
 
 
-def configure_tracing(service: str, exporter: str) -> None:
-    """Install the process's tracer provider; `exporter` is none, console or memory."""
+EXPORTERS = ("none", "otlp", "console", "memory")
+
+
+def build_provider(service: str, exporter: str, endpoint: str = "") -> TracerProvider | None:
+    """The tracer provider for `exporter`; None for "none" (spans stay non-recording).
+
+    OTLP spans leave in batches from a background thread, so a slow or absent
+    collector never holds up a request; the console and memory exporters write each
+    span as it ends (they are for a terminal and for tests).
+    """
     global _memory_exporter
+    if exporter not in EXPORTERS:
+        raise ValueError(
+            f"CIFT_OTEL_EXPORTER must be one of {', '.join(EXPORTERS)}, not {exporter!r}"
+        )
     if exporter == "none":
-        # No SDK provider: spans are non-recording but still carry an incoming
-        # trace context onward, so tracing costs nothing until it is turned on.
-        return
+        return None
     provider = TracerProvider(resource=Resource.create({"service.name": f"cift-{service}"}))
-    span_exporter: SpanExporter | None = None
-    if exporter == "console":
-        span_exporter = ConsoleSpanExporter()
-    elif exporter == "memory":
-        _memory_exporter = InMemorySpanExporter()
-        span_exporter = _memory_exporter
+    if exporter == "otlp":
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    elif exporter == "console":
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     else:
-        raise ValueError(f"CIFT_OTEL_EXPORTER must be none, console or memory, not {exporter!r}")
-    if span_exporter is not None:
-        provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    trace.set_tracer_provider(provider)
+        _memory_exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(_memory_exporter))
+    return provider
+
+
+def configure_tracing(service: str, exporter: str, endpoint: str = "") -> None:
+    """Install the process's tracer provider (see `build_provider`).
+
+    With "none" no SDK provider is installed: spans are non-recording but still carry
+    an incoming trace context onward, so tracing costs nothing until it is turned on.
+    """
+    provider = build_provider(service, exporter, endpoint)
+    if provider is not None:
+        trace.set_tracer_provider(provider)
 
 
 def memory_exporter() -> InMemorySpanExporter | None:

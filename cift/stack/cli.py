@@ -146,6 +146,9 @@ async def _supervise(stack: Stack, stop_requested: asyncio.Event) -> int:
 
 def _cmd_up(args: argparse.Namespace) -> int:
     environ = _environ(args)
+    if args.otlp_endpoint:
+        environ[env_name("otel_exporter")] = "otlp"
+        environ[env_name("otel_endpoint")] = args.otlp_endpoint
     options = StackOptions(home=_home(environ), fresh=args.fresh, with_gateway=not args.no_gateway)
     return asyncio.run(_run_up(options, environ, args.verbose))
 
@@ -276,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--fresh", action="store_true", help="discard the embedded data first")
     up.add_argument("--no-gateway", action="store_true", help="do not start Envoy")
     up.add_argument("--verbose", action="store_true", help="show every process's log here")
+    up.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="export traces of the gateway and every service to this OTLP/gRPC collector "
+        "(e.g. http://127.0.0.1:4317; sets CIFT_OTEL_EXPORTER=otlp and CIFT_OTEL_ENDPOINT)",
+    )
     up.set_defaults(run=_cmd_up)
 
     migrate = with_home(commands.add_parser("migrate", help="apply every service's migrations"))

@@ -60,6 +60,8 @@ class GatewayParams:
     # What access tokens must say (`iss`, `aud`); the services' CIFT_JWT_* settings.
     jwt_issuer: str = CommonConfig.jwt_issuer
     jwt_audience: str = CommonConfig.jwt_audience
+    # "host:port" of an OTLP/gRPC collector for the gateway's own spans; empty: no tracing.
+    otlp_collector: str = ""
 
 
 def _split_address(service: str, address: str, by_dns: bool) -> tuple[str, int]:
@@ -113,6 +115,63 @@ def _yaml_quoted(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
+# Envoy's OpenTelemetry tracer: a span per request, its W3C `traceparent` passed to the
+# service, so one trace runs from the gateway through every service and Kafka hop.
+_TRACING = """\
+                # Spans to the OTLP collector (CIFT_OTEL_EXPORTER=otlp).
+                tracing:
+                  random_sampling: { value: 100 }
+                  provider:
+                    name: envoy.tracers.opentelemetry
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
+                      service_name: cift-gateway
+                      grpc_service:
+                        envoy_grpc: { cluster_name: otel_collector }
+                        timeout: 1s"""
+
+_TRACING_CLUSTER = """\
+    # The OTLP/gRPC collector the gateway's spans go to.
+    - name: otel_collector
+      type: {upstream_type}
+      connect_timeout: 1s
+      dns_lookup_family: V4_ONLY
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config:
+            http2_protocol_options: {{}}
+      load_assignment:
+        cluster_name: otel_collector
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address: {{ address: {host}, port_value: {port} }}"""
+
+
+def otlp_collector(config: CommonConfig) -> str:
+    """ "host:port" of the services' OTLP collector when they export there, else ""."""
+    if config.otel_exporter != "otlp":
+        return ""
+    endpoint = config.otel_endpoint
+    return endpoint.split("://", 1)[-1].rstrip("/")
+
+
+def _tracing_values(params: GatewayParams) -> dict[str, str]:
+    if not params.otlp_collector:
+        return {"tracing": "", "tracing_cluster": ""}
+    by_dns = params.upstreams_by_dns
+    host, port = _split_address("the OTLP collector", params.otlp_collector, by_dns)
+    upstream_type = "STRICT_DNS" if by_dns else "STATIC"
+    return {
+        "tracing": _TRACING,
+        "tracing_cluster": _TRACING_CLUSTER.format(
+            upstream_type=upstream_type, host=host, port=port
+        ),
+    }
+
+
 def render_gateway_config(params: GatewayParams, template_path: Path = TEMPLATE_PATH) -> str:
     """The Envoy bootstrap YAML for `params`."""
     missing = [name for name in UPSTREAMS if name not in params.upstreams]
@@ -136,6 +195,7 @@ def render_gateway_config(params: GatewayParams, template_path: Path = TEMPLATE_
         "jwt_audience": _yaml_quoted(params.jwt_audience),
         "jwks_host": _self_host(params.listener_host),
         "jwks_authority": _authority(_self_host(params.listener_host), params.listener_port),
+        **_tracing_values(params),
     }
     for name in UPSTREAMS:
         host, port = _split_address(name, params.upstreams[name], params.upstreams_by_dns)

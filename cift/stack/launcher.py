@@ -371,7 +371,7 @@ class Stack:
 
     async def migrate(self) -> None:
         started = time.monotonic()
-        await services.run_migrations(self.service_environs(), self.logs_dir)
+        await services.run_migrations(self.service_environs(), self.logs_dir, self._progress)
         self._progress(f"migrations applied in {time.monotonic() - started:.1f} s")
 
     async def start_services(self) -> None:
@@ -406,6 +406,7 @@ class Stack:
             descriptor_path=str(descriptor),
             jwt_issuer=self.config.jwt_issuer,
             jwt_audience=self.config.jwt_audience,
+            otlp_collector=gateway.otlp_collector(self._common_config()),
         )
         config_path = gateway_dir / "envoy.yaml"
         config_path.write_text(gateway.render_gateway_config(params))

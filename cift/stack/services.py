@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from cift.runtime.config import SERVICE_PORTS, CommonConfig, to_environ
@@ -57,8 +58,15 @@ def _failure_detail(child: Child) -> str:
     return header + "\n" + ("\n".join("  " + line for line in tail.splitlines()) or "  (empty)")
 
 
-async def run_migrations(environs: Mapping[str, Mapping[str, str]], logs_dir: Path) -> None:
-    """Apply every service's migrations (each its own schema, so all at once)."""
+async def run_migrations(
+    environs: Mapping[str, Mapping[str, str]],
+    logs_dir: Path,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Apply every service's migrations (each its own schema, so all at once), saying
+    which have finished as they do."""
+    finished: list[str] = []
+    started = time.monotonic()
 
     async def migrate(name: str) -> None:
         child = spawn(
@@ -82,6 +90,10 @@ async def run_migrations(environs: Mapping[str, Mapping[str, str]], logs_dir: Pa
             raise StackError(
                 f"{name} migrations failed (exit {code}): {last}", _failure_detail(child)
             )
+        finished.append(name)
+        if progress is not None:
+            elapsed_s = time.monotonic() - started
+            progress(f"{name} migrated ({len(finished)}/{len(environs)}, {elapsed_s:.1f} s)")
 
     await run_all(migrate(name) for name in environs)
 

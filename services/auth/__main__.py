@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import asyncpg
-from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
+from cift.extauthz.v3 import external_auth_pb2, external_auth_pb2_grpc
 from cift.runtime import db
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.interceptors import PUBLIC, CredentialVerifier, RpcPolicy

@@ -17,11 +17,9 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from envoy.config.core.v3 import base_pb2
-from envoy.service.auth.v3 import external_auth_pb2
-from envoy.type.v3 import http_status_pb2
 from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 
+from cift.extauthz.v3 import external_auth_pb2, external_auth_pb2_grpc
 from cift.runtime.errors import Unauthenticated, Unavailable
 from cift.runtime.identity import (
     ACCOUNT_ID_HEADER,
@@ -38,7 +36,7 @@ log = logging.getLogger(__name__)
 
 CREDENTIAL_HEADERS = ("authorization", "x-api-key")
 ANSWER_CACHE_SIZE = 10_000
-_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_OVERWRITE = external_auth_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 
 
 def request_headers(http: Any) -> dict[str, str]:
@@ -50,9 +48,9 @@ def request_headers(http: Any) -> dict[str, str]:
     return headers
 
 
-def _header(key: str, value: str) -> base_pb2.HeaderValueOption:
-    return base_pb2.HeaderValueOption(
-        header=base_pb2.HeaderValue(key=key, value=value), append_action=_OVERWRITE
+def _header(key: str, value: str) -> external_auth_pb2.HeaderValueOption:
+    return external_auth_pb2.HeaderValueOption(
+        header=external_auth_pb2.HeaderValue(key=key, value=value), append_action=_OVERWRITE
     )
 
 
@@ -74,7 +72,9 @@ def allow(identity: Identity | None) -> external_auth_pb2.CheckResponse:
     )
 
 
-def deny(grpc_code: int, http_code: int, message: str) -> external_auth_pb2.CheckResponse:
+def deny(
+    grpc_code: int, http_code: external_auth_pb2.StatusCode.ValueType, message: str
+) -> external_auth_pb2.CheckResponse:
     headers = [
         _header("grpc-status", str(grpc_code)),
         # grpc-message is percent-encoded by the gRPC spec.
@@ -86,12 +86,12 @@ def deny(grpc_code: int, http_code: int, message: str) -> external_auth_pb2.Chec
     return external_auth_pb2.CheckResponse(
         status=status_pb2.Status(code=grpc_code, message=message),
         denied_response=external_auth_pb2.DeniedHttpResponse(
-            status=http_status_pb2.HttpStatus(code=http_code), headers=headers, body=message
+            status=external_auth_pb2.HttpStatus(code=http_code), headers=headers, body=message
         ),
     )
 
 
-class GatewayCheck:
+class GatewayCheck(external_auth_pb2_grpc.AuthorizationServicer):
     """Registered with `external_auth_pb2_grpc.add_AuthorizationServicer_to_server`."""
 
     def __init__(self, credentials: Credentials, public_paths: Iterable[str]) -> None:
@@ -121,13 +121,13 @@ class GatewayCheck:
         try:
             identity = await self._credentials.authenticate(request_headers(http))
         except Unauthenticated as exc:
-            return deny(code_pb2.UNAUTHENTICATED, http_status_pb2.Unauthorized, exc.message)
+            return deny(code_pb2.UNAUTHENTICATED, external_auth_pb2.Unauthorized, exc.message)
         except Unavailable as exc:
-            return deny(code_pb2.UNAVAILABLE, http_status_pb2.ServiceUnavailable, exc.message)
+            return deny(code_pb2.UNAVAILABLE, external_auth_pb2.ServiceUnavailable, exc.message)
         if identity is None:
             return deny(
                 code_pb2.UNAUTHENTICATED,
-                http_status_pb2.Unauthorized,
+                external_auth_pb2.Unauthorized,
                 "This call needs a credential: send 'authorization: Bearer <token>' or 'x-api-key'.",
             )
         return self._allow(identity)

@@ -22,6 +22,7 @@ from services.risk.desk import RiskDesk
 from services.risk.events import FILLS_CONSUMER, RiskEventHub, RiskEvents
 from services.risk.limits import validate
 from services.risk.marketdata_client import MarketDataInstruments
+from services.risk.metrics import watch_kill_switch
 from services.risk.ratelimit import RedisRateLimiter
 from services.risk.server import RiskServicer
 
@@ -72,6 +73,7 @@ class StoreRefresher:
 async def setup(ctx: ServiceContext[RiskConfig]) -> None:
     config = ctx.config
     desk = RiskDesk(config.default_limits())
+    watch_kill_switch(desk)
     validate(desk.defaults)
     hub = RiskEventHub()
     events = RiskEvents(desk, ctx.pool, ctx.producer, hub)

@@ -43,6 +43,7 @@ from services.risk.events import RiskEventHub, RiskEvents
 from services.risk.limits import LimitOverrides, effective_limits, validate
 from services.risk.market import Instrument
 from services.risk.marketdata_client import MarketDataInstruments
+from services.risk.metrics import record_check
 from services.risk.orders import OrderToCheck
 from services.risk.ratelimit import RedisRateLimiter
 from services.risk.token_bucket import RateDecision
@@ -120,6 +121,7 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
     ) -> tuple[risk_pb2.CheckOrderResponse, CheckResult]:
         snap = self.desk.snapshot(pending.order, pending.figures, instrument, rate, now_ns)
         result = check_order(pending.order, snap)
+        record_check(result)
         response = risk_pb2.CheckOrderResponse(
             request_id=pending.request.request_id,
             approved=result.approved,

@@ -236,7 +236,12 @@ async def test_cift_migrate_creates_every_service_schema_in_the_embedded_databas
     )
     out, _ = await migrate.communicate()
     assert migrate.returncode == 0, out.decode()
-    assert out.decode().splitlines()[-1].startswith("cift: migrations applied in ")
+    lines = out.decode().splitlines()
+    assert lines[-1].startswith("cift: migrations applied in ")
+    # Progress: each service's schema is reported as it is done, counted out of all.
+    done = [line for line in lines if " migrated (" in line]
+    assert len(done) >= 4
+    assert done[-1].split(" migrated (")[1].startswith(f"{len(done)}/{len(done)}")
 
     database_only = Stack(
         StackOptions(home=Path(cift_up_environ["CIFT_HOME"]), with_services=False),

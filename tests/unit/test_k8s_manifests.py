@@ -72,6 +72,7 @@ CUSTOM_KINDS = {
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"),
     ("postgresql.cnpg.io/v1", "Cluster"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
 # Checks the manifests skip, each with the reason written next to its annotation.
 ALLOWED_SKIPS = {
@@ -371,7 +372,8 @@ def test_every_config_map_key_is_a_declared_setting(overlay: Rendered) -> None:
     for service in SERVICES:
         declared_anywhere |= set(declared_settings(config_class(service)))
     for config_map in overlay.of_kind("ConfigMap"):
-        if config_map["metadata"]["name"].startswith("cift-gateway-envoy"):
+        # Files, not settings: Envoy's config and Grafana's dashboards.
+        if config_map["metadata"]["name"].startswith(("cift-gateway-envoy", "cift-grafana-")):
             continue
         for key in config_map.get("data") or {}:
             assert key in declared_anywhere, f"{config_map['metadata']['name']}: {key}"

@@ -471,7 +471,17 @@ def test_drift_check_names_modified_missing_and_stale_files(tmp_path: Path) -> N
 def test_grpc_modules_only_for_files_that_define_services(tmp_path: Path) -> None:
     written = {p.as_posix() for p in protogen.generate(tmp_path)}
     grpc_modules = sorted(p for p in written if p.endswith("_pb2_grpc.py"))
-    assert grpc_modules == [f"cift/{s}/v1/{s}_pb2_grpc.py" for s in sorted(STUB_MODULES)]
+    expected = [f"cift/{s}/v1/{s}_pb2_grpc.py" for s in sorted(STUB_MODULES)]
+    # Envoy's ext_authz service, which auth answers for the gateway.
+    expected.append("cift/extauthz/v3/external_auth_pb2_grpc.py")
+    assert grpc_modules == sorted(expected)
+
+
+def test_the_gateway_descriptor_leaves_out_envoys_ext_authz(tmp_path: Path) -> None:
+    out = protogen.build_descriptor_set(tmp_path / "cift.pb")
+    files = {f.name for f in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file}
+    assert "cift/execution/v1/execution.proto" in files
+    assert not any(name.startswith("cift/extauthz/") for name in files)
 
 
 def test_a_broken_proto_fails_with_protocs_location(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import yaml
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
+from cift.runtime.config import CommonConfig, load
 from cift.stack.errors import StackError
 from cift.stack.gateway import (
     OPENAPI_PATH,
@@ -22,6 +23,7 @@ from cift.stack.gateway import (
     build_descriptor,
     envoy_argv,
     envoy_binary,
+    otlp_collector,
     render_gateway_config,
     spawn_envoy,
 )
@@ -114,6 +116,41 @@ def test_kubernetes_config_with_per_pod_dns_upstreams_passes_envoy_validate(
     descriptor = write_descriptor(tmp_path / "cift.pb", SERVICES)
     result = envoy_validate(render_gateway_config(kubernetes_params(descriptor)), tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("kubernetes", [False, True], ids=["local", "kubernetes"])
+def test_with_an_otlp_collector_every_request_is_traced_and_the_config_validates(
+    tmp_path: Path, kubernetes: bool
+) -> None:
+    descriptor = write_descriptor(tmp_path / "cift.pb", SERVICES)
+    base = kubernetes_params(descriptor) if kubernetes else local_params(descriptor)
+    collector = "otel-collector.monitoring:4317" if kubernetes else "127.0.0.1:4317"
+    text = render_gateway_config(dataclasses.replace(base, otlp_collector=collector))
+    config = yaml.safe_load(text)
+    tracing = http_manager(config)["tracing"]
+    assert tracing["provider"]["name"] == "envoy.tracers.opentelemetry"
+    assert tracing["random_sampling"]["value"] == 100
+    (cluster,) = [
+        c for c in config["static_resources"]["clusters"] if c["name"] == "otel_collector"
+    ]
+    address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+    assert address["socket_address"]["port_value"] == 4317
+    result = envoy_validate(text, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_without_a_collector_nothing_is_traced(tmp_path: Path) -> None:
+    config = yaml.safe_load(render_gateway_config(local_params(tmp_path / "cift.pb")))
+    assert "tracing" not in http_manager(config)
+    assert "otel_collector" not in {c["name"] for c in config["static_resources"]["clusters"]}
+
+
+def test_the_gateway_traces_only_when_the_services_export_over_otlp() -> None:
+    exporting = load(
+        CommonConfig, {"CIFT_OTEL_EXPORTER": "otlp", "CIFT_OTEL_ENDPOINT": "http://10.0.0.7:4317/"}
+    )
+    assert otlp_collector(exporting) == "10.0.0.7:4317"
+    assert otlp_collector(load(CommonConfig, {"CIFT_OTEL_EXPORTER": "console"})) == ""
 
 
 def test_envoy_validate_rejects_a_descriptor_missing_a_routed_service(tmp_path: Path) -> None:

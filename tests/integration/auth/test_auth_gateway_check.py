@@ -11,9 +11,9 @@ import urllib.parse
 import grpc
 import pytest
 import redis.asyncio as aioredis
-from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
+from cift.extauthz.v3 import external_auth_pb2, external_auth_pb2_grpc
 from cift.runtime.errors import Unauthenticated
 from cift.runtime.tokens import JwksVerifier
 from services.auth.__main__ import APP
@@ -45,7 +45,7 @@ def denied_headers(response: external_auth_pb2.CheckResponse) -> dict[str, str]:
 
 
 @pytest.fixture
-def check(channel: grpc.aio.Channel) -> external_auth_pb2_grpc.AuthorizationStub:
+def check(channel: grpc.aio.Channel) -> external_auth_pb2_grpc.AuthorizationAsyncStub:
     return external_auth_pb2_grpc.AuthorizationStub(channel)
 
 
@@ -55,7 +55,7 @@ def stub(channel: grpc.aio.Channel) -> auth_pb2_grpc.AuthServiceAsyncStub:
 
 
 async def test_valid_jwt_is_allowed_with_identity_headers_and_credential_removed(
-    check: external_auth_pb2_grpc.AuthorizationStub, stub: auth_pb2_grpc.AuthServiceAsyncStub
+    check: external_auth_pb2_grpc.AuthorizationAsyncStub, stub: auth_pb2_grpc.AuthServiceAsyncStub
 ) -> None:
     user, login = await register_and_login(stub)
     response = await check.Check(
@@ -75,7 +75,7 @@ async def test_valid_jwt_is_allowed_with_identity_headers_and_credential_removed
 
 
 async def test_api_key_is_allowed_with_a_minted_identity_token_that_services_accept(
-    check: external_auth_pb2_grpc.AuthorizationStub,
+    check: external_auth_pb2_grpc.AuthorizationAsyncStub,
     stub: auth_pb2_grpc.AuthServiceAsyncStub,
     auth_service: RunningAuth,
 ) -> None:
@@ -98,7 +98,7 @@ async def test_api_key_is_allowed_with_a_minted_identity_token_that_services_acc
 
 
 async def test_revoked_api_key_is_denied_on_the_next_check(
-    check: external_auth_pb2_grpc.AuthorizationStub, stub: auth_pb2_grpc.AuthServiceAsyncStub
+    check: external_auth_pb2_grpc.AuthorizationAsyncStub, stub: auth_pb2_grpc.AuthServiceAsyncStub
 ) -> None:
     _, login = await register_and_login(stub)
     created = await stub.CreateApiKey(
@@ -124,7 +124,7 @@ async def test_revoked_api_key_is_denied_on_the_next_check(
     ],
 )
 async def test_anything_else_is_denied_401_with_a_grpc_status_clients_can_read(
-    check: external_auth_pb2_grpc.AuthorizationStub, headers: dict[str, str]
+    check: external_auth_pb2_grpc.AuthorizationAsyncStub, headers: dict[str, str]
 ) -> None:
     response = await check.Check(check_request(**headers))
     assert response.status.code == 16
@@ -150,7 +150,7 @@ async def test_anything_else_is_denied_401_with_a_grpc_status_clients_can_read(
     ],
 )
 async def test_sign_in_paths_pass_without_credential_and_lose_spoofed_identity(
-    check: external_auth_pb2_grpc.AuthorizationStub, path: str, method: str
+    check: external_auth_pb2_grpc.AuthorizationAsyncStub, path: str, method: str
 ) -> None:
     response = await check.Check(check_request(path, method, x_cift_user_id="spoofed"))
     assert response.status.code == 0
@@ -164,7 +164,7 @@ async def test_sign_in_paths_pass_without_credential_and_lose_spoofed_identity(
 
 
 async def test_raw_header_map_mode_is_understood(
-    check: external_auth_pb2_grpc.AuthorizationStub, stub: auth_pb2_grpc.AuthServiceAsyncStub
+    check: external_auth_pb2_grpc.AuthorizationAsyncStub, stub: auth_pb2_grpc.AuthServiceAsyncStub
 ) -> None:
     user, login = await register_and_login(stub)
     request = check_request()
