@@ -35,8 +35,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.latency import TimedCall, cpu_seconds, fixed_rate, percentile, saturate
 from bench.figures import record
+from bench.latency import TimedCall, cpu_seconds, fixed_rate, percentile, saturate
 from cift.runtime.interceptors import ServiceInterceptor
 
 
