@@ -59,8 +59,8 @@ unit: setup
 integration: setup
 	$(PYTEST) -m integration
 
-bench: setup  ## run every benchmark in bench/ (prints tables; see bench/REPORT-*.md)
-	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
+bench: setup  ## run every benchmark here; writes bench/results/SUMMARY.md and plots (PNG)
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf .cift gateway/build build .pytest_cache .mypy_cache .ruff_cache

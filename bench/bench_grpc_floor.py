@@ -35,6 +35,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.figures import record
 from bench.latency import TimedCall, cpu_seconds, fixed_rate, percentile, saturate
 from cift.runtime.interceptors import ServiceInterceptor
 
@@ -63,7 +64,9 @@ def timed_check(stub: health_pb2_grpc.HealthStub) -> TimedCall:
     return call
 
 
-async def measure(args: argparse.Namespace, with_interceptor: bool) -> list[str]:
+async def measure(
+    args: argparse.Namespace, with_interceptor: bool, figures: dict[str, object]
+) -> list[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -78,10 +81,15 @@ async def measure(args: argparse.Namespace, with_interceptor: bool) -> list[str]
             for _ in range(500):
                 await call()
             rows = []
+            label = "runtime interceptor" if with_interceptor else "bare"
+            p50s, p99s, samples = [], [], []
             for run in range(1, args.repeat + 1):
                 cpu_before = cpu_seconds(server.pid)
                 latencies = [s * 1e3 for s in await fixed_rate(call, args.rate, args.duration)]
                 cpu_us = (cpu_seconds(server.pid) - cpu_before) / len(latencies) * 1e6
+                p50s.append(statistics.median(latencies))
+                p99s.append(percentile(latencies, 0.99))
+                samples.extend(latencies)
                 rows.append(
                     f"| {'runtime interceptor' if with_interceptor else 'bare'} | {run} "
                     f"| {statistics.median(latencies):.2f} | {percentile(latencies, 0.99):.2f} "
@@ -91,6 +99,12 @@ async def measure(args: argparse.Namespace, with_interceptor: bool) -> list[str]
             rows.append(
                 f"| ↳ most calls/s with {args.concurrency} callers: {peak:,.0f} | | | | | |"
             )
+            figures[label] = {
+                "p50_ms": statistics.median(p50s),
+                "p99_ms": statistics.median(p99s),
+                "calls_per_s": peak,
+                "latency_samples_ms": samples[:: max(1, len(samples) // 5000)],
+            }
             return rows
     finally:
         server.kill()
@@ -116,10 +130,12 @@ async def main() -> None:
     print(f"load average at the start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
     print(f"| server | run at {args.rate:.0f}/s | p50 ms | p99 ms | max ms | server CPU µs/call |")
     print("|---|---|---:|---:|---:|---:|")
+    figures: dict[str, object] = {"rate_per_s": args.rate}
     for with_interceptor in (False, True):
-        for row in await measure(args, with_interceptor):
+        for row in await measure(args, with_interceptor, figures):
             print(row)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    record("bench_grpc_floor", figures)
 
 
 if __name__ == "__main__":

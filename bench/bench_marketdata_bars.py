@@ -1,8 +1,13 @@
-"""1-minute OHLCV+VWAP bars from 10M trades of 100 symbols: Polars lazy vs pandas.
+"""1-minute OHLCV+VWAP bars from 10M trades of 100 symbols: our one-pass Numba kernel
+(the batch path, `services.marketdata.bars.aggregate_trades`) against pandas and Polars.
 
-Run: python bench/bench_marketdata_bars.py [--ticks 10000000] [--rounds 3]
-Also times the incremental BarBuilder (the live per-trade path) on a slice, and
-checks that both batch results agree before timing anything.
+Run: python bench/bench_marketdata_bars.py [--ticks 10000000] [--rounds 5]
+Trades arrive in time order with the symbols interleaved, as a feed delivers them. Each
+method is timed on two inputs: symbols as strings, and symbols dictionary-encoded
+(Categorical, as Parquet and Arrow keep them); every method gets the same frame. Rounds
+are interleaved, so a noisy neighbour slows all alike. Before any timing, every result is
+checked equal to pandas': open/high/low/close/volume/count exactly, VWAP to 1e-12.
+Also times the incremental BarBuilder (the live per-trade path) on a slice.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +25,14 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.marketdata.bars import TIMEFRAMES, BarBuilder, aggregate_trades, parse_timeframe
+from bench.figures import machine, record
+from services.marketdata.bars import (
+    TIMEFRAMES,
+    BarBuilder,
+    _aggregate_with_polars,
+    aggregate_trades,
+    parse_timeframe,
+)
 
 MINUTE_NS = 60_000_000_000
 
@@ -40,7 +53,8 @@ def pandas_bars(frame: pd.DataFrame) -> pd.DataFrame:
         start_ns=frame["ts_ns"] - frame["ts_ns"] % MINUTE_NS,
         notional=frame["price"] * frame["size"],
     )
-    grouped = work.groupby(["symbol", "start_ns"], sort=True)
+    # observed=True: only the (symbol, minute) pairs that occur, as the others compute.
+    grouped = work.groupby(["symbol", "start_ns"], sort=True, observed=True)
     out = grouped.agg(
         open=("price", "first"),
         high=("price", "max"),
@@ -54,55 +68,58 @@ def pandas_bars(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def polars_eager(frame: pl.DataFrame) -> pl.DataFrame:
-    return (
-        frame.with_columns((pl.col("ts_ns") - pl.col("ts_ns") % MINUTE_NS).alias("start_ns"))
-        .group_by("symbol", "start_ns")
-        .agg(
-            pl.col("price").first().alias("open"),
-            pl.col("price").max().alias("high"),
-            pl.col("price").min().alias("low"),
-            pl.col("price").last().alias("close"),
-            pl.col("size").sum().alias("volume"),
-            (pl.col("price") * pl.col("size")).sum().alias("notional"),
-            pl.len().alias("trade_count"),
-        )
-        .sort("symbol", "start_ns")
-    )
-
-
-def timed(fn: object, rounds: int) -> list[float]:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append(time.perf_counter() - start)
-    return times
+def check_equal(ours: pl.DataFrame, reference: pd.DataFrame, what: str) -> None:
+    assert ours.height == len(reference), what
+    for column in ("start_ns", "open", "high", "low", "close", "volume", "trade_count"):
+        same = ours[column].to_numpy() == reference[column].to_numpy()
+        assert same.all(), f"{what}: {column} differs from pandas"
+    assert (ours["symbol"].cast(pl.String).to_numpy() == reference["symbol"].astype(str)).all()
+    assert np.allclose(ours["vwap"].to_numpy(), reference["vwap"].to_numpy(), rtol=1e-12), what
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ticks", type=int, default=10_000_000)
     parser.add_argument("--symbols", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    trades = make_trades(args.ticks, args.symbols)
-    trades_pd = trades.to_pandas()
+    print(
+        f"# python bench/bench_marketdata_bars.py --ticks {args.ticks} --symbols {args.symbols} --rounds {args.rounds}"
+    )
     minute = parse_timeframe("1Min")
-
-    lazy = aggregate_trades(trades.lazy(), minute)
-    reference = pandas_bars(trades_pd)
-    assert lazy.height == len(reference)
-    assert np.allclose(lazy["vwap"].to_numpy(), reference["vwap"].to_numpy(), rtol=1e-12)
-    assert (lazy["close"].to_numpy() == reference["close"].to_numpy()).all()
-
-    results = {
-        "pandas groupby": timed(lambda: pandas_bars(trades_pd), args.rounds),
-        "polars eager": timed(lambda: polars_eager(trades), args.rounds),
-        "polars lazy": timed(lambda: aggregate_trades(trades.lazy(), minute), args.rounds),
+    as_strings = make_trades(args.ticks, args.symbols)
+    inputs = {
+        "string": as_strings,
+        "categorical": as_strings.with_columns(pl.col("symbol").cast(pl.Categorical)),
     }
+    methods: dict[str, Callable[[pl.DataFrame, pd.DataFrame], object]] = {
+        "pandas groupby": lambda _, frame_pd: pandas_bars(frame_pd),
+        "polars group_by": lambda frame, _: _aggregate_with_polars(frame, minute),
+        "cift one-pass kernel": lambda frame, _: aggregate_trades(frame, minute),
+    }
+    pandas_inputs = {kind: frame.to_pandas() for kind, frame in inputs.items()}
+    reference = pandas_bars(pandas_inputs["string"])
+    for kind, frame in inputs.items():
+        check_equal(aggregate_trades(frame, minute), reference, f"kernel on {kind}")
+        check_equal(_aggregate_with_polars(frame, minute), reference, f"polars on {kind}")
+        # pandas orders categorical groups by category, not by name: sort before comparing.
+        by_pandas = pl.from_pandas(pandas_bars(pandas_inputs[kind]))
+        by_pandas = by_pandas.with_columns(pl.col("symbol").cast(pl.String)).sort(
+            "symbol", "start_ns"
+        )
+        check_equal(by_pandas, reference, f"pandas on {kind}")
+    times: dict[tuple[str, str], list[float]] = {
+        (kind, name): [] for kind in inputs for name in methods
+    }
+    for _ in range(args.rounds):
+        for kind, frame in inputs.items():
+            for name, method in methods.items():
+                started = time.perf_counter()
+                method(frame, pandas_inputs[kind])
+                times[(kind, name)].append(time.perf_counter() - started)
+
     live_n = min(1_000_000, args.ticks)
-    live = trades.head(live_n)
+    live = as_strings.head(live_n)
     rows = list(
         zip(*(live[c].to_list() for c in ("symbol", "ts_ns", "price", "size")), strict=True)
     )
@@ -113,27 +130,41 @@ def main() -> None:
         for symbol, ts, price, size in rows:
             on_trade(symbol, ts, price, size)
 
-    live_times = timed(incremental, 1)
+    started = time.perf_counter()
+    incremental()
+    live_s = time.perf_counter() - started
 
     print(
-        f"# python bench/bench_marketdata_bars.py --ticks {args.ticks} --symbols {args.symbols} --rounds {args.rounds}"
+        f"# {args.ticks:,} trades, {args.symbols} symbols -> {reference.shape[0]:,} one-minute "
+        f"OHLCV+VWAP bars; every result equal to pandas'"
     )
     print(
-        f"# {args.ticks:,} trades, {args.symbols} symbols -> {lazy.height:,} one-minute OHLCV+VWAP bars"
+        f"{'symbols as':<13}{'method':<24}{'median s':>10}{'min s':>9}{'Mticks/s':>10}"
+        f"{'x pandas':>10}{'x polars':>10}"
     )
-    print(f"{'method':<34}{'median s':>10}{'min s':>10}{'Mticks/s':>10}{'x pandas':>10}")
-    base = statistics.median(results["pandas groupby"])
-    for name, times in results.items():
-        med = statistics.median(times)
-        print(
-            f"{name:<34}{med:>10.3f}{min(times):>10.3f}{args.ticks / med / 1e6:>10.1f}{base / med:>10.1f}"
-        )
-    med = statistics.median(live_times)
+    figures: dict[str, dict[str, float]] = {}
+    for kind in inputs:
+        base = statistics.median(times[(kind, "pandas groupby")])
+        polars = statistics.median(times[(kind, "polars group_by")])
+        for name in methods:
+            med = statistics.median(times[(kind, name)])
+            print(
+                f"{kind:<13}{name:<24}{med:>10.3f}{min(times[(kind, name)]):>9.3f}"
+                f"{args.ticks / med / 1e6:>10.1f}{base / med:>10.1f}{polars / med:>10.2f}"
+            )
+            figures[f"{kind} / {name}"] = {
+                "median_s": med,
+                "x_pandas": base / med,
+                "x_polars": polars / med,
+            }
     print(
-        f"{'incremental, 6 timeframes (live)':<34}{med:>10.3f}{min(live_times):>10.3f}{live_n / med / 1e6:>10.2f}{'-':>10}"
+        f"{'string':<13}{'incremental (live)':<24}{live_s:>10.3f}{'':>9}{live_n / live_s / 1e6:>10.2f}"
+        f"{'-':>10}{'-':>10}"
     )
-    print(
-        f"# incremental path timed on the first {live_n:,} trades (pure Python, one call per trade)"
+    print(f"# incremental: 6 timeframes at once, pure Python, the first {live_n:,} trades")
+    print(f"# machine: {machine()}")
+    record(
+        "bench_marketdata_bars", {"ticks": args.ticks, "symbols": args.symbols, "methods": figures}
     )
 
 

@@ -21,6 +21,7 @@ import talib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.figures import machine, record
 from services.marketdata import indicators as ind
 
 
@@ -196,10 +197,13 @@ def main() -> None:
     )
     header += f"{'x TA-Lib':>10}{'pure Py':>10}{'x Py':>8}{'Mpts/s':>9}"
     print(header)
+    figures: dict[str, dict[str, float]] = {}
     for name in cases:
         o_med, o_min = statistics.median(ours_t[name]) * 1e3, min(ours_t[name]) * 1e3
+        figures[name] = {"ours_ms": o_med, "python_ms": python_t[name] * 1e3}
         if talib_t[name]:
             t_med, t_min = statistics.median(talib_t[name]) * 1e3, min(talib_t[name]) * 1e3
+            figures[name] |= {"talib_ms": t_med, "x_talib": o_med / t_med}
             ratio = f"{o_med / t_med:.2f}"
             t_cols = f"{t_med:>12.2f}{t_min:>12.2f}"
         else:
@@ -209,6 +213,8 @@ def main() -> None:
             f"{name:<16}{o_med:>10.2f}{o_min:>10.2f}{t_cols}{ratio:>10}{py_ms:>10.0f}"
             f"{py_ms / o_med:>8.0f}{n / o_med / 1e3:>9.0f}"
         )
+    print(f"# machine: {machine()}")
+    record("bench_marketdata_indicators", {"points": n, "indicators": figures})
 
 
 if __name__ == "__main__":

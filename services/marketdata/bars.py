@@ -15,10 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from cift.runtime.errors import InvalidArgument
+from services.marketdata.bars_kernel import FULL, OUT_OF_ORDER, aggregate_in_arrival_order
 
 NS_PER_SECOND = 1_000_000_000
 
@@ -229,16 +233,102 @@ BAR_COLUMNS = (
 
 
 def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) -> pl.DataFrame:
-    """Bars from a frame of trades (columns symbol, ts_ns, price, size) in one lazy query.
+    """Bars from a frame of trades (columns symbol, ts_ns, price, size).
 
-    Trades must be in timestamp order within each symbol (how they are stored and
-    read back); group_by keeps that order within a group, so first/last are open/close.
-    The result is sorted by symbol then bar start and includes a `vwap` column.
+    Trades must be in timestamp order within each symbol (how they arrive, are stored
+    and read back); symbols may interleave. The one-pass kernel of `bars_kernel` builds
+    the bars; a frame whose trades go back in time within a symbol takes the Polars
+    group-by instead, which needs no order across buckets. The result is sorted by
+    symbol then bar start and includes a `vwap` column.
     """
-    lazy = trades.lazy() if isinstance(trades, pl.DataFrame) else trades
+    frame = trades.collect() if isinstance(trades, pl.LazyFrame) else trades
+    frame = frame.select("symbol", "ts_ns", "price", "size")
+    if frame.height == 0:
+        return _aggregate_with_polars(frame, timeframe)
+    codes = _symbol_codes(frame["symbol"])
+    if codes is None:
+        return _aggregate_with_polars(frame, timeframe)
+    ts_ns = frame["ts_ns"].to_numpy().astype(np.int64, copy=False)
+    ns = timeframe.ns
+    symbol_count = int(codes.max()) + 1
+    price = frame["price"].to_numpy().astype(np.float64, copy=False)
+    size = frame["size"].to_numpy().astype(np.float64, copy=False)
+    # Time-ordered trades span first..last: at most that many buckets per symbol. Should
+    # that guess be short (trades interleaved out of time order across symbols), the
+    # kernel says FULL and runs again with room for one bar per trade.
+    buckets_per_symbol = max(int(ts_ns[-1] // ns - ts_ns[0] // ns), 0) + 1
+    capacity = min(frame.height, symbol_count * buckets_per_symbol)
+    result = aggregate_in_arrival_order(codes, ts_ns, price, size, ns, symbol_count, capacity)
+    if result[0] == FULL:
+        result = aggregate_in_arrival_order(
+            codes, ts_ns, price, size, ns, symbol_count, frame.height
+        )
+    rows, first_index, symbol, start, open_, high, low, close, volume, notional, count = result
+    if rows == OUT_OF_ORDER:
+        return _aggregate_with_polars(frame, timeframe)
+    # Each code's name from its first trade; bars sort by name as Polars sorts strings.
+    seen = np.flatnonzero(first_index >= 0)
+    seen_names = frame["symbol"].gather(first_index[seen]).cast(pl.String).to_numpy()
+    names = np.empty(symbol_count, dtype=object)
+    names[seen] = seen_names
+    rank = np.zeros(symbol_count, np.int64)
+    rank[seen[np.argsort(seen_names, kind="stable")]] = np.arange(len(seen))
+    order = np.lexsort((start[:rows], rank[symbol[:rows]]))
+    return pl.DataFrame(
+        {
+            "symbol": names[symbol[:rows][order]],
+            "start_ns": start[:rows][order],
+            "open": open_[:rows][order],
+            "high": high[:rows][order],
+            "low": low[:rows][order],
+            "close": close[:rows][order],
+            "volume": volume[:rows][order],
+            "notional": notional[:rows][order],
+            "trade_count": count[:rows][order],
+        },
+        schema=_TRADE_BAR_SCHEMA,
+    ).with_columns((pl.col("notional") / pl.col("volume")).alias("vwap"))
+
+
+# Past this many distinct codes (a Categorical's global ids can be sparse) the per-symbol
+# state would not fit in cache: such frames take the Polars group-by.
+MAX_SYMBOL_CODE = 1 << 20
+
+
+def _symbol_codes(symbols: pl.Series) -> npt.NDArray[np.integer[Any]] | None:
+    """Small integer codes for the symbols: a Categorical's or Enum's own ids (free),
+    else the ids of casting to Categorical (one hash per trade)."""
+    if symbols.dtype != pl.Categorical and not isinstance(symbols.dtype, pl.Enum):
+        symbols = symbols.cast(pl.Categorical)
+    codes = symbols.to_physical().to_numpy()
+    if codes.size and int(codes.max()) >= MAX_SYMBOL_CODE:
+        return None
+    return codes
+
+
+_TRADE_BAR_SCHEMA = {
+    "symbol": pl.String,
+    "start_ns": pl.Int64,
+    "open": pl.Float64,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "close": pl.Float64,
+    "volume": pl.Float64,
+    "notional": pl.Float64,
+    "trade_count": pl.Int64,
+}
+
+
+def _aggregate_with_polars(frame: pl.DataFrame, timeframe: Timeframe) -> pl.DataFrame:
+    """The group-by form: for trades out of time order within a symbol (first/last
+    then follow row order, as for the kernel)."""
     ns = timeframe.ns
     return (
-        lazy.with_columns((pl.col("ts_ns") - pl.col("ts_ns") % ns).alias("start_ns"))
+        frame.lazy()
+        .with_columns(
+            pl.col("symbol").cast(pl.String),
+            (pl.col("ts_ns") - pl.col("ts_ns") % ns).alias("start_ns"),
+        )
         .group_by("symbol", "start_ns")
         .agg(
             pl.col("price").first().alias("open"),

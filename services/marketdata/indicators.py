@@ -190,26 +190,25 @@ def _macd_kernel(x: F64, fast: int, slow: int, signal: int, macd: F64, sig: F64,
     ema_fast = fast_sum / fast
     ema_slow = slow_sum / slow
     line = ema_fast - ema_slow
+    # Warm-up: the signal EMA is seeded with the mean of its first `signal` lines.
     sig_sum = line
-    sig_value = 0.0
-    if signal == 1:
-        sig_value = line
-        macd[first] = line
-        sig[first] = line
-        hist[first] = 0.0
-    for i in range(first + 1, size):
+    for i in range(first + 1, out_start + 1):
         value = x[i]
         ema_fast = (value - ema_fast) * k_fast + ema_fast
         ema_slow = (value - ema_slow) * k_slow + ema_slow
         line = ema_fast - ema_slow
-        if i < out_start:
-            sig_sum += line
-            continue
-        if i == out_start:
-            sig_sum += line
-            sig_value = sig_sum / signal
-        else:
-            sig_value = (line - sig_value) * k_sig + sig_value
+        sig_sum += line
+    sig_value = sig_sum / signal if out_start > first else line
+    macd[out_start] = line
+    sig[out_start] = sig_value
+    hist[out_start] = line - sig_value
+    # The steady state, with no branch in the loop: one pass writes all three outputs.
+    for i in range(out_start + 1, size):
+        value = x[i]
+        ema_fast = (value - ema_fast) * k_fast + ema_fast
+        ema_slow = (value - ema_slow) * k_slow + ema_slow
+        line = ema_fast - ema_slow
+        sig_value = (line - sig_value) * k_sig + sig_value
         macd[i] = line
         sig[i] = sig_value
         hist[i] = line - sig_value
