@@ -119,9 +119,12 @@ def spawn(
     stop_timeout_s: float = 5.0,
     death_signal: int = signal.SIGKILL,
 ) -> Child:
-    """Start `argv` as a supervised child whose stdout and stderr go to `log_path`."""
+    """Start `argv` as a supervised child whose stdout and stderr go to `log_path`.
+
+    The log is appended to, so a restarted child's log still shows why the last one died.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log_file:
+    with log_path.open("ab") as log_file:
         try:
             popen = subprocess.Popen(
                 list(argv),
