@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -28,63 +23,11 @@ from cift.stack.ports import PortPlan
 from cift.stack.probes import probe_grpc_health, probe_http, probe_kafka
 from cift.stack.services import FULL_SERVICE_NAMES, SERVICE_NAMES
 from cift.stack.settings import StackConfig
+from tests.cift_process import cift_command, cift_up
 
 pytestmark = pytest.mark.integration
 
 START_TIMEOUT_S = 90.0
-
-
-def cift_command() -> str:
-    beside_python = Path(sys.executable).parent / "cift"
-    found = str(beside_python) if beside_python.exists() else shutil.which("cift")
-    assert found, "the cift console script is not installed (pip install -e .)"
-    return found
-
-
-@dataclass
-class RunningCift:
-    process: asyncio.subprocess.Process
-    output: list[str]
-    started_s: float
-
-    async def read_until(self, marker: str, timeout_s: float) -> None:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout_s
-        while marker not in self.output:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, "no line " + repr(marker) + " in:\n" + "\n".join(self.output)
-            raw = await asyncio.wait_for(self.process.stdout.readline(), remaining)
-            assert raw, "cift up ended early:\n" + "\n".join(self.output)
-            self.output.append(raw.decode().rstrip("\n"))
-
-    async def rest_of_output(self, timeout_s: float) -> str:
-        assert self.process.stdout is not None
-        rest = await asyncio.wait_for(self.process.stdout.read(), timeout_s)
-        self.output.extend(rest.decode().splitlines())
-        return "\n".join(self.output)
-
-
-@asynccontextmanager
-async def cift_up(environ: dict[str, str], *args: str) -> AsyncIterator[RunningCift]:
-    process = await asyncio.create_subprocess_exec(
-        cift_command(),
-        "up",
-        *args,
-        env=environ,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    running = RunningCift(process, [], time.monotonic())
-    try:
-        yield running
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
 
 
 def descendants(pid: int) -> list[tuple[int, float, str]]:
