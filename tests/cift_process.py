@@ -36,6 +36,20 @@ class RunningCift:
             assert raw, "cift up ended early:\n" + "\n".join(self.output)
             self.output.append(raw.decode().rstrip("\n"))
 
+    async def read_until_prefix(self, prefix: str, timeout_s: float) -> str:
+        """The first line (read so far or next) that starts with `prefix`."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = next((line for line in self.output if line.startswith(prefix)), None)
+            if found is not None:
+                return found
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "no line " + repr(prefix) + " in:\n" + "\n".join(self.output)
+            raw = await asyncio.wait_for(self.process.stdout.readline(), remaining)
+            assert raw, "cift up ended early:\n" + "\n".join(self.output)
+            self.output.append(raw.decode().rstrip("\n"))
+
     async def follow(self) -> None:
         """Keep reading what it prints (run as a task once started) until it exits."""
         assert self.process.stdout is not None

@@ -27,6 +27,9 @@ _OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    # asyncpg's protocol state on a pooled connection the server dropped mid-query
+    # ("cannot switch to state 12; another operation is in progress"), seen only then.
+    asyncpg.InternalClientError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,

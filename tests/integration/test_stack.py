@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from cift.runtime.config import env_name, load
 from cift.runtime.kafka import TOPICS
+from cift.stack import control
 from cift.stack.cli import READY_LINE
 from cift.stack.launcher import Stack, StackInfo, StackOptions
 from cift.stack.ports import PortPlan
@@ -169,6 +170,78 @@ async def test_killing_cift_up_with_sigkill_still_leaves_no_process(
         running.process.kill()
         await running.process.wait()
         assert await wait_all_gone(tree, 10) == []
+
+
+async def cift(environ: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run one `cift` command; its exit code and everything it printed."""
+    process = await asyncio.create_subprocess_exec(
+        cift_command(),
+        *args,
+        env=environ,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+def status_row(status_output: str, component: str) -> list[str]:
+    for line in status_output.splitlines():
+        cells = line.split()
+        if cells and cells[0] == component:
+            return cells
+    raise AssertionError(f"no row {component!r} in:\n{status_output}")
+
+
+async def test_cift_up_restarts_a_killed_child_and_obeys_stop_start_restart(
+    cift_up_environ: dict[str, str],
+) -> None:
+    async with cift_up(cift_up_environ, "--no-gateway") as running:
+        await running.read_until(READY_LINE, START_TIMEOUT_S)
+        home = Path(cift_up_environ["CIFT_HOME"])
+        redis_pid = next(
+            f["pid"] for f in await control.request(home, "status") if f["name"] == "redis"
+        )
+        os.kill(redis_pid, signal.SIGKILL)
+        line = "cift: redis exited unexpectedly with code -9; restart 1 in 0.5 s"
+        await running.read_until_prefix(line, 30)
+
+        async def redis_back() -> bool:
+            figures = await control.request(home, "status")
+            return any(f["name"] == "redis" and f["uptime_s"] is not None for f in figures)
+
+        deadline = time.monotonic() + 30
+        while not await redis_back():
+            assert time.monotonic() < deadline, "redis was not restarted"
+            await asyncio.sleep(0.2)
+        code, status = await cift(cift_up_environ, "status")
+        assert code == 0, status
+        # component, address, restarts, last exit, uptime ("N s"), state
+        assert status_row(status, "Redis")[2:4] == ["1", "-9"]
+        assert status_row(status, "risk")[2] == "0"
+
+        code, out = await cift(cift_up_environ, "stop", "risk")
+        assert (code, out) == (0, "cift: risk stopped; `cift start risk` starts it again\n")
+        code, status = await cift(cift_up_environ, "status")
+        assert code == 1 and status_row(status, "risk")[-4:] == [
+            "stopped",
+            "DOWN:",
+            "connection",
+            "refused",
+        ]
+        code, out = await cift(cift_up_environ, "start", "risk")
+        assert code == 0 and out.startswith("cift: risk up (pid "), out
+        code, out = await cift(cift_up_environ, "restart", "auth")
+        assert code == 0 and out.startswith("cift: auth up (pid "), out
+        code, out = await cift(cift_up_environ, "restart", "nope")
+        assert code == 1 and out.startswith("cift: no component 'nope' in this stack"), out
+        code, status = await cift(cift_up_environ, "status")
+        assert code == 0, status
+        assert all(row.rstrip().endswith("up") for row in status.splitlines()[2:])
+        # Stopping, starting and restarting on purpose is no crash.
+        restarts = {f["name"]: f["restarts"] for f in await control.request(home, "status")}
+        assert restarts == {name: int(name == "redis") for name in restarts}
 
 
 async def test_cift_migrate_creates_every_service_schema_in_the_embedded_database(

@@ -19,6 +19,7 @@ def test_database_redis_and_connection_failures_are_outages() -> None:
     assert is_outage(asyncpg.ConnectionDoesNotExistError("connection was closed"))
     assert is_outage(asyncpg.AdminShutdownError("terminating connection"))
     assert is_outage(asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed"))
+    assert is_outage(asyncpg.InternalClientError("cannot switch to state 12"))
     assert is_outage(redis.exceptions.ConnectionError("Error 111 connecting"))
     assert is_outage(ConnectionRefusedError(111, "Connection refused"))
     assert is_outage(OSError("Multiple exceptions: [Errno 111] Connect call failed"))
