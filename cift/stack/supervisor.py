@@ -15,7 +15,6 @@ it until `cift start`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -184,8 +183,3 @@ class Supervisor:
         pid = component.child.pid if component.child is not None else "?"
         return f"{component.name} up (pid {pid}) in {time.monotonic() - started:.1f} s"
 
-
-async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

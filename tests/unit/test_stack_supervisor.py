@@ -9,10 +9,12 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cift.stack import control
+from cift.stack.cli import supervision_cells
 from cift.stack.components import SERVICE, Component
 from cift.stack.errors import StackError
 from cift.stack.probes import ProbeFailed
@@ -199,3 +201,40 @@ def test_a_deep_home_gets_a_short_socket_path(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 120)
     assert len(str(control.socket_path(deep))) < 100
     assert control.socket_path(deep) != control.socket_path(tmp_path / ("e" * 120))
+
+
+async def test_a_start_that_never_gets_healthy_stops_the_process_and_names_it(
+    tmp_path: Path,
+) -> None:
+    async def never() -> None:
+        raise ProbeFailed("connection refused")
+
+    component = Component(
+        name="execution",
+        kind=SERVICE,
+        launch=lambda: spawn(
+            "execution",
+            [PYTHON, "-c", "print('warming up', flush=True); import time; time.sleep(60)"],
+            log_path=tmp_path / "execution.log",
+        ),
+        probe=never,
+        what="service execution (127.0.0.1:9)",
+        start_timeout_s=0.5,
+    )
+    with pytest.raises(StackError) as raised:
+        await component.start()
+    assert raised.value.message == (
+        "service execution (127.0.0.1:9) did not answer within 0.5 s: connection refused"
+    )
+    assert "warming up" in raised.value.detail
+    assert not component.running and component.healthy_since is None
+
+
+def test_status_rows_show_the_supervised_figures_of_their_component() -> None:
+    supervised: dict[str, dict[str, Any]] = {
+        "postgres": {"restarts": 2, "last_exit_code": -9, "uptime_s": 61.4, "state": "running"},
+        "risk": {"restarts": 0, "last_exit_code": None, "uptime_s": None, "state": "stopped"},
+    }
+    assert supervision_cells("PostgreSQL", supervised) == ["2", "-9", "61 s"]
+    assert supervision_cells("risk", supervised) == ["0", "", "stopped"]
+    assert supervision_cells("risk metrics", supervised) == ["", "", ""]
