@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -318,7 +319,7 @@ async def first_call(submit: Submit, attempts: int = 60) -> None:
             await asyncio.sleep(0.5)
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mode", choices=("service", "broker"), default="service")
     parser.add_argument("--accounts", type=int, default=50)
@@ -356,11 +357,22 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="with both: rounds of on, off")
     args = parser.parse_args()
     print("command: python " + " ".join(sys.argv))
-    settings = {"on": [True], "off": [False], "both": [True, False] * args.repeat}
-    for synchronous_commit in settings[args.synchronous_commit]:
-        latencies, elapsed, shape = await measure(args, synchronous_commit)
-        commit = f"synchronous_commit={'on' if synchronous_commit else 'off'}"
-        report(f"{args.mode} {args.order_type}, {commit}", shape, args.accounts, latencies, elapsed)
+    if args.synchronous_commit == "both":
+        # Each setting in a process of its own: a second stack started from a process
+        # whose gRPC threads already ran fails to fork its services cleanly.
+        for setting in ["on", "off"] * args.repeat:
+            subprocess.run(
+                [sys.executable, __file__, *sys.argv[1:], "--synchronous-commit", setting],
+                check=True,
+            )
+        return
+    asyncio.run(run(args))
+
+
+async def run(args: argparse.Namespace) -> None:
+    latencies, elapsed, shape = await measure(args, args.synchronous_commit == "on")
+    commit = f"synchronous_commit={args.synchronous_commit}"
+    report(f"{args.mode} {args.order_type}, {commit}", shape, args.accounts, latencies, elapsed)
 
 
 async def measure(
@@ -423,4 +435,4 @@ def report(mode: str, shape: str, accounts: int, latencies: list[float], elapsed
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
