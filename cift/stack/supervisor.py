@@ -182,4 +182,3 @@ class Supervisor:
             component.held = False
         pid = component.child.pid if component.child is not None else "?"
         return f"{component.name} up (pid {pid}) in {time.monotonic() - started:.1f} s"
-
