@@ -12,7 +12,9 @@ reached execution.fills.v1. Clients may see 503/504/429 with retry advice or a
 refused connection (the gateway itself killed), never a 500.
 
 CIFT_FAULT_SEED replays a run's order of faults and moments (the seed is printed);
-CIFT_FAULT_ONLY=postgres,risk injects only the faults of those components.
+CIFT_FAULT_ONLY=postgres,risk injects only the faults of those components;
+CIFT_EMBEDDED_POSTGRES_SYNCHRONOUS_COMMIT=false runs the stack with the fast, lossy
+commit setting, to see what the suite catches then (confirmed orders lost).
 """
 
 from __future__ import annotations
@@ -121,6 +123,9 @@ def fault_environ(tmp_path: Path) -> dict[str, str]:
     environ.update(PortPlan.free().to_environ())
     environ[env_name("home")] = str(tmp_path / "cift-home")
     environ[env_name("opening_cash")] = str(OPENING_CASH)
+    commit_setting = env_name("embedded_postgres_synchronous_commit")
+    if commit_setting in os.environ:
+        environ[commit_setting] = os.environ[commit_setting]
     return environ
 
 
