@@ -21,30 +21,21 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cift.runtime.config import CommonConfig, env_name, load
-from cift.stack import gateway, kafka_broker, postgres, redis_server, services
-from cift.stack.components import (
-    GATEWAY,
-    INFRASTRUCTURE,
-    Component,
-    start_together,
-    stop_in_reverse,
-)
-from cift.stack.errors import StackError, redact_url
+from cift.stack import gateway, infrastructure, kafka_broker, postgres, redis_server, services
+from cift.stack.components import GATEWAY, Component, start_together, stop_in_reverse
+from cift.stack.errors import StackError
 from cift.stack.ports import LOOPBACK, PortPlan, ensure_free, free_ports
 from cift.stack.probes import (
     probe_http,
-    probe_kafka,
-    probe_postgres,
-    probe_redis,
     probe_tcp,
-    wait_until_answers,
 )
+from cift.stack.processes import Child
 from cift.stack.settings import StackConfig, is_configured
 from cift.stack.tasks import run_all
 
@@ -123,18 +114,6 @@ def read_running(home: Path) -> StackInfo | None:
     except OSError:
         return None
     return None
-
-
-async def _answer_then(
-    what: str,
-    probe: Callable[[], Awaitable[object]],
-    timeout_s: float,
-    setup: Callable[[], Awaitable[None]] | None,
-) -> None:
-    """Wait for a server someone else runs, then prepare it (database, topics)."""
-    await wait_until_answers(what, probe, timeout_s)
-    if setup is not None:
-        await setup()
 
 
 def _purpose(what: str, setting_name: str) -> str:
@@ -304,46 +283,21 @@ class Stack:
         """Embedded servers where none is configured, configured ones probed; database and topics."""
         started = time.monotonic()
         timeout_s = self.config.dependency_timeout_s
-        database_url, redis_url, bootstrap = self.database_url, self.redis_url, self.kafka_bootstrap
-        partitions = self.config.topic_partitions
-        # piece → (what, probe, setup run once it answers: after every restart when embedded)
-        answers: dict[
-            str, tuple[str, Callable[[], Awaitable[object]], Callable[[], Awaitable[None]] | None]
-        ] = {
-            "postgres": (
-                f"PostgreSQL at {redact_url(database_url)}",
-                # A configured server may not have the database yet; ensure_database makes it.
-                lambda: probe_postgres(database_url, database_may_be_missing=True),
-                lambda: postgres.ensure_database(database_url),
-            ),
-            "redis": (f"Redis at {redact_url(redis_url)}", lambda: probe_redis(redis_url), None),
-            "kafka": (
-                f"Kafka at {bootstrap}",
-                lambda: probe_kafka(bootstrap),
-                # The embedded broker forgets its topics with its memory.
-                lambda: kafka_broker.ensure_topics(bootstrap, partitions),
-            ),
-        }
+        known = infrastructure.servers(
+            self.database_url, self.redis_url, self.kafka_bootstrap, self.config.topic_partitions
+        )
         launchers = await self._infrastructure_launchers()
-        group: list[Component] = []
+        group = [
+            infrastructure.embedded(piece, known[piece], launchers[piece], timeout_s)
+            for piece in pieces
+            if piece in self.embedded
+        ]
         self._groups.append(group)
-        configured: list[Coroutine[Any, Any, None]] = []
-        for piece in pieces:
-            what, probe, setup = answers[piece]
-            if piece in self.embedded:
-                group.append(
-                    Component(
-                        name=piece,
-                        kind=INFRASTRUCTURE,
-                        launch=launchers[piece],
-                        probe=probe,
-                        what=what,
-                        start_timeout_s=timeout_s,
-                        after_start=setup,
-                    )
-                )
-            else:
-                configured.append(_answer_then(what, probe, timeout_s, setup))
+        configured = [
+            infrastructure.wait_and_prepare(known[piece], timeout_s)
+            for piece in pieces
+            if piece not in self.embedded
+        ]
         await run_all([*(component.start() for component in group), *configured])
         embedded = [piece for piece in pieces if piece in self.embedded]
         self._progress(
@@ -351,10 +305,10 @@ class Stack:
             f"(embedded: {', '.join(embedded) or 'none'})"
         )
 
-    async def _infrastructure_launchers(self) -> dict[str, Callable[[], Any]]:
+    async def _infrastructure_launchers(self) -> dict[str, Callable[[], Child]]:
         """How to start each embedded piece (PostgreSQL's data directory is prepared first)."""
         logs, ports = self.logs_dir, self.ports
-        launchers: dict[str, Callable[[], Any]] = {
+        launchers: dict[str, Callable[[], Child]] = {
             "redis": lambda: redis_server.spawn_redis(
                 ports.redis, self.home / "redis", logs / "redis.log"
             ),
