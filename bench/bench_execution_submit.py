@@ -2,7 +2,7 @@
 
 Run: python bench/bench_execution_submit.py [--mode service|broker] [--accounts 50]
          [--concurrency 16 --orders 6000 | --rate 1000 --seconds 10] [--feed-rate 0.2]
-         [--order-type limit|market]
+         [--order-type limit|market] [--synchronous-commit on|off|both [--repeat N]]
 
 The bench starts its own stack with the launcher behind `cift up` (embedded
 PostgreSQL with fsync on, Redis, the Kafka-protocol broker, auth, market data
@@ -23,6 +23,11 @@ own bench.
   server), with the real risk and market data services over gRPC, on the
   stack's PostgreSQL in a throwaway schema.
 
+`--synchronous-commit both` measures the embedded PostgreSQL's durable default
+(`CIFT_EMBEDDED_POSTGRES_SYNCHRONOUS_COMMIT=true`: a confirmed order is on disk)
+against the fast setting (false) in one run, alternating fresh stacks `--repeat`
+times, so both see the same machine.
+
 `--concurrency C` runs C submitters back to back (closed loop: the throughput
 ceiling). `--rate R` starts R submits per second for `--seconds` whatever the
 answers (open loop); latency counts from each submit's scheduled start, so a
@@ -36,6 +41,7 @@ import asyncio
 import contextlib
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -313,7 +319,7 @@ async def first_call(submit: Submit, attempts: int = 60) -> None:
             await asyncio.sleep(0.5)
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mode", choices=("service", "broker"), default="service")
     parser.add_argument("--accounts", type=int, default=50)
@@ -342,13 +348,42 @@ async def main() -> None:
         action="store_true",
         help="embedded PostgreSQL without fsync (shows what commit flushes cost)",
     )
+    parser.add_argument(
+        "--synchronous-commit",
+        choices=("on", "off", "both"),
+        default="on",
+        help="embedded PostgreSQL's synchronous_commit; both: alternate on and off",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="with both: rounds of on, off")
     args = parser.parse_args()
     print("command: python " + " ".join(sys.argv))
+    if args.synchronous_commit == "both":
+        # Each setting in a process of its own: a second stack started from a process
+        # whose gRPC threads already ran fails to fork its services cleanly.
+        for setting in ["on", "off"] * args.repeat:
+            subprocess.run(
+                [sys.executable, __file__, *sys.argv[1:], "--synchronous-commit", setting],
+                check=True,
+            )
+        return
+    asyncio.run(run(args))
 
+
+async def run(args: argparse.Namespace) -> None:
+    latencies, elapsed, shape = await measure(args, args.synchronous_commit == "on")
+    commit = f"synchronous_commit={args.synchronous_commit}"
+    report(f"{args.mode} {args.order_type}, {commit}", shape, args.accounts, latencies, elapsed)
+
+
+async def measure(
+    args: argparse.Namespace, synchronous_commit: bool
+) -> tuple[list[float], float, str]:
+    """One fresh stack, warmed up, then the measured submits: latencies, seconds, load shape."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CIFT_")}
     environ["CIFT_AUTH_BCRYPT_COST"] = "4"  # registration speed only; not measured
     environ["CIFT_LOG_LEVEL"] = "WARNING"
     environ["CIFT_MARKETDATA_RATE"] = args.feed_rate
+    environ["CIFT_EMBEDDED_POSTGRES_SYNCHRONOUS_COMMIT"] = str(synchronous_commit).lower()
     with contextlib.ExitStack() as scope:
         home = args.home or Path(
             scope.enter_context(tempfile.TemporaryDirectory(prefix="cift-bench-"))
@@ -386,7 +421,7 @@ async def main() -> None:
                 await close()
         finally:
             await stack.stop()
-    report(f"{args.mode} {args.order_type}", shape, args.accounts, latencies, elapsed)
+    return latencies, elapsed, shape
 
 
 def report(mode: str, shape: str, accounts: int, latencies: list[float], elapsed: float) -> None:
@@ -400,4 +435,4 @@ def report(mode: str, shape: str, accounts: int, latencies: list[float], elapsed
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS processed_events (
     processed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (consumer, event_id)
 );
+-- Relayed rows stay for a while (cift.runtime.outbox.RETENTION_S) so that what a broker
+-- acknowledged and then lost (the embedded one keeps messages in memory) is relayed again.
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS published_at TIMESTAMPTZ;
+CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
 """
 
 

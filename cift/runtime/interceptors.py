@@ -32,6 +32,7 @@ from cift.runtime.identity import (
     bind_identity,
 )
 from cift.runtime.metrics import record_rpc
+from cift.runtime.outages import RETRY_AFTER_S, is_outage
 from cift.runtime.tracing import extract_metadata
 
 log = logging.getLogger(__name__)
@@ -150,9 +151,11 @@ class ServiceInterceptor(_ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
         method: str = handler_call_details.method
+        if handler is None:
+            # A method of this service without a handler yet: the server answers health
+            # checks before setup registers the servicer. Retry, not UNIMPLEMENTED.
+            return _starting_handler(self.service) if method in self.policies else None
         raw_metadata = handler_call_details.invocation_metadata or ()
         metadata = {key: value for key, value in raw_metadata if isinstance(value, str)}
         return _wrap_handler(handler, _Call(self, method, metadata))
@@ -188,6 +191,8 @@ class _Call:
                 trailers.append((REASON_TRAILER, exc.reason))
             if isinstance(exc, errors.ResourceExhausted):
                 trailers.append((RETRY_AFTER_TRAILER, f"{max(exc.retry_after_s, 0.001):.3f}"))
+            if isinstance(exc, errors.Unavailable):
+                trailers.append((RETRY_AFTER_TRAILER, str(RETRY_AFTER_S)))
             context.set_trailing_metadata(tuple(trailers))
             await context.abort(_STATUS[exc.code_name], exc.message)
         log.exception("unhandled error in %s", self.method)
@@ -245,6 +250,12 @@ async def _guard(call: _Call, context: grpc.aio.ServicerContext[Any, Any]) -> As
         code = call.code_of(context)
         raise
     except Exception as exc:
+        if is_outage(exc):
+            log.warning("%s met an outage: %s", call.method, exc)
+            exc = errors.Unavailable(
+                f"{call.chain.service} cannot reach a dependency right now; "
+                f"retry in {RETRY_AFTER_S} s."
+            )
         code = exc.code_name if isinstance(exc, errors.DomainError) else "INTERNAL"
         await call.fail(context, exc)
     finally:
@@ -253,6 +264,17 @@ async def _guard(call: _Call, context: grpc.aio.ServicerContext[Any, Any]) -> As
         span.set_attribute("rpc.grpc.status_code", code)
         span.end()
         record_rpc(call.chain.service, call.short_method, code, time.perf_counter() - started)
+
+
+def _starting_handler(service: str) -> grpc.RpcMethodHandler[Any, Any]:
+    async def refuse(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        context.set_trailing_metadata(((RETRY_AFTER_TRAILER, str(RETRY_AFTER_S)),))
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            f"The {service} service is starting; retry in {RETRY_AFTER_S} s.",
+        )
+
+    return grpc.unary_unary_rpc_method_handler(refuse)
 
 
 def _wrap_handler(

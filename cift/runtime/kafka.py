@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import confluent_kafka
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -173,11 +173,21 @@ def _log_client_error(error: KafkaError) -> None:
     CLIENT_LOG.warning("kafka client error: %s", error)
 
 
-def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
+class Delivered(NamedTuple):
+    """Where the broker stored an acknowledged record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def _settle(
+    future: asyncio.Future[Delivered], error: KafkaError | None, delivered: Delivered
+) -> None:
     if future.done():
         return
     if error is None:
-        future.set_result(None)
+        future.set_result(delivered)
     else:
         future.set_exception(KafkaException(error))
 
@@ -283,13 +293,14 @@ class EventProducer:
             await self._produce(topic, key.encode(), value, headers)
             self._count(topic)
 
-    def _delivery_future(self) -> tuple[asyncio.Future[None], Callable[[Any, Any], None]]:
+    def _delivery_future(self) -> tuple[asyncio.Future[Delivered], Callable[[Any, Any], None]]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[Delivered] = loop.create_future()
 
-        def report(error: KafkaError | None, _record: Any) -> None:
+        def report(error: KafkaError | None, record: Any) -> None:
             if not loop.is_closed():
-                loop.call_soon_threadsafe(_settle, future, error)
+                delivered = Delivered(record.topic(), record.partition(), record.offset())
+                loop.call_soon_threadsafe(_settle, future, error, delivered)
 
         return future, report
 
@@ -301,7 +312,7 @@ class EventProducer:
 
     async def publish_raw(
         self, topic: str, key: str, value: bytes, headers: Headers
-    ) -> asyncio.Future[None]:
+    ) -> asyncio.Future[Delivered]:
         """Send a pre-encoded record (the outbox relay); returns the delivery future."""
         future, report = self._delivery_future()
         await self._produce(topic, key.encode(), value, headers, report)

@@ -2,8 +2,15 @@
 
 `enqueue` runs inside the transaction that changes the database, so an event
 exists if and only if its change committed. The relay publishes rows in id order
-and deletes them only after the broker acknowledged them: a crash in between
+and marks them published only after the broker acknowledged them: a crash in between
 publishes a row twice, never zero times, and consumers deduplicate on the event id.
+
+A broker may also lose what it acknowledged: the embedded one keeps messages in
+memory, so a restart forgets them. Relayed rows are therefore kept for
+`RETENTION_S`; when the broker hands out an offset at or below one it already
+acknowledged on the same partition (it started over), every row relayed within that
+window is relayed again. The relay rides out database and broker outages: it retries
+with backoff and never gives up while the service runs.
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 
 import asyncpg
+from confluent_kafka import KafkaException
 from google.protobuf.message import Message
 
-from cift.runtime.kafka import EventProducer, encode_headers, new_event_id
+from cift.runtime.kafka import Delivered, EventProducer, encode_headers, new_event_id
 
 log = logging.getLogger(__name__)
 
@@ -48,35 +57,77 @@ async def enqueue(
     return event_id
 
 
+# How long a relayed event stays re-relayable should the broker lose it.
+RETENTION_S = 120.0
+# How often rows relayed longer than RETENTION_S ago are deleted.
+PURGE_EVERY_S = 30.0
+_RETRY_FIRST_S = 0.2
+_RETRY_MAX_S = 5.0
+
+
 class OutboxRelay:
     """Moves committed outbox rows to Kafka, in order, until stopped."""
 
     def __init__(
-        self, pool: asyncpg.Pool, producer: EventProducer, *, batch: int = 500, poll_s: float = 0.5
+        self,
+        pool: asyncpg.Pool,
+        producer: EventProducer,
+        *,
+        batch: int = 500,
+        poll_s: float = 0.5,
+        retention_s: float = RETENTION_S,
     ) -> None:
         self.pool = pool
         self.producer = producer
         self.batch = batch
         self.poll_s = poll_s
+        self.retention_s = retention_s
         self._wake = asyncio.Event()
+        # (topic, partition) → the last offset the broker acknowledged there.
+        self._acknowledged: dict[tuple[str, int], int] = {}
+        self._broker_lost_events = False
+        self._purged_at = 0.0
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
     async def run(self) -> None:
+        """Relay until cancelled, through database restarts and broker outages."""
+        retry_s = _RETRY_FIRST_S
+        while True:
+            try:
+                await self._relay_while_connected()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaException) as exc:
+                log.warning(
+                    "outbox relay interrupted; retrying",
+                    extra={"error": str(exc) or type(exc).__name__, "retry_in_s": retry_s},
+                )
+                await asyncio.sleep(retry_s)
+                retry_s = min(retry_s * 2, _RETRY_MAX_S)
+            else:  # pragma: no cover - the loop inside only ends by raising
+                return
+
+    async def _relay_while_connected(self) -> None:
         listener = await self.pool.acquire()
         channel = NOTIFY_PREFIX + str(await listener.fetchval("SELECT current_schema()"))
-        await listener.add_listener(channel, self._on_notify)
         try:
-            while True:
+            await listener.add_listener(channel, self._on_notify)
+            while not listener.is_closed():
+                if self._broker_lost_events:
+                    await self.relay_again()
                 published = await self.relay_once()
+                await self._purge_when_due()
                 if published < self.batch:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            raise asyncpg.InterfaceError("the outbox listener's connection closed")
         finally:
-            await listener.remove_listener(channel, self._on_notify)
-            await self.pool.release(listener)
+            # A connection a restarted server dropped cannot unlisten; the pool replaces it.
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(channel, self._on_notify)
+            with contextlib.suppress(Exception):
+                await self.pool.release(listener)
 
     async def relay_once(self) -> int:
         """Publish one batch; returns how many rows it moved."""
@@ -85,6 +136,7 @@ class OutboxRelay:
             # in the normal case, while id order keeps per-key order within a replica.
             rows = await conn.fetch(
                 """SELECT id, topic, key, payload, headers FROM outbox
+                   WHERE published_at IS NULL
                    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self.batch,
             )
@@ -101,8 +153,45 @@ class OutboxRelay:
                         row["topic"], row["key"], row["payload"], headers
                     )
                 )
-            await asyncio.gather(*futures)
+            self._note_offsets(await asyncio.gather(*futures))
             await conn.execute(
-                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                [row["id"] for row in rows],
             )
             return len(rows)
+
+    def _note_offsets(self, deliveries: list[Delivered]) -> None:
+        """Notice a broker that started over: offsets on a partition only ever grow."""
+        for delivered in deliveries:
+            where = (delivered.topic, delivered.partition)
+            last = self._acknowledged.get(where)
+            if last is not None and delivered.offset <= last:
+                self._broker_lost_events = True
+            self._acknowledged[where] = delivered.offset
+
+    async def relay_again(self) -> int:
+        """Queue every row relayed within the retention window for relaying once more."""
+        self._broker_lost_events = False
+        again = await self.pool.fetchval(
+            """WITH again AS (
+                   UPDATE outbox SET published_at = NULL
+                   WHERE published_at > now() - make_interval(secs => $1)
+                   RETURNING 1)
+               SELECT count(*) FROM again""",
+            self.retention_s,
+        )
+        log.warning(
+            "the broker lost acknowledged events (it restarted); relaying them again",
+            extra={"events": again, "window_s": self.retention_s},
+        )
+        return int(again)
+
+    async def _purge_when_due(self) -> None:
+        now = time.monotonic()
+        if now - self._purged_at < PURGE_EVERY_S:
+            return
+        self._purged_at = now
+        await self.pool.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+            self.retention_s,
+        )

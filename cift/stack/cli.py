@@ -3,6 +3,7 @@
     cift up [--fresh] [--home DIR] [--no-gateway] [--verbose]
     cift migrate [--home DIR]
     cift status [--home DIR]
+    cift stop|start|restart COMPONENT [--home DIR]
     cift user create --email E [--display-name N] [--admin] [--home DIR]
 
 A problem the operator can fix (a taken port, an unreachable server, a missing
@@ -28,6 +29,7 @@ from typing import Any
 
 from cift.runtime import kafka
 from cift.runtime.config import ConfigError, env_name, load
+from cift.stack import control
 from cift.stack.errors import StackError, redact_url
 from cift.stack.launcher import Stack, StackInfo, StackOptions, read_running
 from cift.stack.logs import LogFollower
@@ -42,6 +44,7 @@ from cift.stack.probes import (
 )
 from cift.stack.services import service_argv
 from cift.stack.settings import StackConfig
+from cift.stack.supervisor import CrashLoop, Supervisor
 
 READY_LINE = "CIFT Markets is up. Press Ctrl-C to stop."
 
@@ -123,22 +126,28 @@ async def _supervise(stack: Stack, stop_requested: asyncio.Event) -> int:
             await starting
         return 130
     info = starting.result()  # a StackError here has already stopped everything
+    supervisor = Supervisor(stack.components, _say)
+    controls = control.ControlServer(info.home, supervisor)
+    await controls.start()
     print(listening_table(info), flush=True)
     print(READY_LINE, flush=True)
-    exited = asyncio.create_task(stack.wait_for_exit())
-    await asyncio.wait({stopping, exited}, return_when=asyncio.FIRST_COMPLETED)
+    supervising = asyncio.create_task(supervisor.run())
+    await asyncio.wait({stopping, supervising}, return_when=asyncio.FIRST_COMPLETED)
     code = 0
-    if exited.done():
-        child = exited.result()
-        _say(
-            f"{child.name} exited unexpectedly with code {child.exit_code}; "
-            f"see {child.log_path}; stopping the stack"
-        )
+    if supervising.done():
+        # Only a crash loop (or a bug) ends supervision on its own.
+        try:
+            supervising.result()
+        except CrashLoop as exc:
+            _say(f"{exc.message}; stopping the stack")
         code = 1
     else:
-        exited.cancel()
+        supervising.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await supervising
         _say("stopping")
     stopping.cancel()
+    await controls.close()
     await stack.stop()
     _say("stopped")
     return code
@@ -203,8 +212,31 @@ def _bind(probe: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[], Awai
     return lambda: probe(*args)
 
 
+# `cift status` row → the supervised component it shows.
+_COMPONENT_OF_ROW = {"PostgreSQL": "postgres", "Redis": "redis", "Kafka": "kafka"}
+
+
+def supervision_cells(name: str, supervised: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Restarts, last exit code and uptime of the component a status row shows."""
+    figures = supervised.get(_COMPONENT_OF_ROW.get(name, name))
+    if figures is None:
+        return ["", "", ""]
+    last_exit = figures["last_exit_code"]
+    uptime_s = figures["uptime_s"]
+    return [
+        str(figures["restarts"]),
+        "" if last_exit is None else str(last_exit),
+        figures["state"] if uptime_s is None else f"{uptime_s:.0f} s",
+    ]
+
+
 async def _run_status(info: StackInfo) -> int:
     checks = status_checks(info)
+    try:
+        components = await control.request(info.home, "status", timeout_s=5.0)
+    except StackError:
+        components = []  # no cift up here (a configured stack, or nothing runs)
+    supervised = {figures["name"]: figures for figures in components}
 
     async def outcome(probe: Callable[[], Awaitable[Any]]) -> str:
         try:
@@ -215,10 +247,12 @@ async def _run_status(info: StackInfo) -> int:
 
     outcomes = await asyncio.gather(*(outcome(probe) for _, _, probe in checks))
     rows = [
-        [name, address, state] for (name, address, _), state in zip(checks, outcomes, strict=True)
+        [name, address, *supervision_cells(name, supervised), state]
+        for (name, address, _), state in zip(checks, outcomes, strict=True)
     ]
-    print(format_table(["component", "address", "state"], rows))
-    down = [row[0] for row in rows if row[2] != "up"]
+    headers = ["component", "address", "restarts", "last exit", "uptime", "state"]
+    print(format_table(headers, rows))
+    down = [row[0] for row in rows if row[-1] != "up"]
     if down:
         print(f"cift: down: {', '.join(down)}", file=sys.stderr)
         return 1
@@ -227,6 +261,16 @@ async def _run_status(info: StackInfo) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     return asyncio.run(_run_status(expected_stack(_environ(args))))
+
+
+# ---- cift stop / start / restart ------------------------------------------------------
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    home = _home(_environ(args))
+    message = asyncio.run(control.request(home, args.command, args.component))
+    _say(str(message))
+    return 0
 
 
 # ---- cift user create ------------------------------------------------------------------
@@ -292,6 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = with_home(commands.add_parser("status", help="health of every component"))
     status.set_defaults(run=_cmd_status)
+
+    for command, purpose in (
+        ("stop", "stop one component of the running stack; the supervisor leaves it down"),
+        ("start", "start a component stopped with `cift stop`"),
+        ("restart", "stop and start one component of the running stack"),
+    ):
+        sub = with_home(commands.add_parser(command, help=purpose))
+        sub.add_argument(
+            "component", help="postgres, redis, kafka, a service (e.g. execution) or gateway"
+        )
+        sub.set_defaults(run=_cmd_control)
 
     user = commands.add_parser("user", help="manage users")
     user_commands = user.add_subparsers(dest="user_command", required=True)

@@ -16,28 +16,26 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import json
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cift.runtime.config import CommonConfig, env_name, load
-from cift.stack import gateway, kafka_broker, postgres, redis_server, services
-from cift.stack.errors import StackError, redact_url
+from cift.stack import gateway, infrastructure, kafka_broker, postgres, redis_server, services
+from cift.stack.components import GATEWAY, Component, start_together, stop_in_reverse
+from cift.stack.errors import StackError
 from cift.stack.ports import LOOPBACK, PortPlan, ensure_free, free_ports
 from cift.stack.probes import (
     probe_http,
-    probe_kafka,
-    probe_postgres,
-    probe_redis,
     probe_tcp,
-    wait_until_answers,
 )
-from cift.stack.processes import Child, stop_in_reverse
+from cift.stack.processes import Child
 from cift.stack.settings import StackConfig, is_configured
 from cift.stack.tasks import run_all
 
@@ -170,7 +168,8 @@ class Stack:
             for n in range(1, extra + 1)
         }
         self._progress = progress or (lambda _message: None)
-        self._groups: list[list[Child]] = []
+        # Components in start order, one group per phase; stopped group by group in reverse.
+        self._groups: list[list[Component]] = []
         self._lock: int | None = None
 
     # ---- life cycle -------------------------------------------------------------------
@@ -188,6 +187,9 @@ class Stack:
         with_services = self.options.with_services
         with_gateway = with_services and self.options.with_gateway
         self._claim_home()
+        # Each run starts fresh logs; restarts within the run append to them.
+        for old_log in self.logs_dir.glob("*.log"):
+            old_log.unlink()
         self._preflight(INFRA, with_services, with_gateway)
         await self.start_infrastructure(INFRA)
         if with_services:
@@ -223,21 +225,10 @@ class Stack:
             os.close(self._lock)
             self._lock = None
 
-    async def wait_for_exit(self) -> Child:
-        """The first child that exits on its own (the stack is then no longer whole)."""
-        watchers = {asyncio.ensure_future(child.wait()): child for child in self.children}
-        if not watchers:
-            raise StackError("the stack has no running process to watch")
-        try:
-            done, _ = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for watcher in watchers:
-                watcher.cancel()
-        return watchers[next(iter(done))]
-
     @property
-    def children(self) -> list[Child]:
-        return [child for group in self._groups for child in group]
+    def components(self) -> list[Component]:
+        """Every supervised process of the stack, in start order."""
+        return [component for group in self._groups for component in group]
 
     # ---- phases -----------------------------------------------------------------------
 
@@ -289,62 +280,52 @@ class Stack:
             ensure_free(self.config.gateway_host, gateway_port)
 
     async def start_infrastructure(self, pieces: Sequence[str]) -> None:
-        """Embedded servers where none is configured, wait for all; then database and topics."""
+        """Embedded servers where none is configured, configured ones probed; database and topics."""
         started = time.monotonic()
-        group: list[Child] = []
-        self._groups.append(group)
-        if "redis" in pieces and "redis" in self.embedded:
-            group.append(
-                redis_server.spawn_redis(
-                    self.ports.redis, self.home / "redis", self.logs_dir / "redis.log"
-                )
-            )
-        if "kafka" in pieces and "kafka" in self.embedded:
-            group.append(kafka_broker.spawn_broker(self.ports.kafka, self.logs_dir / "kafka.log"))
-        if "postgres" in pieces and "postgres" in self.embedded:
-            data_dir = self.home / "postgres"
-            user = await asyncio.to_thread(postgres.prepare_data_dir, data_dir)
-            group.append(
-                postgres.spawn_postgres(
-                    data_dir,
-                    self.ports.postgres,
-                    self.logs_dir / "postgres.log",
-                    user=user,
-                    durable=self.options.durable,
-                )
-            )
-        children = {child.name: child for child in group}
-
-        def running(piece: str) -> Callable[[], bool]:
-            child = children.get(piece)
-            return (lambda: True) if child is None else (lambda: child.exit_code is None)
-
-        database_url, redis_url, bootstrap = self.database_url, self.redis_url, self.kafka_bootstrap
-        answers: dict[str, tuple[str, Callable[[], Awaitable[object]]]] = {
-            "postgres": (
-                f"PostgreSQL at {redact_url(database_url)}",
-                # A configured server may not have the database yet; ensure_database makes it.
-                lambda: probe_postgres(database_url, database_may_be_missing=True),
-            ),
-            "redis": (f"Redis at {redact_url(redis_url)}", lambda: probe_redis(redis_url)),
-            "kafka": (f"Kafka at {bootstrap}", lambda: probe_kafka(bootstrap)),
-        }
-        await run_all(
-            wait_until_answers(what, probe, self.config.dependency_timeout_s, running(piece))
-            for piece, (what, probe) in answers.items()
-            if piece in pieces
+        timeout_s = self.config.dependency_timeout_s
+        known = infrastructure.servers(
+            self.database_url, self.redis_url, self.kafka_bootstrap, self.config.topic_partitions
         )
-        setup: list[Coroutine[Any, Any, None]] = []
-        if "postgres" in pieces:
-            setup.append(postgres.ensure_database(database_url))
-        if "kafka" in pieces:
-            setup.append(kafka_broker.ensure_topics(bootstrap, self.config.topic_partitions))
-        await run_all(setup)
+        launchers = await self._infrastructure_launchers()
+        group = [
+            infrastructure.embedded(piece, known[piece], launchers[piece], timeout_s)
+            for piece in pieces
+            if piece in self.embedded
+        ]
+        self._groups.append(group)
+        configured = [
+            infrastructure.wait_and_prepare(known[piece], timeout_s)
+            for piece in pieces
+            if piece not in self.embedded
+        ]
+        await run_all([*(component.start() for component in group), *configured])
         embedded = [piece for piece in pieces if piece in self.embedded]
         self._progress(
             f"infrastructure ready in {time.monotonic() - started:.1f} s "
             f"(embedded: {', '.join(embedded) or 'none'})"
         )
+
+    async def _infrastructure_launchers(self) -> dict[str, Callable[[], Child]]:
+        """How to start each embedded piece (PostgreSQL's data directory is prepared first)."""
+        logs, ports = self.logs_dir, self.ports
+        launchers: dict[str, Callable[[], Child]] = {
+            "redis": lambda: redis_server.spawn_redis(
+                ports.redis, self.home / "redis", logs / "redis.log"
+            ),
+            "kafka": lambda: kafka_broker.spawn_broker(ports.kafka, logs / "kafka.log"),
+        }
+        if "postgres" in self.embedded:
+            data_dir = self.home / "postgres"
+            user = await asyncio.to_thread(postgres.prepare_data_dir, data_dir)
+            launchers["postgres"] = lambda: postgres.spawn_postgres(
+                data_dir,
+                ports.postgres,
+                logs / "postgres.log",
+                user=user,
+                durable=self.options.durable,
+                synchronous_commit=self.config.embedded_postgres_synchronous_commit,
+            )
+        return launchers
 
     def _common_config(self) -> CommonConfig:
         """The settings every service shares, pointing at this stack."""
@@ -376,21 +357,29 @@ class Stack:
 
     async def start_services(self) -> None:
         started = time.monotonic()
-        group: list[Child] = []
-        self._groups.append(group)
         drain_s = self.config.drain_timeout_s
-        addresses = dict(self.grpc_addrs)
-        for name, environ in self.service_environs().items():
-            group.append(services.spawn_service(name, environ, self.logs_dir, drain_s))
+        timeout_s = self.config.service_start_timeout_s
+        logs = self.logs_dir
+        group = [
+            services.service_component(
+                name,
+                functools.partial(services.spawn_service, name, environ, logs, drain_s),
+                self.grpc_addrs[name],
+                timeout_s,
+            )
+            for name, environ in self.service_environs().items()
+        ]
         common = self._common_config()
         for name, (grpc_port, metrics_port) in self.ingest_workers.items():
             environ = services.service_environ(
                 self.environ, common, "marketdata", grpc_port, metrics_port
             )
             argv = services.service_argv("marketdata", "ingest")
-            group.append(services.spawn_service(name, environ, self.logs_dir, drain_s, argv))
-            addresses[name] = f"{LOOPBACK}:{grpc_port}"
-        await services.wait_all_serving(group, addresses, self.config.service_start_timeout_s)
+            spawner = functools.partial(services.spawn_service, name, environ, logs, drain_s, argv)
+            address = f"{LOOPBACK}:{grpc_port}"
+            group.append(services.service_component(name, spawner, address, timeout_s))
+        self._groups.append(group)
+        await start_together(group)
         self._progress(f"services serving in {time.monotonic() - started:.1f} s")
 
     async def start_gateway(self) -> None:
@@ -411,27 +400,23 @@ class Stack:
         config_path = gateway_dir / "envoy.yaml"
         config_path.write_text(gateway.render_gateway_config(params))
         argv = gateway.envoy_argv(gateway.envoy_binary(self.config.envoy_bin), config_path)
-        child = gateway.spawn_envoy(argv, self.logs_dir / "gateway.log")
-        self._groups.append([child])
         admin_ready = f"http://{LOOPBACK}:{self.ports.gateway_admin}/ready"
-        listener = (self.config.gateway_host, self.ports.gateway)
-        try:
-            await wait_until_answers(
-                f"gateway admin at {admin_ready}",
-                lambda: probe_http(admin_ready),
-                self.config.dependency_timeout_s,
-                lambda: child.exit_code is None,
-            )
-            await wait_until_answers(
-                f"gateway at {listener[0]}:{listener[1]}",
-                lambda: probe_tcp(*listener),
-                self.config.dependency_timeout_s,
-                lambda: child.exit_code is None,
-            )
-        except StackError as exc:
-            raise StackError(
-                exc.message, f"last lines of {child.log_path}:\n{child.log_tail()}"
-            ) from None
+        host, port = self.config.gateway_host, self.ports.gateway
+
+        async def answers() -> None:
+            await probe_http(admin_ready)
+            await probe_tcp(host, port)
+
+        component = Component(
+            name="gateway",
+            kind=GATEWAY,
+            launch=lambda: gateway.spawn_envoy(argv, self.logs_dir / "gateway.log"),
+            probe=answers,
+            what=f"gateway at {host}:{port} (admin {admin_ready})",
+            start_timeout_s=self.config.dependency_timeout_s,
+        )
+        self._groups.append([component])
+        await component.start()
         self._progress(f"gateway ready in {time.monotonic() - started:.1f} s")
 
     def describe(self, with_services: bool, with_gateway: bool) -> StackInfo:

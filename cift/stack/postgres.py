@@ -110,7 +110,13 @@ def prepare_data_dir(data_dir: Path) -> str | None:
 
 
 def spawn_postgres(
-    data_dir: Path, port: int, log_path: Path, *, user: str | None, durable: bool
+    data_dir: Path,
+    port: int,
+    log_path: Path,
+    *,
+    user: str | None,
+    durable: bool,
+    synchronous_commit: bool = True,
 ) -> Child:
     """Run the server on 127.0.0.1:`port` only (no Unix socket to collide with others)."""
     argv = [
@@ -123,10 +129,11 @@ def spawn_postgres(
         str(port),
         "-k",
         "",
-        # A local paper-trading stack trades the last few milliseconds of commits on an
-        # OS crash for fast order writes; it never risks corruption.
+        # On: a commit (an accepted order, a fill) is confirmed only once its WAL is on
+        # disk. Off answers before that: WAL buffers still in shared memory die with a
+        # killed server, so up to 3 x wal_writer_delay of confirmed commits can vanish.
         "-c",
-        "synchronous_commit=off",
+        f"synchronous_commit={'on' if synchronous_commit else 'off'}",
         "-c",
         "max_connections=200",
     ]

@@ -2,8 +2,8 @@
 
 Each child runs in its own session and process group (so the terminal's Ctrl-C
 reaches only the launcher, which then stops children in its own order) and asks
-the kernel for a signal when the launcher dies (PR_SET_PDEATHSIG), so even a
-`kill -9` of the launcher leaves nothing behind. Output goes to one log file per
+the kernel for a signal when the launcher dies (PR_SET_PDEATHSIG, set by a small
+exec shim), so even a `kill -9` of the launcher leaves nothing behind. Output goes to one log file per
 child. Stopping sends the child's own polite signal, waits, then SIGKILLs the whole
 group, including any grandchildren the child left.
 """
@@ -12,32 +12,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
+import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cift.stack.errors import StackError
 
-_PR_SET_PDEATHSIG = 1
+# The first program of every child, run by the interpreter without site packages: ask
+# the kernel for `death_signal` when the launcher dies (after becoming `user`, which
+# would clear it), make sure the launcher did not die meanwhile, then become the real
+# program. It is not a preexec_fn on purpose: Python code between fork and exec makes
+# CPython fork() instead of vfork(), and fork() runs gRPC's fork handlers, which start
+# threads in the child that then die on the descriptors the child closes ("epoll_wait
+# error: Bad file descriptor"): services restarted next to a health probe crashed so.
+_EXEC_SHIM = """
+import ctypes, os, pwd, sys
+signum, parent, user, program = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+if user:
+    account = pwd.getpwnam(user)
+    os.initgroups(user, account.pw_gid)
+    os.setgid(account.pw_gid)
+    os.setuid(account.pw_uid)
+ctypes.CDLL(None, use_errno=True).prctl(1, signum, 0, 0, 0)  # PR_SET_PDEATHSIG
+if os.getppid() != parent:
+    os.kill(os.getpid(), signum)
+os.execv(program, sys.argv[4:])
+"""
 
 
-def _die_with_parent(death_signal: int) -> Callable[[], None]:
-    """Build the preexec hook; libc is loaded here because the forked child must not import."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent_pid = os.getpid()
-
-    def hook() -> None:
-        # Runs in the child after any setuid (which would clear the setting again).
-        libc.prctl(_PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
-        # The launcher may have died between fork and prctl; then nobody will signal us.
-        if os.getppid() != parent_pid:
-            os.kill(os.getpid(), death_signal)
-
-    return hook
+def _resolve(program: str, env: Mapping[str, str] | None) -> str | None:
+    """The path `program` runs from, looked up in the child's PATH like exec would."""
+    path = (env if env is not None else os.environ).get("PATH", os.defpath)
+    return shutil.which(program, path=path)
 
 
 @dataclass
@@ -119,19 +130,24 @@ def spawn(
     stop_timeout_s: float = 5.0,
     death_signal: int = signal.SIGKILL,
 ) -> Child:
-    """Start `argv` as a supervised child whose stdout and stderr go to `log_path`."""
+    """Start `argv` as a supervised child whose stdout and stderr go to `log_path`.
+
+    The log is appended to, so a restarted child's log still shows why the last one died.
+    """
+    program = _resolve(argv[0], env)
+    if program is None:
+        raise StackError(f"cannot start {name} ({argv[0]}): No such file or directory")
+    shim = [sys.executable, "-S", "-c", _EXEC_SHIM, str(death_signal), str(os.getpid())]
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log_file:
+    with log_path.open("ab") as log_file:
         try:
             popen = subprocess.Popen(
-                list(argv),
+                [*shim, user or "", program, *argv[1:]],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=None if env is None else dict(env),
-                user=user,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(death_signal),
             )
         except OSError as exc:
             raise StackError(f"cannot start {name} ({argv[0]}): {exc.strerror or exc}") from None

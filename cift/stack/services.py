@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from cift.runtime.config import SERVICE_PORTS, CommonConfig, to_environ
+from cift.stack.components import SERVICE, Component, failure_detail
 from cift.stack.errors import StackError
 from cift.stack.ports import LOOPBACK
 from cift.stack.probes import probe_grpc_health, wait_until_answers
@@ -30,7 +31,6 @@ FULL_SERVICE_NAMES: Mapping[str, str] = {
     "risk": "cift.risk.v1.RiskService",
 }
 
-_LOG_TAIL_LINES = 15
 _MIGRATE_TIMEOUT_S = 120.0
 
 
@@ -50,12 +50,6 @@ def service_environ(
         metrics_port=metrics_port,
     )
     return {**base, **to_environ(config)}
-
-
-def _failure_detail(child: Child) -> str:
-    tail = child.log_tail(_LOG_TAIL_LINES)
-    header = f"last lines of {child.log_path}:"
-    return header + "\n" + ("\n".join("  " + line for line in tail.splitlines()) or "  (empty)")
 
 
 async def run_migrations(
@@ -83,12 +77,12 @@ async def run_migrations(
         if code is None:
             raise StackError(
                 f"{name} migrations did not finish within {_MIGRATE_TIMEOUT_S:g} s",
-                _failure_detail(child),
+                failure_detail(child),
             )
         if code != 0:
             last = (child.log_tail(1) or "no output").strip()
             raise StackError(
-                f"{name} migrations failed (exit {code}): {last}", _failure_detail(child)
+                f"{name} migrations failed (exit {code}): {last}", failure_detail(child)
             )
         finished.append(name)
         if progress is not None:
@@ -116,6 +110,20 @@ def spawn_service(
     )
 
 
+def service_component(
+    name: str, child_spawner: Callable[[], Child], address: str, timeout_s: float
+) -> Component:
+    """A service (or another role of one) as a supervised component: up when SERVING."""
+    return Component(
+        name=name,
+        kind=SERVICE,
+        launch=child_spawner,
+        probe=lambda: probe_grpc_health(address),
+        what=f"service {name} ({address})",
+        start_timeout_s=timeout_s,
+    )
+
+
 async def wait_serving(child: Child, address: str, timeout_s: float) -> None:
     """Return once the service's overall health is SERVING; name it and show its log if not."""
     try:
@@ -126,7 +134,7 @@ async def wait_serving(child: Child, address: str, timeout_s: float) -> None:
             still_running=lambda: child.exit_code is None,
         )
     except StackError as exc:
-        raise StackError(exc.message, _failure_detail(child)) from None
+        raise StackError(exc.message, failure_detail(child)) from None
 
 
 async def wait_all_serving(

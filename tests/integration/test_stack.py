@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -22,69 +17,18 @@ import redis.asyncio as aioredis
 
 from cift.runtime.config import env_name, load
 from cift.runtime.kafka import TOPICS
+from cift.stack import control
 from cift.stack.cli import READY_LINE
 from cift.stack.launcher import Stack, StackInfo, StackOptions
 from cift.stack.ports import PortPlan
 from cift.stack.probes import probe_grpc_health, probe_http, probe_kafka
 from cift.stack.services import FULL_SERVICE_NAMES, SERVICE_NAMES
 from cift.stack.settings import StackConfig
+from tests.cift_process import cift_command, cift_up
 
 pytestmark = pytest.mark.integration
 
 START_TIMEOUT_S = 90.0
-
-
-def cift_command() -> str:
-    beside_python = Path(sys.executable).parent / "cift"
-    found = str(beside_python) if beside_python.exists() else shutil.which("cift")
-    assert found, "the cift console script is not installed (pip install -e .)"
-    return found
-
-
-@dataclass
-class RunningCift:
-    process: asyncio.subprocess.Process
-    output: list[str]
-    started_s: float
-
-    async def read_until(self, marker: str, timeout_s: float) -> None:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout_s
-        while marker not in self.output:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, "no line " + repr(marker) + " in:\n" + "\n".join(self.output)
-            raw = await asyncio.wait_for(self.process.stdout.readline(), remaining)
-            assert raw, "cift up ended early:\n" + "\n".join(self.output)
-            self.output.append(raw.decode().rstrip("\n"))
-
-    async def rest_of_output(self, timeout_s: float) -> str:
-        assert self.process.stdout is not None
-        rest = await asyncio.wait_for(self.process.stdout.read(), timeout_s)
-        self.output.extend(rest.decode().splitlines())
-        return "\n".join(self.output)
-
-
-@asynccontextmanager
-async def cift_up(environ: dict[str, str], *args: str) -> AsyncIterator[RunningCift]:
-    process = await asyncio.create_subprocess_exec(
-        cift_command(),
-        "up",
-        *args,
-        env=environ,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    running = RunningCift(process, [], time.monotonic())
-    try:
-        yield running
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
 
 
 def descendants(pid: int) -> list[tuple[int, float, str]]:
@@ -226,6 +170,78 @@ async def test_killing_cift_up_with_sigkill_still_leaves_no_process(
         running.process.kill()
         await running.process.wait()
         assert await wait_all_gone(tree, 10) == []
+
+
+async def cift(environ: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run one `cift` command; its exit code and everything it printed."""
+    process = await asyncio.create_subprocess_exec(
+        cift_command(),
+        *args,
+        env=environ,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+def status_row(status_output: str, component: str) -> list[str]:
+    for line in status_output.splitlines():
+        cells = line.split()
+        if cells and cells[0] == component:
+            return cells
+    raise AssertionError(f"no row {component!r} in:\n{status_output}")
+
+
+async def test_cift_up_restarts_a_killed_child_and_obeys_stop_start_restart(
+    cift_up_environ: dict[str, str],
+) -> None:
+    async with cift_up(cift_up_environ, "--no-gateway") as running:
+        await running.read_until(READY_LINE, START_TIMEOUT_S)
+        home = Path(cift_up_environ["CIFT_HOME"])
+        redis_pid = next(
+            f["pid"] for f in await control.request(home, "status") if f["name"] == "redis"
+        )
+        os.kill(redis_pid, signal.SIGKILL)
+        line = "cift: redis exited unexpectedly with code -9; restart 1 in 0.5 s"
+        await running.read_until_prefix(line, 30)
+
+        async def redis_back() -> bool:
+            figures = await control.request(home, "status")
+            return any(f["name"] == "redis" and f["uptime_s"] is not None for f in figures)
+
+        deadline = time.monotonic() + 30
+        while not await redis_back():
+            assert time.monotonic() < deadline, "redis was not restarted"
+            await asyncio.sleep(0.2)
+        code, status = await cift(cift_up_environ, "status")
+        assert code == 0, status
+        # component, address, restarts, last exit, uptime ("N s"), state
+        assert status_row(status, "Redis")[2:4] == ["1", "-9"]
+        assert status_row(status, "risk")[2] == "0"
+
+        code, out = await cift(cift_up_environ, "stop", "risk")
+        assert (code, out) == (0, "cift: risk stopped; `cift start risk` starts it again\n")
+        code, status = await cift(cift_up_environ, "status")
+        assert code == 1 and status_row(status, "risk")[-4:] == [
+            "stopped",
+            "DOWN:",
+            "connection",
+            "refused",
+        ]
+        code, out = await cift(cift_up_environ, "start", "risk")
+        assert code == 0 and out.startswith("cift: risk up (pid "), out
+        code, out = await cift(cift_up_environ, "restart", "auth")
+        assert code == 0 and out.startswith("cift: auth up (pid "), out
+        code, out = await cift(cift_up_environ, "restart", "nope")
+        assert code == 1 and out.startswith("cift: no component 'nope' in this stack"), out
+        code, status = await cift(cift_up_environ, "status")
+        assert code == 0, status
+        assert all(row.rstrip().endswith("up") for row in status.splitlines()[2:])
+        # Stopping, starting and restarting on purpose is no crash.
+        restarts = {f["name"]: f["restarts"] for f in await control.request(home, "status")}
+        assert restarts == {name: int(name == "redis") for name in restarts}
 
 
 async def test_cift_migrate_creates_every_service_schema_in_the_embedded_database(

@@ -1,0 +1,153 @@
+"""The outbox after outages: a broker that lost what it acknowledged, a database that restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from google.protobuf.wrappers_pb2 import StringValue
+
+from cift.runtime import db
+from cift.runtime.kafka import Event, EventConsumer, EventProducer, ensure_topics
+from cift.runtime.outbox import NOTIFY_PREFIX, OutboxRelay, enqueue
+from cift.stack import kafka_broker
+from cift.stack.ports import free_ports
+from cift.stack.probes import probe_kafka, wait_until_answers
+from cift.stack.processes import Child
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def schema(infra: Any) -> AsyncIterator[str]:
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    yield name
+    conn = await asyncpg.connect(infra.database_url)
+    await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    await conn.close()
+
+
+async def start_broker(port: int, log: Path, topic: str) -> Child:
+    """A Tansu broker of its own (the shared one must not restart), with `topic`."""
+    broker = kafka_broker.spawn_broker(port, log)
+    bootstrap = kafka_broker.bootstrap_address(port)
+    await wait_until_answers("test broker", lambda: probe_kafka(bootstrap), 30.0)
+    await ensure_topics(bootstrap, [topic], partitions=1)
+    return broker
+
+
+async def values_on(bootstrap: str, topic: str, count: int) -> list[str]:
+    """The values of the first `count` records of `topic` (fails after 30 s)."""
+    received: list[str] = []
+    enough = asyncio.Event()
+
+    async def handler(events: list[Event]) -> None:
+        received.extend(e.message.value for e in events)  # type: ignore[attr-defined]
+        if len(received) >= count:
+            enough.set()
+
+    consumer = EventConsumer(bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic])
+    await consumer.start()
+    task = asyncio.create_task(consumer.run(handler))
+    try:
+        await asyncio.wait_for(enough.wait(), 30.0)
+    finally:
+        await consumer.stop()
+        await asyncio.gather(task, return_exceptions=True)
+    return received
+
+
+async def enqueue_values(pool: asyncpg.Pool, topic: str, values: list[str]) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        for value in values:
+            await enqueue(conn, topic, "acct-1", StringValue(value=value))
+
+
+async def test_events_a_restarted_broker_lost_are_relayed_again(
+    infra: Any, schema: str, tmp_path: Path
+) -> None:
+    topic = f"test.lost.{uuid.uuid4().hex[:8]}"
+    (port,) = free_ports(1)
+    bootstrap = kafka_broker.bootstrap_address(port)
+    broker = await start_broker(port, tmp_path / "broker.log", topic)
+    await db.migrate_dsn(infra.database_url, schema, [])
+    pool = await db.create_pool(infra.database_url, schema)
+    producer = EventProducer(bootstrap, "test")
+    await producer.start()
+    relay = OutboxRelay(pool, producer)
+    try:
+        await enqueue_values(pool, topic, ["first", "second", "third"])
+        assert await relay.relay_once() == 3
+        # The broker acknowledged all three, then restarts empty (it keeps memory only).
+        await broker.stop()
+        broker = await start_broker(port, tmp_path / "broker.log", topic)
+        await enqueue_values(pool, topic, ["fourth"])
+        assert await relay.relay_once() == 1  # offset 0 again: the broker started over
+        assert await relay.relay_again() == 4
+        assert await relay.relay_once() == 4
+        values = await values_on(bootstrap, topic, 5)
+    finally:
+        await producer.stop()
+        await pool.close()
+        await broker.stop()
+    # Every committed event is on the new broker; "fourth" twice, which consumers dedupe.
+    assert values == ["fourth", "first", "second", "third", "fourth"]
+
+
+async def test_a_relay_that_kept_its_broker_relays_nothing_again(infra: Any, schema: str) -> None:
+    topic = f"test.kept.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(infra.kafka_bootstrap, [topic], partitions=1)
+    await db.migrate_dsn(infra.database_url, schema, [])
+    pool = await db.create_pool(infra.database_url, schema)
+    producer = EventProducer(infra.kafka_bootstrap, "test")
+    await producer.start()
+    relay = OutboxRelay(pool, producer)
+    try:
+        for value in ("a", "b", "c"):
+            await enqueue_values(pool, topic, [value])
+            assert await relay.relay_once() == 1
+        # Relayed rows are kept for re-relay but never published twice on their own.
+        assert await relay.relay_once() == 0
+        assert (
+            await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") == 3
+        )
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+async def test_the_relay_rides_out_a_lost_database_connection(infra: Any, schema: str) -> None:
+    topic = f"test.reconnect.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(infra.kafka_bootstrap, [topic], partitions=1)
+    await db.migrate_dsn(infra.database_url, schema, [])
+    pool = await db.create_pool(infra.database_url, schema)
+    producer = EventProducer(infra.kafka_bootstrap, "test")
+    await producer.start()
+    running = asyncio.create_task(OutboxRelay(pool, producer, poll_s=0.2).run())
+    try:
+        await enqueue_values(pool, topic, ["before"])
+        await asyncio.sleep(0.5)
+        # What a PostgreSQL restart does to the relay's listening connection.
+        admin = await asyncpg.connect(infra.database_url)
+        terminated = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+            f"LISTEN %{NOTIFY_PREFIX}{schema}%",
+        )
+        assert terminated == 1
+        await admin.close()
+        await asyncio.sleep(0.5)
+        await enqueue_values(pool, topic, ["after"])
+        values = await values_on(infra.kafka_bootstrap, topic, 2)
+        assert not running.done(), "the relay gave up after losing its connection"
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await producer.stop()
+        await pool.close()
+    assert values == ["before", "after"]
