@@ -50,14 +50,24 @@ class AuthConfig(CommonConfig):
         5.0,
         "How long a checked API key is reused without a database read (upper bound on revocation delay).",
     )
-    auth_login_max_failures_per_account: int = setting(
-        5, "Failed logins per email per window before throttling."
+    auth_login_free_failures: int = setting(
+        5,
+        "Failed logins for one email from one address before each further attempt from "
+        "there must wait (the owner elsewhere is never locked out).",
+    )
+    auth_login_backoff_base_s: float = setting(
+        1.0, "First wait after the free failures; it doubles with each further failure."
+    )
+    auth_login_backoff_max_s: float = setting(
+        300.0, "Longest wait between login attempts for one email from one address."
     )
     auth_login_max_failures_per_address: int = setting(
-        50, "Failed logins per client address per window before throttling."
+        50, "Failed logins per client address (over all emails) per window before throttling."
     )
     auth_login_failure_window_s: float = setting(
-        900.0, "Window over which failed logins are counted."
+        900.0,
+        "How long failed logins are remembered: the per-address window, and the time after "
+        "the last failure at which one email's count from one address starts over.",
     )
     auth_public_paths: tuple[str, ...] = setting(
         DEFAULT_PUBLIC_PATHS,
