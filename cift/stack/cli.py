@@ -40,6 +40,7 @@ from cift.stack.probes import (
     probe_redis,
     probe_tcp,
 )
+from cift.stack.safeguards import missing_safeguards
 from cift.stack.services import service_argv
 from cift.stack.settings import StackConfig
 
@@ -124,6 +125,10 @@ async def _supervise(stack: Stack, stop_requested: asyncio.Event) -> int:
         return 130
     info = starting.result()  # a StackError here has already stopped everything
     print(listening_table(info), flush=True)
+    for safeguard in missing_safeguards(
+        stack.environ, info.embedded, info.database_url, info.redis_url
+    ):
+        _say(f"running without {safeguard}")
     print(READY_LINE, flush=True)
     exited = asyncio.create_task(stack.wait_for_exit())
     await asyncio.wait({stopping, exited}, return_when=asyncio.FIRST_COMPLETED)

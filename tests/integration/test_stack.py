@@ -162,14 +162,14 @@ async def assert_gateway_transcodes_and_routes(gateway_url: str, admin_url: str)
         http_get,
         f"{gateway_url}/cift.marketdata.v1.MarketDataService/GetClock",
         {
-            "origin": "https://app.example.com",
+            "origin": gateway_url,
             "access-control-request-method": "POST",
             "access-control-request-headers": "x-grpc-web,content-type",
         },
         "OPTIONS",
     )
     assert status == 200
-    assert headers["access-control-allow-origin"] == "https://app.example.com"
+    assert headers["access-control-allow-origin"] == gateway_url
     assert "grpc-status" in headers["access-control-expose-headers"]
 
 

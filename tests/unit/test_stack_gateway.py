@@ -303,6 +303,7 @@ def test_transcoder_rejects_unknown_methods_and_query_parameters_and_prints_zero
     assert transcoder["request_validation_options"] == {
         "reject_unknown_method": True,
         "reject_unknown_query_parameters": True,
+        "reject_binding_body_field_collisions": True,
     }
     assert transcoder["print_options"]["always_print_primitive_fields"] is True
     assert transcoder["print_options"]["preserve_proto_field_names"] is False
