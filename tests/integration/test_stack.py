@@ -180,6 +180,9 @@ async def test_cift_up_answers_every_check_and_sigint_leaves_no_process(
     async with cift_up(cift_up_environ) as running:
         await running.read_until(READY_LINE, START_TIMEOUT_S)
         started_in_s = time.monotonic() - running.started_s
+        # A bare laptop stack says what it runs without, one line each.
+        without = [line for line in running.output if line.startswith("cift: running without")]
+        assert len(without) == 4, running.output
         tree = descendants(running.process.pid)
         names = {name for _, _, name in tree}
         assert {"postgres", "envoy"} <= names, names
