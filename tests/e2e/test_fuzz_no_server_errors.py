@@ -7,6 +7,11 @@ NUL characters allowed and schema-violating (negative) inputs included, signed i
 one trader, and asserts only what the probe checked: no 5xx. The schema conformance of
 valid requests is `test_openapi_conformance.py`'s job.
 
+It is a wide net, not a replay: at CI's budget (about a thousand requests, where the
+probe needed thousands per server error) it did not hit the probe's exact inputs with
+the shared request check switched off. Those inputs are replayed one by one in
+`test_security_probe.py`, which fails without the fixes.
+
 Sign-in is left out: every wrong password counts against the caller's address (all
 tests share 127.0.0.1), and a hundred of them would throttle the other tests' logins;
 its bad inputs are in `test_security_probe.py`.
