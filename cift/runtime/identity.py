@@ -24,7 +24,16 @@ IDENTITY_TOKEN_HEADER = "x-cift-identity"
 USER_ID_HEADER = "x-cift-user-id"
 ACCOUNT_ID_HEADER = "x-cift-account-id"
 SCOPES_HEADER = "x-cift-scopes"
-GATEWAY_HEADERS = (IDENTITY_TOKEN_HEADER, USER_ID_HEADER, ACCOUNT_ID_HEADER, SCOPES_HEADER)
+API_KEY_ID_HEADER = "x-cift-api-key-id"
+GATEWAY_HEADERS = (
+    IDENTITY_TOKEN_HEADER,
+    USER_ID_HEADER,
+    ACCOUNT_ID_HEADER,
+    SCOPES_HEADER,
+    API_KEY_ID_HEADER,
+)
+# The `akid` claim of a token minted for an API-key caller: which key it stands for.
+API_KEY_ID_CLAIM = "akid"
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,9 @@ class Identity:
     account_id: str
     scopes: frozenset[str]
     token: str = ""  # the verified credential, forwarded on calls made for this user
+    # Set when the caller signed in with an API key (its id), empty for a password login:
+    # some acts (making API keys) need the person, not a key they handed out.
+    api_key_id: str = ""
 
     @property
     def is_admin(self) -> bool:

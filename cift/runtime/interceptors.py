@@ -2,7 +2,8 @@
 
 Order matters and is fixed here: trace context is extracted first (so logs and
 errors carry the trace id), then the caller is authenticated and the RPC's scope
-enforced, then the handler runs; domain errors become gRPC statuses and every
+enforced, then the request message is checked for values no service can take
+(`cift.runtime.validation`), then the handler runs; domain errors become gRPC statuses and every
 outcome is counted. Handlers never see an unauthenticated call unless its policy
 says the RPC is public.
 """
@@ -12,19 +13,23 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
+from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from cift.runtime import errors
 from cift.runtime.identity import (
     ACCOUNT_ID_HEADER,
+    API_KEY_ID_HEADER,
     IDENTITY_TOKEN_HEADER,
     SCOPES_HEADER,
     USER_ID_HEADER,
@@ -34,6 +39,7 @@ from cift.runtime.identity import (
 from cift.runtime.metrics import record_rpc
 from cift.runtime.outages import RETRY_AFTER_S, is_outage
 from cift.runtime.tracing import extract_metadata
+from cift.runtime.validation import check_request
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +88,11 @@ class CredentialVerifier(Protocol):
     async def verify_api_key(self, api_key: str) -> Identity: ...
 
 
+def retry_after_header(retry_after_s: float) -> str:
+    """Whole seconds, rounded up and at least 1: HTTP's Retry-After takes no fraction."""
+    return str(max(1, math.ceil(retry_after_s)))
+
+
 def _metadata_value(metadata: Mapping[str, str], key: str) -> str:
     return metadata.get(key, "").strip()
 
@@ -106,6 +117,7 @@ async def authenticate(
             account_id=_metadata_value(metadata, ACCOUNT_ID_HEADER),
             scopes=frozenset(_metadata_value(metadata, SCOPES_HEADER).split()),
             token=_metadata_value(metadata, IDENTITY_TOKEN_HEADER) or _bearer_token(metadata),
+            api_key_id=_metadata_value(metadata, API_KEY_ID_HEADER),
         )
     if verifier is None:
         raise errors.Unavailable("Credential verification is not ready yet; retry shortly.")
@@ -190,18 +202,35 @@ class _Call:
             if exc.reason:
                 trailers.append((REASON_TRAILER, exc.reason))
             if isinstance(exc, errors.ResourceExhausted):
-                trailers.append((RETRY_AFTER_TRAILER, f"{max(exc.retry_after_s, 0.001):.3f}"))
+                trailers.append((RETRY_AFTER_TRAILER, retry_after_header(exc.retry_after_s)))
             if isinstance(exc, errors.Unavailable):
                 trailers.append((RETRY_AFTER_TRAILER, str(RETRY_AFTER_S)))
             context.set_trailing_metadata(tuple(trailers))
             await context.abort(_STATUS[exc.code_name], exc.message)
-        log.exception("unhandled error in %s", self.method)
-        span_context = trace.get_current_span().get_span_context()
+        trace_id = self.trace_id()
+        log.exception("unhandled error in %s", self.method, extra={"error_trace_id": trace_id})
         await context.abort(
             grpc.StatusCode.INTERNAL,
-            f"Internal error; quote trace id {span_context.trace_id:032x} when reporting it.",
+            f"Internal error; quote trace id {trace_id} when reporting it.",
         )
         return "INTERNAL"  # pragma: no cover - abort always raises
+
+    def trace_id(self) -> str:
+        """An id that finds this call's log lines: the trace's, else the gateway's request id.
+
+        Without a tracer provider (CIFT_OTEL_EXPORTER=none) and without an incoming
+        traceparent the span is non-recording and its trace id is all zeros, which
+        names nothing; the gateway's x-request-id (also in the client's response
+        headers) does, and a fresh random id still names the logged error.
+        """
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            return f"{span_context.trace_id:032x}"
+        request_id = self.metadata.get("x-request-id", "")
+        try:
+            return uuid.UUID(request_id).hex
+        except ValueError:
+            return uuid.uuid4().hex
 
     def code_of(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         code = context.code()
@@ -233,13 +262,17 @@ class _Call:
 
 
 @asynccontextmanager
-async def _guard(call: _Call, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-    """Trace, authenticate, map errors and record metrics around one RPC body."""
+async def _guard(
+    call: _Call, context: grpc.aio.ServicerContext[Any, Any], request: Any = None
+) -> AsyncIterator[None]:
+    """Trace, authenticate, check the request, map errors and record metrics around one RPC."""
     started = time.perf_counter()
     code = "OK"
     span = call.start_span()
     try:
         bind_identity(await call.identity())
+        if isinstance(request, Message):
+            check_request(request)
         yield
         code = call.code_of(context)
     except (asyncio.CancelledError, GeneratorExit):
@@ -288,7 +321,8 @@ def _wrap_handler(
         inner_unary: Any = handler.unary_unary or handler.stream_unary
 
         async def unary_response(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            async with _guard(call, context):
+            # A client stream's requests (internal callers only) arrive later, unchecked.
+            async with _guard(call, context, request):
                 return await inner_unary(request, context)
 
         if handler.unary_unary:
@@ -302,7 +336,7 @@ def _wrap_handler(
     ) -> AsyncIterator[Any]:
         # Handlers may be async generators or write through context.write(); both
         # run inside the guard so identity, errors and metrics cover the whole stream.
-        async with _guard(call, context):
+        async with _guard(call, context, request):
             produced = inner_stream(request, context)
             if inspect.isasyncgen(produced):
                 async for item in produced:

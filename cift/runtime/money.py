@@ -6,7 +6,8 @@ never enter: a float cannot represent 0.1 and the ledger must balance to the cen
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 from cift.runtime.errors import InvalidArgument
 
@@ -14,22 +15,25 @@ from cift.runtime.errors import InvalidArgument
 MAX_DIGITS = 30
 MAX_EXPONENT = 18
 
+# The one accepted form: ASCII digits, an optional leading minus and at most one point.
+# `Decimal()` alone would also take "1_0", " 1 ", "+1", "1e2" and non-ASCII digits
+# (Arabic-Indic "\u0661"), each of which a client may mean otherwise than the server reads.
+_PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
 
 def parse_decimal(field: str, text: str, *, allow_empty: bool = False) -> Decimal | None:
-    """Read a wire decimal, refusing NaN, infinities, exponent tricks and garbage."""
-    stripped = text.strip()
-    if not stripped:
+    """Read a wire decimal: plain ASCII digits, optional "-" and ".", nothing else."""
+    if not text:
         if allow_empty:
             return None
         raise InvalidArgument(f'{field} is required and must be a decimal string such as "10.5".')
-    try:
-        value = Decimal(stripped)
-    except InvalidOperation:
+    if _PLAIN_DECIMAL.fullmatch(text) is None:
         raise InvalidArgument(
-            f'{field} must be a decimal string such as "10.5", not {text!r}.'
-        ) from None
-    if not value.is_finite():
-        raise InvalidArgument(f"{field} must be a finite number, not {text!r}.")
+            f'{field} must be a plain decimal string such as "10.5" or "-3" (ASCII digits, '
+            f"an optional leading minus and point; no spaces, signs, exponents or "
+            f"separators), not {text[:40]!r}."
+        )
+    value = Decimal(text)
     _sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
     if (
@@ -37,7 +41,7 @@ def parse_decimal(field: str, text: str, *, allow_empty: bool = False) -> Decima
         or abs(exponent) > MAX_EXPONENT
         or len(digits) + exponent > MAX_EXPONENT
     ):
-        raise InvalidArgument(f"{field} is out of range: {text!r}.")
+        raise InvalidArgument(f"{field} is out of range: {text[:40]!r}.")
     return value
 
 

@@ -35,7 +35,12 @@ from cift.auth.v1 import auth_pb2, auth_pb2_grpc
 from cift.extauthz.v3 import external_auth_pb2, external_auth_pb2_grpc
 from cift.runtime.config import CommonConfig
 from cift.runtime.errors import Unauthenticated, Unavailable
-from cift.runtime.identity import ALL_SCOPES, IDENTITY_TOKEN_HEADER, Identity
+from cift.runtime.identity import (
+    ALL_SCOPES,
+    API_KEY_ID_CLAIM,
+    IDENTITY_TOKEN_HEADER,
+    Identity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +213,13 @@ def verify_token(
     scopes = frozenset(scope.split())
     if not scopes or not scopes <= ALL_SCOPES:
         raise Unauthenticated(_INVALID_MESSAGE, reason=REASON_INVALID)
-    return Identity(user_id=user_id, account_id=account_id, scopes=scopes, token=token), expires_at
+    api_key_id = claims.get(API_KEY_ID_CLAIM, "")
+    if not isinstance(api_key_id, str):
+        raise Unauthenticated(_INVALID_MESSAGE, reason=REASON_INVALID)
+    identity = Identity(
+        user_id=user_id, account_id=account_id, scopes=scopes, token=token, api_key_id=api_key_id
+    )
+    return identity, expires_at
 
 
 JwksFetch = Callable[[], Awaitable[Iterable[Mapping[str, str]]]]

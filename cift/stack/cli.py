@@ -42,6 +42,7 @@ from cift.stack.probes import (
     probe_redis,
     probe_tcp,
 )
+from cift.stack.safeguards import missing_safeguards
 from cift.stack.services import service_argv
 from cift.stack.settings import StackConfig
 from cift.stack.supervisor import CrashLoop, Supervisor
@@ -130,6 +131,10 @@ async def _supervise(stack: Stack, stop_requested: asyncio.Event) -> int:
     controls = control.ControlServer(info.home, supervisor)
     await controls.start()
     print(listening_table(info), flush=True)
+    for safeguard in missing_safeguards(
+        stack.environ, info.embedded, info.database_url, info.redis_url
+    ):
+        _say(f"running without {safeguard}")
     print(READY_LINE, flush=True)
     supervising = asyncio.create_task(supervisor.run())
     await asyncio.wait({stopping, supervising}, return_when=asyncio.FIRST_COMPLETED)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -27,6 +28,11 @@ TEMPLATE_PATH = GATEWAY_DIR / "envoy.yaml.tmpl"
 # The REST surface's OpenAPI document (`python tools/gen_openapi.py`), which the gateway
 # serves at /openapi.json from its own config, so no extra file has to reach its pod.
 OPENAPI_PATH = GATEWAY_DIR / "openapi.json"
+
+# What a browser sends as Origin for an http(s) page: no path, no wildcard, lower case.
+_ORIGIN = re.compile(
+    r"https?://(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?"
+)
 
 # Cluster names in the template; each routes one gRPC package.
 UPSTREAMS = ("auth", "marketdata", "execution", "risk")
@@ -46,8 +52,12 @@ class GatewayParams:
     # True in Kubernetes: resolve each upstream name to all its pods (STRICT_DNS) instead
     # of one fixed IP (STATIC), so the gateway balances across replicas.
     upstreams_by_dns: bool = False
-    # Origins browsers may call from; the local default accepts any.
-    cors_origin_regex: str = ".*"
+    # Origins whose pages may call the API from a browser (exact "scheme://host[:port]");
+    # none: only pages the gateway serves itself (same origin needs no CORS).
+    cors_origins: tuple[str, ...] = ()
+    # Proxies in front of the gateway that append the client's address to
+    # x-forwarded-for (0: clients connect directly, as with `cift up`).
+    trusted_proxy_hops: int = 0
     # Requests per second one gateway accepts in all, and the burst above that rate.
     rate_limit_per_second: int = 10_000
     rate_limit_burst: int = 20_000
@@ -79,9 +89,43 @@ def _split_address(service: str, address: str, by_dns: bool) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def check_origin(origin: str) -> str:
+    """A browser origin exactly as browsers send it, or StackError.
+
+    Refused on purpose: "*" and patterns (any site could call with a user's token),
+    and "null", which sandboxed frames and local files send, so allowing it lets
+    any page in.
+    """
+    if _ORIGIN.fullmatch(origin) is None:
+        raise StackError(
+            f"CORS origin must be scheme://host[:port] in lower case (like "
+            f"https://app.example.com), not {origin!r}"
+        )
+    return origin
+
+
+def own_origins(listener_host: str, port: int) -> tuple[str, ...]:
+    """The origins of pages the gateway itself serves (the dashboard) on a local listener."""
+    host = _self_host(listener_host)
+    names = [host, "localhost"] if host in ("127.0.0.1", "::1") else [host]
+    return tuple(f"http://{_authority(name, port)}" for name in names)
+
+
+def _origins_yaml(origins: tuple[str, ...]) -> str:
+    """The exact matchers of `origins` as one YAML flow sequence."""
+    checked = [check_origin(origin) for origin in origins]
+    return "[" + ", ".join(f'{{ exact: "{_yaml_quoted(o)}" }}' for o in checked) + "]"
+
+
 def _positive(name: str, value: int) -> int:
     if value <= 0:
         raise StackError(f"gateway setting {name} must be a positive number, not {value}")
+    return value
+
+
+def _not_negative(name: str, value: int) -> int:
+    if value < 0:
+        raise StackError(f"gateway setting {name} must not be negative, not {value}")
     return value
 
 
@@ -184,7 +228,8 @@ def render_gateway_config(params: GatewayParams, template_path: Path = TEMPLATE_
         "admin_port": params.admin_port,
         "descriptor_path": params.descriptor_path,
         "upstream_type": "STRICT_DNS" if params.upstreams_by_dns else "STATIC",
-        "cors_origin_regex": _yaml_quoted(params.cors_origin_regex),
+        "cors_origins": _origins_yaml(params.cors_origins),
+        "trusted_proxy_hops": _not_negative("trusted_proxy_hops", params.trusted_proxy_hops),
         "rate_limit_per_second": _positive("rate_limit_per_second", params.rate_limit_per_second),
         "rate_limit_burst": _positive("rate_limit_burst", params.rate_limit_burst),
         "sign_in_per_second": _positive("sign_in_per_second", params.sign_in_per_second),

@@ -396,6 +396,9 @@ class Stack:
             jwt_issuer=self.config.jwt_issuer,
             jwt_audience=self.config.jwt_audience,
             otlp_collector=gateway.otlp_collector(self._common_config()),
+            cors_origins=self.config.gateway_cors_origins
+            or gateway.own_origins(self.config.gateway_host, self.ports.gateway),
+            trusted_proxy_hops=self.config.gateway_trusted_proxy_hops,
         )
         config_path = gateway_dir / "envoy.yaml"
         config_path.write_text(gateway.render_gateway_config(params))

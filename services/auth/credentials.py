@@ -85,9 +85,7 @@ class Credentials:
             wall_clock=clock,
         )
         self._api_keys: OrderedDict[str, tuple[StoredApiKey | None, float]] = OrderedDict()
-        self._identity_tokens: OrderedDict[tuple[str, str, frozenset[str]], tuple[str, float]] = (
-            OrderedDict()
-        )
+        self._identity_tokens: OrderedDict[TokenSubject, tuple[str, float]] = OrderedDict()
         self._used_key_ids: set[str] = set()
 
     @property
@@ -103,12 +101,13 @@ class Credentials:
         presented = parse_api_key(api_key)
         stored = authenticate_key(presented, await self._lookup(presented.prefix), self._pepper)
         self._used_key_ids.add(stored.key_id)
-        subject = TokenSubject(stored.user_id, stored.account_id, stored.scopes)
+        subject = TokenSubject(stored.user_id, stored.account_id, stored.scopes, stored.key_id)
         return Identity(
             user_id=stored.user_id,
             account_id=stored.account_id,
             scopes=stored.scopes,
             token=self.identity_token(subject),
+            api_key_id=stored.key_id,
         )
 
     async def authenticate(self, headers: Mapping[str, str]) -> Identity | None:
@@ -130,7 +129,7 @@ class Credentials:
         """A short-lived JWT for `subject`, reused until half of its lifetime is gone."""
         now = self._clock()
         ttl_s = self._config.auth_identity_token_ttl_s
-        cache_key = (subject.user_id, subject.account_id, subject.scopes)
+        cache_key = subject
         cached = self._identity_tokens.get(cache_key)
         if cached is not None and cached[1] - now > ttl_s / 2:
             return cached[0]

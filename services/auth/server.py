@@ -17,7 +17,13 @@ import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
-from cift.runtime.errors import InvalidArgument, NotFound, ResourceExhausted, Unauthenticated
+from cift.runtime.errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
 from cift.runtime.identity import current_identity
 from cift.runtime.money import format_decimal
 from services.auth import store
@@ -46,6 +52,8 @@ from services.auth.throttle_store import LoginThrottle
 
 log = logging.getLogger(__name__)
 
+# Set by the gateway (gateway/envoy.yaml.tmpl); clients cannot send it.
+CLIENT_ADDRESS_HEADER = "x-cift-client-address"
 MAX_DISPLAY_NAME_CHARS = 100
 MAX_CREDENTIAL_CHARS = 1024
 PREFIX_DRAWS = 5
@@ -85,13 +93,16 @@ def _api_key_message(key: store.ApiKeyRow) -> auth_pb2.ApiKey:
 
 
 def client_address(context: Any) -> str:
-    """The caller's address: the hop the gateway appended to x-forwarded-for, else the peer."""
-    metadata = {
-        key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
-    }
-    forwarded = metadata.get("x-forwarded-for", "")
-    if forwarded:
-        return normalize_address(forwarded.rsplit(",", 1)[-1])
+    """The caller's address as the gateway decided it, else (a direct call) the peer.
+
+    Never x-forwarded-for: its entries are whatever the client wrote. The gateway
+    drops any x-cift-* header a client sends and sets this one from the connection
+    (or from its trusted proxies, CIFT_GATEWAY_TRUSTED_PROXY_HOPS); service ports
+    are reachable by the gateway and the mesh only.
+    """
+    for key, value in context.invocation_metadata() or ():
+        if key == CLIENT_ADDRESS_HEADER and isinstance(value, str) and value.strip():
+            return normalize_address(value)
     return client_address_from_peer(context.peer() or "")
 
 
@@ -209,7 +220,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 detail={"email": email},
             )
             raise Unauthenticated(_BAD_LOGIN, reason="BAD_CREDENTIALS")
-        await self._throttle.clear_account(email)
+        await self._throttle.clear(email, address)
         if needs_rehash(user.password_hash, cost=self._config.auth_bcrypt_cost):
             new_hash = await asyncio.to_thread(
                 hash_password, password, cost=self._config.auth_bcrypt_cost
@@ -335,6 +346,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.CreateApiKeyRequest, context: Any
     ) -> auth_pb2.CreateApiKeyResponse:
         identity = current_identity()
+        if identity.api_key_id:
+            # Otherwise a leaked key could mint itself successors that outlive its
+            # revocation; making keys needs the person (a password login).
+            raise PermissionDenied(
+                "An API key cannot create API keys: sign in with your password and create "
+                "the key with that session.",
+                reason="API_KEY_CANNOT_CREATE_KEYS",
+            )
         name = check_key_name(request.name)
         scopes = parse_scopes(request.scopes)
         check_grantable(scopes, identity.scopes)

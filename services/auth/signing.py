@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from cift.runtime.identity import API_KEY_ID_CLAIM
 from cift.runtime.tokens import ALGORITHM, jwk_thumbprint, public_jwk
 from services.auth.scopes import scope_claim
 
@@ -105,6 +106,8 @@ class TokenSubject:
     user_id: str
     account_id: str
     scopes: frozenset[str]
+    # The API key a token stands for (`akid` claim); empty for a password login.
+    api_key_id: str = ""
 
 
 def mint_access_token(
@@ -123,6 +126,8 @@ def mint_access_token(
         "exp": issued_at + int(ttl_s),
         "jti": uuid.uuid4().hex,
     }
+    if subject.api_key_id:
+        claims[API_KEY_ID_CLAIM] = subject.api_key_id
     return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 

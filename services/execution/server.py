@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -45,6 +46,10 @@ ACTIVITY_TO_PB = {
 }
 ACTIVITY_FROM_PB = {v: k for k, v in ACTIVITY_TO_PB.items()}
 PERIOD_UNITS = {"D": 1, "W": 7, "M": 30, "A": 365}
+# A count of ASCII digits (str.isdigit would take "\u0661") and a unit; the history may
+# reach back at most this far, which keeps the start inside what a datetime holds.
+PERIOD_FORMAT = re.compile(r"([0-9]{1,6})([DWMA])")
+MAX_PERIOD_DAYS = 100 * 365
 TIMEFRAMES = {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}
 
 
@@ -93,6 +98,19 @@ def _decode_cursor(token: str) -> tuple[datetime, str] | None:
 
 def _when(stamp: object, present: bool) -> datetime | None:
     return stamp.ToDatetime(tzinfo=UTC) if present else None  # type: ignore[attr-defined, no-any-return]
+
+
+def period_days(period: str) -> int:
+    """Days a portfolio-history period ("1D", "2W", "3M", "1A") spans; at most 100 years."""
+    match = PERIOD_FORMAT.fullmatch(period)
+    if match is None or int(match.group(1)) <= 0:
+        raise InvalidArgument(
+            f"period must be a positive number and D, W, M or A, such as 1M, not {period[:40]!r}."
+        )
+    days = int(match.group(1)) * PERIOD_UNITS[match.group(2)]
+    if days > MAX_PERIOD_DAYS:
+        raise InvalidArgument(f"period may span at most 100 years (100A), not {period!r}.")
+    return days
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
@@ -429,13 +447,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     ) -> execution_pb2.GetPortfolioHistoryResponse:  # type: ignore[override]
         account_id = _target_account(current_identity(), request.account_id)
         await self.broker.ensure_account(account_id)
-        period = request.period or "1M"
-        unit = period[-1:]
-        if unit not in PERIOD_UNITS or not period[:-1].isdigit() or int(period[:-1]) <= 0:
-            raise InvalidArgument(
-                f"period must be a number and D, W, M or A, such as 1M, not {period!r}."
-            )
-        days = int(period[:-1]) * PERIOD_UNITS[unit]
+        days = period_days(request.period or "1M")
         timeframe = request.timeframe or ("5Min" if days <= 1 else "1Day")
         if timeframe not in TIMEFRAMES:
             raise InvalidArgument("timeframe must be one of 1Min, 5Min, 15Min, 1Hour, 1Day.")

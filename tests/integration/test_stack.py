@@ -106,14 +106,14 @@ async def assert_gateway_transcodes_and_routes(gateway_url: str, admin_url: str)
         http_get,
         f"{gateway_url}/cift.marketdata.v1.MarketDataService/GetClock",
         {
-            "origin": "https://app.example.com",
+            "origin": gateway_url,
             "access-control-request-method": "POST",
             "access-control-request-headers": "x-grpc-web,content-type",
         },
         "OPTIONS",
     )
     assert status == 200
-    assert headers["access-control-allow-origin"] == "https://app.example.com"
+    assert headers["access-control-allow-origin"] == gateway_url
     assert "grpc-status" in headers["access-control-expose-headers"]
 
 
@@ -124,6 +124,9 @@ async def test_cift_up_answers_every_check_and_sigint_leaves_no_process(
     async with cift_up(cift_up_environ) as running:
         await running.read_until(READY_LINE, START_TIMEOUT_S)
         started_in_s = time.monotonic() - running.started_s
+        # A bare laptop stack says what it runs without, one line each.
+        without = [line for line in running.output if line.startswith("cift: running without")]
+        assert len(without) == 4, running.output
         tree = descendants(running.process.pid)
         names = {name for _, _, name in tree}
         assert {"postgres", "envoy"} <= names, names

@@ -24,6 +24,7 @@ from cift.stack.gateway import (
     envoy_argv,
     envoy_binary,
     otlp_collector,
+    own_origins,
     render_gateway_config,
     spawn_envoy,
 )
@@ -82,7 +83,8 @@ def kubernetes_params(descriptor: Path) -> GatewayParams:
         admin_host="0.0.0.0",
         upstreams={name: f"{name}.cift.svc.cluster.local:50051" for name in SERVICES},
         upstreams_by_dns=True,
-        cors_origin_regex="https://app\\.example\\.com",
+        cors_origins=("https://app.example.com",),
+        trusted_proxy_hops=1,
     )
 
 
@@ -301,6 +303,7 @@ def test_transcoder_rejects_unknown_methods_and_query_parameters_and_prints_zero
     assert transcoder["request_validation_options"] == {
         "reject_unknown_method": True,
         "reject_unknown_query_parameters": True,
+        "reject_binding_body_field_collisions": True,
     }
     assert transcoder["print_options"]["always_print_primitive_fields"] is True
     assert transcoder["print_options"]["preserve_proto_field_names"] is False
@@ -318,6 +321,65 @@ def test_cors_allows_grpc_web_headers_and_exposes_grpc_status(tmp_path: Path) ->
     assert {"x-grpc-web", "x-user-agent", "grpc-timeout", "content-type"} <= allowed
     assert {"authorization", "x-api-key"} <= allowed
     assert {"grpc-status", "grpc-message"} <= exposed
+
+
+def test_cors_allows_exactly_the_configured_origins_and_answers_other_preflights(
+    tmp_path: Path,
+) -> None:
+    params = local_params(
+        tmp_path / "cift.pb", cors_origins=("http://127.0.0.1:8080", "https://app.example.com")
+    )
+    host = http_manager(yaml.safe_load(render_gateway_config(params)))["route_config"]
+    policy = host["virtual_hosts"][0]["typed_per_filter_config"]["envoy.filters.http.cors"]
+    assert policy["allow_origin_string_match"] == [
+        {"exact": "http://127.0.0.1:8080"},
+        {"exact": "https://app.example.com"},
+    ]
+    assert policy["forward_not_matching_preflights"] is False
+
+
+def test_no_configured_origin_allows_none(tmp_path: Path) -> None:
+    host = http_manager(yaml.safe_load(render_gateway_config(local_params(tmp_path / "c.pb"))))
+    policy = host["route_config"]["virtual_hosts"][0]["typed_per_filter_config"][
+        "envoy.filters.http.cors"
+    ]
+    assert policy["allow_origin_string_match"] == []
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "null",
+        "*",
+        "https://*.example.com",
+        "https://app.example.com/",
+        "ftp://x",
+        "HTTPS://A.B",
+        "",
+    ],
+)
+def test_an_origin_that_is_not_one_exact_site_is_refused(tmp_path: Path, origin: str) -> None:
+    with pytest.raises(StackError, match="CORS origin must be scheme://host"):
+        render_gateway_config(local_params(tmp_path / "cift.pb", cors_origins=(origin,)))
+
+
+def test_the_gateways_own_origins_are_its_local_addresses() -> None:
+    assert own_origins("127.0.0.1", 8080) == ("http://127.0.0.1:8080", "http://localhost:8080")
+    assert own_origins("0.0.0.0", 8080) == ("http://127.0.0.1:8080", "http://localhost:8080")
+    assert own_origins("10.1.2.3", 80) == ("http://10.1.2.3:80",)
+
+
+def test_services_get_the_client_address_the_gateway_decided_on(tmp_path: Path) -> None:
+    params = local_params(tmp_path / "cift.pb", trusted_proxy_hops=2)
+    manager = http_manager(yaml.safe_load(render_gateway_config(params)))
+    assert manager["use_remote_address"] is True
+    assert manager["xff_num_trusted_hops"] == 2
+    (added,) = manager["route_config"]["request_headers_to_add"]
+    assert added["header"] == {
+        "key": "x-cift-client-address",
+        "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+    }
+    assert added["append_action"] == "OVERWRITE_IF_EXISTS_OR_ADD"
 
 
 def test_listener_and_admin_addresses_come_from_the_parameters(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ def api_key(key: str) -> tuple[tuple[str, str], ...]:
 
 
 def from_address(address: str) -> tuple[tuple[str, str], ...]:
-    return (("x-forwarded-for", f"198.51.100.200, {address}"),)
+    """Metadata of a call the gateway forwards for a client at `address`."""
+    return (("x-cift-client-address", address),)
 
 
 def random_address() -> str:

@@ -95,6 +95,8 @@ async def test_api_key_is_allowed_with_a_minted_identity_token_that_services_acc
         await verifier.close()
     assert (identity.user_id, identity.account_id) == (user.id, user.account_id)
     assert identity.scopes == frozenset({"read"})
+    # Services can tell a key's caller from a person signed in with a password.
+    assert identity.api_key_id == headers["x-cift-api-key-id"] == created.api_key.id
 
 
 async def test_revoked_api_key_is_denied_on_the_next_check(
@@ -146,7 +148,6 @@ async def test_anything_else_is_denied_401_with_a_grpc_status_clients_can_read(
         ("/v1/auth/login", "POST"),
         ("/cift.auth.v1.AuthService/Register", "POST"),
         ("/v1/auth/jwks?x=1", "GET"),
-        ("/v1/orders", "OPTIONS"),
     ],
 )
 async def test_sign_in_paths_pass_without_credential_and_lose_spoofed_identity(
@@ -160,7 +161,18 @@ async def test_sign_in_paths_pass_without_credential_and_lose_spoofed_identity(
         "x-cift-user-id",
         "x-cift-account-id",
         "x-cift-scopes",
+        "x-cift-api-key-id",
     }
+
+
+@pytest.mark.parametrize("path", ["/v1/orders", "/cift.execution.v1.ExecutionService/SubmitOrder"])
+async def test_options_without_credential_is_refused_like_any_method(
+    check: external_auth_pb2_grpc.AuthorizationAsyncStub, path: str
+) -> None:
+    """The security probe's finding: OPTIONS skipped the check and reached execution."""
+    response = await check.Check(check_request(path, "OPTIONS"))
+    assert response.status.code == 16
+    assert response.denied_response.status.code == 401
 
 
 async def test_raw_header_map_mode_is_understood(

@@ -225,26 +225,50 @@ async def test_get_me_without_credential_is_unauthenticated(
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_repeated_failures_throttle_the_account_even_for_the_right_password(
+async def test_repeated_failures_slow_down_that_address_but_never_lock_the_owner_out(
     stub: auth_pb2_grpc.AuthServiceAsyncStub, auth_service: RunningAuth
 ) -> None:
+    """The security probe's finding: 5 wrong passwords from anyone locked the owner out."""
     user, _ = await register_and_login(stub)
-    where = from_address(random_address())
-    for _ in range(auth_service.config.auth_login_max_failures_per_account):
+    attacker = from_address(random_address())
+    for _ in range(auth_service.config.auth_login_free_failures):
         await rpc_error(
             stub.Login(
                 auth_pb2.LoginRequest(email=user.email, password="wrong password 12"),
-                metadata=where,
+                metadata=attacker,
             )
         )
     error = await rpc_error(
-        stub.Login(auth_pb2.LoginRequest(email=user.email, password=PASSWORD), metadata=where)
+        stub.Login(auth_pb2.LoginRequest(email=user.email, password=PASSWORD), metadata=attacker)
     )
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert trailer(error, "cift-reason") == "LOGIN_THROTTLED"
-    assert 1.0 <= float(trailer(error, "retry-after")) <= 60.0
+    # Whole seconds, as HTTP's Retry-After: the first wait after the free failures.
+    assert trailer(error, "retry-after") == str(int(auth_service.config.auth_login_backoff_base_s))
     entries = await store.audit_entries(auth_service.pool, limit=5)
     assert entries[0].event == "login_throttled"
+    # The owner, from their own address, signs in at once.
+    await stub.Login(
+        auth_pb2.LoginRequest(email=user.email, password=PASSWORD),
+        metadata=from_address(random_address()),
+    )
+
+
+async def test_a_client_cannot_pick_its_address_with_x_forwarded_for(
+    stub: auth_pb2_grpc.AuthServiceAsyncStub, auth_service: RunningAuth
+) -> None:
+    """Behind the gateway only x-cift-client-address counts; x-forwarded-for is the client's."""
+    user, _ = await register_and_login(stub)
+    where = from_address(random_address())
+    for n in range(auth_service.config.auth_login_free_failures + 1):
+        forged = (*where, ("x-forwarded-for", f"198.51.100.{n + 1}"))
+        error = await rpc_error(
+            stub.Login(
+                auth_pb2.LoginRequest(email=user.email, password="wrong password 12"),
+                metadata=forged,
+            )
+        )
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 async def test_one_address_failing_on_many_accounts_is_throttled(

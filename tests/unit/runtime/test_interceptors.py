@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -16,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
+from cift.execution.v1 import execution_pb2
 from cift.runtime import errors
 from cift.runtime.identity import Identity, current_identity
 from cift.runtime.interceptors import PUBLIC, RpcPolicy, ServiceInterceptor, authenticate
@@ -93,6 +96,7 @@ POLICIES = {
     "/test.Svc/Broken": RpcPolicy(scope="read"),
     "/test.Svc/Countdown": RpcPolicy(scope="read"),
     "/test.Svc/Forever": RpcPolicy(scope="read"),
+    "/test.Svc/ListOrders": PUBLIC,
 }
 
 
@@ -101,11 +105,15 @@ _PROVIDER = TracerProvider()
 _PROVIDER.add_span_processor(SimpleSpanProcessor(SPANS))
 
 
-@pytest.fixture
-async def channel() -> AsyncIterator[grpc.aio.Channel]:
+async def list_orders(request: execution_pb2.ListOrdersRequest, context: Any) -> bytes:
+    return ",".join(request.symbols).encode()
+
+
+@asynccontextmanager
+async def serving(tracer: trace.Tracer) -> AsyncIterator[grpc.aio.Channel]:
     verifier = StaticVerifier()
     chain = ServiceInterceptor(
-        "test", POLICIES, lambda: verifier, trust_gateway=False, tracer=_PROVIDER.get_tracer("t")
+        "test", POLICIES, lambda: verifier, trust_gateway=False, tracer=tracer
     )
     server = grpc.aio.server(interceptors=[chain])
     handlers = {
@@ -118,6 +126,9 @@ async def channel() -> AsyncIterator[grpc.aio.Channel]:
         "Broken": _bytes_handler("unary_unary", broken),
         "Countdown": _bytes_handler("unary_stream", countdown),
         "Forever": _bytes_handler("unary_stream", forever),
+        "ListOrders": grpc.unary_unary_rpc_method_handler(
+            list_orders, request_deserializer=execution_pb2.ListOrdersRequest.FromString
+        ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Svc", handlers),))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -125,6 +136,19 @@ async def channel() -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as chan:
         yield chan
     await server.stop(None)
+
+
+@pytest.fixture
+async def channel() -> AsyncIterator[grpc.aio.Channel]:
+    async with serving(_PROVIDER.get_tracer("t")) as chan:
+        yield chan
+
+
+@pytest.fixture
+async def untraced_channel() -> AsyncIterator[grpc.aio.Channel]:
+    """A service with tracing off (CIFT_OTEL_EXPORTER=none): its spans are non-recording."""
+    async with serving(trace.NoOpTracer()) as chan:
+        yield chan
 
 
 async def _call(
@@ -223,7 +247,8 @@ async def test_resource_exhausted_carries_retry_after_and_reason(channel: grpc.a
     error = raised.value
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     trailers: dict[str, str] = dict(error.trailing_metadata() or ())  # type: ignore[arg-type]
-    assert trailers["retry-after"] == "1.500"
+    # HTTP's Retry-After is whole seconds: 1.5 s is rounded up, never down.
+    assert trailers["retry-after"] == "2"
     assert trailers["cift-reason"] == "RATE_LIMITED"
 
 
@@ -234,6 +259,46 @@ async def test_unexpected_error_is_internal_without_leaking_details(
         await _call(channel, "Broken", (("authorization", "Bearer tok-alice"),))
     assert raised.value.code() == grpc.StatusCode.INTERNAL
     assert "secret" not in (raised.value.details() or "")
+
+
+async def test_an_internal_error_quotes_the_gateways_request_id_when_tracing_is_off(
+    untraced_channel: grpc.aio.Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    request_id = "0d3f8a2e-6b1c-4f7a-9e55-2a9f3c1b7d40"
+    metadata = (("authorization", "Bearer tok-alice"), ("x-request-id", request_id))
+    with caplog.at_level(logging.ERROR), pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _call(untraced_channel, "Broken", metadata)
+    details = raised.value.details() or ""
+    assert f"quote trace id {request_id.replace('-', '')} " in details
+    assert any(
+        getattr(r, "error_trace_id", "") == request_id.replace("-", "") for r in caplog.records
+    )
+
+
+async def test_an_internal_error_never_quotes_an_all_zero_trace_id(
+    untraced_channel: grpc.aio.Channel,
+) -> None:
+    quoted = set()
+    for _ in range(2):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await _call(untraced_channel, "Broken", (("authorization", "Bearer tok-alice"),))
+        match = re.search(r"trace id ([0-9a-f]{32}) ", raised.value.details() or "")
+        assert match is not None and set(match.group(1)) != {"0"}
+        quoted.add(match.group(1))
+    assert len(quoted) == 2  # one id per error, so each report finds its own log line
+
+
+async def test_a_request_no_service_can_take_is_refused_before_the_handler(
+    channel: grpc.aio.Channel,
+) -> None:
+    call = channel.unary_unary("/test.Svc/ListOrders", None, None)
+    accepted = execution_pb2.ListOrdersRequest(symbols=["AAPL", "MSFT"]).SerializeToString()
+    assert await call(accepted) == b"AAPL,MSFT"
+    refused = execution_pb2.ListOrdersRequest(symbols=["AAPL", "\x00"]).SerializeToString()
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call(refused)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == "symbols[1] must not contain a NUL character (\\u0000)."
 
 
 async def test_stream_delivers_items_then_maps_the_domain_error(channel: grpc.aio.Channel) -> None:
@@ -259,6 +324,11 @@ async def test_every_outcome_is_counted_by_code(channel: grpc.aio.Channel) -> No
     await _call(channel, "WhoAmI", (("authorization", "Bearer tok-alice"),))
     with pytest.raises(grpc.aio.AioRpcError):
         await _call(channel, "WhoAmI")
+    # The server counts after the status is sent, so the client may see it first.
+    for _ in range(100):
+        if count("UNAUTHENTICATED") > denied_before:
+            break
+        await asyncio.sleep(0.01)
     assert count("OK") == ok_before + 1
     assert count("UNAUTHENTICATED") == denied_before + 1
 

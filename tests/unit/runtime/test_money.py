@@ -30,8 +30,41 @@ def test_garbage_and_non_finite_values_are_refused(text: str) -> None:
 
 def test_empty_is_refused_unless_optional() -> None:
     with pytest.raises(InvalidArgument, match="qty is required"):
-        parse_decimal("qty", " ")
+        parse_decimal("qty", "")
     assert parse_decimal("qty", "", allow_empty=True) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1_0",
+        "\u0661",
+        "\uff11",
+        " 1 ",
+        "1 ",
+        "\t1",
+        "1\n",
+        "+1",
+        "1e2",
+        "1E2",
+        "--1",
+        "1.2.3",
+        "-",
+        ".",
+    ],
+)
+def test_only_plain_ascii_decimals_are_accepted(text: str) -> None:
+    """The security probe's finding: "1_0" placed a 10-share order, "1e2" one of 100."""
+    with pytest.raises(InvalidArgument, match="qty must be a plain decimal string"):
+        parse_decimal("qty", text, allow_empty=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("10", "10"), ("-3", "-3"), ("10.5", "10.5"), ("0.001", "0.001"), (".5", "0.5"), ("5.", "5")],
+)
+def test_plain_decimals_keep_their_exact_value(text: str, value: str) -> None:
+    assert require_decimal("qty", text) == Decimal(value)
 
 
 def test_formatting_never_uses_exponents() -> None:

@@ -1,0 +1,50 @@
+"""What a local stack runs without, said once at `cift up` so nobody mistakes it for production.
+
+Fine on a laptop, wrong anywhere shared: signing keys stored unencrypted, API-key hashes
+not keyed by a server secret, an embedded PostgreSQL that trusts every local user, a
+Redis without a password. deploy/k8s sets all of them (and auth refuses to start there
+without its secrets, CIFT_AUTH_PRODUCTION_MODE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
+
+from cift.runtime.config import env_name
+
+
+def _has_password(url: str) -> bool:
+    return bool(urlsplit(url).password)
+
+
+def missing_safeguards(
+    environ: Mapping[str, str], embedded: Sequence[str], database_url: str, redis_url: str
+) -> list[str]:
+    """One phrase per safeguard this stack runs without, naming the variable that adds it."""
+    missing = []
+    if not environ.get(env_name("auth_signing_key_secret"), "").strip():
+        missing.append(
+            "a signing-key secret: auth stores its signing keys unencrypted "
+            "(set CIFT_AUTH_SIGNING_KEY_SECRET)"
+        )
+    if not environ.get(env_name("auth_api_key_pepper"), "").strip():
+        missing.append(
+            "an API-key pepper: API-key hashes are not keyed by a server secret "
+            "(set CIFT_AUTH_API_KEY_PEPPER)"
+        )
+    if "postgres" in embedded:
+        missing.append(
+            "a PostgreSQL password: the embedded PostgreSQL lets any local user in "
+            "(set CIFT_DATABASE_URL to a server with one)"
+        )
+    elif not _has_password(database_url):
+        missing.append("a PostgreSQL password in CIFT_DATABASE_URL")
+    if "redis" in embedded:
+        missing.append(
+            "a Redis password: the embedded Redis lets any local process in "
+            "(set CIFT_REDIS_URL to a server with one)"
+        )
+    elif not _has_password(redis_url):
+        missing.append("a Redis password in CIFT_REDIS_URL")
+    return missing
