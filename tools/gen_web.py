@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(GEN_DIR, ignore_errors=True)
             shutil.copytree(fresh, GEN_DIR)
             for problem in problems:
-                print(f"web/src/gen/{problem}")
+                path, _, why = problem.partition(": ")
+                verb = "removed" if why.startswith("not generated") else "wrote"
+                print(f"{verb} web/src/gen/{path}")
             return 0
     except (GenWebError, ProtoGenError, OSError, subprocess.SubprocessError) as error:
         print(f"gen_web: {error}", file=sys.stderr)

@@ -213,9 +213,23 @@ def test_a_trader_registers_trades_and_cancels_from_the_dashboard(page: Page) ->
     ).to_be_visible()
     shot(page, "portfolio")
 
+    # With history enough to warm them up (SMA 20 needs 20 bars), the overlays and the
+    # RSI and MACD panes are drawn.
+    page.get_by_role("link", name="Dashboard").click()
+    watch_row(page, SYMBOL).get_by_role("link", name=SYMBOL).click()
+    page.get_by_role("button", name="1Sec").click()
+    page.get_by_label("Bollinger").check()
+    page.get_by_label("MACD").check()
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=price-chart]')"
+        ".dataset.indicatorSeries) >= 8",
+        timeout=120_000,
+    )
+    shot(page, "symbol-indicators")
+
     # The other theme, and a phone's width.
     page.get_by_role("button", name="Switch theme").click()
-    shot(page, "portfolio-other-theme")
+    shot(page, "symbol-other-theme")
     page.set_viewport_size(PHONE)
     page.get_by_role("link", name="Dashboard").click()
     expect(position).to_be_visible()

@@ -13,8 +13,8 @@ import { formatPrice } from "./lib/format";
 
 export function DashboardPage() {
   return (
-    <div class="grid gap-3 lg:grid-cols-3">
-      <div class="space-y-3 lg:col-span-2">
+    <div class="grid grid-cols-1 gap-3 lg:grid-cols-3">
+      <div class="min-w-0 space-y-3 lg:col-span-2">
         <AccountSummary />
         <Positions />
         <OpenOrders />
@@ -41,8 +41,8 @@ export function SymbolPage() {
           )}
         </Show>
       </header>
-      <div class="grid gap-3 lg:grid-cols-4">
-        <div class="space-y-3 lg:col-span-3">
+      <div class="grid grid-cols-1 gap-3 lg:grid-cols-4">
+        <div class="min-w-0 space-y-3 lg:col-span-3">
           <PriceChart symbol={symbol()} />
           <OpenOrders symbol={symbol()} />
         </div>

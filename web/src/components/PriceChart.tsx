@@ -32,6 +32,7 @@ export function PriceChart(props: { symbol: string }) {
   const [overlays, setOverlays] = createSignal<Set<Overlay>>(new Set(["SMA 20", "RSI 14"]));
   const [candleCount, setCandleCount] = createSignal(0);
   const [status, setStatus] = createSignal("");
+  const [indicatorSeries, setIndicatorSeries] = createSignal(0);
   let container!: HTMLDivElement;
   let chart: IChartApi | undefined;
   let candles: ISeriesApi<"Candlestick"> | undefined;
@@ -97,6 +98,7 @@ export function PriceChart(props: { symbol: string }) {
       add(indicatorLine(response, "macd:12:26:9", "macd"), "#2563eb", pane);
       add(indicatorLine(response, "macd:12:26:9", "signal"), "#f97316", pane);
     }
+    setIndicatorSeries(lines.length);
   }
 
   // History, then live bars, for the current symbol and timeframe.
@@ -189,7 +191,7 @@ export function PriceChart(props: { symbol: string }) {
           {status() || `${candleCount()} bars`}
         </span>
       </div>
-      <div ref={container} class="h-80 w-full sm:h-[28rem]" data-testid="price-chart" />
+      <div ref={container} class="h-80 w-full sm:h-[28rem]" data-testid="price-chart" data-indicator-series={indicatorSeries()} />
     </section>
   );
 }
