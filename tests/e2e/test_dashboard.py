@@ -3,7 +3,7 @@
 Headless Chromium (Debian's, see tests/e2e/browser.py) opens the page the gateway serves
 at `/` and talks to the mesh the only way the page can: gRPC-Web through that gateway.
 A trader registers, signs out and in, watches quotes tick, opens a chart, places a
-resting limit order and cancels it, sends an order the server refuses (its message
+resting limit order, replaces it and cancels it, sends an order the server refuses (its message
 appears next to the field), buys at the market and sees the position and the cash
 change. No page may log a console error. Screenshots of every page, at laptop and phone
 width, in both themes, go to build/e2e-screenshots/ (not committed).
@@ -168,6 +168,14 @@ def test_a_trader_registers_trades_and_cancels_from_the_dashboard(page: Page) ->
     resting = open_orders.locator("tr[data-order-id]").filter(has_text=f"limit ${resting_price}")
     expect(resting).to_have_count(1)
     expect(resting.get_by_test_id("order-status")).to_have_text(re.compile("New|Accepted"))
+    # Replace it at a cent lower: the new order takes its place in open orders.
+    replaced_price = resting_price - Decimal("0.01")
+    resting.get_by_role("button", name="Replace").click()
+    open_orders.get_by_label("New limit price").fill(str(replaced_price))
+    open_orders.get_by_role("button", name="Replace order").click()
+    expect(resting).to_have_count(0)
+    resting = open_orders.locator("tr[data-order-id]").filter(has_text=f"limit ${replaced_price}")
+    expect(resting).to_have_count(1)
     resting.get_by_role("button", name="Cancel").click()
     expect(resting).to_have_count(0)
 
@@ -204,6 +212,7 @@ def test_a_trader_registers_trades_and_cancels_from_the_dashboard(page: Page) ->
     page.get_by_role("link", name="Orders").click()
     history = page.get_by_role("region", name="Order history")
     expect(history.get_by_test_id("order-status").filter(has_text="Canceled")).to_have_count(1)
+    expect(history.get_by_test_id("order-status").filter(has_text="Replaced")).to_have_count(1)
     expect(history.get_by_test_id("order-status").filter(has_text="Filled")).to_have_count(1)
     shot(page, "orders")
 
