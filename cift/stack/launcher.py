@@ -386,6 +386,12 @@ class Stack:
         started = time.monotonic()
         gateway_dir = self.home / "gateway"
         descriptor = await asyncio.to_thread(gateway.build_descriptor, gateway_dir / "cift.pb")
+        web_root = gateway.built_web_root()
+        if web_root is None:
+            self._progress(
+                f"the dashboard is not built ({gateway.WEB_DIST}); serving the API only "
+                "(`make setup` builds it)"
+            )
         params = gateway.GatewayParams(
             listener_host=self.config.gateway_host,
             listener_port=self.ports.gateway,
@@ -399,6 +405,7 @@ class Stack:
             cors_origins=self.config.gateway_cors_origins
             or gateway.own_origins(self.config.gateway_host, self.ports.gateway),
             trusted_proxy_hops=self.config.gateway_trusted_proxy_hops,
+            web_root=str(web_root or ""),
         )
         config_path = gateway_dir / "envoy.yaml"
         config_path.write_text(gateway.render_gateway_config(params))
@@ -421,6 +428,8 @@ class Stack:
         self._groups.append([component])
         await component.start()
         self._progress(f"gateway ready in {time.monotonic() - started:.1f} s")
+        if web_root is not None:
+            self._progress(f"dashboard at http://{listener[0]}:{listener[1]}/")
 
     def describe(self, with_services: bool, with_gateway: bool) -> StackInfo:
         """Where this stack listens (or will, once started) with these parts."""

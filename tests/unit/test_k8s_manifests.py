@@ -35,6 +35,7 @@ from cift.protogen import build_descriptor_set
 from cift.runtime.config import SERVICE_PORTS, CommonConfig, declared_settings
 from cift.runtime.kafka import TOPICS
 from cift.runtime.server import ServiceSpec
+from cift.stack.gateway import web_served_files
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -677,7 +678,7 @@ def test_gateway_pod_wires_config_and_descriptor_where_envoy_reads_them(
     tool = tool_module()
     deployment = overlay.one("Deployment", "cift-gateway")
     spec = pod_spec(deployment)
-    (copy,) = spec["initContainers"]
+    copy, web = spec["initContainers"]
     (envoy,) = spec["containers"]
     volumes = {v["name"]: v for v in spec["volumes"]}
 
@@ -693,6 +694,14 @@ def test_gateway_pod_wires_config_and_descriptor_where_envoy_reads_them(
         f"{copy_mounts[volume]}/{Path(tool.DESCRIPTOR_PATH).name}",
     ]
 
+    # The dashboard's files: copied from the image into the directory the config names.
+    web_volume = envoy_mounts[tool.WEB_ROOT]
+    assert "emptyDir" in volumes[web_volume]
+    assert web["image"].split(":")[0] == APP_IMAGE
+    web_mounts = {m["name"]: m["mountPath"] for m in web["volumeMounts"]}
+    assert web["command"] == ["cp", "-R", "/opt/cift/web/.", f"{web_mounts[web_volume]}/"]
+    assert f'filename: "{tool.WEB_ROOT}/index.html"' in tool.render()
+
     config_path = envoy["args"][envoy["args"].index("--config-path") + 1]
     config_volume = volumes[envoy_mounts[str(Path(config_path).parent)]]
     assert config_volume["configMap"]["name"].startswith("cift-gateway-envoy")
@@ -706,6 +715,9 @@ def test_the_image_build_writes_the_descriptor_the_gateway_copies() -> None:
     assert f"python tools/render_gateway_k8s.py descriptor {tool.IMAGE_DESCRIPTOR_PATH}" in text
     assert f"COPY --from=build {tool.IMAGE_DESCRIPTOR_PATH} {tool.IMAGE_DESCRIPTOR_PATH}" in text
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim", text, re.MULTILINE)
+    # The dashboard, built from its lockfile, where the gateway pod copies it from.
+    assert "RUN npm ci" in text
+    assert "COPY --from=web /src/web/dist /opt/cift/web" in text
     assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)
 
 
@@ -755,8 +767,14 @@ def test_rendered_gateway_config_passes_envoy_validation(
     ]
     shipped = config_map["data"]["envoy.yaml"]
     assert shipped.count(tool.DESCRIPTOR_PATH) == 1
-    # The pod's descriptor volume does not exist here: point the copy at a fresh build.
-    result = envoy_validate(shipped.replace(tool.DESCRIPTOR_PATH, str(descriptor)), tmp_path)
+    # The pod's volumes do not exist here: point the config at a fresh descriptor build
+    # and at a directory with every file the dashboard consists of.
+    web = tmp_path / "web"
+    for name in web_served_files().values():
+        (web / name).parent.mkdir(parents=True, exist_ok=True)
+        (web / name).write_text(f"contents of {name}")
+    shipped = shipped.replace(tool.DESCRIPTOR_PATH, str(descriptor))
+    result = envoy_validate(shipped.replace(tool.WEB_ROOT, str(web)), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

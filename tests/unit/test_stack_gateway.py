@@ -27,6 +27,7 @@ from cift.stack.gateway import (
     own_origins,
     render_gateway_config,
     spawn_envoy,
+    web_served_files,
 )
 from cift.stack.ports import free_ports
 from cift.stack.probes import probe_http, wait_until_answers
@@ -236,6 +237,7 @@ def test_filters_authorize_after_grpc_web_and_before_transcoding(tmp_path: Path)
     assert names == [
         "envoy.filters.http.cors",
         "envoy.filters.http.health_check",
+        "envoy.filters.http.compressor",
         "envoy.filters.http.grpc_web",
         "envoy.filters.http.local_ratelimit",
         "envoy.filters.http.buffer",
@@ -715,3 +717,46 @@ def test_cors_preflight_of_rest_paths_has_a_route_other_paths_get_404(tmp_path: 
     assert route_for(config, "/envoy.service.auth.v3.Authorization/Check")["direct_response"] == {
         "status": 404
     }
+
+
+def write_web_files(root: Path) -> Path:
+    for name in web_served_files().values():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(f"contents of {name}")
+    return root
+
+
+def test_the_dashboard_is_one_public_route_per_built_file(tmp_path: Path) -> None:
+    web = write_web_files(tmp_path / "web")
+    config = yaml.safe_load(
+        render_gateway_config(local_params(tmp_path / "cift.pb", web_root=str(web)))
+    )
+    routes = http_manager(config)["route_config"]["virtual_hosts"][0]["routes"]
+    served = {
+        route["match"]["path"]: route
+        for route in routes
+        if "filename" in route.get("direct_response", {}).get("body", {})
+    }
+    assert set(served) == set(web_served_files())
+    for path, route in served.items():
+        assert route["direct_response"]["body"]["filename"] == str(web / web_served_files()[path])
+        # Public, and never taken for a REST path by the transcoder.
+        disabled = route["typed_per_filter_config"]
+        assert disabled["envoy.filters.http.ext_authz"]["disabled"] is True
+        assert disabled["envoy.filters.http.grpc_json_transcoder"]["disabled"] is True
+    assert not any(path.startswith("/v1/") for path in served)
+
+
+def test_without_a_built_dashboard_the_config_serves_the_api_only(tmp_path: Path) -> None:
+    text = render_gateway_config(local_params(tmp_path / "cift.pb"))
+    assert "filename:" not in text
+
+
+def test_the_config_with_the_dashboard_validates_and_needs_its_files(tmp_path: Path) -> None:
+    descriptor = write_descriptor(tmp_path / "cift.pb", SERVICES)
+    web = write_web_files(tmp_path / "web")
+    params = local_params(descriptor, web_root=str(web))
+    result = envoy_validate(render_gateway_config(params), tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (web / "index.html").unlink()
+    assert envoy_validate(render_gateway_config(params), tmp_path).returncode != 0

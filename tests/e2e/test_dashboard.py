@@ -1,0 +1,253 @@
+"""The trading dashboard in a real browser against the whole mesh, as a trader uses it.
+
+Headless Chromium (Debian's, see tests/e2e/browser.py) opens the page the gateway serves
+at `/` and talks to the mesh the only way the page can: gRPC-Web through that gateway.
+A trader registers, signs out and in, watches quotes tick, opens a chart, places a
+resting limit order, replaces it and cancels it, sends an order the server refuses (its message
+appears next to the field), buys at the market and sees the position and the cash
+change. No page may log a console error. Screenshots of every page, at laptop and phone
+width, in both themes, go to build/e2e-screenshots/ (not committed).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import uuid
+from collections.abc import Iterator
+from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Locator, Page, expect
+
+from cift.stack.gateway import web_served_files
+from tests.e2e.browser import LAPTOP, PHONE, ConsoleErrors, chromium
+from tests.e2e.e2e_client import PASSWORD, SYMBOL
+
+pytestmark = pytest.mark.integration
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "e2e-screenshots"
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as opened:
+        yield opened
+
+
+@pytest.fixture
+def console() -> ConsoleErrors:
+    return ConsoleErrors()
+
+
+@pytest.fixture
+def page(browser: Browser, gateway_url: str, console: ConsoleErrors) -> Iterator[Page]:
+    context = browser.new_context(viewport=LAPTOP, base_url=gateway_url)
+    context.set_default_timeout(TIMEOUT_MS)
+    opened = console.watch(context.new_page())
+    yield opened
+    context.close()
+    assert console.messages == [], "the page logged errors:\n" + "\n".join(console.messages)
+
+
+def shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+def sign_in(page: Page, email: str, button: str = "Sign in") -> None:
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name=button, exact=True).click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def watch_row(page: Page, symbol: str) -> Locator:
+    return page.get_by_role("region", name="Watchlist").locator(f'tr[data-symbol="{symbol}"]')
+
+
+def money(text: str) -> Decimal:
+    return Decimal(re.sub(r"[^0-9.\-]", "", text))
+
+
+def ticket_field(page: Page, label: str) -> Locator:
+    return page.get_by_role("region", name="Order ticket").get_by_label(label, exact=True)
+
+
+def submit(page: Page) -> None:
+    page.get_by_role("button", name="Submit order").click()
+
+
+def test_every_file_of_the_dashboard_is_served_gzipped_with_the_api_unchanged(
+    gateway_url: str,
+) -> None:
+    dist = Path(__file__).resolve().parents[2] / "web" / "dist"
+    for url, name in web_served_files().items():
+        response = requests.get(gateway_url + url, headers={"accept-encoding": "gzip"}, timeout=10)
+        assert response.status_code == 200, url
+        assert response.content == (dist / name).read_bytes(), url
+        if len(response.content) > 1024:
+            assert response.headers.get("content-encoding") == "gzip", url
+    # Not a file of the dashboard: the API's answers, as before.
+    assert requests.get(gateway_url + "/v1/account", timeout=10).status_code == 401
+    openapi = requests.get(gateway_url + "/openapi.json", headers={"accept-encoding": "gzip"})
+    assert openapi.status_code == 200 and "content-encoding" not in openapi.headers
+    assert openapi.json()["openapi"].startswith("3.")
+    # The first load fits the budget: the dashboard's script and style, gzipped.
+    first_load = sum(
+        len(gzip.compress((dist / name).read_bytes()))
+        for name in ("assets/app.js", "assets/app.css")
+    )
+    assert first_load < 300 * 1024
+
+
+def test_a_trader_registers_trades_and_cancels_from_the_dashboard(page: Page) -> None:
+    email = f"web-{uuid.uuid4().hex[:12]}@example.com"
+    page.goto("/")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    shot(page, "sign-in")
+
+    # Register (which signs in), sign out, and sign in again.
+    sign_in(page, email, button="Register")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    sign_in(page, email)
+    expect(page.get_by_test_id("signed-in-as")).to_have_text(email)
+
+    # Quotes arrive and then move.
+    last = watch_row(page, SYMBOL).get_by_test_id("last")
+    expect(last).to_have_text(re.compile(r"^\d[\d,]*\.\d{2}$"))
+    bid = watch_row(page, SYMBOL).get_by_test_id("bid")
+    first_quote = (
+        bid.inner_text() + "/" + watch_row(page, SYMBOL).get_by_test_id("ask").inner_text()
+    )
+    page.wait_for_function(
+        """([symbol, first]) => {
+            const row = document.querySelector(`tr[data-symbol="${symbol}"]`);
+            const now = row.querySelector('[data-testid="bid"]').textContent + "/" +
+                        row.querySelector('[data-testid="ask"]').textContent;
+            return now !== first;
+        }""",
+        arg=[SYMBOL, first_quote],
+    )
+    cash_before = money(page.get_by_test_id("cash").inner_text())
+    assert cash_before > 0
+    shot(page, "dashboard")
+
+    # The symbol's page: candles, live.
+    watch_row(page, SYMBOL).get_by_role("link", name=SYMBOL).click()
+    expect(page.get_by_role("heading", name=SYMBOL, exact=True)).to_be_visible()
+    page.get_by_role("button", name="1Sec").click()
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=candle-count]').dataset.count) >= 2",
+        timeout=60_000,
+    )
+    page.get_by_label("Bollinger").check()
+    page.get_by_label("MACD").check()
+    expect(page.get_by_test_id("price-chart").locator("canvas").first).to_be_visible()
+    shot(page, "symbol")
+
+    # A limit buy well under the market rests; it shows in open orders and can be canceled.
+    market = Decimal(
+        page.get_by_test_id("symbol-quote")
+        .inner_text()
+        .split("Bid ")[1]
+        .split(" ")[0]
+        .replace(",", "")
+    )
+    resting_price = (market * Decimal("0.95")).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    ticket_field(page, "Order type").select_option(label="Limit")
+    ticket_field(page, "Quantity").fill("1")
+    ticket_field(page, "Limit price").fill(str(resting_price))
+    ticket_field(page, "Time in force").select_option(label="GTC")
+    submit(page)
+    open_orders = page.get_by_role("region", name="Open orders")
+    resting = open_orders.locator("tr[data-order-id]").filter(has_text=f"limit ${resting_price}")
+    expect(resting).to_have_count(1)
+    expect(resting.get_by_test_id("order-status")).to_have_text(re.compile("New|Accepted"))
+    # Replace it at a cent lower: the new order takes its place in open orders.
+    replaced_price = resting_price - Decimal("0.01")
+    resting.get_by_role("button", name="Replace").click()
+    open_orders.get_by_label("New limit price").fill(str(replaced_price))
+    open_orders.get_by_role("button", name="Replace order").click()
+    expect(resting).to_have_count(0)
+    resting = open_orders.locator("tr[data-order-id]").filter(has_text=f"limit ${replaced_price}")
+    expect(resting).to_have_count(1)
+    resting.get_by_role("button", name="Cancel").click()
+    expect(resting).to_have_count(0)
+
+    # A price off the tick grid: the server's message, under the limit price.
+    ticket_field(page, "Limit price").fill("10.001")
+    submit(page)
+    error = page.locator('[data-error-for="limit_price"]')
+    expect(error).to_contain_text("tick grid")
+    # Next to its field: the message follows the limit price input, under its label.
+    assert error.evaluate(
+        "(node) => node.previousElementSibling.id === 'ticket-limit_price' && "
+        "node.parentElement.querySelector('label').textContent.trim() === 'Limit price'"
+    )
+    shot(page, "order-error")
+
+    # A market buy fills: the position appears and cash goes down.
+    ticket_field(page, "Order type").select_option(label="Market")
+    ticket_field(page, "Time in force").select_option(label="Day")
+    ticket_field(page, "Quantity").fill("2")
+    submit(page)
+    expect(page.get_by_test_id("order-result")).to_contain_text(SYMBOL)
+    expect(error).to_have_count(0)
+    page.get_by_role("link", name="Dashboard").click()
+    position = page.get_by_role("region", name="Positions").locator(f'tr[data-position="{SYMBOL}"]')
+    expect(position.get_by_test_id("position-qty")).to_have_text("2")
+    expect(position.get_by_test_id("unrealized-pl")).to_have_text(re.compile(r"\$"))
+    page.wait_for_function(
+        "(before) => Number(document.querySelector('[data-testid=cash]').textContent.replace(/[^0-9.-]/g, '')) < before",
+        arg=float(cash_before),
+    )
+    shot(page, "dashboard-with-position")
+
+    # Order history: the canceled and the filled order.
+    page.get_by_role("link", name="Orders").click()
+    history = page.get_by_role("region", name="Order history")
+    expect(history.get_by_test_id("order-status").filter(has_text="Canceled")).to_have_count(1)
+    expect(history.get_by_test_id("order-status").filter(has_text="Replaced")).to_have_count(1)
+    expect(history.get_by_test_id("order-status").filter(has_text="Filled")).to_have_count(1)
+    shot(page, "orders")
+
+    page.get_by_role("link", name="Portfolio").click()
+    expect(
+        page.get_by_role("region", name="Portfolio history").locator("canvas").first
+    ).to_be_visible()
+    shot(page, "portfolio")
+
+    # With history enough to warm them up (SMA 20 needs 20 bars), the overlays and the
+    # RSI and MACD panes are drawn.
+    page.get_by_role("link", name="Dashboard").click()
+    watch_row(page, SYMBOL).get_by_role("link", name=SYMBOL).click()
+    page.get_by_role("button", name="1Sec").click()
+    page.get_by_label("Bollinger").check()
+    page.get_by_label("MACD").check()
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=price-chart]')"
+        ".dataset.indicatorSeries) >= 8",
+        timeout=120_000,
+    )
+    shot(page, "symbol-indicators")
+
+    # The other theme, and a phone's width.
+    page.get_by_role("button", name="Switch theme").click()
+    shot(page, "symbol-other-theme")
+    page.set_viewport_size(PHONE)
+    page.get_by_role("link", name="Dashboard").click()
+    expect(position).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    shot(page, "dashboard-phone")
+
+
+def test_the_api_docs_page_renders_the_openapi_document(page: Page) -> None:
+    page.goto("/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("CIFT")
+    expect(page.get_by_text("/v1/orders").first).to_be_visible()
+    shot(page, "docs")
