@@ -29,7 +29,7 @@ TEMPLATE_PATH = GATEWAY_DIR / "envoy.yaml.tmpl"
 OPENAPI_PATH = GATEWAY_DIR / "openapi.json"
 
 # Cluster names in the template; each routes one gRPC package.
-UPSTREAMS = ("auth", "marketdata", "execution", "risk")
+UPSTREAMS = ("auth", "marketdata", "execution", "risk", "backtest")
 
 
 @dataclass(frozen=True)

@@ -358,6 +358,7 @@ class Stack:
             marketdata_addr=self.grpc_addrs["marketdata"],
             execution_addr=self.grpc_addrs["execution"],
             risk_addr=self.grpc_addrs["risk"],
+            backtest_addr=self.grpc_addrs["backtest"],
         )
 
     def service_environs(self) -> dict[str, dict[str, str]]:
