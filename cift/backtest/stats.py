@@ -60,8 +60,8 @@ def _annual_periods(timestamp: pl.Series, period_days: float) -> tuple[int, str]
         return 12, "1mo"
     if whole_days == 365:
         return 1, "1y"
-    weekend = timestamp.dt.weekday() >= 6  # ISO weekdays: Saturday 6, Sunday 7
-    have_weekends = float(weekend.mean() or 0.0) > 2 / 7 * 0.6
+    weekend = (timestamp.dt.weekday() >= 6).to_numpy()  # ISO weekdays: Saturday 6, Sunday 7
+    have_weekends = float(weekend.mean()) > 2 / 7 * 0.6
     return (365 if have_weekends else 252), "1d"
 
 
