@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from cift import indicators
@@ -62,6 +63,15 @@ class Strategy:
 
     def on_bar(self) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define on_bar.")
+
+    def active_bars(self, symbol: str) -> npt.NDArray[np.int64] | None:
+        """Bars (indices) where `on_bar` may act; None: every bar.
+
+        A strategy that knows after `init` where it can act says so, and the
+        engine calls it only there and on bars where its orders are live: the
+        other bars cannot change anything, so the result is the same, sooner.
+        """
+        return None
 
     def buy(self, qty: float | None = None, *, symbol: str | None = None, **order: Any) -> str:
         """Buy at the next open (market) or as `limit`/`stop`/`trail_price`/`trail_percent` say.
@@ -126,12 +136,18 @@ class SignalAdapter(Strategy):
         self.signal_params = params
         self.targets: dict[str, list[float]] = {}
         self.held: dict[str, float] = {}
+        self.active: dict[str, npt.NDArray[np.int64]] = {}
 
     def init(self) -> None:
         # Python floats in lists: indexing them per bar is several times cheaper than numpy.
         for symbol, bars in self.data.items():
-            self.targets[symbol] = self.signal.targets(bars, self.signal_params).tolist()
+            targets = self.signal.targets(bars, self.signal_params)
+            self.targets[symbol] = targets.tolist()
+            self.active[symbol] = np.flatnonzero(~np.isnan(targets))
             self.held[symbol] = 0.0
+
+    def active_bars(self, symbol: str) -> npt.NDArray[np.int64] | None:
+        return self.active[symbol]
 
     def on_bar(self) -> None:
         target = self.targets[self.symbol][self.i]
@@ -167,29 +183,10 @@ def run_event(
         name, warmup = strategy.__name__, 0
         params = {**declared_params(strategy), **params}
     instance.init()
-    on_bar = instance.on_bar
-    replay = broker.replay_bar
     if len(per_symbol) == 1:
-        symbol = per_symbol[0].symbol
-        instance.symbol = symbol
-        ts_ns = per_symbol[0].ts_ns.tolist()
-        total = len(ts_ns)
-        for i, ts in enumerate(ts_ns):
-            replay(symbol, i, ts)
-            instance.i = i
-            on_bar()
-            if progress is not None and not i % PROGRESS_EVERY:
-                progress(i / total)
+        _run_one_symbol(instance, broker, per_symbol[0], progress)
     else:
-        timeline = _timeline(per_symbol)
-        total = len(timeline)
-        for step, (ts, symbol, i) in enumerate(timeline):
-            replay(symbol, i, ts)
-            instance.symbol = symbol
-            instance.i = i
-            on_bar()
-            if progress is not None and not step % PROGRESS_EVERY:
-                progress(step / total)
+        _run_timeline(instance, broker, per_symbol, progress)
     if progress is not None:
         progress(1.0)
     return assemble(
@@ -201,6 +198,56 @@ def run_event(
         commissions=float(broker.ledger.commissions),
         first_trading_bar=max(warmup, 0),
     )
+
+
+def _run_one_symbol(
+    instance: Strategy,
+    broker: EventBroker,
+    bars: SymbolBars,
+    progress: Callable[[float], None] | None,
+) -> None:
+    symbol = bars.symbol
+    instance.symbol = symbol
+    ts_ns = bars.ts_ns.tolist()
+    n = len(ts_ns)
+    on_bar, replay, state = instance.on_bar, broker.replay_bar, broker.symbols[symbol]
+    active = instance.active_bars(symbol)
+    # next_active[i]: the first active bar at or after i (n when none is left).
+    if active is None:
+        next_active = list(range(n + 1))
+    else:
+        marks = np.full(n + 1, n, dtype=np.int64)
+        marks[active] = active
+        next_active = np.minimum.accumulate(marks[::-1])[::-1].tolist()
+    i = next_active[0]
+    reported = 0
+    while i < n:
+        replay(symbol, i, ts_ns[i])
+        instance.i = i
+        on_bar()
+        # Live orders need every bar's ticks; otherwise jump to the next bar that can act.
+        i = i + 1 if state.pending or state.open_ids else next_active[i + 1]
+        if progress is not None and i - reported >= PROGRESS_EVERY:
+            reported = i
+            progress(i / n)
+
+
+def _run_timeline(
+    instance: Strategy,
+    broker: EventBroker,
+    per_symbol: Sequence[SymbolBars],
+    progress: Callable[[float], None] | None,
+) -> None:
+    timeline = _timeline(per_symbol)
+    total = len(timeline)
+    on_bar, replay = instance.on_bar, broker.replay_bar
+    for step, (ts, symbol, i) in enumerate(timeline):
+        replay(symbol, i, ts)
+        instance.symbol = symbol
+        instance.i = i
+        on_bar()
+        if progress is not None and not step % PROGRESS_EVERY:
+            progress(step / total)
 
 
 def _timeline(per_symbol: Sequence[SymbolBars]) -> list[tuple[int, str, int]]:

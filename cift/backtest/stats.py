@@ -20,7 +20,6 @@ None, never NaN or infinity, so the dict is valid JSON as it is.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
@@ -53,7 +52,7 @@ def _bar_period_days(ts_ns: np.ndarray) -> float:
     return float(np.median(tail)) / NS_PER_DAY if len(tail) else 0.0
 
 
-def _annual_periods(ts_ns: np.ndarray, period_days: float) -> tuple[int, str]:
+def _annual_periods(timestamp: pl.Series, period_days: float) -> tuple[int, str]:
     whole_days = int(period_days)
     if whole_days == 7:
         return 52, "1w"
@@ -61,8 +60,8 @@ def _annual_periods(ts_ns: np.ndarray, period_days: float) -> tuple[int, str]:
         return 12, "1mo"
     if whole_days == 365:
         return 1, "1y"
-    weekday = (ts_ns // NS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday (3, Monday = 0)
-    have_weekends = float(np.mean(weekday >= 5)) > 2 / 7 * 0.6
+    weekend = (timestamp.dt.weekday() >= 6).to_numpy()  # ISO weekdays: Saturday 6, Sunday 7
+    have_weekends = float(weekend.mean()) > 2 / 7 * 0.6
     return (365 if have_weekends else 252), "1d"
 
 
@@ -79,17 +78,23 @@ def _period_returns(timestamp: pl.Series, equity: F64, every: str) -> F64:
     return np.asarray(last[1:] / last[:-1] - 1.0, dtype=np.float64)
 
 
-def _drawdown_spells(drawdown: F64, ts_ns: np.ndarray) -> tuple[list[float], list[float]]:
+def _drawdown_spells(drawdown: F64, ts_ns: np.ndarray) -> tuple[F64, F64]:
     """(duration in days, deepest drawdown) of each spell under water."""
-    at_peak = np.flatnonzero(drawdown == 0)
-    marks = np.unique(np.r_[at_peak, len(drawdown) - 1])
-    durations: list[float] = []
-    depths: list[float] = []
-    for prev, end in itertools.pairwise(marks.tolist()):
-        if end > prev + 1:
-            durations.append(float(ts_ns[end] - ts_ns[prev]) / NS_PER_DAY)
-            depths.append(float(drawdown[prev : end + 1].max()))
-    return durations, depths
+    marks = np.flatnonzero(drawdown == 0)
+    last = len(drawdown) - 1
+    if not len(marks) or marks[-1] != last:
+        marks = np.r_[marks, last]
+    under = np.flatnonzero(marks[1:] > marks[:-1] + 1)
+    starts, ends = marks[under], marks[under + 1]
+    durations = (ts_ns[ends] - ts_ns[starts]) / NS_PER_DAY
+    if not len(starts):
+        return durations.astype(np.float64), np.empty(0)
+    # Each spell's depth is the maximum over [start, end]: reduceat over the pairs
+    # (start, end + 1), keeping every other result (the rest span the gaps between).
+    bounds = np.empty(2 * len(starts), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = starts, ends + 1
+    depths = np.maximum.reduceat(np.r_[drawdown, 0.0], bounds)[0::2]
+    return durations.astype(np.float64), depths
 
 
 def _ceil_to_period(days: float, period_days: float) -> float:
@@ -115,7 +120,7 @@ def compute_stats(
     with np.errstate(divide="ignore", invalid="ignore"):
         drawdown = np.where(peak > 0, 1.0 - equity / peak, 0.0)
     period_days = _bar_period_days(ts_ns)
-    annual_periods, every = _annual_periods(ts_ns, period_days)
+    annual_periods, every = _annual_periods(timestamp, period_days)
     day_returns = _period_returns(timestamp, equity, every)
     gmean = _geometric_mean(day_returns) if len(day_returns) else 0.0
     annual_return = (1 + gmean) ** annual_periods - 1
@@ -171,12 +176,12 @@ def compute_stats(
         "sortino": _number(annual_return / downside) if downside else None,
         "calmar": _number(annual_return / max_dd) if max_dd else None,
         "max_drawdown_pct": -max_dd * 100,
-        "avg_drawdown_pct": -float(np.mean(depths)) * 100 if depths else None,
-        "max_drawdown_duration_days": _ceil_to_period(max(durations), period_days)
-        if durations
+        "avg_drawdown_pct": -float(np.mean(depths)) * 100 if len(depths) else None,
+        "max_drawdown_duration_days": _ceil_to_period(float(durations.max()), period_days)
+        if len(durations)
         else None,
-        "avg_drawdown_duration_days": _ceil_to_period(float(np.mean(durations)), period_days)
-        if durations
+        "avg_drawdown_duration_days": _ceil_to_period(float(durations.mean()), period_days)
+        if len(durations)
         else None,
         "trades": n_trades,
         "win_rate_pct": float((pnl > 0).mean() * 100) if n_trades else None,
