@@ -11,7 +11,9 @@ import binascii
 import uuid
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
+from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cift.backtest.v1 import backtest_pb2
@@ -51,7 +53,7 @@ def _datetime(stamp: Timestamp) -> datetime:
 def spec_from_wire(wire: backtest_pb2.BacktestSpec, now: datetime) -> RunSpec:
     return build_spec(
         strategy=wire.strategy.strip(),
-        params=dict(wire.params),
+        params=json_format.MessageToDict(wire.params),
         symbol=wire.symbol,
         symbols=wire.symbols,
         timeframe=wire.timeframe.strip(),
@@ -65,9 +67,8 @@ def spec_from_wire(wire: backtest_pb2.BacktestSpec, now: datetime) -> RunSpec:
 
 
 def spec_to_wire(spec: RunSpec) -> backtest_pb2.BacktestSpec:
-    return backtest_pb2.BacktestSpec(
+    wire = backtest_pb2.BacktestSpec(
         strategy=spec.strategy,
-        params=dict(spec.params),
         symbols=list(spec.symbols),
         timeframe=spec.timeframe,
         start=_timestamp(spec.start),
@@ -76,6 +77,9 @@ def spec_to_wire(spec: RunSpec) -> backtest_pb2.BacktestSpec:
         commission=format_decimal(spec.commission),
         engine=spec.engine,
     )
+    params: dict[str, Any] = dict(spec.params)
+    wire.params.update(params)
+    return wire
 
 
 # Statistics that are money: decimal strings to the cent on the wire.

@@ -33,7 +33,8 @@ class RunSpec:
     """A validated request: every default filled in, every value in range."""
 
     strategy: str
-    params: Mapping[str, float]
+    # As requested until the engine resolves them, then every parameter as a number.
+    params: Mapping[str, object]
     symbols: tuple[str, ...]
     timeframe: str
     start: datetime

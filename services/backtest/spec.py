@@ -52,7 +52,7 @@ def _decimal(field: str, text: str, default: Decimal) -> Decimal:
 def build_spec(
     *,
     strategy: str,
-    params: Mapping[str, float],
+    params: Mapping[str, object],
     symbol: str,
     symbols: Iterable[str],
     timeframe: str,

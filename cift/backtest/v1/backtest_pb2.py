@@ -23,18 +23,17 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63ift/backtest/v1/backtest.proto\x12\x10\x63ift.backtest.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x02\n\x0c\x42\x61\x63ktestSpec\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12:\n\x06params\x18\x02 \x03(\x0b\x32*.cift.backtest.v1.BacktestSpec.ParamsEntry\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x0f\n\x07symbols\x18\x04 \x03(\t\x12\x11\n\ttimeframe\x18\x05 \x01(\t\x12)\n\x05start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x63\x61sh\x18\x08 \x01(\t\x12\x12\n\ncommission\x18\t \x01(\t\x12\x0e\n\x06\x65ngine\x18\n \x01(\t\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xda\x03\n\x08\x42\x61\x63ktest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x30\n\x06status\x18\x02 \x01(\x0e\x32 .cift.backtest.v1.BacktestStatus\x12,\n\x04spec\x18\x03 \x01(\x0b\x32\x1e.cift.backtest.v1.BacktestSpec\x12\x10\n\x08progress\x18\x04 \x01(\x01\x12\r\n\x05stage\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\tbar_count\x18\x07 \x01(\x03\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x05stats\x18\x0b \x01(\x0b\x32\x1f.cift.backtest.v1.BacktestStats\x12/\n\x06trades\x18\x0c \x03(\x0b\x32\x1f.cift.backtest.v1.BacktestTrade\x12-\n\x06\x65quity\x18\r \x03(\x0b\x32\x1d.cift.backtest.v1.EquityPoint\"\xf0\x08\n\rBacktestStats\x12\x15\n\rduration_days\x18\x01 \x01(\x01\x12\x0c\n\x04\x62\x61rs\x18\x02 \x01(\x03\x12\x14\n\x0c\x65xposure_pct\x18\x03 \x01(\x01\x12\x14\n\x0c\x66inal_equity\x18\x04 \x01(\t\x12\x13\n\x0bpeak_equity\x18\x05 \x01(\t\x12\x13\n\x0b\x63ommissions\x18\x06 \x01(\t\x12\x18\n\x10total_return_pct\x18\x07 \x01(\x01\x12 \n\x13\x62uy_hold_return_pct\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x11\x61nnual_return_pct\x18\t \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08\x63\x61gr_pct\x18\n \x01(\x01H\x02\x88\x01\x01\x12\x1b\n\x0evolatility_pct\x18\x0b \x01(\x01H\x03\x88\x01\x01\x12\x13\n\x06sharpe\x18\x0c \x01(\x01H\x04\x88\x01\x01\x12\x14\n\x07sortino\x18\r \x01(\x01H\x05\x88\x01\x01\x12\x13\n\x06\x63\x61lmar\x18\x0e \x01(\x01H\x06\x88\x01\x01\x12\x18\n\x10max_drawdown_pct\x18\x0f \x01(\x01\x12\x1d\n\x10\x61vg_drawdown_pct\x18\x10 \x01(\x01H\x07\x88\x01\x01\x12\'\n\x1amax_drawdown_duration_days\x18\x11 \x01(\x01H\x08\x88\x01\x01\x12\'\n\x1a\x61vg_drawdown_duration_days\x18\x12 \x01(\x01H\t\x88\x01\x01\x12\x0e\n\x06trades\x18\x13 \x01(\x03\x12\x19\n\x0cwin_rate_pct\x18\x14 \x01(\x01H\n\x88\x01\x01\x12\x1b\n\x0e\x62\x65st_trade_pct\x18\x15 \x01(\x01H\x0b\x88\x01\x01\x12\x1c\n\x0fworst_trade_pct\x18\x16 \x01(\x01H\x0c\x88\x01\x01\x12\x1a\n\ravg_trade_pct\x18\x17 \x01(\x01H\r\x88\x01\x01\x12$\n\x17max_trade_duration_days\x18\x18 \x01(\x01H\x0e\x88\x01\x01\x12$\n\x17\x61vg_trade_duration_days\x18\x19 \x01(\x01H\x0f\x88\x01\x01\x12\x1a\n\rprofit_factor\x18\x1a \x01(\x01H\x10\x88\x01\x01\x12\x1b\n\x0e\x65xpectancy_pct\x18\x1b \x01(\x01H\x11\x88\x01\x01\x12\x10\n\x03sqn\x18\x1c \x01(\x01H\x12\x88\x01\x01\x42\x16\n\x14_buy_hold_return_pctB\x14\n\x12_annual_return_pctB\x0b\n\t_cagr_pctB\x11\n\x0f_volatility_pctB\t\n\x07_sharpeB\n\n\x08_sortinoB\t\n\x07_calmarB\x13\n\x11_avg_drawdown_pctB\x1d\n\x1b_max_drawdown_duration_daysB\x1d\n\x1b_avg_drawdown_duration_daysB\x0f\n\r_win_rate_pctB\x11\n\x0f_best_trade_pctB\x12\n\x10_worst_trade_pctB\x10\n\x0e_avg_trade_pctB\x1a\n\x18_max_trade_duration_daysB\x1a\n\x18_avg_trade_duration_daysB\x10\n\x0e_profit_factorB\x11\n\x0f_expectancy_pctB\x06\n\x04_sqn\"\xf7\x01\n\rBacktestTrade\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04side\x18\x02 \x01(\t\x12\x0b\n\x03qty\x18\x03 \x01(\t\x12.\n\nentry_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\texit_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65ntry_price\x18\x06 \x01(\t\x12\x12\n\nexit_price\x18\x07 \x01(\t\x12\x0b\n\x03pnl\x18\x08 \x01(\t\x12\x12\n\nreturn_pct\x18\t \x01(\x01\x12\x12\n\ncommission\x18\n \x01(\t\"b\n\x0b\x45quityPoint\x12-\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65quity\x18\x02 \x01(\t\x12\x14\n\x0c\x64rawdown_pct\x18\x03 \x01(\x01\"k\n\rStrategyParam\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\x01\x12\x0b\n\x03min\x18\x05 \x01(\x01\x12\x0b\n\x03max\x18\x06 \x01(\x01\"^\n\x08Strategy\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12/\n\x06params\x18\x03 \x03(\x0b\x32\x1f.cift.backtest.v1.StrategyParam\"B\n\x12RunBacktestRequest\x12,\n\x04spec\x18\x01 \x01(\x0b\x32\x1e.cift.backtest.v1.BacktestSpec\"\x86\x01\n\x13RunBacktestResponse\x12\x36\n\x08progress\x18\x01 \x01(\x0b\x32\".cift.backtest.v1.BacktestProgressH\x00\x12.\n\x08\x62\x61\x63ktest\x18\x02 \x01(\x0b\x32\x1a.cift.backtest.v1.BacktestH\x00\x42\x07\n\x05\x65vent\"z\n\x10\x42\x61\x63ktestProgress\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\x12\x30\n\x06status\x18\x02 \x01(\x0e\x32 .cift.backtest.v1.BacktestStatus\x12\x10\n\x08progress\x18\x03 \x01(\x01\x12\r\n\x05stage\x18\x04 \x01(\t\"E\n\x15\x43reateBacktestRequest\x12,\n\x04spec\x18\x01 \x01(\x0b\x32\x1e.cift.backtest.v1.BacktestSpec\"F\n\x16\x43reateBacktestResponse\x12,\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1a.cift.backtest.v1.Backtest\")\n\x12GetBacktestRequest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\"C\n\x13GetBacktestResponse\x12,\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1a.cift.backtest.v1.Backtest\"=\n\x14ListBacktestsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"_\n\x15ListBacktestsResponse\x12-\n\tbacktests\x18\x01 \x03(\x0b\x32\x1a.cift.backtest.v1.Backtest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x43\x61ncelBacktestRequest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\"F\n\x16\x43\x61ncelBacktestResponse\x12,\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1a.cift.backtest.v1.Backtest\"\x17\n\x15ListStrategiesRequest\"H\n\x16ListStrategiesResponse\x12.\n\nstrategies\x18\x01 \x03(\x0b\x32\x1a.cift.backtest.v1.Strategy*\xc3\x01\n\x0e\x42\x61\x63ktestStatus\x12\x1f\n\x1b\x42\x41\x43KTEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x42\x41\x43KTEST_STATUS_QUEUED\x10\x01\x12\x1b\n\x17\x42\x41\x43KTEST_STATUS_RUNNING\x10\x02\x12\x1d\n\x19\x42\x41\x43KTEST_STATUS_SUCCEEDED\x10\x03\x12\x1a\n\x16\x42\x41\x43KTEST_STATUS_FAILED\x10\x04\x12\x1c\n\x18\x42\x41\x43KTEST_STATUS_CANCELED\x10\x05\x32\xf4\x05\n\x0f\x42\x61\x63ktestService\x12\\\n\x0bRunBacktest\x12$.cift.backtest.v1.RunBacktestRequest\x1a%.cift.backtest.v1.RunBacktestResponse0\x01\x12\x80\x01\n\x0e\x43reateBacktest\x12\'.cift.backtest.v1.CreateBacktestRequest\x1a(.cift.backtest.v1.CreateBacktestResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\r/v1/backtests:\x04spec\x12\x7f\n\x0bGetBacktest\x12$.cift.backtest.v1.GetBacktestRequest\x1a%.cift.backtest.v1.GetBacktestResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/backtests/{backtest_id}\x12w\n\rListBacktests\x12&.cift.backtest.v1.ListBacktestsRequest\x1a\'.cift.backtest.v1.ListBacktestsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/backtests\x12\x88\x01\n\x0e\x43\x61ncelBacktest\x12\'.cift.backtest.v1.CancelBacktestRequest\x1a(.cift.backtest.v1.CancelBacktestResponse\"#\x82\xd3\xe4\x93\x02\x1d*\x1b/v1/backtests/{backtest_id}\x12{\n\x0eListStrategies\x12\'.cift.backtest.v1.ListStrategiesRequest\x1a(.cift.backtest.v1.ListStrategiesResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/strategiesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63ift/backtest/v1/backtest.proto\x12\x10\x63ift.backtest.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n\x0c\x42\x61\x63ktestSpec\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12\'\n\x06params\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x0f\n\x07symbols\x18\x04 \x03(\t\x12\x11\n\ttimeframe\x18\x05 \x01(\t\x12)\n\x05start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x63\x61sh\x18\x08 \x01(\t\x12\x12\n\ncommission\x18\t \x01(\t\x12\x0e\n\x06\x65ngine\x18\n \x01(\t\"\xda\x03\n\x08\x42\x61\x63ktest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x30\n\x06status\x18\x02 \x01(\x0e\x32 .cift.backtest.v1.BacktestStatus\x12,\n\x04spec\x18\x03 \x01(\x0b\x32\x1e.cift.backtest.v1.BacktestSpec\x12\x10\n\x08progress\x18\x04 \x01(\x01\x12\r\n\x05stage\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\tbar_count\x18\x07 \x01(\x03\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x05stats\x18\x0b \x01(\x0b\x32\x1f.cift.backtest.v1.BacktestStats\x12/\n\x06trades\x18\x0c \x03(\x0b\x32\x1f.cift.backtest.v1.BacktestTrade\x12-\n\x06\x65quity\x18\r \x03(\x0b\x32\x1d.cift.backtest.v1.EquityPoint\"\xf0\x08\n\rBacktestStats\x12\x15\n\rduration_days\x18\x01 \x01(\x01\x12\x0c\n\x04\x62\x61rs\x18\x02 \x01(\x03\x12\x14\n\x0c\x65xposure_pct\x18\x03 \x01(\x01\x12\x14\n\x0c\x66inal_equity\x18\x04 \x01(\t\x12\x13\n\x0bpeak_equity\x18\x05 \x01(\t\x12\x13\n\x0b\x63ommissions\x18\x06 \x01(\t\x12\x18\n\x10total_return_pct\x18\x07 \x01(\x01\x12 \n\x13\x62uy_hold_return_pct\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x11\x61nnual_return_pct\x18\t \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08\x63\x61gr_pct\x18\n \x01(\x01H\x02\x88\x01\x01\x12\x1b\n\x0evolatility_pct\x18\x0b \x01(\x01H\x03\x88\x01\x01\x12\x13\n\x06sharpe\x18\x0c \x01(\x01H\x04\x88\x01\x01\x12\x14\n\x07sortino\x18\r \x01(\x01H\x05\x88\x01\x01\x12\x13\n\x06\x63\x61lmar\x18\x0e \x01(\x01H\x06\x88\x01\x01\x12\x18\n\x10max_drawdown_pct\x18\x0f \x01(\x01\x12\x1d\n\x10\x61vg_drawdown_pct\x18\x10 \x01(\x01H\x07\x88\x01\x01\x12\'\n\x1amax_drawdown_duration_days\x18\x11 \x01(\x01H\x08\x88\x01\x01\x12\'\n\x1a\x61vg_drawdown_duration_days\x18\x12 \x01(\x01H\t\x88\x01\x01\x12\x0e\n\x06trades\x18\x13 \x01(\x03\x12\x19\n\x0cwin_rate_pct\x18\x14 \x01(\x01H\n\x88\x01\x01\x12\x1b\n\x0e\x62\x65st_trade_pct\x18\x15 \x01(\x01H\x0b\x88\x01\x01\x12\x1c\n\x0fworst_trade_pct\x18\x16 \x01(\x01H\x0c\x88\x01\x01\x12\x1a\n\ravg_trade_pct\x18\x17 \x01(\x01H\r\x88\x01\x01\x12$\n\x17max_trade_duration_days\x18\x18 \x01(\x01H\x0e\x88\x01\x01\x12$\n\x17\x61vg_trade_duration_days\x18\x19 \x01(\x01H\x0f\x88\x01\x01\x12\x1a\n\rprofit_factor\x18\x1a \x01(\x01H\x10\x88\x01\x01\x12\x1b\n\x0e\x65xpectancy_pct\x18\x1b \x01(\x01H\x11\x88\x01\x01\x12\x10\n\x03sqn\x18\x1c \x01(\x01H\x12\x88\x01\x01\x42\x16\n\x14_buy_hold_return_pctB\x14\n\x12_annual_return_pctB\x0b\n\t_cagr_pctB\x11\n\x0f_volatility_pctB\t\n\x07_sharpeB\n\n\x08_sortinoB\t\n\x07_calmarB\x13\n\x11_avg_drawdown_pctB\x1d\n\x1b_max_drawdown_duration_daysB\x1d\n\x1b_avg_drawdown_duration_daysB\x0f\n\r_win_rate_pctB\x11\n\x0f_best_trade_pctB\x12\n\x10_worst_trade_pctB\x10\n\x0e_avg_trade_pctB\x1a\n\x18_max_trade_duration_daysB\x1a\n\x18_avg_trade_duration_daysB\x10\n\x0e_profit_factorB\x11\n\x0f_expectancy_pctB\x06\n\x04_sqn\"\xf7\x01\n\rBacktestTrade\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04side\x18\x02 \x01(\t\x12\x0b\n\x03qty\x18\x03 \x01(\t\x12.\n\nentry_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\texit_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65ntry_price\x18\x06 \x01(\t\x12\x12\n\nexit_price\x18\x07 \x01(\t\x12\x0b\n\x03pnl\x18\x08 \x01(\t\x12\x12\n\nreturn_pct\x18\t \x01(\x01\x12\x12\n\ncommission\x18\n \x01(\t\"b\n\x0b\x45quityPoint\x12-\n\ttimestamp\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65quity\x18\x02 \x01(\t\x12\x14\n\x0c\x64rawdown_pct\x18\x03 \x01(\x01\"k\n\rStrategyParam\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\x01\x12\x0b\n\x03min\x18\x05 \x01(\x01\x12\x0b\n\x03max\x18\x06 \x01(\x01\"^\n\x08Strategy\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12/\n\x06params\x18\x03 \x03(\x0b\x32\x1f.cift.backtest.v1.StrategyParam\"B\n\x12RunBacktestRequest\x12,\n\x04spec\x18\x01 \x01(\x0b\x32\x1e.cift.backtest.v1.BacktestSpec\"\x86\x01\n\x13RunBacktestResponse\x12\x36\n\x08progress\x18\x01 \x01(\x0b\x32\".cift.backtest.v1.BacktestProgressH\x00\x12.\n\x08\x62\x61\x63ktest\x18\x02 \x01(\x0b\x32\x1a.cift.backtest.v1.BacktestH\x00\x42\x07\n\x05\x65vent\"z\n\x10\x42\x61\x63ktestProgress\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\x12\x30\n\x06status\x18\x02 \x01(\x0e\x32 .cift.backtest.v1.BacktestStatus\x12\x10\n\x08progress\x18\x03 \x01(\x01\x12\r\n\x05stage\x18\x04 \x01(\t\"E\n\x15\x43reateBacktestRequest\x12,\n\x04spec\x18\x01 \x01(\x0b\x32\x1e.cift.backtest.v1.BacktestSpec\"F\n\x16\x43reateBacktestResponse\x12,\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1a.cift.backtest.v1.Backtest\")\n\x12GetBacktestRequest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\"C\n\x13GetBacktestResponse\x12,\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1a.cift.backtest.v1.Backtest\"=\n\x14ListBacktestsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"_\n\x15ListBacktestsResponse\x12-\n\tbacktests\x18\x01 \x03(\x0b\x32\x1a.cift.backtest.v1.Backtest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x43\x61ncelBacktestRequest\x12\x13\n\x0b\x62\x61\x63ktest_id\x18\x01 \x01(\t\"F\n\x16\x43\x61ncelBacktestResponse\x12,\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1a.cift.backtest.v1.Backtest\"\x17\n\x15ListStrategiesRequest\"H\n\x16ListStrategiesResponse\x12.\n\nstrategies\x18\x01 \x03(\x0b\x32\x1a.cift.backtest.v1.Strategy*\xc3\x01\n\x0e\x42\x61\x63ktestStatus\x12\x1f\n\x1b\x42\x41\x43KTEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x42\x41\x43KTEST_STATUS_QUEUED\x10\x01\x12\x1b\n\x17\x42\x41\x43KTEST_STATUS_RUNNING\x10\x02\x12\x1d\n\x19\x42\x41\x43KTEST_STATUS_SUCCEEDED\x10\x03\x12\x1a\n\x16\x42\x41\x43KTEST_STATUS_FAILED\x10\x04\x12\x1c\n\x18\x42\x41\x43KTEST_STATUS_CANCELED\x10\x05\x32\xf4\x05\n\x0f\x42\x61\x63ktestService\x12\\\n\x0bRunBacktest\x12$.cift.backtest.v1.RunBacktestRequest\x1a%.cift.backtest.v1.RunBacktestResponse0\x01\x12\x80\x01\n\x0e\x43reateBacktest\x12\'.cift.backtest.v1.CreateBacktestRequest\x1a(.cift.backtest.v1.CreateBacktestResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\r/v1/backtests:\x04spec\x12\x7f\n\x0bGetBacktest\x12$.cift.backtest.v1.GetBacktestRequest\x1a%.cift.backtest.v1.GetBacktestResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/backtests/{backtest_id}\x12w\n\rListBacktests\x12&.cift.backtest.v1.ListBacktestsRequest\x1a\'.cift.backtest.v1.ListBacktestsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/backtests\x12\x88\x01\n\x0e\x43\x61ncelBacktest\x12\'.cift.backtest.v1.CancelBacktestRequest\x1a(.cift.backtest.v1.CancelBacktestResponse\"#\x82\xd3\xe4\x93\x02\x1d*\x1b/v1/backtests/{backtest_id}\x12{\n\x0eListStrategies\x12\'.cift.backtest.v1.ListStrategiesRequest\x1a(.cift.backtest.v1.ListStrategiesResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/strategiesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cift.backtest.v1.backtest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BACKTESTSPEC_PARAMSENTRY']._loaded_options = None
-  _globals['_BACKTESTSPEC_PARAMSENTRY']._serialized_options = b'8\001'
   _globals['_BACKTESTSERVICE'].methods_by_name['CreateBacktest']._loaded_options = None
   _globals['_BACKTESTSERVICE'].methods_by_name['CreateBacktest']._serialized_options = b'\202\323\344\223\002\025\"\r/v1/backtests:\004spec'
   _globals['_BACKTESTSERVICE'].methods_by_name['GetBacktest']._loaded_options = None
@@ -45,50 +44,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BACKTESTSERVICE'].methods_by_name['CancelBacktest']._serialized_options = b'\202\323\344\223\002\035*\033/v1/backtests/{backtest_id}'
   _globals['_BACKTESTSERVICE'].methods_by_name['ListStrategies']._loaded_options = None
   _globals['_BACKTESTSERVICE'].methods_by_name['ListStrategies']._serialized_options = b'\202\323\344\223\002\020\022\016/v1/strategies'
-  _globals['_BACKTESTSTATUS']._serialized_start=3577
-  _globals['_BACKTESTSTATUS']._serialized_end=3772
-  _globals['_BACKTESTSPEC']._serialized_start=117
-  _globals['_BACKTESTSPEC']._serialized_end=442
-  _globals['_BACKTESTSPEC_PARAMSENTRY']._serialized_start=397
-  _globals['_BACKTESTSPEC_PARAMSENTRY']._serialized_end=442
-  _globals['_BACKTEST']._serialized_start=445
-  _globals['_BACKTEST']._serialized_end=919
-  _globals['_BACKTESTSTATS']._serialized_start=922
-  _globals['_BACKTESTSTATS']._serialized_end=2058
-  _globals['_BACKTESTTRADE']._serialized_start=2061
-  _globals['_BACKTESTTRADE']._serialized_end=2308
-  _globals['_EQUITYPOINT']._serialized_start=2310
-  _globals['_EQUITYPOINT']._serialized_end=2408
-  _globals['_STRATEGYPARAM']._serialized_start=2410
-  _globals['_STRATEGYPARAM']._serialized_end=2517
-  _globals['_STRATEGY']._serialized_start=2519
-  _globals['_STRATEGY']._serialized_end=2613
-  _globals['_RUNBACKTESTREQUEST']._serialized_start=2615
-  _globals['_RUNBACKTESTREQUEST']._serialized_end=2681
-  _globals['_RUNBACKTESTRESPONSE']._serialized_start=2684
-  _globals['_RUNBACKTESTRESPONSE']._serialized_end=2818
-  _globals['_BACKTESTPROGRESS']._serialized_start=2820
-  _globals['_BACKTESTPROGRESS']._serialized_end=2942
-  _globals['_CREATEBACKTESTREQUEST']._serialized_start=2944
-  _globals['_CREATEBACKTESTREQUEST']._serialized_end=3013
-  _globals['_CREATEBACKTESTRESPONSE']._serialized_start=3015
-  _globals['_CREATEBACKTESTRESPONSE']._serialized_end=3085
-  _globals['_GETBACKTESTREQUEST']._serialized_start=3087
-  _globals['_GETBACKTESTREQUEST']._serialized_end=3128
-  _globals['_GETBACKTESTRESPONSE']._serialized_start=3130
-  _globals['_GETBACKTESTRESPONSE']._serialized_end=3197
-  _globals['_LISTBACKTESTSREQUEST']._serialized_start=3199
-  _globals['_LISTBACKTESTSREQUEST']._serialized_end=3260
-  _globals['_LISTBACKTESTSRESPONSE']._serialized_start=3262
-  _globals['_LISTBACKTESTSRESPONSE']._serialized_end=3357
-  _globals['_CANCELBACKTESTREQUEST']._serialized_start=3359
-  _globals['_CANCELBACKTESTREQUEST']._serialized_end=3403
-  _globals['_CANCELBACKTESTRESPONSE']._serialized_start=3405
-  _globals['_CANCELBACKTESTRESPONSE']._serialized_end=3475
-  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=3477
-  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=3500
-  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=3502
-  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=3574
-  _globals['_BACKTESTSERVICE']._serialized_start=3775
-  _globals['_BACKTESTSERVICE']._serialized_end=4531
+  _globals['_BACKTESTSTATUS']._serialized_start=3541
+  _globals['_BACKTESTSTATUS']._serialized_end=3736
+  _globals['_BACKTESTSPEC']._serialized_start=147
+  _globals['_BACKTESTSPEC']._serialized_end=406
+  _globals['_BACKTEST']._serialized_start=409
+  _globals['_BACKTEST']._serialized_end=883
+  _globals['_BACKTESTSTATS']._serialized_start=886
+  _globals['_BACKTESTSTATS']._serialized_end=2022
+  _globals['_BACKTESTTRADE']._serialized_start=2025
+  _globals['_BACKTESTTRADE']._serialized_end=2272
+  _globals['_EQUITYPOINT']._serialized_start=2274
+  _globals['_EQUITYPOINT']._serialized_end=2372
+  _globals['_STRATEGYPARAM']._serialized_start=2374
+  _globals['_STRATEGYPARAM']._serialized_end=2481
+  _globals['_STRATEGY']._serialized_start=2483
+  _globals['_STRATEGY']._serialized_end=2577
+  _globals['_RUNBACKTESTREQUEST']._serialized_start=2579
+  _globals['_RUNBACKTESTREQUEST']._serialized_end=2645
+  _globals['_RUNBACKTESTRESPONSE']._serialized_start=2648
+  _globals['_RUNBACKTESTRESPONSE']._serialized_end=2782
+  _globals['_BACKTESTPROGRESS']._serialized_start=2784
+  _globals['_BACKTESTPROGRESS']._serialized_end=2906
+  _globals['_CREATEBACKTESTREQUEST']._serialized_start=2908
+  _globals['_CREATEBACKTESTREQUEST']._serialized_end=2977
+  _globals['_CREATEBACKTESTRESPONSE']._serialized_start=2979
+  _globals['_CREATEBACKTESTRESPONSE']._serialized_end=3049
+  _globals['_GETBACKTESTREQUEST']._serialized_start=3051
+  _globals['_GETBACKTESTREQUEST']._serialized_end=3092
+  _globals['_GETBACKTESTRESPONSE']._serialized_start=3094
+  _globals['_GETBACKTESTRESPONSE']._serialized_end=3161
+  _globals['_LISTBACKTESTSREQUEST']._serialized_start=3163
+  _globals['_LISTBACKTESTSREQUEST']._serialized_end=3224
+  _globals['_LISTBACKTESTSRESPONSE']._serialized_start=3226
+  _globals['_LISTBACKTESTSRESPONSE']._serialized_end=3321
+  _globals['_CANCELBACKTESTREQUEST']._serialized_start=3323
+  _globals['_CANCELBACKTESTREQUEST']._serialized_end=3367
+  _globals['_CANCELBACKTESTRESPONSE']._serialized_start=3369
+  _globals['_CANCELBACKTESTRESPONSE']._serialized_end=3439
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=3441
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=3464
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=3466
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=3538
+  _globals['_BACKTESTSERVICE']._serialized_start=3739
+  _globals['_BACKTESTSERVICE']._serialized_end=4495
 # @@protoc_insertion_point(module_scope)

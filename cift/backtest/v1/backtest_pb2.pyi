@@ -21,6 +21,7 @@ Conventions that REST clients meet:
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -75,26 +76,6 @@ class BacktestSpec(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    @_typing.final
-    class ParamsEntry(_message.Message):
-        DESCRIPTOR: _descriptor.Descriptor
-
-        KEY_FIELD_NUMBER: _builtins.int
-        VALUE_FIELD_NUMBER: _builtins.int
-        key: _builtins.str
-        value: _builtins.float
-        def __init__(
-            self,
-            *,
-            key: _builtins.str = ...,
-            value: _builtins.float = ...,
-        ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
-        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-        def WhichOneof(self, oneof_group: _Never) -> None: ...
-
     STRATEGY_FIELD_NUMBER: _builtins.int
     PARAMS_FIELD_NUMBER: _builtins.int
     SYMBOL_FIELD_NUMBER: _builtins.int
@@ -122,9 +103,10 @@ class BacktestSpec(_message.Message):
     (bar by bar through the live paper fill engine and ledger).
     """
     @_builtins.property
-    def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+    def params(self) -> _struct_pb2.Struct:
         """Parameters by name, e.g. {"fast": 10, "slow": 30}; those left out take the
-        strategy's defaults. Unknown names are INVALID_ARGUMENT.
+        strategy's defaults. Values are numbers (or numeric strings); unknown names
+        and other values are INVALID_ARGUMENT.
         """
 
     @_builtins.property
@@ -145,7 +127,7 @@ class BacktestSpec(_message.Message):
         self,
         *,
         strategy: _builtins.str = ...,
-        params: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        params: _struct_pb2.Struct | None = ...,
         symbol: _builtins.str = ...,
         symbols: _abc.Iterable[_builtins.str] | None = ...,
         timeframe: _builtins.str = ...,
@@ -155,7 +137,7 @@ class BacktestSpec(_message.Message):
         commission: _builtins.str = ...,
         engine: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "params", b"params", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["cash", b"cash", "commission", b"commission", "end", b"end", "engine", b"engine", "params", b"params", "start", b"start", "strategy", b"strategy", "symbol", b"symbol", "symbols", b"symbols", "timeframe", b"timeframe"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...

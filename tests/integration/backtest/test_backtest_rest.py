@@ -129,6 +129,8 @@ BAD_REQUESTS: list[tuple[str, Json, str]] = [
     ("unknown strategy", {"strategy": "moon_phase"}, "Unknown strategy 'moon_phase'"),
     ("unknown parameter", {"params": {"fast": 10, "speed": 3}}, "Unknown parameter speed"),
     ("fractional period", {"params": {"fast": 10.5}}, "whole number"),
+    ("parameter not a number", {"params": {"fast": {}}}, "must be a number"),
+    ("parameter a word", {"params": {"fast": "ten"}}, "must be a number"),
     ("fast not below slow", {"params": {"fast": 30, "slow": 10}}, "fast"),
     (
         "empty range",

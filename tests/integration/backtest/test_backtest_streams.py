@@ -31,7 +31,6 @@ def stamp(year: int) -> Timestamp:
 def sma_cross(**changes: object) -> backtest_pb2.RunBacktestRequest:
     spec = backtest_pb2.BacktestSpec(
         strategy="sma_cross",
-        params={"fast": 10, "slow": 30},
         symbols=["goog"],
         timeframe="1Day",
         start=stamp(2004),
@@ -39,6 +38,7 @@ def sma_cross(**changes: object) -> backtest_pb2.RunBacktestRequest:
         cash="10000",
         commission="0.002",
     )
+    spec.params.update({"fast": 10, "slow": 30})
     for name, value in changes.items():
         if isinstance(value, Timestamp):
             getattr(spec, name).CopyFrom(value)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from google.protobuf import json_format
 
 from cift.backtest.v1 import backtest_pb2
 from cift.runtime.errors import InvalidArgument
@@ -87,7 +87,8 @@ def test_a_page_token_this_service_did_not_issue_is_invalid(token: str) -> None:
         codec.parse_page_token(token)
 
 
-def test_spec_params_travel_as_numbers() -> None:
+def test_spec_params_travel_as_json_numbers_both_ways() -> None:
     wire = codec.spec_to_wire(SPEC)
-    assert dict(wire.params) == {"fast": 10.0, "slow": 30.0}
-    assert not math.isnan(wire.params["fast"])
+    assert json_format.MessageToDict(wire.params) == {"fast": 10.0, "slow": 30.0}
+    decoded = codec.spec_from_wire(wire, datetime(2026, 1, 1, tzinfo=UTC))
+    assert decoded.params == {"fast": 10.0, "slow": 30.0}
