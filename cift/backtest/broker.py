@@ -197,10 +197,62 @@ class EventBroker:
         pending, state.pending = state.pending, []
         for item in pending:
             self._enter(state, item, o)
+        last = o
         for price in (low, h, c) if c >= o else (h, low, c):
             if not state.open_ids:
                 break
-            self._tick(symbol, price, ts_ns)
+            self._walk(state, last, price, ts_ns)
+            last = price
+
+    def _walk(self, state: SymbolState, start: float, end: float, ts_ns: int) -> None:
+        """Move the price from `start` to `end` as a continuous market would.
+
+        Inside a bar the price passes every level between two ticks, so each resting
+        order's price on the way (a limit, a stop, a trailing stop's trigger) gets a
+        tick of its own: a buy limit at 98 on a fall from 100 to 97 fills at 98, as
+        it would have, not at 97. Levels are re-read after each tick, since a fill
+        can place new orders (a bracket's exits).
+        """
+        symbol = state.bars.symbol
+        rising = end > start
+        current: float | Decimal = start
+        while state.open_ids:
+            levels = [
+                level
+                for level in self._levels(state)
+                if (current < level < end if rising else end < level < current)
+            ]
+            if not levels:
+                break
+            current = min(levels) if rising else max(levels)
+            self._tick(symbol, current, ts_ns)
+        self._tick(symbol, end, ts_ns)
+
+    def _levels(self, state: SymbolState) -> list[Decimal]:
+        """Prices at which a resting order of the symbol would trigger or fill."""
+        levels = []
+        for order_id in state.open_ids:
+            order = self.fills.get(order_id)
+            if order is None:
+                continue
+            kind = order.order_type
+            if kind is OrderType.TRAILING_STOP:
+                mark = self.fills.water_mark(order_id)
+                if mark is None:
+                    continue
+                sell = order.side is Side.SELL
+                if order.trail_price is not None:
+                    level = mark - order.trail_price if sell else mark + order.trail_price
+                else:
+                    assert order.trail_percent is not None
+                    step = mark * order.trail_percent / 100
+                    level = mark - step if sell else mark + step
+                levels.append(level)
+            elif order.stop_price is not None and not order.triggered:
+                levels.append(order.stop_price)
+            elif order.limit_price is not None:
+                levels.append(order.limit_price)
+        return levels
 
     def curves(self, symbol: str) -> tuple[F64, F64]:
         """(equity, position) at each close of the symbol's bars."""
@@ -223,8 +275,8 @@ class EventBroker:
             sleeve[known] = cash[last[known]]
         return sleeve + position * bars.close, position
 
-    def _tick(self, symbol: str, price: float, ts_ns: int) -> None:
-        p = to_decimal(price)
+    def _tick(self, symbol: str, price: float | Decimal, ts_ns: int) -> None:
+        p = price if isinstance(price, Decimal) else to_decimal(price)
         self._apply(self.fills.on_quote(Quote(symbol, p, p, DEPTH, DEPTH, ts_ns)))
         self._apply(self.fills.on_trade(Trade(symbol, p, DEPTH, ts_ns)))
 

@@ -62,7 +62,7 @@ class Param:
                 f"Parameter {self.name} of {strategy} must be between {self.minimum:g} and "
                 f"{self.maximum:g}, not {number:g}."
             )
-        return number
+        return int(number) if self.integer else number
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ class SignalStrategy:
             raise InvalidArgument(
                 f"Unknown parameter {', '.join(unknown)} for {self.name}; it takes {accepted}."
             )
-        resolved = {p.name: p.default for p in self.params}
+        resolved = {p.name: int(p.default) if p.integer else p.default for p in self.params}
         for name, value in (given or {}).items():
             resolved[name] = known[name].coerce(self.name, value)
         self.check(resolved)

@@ -235,3 +235,14 @@ STAT_LABELS: Sequence[tuple[str, str]] = (
     ("sqn", "SQN"),
 )
 """Display names for the CLI table and the HTML report, in reading order."""
+
+
+def format_stat(key: str, value: float | int | str | None) -> str:
+    """A stat as a person reads it: money to the cent, other figures to four digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if key.endswith(("equity", "commissions")):
+            return f"{value:,.2f}"
+        return f"{value:.4g}"
+    return str(value)
