@@ -40,7 +40,7 @@ STATUSES = {
 }
 
 
-def _timestamp(moment: datetime) -> Timestamp:
+def timestamp(moment: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(moment)
     return stamp
@@ -71,8 +71,8 @@ def spec_to_wire(spec: RunSpec) -> backtest_pb2.BacktestSpec:
         strategy=spec.strategy,
         symbols=list(spec.symbols),
         timeframe=spec.timeframe,
-        start=_timestamp(spec.start),
-        end=_timestamp(spec.end),
+        start=timestamp(spec.start),
+        end=timestamp(spec.end),
         cash=format_decimal(spec.cash),
         commission=format_decimal(spec.commission),
         engine=spec.engine,
@@ -119,8 +119,8 @@ def trade_to_wire(trade: TradeRecord) -> backtest_pb2.BacktestTrade:
         symbol=trade.symbol,
         side=trade.side,
         qty=format_decimal(trade.qty),
-        entry_time=_timestamp(trade.entry_time),
-        exit_time=_timestamp(trade.exit_time),
+        entry_time=timestamp(trade.entry_time),
+        exit_time=timestamp(trade.exit_time),
         entry_price=format_decimal(trade.entry_price),
         exit_price=format_decimal(trade.exit_price),
         pnl=format_decimal(trade.pnl),
@@ -131,7 +131,7 @@ def trade_to_wire(trade: TradeRecord) -> backtest_pb2.BacktestTrade:
 
 def equity_to_wire(point: EquityPoint) -> backtest_pb2.EquityPoint:
     return backtest_pb2.EquityPoint(
-        timestamp=_timestamp(point.timestamp),
+        timestamp=timestamp(point.timestamp),
         equity=format_decimal(point.equity),
         drawdown_pct=point.drawdown_pct,
     )
@@ -146,14 +146,14 @@ def run_to_wire(run: Run) -> backtest_pb2.Backtest:
         stage=run.stage,
         error=run.error,
         bar_count=run.bar_count,
-        created_at=_timestamp(run.created_at),
+        created_at=timestamp(run.created_at),
         trades=[trade_to_wire(trade) for trade in run.trades],
         equity=[equity_to_wire(point) for point in run.equity],
     )
     if run.started_at is not None:
-        wire.started_at.CopyFrom(_timestamp(run.started_at))
+        wire.started_at.CopyFrom(timestamp(run.started_at))
     if run.finished_at is not None:
-        wire.finished_at.CopyFrom(_timestamp(run.finished_at))
+        wire.finished_at.CopyFrom(timestamp(run.finished_at))
     if run.stats is not None:
         wire.stats.CopyFrom(stats_to_wire(run.stats))
     return wire

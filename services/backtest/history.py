@@ -12,7 +12,6 @@ import io
 
 import grpc
 import polars as pl
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime.clients import open_channel
@@ -23,17 +22,12 @@ from cift.runtime.errors import (
     Unauthenticated,
     Unavailable,
 )
+from services.backtest.codec import timestamp
 from services.backtest.model import RunSpec
 
 BAR_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 # An export is one request however large; allow for a few million rows.
 EXPORT_TIMEOUT_S = 120.0
-
-
-def _timestamp(spec_time: object) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(spec_time)  # type: ignore[arg-type]
-    return stamp
 
 
 def _mapped(error: grpc.aio.AioRpcError) -> DomainError:
@@ -88,8 +82,8 @@ class MarketDataHistory:
         request = marketdata_pb2.ExportBarsRequest(
             symbols=list(spec.symbols),
             timeframe=spec.timeframe,
-            start=_timestamp(spec.start),
-            end=_timestamp(spec.end),
+            start=timestamp(spec.start),
+            end=timestamp(spec.end),
         )
         chunks: list[bytes] = []
         try:
