@@ -20,6 +20,7 @@ Rounds are interleaved so a noisy neighbour slows all alike; medians are reporte
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -34,6 +35,8 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# backtesting.py draws a progress bar per run; the table is what this bench prints.
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 from bench.figures import machine, record
 from cift.backtest import builtin, run_backtest, split_bars
