@@ -17,6 +17,7 @@ from cift.backtest.event import Strategy
 from cift.backtest.result import BacktestResult
 from cift.backtest.signals import BUILTINS, Param, SignalStrategy, builtin
 from cift.backtest.stats import STAT_LABELS
+from cift.backtest.sweep import sweep, walk_forward
 
 __all__ = [
     "BUILTINS",
@@ -32,4 +33,6 @@ __all__ = [
     "read_bars",
     "run_backtest",
     "split_bars",
+    "sweep",
+    "walk_forward",
 ]

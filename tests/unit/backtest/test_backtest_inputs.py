@@ -8,7 +8,7 @@ from datetime import datetime
 import polars as pl
 import pytest
 
-from cift.backtest import BUILTINS, read_bars, run_backtest
+from cift.backtest import BUILTINS, BacktestCanceled, read_bars, run_backtest
 from cift.backtest.synthetic import random_walk_bars
 from cift.runtime.errors import InvalidArgument
 
@@ -131,3 +131,18 @@ def test_every_builtin_runs_on_both_engines_with_its_defaults(bars: pl.DataFrame
         event = run_backtest(bars, name, engine="event")
         assert vector.stats["trades"] == event.stats["trades"], name
         assert vector.trades["entry_bar"].to_list() == event.trades["entry_bar"].to_list(), name
+
+
+@pytest.mark.parametrize("engine", ["vector", "event"])
+def test_progress_reaches_one_and_a_raising_callback_cancels(
+    bars: pl.DataFrame, engine: str
+) -> None:
+    seen: list[float] = []
+    run_backtest(bars, "sma_cross", engine=engine, progress=seen.append)
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+
+    def cancel(fraction: float) -> None:
+        raise BacktestCanceled("canceled by its owner")
+
+    with pytest.raises(BacktestCanceled, match="canceled by its owner"):
+        run_backtest(bars, "sma_cross", engine=engine, progress=cancel)
