@@ -22,7 +22,7 @@ import talib
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.figures import machine, record
-from services.marketdata import indicators as ind
+from cift import indicators as ind
 
 
 def py_sma(x: list[float], n: int) -> list[float]:

@@ -45,6 +45,7 @@ SERVICES = (
     "cift.marketdata.v1.MarketDataService",
     "cift.execution.v1.ExecutionService",
     "cift.risk.v1.RiskService",
+    "cift.backtest.v1.BacktestService",
 )
 NDJSON = "application/x-ndjson"
 ERROR_SCHEMA = "google.rpc.Status"
@@ -391,7 +392,19 @@ def _unary_operation(
             "content": {"application/json": {"schema": body}},
         }
     elif rule.body:
-        raise OpenApiError(f'{method.grpc_path}: only body "*" is supported, not {rule.body!r}')
+        # The body is one message field of the request (CreateBacktest's `spec`): the
+        # JSON body is that message, any other fields travel in the query string.
+        field = fields.get(rule.body)
+        if field is None or field.type != FDP.TYPE_MESSAGE or field.label == FDP.LABEL_REPEATED:
+            raise OpenApiError(
+                f'{method.grpc_path}: body must be "*" or a message field, not {rule.body!r}'
+            )
+        body = builder.message_schema(field.type_name, response=False)
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+        parameters += _query_parameters(builder, method.proto.input_type, {*variables, rule.body})
     else:
         parameters += _query_parameters(builder, method.proto.input_type, set(variables))
     if parameters:

@@ -42,8 +42,8 @@ else:
     _SS = grpc.aio.StreamStreamClientInterceptor
 
 
-class _ForwardingInterceptor(_UU, _US, _SU, _SS):
-    """Adds the caller's identity token and the trace context to every call."""
+class _Forwarding:
+    """Adds the caller's identity token and the trace context to a call's metadata."""
 
     def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         return grpc.aio.ClientCallDetails(
@@ -54,21 +54,33 @@ class _ForwardingInterceptor(_UU, _US, _SU, _SS):
             wait_for_ready=details.wait_for_ready,
         )
 
+
+# One interceptor per call shape: grpc.aio files each interceptor under the first
+# shape it is an instance of only, so one object deriving from all four would
+# intercept unary calls alone, and streams (ExportBars, CheckOrders) would go out
+# without the caller's credential.
+class _ForwardUnaryUnary(_Forwarding, _UU):
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], details: Any, request: Any
     ) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _ForwardUnaryStream(_Forwarding, _US):
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], details: Any, request: Any
     ) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _ForwardStreamUnary(_Forwarding, _SU):
     async def intercept_stream_unary(
         self, continuation: Callable[..., Any], details: Any, requests: Any
     ) -> Any:
         return await continuation(self._details(details), requests)
 
+
+class _ForwardStreamStream(_Forwarding, _SS):
     async def intercept_stream_stream(
         self, continuation: Callable[..., Any], details: Any, requests: Any
     ) -> Any:
@@ -77,9 +89,15 @@ class _ForwardingInterceptor(_UU, _US, _SU, _SS):
 
 def open_channel(address: str) -> grpc.aio.Channel:
     """An insecure channel (the mesh runs inside one trust zone; add mTLS at the mesh layer)."""
+    forwarding: list[Any] = [
+        _ForwardUnaryUnary(),
+        _ForwardUnaryStream(),
+        _ForwardStreamUnary(),
+        _ForwardStreamStream(),
+    ]
     return grpc.aio.insecure_channel(
         address,
-        interceptors=[_ForwardingInterceptor()],  # type: ignore[list-item]
+        interceptors=forwarding,
         options=[
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.lb_policy_name", "round_robin"),

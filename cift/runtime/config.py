@@ -38,7 +38,7 @@ class CommonConfig:
     """Settings every service process reads."""
 
     service_name: str = setting(
-        "", "Which service this process runs (auth, marketdata, execution, risk)."
+        "", "Which service this process runs (auth, marketdata, execution, risk, backtest)."
     )
     grpc_host: str = setting("127.0.0.1", "Address the gRPC server binds.")
     grpc_port: int = setting(0, "Port the gRPC server binds (each service has its default).")
@@ -55,6 +55,7 @@ class CommonConfig:
     marketdata_addr: str = setting("127.0.0.1:50052", "gRPC address of the market data service.")
     execution_addr: str = setting("127.0.0.1:50053", "gRPC address of the execution service.")
     risk_addr: str = setting("127.0.0.1:50054", "gRPC address of the risk service.")
+    backtest_addr: str = setting("127.0.0.1:50055", "gRPC address of the backtest service.")
     trust_gateway_identity: bool = setting(
         False,
         "Trust plain x-cift-* identity headers set by the gateway instead of verifying a JWT.",
@@ -161,6 +162,7 @@ SERVICE_PORTS: dict[str, tuple[int, int]] = {
     "marketdata": (50052, 9102),
     "execution": (50053, 9103),
     "risk": (50054, 9104),
+    "backtest": (50055, 9105),
 }
 
 

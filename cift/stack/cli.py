@@ -5,6 +5,7 @@
     cift status [--home DIR]
     cift stop|start|restart COMPONENT [--home DIR]
     cift user create --email E [--display-name N] [--admin] [--home DIR]
+    cift backtest --strategy S --data FILE [--param K=V ...] [--json] [--report OUT.html]
 
 A problem the operator can fix (a taken port, an unreachable server, a missing
 binary) ends a command with one line on stderr and a non-zero exit code; a
@@ -27,6 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cift.backtest import cli as backtest_cli
 from cift.runtime import kafka
 from cift.runtime.config import ConfigError, env_name, load
 from cift.stack import control
@@ -362,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--display-name", default="", help="name shown in the user's profile")
     create.add_argument("--admin", action="store_true", help="grant the admin scope")
     create.set_defaults(run=_cmd_user_create)
+
+    backtest_cli.add_parser(commands)
     return parser
 
 

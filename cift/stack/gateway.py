@@ -40,7 +40,7 @@ _ORIGIN = re.compile(
 )
 
 # Cluster names in the template; each routes one gRPC package.
-UPSTREAMS = ("auth", "marketdata", "execution", "risk")
+UPSTREAMS = ("auth", "marketdata", "execution", "risk", "backtest")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The launcher behind `cift up` and the test fixtures: the whole mesh as one process tree.
 
 Start order: infrastructure (embedded where no address is configured) → database
-and topics → each service's migrations → the four services, until every health
+and topics → each service's migrations → the services, until every health
 check says SERVING → the gateway. Stop order is the reverse. While a stack runs,
 its home holds a lock (one launcher per home) and `stack.json`, which tells
 `cift status` and `cift user create` where everything listens.
@@ -339,6 +339,7 @@ class Stack:
             marketdata_addr=self.grpc_addrs["marketdata"],
             execution_addr=self.grpc_addrs["execution"],
             risk_addr=self.grpc_addrs["risk"],
+            backtest_addr=self.grpc_addrs["backtest"],
         )
 
     def service_environs(self) -> dict[str, dict[str, str]]:

@@ -1,4 +1,4 @@
-"""The four service processes: their environment, their migrations, their start.
+"""The service processes: their environment, their migrations, their start.
 
 Every service is `python -m services.<name>` configured only through `CIFT_*`
 variables rendered from the shared config declarations, so a service started by
@@ -29,6 +29,7 @@ FULL_SERVICE_NAMES: Mapping[str, str] = {
     "marketdata": "cift.marketdata.v1.MarketDataService",
     "execution": "cift.execution.v1.ExecutionService",
     "risk": "cift.risk.v1.RiskService",
+    "backtest": "cift.backtest.v1.BacktestService",
 }
 
 _MIGRATE_TIMEOUT_S = 120.0

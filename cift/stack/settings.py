@@ -45,6 +45,7 @@ class StackConfig(CommonConfig):
         SERVICE_PORTS["execution"][1], "Metrics port of execution."
     )
     risk_metrics_port: int = setting(SERVICE_PORTS["risk"][1], "Metrics port of risk.")
+    backtest_metrics_port: int = setting(SERVICE_PORTS["backtest"][1], "Metrics port of backtest.")
     embedded_postgres_port: int = setting(55432, "Port of the embedded PostgreSQL.")
     embedded_redis_port: int = setting(56379, "Port of the embedded Redis.")
     embedded_kafka_port: int = setting(59092, "Port of the embedded Kafka-protocol broker.")

@@ -23,6 +23,7 @@ import polars as pl
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis import asyncio as aioredis
 
+from cift import indicators as kernels
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime.errors import InvalidArgument, NotFound
 from services.marketdata import indicators, store
@@ -484,13 +485,13 @@ def _quotes_per_bar(
             schema=["ts_ns", "bid", "bid_size", "ask", "ask_size"],
             orient="row",
         )
-        events = indicators.order_flow_imbalance(
+        events = kernels.order_flow_imbalance(
             frame["bid"].to_numpy(),
             frame["bid_size"].to_numpy(),
             frame["ask"].to_numpy(),
             frame["ask_size"].to_numpy(),
         )
-        book = indicators.book_imbalance(frame["bid_size"].to_numpy(), frame["ask_size"].to_numpy())
+        book = kernels.book_imbalance(frame["bid_size"].to_numpy(), frame["ask_size"].to_numpy())
         per_bucket = (
             frame.with_columns(
                 (pl.col("ts_ns") - pl.col("ts_ns") % timeframe.ns).alias("start_ns"),

@@ -36,6 +36,7 @@ SERVICES = (
     "cift.marketdata.v1.MarketDataService",
     "cift.execution.v1.ExecutionService",
     "cift.risk.v1.RiskService",
+    "cift.backtest.v1.BacktestService",
 )
 BODY_LIMIT_BYTES = 65_536
 

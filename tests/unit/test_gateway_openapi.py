@@ -63,6 +63,11 @@ def test_every_rest_binding_of_the_contract_is_documented(document: dict[str, An
         ("DELETE", "/v1/orders/{order_id}"),
         ("GET", "/v1/account"),
         ("POST", "/v1/risk/accounts/{account_id}/trading-state"),
+        ("POST", "/v1/backtests"),
+        ("GET", "/v1/backtests/{backtest_id}"),
+        ("GET", "/v1/backtests"),
+        ("DELETE", "/v1/backtests/{backtest_id}"),
+        ("GET", "/v1/strategies"),
     } <= operations
 
 
@@ -105,6 +110,17 @@ def test_path_variables_become_path_parameters_and_the_body_leaves_them_out(
     body = patch["requestBody"]["content"]["application/json"]["schema"]
     assert "orderId" not in body["properties"]
     assert {"qty", "limitPrice", "timeInForce"} <= set(body["properties"])
+
+
+def test_a_message_field_body_is_that_message_posted_flat(document: dict[str, Any]) -> None:
+    """CreateBacktest's body is its `spec`: REST clients post the spec's fields themselves."""
+    create = document["paths"]["/v1/backtests"]["post"]
+    body = create["requestBody"]["content"]["application/json"]["schema"]
+    assert {"strategy", "params", "symbols", "start", "end", "cash", "engine"} <= set(
+        body["properties"]
+    )
+    assert "spec" not in body["properties"]
+    assert "parameters" not in create
 
 
 def test_get_requests_take_their_fields_as_camel_case_query_parameters(
@@ -158,7 +174,7 @@ def test_an_unsupported_body_binding_is_refused(
             for method in service.method:
                 if method.name == "SubmitOrder":
                     method.options.Extensions[annotations_pb2.http].body = "symbol"
-    with pytest.raises(tool.OpenApiError, match='only body "\\*" is supported'):
+    with pytest.raises(tool.OpenApiError, match='body must be "\\*" or a message field'):
         tool.build_document(changed)
 
 

@@ -51,6 +51,7 @@ SERVICE_DEPLOYMENTS = {
     "cift-marketdata-ingest": "marketdata",
     "cift-execution": "execution",
     "cift-risk": "risk",
+    "cift-backtest": "backtest",
 }
 # Deployments that must run exactly one pod, and why.
 SINGLETONS = {
@@ -58,7 +59,14 @@ SINGLETONS = {
     "cift-execution": "the fill engine's book of resting orders lives in one process",
     "cift-redis": "rate-limit buckets and caches live in one unreplicated Redis",
 }
-SCALABLE = ("cift-auth", "cift-marketdata", "cift-marketdata-ingest", "cift-risk", "cift-gateway")
+SCALABLE = (
+    "cift-auth",
+    "cift-marketdata",
+    "cift-marketdata-ingest",
+    "cift-risk",
+    "cift-backtest",
+    "cift-gateway",
+)
 # Deployments that run another command of their service's entry point than `serve`.
 COMMANDS = {"cift-marketdata-ingest": ["ingest"]}
 APP_IMAGE = "cift-markets"
@@ -973,6 +981,7 @@ def expected_flows(r: Rendered) -> set[tuple[str, str, int, str]]:
         ("cift-execution", "cift-risk", grpc["risk"], "TCP"),
         ("cift-execution", "cift-marketdata", grpc["marketdata"], "TCP"),
         ("cift-risk", "cift-marketdata", grpc["marketdata"], "TCP"),
+        ("cift-backtest", "cift-marketdata", grpc["marketdata"], "TCP"),
         ("cift-migrate", "postgres", 5432, "TCP"),
         ("postgres", "postgres", 5432, "TCP"),
         ("postgres", "postgres", 8000, "TCP"),

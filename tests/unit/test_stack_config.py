@@ -51,12 +51,14 @@ def test_default_ports_are_the_documented_ones(tmp_path: Path) -> None:
         "marketdata": 50052,
         "execution": 50053,
         "risk": 50054,
+        "backtest": 50055,
     }
     assert dict(ports.metrics) == {
         "auth": 9101,
         "marketdata": 9102,
         "execution": 9103,
         "risk": 9104,
+        "backtest": 9105,
     }
 
 
@@ -78,7 +80,7 @@ def test_free_port_plan_has_distinct_ports_and_round_trips_through_the_environme
     plan = PortPlan.free()
     ports = [plan.postgres, plan.redis, plan.kafka, plan.gateway, plan.gateway_admin]
     ports += [*plan.grpc.values(), *plan.metrics.values()]
-    assert len(set(ports)) == len(ports) == 13
+    assert len(set(ports)) == len(ports) == 15
     assert PortPlan.from_config(load(StackConfig, plan.to_environ())) == plan
 
 

@@ -38,6 +38,7 @@ SERVICES = {
     "marketdata": "MarketDataService",
     "execution": "ExecutionService",
     "risk": "RiskService",
+    "backtest": "BacktestService",
 }
 
 
@@ -70,6 +71,7 @@ def local_params(descriptor: Path, **overrides: Any) -> GatewayParams:
             "marketdata": "127.0.0.1:50052",
             "execution": "127.0.0.1:50053",
             "risk": "127.0.0.1:50054",
+            "backtest": "127.0.0.1:50055",
         },
         "descriptor_path": str(descriptor),
     }
@@ -204,6 +206,7 @@ def test_each_grpc_package_routes_to_its_own_http2_cluster(tmp_path: Path) -> No
         "/cift.marketdata.v1.": "marketdata",
         "/cift.execution.v1.": "execution",
         "/cift.risk.v1.": "risk",
+        "/cift.backtest.v1.": "backtest",
     }
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     for name, port in [("auth", 50051), ("marketdata", 50052), ("execution", 50053)]:
@@ -301,6 +304,7 @@ def test_transcoder_rejects_unknown_methods_and_query_parameters_and_prints_zero
         "cift.marketdata.v1.MarketDataService",
         "cift.execution.v1.ExecutionService",
         "cift.risk.v1.RiskService",
+        "cift.backtest.v1.BacktestService",
     ]
     assert transcoder["request_validation_options"] == {
         "reject_unknown_method": True,
@@ -559,8 +563,13 @@ def test_only_idempotent_reads_are_retried_and_unary_calls_time_out(real_descrip
     reads = {rpc.path for rpc in unary if rpc.http_verb == "get"}
     assert retried == reads
     assert "/cift.execution.v1.ExecutionService/SubmitOrder" not in retried
+    # CreateBacktest loads its bars from market data before it answers (so an empty
+    # range stores nothing), which may take longer than any other unary call.
+    slow = {"/cift.backtest.v1.BacktestService/CreateBacktest": "120s"}
     for rpc in unary:
-        assert route_for(config, rpc.path)["route"]["timeout"] == "10s", rpc.path
+        assert route_for(config, rpc.path)["route"]["timeout"] == slow.get(rpc.path, "10s"), (
+            rpc.path
+        )
     policy = route_for(config, "/cift.execution.v1.ExecutionService/GetAccount")["route"]
     assert set(policy["retry_policy"]["retry_on"].split(",")) == {
         "unavailable",

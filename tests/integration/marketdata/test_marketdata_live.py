@@ -14,8 +14,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from cift import indicators
 from cift.marketdata.v1 import marketdata_pb2 as md
-from services.marketdata import indicators
 from services.marketdata.events import timestamp, timestamp_ns
 from services.marketdata.ingest import LATEST_QUOTES_KEY
 from tests.integration.marketdata.bar_reference import reference_bars

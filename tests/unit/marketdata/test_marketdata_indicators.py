@@ -8,8 +8,9 @@ import talib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cift import indicators as ind
 from cift.runtime.errors import InvalidArgument
-from services.marketdata import indicators as ind
+from services.marketdata import indicators as spec_language
 
 RTOL = 1e-9
 
@@ -196,7 +197,7 @@ def test_book_imbalance_is_signed_depth_share_and_nan_on_an_empty_book() -> None
 
 
 def test_indicator_specs_parse_with_defaults_and_canonical_labels() -> None:
-    specs = ind.parse_indicator_specs(
+    specs = spec_language.parse_indicator_specs(
         "sma:20, EMA:12,rsi:14,macd:12:26:9,bbands:20:2,vwap,ofi,imbalance,rsi:14"
     )
     assert [s.label for s in specs] == [
@@ -209,8 +210,8 @@ def test_indicator_specs_parse_with_defaults_and_canonical_labels() -> None:
         "ofi:1",
         "imbalance",
     ]
-    assert ind.parse_indicator_specs("macd")[0].params == (12, 26, 9)
-    assert ind.parse_indicator_specs("bbands:10:1.5")[0].params == (10, 1.5)
+    assert spec_language.parse_indicator_specs("macd")[0].params == (12, 26, 9)
+    assert spec_language.parse_indicator_specs("bbands:10:1.5")[0].params == (10, 1.5)
 
 
 @pytest.mark.parametrize(
@@ -228,15 +229,15 @@ def test_indicator_specs_parse_with_defaults_and_canonical_labels() -> None:
 )
 def test_bad_indicator_specs_are_refused_before_any_data_is_read(text: str, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
-        ind.parse_indicator_specs(text)
+        spec_language.parse_indicator_specs(text)
 
 
 def test_compute_names_each_output_series() -> None:
     x = prices(100)
     volume = np.full(100, 10.0)
     outputs = {
-        spec.label: ind.compute(spec, close=x, volume=volume, vwap_price=x)
-        for spec in ind.parse_indicator_specs("macd,bbands,vwap")
+        spec.label: spec_language.compute(spec, close=x, volume=volume, vwap_price=x)
+        for spec in spec_language.parse_indicator_specs("macd,bbands,vwap")
     }
     assert set(outputs["macd:12:26:9"]) == {"macd", "signal", "histogram"}
     assert set(outputs["bbands:20:2"]) == {"upper", "middle", "lower"}

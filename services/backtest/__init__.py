@@ -1,0 +1,1 @@
+"""The backtest service: strategies run on market data history, kept per user."""

@@ -1,0 +1,203 @@
+"""Protobuf messages to the service's values and back.
+
+Wire decimals go through `cift.runtime.money`, timestamps through UTC datetimes.
+Requests are only decoded here; what they must satisfy is `spec.py`'s.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from cift.backtest.v1 import backtest_pb2
+from cift.runtime.errors import InvalidArgument
+from cift.runtime.money import format_decimal
+from services.backtest.model import (
+    EquityPoint,
+    Progress,
+    Run,
+    RunSpec,
+    RunStatus,
+    Stats,
+    StrategyInfo,
+    TradeRecord,
+)
+from services.backtest.spec import build_spec
+
+STATUSES = {
+    RunStatus.QUEUED: backtest_pb2.BACKTEST_STATUS_QUEUED,
+    RunStatus.RUNNING: backtest_pb2.BACKTEST_STATUS_RUNNING,
+    RunStatus.SUCCEEDED: backtest_pb2.BACKTEST_STATUS_SUCCEEDED,
+    RunStatus.FAILED: backtest_pb2.BACKTEST_STATUS_FAILED,
+    RunStatus.CANCELED: backtest_pb2.BACKTEST_STATUS_CANCELED,
+}
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _datetime(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def spec_from_wire(wire: backtest_pb2.BacktestSpec, now: datetime) -> RunSpec:
+    return build_spec(
+        strategy=wire.strategy.strip(),
+        params=json_format.MessageToDict(wire.params),
+        symbol=wire.symbol,
+        symbols=wire.symbols,
+        timeframe=wire.timeframe.strip(),
+        start=_datetime(wire.start) if wire.HasField("start") else None,
+        end=_datetime(wire.end) if wire.HasField("end") else None,
+        cash=wire.cash,
+        commission=wire.commission,
+        engine=wire.engine,
+        now=now,
+    )
+
+
+def spec_to_wire(spec: RunSpec) -> backtest_pb2.BacktestSpec:
+    wire = backtest_pb2.BacktestSpec(
+        strategy=spec.strategy,
+        symbols=list(spec.symbols),
+        timeframe=spec.timeframe,
+        start=timestamp(spec.start),
+        end=timestamp(spec.end),
+        cash=format_decimal(spec.cash),
+        commission=format_decimal(spec.commission),
+        engine=spec.engine,
+    )
+    params: dict[str, Any] = dict(spec.params)
+    wire.params.update(params)
+    return wire
+
+
+# Statistics that are money: decimal strings to the cent on the wire.
+MONEY_STATS = ("final_equity", "peak_equity", "commissions")
+CENT = Decimal("0.01")
+
+
+def money(value: float | int | str | None) -> str:
+    """An engine's float amount as a decimal string to the cent."""
+    if value is None:
+        return ""
+    return format_decimal(
+        Decimal(repr(value) if isinstance(value, float) else str(value)).quantize(
+            CENT, ROUND_HALF_EVEN
+        )
+    )
+
+
+def stats_to_wire(stats: Stats) -> backtest_pb2.BacktestStats:
+    """Every statistic the message names; the rest (start, end) are in the spec."""
+    wire = backtest_pb2.BacktestStats()
+    for field in wire.DESCRIPTOR.fields:
+        value = stats.get(field.name)
+        if value is None or (isinstance(value, str) and field.name not in MONEY_STATS):
+            continue
+        if field.name in MONEY_STATS:
+            setattr(wire, field.name, money(value))
+        elif field.type == field.TYPE_INT64:
+            setattr(wire, field.name, int(value))
+        else:
+            setattr(wire, field.name, float(value))
+    return wire
+
+
+def trade_to_wire(trade: TradeRecord) -> backtest_pb2.BacktestTrade:
+    return backtest_pb2.BacktestTrade(
+        symbol=trade.symbol,
+        side=trade.side,
+        qty=format_decimal(trade.qty),
+        entry_time=timestamp(trade.entry_time),
+        exit_time=timestamp(trade.exit_time),
+        entry_price=format_decimal(trade.entry_price),
+        exit_price=format_decimal(trade.exit_price),
+        pnl=format_decimal(trade.pnl),
+        return_pct=trade.return_pct,
+        commission=format_decimal(trade.commission),
+    )
+
+
+def equity_to_wire(point: EquityPoint) -> backtest_pb2.EquityPoint:
+    return backtest_pb2.EquityPoint(
+        timestamp=timestamp(point.timestamp),
+        equity=format_decimal(point.equity),
+        drawdown_pct=point.drawdown_pct,
+    )
+
+
+def run_to_wire(run: Run) -> backtest_pb2.Backtest:
+    wire = backtest_pb2.Backtest(
+        id=run.id,
+        status=STATUSES[run.status],
+        spec=spec_to_wire(run.spec),
+        progress=run.progress,
+        stage=run.stage,
+        error=run.error,
+        bar_count=run.bar_count,
+        created_at=timestamp(run.created_at),
+        trades=[trade_to_wire(trade) for trade in run.trades],
+        equity=[equity_to_wire(point) for point in run.equity],
+    )
+    if run.started_at is not None:
+        wire.started_at.CopyFrom(timestamp(run.started_at))
+    if run.finished_at is not None:
+        wire.finished_at.CopyFrom(timestamp(run.finished_at))
+    if run.stats is not None:
+        wire.stats.CopyFrom(stats_to_wire(run.stats))
+    return wire
+
+
+def progress_to_wire(progress: Progress) -> backtest_pb2.BacktestProgress:
+    return backtest_pb2.BacktestProgress(
+        backtest_id=progress.run_id,
+        status=STATUSES[progress.status],
+        progress=progress.progress,
+        stage=progress.stage,
+    )
+
+
+def strategy_to_wire(info: StrategyInfo) -> backtest_pb2.Strategy:
+    return backtest_pb2.Strategy(
+        name=info.name,
+        description=info.description,
+        params=[
+            backtest_pb2.StrategyParam(
+                name=param.name,
+                description=param.description,
+                type=param.type,
+                default=param.default,
+                min=param.min,
+                max=param.max,
+            )
+            for param in info.params
+        ],
+    )
+
+
+def page_token(run: Run) -> str:
+    """An opaque cursor after `run` in newest-first order."""
+    return base64.urlsafe_b64encode(f"{run.created_at.isoformat()}|{run.id}".encode()).decode()
+
+
+def parse_page_token(token: str) -> tuple[datetime, str] | None:
+    if not token:
+        return None
+    try:
+        created, _, run_id = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), str(uuid.UUID(run_id))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidArgument(
+            "page_token is not one this service issued; pass next_page_token as received."
+        ) from None
