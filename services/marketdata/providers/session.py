@@ -172,7 +172,7 @@ class ProviderFeed:
         key = f"{state}:{detail}"
         if key != self._last_problem:
             log.error(
-                "%s feed: %s (%s); retrying with backoff up to %.0f s",
+                "%s feed: %s (%s); retrying with backoff up to %.1f s",
                 self.protocol.name,
                 state.replace("_", " "),
                 detail,
