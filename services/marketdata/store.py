@@ -315,7 +315,7 @@ async def save_backfill_page(
         """
         INSERT INTO backfill_jobs (provider, kind, symbol, timeframe, start_ns, end_ns,
                                    next_request, done, pages, rows_written, covered_ns)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $7 IS NULL, 1, $8, $9)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::text, $7::text IS NULL, 1, $8, $9)
         ON CONFLICT (provider, kind, symbol, timeframe, start_ns, end_ns) DO UPDATE SET
             next_request = EXCLUDED.next_request, done = EXCLUDED.done,
             pages = backfill_jobs.pages + 1,
