@@ -31,6 +31,11 @@ def _whole_seconds(prefix: str) -> int:
 def rfc3339_ns(text: str) -> int:
     """`2021-02-22T15:51:45.335689322Z` (or with a ±hh:mm offset) as ns since the epoch."""
     seconds = _whole_seconds(text[:19])
+    if text[-1:] == "Z" and text[19:20] == ".":
+        # The stream's own shape, fast: `…:45.335689322Z`.
+        digits = text[20:-1]
+        if 0 < len(digits) <= 9 and digits.isdigit():
+            return seconds * NS_PER_SECOND + int(digits.ljust(9, "0"))
     rest = text[19:]
     nanos = 0
     if rest.startswith("."):
