@@ -1,9 +1,10 @@
 """The feed task: turns a tick source (simulator, file replay, a provider) into published ticks.
 
-Every interval (or as soon as a provider's ticks arrive) it takes the ticks that became due, stamps each with the next tick
-sequence, hands them to the local stream hub (lowest latency for subscribers) and
-sends them to `marketdata.ticks.v1`, then waits for the broker: a slow broker slows
-the feed, never the other way round.
+Every interval (or as soon as a provider's ticks arrive) it takes the ticks that
+became due, stamps each with the next tick sequence, hands them to the local stream
+hub (lowest latency for subscribers) and sends them to `marketdata.ticks.v1`, then
+waits for the broker: a slow broker slows the feed, never the other way round (a
+provider's socket is read on its own task into a bounded buffer meanwhile).
 
 Sequences: `base + n`, where `base` is the wall clock in nanoseconds when the feed
 started. A feed cannot publish more than one tick per nanosecond, so a restarted
