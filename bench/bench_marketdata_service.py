@@ -55,7 +55,7 @@ from cift.stack.services import wait_all_serving
 from services.marketdata.__main__ import SPEC
 from services.marketdata.config import MarketDataConfig
 from services.marketdata.events import publish_ticks
-from services.marketdata.feed import FeedRunner
+from services.marketdata.feed import FeedRunner, NoTicks
 from services.marketdata.instruments import default_universe
 from services.marketdata.simulator import Simulator
 
@@ -82,7 +82,7 @@ async def child_publish(bootstrap: str, topic: str, count: int) -> None:
     simulator = Simulator(
         default_universe(), seed=1, rate_per_symbol=1000.0, start_ns=time.time_ns()
     )
-    runner = FeedRunner(_NoSource(), None, lambda _: None, interval_s=0.0)
+    runner = FeedRunner(NoTicks(), None, lambda _: None, interval_s=0.0)
     started = time.perf_counter()
     sent = 0
     while sent < count:
@@ -92,13 +92,6 @@ async def child_publish(bootstrap: str, topic: str, count: int) -> None:
     await producer.flush()
     await producer.stop()
     print(json.dumps({"published": sent, "publish_s": time.perf_counter() - started}))
-
-
-class _NoSource:
-    finished = True
-
-    def due(self, now_ns: int) -> list[Any]:
-        return []
 
 
 async def child_latest_quote(address: str, calls: int) -> None:

@@ -29,6 +29,11 @@ def setting(default: Any, doc: str) -> Any:
     return field(default=default, metadata={"doc": doc})
 
 
+def secret_setting(doc: str) -> Any:
+    """Declare a credential: empty by default, left out of the config's repr (and so of logs)."""
+    return field(default="", repr=False, metadata={"doc": doc, "secret": True})
+
+
 def env_name(field_name: str) -> str:
     return PREFIX + field_name.upper()
 

@@ -77,6 +77,8 @@ class ServiceContext(Generic[C]):
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _consumers: list[EventConsumer] = field(default_factory=list)
     _shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _health: Any = None
+    _health_updates: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -118,6 +120,21 @@ class ServiceContext(Generic[C]):
 
     def on_shutdown(self, hook: Callable[[], Awaitable[None]]) -> None:
         self._shutdown_hooks.append(hook)
+
+    def report_health(self, component: str, serving: bool) -> None:
+        """Publish a component's own health (e.g. a provider feed) under its name in
+        `grpc.health.v1.Health`, apart from the service's: the API keeps serving while
+        the component is down."""
+        if self._health is None:
+            return
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        task = asyncio.create_task(self._health.set(component, status))
+        self._health_updates.add(task)
+        task.add_done_callback(self._health_updates.discard)
 
 
 # Young-generation size before the cyclic GC runs (CPython's default is 700).
@@ -183,7 +200,9 @@ class ServiceRuntime(Generic[C]):
                 ("grpc.server.max_pending_requests_hard_limit", 40_000),
             ],
         )
-        self.context: ServiceContext[C] = ServiceContext(config=config, server=self.server)
+        self.context: ServiceContext[C] = ServiceContext(
+            config=config, server=self.server, _health=self.health
+        )
         self._stopped = asyncio.Event()
 
     def _current_verifier(self) -> CredentialVerifier | None:

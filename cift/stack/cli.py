@@ -313,6 +313,38 @@ def _cmd_user_create(args: argparse.Namespace) -> int:
     return result.returncode
 
 
+# ---- cift marketdata backfill -----------------------------------------------------------
+
+
+def backfill_argv(args: argparse.Namespace) -> list[str]:
+    """The market data service's own backfill command (the work happens in its package)."""
+    return service_argv(
+        "marketdata",
+        "backfill",
+        "--provider",
+        args.provider,
+        "--symbols",
+        args.symbols,
+        "--start",
+        args.start,
+        "--end",
+        args.end,
+        "--timeframe",
+        args.timeframe,
+        "--kinds",
+        args.kinds,
+    )
+
+
+def _cmd_marketdata_backfill(args: argparse.Namespace) -> int:
+    environ = _environ(args)
+    running = read_running(_home(environ))
+    if running is not None:
+        # The running stack's PostgreSQL; provider keys come from this environment.
+        environ.update(running.env)
+    return subprocess.run(backfill_argv(args), env=environ, check=False).returncode
+
+
 # ---- wiring ----------------------------------------------------------------------------
 
 
@@ -366,6 +398,22 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(run=_cmd_user_create)
 
     backtest_cli.add_parser(commands)
+    marketdata = commands.add_parser("marketdata", help="market data operations")
+    marketdata_commands = marketdata.add_subparsers(dest="marketdata_command", required=True)
+    backfill = with_home(
+        marketdata_commands.add_parser(
+            "backfill",
+            help="load historical bars and trades from Alpaca or Massive (resumable: "
+            "run it again to finish)",
+        )
+    )
+    backfill.add_argument("--provider", required=True, choices=("alpaca", "massive"))
+    backfill.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,MSFT")
+    backfill.add_argument("--start", required=True, help="first day, YYYY-MM-DD (UTC)")
+    backfill.add_argument("--end", required=True, help="last day, YYYY-MM-DD (UTC, inclusive)")
+    backfill.add_argument("--timeframe", default="1Min", help="bar timeframe (default 1Min)")
+    backfill.add_argument("--kinds", default="bars,trades", help="bars, trades or both")
+    backfill.set_defaults(run=_cmd_marketdata_backfill)
     return parser
 
 

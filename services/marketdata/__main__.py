@@ -1,12 +1,13 @@
 """`python -m services.marketdata [serve|migrate|ingest]`: wiring only.
 
 A process runs the gRPC servicer, a member of the ingest consumer group, and either
-the feed task (simulator or replay: exactly one such process per deployment) or a
-relay that feeds its stream hub from `marketdata.ticks.v1`. The feed hands its
+the feed task (simulator, replay, or a provider's live stream: exactly one such
+process per deployment) or a relay that feeds its stream hub from `marketdata.ticks.v1`. The feed hands its
 ticks straight to its own hub (lowest latency); every process relays closed bars
 from `marketdata.bars.v1` to its StreamBars subscribers.
 
-`ingest` runs only another member of the ingest consumer group (plus health and
+`backfill` pages a provider's REST history of bars and trades into the schema
+(`cift marketdata backfill` runs it). `ingest` runs only another member of the ingest consumer group (plus health and
 metrics): ingest is one core's work per process, and a heavy feed needs more
 processes without each of them also relaying every tick to stream subscribers.
 """
@@ -17,6 +18,7 @@ import argparse
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,6 +32,10 @@ from services.marketdata.config import FEED_KINDS, MarketDataConfig
 from services.marketdata.feed import FeedRunner, ReplaySource, SimulatorSource, TickSource
 from services.marketdata.ingest import Ingest
 from services.marketdata.instruments import Universe, load_universe
+from services.marketdata.providers import backfill_cli
+from services.marketdata.providers.backoff import Backoff
+from services.marketdata.providers.session import FeedHealth, LiveSource, ProviderFeed
+from services.marketdata.providers.settings import PROVIDERS, chosen_symbols, stream_protocol
 from services.marketdata.replay import load_replay_file
 from services.marketdata.server import MarketDataServicer
 from services.marketdata.simulator import Simulator
@@ -50,6 +56,8 @@ POLICIES = {
 }
 # The consumer decodes TickEvent by its schema header, which needs its module loaded.
 TICK_EVENT = events_pb2.TickEvent
+# The provider feed's own entry in grpc.health.v1.Health (the API serves regardless).
+FEED_HEALTH = "cift.marketdata.v1.ProviderFeed"
 
 
 def calendar_of(config: MarketDataConfig) -> MarketCalendar:
@@ -64,7 +72,22 @@ def calendar_of(config: MarketDataConfig) -> MarketCalendar:
     )
 
 
+def provider_feed(
+    config: MarketDataConfig, universe: Universe, on_health: Callable[[FeedHealth], None]
+) -> ProviderFeed:
+    """The live stream of the provider CIFT_MARKETDATA_FEED names (checked before connecting)."""
+    protocol = stream_protocol(config, config.marketdata_feed)
+    return ProviderFeed(
+        protocol,
+        chosen_symbols(config.marketdata_symbols, universe),
+        LiveSource(config.marketdata_feed_buffer, protocol.name),
+        Backoff(config.marketdata_feed_backoff_s, config.marketdata_feed_backoff_max_s),
+        on_health=on_health,
+    )
+
+
 def tick_source(config: MarketDataConfig, universe: Universe) -> TickSource | None:
+    """The simulator or a replay file; None for a provider feed or none."""
     if config.marketdata_feed not in FEED_KINDS:
         raise InvalidArgument(f"CIFT_MARKETDATA_FEED must be one of {', '.join(FEED_KINDS)}.")
     if config.marketdata_feed == "simulator":
@@ -105,6 +128,7 @@ class MarketDataApp:
     ingest: Ingest | None = None
     feed: FeedRunner | None = None
     servicer: MarketDataServicer | None = None
+    provider: ProviderFeed | None = None
 
 
 APP = MarketDataApp()
@@ -159,6 +183,16 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
     )
     ctx.spawn("marketdata-bars-relay", bars_relay.run(hub.relay_bars))
     source = tick_source(config, universe)
+    provider = None
+    if config.marketdata_feed in PROVIDERS:
+
+        def report(health: FeedHealth) -> None:
+            ctx.report_health(FEED_HEALTH, health.serving)
+
+        provider = provider_feed(config, universe, report)
+        ctx.report_health(FEED_HEALTH, False)
+        ctx.spawn("marketdata-provider", provider.run())
+        source = provider.source
     feed = None
     if source is None:
         ticks_relay = ctx.consumer(
@@ -175,6 +209,7 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         )
         ctx.spawn("marketdata-feed", feed.run())
     APP.hub, APP.ingest, APP.feed, APP.servicer = hub, ingest, feed, servicer
+    APP.provider = provider
 
 
 SPEC = ServiceSpec(
@@ -204,11 +239,16 @@ async def run_ingest_only(config: MarketDataConfig, _args: argparse.Namespace) -
 
 
 COMMANDS = {
+    "backfill": Command(
+        help="page a provider's REST history of bars and trades into the schema (resumable)",
+        add_arguments=backfill_cli.add_arguments,
+        run=backfill_cli.run_backfill,
+    ),
     "ingest": Command(
         help="run one more member of the ingest consumer group (no API, no feed)",
         add_arguments=lambda _parser: None,
         run=run_ingest_only,
-    )
+    ),
 }
 
 if __name__ == "__main__":

@@ -4,16 +4,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cift.runtime.config import CommonConfig, setting
+from cift.runtime.config import CommonConfig, secret_setting, setting
 
-FEED_KINDS = ("simulator", "replay", "none")
+FEED_KINDS = ("simulator", "replay", "alpaca", "massive", "none")
+ALPACA_DATA_FEEDS = ("iex", "sip")
 CALENDAR_MODES = ("always_open", "nyse")
 
 
 @dataclass(frozen=True)
 class MarketDataConfig(CommonConfig):
     marketdata_feed: str = setting(
-        "simulator", "Feed this process runs: simulator, replay (a file) or none (ingest only)."
+        "simulator",
+        "Feed this process runs: simulator, replay (a file), alpaca, massive or none (ingest only).",
+    )
+    marketdata_symbols: tuple[str, ...] = setting(
+        (),
+        "Symbols the alpaca or massive feed subscribes to, comma-separated (default: the universe).",
+    )
+    alpaca_key_id: str = secret_setting("Alpaca API key id (live feed and backfill; never logged).")
+    alpaca_secret_key: str = secret_setting("Alpaca API secret key (never logged).")
+    alpaca_data_feed: str = setting(
+        "iex", "Alpaca data feed: iex (free plan, one exchange) or sip (every US exchange)."
+    )
+    alpaca_stream_url: str = setting(
+        "wss://stream.data.alpaca.markets/v2/{feed}",
+        "Alpaca stock stream; {feed} is replaced by CIFT_ALPACA_DATA_FEED.",
+    )
+    alpaca_data_url: str = setting(
+        "https://data.alpaca.markets", "Alpaca market data REST base (historical bars and trades)."
+    )
+    massive_api_key: str = secret_setting("Massive (Polygon) API key (never logged).")
+    massive_stream_url: str = setting(
+        "wss://socket.massive.com/stocks", "Massive real-time stocks WebSocket cluster."
+    )
+    massive_rest_url: str = setting(
+        "https://api.massive.com", "Massive REST base (historical aggregates and trades)."
+    )
+    marketdata_feed_backoff_s: float = setting(
+        0.5, "First reconnect delay of a provider feed; it doubles per failure, with jitter."
+    )
+    marketdata_feed_backoff_max_s: float = setting(
+        30.0, "Longest reconnect delay of a provider feed (also after auth or limit errors)."
+    )
+    marketdata_feed_buffer: int = setting(
+        1_000_000,
+        "Most provider ticks held between the socket and Kafka; beyond it new ticks are dropped and counted.",
     )
     marketdata_seed: int = setting(42, "Simulator seed; the same seed replays the same market.")
     marketdata_rate: float = setting(

@@ -46,6 +46,12 @@ def quote_pb(quote: Quote, sequence: int, last: float) -> marketdata_pb2.Quote:
     )
     message.timestamp.seconds = seconds
     message.timestamp.nanos = nanos
+    if quote.tape or quote.bid_exchange or quote.ask_exchange or quote.conditions:
+        # Only provider quotes carry venue fields; the simulator's hot path skips them.
+        message.bid_exchange = quote.bid_exchange
+        message.ask_exchange = quote.ask_exchange
+        message.conditions.extend(quote.conditions)
+        message.tape = quote.tape
     return message
 
 
@@ -56,6 +62,11 @@ def trade_pb(trade: Trade, sequence: int) -> marketdata_pb2.Trade:
     )
     message.timestamp.seconds = seconds
     message.timestamp.nanos = nanos
+    if trade.tape or trade.exchange or trade.conditions or trade.trade_id:
+        message.exchange = trade.exchange
+        message.conditions.extend(trade.conditions)
+        message.tape = trade.tape
+        message.trade_id = trade.trade_id
     return message
 
 

@@ -1,9 +1,10 @@
-"""The feed task: turns a tick source (simulator or file replay) into published ticks.
+"""The feed task: turns a tick source (simulator, file replay, a provider) into published ticks.
 
-Every interval it takes the ticks that became due, stamps each with the next tick
-sequence, hands them to the local stream hub (lowest latency for subscribers) and
-sends them to `marketdata.ticks.v1`, then waits for the broker: a slow broker slows
-the feed, never the other way round.
+Every interval (or as soon as a provider's ticks arrive) it takes the ticks that
+became due, stamps each with the next tick sequence, hands them to the local stream
+hub (lowest latency for subscribers) and sends them to `marketdata.ticks.v1`, then
+waits for the broker: a slow broker slows the feed, never the other way round (a
+provider's socket is read on its own task into a bounded buffer meanwhile).
 
 Sequences: `base + n`, where `base` is the wall clock in nanoseconds when the feed
 started. A feed cannot publish more than one tick per nanosecond, so a restarted
@@ -45,8 +46,28 @@ class TickSource(Protocol):
     @property
     def finished(self) -> bool: ...
 
+    async def ready(self, timeout_s: float) -> None:
+        """Wait until ticks may be due: `timeout_s` for a paced source, less for a live one."""
+        ...
 
-class SimulatorSource:
+
+class PacedSource:
+    """Sources whose ticks fall due with the clock: the feed simply waits out its interval."""
+
+    async def ready(self, timeout_s: float) -> None:
+        await asyncio.sleep(timeout_s)
+
+
+class NoTicks(PacedSource):
+    """A finished source, for callers that stamp and publish ticks themselves (tests, benches)."""
+
+    finished = True
+
+    def due(self, now_ns: int) -> list[Tick]:
+        return []
+
+
+class SimulatorSource(PacedSource):
     """Simulated ticks, timestamped on the wall clock from the moment the feed starts."""
 
     def __init__(self, simulator: Simulator) -> None:
@@ -76,7 +97,7 @@ class SimulatorSource:
         return out
 
 
-class ReplaySource:
+class ReplaySource(PacedSource):
     """A replay file's ticks, paced at `speed` from the moment the feed starts.
 
     With speed > 0 the ticks are re-timestamped to when they are published (history
@@ -133,6 +154,7 @@ class FeedRunner:
         interval_s: float,
         topic: str = TOPIC_TICKS,
         sequence_base: int | None = None,
+        after_publish: Callable[[Sequence[TickMessage]], None] | None = None,
     ) -> None:
         self.source = source
         self.producer = producer
@@ -141,6 +163,8 @@ class FeedRunner:
         self.topic = topic
         self.next_sequence = (sequence_base if sequence_base is not None else time.time_ns()) + 1
         self._last_trade: dict[str, float] = {}
+        # Called once the broker acknowledged a batch (latency measurements).
+        self.after_publish = after_publish
 
     def stamp(self, ticks: Sequence[Tick]) -> list[TickMessage]:
         """Protobuf ticks with sequences; quotes carry the symbol's last trade price."""
@@ -166,6 +190,8 @@ class FeedRunner:
         if self.producer is not None:
             await publish_ticks(self.producer, messages, self.topic)
             await self.producer.flush()
+        if self.after_publish is not None:
+            self.after_publish(messages)
         quotes = sum(1 for m in messages if isinstance(m, marketdata_pb2.Quote))
         TICKS_PUBLISHED.labels("quote").inc(quotes)
         TICKS_PUBLISHED.labels("trade").inc(len(messages) - quotes)
@@ -177,5 +203,5 @@ class FeedRunner:
         while not self.source.finished:
             started = time.monotonic()
             await self.publish_once(time.time_ns())
-            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+            await self.source.ready(max(0.0, self.interval_s - (time.monotonic() - started)))
         log.info("feed finished: the replay file has been published")

@@ -246,16 +246,11 @@ class Ingest:
         for partition, quote in quotes:
             last = self._last_trade.get(quote.symbol)
             if last is not None and last != quote.last:
-                quote = marketdata_pb2.Quote(
-                    symbol=quote.symbol,
-                    bid=quote.bid,
-                    ask=quote.ask,
-                    bid_size=quote.bid_size,
-                    ask_size=quote.ask_size,
-                    last=last,
-                    timestamp=quote.timestamp,
-                    sequence=quote.sequence,
-                )
+                # A copy, venue fields and all: the consumed message stays as it came.
+                updated = marketdata_pb2.Quote()
+                updated.CopyFrom(quote)
+                updated.last = last
+                quote = updated
             mapping[quote.symbol] = quote.SerializeToString()
             fresh.append((partition, quote))
         await self.redis.hset(LATEST_QUOTES_KEY, mapping=mapping)  # type: ignore[misc,arg-type]

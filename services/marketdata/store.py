@@ -283,3 +283,47 @@ async def quotes_between(
             limit,
         )
     )
+
+
+def trade_rows(trades: Sequence[Trade], first_sequence: int) -> list[tuple[Any, ...]]:
+    """Tick rows (TICK_COLUMNS) of trades, numbered from `first_sequence`."""
+    return [
+        (first_sequence + n, t.ts_ns, t.symbol, KIND_TRADE, None, None, None, None, t.price, t.size)
+        for n, t in enumerate(trades)
+    ]
+
+
+async def load_backfill_job(conn: asyncpg.Connection, key: Sequence[Any]) -> asyncpg.Record | None:
+    """A backfill job's saved state (key: provider, kind, symbol, timeframe, start_ns, end_ns)."""
+    return await conn.fetchrow(
+        "SELECT next_request, done, pages, rows_written, covered_ns FROM backfill_jobs "
+        "WHERE provider = $1 AND kind = $2 AND symbol = $3 AND timeframe = $4 "
+        "AND start_ns = $5 AND end_ns = $6",
+        *key,
+    )
+
+
+async def save_backfill_page(
+    conn: asyncpg.Connection,
+    key: Sequence[Any],
+    next_request: str | None,
+    rows: int,
+    covered_ns: int,
+) -> None:
+    """Record one more page written (call in the page's transaction)."""
+    await conn.execute(
+        """
+        INSERT INTO backfill_jobs (provider, kind, symbol, timeframe, start_ns, end_ns,
+                                   next_request, done, pages, rows_written, covered_ns)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::text, $7::text IS NULL, 1, $8, $9)
+        ON CONFLICT (provider, kind, symbol, timeframe, start_ns, end_ns) DO UPDATE SET
+            next_request = EXCLUDED.next_request, done = EXCLUDED.done,
+            pages = backfill_jobs.pages + 1,
+            rows_written = backfill_jobs.rows_written + EXCLUDED.rows_written,
+            covered_ns = GREATEST(backfill_jobs.covered_ns, EXCLUDED.covered_ns)
+        """,
+        *key,
+        next_request,
+        rows,
+        covered_ns,
+    )

@@ -2,7 +2,9 @@
 
 Market-data prices are doubles (every vendor sends them so); they always sit on the
 instrument's tick grid, which the fill engine relies on when it rounds. Timestamps
-are integer nanoseconds since the Unix epoch (`ts_ns`), never floats.
+are integer nanoseconds since the Unix epoch (`ts_ns`), never floats. Venue fields
+(exchange, conditions, tape, trade id) are filled by the provider feeds as the
+provider names them, and stay empty for the simulator and file replay.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ class Quote:
     ask: float
     bid_size: float
     ask_size: float
+    bid_exchange: str = ""
+    ask_exchange: str = ""
+    conditions: tuple[str, ...] = ()
+    tape: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,10 @@ class Trade:
     price: float
     size: float
     side: int = SIDE_UNKNOWN
+    exchange: str = ""
+    conditions: tuple[str, ...] = ()
+    tape: str = ""
+    trade_id: str = ""
 
 
 Tick = Quote | Trade

@@ -123,3 +123,30 @@ def test_user_create_requires_an_email(cift_up_environ: dict[str, str]) -> None:
     result = run_cift(cift_up_environ, "user", "create", stdin="a fine password 1\n")
     assert result.returncode == 2
     assert "--email" in result.stderr
+
+
+def test_marketdata_backfill_runs_the_services_own_command_with_every_option() -> None:
+    from cift.stack.cli import backfill_argv, build_parser
+
+    args = build_parser().parse_args(
+        [
+            "marketdata",
+            "backfill",
+            "--provider",
+            "alpaca",
+            "--symbols",
+            "AAPL,MSFT",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-03-28",
+            "--timeframe",
+            "1Min",
+        ]
+    )
+    argv = backfill_argv(args)
+    assert argv[1:4] == ["-m", "services.marketdata", "backfill"]
+    assert argv[4:] == [
+        "--provider", "alpaca", "--symbols", "AAPL,MSFT", "--start", "2024-01-02",
+        "--end", "2024-03-28", "--timeframe", "1Min", "--kinds", "bars,trades",
+    ]  # fmt: skip

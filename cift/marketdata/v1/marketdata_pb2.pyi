@@ -158,6 +158,10 @@ class Quote(_message.Message):
     LAST_FIELD_NUMBER: _builtins.int
     TIMESTAMP_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    BID_EXCHANGE_FIELD_NUMBER: _builtins.int
+    ASK_EXCHANGE_FIELD_NUMBER: _builtins.int
+    CONDITIONS_FIELD_NUMBER: _builtins.int
+    TAPE_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     bid: _builtins.float
     """Best bid price."""
@@ -173,9 +177,23 @@ class Quote(_message.Message):
     """Position in the marketdata service's tick log: strictly increasing across
     all symbols, shared by quotes and trades. Resume streams with it.
     """
+    bid_exchange: _builtins.str
+    """Venue of the best bid as the feed names it (Alpaca: a letter such as "V";
+    Massive: its numeric exchange id such as "11"); empty for the simulator.
+    """
+    ask_exchange: _builtins.str
+    """Venue of the best ask, named as for bid_exchange."""
+    tape: _builtins.str
+    """SIP tape of the listing: "A" (NYSE), "B" (NYSE Arca, American, regionals) or
+    "C" (Nasdaq); empty when the feed does not say.
+    """
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp:
         """When the quote was made (venue time)."""
+
+    @_builtins.property
+    def conditions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The feed's quote condition codes (Alpaca: letters such as "R"; Massive: numbers)."""
 
     def __init__(
         self,
@@ -188,10 +206,14 @@ class Quote(_message.Message):
         last: _builtins.float = ...,
         timestamp: _timestamp_pb2.Timestamp | None = ...,
         sequence: _builtins.int = ...,
+        bid_exchange: _builtins.str = ...,
+        ask_exchange: _builtins.str = ...,
+        conditions: _abc.Iterable[_builtins.str] | None = ...,
+        tape: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask", b"ask", "ask_size", b"ask_size", "bid", b"bid", "bid_size", b"bid_size", "last", b"last", "sequence", b"sequence", "symbol", b"symbol", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask", b"ask", "ask_exchange", b"ask_exchange", "ask_size", b"ask_size", "bid", b"bid", "bid_exchange", b"bid_exchange", "bid_size", b"bid_size", "conditions", b"conditions", "last", b"last", "sequence", b"sequence", "symbol", b"symbol", "tape", b"tape", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -210,6 +232,8 @@ class Trade(_message.Message):
     SEQUENCE_FIELD_NUMBER: _builtins.int
     TRADE_ID_FIELD_NUMBER: _builtins.int
     CONDITIONS_FIELD_NUMBER: _builtins.int
+    EXCHANGE_FIELD_NUMBER: _builtins.int
+    TAPE_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     price: _builtins.float
     size: _builtins.float
@@ -218,6 +242,10 @@ class Trade(_message.Message):
     """Position in the tick log (see Quote.sequence)."""
     trade_id: _builtins.str
     """The venue's or feed's id of the trade; empty when the feed has none."""
+    exchange: _builtins.str
+    """Venue of the print as the feed names it (see Quote.bid_exchange)."""
+    tape: _builtins.str
+    """SIP tape of the listing (see Quote.tape)."""
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp:
         """When the trade happened (venue time)."""
@@ -236,10 +264,12 @@ class Trade(_message.Message):
         sequence: _builtins.int = ...,
         trade_id: _builtins.str = ...,
         conditions: _abc.Iterable[_builtins.str] | None = ...,
+        exchange: _builtins.str = ...,
+        tape: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conditions", b"conditions", "price", b"price", "sequence", b"sequence", "size", b"size", "symbol", b"symbol", "timestamp", b"timestamp", "trade_id", b"trade_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conditions", b"conditions", "exchange", b"exchange", "price", b"price", "sequence", b"sequence", "size", b"size", "symbol", b"symbol", "tape", b"tape", "timestamp", b"timestamp", "trade_id", b"trade_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

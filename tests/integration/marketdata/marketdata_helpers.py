@@ -82,7 +82,7 @@ class Scenario:
         spec = replace(SPEC, verifier_factory=lambda ctx: FixedTokenVerifier())
         runtime = ServiceRuntime(spec, config)
         await runtime.start()
-        app = MarketDataApp(APP.hub, APP.ingest, APP.feed, APP.servicer)
+        app = replace(APP)  # a snapshot: the next service started overwrites APP
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{config.grpc_port}") as channel:
                 yield RunningService(

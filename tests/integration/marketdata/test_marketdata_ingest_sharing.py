@@ -16,24 +16,16 @@ import pytest
 from cift.marketdata.v1 import events_pb2, marketdata_pb2
 from cift.runtime.kafka import Event
 from services.marketdata.events import TickMessage, tick_event_bytes
-from services.marketdata.feed import FeedRunner
+from services.marketdata.feed import FeedRunner, NoTicks
 from services.marketdata.ingest import STALE_RELOADS, Ingest
 from services.marketdata.instruments import default_universe
 from services.marketdata.simulator import Simulator
-from services.marketdata.ticks import Tick
 from tests.integration.marketdata.marketdata_helpers import Scenario
 
 pytestmark = pytest.mark.integration
 
 TOPIC = "marketdata.ticks.sharing-test"
 START_NS = 1_704_205_800 * 1_000_000_000
-
-
-class _NoSource:
-    finished = True
-
-    def due(self, now_ns: int) -> list[Tick]:
-        raise AssertionError("the feed loop is not used here")
 
 
 def stamped(symbol: str, count: int, sequence_base: int) -> list[TickMessage]:
@@ -45,7 +37,7 @@ def stamped(symbol: str, count: int, sequence_base: int) -> list[TickMessage]:
         if t.symbol == symbol
     ][:count]
     runner = FeedRunner(
-        _NoSource(), None, lambda _: None, interval_s=0.01, sequence_base=sequence_base
+        NoTicks(), None, lambda _: None, interval_s=0.01, sequence_base=sequence_base
     )
     return runner.stamp(ticks)
 

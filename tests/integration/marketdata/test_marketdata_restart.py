@@ -11,7 +11,7 @@ import pytest
 from cift.marketdata.v1 import marketdata_pb2 as md
 from cift.runtime.kafka import EventProducer
 from services.marketdata.events import publish_ticks
-from services.marketdata.feed import FeedRunner
+from services.marketdata.feed import FeedRunner, NoTicks
 from services.marketdata.instruments import default_universe
 from services.marketdata.simulator import Simulator
 from services.marketdata.ticks import Tick, Trade
@@ -46,9 +46,7 @@ async def test_bars_rebuilt_after_restarts_and_a_full_replay_equal_bars_built_in
     ticks = Simulator(
         default_universe(), seed=99, rate_per_symbol=40.0, start_ns=START_NS
     ).next_events(9000)
-    runner = FeedRunner(
-        _never_called(), None, lambda _: None, interval_s=0.01, sequence_base=10_000
-    )
+    runner = FeedRunner(NoTicks(), None, lambda _: None, interval_s=0.01, sequence_base=10_000)
 
     async with scenario.running(marketdata_feed="none") as first:
         await publish(scenario, runner, ticks[:4000])
@@ -105,9 +103,7 @@ async def test_two_processes_share_the_ingest_and_each_streams_every_tick(
     ticks = Simulator(
         default_universe(), seed=7, rate_per_symbol=40.0, start_ns=START_NS
     ).next_events(6000)
-    runner = FeedRunner(
-        _never_called(), None, lambda _: None, interval_s=0.01, sequence_base=50_000
-    )
+    runner = FeedRunner(NoTicks(), None, lambda _: None, interval_s=0.01, sequence_base=50_000)
     async with (
         scenario.running(marketdata_feed="none") as first,
         scenario.running(marketdata_feed="none") as second,
@@ -133,12 +129,3 @@ async def test_two_processes_share_the_ingest_and_each_streams_every_tick(
     assert_bars_match(list(rows), ticks)
     # The process without a feed streams the ticks it relays from the topic, in order.
     assert streamed == sorted(streamed) and streamed[0] > 50_000
-
-
-class _never_called:
-    """The feed loop's tick source in tests that stamp and publish their own ticks."""
-
-    finished = True
-
-    def due(self, now_ns: int) -> list[Tick]:
-        raise AssertionError("the feed loop is not used here")

@@ -1,0 +1,287 @@
+"""Massive's (formerly Polygon.io) stocks protocols: WebSocket cluster and REST, mapped exactly.
+
+Live: connect to `wss://socket.massive.com/stocks`; the server sends
+`[{"ev":"status","status":"connected",…}]`; we send `{"action":"auth","params":KEY}`
+and get status `auth_success` (or `auth_failed`); we send
+`{"action":"subscribe","params":"T.AAPL,Q.AAPL"}` and get status `success` per
+channel. Data frames are JSON arrays of `{"ev":"Q"|"T"|"AM","sym":…}` with Unix
+millisecond times. `max_connections` is the connection-limit status.
+
+Field mapping (the provider's names on the left):
+- quote `bp`/`ap` → bid/ask, `bs`/`as` → sizes, `bx`/`ax` → exchange ids (as text),
+  `c` (one condition code) → conditions, `z` (1, 2, 3) → tape A, B, C, `t` → ts_ns.
+- trade `p`/`s` → price/size, `x` → exchange id, `c` → conditions, `z` → tape,
+  `i` → trade_id, `t` → ts_ns.
+- minute aggregate `o`/`h`/`l`/`c`/`v` → OHLCV, `vw` → vwap, `s` → start.
+- REST aggregates (`/v2/aggs`) `o h l c v vw n t`; REST trades (`/v3/trades`)
+  `price size exchange conditions tape id sip_timestamp` (ns).
+
+Pure: no I/O; the key appears only in `auth_message` and `headers` (REST uses the
+documented `Authorization: Bearer` header rather than `apiKey=` in the URL, so the
+key never reaches a logged URL, including the `next_url` pages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from services.marketdata.bars import Bar, parse_timeframe
+from services.marketdata.providers.protocol import (
+    Control,
+    ControlMessage,
+    Decoded,
+    Page,
+    PageRequest,
+    Problem,
+)
+from services.marketdata.providers.times import unix_ms_ns
+from services.marketdata.ticks import Quote, Trade
+
+PAGE_LIMIT = 50_000  # the documented maximum per page
+TAPES = {1: "A", 2: "B", 3: "C"}
+# Our timeframes as the aggregates endpoint's multiplier and timespan.
+AGGREGATE_RANGES = {
+    "1Sec": (1, "second"),
+    "1Min": (1, "minute"),
+    "5Min": (5, "minute"),
+    "15Min": (15, "minute"),
+    "1Hour": (1, "hour"),
+    "1Day": (1, "day"),
+}
+
+
+def _tape(value: Any) -> str:
+    if value is None:
+        return ""
+    return TAPES.get(int(value), str(value))
+
+
+def _id(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _non_negative(value: Any, name: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError(f"{name} must be a non-negative number, not {value!r}")
+    return number
+
+
+def _codes(values: Any) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, list):
+        return tuple(str(int(v)) for v in values)
+    return (str(int(values)),)
+
+
+def quote_from(item: dict[str, Any]) -> Quote:
+    return Quote(
+        str(item["sym"]),
+        unix_ms_ns(item["t"]),
+        _non_negative(item["bp"], "bp"),
+        _non_negative(item["ap"], "ap"),
+        _non_negative(item["bs"], "bs"),
+        _non_negative(item["as"], "as"),
+        bid_exchange=_id(item.get("bx")),
+        ask_exchange=_id(item.get("ax")),
+        conditions=_codes(item.get("c")),
+        tape=_tape(item.get("z")),
+    )
+
+
+def trade_from(item: dict[str, Any]) -> Trade:
+    return Trade(
+        str(item["sym"]),
+        unix_ms_ns(item["t"]),
+        _non_negative(item["p"], "p"),
+        _non_negative(item["s"], "s"),
+        exchange=_id(item.get("x")),
+        conditions=_codes(item.get("c")),
+        tape=_tape(item.get("z")),
+        trade_id=_id(item.get("i")),
+    )
+
+
+def minute_bar_from(item: dict[str, Any]) -> Bar:
+    volume = _non_negative(item["v"], "v")
+    close = float(item["c"])
+    return Bar(
+        str(item["sym"]),
+        "1Min",
+        unix_ms_ns(item["s"]),
+        float(item["o"]),
+        float(item["h"]),
+        float(item["l"]),
+        close,
+        volume,
+        float(item.get("vw", close)) * volume,
+        0,  # the stream's aggregates carry an average trade size, not a count
+    )
+
+
+def rest_bar_from(item: dict[str, Any], symbol: str, timeframe: str) -> Bar:
+    volume = _non_negative(item["v"], "v")
+    close = float(item["c"])
+    return Bar(
+        symbol,
+        timeframe,
+        unix_ms_ns(item["t"]),
+        float(item["o"]),
+        float(item["h"]),
+        float(item["l"]),
+        close,
+        volume,
+        float(item.get("vw", close)) * volume,
+        int(item.get("n", 0)),
+    )
+
+
+def rest_trade_from(item: dict[str, Any], symbol: str) -> Trade:
+    ts_ns = item["sip_timestamp"]
+    if not isinstance(ts_ns, int):
+        raise ValueError(f"sip_timestamp must be integer ns, not {ts_ns!r}")
+    return Trade(
+        symbol,
+        ts_ns,
+        _non_negative(item["price"], "price"),
+        _non_negative(item["size"], "size"),
+        exchange=_id(item.get("exchange")),
+        conditions=_codes(item.get("conditions")),
+        tape=_tape(item.get("tape")),
+        trade_id=_id(item.get("id")),
+    )
+
+
+_STATUS_CONTROLS = {
+    "connected": Control.CONNECTED,
+    "auth_success": Control.AUTHENTICATED,
+    "success": Control.SUBSCRIBED,
+}
+_STATUS_PROBLEMS = {
+    "auth_failed": Problem.AUTH_FAILED,
+    "auth_timeout": Problem.AUTH_FAILED,
+    "max_connections": Problem.CONNECTION_LIMIT,
+}
+
+
+def _status(item: dict[str, Any]) -> ControlMessage:
+    status = str(item["status"])
+    text = str(item.get("message", ""))
+    kind = _STATUS_CONTROLS.get(status)
+    if kind is not None:
+        return ControlMessage(kind, text)
+    problem = _STATUS_PROBLEMS.get(status)
+    if problem is None:
+        lowered = text.lower()
+        problem = (
+            Problem.SYMBOL_LIMIT
+            if "limit" in lowered and ("symbol" in lowered or "subscri" in lowered)
+            else Problem.TRANSIENT
+        )
+    return ControlMessage(Control.ERROR, text, status, problem)
+
+
+class MassiveStream:
+    """The stocks cluster; `decode` is the hot path (one call per frame)."""
+
+    name = "massive"
+
+    def __init__(self, api_key: str, stream_url: str) -> None:
+        self._api_key = api_key
+        self._url = stream_url
+
+    def __repr__(self) -> str:
+        return f"MassiveStream(url={self._url!r})"
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def auth_message(self) -> str:
+        return orjson.dumps({"action": "auth", "params": self._api_key}).decode()
+
+    def subscribe_message(self, symbols: Sequence[str]) -> str:
+        channels = [f"T.{s}" for s in symbols] + [f"Q.{s}" for s in symbols]
+        return orjson.dumps({"action": "subscribe", "params": ",".join(channels)}).decode()
+
+    def decode(self, frame: str | bytes) -> Decoded:
+        decoded = Decoded()
+        try:
+            items = orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            decoded.malformed.append(f"not JSON: {exc}")
+            return decoded
+        if not isinstance(items, list):
+            items = [items]
+        ticks = decoded.ticks
+        for item in items:
+            try:
+                kind = item["ev"]
+                if kind == "Q":
+                    ticks.append(quote_from(item))
+                elif kind == "T":
+                    ticks.append(trade_from(item))
+                elif kind == "AM":
+                    decoded.bars.append(minute_bar_from(item))
+                elif kind == "status":
+                    decoded.controls.append(_status(item))
+            except (KeyError, TypeError, ValueError) as exc:
+                decoded.malformed.append(f"{type(exc).__name__}: {exc}")
+        return decoded
+
+
+class MassiveHistory:
+    """Aggregates and trades over REST, `next_url` pagination."""
+
+    name = "massive"
+
+    def __init__(self, api_key: str, rest_url: str) -> None:
+        self._api_key = api_key
+        self._base = rest_url.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"MassiveHistory(base={self._base!r})"
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"}
+
+    def bars_request(self, symbol: str, timeframe: str, start_ns: int, end_ns: int) -> PageRequest:
+        multiplier, timespan = AGGREGATE_RANGES[parse_timeframe(timeframe).name]
+        # Millisecond bounds, both inclusive: the last millisecond before end_ns.
+        start_ms = start_ns // 1_000_000
+        end_ms = (end_ns - 1) // 1_000_000
+        return PageRequest(
+            f"{self._base}/v2/aggs/ticker/{symbol}/range/{multiplier}/{timespan}/{start_ms}/{end_ms}",
+            {"adjusted": "false", "sort": "asc", "limit": str(PAGE_LIMIT)},
+        )
+
+    def trades_request(self, symbol: str, start_ns: int, end_ns: int) -> PageRequest:
+        return PageRequest(
+            f"{self._base}/v3/trades/{symbol}",
+            {
+                "timestamp.gte": str(start_ns),
+                "timestamp.lt": str(end_ns),
+                "order": "asc",
+                "sort": "timestamp",
+                "limit": str(PAGE_LIMIT),
+            },
+        )
+
+    @staticmethod
+    def _next(body: dict[str, Any]) -> PageRequest | None:
+        url = body.get("next_url")
+        # The next page's query (cursor) is inside the URL.
+        return PageRequest(str(url)) if url else None
+
+    def parse_bars(self, request: PageRequest, symbol: str, timeframe: str, body: Any) -> Page:
+        name = parse_timeframe(timeframe).name
+        bars = [rest_bar_from(item, symbol, name) for item in body.get("results") or ()]
+        return Page(bars, [], self._next(body))
+
+    def parse_trades(self, request: PageRequest, symbol: str, body: Any) -> Page:
+        trades = [rest_trade_from(item, symbol) for item in body.get("results") or ()]
+        return Page([], trades, self._next(body))
