@@ -393,10 +393,11 @@ async def release_leg(conn: asyncpg.Connection, order_id: str, qty: Decimal, at:
 
 
 async def legs_of(conn: asyncpg.Connection, parent_ids: list[str]) -> list[asyncpg.Record]:
-    """The legs of these parents (replaced ones included), oldest first."""
+    """The legs of these parents (replaced ones included), oldest first, take-profit first."""
     return list(
         await conn.fetch(
-            "SELECT * FROM orders WHERE parent_id = ANY($1::text[]) ORDER BY created_at, order_id",
+            """SELECT * FROM orders WHERE parent_id = ANY($1::text[])
+               ORDER BY created_at, order_type <> 'limit', order_id""",
             parent_ids,
         )
     )
