@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 import urllib.error
 import urllib.request
 from decimal import Decimal
@@ -262,3 +263,52 @@ async def test_bracket_legs_survive_a_restart_and_still_trigger(
 
         await eventually(take_profit_filled)
         await status_of(execution, trader, sl_id, S.ORDER_STATUS_CANCELED)
+
+
+def grpc_web_call(url: str, token: str, message: bytes) -> tuple[bytes, dict[str, str]]:
+    """One unary gRPC-Web call: the reply message and the trailers."""
+    request = urllib.request.Request(
+        url,
+        method="POST",
+        data=struct.pack(">BI", 0, len(message)) + message,
+        headers={
+            "content-type": "application/grpc-web+proto",
+            "x-grpc-web": "1",
+            "authorization": f"Bearer {token}",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        body = reply.read()
+    payload, trailers = b"", {}
+    while body:
+        flag, length = struct.unpack(">BI", body[:5])
+        frame, body = body[5 : 5 + length], body[5 + length :]
+        if flag & 0x80:
+            for line in frame.decode().strip().split("\r\n"):
+                name, _, value = line.partition(":")
+                trailers[name.strip().lower()] = value.strip()
+        else:
+            payload = frame
+    return payload, trailers
+
+
+async def test_grpc_web_places_a_bracket(mesh: Mesh) -> None:
+    trader = await mesh.trader()
+    base = mesh.info.gateway_url
+    assert base is not None
+    quote = await mesh.quote(trader, "AVGO")
+    limit = price(quote.bid, "0.95")
+    request = bracket_request("AVGO", limit, price(quote.ask, "1.08", up=True), limit - CENT)
+    payload, trailers = await asyncio.to_thread(
+        grpc_web_call,
+        f"{base}/cift.execution.v1.ExecutionService/SubmitOrder",
+        trader.token,
+        request.SerializeToString(),
+    )
+    assert trailers.get("grpc-status") == "0", trailers
+    order = execution_pb2.SubmitOrderResponse.FromString(payload).order
+    assert order.order_class == S.ORDER_CLASS_BRACKET
+    assert [leg.status for leg in order.legs] == [S.ORDER_STATUS_HELD] * 2
+    await mesh.execution.CancelOrder(
+        execution_pb2.CancelOrderRequest(order_id=order.id), metadata=trader.auth
+    )
