@@ -46,7 +46,15 @@ def test_user_cannot_create_an_admin_key() -> None:
 
 
 def test_admin_can_create_any_key() -> None:
+    for scope in ADMIN_SCOPES:
+        check_grantable(frozenset({scope}), ADMIN_SCOPES)
     check_grantable(ADMIN_SCOPES, ADMIN_SCOPES)
+
+
+def test_a_user_can_grant_exactly_what_it_holds_and_nothing_more() -> None:
+    check_grantable(USER_SCOPES, USER_SCOPES)
+    with pytest.raises(PermissionDenied):
+        check_grantable(USER_SCOPES | {"admin"}, USER_SCOPES)
 
 
 def test_read_only_key_holder_cannot_grant_trade() -> None:

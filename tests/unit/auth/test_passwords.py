@@ -49,6 +49,29 @@ def test_reasonable_passwords_are_accepted(password: str) -> None:
     check_password_strength(password, email="ada@example.com")
 
 
+def test_length_limits_are_inclusive() -> None:
+    shortest, longest = "abcd-12345", "abcd-12345" + "x" * 118
+    assert (len(shortest), len(longest)) == (10, 128)
+    check_password_strength(shortest)
+    check_password_strength(longest)
+    with pytest.raises(InvalidArgument, match="too short"):
+        check_password_strength(shortest[:-1])
+    with pytest.raises(InvalidArgument, match="too long"):
+        check_password_strength(longest + "x")
+
+
+def test_five_distinct_characters_are_enough_and_four_are_not() -> None:
+    check_password_strength("abcd1abcd1abcd1")
+    with pytest.raises(InvalidArgument, match="different"):
+        check_password_strength("abc1abc1abc1abc1")
+
+
+def test_an_email_name_shorter_than_four_characters_is_not_checked() -> None:
+    check_password_strength("bob-is-my-name-7", email="bob@example.com")
+    with pytest.raises(InvalidArgument, match="email"):
+        check_password_strength("bobby-is-my-name-7", email="bobby@example.com")
+
+
 def test_hash_verifies_only_the_same_password() -> None:
     stored = hash_password("correct horse battery", cost=COST)
     assert stored.startswith("$2b$04$")

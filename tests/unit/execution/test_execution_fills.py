@@ -545,3 +545,77 @@ def test_open_orders_of_an_account_follow_fills_cancels_and_closes() -> None:
     quote(eng, "99.00", "100.00")
     assert buy.status is OrderStatus.FILLED
     assert eng.open_orders_of("acct", "AAPL") == OpenOrders(D(0), D(0), 1)
+
+
+# ---- the sell side and the quote-less cases of every rule ------------------------
+
+
+def test_sells_use_up_the_displayed_bid_shared_by_the_orders_on_one_quote() -> None:
+    eng = engine(FillModel(fill_at_displayed_size=True))
+    first, _ = place(eng, Side.SELL, OrderType.MARKET, qty="6")
+    second, _ = place(eng, Side.SELL, OrderType.MARKET, qty="6")
+    assert fills(quote(eng, "10.00", "10.01", bid_size="8")) == [
+        (D(6), D("10.00")),
+        (D(2), D("10.00")),
+    ]
+    assert (first.status, second.filled_qty) == (OrderStatus.FILLED, D(2))
+    third, events = place(eng, Side.SELL, OrderType.MARKET, qty="1")
+    assert fills(events) == [] and third.status is OrderStatus.ACCEPTED
+
+
+def test_fok_sell_without_enough_displayed_bid_is_killed_and_with_enough_fills() -> None:
+    eng = engine(FillModel(fill_at_displayed_size=True))
+    quote(eng, "99.99", "100.00", bid_size="9")
+    killed, events = place(eng, Side.SELL, OrderType.MARKET, tif=TimeInForce.FOK)
+    assert fills(events) == [] and killed.status is OrderStatus.CANCELED
+    quote(eng, "99.99", "100.00", bid_size="10")
+    filled, events = place(eng, Side.SELL, OrderType.MARKET, tif=TimeInForce.FOK)
+    assert fills(events) == [(D(10), D("99.99"))] and filled.status is OrderStatus.FILLED
+
+
+def test_fok_without_a_quote_is_killed_on_either_side() -> None:
+    for side in (Side.BUY, Side.SELL):
+        order, events = place(engine(), side, OrderType.MARKET, tif=TimeInForce.FOK)
+        assert fills(events) == [] and order.status is OrderStatus.CANCELED
+
+
+def test_fok_limit_that_is_not_marketable_is_killed_on_either_side() -> None:
+    eng = engine()
+    quote(eng, "99.99", "100.00")
+    buy, _ = place(eng, Side.BUY, OrderType.LIMIT, tif=TimeInForce.FOK, limit_price="99.99")
+    sell, _ = place(eng, Side.SELL, OrderType.LIMIT, tif=TimeInForce.FOK, limit_price="100.00")
+    assert buy.status is OrderStatus.CANCELED and sell.status is OrderStatus.CANCELED
+    _, events = place(eng, Side.SELL, OrderType.LIMIT, tif=TimeInForce.FOK, limit_price="99.99")
+    assert fills(events) == [(D(10), D("99.99"))]
+
+
+def test_fok_without_the_displayed_size_model_fills_whatever_the_size() -> None:
+    eng = engine()
+    quote(eng, "99.99", "100.00", bid_size="1", ask_size="1")
+    order, events = place(eng, Side.SELL, OrderType.MARKET, tif=TimeInForce.FOK)
+    assert fills(events) == [(D(10), D("99.99"))] and order.status is OrderStatus.FILLED
+
+
+def test_a_quote_without_a_bid_fills_buys_but_not_sells() -> None:
+    eng = engine()
+    sell, _ = place(eng, Side.SELL, OrderType.MARKET)
+    buy, _ = place(eng, Side.BUY, OrderType.MARKET)
+    assert fills(quote(eng, "0", "100.00")) == [(D(10), D("100.00"))]
+    assert (buy.status, sell.status) == (OrderStatus.FILLED, OrderStatus.ACCEPTED)
+    assert eng.last_prices("AAPL")[:2] == (None, D("100.00"))
+
+
+def test_sell_slippage_never_goes_below_one_tick() -> None:
+    eng = engine(FillModel(slippage_bps=D(9999)))
+    quote(eng, "0.05", "0.06")
+    _, events = place(eng, Side.SELL, OrderType.MARKET)
+    assert fills(events) == [(D(10), D("0.01"))]
+
+
+def test_a_sell_limit_fills_at_the_bid_when_it_is_better_and_never_below_the_limit() -> None:
+    eng = engine(FillModel(slippage_bps=D(50)))
+    quote(eng, "100.00", "100.02")
+    _, events = place(eng, Side.SELL, OrderType.LIMIT, limit_price="99.80")
+    assert fills(events) == [(D(10), D("99.80"))]  # 100.00 * 0.995 = 99.50, capped at 99.80
+    _, events = place(eng, Side.SELL, OrderType.LIMIT, limit_price="99.00")
+    assert fills(events) == [(D(10), D("99.50"))]

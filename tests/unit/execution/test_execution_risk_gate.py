@@ -8,7 +8,7 @@ order, so correlation by request_id is what keeps answers with their checks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -121,6 +121,19 @@ async def test_busy_callers_share_one_stream_each_check_with_its_own_credential(
     assert len(fake.stream_openers) == 1 and fake.stream_openers[0].startswith("token-")
 
 
+async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait for `condition` on the event loop; a generous bound only catches a hang."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # noqa: ASYNC110 - the gate's counters have no event to wait on
+            await asyncio.sleep(0.001)
+
+
+async def turns(count: int = 20) -> None:
+    """Let every task that is ready run, `count` times over."""
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
 async def unanswered_first_check(
     gate: RiskGate, fake: FakeRisk
 ) -> asyncio.Future[risk_pb2.CheckOrderResponse]:
@@ -139,7 +152,8 @@ async def test_checks_made_while_a_message_is_unanswered_go_together_in_the_next
         gate = RiskGate(channel, stream_threshold=0)
         first = await unanswered_first_check(gate, fake)
         later = [asyncio.ensure_future(as_user(gate, n, f"r{n}")) for n in range(2, 6)]
-        await asyncio.sleep(0.05)
+        await until(lambda: gate.streamed == 5)  # all five queued on the stream
+        await turns()  # the sender has had every chance to send them
         assert gate.messages == 1  # they wait for the first message's answer
         fake.answering.set()
         replies = await asyncio.gather(first, *later)
@@ -157,8 +171,8 @@ async def test_more_unanswered_messages_may_be_allowed(risk: tuple[FakeRisk, str
         gate = RiskGate(channel, stream_threshold=0, max_unanswered=2)
         first = await unanswered_first_check(gate, fake)
         second = asyncio.ensure_future(as_user(gate, 2, "r2"))
-        await asyncio.sleep(0.05)
-        assert gate.messages == 2  # sent while the first is still unanswered
+        await until(lambda: gate.messages == 2)  # sent while the first is still unanswered
+        assert not first.done()
         fake.answering.set()
         assert [r.request_id for r in await asyncio.gather(first, second)] == ["r1", "r2"]
         await gate.close()

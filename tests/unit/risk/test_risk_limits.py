@@ -16,6 +16,7 @@ from services.risk.limits import (
     effective_limits,
     validate,
 )
+from services.risk.token_bucket import MAX_BURST
 
 D = Decimal
 
@@ -86,6 +87,45 @@ def test_every_problem_is_named_at_once() -> None:
 
 def test_defaults_are_valid() -> None:
     validate(RiskLimits())
+
+
+@pytest.mark.parametrize(
+    ("field", "smallest", "refused"),
+    [
+        ("max_order_qty", D("0.000000001"), D(0)),
+        ("max_order_notional", D("0.01"), D(0)),
+        ("max_position_qty", D("0.000000001"), D(0)),
+        ("max_position_notional", D("0.01"), D(0)),
+        ("max_gross_exposure", D("0.01"), D(0)),
+        ("max_quote_age_s", D("0.001"), D(0)),
+        ("price_collar_pct", D("0.01"), D(0)),
+        ("orders_per_second", D("0.01"), D(0)),
+        ("max_open_orders", 1, 0),
+        ("order_burst", 1, 0),
+    ],
+)
+def test_each_limit_accepts_its_smallest_value_and_refuses_the_one_below(
+    field: str, smallest: object, refused: object
+) -> None:
+    validate(LimitOverrides(**{field: smallest}))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match=field):
+        validate(LimitOverrides(**{field: refused}))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field", "largest", "refused"),
+    [
+        ("price_collar_pct", D(100), D("100.01")),
+        ("orders_per_second", D(100_000), D("100000.01")),
+        ("order_burst", MAX_BURST, MAX_BURST + 1),
+    ],
+)
+def test_capped_limits_accept_their_cap_and_refuse_beyond_it(
+    field: str, largest: object, refused: object
+) -> None:
+    validate(LimitOverrides(**{field: largest}))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match=field):
+        validate(LimitOverrides(**{field: refused}))  # type: ignore[arg-type]
 
 
 @given(

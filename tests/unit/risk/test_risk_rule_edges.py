@@ -1,0 +1,191 @@
+"""Risk rules at their edges: stop orders through every rule, zero prices, the exact
+boundary of each limit, the sell side of every asymmetric rule and non-flat accounts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from services.risk.orders import OrderType, Side
+from services.risk.rules import (
+    ALL_RULES,
+    Reason,
+    check_buying_power,
+    check_gross_exposure,
+    check_order_size,
+    check_position_limits,
+    check_prices,
+    check_shortable,
+)
+from tests.unit.risk.risk_builders import ctx, limits, order, snapshot
+
+D = Decimal
+STOP = {"order_type": OrderType.STOP, "limit_price": None, "stop_price": D("100.00")}
+
+
+def reasons(context) -> set[Reason]:  # type: ignore[no-untyped-def]
+    return {v.reason for rule in ALL_RULES for v in rule(context)}
+
+
+def test_a_stop_order_is_priced_at_its_stop_and_sized_by_every_rule() -> None:
+    context = ctx(order(**STOP, qty=D(10)))
+    assert (context.price, context.notional) == (D("100.00"), D("1000.00"))
+    assert reasons(context) == set()
+
+
+@pytest.mark.parametrize(
+    ("limit_change", "reason"),
+    [
+        ({"max_order_qty": D(9)}, Reason.MAX_ORDER_QTY),
+        ({"max_order_notional": D(999)}, Reason.MAX_ORDER_NOTIONAL),
+        ({"max_position_qty": D(9)}, Reason.MAX_POSITION_QTY),
+        ({"max_position_notional": D(999)}, Reason.MAX_POSITION_NOTIONAL),
+        ({"max_gross_exposure": D(999)}, Reason.MAX_GROSS_EXPOSURE),
+    ],
+)
+def test_a_stop_order_is_held_to_every_size_limit(
+    limit_change: dict[str, Decimal], reason: Reason
+) -> None:
+    context = ctx(order(**STOP, qty=D(10)), snapshot(limits=limits(**limit_change)))
+    assert reason in reasons(context)
+
+
+def test_a_stop_order_is_held_to_buying_power() -> None:
+    context = ctx(order(**STOP, qty=D(10)), snapshot(buying_power=D(999)))
+    assert [v.reason for v in check_buying_power(context)] == [Reason.INSUFFICIENT_BUYING_POWER]
+
+
+@pytest.mark.parametrize(
+    ("limit_change", "qty"),
+    [
+        ({"max_order_qty": D(10)}, D(10)),
+        ({"max_order_notional": D(1000)}, D(10)),
+        ({"max_position_qty": D(10)}, D(10)),
+        ({"max_position_notional": D(1000)}, D(10)),
+        ({"max_gross_exposure": D(1000)}, D(10)),
+    ],
+)
+def test_an_order_exactly_at_a_limit_passes(limit_change: dict[str, Decimal], qty: Decimal) -> None:
+    context = ctx(order(qty=qty), snapshot(limits=limits(**limit_change)))
+    assert reasons(context) == set()
+
+
+def test_an_order_exactly_at_buying_power_passes_and_a_cent_more_does_not() -> None:
+    assert check_buying_power(ctx(order(qty=D(10)), snapshot(buying_power=D(1000)))) == []
+    short = check_buying_power(ctx(order(qty=D(10)), snapshot(buying_power=D("999.99"))))
+    assert [v.reason for v in short] == [Reason.INSUFFICIENT_BUYING_POWER]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"limit_price": D(0)},
+        {**STOP, "stop_price": D(0)},
+        {"order_type": OrderType.STOP_LIMIT, "limit_price": D(0), "stop_price": D(100)},
+        {"order_type": OrderType.STOP_LIMIT, "limit_price": D(100), "stop_price": D(0)},
+        {"order_type": OrderType.TRAILING_STOP, "limit_price": None, "trail_price": D(0)},
+        {"order_type": OrderType.TRAILING_STOP, "limit_price": None, "trail_price": D("-0.5")},
+        {"order_type": OrderType.TRAILING_STOP, "limit_price": None, "trail_percent": D(0)},
+        {"order_type": OrderType.TRAILING_STOP, "limit_price": None, "trail_percent": D(100)},
+    ],
+)
+def test_a_zero_or_negative_price_is_refused(fields: dict[str, object]) -> None:
+    context = ctx(order(**fields))
+    assert Reason.NON_POSITIVE_PRICE in {v.reason for v in check_prices(context)}
+
+
+def test_a_zero_priced_limit_cannot_be_sized_so_it_passes_no_size_rule_silently() -> None:
+    context = ctx(order(limit_price=D(0)))
+    assert context.price is None
+    assert Reason.NON_POSITIVE_PRICE in reasons(context)
+
+
+def test_a_positive_trail_passes() -> None:
+    for trail in ({"trail_price": D("0.01")}, {"trail_percent": D("99.9")}):
+        fields = {"order_type": OrderType.TRAILING_STOP, "limit_price": None, **trail}
+        assert check_prices(ctx(order(**fields))) == []
+
+
+@pytest.mark.parametrize("qty", [D(1), D("0.5"), D("0.000000001")])
+def test_one_share_and_fractional_orders_are_accepted(qty: Decimal) -> None:
+    assert reasons(ctx(order(qty=qty))) == set()
+
+
+def test_gross_exposure_adds_to_what_the_account_already_holds() -> None:
+    held = snapshot(gross_exposure=D(9000), limits=limits(max_gross_exposure=D(10_000)))
+    assert check_gross_exposure(ctx(order(qty=D(10)), held)) == []
+    over = check_gross_exposure(ctx(order(qty=D(11)), held))
+    assert [v.reason for v in over] == [Reason.MAX_GROSS_EXPOSURE]
+    assert "$10,100.00" in over[0].message
+
+
+def test_growing_a_short_counts_only_the_added_shares_toward_gross_exposure() -> None:
+    short = snapshot(
+        position_qty=D(-50), gross_exposure=D(5000), limits=limits(max_gross_exposure=D(6000))
+    )
+    sell = order(side=Side.SELL, qty=D(10))
+    assert check_gross_exposure(ctx(sell, short)) == []
+    assert [
+        v.reason for v in check_gross_exposure(ctx(order(side=Side.SELL, qty=D(11)), short))
+    ] == [Reason.MAX_GROSS_EXPOSURE]
+
+
+def test_reducing_a_position_over_its_limits_always_passes() -> None:
+    over = snapshot(
+        position_qty=D(100), limits=limits(max_position_qty=D(10), max_gross_exposure=D(1))
+    )
+    sell = ctx(order(side=Side.SELL, qty=D(50)), over)
+    assert check_position_limits(sell) == []
+    assert check_gross_exposure(sell) == []
+
+
+def test_a_sell_opening_a_short_needs_no_more_buying_power_than_the_short_part() -> None:
+    # Long 4: selling 10 at $100 closes 4 and shorts 6, so $600 of buying power.
+    context = ctx(
+        order(side=Side.SELL, qty=D(10)), snapshot(position_qty=D(4), buying_power=D(600))
+    )
+    assert context.order_cost == D(600)
+    assert check_buying_power(context) == []
+    context = ctx(
+        order(side=Side.SELL, qty=D(10)), snapshot(position_qty=D(4), buying_power=D(599))
+    )
+    assert [v.reason for v in check_buying_power(context)] == [Reason.INSUFFICIENT_BUYING_POWER]
+
+
+def test_a_sell_from_a_long_costs_nothing() -> None:
+    context = ctx(order(side=Side.SELL, qty=D(10)), snapshot(position_qty=D(10), buying_power=D(0)))
+    assert context.order_cost == 0
+
+
+@pytest.mark.parametrize(
+    ("position", "open_sells", "refused"),
+    [(D(0), D(0), True), (D(5), D(0), False), (D(5), D(5), True), (D(-1), D(0), True)],
+)
+def test_a_sell_of_unknown_size_is_a_short_when_nothing_long_is_left(
+    position: Decimal, open_sells: Decimal, refused: bool
+) -> None:
+    # A market sell by notional without a quote cannot be sized.
+    sell = order(
+        side=Side.SELL, order_type=OrderType.MARKET, qty=None, notional=D(100), limit_price=None
+    )
+    snap = snapshot(
+        quote=None,
+        position_qty=position,
+        open_sell_qty=open_sells,
+        limits=limits(allow_short=False),
+    )
+    context = ctx(sell, snap)
+    assert context.position_after is None
+    found = {v.reason for v in check_shortable(context)}
+    assert (Reason.SHORT_NOT_ALLOWED in found) is refused
+
+
+def test_order_size_reports_quantity_and_value_together() -> None:
+    context = ctx(
+        order(qty=D(11)), snapshot(limits=limits(max_order_qty=D(10), max_order_notional=D(1000)))
+    )
+    assert [v.reason for v in check_order_size(context)] == [
+        Reason.MAX_ORDER_QTY,
+        Reason.MAX_ORDER_NOTIONAL,
+    ]
