@@ -520,12 +520,11 @@ class Broker:
             except FailedPrecondition as refused:
                 async with self.pool.acquire() as conn:
                     current = await store.get_order(conn, row["order_id"])
+                order = store.order_from_row(current) if current else None
+                # A leg canceled with its parent earlier in this loop is canceled.
+                gone_with_parent = order is not None and order.status is OrderStatus.CANCELED
                 results.append(
-                    (
-                        row["order_id"],
-                        store.order_from_row(current) if current else None,
-                        refused.message,
-                    )
+                    (row["order_id"], order, "" if gone_with_parent else refused.message)
                 )
         return results
 

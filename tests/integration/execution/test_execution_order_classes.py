@@ -309,6 +309,10 @@ async def test_grpc_web_places_a_bracket(mesh: Mesh) -> None:
     order = execution_pb2.SubmitOrderResponse.FromString(payload).order
     assert order.order_class == S.ORDER_CLASS_BRACKET
     assert [leg.status for leg in order.legs] == [S.ORDER_STATUS_HELD] * 2
-    await mesh.execution.CancelOrder(
-        execution_pb2.CancelOrderRequest(order_id=order.id), metadata=trader.auth
+    # Cancel-all reaches the parent first; its legs go with it and count as canceled.
+    reply = await mesh.execution.CancelAllOrders(
+        execution_pb2.CancelAllOrdersRequest(), metadata=trader.auth
     )
+    assert {c.order_id for c in reply.cancellations} == {order.id, *(leg.id for leg in order.legs)}
+    assert all(c.canceled for c in reply.cancellations)
+    assert {c.order.status for c in reply.cancellations} == {S.ORDER_STATUS_CANCELED}
