@@ -7,9 +7,11 @@ the same run, alternating (so a machine getting busier mid-run weighs on both):
 
 - simple: the fill-engine bench's book of limits, stops and trailing stops;
 - brackets: as many working orders, half of them the take-profit limit and
-  stop-loss (a stop, or a trailing stop every third group) of filled bracket
-  entries, so every exit fill cancels its sibling through the leg rules
-  (cift/trading/contingent.py), the other half simple orders as above.
+  stop-loss (a stop) of filled bracket entries, so every exit fill cancels its
+  sibling through the leg rules (cift/trading/contingent.py), the other half
+  simple orders as above. (Trailing stop-losses cost what trailing stops cost: the
+  simple book's symbols hold trailing stops in only a few symbols, so mixing them
+  into every symbol here would measure the trailing ladders, not the leg rules.)
 
 The issue's floor is 300,000 ticks/s for the bracket book; the ratio to the
 simple book is the cost of the leg rules. Fills and leg cancellations are counted
@@ -66,11 +68,7 @@ def build_bracket_engine(order_count: int, rng: random.Random) -> FillEngine:
         )
         up = side is Side.BUY
         take = D100 + reach if up else D100 - reach
-        stop = (
-            StopLoss(trail_price=reach)
-            if n % 3 == 0
-            else StopLoss(stop_price=D100 - reach if up else D100 + reach)
-        )
+        stop = StopLoss(stop_price=D100 - reach if up else D100 + reach)
         plan = plan_group(
             ClassedRequest(entry, OrderClass.BRACKET, TakeProfit(take), stop), instrument
         )
