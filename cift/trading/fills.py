@@ -12,7 +12,12 @@ fills the way a simple, honest paper broker would:
   stop, then behave as market (stop) or limit (stop-limit) orders; trailing stops
   trigger at their high/low-water mark minus the trail and then act as market;
 - IOC fills what it can at once and cancels the rest, FOK fills entirely at once
-  or not at all, day orders expire when the session closes.
+  or not at all, day orders expire when the session closes (extended-hours ones
+  when the post-market session does), gtd orders at their date;
+- opg and cls orders wait for the opening and closing auctions (auction.py);
+- legs of bracket, OCO and OTO orders follow `contingent.py`: held legs are
+  released by their entry's fills, and the cancellations an exit's fill sets off
+  take effect before the same tick can fill the other exit.
 
 Fill prices are rounded to the tick size away from the trader (buys up, sells
 down), because an off-grid price can only come from slippage or a feed and the
@@ -25,18 +30,23 @@ events the edge must persist; it never touches the ledger or any I/O.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from cift.runtime.errors import FailedPrecondition
+from cift.trading.auction import crosses
 from cift.trading.book import SymbolBook
+from cift.trading.contingent import CancelLeg, ContingentAction, ContingentOrders, ReleaseLeg
 from cift.trading.orders import (
+    AUCTION_TIFS,
     HUNDRED,
     ZERO,
     Instrument,
     Order,
+    OrderClass,
     OrderStatus,
     OrderType,
     Side,
@@ -141,7 +151,17 @@ class OrderTriggered:
     water_mark: Decimal | None = None
 
 
-EngineEvent = Fill | OrderClosed | OrderTriggered
+@dataclass(frozen=True, slots=True)
+class LegReleased:
+    """An exit leg entered the book (it was held) or grew: it now works for `qty` in all."""
+
+    order_id: str
+    account_id: str
+    qty: Decimal
+    ts_ns: int
+
+
+EngineEvent = Fill | OrderClosed | OrderTriggered | LegReleased
 
 
 def round_up_to(value: Decimal, step: Decimal) -> Decimal:
@@ -163,6 +183,16 @@ class FillEngine:
         self._books: dict[str, SymbolBook] = {}
         self._moved_water_marks: dict[str, Decimal] = {}
         self._day_orders: set[str] = set()
+        self._extended_day_orders: set[str] = set()
+        self._expiries: list[tuple[int, str]] = []  # (expire_ns, order id) of gtd orders
+        # opg / cls orders by symbol, waiting for their auction (insertion ordered).
+        self._auctions: dict[TimeInForce, dict[str, dict[str, None]]] = {
+            tif: {} for tif in AUCTION_TIFS
+        }
+        self._opening = False  # the session opened: each symbol's next trade is its opening print
+        self.contingent = ContingentOrders()
+        self._held: dict[str, Order] = {}  # exit legs waiting for their entry
+        self._releases: list[ReleaseLeg] = []
         self._seq = 0
         slip = self.model.slippage_bps / BPS
         self._buy_slip = 1 + slip
@@ -174,13 +204,13 @@ class FillEngine:
         return len(self._orders)
 
     def __contains__(self, order_id: object) -> bool:
-        return order_id in self._orders
+        return order_id in self._orders or order_id in self._held
 
     def set_instrument(self, instrument: Instrument) -> None:
         self._instruments[instrument.symbol] = instrument
 
     def get(self, order_id: str) -> Order | None:
-        return self._orders.get(order_id)
+        return self._orders.get(order_id) or self._held.get(order_id)
 
     def open_orders(self) -> Iterator[Order]:
         return iter(list(self._orders.values()))
@@ -250,20 +280,88 @@ class FillEngine:
 
     # ---- order entry and removal -------------------------------------------------
 
+    def link(
+        self,
+        parent_id: str,
+        order_class: OrderClass,
+        leg_ids: list[str],
+        *,
+        open_ids: set[str] | None = None,
+        exited: bool = False,
+    ) -> None:
+        """Group a parent and its legs before they enter (see `ContingentOrders.register`)."""
+        self.contingent.register(parent_id, order_class, leg_ids, open_ids=open_ids, exited=exited)
+
+    def add_group(self, parent: Order, legs: list[Order], now_ns: int) -> list[EngineEvent]:
+        """Take an accepted parent and its legs (order_classes.accept_group set their statuses)."""
+        self.link(parent.order_id, parent.order_class, [leg.order_id for leg in legs])
+        group = self.contingent.group_of(parent.order_id)
+        assert group is not None
+        events: list[EngineEvent] = []
+        for order in [*legs, parent]:
+            if order.status is OrderStatus.HELD:
+                self.hold(order)
+            elif group.exited:
+                # An OCO exit filled on entering: its sibling never starts working.
+                reason = "canceled because the other exit of its group filled"
+                order.transition(OrderStatus.CANCELED, now_ns, reason)
+                events.append(
+                    OrderClosed(order.order_id, order.account_id, order.status, reason, now_ns)
+                )
+                self.contingent.on_close(order.order_id, order.status, ZERO)
+            else:
+                events += self.add(order, now_ns)
+        return events
+
+    def hold(self, order: Order) -> None:
+        """Keep an exit leg (status held) until its entry's fills release it."""
+        if order.status is not OrderStatus.HELD:
+            raise FailedPrecondition(f"Order {order.order_id} is {order.status.value}, not held.")
+        if order.order_id in self:
+            raise FailedPrecondition(f"Order {order.order_id} is already in the book.")
+        self._held[order.order_id] = order
+
+    def replaced(self, old_id: str, successor: Order, now_ns: int) -> list[EngineEvent]:
+        """Put `successor` where the removed `old_id` was: in its group, held or working."""
+        self.contingent.replaced(old_id, successor.order_id)
+        if successor.status is OrderStatus.HELD:
+            self.hold(successor)
+            return []
+        return self.add(successor, now_ns)
+
     def add(self, order: Order, now_ns: int) -> list[EngineEvent]:
         """Take an accepted order; returns what happened to it at once (fills, IOC/FOK close)."""
         if order.status not in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
             raise FailedPrecondition(
                 f"Order {order.order_id} is {order.status.value}; only accepted orders enter the book."
             )
-        if order.order_id in self._orders:
+        if order.order_id in self:
             raise FailedPrecondition(f"Order {order.order_id} is already in the book.")
         if order.symbol not in self._instruments:
             raise FailedPrecondition(f"No trading rules are known for {order.symbol}.")
         events: list[EngineEvent] = []
-        book = self._book(order.symbol)
+        self._enter(order)
+        if order.time_in_force in AUCTION_TIFS:
+            auction = self._auctions[order.time_in_force]
+            auction.setdefault(order.symbol, {})[order.order_id] = None
+            return events
+        self._place(order, now_ns, events)
+        if self._releases:
+            self._release_pending(now_ns, events)
+        return events
+
+    def _enter(self, order: Order) -> None:
+        """Index an order as open (by id, account, expiry); `_place` puts it to work."""
         self._orders[order.order_id] = order
         self._by_account.setdefault(order.account_id, {})[order.order_id] = order
+        if order.time_in_force is TimeInForce.DAY:
+            day = self._extended_day_orders if order.extended_hours else self._day_orders
+            day.add(order.order_id)
+        elif order.expire_ns is not None:
+            heapq.heappush(self._expiries, (order.expire_ns, order.order_id))
+
+    def _place(self, order: Order, now_ns: int, events: list[EngineEvent]) -> None:
+        book = self._book(order.symbol)
         tif = order.time_in_force
         if tif is TimeInForce.FOK and not self._can_fill_entirely(book, order):
             self._close(
@@ -274,7 +372,7 @@ class FillEngine:
                 now_ns,
                 events,
             )
-            return events
+            return
         if tif in (TimeInForce.IOC, TimeInForce.FOK):
             self._fill_now(book, order, now_ns, events)
             if order.is_open:
@@ -288,25 +386,56 @@ class FillEngine:
                 )
             else:
                 self._finish(book, order)
-            return events
-        if tif is TimeInForce.DAY:
-            self._day_orders.add(order.order_id)
+            return
         self._rest(book, order, now_ns, events)
-        return events
 
     def remove(self, order_id: str) -> Order | None:
-        """Take an order out of the book (cancel, replace); the caller changes its status."""
+        """Take an order out of the book (cancel, replace); the caller changes its status.
+
+        Its legs are untouched: a cancel follows with `close_legs`, a replace with
+        `replaced`.
+        """
+        held = self._held.pop(order_id, None)
+        if held is not None:
+            return held
         order = self._orders.get(order_id)
         if order is None:
             return None
         self._finish(self._book(order.symbol), order)
         return order
 
-    def close_session(self, now_ns: int) -> list[EngineEvent]:
-        """Expire every day order: the market clock says the session closed."""
+    def close_legs(self, order: Order, now_ns: int) -> list[EngineEvent]:
+        """`order` was removed and closed (its status set): close what its group says follows."""
         events: list[EngineEvent] = []
-        for order_id in sorted(self._day_orders):
-            order = self._orders[order_id]
+        if order.order_id in self.contingent:
+            actions = self.contingent.on_close(order.order_id, order.status, order.filled_qty)
+            self._apply(actions, now_ns, events)
+        return events
+
+    def open_session(self) -> None:
+        """The session opened: each symbol's next trade prints its opening auction."""
+        self._opening = True
+
+    def close_session(self, now_ns: int, *, post_market: bool = False) -> list[EngineEvent]:
+        """The regular session closed: run the closing auction, expire day orders.
+
+        Extended-hours day orders stay until `post_market` (the post-market
+        session's end), when they expire too.
+        """
+        events: list[EngineEvent] = []
+        if post_market:
+            expiring = self._extended_day_orders
+        else:
+            self._opening = False
+            self._run_auction(TimeInForce.CLS, None, now_ns, events)
+            # opg orders still here missed their opening print (no trade all session).
+            for symbol in list(self._auctions[TimeInForce.OPG]):
+                self._run_auction(TimeInForce.OPG, symbol, now_ns, events, price=None)
+            expiring = self._day_orders
+        for order_id in sorted(expiring):
+            order = self._orders.get(order_id)
+            if order is None:
+                continue  # canceled along with an expiring parent
             self._close(
                 self._book(order.symbol),
                 order,
@@ -316,6 +445,60 @@ class FillEngine:
                 events,
             )
         return events
+
+    def expire_due(self, now_ns: int) -> list[EngineEvent]:
+        """Expire gtd orders whose date has come."""
+        events: list[EngineEvent] = []
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now_ns:
+            _, order_id = heapq.heappop(expiries)
+            order = self._orders.get(order_id)
+            if order is None:
+                continue  # filled or canceled before its date
+            self._close(
+                self._book(order.symbol),
+                order,
+                OrderStatus.EXPIRED,
+                "good-till-date order expired at its expire_at",
+                now_ns,
+                events,
+            )
+        return events
+
+    def _run_auction(
+        self,
+        tif: TimeInForce,
+        symbol: str | None,
+        now_ns: int,
+        events: list[EngineEvent],
+        *,
+        price: Decimal | None = None,
+    ) -> None:
+        """Cross the waiting `tif` orders of `symbol` (None: every symbol) at one price.
+
+        The closing auction's price is each symbol's last trade. Orders that do not
+        cross, or find no price, expire.
+        """
+        waiting = self._auctions[tif]
+        name = "opening" if tif is TimeInForce.OPG else "closing"
+        for sym in [symbol] if symbol is not None else list(waiting):
+            ids = waiting.pop(sym, None)
+            if not ids:
+                continue
+            book = self._book(sym)
+            at = price if tif is TimeInForce.OPG else book.last_trade
+            for order_id in ids:
+                order = self._orders[order_id]
+                if at is not None and crosses(order, at):
+                    self._record(book, order, order.remaining_qty or ZERO, at, now_ns, events)
+                    self._finish(book, order)
+                    continue
+                reason = (
+                    f"did not cross in the {name} auction"
+                    if at is None
+                    else f"did not cross in the {name} auction at {at}"
+                )
+                self._close(book, order, OrderStatus.EXPIRED, reason, now_ns, events)
 
     # ---- market data -------------------------------------------------------------
 
@@ -333,6 +516,8 @@ class FillEngine:
         if self._on_quote_triggers:
             self._check_triggers(book, book.bid, book.ask, quote.ts_ns, events)
         self._match(book, quote.ts_ns, events)
+        if self._releases:
+            self._release_pending(quote.ts_ns, events)
         return events
 
     def on_trade(self, trade: Trade) -> list[EngineEvent]:
@@ -341,8 +526,12 @@ class FillEngine:
             book = self._book(trade.symbol)
         book.last_trade = trade.price
         events: list[EngineEvent] = []
+        if self._opening and trade.symbol in self._auctions[TimeInForce.OPG]:
+            self._run_auction(TimeInForce.OPG, trade.symbol, trade.ts_ns, events, price=trade.price)
         if book.locations and not self._on_quote_triggers:
             self._check_triggers(book, trade.price, trade.price, trade.ts_ns, events)
+            if self._releases:
+                self._release_pending(trade.ts_ns, events)
         return events
 
     # ---- internals ---------------------------------------------------------------
@@ -413,7 +602,9 @@ class FillEngine:
             triggered += book.buy_trail_price.on_price(buy_ref)
             triggered += book.buy_trail_percent.on_price(buy_ref)
         for order_id, water_mark in triggered:
-            order = self._orders[order_id]
+            order = self._orders.get(order_id)
+            if order is None:
+                continue  # canceled by its OCO sibling's fill earlier in this tick
             order.triggered = True
             if water_mark is not None:
                 order.water_mark = water_mark
@@ -514,8 +705,22 @@ class FillEngine:
         completes = False
         if remaining_notional is not None:
             completes = remaining_notional - qty * price < price * step
+        self._record(book, order, qty, price, now_ns, events, completes=completes)
+
+    def _record(
+        self,
+        book: SymbolBook,
+        order: Order,
+        qty: Decimal,
+        price: Decimal,
+        now_ns: int,
+        events: list[EngineEvent],
+        *,
+        completes: bool = False,
+    ) -> None:
+        """Count a fill on `order`, report it, and apply what it sets off in its group."""
         order.record_fill(qty, price, now_ns, completes=completes)
-        if buy:
+        if order.side is Side.BUY:
             book.ask_left -= qty
         else:
             book.bid_left -= qty
@@ -536,6 +741,61 @@ class FillEngine:
                 order_fill_count=order.fill_count,
             )
         )
+        if order.order_id in self.contingent:
+            actions = self.contingent.on_fill(order.order_id, qty, completes=not order.is_open)
+            self._apply(actions, now_ns, events)
+
+    def _apply(
+        self, actions: list[ContingentAction], now_ns: int, events: list[EngineEvent]
+    ) -> None:
+        """Cancel at once (so this tick cannot fill them); release after the tick's matching."""
+        for action in actions:
+            if isinstance(action, ReleaseLeg):
+                self._releases.append(action)
+                continue
+            assert isinstance(action, CancelLeg)
+            held = self._held.pop(action.order_id, None)
+            if held is not None:
+                held.transition(OrderStatus.CANCELED, now_ns, action.reason)
+                events.append(
+                    OrderClosed(
+                        held.order_id, held.account_id, OrderStatus.CANCELED, action.reason, now_ns
+                    )
+                )
+                self._apply(
+                    self.contingent.on_close(held.order_id, held.status, ZERO), now_ns, events
+                )
+                continue
+            order = self._orders.get(action.order_id)
+            if order is not None:
+                self._close(
+                    self._book(order.symbol),
+                    order,
+                    OrderStatus.CANCELED,
+                    action.reason,
+                    now_ns,
+                    events,
+                )
+
+    def _release_pending(self, now_ns: int, events: list[EngineEvent]) -> None:
+        """Put released legs to work (or grow working ones); they may fill at once."""
+        releases = self._releases
+        while releases:
+            release = releases.pop(0)
+            leg = self._held.pop(release.order_id, None)
+            if leg is not None:
+                leg.qty = release.qty
+                leg.transition(OrderStatus.ACCEPTED, now_ns)
+                events.append(LegReleased(leg.order_id, leg.account_id, leg.qty, now_ns))
+                self._enter(leg)
+                self._place(leg, now_ns, events)
+                continue
+            working = self._orders.get(release.order_id)
+            if working is not None and working.qty is not None:
+                working.qty += release.qty
+                events.append(
+                    LegReleased(working.order_id, working.account_id, working.qty, now_ns)
+                )
 
     def _can_fill_entirely(self, book: SymbolBook, order: Order) -> bool:
         buy = order.side is Side.BUY
@@ -562,6 +822,9 @@ class FillEngine:
         order.transition(status, now_ns, reason)
         events.append(OrderClosed(order.order_id, order.account_id, status, reason, now_ns))
         self._finish(book, order)
+        if order.order_id in self.contingent:
+            actions = self.contingent.on_close(order.order_id, status, order.filled_qty)
+            self._apply(actions, now_ns, events)
 
     def _finish(self, book: SymbolBook, order: Order) -> None:
         book.discard(order.order_id)
@@ -572,3 +835,11 @@ class FillEngine:
             if not held:
                 del self._by_account[order.account_id]
         self._day_orders.discard(order.order_id)
+        self._extended_day_orders.discard(order.order_id)
+        auction = self._auctions.get(order.time_in_force)
+        if auction is not None:
+            waiting = auction.get(order.symbol)
+            if waiting is not None:
+                waiting.pop(order.order_id, None)
+                if not waiting:
+                    del auction[order.symbol]

@@ -9,9 +9,13 @@ FAILED_PRECONDITION.
 Lifecycle (Alpaca's statuses, ordered as the product defines them):
 
     new ──► accepted ──► partially_filled ──► filled
-     │          │                │
-     ▼          └────────────────┴──► canceled / expired / replaced
+     │  │       ▲  │                │
+     │  └─► held┘  └────────────────┴──► canceled / expired / replaced
+     ▼       └────────────────────────► canceled / expired / replaced
   rejected
+
+`held` is an exit leg of a bracket or OTO order waiting for its entry to fill
+(`contingent.py` releases it).
 
 `new` is an order that passed validation but not yet risk and the buying-power
 reservation; `accepted` is live in the book. Alpaca reports `accepted` before
@@ -52,6 +56,21 @@ class TimeInForce(StrEnum):
     GTC = "gtc"
     IOC = "ioc"
     FOK = "fok"
+    GTD = "gtd"  # good till `expire_ns`
+    OPG = "opg"  # the opening auction only (auction.py)
+    CLS = "cls"  # the closing auction only
+
+
+AUCTION_TIFS = frozenset({TimeInForce.OPG, TimeInForce.CLS})
+
+
+class OrderClass(StrEnum):
+    """Alone, or one order of a contingent group (order_classes.py, contingent.py)."""
+
+    SIMPLE = "simple"
+    BRACKET = "bracket"
+    OCO = "oco"
+    OTO = "oto"
 
 
 class OrderStatus(StrEnum):
@@ -63,15 +82,21 @@ class OrderStatus(StrEnum):
     EXPIRED = "expired"
     REJECTED = "rejected"
     REPLACED = "replaced"
+    HELD = "held"
 
 
-OPEN_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+OPEN_STATUSES = frozenset(
+    {OrderStatus.NEW, OrderStatus.HELD, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED}
+)
 TERMINAL_STATUSES = frozenset(set(OrderStatus) - OPEN_STATUSES)
 
 # The whole state machine. A fill may follow a fill, hence the self-loop on
 # partially_filled; nothing leaves a terminal status.
 ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    OrderStatus.NEW: frozenset({OrderStatus.ACCEPTED, OrderStatus.REJECTED}),
+    OrderStatus.NEW: frozenset({OrderStatus.ACCEPTED, OrderStatus.HELD, OrderStatus.REJECTED}),
+    OrderStatus.HELD: frozenset(
+        {OrderStatus.ACCEPTED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REPLACED}
+    ),
     OrderStatus.ACCEPTED: frozenset(
         {
             OrderStatus.PARTIALLY_FILLED,
@@ -102,6 +127,7 @@ _VERB = {
     OrderStatus.REJECTED: "rejected",
     OrderStatus.REPLACED: "replaced",
     OrderStatus.NEW: "reopened",
+    OrderStatus.HELD: "held",
 }
 
 
@@ -131,6 +157,8 @@ class OrderRequest:
     trail_price: Decimal | None = None
     trail_percent: Decimal | None = None
     client_order_id: str = ""
+    expire_ns: int | None = None  # time_in_force gtd only
+    extended_hours: bool = False  # limit day orders only
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +208,10 @@ class Order:
     replaced_by: str | None = None
     reason: str = ""  # why it was rejected, canceled or expired
     water_mark: Decimal | None = None  # trailing stops: high (sell) / low (buy) water mark
+    expire_ns: int | None = None  # time_in_force gtd: when it expires
+    extended_hours: bool = False
+    order_class: OrderClass = OrderClass.SIMPLE
+    parent_id: str | None = None  # a leg's parent (bracket entry, OCO take-profit)
 
     @property
     def is_open(self) -> bool:
@@ -213,6 +245,8 @@ class Order:
             trail_price=self.trail_price,
             trail_percent=self.trail_percent,
             client_order_id=self.client_order_id,
+            expire_ns=self.expire_ns,
+            extended_hours=self.extended_hours,
         )
 
     def transition(self, to: OrderStatus, now_ns: int, reason: str = "") -> None:
@@ -369,8 +403,27 @@ def validate_order_request(request: OrderRequest, instrument: Instrument) -> Non
     if kind is OrderType.TRAILING_STOP and request.time_in_force not in (
         TimeInForce.DAY,
         TimeInForce.GTC,
+        TimeInForce.GTD,
     ):
-        raise InvalidArgument("Trailing stops accept time_in_force day or gtc only.")
+        raise InvalidArgument("Trailing stops accept time_in_force day, gtc or gtd only.")
+    _validate_session_terms(request)
+
+
+def _validate_session_terms(request: OrderRequest) -> None:
+    """GTD needs its date, auctions take market and limit orders, extended hours limit day ones."""
+    tif = request.time_in_force
+    if (tif is TimeInForce.GTD) != (request.expire_ns is not None):
+        raise InvalidArgument(
+            "time_in_force gtd needs expire_at, and expire_at applies to gtd orders only."
+        )
+    if tif in AUCTION_TIFS and request.order_type not in (OrderType.MARKET, OrderType.LIMIT):
+        raise InvalidArgument(
+            f"time_in_force {tif.value} (an auction) applies to market and limit orders only."
+        )
+    if request.extended_hours and (
+        request.order_type is not OrderType.LIMIT or tif is not TimeInForce.DAY
+    ):
+        raise InvalidArgument("extended_hours applies to limit orders with time_in_force day only.")
 
 
 def new_order(
@@ -378,6 +431,8 @@ def new_order(
 ) -> Order:
     """Validate `request` and build the order in status `new`."""
     validate_order_request(request, instrument)
+    if request.expire_ns is not None and request.expire_ns <= now_ns:
+        raise InvalidArgument("expire_at must be in the future.")
     return Order(
         order_id=order_id,
         account_id=account_id,
@@ -394,6 +449,8 @@ def new_order(
         client_order_id=request.client_order_id,
         created_ns=now_ns,
         updated_ns=now_ns,
+        expire_ns=request.expire_ns,
+        extended_hours=request.extended_hours,
     )
 
 
@@ -429,20 +486,25 @@ def build_replacement(
     trail_price, trail_percent = original.trail_price, original.trail_percent
     if change.trail_price is not None or change.trail_percent is not None:
         trail_price, trail_percent = change.trail_price, change.trail_percent
+    time_in_force = change.time_in_force or original.time_in_force
     request = OrderRequest(
         symbol=original.symbol,
         side=original.side,
         order_type=original.order_type,
-        time_in_force=change.time_in_force or original.time_in_force,
+        time_in_force=time_in_force,
         qty=change.qty if change.qty is not None else remaining,
         limit_price=change.limit_price if change.limit_price is not None else original.limit_price,
         stop_price=change.stop_price if change.stop_price is not None else original.stop_price,
         trail_price=trail_price,
         trail_percent=trail_percent,
         client_order_id=change.client_order_id,
+        expire_ns=original.expire_ns if time_in_force is TimeInForce.GTD else None,
+        extended_hours=original.extended_hours,
     )
     successor = new_order(
         request, instrument, order_id=order_id, account_id=original.account_id, now_ns=now_ns
     )
     successor.replaces = original.order_id
+    successor.order_class = original.order_class
+    successor.parent_id = original.parent_id
     return successor

@@ -22,6 +22,7 @@ from cift.runtime.identity import SCOPE_READ, SCOPE_TRADE
 from cift.runtime.interceptors import RpcPolicy
 from cift.runtime.kafka import TOPIC_TICKS
 from cift.runtime.server import ServiceContext, ServiceSpec, run_service
+from cift.trading.auction import post_session_end_ns
 from cift.trading.fills import CommissionModel, FillEngine, FillModel, StopTrigger
 from services.execution.broker import AccountSettings, Broker
 from services.execution.config import ExecutionConfig
@@ -55,16 +56,28 @@ def fill_model(config: ExecutionConfig) -> FillModel:
 
 
 async def watch_session(broker: Broker, poll_s: float) -> None:
-    """Expire day orders when the market clock passes the session close."""
+    """Follow the market clock: the opening auction at the open; at the close the closing
+    auction and day orders' expiry; extended-hours day orders when the post-market ends;
+    gtd orders at their date."""
     close_at: int | None = None
+    post_market_end: int | None = None
+    was_open: bool | None = None
     while True:
         try:
+            await broker.expire_due()
             clock = await broker.market.clock()
             if close_at is not None and clock.now_ns >= close_at:
                 expired = await broker.expire_day_orders()
                 await broker.snapshot_equity(session_close=True)
                 log.info("session closed", extra={"expired_orders": expired})
+                post_market_end = post_session_end_ns(close_at)
                 close_at = None
+            if post_market_end is not None and clock.now_ns >= post_market_end:
+                await broker.expire_day_orders(post_market=True)
+                post_market_end = None
+            if clock.is_open and was_open is False:
+                await broker.open_session()
+            was_open = clock.is_open
             if clock.is_open:
                 close_at = clock.next_close_ns
             wait = (

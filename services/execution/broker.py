@@ -21,6 +21,7 @@ its per-symbol sequence, kept durably with the fills it caused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -46,6 +47,7 @@ from cift.trading.fills import (
     EngineEvent,
     Fill,
     FillEngine,
+    LegReleased,
     OpenOrders,
     OrderClosed,
     OrderTriggered,
@@ -65,6 +67,7 @@ from cift.trading.ledger import (
 from cift.trading.orders import (
     Instrument,
     Order,
+    OrderClass,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -88,6 +91,7 @@ from services.execution.events import (
     order_event,
     order_message,
 )
+from services.execution.group_entry import reload_groups
 from services.execution.keyed_locks import KeyedLocks
 from services.execution.upstream import MarketClock
 
@@ -488,6 +492,8 @@ class Broker:
                 payload = await self._emit_order_event(
                     conn, order, events_pb2.ORDER_EVENT_TYPE_CANCELED, sequence
                 )
+                # A parent's open legs go with it, in the same transaction.
+                legs = await self._persist_on(conn, self.engine.close_legs(order, at))
         except BaseException:
             if removed is not None and removed.is_open:
                 await self._persist(self.engine.add(removed, now_ns()))
@@ -495,6 +501,7 @@ class Broker:
         if removed is None:
             self._canceled_before_booked.add(order_id)
         self._notify(order.account_id, payload)
+        self._notify_all(legs)
         return order
 
     async def cancel_all(
@@ -513,12 +520,11 @@ class Broker:
             except FailedPrecondition as refused:
                 async with self.pool.acquire() as conn:
                     current = await store.get_order(conn, row["order_id"])
+                order = store.order_from_row(current) if current else None
+                # A leg canceled with its parent earlier in this loop is canceled.
+                gone_with_parent = order is not None and order.status is OrderStatus.CANCELED
                 results.append(
-                    (
-                        row["order_id"],
-                        store.order_from_row(current) if current else None,
-                        refused.message,
-                    )
+                    (row["order_id"], order, "" if gone_with_parent else refused.message)
                 )
         return results
 
@@ -535,6 +541,7 @@ class Broker:
         successor = build_replacement(
             original, change, instrument, order_id=str(uuid.uuid4()), now_ns=now_ns()
         )
+        await self._check_group_replace(original, successor)
         release = await self._entries.acquire((original.account_id, original.symbol))
         try:
             return await self._replace_held(
@@ -542,6 +549,28 @@ class Broker:
             )
         finally:
             release()
+
+    async def _check_group_replace(self, original: Order, successor: Order) -> None:
+        """Legs may change price and size (never beyond what their entry filled); parents may not."""
+        if original.order_class is OrderClass.SIMPLE:
+            return
+        if original.parent_id is None:
+            raise FailedPrecondition(
+                f"Order {original.order_id} is the parent of a {original.order_class.value} "
+                "order: replace its legs, or cancel it (with its legs) and submit again."
+            )
+        async with self.pool.acquire() as conn:
+            parent_row = await store.get_order(conn, original.parent_id)
+        assert parent_row is not None and successor.qty is not None
+        parent = store.order_from_row(parent_row)
+        limit = parent.qty if parent.order_class is OrderClass.OCO else parent.filled_qty
+        if original.status is OrderStatus.HELD:
+            limit = parent.qty
+        if limit is not None and successor.qty > limit:
+            raise FailedPrecondition(
+                f"An exit leg may not exceed what its entry filled: "
+                f"{format_decimal(successor.qty)} > {format_decimal(limit)}."
+            )
 
     async def _replace_held(
         self,
@@ -562,8 +591,10 @@ class Broker:
         )
         async with self.pool.acquire() as conn:
             context = await store.order_context(conn, successor.account_id, successor.symbol)
-        successor.reserved = await self._reservation(successor, context, open_orders)
-        await self._risk_check(successor, context, open_orders)
+        if successor.parent_id is None:
+            successor.reserved = await self._reservation(successor, context, open_orders)
+            await self._risk_check(successor, context, open_orders)
+        # else: an exit leg is reduce-only; it reserves nothing and needs no risk check.
         await self._book_instrument(instrument)
         async with self._lock:
             removed = self.engine.remove(order_id)
@@ -573,6 +604,7 @@ class Broker:
                         await self._owned_row(conn, account_id, order_id, is_admin, for_update=True)
                     )
                     at = now_ns()
+                    was_held = current.status is OrderStatus.HELD
                     current.transition(OrderStatus.REPLACED, at, "replaced")
                     current.replaced_by = successor.order_id
                     await store.release_and_sequence(conn, current.account_id, current.reserved, 0)
@@ -593,7 +625,10 @@ class Broker:
                         store.to_datetime(at),
                         successor.order_id,
                     )
-                    successor.transition(OrderStatus.ACCEPTED, at)
+                    successor.transition(
+                        OrderStatus.HELD if was_held else OrderStatus.ACCEPTED,
+                        at,
+                    )
                     await store.insert_order(conn, successor)
                     first = await self._emit_order_event(
                         conn, current, events_pb2.ORDER_EVENT_TYPE_REPLACED, sequence - 1
@@ -607,7 +642,7 @@ class Broker:
                 raise
             self._notify(current.account_id, first)
             self._notify(current.account_id, second)
-            await self._persist(self.engine.add(successor, now_ns()))
+            await self._persist(self.engine.replaced(order_id, successor, now_ns()))
         return successor
 
     async def close_position(
@@ -619,6 +654,13 @@ class Broker:
         if row is None:
             raise NotFound(f"There is no open position in {symbol}.")
         held: Decimal = row["qty"]
+        # Exit legs that would reduce the position could never fill after it is closed.
+        async with self.pool.acquire() as conn:
+            exits = await store.open_exits(conn, account_id, symbol, "sell" if held > 0 else "buy")
+        for exit_id in exits:
+            # An exit filled or canceled (with its parent) meanwhile is already gone.
+            with contextlib.suppress(FailedPrecondition):
+                await self.cancel(account_id, exit_id)
         amount = abs(held)
         if qty is not None:
             if qty <= 0 or qty > amount:
@@ -676,16 +718,16 @@ class Broker:
             self._tick_marks = await store.tick_marks(conn)
             self._saved_instruments = await store.instruments(conn)
         async with self._lock:
-            for row in rows:
-                order = store.order_from_row(row)
-                if order.order_id in self.engine:
-                    continue
+            loaded = [store.order_from_row(row) for row in rows]
+            loaded = [order for order in loaded if order.order_id not in self.engine]
+            for order in loaded:
                 instrument = self._saved_instruments.get(order.symbol)
                 if instrument is None:
                     # Accepted before instruments were saved: ask market data (this
                     # needs it to answer without a caller's credential).
                     instrument = await self.market.instrument(order.symbol)
                 self.engine.set_instrument(instrument)
+            for order in await reload_groups(self, loaded):
                 await self._persist(self.engine.add(order, now_ns()))
         return len(rows)
 
@@ -697,9 +739,22 @@ class Broker:
                 await store.save_water_marks(conn, marks)
         return len(marks)
 
-    async def expire_day_orders(self) -> int:
+    async def expire_day_orders(self, *, post_market: bool = False) -> int:
+        """The session closed: closing auction, day orders expire (extended ones at post_market)."""
         async with self._lock:
-            produced = self.engine.close_session(now_ns())
+            produced = self.engine.close_session(now_ns(), post_market=post_market)
+            await self._persist(produced)
+        return len(produced)
+
+    async def open_session(self) -> None:
+        """The session opened: each symbol's next trade is its opening auction print."""
+        async with self._lock:
+            self.engine.open_session()
+
+    async def expire_due(self) -> int:
+        """Expire gtd orders whose expire_at has come."""
+        async with self._lock:
+            produced = self.engine.expire_due(now_ns())
             await self._persist(produced)
         return len(produced)
 
@@ -729,6 +784,8 @@ class Broker:
                 closed = await self._record_close_on(conn, event)
                 if closed is not None:
                     notices.append(closed)
+            elif isinstance(event, LegReleased):
+                notices.append(await self._record_release_on(conn, event))
             elif isinstance(event, OrderTriggered):
                 await store.mark_triggered(
                     conn, event.order_id, event.water_mark, store.to_datetime(event.ts_ns)
@@ -844,6 +901,21 @@ class Broker:
         if tick_mark is not None and tick_mark[1]:
             await store.advance_tick_mark(conn, *tick_mark)
         return payload
+
+    async def _record_release_on(
+        self, conn: asyncpg.Connection, event: LegReleased
+    ) -> tuple[str, bytes]:
+        """An exit leg released (or grown) by its entry's fill: its size and status, announced."""
+        at = store.to_datetime(event.ts_ns)
+        await store.release_leg(conn, event.order_id, event.qty, at)
+        row = await store.get_order(conn, event.order_id)
+        assert row is not None
+        order = store.order_from_row(row)
+        sequence = await store.release_and_sequence(conn, order.account_id, Decimal(0), 1)
+        payload = await self._emit_order_event(
+            conn, order, events_pb2.ORDER_EVENT_TYPE_ACCEPTED, sequence
+        )
+        return order.account_id, payload
 
     async def _record_close_on(
         self, conn: asyncpg.Connection, event: OrderClosed

@@ -18,7 +18,7 @@ from cift.execution.v1 import events_pb2, orders_pb2
 from cift.marketdata.v1 import events_pb2 as md_events_pb2
 from cift.runtime.money import format_decimal
 from cift.trading.fills import Fill, Quote, Trade
-from cift.trading.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+from cift.trading.orders import Order, OrderClass, OrderStatus, OrderType, Side, TimeInForce
 
 SIDE_TO_PB = {Side.BUY: orders_pb2.ORDER_SIDE_BUY, Side.SELL: orders_pb2.ORDER_SIDE_SELL}
 SIDE_FROM_PB = {v: k for k, v in SIDE_TO_PB.items()}
@@ -35,6 +35,19 @@ TIF_TO_PB = {
     TimeInForce.GTC: orders_pb2.TIME_IN_FORCE_GTC,
     TimeInForce.IOC: orders_pb2.TIME_IN_FORCE_IOC,
     TimeInForce.FOK: orders_pb2.TIME_IN_FORCE_FOK,
+    TimeInForce.GTD: orders_pb2.TIME_IN_FORCE_GTD,
+    TimeInForce.OPG: orders_pb2.TIME_IN_FORCE_OPG,
+    TimeInForce.CLS: orders_pb2.TIME_IN_FORCE_CLS,
+}
+CLASS_TO_PB = {
+    OrderClass.SIMPLE: orders_pb2.ORDER_CLASS_SIMPLE,
+    OrderClass.BRACKET: orders_pb2.ORDER_CLASS_BRACKET,
+    OrderClass.OCO: orders_pb2.ORDER_CLASS_OCO,
+    OrderClass.OTO: orders_pb2.ORDER_CLASS_OTO,
+}
+CLASS_FROM_PB = {
+    orders_pb2.ORDER_CLASS_UNSPECIFIED: OrderClass.SIMPLE,
+    **{v: k for k, v in CLASS_TO_PB.items()},
 }
 TIF_FROM_PB = {v: k for k, v in TIF_TO_PB.items()}
 STATUS_TO_PB = {
@@ -46,6 +59,7 @@ STATUS_TO_PB = {
     OrderStatus.EXPIRED: orders_pb2.ORDER_STATUS_EXPIRED,
     OrderStatus.REJECTED: orders_pb2.ORDER_STATUS_REJECTED,
     OrderStatus.REPLACED: orders_pb2.ORDER_STATUS_REPLACED,
+    OrderStatus.HELD: orders_pb2.ORDER_STATUS_HELD,
 }
 CLOSING_EVENT = {
     OrderStatus.CANCELED: events_pb2.ORDER_EVENT_TYPE_CANCELED,
@@ -101,7 +115,12 @@ def order_message(
         created_at=timestamp(order.created_ns),
         updated_at=timestamp(order.updated_ns or order.created_ns),
         submitted_at=timestamp(order.created_ns),
+        extended_hours=order.extended_hours,
+        order_class=CLASS_TO_PB[order.order_class],
+        parent_order_id=order.parent_id or "",
     )
+    if order.expire_ns is not None:
+        message.expire_at.CopyFrom(timestamp(order.expire_ns))
     if order.status is OrderStatus.REJECTED:
         message.reject_reason = order.reason
     return message

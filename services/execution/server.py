@@ -22,10 +22,12 @@ from cift.runtime.identity import Identity, current_identity
 from cift.runtime.money import parse_decimal
 from cift.trading.intraday import DayFills, intraday_figures
 from cift.trading.ledger import RATIO_STEP, Position
+from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
 from cift.trading.orders import OrderRequest, OrderStatus, ReplaceRequest
 from services.execution import store
 from services.execution.broker import Broker
 from services.execution.events import (
+    CLASS_FROM_PB,
     SIDE_FROM_PB,
     SIDE_TO_PB,
     TIF_FROM_PB,
@@ -34,6 +36,7 @@ from services.execution.events import (
     order_message,
     timestamp_of,
 )
+from services.execution.group_entry import needs_group_entry, submit_group
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_PAGE = 100
@@ -120,8 +123,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def _order_reply(self, order_id: str) -> orders_pb2.Order:
         async with self.broker.pool.acquire() as conn:
             row = await store.get_order(conn, order_id)
-        assert row is not None
-        return _order_from_row(row)
+            assert row is not None
+            return (await _with_legs(conn, [row]))[0]
 
     async def SubmitOrder(
         self, request: execution_pb2.SubmitOrderRequest, context: Ctx
@@ -134,11 +137,9 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 "type is required: MARKET, LIMIT, STOP, STOP_LIMIT or TRAILING_STOP."
             )
         if request.time_in_force not in TIF_FROM_PB:
-            raise InvalidArgument(
-                "time_in_force must be DAY, GTC, IOC or FOK (no auction sessions here)."
-            )
-        if request.extended_hours:
-            raise InvalidArgument("extended_hours is not supported by the paper broker.")
+            raise InvalidArgument("time_in_force must be DAY, GTC, GTD, IOC, FOK, OPG or CLS.")
+        if request.order_class not in CLASS_FROM_PB:
+            raise InvalidArgument("order_class must be SIMPLE, BRACKET, OCO or OTO.")
         if not request.symbol.strip():
             raise InvalidArgument("symbol is required.")
         order_request = OrderRequest(
@@ -153,7 +154,27 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             trail_price=_optional("trail_price", request.trail_price),
             trail_percent=_optional("trail_percent", request.trail_percent),
             client_order_id=request.client_order_id,
+            expire_ns=request.expire_at.ToNanoseconds() if request.HasField("expire_at") else None,
+            extended_hours=request.extended_hours,
         )
+        classed = ClassedRequest(
+            order_request,
+            CLASS_FROM_PB[request.order_class],
+            TakeProfit(_optional("take_profit.limit_price", request.take_profit.limit_price))
+            if request.HasField("take_profit")
+            else None,
+            StopLoss(
+                stop_price=_optional("stop_loss.stop_price", request.stop_loss.stop_price),
+                limit_price=_optional("stop_loss.limit_price", request.stop_loss.limit_price),
+                trail_price=_optional("stop_loss.trail_price", request.stop_loss.trail_price),
+                trail_percent=_optional("stop_loss.trail_percent", request.stop_loss.trail_percent),
+            )
+            if request.HasField("stop_loss")
+            else None,
+        )
+        if needs_group_entry(classed):
+            parent = await submit_group(self.broker, identity.account_id, classed)
+            return execution_pb2.SubmitOrderResponse(order=await self._order_reply(parent.order_id))
         order = await self.broker.submit(identity.account_id, order_request)
         if order.status is OrderStatus.ACCEPTED and order.fill_count == 0:
             # Resting untouched: the row holds exactly this (no fills, commission
@@ -169,7 +190,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             row = await self.broker._owned_row(
                 conn, identity.account_id, request.order_id, identity.is_admin
             )
-        return execution_pb2.GetOrderResponse(order=_order_from_row(row))
+            (order,) = await _with_legs(conn, [row])
+        return execution_pb2.GetOrderResponse(order=order)
 
     async def ListOrders(
         self, request: execution_pb2.ListOrdersRequest, context: Ctx
@@ -196,10 +218,9 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 cursor=_decode_cursor(request.page_token),
                 limit=limit + 1,
             )
+            orders = await _with_legs(conn, rows[:limit])
         token = _next_page_token(rows, limit, "created_at", "order_id")
-        return execution_pb2.ListOrdersResponse(
-            orders=[_order_from_row(r) for r in rows[:limit]], next_page_token=token
-        )
+        return execution_pb2.ListOrdersResponse(orders=orders, next_page_token=token)
 
     async def ReplaceOrder(
         self, request: execution_pb2.ReplaceOrderRequest, context: Ctx
@@ -482,6 +503,19 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 dec(((equity - base) / base).quantize(Decimal("0.000001")) if base else Decimal(0))
             )
         return reply
+
+
+async def _with_legs(conn: Any, rows: Sequence[Any]) -> list[orders_pb2.Order]:
+    """Orders as replies: each parent of a bracket, OCO or OTO order with its legs."""
+    messages = [_order_from_row(row) for row in rows]
+    parents = [r["order_id"] for r in rows if r["order_class"] != "simple" and not r["parent_id"]]
+    if parents:
+        by_parent: dict[str, list[orders_pb2.Order]] = {}
+        for leg in await store.legs_of(conn, parents):
+            by_parent.setdefault(leg["parent_id"], []).append(_order_from_row(leg))
+        for message in messages:
+            message.legs.extend(by_parent.get(message.id, []))
+    return messages
 
 
 def _order_from_row(row: object) -> orders_pb2.Order:

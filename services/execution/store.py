@@ -20,13 +20,14 @@ from cift.trading.ledger import Position
 from cift.trading.orders import (
     Instrument,
     Order,
+    OrderClass,
     OrderStatus,
     OrderType,
     Side,
     TimeInForce,
 )
 
-OPEN = ("new", "accepted", "partially_filled")
+OPEN = ("new", "held", "accepted", "partially_filled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,10 @@ def order_from_row(row: asyncpg.Record) -> Order:
         replaced_by=row["replaced_by"],
         reason=row["reason"],
         water_mark=row["water_mark"],
+        expire_ns=None if row["expire_at"] is None else to_ns(row["expire_at"]),
+        extended_hours=row["extended_hours"],
+        order_class=OrderClass(row["order_class"]),
+        parent_id=row["parent_id"],
     )
 
 
@@ -359,13 +364,60 @@ async def release_and_sequence(
 
 
 async def insert_order(conn: asyncpg.Connection, order: Order) -> None:
+    """Insert one order with every column, its class and session terms included."""
     await conn.execute(
         """INSERT INTO orders (order_id, account_id, client_order_id, symbol, side, order_type,
                time_in_force, qty, notional, limit_price, stop_price, trail_price, trail_percent,
-               status, reserved, replaces, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)""",
+               status, reserved, replaces, created_at, updated_at, order_class, parent_id,
+               expire_at, extended_hours)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17,
+                   $18, $19, $20, $21)""",
         *order_columns(order),
+        order.order_class.value,
+        order.parent_id,
+        None if order.expire_ns is None else to_datetime(order.expire_ns),
+        order.extended_hours,
     )
+
+
+async def release_leg(conn: asyncpg.Connection, order_id: str, qty: Decimal, at: datetime) -> None:
+    """A held exit leg starts working, or a working one grows, sized to its entry's fills."""
+    await conn.execute(
+        """UPDATE orders SET qty = $2, updated_at = $3,
+               status = CASE WHEN status = 'held' THEN 'accepted' ELSE status END
+           WHERE order_id = $1""",
+        order_id,
+        qty,
+        at,
+    )
+
+
+async def legs_of(conn: asyncpg.Connection, parent_ids: list[str]) -> list[asyncpg.Record]:
+    """The legs of these parents (replaced ones included), oldest first, take-profit first."""
+    return list(
+        await conn.fetch(
+            """SELECT * FROM orders WHERE parent_id = ANY($1::text[])
+               ORDER BY created_at, order_type <> 'limit', order_id""",
+            parent_ids,
+        )
+    )
+
+
+async def open_exits(
+    conn: asyncpg.Connection, account_id: str, symbol: str, side: str
+) -> list[str]:
+    """Open orders of contingent groups that would trade `side` in `symbol` (closing exits)."""
+    rows = await conn.fetch(
+        """SELECT order_id FROM orders
+           WHERE account_id = $1 AND symbol = $2 AND side = $3 AND order_class <> 'simple'
+             AND status = ANY($4::text[]) AND (parent_id IS NOT NULL OR order_class = 'oco')
+           ORDER BY created_at, order_id""",
+        account_id,
+        symbol,
+        side,
+        list(OPEN),
+    )
+    return [row["order_id"] for row in rows]
 
 
 async def get_order(

@@ -41,6 +41,7 @@ _TIFS = {
     orders_pb2.TIME_IN_FORCE_FOK: TimeInForce.FOK,
     orders_pb2.TIME_IN_FORCE_OPG: TimeInForce.OPG,
     orders_pb2.TIME_IN_FORCE_CLS: TimeInForce.CLS,
+    orders_pb2.TIME_IN_FORCE_GTD: TimeInForce.GTD,
 }
 STATES_TO_WIRE = {
     TradingState.ACTIVE: rules_pb2.TRADING_STATE_ACTIVE,
@@ -76,7 +77,7 @@ def order_from_wire(request: risk_pb2.CheckOrderRequest) -> OrderToCheck:
         raise InvalidArgument("type must be one of market, limit, stop, stop_limit, trailing_stop.")
     tif = _TIFS.get(request.time_in_force)
     if tif is None:
-        raise InvalidArgument("time_in_force must be one of day, gtc, ioc, fok, opg, cls.")
+        raise InvalidArgument("time_in_force must be one of day, gtc, gtd, ioc, fok, opg, cls.")
     return OrderToCheck(
         account_id=request.account_id,
         symbol=symbol,

@@ -44,6 +44,7 @@ class TimeInForce(StrEnum):
     FOK = "fok"
     OPG = "opg"
     CLS = "cls"
+    GTD = "gtd"
 
 
 @dataclass(frozen=True, slots=True)

@@ -379,6 +379,10 @@ class SubmitOrderRequest(_message.Message):
     TRAIL_PERCENT_FIELD_NUMBER: _builtins.int
     CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
     EXTENDED_HOURS_FIELD_NUMBER: _builtins.int
+    ORDER_CLASS_FIELD_NUMBER: _builtins.int
+    TAKE_PROFIT_FIELD_NUMBER: _builtins.int
+    STOP_LOSS_FIELD_NUMBER: _builtins.int
+    EXPIRE_AT_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     side: _orders_pb2.OrderSide.ValueType
     type: _orders_pb2.OrderType.ValueType
@@ -402,7 +406,26 @@ class SubmitOrderRequest(_message.Message):
     when empty.
     """
     extended_hours: _builtins.bool
-    """Allow fills outside the regular session (LIMIT DAY orders only)."""
+    """Allow fills in the pre-market (04:00-09:30 ET) and after-hours
+    (16:00-20:00 ET) sessions: LIMIT DAY simple orders only.
+    """
+    order_class: _orders_pb2.OrderClass.ValueType
+    """SIMPLE when unspecified. BRACKET needs take_profit and stop_loss; OCO needs
+    both and a LIMIT order type (the take-profit is the parent); OTO needs
+    exactly one of them.
+    """
+    @_builtins.property
+    def take_profit(self) -> Global___TakeProfit:
+        """The take-profit exit of a BRACKET, OCO or OTO order."""
+
+    @_builtins.property
+    def stop_loss(self) -> Global___StopLoss:
+        """The stop-loss exit of a BRACKET, OCO or OTO order."""
+
+    @_builtins.property
+    def expire_at(self) -> _timestamp_pb2.Timestamp:
+        """Required for time_in_force GTD, in the future; refused otherwise."""
+
     def __init__(
         self,
         *,
@@ -418,14 +441,79 @@ class SubmitOrderRequest(_message.Message):
         trail_percent: _builtins.str = ...,
         client_order_id: _builtins.str = ...,
         extended_hours: _builtins.bool = ...,
+        order_class: _orders_pb2.OrderClass.ValueType = ...,
+        take_profit: Global___TakeProfit | None = ...,
+        stop_loss: Global___StopLoss | None = ...,
+        expire_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_at", b"expire_at", "stop_loss", b"stop_loss", "take_profit", b"take_profit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "extended_hours", b"extended_hours", "limit_price", b"limit_price", "notional", b"notional", "qty", b"qty", "side", b"side", "stop_price", b"stop_price", "symbol", b"symbol", "time_in_force", b"time_in_force", "trail_percent", b"trail_percent", "trail_price", b"trail_price", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "expire_at", b"expire_at", "extended_hours", b"extended_hours", "limit_price", b"limit_price", "notional", b"notional", "order_class", b"order_class", "qty", b"qty", "side", b"side", "stop_loss", b"stop_loss", "stop_price", b"stop_price", "symbol", b"symbol", "take_profit", b"take_profit", "time_in_force", b"time_in_force", "trail_percent", b"trail_percent", "trail_price", b"trail_price", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitOrderRequest: _TypeAlias = SubmitOrderRequest  # noqa: Y015
+
+@_typing.final
+class TakeProfit(_message.Message):
+    """The take-profit exit: a limit order on the opposite side of the entry."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    limit_price: _builtins.str
+    """Decimal: above the entry's price for a buy entry, below it for a sell."""
+    def __init__(
+        self,
+        *,
+        limit_price: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit_price", b"limit_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TakeProfit: _TypeAlias = TakeProfit  # noqa: Y015
+
+@_typing.final
+class StopLoss(_message.Message):
+    """The stop-loss exit: a stop (stop_price), a stop-limit (stop_price and
+    limit_price) or a trailing stop (trail_price or trail_percent alone), on the
+    opposite side of the entry.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STOP_PRICE_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    TRAIL_PRICE_FIELD_NUMBER: _builtins.int
+    TRAIL_PERCENT_FIELD_NUMBER: _builtins.int
+    stop_price: _builtins.str
+    """Decimal: below the entry's price for a buy entry, above it for a sell."""
+    limit_price: _builtins.str
+    """Decimal: makes the stop a stop-limit; at or below stop_price when selling,
+    at or above when buying.
+    """
+    trail_price: _builtins.str
+    """Decimal: trailing distance in price units (a trailing stop)."""
+    trail_percent: _builtins.str
+    """Decimal percent: trailing distance in percent (a trailing stop)."""
+    def __init__(
+        self,
+        *,
+        stop_price: _builtins.str = ...,
+        limit_price: _builtins.str = ...,
+        trail_price: _builtins.str = ...,
+        trail_percent: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit_price", b"limit_price", "stop_price", b"stop_price", "trail_percent", b"trail_percent", "trail_price", b"trail_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopLoss: _TypeAlias = StopLoss  # noqa: Y015
 
 @_typing.final
 class SubmitOrderResponse(_message.Message):

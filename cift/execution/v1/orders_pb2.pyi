@@ -8,9 +8,11 @@ floats; an empty string means "not set" (for example limit_price of a market
 order). Percentages are in percent: trail_percent "2.5" means 2.5 %.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -94,6 +96,8 @@ class _TimeInForceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TimeInFor
     """At the open: executes in the opening auction only."""
     TIME_IN_FORCE_CLS: _TimeInForce.ValueType  # 6
     """At the close: executes in the closing auction only."""
+    TIME_IN_FORCE_GTD: _TimeInForce.ValueType  # 7
+    """Good till date: works until expire_at (or until filled or canceled)."""
 
 class TimeInForce(_TimeInForce, metaclass=_TimeInForceEnumTypeWrapper):
     """How long an order stays working."""
@@ -111,7 +115,59 @@ TIME_IN_FORCE_OPG: TimeInForce.ValueType  # 5
 """At the open: executes in the opening auction only."""
 TIME_IN_FORCE_CLS: TimeInForce.ValueType  # 6
 """At the close: executes in the closing auction only."""
+TIME_IN_FORCE_GTD: TimeInForce.ValueType  # 7
+"""Good till date: works until expire_at (or until filled or canceled)."""
 Global___TimeInForce: _TypeAlias = TimeInForce  # noqa: Y015
+
+class _OrderClass:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OrderClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderClass.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ORDER_CLASS_UNSPECIFIED: _OrderClass.ValueType  # 0
+    """Read as ORDER_CLASS_SIMPLE."""
+    ORDER_CLASS_SIMPLE: _OrderClass.ValueType  # 1
+    """One order, no legs."""
+    ORDER_CLASS_BRACKET: _OrderClass.ValueType  # 2
+    """An entry whose fills release a take-profit limit and a stop-loss on the
+    opposite side, sized to what the entry filled; when one exit fills (even
+    partially) the other is canceled.
+    """
+    ORDER_CLASS_OCO: _OrderClass.ValueType  # 3
+    """One-cancels-other: a take-profit limit (the parent) and a stop-loss (its
+    leg) closing an existing position; when one fills (even partially) the
+    other is canceled.
+    """
+    ORDER_CLASS_OTO: _OrderClass.ValueType  # 4
+    """One-triggers-other: an entry whose fills release one exit, a take-profit
+    or a stop-loss.
+    """
+
+class OrderClass(_OrderClass, metaclass=_OrderClassEnumTypeWrapper):
+    """Whether an order stands alone or belongs to a group of contingent orders
+    (Alpaca's order classes).
+    """
+
+ORDER_CLASS_UNSPECIFIED: OrderClass.ValueType  # 0
+"""Read as ORDER_CLASS_SIMPLE."""
+ORDER_CLASS_SIMPLE: OrderClass.ValueType  # 1
+"""One order, no legs."""
+ORDER_CLASS_BRACKET: OrderClass.ValueType  # 2
+"""An entry whose fills release a take-profit limit and a stop-loss on the
+opposite side, sized to what the entry filled; when one exit fills (even
+partially) the other is canceled.
+"""
+ORDER_CLASS_OCO: OrderClass.ValueType  # 3
+"""One-cancels-other: a take-profit limit (the parent) and a stop-loss (its
+leg) closing an existing position; when one fills (even partially) the
+other is canceled.
+"""
+ORDER_CLASS_OTO: OrderClass.ValueType  # 4
+"""One-triggers-other: an entry whose fills release one exit, a take-profit
+or a stop-loss.
+"""
+Global___OrderClass: _TypeAlias = OrderClass  # noqa: Y015
 
 class _OrderStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -135,10 +191,15 @@ class _OrderStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderStat
     """Refused after it was recorded; reject_reason_code says why."""
     ORDER_STATUS_REPLACED: _OrderStatus.ValueType  # 8
     """Superseded by ReplaceOrder; replaced_by is the new order's id."""
+    ORDER_STATUS_HELD: _OrderStatus.ValueType  # 9
+    """An exit leg waiting for its entry to fill; it reserves nothing and cannot
+    fill until it is released (then ACCEPTED).
+    """
 
 class OrderStatus(_OrderStatus, metaclass=_OrderStatusEnumTypeWrapper):
     """Where an order is in its lifecycle: NEW -> ACCEPTED -> PARTIALLY_FILLED ->
     FILLED, or CANCELED / EXPIRED / REJECTED / REPLACED. The last five are final.
+    An exit leg of a bracket or OTO order waits in HELD until its entry fills.
     """
 
 ORDER_STATUS_UNSPECIFIED: OrderStatus.ValueType  # 0
@@ -157,6 +218,10 @@ ORDER_STATUS_REJECTED: OrderStatus.ValueType  # 7
 """Refused after it was recorded; reject_reason_code says why."""
 ORDER_STATUS_REPLACED: OrderStatus.ValueType  # 8
 """Superseded by ReplaceOrder; replaced_by is the new order's id."""
+ORDER_STATUS_HELD: OrderStatus.ValueType  # 9
+"""An exit leg waiting for its entry to fill; it reserves nothing and cannot
+fill until it is released (then ACCEPTED).
+"""
 Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
 
 @_typing.final
@@ -196,6 +261,10 @@ class Order(_message.Message):
     EXPIRED_AT_FIELD_NUMBER: _builtins.int
     REJECTED_AT_FIELD_NUMBER: _builtins.int
     REPLACED_AT_FIELD_NUMBER: _builtins.int
+    ORDER_CLASS_FIELD_NUMBER: _builtins.int
+    LEGS_FIELD_NUMBER: _builtins.int
+    PARENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    EXPIRE_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID assigned by the server."""
     client_order_id: _builtins.str
@@ -242,6 +311,12 @@ class Order(_message.Message):
     """Id of the order that replaced this one (status REPLACED)."""
     replaces: _builtins.str
     """Id of the order this one replaced."""
+    order_class: Global___OrderClass.ValueType
+    """SIMPLE, or the class of the group this order belongs to (set on the parent
+    and on each leg).
+    """
+    parent_order_id: _builtins.str
+    """On a leg: the id of its parent order; else empty."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -262,6 +337,17 @@ class Order(_message.Message):
     def rejected_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def replaced_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def legs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]:
+        """The child orders of a bracket, OCO or OTO parent, each a full order
+        (bracket: take-profit then stop-loss; OCO: the stop-loss; OTO: the exit).
+        Empty on legs and simple orders.
+        """
+
+    @_builtins.property
+    def expire_at(self) -> _timestamp_pb2.Timestamp:
+        """For time_in_force GTD: when the order expires."""
+
     def __init__(
         self,
         *,
@@ -296,10 +382,14 @@ class Order(_message.Message):
         expired_at: _timestamp_pb2.Timestamp | None = ...,
         rejected_at: _timestamp_pb2.Timestamp | None = ...,
         replaced_at: _timestamp_pb2.Timestamp | None = ...,
+        order_class: Global___OrderClass.ValueType = ...,
+        legs: _abc.Iterable[Global___Order] | None = ...,
+        parent_order_id: _builtins.str = ...,
+        expire_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["canceled_at", b"canceled_at", "created_at", b"created_at", "expired_at", b"expired_at", "filled_at", b"filled_at", "rejected_at", b"rejected_at", "replaced_at", b"replaced_at", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["canceled_at", b"canceled_at", "created_at", b"created_at", "expire_at", b"expire_at", "expired_at", b"expired_at", "filled_at", b"filled_at", "rejected_at", b"rejected_at", "replaced_at", b"replaced_at", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "canceled_at", b"canceled_at", "client_order_id", b"client_order_id", "commission", b"commission", "created_at", b"created_at", "expired_at", b"expired_at", "extended_hours", b"extended_hours", "filled_at", b"filled_at", "filled_avg_price", b"filled_avg_price", "filled_qty", b"filled_qty", "hwm", b"hwm", "id", b"id", "limit_price", b"limit_price", "notional", b"notional", "qty", b"qty", "reject_reason", b"reject_reason", "reject_reason_code", b"reject_reason_code", "rejected_at", b"rejected_at", "replaced_at", b"replaced_at", "replaced_by", b"replaced_by", "replaces", b"replaces", "side", b"side", "status", b"status", "stop_price", b"stop_price", "submitted_at", b"submitted_at", "symbol", b"symbol", "time_in_force", b"time_in_force", "trail_percent", b"trail_percent", "trail_price", b"trail_price", "type", b"type", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "canceled_at", b"canceled_at", "client_order_id", b"client_order_id", "commission", b"commission", "created_at", b"created_at", "expire_at", b"expire_at", "expired_at", b"expired_at", "extended_hours", b"extended_hours", "filled_at", b"filled_at", "filled_avg_price", b"filled_avg_price", "filled_qty", b"filled_qty", "hwm", b"hwm", "id", b"id", "legs", b"legs", "limit_price", b"limit_price", "notional", b"notional", "order_class", b"order_class", "parent_order_id", b"parent_order_id", "qty", b"qty", "reject_reason", b"reject_reason", "reject_reason_code", b"reject_reason_code", "rejected_at", b"rejected_at", "replaced_at", b"replaced_at", "replaced_by", b"replaced_by", "replaces", b"replaces", "side", b"side", "status", b"status", "stop_price", b"stop_price", "submitted_at", b"submitted_at", "symbol", b"symbol", "time_in_force", b"time_in_force", "trail_percent", b"trail_percent", "trail_price", b"trail_price", "type", b"type", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

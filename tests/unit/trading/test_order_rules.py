@@ -164,7 +164,7 @@ def test_a_resubmitted_trailing_stop_must_keep_its_trail(
         TimeInForce.GTC,
         qty=D(10),
         client_order_id="c1",
-        **changed,
+        **changed,  # type: ignore[arg-type]
     )
     with pytest.raises(AlreadyExists):
         resolve_resubmission(existing, other)

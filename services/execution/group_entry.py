@@ -1,0 +1,174 @@
+"""Order entry of bracket, OCO and OTO orders, and of simple orders with session terms.
+
+A group is checked (`cift.trading.order_classes.plan_group`), risk-checked and
+reserved for its entry only — exits are reduce-only and reserve nothing; an OCO
+closes a position the account holds, so it needs no risk check and may be placed
+by a halted or reducing account — then written (parent, legs, their NEW events
+and outbox rows) in one transaction and booked, all under the broker's engine
+lock so no tick or cancel slips between the write and the book.
+
+Simple orders with gtd, opg, cls or extended hours come here too: the one-statement
+batched submit of `store.submit_orders` writes the columns every order has only.
+Opg and cls orders arriving after their auction's cutoff are refused here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from cift.execution.v1 import events_pb2
+from cift.runtime.errors import FailedPrecondition
+from cift.runtime.money import format_decimal
+from cift.trading.auction import SessionClock, auction_refusal
+from cift.trading.order_classes import ClassedRequest, accept_group, new_group, plan_group
+from cift.trading.orders import AUCTION_TIFS, Order, OrderClass, OrderStatus, Side
+from services.execution import store
+
+if TYPE_CHECKING:
+    from services.execution.broker import Broker
+
+
+def needs_group_entry(request: ClassedRequest) -> bool:
+    order = request.order
+    return (
+        request.order_class is not OrderClass.SIMPLE
+        or request.take_profit is not None
+        or request.stop_loss is not None
+        or order.expire_ns is not None
+        or order.extended_hours
+        or order.time_in_force in AUCTION_TIFS
+    )
+
+
+async def submit_group(broker: Broker, account_id: str, request: ClassedRequest) -> Order:
+    """Place `request`'s parent and legs; all or nothing. Returns the parent."""
+    await broker.ensure_account(account_id)
+    entry = request.order
+    instrument = await broker.market.instrument(entry.symbol)
+    if not entry.client_order_id:
+        entry = dataclasses.replace(entry, client_order_id=str(uuid.uuid4()))
+        request = dataclasses.replace(request, order=entry)
+    if entry.time_in_force in AUCTION_TIFS:
+        clock = await broker.market.clock()
+        refusal = auction_refusal(
+            entry.time_in_force,
+            SessionClock(clock.now_ns, clock.is_open, clock.next_open_ns, clock.next_close_ns),
+        )
+        if refusal is not None:
+            raise FailedPrecondition(refusal, reason="AUCTION_CUTOFF")
+    bid, ask, last = broker.engine.last_prices(entry.symbol)
+    market_price = (ask if entry.side is Side.BUY else bid) or last
+    plan = plan_group(request, instrument, market_price=market_price)
+    ids = [str(uuid.uuid4()) for _ in range(1 + len(plan.legs))]
+    now = time.time_ns()
+    parent, legs = new_group(
+        plan,
+        instrument,
+        order_ids=ids,
+        leg_client_ids=[str(uuid.uuid4()) for _ in plan.legs],
+        account_id=account_id,
+        now_ns=now,
+    )
+    release = await broker._entries.acquire((account_id, entry.symbol))
+    try:
+        open_orders = await broker._open_orders(account_id, entry.symbol)
+        async with broker.pool.acquire() as conn:
+            context = await store.order_context(
+                conn, account_id, entry.symbol, parent.client_order_id
+            )
+            if context["existing_order_id"] is not None:
+                return await broker._resubmission(conn, account_id, plan.parent)
+        if plan.order_class is OrderClass.OCO:
+            _require_position_to_close(parent, context["position_qty"])
+        else:
+            parent.reserved = await broker._reservation(parent, context, open_orders)
+            await broker._risk_check(parent, context, open_orders)
+        await broker._book_instrument(instrument)
+        accept_group(parent, legs, now)
+        await _write_and_book(broker, parent, legs)
+    finally:
+        release()
+    return parent
+
+
+def _require_position_to_close(oco: Order, position_qty: Decimal) -> None:
+    """An OCO only closes: a sell needs that many shares long, a buy that many short."""
+    held = position_qty if oco.side is Side.SELL else -position_qty
+    assert oco.qty is not None
+    if held < oco.qty:
+        raise FailedPrecondition(
+            f"An oco order closes a position: {oco.side.value} {format_decimal(oco.qty)} "
+            f"{oco.symbol} needs a {'long' if oco.side is Side.SELL else 'short'} position of "
+            f"at least that size (held: {format_decimal(position_qty)}).",
+            reason="OCO_WITHOUT_POSITION",
+        )
+
+
+async def _write_and_book(broker: Broker, parent: Order, legs: list[Order]) -> None:
+    members = [parent, *legs]
+    async with broker._lock:
+        async with broker.pool.acquire() as conn, conn.transaction():
+            sequence = await store.reserve_buying_power(
+                conn, parent.account_id, parent.reserved, len(members)
+            )
+            if sequence is None:
+                raise FailedPrecondition(
+                    f"Insufficient buying power: this order needs {format_decimal(parent.reserved)}.",
+                    reason="INSUFFICIENT_BUYING_POWER",
+                )
+            payloads = []
+            for offset, order in enumerate(members):
+                await store.insert_order(conn, order)
+                payloads.append(
+                    await broker._emit_order_event(
+                        conn,
+                        order,
+                        events_pb2.ORDER_EVENT_TYPE_NEW,
+                        sequence - len(members) + 1 + offset,
+                    )
+                )
+        for payload in payloads:
+            broker._notify(parent.account_id, payload)
+        await broker._persist(broker.engine.add_group(parent, legs, time.time_ns()))
+
+
+async def reload_groups(broker: Broker, orders: list[Order]) -> list[Order]:
+    """Link the groups of reloaded open orders in the engine; returns the orders to book.
+
+    Held legs go back to waiting; the others are returned (parents last) for the
+    caller to add. A group whose exit filled before the restart stays exited, so
+    its other exit cannot fill after it.
+    """
+    grouped = [o for o in orders if o.order_class is not OrderClass.SIMPLE]
+    if not grouped:
+        return orders
+    parent_ids = sorted({o.parent_id or o.order_id for o in grouped})
+    async with broker.pool.acquire() as conn:
+        leg_rows = await store.legs_of(conn, parent_ids)
+        parent_rows = {pid: await store.get_order(conn, pid) for pid in parent_ids}
+    open_ids = {o.order_id for o in orders}
+    for parent_id in parent_ids:
+        parent_row = parent_rows[parent_id]
+        assert parent_row is not None
+        parent = store.order_from_row(parent_row)
+        legs = [store.order_from_row(r) for r in leg_rows if r["parent_id"] == parent_id]
+        exits = legs if parent.order_class is not OrderClass.OCO else [parent, *legs]
+        broker.engine.link(
+            parent_id,
+            parent.order_class,
+            [leg.order_id for leg in legs if leg.status is not OrderStatus.REPLACED],
+            open_ids=open_ids,
+            exited=any(e.filled_qty > 0 for e in exits),
+        )
+    booked: list[Order] = []
+    for order in orders:
+        if order.status is OrderStatus.HELD:
+            broker.engine.hold(order)
+        else:
+            booked.append(order)
+    booked.sort(key=lambda o: o.parent_id is None)  # legs before parents, as on entry
+    return booked
