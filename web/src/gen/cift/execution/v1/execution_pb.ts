@@ -23,7 +23,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { OrderEvent } from "./events_pb";
 import { file_cift_execution_v1_events } from "./events_pb";
-import type { Order, OrderSide, OrderType, TimeInForce } from "./orders_pb";
+import type { Order, OrderClass, OrderSide, OrderType, TimeInForce } from "./orders_pb";
 import { file_cift_execution_v1_orders } from "./orders_pb";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -34,7 +34,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cift/execution/v1/execution.proto.
  */
 export const file_cift_execution_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("CiFjaWZ0L2V4ZWN1dGlvbi92MS9leGVjdXRpb24ucHJvdG8SEWNpZnQuZXhlY3V0aW9uLnYxIp0DCghQb3NpdGlvbhISCgphY2NvdW50X2lkGAEgASgJEg4KBnN5bWJvbBgCIAEoCRItCgRzaWRlGAMgASgOMh8uY2lmdC5leGVjdXRpb24udjEuUG9zaXRpb25TaWRlEgsKA3F0eRgEIAEoCRIVCg1xdHlfYXZhaWxhYmxlGAUgASgJEhcKD2F2Z19lbnRyeV9wcmljZRgGIAEoCRISCgpjb3N0X2Jhc2lzGAcgASgJEhUKDWN1cnJlbnRfcHJpY2UYCCABKAkSFAoMbWFya2V0X3ZhbHVlGAkgASgJEhUKDWxhc3RkYXlfcHJpY2UYCiABKAkSFAoMY2hhbmdlX3RvZGF5GAsgASgJEhUKDXVucmVhbGl6ZWRfcGwYDCABKAkSFwoPdW5yZWFsaXplZF9wbHBjGA0gASgJEh4KFnVucmVhbGl6ZWRfaW50cmFkYXlfcGwYDiABKAkSEwoLcmVhbGl6ZWRfcGwYDyABKAkSLgoKdXBkYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqAMKB0FjY291bnQSCgoCaWQYASABKAkSMAoGc3RhdHVzGAIgASgOMiAuY2lmdC5leGVjdXRpb24udjEuQWNjb3VudFN0YXR1cxIQCghjdXJyZW5jeRgDIAEoCRIMCgRjYXNoGAQgASgJEg4KBmVxdWl0eRgFIAEoCRIUCgxidXlpbmdfcG93ZXIYBiABKAkSHQoVcmVzZXJ2ZWRfYnV5aW5nX3Bvd2VyGAcgASgJEhkKEWxvbmdfbWFya2V0X3ZhbHVlGAggASgJEhoKEnNob3J0X21hcmtldF92YWx1ZRgJIAEoCRITCgtyZWFsaXplZF9wbBgKIAEoCRIVCg11bnJlYWxpemVkX3BsGAsgASgJEg4KBmRheV9wbBgMIAEoCRITCgtsYXN0X2VxdWl0eRgNIAEoCRISCgptdWx0aXBsaWVyGA4gASgJEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqYCCghBY3Rpdml0eRIKCgJpZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEjYKDWFjdGl2aXR5X3R5cGUYAyABKA4yHy5jaWZ0LmV4ZWN1dGlvbi52MS5BY3Rpdml0eVR5cGUSLwoLb2NjdXJyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCm5ldF9hbW91bnQYBSABKAkSDgoGc3ltYm9sGAYgASgJEioKBHNpZGUYByABKA4yHC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlclNpZGUSCwoDcXR5GAggASgJEg0KBXByaWNlGAkgASgJEhAKCG9yZGVyX2lkGAogASgJEhMKC2Rlc2NyaXB0aW9uGAsgASgJInEKEU9yZGVyQ2FuY2VsbGF0aW9uEhAKCG9yZGVyX2lkGAEgASgJEhAKCGNhbmNlbGVkGAIgASgIEicKBW9yZGVyGAMgASgLMhguY2lmdC5leGVjdXRpb24udjEuT3JkZXISDwoHbWVzc2FnZRgEIAEoCSLYAgoSU3VibWl0T3JkZXJSZXF1ZXN0Eg4KBnN5bWJvbBgBIAEoCRIqCgRzaWRlGAIgASgOMhwuY2lmdC5leGVjdXRpb24udjEuT3JkZXJTaWRlEioKBHR5cGUYAyABKA4yHC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlclR5cGUSNQoNdGltZV9pbl9mb3JjZRgEIAEoDjIeLmNpZnQuZXhlY3V0aW9uLnYxLlRpbWVJbkZvcmNlEgsKA3F0eRgFIAEoCRIQCghub3Rpb25hbBgGIAEoCRITCgtsaW1pdF9wcmljZRgHIAEoCRISCgpzdG9wX3ByaWNlGAggASgJEhMKC3RyYWlsX3ByaWNlGAkgASgJEhUKDXRyYWlsX3BlcmNlbnQYCiABKAkSFwoPY2xpZW50X29yZGVyX2lkGAsgASgJEhYKDmV4dGVuZGVkX2hvdXJzGAwgASgIIj4KE1N1Ym1pdE9yZGVyUmVzcG9uc2USJwoFb3JkZXIYASABKAsyGC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlciIjCg9HZXRPcmRlclJlcXVlc3QSEAoIb3JkZXJfaWQYASABKAkiOwoQR2V0T3JkZXJSZXNwb25zZRInCgVvcmRlchgBIAEoCzIYLmNpZnQuZXhlY3V0aW9uLnYxLk9yZGVyIsUBChFMaXN0T3JkZXJzUmVxdWVzdBIOCgZzdGF0dXMYASABKAkSDwoHc3ltYm9scxgCIAMoCRIpCgVhZnRlchgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJEhIKCmFjY291bnRfaWQYByABKAkiVwoSTGlzdE9yZGVyc1Jlc3BvbnNlEigKBm9yZGVycxgBIAMoCzIYLmNpZnQuZXhlY3V0aW9uLnYxLk9yZGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLrAgoTUmVwbGFjZU9yZGVyUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoCRIQCgNxdHkYAiABKAlIAIgBARIYCgtsaW1pdF9wcmljZRgDIAEoCUgBiAEBEhcKCnN0b3BfcHJpY2UYBCABKAlIAogBARIYCgt0cmFpbF9wcmljZRgFIAEoCUgDiAEBEhoKDXRyYWlsX3BlcmNlbnQYBiABKAlIBIgBARI6Cg10aW1lX2luX2ZvcmNlGAcgASgOMh4uY2lmdC5leGVjdXRpb24udjEuVGltZUluRm9yY2VIBYgBARIcCg9jbGllbnRfb3JkZXJfaWQYCCABKAlIBogBAUIGCgRfcXR5Qg4KDF9saW1pdF9wcmljZUINCgtfc3RvcF9wcmljZUIOCgxfdHJhaWxfcHJpY2VCEAoOX3RyYWlsX3BlcmNlbnRCEAoOX3RpbWVfaW5fZm9yY2VCEgoQX2NsaWVudF9vcmRlcl9pZCI/ChRSZXBsYWNlT3JkZXJSZXNwb25zZRInCgVvcmRlchgBIAEoCzIYLmNpZnQuZXhlY3V0aW9uLnYxLk9yZGVyIiYKEkNhbmNlbE9yZGVyUmVxdWVzdBIQCghvcmRlcl9pZBgBIAEoCSI+ChNDYW5jZWxPcmRlclJlc3BvbnNlEicKBW9yZGVyGAEgASgLMhguY2lmdC5leGVjdXRpb24udjEuT3JkZXIiKQoWQ2FuY2VsQWxsT3JkZXJzUmVxdWVzdBIPCgdzeW1ib2xzGAEgAygJIlYKF0NhbmNlbEFsbE9yZGVyc1Jlc3BvbnNlEjsKDWNhbmNlbGxhdGlvbnMYASADKAsyJC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlckNhbmNlbGxhdGlvbiJOChlTdHJlYW1PcmRlclVwZGF0ZXNSZXF1ZXN0Eh0KFXJlc3VtZV9hZnRlcl9zZXF1ZW5jZRgBIAEoAxISCgphY2NvdW50X2lkGAIgASgJIkoKGlN0cmVhbU9yZGVyVXBkYXRlc1Jlc3BvbnNlEiwKBWV2ZW50GAEgASgLMh0uY2lmdC5leGVjdXRpb24udjEuT3JkZXJFdmVudCIqChRMaXN0UG9zaXRpb25zUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIkcKFUxpc3RQb3NpdGlvbnNSZXNwb25zZRIuCglwb3NpdGlvbnMYASADKAsyGy5jaWZ0LmV4ZWN1dGlvbi52MS5Qb3NpdGlvbiI4ChJHZXRQb3NpdGlvblJlcXVlc3QSDgoGc3ltYm9sGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkiRAoTR2V0UG9zaXRpb25SZXNwb25zZRItCghwb3NpdGlvbhgBIAEoCzIbLmNpZnQuZXhlY3V0aW9uLnYxLlBvc2l0aW9uIkcKFENsb3NlUG9zaXRpb25SZXF1ZXN0Eg4KBnN5bWJvbBgBIAEoCRILCgNxdHkYAiABKAkSEgoKcGVyY2VudGFnZRgDIAEoCSJAChVDbG9zZVBvc2l0aW9uUmVzcG9uc2USJwoFb3JkZXIYASABKAsyGC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlciInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgJIkEKEkdldEFjY291bnRSZXNwb25zZRIrCgdhY2NvdW50GAEgASgLMhouY2lmdC5leGVjdXRpb24udjEuQWNjb3VudCLhAQoVTGlzdEFjdGl2aXRpZXNSZXF1ZXN0EjcKDmFjdGl2aXR5X3R5cGVzGAEgAygOMh8uY2lmdC5leGVjdXRpb24udjEuQWN0aXZpdHlUeXBlEikKBWFmdGVyGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkSEgoKYWNjb3VudF9pZBgGIAEoCSJiChZMaXN0QWN0aXZpdGllc1Jlc3BvbnNlEi8KCmFjdGl2aXRpZXMYASADKAsyGy5jaWZ0LmV4ZWN1dGlvbi52MS5BY3Rpdml0eRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifAoaR2V0UG9ydGZvbGlvSGlzdG9yeVJlcXVlc3QSDgoGcGVyaW9kGAEgASgJEhEKCXRpbWVmcmFtZRgCIAEoCRInCgNlbmQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFjY291bnRfaWQYBCABKAkisgEKG0dldFBvcnRmb2xpb0hpc3RvcnlSZXNwb25zZRIuCgp0aW1lc3RhbXBzGAEgAygLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZlcXVpdHkYAiADKAkSEwoLcHJvZml0X2xvc3MYAyADKAkSFwoPcHJvZml0X2xvc3NfcGN0GAQgAygJEhIKCmJhc2VfdmFsdWUYBSABKAkSEQoJdGltZWZyYW1lGAYgASgJKl4KDFBvc2l0aW9uU2lkZRIdChlQT1NJVElPTl9TSURFX1VOU1BFQ0lGSUVEEAASFgoSUE9TSVRJT05fU0lERV9MT05HEAESFwoTUE9TSVRJT05fU0lERV9TSE9SVBACKkoKDUFjY291bnRTdGF0dXMSHgoaQUNDT1VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVBQ0NPVU5UX1NUQVRVU19BQ1RJVkUQASqVAQoMQWN0aXZpdHlUeXBlEh0KGUFDVElWSVRZX1RZUEVfVU5TUEVDSUZJRUQQABIWChJBQ1RJVklUWV9UWVBFX0ZJTEwQARIZChVBQ1RJVklUWV9UWVBFX0RFUE9TSVQQAhIcChhBQ1RJVklUWV9UWVBFX1dJVEhEUkFXQUwQAxIVChFBQ1RJVklUWV9UWVBFX0ZFRRAEMvIMChBFeGVjdXRpb25TZXJ2aWNlEnMKC1N1Ym1pdE9yZGVyEiUuY2lmdC5leGVjdXRpb24udjEuU3VibWl0T3JkZXJSZXF1ZXN0GiYuY2lmdC5leGVjdXRpb24udjEuU3VibWl0T3JkZXJSZXNwb25zZSIVgtPkkwIPOgEqIgovdjEvb3JkZXJzEnIKCEdldE9yZGVyEiIuY2lmdC5leGVjdXRpb24udjEuR2V0T3JkZXJSZXF1ZXN0GiMuY2lmdC5leGVjdXRpb24udjEuR2V0T3JkZXJSZXNwb25zZSIdgtPkkwIXEhUvdjEvb3JkZXJzL3tvcmRlcl9pZH0SbQoKTGlzdE9yZGVycxIkLmNpZnQuZXhlY3V0aW9uLnYxLkxpc3RPcmRlcnNSZXF1ZXN0GiUuY2lmdC5leGVjdXRpb24udjEuTGlzdE9yZGVyc1Jlc3BvbnNlIhKC0+STAgwSCi92MS9vcmRlcnMSgQEKDFJlcGxhY2VPcmRlchImLmNpZnQuZXhlY3V0aW9uLnYxLlJlcGxhY2VPcmRlclJlcXVlc3QaJy5jaWZ0LmV4ZWN1dGlvbi52MS5SZXBsYWNlT3JkZXJSZXNwb25zZSIggtPkkwIaOgEqMhUvdjEvb3JkZXJzL3tvcmRlcl9pZH0SewoLQ2FuY2VsT3JkZXISJS5jaWZ0LmV4ZWN1dGlvbi52MS5DYW5jZWxPcmRlclJlcXVlc3QaJi5jaWZ0LmV4ZWN1dGlvbi52MS5DYW5jZWxPcmRlclJlc3BvbnNlIh2C0+STAhcqFS92MS9vcmRlcnMve29yZGVyX2lkfRJ8Cg9DYW5jZWxBbGxPcmRlcnMSKS5jaWZ0LmV4ZWN1dGlvbi52MS5DYW5jZWxBbGxPcmRlcnNSZXF1ZXN0GiouY2lmdC5leGVjdXRpb24udjEuQ2FuY2VsQWxsT3JkZXJzUmVzcG9uc2UiEoLT5JMCDCoKL3YxL29yZGVycxJzChJTdHJlYW1PcmRlclVwZGF0ZXMSLC5jaWZ0LmV4ZWN1dGlvbi52MS5TdHJlYW1PcmRlclVwZGF0ZXNSZXF1ZXN0Gi0uY2lmdC5leGVjdXRpb24udjEuU3RyZWFtT3JkZXJVcGRhdGVzUmVzcG9uc2UwARJ5Cg1MaXN0UG9zaXRpb25zEicuY2lmdC5leGVjdXRpb24udjEuTGlzdFBvc2l0aW9uc1JlcXVlc3QaKC5jaWZ0LmV4ZWN1dGlvbi52MS5MaXN0UG9zaXRpb25zUmVzcG9uc2UiFYLT5JMCDxINL3YxL3Bvc2l0aW9ucxJ8CgtHZXRQb3NpdGlvbhIlLmNpZnQuZXhlY3V0aW9uLnYxLkdldFBvc2l0aW9uUmVxdWVzdBomLmNpZnQuZXhlY3V0aW9uLnYxLkdldFBvc2l0aW9uUmVzcG9uc2UiHoLT5JMCGBIWL3YxL3Bvc2l0aW9ucy97c3ltYm9sfRKCAQoNQ2xvc2VQb3NpdGlvbhInLmNpZnQuZXhlY3V0aW9uLnYxLkNsb3NlUG9zaXRpb25SZXF1ZXN0GiguY2lmdC5leGVjdXRpb24udjEuQ2xvc2VQb3NpdGlvblJlc3BvbnNlIh6C0+STAhgqFi92MS9wb3NpdGlvbnMve3N5bWJvbH0SbgoKR2V0QWNjb3VudBIkLmNpZnQuZXhlY3V0aW9uLnYxLkdldEFjY291bnRSZXF1ZXN0GiUuY2lmdC5leGVjdXRpb24udjEuR2V0QWNjb3VudFJlc3BvbnNlIhOC0+STAg0SCy92MS9hY2NvdW50EoUBCg5MaXN0QWN0aXZpdGllcxIoLmNpZnQuZXhlY3V0aW9uLnYxLkxpc3RBY3Rpdml0aWVzUmVxdWVzdBopLmNpZnQuZXhlY3V0aW9uLnYxLkxpc3RBY3Rpdml0aWVzUmVzcG9uc2UiHoLT5JMCGBIWL3YxL2FjY291bnQvYWN0aXZpdGllcxKbAQoTR2V0UG9ydGZvbGlvSGlzdG9yeRItLmNpZnQuZXhlY3V0aW9uLnYxLkdldFBvcnRmb2xpb0hpc3RvcnlSZXF1ZXN0Gi4uY2lmdC5leGVjdXRpb24udjEuR2V0UG9ydGZvbGlvSGlzdG9yeVJlc3BvbnNlIiWC0+STAh8SHS92MS9hY2NvdW50L3BvcnRmb2xpby9oaXN0b3J5YgZwcm90bzM", [file_cift_execution_v1_events, file_cift_execution_v1_orders, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CiFjaWZ0L2V4ZWN1dGlvbi92MS9leGVjdXRpb24ucHJvdG8SEWNpZnQuZXhlY3V0aW9uLnYxIp0DCghQb3NpdGlvbhISCgphY2NvdW50X2lkGAEgASgJEg4KBnN5bWJvbBgCIAEoCRItCgRzaWRlGAMgASgOMh8uY2lmdC5leGVjdXRpb24udjEuUG9zaXRpb25TaWRlEgsKA3F0eRgEIAEoCRIVCg1xdHlfYXZhaWxhYmxlGAUgASgJEhcKD2F2Z19lbnRyeV9wcmljZRgGIAEoCRISCgpjb3N0X2Jhc2lzGAcgASgJEhUKDWN1cnJlbnRfcHJpY2UYCCABKAkSFAoMbWFya2V0X3ZhbHVlGAkgASgJEhUKDWxhc3RkYXlfcHJpY2UYCiABKAkSFAoMY2hhbmdlX3RvZGF5GAsgASgJEhUKDXVucmVhbGl6ZWRfcGwYDCABKAkSFwoPdW5yZWFsaXplZF9wbHBjGA0gASgJEh4KFnVucmVhbGl6ZWRfaW50cmFkYXlfcGwYDiABKAkSEwoLcmVhbGl6ZWRfcGwYDyABKAkSLgoKdXBkYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqAMKB0FjY291bnQSCgoCaWQYASABKAkSMAoGc3RhdHVzGAIgASgOMiAuY2lmdC5leGVjdXRpb24udjEuQWNjb3VudFN0YXR1cxIQCghjdXJyZW5jeRgDIAEoCRIMCgRjYXNoGAQgASgJEg4KBmVxdWl0eRgFIAEoCRIUCgxidXlpbmdfcG93ZXIYBiABKAkSHQoVcmVzZXJ2ZWRfYnV5aW5nX3Bvd2VyGAcgASgJEhkKEWxvbmdfbWFya2V0X3ZhbHVlGAggASgJEhoKEnNob3J0X21hcmtldF92YWx1ZRgJIAEoCRITCgtyZWFsaXplZF9wbBgKIAEoCRIVCg11bnJlYWxpemVkX3BsGAsgASgJEg4KBmRheV9wbBgMIAEoCRITCgtsYXN0X2VxdWl0eRgNIAEoCRISCgptdWx0aXBsaWVyGA4gASgJEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqYCCghBY3Rpdml0eRIKCgJpZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEjYKDWFjdGl2aXR5X3R5cGUYAyABKA4yHy5jaWZ0LmV4ZWN1dGlvbi52MS5BY3Rpdml0eVR5cGUSLwoLb2NjdXJyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCm5ldF9hbW91bnQYBSABKAkSDgoGc3ltYm9sGAYgASgJEioKBHNpZGUYByABKA4yHC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlclNpZGUSCwoDcXR5GAggASgJEg0KBXByaWNlGAkgASgJEhAKCG9yZGVyX2lkGAogASgJEhMKC2Rlc2NyaXB0aW9uGAsgASgJInEKEU9yZGVyQ2FuY2VsbGF0aW9uEhAKCG9yZGVyX2lkGAEgASgJEhAKCGNhbmNlbGVkGAIgASgIEicKBW9yZGVyGAMgASgLMhguY2lmdC5leGVjdXRpb24udjEuT3JkZXISDwoHbWVzc2FnZRgEIAEoCSKfBAoSU3VibWl0T3JkZXJSZXF1ZXN0Eg4KBnN5bWJvbBgBIAEoCRIqCgRzaWRlGAIgASgOMhwuY2lmdC5leGVjdXRpb24udjEuT3JkZXJTaWRlEioKBHR5cGUYAyABKA4yHC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlclR5cGUSNQoNdGltZV9pbl9mb3JjZRgEIAEoDjIeLmNpZnQuZXhlY3V0aW9uLnYxLlRpbWVJbkZvcmNlEgsKA3F0eRgFIAEoCRIQCghub3Rpb25hbBgGIAEoCRITCgtsaW1pdF9wcmljZRgHIAEoCRISCgpzdG9wX3ByaWNlGAggASgJEhMKC3RyYWlsX3ByaWNlGAkgASgJEhUKDXRyYWlsX3BlcmNlbnQYCiABKAkSFwoPY2xpZW50X29yZGVyX2lkGAsgASgJEhYKDmV4dGVuZGVkX2hvdXJzGAwgASgIEjIKC29yZGVyX2NsYXNzGA0gASgOMh0uY2lmdC5leGVjdXRpb24udjEuT3JkZXJDbGFzcxIyCgt0YWtlX3Byb2ZpdBgOIAEoCzIdLmNpZnQuZXhlY3V0aW9uLnYxLlRha2VQcm9maXQSLgoJc3RvcF9sb3NzGA8gASgLMhsuY2lmdC5leGVjdXRpb24udjEuU3RvcExvc3MSLQoJZXhwaXJlX2F0GBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIhCgpUYWtlUHJvZml0EhMKC2xpbWl0X3ByaWNlGAEgASgJIl8KCFN0b3BMb3NzEhIKCnN0b3BfcHJpY2UYASABKAkSEwoLbGltaXRfcHJpY2UYAiABKAkSEwoLdHJhaWxfcHJpY2UYAyABKAkSFQoNdHJhaWxfcGVyY2VudBgEIAEoCSI+ChNTdWJtaXRPcmRlclJlc3BvbnNlEicKBW9yZGVyGAEgASgLMhguY2lmdC5leGVjdXRpb24udjEuT3JkZXIiIwoPR2V0T3JkZXJSZXF1ZXN0EhAKCG9yZGVyX2lkGAEgASgJIjsKEEdldE9yZGVyUmVzcG9uc2USJwoFb3JkZXIYASABKAsyGC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlciLFAQoRTGlzdE9yZGVyc1JlcXVlc3QSDgoGc3RhdHVzGAEgASgJEg8KB3N5bWJvbHMYAiADKAkSKQoFYWZ0ZXIYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCRISCgphY2NvdW50X2lkGAcgASgJIlcKEkxpc3RPcmRlcnNSZXNwb25zZRIoCgZvcmRlcnMYASADKAsyGC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki6wIKE1JlcGxhY2VPcmRlclJlcXVlc3QSEAoIb3JkZXJfaWQYASABKAkSEAoDcXR5GAIgASgJSACIAQESGAoLbGltaXRfcHJpY2UYAyABKAlIAYgBARIXCgpzdG9wX3ByaWNlGAQgASgJSAKIAQESGAoLdHJhaWxfcHJpY2UYBSABKAlIA4gBARIaCg10cmFpbF9wZXJjZW50GAYgASgJSASIAQESOgoNdGltZV9pbl9mb3JjZRgHIAEoDjIeLmNpZnQuZXhlY3V0aW9uLnYxLlRpbWVJbkZvcmNlSAWIAQESHAoPY2xpZW50X29yZGVyX2lkGAggASgJSAaIAQFCBgoEX3F0eUIOCgxfbGltaXRfcHJpY2VCDQoLX3N0b3BfcHJpY2VCDgoMX3RyYWlsX3ByaWNlQhAKDl90cmFpbF9wZXJjZW50QhAKDl90aW1lX2luX2ZvcmNlQhIKEF9jbGllbnRfb3JkZXJfaWQiPwoUUmVwbGFjZU9yZGVyUmVzcG9uc2USJwoFb3JkZXIYASABKAsyGC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlciImChJDYW5jZWxPcmRlclJlcXVlc3QSEAoIb3JkZXJfaWQYASABKAkiPgoTQ2FuY2VsT3JkZXJSZXNwb25zZRInCgVvcmRlchgBIAEoCzIYLmNpZnQuZXhlY3V0aW9uLnYxLk9yZGVyIikKFkNhbmNlbEFsbE9yZGVyc1JlcXVlc3QSDwoHc3ltYm9scxgBIAMoCSJWChdDYW5jZWxBbGxPcmRlcnNSZXNwb25zZRI7Cg1jYW5jZWxsYXRpb25zGAEgAygLMiQuY2lmdC5leGVjdXRpb24udjEuT3JkZXJDYW5jZWxsYXRpb24iTgoZU3RyZWFtT3JkZXJVcGRhdGVzUmVxdWVzdBIdChVyZXN1bWVfYWZ0ZXJfc2VxdWVuY2UYASABKAMSEgoKYWNjb3VudF9pZBgCIAEoCSJKChpTdHJlYW1PcmRlclVwZGF0ZXNSZXNwb25zZRIsCgVldmVudBgBIAEoCzIdLmNpZnQuZXhlY3V0aW9uLnYxLk9yZGVyRXZlbnQiKgoUTGlzdFBvc2l0aW9uc1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSJHChVMaXN0UG9zaXRpb25zUmVzcG9uc2USLgoJcG9zaXRpb25zGAEgAygLMhsuY2lmdC5leGVjdXRpb24udjEuUG9zaXRpb24iOAoSR2V0UG9zaXRpb25SZXF1ZXN0Eg4KBnN5bWJvbBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJIkQKE0dldFBvc2l0aW9uUmVzcG9uc2USLQoIcG9zaXRpb24YASABKAsyGy5jaWZ0LmV4ZWN1dGlvbi52MS5Qb3NpdGlvbiJHChRDbG9zZVBvc2l0aW9uUmVxdWVzdBIOCgZzeW1ib2wYASABKAkSCwoDcXR5GAIgASgJEhIKCnBlcmNlbnRhZ2UYAyABKAkiQAoVQ2xvc2VQb3NpdGlvblJlc3BvbnNlEicKBW9yZGVyGAEgASgLMhguY2lmdC5leGVjdXRpb24udjEuT3JkZXIiJwoRR2V0QWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoCSJBChJHZXRBY2NvdW50UmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLmNpZnQuZXhlY3V0aW9uLnYxLkFjY291bnQi4QEKFUxpc3RBY3Rpdml0aWVzUmVxdWVzdBI3Cg5hY3Rpdml0eV90eXBlcxgBIAMoDjIfLmNpZnQuZXhlY3V0aW9uLnYxLkFjdGl2aXR5VHlwZRIpCgVhZnRlchgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEhIKCmFjY291bnRfaWQYBiABKAkiYgoWTGlzdEFjdGl2aXRpZXNSZXNwb25zZRIvCgphY3Rpdml0aWVzGAEgAygLMhsuY2lmdC5leGVjdXRpb24udjEuQWN0aXZpdHkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInwKGkdldFBvcnRmb2xpb0hpc3RvcnlSZXF1ZXN0Eg4KBnBlcmlvZBgBIAEoCRIRCgl0aW1lZnJhbWUYAiABKAkSJwoDZW5kGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgphY2NvdW50X2lkGAQgASgJIrIBChtHZXRQb3J0Zm9saW9IaXN0b3J5UmVzcG9uc2USLgoKdGltZXN0YW1wcxgBIAMoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGZXF1aXR5GAIgAygJEhMKC3Byb2ZpdF9sb3NzGAMgAygJEhcKD3Byb2ZpdF9sb3NzX3BjdBgEIAMoCRISCgpiYXNlX3ZhbHVlGAUgASgJEhEKCXRpbWVmcmFtZRgGIAEoCSpeCgxQb3NpdGlvblNpZGUSHQoZUE9TSVRJT05fU0lERV9VTlNQRUNJRklFRBAAEhYKElBPU0lUSU9OX1NJREVfTE9ORxABEhcKE1BPU0lUSU9OX1NJREVfU0hPUlQQAipKCg1BY2NvdW50U3RhdHVzEh4KGkFDQ09VTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVQUNDT1VOVF9TVEFUVVNfQUNUSVZFEAEqlQEKDEFjdGl2aXR5VHlwZRIdChlBQ1RJVklUWV9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSQUNUSVZJVFlfVFlQRV9GSUxMEAESGQoVQUNUSVZJVFlfVFlQRV9ERVBPU0lUEAISHAoYQUNUSVZJVFlfVFlQRV9XSVRIRFJBV0FMEAMSFQoRQUNUSVZJVFlfVFlQRV9GRUUQBDLyDAoQRXhlY3V0aW9uU2VydmljZRJzCgtTdWJtaXRPcmRlchIlLmNpZnQuZXhlY3V0aW9uLnYxLlN1Ym1pdE9yZGVyUmVxdWVzdBomLmNpZnQuZXhlY3V0aW9uLnYxLlN1Ym1pdE9yZGVyUmVzcG9uc2UiFYLT5JMCDzoBKiIKL3YxL29yZGVycxJyCghHZXRPcmRlchIiLmNpZnQuZXhlY3V0aW9uLnYxLkdldE9yZGVyUmVxdWVzdBojLmNpZnQuZXhlY3V0aW9uLnYxLkdldE9yZGVyUmVzcG9uc2UiHYLT5JMCFxIVL3YxL29yZGVycy97b3JkZXJfaWR9Em0KCkxpc3RPcmRlcnMSJC5jaWZ0LmV4ZWN1dGlvbi52MS5MaXN0T3JkZXJzUmVxdWVzdBolLmNpZnQuZXhlY3V0aW9uLnYxLkxpc3RPcmRlcnNSZXNwb25zZSISgtPkkwIMEgovdjEvb3JkZXJzEoEBCgxSZXBsYWNlT3JkZXISJi5jaWZ0LmV4ZWN1dGlvbi52MS5SZXBsYWNlT3JkZXJSZXF1ZXN0GicuY2lmdC5leGVjdXRpb24udjEuUmVwbGFjZU9yZGVyUmVzcG9uc2UiIILT5JMCGjoBKjIVL3YxL29yZGVycy97b3JkZXJfaWR9EnsKC0NhbmNlbE9yZGVyEiUuY2lmdC5leGVjdXRpb24udjEuQ2FuY2VsT3JkZXJSZXF1ZXN0GiYuY2lmdC5leGVjdXRpb24udjEuQ2FuY2VsT3JkZXJSZXNwb25zZSIdgtPkkwIXKhUvdjEvb3JkZXJzL3tvcmRlcl9pZH0SfAoPQ2FuY2VsQWxsT3JkZXJzEikuY2lmdC5leGVjdXRpb24udjEuQ2FuY2VsQWxsT3JkZXJzUmVxdWVzdBoqLmNpZnQuZXhlY3V0aW9uLnYxLkNhbmNlbEFsbE9yZGVyc1Jlc3BvbnNlIhKC0+STAgwqCi92MS9vcmRlcnMScwoSU3RyZWFtT3JkZXJVcGRhdGVzEiwuY2lmdC5leGVjdXRpb24udjEuU3RyZWFtT3JkZXJVcGRhdGVzUmVxdWVzdBotLmNpZnQuZXhlY3V0aW9uLnYxLlN0cmVhbU9yZGVyVXBkYXRlc1Jlc3BvbnNlMAESeQoNTGlzdFBvc2l0aW9ucxInLmNpZnQuZXhlY3V0aW9uLnYxLkxpc3RQb3NpdGlvbnNSZXF1ZXN0GiguY2lmdC5leGVjdXRpb24udjEuTGlzdFBvc2l0aW9uc1Jlc3BvbnNlIhWC0+STAg8SDS92MS9wb3NpdGlvbnMSfAoLR2V0UG9zaXRpb24SJS5jaWZ0LmV4ZWN1dGlvbi52MS5HZXRQb3NpdGlvblJlcXVlc3QaJi5jaWZ0LmV4ZWN1dGlvbi52MS5HZXRQb3NpdGlvblJlc3BvbnNlIh6C0+STAhgSFi92MS9wb3NpdGlvbnMve3N5bWJvbH0SggEKDUNsb3NlUG9zaXRpb24SJy5jaWZ0LmV4ZWN1dGlvbi52MS5DbG9zZVBvc2l0aW9uUmVxdWVzdBooLmNpZnQuZXhlY3V0aW9uLnYxLkNsb3NlUG9zaXRpb25SZXNwb25zZSIegtPkkwIYKhYvdjEvcG9zaXRpb25zL3tzeW1ib2x9Em4KCkdldEFjY291bnQSJC5jaWZ0LmV4ZWN1dGlvbi52MS5HZXRBY2NvdW50UmVxdWVzdBolLmNpZnQuZXhlY3V0aW9uLnYxLkdldEFjY291bnRSZXNwb25zZSITgtPkkwINEgsvdjEvYWNjb3VudBKFAQoOTGlzdEFjdGl2aXRpZXMSKC5jaWZ0LmV4ZWN1dGlvbi52MS5MaXN0QWN0aXZpdGllc1JlcXVlc3QaKS5jaWZ0LmV4ZWN1dGlvbi52MS5MaXN0QWN0aXZpdGllc1Jlc3BvbnNlIh6C0+STAhgSFi92MS9hY2NvdW50L2FjdGl2aXRpZXMSmwEKE0dldFBvcnRmb2xpb0hpc3RvcnkSLS5jaWZ0LmV4ZWN1dGlvbi52MS5HZXRQb3J0Zm9saW9IaXN0b3J5UmVxdWVzdBouLmNpZnQuZXhlY3V0aW9uLnYxLkdldFBvcnRmb2xpb0hpc3RvcnlSZXNwb25zZSIlgtPkkwIfEh0vdjEvYWNjb3VudC9wb3J0Zm9saW8vaGlzdG9yeWIGcHJvdG8z", [file_cift_execution_v1_events, file_cift_execution_v1_orders, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * An open position in one symbol.
@@ -477,11 +477,42 @@ export type SubmitOrderRequest = Message<"cift.execution.v1.SubmitOrderRequest">
   clientOrderId: string;
 
   /**
-   * Allow fills outside the regular session (LIMIT DAY orders only).
+   * Allow fills in the pre-market (04:00-09:30 ET) and after-hours
+   * (16:00-20:00 ET) sessions: LIMIT DAY simple orders only.
    *
    * @generated from field: bool extended_hours = 12;
    */
   extendedHours: boolean;
+
+  /**
+   * SIMPLE when unspecified. BRACKET needs take_profit and stop_loss; OCO needs
+   * both and a LIMIT order type (the take-profit is the parent); OTO needs
+   * exactly one of them.
+   *
+   * @generated from field: cift.execution.v1.OrderClass order_class = 13;
+   */
+  orderClass: OrderClass;
+
+  /**
+   * The take-profit exit of a BRACKET, OCO or OTO order.
+   *
+   * @generated from field: cift.execution.v1.TakeProfit take_profit = 14;
+   */
+  takeProfit?: TakeProfit | undefined;
+
+  /**
+   * The stop-loss exit of a BRACKET, OCO or OTO order.
+   *
+   * @generated from field: cift.execution.v1.StopLoss stop_loss = 15;
+   */
+  stopLoss?: StopLoss | undefined;
+
+  /**
+   * Required for time_in_force GTD, in the future; refused otherwise.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_at = 16;
+   */
+  expireAt?: Timestamp | undefined;
 };
 
 /**
@@ -490,6 +521,72 @@ export type SubmitOrderRequest = Message<"cift.execution.v1.SubmitOrderRequest">
  */
 export const SubmitOrderRequestSchema: GenMessage<SubmitOrderRequest> = /*@__PURE__*/
   messageDesc(file_cift_execution_v1_execution, 4);
+
+/**
+ * The take-profit exit: a limit order on the opposite side of the entry.
+ *
+ * @generated from message cift.execution.v1.TakeProfit
+ */
+export type TakeProfit = Message<"cift.execution.v1.TakeProfit"> & {
+  /**
+   * Decimal: above the entry's price for a buy entry, below it for a sell.
+   *
+   * @generated from field: string limit_price = 1;
+   */
+  limitPrice: string;
+};
+
+/**
+ * Describes the message cift.execution.v1.TakeProfit.
+ * Use `create(TakeProfitSchema)` to create a new message.
+ */
+export const TakeProfitSchema: GenMessage<TakeProfit> = /*@__PURE__*/
+  messageDesc(file_cift_execution_v1_execution, 5);
+
+/**
+ * The stop-loss exit: a stop (stop_price), a stop-limit (stop_price and
+ * limit_price) or a trailing stop (trail_price or trail_percent alone), on the
+ * opposite side of the entry.
+ *
+ * @generated from message cift.execution.v1.StopLoss
+ */
+export type StopLoss = Message<"cift.execution.v1.StopLoss"> & {
+  /**
+   * Decimal: below the entry's price for a buy entry, above it for a sell.
+   *
+   * @generated from field: string stop_price = 1;
+   */
+  stopPrice: string;
+
+  /**
+   * Decimal: makes the stop a stop-limit; at or below stop_price when selling,
+   * at or above when buying.
+   *
+   * @generated from field: string limit_price = 2;
+   */
+  limitPrice: string;
+
+  /**
+   * Decimal: trailing distance in price units (a trailing stop).
+   *
+   * @generated from field: string trail_price = 3;
+   */
+  trailPrice: string;
+
+  /**
+   * Decimal percent: trailing distance in percent (a trailing stop).
+   *
+   * @generated from field: string trail_percent = 4;
+   */
+  trailPercent: string;
+};
+
+/**
+ * Describes the message cift.execution.v1.StopLoss.
+ * Use `create(StopLossSchema)` to create a new message.
+ */
+export const StopLossSchema: GenMessage<StopLoss> = /*@__PURE__*/
+  messageDesc(file_cift_execution_v1_execution, 6);
 
 /**
  * @generated from message cift.execution.v1.SubmitOrderResponse
@@ -506,7 +603,7 @@ export type SubmitOrderResponse = Message<"cift.execution.v1.SubmitOrderResponse
  * Use `create(SubmitOrderResponseSchema)` to create a new message.
  */
 export const SubmitOrderResponseSchema: GenMessage<SubmitOrderResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 5);
+  messageDesc(file_cift_execution_v1_execution, 7);
 
 /**
  * @generated from message cift.execution.v1.GetOrderRequest
@@ -523,7 +620,7 @@ export type GetOrderRequest = Message<"cift.execution.v1.GetOrderRequest"> & {
  * Use `create(GetOrderRequestSchema)` to create a new message.
  */
 export const GetOrderRequestSchema: GenMessage<GetOrderRequest> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 6);
+  messageDesc(file_cift_execution_v1_execution, 8);
 
 /**
  * @generated from message cift.execution.v1.GetOrderResponse
@@ -540,7 +637,7 @@ export type GetOrderResponse = Message<"cift.execution.v1.GetOrderResponse"> & {
  * Use `create(GetOrderResponseSchema)` to create a new message.
  */
 export const GetOrderResponseSchema: GenMessage<GetOrderResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 7);
+  messageDesc(file_cift_execution_v1_execution, 9);
 
 /**
  * @generated from message cift.execution.v1.ListOrdersRequest
@@ -601,7 +698,7 @@ export type ListOrdersRequest = Message<"cift.execution.v1.ListOrdersRequest"> &
  * Use `create(ListOrdersRequestSchema)` to create a new message.
  */
 export const ListOrdersRequestSchema: GenMessage<ListOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 8);
+  messageDesc(file_cift_execution_v1_execution, 10);
 
 /**
  * @generated from message cift.execution.v1.ListOrdersResponse
@@ -625,7 +722,7 @@ export type ListOrdersResponse = Message<"cift.execution.v1.ListOrdersResponse">
  * Use `create(ListOrdersResponseSchema)` to create a new message.
  */
 export const ListOrdersResponseSchema: GenMessage<ListOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 9);
+  messageDesc(file_cift_execution_v1_execution, 11);
 
 /**
  * PATCH semantics: only the fields present are changed; the others are copied
@@ -692,7 +789,7 @@ export type ReplaceOrderRequest = Message<"cift.execution.v1.ReplaceOrderRequest
  * Use `create(ReplaceOrderRequestSchema)` to create a new message.
  */
 export const ReplaceOrderRequestSchema: GenMessage<ReplaceOrderRequest> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 10);
+  messageDesc(file_cift_execution_v1_execution, 12);
 
 /**
  * @generated from message cift.execution.v1.ReplaceOrderResponse
@@ -711,7 +808,7 @@ export type ReplaceOrderResponse = Message<"cift.execution.v1.ReplaceOrderRespon
  * Use `create(ReplaceOrderResponseSchema)` to create a new message.
  */
 export const ReplaceOrderResponseSchema: GenMessage<ReplaceOrderResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 11);
+  messageDesc(file_cift_execution_v1_execution, 13);
 
 /**
  * @generated from message cift.execution.v1.CancelOrderRequest
@@ -728,7 +825,7 @@ export type CancelOrderRequest = Message<"cift.execution.v1.CancelOrderRequest">
  * Use `create(CancelOrderRequestSchema)` to create a new message.
  */
 export const CancelOrderRequestSchema: GenMessage<CancelOrderRequest> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 12);
+  messageDesc(file_cift_execution_v1_execution, 14);
 
 /**
  * @generated from message cift.execution.v1.CancelOrderResponse
@@ -745,7 +842,7 @@ export type CancelOrderResponse = Message<"cift.execution.v1.CancelOrderResponse
  * Use `create(CancelOrderResponseSchema)` to create a new message.
  */
 export const CancelOrderResponseSchema: GenMessage<CancelOrderResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 13);
+  messageDesc(file_cift_execution_v1_execution, 15);
 
 /**
  * @generated from message cift.execution.v1.CancelAllOrdersRequest
@@ -764,7 +861,7 @@ export type CancelAllOrdersRequest = Message<"cift.execution.v1.CancelAllOrdersR
  * Use `create(CancelAllOrdersRequestSchema)` to create a new message.
  */
 export const CancelAllOrdersRequestSchema: GenMessage<CancelAllOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 14);
+  messageDesc(file_cift_execution_v1_execution, 16);
 
 /**
  * @generated from message cift.execution.v1.CancelAllOrdersResponse
@@ -781,7 +878,7 @@ export type CancelAllOrdersResponse = Message<"cift.execution.v1.CancelAllOrders
  * Use `create(CancelAllOrdersResponseSchema)` to create a new message.
  */
 export const CancelAllOrdersResponseSchema: GenMessage<CancelAllOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 15);
+  messageDesc(file_cift_execution_v1_execution, 17);
 
 /**
  * @generated from message cift.execution.v1.StreamOrderUpdatesRequest
@@ -808,7 +905,7 @@ export type StreamOrderUpdatesRequest = Message<"cift.execution.v1.StreamOrderUp
  * Use `create(StreamOrderUpdatesRequestSchema)` to create a new message.
  */
 export const StreamOrderUpdatesRequestSchema: GenMessage<StreamOrderUpdatesRequest> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 16);
+  messageDesc(file_cift_execution_v1_execution, 18);
 
 /**
  * @generated from message cift.execution.v1.StreamOrderUpdatesResponse
@@ -825,7 +922,7 @@ export type StreamOrderUpdatesResponse = Message<"cift.execution.v1.StreamOrderU
  * Use `create(StreamOrderUpdatesResponseSchema)` to create a new message.
  */
 export const StreamOrderUpdatesResponseSchema: GenMessage<StreamOrderUpdatesResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 17);
+  messageDesc(file_cift_execution_v1_execution, 19);
 
 /**
  * @generated from message cift.execution.v1.ListPositionsRequest
@@ -844,7 +941,7 @@ export type ListPositionsRequest = Message<"cift.execution.v1.ListPositionsReque
  * Use `create(ListPositionsRequestSchema)` to create a new message.
  */
 export const ListPositionsRequestSchema: GenMessage<ListPositionsRequest> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 18);
+  messageDesc(file_cift_execution_v1_execution, 20);
 
 /**
  * @generated from message cift.execution.v1.ListPositionsResponse
@@ -861,7 +958,7 @@ export type ListPositionsResponse = Message<"cift.execution.v1.ListPositionsResp
  * Use `create(ListPositionsResponseSchema)` to create a new message.
  */
 export const ListPositionsResponseSchema: GenMessage<ListPositionsResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 19);
+  messageDesc(file_cift_execution_v1_execution, 21);
 
 /**
  * @generated from message cift.execution.v1.GetPositionRequest
@@ -885,7 +982,7 @@ export type GetPositionRequest = Message<"cift.execution.v1.GetPositionRequest">
  * Use `create(GetPositionRequestSchema)` to create a new message.
  */
 export const GetPositionRequestSchema: GenMessage<GetPositionRequest> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 20);
+  messageDesc(file_cift_execution_v1_execution, 22);
 
 /**
  * @generated from message cift.execution.v1.GetPositionResponse
@@ -902,7 +999,7 @@ export type GetPositionResponse = Message<"cift.execution.v1.GetPositionResponse
  * Use `create(GetPositionResponseSchema)` to create a new message.
  */
 export const GetPositionResponseSchema: GenMessage<GetPositionResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 21);
+  messageDesc(file_cift_execution_v1_execution, 23);
 
 /**
  * @generated from message cift.execution.v1.ClosePositionRequest
@@ -934,7 +1031,7 @@ export type ClosePositionRequest = Message<"cift.execution.v1.ClosePositionReque
  * Use `create(ClosePositionRequestSchema)` to create a new message.
  */
 export const ClosePositionRequestSchema: GenMessage<ClosePositionRequest> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 22);
+  messageDesc(file_cift_execution_v1_execution, 24);
 
 /**
  * @generated from message cift.execution.v1.ClosePositionResponse
@@ -953,7 +1050,7 @@ export type ClosePositionResponse = Message<"cift.execution.v1.ClosePositionResp
  * Use `create(ClosePositionResponseSchema)` to create a new message.
  */
 export const ClosePositionResponseSchema: GenMessage<ClosePositionResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 23);
+  messageDesc(file_cift_execution_v1_execution, 25);
 
 /**
  * @generated from message cift.execution.v1.GetAccountRequest
@@ -972,7 +1069,7 @@ export type GetAccountRequest = Message<"cift.execution.v1.GetAccountRequest"> &
  * Use `create(GetAccountRequestSchema)` to create a new message.
  */
 export const GetAccountRequestSchema: GenMessage<GetAccountRequest> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 24);
+  messageDesc(file_cift_execution_v1_execution, 26);
 
 /**
  * @generated from message cift.execution.v1.GetAccountResponse
@@ -989,7 +1086,7 @@ export type GetAccountResponse = Message<"cift.execution.v1.GetAccountResponse">
  * Use `create(GetAccountResponseSchema)` to create a new message.
  */
 export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 25);
+  messageDesc(file_cift_execution_v1_execution, 27);
 
 /**
  * @generated from message cift.execution.v1.ListActivitiesRequest
@@ -1043,7 +1140,7 @@ export type ListActivitiesRequest = Message<"cift.execution.v1.ListActivitiesReq
  * Use `create(ListActivitiesRequestSchema)` to create a new message.
  */
 export const ListActivitiesRequestSchema: GenMessage<ListActivitiesRequest> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 26);
+  messageDesc(file_cift_execution_v1_execution, 28);
 
 /**
  * @generated from message cift.execution.v1.ListActivitiesResponse
@@ -1067,7 +1164,7 @@ export type ListActivitiesResponse = Message<"cift.execution.v1.ListActivitiesRe
  * Use `create(ListActivitiesResponseSchema)` to create a new message.
  */
 export const ListActivitiesResponseSchema: GenMessage<ListActivitiesResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 27);
+  messageDesc(file_cift_execution_v1_execution, 29);
 
 /**
  * @generated from message cift.execution.v1.GetPortfolioHistoryRequest
@@ -1110,7 +1207,7 @@ export type GetPortfolioHistoryRequest = Message<"cift.execution.v1.GetPortfolio
  * Use `create(GetPortfolioHistoryRequestSchema)` to create a new message.
  */
 export const GetPortfolioHistoryRequestSchema: GenMessage<GetPortfolioHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 28);
+  messageDesc(file_cift_execution_v1_execution, 30);
 
 /**
  * Parallel arrays: the i-th entries of equity, profit_loss and profit_loss_pct
@@ -1165,7 +1262,7 @@ export type GetPortfolioHistoryResponse = Message<"cift.execution.v1.GetPortfoli
  * Use `create(GetPortfolioHistoryResponseSchema)` to create a new message.
  */
 export const GetPortfolioHistoryResponseSchema: GenMessage<GetPortfolioHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_cift_execution_v1_execution, 29);
+  messageDesc(file_cift_execution_v1_execution, 31);
 
 /**
  * Long or short.

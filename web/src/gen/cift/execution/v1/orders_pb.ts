@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cift/execution/v1/orders.proto.
  */
 export const file_cift_execution_v1_orders: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jaWZ0L2V4ZWN1dGlvbi92MS9vcmRlcnMucHJvdG8SEWNpZnQuZXhlY3V0aW9uLnYxIsgHCgVPcmRlchIKCgJpZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSEgoKYWNjb3VudF9pZBgDIAEoCRIOCgZzeW1ib2wYBCABKAkSKgoEc2lkZRgFIAEoDjIcLmNpZnQuZXhlY3V0aW9uLnYxLk9yZGVyU2lkZRIqCgR0eXBlGAYgASgOMhwuY2lmdC5leGVjdXRpb24udjEuT3JkZXJUeXBlEjUKDXRpbWVfaW5fZm9yY2UYByABKA4yHi5jaWZ0LmV4ZWN1dGlvbi52MS5UaW1lSW5Gb3JjZRILCgNxdHkYCCABKAkSEAoIbm90aW9uYWwYCSABKAkSEgoKZmlsbGVkX3F0eRgKIAEoCRIYChBmaWxsZWRfYXZnX3ByaWNlGAsgASgJEhMKC2xpbWl0X3ByaWNlGAwgASgJEhIKCnN0b3BfcHJpY2UYDSABKAkSEwoLdHJhaWxfcHJpY2UYDiABKAkSFQoNdHJhaWxfcGVyY2VudBgPIAEoCRILCgNod20YECABKAkSLgoGc3RhdHVzGBEgASgOMh4uY2lmdC5leGVjdXRpb24udjEuT3JkZXJTdGF0dXMSFgoOZXh0ZW5kZWRfaG91cnMYEiABKAgSEgoKY29tbWlzc2lvbhgTIAEoCRIaChJyZWplY3RfcmVhc29uX2NvZGUYFCABKAkSFQoNcmVqZWN0X3JlYXNvbhgVIAEoCRITCgtyZXBsYWNlZF9ieRgWIAEoCRIQCghyZXBsYWNlcxgXIAEoCRIuCgpjcmVhdGVkX2F0GBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdWJtaXR0ZWRfYXQYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZpbGxlZF9hdBgbIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY2FuY2VsZWRfYXQYHCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZWRfYXQYHSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlamVjdGVkX2F0GB4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXBsYWNlZF9hdBgfIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0wEKBEZpbGwSCgoCaWQYASABKAkSEAoIb3JkZXJfaWQYAiABKAkSEgoKYWNjb3VudF9pZBgDIAEoCRIOCgZzeW1ib2wYBCABKAkSKgoEc2lkZRgFIAEoDjIcLmNpZnQuZXhlY3V0aW9uLnYxLk9yZGVyU2lkZRILCgNxdHkYBiABKAkSDQoFcHJpY2UYByABKAkSEgoKY29tbWlzc2lvbhgIIAEoCRItCgl0aW1lc3RhbXAYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKlAKCU9yZGVyU2lkZRIaChZPUkRFUl9TSURFX1VOU1BFQ0lGSUVEEAASEgoOT1JERVJfU0lERV9CVVkQARITCg9PUkRFUl9TSURFX1NFTEwQAiqiAQoJT3JkZXJUeXBlEhoKFk9SREVSX1RZUEVfVU5TUEVDSUZJRUQQABIVChFPUkRFUl9UWVBFX01BUktFVBABEhQKEE9SREVSX1RZUEVfTElNSVQQAhITCg9PUkRFUl9UWVBFX1NUT1AQAxIZChVPUkRFUl9UWVBFX1NUT1BfTElNSVQQBBIcChhPUkRFUl9UWVBFX1RSQUlMSU5HX1NUT1AQBSq2AQoLVGltZUluRm9yY2USHQoZVElNRV9JTl9GT1JDRV9VTlNQRUNJRklFRBAAEhUKEVRJTUVfSU5fRk9SQ0VfREFZEAESFQoRVElNRV9JTl9GT1JDRV9HVEMQAhIVChFUSU1FX0lOX0ZPUkNFX0lPQxADEhUKEVRJTUVfSU5fRk9SQ0VfRk9LEAQSFQoRVElNRV9JTl9GT1JDRV9PUEcQBRIVChFUSU1FX0lOX0ZPUkNFX0NMUxAGKoMCCgtPcmRlclN0YXR1cxIcChhPUkRFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIUChBPUkRFUl9TVEFUVVNfTkVXEAESGQoVT1JERVJfU1RBVFVTX0FDQ0VQVEVEEAISIQodT1JERVJfU1RBVFVTX1BBUlRJQUxMWV9GSUxMRUQQAxIXChNPUkRFUl9TVEFUVVNfRklMTEVEEAQSGQoVT1JERVJfU1RBVFVTX0NBTkNFTEVEEAUSGAoUT1JERVJfU1RBVFVTX0VYUElSRUQQBhIZChVPUkRFUl9TVEFUVVNfUkVKRUNURUQQBxIZChVPUkRFUl9TVEFUVVNfUkVQTEFDRUQQCGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5jaWZ0L2V4ZWN1dGlvbi92MS9vcmRlcnMucHJvdG8SEWNpZnQuZXhlY3V0aW9uLnYxIuwICgVPcmRlchIKCgJpZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSEgoKYWNjb3VudF9pZBgDIAEoCRIOCgZzeW1ib2wYBCABKAkSKgoEc2lkZRgFIAEoDjIcLmNpZnQuZXhlY3V0aW9uLnYxLk9yZGVyU2lkZRIqCgR0eXBlGAYgASgOMhwuY2lmdC5leGVjdXRpb24udjEuT3JkZXJUeXBlEjUKDXRpbWVfaW5fZm9yY2UYByABKA4yHi5jaWZ0LmV4ZWN1dGlvbi52MS5UaW1lSW5Gb3JjZRILCgNxdHkYCCABKAkSEAoIbm90aW9uYWwYCSABKAkSEgoKZmlsbGVkX3F0eRgKIAEoCRIYChBmaWxsZWRfYXZnX3ByaWNlGAsgASgJEhMKC2xpbWl0X3ByaWNlGAwgASgJEhIKCnN0b3BfcHJpY2UYDSABKAkSEwoLdHJhaWxfcHJpY2UYDiABKAkSFQoNdHJhaWxfcGVyY2VudBgPIAEoCRILCgNod20YECABKAkSLgoGc3RhdHVzGBEgASgOMh4uY2lmdC5leGVjdXRpb24udjEuT3JkZXJTdGF0dXMSFgoOZXh0ZW5kZWRfaG91cnMYEiABKAgSEgoKY29tbWlzc2lvbhgTIAEoCRIaChJyZWplY3RfcmVhc29uX2NvZGUYFCABKAkSFQoNcmVqZWN0X3JlYXNvbhgVIAEoCRITCgtyZXBsYWNlZF9ieRgWIAEoCRIQCghyZXBsYWNlcxgXIAEoCRIuCgpjcmVhdGVkX2F0GBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdWJtaXR0ZWRfYXQYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZpbGxlZF9hdBgbIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY2FuY2VsZWRfYXQYHCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZWRfYXQYHSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlamVjdGVkX2F0GB4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXBsYWNlZF9hdBgfIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoLb3JkZXJfY2xhc3MYICABKA4yHS5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlckNsYXNzEiYKBGxlZ3MYISADKAsyGC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlchIXCg9wYXJlbnRfb3JkZXJfaWQYIiABKAkSLQoJZXhwaXJlX2F0GCMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLTAQoERmlsbBIKCgJpZBgBIAEoCRIQCghvcmRlcl9pZBgCIAEoCRISCgphY2NvdW50X2lkGAMgASgJEg4KBnN5bWJvbBgEIAEoCRIqCgRzaWRlGAUgASgOMhwuY2lmdC5leGVjdXRpb24udjEuT3JkZXJTaWRlEgsKA3F0eRgGIAEoCRINCgVwcmljZRgHIAEoCRISCgpjb21taXNzaW9uGAggASgJEi0KCXRpbWVzdGFtcBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqUAoJT3JkZXJTaWRlEhoKFk9SREVSX1NJREVfVU5TUEVDSUZJRUQQABISCg5PUkRFUl9TSURFX0JVWRABEhMKD09SREVSX1NJREVfU0VMTBACKqIBCglPcmRlclR5cGUSGgoWT1JERVJfVFlQRV9VTlNQRUNJRklFRBAAEhUKEU9SREVSX1RZUEVfTUFSS0VUEAESFAoQT1JERVJfVFlQRV9MSU1JVBACEhMKD09SREVSX1RZUEVfU1RPUBADEhkKFU9SREVSX1RZUEVfU1RPUF9MSU1JVBAEEhwKGE9SREVSX1RZUEVfVFJBSUxJTkdfU1RPUBAFKs0BCgtUaW1lSW5Gb3JjZRIdChlUSU1FX0lOX0ZPUkNFX1VOU1BFQ0lGSUVEEAASFQoRVElNRV9JTl9GT1JDRV9EQVkQARIVChFUSU1FX0lOX0ZPUkNFX0dUQxACEhUKEVRJTUVfSU5fRk9SQ0VfSU9DEAMSFQoRVElNRV9JTl9GT1JDRV9GT0sQBBIVChFUSU1FX0lOX0ZPUkNFX09QRxAFEhUKEVRJTUVfSU5fRk9SQ0VfQ0xTEAYSFQoRVElNRV9JTl9GT1JDRV9HVEQQByqEAQoKT3JkZXJDbGFzcxIbChdPUkRFUl9DTEFTU19VTlNQRUNJRklFRBAAEhYKEk9SREVSX0NMQVNTX1NJTVBMRRABEhcKE09SREVSX0NMQVNTX0JSQUNLRVQQAhITCg9PUkRFUl9DTEFTU19PQ08QAxITCg9PUkRFUl9DTEFTU19PVE8QBCqaAgoLT3JkZXJTdGF0dXMSHAoYT1JERVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFAoQT1JERVJfU1RBVFVTX05FVxABEhkKFU9SREVSX1NUQVRVU19BQ0NFUFRFRBACEiEKHU9SREVSX1NUQVRVU19QQVJUSUFMTFlfRklMTEVEEAMSFwoTT1JERVJfU1RBVFVTX0ZJTExFRBAEEhkKFU9SREVSX1NUQVRVU19DQU5DRUxFRBAFEhgKFE9SREVSX1NUQVRVU19FWFBJUkVEEAYSGQoVT1JERVJfU1RBVFVTX1JFSkVDVEVEEAcSGQoVT1JERVJfU1RBVFVTX1JFUExBQ0VEEAgSFQoRT1JERVJfU1RBVFVTX0hFTEQQCWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * An order as the execution service records it.
@@ -221,6 +221,37 @@ export type Order = Message<"cift.execution.v1.Order"> & {
    * @generated from field: google.protobuf.Timestamp replaced_at = 31;
    */
   replacedAt?: Timestamp | undefined;
+
+  /**
+   * SIMPLE, or the class of the group this order belongs to (set on the parent
+   * and on each leg).
+   *
+   * @generated from field: cift.execution.v1.OrderClass order_class = 32;
+   */
+  orderClass: OrderClass;
+
+  /**
+   * The child orders of a bracket, OCO or OTO parent, each a full order
+   * (bracket: take-profit then stop-loss; OCO: the stop-loss; OTO: the exit).
+   * Empty on legs and simple orders.
+   *
+   * @generated from field: repeated cift.execution.v1.Order legs = 33;
+   */
+  legs: Order[];
+
+  /**
+   * On a leg: the id of its parent order; else empty.
+   *
+   * @generated from field: string parent_order_id = 34;
+   */
+  parentOrderId: string;
+
+  /**
+   * For time_in_force GTD: when the order expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_at = 35;
+   */
+  expireAt?: Timestamp | undefined;
 };
 
 /**
@@ -431,6 +462,13 @@ export enum TimeInForce {
    * @generated from enum value: TIME_IN_FORCE_CLS = 6;
    */
   CLS = 6,
+
+  /**
+   * Good till date: works until expire_at (or until filled or canceled).
+   *
+   * @generated from enum value: TIME_IN_FORCE_GTD = 7;
+   */
+  GTD = 7,
 }
 
 /**
@@ -440,8 +478,63 @@ export const TimeInForceSchema: GenEnum<TimeInForce> = /*@__PURE__*/
   enumDesc(file_cift_execution_v1_orders, 2);
 
 /**
+ * Whether an order stands alone or belongs to a group of contingent orders
+ * (Alpaca's order classes).
+ *
+ * @generated from enum cift.execution.v1.OrderClass
+ */
+export enum OrderClass {
+  /**
+   * Read as ORDER_CLASS_SIMPLE.
+   *
+   * @generated from enum value: ORDER_CLASS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One order, no legs.
+   *
+   * @generated from enum value: ORDER_CLASS_SIMPLE = 1;
+   */
+  SIMPLE = 1,
+
+  /**
+   * An entry whose fills release a take-profit limit and a stop-loss on the
+   * opposite side, sized to what the entry filled; when one exit fills (even
+   * partially) the other is canceled.
+   *
+   * @generated from enum value: ORDER_CLASS_BRACKET = 2;
+   */
+  BRACKET = 2,
+
+  /**
+   * One-cancels-other: a take-profit limit (the parent) and a stop-loss (its
+   * leg) closing an existing position; when one fills (even partially) the
+   * other is canceled.
+   *
+   * @generated from enum value: ORDER_CLASS_OCO = 3;
+   */
+  OCO = 3,
+
+  /**
+   * One-triggers-other: an entry whose fills release one exit, a take-profit
+   * or a stop-loss.
+   *
+   * @generated from enum value: ORDER_CLASS_OTO = 4;
+   */
+  OTO = 4,
+}
+
+/**
+ * Describes the enum cift.execution.v1.OrderClass.
+ */
+export const OrderClassSchema: GenEnum<OrderClass> = /*@__PURE__*/
+  enumDesc(file_cift_execution_v1_orders, 3);
+
+/**
  * Where an order is in its lifecycle: NEW -> ACCEPTED -> PARTIALLY_FILLED ->
  * FILLED, or CANCELED / EXPIRED / REJECTED / REPLACED. The last five are final.
+ * An exit leg of a bracket or OTO order waits in HELD until its entry fills.
  *
  * @generated from enum cift.execution.v1.OrderStatus
  */
@@ -504,11 +597,19 @@ export enum OrderStatus {
    * @generated from enum value: ORDER_STATUS_REPLACED = 8;
    */
   REPLACED = 8,
+
+  /**
+   * An exit leg waiting for its entry to fill; it reserves nothing and cannot
+   * fill until it is released (then ACCEPTED).
+   *
+   * @generated from enum value: ORDER_STATUS_HELD = 9;
+   */
+  HELD = 9,
 }
 
 /**
  * Describes the enum cift.execution.v1.OrderStatus.
  */
 export const OrderStatusSchema: GenEnum<OrderStatus> = /*@__PURE__*/
-  enumDesc(file_cift_execution_v1_orders, 3);
+  enumDesc(file_cift_execution_v1_orders, 4);
 
