@@ -430,7 +430,7 @@ class Stack:
         await component.start()
         self._progress(f"gateway ready in {time.monotonic() - started:.1f} s")
         if web_root is not None:
-            self._progress(f"dashboard at http://{listener[0]}:{listener[1]}/")
+            self._progress(f"dashboard at http://{host}:{port}/")
 
     def describe(self, with_services: bool, with_gateway: bool) -> StackInfo:
         """Where this stack listens (or will, once started) with these parts."""
