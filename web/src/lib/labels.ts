@@ -24,6 +24,7 @@ export const TIF_LABELS: Record<TimeInForce, string> = {
   [TimeInForce.FOK]: "FOK",
   [TimeInForce.OPG]: "At the open",
   [TimeInForce.CLS]: "At the close",
+  [TimeInForce.GTD]: "Good till date",
 };
 
 export const STATUS_LABELS: Record<OrderStatus, string> = {
@@ -36,4 +37,5 @@ export const STATUS_LABELS: Record<OrderStatus, string> = {
   [OrderStatus.EXPIRED]: "Expired",
   [OrderStatus.REJECTED]: "Rejected",
   [OrderStatus.REPLACED]: "Replaced",
+  [OrderStatus.HELD]: "Held (waits for its entry)",
 };
