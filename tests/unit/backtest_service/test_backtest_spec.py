@@ -54,8 +54,8 @@ def test_symbol_and_comma_separated_symbols_merge_upper_case_each_once() -> None
         ({"start": None}, "start is required"),
         ({"end": datetime(2019, 1, 1, tzinfo=UTC)}, "The range is empty"),
         ({"end": datetime(2020, 1, 1, tzinfo=UTC)}, "The range is empty"),
-        ({"cash": "ten"}, "cash must be a decimal"),
-        ({"commission": "NaN"}, "commission must be a finite number"),
+        ({"cash": "ten"}, "cash must be a plain decimal"),
+        ({"commission": "NaN"}, "commission must be a plain decimal"),
         ({"engine": "quantum"}, "engine must be one of vector, event"),
     ],
 )
