@@ -619,3 +619,41 @@ def test_a_sell_limit_fills_at_the_bid_when_it_is_better_and_never_below_the_lim
     assert fills(events) == [(D(10), D("99.80"))]  # 100.00 * 0.995 = 99.50, capped at 99.80
     _, events = place(eng, Side.SELL, OrderType.LIMIT, limit_price="99.00")
     assert fills(events) == [(D(10), D("99.50"))]
+
+
+# ---- price priority on every ladder ------------------------------------------------
+
+
+def test_the_lowest_sell_limit_fills_first_then_time_priority() -> None:
+    eng = engine(FillModel(fill_at_displayed_size=True))
+    quote(eng, "99.00", "101.00")
+    early, _ = place(eng, Side.SELL, OrderType.LIMIT, qty="5", limit_price="100.00")
+    late, _ = place(eng, Side.SELL, OrderType.LIMIT, qty="5", limit_price="100.00")
+    best, _ = place(eng, Side.SELL, OrderType.LIMIT, qty="5", limit_price="99.95")
+    events = quote(eng, "100.00", "101.00", bid_size="8")
+    assert [e.order_id for e in events if isinstance(e, Fill)] == [best.order_id, early.order_id]
+    assert late.filled_qty == 0 and early.filled_qty == D(3)
+
+
+def test_sell_stops_trigger_from_the_highest_stop_down() -> None:
+    eng = engine(FillModel(fill_at_displayed_size=True))
+    quote(eng, "100.00", "100.02", bid_size="5")
+    lower, _ = place(eng, Side.SELL, OrderType.STOP, qty="5", stop_price="99.00")
+    higher, _ = place(eng, Side.SELL, OrderType.STOP, qty="5", stop_price="100.00")
+    events = trade(eng, "98.50")
+    triggered = [e.order_id for e in events if isinstance(e, OrderTriggered)]
+    assert triggered == [higher.order_id, lower.order_id]
+    assert [e.order_id for e in events if isinstance(e, Fill)] == [higher.order_id]
+    assert lower.filled_qty == 0
+
+
+def test_buy_stops_trigger_from_the_lowest_stop_up() -> None:
+    eng = engine(FillModel(fill_at_displayed_size=True))
+    quote(eng, "99.98", "100.00", ask_size="5")
+    higher, _ = place(eng, Side.BUY, OrderType.STOP, qty="5", stop_price="101.00")
+    lower, _ = place(eng, Side.BUY, OrderType.STOP, qty="5", stop_price="100.50")
+    events = trade(eng, "101.50")
+    triggered = [e.order_id for e in events if isinstance(e, OrderTriggered)]
+    assert triggered == [lower.order_id, higher.order_id]
+    assert [e.order_id for e in events if isinstance(e, Fill)] == [lower.order_id]
+    assert higher.filled_qty == 0
