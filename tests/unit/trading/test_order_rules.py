@@ -214,3 +214,118 @@ def test_fills_accumulate_to_an_exact_average() -> None:
     assert (order.filled_qty, order.filled_notional, order.fill_count) == (D(10), D("992.50"), 2)
     assert order.filled_avg_price == D("99.25")
     assert order.remaining_qty == 0
+
+
+def a_request(**fields: object) -> OrderRequest:
+    base: dict[str, object] = {
+        "symbol": "AAPL",
+        "side": Side.BUY,
+        "order_type": OrderType.LIMIT,
+        "time_in_force": TimeInForce.DAY,
+        "qty": D(1),
+        "limit_price": D(100),
+    }
+    base.update(fields)
+    return OrderRequest(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"limit_price": D("100.001")}, "limit_price"),
+        ({"limit_price": D(0)}, "limit_price"),
+        (
+            {"order_type": OrderType.STOP, "limit_price": None, "stop_price": D("1.001")},
+            "stop_price",
+        ),
+        ({"order_type": OrderType.STOP, "limit_price": None, "stop_price": D(0)}, "stop_price"),
+        (
+            {"order_type": OrderType.TRAILING_STOP, "limit_price": None, "trail_price": D("0.001")},
+            "trail_price",
+        ),
+        (
+            {"order_type": OrderType.TRAILING_STOP, "limit_price": None, "trail_price": D(0)},
+            "trail_price",
+        ),
+        (
+            {"order_type": OrderType.TRAILING_STOP, "limit_price": None, "trail_percent": D(0)},
+            "trail_percent",
+        ),
+        ({"trail_price": D(1)}, "trail_price"),
+        ({"trail_percent": D(1)}, "trail_percent"),
+        ({"stop_price": D(1)}, "stop_price"),
+        (
+            {"order_type": OrderType.MARKET, "limit_price": None, "qty": None, "notional": D(0)},
+            "notional",
+        ),
+    ],
+)
+def test_a_refusal_names_the_field_it_concerns(fields: dict[str, object], field: str) -> None:
+    # Clients (the dashboard's order ticket) put the message next to the field it names.
+    with pytest.raises(InvalidArgument) as caught:
+        new_order(a_request(**fields), FRAC, order_id="o1", account_id="a1", now_ns=1)
+    assert caught.value.message.startswith(field)
+
+
+def test_a_client_order_id_of_exactly_128_characters_is_accepted() -> None:
+    order = new_order(
+        a_request(client_order_id="c" * 128), AAPL, order_id="o1", account_id="a1", now_ns=1
+    )
+    assert len(order.client_order_id) == 128
+    with pytest.raises(InvalidArgument, match="128"):
+        new_order(
+            a_request(client_order_id="c" * 129), AAPL, order_id="o1", account_id="a1", now_ns=1
+        )
+
+
+def test_a_new_order_and_its_successor_carry_their_ids_and_times() -> None:
+    order = new_order(a_request(), AAPL, order_id="o1", account_id="a1", now_ns=7)
+    assert (order.order_id, order.account_id, order.created_ns, order.updated_ns) == (
+        "o1",
+        "a1",
+        7,
+        7,
+    )
+    assert order.reason == ""
+    order.transition(OrderStatus.ACCEPTED, 8)
+    assert (order.updated_ns, order.reason) == (8, "")
+    successor = build_replacement(
+        order, ReplaceRequest(limit_price=D(99)), AAPL, order_id="o2", now_ns=9
+    )
+    assert (successor.order_id, successor.created_ns, successor.updated_ns) == ("o2", 9, 9)
+    order.transition(OrderStatus.CANCELED, 10, "canceled by the trader")
+    assert (order.status, order.updated_ns, order.reason) == (
+        OrderStatus.CANCELED,
+        10,
+        "canceled by the trader",
+    )
+
+
+def test_resubmitting_a_stop_with_its_own_stop_returns_the_order() -> None:
+    existing = live()
+    same = OrderRequest(
+        "AAPL",
+        Side.SELL,
+        OrderType.STOP_LIMIT,
+        TimeInForce.GTC,
+        qty=D(10),
+        limit_price=D("99.00"),
+        stop_price=D("100.00"),
+        client_order_id="c1",
+    )
+    assert resolve_resubmission(existing, same) is existing
+
+
+def test_a_notional_fill_completes_only_when_told() -> None:
+    order = new_order(
+        a_request(order_type=OrderType.MARKET, limit_price=None, qty=None, notional=D(50)),
+        FRAC,
+        order_id="o1",
+        account_id="a1",
+        now_ns=1,
+    )
+    order.transition(OrderStatus.ACCEPTED, 2)
+    order.record_fill(D("0.2"), D(100), 3)
+    assert order.status is OrderStatus.PARTIALLY_FILLED
+    order.record_fill(D("0.3"), D(100), 4, completes=True)
+    assert order.status is OrderStatus.FILLED
