@@ -325,7 +325,9 @@ def test_a_notional_fill_completes_only_when_told() -> None:
         now_ns=1,
     )
     order.transition(OrderStatus.ACCEPTED, 2)
+    statuses = []
     order.record_fill(D("0.2"), D(100), 3)
-    assert order.status is OrderStatus.PARTIALLY_FILLED
+    statuses.append(order.status)
     order.record_fill(D("0.3"), D(100), 4, completes=True)
-    assert order.status is OrderStatus.FILLED
+    statuses.append(order.status)
+    assert statuses == [OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED]
