@@ -12,13 +12,21 @@ from services.risk.rules import (
     ALL_RULES,
     Reason,
     check_buying_power,
+    check_fresh_quote,
     check_gross_exposure,
+    check_notional_allowed,
     check_order_size,
     check_position_limits,
+    check_price_collar,
     check_prices,
+    check_quantity,
+    check_rate,
     check_shortable,
+    check_trading_state,
 )
-from tests.unit.risk.risk_builders import ctx, limits, order, snapshot
+from services.risk.token_bucket import RateDecision
+from services.risk.trading_state import TradingState
+from tests.unit.risk.risk_builders import ctx, limits, order, quote, snapshot
 
 D = Decimal
 STOP = {"order_type": OrderType.STOP, "limit_price": None, "stop_price": D("100.00")}
@@ -160,7 +168,14 @@ def test_a_sell_from_a_long_costs_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("position", "open_sells", "refused"),
-    [(D(0), D(0), True), (D(5), D(0), False), (D(5), D(5), True), (D(-1), D(0), True)],
+    [
+        (D(0), D(0), True),
+        (D(5), D(0), False),
+        (D(1), D(0), False),
+        (D("0.5"), D(0), False),
+        (D(5), D(5), True),
+        (D(-1), D(0), True),
+    ],
 )
 def test_a_sell_of_unknown_size_is_a_short_when_nothing_long_is_left(
     position: Decimal, open_sells: Decimal, refused: bool
@@ -189,3 +204,58 @@ def test_order_size_reports_quantity_and_value_together() -> None:
         Reason.MAX_ORDER_QTY,
         Reason.MAX_ORDER_NOTIONAL,
     ]
+
+
+def test_a_stop_is_priced_only_by_a_positive_stop() -> None:
+    assert ctx(order(**{**STOP, "stop_price": D(0)})).price is None
+    assert ctx(order(**{**STOP, "stop_price": D("0.50")})).price == D("0.50")
+
+
+def test_a_market_order_needs_a_quote_with_a_price_on_its_side() -> None:
+    no_ask = snapshot(quote=quote(bid="0", ask="0", last="0"))  # a quote with no price at all
+    market_buy = order(order_type=OrderType.MARKET, limit_price=None)
+    assert [v.reason for v in check_fresh_quote(ctx(market_buy, no_ask))] == [Reason.NO_FRESH_QUOTE]
+    assert "10 s" in check_fresh_quote(ctx(market_buy, snapshot(quote=None)))[0].message
+
+
+def test_a_quote_exactly_as_old_as_allowed_is_still_fresh() -> None:
+    aged = snapshot(quote=quote(age_s=10), limits=limits(max_quote_age_s=D(10)))
+    assert ctx(order(order_type=OrderType.MARKET, limit_price=None), aged).fresh_quote is not None
+
+
+def test_an_order_with_both_qty_and_notional_is_refused_once_not_twice() -> None:
+    both = ctx(order(notional=D(100)))
+    assert check_notional_allowed(both) == []
+    assert [v.reason for v in check_quantity(both)] == [Reason.NOTIONAL_NOT_ALLOWED]
+
+
+def test_the_collar_ignores_a_zero_price_which_another_rule_refuses() -> None:
+    assert check_price_collar(ctx(order(limit_price=D(0)))) == []
+
+
+def test_prices_and_notionals_below_one_dollar_are_positive() -> None:
+    assert check_prices(ctx(order(limit_price=D("0.50")))) == []
+    dollars = order(order_type=OrderType.MARKET, limit_price=None, qty=None, notional=D("0.50"))
+    assert check_quantity(ctx(dollars)) == []
+
+
+def test_a_buy_of_unknown_size_never_counts_as_a_short() -> None:
+    buy = order(order_type=OrderType.MARKET, limit_price=None, qty=None, notional=D(100))
+    snap = snapshot(quote=None, limits=limits(allow_short=False))
+    assert check_shortable(ctx(buy, snap)) == []
+
+
+def test_a_reduce_only_refusal_says_which_side_would_grow() -> None:
+    snap = snapshot(account_state=TradingState.REDUCING)
+    assert "This sell of AAPL" in check_trading_state(ctx(order(side=Side.SELL), snap))[0].message
+    assert "This buy of AAPL" in check_trading_state(ctx(order(), snap))[0].message
+
+
+@pytest.mark.parametrize(
+    ("retry_after_us", "wait"), [(1, "1 ms"), (1_000, "1 ms"), (1_001_000, "1001 ms")]
+)
+def test_a_rate_refusal_rounds_the_wait_up_to_whole_milliseconds(
+    retry_after_us: int, wait: str
+) -> None:
+    snap = snapshot(rate=RateDecision(allowed=False, retry_after_us=retry_after_us))
+    assert f"retry in {wait}" in check_rate(ctx(order(), snap))[0].message
