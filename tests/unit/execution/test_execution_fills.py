@@ -657,3 +657,102 @@ def test_buy_stops_trigger_from_the_lowest_stop_up() -> None:
     assert triggered == [lower.order_id, higher.order_id]
     assert [e.order_id for e in events if isinstance(e, Fill)] == [lower.order_id]
     assert higher.filled_qty == 0
+
+
+# ---- what each event carries ----------------------------------------------------
+
+
+def test_a_fill_event_carries_the_whole_fill_and_the_tick_time() -> None:
+    eng = engine()
+    order, _ = place(eng, Side.BUY, OrderType.MARKET, qty="3")
+    events = eng.on_quote(Quote("AAPL", D("99.99"), D("100.01"), D(100), D(100), 42))
+    assert events == [
+        Fill(
+            fill_id=f"{order.order_id}-1",
+            order_id=order.order_id,
+            account_id="acct",
+            symbol="AAPL",
+            side=Side.BUY,
+            qty=D(3),
+            price=D("100.01"),
+            commission=D("0.00"),
+            ts_ns=42,
+            order_status=OrderStatus.FILLED,
+            order_filled_qty=D(3),
+            order_filled_notional=D("300.03"),
+            order_fill_count=1,
+        )
+    ]
+    assert order.updated_ns == 42
+
+
+def test_a_closing_event_carries_status_reason_and_time() -> None:
+    eng = engine()
+    order = new_order(
+        OrderRequest("AAPL", Side.SELL, OrderType.MARKET, TimeInForce.IOC, qty=D(1)),
+        AAPL,
+        order_id="ioc",
+        account_id="acct",
+        now_ns=1,
+    )
+    order.transition(OrderStatus.ACCEPTED, 1)
+    events = eng.add(order, 7)
+    reason = "immediate-or-cancel remainder canceled"
+    assert events == [OrderClosed("ioc", "acct", OrderStatus.CANCELED, reason, 7)]
+    assert (order.status, order.reason, order.updated_ns) == (OrderStatus.CANCELED, reason, 7)
+    assert "ioc" not in eng
+
+
+def test_a_trigger_event_and_its_fill_carry_the_trade_time() -> None:
+    eng = engine()
+    quote(eng, "99.00", "99.02")
+    order, _ = place(eng, Side.SELL, OrderType.STOP, qty="2", stop_price="99.50")
+    events = eng.on_trade(Trade("AAPL", D("99.40"), D(1), 77))
+    assert events[0] == OrderTriggered(order.order_id, "acct", 77, None)
+    assert [(e.ts_ns, e.account_id) for e in events if isinstance(e, Fill)] == [(77, "acct")]
+
+
+def test_open_orders_sum_every_order_of_the_symbol_on_each_side() -> None:
+    eng = engine()
+    place(eng, Side.BUY, OrderType.LIMIT, qty="1", symbol="FRAC", limit_price="1.00")
+    place(eng, Side.BUY, OrderType.LIMIT, qty="2", limit_price="90.00")
+    place(eng, Side.BUY, OrderType.LIMIT, qty="3", limit_price="91.00")
+    place(eng, Side.SELL, OrderType.LIMIT, qty="4", limit_price="110.00")
+    place(eng, Side.SELL, OrderType.LIMIT, qty="5", limit_price="111.00")
+    assert eng.open_orders_of("acct", "AAPL") == OpenOrders(D(5), D(9), 5)
+
+
+def test_a_sub_dollar_quote_is_a_price_and_a_zero_one_is_not() -> None:
+    eng = engine()
+    quote(eng, "0", "0.50")
+    assert eng.last_prices("AAPL")[:2] == (None, D("0.50"))
+
+
+def test_a_resting_sell_limit_fills_when_the_bid_reaches_it_exactly() -> None:
+    eng = engine()
+    quote(eng, "99.00", "101.00")
+    order, _ = place(eng, Side.SELL, OrderType.LIMIT, qty="2", limit_price="100.00")
+    assert fills(quote(eng, "100.00", "101.00")) == [(D(2), D("100.00"))]
+    assert order.status is OrderStatus.FILLED
+
+
+def test_a_displayed_size_of_one_share_is_filled() -> None:
+    eng = engine(FillModel(fill_at_displayed_size=True))
+    quote(eng, "99.99", "100.00", ask_size="1")
+    order, events = place(eng, Side.BUY, OrderType.MARKET, qty="3")
+    assert fills(events) == [(D(1), D("100.00"))]
+    assert order.status is OrderStatus.PARTIALLY_FILLED
+
+
+def test_a_notional_order_buys_fractions_below_one_share_and_completes() -> None:
+    eng = engine(FillModel(fill_at_displayed_size=True))
+    quote(eng, "99.99", "100.00", ask_size="0.3", symbol="FRAC")
+    request = OrderRequest("FRAC", Side.BUY, OrderType.MARKET, TimeInForce.DAY, notional=D(50))
+    order = new_order(request, FRAC, order_id="n3", account_id="acct", now_ns=1)
+    order.transition(OrderStatus.ACCEPTED, 1)
+    assert fills(eng.add(order, 1)) == [(D("0.3"), D("100.00"))]
+    assert order.status is OrderStatus.PARTIALLY_FILLED
+    assert fills(quote(eng, "99.99", "100.00", ask_size="5", symbol="FRAC")) == [
+        (D("0.2"), D("100.00"))
+    ]
+    assert order.status is OrderStatus.FILLED
