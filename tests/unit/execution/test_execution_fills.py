@@ -750,9 +750,8 @@ def test_a_notional_order_buys_fractions_below_one_share_and_completes() -> None
     request = OrderRequest("FRAC", Side.BUY, OrderType.MARKET, TimeInForce.DAY, notional=D(50))
     order = new_order(request, FRAC, order_id="n3", account_id="acct", now_ns=1)
     order.transition(OrderStatus.ACCEPTED, 1)
-    assert fills(eng.add(order, 1)) == [(D("0.3"), D("100.00"))]
-    assert order.status is OrderStatus.PARTIALLY_FILLED
-    assert fills(quote(eng, "99.99", "100.00", ask_size="5", symbol="FRAC")) == [
-        (D("0.2"), D("100.00"))
-    ]
-    assert order.status is OrderStatus.FILLED
+    first = fills(eng.add(order, 1))
+    status_after_first = order.status
+    second = fills(quote(eng, "99.99", "100.00", ask_size="5", symbol="FRAC"))
+    assert (first, status_after_first) == ([(D("0.3"), D("100.00"))], OrderStatus.PARTIALLY_FILLED)
+    assert (second, order.status) == ([(D("0.2"), D("100.00"))], OrderStatus.FILLED)
