@@ -755,3 +755,14 @@ def test_a_notional_order_buys_fractions_below_one_share_and_completes() -> None
     second = fills(quote(eng, "99.99", "100.00", ask_size="5", symbol="FRAC"))
     assert (first, status_after_first) == ([(D("0.3"), D("100.00"))], OrderStatus.PARTIALLY_FILLED)
     assert (second, order.status) == ([(D("0.2"), D("100.00"))], OrderStatus.FILLED)
+
+
+def test_a_fok_that_cannot_fill_entirely_is_killed_as_fill_or_kill_on_either_side() -> None:
+    eng = engine()
+    quote(eng, "99.99", "100.00")
+    sell, _ = place(eng, Side.SELL, OrderType.LIMIT, tif=TimeInForce.FOK, limit_price="100.00")
+    buy, _ = place(eng, Side.BUY, OrderType.LIMIT, tif=TimeInForce.FOK, limit_price="99.99")
+    no_quote, _ = place(engine(), Side.SELL, OrderType.MARKET, tif=TimeInForce.FOK)
+    for order in (sell, buy, no_quote):
+        assert order.status is OrderStatus.CANCELED
+        assert order.reason == "fill-or-kill order could not be filled entirely at once"
