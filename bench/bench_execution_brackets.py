@@ -43,7 +43,8 @@ from cift.trading.order_classes import (
     new_group,
     plan_group,
 )
-from cift.trading.orders import Instrument, OrderClass, OrderRequest, OrderType, Side, TimeInForce
+from cift.trading.orders import OrderClass, OrderRequest
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 CENT = Decimal("0.01")
 D100 = Decimal(100)

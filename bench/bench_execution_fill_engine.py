@@ -18,15 +18,8 @@ import time
 from decimal import Decimal
 
 from cift.trading.fills import Fill, FillEngine, Quote, Trade
-from cift.trading.orders import (
-    Instrument,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
-    new_order,
-)
+from cift.trading.orders import OrderRequest, OrderStatus, new_order
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 SYMBOLS = [f"S{i:02d}" for i in range(20)]
 CENT = Decimal("0.01")

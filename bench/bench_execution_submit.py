@@ -68,7 +68,8 @@ from cift.runtime.clients import open_channel
 from cift.runtime.identity import Identity, acting_as
 from cift.stack.launcher import Stack, StackInfo, StackOptions
 from cift.trading.fills import FillEngine, Quote
-from cift.trading.orders import OrderRequest, OrderType, Side, TimeInForce
+from cift.trading.orders import OrderRequest
+from cift.trading.vocabulary import OrderType, Side, TimeInForce
 from services.execution.broker import AccountSettings, Broker
 from services.execution.upstream import MarketReference, RiskGate
 

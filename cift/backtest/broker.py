@@ -39,7 +39,8 @@ from cift.trading.fills import (
     Trade,
 )
 from cift.trading.ledger import Ledger
-from cift.trading.orders import Instrument, Order, OrderStatus, OrderType, Side, TimeInForce
+from cift.trading.orders import Order, OrderStatus
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 ACCOUNT = "backtest"
 BPS = Decimal(10_000)

@@ -25,7 +25,7 @@ from cift.backtest.broker import EventBroker
 from cift.backtest.result import BacktestResult, SymbolCurve, assemble
 from cift.backtest.signals import SignalStrategy
 from cift.runtime.errors import InvalidArgument
-from cift.trading.orders import Side
+from cift.trading.vocabulary import Side
 
 PROGRESS_EVERY = 65_536
 

@@ -16,7 +16,7 @@ import polars as pl
 
 from cift.backtest.bars import F64, I64, SymbolBars
 from cift.trading.fills import Fill
-from cift.trading.orders import Side
+from cift.trading.vocabulary import Side
 
 ZERO = Decimal(0)
 

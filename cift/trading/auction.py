@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from cift.trading.orders import Order, OrderType, Side, TimeInForce
+from cift.trading.orders import Order
+from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
 MINUTE_NS = 60 * 1_000_000_000
 OPENING_CUTOFF_NS = 2 * MINUTE_NS

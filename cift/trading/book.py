@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from cift.trading.orders import Side
+from cift.trading.vocabulary import Side
 
 # Compact a heap once stale entries outnumber live ones by this much.
 _COMPACT_MIN_STALE = 64

@@ -33,27 +33,16 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 
 from cift.runtime.errors import FailedPrecondition
 from cift.trading.auction import crosses
 from cift.trading.book import SymbolBook
 from cift.trading.contingent import CancelLeg, ContingentAction, ContingentOrders, ReleaseLeg
-from cift.trading.orders import (
-    AUCTION_TIFS,
-    HUNDRED,
-    ZERO,
-    Instrument,
-    Order,
-    OrderClass,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
-)
+from cift.trading.orders import AUCTION_TIFS, HUNDRED, Order, OrderClass, OrderStatus
+from cift.trading.vocabulary import ZERO, Instrument, OrderType, Side, TimeInForce, to_cents
 
-CENT = Decimal("0.01")
 BPS = Decimal(10000)
 
 
@@ -73,7 +62,7 @@ class CommissionModel:
 
     def commission(self, qty: Decimal, price: Decimal) -> Decimal:
         amount = qty * self.per_share + qty * price * self.bps / BPS
-        return amount.quantize(CENT, ROUND_HALF_UP)
+        return to_cents(amount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -605,9 +594,7 @@ class FillEngine:
             order = self._orders.get(order_id)
             if order is None:
                 continue  # canceled by its OCO sibling's fill earlier in this tick
-            order.triggered = True
-            if water_mark is not None:
-                order.water_mark = water_mark
+            order.trigger(water_mark)
             events.append(OrderTriggered(order_id, order.account_id, now_ns, water_mark))
             self._rest(book, order, now_ns, events)
 
@@ -784,15 +771,14 @@ class FillEngine:
             release = releases.pop(0)
             leg = self._held.pop(release.order_id, None)
             if leg is not None:
-                leg.qty = release.qty
-                leg.transition(OrderStatus.ACCEPTED, now_ns)
-                events.append(LegReleased(leg.order_id, leg.account_id, leg.qty, now_ns))
+                leg.release(release.qty, now_ns)
+                events.append(LegReleased(leg.order_id, leg.account_id, release.qty, now_ns))
                 self._enter(leg)
                 self._place(leg, now_ns, events)
                 continue
             working = self._orders.get(release.order_id)
             if working is not None and working.qty is not None:
-                working.qty += release.qty
+                working.grow(release.qty)
                 events.append(
                     LegReleased(working.order_id, working.account_id, working.qty, now_ns)
                 )

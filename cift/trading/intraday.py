@@ -28,8 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from cift.trading.ledger import RATIO_STEP, Position, to_cents
-from cift.trading.orders import ZERO
+from cift.trading.ledger import RATIO_STEP, Position
+from cift.trading.vocabulary import ZERO, to_cents
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 

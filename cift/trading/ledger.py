@@ -33,16 +33,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from cift.runtime.errors import InvalidArgument
-from cift.trading.orders import HUNDRED, ZERO, OrderType, Side
+from cift.trading.orders import HUNDRED
+from cift.trading.vocabulary import ZERO, OrderType, Side, to_cents
 
-CENT = Decimal("0.01")
 AVG_PRICE_STEP = Decimal("0.000001")
 # Fractions reported to clients (unrealized_plpc, change_today): six decimals.
 RATIO_STEP = Decimal("0.000001")
-
-
-def to_cents(amount: Decimal) -> Decimal:
-    return amount.quantize(CENT, ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,17 +22,13 @@ from decimal import Decimal
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.money import format_decimal
 from cift.trading.orders import (
-    Instrument,
     Order,
     OrderClass,
     OrderRequest,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
     new_order,
     validate_order_request,
 )
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 # Contingent orders live for a session or until canceled, as Alpaca's do: an IOC
 # entry would leave its exits nothing to protect, an auction one no price to check.
@@ -277,7 +273,10 @@ def new_group(
 
 def accept_group(parent: Order, legs: list[Order], now_ns: int) -> None:
     """Statuses on acceptance: the parent works; OCO's leg works too, other legs are held."""
-    parent.transition(OrderStatus.ACCEPTED, now_ns)
+    parent.accept(now_ns)
     working = parent.order_class is OrderClass.OCO
     for leg in legs:
-        leg.transition(OrderStatus.ACCEPTED if working else OrderStatus.HELD, now_ns)
+        if working:
+            leg.accept(now_ns)
+        else:
+            leg.hold(now_ns)

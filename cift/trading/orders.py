@@ -32,33 +32,10 @@ from enum import StrEnum
 
 from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from cift.runtime.money import format_decimal, is_multiple_of
+from cift.trading.vocabulary import ZERO, Instrument, OrderType, Side, TimeInForce
 
-ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 MAX_CLIENT_ORDER_ID_LEN = 128  # Alpaca's limit, so client code written for it fits.
-
-
-class Side(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-
-
-class OrderType(StrEnum):
-    MARKET = "market"
-    LIMIT = "limit"
-    STOP = "stop"
-    STOP_LIMIT = "stop_limit"
-    TRAILING_STOP = "trailing_stop"
-
-
-class TimeInForce(StrEnum):
-    DAY = "day"
-    GTC = "gtc"
-    IOC = "ioc"
-    FOK = "fok"
-    GTD = "gtd"  # good till `expire_ns`
-    OPG = "opg"  # the opening auction only (auction.py)
-    CLS = "cls"  # the closing auction only
 
 
 AUCTION_TIFS = frozenset({TimeInForce.OPG, TimeInForce.CLS})
@@ -129,17 +106,6 @@ _VERB = {
     OrderStatus.NEW: "reopened",
     OrderStatus.HELD: "held",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Instrument:
-    """The trading rules of one symbol, as the market data service publishes them."""
-
-    symbol: str
-    tick_size: Decimal
-    qty_increment: Decimal  # smallest quantity step (1 for whole shares)
-    fractionable: bool
-    tradable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +225,86 @@ class Order:
         self.updated_ns = now_ns
         if reason:
             self.reason = reason
+
+    def reserve(self, amount: Decimal) -> None:
+        """Hold `amount` of buying power for the order; only before it goes live.
+
+        The ledger computes the figure (`ledger.order_reservation`); the order only
+        remembers it, so a cancel or fill releases exactly what was held.
+        """
+        if self.status is not OrderStatus.NEW:
+            raise FailedPrecondition(
+                f"Order {self.order_id} is {self.status.value}; only a new order reserves."
+            )
+        if amount < 0:
+            raise InvalidArgument(f"A reservation cannot be negative, not {amount}.")
+        self.reserved = amount
+
+    def accept(self, now_ns: int) -> None:
+        """Go live in the book, having passed risk and reserved buying power."""
+        self.transition(OrderStatus.ACCEPTED, now_ns)
+
+    def close(self, to: OrderStatus, now_ns: int, reason: str = "") -> Decimal:
+        """End the order (canceled, expired, rejected, replaced, filled); returns the
+        buying power it still held, which the caller hands back to the account."""
+        if to not in TERMINAL_STATUSES:
+            raise ValueError(f"{to.value} is not a terminal status")
+        self.transition(to, now_ns, reason)
+        released, self.reserved = self.reserved, ZERO
+        return released
+
+    def replace_by(self, successor_id: str, now_ns: int) -> Decimal:
+        """Close as replaced by `successor_id`; returns the reservation released."""
+        released = self.close(OrderStatus.REPLACED, now_ns, "replaced")
+        self.replaced_by = successor_id
+        return released
+
+    def apply_fill(
+        self,
+        status: OrderStatus,
+        filled_qty: Decimal,
+        filled_notional: Decimal,
+        fill_count: int,
+        now_ns: int,
+        released: Decimal,
+    ) -> None:
+        """Take the fill engine's totals after one fill, as stored beside the order.
+
+        The engine counted the fill on its own copy (`record_fill`); a stored copy
+        read back in the fill's transaction takes the same totals here, so both
+        agree, and gives back `released` of its reservation.
+        """
+        if filled_qty < self.filled_qty or fill_count <= self.fill_count:
+            raise FailedPrecondition(
+                f"Order {self.order_id} already counts {self.fill_count} fills; "
+                f"a fill cannot take it back to {fill_count}."
+            )
+        self.transition(status, now_ns)
+        self.filled_qty = filled_qty
+        self.filled_notional = filled_notional
+        self.fill_count = fill_count
+        self.reserved = max(ZERO, self.reserved - released)
+
+    def hold(self, now_ns: int) -> None:
+        """Wait, as an exit leg, for the entry it belongs to (contingent.py releases it)."""
+        self.transition(OrderStatus.HELD, now_ns)
+
+    def trigger(self, water_mark: Decimal | None = None) -> None:
+        """A stop's trigger fired: from now on it works as a market or limit order."""
+        self.triggered = True
+        if water_mark is not None:
+            self.water_mark = water_mark
+
+    def release(self, qty: Decimal, now_ns: int) -> None:
+        """A held exit leg goes to work for `qty`, what its entry has filled so far."""
+        self.qty = qty
+        self.transition(OrderStatus.ACCEPTED, now_ns)
+
+    def grow(self, qty: Decimal) -> None:
+        """A working exit leg covers `qty` more, as its entry fills further."""
+        if self.qty is None or qty <= 0:
+            raise FailedPrecondition(f"Order {self.order_id} cannot grow by {qty}.")
+        self.qty += qty
 
     def record_fill(
         self, qty: Decimal, price: Decimal, now_ns: int, *, completes: bool = False

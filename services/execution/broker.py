@@ -43,6 +43,8 @@ from cift.runtime import outbox
 from cift.runtime.errors import DomainError, FailedPrecondition, NotFound, ResourceExhausted
 from cift.runtime.kafka import TOPIC_FILLS, TOPIC_ORDERS, Event, encode_headers, new_event_id
 from cift.runtime.money import format_decimal
+from cift.runtime.order_wire import SIDE_TO_PB, TIF_TO_PB, TYPE_TO_PB
+from cift.runtime.timestamps import now_ns, to_datetime
 from cift.trading.fills import (
     EngineEvent,
     Fill,
@@ -65,26 +67,20 @@ from cift.trading.ledger import (
     settle_fill,
 )
 from cift.trading.orders import (
-    Instrument,
     Order,
     OrderClass,
     OrderRequest,
     OrderStatus,
-    OrderType,
     ReplaceRequest,
-    Side,
-    TimeInForce,
     build_replacement,
     new_order,
     resolve_resubmission,
 )
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.execution import store
 from services.execution.coalesce import Coalescer
 from services.execution.events import (
     CLOSING_EVENT,
-    SIDE_TO_PB,
-    TIF_TO_PB,
-    TYPE_TO_PB,
     dec,
     decode_tick,
     fill_message,
@@ -120,10 +116,6 @@ class Risk(Protocol):
 class AccountSettings:
     opening_cash: Decimal
     margin_multiplier: Decimal
-
-
-def now_ns() -> int:
-    return time.time_ns()
 
 
 def _reason_name(code: int) -> str:
@@ -216,10 +208,10 @@ class Broker:
             if context["existing_order_id"] is not None:
                 async with self.pool.acquire() as conn:
                     return await self._resubmission(conn, account_id, request)
-            order.reserved = await self._reservation(order, context, open_orders)
+            order.reserve(await self._reservation(order, context, open_orders))
             await self._risk_check(order, context, open_orders)
             await self._book_instrument(instrument)
-            order.transition(OrderStatus.ACCEPTED, order.created_ns)
+            order.accept(order.created_ns)
             message = order_event(
                 event_id=new_event_id(),
                 order=order_message(order),
@@ -481,12 +473,10 @@ class Broker:
                 order = store.order_from_row(
                     await self._owned_row(conn, account_id, order_id, is_admin, for_update=True)
                 )
-                reserved = order.reserved
                 at = now_ns()
-                order.transition(OrderStatus.CANCELED, at, "canceled by request")
-                order.reserved = Decimal(0)
+                reserved = order.close(OrderStatus.CANCELED, at, "canceled by request")
                 await store.close_order(
-                    conn, order_id, OrderStatus.CANCELED, order.reason, store.to_datetime(at)
+                    conn, order_id, OrderStatus.CANCELED, order.reason, to_datetime(at)
                 )
                 sequence = await store.release_and_sequence(conn, order.account_id, reserved, 1)
                 payload = await self._emit_order_event(
@@ -592,7 +582,7 @@ class Broker:
         async with self.pool.acquire() as conn:
             context = await store.order_context(conn, successor.account_id, successor.symbol)
         if successor.parent_id is None:
-            successor.reserved = await self._reservation(successor, context, open_orders)
+            successor.reserve(await self._reservation(successor, context, open_orders))
             await self._risk_check(successor, context, open_orders)
         # else: an exit leg is reduce-only; it reserves nothing and needs no risk check.
         await self._book_instrument(instrument)
@@ -605,10 +595,8 @@ class Broker:
                     )
                     at = now_ns()
                     was_held = current.status is OrderStatus.HELD
-                    current.transition(OrderStatus.REPLACED, at, "replaced")
-                    current.replaced_by = successor.order_id
-                    await store.release_and_sequence(conn, current.account_id, current.reserved, 0)
-                    current.reserved = Decimal(0)
+                    released = current.replace_by(successor.order_id, at)
+                    await store.release_and_sequence(conn, current.account_id, released, 0)
                     sequence = await store.reserve_buying_power(
                         conn, current.account_id, successor.reserved, 2
                     )
@@ -622,13 +610,13 @@ class Broker:
                         order_id,
                         OrderStatus.REPLACED,
                         "replaced",
-                        store.to_datetime(at),
+                        to_datetime(at),
                         successor.order_id,
                     )
-                    successor.transition(
-                        OrderStatus.HELD if was_held else OrderStatus.ACCEPTED,
-                        at,
-                    )
+                    if was_held:
+                        successor.hold(at)
+                    else:
+                        successor.accept(at)
                     await store.insert_order(conn, successor)
                     first = await self._emit_order_event(
                         conn, current, events_pb2.ORDER_EVENT_TYPE_REPLACED, sequence - 1
@@ -788,7 +776,7 @@ class Broker:
                 notices.append(await self._record_release_on(conn, event))
             elif isinstance(event, OrderTriggered):
                 await store.mark_triggered(
-                    conn, event.order_id, event.water_mark, store.to_datetime(event.ts_ns)
+                    conn, event.order_id, event.water_mark, to_datetime(event.ts_ns)
                 )
         return notices
 
@@ -809,7 +797,7 @@ class Broker:
         self, conn: asyncpg.Connection, fill: Fill, tick_mark: tuple[str, int] | None
     ) -> bytes | None:
         """A fill's whole effect inside the caller's transaction; None if applied before."""
-        at = store.to_datetime(fill.ts_ns)
+        at = to_datetime(fill.ts_ns)
         taken = await store.take_fill(
             conn,
             fill_id=fill.fill_id,
@@ -839,13 +827,14 @@ class Broker:
             if fill.order_status is not OrderStatus.PARTIALLY_FILLED
             else released_reservation(before.reserved, part, remaining_before)
         )
-        after = dataclasses.replace(
-            before,
-            status=fill.order_status,
-            filled_qty=fill.order_filled_qty,
-            filled_notional=fill.order_filled_notional,
-            fill_count=fill.order_fill_count,
-            updated_ns=fill.ts_ns,
+        after = before
+        after.apply_fill(
+            fill.order_status,
+            fill.order_filled_qty,
+            fill.order_filled_notional,
+            fill.order_fill_count,
+            fill.ts_ns,
+            released,
         )
         settled = await store.settle_fill_rows(
             conn,
@@ -906,7 +895,7 @@ class Broker:
         self, conn: asyncpg.Connection, event: LegReleased
     ) -> tuple[str, bytes]:
         """An exit leg released (or grown) by its entry's fill: its size and status, announced."""
-        at = store.to_datetime(event.ts_ns)
+        at = to_datetime(event.ts_ns)
         await store.release_leg(conn, event.order_id, event.qty, at)
         row = await store.get_order(conn, event.order_id)
         assert row is not None
@@ -921,19 +910,13 @@ class Broker:
         self, conn: asyncpg.Connection, event: OrderClosed
     ) -> tuple[str, bytes] | None:
         """Close an order inside the caller's transaction; None if it was closed already."""
-        at = store.to_datetime(event.ts_ns)
+        at = to_datetime(event.ts_ns)
         row = await store.get_order(conn, event.order_id, for_update=True)
         assert row is not None
         order = store.order_from_row(row)
         if not order.is_open:
             return None
-        reserved = order.reserved
-        order.status, order.reason, order.updated_ns, order.reserved = (
-            event.status,
-            event.reason,
-            event.ts_ns,
-            Decimal(0),
-        )
+        reserved = order.close(event.status, event.ts_ns, event.reason)
         await store.close_order(conn, event.order_id, event.status, event.reason, at)
         sequence = await store.release_and_sequence(conn, order.account_id, reserved, 1)
         payload = await self._emit_order_event(conn, order, CLOSING_EVENT[event.status], sequence)

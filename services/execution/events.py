@@ -9,58 +9,16 @@ transaction of the change; nothing here talks to the broker directly.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from decimal import Decimal
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from cift.execution.v1 import events_pb2, orders_pb2
 from cift.marketdata.v1 import events_pb2 as md_events_pb2
 from cift.runtime.money import format_decimal
+from cift.runtime.order_wire import CLASS_TO_PB, SIDE_TO_PB, STATUS_TO_PB, TIF_TO_PB, TYPE_TO_PB
+from cift.runtime.timestamps import timestamp
 from cift.trading.fills import Fill, Quote, Trade
-from cift.trading.orders import Order, OrderClass, OrderStatus, OrderType, Side, TimeInForce
+from cift.trading.orders import Order, OrderStatus
 
-SIDE_TO_PB = {Side.BUY: orders_pb2.ORDER_SIDE_BUY, Side.SELL: orders_pb2.ORDER_SIDE_SELL}
-SIDE_FROM_PB = {v: k for k, v in SIDE_TO_PB.items()}
-TYPE_TO_PB = {
-    OrderType.MARKET: orders_pb2.ORDER_TYPE_MARKET,
-    OrderType.LIMIT: orders_pb2.ORDER_TYPE_LIMIT,
-    OrderType.STOP: orders_pb2.ORDER_TYPE_STOP,
-    OrderType.STOP_LIMIT: orders_pb2.ORDER_TYPE_STOP_LIMIT,
-    OrderType.TRAILING_STOP: orders_pb2.ORDER_TYPE_TRAILING_STOP,
-}
-TYPE_FROM_PB = {v: k for k, v in TYPE_TO_PB.items()}
-TIF_TO_PB = {
-    TimeInForce.DAY: orders_pb2.TIME_IN_FORCE_DAY,
-    TimeInForce.GTC: orders_pb2.TIME_IN_FORCE_GTC,
-    TimeInForce.IOC: orders_pb2.TIME_IN_FORCE_IOC,
-    TimeInForce.FOK: orders_pb2.TIME_IN_FORCE_FOK,
-    TimeInForce.GTD: orders_pb2.TIME_IN_FORCE_GTD,
-    TimeInForce.OPG: orders_pb2.TIME_IN_FORCE_OPG,
-    TimeInForce.CLS: orders_pb2.TIME_IN_FORCE_CLS,
-}
-CLASS_TO_PB = {
-    OrderClass.SIMPLE: orders_pb2.ORDER_CLASS_SIMPLE,
-    OrderClass.BRACKET: orders_pb2.ORDER_CLASS_BRACKET,
-    OrderClass.OCO: orders_pb2.ORDER_CLASS_OCO,
-    OrderClass.OTO: orders_pb2.ORDER_CLASS_OTO,
-}
-CLASS_FROM_PB = {
-    orders_pb2.ORDER_CLASS_UNSPECIFIED: OrderClass.SIMPLE,
-    **{v: k for k, v in CLASS_TO_PB.items()},
-}
-TIF_FROM_PB = {v: k for k, v in TIF_TO_PB.items()}
-STATUS_TO_PB = {
-    OrderStatus.NEW: orders_pb2.ORDER_STATUS_NEW,
-    OrderStatus.ACCEPTED: orders_pb2.ORDER_STATUS_ACCEPTED,
-    OrderStatus.PARTIALLY_FILLED: orders_pb2.ORDER_STATUS_PARTIALLY_FILLED,
-    OrderStatus.FILLED: orders_pb2.ORDER_STATUS_FILLED,
-    OrderStatus.CANCELED: orders_pb2.ORDER_STATUS_CANCELED,
-    OrderStatus.EXPIRED: orders_pb2.ORDER_STATUS_EXPIRED,
-    OrderStatus.REJECTED: orders_pb2.ORDER_STATUS_REJECTED,
-    OrderStatus.REPLACED: orders_pb2.ORDER_STATUS_REPLACED,
-    OrderStatus.HELD: orders_pb2.ORDER_STATUS_HELD,
-}
 CLOSING_EVENT = {
     OrderStatus.CANCELED: events_pb2.ORDER_EVENT_TYPE_CANCELED,
     OrderStatus.EXPIRED: events_pb2.ORDER_EVENT_TYPE_EXPIRED,
@@ -72,20 +30,6 @@ CLOSING_EVENT = {
 
 def dec(value: Decimal | None) -> str:
     return "" if value is None else format_decimal(value)
-
-
-def timestamp(ns: int) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromNanoseconds(ns)
-    return stamp
-
-
-def timestamp_of(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def order_message(

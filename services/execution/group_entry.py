@@ -25,7 +25,8 @@ from cift.runtime.errors import FailedPrecondition
 from cift.runtime.money import format_decimal
 from cift.trading.auction import SessionClock, auction_refusal
 from cift.trading.order_classes import ClassedRequest, accept_group, new_group, plan_group
-from cift.trading.orders import AUCTION_TIFS, Order, OrderClass, OrderStatus, Side
+from cift.trading.orders import AUCTION_TIFS, Order, OrderClass, OrderStatus
+from cift.trading.vocabulary import Side
 from services.execution import store
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ async def submit_group(broker: Broker, account_id: str, request: ClassedRequest)
         if plan.order_class is OrderClass.OCO:
             _require_position_to_close(parent, context["position_qty"])
         else:
-            parent.reserved = await broker._reservation(parent, context, open_orders)
+            parent.reserve(await broker._reservation(parent, context, open_orders))
             await broker._risk_check(parent, context, open_orders)
         await broker._book_instrument(instrument)
         accept_group(parent, legs, now)

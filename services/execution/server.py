@@ -20,22 +20,21 @@ from cift.execution.v1 import events_pb2, execution_pb2, execution_pb2_grpc, ord
 from cift.runtime.errors import InvalidArgument, NotFound
 from cift.runtime.identity import Identity, current_identity
 from cift.runtime.money import parse_decimal
+from cift.runtime.order_wire import (
+    CLASS_FROM_PB,
+    SIDE_FROM_PB,
+    SIDE_TO_PB,
+    TIF_FROM_PB,
+    TYPE_FROM_PB,
+)
+from cift.runtime.timestamps import timestamp_of, to_datetime
 from cift.trading.intraday import DayFills, intraday_figures
 from cift.trading.ledger import RATIO_STEP, Position
 from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
 from cift.trading.orders import OrderRequest, OrderStatus, ReplaceRequest
 from services.execution import store
 from services.execution.broker import Broker
-from services.execution.events import (
-    CLASS_FROM_PB,
-    SIDE_FROM_PB,
-    SIDE_TO_PB,
-    TIF_FROM_PB,
-    TYPE_FROM_PB,
-    dec,
-    order_message,
-    timestamp_of,
-)
+from services.execution.events import dec, order_message
 from services.execution.group_entry import needs_group_entry, submit_group
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -313,7 +312,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             rows = await store.positions(conn, account_id)
             open_rows = await store.open_orders(conn, account_id)
             today = (
-                await store.day_fills(conn, account_id, store.to_datetime(day.start_ns))
+                await store.day_fills(conn, account_id, to_datetime(day.start_ns))
                 if day is not None
                 else {}
             )

@@ -8,24 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from cift.runtime.outbox import NOTIFY_SQL
+from cift.runtime.timestamps import to_datetime, to_ns
 from cift.trading.intraday import DayFills
 from cift.trading.ledger import Position
-from cift.trading.orders import (
-    Instrument,
-    Order,
-    OrderClass,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
-)
+from cift.trading.orders import Order, OrderClass, OrderStatus
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 OPEN = ("new", "held", "accepted", "partially_filled")
 
@@ -39,14 +33,6 @@ class OutgoingEvent:
     schema_name: str
     payload: bytes
     headers_json: str
-
-
-def to_datetime(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, UTC)
-
-
-def to_ns(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000) * 1000
 
 
 def order_columns(order: Order) -> tuple[Any, ...]:

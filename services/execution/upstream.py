@@ -34,7 +34,7 @@ from cift.runtime.errors import (
 from cift.runtime.identity import IDENTITY_TOKEN_HEADER, maybe_identity
 from cift.runtime.instruments import InstrumentCache
 from cift.trading.intraday import NS_PER_DAY
-from cift.trading.orders import Instrument
+from cift.trading.vocabulary import Instrument
 from services.execution.coalesce import BATCH_SIZE
 
 INSTRUMENT_CACHE_S = 30.0

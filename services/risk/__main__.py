@@ -14,9 +14,9 @@ from cift.runtime.identity import SCOPE_ADMIN, SCOPE_READ, SCOPE_TRADE
 from cift.runtime.interceptors import RpcPolicy
 from cift.runtime.kafka import TOPIC_FILLS, TOPIC_RISK_EVENTS, TOPIC_TICKS
 from cift.runtime.server import ServiceContext, ServiceSpec, run_service
+from cift.runtime.timestamps import to_ns
 from cift.runtime.tokens import JwksVerifier
 from services.risk import store
-from services.risk.codec import datetime_ns
 from services.risk.config import RiskConfig
 from services.risk.desk import RiskDesk
 from services.risk.events import FILLS_CONSUMER, RiskEventHub, RiskEvents
@@ -50,9 +50,7 @@ class StoreRefresher:
                 self.desk.set_overrides(row.account_id, row.overrides)
                 newest = max(newest or row.updated_at, row.updated_at)
             for state in await store.states_changed_since(conn, since):
-                self.events.apply_state(
-                    state.account_id, state.state, datetime_ns(state.updated_at)
-                )
+                self.events.apply_state(state.account_id, state.state, to_ns(state.updated_at))
                 newest = max(newest or state.updated_at, state.updated_at)
             for position in await store.positions_changed_since(conn, since):
                 self.desk.exposure.set_position(

@@ -11,38 +11,21 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from cift.execution.v1 import orders_pb2
 from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import events_pb2, risk_pb2, rules_pb2
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.money import format_decimal, parse_decimal
+from cift.runtime.order_wire import SIDE_FROM_PB, TIF_FROM_PB, TYPE_FROM_PB
+from cift.runtime.timestamps import timestamp, to_ns
+from cift.trading.vocabulary import Instrument
 from services.risk.desk import CallerFigures
 from services.risk.limits import LimitOverrides, RiskLimits
-from services.risk.market import Instrument, Quote
-from services.risk.orders import OrderToCheck, OrderType, Side, TimeInForce
+from services.risk.market import Quote
+from services.risk.orders import OrderToCheck
 from services.risk.rules import Reason
 from services.risk.snapshot import ZERO
 from services.risk.trading_state import TradingState
 
-_SIDES = {orders_pb2.ORDER_SIDE_BUY: Side.BUY, orders_pb2.ORDER_SIDE_SELL: Side.SELL}
-_TYPES = {
-    orders_pb2.ORDER_TYPE_MARKET: OrderType.MARKET,
-    orders_pb2.ORDER_TYPE_LIMIT: OrderType.LIMIT,
-    orders_pb2.ORDER_TYPE_STOP: OrderType.STOP,
-    orders_pb2.ORDER_TYPE_STOP_LIMIT: OrderType.STOP_LIMIT,
-    orders_pb2.ORDER_TYPE_TRAILING_STOP: OrderType.TRAILING_STOP,
-}
-_TIFS = {
-    orders_pb2.TIME_IN_FORCE_DAY: TimeInForce.DAY,
-    orders_pb2.TIME_IN_FORCE_GTC: TimeInForce.GTC,
-    orders_pb2.TIME_IN_FORCE_IOC: TimeInForce.IOC,
-    orders_pb2.TIME_IN_FORCE_FOK: TimeInForce.FOK,
-    orders_pb2.TIME_IN_FORCE_OPG: TimeInForce.OPG,
-    orders_pb2.TIME_IN_FORCE_CLS: TimeInForce.CLS,
-    orders_pb2.TIME_IN_FORCE_GTD: TimeInForce.GTD,
-}
 STATES_TO_WIRE = {
     TradingState.ACTIVE: rules_pb2.TRADING_STATE_ACTIVE,
     TradingState.REDUCING: rules_pb2.TRADING_STATE_REDUCING,
@@ -69,13 +52,13 @@ def order_from_wire(request: risk_pb2.CheckOrderRequest) -> OrderToCheck:
         or not symbol.replace(".", "").replace("/", "").isalnum()
     ):
         raise InvalidArgument(f'symbol must be a ticker such as "AAPL", not {request.symbol!r}.')
-    side = _SIDES.get(request.side)
+    side = SIDE_FROM_PB.get(request.side)
     if side is None:
         raise InvalidArgument("side must be ORDER_SIDE_BUY or ORDER_SIDE_SELL.")
-    order_type = _TYPES.get(request.type)
+    order_type = TYPE_FROM_PB.get(request.type)
     if order_type is None:
         raise InvalidArgument("type must be one of market, limit, stop, stop_limit, trailing_stop.")
-    tif = _TIFS.get(request.time_in_force)
+    tif = TIF_FROM_PB.get(request.time_in_force)
     if tif is None:
         raise InvalidArgument("time_in_force must be one of day, gtc, gtd, ioc, fok, opg, cls.")
     return OrderToCheck(
@@ -122,20 +105,6 @@ def figures_from_wire(request: risk_pb2.CheckOrderRequest) -> CallerFigures:
     )
 
 
-def datetime_ns(moment: datetime) -> int:
-    """Nanoseconds since the epoch of a database timestamp (exact to its microseconds)."""
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
-
-
-def timestamp(value: datetime | None = None, *, ns: int | None = None) -> Timestamp:
-    stamp = Timestamp()
-    if ns is not None:
-        stamp.FromNanoseconds(ns)
-    elif value is not None:
-        stamp.FromDatetime(value)
-    return stamp
-
-
 def limits_to_wire(
     account_id: str,
     limits: RiskLimits,
@@ -163,7 +132,7 @@ def limits_to_wire(
         overridden_fields=sorted(overrides.pinned()),
     )
     if updated_at is not None:
-        wire.updated_at.CopyFrom(timestamp(updated_at))
+        wire.updated_at.CopyFrom(timestamp(to_ns(updated_at)))
     return wire
 
 

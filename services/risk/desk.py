@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from cift.trading.vocabulary import Instrument
 from services.risk.exposure import ExposureBook
 from services.risk.limits import LimitOverrides, RiskLimits, effective_limits
-from services.risk.market import Instrument
 from services.risk.orders import OrderToCheck
 from services.risk.quotes import QuoteBook
 from services.risk.snapshot import ZERO, CheckSnapshot

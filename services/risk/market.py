@@ -10,29 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.risk.orders import Side
-
-# Smallest share fraction accepted for fractionable instruments (the precision
-# US brokers offering fractional shares commonly accept: nine decimal places).
-FRACTIONAL_QTY_INCREMENT = Decimal("0.000000001")
+from cift.trading.vocabulary import Side
 
 NS_PER_S = 1_000_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Instrument:
-    symbol: str
-    tick_size: Decimal
-    lot_size: Decimal = Decimal(1)
-    tradable: bool = True
-    halted: bool = False
-    shortable: bool = True
-    fractionable: bool = False
-
-    @property
-    def qty_increment(self) -> Decimal:
-        """The quantity grid: share fractions where allowed, whole lots otherwise."""
-        return FRACTIONAL_QTY_INCREMENT if self.fractionable else self.lot_size
 
 
 @dataclass(frozen=True, slots=True)

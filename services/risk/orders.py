@@ -8,43 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 
-
-class Side(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-
-    @property
-    def sign(self) -> int:
-        """+1 for a buy, -1 for a sell: how the order moves a signed position."""
-        return 1 if self is Side.BUY else -1
-
-
-class OrderType(StrEnum):
-    MARKET = "market"
-    LIMIT = "limit"
-    STOP = "stop"
-    STOP_LIMIT = "stop_limit"
-    TRAILING_STOP = "trailing_stop"
-
-    @property
-    def needs_limit_price(self) -> bool:
-        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-
-    @property
-    def needs_stop_price(self) -> bool:
-        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
-
-
-class TimeInForce(StrEnum):
-    DAY = "day"
-    GTC = "gtc"
-    IOC = "ioc"
-    FOK = "fok"
-    OPG = "opg"
-    CLS = "cls"
-    GTD = "gtd"
+from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,9 @@ from decimal import Decimal
 from enum import StrEnum
 
 from cift.runtime.money import format_decimal, is_multiple_of
+from cift.trading.vocabulary import OrderType, Side, TimeInForce
 from services.risk.market import Quote
-from services.risk.orders import OrderToCheck, OrderType, Side, TimeInForce
+from services.risk.orders import OrderToCheck
 from services.risk.snapshot import ZERO, CheckSnapshot
 from services.risk.trading_state import TradingState, reduces_position
 

@@ -36,12 +36,13 @@ from cift.runtime.identity import SCOPE_ADMIN, SCOPE_TRADE, Identity, current_id
 from cift.runtime.interceptors import CredentialVerifier
 from cift.runtime.kafka import TOPIC_RISK_EVENTS, new_event_id
 from cift.runtime.money import format_decimal
+from cift.runtime.timestamps import to_ns
+from cift.trading.vocabulary import Instrument
 from services.risk import codec, store
 from services.risk.checks import CheckResult, check_order
 from services.risk.desk import CallerFigures, RiskDesk
 from services.risk.events import RiskEventHub, RiskEvents
 from services.risk.limits import LimitOverrides, effective_limits, validate
-from services.risk.market import Instrument
 from services.risk.marketdata_client import MarketDataInstruments
 from services.risk.metrics import record_check
 from services.risk.orders import OrderToCheck
@@ -354,7 +355,7 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
             previous, updated_at = await store.set_state(
                 conn, account_id, state, reason, identity.user_id
             )
-            changed_at_ns = codec.datetime_ns(updated_at)
+            changed_at_ns = to_ns(updated_at)
             what = "All trading" if is_global else "Trading on this account"
             wording = {
                 TradingState.ACTIVE: "is active again",

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from cift.trading.vocabulary import Instrument
 from services.risk.limits import RiskLimits
-from services.risk.market import Instrument, Quote
+from services.risk.market import Quote
 from services.risk.token_bucket import RateDecision
 from services.risk.trading_state import TradingState
 

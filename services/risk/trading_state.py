@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import IntEnum
 
 from cift.runtime.errors import InvalidArgument
-from services.risk.orders import Side
+from cift.trading.vocabulary import Side
 
 
 class TradingState(IntEnum):

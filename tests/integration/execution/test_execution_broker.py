@@ -27,16 +27,8 @@ from cift.risk.v1 import risk_pb2, rules_pb2
 from cift.runtime import db
 from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from cift.trading.fills import Fill, FillEngine
-from cift.trading.orders import (
-    Instrument,
-    Order,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    ReplaceRequest,
-    Side,
-    TimeInForce,
-)
+from cift.trading.orders import Order, OrderRequest, OrderStatus, ReplaceRequest
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.execution import store
 from services.execution.broker import AccountSettings, Broker
 from services.execution.upstream import MarketClock

@@ -28,7 +28,8 @@ from cift.runtime import db
 from cift.runtime.errors import InvalidArgument, PermissionDenied
 from cift.runtime.identity import Identity, acting_as
 from cift.trading.fills import FillEngine
-from cift.trading.orders import Instrument, OrderRequest, OrderType, Side, TimeInForce
+from cift.trading.orders import OrderRequest
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.execution import store
 from services.execution.__main__ import watch_session
 from services.execution.broker import AccountSettings, Broker

@@ -16,16 +16,8 @@ from cift.trading.auction import (
     post_session_end_ns,
 )
 from cift.trading.fills import EngineEvent, Fill, FillEngine, OrderClosed, Quote, Trade
-from cift.trading.orders import (
-    Instrument,
-    Order,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
-    new_order,
-)
+from cift.trading.orders import Order, OrderRequest, OrderStatus, new_order
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 D = Decimal
 AAPL = Instrument("AAPL", tick_size=D("0.01"), qty_increment=D(1), fractionable=False)

@@ -30,17 +30,14 @@ from cift.trading.order_classes import (
     plan_group,
 )
 from cift.trading.orders import (
-    Instrument,
     Order,
     OrderClass,
     OrderRequest,
     OrderStatus,
-    OrderType,
     ReplaceRequest,
-    Side,
-    TimeInForce,
     build_replacement,
 )
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 D = Decimal
 AAPL = Instrument("AAPL", tick_size=D("0.01"), qty_increment=D(1), fractionable=False)

@@ -21,16 +21,8 @@ from cift.trading.fills import (
     StopTrigger,
     Trade,
 )
-from cift.trading.orders import (
-    Instrument,
-    Order,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
-    new_order,
-)
+from cift.trading.orders import Order, OrderRequest, OrderStatus, new_order
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 D = Decimal
 AAPL = Instrument("AAPL", tick_size=D("0.01"), qty_increment=D(1), fractionable=False)

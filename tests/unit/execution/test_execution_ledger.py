@@ -19,7 +19,7 @@ from cift.trading.ledger import (
     reservation_price,
     settle_fill,
 )
-from cift.trading.orders import OrderType, Side
+from cift.trading.vocabulary import OrderType, Side
 
 D = Decimal
 OPENING = D(100000)

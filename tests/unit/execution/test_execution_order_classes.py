@@ -15,16 +15,8 @@ from cift.trading.order_classes import (
     new_group,
     plan_group,
 )
-from cift.trading.orders import (
-    Instrument,
-    OrderClass,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
-    new_order,
-)
+from cift.trading.orders import OrderClass, OrderRequest, OrderStatus, new_order
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 D = Decimal
 AAPL = Instrument("AAPL", tick_size=D("0.01"), qty_increment=D(1), fractionable=False)

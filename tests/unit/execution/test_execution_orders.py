@@ -12,19 +12,16 @@ from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgume
 from cift.trading.orders import (
     ALLOWED_TRANSITIONS,
     TERMINAL_STATUSES,
-    Instrument,
     Order,
     OrderRequest,
     OrderStatus,
-    OrderType,
     ReplaceRequest,
-    Side,
-    TimeInForce,
     build_replacement,
     new_order,
     resolve_resubmission,
     validate_order_request,
 )
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 D = Decimal
 AAPL = Instrument("AAPL", tick_size=D("0.01"), qty_increment=D(1), fractionable=False)

@@ -6,9 +6,10 @@ import dataclasses
 from decimal import Decimal
 from typing import Any
 
+from cift.trading.vocabulary import Instrument, OrderType, Side
 from services.risk.limits import RiskLimits
-from services.risk.market import NS_PER_S, Instrument, Quote
-from services.risk.orders import OrderToCheck, OrderType, Side
+from services.risk.market import NS_PER_S, Quote
+from services.risk.orders import OrderToCheck
 from services.risk.rules import CheckContext
 from services.risk.snapshot import CheckSnapshot
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from cift.trading.vocabulary import Instrument, OrderType
 from services.risk.checks import check_order
-from services.risk.market import Instrument
-from services.risk.orders import OrderType
 from services.risk.rules import Reason
 from services.risk.token_bucket import RateDecision
 from services.risk.trading_state import TradingState

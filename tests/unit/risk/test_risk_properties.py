@@ -8,9 +8,10 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cift.trading.vocabulary import OrderType, Side
 from services.risk.checks import check_order
 from services.risk.market import Quote
-from services.risk.orders import OrderToCheck, OrderType, Side
+from services.risk.orders import OrderToCheck
 from services.risk.rules import CheckContext, Reason, check_price_collar
 from services.risk.snapshot import CheckSnapshot
 from services.risk.trading_state import TradingState

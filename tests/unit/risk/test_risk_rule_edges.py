@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.risk.orders import OrderType, Side
+from cift.trading.vocabulary import OrderType, Side
 from services.risk.rules import (
     ALL_RULES,
     Reason,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.risk import rules
-from services.risk.market import Instrument
-from services.risk.orders import OrderToCheck, OrderType, Side, TimeInForce
+from services.risk.orders import OrderToCheck
 from services.risk.rules import Reason
 from services.risk.token_bucket import RateDecision
 from services.risk.trading_state import TradingState

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cift.runtime.errors import InvalidArgument
-from services.risk.orders import Side
+from cift.trading.vocabulary import Side
 from services.risk.trading_state import TradingState, effective_state, reduces_position
 
 D = Decimal

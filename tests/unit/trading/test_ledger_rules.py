@@ -17,7 +17,7 @@ from cift.trading.ledger import (
     reservation_for,
     reservation_price,
 )
-from cift.trading.orders import OrderType, Side
+from cift.trading.vocabulary import OrderType, Side
 
 D = Decimal
 BUY, SELL = Side.BUY, Side.SELL

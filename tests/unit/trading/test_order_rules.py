@@ -8,18 +8,15 @@ import pytest
 
 from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from cift.trading.orders import (
-    Instrument,
     Order,
     OrderRequest,
     OrderStatus,
-    OrderType,
     ReplaceRequest,
-    Side,
-    TimeInForce,
     build_replacement,
     new_order,
     resolve_resubmission,
 )
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 D = Decimal
 AAPL = Instrument("AAPL", tick_size=D("0.01"), qty_increment=D(1), fractionable=False)

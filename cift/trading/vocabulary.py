@@ -1,0 +1,88 @@
+"""The words every trading process shares: side, order type, time in force, instrument.
+
+Execution, risk and the backtest engine each used to spell these out for
+themselves; two spellings of `OrderType` can drift apart silently (a new type
+accepted by one and refused by the other). They live here once, with the money
+rounding rule (`CENT`, `to_cents`), and every service imports them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+CENT = Decimal("0.01")
+
+# Smallest share fraction accepted for fractionable instruments when the market data
+# service gives no finer minimum (nine decimal places, as US brokers offering
+# fractional shares commonly accept).
+FRACTIONAL_QTY_INCREMENT = Decimal("0.000000001")
+
+
+def to_cents(amount: Decimal) -> Decimal:
+    """Cash rounds half up to the cent: the one rounding rule for money that moves."""
+    return amount.quantize(CENT, ROUND_HALF_UP)
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a buy, -1 for a sell: how the order moves a signed position."""
+        return 1 if self is Side.BUY else -1
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"
+
+    @property
+    def needs_limit_price(self) -> bool:
+        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+    @property
+    def needs_stop_price(self) -> bool:
+        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+    GTD = "gtd"  # good till `expire_ns`
+    OPG = "opg"  # the opening auction only (auction.py)
+    CLS = "cls"  # the closing auction only
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """The trading rules of one symbol, as the market data service publishes them.
+
+    `qty_increment` is the smallest quantity step. Left at zero (its default) it is
+    derived: `FRACTIONAL_QTY_INCREMENT` for a fractionable instrument, else the lot
+    size. Execution passes the step market data names (a fractionable symbol's
+    minimum order size); risk lets it be derived.
+    """
+
+    symbol: str
+    tick_size: Decimal
+    qty_increment: Decimal = ZERO
+    fractionable: bool = False
+    tradable: bool = True
+    lot_size: Decimal = ONE
+    halted: bool = False
+    shortable: bool = True
+
+    def __post_init__(self) -> None:
+        if self.qty_increment <= 0:
+            derived = FRACTIONAL_QTY_INCREMENT if self.fractionable else self.lot_size
+            object.__setattr__(self, "qty_increment", derived)
