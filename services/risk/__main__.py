@@ -16,11 +16,11 @@ from cift.runtime.kafka import TOPIC_FILLS, TOPIC_RISK_EVENTS, TOPIC_TICKS
 from cift.runtime.server import ServiceContext, ServiceSpec, run_service
 from cift.runtime.timestamps import to_ns
 from cift.runtime.tokens import JwksVerifier
+from cift.trading.pretrade.limits import validate
 from services.risk import store
 from services.risk.config import RiskConfig
 from services.risk.desk import RiskDesk
 from services.risk.events import FILLS_CONSUMER, RiskEventHub, RiskEvents
-from services.risk.limits import validate
 from services.risk.marketdata_client import MarketDataInstruments
 from services.risk.metrics import watch_kill_switch
 from services.risk.ratelimit import RedisRateLimiter

@@ -17,14 +17,14 @@ from cift.runtime.errors import InvalidArgument
 from cift.runtime.money import format_decimal, parse_decimal
 from cift.runtime.order_wire import SIDE_FROM_PB, TIF_FROM_PB, TYPE_FROM_PB
 from cift.runtime.timestamps import timestamp, to_ns
+from cift.trading.pretrade.limits import LimitOverrides, RiskLimits
+from cift.trading.pretrade.order import OrderToCheck
+from cift.trading.pretrade.quote import Quote
+from cift.trading.pretrade.rules import Reason
+from cift.trading.pretrade.snapshot import ZERO
+from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import Instrument
 from services.risk.desk import CallerFigures
-from services.risk.limits import LimitOverrides, RiskLimits
-from services.risk.market import Quote
-from services.risk.orders import OrderToCheck
-from services.risk.rules import Reason
-from services.risk.snapshot import ZERO
-from services.risk.trading_state import TradingState
 
 STATES_TO_WIRE = {
     TradingState.ACTIVE: rules_pb2.TRADING_STATE_ACTIVE,

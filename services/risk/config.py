@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from cift.runtime.config import CommonConfig, setting
-from services.risk.limits import RiskLimits
+from cift.trading.pretrade.limits import RiskLimits
 
 _D = RiskLimits()
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from cift.trading.pretrade.exposure import ExposureBook
+from cift.trading.pretrade.limits import LimitOverrides, RiskLimits, effective_limits
+from cift.trading.pretrade.order import OrderToCheck
+from cift.trading.pretrade.snapshot import ZERO, CheckSnapshot
+from cift.trading.pretrade.token_bucket import RateDecision
+from cift.trading.pretrade.trading_state import TradingState, effective_state
 from cift.trading.vocabulary import Instrument
-from services.risk.exposure import ExposureBook
-from services.risk.limits import LimitOverrides, RiskLimits, effective_limits
-from services.risk.orders import OrderToCheck
 from services.risk.quotes import QuoteBook
-from services.risk.snapshot import ZERO, CheckSnapshot
-from services.risk.token_bucket import RateDecision
-from services.risk.trading_state import TradingState, effective_state
 
 
 @dataclass(frozen=True, slots=True)

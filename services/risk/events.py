@@ -27,12 +27,12 @@ from cift.risk.v1 import events_pb2
 from cift.runtime import db, outbox
 from cift.runtime.kafka import TOPIC_RISK_EVENTS, Event, EventProducer, new_event_id
 from cift.runtime.money import require_decimal
+from cift.trading.pretrade.exposure import position_breaches
+from cift.trading.pretrade.rules import Violation
+from cift.trading.pretrade.trading_state import TradingState
 from services.risk import store
 from services.risk.codec import STATES_FROM_WIRE, quote_from_wire, risk_event
 from services.risk.desk import RiskDesk
-from services.risk.exposure import position_breaches
-from services.risk.rules import Violation
-from services.risk.trading_state import TradingState
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-from services.risk.checks import CheckResult
+from cift.trading.pretrade.checks import CheckResult
+from cift.trading.pretrade.trading_state import TradingState
 from services.risk.desk import RiskDesk
-from services.risk.trading_state import TradingState
 
 CHECKS = Counter(
     "cift_risk_checks_total",

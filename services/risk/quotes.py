@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.risk.market import Quote
+from cift.trading.pretrade.quote import Quote
 
 
 @dataclass(slots=True)

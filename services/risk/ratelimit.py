@@ -1,6 +1,7 @@
 """Per-account order-rate buckets in Redis, one atomic Lua call per check.
 
-The arithmetic is `token_bucket.TOKEN_BUCKET_LUA` (mirrored in Python there).
+The arithmetic is `TOKEN_BUCKET_LUA` below, mirrored in Python by the pure core's
+`cift/trading/pretrade/token_bucket.py`.
 Every check costs one EVALSHA, and the calls share round trips: concurrent
 unary checks are coalesced into one pipeline while the previous one is in
 flight, and a batch of stream checks goes as one pipeline. Redis evaluates the
@@ -15,10 +16,58 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from services.risk.limits import RiskLimits
-from services.risk.token_bucket import TOKEN_BUCKET_LUA, RateDecision, rate_milli
+from cift.trading.pretrade.limits import RiskLimits
+from cift.trading.pretrade.token_bucket import RateDecision, rate_milli
 
 KEY_PREFIX = "cift:risk:bucket:"
+
+# KEYS[1]: the account's bucket (a hash: t = micro-tokens, ts = last refill in µs).
+# ARGV: rate in milli-tokens/s, burst in tokens, cost in tokens, and optionally the
+# time in µs (tests pin it; otherwise the Redis server's clock, shared by every
+# risk replica). Returns {allowed (1/0), retry_after_us}.
+# Integer division is written a - a % b so doubles stay exact; numbers are written
+# back with %d because Lua 5.1 would print large ones in exponent form.
+TOKEN_BUCKET_LUA = """
+local rate = tonumber(ARGV[1])
+local burst_units = tonumber(ARGV[2]) * 1000000
+local cost_units = tonumber(ARGV[3]) * 1000000
+local now
+if ARGV[4] ~= nil and ARGV[4] ~= '' then
+  now = tonumber(ARGV[4])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local held = redis.call('HMGET', KEYS[1], 't', 'ts')
+local tokens = tonumber(held[1])
+local last = tonumber(held[2])
+if tokens == nil or last == nil then
+  tokens = burst_units
+  last = now
+end
+local fill_num = burst_units * 1000 + rate - 1
+local full_us = (fill_num - fill_num % rate) / rate
+local elapsed = now - last
+if elapsed < 0 then elapsed = 0 end
+if elapsed > full_us then elapsed = full_us end
+local added = elapsed * rate
+added = (added - added % 1000) / 1000
+tokens = tokens + added
+if tokens > burst_units then tokens = burst_units end
+if now > last then last = now end
+local allowed = 0
+local wait_us = 0
+if tokens >= cost_units then
+  tokens = tokens - cost_units
+  allowed = 1
+else
+  local wait_num = (cost_units - tokens) * 1000 + rate - 1
+  wait_us = (wait_num - wait_num % rate) / rate
+end
+redis.call('HSET', KEYS[1], 't', string.format('%d', tokens), 'ts', string.format('%d', last))
+redis.call('PEXPIRE', KEYS[1], string.format('%d', (full_us - full_us % 1000) / 1000 + 1000))
+return {allowed, wait_us}
+"""
 
 
 class RedisRateLimiter:

@@ -37,18 +37,18 @@ from cift.runtime.interceptors import CredentialVerifier
 from cift.runtime.kafka import TOPIC_RISK_EVENTS, new_event_id
 from cift.runtime.money import format_decimal
 from cift.runtime.timestamps import to_ns
+from cift.trading.pretrade.checks import CheckResult, check_order
+from cift.trading.pretrade.limits import LimitOverrides, effective_limits, validate
+from cift.trading.pretrade.order import OrderToCheck
+from cift.trading.pretrade.token_bucket import RateDecision
+from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import Instrument
 from services.risk import codec, store
-from services.risk.checks import CheckResult, check_order
 from services.risk.desk import CallerFigures, RiskDesk
 from services.risk.events import RiskEventHub, RiskEvents
-from services.risk.limits import LimitOverrides, effective_limits, validate
 from services.risk.marketdata_client import MarketDataInstruments
 from services.risk.metrics import record_check
-from services.risk.orders import OrderToCheck
 from services.risk.ratelimit import RedisRateLimiter
-from services.risk.token_bucket import RateDecision
-from services.risk.trading_state import TradingState
 
 GLOBAL_ACCOUNT = store.GLOBAL_ACCOUNT
 MAX_CHECKS_PER_MESSAGE = 1000

@@ -13,8 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from services.risk.limits import LimitOverrides
-from services.risk.trading_state import TradingState
+from cift.trading.pretrade.limits import LimitOverrides
+from cift.trading.pretrade.trading_state import TradingState
 
 GLOBAL_ACCOUNT = "*"
 

@@ -17,7 +17,8 @@ from cift.marketdata.v1 import events_pb2 as marketdata_events_pb2
 from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import events_pb2, risk_pb2, risk_pb2_grpc, rules_pb2
 from cift.runtime.kafka import TOPIC_FILLS, TOPIC_TICKS
-from services.risk.token_bucket import TOKEN_BUCKET_LUA, BucketState, rate_milli, take
+from cift.trading.pretrade.token_bucket import BucketState, rate_milli, take
+from services.risk.ratelimit import TOKEN_BUCKET_LUA
 from tests.integration.risk.risk_it import ADMIN, RunningRisk, eventually, trader
 
 pytestmark = pytest.mark.integration

@@ -6,12 +6,12 @@ import dataclasses
 from decimal import Decimal
 from typing import Any
 
+from cift.trading.pretrade.limits import RiskLimits
+from cift.trading.pretrade.order import OrderToCheck
+from cift.trading.pretrade.quote import NS_PER_S, Quote
+from cift.trading.pretrade.rules import CheckContext
+from cift.trading.pretrade.snapshot import CheckSnapshot
 from cift.trading.vocabulary import Instrument, OrderType, Side
-from services.risk.limits import RiskLimits
-from services.risk.market import NS_PER_S, Quote
-from services.risk.orders import OrderToCheck
-from services.risk.rules import CheckContext
-from services.risk.snapshot import CheckSnapshot
 
 NOW_NS = 1_700_000_000 * NS_PER_S
 D = Decimal

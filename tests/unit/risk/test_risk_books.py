@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from cift.trading.pretrade.exposure import ExposureBook, position_breaches
+from cift.trading.pretrade.limits import LimitOverrides, RiskLimits
+from cift.trading.pretrade.quote import Quote
+from cift.trading.pretrade.rules import Reason
+from cift.trading.pretrade.trading_state import TradingState
 from services.risk.desk import CallerFigures, RiskDesk
-from services.risk.exposure import ExposureBook, position_breaches
-from services.risk.limits import LimitOverrides, RiskLimits
-from services.risk.market import Quote
 from services.risk.quotes import QuoteBook
-from services.risk.rules import Reason
-from services.risk.trading_state import TradingState
 from tests.unit.risk.risk_builders import AAPL, NOW_NS, D, order
 
 

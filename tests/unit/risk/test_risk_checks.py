@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from cift.trading.pretrade.checks import check_order
+from cift.trading.pretrade.rules import Reason
+from cift.trading.pretrade.token_bucket import RateDecision
+from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import Instrument, OrderType
-from services.risk.checks import check_order
-from services.risk.rules import Reason
-from services.risk.token_bucket import RateDecision
-from services.risk.trading_state import TradingState
 from tests.unit.risk.risk_builders import D, limits, order, snapshot
 
 

@@ -10,9 +10,9 @@ from cift.execution.v1 import orders_pb2
 from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import risk_pb2, rules_pb2
 from cift.runtime.errors import InvalidArgument
+from cift.trading.pretrade.rules import Reason
 from cift.trading.vocabulary import OrderType, Side
 from services.risk import codec
-from services.risk.rules import Reason
 
 
 def request(**changes: object) -> risk_pb2.CheckOrderRequest:

@@ -9,14 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cift.runtime.errors import InvalidArgument
-from services.risk.limits import (
+from cift.trading.pretrade.limits import (
     LIMIT_FIELDS,
     LimitOverrides,
     RiskLimits,
     effective_limits,
     validate,
 )
-from services.risk.token_bucket import MAX_BURST
+from cift.trading.pretrade.token_bucket import MAX_BURST
 
 D = Decimal
 

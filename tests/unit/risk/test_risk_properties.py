@@ -8,13 +8,13 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cift.trading.pretrade.checks import check_order
+from cift.trading.pretrade.order import OrderToCheck
+from cift.trading.pretrade.quote import Quote
+from cift.trading.pretrade.rules import CheckContext, Reason, check_price_collar
+from cift.trading.pretrade.snapshot import CheckSnapshot
+from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import OrderType, Side
-from services.risk.checks import check_order
-from services.risk.market import Quote
-from services.risk.orders import OrderToCheck
-from services.risk.rules import CheckContext, Reason, check_price_collar
-from services.risk.snapshot import CheckSnapshot
-from services.risk.trading_state import TradingState
 from tests.unit.risk.risk_builders import AAPL, NOW_NS, D, limits, snapshot
 
 settings.register_profile("risk", max_examples=300, deadline=None)

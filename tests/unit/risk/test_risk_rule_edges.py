@@ -7,8 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from cift.trading.vocabulary import OrderType, Side
-from services.risk.rules import (
+from cift.trading.pretrade.rules import (
     ALL_RULES,
     Reason,
     check_buying_power,
@@ -24,8 +23,9 @@ from services.risk.rules import (
     check_shortable,
     check_trading_state,
 )
-from services.risk.token_bucket import RateDecision
-from services.risk.trading_state import TradingState
+from cift.trading.pretrade.token_bucket import RateDecision
+from cift.trading.pretrade.trading_state import TradingState
+from cift.trading.vocabulary import OrderType, Side
 from tests.unit.risk.risk_builders import ctx, limits, order, quote, snapshot
 
 D = Decimal

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from cift.trading.pretrade import rules
+from cift.trading.pretrade.order import OrderToCheck
+from cift.trading.pretrade.rules import Reason
+from cift.trading.pretrade.token_bucket import RateDecision
+from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
-from services.risk import rules
-from services.risk.orders import OrderToCheck
-from services.risk.rules import Reason
-from services.risk.token_bucket import RateDecision
-from services.risk.trading_state import TradingState
 from tests.unit.risk.risk_builders import D, ctx, limits, order, quote, snapshot
 
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cift.runtime.errors import InvalidArgument
-from services.risk.token_bucket import BucketState, RateDecision, rate_milli, take
+from cift.trading.pretrade.token_bucket import BucketState, RateDecision, rate_milli, take
 
 US = 1_000_000
 T0 = 1_700_000_000 * US

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cift.runtime.errors import InvalidArgument
+from cift.trading.pretrade.trading_state import TradingState, effective_state, reduces_position
 from cift.trading.vocabulary import Side
-from services.risk.trading_state import TradingState, effective_state, reduces_position
 
 D = Decimal
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from cift.runtime.errors import InvalidArgument
-from services.risk.token_bucket import MAX_BURST
+from cift.trading.pretrade.token_bucket import MAX_BURST
 
 
 @dataclass(frozen=True, slots=True)

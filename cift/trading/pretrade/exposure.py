@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.risk.limits import RiskLimits
-from services.risk.rules import Reason, Violation
+from cift.trading.pretrade.limits import RiskLimits
+from cift.trading.pretrade.rules import Reason, Violation
 
 ZERO = Decimal(0)
 

@@ -17,11 +17,11 @@ from decimal import Decimal
 from enum import StrEnum
 
 from cift.runtime.money import format_decimal, is_multiple_of
+from cift.trading.pretrade.order import OrderToCheck
+from cift.trading.pretrade.quote import Quote
+from cift.trading.pretrade.snapshot import ZERO, CheckSnapshot
+from cift.trading.pretrade.trading_state import TradingState, reduces_position
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
-from services.risk.market import Quote
-from services.risk.orders import OrderToCheck
-from services.risk.snapshot import ZERO, CheckSnapshot
-from services.risk.trading_state import TradingState, reduces_position
 
 HUNDRED = Decimal(100)
 

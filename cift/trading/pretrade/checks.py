@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.risk.orders import OrderToCheck
-from services.risk.rules import ALL_RULES, CheckContext, Reason, Rule, Violation
-from services.risk.snapshot import CheckSnapshot
+from cift.trading.pretrade.order import OrderToCheck
+from cift.trading.pretrade.rules import ALL_RULES, CheckContext, Reason, Rule, Violation
+from cift.trading.pretrade.snapshot import CheckSnapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
 """Token-bucket arithmetic for the per-account order rate, mirrored by the Redis Lua script.
 
 The bucket holds up to `burst` tokens and refills at `orders_per_second`; each
-order takes one. The live state sits in Redis and is updated by `TOKEN_BUCKET_LUA`
-atomically, one script call per check. This module is the same arithmetic in
-Python, so the rule can be tested and reasoned about without Redis, and a test
-runs both side by side.
+order takes one. The live state sits in Redis and is updated atomically by the
+risk service's Lua script (`services/risk/ratelimit.py`), one call per check. This
+module is the same arithmetic in Python, so the rule can be tested and reasoned
+about without Redis, the backtest can apply it, and a test runs both side by side.
 
 Everything is in integers so Lua (whose numbers are doubles) and Python agree to
 the unit: tokens are counted in micro-tokens, time in microseconds, the refill
@@ -83,52 +83,3 @@ def take(
         return BucketState(tokens - cost_units, stamp), RateDecision(True)
     wait_us = _ceil_div((cost_units - tokens) * 1000, rate_milli_tokens)
     return BucketState(tokens, stamp), RateDecision(False, wait_us)
-
-
-# KEYS[1]: the account's bucket (a hash: t = micro-tokens, ts = last refill in µs).
-# ARGV: rate in milli-tokens/s, burst in tokens, cost in tokens, and optionally the
-# time in µs (tests pin it; otherwise the Redis server's clock, shared by every
-# risk replica). Returns {allowed (1/0), retry_after_us}.
-# Integer division is written a - a % b so doubles stay exact; numbers are written
-# back with %d because Lua 5.1 would print large ones in exponent form.
-TOKEN_BUCKET_LUA = """
-local rate = tonumber(ARGV[1])
-local burst_units = tonumber(ARGV[2]) * 1000000
-local cost_units = tonumber(ARGV[3]) * 1000000
-local now
-if ARGV[4] ~= nil and ARGV[4] ~= '' then
-  now = tonumber(ARGV[4])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local held = redis.call('HMGET', KEYS[1], 't', 'ts')
-local tokens = tonumber(held[1])
-local last = tonumber(held[2])
-if tokens == nil or last == nil then
-  tokens = burst_units
-  last = now
-end
-local fill_num = burst_units * 1000 + rate - 1
-local full_us = (fill_num - fill_num % rate) / rate
-local elapsed = now - last
-if elapsed < 0 then elapsed = 0 end
-if elapsed > full_us then elapsed = full_us end
-local added = elapsed * rate
-added = (added - added % 1000) / 1000
-tokens = tokens + added
-if tokens > burst_units then tokens = burst_units end
-if now > last then last = now end
-local allowed = 0
-local wait_us = 0
-if tokens >= cost_units then
-  tokens = tokens - cost_units
-  allowed = 1
-else
-  local wait_num = (cost_units - tokens) * 1000 + rate - 1
-  wait_us = (wait_num - wait_num % rate) / rate
-end
-redis.call('HSET', KEYS[1], 't', string.format('%d', tokens), 'ts', string.format('%d', last))
-redis.call('PEXPIRE', KEYS[1], string.format('%d', (full_us - full_us % 1000) / 1000 + 1000))
-return {allowed, wait_us}
-"""

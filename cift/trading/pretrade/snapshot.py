@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from cift.trading.pretrade.limits import RiskLimits
+from cift.trading.pretrade.quote import Quote
+from cift.trading.pretrade.token_bucket import RateDecision
+from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import Instrument
-from services.risk.limits import RiskLimits
-from services.risk.market import Quote
-from services.risk.token_bucket import RateDecision
-from services.risk.trading_state import TradingState
 
 ZERO = Decimal(0)
 
