@@ -70,7 +70,7 @@ from cift.stack.launcher import Stack, StackInfo, StackOptions
 from cift.trading.fills import FillEngine, Quote
 from cift.trading.orders import OrderRequest
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
-from services.execution.broker import AccountSettings, Broker
+from services.execution.app.broker import AccountSettings, Broker
 from services.execution.upstream import MarketReference, RiskGate
 
 MIGRATIONS = Path(__file__).parents[1] / "services" / "execution" / "migrations"

@@ -27,15 +27,13 @@ from cift.runtime.order_wire import (
     TIF_FROM_PB,
     TYPE_FROM_PB,
 )
-from cift.runtime.timestamps import timestamp_of, to_datetime
-from cift.trading.intraday import DayFills, intraday_figures
-from cift.trading.ledger import RATIO_STEP, Position
+from cift.runtime.timestamps import timestamp_of
 from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
 from cift.trading.orders import OrderRequest, OrderStatus, ReplaceRequest
 from services.execution import store
-from services.execution.broker import Broker
+from services.execution.app.broker import Broker
+from services.execution.app.group_entry import needs_group_entry
 from services.execution.events import dec, order_message
-from services.execution.group_entry import needs_group_entry, submit_group
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_PAGE = 100
@@ -172,7 +170,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             else None,
         )
         if needs_group_entry(classed):
-            parent = await submit_group(self.broker, identity.account_id, classed)
+            parent = await self.broker.submit_group(identity.account_id, classed)
             return execution_pb2.SubmitOrderResponse(order=await self._order_reply(parent.order_id))
         order = await self.broker.submit(identity.account_id, order_request)
         if order.status is OrderStatus.ACCEPTED and order.fill_count == 0:
@@ -186,7 +184,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     ) -> execution_pb2.GetOrderResponse:  # type: ignore[override]
         identity = current_identity()
         async with self.broker.pool.acquire() as conn:
-            row = await self.broker._owned_row(
+            row = await self.broker.amend.owned_row(
                 conn, identity.account_id, request.order_id, identity.is_admin
             )
             (order,) = await _with_legs(conn, [row])
@@ -306,68 +304,29 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             self.broker.unsubscribe(account_id, queue)
 
     async def _positions(self, account_id: str, symbol: str | None) -> list[execution_pb2.Position]:
-        await self.broker.ensure_account(account_id)
-        day = await self.broker.trading_day()
-        async with self.broker.pool.acquire() as conn:
-            rows = await store.positions(conn, account_id)
-            open_rows = await store.open_orders(conn, account_id)
-            today = (
-                await store.day_fills(conn, account_id, to_datetime(day.start_ns))
-                if day is not None
-                else {}
+        return [
+            execution_pb2.Position(
+                account_id=account_id,
+                symbol=f.symbol,
+                side=execution_pb2.POSITION_SIDE_LONG
+                if f.qty > 0
+                else execution_pb2.POSITION_SIDE_SHORT,
+                qty=dec(f.qty),
+                qty_available=dec(f.qty_available),
+                avg_entry_price=dec(f.avg_entry_price),
+                cost_basis=dec(f.cost_basis),
+                current_price=dec(f.current_price),
+                market_value=dec(f.market_value),
+                lastday_price=dec(f.lastday_price),
+                change_today=dec(f.change_today),
+                unrealized_pl=dec(f.unrealized_pl),
+                unrealized_plpc=dec(f.unrealized_plpc),
+                unrealized_intraday_pl=dec(f.unrealized_intraday_pl),
+                realized_pl=dec(f.realized_pl),
+                updated_at=timestamp_of(f.updated_at),
             )
-        if symbol is not None:
-            rows = [r for r in rows if r["symbol"] == symbol]
-        symbols = [r["symbol"] for r in rows]
-        marks = await self.broker.marks(symbols)
-        closes = await self.broker.previous_closes(symbols, day) if day is not None else {}
-        result = []
-        for row in rows:
-            held = Position(row["symbol"], row["qty"], row["cost_basis"])
-            closing_side = "sell" if held.qty > 0 else "buy"
-            committed = sum(
-                (
-                    (o["qty"] or 0) - o["filled_qty"]
-                    for o in open_rows
-                    if o["symbol"] == held.symbol and o["side"] == closing_side
-                ),
-                Decimal(0),
-            )
-            mark = marks.get(held.symbol)
-            value = held.market_value(mark) if mark is not None else held.cost_basis
-            unrealized = value - held.cost_basis
-            intraday = intraday_figures(
-                held, mark, closes.get(held.symbol), today.get(held.symbol, DayFills())
-            )
-            result.append(
-                execution_pb2.Position(
-                    account_id=account_id,
-                    symbol=held.symbol,
-                    side=execution_pb2.POSITION_SIDE_LONG
-                    if held.qty > 0
-                    else execution_pb2.POSITION_SIDE_SHORT,
-                    qty=dec(held.qty),
-                    qty_available=dec(
-                        max(Decimal(0), abs(held.qty) - committed) * (1 if held.qty > 0 else -1)
-                    ),
-                    avg_entry_price=dec(held.avg_entry_price),
-                    cost_basis=dec(held.cost_basis),
-                    current_price=dec(mark),
-                    market_value=dec(value),
-                    lastday_price=dec(intraday.lastday_price),
-                    change_today=dec(intraday.change_today),
-                    unrealized_pl=dec(unrealized),
-                    unrealized_plpc=dec(
-                        (unrealized / abs(held.cost_basis)).quantize(RATIO_STEP)
-                        if held.cost_basis
-                        else None
-                    ),
-                    unrealized_intraday_pl=dec(intraday.unrealized_intraday_pl),
-                    realized_pl=dec(row["realized_pnl"]),
-                    updated_at=timestamp_of(row["updated_at"]),
-                )
-            )
-        return result
+            for f in await self.broker.positions(account_id, symbol)
+        ]
 
     async def ListPositions(
         self, request: execution_pb2.ListPositionsRequest, context: Ctx

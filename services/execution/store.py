@@ -506,6 +506,48 @@ async def open_orders(
     )
 
 
+class _Page:
+    """One page of an account's rows, newest first: `(time, id) < cursor`, keyset paging.
+
+    Orders and activities page the same way; only the table, its time column and
+    the extra filters differ.
+    """
+
+    def __init__(self, account_id: str) -> None:
+        self.clauses = ["account_id = $1"]
+        self.args: list[Any] = [account_id]
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    async def fetch(
+        self,
+        conn: asyncpg.Connection,
+        table: str,
+        time_column: str,
+        id_column: str,
+        *,
+        after: datetime | None,
+        until: datetime | None,
+        cursor: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[asyncpg.Record]:
+        if after is not None:
+            self.clauses.append(f"{time_column} >= {self.arg(after)}")
+        if until is not None:
+            self.clauses.append(f"{time_column} < {self.arg(until)}")
+        if cursor is not None:
+            self.clauses.append(
+                f"({time_column}, {id_column}) < ({self.arg(cursor[0])}, {self.arg(cursor[1])})"
+            )
+        sql = (
+            f"SELECT * FROM {table} WHERE {' AND '.join(self.clauses)} "
+            f"ORDER BY {time_column} DESC, {id_column} DESC LIMIT {self.arg(limit)}"
+        )
+        return list(await conn.fetch(sql, *self.args))
+
+
 async def list_orders(
     conn: asyncpg.Connection,
     account_id: str,
@@ -517,28 +559,21 @@ async def list_orders(
     cursor: tuple[datetime, str] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    clauses = ["account_id = $1"]
-    args: list[Any] = [account_id]
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+    page = _Page(account_id)
     if statuses is not None:
-        clauses.append(f"status = ANY({arg(list(statuses))}::text[])")
+        page.clauses.append(f"status = ANY({page.arg(list(statuses))}::text[])")
     if symbols:
-        clauses.append(f"symbol = ANY({arg(list(symbols))}::text[])")
-    if after is not None:
-        clauses.append(f"created_at >= {arg(after)}")
-    if until is not None:
-        clauses.append(f"created_at < {arg(until)}")
-    if cursor is not None:
-        clauses.append(f"(created_at, order_id) < ({arg(cursor[0])}, {arg(cursor[1])})")
-    sql = (
-        f"SELECT * FROM orders WHERE {' AND '.join(clauses)} "
-        f"ORDER BY created_at DESC, order_id DESC LIMIT {arg(limit)}"
+        page.clauses.append(f"symbol = ANY({page.arg(list(symbols))}::text[])")
+    return await page.fetch(
+        conn,
+        "orders",
+        "created_at",
+        "order_id",
+        after=after,
+        until=until,
+        cursor=cursor,
+        limit=limit,
     )
-    return list(await conn.fetch(sql, *args))
 
 
 # ---- fills, positions, activities ---------------------------------------------
@@ -750,26 +785,19 @@ async def list_activities(
     cursor: tuple[datetime, str] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    clauses = ["account_id = $1"]
-    args: list[Any] = [account_id]
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+    page = _Page(account_id)
     if types:
-        clauses.append(f"activity_type = ANY({arg(list(types))}::text[])")
-    if after is not None:
-        clauses.append(f"occurred_at >= {arg(after)}")
-    if until is not None:
-        clauses.append(f"occurred_at < {arg(until)}")
-    if cursor is not None:
-        clauses.append(f"(occurred_at, activity_id) < ({arg(cursor[0])}, {arg(cursor[1])})")
-    sql = (
-        f"SELECT * FROM activities WHERE {' AND '.join(clauses)} "
-        f"ORDER BY occurred_at DESC, activity_id DESC LIMIT {arg(limit)}"
+        page.clauses.append(f"activity_type = ANY({page.arg(list(types))}::text[])")
+    return await page.fetch(
+        conn,
+        "activities",
+        "occurred_at",
+        "activity_id",
+        after=after,
+        until=until,
+        cursor=cursor,
+        limit=limit,
     )
-    return list(await conn.fetch(sql, *args))
 
 
 async def day_fills(

@@ -62,3 +62,54 @@ def test_the_rules_see_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import asyncpg\nfrom services.risk import rules\n")
     assert imported_modules(bad) == {"asyncpg", "services.risk"}
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "cift" / "runtime").rglob("*.py")), ids=lambda p: p.name
+)
+def test_the_shared_runtime_never_imports_a_service(path: Path) -> None:
+    offending = {m for m in imported_modules(path) if is_under(m, "services")}
+    assert not offending, f"{path.relative_to(ROOT)} imports a service: {sorted(offending)}"
+
+
+def test_the_trading_core_reaches_no_io_through_the_runtime() -> None:
+    """`cift.trading` may use the runtime's pure helpers (errors, money), not its I/O."""
+    pure = {"cift.runtime.errors", "cift.runtime.money"}
+    offending = {
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in (ROOT / "cift" / "trading").rglob("*.py")
+        for module in imported_modules(path)
+        if is_under(module, "cift.runtime") and module not in pure
+    }
+    assert not offending, sorted(offending)
+
+
+# Execution's use cases reach SQL and Kafka only through the adapters: the store
+# module, the outbox and the Kafka client stay out of the modules that hold no
+# transaction of their own (subscriptions, live book, ports).
+PURE_APP_MODULES = ("live.py", "ports.py", "subscriptions.py")
+
+
+@pytest.mark.parametrize("name", PURE_APP_MODULES)
+def test_executions_plain_use_case_modules_do_no_io(name: str) -> None:
+    path = ROOT / "services" / "execution" / "app" / name
+    forbidden = {
+        module
+        for module in imported_modules(path)
+        if any(is_under(module, io) for io in ("asyncpg", "confluent_kafka", "redis"))
+        or is_under(module, "services.execution.store")
+        or is_under(module, "cift.runtime.kafka")
+        or is_under(module, "cift.runtime.outbox")
+    }
+    assert not forbidden, f"app/{name} imports I/O: {sorted(forbidden)}"
+
+
+def test_the_app_layer_never_imports_the_server() -> None:
+    """Use cases are called by the server, never the other way round."""
+    offending = {
+        f"{path.name}: {module}"
+        for path in (ROOT / "services" / "execution" / "app").rglob("*.py")
+        for module in imported_modules(path)
+        if module in ("services.execution.server", "services.execution.__main__")
+    }
+    assert not offending, sorted(offending)

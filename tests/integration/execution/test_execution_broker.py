@@ -30,7 +30,8 @@ from cift.trading.fills import Fill, FillEngine
 from cift.trading.orders import Order, OrderRequest, OrderStatus, ReplaceRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.execution import store
-from services.execution.broker import AccountSettings, Broker
+from services.execution.app.broker import AccountSettings, Broker
+from services.execution.coalesce import Coalescer
 from services.execution.upstream import MarketClock
 from tests.integration.execution.ticks import quote_event, trade_event
 
@@ -573,7 +574,7 @@ async def test_concurrent_market_orders_of_many_accounts_fill_to_the_cent_in_sha
 
     await asyncio.gather(*(trade(a) for a in accounts))
 
-    assert broker._bookings.batches < broker._bookings.items  # orders shared lock holds
+    assert broker.entry._bookings.batches < broker.entry._bookings.items  # orders shared lock holds
     for account_id in accounts:
         position = await pool.fetchrow(
             "SELECT * FROM positions WHERE account_id = $1 AND symbol = $2", account_id, symbol
@@ -609,28 +610,36 @@ async def test_concurrent_market_orders_of_many_accounts_fill_to_the_cent_in_sha
 
 
 async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_commits(
-    pool: asyncpg.Pool, risk: StandInRisk, symbol: str
+    pool: asyncpg.Pool, risk: StandInRisk, symbol: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     doomed: set[str] = set()
     plugged = asyncio.Event()
     unplug = asyncio.Event()
 
-    class OneFillFails(Broker):
-        async def _book_orders(self, orders: list[Order]) -> list[BaseException | None]:
-            if not plugged.is_set():  # the first batch waits: the rest queue up behind it
-                plugged.set()
-                await unplug.wait()
-            return await super()._book_orders(orders)
+    broker = Broker(pool, FillEngine(), StandInMarket(), risk, AccountSettings(OPENING, D(1)))
+    book_orders = broker.entry._book_orders
+    apply_fill_on = broker.journal.apply_fill_on
 
-        async def _apply_fill_on(
-            self, conn: asyncpg.Connection, fill: Fill, tick_mark: tuple[str, int] | None
-        ) -> bytes | None:
-            written = await super()._apply_fill_on(conn, fill, tick_mark)
-            if fill.order_id in doomed:
-                raise RuntimeError("the fill's write failed")
-            return written
+    async def plugged_book_orders(orders: list[Order]) -> list[BaseException | None]:
+        if not plugged.is_set():  # the first batch waits: the rest queue up behind it
+            plugged.set()
+            await unplug.wait()
+        return await book_orders(orders)
 
-    broker = OneFillFails(pool, FillEngine(), StandInMarket(), risk, AccountSettings(OPENING, D(1)))
+    async def failing_apply_fill_on(
+        conn: asyncpg.Connection, fill: Fill, tick_mark: tuple[str, int] | None
+    ) -> bytes | None:
+        written = await apply_fill_on(conn, fill, tick_mark)
+        if fill.order_id in doomed:
+            raise RuntimeError("the fill's write failed")
+        return written
+
+    monkeypatch.setattr(
+        broker.entry,
+        "_bookings",
+        Coalescer(plugged_book_orders, name="booking", max_batch=256, max_in_flight=1),
+    )
+    monkeypatch.setattr(broker.journal, "apply_fill_on", failing_apply_fill_on)
     # The shared account's second order is in another symbol: one account's
     # entries for one symbol follow each other, so they never share a batch.
     second_symbol = symbol + "B"
@@ -675,7 +684,7 @@ async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_c
     await neighbour
     with pytest.raises(RuntimeError, match="the fill's write failed"):
         await bad
-    assert broker._bookings.batches == 2  # the plug alone, then the other three together
+    assert broker.entry._bookings.batches == 2  # the plug alone, then the other three together
 
     filled = await pool.fetch(
         "SELECT account_id, qty, status FROM orders WHERE symbol = ANY($1::text[]) ORDER BY qty",

@@ -32,7 +32,7 @@ from cift.trading.orders import OrderRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.execution import store
 from services.execution.__main__ import watch_session
-from services.execution.broker import AccountSettings, Broker
+from services.execution.app.broker import AccountSettings, Broker
 from services.execution.server import ExecutionServicer
 from services.execution.upstream import MarketClock
 from tests.integration.execution.ticks import quote_event

@@ -4,7 +4,7 @@ A group is checked (`cift.trading.order_classes.plan_group`), risk-checked and
 reserved for its entry only — exits are reduce-only and reserve nothing; an OCO
 closes a position the account holds, so it needs no risk check and may be placed
 by a halted or reducing account — then written (parent, legs, their NEW events
-and outbox rows) in one transaction and booked, all under the broker's engine
+and outbox rows) in one transaction and booked, all under the live book's engine
 lock so no tick or cancel slips between the write and the book.
 
 Simple orders with gtd, opg, cls or extended hours come here too: the one-statement
@@ -20,17 +20,20 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+import asyncpg
+
 from cift.execution.v1 import events_pb2
 from cift.runtime.errors import FailedPrecondition
 from cift.runtime.money import format_decimal
 from cift.trading.auction import SessionClock, auction_refusal
+from cift.trading.fills import FillEngine
 from cift.trading.order_classes import ClassedRequest, accept_group, new_group, plan_group
 from cift.trading.orders import AUCTION_TIFS, Order, OrderClass, OrderStatus
 from cift.trading.vocabulary import Side
 from services.execution import store
 
 if TYPE_CHECKING:
-    from services.execution.broker import Broker
+    from services.execution.app.entry import OrderEntry
 
 
 def needs_group_entry(request: ClassedRequest) -> bool:
@@ -45,23 +48,23 @@ def needs_group_entry(request: ClassedRequest) -> bool:
     )
 
 
-async def submit_group(broker: Broker, account_id: str, request: ClassedRequest) -> Order:
+async def submit_group(desk: OrderEntry, account_id: str, request: ClassedRequest) -> Order:
     """Place `request`'s parent and legs; all or nothing. Returns the parent."""
-    await broker.ensure_account(account_id)
+    await desk.ensure_account(account_id)
     entry = request.order
-    instrument = await broker.market.instrument(entry.symbol)
+    instrument = await desk.market.instrument(entry.symbol)
     if not entry.client_order_id:
         entry = dataclasses.replace(entry, client_order_id=str(uuid.uuid4()))
         request = dataclasses.replace(request, order=entry)
     if entry.time_in_force in AUCTION_TIFS:
-        clock = await broker.market.clock()
+        clock = await desk.market.clock()
         refusal = auction_refusal(
             entry.time_in_force,
             SessionClock(clock.now_ns, clock.is_open, clock.next_open_ns, clock.next_close_ns),
         )
         if refusal is not None:
             raise FailedPrecondition(refusal, reason="AUCTION_CUTOFF")
-    bid, ask, last = broker.engine.last_prices(entry.symbol)
+    bid, ask, last = desk.live.engine.last_prices(entry.symbol)
     market_price = (ask if entry.side is Side.BUY else bid) or last
     plan = plan_group(request, instrument, market_price=market_price)
     ids = [str(uuid.uuid4()) for _ in range(1 + len(plan.legs))]
@@ -74,23 +77,23 @@ async def submit_group(broker: Broker, account_id: str, request: ClassedRequest)
         account_id=account_id,
         now_ns=now,
     )
-    release = await broker._entries.acquire((account_id, entry.symbol))
+    release = await desk.live.entries.acquire((account_id, entry.symbol))
     try:
-        open_orders = await broker._open_orders(account_id, entry.symbol)
-        async with broker.pool.acquire() as conn:
+        open_orders = await desk.open_orders(account_id, entry.symbol)
+        async with desk.pool.acquire() as conn:
             context = await store.order_context(
                 conn, account_id, entry.symbol, parent.client_order_id
             )
             if context["existing_order_id"] is not None:
-                return await broker._resubmission(conn, account_id, plan.parent)
+                return await desk.resubmission(conn, account_id, plan.parent)
         if plan.order_class is OrderClass.OCO:
             _require_position_to_close(parent, context["position_qty"])
         else:
-            parent.reserve(await broker._reservation(parent, context, open_orders))
-            await broker._risk_check(parent, context, open_orders)
-        await broker._book_instrument(instrument)
+            parent.reserve(await desk.pretrade.reservation(parent, context, open_orders))
+            await desk.pretrade.risk_check(parent, context, open_orders)
+        await desk.book_instrument(instrument)
         accept_group(parent, legs, now)
-        await _write_and_book(broker, parent, legs)
+        await _write_and_book(desk, parent, legs)
     finally:
         release()
     return parent
@@ -109,10 +112,10 @@ def _require_position_to_close(oco: Order, position_qty: Decimal) -> None:
         )
 
 
-async def _write_and_book(broker: Broker, parent: Order, legs: list[Order]) -> None:
+async def _write_and_book(desk: OrderEntry, parent: Order, legs: list[Order]) -> None:
     members = [parent, *legs]
-    async with broker._lock:
-        async with broker.pool.acquire() as conn, conn.transaction():
+    async with desk.live.lock:
+        async with desk.pool.acquire() as conn, conn.transaction():
             sequence = await store.reserve_buying_power(
                 conn, parent.account_id, parent.reserved, len(members)
             )
@@ -125,7 +128,7 @@ async def _write_and_book(broker: Broker, parent: Order, legs: list[Order]) -> N
             for offset, order in enumerate(members):
                 await store.insert_order(conn, order)
                 payloads.append(
-                    await broker._emit_order_event(
+                    await desk.journal.emit_order_event(
                         conn,
                         order,
                         events_pb2.ORDER_EVENT_TYPE_NEW,
@@ -133,11 +136,11 @@ async def _write_and_book(broker: Broker, parent: Order, legs: list[Order]) -> N
                     )
                 )
         for payload in payloads:
-            broker._notify(parent.account_id, payload)
-        await broker._persist(broker.engine.add_group(parent, legs, time.time_ns()))
+            desk.subscriptions.notify(parent.account_id, payload)
+        await desk.journal.persist(desk.live.engine.add_group(parent, legs, time.time_ns()))
 
 
-async def reload_groups(broker: Broker, orders: list[Order]) -> list[Order]:
+async def reload_groups(pool: asyncpg.Pool, engine: FillEngine, orders: list[Order]) -> list[Order]:
     """Link the groups of reloaded open orders in the engine; returns the orders to book.
 
     Held legs go back to waiting; the others are returned (parents last) for the
@@ -148,7 +151,7 @@ async def reload_groups(broker: Broker, orders: list[Order]) -> list[Order]:
     if not grouped:
         return orders
     parent_ids = sorted({o.parent_id or o.order_id for o in grouped})
-    async with broker.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         leg_rows = await store.legs_of(conn, parent_ids)
         parent_rows = {pid: await store.get_order(conn, pid) for pid in parent_ids}
     open_ids = {o.order_id for o in orders}
@@ -158,7 +161,7 @@ async def reload_groups(broker: Broker, orders: list[Order]) -> list[Order]:
         parent = store.order_from_row(parent_row)
         legs = [store.order_from_row(r) for r in leg_rows if r["parent_id"] == parent_id]
         exits = legs if parent.order_class is not OrderClass.OCO else [parent, *legs]
-        broker.engine.link(
+        engine.link(
             parent_id,
             parent.order_class,
             [leg.order_id for leg in legs if leg.status is not OrderStatus.REPLACED],
@@ -168,7 +171,7 @@ async def reload_groups(broker: Broker, orders: list[Order]) -> list[Order]:
     booked: list[Order] = []
     for order in orders:
         if order.status is OrderStatus.HELD:
-            broker.engine.hold(order)
+            engine.hold(order)
         else:
             booked.append(order)
     booked.sort(key=lambda o: o.parent_id is None)  # legs before parents, as on entry

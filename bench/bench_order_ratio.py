@@ -1,0 +1,207 @@
+"""SubmitOrder through the gateway as a ratio to a trivial call, and latency at a fixed rate:
+figures that hold on any machine, measured for two code trees in one run (A/B).
+
+    python bench/bench_order_ratio.py [--base build/base] [--rounds 2] [--duration 8]
+                                      [--clients 32] [--rates 200,40]
+
+For each tree (this one, and `--base`: a checkout of another commit, e.g.
+`git archive main | tar -x -C build/base`) and each round, alternating A, B, A, B so
+a busier neighbour weighs on both alike, a child process starts the whole mesh from
+that tree the way `cift up` does (embedded PostgreSQL, Redis, broker, the services
+and Envoy, on free ports) and measures through the gateway:
+
+- orders/s: `POST /v1/orders` (market orders of 1 AAPL, buy then sell on each
+  account, so every order fills) from `--clients` callers in a closed loop;
+- clock/s: `GET /v1/clock` (authenticated, answered by market data with no database
+  read) the same way; the ratio orders/s ÷ clock/s is the figure to compare;
+- p50/p99 at fixed rates (`--rates`, orders/s): an open loop sends each order at its
+  scheduled time whatever the answers do, so queueing shows in the latency. A low
+  rate that is slower than a higher one means something waits when it is quiet.
+
+The load generator shares the machine with the mesh; the ratio cancels most of that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+TREE = Path(os.environ.get("CIFT_BENCH_TREE", Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(TREE))
+
+from bench.bench_gateway import (  # noqa: E402
+    Call,
+    HttpConnection,
+    OrderFlow,
+    Result,
+    Trader,
+    rest_orders,
+    run_closed_loop,
+    sign_in,
+)
+from cift.stack.launcher import Stack, StackOptions  # noqa: E402
+
+
+def clock_calls(connections: list[HttpConnection], traders: list[Trader]) -> Callable[[int], Call]:
+    def make(client: int) -> Call:
+        connection = connections[client]
+        headers = {"authorization": f"Bearer {traders[client % len(traders)].token}"}
+
+        async def call(_client: int, _n: int) -> str | None:
+            status, answer = await connection.request("GET", "/v1/clock", headers)
+            return None if status == 200 else f"{status} {answer[:200]!r}"
+
+        return call
+
+    return make
+
+
+async def fixed_rate(
+    gateway: str, flow: OrderFlow, rate: float, duration_s: float, connections: int = 16
+) -> Result:
+    """Send one order every 1/rate s (open loop) over a pool of keep-alive connections."""
+    pool: asyncio.Queue[HttpConnection] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(await HttpConnection.open(gateway))
+    result = Result(f"{rate:g}/s", "fixed", connections, duration_s)
+    interval = 1.0 / rate
+    total = int(rate * duration_s)
+    start = time.perf_counter()
+    pending: list[asyncio.Task[None]] = []
+
+    async def send(n: int, scheduled: float) -> None:
+        connection = await pool.get()
+        try:
+            headers = {"authorization": f"Bearer {flow.trader(n % flow.clients, n).token}"}
+            status, answer = await connection.request(
+                "POST", "/v1/orders", headers, flow.rest_body(n)
+            )
+        finally:
+            pool.put_nowait(connection)
+        # From the scheduled time: a send delayed by a busy generator counts as waiting.
+        elapsed_ms = (time.perf_counter() - scheduled) * 1000
+        if status == 200:
+            result.latencies_ms.append(elapsed_ms)
+        else:
+            result.errors += 1
+            result.first_error = result.first_error or f"{status} {answer[:200]!r}"
+
+    for n in range(total):
+        scheduled = start + n * interval
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        pending.append(asyncio.create_task(send(n, scheduled)))
+    await asyncio.gather(*pending)
+    result.duration_s = time.perf_counter() - start
+    while not pool.empty():
+        await pool.get_nowait().close()
+    return result
+
+
+async def measure(args: argparse.Namespace) -> dict[str, float]:
+    home = Path(tempfile.mkdtemp(prefix="cift-bench-ratio-"))
+    environ = {**os.environ, "CIFT_AUTH_BCRYPT_COST": "4", "CIFT_LOG_LEVEL": "WARNING"}
+    stack = Stack(StackOptions(home=home, free_ports=True), environ=environ)
+    info = await stack.start()
+    figures: dict[str, float] = {}
+    try:
+        assert info.gateway_url is not None
+        gateway = info.gateway_url
+        clients = args.clients
+        traders = await sign_in(gateway, 3 * clients)
+        http = [await HttpConnection.open(gateway) for _ in range(clients)]
+        market = OrderFlow("market", traders, clients)
+        d = args.duration
+        for name, make in (
+            ("orders", rest_orders(http, market)),
+            ("clock", clock_calls(http, traders)),
+        ):
+            await run_closed_loop(name, "warm", clients, min(1.0, d), make)
+            done = await run_closed_loop(name, "ratio", clients, d, make)
+            figures[f"{name}_per_s"] = done.throughput
+            figures[f"{name}_errors"] = done.errors
+        for connection in http:
+            await connection.close()
+        for rate in args.rates:
+            # Market orders alternate buy and sell per account: risk allows 50/s each.
+            flow = OrderFlow("market", traders, len(traders))
+            done = await fixed_rate(gateway, flow, rate, d)
+            figures[f"p50_ms_at_{rate:g}"] = done.percentile(0.50)
+            figures[f"p99_ms_at_{rate:g}"] = done.percentile(0.99)
+            figures[f"errors_at_{rate:g}"] = done.errors
+    finally:
+        await stack.stop()
+    figures["ratio"] = figures["orders_per_s"] / figures["clock_per_s"]
+    return figures
+
+
+def run_tree(tree: Path, args: argparse.Namespace) -> dict[str, float]:
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--duration",
+        str(args.duration),
+        "--clients",
+        str(args.clients),
+        "--rates",
+        ",".join(f"{r:g}" for r in args.rates),
+    ]
+    env = {**os.environ, "CIFT_BENCH_TREE": str(tree), "PYTHONPATH": str(tree)}
+    answer = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+    if answer.returncode != 0:
+        raise SystemExit(f"{tree}: exit {answer.returncode}\n{answer.stderr[-3000:]}")
+    figures: dict[str, float] = json.loads(answer.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", type=Path, help="another tree to measure alongside (A/B)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument(
+        "--rates", type=lambda text: [float(r) for r in text.split(",")], default=[200.0, 40.0]
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(asyncio.run(measure(args))), flush=True)
+        return 0
+    print("$ python " + " ".join(["bench/bench_order_ratio.py", *(argv or sys.argv[1:])]))
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    trees = [("this", TREE)] + ([("base", args.base.resolve())] if args.base else [])
+    rows = []
+    for round_no in range(1, args.rounds + 1):
+        for label, tree in trees:
+            figures = run_tree(tree, args)
+            rows.append((round_no, label, figures))
+            cells = [f"{k}={v:.3g}" for k, v in figures.items() if "errors" not in k or v]
+            print(f"round {round_no} {label}: " + " ".join(cells), flush=True)
+    rates = "".join(f" | p50/p99 ms at {r:g}/s" for r in args.rates)
+    print(f"\n| round | tree | orders/s | clock/s | ratio{rates} |")
+    print("|---|---|---:|---:|---:|" + "---:|" * len(args.rates))
+    for round_no, label, f in rows:
+        latency = "".join(
+            f" | {f[f'p50_ms_at_{r:g}']:.1f} / {f[f'p99_ms_at_{r:g}']:.1f}" for r in args.rates
+        )
+        print(
+            f"| {round_no} | {label} | {f['orders_per_s']:.0f} | {f['clock_per_s']:.0f} "
+            f"| {f['ratio']:.3f}{latency} |"
+        )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""The composition root of execution's use cases: one object the server calls.
+
+It builds each use case with what it needs and forwards the server's calls to
+the one that handles them; it holds no rules itself. Fill ids are deterministic
+(`<order id>-<n>`), and a replayed tick is recognised by its per-symbol sequence,
+kept durably with the fills it caused (`feed.py`, `journal.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from decimal import Decimal
+
+import asyncpg
+
+from cift.runtime.kafka import Event
+from cift.trading.fills import Fill, FillEngine
+from cift.trading.intraday import TradingDay
+from cift.trading.ledger import AccountFigures
+from cift.trading.order_classes import ClassedRequest
+from cift.trading.orders import Order, OrderRequest, ReplaceRequest
+from services.execution.app.amend import OrderAmendments
+from services.execution.app.entry import OrderEntry
+from services.execution.app.feed import FeedIntake
+from services.execution.app.group_entry import submit_group
+from services.execution.app.journal import Journal
+from services.execution.app.live import LiveBook
+from services.execution.app.portfolio import Portfolio, PositionFigures
+from services.execution.app.ports import AccountSettings, Market, Risk
+from services.execution.app.pretrade import PreTrade
+from services.execution.app.subscriptions import Subscriptions
+
+__all__ = ["AccountSettings", "Broker"]
+
+
+class Broker:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        engine: FillEngine,
+        market: Market,
+        risk: Risk,
+        settings: AccountSettings,
+    ) -> None:
+        self.pool = pool
+        self.engine = engine
+        self.market = market
+        self.settings = settings
+        self.live = LiveBook(engine)
+        self.subscriptions = Subscriptions()
+        self.journal = Journal(pool, self.subscriptions)
+        self.pretrade = PreTrade(self.live, market, risk)
+        self.entry = OrderEntry(
+            pool, self.live, market, self.pretrade, self.journal, self.subscriptions, settings
+        )
+        self.amend = OrderAmendments(pool, self.live, self.entry, self.journal, self.subscriptions)
+        self.feed = FeedIntake(pool, self.live, market, self.journal)
+        self.portfolio = Portfolio(pool, self.live, market, self.entry)
+
+    @property
+    def risk(self) -> Risk:
+        return self.pretrade.risk
+
+    @risk.setter
+    def risk(self, risk: Risk) -> None:
+        """Swap the risk client (a test stands in a slow or failing one)."""
+        self.pretrade.risk = risk
+
+    # ---- order entry and amendments ----------------------------------------------
+
+    async def ensure_account(self, account_id: str) -> None:
+        await self.entry.ensure_account(account_id)
+
+    async def submit(self, account_id: str, request: OrderRequest) -> Order:
+        return await self.entry.submit(account_id, request)
+
+    async def submit_group(self, account_id: str, request: ClassedRequest) -> Order:
+        return await submit_group(self.entry, account_id, request)
+
+    async def cancel(self, account_id: str, order_id: str, *, is_admin: bool = False) -> Order:
+        return await self.amend.cancel(account_id, order_id, is_admin=is_admin)
+
+    async def cancel_all(
+        self, account_id: str, symbols: Sequence[str]
+    ) -> list[tuple[str, Order | None, str]]:
+        return await self.amend.cancel_all(account_id, symbols)
+
+    async def replace(
+        self, account_id: str, order_id: str, change: ReplaceRequest, *, is_admin: bool = False
+    ) -> Order:
+        return await self.amend.replace(account_id, order_id, change, is_admin=is_admin)
+
+    async def close_position(
+        self, account_id: str, symbol: str, qty: Decimal | None, percentage: Decimal | None
+    ) -> Order:
+        return await self.amend.close_position(account_id, symbol, qty, percentage)
+
+    # ---- the market feed -----------------------------------------------------------
+
+    async def on_ticks(self, events: list[Event]) -> None:
+        await self.feed.on_ticks(events)
+
+    async def reload(self) -> int:
+        return await self.feed.reload()
+
+    async def save_water_marks(self) -> int:
+        return await self.feed.save_water_marks()
+
+    async def expire_day_orders(self, *, post_market: bool = False) -> int:
+        return await self.feed.expire_day_orders(post_market=post_market)
+
+    async def open_session(self) -> None:
+        await self.feed.open_session()
+
+    async def expire_due(self) -> int:
+        return await self.feed.expire_due()
+
+    async def apply_fill(self, fill: Fill, tick_mark: tuple[str, int] | None = None) -> bool:
+        return await self.journal.apply_fill(fill, tick_mark)
+
+    # ---- reads and subscriptions -------------------------------------------------
+
+    async def account(self, account_id: str) -> tuple[asyncpg.Record, AccountFigures]:
+        return await self.portfolio.account(account_id)
+
+    async def marks(self, symbols: list[str]) -> dict[str, Decimal]:
+        return await self.portfolio.marks(symbols)
+
+    async def trading_day(self) -> TradingDay | None:
+        return await self.portfolio.trading_day()
+
+    async def previous_closes(self, symbols: list[str], day: TradingDay) -> dict[str, Decimal]:
+        return await self.portfolio.previous_closes(symbols, day)
+
+    async def positions(self, account_id: str, symbol: str | None) -> list[PositionFigures]:
+        return await self.portfolio.positions(account_id, symbol)
+
+    async def snapshot_equity(self, *, session_close: bool = False) -> int:
+        return await self.portfolio.snapshot_equity(session_close=session_close)
+
+    def subscribe(self, account_id: str) -> asyncio.Queue[bytes]:
+        return self.subscriptions.subscribe(account_id)
+
+    def unsubscribe(self, account_id: str, queue: asyncio.Queue[bytes]) -> None:
+        self.subscriptions.unsubscribe(account_id, queue)

@@ -1,0 +1,106 @@
+"""Market feed intake: ticks into the fill engine, the session's open and close, restarts.
+
+A tick already applied (its per-symbol sequence at or below the durable mark kept
+with the fills it caused) is skipped, so a redelivered batch changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+from cift.marketdata.v1 import events_pb2 as md_events_pb2
+from cift.runtime.kafka import Event
+from cift.runtime.timestamps import now_ns
+from cift.trading.fills import (
+    Quote,
+)
+from services.execution import store
+from services.execution.app.group_entry import reload_groups
+from services.execution.app.journal import Journal
+from services.execution.app.live import LiveBook
+from services.execution.app.ports import Market
+from services.execution.events import (
+    decode_tick,
+)
+
+log = logging.getLogger(__name__)
+
+
+class FeedIntake:
+    def __init__(
+        self, pool: asyncpg.Pool, live: LiveBook, market: Market, journal: Journal
+    ) -> None:
+        self.pool = pool
+        self.live = live
+        self.market = market
+        self.journal = journal
+
+    async def on_ticks(self, events: list[Event]) -> None:
+        """Feed a batch of `marketdata.ticks.v1` records to the engine; persist what fills."""
+        async with self.live.lock:
+            for event in events:
+                if not isinstance(event.message, md_events_pb2.TickEvent):
+                    continue
+                decoded = decode_tick(event.message)
+                if decoded is None:
+                    continue
+                tick, sequence = decoded
+                if sequence and sequence <= self.live.tick_marks.get(tick.symbol, 0):
+                    continue  # redelivered: its effects are already applied
+                self.live.tick_marks[tick.symbol] = sequence
+                produced = (
+                    self.live.engine.on_quote(tick)
+                    if isinstance(tick, Quote)
+                    else self.live.engine.on_trade(tick)
+                )
+                if produced:
+                    await self.journal.persist(produced, tick_mark=(tick.symbol, sequence))
+
+    async def reload(self) -> int:
+        """Rebuild the book from the database after a restart; returns the orders reloaded."""
+        async with self.pool.acquire() as conn:
+            rows = await store.open_orders(conn)
+            self.live.tick_marks = await store.tick_marks(conn)
+            self.live.saved_instruments = await store.instruments(conn)
+        async with self.live.lock:
+            loaded = [store.order_from_row(row) for row in rows]
+            loaded = [order for order in loaded if order.order_id not in self.live.engine]
+            for order in loaded:
+                instrument = self.live.saved_instruments.get(order.symbol)
+                if instrument is None:
+                    # Accepted before instruments were saved: ask market data (this
+                    # needs it to answer without a caller's credential).
+                    instrument = await self.market.instrument(order.symbol)
+                self.live.engine.set_instrument(instrument)
+            for order in await reload_groups(self.pool, self.live.engine, loaded):
+                await self.journal.persist(self.live.engine.add(order, now_ns()))
+        return len(rows)
+
+    async def save_water_marks(self) -> int:
+        """Persist the trailing-stop water marks that moved since the last call (one batch)."""
+        marks = self.live.engine.take_water_marks()
+        if marks:
+            async with self.pool.acquire() as conn:
+                await store.save_water_marks(conn, marks)
+        return len(marks)
+
+    async def expire_day_orders(self, *, post_market: bool = False) -> int:
+        """The session closed: closing auction, day orders expire (extended ones at post_market)."""
+        async with self.live.lock:
+            produced = self.live.engine.close_session(now_ns(), post_market=post_market)
+            await self.journal.persist(produced)
+        return len(produced)
+
+    async def open_session(self) -> None:
+        """The session opened: each symbol's next trade is its opening auction print."""
+        async with self.live.lock:
+            self.live.engine.open_session()
+
+    async def expire_due(self) -> int:
+        """Expire gtd orders whose expire_at has come."""
+        async with self.live.lock:
+            produced = self.live.engine.expire_due(now_ns())
+            await self.journal.persist(produced)
+        return len(produced)

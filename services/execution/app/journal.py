@@ -1,0 +1,266 @@
+"""The journal: what the fill engine produced, written as one transaction each.
+
+A fill (position, cash, realized P&L, order totals, activity, outbox; idempotent by
+fill id), an order closed by the engine (expired, canceled by its OCO sibling), an
+exit leg released by its entry's fill, a stop triggered. Every path that changes an
+order in the database and announces it goes through `emit_order_event`, so an order
+event is stored, put in the outbox and handed to subscribers the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from decimal import Decimal
+
+import asyncpg
+
+from cift.execution.v1 import events_pb2
+from cift.runtime import outbox
+from cift.runtime.kafka import TOPIC_FILLS, TOPIC_ORDERS, encode_headers, new_event_id
+from cift.runtime.timestamps import now_ns, to_datetime
+from cift.trading.fills import (
+    EngineEvent,
+    Fill,
+    LegReleased,
+    OrderClosed,
+    OrderTriggered,
+)
+from cift.trading.ledger import (
+    released_reservation,
+    settle_fill,
+)
+from cift.trading.orders import (
+    Order,
+    OrderStatus,
+)
+from services.execution import store
+from services.execution.app.subscriptions import Subscriptions
+from services.execution.events import (
+    CLOSING_EVENT,
+    dec,
+    fill_message,
+    order_event,
+    order_message,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Journal:
+    """Writes engine events; the caller holds the engine lock (`LiveBook.lock`)."""
+
+    def __init__(self, pool: asyncpg.Pool, subscriptions: Subscriptions) -> None:
+        self.pool = pool
+        self.subscriptions = subscriptions
+
+    async def persist(
+        self, produced: list[EngineEvent], tick_mark: tuple[str, int] | None = None
+    ) -> None:
+        """Persist engine events one transaction each (what ticks and restarts produce)."""
+        for event in produced:
+            async with self.pool.acquire() as conn, conn.transaction():
+                notices = await self.persist_on(conn, [event], tick_mark)
+            self.subscriptions.notify_all(notices)
+
+    async def persist_on(
+        self,
+        conn: asyncpg.Connection,
+        produced: list[EngineEvent],
+        tick_mark: tuple[str, int] | None = None,
+    ) -> list[tuple[str, bytes]]:
+        """Write `produced` inside the caller's transaction; the order events to announce."""
+        notices: list[tuple[str, bytes]] = []
+        for event in produced:
+            if isinstance(event, Fill):
+                payload = await self.apply_fill_on(conn, event, tick_mark)
+                if payload is not None:
+                    notices.append((event.account_id, payload))
+            elif isinstance(event, OrderClosed):
+                closed = await self.record_close_on(conn, event)
+                if closed is not None:
+                    notices.append(closed)
+            elif isinstance(event, LegReleased):
+                notices.append(await self.record_release_on(conn, event))
+            elif isinstance(event, OrderTriggered):
+                await store.mark_triggered(
+                    conn, event.order_id, event.water_mark, to_datetime(event.ts_ns)
+                )
+        return notices
+
+    async def apply_fill(self, fill: Fill, tick_mark: tuple[str, int] | None = None) -> bool:
+        """Apply one fill in one transaction; False (and no change) if it was applied before."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            payload = await self.apply_fill_on(conn, fill, tick_mark)
+        if payload is None:
+            return False
+        self.subscriptions.notify(fill.account_id, payload)
+        return True
+
+    async def apply_fill_on(
+        self, conn: asyncpg.Connection, fill: Fill, tick_mark: tuple[str, int] | None
+    ) -> bytes | None:
+        """A fill's whole effect inside the caller's transaction; None if applied before."""
+        at = to_datetime(fill.ts_ns)
+        taken = await store.take_fill(
+            conn,
+            fill_id=fill.fill_id,
+            order_id=fill.order_id,
+            account_id=fill.account_id,
+            symbol=fill.symbol,
+            side=fill.side.value,
+            qty=fill.qty,
+            price=fill.price,
+            commission=fill.commission,
+            at=at,
+        )
+        if taken is None:
+            return None
+        held, order_row = taken
+        effect = settle_fill(held, fill.side, fill.qty, fill.price, fill.commission)
+        before = store.order_from_row(order_row)
+        if before.qty is not None:
+            remaining_before = before.qty - before.filled_qty
+            part = fill.qty
+        else:
+            assert before.notional is not None
+            remaining_before = before.notional - before.filled_notional
+            part = fill.qty * fill.price
+        released = (
+            before.reserved
+            if fill.order_status is not OrderStatus.PARTIALLY_FILLED
+            else released_reservation(before.reserved, part, remaining_before)
+        )
+        after = before
+        after.apply_fill(
+            fill.order_status,
+            fill.order_filled_qty,
+            fill.order_filled_notional,
+            fill.order_fill_count,
+            fill.ts_ns,
+            released,
+        )
+        settled = await store.settle_fill_rows(
+            conn,
+            position=effect.position,
+            realized_pnl=effect.realized_pnl,
+            order=after,
+            commission=fill.commission,
+            released=released,
+            at=at,
+            cash_delta=effect.cash_delta,
+            net_cost_delta=effect.net_cost_delta,
+            gross_cost_delta=effect.gross_cost_delta,
+        )
+        kind = (
+            events_pb2.ORDER_EVENT_TYPE_FILL
+            if fill.order_status is OrderStatus.FILLED
+            else events_pb2.ORDER_EVENT_TYPE_PARTIAL_FILL
+        )
+        sequence: int = settled["event_seq"]
+        message = order_event(
+            event_id=new_event_id(),
+            order=order_message(after, commission=settled["commission"]),
+            kind=kind,
+            sequence=sequence,
+            ts_ns=after.updated_ns or now_ns(),
+            fill=fill_message(fill),
+        )
+        position = effect.position
+        fill_event = events_pb2.FillEvent(
+            event_id=new_event_id(),
+            fill=fill_message(fill),
+            position_qty=dec(position.qty),
+            position_avg_entry_price=dec(position.avg_entry_price),
+            cash=dec(settled["cash"]),
+        )
+        order_outgoing = outgoing(message)
+        await store.record_fill(
+            conn,
+            fill_id=fill.fill_id,
+            account_id=fill.account_id,
+            net_amount=effect.cash_delta,
+            symbol=fill.symbol,
+            side=fill.side.value,
+            qty=fill.qty,
+            price=fill.price,
+            order_id=fill.order_id,
+            at=at,
+            sequence=sequence,
+            order_event=order_outgoing,
+            fill_event=outgoing(fill_event, TOPIC_FILLS),
+        )
+        payload = order_outgoing.payload
+        if tick_mark is not None and tick_mark[1]:
+            await store.advance_tick_mark(conn, *tick_mark)
+        return payload
+
+    async def record_release_on(
+        self, conn: asyncpg.Connection, event: LegReleased
+    ) -> tuple[str, bytes]:
+        """An exit leg released (or grown) by its entry's fill: its size and status, announced."""
+        at = to_datetime(event.ts_ns)
+        await store.release_leg(conn, event.order_id, event.qty, at)
+        row = await store.get_order(conn, event.order_id)
+        assert row is not None
+        order = store.order_from_row(row)
+        sequence = await store.release_and_sequence(conn, order.account_id, Decimal(0), 1)
+        payload = await self.emit_order_event(
+            conn, order, events_pb2.ORDER_EVENT_TYPE_ACCEPTED, sequence
+        )
+        return order.account_id, payload
+
+    async def record_close_on(
+        self, conn: asyncpg.Connection, event: OrderClosed
+    ) -> tuple[str, bytes] | None:
+        """Close an order inside the caller's transaction; None if it was closed already."""
+        at = to_datetime(event.ts_ns)
+        row = await store.get_order(conn, event.order_id, for_update=True)
+        assert row is not None
+        order = store.order_from_row(row)
+        if not order.is_open:
+            return None
+        reserved = order.close(event.status, event.ts_ns, event.reason)
+        await store.close_order(conn, event.order_id, event.status, event.reason, at)
+        sequence = await store.release_and_sequence(conn, order.account_id, reserved, 1)
+        payload = await self.emit_order_event(conn, order, CLOSING_EVENT[event.status], sequence)
+        return order.account_id, payload
+
+    async def emit_order_event(
+        self,
+        conn: asyncpg.Connection,
+        order: Order,
+        kind: int,
+        sequence: int,
+        *,
+        fill: Fill | None = None,
+        commission: Decimal | None = None,
+    ) -> bytes:
+        message = order_event(
+            event_id=new_event_id(),
+            order=order_message(order, commission=commission),
+            kind=kind,
+            sequence=sequence,
+            ts_ns=order.updated_ns or now_ns(),
+            fill=fill_message(fill) if fill is not None else None,
+        )
+        payload = message.SerializeToString()
+        await store.insert_order_event(conn, order.account_id, sequence, payload)
+        await outbox.enqueue(
+            conn, TOPIC_ORDERS, order.account_id, message, event_id=message.event_id
+        )
+        return payload
+
+
+def outgoing(
+    message: events_pb2.OrderEvent | events_pb2.FillEvent, topic: str = TOPIC_ORDERS
+) -> store.OutgoingEvent:
+    """`message` as an outbox row written by one of the store's combined statements."""
+    headers = {name: value.decode() for name, value in encode_headers(message, message.event_id)}
+    return store.OutgoingEvent(
+        event_id=message.event_id,
+        topic=topic,
+        schema_name=message.DESCRIPTOR.full_name,
+        payload=message.SerializeToString(),
+        headers_json=json.dumps(headers),
+    )

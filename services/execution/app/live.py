@@ -1,0 +1,30 @@
+"""The live book: the in-memory fill engine and the state that guards it.
+
+The engine and the database are kept in step by one lock (`lock`): every engine
+mutation and the persistence of what it produced happen under it, so a cancel can
+never slip between a fill's decision and its commit. `entries` holds an (account,
+symbol) from an entry's read of open orders until the order is in the book.
+Shared by the use cases that touch the engine; owned by none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from cift.trading.fills import FillEngine
+from cift.trading.vocabulary import Instrument
+from services.execution.keyed_locks import KeyedLocks
+
+
+@dataclass(slots=True)
+class LiveBook:
+    engine: FillEngine
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    entries: KeyedLocks[tuple[str, str]] = field(default_factory=KeyedLocks)
+    # Orders canceled between their commit and their booking: never booked.
+    canceled_before_booked: set[str] = field(default_factory=set)
+    # Per symbol, the last tick sequence applied (durable with the fills it caused).
+    tick_marks: dict[str, int] = field(default_factory=dict)
+    # Instruments as last saved, so a restart can reload the book without market data.
+    saved_instruments: dict[str, Instrument] = field(default_factory=dict)
