@@ -70,8 +70,8 @@ from cift.stack.launcher import Stack, StackInfo, StackOptions
 from cift.trading.fills import FillEngine, Quote
 from cift.trading.orders import OrderRequest
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
+from services.execution.adapters.upstream import MarketReference, RiskGate
 from services.execution.app.broker import AccountSettings, Broker
-from services.execution.upstream import MarketReference, RiskGate
 
 MIGRATIONS = Path(__file__).parents[1] / "services" / "execution" / "migrations"
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AMD")

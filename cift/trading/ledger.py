@@ -111,7 +111,7 @@ def settle_fill(
 def buying_power(
     cash: Decimal, net_cost: Decimal, gross_cost: Decimal, margin_multiplier: Decimal
 ) -> Decimal:
-    """Buying power before reservations, positions at cost (mirrored in store.py's SQL)."""
+    """Buying power before reservations, positions at cost (mirrored in the SQL of services/execution/adapters)."""
     return max(ZERO, (cash + net_cost) * margin_multiplier - gross_cost)
 
 

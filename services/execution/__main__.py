@@ -24,10 +24,10 @@ from cift.runtime.kafka import TOPIC_TICKS
 from cift.runtime.server import ServiceContext, ServiceSpec, run_service
 from cift.trading.auction import post_session_end_ns
 from cift.trading.fills import CommissionModel, FillEngine, FillModel, StopTrigger
+from services.execution.adapters.upstream import MarketReference, RiskGate
 from services.execution.app.broker import AccountSettings, Broker
 from services.execution.config import ExecutionConfig
 from services.execution.server import ExecutionServicer
-from services.execution.upstream import MarketReference, RiskGate
 
 log = logging.getLogger(__name__)
 SERVICE = execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name

@@ -30,10 +30,10 @@ from cift.runtime.order_wire import (
 from cift.runtime.timestamps import timestamp_of
 from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
 from cift.trading.orders import OrderRequest, OrderStatus, ReplaceRequest
-from services.execution import store
+from services.execution.adapters import history_sql, order_rows, orders_sql
+from services.execution.adapters.wire import dec, order_message
 from services.execution.app.broker import Broker
 from services.execution.app.group_entry import needs_group_entry
-from services.execution.events import dec, order_message
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_PAGE = 100
@@ -119,7 +119,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
     async def _order_reply(self, order_id: str) -> orders_pb2.Order:
         async with self.broker.pool.acquire() as conn:
-            row = await store.get_order(conn, order_id)
+            row = await orders_sql.get_order(conn, order_id)
             assert row is not None
             return (await _with_legs(conn, [row]))[0]
 
@@ -199,13 +199,13 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         if status not in ("open", "closed", "all"):
             raise InvalidArgument("status must be open, closed or all.")
         statuses = {
-            "open": list(store.OPEN),
+            "open": list(order_rows.OPEN),
             "closed": ["filled", "canceled", "expired", "rejected", "replaced"],
             "all": None,
         }[status]
         limit = _page_size(request.page_size)
         async with self.broker.pool.acquire() as conn:
-            rows = await store.list_orders(
+            rows = await history_sql.list_orders(
                 conn,
                 account_id,
                 statuses=statuses,
@@ -287,7 +287,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             last = request.resume_after_sequence
             if last > 0:
                 async with self.broker.pool.acquire() as conn:
-                    stored = await store.order_events_after(conn, account_id, last)
+                    stored = await history_sql.order_events_after(conn, account_id, last)
                 for payload in stored:
                     event = events_pb2.OrderEvent.FromString(payload)
                     last = event.sequence
@@ -393,7 +393,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         types = [ACTIVITY_FROM_PB[t] for t in request.activity_types if t in ACTIVITY_FROM_PB]
         limit = _page_size(request.page_size)
         async with self.broker.pool.acquire() as conn:
-            rows = await store.list_activities(
+            rows = await history_sql.list_activities(
                 conn,
                 account_id,
                 types=types,
@@ -434,7 +434,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         end = datetime.now(UTC) if up_to_now else request.end.ToDatetime(tzinfo=UTC)
         start = end - timedelta(days=days)
         async with self.broker.pool.acquire() as conn:
-            rows = await store.equity_history(conn, account_id, start, end)
+            rows = await history_sql.equity_history(conn, account_id, start, end)
         step = TIMEFRAMES[timeframe]
         # The last snapshot of each interval stands for it.
         buckets: dict[int, tuple[datetime, Decimal]] = {}
@@ -469,7 +469,7 @@ async def _with_legs(conn: Any, rows: Sequence[Any]) -> list[orders_pb2.Order]:
     parents = [r["order_id"] for r in rows if r["order_class"] != "simple" and not r["parent_id"]]
     if parents:
         by_parent: dict[str, list[orders_pb2.Order]] = {}
-        for leg in await store.legs_of(conn, parents):
+        for leg in await orders_sql.legs_of(conn, parents):
             by_parent.setdefault(leg["parent_id"], []).append(_order_from_row(leg))
         for message in messages:
             message.legs.extend(by_parent.get(message.id, []))
@@ -478,7 +478,7 @@ async def _with_legs(conn: Any, rows: Sequence[Any]) -> list[orders_pb2.Order]:
 
 def _order_from_row(row: object) -> orders_pb2.Order:
     record = row  # asyncpg.Record
-    order = store.order_from_row(record)  # type: ignore[arg-type]
+    order = order_rows.order_from_row(record)  # type: ignore[arg-type]
     message = order_message(order, commission=record["commission"])  # type: ignore[index]
     for field, column in (
         ("filled_at", "filled_at"),

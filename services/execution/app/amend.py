@@ -30,7 +30,7 @@ from cift.trading.orders import (
     build_replacement,
 )
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
-from services.execution import store
+from services.execution.adapters import accounts_sql, order_rows, orders_sql
 from services.execution.app.entry import OrderEntry
 from services.execution.app.journal import Journal
 from services.execution.app.live import LiveBook
@@ -68,7 +68,7 @@ class OrderAmendments:
         for_update: bool = False,
     ) -> asyncpg.Record:
         row = (
-            await store.get_order(conn, order_id, for_update=for_update)
+            await orders_sql.get_order(conn, order_id, for_update=for_update)
             if _is_uuid(order_id)
             else None
         )
@@ -82,15 +82,17 @@ class OrderAmendments:
         removed = self.live.engine.remove(order_id)
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                order = store.order_from_row(
+                order = order_rows.order_from_row(
                     await self.owned_row(conn, account_id, order_id, is_admin, for_update=True)
                 )
                 at = now_ns()
                 reserved = order.close(OrderStatus.CANCELED, at, "canceled by request")
-                await store.close_order(
+                await orders_sql.close_order(
                     conn, order_id, OrderStatus.CANCELED, order.reason, to_datetime(at)
                 )
-                sequence = await store.release_and_sequence(conn, order.account_id, reserved, 1)
+                sequence = await accounts_sql.release_and_sequence(
+                    conn, order.account_id, reserved, 1
+                )
                 payload = await self.journal.emit_order_event(
                     conn, order, events_pb2.ORDER_EVENT_TYPE_CANCELED, sequence
                 )
@@ -110,7 +112,7 @@ class OrderAmendments:
         self, account_id: str, symbols: Sequence[str]
     ) -> list[tuple[str, Order | None, str]]:
         async with self.pool.acquire() as conn:
-            rows = await store.open_orders(conn, account_id)
+            rows = await orders_sql.open_orders(conn, account_id)
         results: list[tuple[str, Order | None, str]] = []
         for row in rows:
             if symbols and row["symbol"] not in symbols:
@@ -121,8 +123,8 @@ class OrderAmendments:
                 )
             except FailedPrecondition as refused:
                 async with self.pool.acquire() as conn:
-                    current = await store.get_order(conn, row["order_id"])
-                order = store.order_from_row(current) if current else None
+                    current = await orders_sql.get_order(conn, row["order_id"])
+                order = order_rows.order_from_row(current) if current else None
                 # A leg canceled with its parent earlier in this loop is canceled.
                 gone_with_parent = order is not None and order.status is OrderStatus.CANCELED
                 results.append(
@@ -134,7 +136,7 @@ class OrderAmendments:
         self, account_id: str, order_id: str, change: ReplaceRequest, *, is_admin: bool = False
     ) -> Order:
         async with self.pool.acquire() as conn:
-            original = store.order_from_row(
+            original = order_rows.order_from_row(
                 await self.owned_row(conn, account_id, order_id, is_admin)
             )
         instrument = await self.entry.market.instrument(original.symbol)
@@ -162,9 +164,9 @@ class OrderAmendments:
                 "order: replace its legs, or cancel it (with its legs) and submit again."
             )
         async with self.pool.acquire() as conn:
-            parent_row = await store.get_order(conn, original.parent_id)
+            parent_row = await orders_sql.get_order(conn, original.parent_id)
         assert parent_row is not None and successor.qty is not None
-        parent = store.order_from_row(parent_row)
+        parent = order_rows.order_from_row(parent_row)
         limit = parent.qty if parent.order_class is OrderClass.OCO else parent.filled_qty
         if original.status is OrderStatus.HELD:
             limit = parent.qty
@@ -192,7 +194,7 @@ class OrderAmendments:
             successor.account_id, successor.symbol, excluding=order_id
         )
         async with self.pool.acquire() as conn:
-            context = await store.order_context(conn, successor.account_id, successor.symbol)
+            context = await accounts_sql.order_context(conn, successor.account_id, successor.symbol)
         if successor.parent_id is None:
             successor.reserve(
                 await self.entry.pretrade.reservation(successor, context, open_orders)
@@ -204,14 +206,14 @@ class OrderAmendments:
             removed = self.live.engine.remove(order_id)
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    current = store.order_from_row(
+                    current = order_rows.order_from_row(
                         await self.owned_row(conn, account_id, order_id, is_admin, for_update=True)
                     )
                     at = now_ns()
                     was_held = current.status is OrderStatus.HELD
                     released = current.replace_by(successor.order_id, at)
-                    await store.release_and_sequence(conn, current.account_id, released, 0)
-                    sequence = await store.reserve_buying_power(
+                    await accounts_sql.release_and_sequence(conn, current.account_id, released, 0)
+                    sequence = await accounts_sql.reserve_buying_power(
                         conn, current.account_id, successor.reserved, 2
                     )
                     if sequence is None:
@@ -219,7 +221,7 @@ class OrderAmendments:
                             f"Insufficient buying power: the replacement needs {format_decimal(successor.reserved)}.",
                             reason="INSUFFICIENT_BUYING_POWER",
                         )
-                    await store.close_order(
+                    await orders_sql.close_order(
                         conn,
                         order_id,
                         OrderStatus.REPLACED,
@@ -231,7 +233,7 @@ class OrderAmendments:
                         successor.hold(at)
                     else:
                         successor.accept(at)
-                    await store.insert_order(conn, successor)
+                    await orders_sql.insert_order(conn, successor)
                     first = await self.journal.emit_order_event(
                         conn, current, events_pb2.ORDER_EVENT_TYPE_REPLACED, sequence - 1
                     )
@@ -252,13 +254,15 @@ class OrderAmendments:
     ) -> Order:
         await self.entry.ensure_account(account_id)
         async with self.pool.acquire() as conn:
-            row = await store.position(conn, account_id, symbol)
+            row = await accounts_sql.position(conn, account_id, symbol)
         if row is None:
             raise NotFound(f"There is no open position in {symbol}.")
         held: Decimal = row["qty"]
         # Exit legs that would reduce the position could never fill after it is closed.
         async with self.pool.acquire() as conn:
-            exits = await store.open_exits(conn, account_id, symbol, "sell" if held > 0 else "buy")
+            exits = await orders_sql.open_exits(
+                conn, account_id, symbol, "sell" if held > 0 else "buy"
+            )
         for exit_id in exits:
             # An exit filled or canceled (with its parent) meanwhile is already gone.
             with contextlib.suppress(FailedPrecondition):

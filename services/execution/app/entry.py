@@ -21,6 +21,7 @@ from collections import defaultdict
 import asyncpg
 
 from cift.execution.v1 import events_pb2
+from cift.runtime.coalesce import Coalescer
 from cift.runtime.errors import FailedPrecondition
 from cift.runtime.kafka import new_event_id
 from cift.runtime.money import format_decimal
@@ -36,17 +37,16 @@ from cift.trading.orders import (
     resolve_resubmission,
 )
 from cift.trading.vocabulary import Instrument
-from services.execution import store
+from services.execution.adapters import accounts_sql, order_rows, orders_sql
+from services.execution.adapters.wire import (
+    order_event,
+    order_message,
+)
 from services.execution.app.journal import Journal, outgoing
 from services.execution.app.live import LiveBook
 from services.execution.app.ports import AccountSettings, Market
 from services.execution.app.pretrade import PreTrade
 from services.execution.app.subscriptions import Subscriptions
-from services.execution.coalesce import Coalescer
-from services.execution.events import (
-    order_event,
-    order_message,
-)
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +79,14 @@ class OrderEntry:
         self._contexts: Coalescer[tuple[str, str, str], asyncpg.Record] = Coalescer(
             self._read_contexts, name="context_read", max_batch=128, max_in_flight=1
         )
-        self._writes: Coalescer[tuple[Order, store.OutgoingEvent], tuple[int, bytes] | None] = (
-            Coalescer(
-                self._write_orders,
-                name="order_write",
-                max_batch=128,
-                max_in_flight=1,
-                key=lambda item: item[0].account_id,
-            )
+        self._writes: Coalescer[
+            tuple[Order, order_rows.OutgoingEvent], tuple[int, bytes] | None
+        ] = Coalescer(
+            self._write_orders,
+            name="order_write",
+            max_batch=128,
+            max_in_flight=1,
+            key=lambda item: item[0].account_id,
         )
         # Orders written while a booking batch holds the lock wait to form the next one.
         self._bookings: Coalescer[Order, None] = Coalescer(
@@ -98,7 +98,7 @@ class OrderEntry:
         if account_id in self._known_accounts:
             return
         async with self.pool.acquire() as conn:
-            await store.open_account(
+            await accounts_sql.open_account(
                 conn, account_id, self.settings.opening_cash, self.settings.margin_multiplier
             )
         self._known_accounts.add(account_id)
@@ -108,7 +108,7 @@ class OrderEntry:
 
         Two database round trips in the common case: one read (account figures,
         the position and an earlier order under the same client id) and one write
-        (`store.submit_order`). The risk check sits between them. Open orders
+        (`orders_sql.submit_order`). The risk check sits between them. Open orders
         come from the engine's memory; the account and symbol stay held until the
         order is in the book, so the next entry for them counts it.
         """
@@ -244,16 +244,16 @@ class OrderEntry:
         self, wanted: list[tuple[str, str, str]]
     ) -> list[asyncpg.Record | BaseException]:
         async with self.pool.acquire() as conn:
-            return list(await store.order_contexts(conn, wanted))
+            return list(await accounts_sql.order_contexts(conn, wanted))
 
     async def _write_orders(
-        self, batch: list[tuple[Order, store.OutgoingEvent]]
+        self, batch: list[tuple[Order, order_rows.OutgoingEvent]]
     ) -> list[tuple[int, bytes] | BaseException | None]:
         """Reserve and persist concurrent submits (distinct accounts) in one statement."""
         async with self.pool.acquire() as conn:
             if len(batch) > 1:
                 try:
-                    written = await store.submit_orders(conn, batch)
+                    written = await orders_sql.submit_orders(conn, batch)
                 except asyncpg.UniqueViolationError:
                     pass  # one of them reuses a client_order_id: settle each alone
                 else:
@@ -261,7 +261,7 @@ class OrderEntry:
             results: list[tuple[int, bytes] | BaseException | None] = []
             for order, event in batch:
                 try:
-                    results.append(await store.submit_order(conn, order, event))
+                    results.append(await orders_sql.submit_order(conn, order, event))
                 except asyncpg.UniqueViolationError as duplicate:
                     results.append(duplicate)
             return results
@@ -270,13 +270,15 @@ class OrderEntry:
         """Give the engine the symbol's rules; saved once per change so a restart can reload."""
         if self.live.saved_instruments.get(instrument.symbol) != instrument:
             async with self.pool.acquire() as conn:
-                await store.save_instrument(conn, instrument)
+                await orders_sql.save_instrument(conn, instrument)
             self.live.saved_instruments[instrument.symbol] = instrument
         self.live.engine.set_instrument(instrument)
 
     async def resubmission(
         self, conn: asyncpg.Connection, account_id: str, request: OrderRequest
     ) -> Order:
-        existing = await store.get_order_by_client_id(conn, account_id, request.client_order_id)
+        existing = await orders_sql.get_order_by_client_id(
+            conn, account_id, request.client_order_id
+        )
         assert existing is not None
-        return resolve_resubmission(store.order_from_row(existing), request)
+        return resolve_resubmission(order_rows.order_from_row(existing), request)

@@ -16,14 +16,14 @@ from cift.runtime.timestamps import now_ns
 from cift.trading.fills import (
     Quote,
 )
-from services.execution import store
+from services.execution.adapters import fills_sql, order_rows, orders_sql
+from services.execution.adapters.wire import (
+    decode_tick,
+)
 from services.execution.app.group_entry import reload_groups
 from services.execution.app.journal import Journal
 from services.execution.app.live import LiveBook
 from services.execution.app.ports import Market
-from services.execution.events import (
-    decode_tick,
-)
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,11 @@ class FeedIntake:
     async def reload(self) -> int:
         """Rebuild the book from the database after a restart; returns the orders reloaded."""
         async with self.pool.acquire() as conn:
-            rows = await store.open_orders(conn)
-            self.live.tick_marks = await store.tick_marks(conn)
-            self.live.saved_instruments = await store.instruments(conn)
+            rows = await orders_sql.open_orders(conn)
+            self.live.tick_marks = await fills_sql.tick_marks(conn)
+            self.live.saved_instruments = await orders_sql.instruments(conn)
         async with self.live.lock:
-            loaded = [store.order_from_row(row) for row in rows]
+            loaded = [order_rows.order_from_row(row) for row in rows]
             loaded = [order for order in loaded if order.order_id not in self.live.engine]
             for order in loaded:
                 instrument = self.live.saved_instruments.get(order.symbol)
@@ -83,7 +83,7 @@ class FeedIntake:
         marks = self.live.engine.take_water_marks()
         if marks:
             async with self.pool.acquire() as conn:
-                await store.save_water_marks(conn, marks)
+                await orders_sql.save_water_marks(conn, marks)
         return len(marks)
 
     async def expire_day_orders(self, *, post_market: bool = False) -> int:

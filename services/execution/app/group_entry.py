@@ -8,7 +8,7 @@ and outbox rows) in one transaction and booked, all under the live book's engine
 lock so no tick or cancel slips between the write and the book.
 
 Simple orders with gtd, opg, cls or extended hours come here too: the one-statement
-batched submit of `store.submit_orders` writes the columns every order has only.
+batched submit of `orders_sql.submit_orders` writes the columns every order has only.
 Opg and cls orders arriving after their auction's cutoff are refused here.
 """
 
@@ -30,7 +30,7 @@ from cift.trading.fills import FillEngine
 from cift.trading.order_classes import ClassedRequest, accept_group, new_group, plan_group
 from cift.trading.orders import AUCTION_TIFS, Order, OrderClass, OrderStatus
 from cift.trading.vocabulary import Side
-from services.execution import store
+from services.execution.adapters import accounts_sql, order_rows, orders_sql
 
 if TYPE_CHECKING:
     from services.execution.app.entry import OrderEntry
@@ -81,7 +81,7 @@ async def submit_group(desk: OrderEntry, account_id: str, request: ClassedReques
     try:
         open_orders = await desk.open_orders(account_id, entry.symbol)
         async with desk.pool.acquire() as conn:
-            context = await store.order_context(
+            context = await accounts_sql.order_context(
                 conn, account_id, entry.symbol, parent.client_order_id
             )
             if context["existing_order_id"] is not None:
@@ -116,7 +116,7 @@ async def _write_and_book(desk: OrderEntry, parent: Order, legs: list[Order]) ->
     members = [parent, *legs]
     async with desk.live.lock:
         async with desk.pool.acquire() as conn, conn.transaction():
-            sequence = await store.reserve_buying_power(
+            sequence = await accounts_sql.reserve_buying_power(
                 conn, parent.account_id, parent.reserved, len(members)
             )
             if sequence is None:
@@ -126,7 +126,7 @@ async def _write_and_book(desk: OrderEntry, parent: Order, legs: list[Order]) ->
                 )
             payloads = []
             for offset, order in enumerate(members):
-                await store.insert_order(conn, order)
+                await orders_sql.insert_order(conn, order)
                 payloads.append(
                     await desk.journal.emit_order_event(
                         conn,
@@ -152,14 +152,14 @@ async def reload_groups(pool: asyncpg.Pool, engine: FillEngine, orders: list[Ord
         return orders
     parent_ids = sorted({o.parent_id or o.order_id for o in grouped})
     async with pool.acquire() as conn:
-        leg_rows = await store.legs_of(conn, parent_ids)
-        parent_rows = {pid: await store.get_order(conn, pid) for pid in parent_ids}
+        leg_rows = await orders_sql.legs_of(conn, parent_ids)
+        parent_rows = {pid: await orders_sql.get_order(conn, pid) for pid in parent_ids}
     open_ids = {o.order_id for o in orders}
     for parent_id in parent_ids:
         parent_row = parent_rows[parent_id]
         assert parent_row is not None
-        parent = store.order_from_row(parent_row)
-        legs = [store.order_from_row(r) for r in leg_rows if r["parent_id"] == parent_id]
+        parent = order_rows.order_from_row(parent_row)
+        legs = [order_rows.order_from_row(r) for r in leg_rows if r["parent_id"] == parent_id]
         exits = legs if parent.order_class is not OrderClass.OCO else [parent, *legs]
         engine.link(
             parent_id,

@@ -34,15 +34,15 @@ from cift.trading.orders import (
     Order,
     OrderStatus,
 )
-from services.execution import store
-from services.execution.app.subscriptions import Subscriptions
-from services.execution.events import (
+from services.execution.adapters import accounts_sql, fills_sql, order_rows, orders_sql
+from services.execution.adapters.wire import (
     CLOSING_EVENT,
     dec,
     fill_message,
     order_event,
     order_message,
 )
+from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Journal:
             elif isinstance(event, LegReleased):
                 notices.append(await self.record_release_on(conn, event))
             elif isinstance(event, OrderTriggered):
-                await store.mark_triggered(
+                await orders_sql.mark_triggered(
                     conn, event.order_id, event.water_mark, to_datetime(event.ts_ns)
                 )
         return notices
@@ -102,7 +102,7 @@ class Journal:
     ) -> bytes | None:
         """A fill's whole effect inside the caller's transaction; None if applied before."""
         at = to_datetime(fill.ts_ns)
-        taken = await store.take_fill(
+        taken = await fills_sql.take_fill(
             conn,
             fill_id=fill.fill_id,
             order_id=fill.order_id,
@@ -118,7 +118,7 @@ class Journal:
             return None
         held, order_row = taken
         effect = settle_fill(held, fill.side, fill.qty, fill.price, fill.commission)
-        before = store.order_from_row(order_row)
+        before = order_rows.order_from_row(order_row)
         if before.qty is not None:
             remaining_before = before.qty - before.filled_qty
             part = fill.qty
@@ -140,7 +140,7 @@ class Journal:
             fill.ts_ns,
             released,
         )
-        settled = await store.settle_fill_rows(
+        settled = await fills_sql.settle_fill_rows(
             conn,
             position=effect.position,
             realized_pnl=effect.realized_pnl,
@@ -175,7 +175,7 @@ class Journal:
             cash=dec(settled["cash"]),
         )
         order_outgoing = outgoing(message)
-        await store.record_fill(
+        await fills_sql.record_fill(
             conn,
             fill_id=fill.fill_id,
             account_id=fill.account_id,
@@ -192,7 +192,7 @@ class Journal:
         )
         payload = order_outgoing.payload
         if tick_mark is not None and tick_mark[1]:
-            await store.advance_tick_mark(conn, *tick_mark)
+            await fills_sql.advance_tick_mark(conn, *tick_mark)
         return payload
 
     async def record_release_on(
@@ -200,11 +200,11 @@ class Journal:
     ) -> tuple[str, bytes]:
         """An exit leg released (or grown) by its entry's fill: its size and status, announced."""
         at = to_datetime(event.ts_ns)
-        await store.release_leg(conn, event.order_id, event.qty, at)
-        row = await store.get_order(conn, event.order_id)
+        await orders_sql.release_leg(conn, event.order_id, event.qty, at)
+        row = await orders_sql.get_order(conn, event.order_id)
         assert row is not None
-        order = store.order_from_row(row)
-        sequence = await store.release_and_sequence(conn, order.account_id, Decimal(0), 1)
+        order = order_rows.order_from_row(row)
+        sequence = await accounts_sql.release_and_sequence(conn, order.account_id, Decimal(0), 1)
         payload = await self.emit_order_event(
             conn, order, events_pb2.ORDER_EVENT_TYPE_ACCEPTED, sequence
         )
@@ -215,14 +215,14 @@ class Journal:
     ) -> tuple[str, bytes] | None:
         """Close an order inside the caller's transaction; None if it was closed already."""
         at = to_datetime(event.ts_ns)
-        row = await store.get_order(conn, event.order_id, for_update=True)
+        row = await orders_sql.get_order(conn, event.order_id, for_update=True)
         assert row is not None
-        order = store.order_from_row(row)
+        order = order_rows.order_from_row(row)
         if not order.is_open:
             return None
         reserved = order.close(event.status, event.ts_ns, event.reason)
-        await store.close_order(conn, event.order_id, event.status, event.reason, at)
-        sequence = await store.release_and_sequence(conn, order.account_id, reserved, 1)
+        await orders_sql.close_order(conn, event.order_id, event.status, event.reason, at)
+        sequence = await accounts_sql.release_and_sequence(conn, order.account_id, reserved, 1)
         payload = await self.emit_order_event(conn, order, CLOSING_EVENT[event.status], sequence)
         return order.account_id, payload
 
@@ -245,7 +245,7 @@ class Journal:
             fill=fill_message(fill) if fill is not None else None,
         )
         payload = message.SerializeToString()
-        await store.insert_order_event(conn, order.account_id, sequence, payload)
+        await orders_sql.insert_order_event(conn, order.account_id, sequence, payload)
         await outbox.enqueue(
             conn, TOPIC_ORDERS, order.account_id, message, event_id=message.event_id
         )
@@ -254,10 +254,10 @@ class Journal:
 
 def outgoing(
     message: events_pb2.OrderEvent | events_pb2.FillEvent, topic: str = TOPIC_ORDERS
-) -> store.OutgoingEvent:
+) -> order_rows.OutgoingEvent:
     """`message` as an outbox row written by one of the store's combined statements."""
     headers = {name: value.decode() for name, value in encode_headers(message, message.event_id)}
-    return store.OutgoingEvent(
+    return order_rows.OutgoingEvent(
         event_id=message.event_id,
         topic=topic,
         schema_name=message.DESCRIPTOR.full_name,

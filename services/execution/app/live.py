@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from cift.runtime.keyed_locks import KeyedLocks
 from cift.trading.fills import FillEngine
 from cift.trading.vocabulary import Instrument
-from services.execution.keyed_locks import KeyedLocks
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from cift.trading.ledger import (
     Position,
     account_figures,
 )
-from services.execution import store
+from services.execution.adapters import accounts_sql, fills_sql, history_sql, orders_sql
 from services.execution.app.entry import OrderEntry
 from services.execution.app.live import LiveBook
 from services.execution.app.ports import Market
@@ -118,8 +118,8 @@ class Portfolio:
     async def account(self, account_id: str) -> tuple[asyncpg.Record, AccountFigures]:
         await self.entry.ensure_account(account_id)
         async with self.pool.acquire() as conn:
-            row = await store.get_account(conn, account_id)
-            rows = await store.positions(conn, account_id)
+            row = await accounts_sql.get_account(conn, account_id)
+            rows = await accounts_sql.positions(conn, account_id)
         assert row is not None
         held = [Position(r["symbol"], r["qty"], r["cost_basis"]) for r in rows]
         marks = await self.marks([p.symbol for p in held])
@@ -137,7 +137,7 @@ class Portfolio:
     async def snapshot_equity(self, *, session_close: bool = False) -> int:
         """Record every account's marked equity (portfolio history); at the close also last_equity."""
         async with self.pool.acquire() as conn:
-            rows = await store.all_accounts_with_positions(conn)
+            rows = await accounts_sql.all_accounts_with_positions(conn)
         symbols = sorted({s for r in rows for s in r["symbols"]})
         marks = await self.marks(symbols)
         taken_at = datetime.now(UTC)
@@ -149,9 +149,9 @@ class Portfolio:
                 equity += cost if mark is None else Position(symbol, qty, cost).market_value(mark)
             snapshots.append((r["account_id"], taken_at, equity))
         async with self.pool.acquire() as conn, conn.transaction():
-            await store.insert_equity_snapshots(conn, snapshots)
+            await history_sql.insert_equity_snapshots(conn, snapshots)
             if session_close:
-                await store.set_last_equity(conn, [(a, e) for a, _, e in snapshots])
+                await history_sql.set_last_equity(conn, [(a, e) for a, _, e in snapshots])
         return len(snapshots)
 
     async def positions(self, account_id: str, symbol: str | None) -> list[PositionFigures]:
@@ -159,10 +159,10 @@ class Portfolio:
         await self.entry.ensure_account(account_id)
         day = await self.trading_day()
         async with self.pool.acquire() as conn:
-            rows = await store.positions(conn, account_id)
-            open_rows = await store.open_orders(conn, account_id)
+            rows = await accounts_sql.positions(conn, account_id)
+            open_rows = await orders_sql.open_orders(conn, account_id)
             today = (
-                await store.day_fills(conn, account_id, to_datetime(day.start_ns))
+                await fills_sql.day_fills(conn, account_id, to_datetime(day.start_ns))
                 if day is not None
                 else {}
             )

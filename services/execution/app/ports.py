@@ -1,6 +1,6 @@
 """What the use cases need from outside the service, as typed protocols.
 
-Adapters implement them (`services/execution/upstream.py` over gRPC); unit tests
+Adapters implement them (`services/execution/adapters/upstream.py` over gRPC); unit tests
 pass fakes. Nothing here knows how a call travels.
 """
 
@@ -12,7 +12,7 @@ from typing import Protocol
 
 from cift.risk.v1 import risk_pb2
 from cift.trading.vocabulary import Instrument
-from services.execution.upstream import MarketClock
+from services.execution.adapters.upstream import MarketClock
 
 
 class Market(Protocol):

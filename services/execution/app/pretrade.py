@@ -27,11 +27,11 @@ from cift.trading.orders import (
     Order,
 )
 from cift.trading.vocabulary import OrderType, Side
-from services.execution.app.live import LiveBook
-from services.execution.app.ports import Market, Risk
-from services.execution.events import (
+from services.execution.adapters.wire import (
     dec,
 )
+from services.execution.app.live import LiveBook
+from services.execution.app.ports import Market, Risk
 
 log = logging.getLogger(__name__)
 

@@ -25,14 +25,14 @@ import pytest
 from cift.execution.v1 import events_pb2
 from cift.risk.v1 import risk_pb2, rules_pb2
 from cift.runtime import db
+from cift.runtime.coalesce import Coalescer
 from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from cift.trading.fills import Fill, FillEngine
 from cift.trading.orders import Order, OrderRequest, OrderStatus, ReplaceRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
-from services.execution import store
+from services.execution.adapters import orders_sql
+from services.execution.adapters.upstream import MarketClock
 from services.execution.app.broker import AccountSettings, Broker
-from services.execution.coalesce import Coalescer
-from services.execution.upstream import MarketClock
 from tests.integration.execution.ticks import quote_event, trade_event
 
 pytestmark = pytest.mark.integration
@@ -508,7 +508,7 @@ async def test_trailing_stop_water_mark_survives_a_restart_and_only_tightens(
 
     # A late batch carrying a looser mark cannot loosen the saved one.
     async with pool.acquire() as conn:
-        await store.save_water_marks(conn, {stop.order_id: D("101.00")})
+        await orders_sql.save_water_marks(conn, {stop.order_id: D("101.00")})
     assert (
         await pool.fetchval("SELECT water_mark FROM orders WHERE order_id = $1", stop.order_id)
     ) == D("105.00")

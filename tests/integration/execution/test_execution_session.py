@@ -30,11 +30,11 @@ from cift.runtime.identity import Identity, acting_as
 from cift.trading.fills import FillEngine
 from cift.trading.orders import OrderRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
-from services.execution import store
 from services.execution.__main__ import watch_session
+from services.execution.adapters import history_sql
+from services.execution.adapters.upstream import MarketClock
 from services.execution.app.broker import AccountSettings, Broker
 from services.execution.server import ExecutionServicer
-from services.execution.upstream import MarketClock
 from tests.integration.execution.ticks import quote_event
 
 pytestmark = pytest.mark.integration
@@ -235,7 +235,7 @@ async def test_portfolio_history_keeps_the_last_snapshot_of_each_interval(
     await broker.ensure_account(account)
     start = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
     async with pool.acquire() as conn:
-        await store.insert_equity_snapshots(
+        await history_sql.insert_equity_snapshots(
             conn,
             [
                 (account, start, D(100000)),

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from prometheus_client import REGISTRY
 
-from services.execution.coalesce import Coalescer
+from cift.runtime.coalesce import Coalescer
 
 
 class Recorder:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.execution.keyed_locks import KeyedLocks
+from cift.runtime.keyed_locks import KeyedLocks
 
 
 async def test_a_key_has_one_holder_at_a_time_in_arrival_order() -> None:

@@ -17,7 +17,7 @@ import pytest
 from cift.risk.v1 import risk_pb2, risk_pb2_grpc
 from cift.runtime.errors import PermissionDenied, ResourceExhausted, Unavailable
 from cift.runtime.identity import Identity, acting_as
-from services.execution.upstream import RiskGate
+from services.execution.adapters.upstream import RiskGate
 
 
 class FakeRisk(risk_pb2_grpc.RiskServiceServicer):

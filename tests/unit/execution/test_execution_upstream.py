@@ -14,8 +14,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime.errors import InvalidArgument, Unavailable
 from cift.trading.intraday import NS_PER_DAY
-from services.execution import upstream
-from services.execution.upstream import MarketReference, clock_from_reply
+from services.execution.adapters import upstream
+from services.execution.adapters.upstream import MarketReference, clock_from_reply
 
 
 def stamp(ns: int) -> Timestamp:

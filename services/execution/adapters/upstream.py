@@ -21,6 +21,7 @@ import grpc
 
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.risk.v1 import risk_pb2, risk_pb2_grpc
+from cift.runtime.coalesce import BATCH_SIZE
 from cift.runtime.errors import (
     DomainError,
     FailedPrecondition,
@@ -35,7 +36,6 @@ from cift.runtime.identity import IDENTITY_TOKEN_HEADER, maybe_identity
 from cift.runtime.instruments import InstrumentCache
 from cift.trading.intraday import NS_PER_DAY
 from cift.trading.vocabulary import Instrument
-from services.execution.coalesce import BATCH_SIZE
 
 INSTRUMENT_CACHE_S = 30.0
 # A symbol with no daily bar yet is asked again after this long (a bar may appear).

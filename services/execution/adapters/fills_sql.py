@@ -1,0 +1,238 @@
+"""SQL of fills: taking a fill once (idempotent by fill id), settling it, recording its
+activity and events, and the per-symbol tick marks that make redelivered ticks no-ops.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from cift.runtime.outbox import NOTIFY_SQL
+from cift.trading.intraday import DayFills
+from cift.trading.ledger import Position
+from cift.trading.orders import Order
+from services.execution.adapters.order_rows import (
+    OutgoingEvent,
+)
+
+TAKE_FILL_SQL = """
+WITH recorded AS (
+    INSERT INTO fills (fill_id, order_id, account_id, symbol, side, qty, price, commission,
+                       occurred_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING
+    RETURNING fill_id
+)
+SELECT o.*, held.qty AS held_qty, held.cost_basis AS held_cost_basis
+FROM recorded
+JOIN orders o ON o.order_id = $2
+LEFT JOIN LATERAL (
+    SELECT qty, cost_basis FROM positions WHERE account_id = $3 AND symbol = $4 FOR UPDATE
+) held ON true
+FOR UPDATE OF o
+"""
+
+
+async def take_fill(
+    conn: asyncpg.Connection,
+    *,
+    fill_id: str,
+    order_id: str,
+    account_id: str,
+    symbol: str,
+    side: str,
+    qty: Decimal,
+    price: Decimal,
+    commission: Decimal,
+    at: datetime,
+) -> tuple[Position, asyncpg.Record] | None:
+    """Record a fill and lock its position and order rows: one statement.
+
+    None when this fill id was already applied: then nothing is written or
+    locked, and nothing else may change. Otherwise the position as it stands
+    (locked before the order, as every fill does) and the order row.
+    """
+    row = await conn.fetchrow(
+        TAKE_FILL_SQL, fill_id, order_id, account_id, symbol, side, qty, price, commission, at
+    )
+    if row is None:
+        return None
+    if row["held_qty"] is None:
+        return Position(symbol), row
+    return Position(symbol, row["held_qty"], row["held_cost_basis"]), row
+
+
+SETTLE_FILL_SQL = """
+WITH held AS (
+    INSERT INTO positions (account_id, symbol, qty, cost_basis, realized_pnl, updated_at)
+    VALUES ($1, $2, $3, $4, $5, now())
+    ON CONFLICT (account_id, symbol) DO UPDATE
+    SET qty = $3, cost_basis = $4, realized_pnl = positions.realized_pnl + $5, updated_at = now()
+), placed AS (
+    UPDATE orders
+    SET status = $7, filled_qty = $8, filled_notional = $9, fill_count = $10,
+        commission = commission + $11, reserved = greatest(0, reserved - $12),
+        triggered = $13, water_mark = $14, updated_at = $15,
+        filled_at = CASE WHEN $7 = 'filled' THEN $15 ELSE filled_at END
+    WHERE order_id = $6
+    RETURNING commission
+), charged AS (
+    UPDATE accounts
+    SET cash = cash + $16, net_cost = net_cost + $17, gross_cost = gross_cost + $18,
+        realized_pnl = realized_pnl + $5, commissions = commissions + $19,
+        reserved = greatest(0, reserved - $12), event_seq = event_seq + 1, updated_at = now()
+    WHERE account_id = $1
+    RETURNING cash, event_seq
+)
+SELECT charged.cash, charged.event_seq, placed.commission FROM charged, placed
+"""
+
+
+async def settle_fill_rows(
+    conn: asyncpg.Connection,
+    *,
+    position: Position,
+    realized_pnl: Decimal,
+    order: Order,
+    commission: Decimal,
+    released: Decimal,
+    at: datetime,
+    cash_delta: Decimal,
+    net_cost_delta: Decimal,
+    gross_cost_delta: Decimal,
+) -> asyncpg.Record:
+    """A fill's position, order and account changes in one statement (one round trip).
+
+    The position and order rows are already locked by the caller's transaction;
+    the account row is updated last, as in every other transaction that changes
+    it. Returns the account's new cash and event sequence, and the order's total
+    commission, which the fill's events carry.
+    """
+    row = await conn.fetchrow(
+        SETTLE_FILL_SQL,
+        order.account_id,
+        position.symbol,
+        position.qty,
+        position.cost_basis,
+        realized_pnl,
+        order.order_id,
+        order.status.value,
+        order.filled_qty,
+        order.filled_notional,
+        order.fill_count,
+        commission,
+        released,
+        order.triggered,
+        order.water_mark,
+        at,
+        cash_delta,
+        net_cost_delta,
+        gross_cost_delta,
+        commission,
+    )
+    assert row is not None, f"order {order.order_id} or its account vanished"
+    return row
+
+
+RECORD_FILL_SQL = f"""
+WITH activity AS (
+    INSERT INTO activities (activity_id, account_id, activity_type, occurred_at, net_amount,
+                            symbol, side, qty, price, order_id, description)
+    VALUES ($1, $2, 'fill', $3, $4, $5, $6, $7, $8, $9, $10)
+), logged AS (
+    INSERT INTO order_events (account_id, sequence, payload) VALUES ($2, $11, $12)
+), queued AS (
+    INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
+    VALUES ($13, $14, $2, $15, $12, $16::jsonb), ($17, $18, $2, $19, $20, $21::jsonb)
+)
+SELECT {NOTIFY_SQL}
+"""
+
+
+async def record_fill(
+    conn: asyncpg.Connection,
+    *,
+    fill_id: str,
+    account_id: str,
+    net_amount: Decimal,
+    symbol: str,
+    side: str,
+    qty: Decimal,
+    price: Decimal,
+    order_id: str,
+    at: datetime,
+    sequence: int,
+    order_event: OutgoingEvent,
+    fill_event: OutgoingEvent,
+) -> None:
+    """A fill's activity entry, its order event and both outbox rows: one statement.
+
+    The outbox rows go in this order (order event, then fill event), so the relay
+    publishes them in it.
+    """
+    await conn.execute(
+        RECORD_FILL_SQL,
+        fill_id,
+        account_id,
+        at,
+        net_amount,
+        symbol,
+        side,
+        qty,
+        price,
+        order_id,
+        f"{side.capitalize()} {qty} {symbol} @ {price}",
+        sequence,
+        order_event.payload,
+        order_event.event_id,
+        order_event.topic,
+        order_event.schema_name,
+        order_event.headers_json,
+        fill_event.event_id,
+        fill_event.topic,
+        fill_event.schema_name,
+        fill_event.payload,
+        fill_event.headers_json,
+    )
+
+
+async def day_fills(
+    conn: asyncpg.Connection, account_id: str, since: datetime
+) -> dict[str, DayFills]:
+    """Per symbol, the account's fills from `since` on, summed per side.
+
+    Read from the activity trail, which is indexed by account and time (fills is
+    not). Each fill's amount is rounded to the cent half up, as the ledger books it.
+    """
+    rows = await conn.fetch(
+        """SELECT symbol,
+               coalesce(sum(qty) FILTER (WHERE side = 'buy'), 0) AS bought_qty,
+               coalesce(sum(round(qty * price, 2)) FILTER (WHERE side = 'buy'), 0)
+                   AS bought_amount,
+               coalesce(sum(qty) FILTER (WHERE side = 'sell'), 0) AS sold_qty,
+               coalesce(sum(round(qty * price, 2)) FILTER (WHERE side = 'sell'), 0)
+                   AS sold_amount
+        FROM activities
+        WHERE account_id = $1 AND activity_type = 'fill' AND occurred_at >= $2
+        GROUP BY symbol""",
+        account_id,
+        since,
+    )
+    return {
+        r["symbol"]: DayFills(r["bought_qty"], r["bought_amount"], r["sold_qty"], r["sold_amount"])
+        for r in rows
+    }
+
+
+async def advance_tick_mark(conn: asyncpg.Connection, symbol: str, sequence: int) -> None:
+    await conn.execute(
+        """INSERT INTO tick_marks (symbol, sequence) VALUES ($1, $2)
+           ON CONFLICT (symbol) DO UPDATE SET sequence = greatest(tick_marks.sequence, $2)""",
+        symbol,
+        sequence,
+    )
+
+
+async def tick_marks(conn: asyncpg.Connection) -> dict[str, int]:
+    return {row["symbol"]: row["sequence"] for row in await conn.fetch("SELECT * FROM tick_marks")}

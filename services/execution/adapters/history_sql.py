@@ -1,0 +1,149 @@
+"""SQL of what an account looks back on: order and activity pages, order events after a
+sequence, equity snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+
+class _Page:
+    """One page of an account's rows, newest first: `(time, id) < cursor`, keyset paging.
+
+    Orders and activities page the same way; only the table, its time column and
+    the extra filters differ.
+    """
+
+    def __init__(self, account_id: str) -> None:
+        self.clauses = ["account_id = $1"]
+        self.args: list[Any] = [account_id]
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    async def fetch(
+        self,
+        conn: asyncpg.Connection,
+        table: str,
+        time_column: str,
+        id_column: str,
+        *,
+        after: datetime | None,
+        until: datetime | None,
+        cursor: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[asyncpg.Record]:
+        if after is not None:
+            self.clauses.append(f"{time_column} >= {self.arg(after)}")
+        if until is not None:
+            self.clauses.append(f"{time_column} < {self.arg(until)}")
+        if cursor is not None:
+            self.clauses.append(
+                f"({time_column}, {id_column}) < ({self.arg(cursor[0])}, {self.arg(cursor[1])})"
+            )
+        sql = (
+            f"SELECT * FROM {table} WHERE {' AND '.join(self.clauses)} "
+            f"ORDER BY {time_column} DESC, {id_column} DESC LIMIT {self.arg(limit)}"
+        )
+        return list(await conn.fetch(sql, *self.args))
+
+
+async def list_orders(
+    conn: asyncpg.Connection,
+    account_id: str,
+    *,
+    statuses: Sequence[str] | None,
+    symbols: Sequence[str],
+    after: datetime | None,
+    until: datetime | None,
+    cursor: tuple[datetime, str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    page = _Page(account_id)
+    if statuses is not None:
+        page.clauses.append(f"status = ANY({page.arg(list(statuses))}::text[])")
+    if symbols:
+        page.clauses.append(f"symbol = ANY({page.arg(list(symbols))}::text[])")
+    return await page.fetch(
+        conn,
+        "orders",
+        "created_at",
+        "order_id",
+        after=after,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+async def list_activities(
+    conn: asyncpg.Connection,
+    account_id: str,
+    *,
+    types: Sequence[str],
+    after: datetime | None,
+    until: datetime | None,
+    cursor: tuple[datetime, str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    page = _Page(account_id)
+    if types:
+        page.clauses.append(f"activity_type = ANY({page.arg(list(types))}::text[])")
+    return await page.fetch(
+        conn,
+        "activities",
+        "occurred_at",
+        "activity_id",
+        after=after,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+async def order_events_after(
+    conn: asyncpg.Connection, account_id: str, sequence: int
+) -> list[bytes]:
+    rows = await conn.fetch(
+        "SELECT payload FROM order_events WHERE account_id = $1 AND sequence > $2 ORDER BY sequence",
+        account_id,
+        sequence,
+    )
+    return [row["payload"] for row in rows]
+
+
+async def insert_equity_snapshots(
+    conn: asyncpg.Connection, rows: list[tuple[str, datetime, Decimal]]
+) -> None:
+    await conn.executemany(
+        "INSERT INTO equity_snapshots (account_id, taken_at, equity) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        rows,
+    )
+
+
+async def set_last_equity(conn: asyncpg.Connection, rows: list[tuple[str, Decimal]]) -> None:
+    # In account order, the global order submit batches lock accounts in: updating
+    # them in any other order deadlocks against a batch of orders for the same accounts.
+    await conn.executemany(
+        "UPDATE accounts SET last_equity = $2 WHERE account_id = $1", sorted(rows)
+    )
+
+
+async def equity_history(
+    conn: asyncpg.Connection, account_id: str, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT taken_at, equity FROM equity_snapshots
+               WHERE account_id = $1 AND taken_at >= $2 AND taken_at <= $3 ORDER BY taken_at""",
+            account_id,
+            start,
+            end,
+        )
+    )

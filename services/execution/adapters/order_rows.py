@@ -1,0 +1,82 @@
+"""Rows of the orders table ↔ `Order`, and outbox rows prepared before the statement that writes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from cift.runtime.timestamps import to_datetime, to_ns
+from cift.trading.orders import Order, OrderClass, OrderStatus
+from cift.trading.vocabulary import OrderType, Side, TimeInForce
+
+OPEN = ("new", "held", "accepted", "partially_filled")
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """An event as the outbox stores it, prepared before the statement that writes it."""
+
+    event_id: str
+    topic: str
+    schema_name: str
+    payload: bytes
+    headers_json: str
+
+
+def order_columns(order: Order) -> tuple[Any, ...]:
+    """An order's values in the column order every INSERT INTO orders here uses."""
+    return (
+        order.order_id,
+        order.account_id,
+        order.client_order_id,
+        order.symbol,
+        order.side.value,
+        order.order_type.value,
+        order.time_in_force.value,
+        order.qty,
+        order.notional,
+        order.limit_price,
+        order.stop_price,
+        order.trail_price,
+        order.trail_percent,
+        order.status.value,
+        order.reserved,
+        order.replaces,
+        to_datetime(order.created_ns),
+    )
+
+
+def order_from_row(row: asyncpg.Record) -> Order:
+    return Order(
+        order_id=row["order_id"],
+        account_id=row["account_id"],
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        order_type=OrderType(row["order_type"]),
+        time_in_force=TimeInForce(row["time_in_force"]),
+        qty=row["qty"],
+        notional=row["notional"],
+        limit_price=row["limit_price"],
+        stop_price=row["stop_price"],
+        trail_price=row["trail_price"],
+        trail_percent=row["trail_percent"],
+        client_order_id=row["client_order_id"],
+        created_ns=to_ns(row["created_at"]),
+        status=OrderStatus(row["status"]),
+        updated_ns=to_ns(row["updated_at"]),
+        filled_qty=row["filled_qty"],
+        filled_notional=row["filled_notional"],
+        fill_count=row["fill_count"],
+        triggered=row["triggered"],
+        reserved=row["reserved"],
+        replaces=row["replaces"],
+        replaced_by=row["replaced_by"],
+        reason=row["reason"],
+        water_mark=row["water_mark"],
+        expire_ns=None if row["expire_at"] is None else to_ns(row["expire_at"]),
+        extended_hours=row["extended_hours"],
+        order_class=OrderClass(row["order_class"]),
+        parent_id=row["parent_id"],
+    )
