@@ -7,9 +7,7 @@ No business rule lives here. Who may call what is the runtime's policy table
 from __future__ import annotations
 
 import asyncio
-import base64
-import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,8 +16,7 @@ import grpc
 
 from cift.execution.v1 import events_pb2, execution_pb2, execution_pb2_grpc, orders_pb2
 from cift.runtime.errors import InvalidArgument, NotFound
-from cift.runtime.identity import Identity, current_identity
-from cift.runtime.money import parse_decimal
+from cift.runtime.identity import current_identity
 from cift.runtime.order_wire import (
     CLASS_FROM_PB,
     SIDE_FROM_PB,
@@ -31,86 +28,25 @@ from cift.runtime.timestamps import timestamp_of
 from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
 from cift.trading.orders import OrderRequest, OrderStatus, ReplaceRequest
 from services.execution.adapters import history_sql, order_rows, orders_sql
+from services.execution.adapters.order_replies import orders_with_legs
+from services.execution.adapters.requests import (
+    ACTIVITY_FROM_PB,
+    ACTIVITY_TO_PB,
+    TIMEFRAMES,
+    decode_cursor,
+    next_page_token,
+    optional_decimal,
+    page_size,
+    period_days,
+    symbol_list,
+    target_account,
+    time_or_none,
+)
 from services.execution.adapters.wire import dec, order_message
 from services.execution.app.broker import Broker
 from services.execution.app.group_entry import needs_group_entry
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
-DEFAULT_PAGE = 100
-MAX_PAGE = 500
-ACTIVITY_TO_PB = {
-    "fill": execution_pb2.ACTIVITY_TYPE_FILL,
-    "deposit": execution_pb2.ACTIVITY_TYPE_DEPOSIT,
-    "withdrawal": execution_pb2.ACTIVITY_TYPE_WITHDRAWAL,
-    "fee": execution_pb2.ACTIVITY_TYPE_FEE,
-}
-ACTIVITY_FROM_PB = {v: k for k, v in ACTIVITY_TO_PB.items()}
-PERIOD_UNITS = {"D": 1, "W": 7, "M": 30, "A": 365}
-# A count of ASCII digits (str.isdigit would take "\u0661") and a unit; the history may
-# reach back at most this far, which keeps the start inside what a datetime holds.
-PERIOD_FORMAT = re.compile(r"([0-9]{1,6})([DWMA])")
-MAX_PERIOD_DAYS = 100 * 365
-TIMEFRAMES = {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}
-
-
-def _optional(field: str, text: str) -> Decimal | None:
-    return parse_decimal(field, text, allow_empty=True)
-
-
-def _symbols(values: list[str] | tuple[str, ...]) -> list[str]:
-    return [part.strip().upper() for value in values for part in value.split(",") if part.strip()]
-
-
-def _target_account(identity: Identity, requested: str) -> str:
-    if requested and requested != identity.account_id:
-        identity.require_account(requested)
-        return requested
-    return identity.account_id
-
-
-def _page_size(requested: int) -> int:
-    if requested < 0:
-        raise InvalidArgument("page_size cannot be negative.")
-    return min(requested or DEFAULT_PAGE, MAX_PAGE)
-
-
-def _encode_cursor(moment: datetime, key: str) -> str:
-    return base64.urlsafe_b64encode(f"{moment.isoformat()}|{key}".encode()).decode()
-
-
-def _next_page_token(rows: Sequence[Any], limit: int, time_key: str, id_key: str) -> str:
-    """The cursor after the page's last row, when the query found one row more than a page."""
-    if len(rows) <= limit:
-        return ""
-    last = rows[limit - 1]
-    return _encode_cursor(last[time_key], last[id_key])
-
-
-def _decode_cursor(token: str) -> tuple[datetime, str] | None:
-    if not token:
-        return None
-    try:
-        moment, key = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(moment), key
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("page_token is not one this server issued.") from None
-
-
-def _when(stamp: object, present: bool) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=UTC) if present else None  # type: ignore[attr-defined, no-any-return]
-
-
-def period_days(period: str) -> int:
-    """Days a portfolio-history period ("1D", "2W", "3M", "1A") spans; at most 100 years."""
-    match = PERIOD_FORMAT.fullmatch(period)
-    if match is None or int(match.group(1)) <= 0:
-        raise InvalidArgument(
-            f"period must be a positive number and D, W, M or A, such as 1M, not {period[:40]!r}."
-        )
-    days = int(match.group(1)) * PERIOD_UNITS[match.group(2)]
-    if days > MAX_PERIOD_DAYS:
-        raise InvalidArgument(f"period may span at most 100 years (100A), not {period!r}.")
-    return days
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
@@ -121,7 +57,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         async with self.broker.pool.acquire() as conn:
             row = await orders_sql.get_order(conn, order_id)
             assert row is not None
-            return (await _with_legs(conn, [row]))[0]
+            return (await orders_with_legs(conn, [row]))[0]
 
     async def SubmitOrder(
         self, request: execution_pb2.SubmitOrderRequest, context: Ctx
@@ -144,12 +80,12 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             side=SIDE_FROM_PB[request.side],
             order_type=TYPE_FROM_PB[request.type],
             time_in_force=TIF_FROM_PB[request.time_in_force],
-            qty=_optional("qty", request.qty),
-            notional=_optional("notional", request.notional),
-            limit_price=_optional("limit_price", request.limit_price),
-            stop_price=_optional("stop_price", request.stop_price),
-            trail_price=_optional("trail_price", request.trail_price),
-            trail_percent=_optional("trail_percent", request.trail_percent),
+            qty=optional_decimal("qty", request.qty),
+            notional=optional_decimal("notional", request.notional),
+            limit_price=optional_decimal("limit_price", request.limit_price),
+            stop_price=optional_decimal("stop_price", request.stop_price),
+            trail_price=optional_decimal("trail_price", request.trail_price),
+            trail_percent=optional_decimal("trail_percent", request.trail_percent),
             client_order_id=request.client_order_id,
             expire_ns=request.expire_at.ToNanoseconds() if request.HasField("expire_at") else None,
             extended_hours=request.extended_hours,
@@ -157,14 +93,20 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         classed = ClassedRequest(
             order_request,
             CLASS_FROM_PB[request.order_class],
-            TakeProfit(_optional("take_profit.limit_price", request.take_profit.limit_price))
+            TakeProfit(optional_decimal("take_profit.limit_price", request.take_profit.limit_price))
             if request.HasField("take_profit")
             else None,
             StopLoss(
-                stop_price=_optional("stop_loss.stop_price", request.stop_loss.stop_price),
-                limit_price=_optional("stop_loss.limit_price", request.stop_loss.limit_price),
-                trail_price=_optional("stop_loss.trail_price", request.stop_loss.trail_price),
-                trail_percent=_optional("stop_loss.trail_percent", request.stop_loss.trail_percent),
+                stop_price=optional_decimal("stop_loss.stop_price", request.stop_loss.stop_price),
+                limit_price=optional_decimal(
+                    "stop_loss.limit_price", request.stop_loss.limit_price
+                ),
+                trail_price=optional_decimal(
+                    "stop_loss.trail_price", request.stop_loss.trail_price
+                ),
+                trail_percent=optional_decimal(
+                    "stop_loss.trail_percent", request.stop_loss.trail_percent
+                ),
             )
             if request.HasField("stop_loss")
             else None,
@@ -187,14 +129,14 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             row = await self.broker.amend.owned_row(
                 conn, identity.account_id, request.order_id, identity.is_admin
             )
-            (order,) = await _with_legs(conn, [row])
+            (order,) = await orders_with_legs(conn, [row])
         return execution_pb2.GetOrderResponse(order=order)
 
     async def ListOrders(
         self, request: execution_pb2.ListOrdersRequest, context: Ctx
     ) -> execution_pb2.ListOrdersResponse:  # type: ignore[override]
         identity = current_identity()
-        account_id = _target_account(identity, request.account_id)
+        account_id = target_account(identity, request.account_id)
         status = request.status or "open"
         if status not in ("open", "closed", "all"):
             raise InvalidArgument("status must be open, closed or all.")
@@ -203,20 +145,20 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             "closed": ["filled", "canceled", "expired", "rejected", "replaced"],
             "all": None,
         }[status]
-        limit = _page_size(request.page_size)
+        limit = page_size(request.page_size)
         async with self.broker.pool.acquire() as conn:
             rows = await history_sql.list_orders(
                 conn,
                 account_id,
                 statuses=statuses,
-                symbols=_symbols(list(request.symbols)),
-                after=_when(request.after, request.HasField("after")),
-                until=_when(request.until, request.HasField("until")),
-                cursor=_decode_cursor(request.page_token),
+                symbols=symbol_list(list(request.symbols)),
+                after=time_or_none(request.after, request.HasField("after")),
+                until=time_or_none(request.until, request.HasField("until")),
+                cursor=decode_cursor(request.page_token),
                 limit=limit + 1,
             )
-            orders = await _with_legs(conn, rows[:limit])
-        token = _next_page_token(rows, limit, "created_at", "order_id")
+            orders = await orders_with_legs(conn, rows[:limit])
+        token = next_page_token(rows, limit, "created_at", "order_id")
         return execution_pb2.ListOrdersResponse(orders=orders, next_page_token=token)
 
     async def ReplaceOrder(
@@ -224,20 +166,20 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     ) -> execution_pb2.ReplaceOrderResponse:  # type: ignore[override]
         identity = current_identity()
         change = ReplaceRequest(
-            qty=_optional("qty", request.qty) if request.HasField("qty") else None,
+            qty=optional_decimal("qty", request.qty) if request.HasField("qty") else None,
             time_in_force=TIF_FROM_PB.get(request.time_in_force)
             if request.HasField("time_in_force")
             else None,
-            limit_price=_optional("limit_price", request.limit_price)
+            limit_price=optional_decimal("limit_price", request.limit_price)
             if request.HasField("limit_price")
             else None,
-            stop_price=_optional("stop_price", request.stop_price)
+            stop_price=optional_decimal("stop_price", request.stop_price)
             if request.HasField("stop_price")
             else None,
-            trail_price=_optional("trail_price", request.trail_price)
+            trail_price=optional_decimal("trail_price", request.trail_price)
             if request.HasField("trail_price")
             else None,
-            trail_percent=_optional("trail_percent", request.trail_percent)
+            trail_percent=optional_decimal("trail_percent", request.trail_percent)
             if request.HasField("trail_percent")
             else None,
             client_order_id=request.client_order_id if request.HasField("client_order_id") else "",
@@ -262,7 +204,9 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self, request: execution_pb2.CancelAllOrdersRequest, context: Ctx
     ) -> execution_pb2.CancelAllOrdersResponse:  # type: ignore[override]
         identity = current_identity()
-        results = await self.broker.cancel_all(identity.account_id, _symbols(list(request.symbols)))
+        results = await self.broker.cancel_all(
+            identity.account_id, symbol_list(list(request.symbols))
+        )
         reply = execution_pb2.CancelAllOrdersResponse()
         for order_id, _, message in results:
             reply.cancellations.add(
@@ -277,7 +221,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self, request: execution_pb2.StreamOrderUpdatesRequest, context: Ctx
     ) -> AsyncIterator[execution_pb2.StreamOrderUpdatesResponse]:  # type: ignore[override]
         identity = current_identity()
-        account_id = _target_account(identity, request.account_id)
+        account_id = target_account(identity, request.account_id)
         queue = self.broker.subscribe(account_id)
         try:
             # Headers now, not with the first event: a client (REST through the gateway
@@ -331,7 +275,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def ListPositions(
         self, request: execution_pb2.ListPositionsRequest, context: Ctx
     ) -> execution_pb2.ListPositionsResponse:  # type: ignore[override]
-        account_id = _target_account(current_identity(), request.account_id)
+        account_id = target_account(current_identity(), request.account_id)
         return execution_pb2.ListPositionsResponse(
             positions=await self._positions(account_id, None)
         )
@@ -339,7 +283,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def GetPosition(
         self, request: execution_pb2.GetPositionRequest, context: Ctx
     ) -> execution_pb2.GetPositionResponse:  # type: ignore[override]
-        account_id = _target_account(current_identity(), request.account_id)
+        account_id = target_account(current_identity(), request.account_id)
         symbol = request.symbol.strip().upper()
         found = await self._positions(account_id, symbol)
         if not found:
@@ -350,8 +294,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self, request: execution_pb2.ClosePositionRequest, context: Ctx
     ) -> execution_pb2.ClosePositionResponse:  # type: ignore[override]
         identity = current_identity()
-        qty = _optional("qty", request.qty)
-        percentage = _optional("percentage", request.percentage)
+        qty = optional_decimal("qty", request.qty)
+        percentage = optional_decimal("percentage", request.percentage)
         if qty is not None and percentage is not None:
             raise InvalidArgument("Send at most one of qty and percentage.")
         order = await self.broker.close_position(
@@ -362,7 +306,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def GetAccount(
         self, request: execution_pb2.GetAccountRequest, context: Ctx
     ) -> execution_pb2.GetAccountResponse:  # type: ignore[override]
-        account_id = _target_account(current_identity(), request.account_id)
+        account_id = target_account(current_identity(), request.account_id)
         row, figures = await self.broker.account(account_id)
         return execution_pb2.GetAccountResponse(
             account=execution_pb2.Account(
@@ -388,21 +332,21 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def ListActivities(
         self, request: execution_pb2.ListActivitiesRequest, context: Ctx
     ) -> execution_pb2.ListActivitiesResponse:  # type: ignore[override]
-        account_id = _target_account(current_identity(), request.account_id)
+        account_id = target_account(current_identity(), request.account_id)
         await self.broker.ensure_account(account_id)
         types = [ACTIVITY_FROM_PB[t] for t in request.activity_types if t in ACTIVITY_FROM_PB]
-        limit = _page_size(request.page_size)
+        limit = page_size(request.page_size)
         async with self.broker.pool.acquire() as conn:
             rows = await history_sql.list_activities(
                 conn,
                 account_id,
                 types=types,
-                after=_when(request.after, request.HasField("after")),
-                until=_when(request.until, request.HasField("until")),
-                cursor=_decode_cursor(request.page_token),
+                after=time_or_none(request.after, request.HasField("after")),
+                until=time_or_none(request.until, request.HasField("until")),
+                cursor=decode_cursor(request.page_token),
                 limit=limit + 1,
             )
-        token = _next_page_token(rows, limit, "occurred_at", "activity_id")
+        token = next_page_token(rows, limit, "occurred_at", "activity_id")
         activities = [
             execution_pb2.Activity(
                 id=r["activity_id"],
@@ -424,7 +368,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     async def GetPortfolioHistory(
         self, request: execution_pb2.GetPortfolioHistoryRequest, context: Ctx
     ) -> execution_pb2.GetPortfolioHistoryResponse:  # type: ignore[override]
-        account_id = _target_account(current_identity(), request.account_id)
+        account_id = target_account(current_identity(), request.account_id)
         await self.broker.ensure_account(account_id)
         days = period_days(request.period or "1M")
         timeframe = request.timeframe or ("5Min" if days <= 1 else "1Day")
@@ -461,32 +405,3 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 dec(((equity - base) / base).quantize(Decimal("0.000001")) if base else Decimal(0))
             )
         return reply
-
-
-async def _with_legs(conn: Any, rows: Sequence[Any]) -> list[orders_pb2.Order]:
-    """Orders as replies: each parent of a bracket, OCO or OTO order with its legs."""
-    messages = [_order_from_row(row) for row in rows]
-    parents = [r["order_id"] for r in rows if r["order_class"] != "simple" and not r["parent_id"]]
-    if parents:
-        by_parent: dict[str, list[orders_pb2.Order]] = {}
-        for leg in await orders_sql.legs_of(conn, parents):
-            by_parent.setdefault(leg["parent_id"], []).append(_order_from_row(leg))
-        for message in messages:
-            message.legs.extend(by_parent.get(message.id, []))
-    return messages
-
-
-def _order_from_row(row: object) -> orders_pb2.Order:
-    record = row  # asyncpg.Record
-    order = order_rows.order_from_row(record)  # type: ignore[arg-type]
-    message = order_message(order, commission=record["commission"])  # type: ignore[index]
-    for field, column in (
-        ("filled_at", "filled_at"),
-        ("canceled_at", "canceled_at"),
-        ("expired_at", "expired_at"),
-        ("replaced_at", "replaced_at"),
-    ):
-        stamp = timestamp_of(record[column])  # type: ignore[index]
-        if stamp is not None:
-            getattr(message, field).CopyFrom(stamp)
-    return message

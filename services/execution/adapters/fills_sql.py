@@ -10,6 +10,7 @@ from decimal import Decimal
 import asyncpg
 
 from cift.runtime.outbox import NOTIFY_SQL
+from cift.trading.fills import Fill
 from cift.trading.intraday import DayFills
 from cift.trading.ledger import Position
 from cift.trading.orders import Order
@@ -35,17 +36,7 @@ FOR UPDATE OF o
 
 
 async def take_fill(
-    conn: asyncpg.Connection,
-    *,
-    fill_id: str,
-    order_id: str,
-    account_id: str,
-    symbol: str,
-    side: str,
-    qty: Decimal,
-    price: Decimal,
-    commission: Decimal,
-    at: datetime,
+    conn: asyncpg.Connection, fill: Fill, at: datetime
 ) -> tuple[Position, asyncpg.Record] | None:
     """Record a fill and lock its position and order rows: one statement.
 
@@ -54,13 +45,22 @@ async def take_fill(
     (locked before the order, as every fill does) and the order row.
     """
     row = await conn.fetchrow(
-        TAKE_FILL_SQL, fill_id, order_id, account_id, symbol, side, qty, price, commission, at
+        TAKE_FILL_SQL,
+        fill.fill_id,
+        fill.order_id,
+        fill.account_id,
+        fill.symbol,
+        fill.side.value,
+        fill.qty,
+        fill.price,
+        fill.commission,
+        at,
     )
     if row is None:
         return None
     if row["held_qty"] is None:
-        return Position(symbol), row
-    return Position(symbol, row["held_qty"], row["held_cost_basis"]), row
+        return Position(fill.symbol), row
+    return Position(fill.symbol, row["held_qty"], row["held_cost_basis"]), row
 
 
 SETTLE_FILL_SQL = """
@@ -152,15 +152,9 @@ SELECT {NOTIFY_SQL}
 
 async def record_fill(
     conn: asyncpg.Connection,
+    fill: Fill,
     *,
-    fill_id: str,
-    account_id: str,
     net_amount: Decimal,
-    symbol: str,
-    side: str,
-    qty: Decimal,
-    price: Decimal,
-    order_id: str,
     at: datetime,
     sequence: int,
     order_event: OutgoingEvent,
@@ -173,16 +167,16 @@ async def record_fill(
     """
     await conn.execute(
         RECORD_FILL_SQL,
-        fill_id,
-        account_id,
+        fill.fill_id,
+        fill.account_id,
         at,
         net_amount,
-        symbol,
-        side,
-        qty,
-        price,
-        order_id,
-        f"{side.capitalize()} {qty} {symbol} @ {price}",
+        fill.symbol,
+        fill.side.value,
+        fill.qty,
+        fill.price,
+        fill.order_id,
+        f"{fill.side.value.capitalize()} {fill.qty} {fill.symbol} @ {fill.price}",
         sequence,
         order_event.payload,
         order_event.event_id,

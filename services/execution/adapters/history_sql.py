@@ -19,26 +19,26 @@ class _Page:
     the extra filters differ.
     """
 
-    def __init__(self, account_id: str) -> None:
+    def __init__(
+        self,
+        account_id: str,
+        after: datetime | None,
+        until: datetime | None,
+        cursor: tuple[datetime, str] | None,
+        limit: int,
+    ) -> None:
         self.clauses = ["account_id = $1"]
         self.args: list[Any] = [account_id]
+        self.after, self.until, self.cursor, self.limit = after, until, cursor, limit
 
     def arg(self, value: Any) -> str:
         self.args.append(value)
         return f"${len(self.args)}"
 
     async def fetch(
-        self,
-        conn: asyncpg.Connection,
-        table: str,
-        time_column: str,
-        id_column: str,
-        *,
-        after: datetime | None,
-        until: datetime | None,
-        cursor: tuple[datetime, str] | None,
-        limit: int,
+        self, conn: asyncpg.Connection, table: str, time_column: str, id_column: str
     ) -> list[asyncpg.Record]:
+        after, until, cursor, limit = self.after, self.until, self.cursor, self.limit
         if after is not None:
             self.clauses.append(f"{time_column} >= {self.arg(after)}")
         if until is not None:
@@ -65,21 +65,12 @@ async def list_orders(
     cursor: tuple[datetime, str] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    page = _Page(account_id)
+    page = _Page(account_id, after, until, cursor, limit)
     if statuses is not None:
         page.clauses.append(f"status = ANY({page.arg(list(statuses))}::text[])")
     if symbols:
         page.clauses.append(f"symbol = ANY({page.arg(list(symbols))}::text[])")
-    return await page.fetch(
-        conn,
-        "orders",
-        "created_at",
-        "order_id",
-        after=after,
-        until=until,
-        cursor=cursor,
-        limit=limit,
-    )
+    return await page.fetch(conn, "orders", "created_at", "order_id")
 
 
 async def list_activities(
@@ -92,19 +83,10 @@ async def list_activities(
     cursor: tuple[datetime, str] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    page = _Page(account_id)
+    page = _Page(account_id, after, until, cursor, limit)
     if types:
         page.clauses.append(f"activity_type = ANY({page.arg(list(types))}::text[])")
-    return await page.fetch(
-        conn,
-        "activities",
-        "occurred_at",
-        "activity_id",
-        after=after,
-        until=until,
-        cursor=cursor,
-        limit=limit,
-    )
+    return await page.fetch(conn, "activities", "occurred_at", "activity_id")
 
 
 async def order_events_after(

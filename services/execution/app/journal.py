@@ -102,18 +102,7 @@ class Journal:
     ) -> bytes | None:
         """A fill's whole effect inside the caller's transaction; None if applied before."""
         at = to_datetime(fill.ts_ns)
-        taken = await fills_sql.take_fill(
-            conn,
-            fill_id=fill.fill_id,
-            order_id=fill.order_id,
-            account_id=fill.account_id,
-            symbol=fill.symbol,
-            side=fill.side.value,
-            qty=fill.qty,
-            price=fill.price,
-            commission=fill.commission,
-            at=at,
-        )
+        taken = await fills_sql.take_fill(conn, fill, at)
         if taken is None:
             return None
         held, order_row = taken
@@ -177,14 +166,8 @@ class Journal:
         order_outgoing = outgoing(message)
         await fills_sql.record_fill(
             conn,
-            fill_id=fill.fill_id,
-            account_id=fill.account_id,
+            fill,
             net_amount=effect.cash_delta,
-            symbol=fill.symbol,
-            side=fill.side.value,
-            qty=fill.qty,
-            price=fill.price,
-            order_id=fill.order_id,
             at=at,
             sequence=sequence,
             order_event=order_outgoing,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cift.runtime.errors import InvalidArgument
-from services.execution.server import period_days
+from services.execution.adapters.requests import period_days
 
 
 @pytest.mark.parametrize(
