@@ -33,14 +33,13 @@ from services.execution.adapters.requests import (
     ACTIVITY_FROM_PB,
     ACTIVITY_TO_PB,
     TIMEFRAMES,
-    decode_cursor,
     next_page_token,
     optional_decimal,
+    page_query,
     page_size,
     period_days,
     symbol_list,
     target_account,
-    time_or_none,
 )
 from services.execution.adapters.wire import dec, order_message
 from services.execution.app.broker import Broker
@@ -150,12 +149,9 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             rows = await history_sql.list_orders(
                 conn,
                 account_id,
+                page_query(request, limit),
                 statuses=statuses,
                 symbols=symbol_list(list(request.symbols)),
-                after=time_or_none(request.after, request.HasField("after")),
-                until=time_or_none(request.until, request.HasField("until")),
-                cursor=decode_cursor(request.page_token),
-                limit=limit + 1,
             )
             orders = await orders_with_legs(conn, rows[:limit])
         token = next_page_token(rows, limit, "created_at", "order_id")
@@ -338,13 +334,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         limit = page_size(request.page_size)
         async with self.broker.pool.acquire() as conn:
             rows = await history_sql.list_activities(
-                conn,
-                account_id,
-                types=types,
-                after=time_or_none(request.after, request.HasField("after")),
-                until=time_or_none(request.until, request.HasField("until")),
-                cursor=decode_cursor(request.page_token),
-                limit=limit + 1,
+                conn, account_id, page_query(request, limit), types=types
             )
         token = next_page_token(rows, limit, "occurred_at", "activity_id")
         activities = [

@@ -5,11 +5,23 @@ sequence, equity snapshots.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """Which page of an account's rows: a time range, the cursor after which to go on
+    (the last row's time and id), and how many rows at most."""
+
+    after: datetime | None
+    until: datetime | None
+    cursor: tuple[datetime, str] | None
+    limit: int
 
 
 class _Page:
@@ -19,17 +31,10 @@ class _Page:
     the extra filters differ.
     """
 
-    def __init__(
-        self,
-        account_id: str,
-        after: datetime | None,
-        until: datetime | None,
-        cursor: tuple[datetime, str] | None,
-        limit: int,
-    ) -> None:
+    def __init__(self, account_id: str, query: PageQuery) -> None:
         self.clauses = ["account_id = $1"]
         self.args: list[Any] = [account_id]
-        self.after, self.until, self.cursor, self.limit = after, until, cursor, limit
+        self.query = query
 
     def arg(self, value: Any) -> str:
         self.args.append(value)
@@ -38,18 +43,17 @@ class _Page:
     async def fetch(
         self, conn: asyncpg.Connection, table: str, time_column: str, id_column: str
     ) -> list[asyncpg.Record]:
-        after, until, cursor, limit = self.after, self.until, self.cursor, self.limit
-        if after is not None:
-            self.clauses.append(f"{time_column} >= {self.arg(after)}")
-        if until is not None:
-            self.clauses.append(f"{time_column} < {self.arg(until)}")
-        if cursor is not None:
-            self.clauses.append(
-                f"({time_column}, {id_column}) < ({self.arg(cursor[0])}, {self.arg(cursor[1])})"
-            )
+        query = self.query
+        if query.after is not None:
+            self.clauses.append(f"{time_column} >= {self.arg(query.after)}")
+        if query.until is not None:
+            self.clauses.append(f"{time_column} < {self.arg(query.until)}")
+        if query.cursor is not None:
+            after_time, after_id = (self.arg(value) for value in query.cursor)
+            self.clauses.append(f"({time_column}, {id_column}) < ({after_time}, {after_id})")
         sql = (
             f"SELECT * FROM {table} WHERE {' AND '.join(self.clauses)} "
-            f"ORDER BY {time_column} DESC, {id_column} DESC LIMIT {self.arg(limit)}"
+            f"ORDER BY {time_column} DESC, {id_column} DESC LIMIT {self.arg(query.limit)}"
         )
         return list(await conn.fetch(sql, *self.args))
 
@@ -57,15 +61,12 @@ class _Page:
 async def list_orders(
     conn: asyncpg.Connection,
     account_id: str,
+    query: PageQuery,
     *,
     statuses: Sequence[str] | None,
     symbols: Sequence[str],
-    after: datetime | None,
-    until: datetime | None,
-    cursor: tuple[datetime, str] | None,
-    limit: int,
 ) -> list[asyncpg.Record]:
-    page = _Page(account_id, after, until, cursor, limit)
+    page = _Page(account_id, query)
     if statuses is not None:
         page.clauses.append(f"status = ANY({page.arg(list(statuses))}::text[])")
     if symbols:
@@ -74,16 +75,9 @@ async def list_orders(
 
 
 async def list_activities(
-    conn: asyncpg.Connection,
-    account_id: str,
-    *,
-    types: Sequence[str],
-    after: datetime | None,
-    until: datetime | None,
-    cursor: tuple[datetime, str] | None,
-    limit: int,
+    conn: asyncpg.Connection, account_id: str, query: PageQuery, *, types: Sequence[str]
 ) -> list[asyncpg.Record]:
-    page = _Page(account_id, after, until, cursor, limit)
+    page = _Page(account_id, query)
     if types:
         page.clauses.append(f"activity_type = ANY({page.arg(list(types))}::text[])")
     return await page.fetch(conn, "activities", "occurred_at", "activity_id")
