@@ -1,5 +1,8 @@
 """The gRPC edge of the execution service: decode the request, call the broker, encode the reply.
 
+Order entry and order reads are here; account, position, activity and history reads
+are in `server_accounts.py`.
+
 No business rule lives here. Who may call what is the runtime's policy table
 (`__main__.py`); here a caller only ever reaches its own account unless admin.
 """
@@ -8,47 +11,40 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import grpc
 
 from cift.execution.v1 import events_pb2, execution_pb2, execution_pb2_grpc, orders_pb2
-from cift.runtime.errors import InvalidArgument, NotFound
+from cift.runtime.errors import InvalidArgument
 from cift.runtime.identity import current_identity
 from cift.runtime.order_wire import (
     CLASS_FROM_PB,
     SIDE_FROM_PB,
-    SIDE_TO_PB,
     TIF_FROM_PB,
     TYPE_FROM_PB,
 )
-from cift.runtime.timestamps import timestamp_of
 from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
 from cift.trading.orders import OrderRequest, OrderStatus, ReplaceRequest
 from services.execution.adapters import history_sql, order_rows, orders_sql
 from services.execution.adapters.order_replies import orders_with_legs
 from services.execution.adapters.requests import (
-    ACTIVITY_FROM_PB,
-    ACTIVITY_TO_PB,
-    TIMEFRAMES,
     next_page_token,
     optional_decimal,
     page_query,
     page_size,
-    period_days,
     symbol_list,
     target_account,
 )
-from services.execution.adapters.wire import dec, order_message
+from services.execution.adapters.wire import order_message
 from services.execution.app.broker import Broker
 from services.execution.app.group_entry import needs_group_entry
+from services.execution.server_accounts import AccountRpcs
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
-class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
+class ExecutionServicer(AccountRpcs, execution_pb2_grpc.ExecutionServiceServicer):
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
 
@@ -243,49 +239,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         finally:
             self.broker.unsubscribe(account_id, queue)
 
-    async def _positions(self, account_id: str, symbol: str | None) -> list[execution_pb2.Position]:
-        return [
-            execution_pb2.Position(
-                account_id=account_id,
-                symbol=f.symbol,
-                side=execution_pb2.POSITION_SIDE_LONG
-                if f.qty > 0
-                else execution_pb2.POSITION_SIDE_SHORT,
-                qty=dec(f.qty),
-                qty_available=dec(f.qty_available),
-                avg_entry_price=dec(f.avg_entry_price),
-                cost_basis=dec(f.cost_basis),
-                current_price=dec(f.current_price),
-                market_value=dec(f.market_value),
-                lastday_price=dec(f.lastday_price),
-                change_today=dec(f.change_today),
-                unrealized_pl=dec(f.unrealized_pl),
-                unrealized_plpc=dec(f.unrealized_plpc),
-                unrealized_intraday_pl=dec(f.unrealized_intraday_pl),
-                realized_pl=dec(f.realized_pl),
-                updated_at=timestamp_of(f.updated_at),
-            )
-            for f in await self.broker.positions(account_id, symbol)
-        ]
-
-    async def ListPositions(
-        self, request: execution_pb2.ListPositionsRequest, context: Ctx
-    ) -> execution_pb2.ListPositionsResponse:  # type: ignore[override]
-        account_id = target_account(current_identity(), request.account_id)
-        return execution_pb2.ListPositionsResponse(
-            positions=await self._positions(account_id, None)
-        )
-
-    async def GetPosition(
-        self, request: execution_pb2.GetPositionRequest, context: Ctx
-    ) -> execution_pb2.GetPositionResponse:  # type: ignore[override]
-        account_id = target_account(current_identity(), request.account_id)
-        symbol = request.symbol.strip().upper()
-        found = await self._positions(account_id, symbol)
-        if not found:
-            raise NotFound(f"There is no open position in {symbol}.")
-        return execution_pb2.GetPositionResponse(position=found[0])
-
     async def ClosePosition(
         self, request: execution_pb2.ClosePositionRequest, context: Ctx
     ) -> execution_pb2.ClosePositionResponse:  # type: ignore[override]
@@ -298,100 +251,3 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             identity.account_id, request.symbol.strip().upper(), qty, percentage
         )
         return execution_pb2.ClosePositionResponse(order=await self._order_reply(order.order_id))
-
-    async def GetAccount(
-        self, request: execution_pb2.GetAccountRequest, context: Ctx
-    ) -> execution_pb2.GetAccountResponse:  # type: ignore[override]
-        account_id = target_account(current_identity(), request.account_id)
-        row, figures = await self.broker.account(account_id)
-        return execution_pb2.GetAccountResponse(
-            account=execution_pb2.Account(
-                id=account_id,
-                status=execution_pb2.ACCOUNT_STATUS_ACTIVE,
-                currency="USD",
-                cash=dec(figures.cash),
-                equity=dec(figures.equity),
-                buying_power=dec(figures.buying_power),
-                reserved_buying_power=dec(figures.reserved),
-                long_market_value=dec(figures.long_market_value),
-                short_market_value=dec(figures.short_market_value),
-                realized_pl=dec(figures.realized_pnl),
-                unrealized_pl=dec(figures.unrealized_pnl),
-                day_pl=dec(figures.day_pnl),
-                last_equity=dec(figures.last_equity),
-                multiplier=dec(row["margin_multiplier"]),
-                created_at=timestamp_of(row["created_at"]),
-                updated_at=timestamp_of(row["updated_at"]),
-            )
-        )
-
-    async def ListActivities(
-        self, request: execution_pb2.ListActivitiesRequest, context: Ctx
-    ) -> execution_pb2.ListActivitiesResponse:  # type: ignore[override]
-        account_id = target_account(current_identity(), request.account_id)
-        await self.broker.ensure_account(account_id)
-        types = [ACTIVITY_FROM_PB[t] for t in request.activity_types if t in ACTIVITY_FROM_PB]
-        limit = page_size(request.page_size)
-        async with self.broker.pool.acquire() as conn:
-            rows = await history_sql.list_activities(
-                conn, account_id, page_query(request, limit), types=types
-            )
-        token = next_page_token(rows, limit, "occurred_at", "activity_id")
-        activities = [
-            execution_pb2.Activity(
-                id=r["activity_id"],
-                account_id=r["account_id"],
-                activity_type=ACTIVITY_TO_PB[r["activity_type"]],
-                occurred_at=timestamp_of(r["occurred_at"]),
-                net_amount=dec(r["net_amount"]),
-                symbol=r["symbol"],
-                side=SIDE_TO_PB.get(r["side"], 0),  # type: ignore[arg-type, call-overload]
-                qty=dec(r["qty"]),
-                price=dec(r["price"]),
-                order_id=r["order_id"],
-                description=r["description"],
-            )
-            for r in rows[:limit]
-        ]
-        return execution_pb2.ListActivitiesResponse(activities=activities, next_page_token=token)
-
-    async def GetPortfolioHistory(
-        self, request: execution_pb2.GetPortfolioHistoryRequest, context: Ctx
-    ) -> execution_pb2.GetPortfolioHistoryResponse:  # type: ignore[override]
-        account_id = target_account(current_identity(), request.account_id)
-        await self.broker.ensure_account(account_id)
-        days = period_days(request.period or "1M")
-        timeframe = request.timeframe or ("5Min" if days <= 1 else "1Day")
-        if timeframe not in TIMEFRAMES:
-            raise InvalidArgument("timeframe must be one of 1Min, 5Min, 15Min, 1Hour, 1Day.")
-        up_to_now = not request.HasField("end")
-        end = datetime.now(UTC) if up_to_now else request.end.ToDatetime(tzinfo=UTC)
-        start = end - timedelta(days=days)
-        async with self.broker.pool.acquire() as conn:
-            rows = await history_sql.equity_history(conn, account_id, start, end)
-        step = TIMEFRAMES[timeframe]
-        # The last snapshot of each interval stands for it.
-        buckets: dict[int, tuple[datetime, Decimal]] = {}
-        for row in rows:
-            buckets[int(row["taken_at"].timestamp()) // step] = (row["taken_at"], row["equity"])
-        if up_to_now:
-            # Snapshots are minutes apart: a history up to now ends at the equity
-            # GetAccount reports now, not at the last snapshot's.
-            _, figures = await self.broker.account(account_id)
-            buckets[int(end.timestamp()) // step] = (end, figures.equity)
-        points = [buckets[k] for k in sorted(buckets)]
-        reply = execution_pb2.GetPortfolioHistoryResponse(timeframe=timeframe)
-        if not points:
-            return reply
-        base = points[0][1]
-        reply.base_value = dec(base)
-        for moment, equity in points:
-            stamp = timestamp_of(moment)
-            assert stamp is not None
-            reply.timestamps.append(stamp)
-            reply.equity.append(dec(equity))
-            reply.profit_loss.append(dec(equity - base))
-            reply.profit_loss_pct.append(
-                dec(((equity - base) / base).quantize(Decimal("0.000001")) if base else Decimal(0))
-            )
-        return reply
