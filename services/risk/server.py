@@ -23,7 +23,6 @@ import asyncpg
 import grpc
 
 from cift.risk.v1 import events_pb2, risk_pb2, risk_pb2_grpc, rules_pb2
-from cift.runtime import outbox
 from cift.runtime.errors import (
     DomainError,
     InvalidArgument,
@@ -32,16 +31,13 @@ from cift.runtime.errors import (
     Unauthenticated,
     Unavailable,
 )
-from cift.runtime.identity import SCOPE_ADMIN, SCOPE_TRADE, Identity, current_identity
+from cift.runtime.identity import SCOPE_TRADE, Identity, current_identity
 from cift.runtime.interceptors import CredentialVerifier
-from cift.runtime.kafka import TOPIC_RISK_EVENTS, new_event_id
+from cift.runtime.kafka import new_event_id
 from cift.runtime.money import format_decimal
-from cift.runtime.timestamps import to_ns
 from cift.trading.pretrade.checks import CheckResult, check_order
-from cift.trading.pretrade.limits import LimitOverrides, effective_limits, validate
 from cift.trading.pretrade.order import OrderToCheck
 from cift.trading.pretrade.token_bucket import RateDecision
-from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import Instrument
 from services.risk import codec, store
 from services.risk.desk import CallerFigures, RiskDesk
@@ -49,6 +45,7 @@ from services.risk.events import RiskEventHub, RiskEvents
 from services.risk.marketdata_client import MarketDataInstruments
 from services.risk.metrics import record_check
 from services.risk.ratelimit import RedisRateLimiter
+from services.risk.server_admin import AdminRpcs
 
 GLOBAL_ACCOUNT = store.GLOBAL_ACCOUNT
 MAX_CHECKS_PER_MESSAGE = 1000
@@ -73,7 +70,7 @@ class _Pending:
     figures: CallerFigures
 
 
-class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
+class RiskServicer(AdminRpcs, risk_pb2_grpc.RiskServiceServicer):
     def __init__(
         self,
         desk: RiskDesk,
@@ -281,119 +278,3 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
         return None
 
     # --- limits and states --------------------------------------------------------
-
-    def _limits_message(self, account_id: str, updated_at: Any = None) -> rules_pb2.RiskLimits:
-        return codec.limits_to_wire(
-            account_id,
-            self.desk.limits_for(account_id),
-            self.desk.overrides.get(account_id, LimitOverrides()),
-            self.desk.state_of(account_id),
-            self.desk.effective_state_of(account_id),
-            updated_at,
-        )
-
-    async def GetRiskLimits(
-        self, request: risk_pb2.GetRiskLimitsRequest, context: Context
-    ) -> risk_pb2.GetRiskLimitsResponse:
-        identity = current_identity()
-        account_id = request.account_id or identity.account_id
-        identity.require_account(account_id)
-        if account_id == GLOBAL_ACCOUNT:
-            raise InvalidArgument("Limits belong to accounts; name an account id, not '*'.")
-        return risk_pb2.GetRiskLimitsResponse(limits=self._limits_message(account_id))
-
-    async def UpdateRiskLimits(
-        self, request: risk_pb2.UpdateRiskLimitsRequest, context: Context
-    ) -> risk_pb2.UpdateRiskLimitsResponse:
-        identity = current_identity()
-        identity.require_scope(SCOPE_ADMIN)
-        account_id = request.account_id
-        if not account_id or account_id == GLOBAL_ACCOUNT:
-            raise InvalidArgument("account_id is required: the account whose limits change.")
-        changes, reset = codec.overrides_from_wire(request)
-        validate(changes)
-        async with self.pool.acquire() as conn, conn.transaction():
-            current = await store.lock_overrides(conn, account_id)
-            updated = current.updated(changes, reset)
-            validate(effective_limits(self.desk.defaults, updated))
-            updated_at = await store.save_overrides(conn, account_id, updated, identity.user_id)
-            pinned = ", ".join(f"{k}={v}" for k, v in sorted(updated.pinned().items())) or "none"
-            event = codec.risk_event(
-                event_id=new_event_id(),
-                account_id=account_id,
-                event_type=events_pb2.RISK_EVENT_TYPE_LIMITS_UPDATED,
-                message=f"Risk limits changed; overrides now: {pinned}.",
-                now_ns=time.time_ns(),
-                actor=identity.user_id,
-            )
-            await outbox.enqueue(
-                conn, TOPIC_RISK_EVENTS, account_id, event, event_id=event.event_id
-            )
-        self.desk.set_overrides(account_id, updated)
-        return risk_pb2.UpdateRiskLimitsResponse(
-            limits=self._limits_message(account_id, updated_at)
-        )
-
-    async def SetTradingState(
-        self, request: risk_pb2.SetTradingStateRequest, context: Context
-    ) -> risk_pb2.SetTradingStateResponse:
-        identity = current_identity()
-        identity.require_scope(SCOPE_ADMIN)
-        account_id = request.account_id
-        if not account_id:
-            raise InvalidArgument(
-                "account_id is required: an account id, or '*' for the kill switch."
-            )
-        state = codec.STATES_FROM_WIRE.get(request.state)
-        if state is None:
-            raise InvalidArgument(
-                "state must be TRADING_STATE_ACTIVE, TRADING_STATE_REDUCING or TRADING_STATE_HALTED."
-            )
-        reason = request.reason.strip()[:500]
-        is_global = account_id == GLOBAL_ACCOUNT
-        async with self.pool.acquire() as conn, conn.transaction():
-            previous, updated_at = await store.set_state(
-                conn, account_id, state, reason, identity.user_id
-            )
-            changed_at_ns = to_ns(updated_at)
-            what = "All trading" if is_global else "Trading on this account"
-            wording = {
-                TradingState.ACTIVE: "is active again",
-                TradingState.REDUCING: "may only reduce positions",
-                TradingState.HALTED: "is halted",
-            }[state]
-            event = codec.risk_event(
-                event_id=new_event_id(),
-                account_id=account_id,
-                event_type=(
-                    events_pb2.RISK_EVENT_TYPE_KILL_SWITCH
-                    if is_global
-                    else events_pb2.RISK_EVENT_TYPE_TRADING_STATE_CHANGED
-                ),
-                message=f"{what} {wording}" + (f": {reason}" if reason else "."),
-                now_ns=changed_at_ns,
-                actor=identity.user_id,
-                state=state,
-                previous_state=previous,
-            )
-            await outbox.enqueue(
-                conn, TOPIC_RISK_EVENTS, account_id, event, event_id=event.event_id
-            )
-        self.events.apply_state(account_id, state, changed_at_ns)
-        response = risk_pb2.SetTradingStateResponse(
-            account_id=account_id,
-            state=codec.STATES_TO_WIRE[state],
-            previous_state=codec.STATES_TO_WIRE[previous],
-        )
-        response.updated_at.FromDatetime(updated_at)
-        return response
-
-    async def StreamRiskEvents(
-        self, request: risk_pb2.StreamRiskEventsRequest, context: Context
-    ) -> AsyncIterator[risk_pb2.StreamRiskEventsResponse]:
-        identity = current_identity()
-        account_filter = request.account_id or identity.account_id
-        if account_filter != identity.account_id and not identity.is_admin:
-            raise PermissionDenied("You may only stream your own account's risk events.")
-        async for event in self.hub.subscribe(account_filter):
-            yield risk_pb2.StreamRiskEventsResponse(event=event)
