@@ -97,7 +97,7 @@ def test_executions_plain_use_case_modules_do_no_io(name: str) -> None:
         module
         for module in imported_modules(path)
         if any(is_under(module, io) for io in ("asyncpg", "confluent_kafka", "redis"))
-        or is_under(module, "services.execution.store")
+        or is_under(module, "services.execution.adapters")
         or is_under(module, "cift.runtime.kafka")
         or is_under(module, "cift.runtime.outbox")
     }

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +35,7 @@ from cift.runtime.identity import IDENTITY_TOKEN_HEADER, maybe_identity
 from cift.runtime.instruments import InstrumentCache
 from cift.trading.intraday import NS_PER_DAY
 from cift.trading.vocabulary import Instrument
+from services.execution.app.ports import MarketClock
 
 INSTRUMENT_CACHE_S = 30.0
 # A symbol with no daily bar yet is asked again after this long (a bar may appear).
@@ -58,15 +58,6 @@ def _translate(error: grpc.aio.AioRpcError, what: str) -> DomainError:
     if code == grpc.StatusCode.NOT_FOUND:
         return NotFound(detail)
     return Unavailable(f"The {what} is unavailable right now; try again shortly.")
-
-
-@dataclass(frozen=True, slots=True)
-class MarketClock:
-    now_ns: int
-    is_open: bool
-    # None when the calendar never closes (the simulator's always-open default).
-    next_close_ns: int | None
-    next_open_ns: int | None = None
 
 
 class MarketReference:

@@ -12,7 +12,15 @@ from typing import Protocol
 
 from cift.risk.v1 import risk_pb2
 from cift.trading.vocabulary import Instrument
-from services.execution.adapters.upstream import MarketClock
+
+
+@dataclass(frozen=True, slots=True)
+class MarketClock:
+    now_ns: int
+    is_open: bool
+    # None when the calendar never closes (the simulator's always-open default).
+    next_close_ns: int | None
+    next_open_ns: int | None = None
 
 
 class Market(Protocol):

@@ -31,8 +31,8 @@ from cift.trading.fills import Fill, FillEngine
 from cift.trading.orders import Order, OrderRequest, OrderStatus, ReplaceRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.execution.adapters import orders_sql
-from services.execution.adapters.upstream import MarketClock
 from services.execution.app.broker import AccountSettings, Broker
+from services.execution.app.ports import MarketClock
 from tests.integration.execution.ticks import quote_event, trade_event
 
 pytestmark = pytest.mark.integration

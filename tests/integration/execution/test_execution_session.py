@@ -32,8 +32,8 @@ from cift.trading.orders import OrderRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.execution.__main__ import watch_session
 from services.execution.adapters import history_sql
-from services.execution.adapters.upstream import MarketClock
 from services.execution.app.broker import AccountSettings, Broker
+from services.execution.app.ports import MarketClock
 from services.execution.server import ExecutionServicer
 from tests.integration.execution.ticks import quote_event
 
