@@ -67,6 +67,45 @@ local function read_string(s, i)
   end
 end
 
+-- The index after the string starting at s[i] == '"', without decoding it; nil if unended.
+local function skip_string(s, i)
+  local j = i + 1
+  while true do
+    local k = s:find('["\\]', j)
+    if k == nil then
+      return nil
+    elseif s:sub(k, k) == '"' then
+      return k + 1
+    end
+    j = k + 2
+  end
+end
+
+-- The index after the object or array starting at s[i], whatever it holds: jumps from
+-- bracket to bracket and over strings, so a large free-form value costs little.
+local function skip_nested(s, i)
+  local depth, j = 0, i
+  while true do
+    local k = s:find('[][{}"]', j)
+    if k == nil then
+      return nil
+    end
+    local c = s:sub(k, k)
+    if c == '"' then
+      j = skip_string(s, k)
+      if j == nil then
+        return nil
+      end
+    else
+      depth = (c == "{" or c == "[") and depth + 1 or depth - 1
+      if depth == 0 then
+        return k + 1
+      end
+      j = k + 1
+    end
+  end
+end
+
 local check_value
 
 -- Each check returns the index after the value, or nil and the unknown field's path
@@ -141,13 +180,15 @@ check_value = function(s, i, node, path, depth)
     return nil
   end
   local c = s:sub(i, i)
-  if c == "{" then
+  -- Free-form values and lists of scalars hold no field names to check.
+  if (node == ANY and c == "{") or (c == "[" and (node.a or ANY) == ANY) then
+    return skip_nested(s, i)
+  elseif c == "{" then
     return check_object(s, i, node, path, depth)
   elseif c == "[" then
     return check_array(s, i, node, path, depth)
   elseif c == '"' then
-    local _, after = read_string(s, i)
-    return after
+    return skip_string(s, i)
   end
   local after = s:find("[,%]}%s]", i) or (#s + 1)
   if after == i then

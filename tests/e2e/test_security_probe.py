@@ -120,6 +120,12 @@ def test_an_unknown_json_field_is_refused_naming_it(rest: Rest, trader: Trader) 
         ("POST", "/v1/auth/api-keys", '{"name":"k","scope":["trade"]}', "scope"),
         (
             "POST",
+            "/cift.marketdata.v1.MarketDataService/ExportBars",
+            '{"symbols":["AAPL","]}{\\\\\\"",[]],"timeframe":"1Min","timeFrame":"1Day"}',
+            "timeFrame",
+        ),
+        (
+            "POST",
             "/v1/backtests",
             '{"strategy":"sma_cross","params":{"fast":5},"cash2":"1"}',
             "cash2",
