@@ -109,6 +109,37 @@ def growth_verdicts(
     return verdicts
 
 
+def windows_table(
+    timings: list[tuple[float, float]],
+    samples: dict[str, list[tuple[float, float]]],
+    started: float,
+    window_s: float,
+) -> list[str]:
+    """Per window of the run: calls answered, their p50/p99, and each process's PSS."""
+    names = sorted(samples)
+    lines = [
+        "| minutes | calls | p50 ms | p99 ms | " + " | ".join(names) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(names),
+    ]
+    count = int(max((t for t, _ in timings), default=started) - started) // int(window_s) + 1
+    for index in range(count):
+        low, high = started + index * window_s, started + (index + 1) * window_s
+        took = sorted(d for t, d in timings if low <= t < high)
+        if not took:
+            continue
+        p50 = took[len(took) // 2] * 1000
+        p99 = took[min(len(took) - 1, int(len(took) * 0.99))] * 1000
+        memory = [
+            next((f"{mib:.0f}" for t, mib in reversed(samples[name]) if t < high), "-")
+            for name in names
+        ]
+        lines.append(
+            f"| {index * window_s / 60:g}-{(index + 1) * window_s / 60:g} | {len(took):,} "
+            f"| {p50:.0f} | {p99:.0f} | " + " | ".join(memory) + " |"
+        )
+    return lines
+
+
 async def soak(args: argparse.Namespace) -> int:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("CIFT_")}
     environ.update(PortPlan.free().to_environ())
@@ -125,6 +156,7 @@ async def soak(args: argparse.Namespace) -> int:
             assert info.gateway_url is not None
             load = await asyncio.to_thread(Load, info.gateway_url, args.accounts, args.pause_s)
             samples: dict[str, list[float]] = defaultdict(list)
+            timed: dict[str, list[tuple[float, float]]] = defaultdict(list)
             load.start()
             started = time.monotonic()
             end = started + args.minutes * 60
@@ -134,6 +166,7 @@ async def soak(args: argparse.Namespace) -> int:
                         pss = None if figures["pid"] is None else tree_pss_mib(figures["pid"])
                         if pss is not None:
                             samples[figures["name"]].append(pss)
+                            timed[figures["name"]].append((time.monotonic(), pss))
                     await asyncio.sleep(args.sample_s)
             finally:
                 await asyncio.to_thread(load.stop)
@@ -163,6 +196,8 @@ async def soak(args: argparse.Namespace) -> int:
         )
         if not within:
             failures.append(f"{name} grew from {early:.1f} to {late:.1f} MiB (bound {bound:.1f})")
+    print("\nover time (each window: calls answered, latency, PSS MiB at its end)")
+    print("\n".join(windows_table(ledger.timings, timed, started, args.window_s)))
     failures += [f"log error x{count}: {line}" for line, count in errors.most_common(20)]
     failures += [f"{b.method} {b.path} answered {b.status}" for b in ledger.bad_answers[:20]]
     failures += [f"{name} restarted {count} times" for name, count in restarts.items() if count]
@@ -176,6 +211,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=4)
     parser.add_argument("--sample-s", type=float, default=10.0)
     parser.add_argument("--pause-s", type=float, default=0.05, help="each trader's pause")
+    parser.add_argument("--window-s", type=float, default=300.0, help="over-time table's step")
     args = parser.parse_args()
     print("command: python " + " ".join(sys.argv))
     sys.exit(asyncio.run(soak(args)))

@@ -56,6 +56,12 @@ class CommonConfig:
     db_pool_max: int = setting(8, "Maximum connections in the asyncpg pool.")
     redis_url: str = setting("redis://127.0.0.1:56379/0", "Redis URL.")
     kafka_bootstrap: str = setting("127.0.0.1:59092", "Kafka bootstrap servers, comma separated.")
+    kafka_session_timeout_ms: int = setting(
+        10_000,
+        "Consumer-group session: how long the broker waits for a dead member before it "
+        "rebalances (a restarted service waits about twice this for its partitions). "
+        "Kafka refuses less than its group.min.session.timeout.ms (6000 by default).",
+    )
     auth_addr: str = setting("127.0.0.1:50051", "gRPC address of the auth service (JWKS).")
     marketdata_addr: str = setting("127.0.0.1:50052", "gRPC address of the market data service.")
     execution_addr: str = setting("127.0.0.1:50053", "gRPC address of the execution service.")

@@ -396,6 +396,7 @@ class EventConsumer:
         *,
         from_beginning: bool = True,
         max_batch: int = 500,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
@@ -409,9 +410,11 @@ class EventConsumer:
             {
                 "group.id": group,
                 # The broker holds a new member's join for about half the session
-                # timeout: librdkafka's 45 s default would mean a 23 s start.
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 3_000,
+                # timeout, and a restarted member's for about two sessions (the dead
+                # one must expire first): librdkafka's 45 s default would mean a 23 s
+                # start and a 90 s recovery.
+                "session.timeout.ms": session_timeout_ms,
+                "heartbeat.interval.ms": max(session_timeout_ms // 3, 100),
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest" if from_beginning else "latest",

@@ -113,7 +113,12 @@ class ServiceContext(Generic[C]):
     def consumer(self, group: str, topics: Sequence[str], **kwargs: Any) -> EventConsumer:
         """A consumer-group member that is started now and stopped (committing) on drain."""
         consumer = EventConsumer(
-            self.config.kafka_bootstrap, self.config.service_name, group, topics, **kwargs
+            self.config.kafka_bootstrap,
+            self.config.service_name,
+            group,
+            topics,
+            session_timeout_ms=self.config.kafka_session_timeout_ms,
+            **kwargs,
         )
         self._consumers.append(consumer)
         return consumer

@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from cift.runtime.config import CommonConfig
+from cift.stack import body_fields
 from cift.stack.errors import StackError
 from cift.stack.processes import Child, spawn
 
@@ -136,8 +138,8 @@ def _not_negative(name: str, value: int) -> int:
     return value
 
 
-def _openapi_scalar(path: Path) -> str:
-    """The OpenAPI document as one YAML scalar (a JSON string literal is also a YAML one)."""
+def _openapi_document(path: Path) -> dict[str, Any]:
+    """The OpenAPI document (gateway/openapi.json)."""
     try:
         document = json.loads(path.read_text())
     except OSError as exc:
@@ -147,6 +149,13 @@ def _openapi_scalar(path: Path) -> str:
         ) from None
     except ValueError as exc:
         raise StackError(f"the OpenAPI document {path} is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise StackError(f"the OpenAPI document {path} is not a JSON object")
+    return document
+
+
+def _openapi_scalar(document: Mapping[str, Any]) -> str:
+    """The OpenAPI document as one YAML scalar (a JSON string literal is also a YAML one)."""
     # Compact: the config (and its Kubernetes ConfigMap) carries it on one line.
     return json.dumps(json.dumps(document, separators=(",", ":")))
 
@@ -296,6 +305,7 @@ def render_gateway_config(params: GatewayParams, template_path: Path = TEMPLATE_
     missing = [name for name in UPSTREAMS if name not in params.upstreams]
     if missing:
         raise StackError(f"gateway config needs an upstream address for {', '.join(missing)}")
+    openapi = _openapi_document(params.openapi_path)
     values: dict[str, object] = {
         "listener_host": params.listener_host,
         "listener_port": params.listener_port,
@@ -310,7 +320,8 @@ def render_gateway_config(params: GatewayParams, template_path: Path = TEMPLATE_
         "sign_in_per_second": _positive("sign_in_per_second", params.sign_in_per_second),
         "sign_in_burst": _positive("sign_in_burst", params.sign_in_burst),
         "max_request_bytes": _positive("max_request_bytes", params.max_request_bytes),
-        "openapi_json": _openapi_scalar(params.openapi_path),
+        "openapi_json": _openapi_scalar(openapi),
+        "body_fields_lua": body_fields.yaml_block(body_fields.lua_source(openapi), 26),
         "jwt_issuer": _yaml_quoted(params.jwt_issuer),
         "jwt_audience": _yaml_quoted(params.jwt_audience),
         "jwks_host": _self_host(params.listener_host),

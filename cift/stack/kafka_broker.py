@@ -18,6 +18,14 @@ from cift.stack.errors import StackError
 from cift.stack.ports import LOOPBACK
 from cift.stack.processes import Child, spawn
 
+# Consumer-group session the services use against the embedded broker. Tansu hands a
+# restarted member its partitions only about two sessions after the dead one stopped
+# heartbeating: 10 s (the default, fit for a real cluster) meant ~20 s without execution,
+# risk or market data after a kill -9. Tansu has no minimum; heartbeats come from
+# librdkafka's own thread, so a busy interpreter does not miss them. A stall longer than
+# this (SIGSTOP) costs one rebalance, never a record: offsets are committed after handling.
+SESSION_TIMEOUT_MS = 2_000
+
 
 def bootstrap_address(port: int) -> str:
     return f"{LOOPBACK}:{port}"

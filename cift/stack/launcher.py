@@ -329,9 +329,13 @@ class Stack:
 
     def _common_config(self) -> CommonConfig:
         """The settings every service shares, pointing at this stack."""
+        overrides: dict[str, Any] = {}
+        if "kafka" in self.embedded and env_name("kafka_session_timeout_ms") not in self.environ:
+            overrides["kafka_session_timeout_ms"] = kafka_broker.SESSION_TIMEOUT_MS
         return load(
             CommonConfig,
             self.environ,
+            **overrides,
             database_url=self.database_url,
             redis_url=self.redis_url,
             kafka_bootstrap=self.kafka_bootstrap,

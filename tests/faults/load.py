@@ -63,6 +63,8 @@ class Ledger:
     # Monotonic time of the last confirmed order submission.
     last_success: float = 0.0
     submitted: int = 0
+    # (monotonic time of the answer, seconds it took) of every definitive answer.
+    timings: list[tuple[float, float]] = field(default_factory=list)
 
     def confirm(self, order: Json, account_id: str) -> None:
         with self.lock:
@@ -86,6 +88,7 @@ class TraderLoop:
         deadline = time.monotonic() + GIVE_UP_S
         delay_s = 0.1
         while time.monotonic() < deadline:
+            sent = time.monotonic()
             try:
                 response = self.rest.call(
                     method, path, token=self.trader.access_token, json=json, timeout_s=15.0
@@ -96,8 +99,10 @@ class TraderLoop:
             except requests.Timeout:
                 self._retried("client timeout")
             else:
+                answered = time.monotonic()
                 with self.ledger.lock:
                     self.ledger.statuses[response.status_code] += 1
+                    self.ledger.timings.append((answered, answered - sent))
                 if response.status_code not in RETRYABLE_STATUSES:
                     if response.status_code >= 500:
                         self._bad(method, path, response)

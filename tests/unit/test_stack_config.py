@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cift.runtime.config import CommonConfig, load, load_service
+from cift.stack import kafka_broker
 from cift.stack.cli import format_table, listening_table, read_password
 from cift.stack.errors import StackError, redact_url
 from cift.stack.launcher import LOCK_FILE, STATE_FILE, Stack, StackInfo, StackOptions, read_running
@@ -119,6 +120,24 @@ def test_services_get_their_own_ports_and_everyones_addresses(tmp_path: Path) ->
     assert config.database_url == stack.database_url
     assert config.risk_addr == "127.0.0.1:50054"
     assert config.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("environ", "session_ms"),
+    [
+        # The embedded broker: a short session, so a killed service is back in seconds.
+        ({}, kafka_broker.SESSION_TIMEOUT_MS),
+        ({"CIFT_KAFKA_SESSION_TIMEOUT_MS": "7000"}, 7000),
+        # A real cluster refuses sessions under its minimum: the default stays.
+        ({"CIFT_KAFKA_BOOTSTRAP": "kafka-0:9092"}, CommonConfig.kafka_session_timeout_ms),
+    ],
+)
+def test_services_get_a_short_kafka_session_only_on_the_embedded_broker(
+    tmp_path: Path, environ: dict[str, str], session_ms: int
+) -> None:
+    stack = stack_in(tmp_path, environ)
+    config = load_service(CommonConfig, "risk", stack.service_environs()["risk"])
+    assert config.kafka_session_timeout_ms == session_ms
 
 
 def test_service_environ_overrides_inherited_cift_settings() -> None:

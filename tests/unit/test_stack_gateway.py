@@ -246,6 +246,7 @@ def test_filters_authorize_after_grpc_web_and_before_transcoding(tmp_path: Path)
         "envoy.filters.http.buffer",
         "envoy.filters.http.jwt_authn",
         "envoy.filters.http.ext_authz",
+        "envoy.filters.http.lua",
         "envoy.filters.http.grpc_json_transcoder",
         "envoy.filters.http.local_ratelimit.sign_in",
         "envoy.filters.http.router",
