@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from cift.marketdata.v1 import events_pb2, marketdata_pb2
-from cift.runtime.kafka import Event
+from cift.marketdata.v1 import marketdata_pb2
+from cift.runtime.kafka import Records
 from services.marketdata.events import TickMessage, tick_event_bytes
 from services.marketdata.feed import FeedRunner, NoTicks
 from services.marketdata.ingest import STALE_RELOADS, Ingest
@@ -42,18 +42,10 @@ def stamped(symbol: str, count: int, sequence_base: int) -> list[TickMessage]:
     return runner.stamp(ticks)
 
 
-def batch(partition: int, messages: Sequence[TickMessage], first_offset: int) -> list[Event]:
-    return [
-        Event(
-            TOPIC,
-            partition,
-            first_offset + n,
-            message.symbol,
-            f"tick-{message.sequence}",
-            events_pb2.TickEvent.FromString(tick_event_bytes(message)),
-        )
-        for n, message in enumerate(messages)
-    ]
+def batch(partition: int, messages: Sequence[TickMessage]) -> Records:
+    return Records(
+        TOPIC, [partition] * len(messages), [tick_event_bytes(message) for message in messages]
+    )
 
 
 async def saved_progress(pool: Any) -> dict[int, int]:
@@ -87,17 +79,17 @@ async def test_each_ingest_process_saves_only_its_own_partitions_progress(
             )
 
         first, second = ingest(0), ingest(1)
-        await second.on_ticks(batch(1, msft[:100], 0))
+        await second.on_ticks(batch(1, msft[:100]))
         # `first` loads the progress rows now, including partition 1's.
-        await first.on_ticks(batch(0, aapl[:100], 0))
-        await second.on_ticks(batch(1, msft[100:200], 100))
+        await first.on_ticks(batch(0, aapl[:100]))
+        await second.on_ticks(batch(1, msft[100:200]))
         before = stale_reloads()
-        await first.on_ticks(batch(0, aapl[100:200], 100))
+        await first.on_ticks(batch(0, aapl[100:200]))
         assert await saved_progress(pool) == {
             0: aapl[199].sequence,
             1: msft[199].sequence,
         }
-        await second.on_ticks(batch(1, msft[200:], 200))
+        await second.on_ticks(batch(1, msft[200:]))
         assert stale_reloads() == before
         assert await saved_progress(pool) == {0: aapl[199].sequence, 1: msft[-1].sequence}
         async with pool.acquire() as conn:
@@ -122,7 +114,7 @@ async def test_a_latest_quote_stops_answering_locally_once_its_partition_moves(
             holds=lambda _topic, partition: partition in held,
         )
         ticks = stamped("AAPL", 40, sequence_base=1)
-        await ingest.on_ticks(batch(0, ticks, 0))
+        await ingest.on_ticks(batch(0, ticks))
     last_quote = [t for t in ticks if isinstance(t, marketdata_pb2.Quote)][-1]
     local = ingest.local_quote("AAPL")
     assert local is not None and local.sequence == last_quote.sequence
