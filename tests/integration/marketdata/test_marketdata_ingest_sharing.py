@@ -120,3 +120,39 @@ async def test_a_latest_quote_stops_answering_locally_once_its_partition_moves(
     assert local is not None and local.sequence == last_quote.sequence
     held.clear()  # a rebalance gave partition 0 to another process
     assert ingest.local_quote("AAPL") is None
+
+
+async def test_malformed_and_replayed_records_are_skipped_and_the_rest_written_exactly(
+    scenario: Scenario,
+) -> None:
+    ticks = stamped("NVDA", 60, sequence_base=50)
+    async with scenario.running(marketdata_feed="none") as service:
+        ingest = Ingest(
+            service.pool,
+            service.context.redis,
+            partition_days=1,
+            topic=TOPIC,
+            bars_topic=scenario.bars_topic,
+        )
+        first = batch(0, ticks[:40])
+        # A redelivery of the first 40 and 20 new ticks, one of each garbled.
+        again = batch(0, ticks)
+        again.values[5] = again.values[50] = b"\x0a\x05garbage"
+        await ingest.on_ticks(first)
+        await ingest.on_ticks(again)
+        async with service.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT sequence, ts_ns, symbol, kind, bid, ask, bid_size, ask_size, price, size "
+                "FROM ticks WHERE symbol = 'NVDA' ORDER BY sequence"
+            )
+    written = ticks[:50] + ticks[51:]
+    assert [r["sequence"] for r in rows] == [t.sequence for t in written]
+    for row, tick in zip(rows, written, strict=True):
+        stamp = tick.timestamp.seconds * 1_000_000_000 + tick.timestamp.nanos
+        want: tuple[float | None, ...]
+        if isinstance(tick, marketdata_pb2.Quote):
+            want = (1, tick.bid, tick.ask, tick.bid_size, tick.ask_size, None, None)
+        else:
+            want = (2, None, None, None, None, tick.price, tick.size)
+        got = tuple(row[c] for c in ("kind", "bid", "ask", "bid_size", "ask_size", "price", "size"))
+        assert row["ts_ns"] == stamp and got == want
