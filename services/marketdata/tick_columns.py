@@ -116,16 +116,35 @@ def decode_columns(
     for a trade; symbol[r] the symbol's start and end in `buf`.
     """
     for r in range(offsets.shape[0] - 1):
-        i = offsets[r]
-        end = offsets[r + 1]
         kind[r] = MALFORMED
-        key, i = _varint(buf, i, end)
-        if i < 0 or (key != 10 and key != 18):
+        # The TickEvent's own fields: exactly one quote or trade, other fields skipped.
+        # (Protobuf would merge a repeated one; no producer writes that, so it is
+        # refused rather than merged here.)
+        i = offsets[r]
+        record_end = offsets[r + 1]
+        tick_key = 0
+        tick_start = tick_end = 0
+        while i < record_end:
+            key, i = _varint(buf, i, record_end)
+            if i < 0:
+                break
+            if key == 10 or key == 18:
+                length, i = _varint(buf, i, record_end)
+                if tick_key or i < 0 or length < 0 or i + length > record_end:
+                    i = -1
+                    break
+                tick_key = key
+                tick_start = i
+                tick_end = i = i + length
+            else:
+                i = _skip(buf, key & 7, i, record_end)
+                if i < 0:
+                    break
+        if i < 0 or tick_key == 0:
             continue
-        length, i = _varint(buf, i, end)
-        if i < 0 or i + length != end:
-            continue
-        is_quote = key == 10
+        i = tick_start
+        end = tick_end
+        is_quote = tick_key == 10
         # The field numbers of timestamp and sequence differ between Quote and Trade.
         ts_field = 7 if is_quote else 4
         seq_field = 8 if is_quote else 5

@@ -125,7 +125,7 @@ def test_malformed_records_are_marked_and_their_neighbours_kept() -> None:
         good[:-3],  # truncated
         b"\xff\xff\xff",  # no valid key
         empty_event,  # neither quote nor trade
-        good + b"\x08",  # a trailing field after the tick
+        good + b"\x08",  # a trailing field without its value
         b"\x0a\x02\x0a\x7f",  # the symbol runs past the end
         b"\x0a\x03\x3f\x00\x00",  # an unknown wire type (7)
         beyond_int64_ns(),
@@ -135,6 +135,15 @@ def test_malformed_records_are_marked_and_their_neighbours_kept() -> None:
         MALFORMED
     ] * len(bad) + [columns.kind[0]]
     assert row(columns, 0) == row(columns, len(bad) + 1) == expected(good)
+
+
+def test_other_tick_event_fields_are_skipped_and_a_second_tick_refused() -> None:
+    first, second = (tick_event_bytes(m) for m in simulated(2))
+    # An unknown varint field (15) before the tick, a length-delimited one (14) after.
+    framed = b"\x78\x96\x01" + first + b"\x72\x02hi"
+    columns = tick_columns([framed, first + second])
+    assert row(columns, 0) == expected(framed) == expected(first)
+    assert columns.kind[1] == MALFORMED
 
 
 def test_an_empty_batch_has_no_rows() -> None:
