@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg
 
+from bench.figures import record as record_figures
 from cift.runtime.config import load, to_environ
 from cift.runtime.kafka import EventProducer, ensure_topics
 from cift.runtime.server import tune_gc
@@ -248,10 +249,13 @@ async def main(args: argparse.Namespace) -> None:
         f"# floor: bare librdkafka consume of the same records, 1 process: {floor:,.0f} records/s"
     )
     print(f"{'tree':<10}{'processes':>10}{'ticks/s (median)':>18}{'x floor':>9}{'CPU µs/tick':>13}")
+    figures: dict[str, Any] = {"floor_records_per_s": floor, "ticks": args.ticks}
     for (name, processes), runs in results.items():
         rate = sorted(r for r, _ in runs)[len(runs) // 2]
         cpu = sorted(c for _, c in runs)[len(runs) // 2]
         print(f"{name:<10}{processes:>10}{rate:>18,.0f}{rate / floor:>9.2f}{cpu:>13.1f}")
+        figures[f"{name}_x{processes}"] = {"ticks_per_s": rate, "cpu_us_per_tick": cpu}
+    record_figures("bench_ingest", figures)
 
 
 if __name__ == "__main__":
