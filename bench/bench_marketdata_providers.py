@@ -15,6 +15,9 @@ launcher:
    stamped with its send time in the provider's format; added latency = broker ack
    time minus that timestamp (p50/p99). Massive's times are milliseconds, so its
    figures include up to 1 ms of truncation.
+4. produce floor: the same number of already-framed tick records, with the feed's
+   headers, enqueued and flushed by the same producer: what the Kafka client and
+   broker alone take, so socket→Kafka ÷ floor is the share of it the feed keeps.
 The server and the feed share this process and its event loop (a real provider is
 another machine), so socket→Kafka figures are a floor for one core.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -35,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.figures import record
 from bench.latency import percentile
-from cift.runtime.kafka import EventProducer, ensure_topics
+from cift.runtime.kafka import EVENT_ID_HEADER, SCHEMA_HEADER, EventProducer, ensure_topics
 from cift.runtime.server import tune_gc
 from cift.stack.launcher import Stack, StackOptions
-from services.marketdata.events import TickMessage, tick_event_bytes
+from services.marketdata.events import TICK_SCHEMA, TickMessage, tick_event_bytes
 from services.marketdata.feed import FeedRunner
 from services.marketdata.providers.alpaca import AlpacaStream
 from services.marketdata.providers.backoff import Backoff
@@ -135,6 +139,34 @@ class Probe:
                 self.latencies_ms.append((now_ns - m.timestamp.ToNanoseconds()) / 1e6)
 
 
+async def bench_produce_floor(bootstrap: str, name: str, total: int) -> float:
+    """Records/s of pre-framed tick records through the producer alone (send + flush)."""
+    quotes, protocol_of, _ = PROVIDERS[name]
+    protocol = protocol_of("ws://unused")
+    runner = FeedRunner(LiveSource(1, name), None, lambda _m: None, interval_s=0.0)
+    frame = json.dumps(quotes(FRAME, time.time_ns()))
+    records: list[tuple[str, bytes, list[tuple[str, bytes]]]] = []
+    while len(records) < total:
+        for message in runner.stamp(protocol.decode(frame).ticks):
+            headers = [
+                (SCHEMA_HEADER, TICK_SCHEMA),
+                (EVENT_ID_HEADER, b"tick-%d" % message.sequence),
+            ]
+            records.append((message.symbol, tick_event_bytes(message), headers))
+    topic = f"bench.providers.floor.{name}.{time.time_ns()}"
+    await ensure_topics(bootstrap, [topic], partitions=4)
+    producer = EventProducer(bootstrap, "bench-providers-floor")
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        for at in range(0, len(records), FRAME):
+            await producer.send(topic, records[at : at + FRAME])
+        await producer.flush()
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
 async def bench_live(
     name: str, bootstrap: str, quotes_total: int, rate: int, seconds: float
 ) -> dict[str, float]:
@@ -207,6 +239,9 @@ async def main(args: argparse.Namespace) -> None:
                     name, info.kafka_bootstrap, args.quotes, args.rate, args.seconds
                 )
                 figures.update({f"{name}_{k}": v for k, v in live.items()})
+                figures[f"{name}_produce_floor_per_s"] = await bench_produce_floor(
+                    info.kafka_bootstrap, name, args.quotes
+                )
         finally:
             await stack.stop()
     for name in PROVIDERS:
@@ -214,16 +249,20 @@ async def main(args: argparse.Namespace) -> None:
             f"| {name} | {figures[f'{name}_decode_per_s']:,.0f} | "
             f"{figures[f'{name}_decode_stamp_serialize_per_s']:,.0f} | "
             f"{figures[f'{name}_socket_to_kafka_per_s']:,.0f} | "
+            f"{figures[f'{name}_produce_floor_per_s']:,.0f} | "
+            f"{figures[f'{name}_socket_to_kafka_per_s'] / figures[f'{name}_produce_floor_per_s']:.2f} | "
             f"{figures[f'{name}_p50_ms']:.2f} / {figures[f'{name}_p99_ms']:.2f} |"
         )
     goal = 100_000
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 shared cores)")
     print(
         f"command: python bench/bench_marketdata_providers.py --quotes {args.quotes} --rate {args.rate} --seconds {args.seconds}"
     )
     print(
-        f"| provider | decode quotes/s | + stamp + serialize /s | socket→Kafka quotes/s | p50 / p99 ms at {args.rate}/s |"
+        "| provider | decode quotes/s | + stamp + serialize /s | socket→Kafka quotes/s "
+        f"| produce floor /s | x floor | p50 / p99 ms at {args.rate}/s |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     for name in PROVIDERS:
         print(

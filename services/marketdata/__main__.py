@@ -151,7 +151,7 @@ def start_ingest(ctx: ServiceContext[MarketDataConfig]) -> Ingest:
         bars_topic=config.marketdata_bars_topic,
         holds=consumer.holds,
     )
-    ctx.spawn("marketdata-ingest", consumer.run(ingest.on_ticks))
+    ctx.spawn("marketdata-ingest", consumer.run_records(ingest.on_ticks))
     return ingest
 
 

@@ -19,7 +19,6 @@ import bisect
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from typing import Protocol
 
 from prometheus_client import Counter
@@ -132,7 +131,7 @@ class ReplaySource(PacedSource):
             # Distinct, increasing times even when several ticks share a due time.
             ts_ns = max(due_ns, self._last_due_ns + 1) if self._speed > 0 else tick.ts_ns
             self._last_due_ns = ts_ns
-            out.append(replace(tick, ts_ns=ts_ns) if self._speed > 0 else tick)
+            out.append(tick._replace(ts_ns=ts_ns) if self._speed > 0 else tick)
             self._next = next(self._schedule, None)
             if self._next is None and self._loop and self._speed > 0:
                 self._start_ns = self._last_due_ns + 1

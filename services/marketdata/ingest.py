@@ -24,17 +24,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from typing import cast
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import Counter
 from redis import asyncio as aioredis
 
 from cift.marketdata.v1 import events_pb2, marketdata_pb2
 from cift.runtime import outbox
-from cift.runtime.kafka import TOPIC_BARS, TOPIC_TICKS, Event
+from cift.runtime.kafka import TOPIC_BARS, TOPIC_TICKS, Records
 from services.marketdata import store
 from services.marketdata.bars import Bar, BarBuilder
-from services.marketdata.events import NS_PER_SECOND, bar_event_id, bar_pb
+from services.marketdata.events import bar_event_id, bar_pb
+from services.marketdata.tick_columns import MALFORMED, TRADE, TickColumns, keep_new, tick_columns
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,9 @@ TICKS_INGESTED = Counter("cift_marketdata_ingest_ticks_total", "Ticks written to
 TICKS_SKIPPED = Counter(
     "cift_marketdata_ingest_replayed_total", "Replayed ticks recognised and skipped."
 )
+TICKS_MALFORMED = Counter(
+    "cift_marketdata_ingest_malformed_total", "Tick records that are not a TickEvent, skipped."
+)
 STALE_RELOADS = Counter(
     "cift_marketdata_ingest_stale_reloads_total",
     "Batches re-applied after another process had advanced their partitions (rebalance).",
@@ -50,6 +57,13 @@ STALE_RELOADS = Counter(
 BARS_CLOSED = Counter(
     "cift_marketdata_bars_closed_total", "Bars closed and published.", ["timeframe"]
 )
+
+
+def _nullable(values: npt.NDArray[np.float64], null: npt.NDArray[np.bool_]) -> list[float | None]:
+    """The values as Python floats, None (SQL NULL) where `null` is set."""
+    out = values.astype(object)
+    out[null] = None
+    return cast(list[float | None], out.tolist())
 
 
 class _StaleState(Exception):
@@ -83,6 +97,8 @@ class Ingest:
         # round trip while the partition is still this process's (see `local_quote`).
         self._latest: dict[str, tuple[int, marketdata_pb2.Quote]] = {}
         self._holds = holds or (lambda _topic, _partition: True)
+        # Symbol bytes as read from the records -> one shared str per symbol.
+        self._names: dict[bytes, str] = {}
 
     async def _load(self) -> None:
         async with self.pool.acquire() as conn:
@@ -95,12 +111,13 @@ class Ingest:
             extra={"open_bars": len(open_bars), "symbols": len(clocks), "progress": self._progress},
         )
 
-    async def on_ticks(self, events: list[Event]) -> None:
+    async def on_ticks(self, records: Records) -> None:
+        """Apply one fetch of the tick topic (`EventConsumer.run_records` hands it over)."""
         for attempt in range(2):
             if self._progress is None:
                 await self._load()
             try:
-                await self._apply(events)
+                await self._apply(records)
                 return
             except _StaleState:
                 # Another process applied some of these partitions: start from its state.
@@ -114,89 +131,123 @@ class Ingest:
                 self._progress = None
                 raise
 
-    async def _apply(self, events: list[Event]) -> None:
+    def _symbols(self, columns: TickColumns) -> list[str | None]:
+        """Each record's symbol (None where it is not UTF-8), one str object per symbol."""
+        buffer = columns.buffer
+        names = self._names
+        out: list[str | None] = []
+        append = out.append
+        for start, end in columns.symbol.tolist():
+            raw = buffer[start:end]
+            name = names.get(raw)
+            if name is None:
+                try:
+                    name = names[raw] = raw.decode()
+                except UnicodeDecodeError:
+                    name = None
+            append(name)
+        return out
+
+    async def _apply(self, records: Records) -> None:
         assert self._progress is not None
-        progress = dict(self._progress)
-        rows: list[tuple[object, ...]] = []
-        closed: list[Bar] = []
-        touched: dict[str, int] = {}
-        latest: dict[str, tuple[int, marketdata_pb2.Quote]] = {}
-        builder = self.builder
-        skipped = 0
-        low_ts = high_ts = None
-        for event in events:
-            message = event.message
-            assert isinstance(message, events_pb2.TickEvent)
-            if message.HasField("quote"):
-                quote = message.quote
-                sequence = quote.sequence
-                if sequence <= progress.get(event.partition, 0):
-                    skipped += 1
-                    continue
-                progress[event.partition] = sequence
-                symbol = quote.symbol
-                stamp = quote.timestamp
-                ts_ns = stamp.seconds * NS_PER_SECOND + stamp.nanos
-                rows.append(
-                    (
-                        sequence,
-                        ts_ns,
-                        symbol,
-                        store.KIND_QUOTE,
-                        quote.bid,
-                        quote.ask,
-                        quote.bid_size,
-                        quote.ask_size,
-                        None,
-                        None,
-                    )
-                )
-                closed += builder.advance(symbol, ts_ns)
-                latest[symbol] = (event.partition, quote)
-            else:
-                trade = message.trade
-                sequence = trade.sequence
-                if sequence <= progress.get(event.partition, 0):
-                    skipped += 1
-                    continue
-                progress[event.partition] = sequence
-                symbol = trade.symbol
-                stamp = trade.timestamp
-                ts_ns = stamp.seconds * NS_PER_SECOND + stamp.nanos
-                price = trade.price
-                rows.append(
-                    (
-                        sequence,
-                        ts_ns,
-                        symbol,
-                        store.KIND_TRADE,
-                        None,
-                        None,
-                        None,
-                        None,
-                        price,
-                        trade.size,
-                    )
-                )
-                closed += builder.on_trade(symbol, ts_ns, price, trade.size)
-                self._last_trade[symbol] = price
-            touched[symbol] = ts_ns
-            if low_ts is None or ts_ns < low_ts:
-                low_ts = ts_ns
-            if high_ts is None or ts_ns > high_ts:
-                high_ts = ts_ns
+        if not records.values:
+            return
+        columns = tick_columns(records.values)
+        kind = columns.kind
+        all_symbols = self._symbols(columns)
+        if None in all_symbols:
+            for r, name in enumerate(all_symbols):
+                if name is None:
+                    kind[r] = MALFORMED
+        malformed = int(np.count_nonzero(kind == MALFORMED))
+        if malformed:
+            TICKS_MALFORMED.inc(malformed)
+            log.error(
+                "skipping undecodable tick records",
+                extra={"topic": records.topic, "records": malformed},
+            )
+        mine = sorted(set(records.partitions))
+        partition_index = np.searchsorted(
+            np.array(mine, dtype=np.int64), np.array(records.partitions, dtype=np.int64)
+        )
+        marks = np.array([self._progress.get(p, 0) for p in mine], dtype=np.int64)
+        keep = np.empty(len(kind), dtype=np.bool_)
+        keep_new(partition_index, columns.sequence, kind, marks, keep)
+        kept = np.flatnonzero(keep)
+        skipped = len(kind) - malformed - len(kept)
         if skipped:
             TICKS_SKIPPED.inc(skipped)
-        if not rows:
+        if not len(kept):
             return
-        assert low_ts is not None and high_ts is not None
+        progress = dict(self._progress)
+        for p, mark in zip(mine, marks.tolist(), strict=True):
+            if p in progress or mark > 0:
+                progress[p] = mark
+        kinds = kind[kept]
+        is_trade = kinds == TRADE
+        values = columns.values[kept]
+        ts = columns.ts_ns[kept]
+        ts_list = ts.tolist()
+        # Records without a symbol were marked malformed above, so none is kept.
+        symbols = cast(list[str], [all_symbols[r] for r in kept.tolist()])
+        first_value = values[:, 0]
+        second_value = values[:, 1]
+        # Quotes fill bid..ask_size, trades price and size; the other columns are NULL.
+        rows: list[tuple[object, ...]] = list(
+            zip(
+                columns.sequence[kept].tolist(),
+                ts_list,
+                symbols,
+                np.where(is_trade, store.KIND_TRADE, store.KIND_QUOTE).tolist(),
+                _nullable(first_value, is_trade),
+                _nullable(second_value, is_trade),
+                _nullable(values[:, 2], is_trade),
+                _nullable(values[:, 3], is_trade),
+                _nullable(first_value, ~is_trade),
+                _nullable(second_value, ~is_trade),
+                strict=True,
+            )
+        )
+        closed: list[Bar] = []
+        builder = self.builder
+        advance = builder.advance
+        on_trade = builder.on_trade
+        last_trade = self._last_trade
+        latest_at: dict[str, int] = {}
+        for n, (trade, symbol, ts_ns, price, size) in enumerate(
+            zip(
+                is_trade.tolist(),
+                symbols,
+                ts_list,
+                first_value.tolist(),
+                second_value.tolist(),
+                strict=True,
+            )
+        ):
+            if trade:
+                ended = on_trade(symbol, ts_ns, price, size)
+                last_trade[symbol] = price
+            else:
+                ended = advance(symbol, ts_ns)
+                latest_at[symbol] = n
+            if ended:
+                closed += ended
+        # The last tick of each symbol in the batch gives its bar clock.
+        touched = dict(zip(symbols, ts_list, strict=True))
+        latest: dict[str, tuple[int, marketdata_pb2.Quote]] = {}
+        kept_records = kept.tolist()
+        for symbol, n in latest_at.items():
+            r = kept_records[n]
+            tick = events_pb2.TickEvent.FromString(records.values[r])
+            latest[symbol] = (records.partitions[r], tick.quote)
+        low_ts = int(ts.min())
+        high_ts = int(ts.max())
         width = store.NS_PER_DAY * self.partition_days
         first, _ = store.partition_bounds(low_ts, self.partition_days)
         starts = set(range(first, high_ts + 1, width))
         open_bars = [bar for bar in builder.open_bars() if bar.symbol in touched]
         clocks = builder.clocks()
         async with self.pool.acquire() as conn, conn.transaction():
-            mine = sorted({event.partition for event in events})
             locked = await store.lock_progress(conn, self.topic, mine)
             if any(locked.get(p, 0) != self._progress.get(p, 0) for p in mine):
                 raise _StaleState

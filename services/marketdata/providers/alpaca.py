@@ -61,7 +61,7 @@ def _strings(values: Any) -> tuple[str, ...]:
         return ()
     if not isinstance(values, list):
         raise ValueError(f"conditions must be a list, not {values!r}")
-    return tuple(str(v) for v in values)
+    return tuple(map(str, values))
 
 
 def _non_negative(value: Any, name: str) -> float:

@@ -25,6 +25,7 @@ from cift.runtime.kafka import (
     Event,
     EventConsumer,
     EventProducer,
+    Records,
     ensure_topics,
 )
 
@@ -274,3 +275,59 @@ async def test_an_undecodable_record_is_skipped_and_committed_past(infra: Any) -
     await recorder.wait_for(1)
     await _stop(consumer, task)
     assert [event.event_id for event in recorder.events] == ["good"]
+
+
+async def test_run_records_hands_over_values_retries_and_commits_after_the_handler(
+    infra: Any,
+) -> None:
+    topic = await _topic(infra, partitions=2)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    async with _publisher(infra) as publish:
+        for n in range(4):
+            await publish(topic, f"r{n}")
+    seen: list[Records] = []
+    failures = [1]
+    changed = asyncio.Event()
+
+    async def handler(records: Records) -> None:
+        seen.append(records)
+        changed.set()
+        if failures[0]:
+            failures[0] -= 1
+            raise ConnectionError("the effect's database is away")
+
+    def values() -> list[str]:
+        # Only batches after the failed one: each value appears exactly once there.
+        return sorted(StringValue.FromString(v).value for r in seen[1:] for v in r.values)
+
+    consumer = EventConsumer(infra.kafka_bootstrap, "test", group, [topic])
+    await consumer.start()
+    task = asyncio.create_task(consumer.run_records(handler))
+    while values() != ["r0", "r1", "r2", "r3"]:
+        changed.clear()
+        await asyncio.wait_for(changed.wait(), 30.0)
+    await _stop(consumer, task)
+    # The failed batch came back whole: same partitions, same values.
+    assert seen[0].topic == topic and seen[0] == seen[1]
+    assert all(len(r.partitions) == len(r.values) for r in seen)
+    assert {p for r in seen for p in r.partitions} <= {0, 1}
+
+    # Committed after the handler returned: the group's next member starts past them.
+    async with _publisher(infra) as publish:
+        await publish(topic, "r4")
+    seen.clear()
+    consumer = EventConsumer(infra.kafka_bootstrap, "test", group, [topic])
+    await consumer.start()
+    task = asyncio.create_task(consumer.run_records(handler))
+    while not seen:
+        changed.clear()
+        await asyncio.wait_for(changed.wait(), 30.0)
+    await asyncio.sleep(0.5)
+    await _stop(consumer, task)
+    assert [StringValue.FromString(v).value for r in seen for v in r.values] == ["r4"]
+
+
+async def test_run_records_takes_exactly_one_topic(infra: Any) -> None:
+    consumer = EventConsumer(infra.kafka_bootstrap, "test", "g-two", ["a.t", "b.t"])
+    with pytest.raises(ValueError, match="exactly one topic"):
+        await consumer.run_records(lambda records: asyncio.sleep(0))
