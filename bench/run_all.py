@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +36,9 @@ def bench_names() -> list[str]:
     return [FIRST, *(n for n in names if n != FIRST)] if FIRST in names else names
 
 
-def run_one(name: str, index: int, total: int) -> dict[str, Any]:
+def run_one(name: str, index: int, total: int, timeout_s: float) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     print(f"\n[{index}/{total}] python bench/{name}.py  (load {load_before:.2f})", flush=True)
     started = time.monotonic()
     with (RESULTS_DIR / f"{name}.txt").open("w") as log:
@@ -44,15 +48,22 @@ def run_one(name: str, index: int, total: int) -> dict[str, Any]:
             stderr=subprocess.STDOUT,
             text=True,
             cwd=BENCH_DIR.parent,
+            start_new_session=True,  # its own group, so a stop reaches what it started
         )
+        # A bench that hangs (a stack that never comes up) is stopped, not waited for.
+        stopper = threading.Timer(timeout_s, os.killpg, (process.pid, signal.SIGKILL))
+        stopper.start()
         assert process.stdout is not None
         for line in process.stdout:
             sys.stdout.write(line)
             log.write(line)
         code = process.wait()
+        if not stopper.is_alive():
+            print(f"[{index}/{total}] {name}: stopped after {timeout_s:.0f} s", flush=True)
+        stopper.cancel()
     elapsed_s = time.monotonic() - started
     print(f"[{index}/{total}] {name}: exit {code} after {elapsed_s:.0f} s", flush=True)
-    return {"name": name, "load": load_before, "seconds": elapsed_s, "exit": code}
+    return {"name": name, "date": date, "load": load_before, "seconds": elapsed_s, "exit": code}
 
 
 def floor_line() -> str:
@@ -67,6 +78,14 @@ def floor_line() -> str:
     )
 
 
+def floor_cell() -> str:
+    floor = load(FIRST)
+    if floor is None:
+        return "not measured"
+    bare = floor["figures"].get("bare", {})
+    return f"{bare.get('p50_ms', float('nan')):.2f} / {bare.get('p99_ms', float('nan')):.2f} ms"
+
+
 def write_summary(runs: list[dict[str, Any]]) -> Path:
     lines = [
         "# Benchmarks on this machine",
@@ -75,14 +94,20 @@ def write_summary(runs: list[dict[str, Any]]) -> Path:
         "",
         floor_line(),
         "",
-        "| bench | command | load at start | seconds | exit |",
-        "|---|---|---:|---:|---:|",
+        "Each row: when the bench ran, its command, the 1-minute load average as it started,",
+        "and the gRPC floor measured first in this same run (p50 / p99 of an empty call),",
+        "so each figure can be read against the machine's state at the time.",
+        "",
+        "| bench | date (UTC) | command | load at start | gRPC floor p50 / p99 | seconds | exit |",
+        "|---|---|---|---:|---|---:|---:|",
     ]
+    floor = floor_cell()
     for run in runs:
         recorded = load(run["name"])
         command = recorded["command"] if recorded else f"python bench/{run['name']}.py"
         lines.append(
-            f"| {run['name']} | `{command}` | {run['load']:.2f} | {run['seconds']:.0f} | {run['exit']} |"
+            f"| {run['name']} | {run['date']} | `{command}` | {run['load']:.2f} | {floor} "
+            f"| {run['seconds']:.0f} | {run['exit']} |"
         )
     for run in runs:
         output = RESULTS_DIR / f"{run['name']}.txt"
@@ -163,13 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="bench names (e.g. bench_risk) to run")
     parser.add_argument("--plots-only", action="store_true", help="redraw from saved figures")
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds before a bench is stopped"
+    )
     args = parser.parse_args(argv)
     RESULTS_DIR.mkdir(exist_ok=True)
     runs: list[dict[str, Any]] = []
     if not args.plots_only:
         names = [n for n in bench_names() if not args.only or n in args.only]
+        if not args.only:
+            # A full run cites only itself: no figure from an earlier run survives.
+            for stale in RESULTS_DIR.glob("bench_*.*"):
+                stale.unlink()
         for index, name in enumerate(names, start=1):
-            runs.append(run_one(name, index, len(names)))
+            runs.append(run_one(name, index, len(names), args.timeout))
         print(f"\nwrote {write_summary(runs).relative_to(BENCH_DIR.parent)}")
     for path in write_plots():
         print(f"wrote {path.relative_to(BENCH_DIR.parent)}")
