@@ -13,6 +13,7 @@ is copied from a SUMMARY.md of the machine at hand, with its date.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -84,6 +85,25 @@ def floor_cell() -> str:
         return "not measured"
     bare = floor["figures"].get("bare", {})
     return f"{bare.get('p50_ms', float('nan')):.2f} / {bare.get('p99_ms', float('nan')):.2f} ms"
+
+
+RUNS = RESULTS_DIR / "runs.json"
+
+
+def remember(run: dict[str, Any]) -> None:
+    """Keep each bench's latest run, so `--only` redoes one bench without losing the
+    others' rows from the same day."""
+    known = json.loads(RUNS.read_text()) if RUNS.is_file() else {}
+    known[run["name"]] = run
+    RUNS.write_text(json.dumps(known, indent=2) + "\n")
+
+
+def recalled() -> list[dict[str, Any]]:
+    known: dict[str, dict[str, Any]] = json.loads(RUNS.read_text()) if RUNS.is_file() else {}
+    order = bench_names()
+    return sorted(
+        known.values(), key=lambda r: order.index(r["name"]) if r["name"] in order else 99
+    )
 
 
 def write_summary(runs: list[dict[str, Any]]) -> Path:
@@ -189,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="bench names (e.g. bench_risk) to run")
     parser.add_argument("--plots-only", action="store_true", help="redraw from saved figures")
     parser.add_argument(
-        "--timeout", type=float, default=900.0, help="seconds before a bench is stopped"
+        "--timeout", type=float, default=600.0, help="seconds before a bench is stopped"
     )
     args = parser.parse_args(argv)
     RESULTS_DIR.mkdir(exist_ok=True)
@@ -198,11 +218,12 @@ def main(argv: list[str] | None = None) -> int:
         names = [n for n in bench_names() if not args.only or n in args.only]
         if not args.only:
             # A full run cites only itself: no figure from an earlier run survives.
-            for stale in RESULTS_DIR.glob("bench_*.*"):
-                stale.unlink()
+            for stale in [*RESULTS_DIR.glob("bench_*.*"), RUNS]:
+                stale.unlink(missing_ok=True)
         for index, name in enumerate(names, start=1):
             runs.append(run_one(name, index, len(names), args.timeout))
-        print(f"\nwrote {write_summary(runs).relative_to(BENCH_DIR.parent)}")
+            remember(runs[-1])
+        print(f"\nwrote {write_summary(recalled()).relative_to(BENCH_DIR.parent)}")
     for path in write_plots():
         print(f"wrote {path.relative_to(BENCH_DIR.parent)}")
     failed = [run["name"] for run in runs if run["exit"] != 0]
