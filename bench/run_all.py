@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -185,7 +186,7 @@ def write_plots() -> list[Path]:
     if distributions:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         for label, samples in distributions.items():
-            ordered = sorted(samples)
+            ordered = sorted(x for x in samples if math.isfinite(x))
             ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=label)
         ax.set_xscale("log")
         ax.set_xlabel("latency, ms (log scale)")
