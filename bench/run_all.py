@@ -33,9 +33,20 @@ BENCH_DIR = Path(__file__).resolve().parent
 FIRST = "bench_grpc_floor"
 
 
+# In-process benches first (minutes in all), then those that start a stack: on a busy
+# machine the quick figures are in hand even if a stack bench has to be stopped.
+IN_PROCESS = (
+    "bench_marketdata_indicators",
+    "bench_marketdata_bars",
+    "bench_execution_fill_engine",
+    "bench_execution_brackets",
+)
+
+
 def bench_names() -> list[str]:
     names = sorted(p.stem for p in BENCH_DIR.glob("bench_*.py"))
-    return [FIRST, *(n for n in names if n != FIRST)] if FIRST in names else names
+    first = [n for n in (FIRST, *IN_PROCESS) if n in names]
+    return [*first, *(n for n in names if n not in first)]
 
 
 def run_one(name: str, index: int, total: int, timeout_s: float) -> dict[str, Any]:
