@@ -99,19 +99,22 @@ def floor_cell() -> str:
     return f"{bare.get('p50_ms', float('nan')):.2f} / {bare.get('p99_ms', float('nan')):.2f} ms"
 
 
-RUNS = RESULTS_DIR / "runs.json"
+def runs_path() -> Path:
+    return RESULTS_DIR / "runs.json"
 
 
 def remember(run: dict[str, Any]) -> None:
     """Keep each bench's latest run, so `--only` redoes one bench without losing the
     others' rows from the same day."""
-    known = json.loads(RUNS.read_text()) if RUNS.is_file() else {}
+    path = runs_path()
+    known = json.loads(path.read_text()) if path.is_file() else {}
     known[run["name"]] = run
-    RUNS.write_text(json.dumps(known, indent=2) + "\n")
+    path.write_text(json.dumps(known, indent=2) + "\n")
 
 
 def recalled() -> list[dict[str, Any]]:
-    known: dict[str, dict[str, Any]] = json.loads(RUNS.read_text()) if RUNS.is_file() else {}
+    path = runs_path()
+    known: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else {}
     order = bench_names()
     return sorted(
         known.values(), key=lambda r: order.index(r["name"]) if r["name"] in order else 99
@@ -230,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         names = [n for n in bench_names() if not args.only or n in args.only]
         if not args.only:
             # A full run cites only itself: no figure from an earlier run survives.
-            for stale in [*RESULTS_DIR.glob("bench_*.*"), RUNS]:
+            for stale in [*RESULTS_DIR.glob("bench_*.*"), runs_path()]:
                 stale.unlink(missing_ok=True)
         for index, name in enumerate(names, start=1):
             runs.append(run_one(name, index, len(names), args.timeout))
