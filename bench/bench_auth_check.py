@@ -28,8 +28,9 @@ from pathlib import Path
 
 import asyncpg
 import grpc
-from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cift.extauthz.v3 import external_auth_pb2, external_auth_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

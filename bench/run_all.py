@@ -13,10 +13,15 @@ is copied from a SUMMARY.md of the machine at hand, with its date.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +33,25 @@ BENCH_DIR = Path(__file__).resolve().parent
 FIRST = "bench_grpc_floor"
 
 
+# In-process benches first (minutes in all), then those that start a stack: on a busy
+# machine the quick figures are in hand even if a stack bench has to be stopped.
+IN_PROCESS = (
+    "bench_marketdata_indicators",
+    "bench_marketdata_bars",
+    "bench_execution_fill_engine",
+    "bench_execution_brackets",
+)
+
+
 def bench_names() -> list[str]:
     names = sorted(p.stem for p in BENCH_DIR.glob("bench_*.py"))
-    return [FIRST, *(n for n in names if n != FIRST)] if FIRST in names else names
+    first = [n for n in (FIRST, *IN_PROCESS) if n in names]
+    return [*first, *(n for n in names if n not in first)]
 
 
-def run_one(name: str, index: int, total: int) -> dict[str, Any]:
+def run_one(name: str, index: int, total: int, timeout_s: float) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     print(f"\n[{index}/{total}] python bench/{name}.py  (load {load_before:.2f})", flush=True)
     started = time.monotonic()
     with (RESULTS_DIR / f"{name}.txt").open("w") as log:
@@ -44,15 +61,22 @@ def run_one(name: str, index: int, total: int) -> dict[str, Any]:
             stderr=subprocess.STDOUT,
             text=True,
             cwd=BENCH_DIR.parent,
+            start_new_session=True,  # its own group, so a stop reaches what it started
         )
+        # A bench that hangs (a stack that never comes up) is stopped, not waited for.
+        stopper = threading.Timer(timeout_s, os.killpg, (process.pid, signal.SIGKILL))
+        stopper.start()
         assert process.stdout is not None
         for line in process.stdout:
             sys.stdout.write(line)
             log.write(line)
         code = process.wait()
+        if not stopper.is_alive():
+            print(f"[{index}/{total}] {name}: stopped after {timeout_s:.0f} s", flush=True)
+        stopper.cancel()
     elapsed_s = time.monotonic() - started
     print(f"[{index}/{total}] {name}: exit {code} after {elapsed_s:.0f} s", flush=True)
-    return {"name": name, "load": load_before, "seconds": elapsed_s, "exit": code}
+    return {"name": name, "date": date, "load": load_before, "seconds": elapsed_s, "exit": code}
 
 
 def floor_line() -> str:
@@ -67,6 +91,36 @@ def floor_line() -> str:
     )
 
 
+def floor_cell() -> str:
+    floor = load(FIRST)
+    if floor is None:
+        return "not measured"
+    bare = floor["figures"].get("bare", {})
+    return f"{bare.get('p50_ms', float('nan')):.2f} / {bare.get('p99_ms', float('nan')):.2f} ms"
+
+
+def runs_path() -> Path:
+    return RESULTS_DIR / "runs.json"
+
+
+def remember(run: dict[str, Any]) -> None:
+    """Keep each bench's latest run, so `--only` redoes one bench without losing the
+    others' rows from the same day."""
+    path = runs_path()
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    known[run["name"]] = run
+    path.write_text(json.dumps(known, indent=2) + "\n")
+
+
+def recalled() -> list[dict[str, Any]]:
+    path = runs_path()
+    known: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else {}
+    order = bench_names()
+    return sorted(
+        known.values(), key=lambda r: order.index(r["name"]) if r["name"] in order else 99
+    )
+
+
 def write_summary(runs: list[dict[str, Any]]) -> Path:
     lines = [
         "# Benchmarks on this machine",
@@ -75,14 +129,20 @@ def write_summary(runs: list[dict[str, Any]]) -> Path:
         "",
         floor_line(),
         "",
-        "| bench | command | load at start | seconds | exit |",
-        "|---|---|---:|---:|---:|",
+        "Each row: when the bench ran, its command, the 1-minute load average as it started,",
+        "and the gRPC floor measured first in this same run (p50 / p99 of an empty call),",
+        "so each figure can be read against the machine's state at the time.",
+        "",
+        "| bench | date (UTC) | command | load at start | gRPC floor p50 / p99 | seconds | exit |",
+        "|---|---|---|---:|---|---:|---:|",
     ]
+    floor = floor_cell()
     for run in runs:
         recorded = load(run["name"])
         command = recorded["command"] if recorded else f"python bench/{run['name']}.py"
         lines.append(
-            f"| {run['name']} | `{command}` | {run['load']:.2f} | {run['seconds']:.0f} | {run['exit']} |"
+            f"| {run['name']} | {run['date']} | `{command}` | {run['load']:.2f} | {floor} "
+            f"| {run['seconds']:.0f} | {run['exit']} |"
         )
     for run in runs:
         output = RESULTS_DIR / f"{run['name']}.txt"
@@ -140,7 +200,7 @@ def write_plots() -> list[Path]:
     if distributions:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         for label, samples in distributions.items():
-            ordered = sorted(samples)
+            ordered = sorted(x for x in samples if math.isfinite(x))
             ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=label)
         ax.set_xscale("log")
         ax.set_xlabel("latency, ms (log scale)")
@@ -163,14 +223,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="bench names (e.g. bench_risk) to run")
     parser.add_argument("--plots-only", action="store_true", help="redraw from saved figures")
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds before a bench is stopped"
+    )
     args = parser.parse_args(argv)
     RESULTS_DIR.mkdir(exist_ok=True)
     runs: list[dict[str, Any]] = []
     if not args.plots_only:
         names = [n for n in bench_names() if not args.only or n in args.only]
+        if not args.only:
+            # A full run cites only itself: no figure from an earlier run survives.
+            for stale in [*RESULTS_DIR.glob("bench_*.*"), runs_path()]:
+                stale.unlink(missing_ok=True)
         for index, name in enumerate(names, start=1):
-            runs.append(run_one(name, index, len(names)))
-        print(f"\nwrote {write_summary(runs).relative_to(BENCH_DIR.parent)}")
+            runs.append(run_one(name, index, len(names), args.timeout))
+            remember(runs[-1])
+        print(f"\nwrote {write_summary(recalled()).relative_to(BENCH_DIR.parent)}")
     for path in write_plots():
         print(f"wrote {path.relative_to(BENCH_DIR.parent)}")
     failed = [run["name"] for run in runs if run["exit"] != 0]

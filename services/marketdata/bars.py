@@ -20,9 +20,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+import pyarrow as pa
 
 from cift.runtime.errors import InvalidArgument
-from services.marketdata.bars_kernel import FULL, OUT_OF_ORDER, aggregate_in_arrival_order
+from services.marketdata.bars_kernel import (
+    FULL,
+    OUT_OF_ORDER,
+    TOO_MANY,
+    aggregate_in_arrival_order,
+    codes_from_string_views,
+)
 
 NS_PER_SECOND = 1_000_000_000
 
@@ -245,12 +252,12 @@ def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) 
     frame = frame.select("symbol", "ts_ns", "price", "size")
     if frame.height == 0:
         return _aggregate_with_polars(frame, timeframe)
-    codes = _symbol_codes(frame["symbol"])
-    if codes is None:
+    coded = _symbol_codes(frame["symbol"])
+    if coded is None:
         return _aggregate_with_polars(frame, timeframe)
+    symbol_count, codes = coded
     ts_ns = frame["ts_ns"].to_numpy().astype(np.int64, copy=False)
     ns = timeframe.ns
-    symbol_count = int(codes.max()) + 1
     price = frame["price"].to_numpy().astype(np.float64, copy=False)
     size = frame["size"].to_numpy().astype(np.float64, copy=False)
     # Time-ordered trades span first..last: at most that many buckets per symbol. Should
@@ -269,14 +276,14 @@ def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) 
     # Each code's name from its first trade; bars sort by name as Polars sorts strings.
     seen = np.flatnonzero(first_index >= 0)
     seen_names = frame["symbol"].gather(first_index[seen]).cast(pl.String).to_numpy()
-    names = np.empty(symbol_count, dtype=object)
-    names[seen] = seen_names
     rank = np.zeros(symbol_count, np.int64)
     rank[seen[np.argsort(seen_names, kind="stable")]] = np.arange(len(seen))
     order = np.lexsort((start[:rows], rank[symbol[:rows]]))
+    bar_symbol = symbol[:rows][order]
     return pl.DataFrame(
         {
-            "symbol": names[symbol[:rows][order]],
+            # The names by gathering each bar's first trade: no Python object per bar.
+            "symbol": frame["symbol"].gather(first_index[bar_symbol]).cast(pl.String),
             "start_ns": start[:rows][order],
             "open": open_[:rows][order],
             "high": high[:rows][order],
@@ -295,15 +302,40 @@ def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) 
 MAX_SYMBOL_CODE = 1 << 20
 
 
-def _symbol_codes(symbols: pl.Series) -> npt.NDArray[np.integer[Any]] | None:
-    """Small integer codes for the symbols: a Categorical's or Enum's own ids (free),
-    else the ids of casting to Categorical (one hash per trade)."""
+def _symbol_codes(symbols: pl.Series) -> tuple[int, npt.NDArray[np.integer[Any]]] | None:
+    """(number of codes, small integer code per trade) for the symbols, or None when
+    the frame should take the Polars group-by (nulls, or too many distinct codes).
+
+    A Categorical's or Enum's own ids are free. Strings are read as Arrow string views
+    (zero-copy) and numbered by `codes_from_string_views`, which is several times faster
+    than a cast to Categorical; a string longer than a view holds inline is cast.
+    """
+    if symbols.null_count():
+        return None
+    if symbols.dtype == pl.String:
+        views = _string_views(symbols)
+        if views is not None:
+            codes = np.empty(len(views), np.uint32)
+            distinct = codes_from_string_views(views, MAX_SYMBOL_CODE, codes)
+            if distinct >= 0:
+                return distinct, codes
+            if distinct == TOO_MANY:
+                return None
     if symbols.dtype != pl.Categorical and not isinstance(symbols.dtype, pl.Enum):
         symbols = symbols.cast(pl.Categorical)
     codes = symbols.to_physical().to_numpy()
-    if codes.size and int(codes.max()) >= MAX_SYMBOL_CODE:
+    count = int(codes.max()) + 1
+    return None if count > MAX_SYMBOL_CODE else (count, codes)
+
+
+def _string_views(symbols: pl.Series) -> npt.NDArray[np.uint64] | None:
+    """The column's Arrow string views as (n, 2) uint64 words, without a copy; None if
+    Polars does not hand them out as views."""
+    arrow = symbols.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
+    if not isinstance(arrow, pa.StringViewArray):
         return None
-    return codes
+    words = np.frombuffer(arrow.buffers()[1], dtype=np.uint64).reshape(-1, 2)
+    return words[arrow.offset : arrow.offset + len(arrow)]
 
 
 _TRADE_BAR_SCHEMA = {

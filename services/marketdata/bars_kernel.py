@@ -2,9 +2,11 @@
 
 Trades arrive ordered by time across all symbols, not grouped by symbol. A sort or a
 hash group-by (what pandas and Polars do) touches every trade several times; this
-kernel touches each once: it keeps, per symbol, the row of the bar being built and
-starts a new row when a trade falls in a later bucket. Only the finished bars (a few
-per symbol and timeframe, not one per trade) are sorted afterwards.
+kernel touches each once: it keeps, per symbol, the bar being built in a small row
+that stays in L1 cache, and writes it out when a trade falls in a later bucket. Only
+the finished bars (a few per symbol and timeframe, not one per trade) are sorted
+afterwards. String symbols are numbered from their Arrow string views (below), one
+probe of a small table per trade, instead of hashing their bytes.
 
 Open and close are the first and last trade of a bucket, high/low its extremes, volume
 and notional its sums in arrival order, VWAP notional / volume: the same figures as
@@ -57,9 +59,18 @@ def aggregate_in_arrival_order(
     trade falls in a bucket earlier than one it already has, or FULL if more than
     `capacity` bars open (then nothing is usable).
     """
-    row_of = np.full(symbol_count, -1, np.int64)
-    start_of = np.zeros(symbol_count, np.int64)
-    end_of = np.zeros(symbol_count, np.int64)
+    # The bar each symbol is building lives in two small per-symbol rows (a few KB for
+    # hundreds of symbols, so they stay in L1) and is written out once, when it closes:
+    # a trade touches its symbol's rows, never the output columns.
+    # Integers: [bucket start, bucket end, output row, trade count].
+    open_i = np.empty((symbol_count, 4), np.int64)
+    # Floats: [high, low, close, volume, notional].
+    open_f = np.empty((symbol_count, 5), np.float64)
+    for symbol in range(symbol_count):
+        # An empty interval: no timestamp falls inside, so the first trade opens a bar.
+        open_i[symbol, 0] = 1
+        open_i[symbol, 1] = 0
+        open_i[symbol, 2] = -1
     first_index = np.full(symbol_count, -1, np.int64)
     bar_symbol = np.empty(capacity, np.int64)
     bar_start = np.empty(capacity, np.int64)
@@ -71,31 +82,33 @@ def aggregate_in_arrival_order(
     bar_notional = np.empty(capacity, np.float64)
     bar_count = np.empty(capacity, np.int64)
     rows = 0
+    status = 0
     for i in range(ts_ns.shape[0]):
         symbol = codes[i]
         ts = ts_ns[i]
         p = price[i]
         q = size[i]
-        row = row_of[symbol]
         # Most trades fall in their symbol's open bucket: two compares, no division.
-        if row >= 0 and start_of[symbol] <= ts < end_of[symbol]:
-            if p > bar_high[row]:
-                bar_high[row] = p
-            if p < bar_low[row]:
-                bar_low[row] = p
-            bar_close[row] = p
-            bar_volume[row] += q
-            bar_notional[row] += p * q
-            bar_count[row] += 1
+        if open_i[symbol, 0] <= ts < open_i[symbol, 1]:
+            high = open_f[symbol, 0]
+            low = open_f[symbol, 1]
+            open_f[symbol, 0] = p if p > high else high
+            open_f[symbol, 1] = p if p < low else low
+            open_f[symbol, 2] = p
+            open_f[symbol, 3] += q
+            open_f[symbol, 4] += p * q
+            open_i[symbol, 3] += 1
             continue
         start = ts - ts % bucket_ns  # floor, also before 1970 (Python's % semantics)
-        if (row >= 0 and start < start_of[symbol]) or rows == capacity:
-            return (
-                OUT_OF_ORDER if rows < capacity else FULL,
-                first_index,
-                bar_symbol,
-                bar_start,
-                bar_open,
+        row = open_i[symbol, 2]
+        if row >= 0:
+            if start < open_i[symbol, 0]:
+                status = OUT_OF_ORDER
+                break
+            _close_bar(
+                open_i,
+                open_f,
+                symbol,
                 bar_high,
                 bar_low,
                 bar_close,
@@ -103,24 +116,41 @@ def aggregate_in_arrival_order(
                 bar_notional,
                 bar_count,
             )
+        else:
+            first_index[symbol] = i
+        if rows == capacity:
+            status = FULL
+            break
         row = rows
         rows += 1
-        if row_of[symbol] < 0:
-            first_index[symbol] = i
-        row_of[symbol] = row
-        start_of[symbol] = start
-        end_of[symbol] = start + bucket_ns
+        open_i[symbol, 0] = start
+        open_i[symbol, 1] = start + bucket_ns
+        open_i[symbol, 2] = row
+        open_i[symbol, 3] = 1
+        open_f[symbol, 0] = p
+        open_f[symbol, 1] = p
+        open_f[symbol, 2] = p
+        open_f[symbol, 3] = q
+        open_f[symbol, 4] = p * q
         bar_symbol[row] = symbol
         bar_start[row] = start
         bar_open[row] = p
-        bar_high[row] = p
-        bar_low[row] = p
-        bar_close[row] = p
-        bar_volume[row] = q
-        bar_notional[row] = p * q
-        bar_count[row] = 1
+    if status == 0:
+        for symbol in range(symbol_count):
+            if open_i[symbol, 2] >= 0:
+                _close_bar(
+                    open_i,
+                    open_f,
+                    symbol,
+                    bar_high,
+                    bar_low,
+                    bar_close,
+                    bar_volume,
+                    bar_notional,
+                    bar_count,
+                )
     return (
-        rows,
+        rows if status == 0 else status,
         first_index,
         bar_symbol,
         bar_start,
@@ -132,3 +162,143 @@ def aggregate_in_arrival_order(
         bar_notional,
         bar_count,
     )
+
+
+@njit(cache=True, nogil=True, inline="always")  # type: ignore[misc]
+def _close_bar(
+    open_i: npt.NDArray[np.int64],
+    open_f: npt.NDArray[np.float64],
+    symbol: int,
+    bar_high: npt.NDArray[np.float64],
+    bar_low: npt.NDArray[np.float64],
+    bar_close: npt.NDArray[np.float64],
+    bar_volume: npt.NDArray[np.float64],
+    bar_notional: npt.NDArray[np.float64],
+    bar_count: npt.NDArray[np.int64],
+) -> None:
+    """Write the symbol's open bar to its output row."""
+    row = open_i[symbol, 2]
+    bar_high[row] = open_f[symbol, 0]
+    bar_low[row] = open_f[symbol, 1]
+    bar_close[row] = open_f[symbol, 2]
+    bar_volume[row] = open_f[symbol, 3]
+    bar_notional[row] = open_f[symbol, 4]
+    bar_count[row] = open_i[symbol, 3]
+
+
+# Arrow's string view: 16 bytes per value, a 4-byte length then, for strings of at most
+# 12 bytes, the bytes themselves zero-padded. Such a view is the string: equal views,
+# equal strings. A longer string's view holds a pointer instead, so it cannot be used.
+INLINE_STRING_BYTES = 12
+TOO_LONG = -1
+TOO_MANY = -2
+_LENGTH_MASK = np.uint64(0xFFFFFFFF)
+_INLINE = np.uint64(INLINE_STRING_BYTES)
+# A view's length word never says 2**32 - 1 (strings past 12 bytes are refused).
+_EMPTY_SLOT = np.uint64(0xFFFFFFFF)
+_MIX_C = np.uint64(0x9E3779B97F4A7C15)
+_HALF = np.uint64(32)
+# Slots per distinct string at most: a sparse table keeps probe chains short, and the
+# hot loop then mostly takes the same branches (mispredictions cost more than probes).
+_SPARSITY = 8
+
+
+@njit(cache=True, nogil=True, inline="always")  # type: ignore[misc]
+def _view_slot(a: np.uint64, b: np.uint64, shift: np.uint64) -> np.int64:
+    """A table slot (of 2**(64 - shift)) for a view: Fibonacci hashing of both words
+    folded into one (one multiply; the product's top bits depend on every key bit)."""
+    h = (a ^ ((b << _HALF) | (b >> _HALF))) * _MIX_C
+    return np.int64(h >> shift)
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def _slot_shift(slots: int) -> np.uint64:
+    """64 - log2(slots), for a power-of-two number of slots."""
+    bits = 0
+    while (1 << bits) < slots:
+        bits += 1
+    return np.uint64(64 - bits)
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def codes_from_string_views(
+    views: npt.NDArray[np.uint64], max_codes: int, codes: npt.NDArray[np.uint32]
+) -> int:
+    """The number of distinct strings among Arrow string views given as (n, 2) uint64
+    words; `codes` (n values, allocated by the caller: NumPy asks for huge pages, which
+    saves most page faults) gets each value's code, numbering the strings in the order
+    they first occur.
+
+    One pass with a small open-addressing table keyed by the 16 view bytes, instead of
+    hashing the string bytes (what a cast to Categorical does). Returns TOO_LONG if a
+    string is longer than 12 bytes, TOO_MANY past `max_codes` distinct strings.
+    """
+    n = views.shape[0]
+    slots = 4096
+    slot_code = np.full(slots, -1, np.int64)
+    slot_a = np.full(slots, _EMPTY_SLOT, np.uint64)
+    slot_b = np.zeros(slots, np.uint64)
+    distinct = 0
+    i = 0
+    while i < n:
+        i, distinct = _number_views(views, i, codes, slot_code, slot_a, slot_b, distinct, max_codes)
+        if distinct < 0:
+            return distinct
+        if i < n:
+            # The table is full enough: grow it and place every key again. (Outside the
+            # hot loop, which then holds no array it might replace.)
+            old_code, old_a, old_b = slot_code, slot_a, slot_b
+            slots *= 2
+            slot_code = np.full(slots, -1, np.int64)
+            slot_a = np.full(slots, _EMPTY_SLOT, np.uint64)
+            slot_b = np.zeros(slots, np.uint64)
+            shift = _slot_shift(slots)
+            for old in range(old_code.shape[0]):
+                if old_code[old] >= 0:
+                    slot = _view_slot(old_a[old], old_b[old], shift)
+                    while slot_a[slot] != _EMPTY_SLOT:
+                        slot = (slot + 1) & (slots - 1)
+                    slot_code[slot] = old_code[old]
+                    slot_a[slot] = old_a[old]
+                    slot_b[slot] = old_b[old]
+    return distinct
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def _number_views(
+    views: npt.NDArray[np.uint64],
+    start: int,
+    codes: npt.NDArray[np.uint32],
+    slot_code: npt.NDArray[np.int64],
+    slot_a: npt.NDArray[np.uint64],
+    slot_b: npt.NDArray[np.uint64],
+    distinct: int,
+    max_codes: int,
+) -> tuple[int, int]:
+    """Number views from `start` on until the table holds its share; (next index,
+    distinct). An empty slot's first word is EMPTY_SLOT, which no inline view has."""
+    mask = slot_code.shape[0] - 1
+    shift = _slot_shift(slot_code.shape[0])
+    limit = slot_code.shape[0] // _SPARSITY
+    for i in range(start, views.shape[0]):
+        a = views[i, 0]
+        b = views[i, 1]
+        slot = _view_slot(a, b, shift)
+        # The common case, a string seen before in its home slot: two compares.
+        while slot_a[slot] != a or slot_b[slot] != b:
+            if slot_a[slot] == _EMPTY_SLOT:
+                if (a & _LENGTH_MASK) > _INLINE:
+                    return i, TOO_LONG
+                if distinct == max_codes:
+                    return i, TOO_MANY
+                slot_code[slot] = distinct
+                slot_a[slot] = a
+                slot_b[slot] = b
+                distinct += 1
+                if distinct >= limit:
+                    codes[i] = slot_code[slot]
+                    return i + 1, distinct
+                break
+            slot = (slot + 1) & mask
+        codes[i] = slot_code[slot]
+    return views.shape[0], distinct

@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.marketdata.bars import _aggregate_with_polars, aggregate_trades, parse_timeframe
+from services.marketdata.bars import (
+    _aggregate_with_polars,
+    _string_views,
+    aggregate_trades,
+    parse_timeframe,
+)
+from services.marketdata.bars_kernel import TOO_LONG, TOO_MANY, codes_from_string_views
 
 SECOND = 1_000_000_000
 EXACT = ("symbol", "start_ns", "open", "high", "low", "close", "volume", "trade_count")
@@ -144,3 +150,61 @@ def test_many_symbols_interleaved(symbol_type: pl.DataType) -> None:
     tf = parse_timeframe("1Min")
     ours = aggregate_trades(trades_frame.with_columns(pl.col("symbol").cast(symbol_type)), tf)
     assert_same(ours, pandas_bars(trades_frame, tf.ns))
+
+
+def test_strings_longer_than_a_view_holds_inline_still_give_the_group_by_bars() -> None:
+    # Arrow keeps strings of up to 12 bytes inside the view; longer ones are cast instead.
+    rows = [
+        ("A", 1 * SECOND, 1.0, 1.0),
+        ("A.VERY.LONG.SYMBOL", 2 * SECOND, 2.0, 2.0),
+        ("", 3 * SECOND, 3.0, 3.0),
+        ("A", 61 * SECOND, 4.0, 4.0),
+        ("TWELVE_BYTES", 62 * SECOND, 5.0, 5.0),
+    ]
+    tf = parse_timeframe("1Min")
+    assert_same(aggregate_trades(frame(rows), tf), pandas_bars(frame(rows), tf.ns))
+    assert_same(aggregate_trades(frame(rows[2:]), tf), pandas_bars(frame(rows[2:]), tf.ns))
+
+
+def test_thousands_of_distinct_strings_grow_the_code_table() -> None:
+    rng = np.random.default_rng(5)
+    n = 30_000
+    trades_frame = pl.DataFrame(
+        {
+            "symbol": [f"X{i}" for i in rng.integers(0, 5_000, n)],
+            "ts_ns": np.sort(rng.integers(0, 600 * SECOND, n)),
+            "price": np.round(rng.uniform(1, 500, n), 2),
+            "size": rng.integers(1, 300, n).astype(float),
+        }
+    )
+    tf = parse_timeframe("1Min")
+    assert_same(aggregate_trades(trades_frame, tf), pandas_bars(trades_frame, tf.ns))
+    # A slice starts inside the column's views.
+    part = trades_frame.slice(1_234, 10_000)
+    assert_same(aggregate_trades(part, tf), pandas_bars(part, tf.ns))
+
+
+def test_string_views_number_strings_in_order_of_first_occurrence() -> None:
+    symbols = pl.Series(["B", "A", "B", "", "A", "C"])
+    views = _string_views(symbols)
+    assert views is not None
+    codes = np.empty(len(views), np.uint32)
+    assert codes_from_string_views(views, 10, codes) == 4
+    assert codes.tolist() == [0, 1, 0, 2, 1, 3]
+    assert codes_from_string_views(views, 3, codes) == TOO_MANY
+    long = _string_views(pl.Series(["A", "THIRTEEN_BYTE"]))
+    assert long is not None
+    assert codes_from_string_views(long, 10, np.empty(2, np.uint32)) == TOO_LONG
+
+
+def test_null_symbols_take_the_group_by() -> None:
+    trades_frame = pl.DataFrame(
+        {
+            "symbol": ["A", None, "A"],
+            "ts_ns": [1, 2, 3],
+            "price": [1.0, 2.0, 3.0],
+            "size": [1.0] * 3,
+        }
+    )
+    bars = aggregate_trades(trades_frame, parse_timeframe("1Sec"))
+    assert bars.sort("symbol", nulls_last=True)["trade_count"].to_list() == [2, 1]

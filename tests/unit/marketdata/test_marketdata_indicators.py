@@ -66,6 +66,20 @@ def test_macd_matches_talib_even_where_the_line_crosses_zero() -> None:
         assert_matches(ours, theirs)
 
 
+@pytest.mark.parametrize(
+    ("fast", "slow", "signal"), [(12, 26, 9), (5, 35, 5), (26, 12, 9), (3, 4, 1)]
+)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_macd_is_bit_for_bit_talib(fast: int, slow: int, signal: int, seed: int) -> None:
+    # Same operation order and rounding as TA-Lib: every value identical, not just close,
+    # so a faster kernel cannot trade agreement for speed unnoticed.
+    for x in (prices(20_000, seed), 100.0 + np.sin(np.linspace(0, 60, 5000))):
+        for ours, theirs in zip(
+            ind.macd(x, fast, slow, signal), talib.MACD(x, fast, slow, signal), strict=True
+        ):
+            np.testing.assert_array_equal(ours, theirs)
+
+
 @pytest.mark.parametrize(("period", "dev"), [(20, 2.0), (5, 1.5), (50, 3.0)])
 def test_bollinger_bands_match_talib(period: int, dev: float) -> None:
     x = prices()
