@@ -38,11 +38,12 @@ from cift.trading.fills import (
     Quote,
     Trade,
 )
-from cift.trading.ledger import Ledger
+from cift.trading.ledger import Ledger, to_cents
 from cift.trading.orders import Instrument, Order, OrderStatus, OrderType, Side, TimeInForce
 
 ACCOUNT = "backtest"
 BPS = Decimal(10_000)
+ZERO = Decimal(0)
 # Displayed size of the replayed quotes: bars carry no depth, so a bar's price is
 # taken to be there for any size (as every bar-based backtester assumes).
 DEPTH = Decimal(10) ** 12
@@ -55,13 +56,15 @@ FULL_EQUITY = 1.0 - 2.0**-52
 class Pending:
     """An order placed at a close, waiting for the next open of its symbol.
 
-    `order` is None for "close the position": its side and size are only known
-    when it enters the book, after whatever filled before it.
+    `order` is None for "close the position" (`target` None) or "hold `target`
+    times all of the sleeve" (-1, 0 or 1): its side and size are only known when it
+    enters the book, after whatever filled before it.
     """
 
     symbol: str
     order: Order | None
     all_in: bool = False
+    target: int | None = None
     take_profit: Decimal | None = None
     stop_loss: Decimal | None = None
 
@@ -151,6 +154,15 @@ class EventBroker:
 
     def close_position(self, symbol: str) -> None:
         self._state(symbol).pending.append(Pending(symbol, None))
+
+    def target(self, symbol: str, sign: int) -> None:
+        """At the next open, hold all of the sleeve long (1), short (-1) or nothing (0).
+
+        One market order goes from what is held to the target: a reversal is a
+        single order through zero (as a trader would send it), sized as a close and
+        then an all-in entry would be, so its trades and cash are those of the two.
+        """
+        self._state(symbol).pending.append(Pending(symbol, None, target=sign))
 
     def cancel(self, order_id: str) -> bool:
         for state in self.symbols.values():
@@ -285,10 +297,17 @@ class EventBroker:
         symbol = state.bars.symbol
         if order is None:
             held = self.position(symbol)
-            if held == 0:
+            if item.target is not None:
+                qty = held - self._target_shares(state, held, item.target, open_price)
+            else:
+                qty = held
+            if qty == 0:
                 return
-            side = Side.SELL if held > 0 else Side.BUY
-            order = self._order(side, symbol, abs(held), OrderType.MARKET, TimeInForce.GTC)
+            # At the open the replayed quote has room for any size, so a market
+            # order fills entirely at once: immediate-or-cancel says so, and takes
+            # the fill engine's shortest path to the same fill.
+            side = Side.SELL if qty > 0 else Side.BUY
+            order = self._order(side, symbol, abs(qty), OrderType.MARKET, TimeInForce.IOC)
         elif item.all_in:
             shares = self._all_in_shares(state, open_price)
             if shares <= 0:
@@ -302,6 +321,23 @@ class EventBroker:
         order.transition(OrderStatus.ACCEPTED, self._now_ns)
         self.symbols[order.symbol].open_ids.add(order.order_id)
         self._apply(self.fills.add(order, self._now_ns))
+
+    def _target_shares(self, state: SymbolState, held: Decimal, sign: int, price: float) -> Decimal:
+        """Shares to hold for `sign` times the sleeve, keeping a position already on that side."""
+        if sign == 0 or (held > 0 if sign > 0 else held < 0):
+            return held if sign else ZERO
+        cash = state.sleeve_cash
+        if held:
+            # The entry is sized on the cash the close leaves, in cents as the
+            # ledger would have settled the close as a fill of its own.
+            at = to_decimal(price)
+            amount = to_cents(abs(held) * at)
+            cash += (amount if held > 0 else -amount) - self.fills.model.commission.commission(
+                abs(held), at
+            )
+        per_share = price + price * self.commission_rate
+        shares = int(max(float(cash), 0.0) * FULL_EQUITY // per_share)
+        return Decimal(sign * shares)
 
     def _all_in_shares(self, state: SymbolState, price: float) -> int:
         equity = float(state.sleeve_cash) + float(self.position(state.bars.symbol)) * price

@@ -157,11 +157,7 @@ class SignalAdapter(Strategy):
         if want == self.held[self.symbol]:
             return
         self.held[self.symbol] = want
-        self.close_position()
-        if want > 0:
-            self.buy()
-        elif want < 0:
-            self.sell()
+        self._broker.target(self.symbol, int(want))
 
 
 def run_event(
