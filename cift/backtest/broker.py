@@ -69,6 +69,21 @@ class Pending:
     stop_loss: Decimal | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TapeTick:
+    """A price the replay handed the fill engine: a quote at it both sides, then a trade."""
+
+    symbol: str
+    ts_ns: int
+    price: Decimal
+
+
+# What the account saw and did, in order: every tick, every order as it entered the
+# book, every fill. Replayed elsewhere (the paper account over the mesh), the same
+# ticks with the same orders must give the same fills.
+TapeEvent = TapeTick | Order | Fill
+
+
 @dataclass(slots=True)
 class SymbolState:
     """One symbol's book-keeping beside the shared ledger."""
@@ -104,6 +119,7 @@ class EventBroker:
         self.siblings: dict[str, tuple[str, ...]] = {}  # exit leg id -> the other leg (OCO)
         self._seq = 0
         self._now_ns = 0
+        self.tape: list[TapeEvent] | None = None  # a list to record the run into
 
     # ---- orders from the strategy ---------------------------------------------------
 
@@ -289,6 +305,8 @@ class EventBroker:
 
     def _tick(self, symbol: str, price: float | Decimal, ts_ns: int) -> None:
         p = price if isinstance(price, Decimal) else to_decimal(price)
+        if self.tape is not None:
+            self.tape.append(TapeTick(symbol, ts_ns, p))
         self._apply(self.fills.on_quote(Quote(symbol, p, p, DEPTH, DEPTH, ts_ns)))
         self._apply(self.fills.on_trade(Trade(symbol, p, DEPTH, ts_ns)))
 
@@ -319,6 +337,8 @@ class EventBroker:
 
     def _add(self, order: Order) -> None:
         order.transition(OrderStatus.ACCEPTED, self._now_ns)
+        if self.tape is not None:
+            self.tape.append(order)
         self.symbols[order.symbol].open_ids.add(order.order_id)
         self._apply(self.fills.add(order, self._now_ns))
 
@@ -356,6 +376,8 @@ class EventBroker:
         self.brackets.pop(order_id, None)
 
     def _settle(self, fill: Fill) -> None:
+        if self.tape is not None:
+            self.tape.append(fill)
         effect = self.ledger.apply_fill(
             fill.symbol, fill.side, fill.qty, fill.price, fill.commission
         )

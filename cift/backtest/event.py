@@ -21,7 +21,7 @@ import polars as pl
 
 from cift import indicators
 from cift.backtest.bars import SymbolBars
-from cift.backtest.broker import EventBroker
+from cift.backtest.broker import EventBroker, TapeEvent
 from cift.backtest.result import BacktestResult, SymbolCurve, assemble
 from cift.backtest.signals import SignalStrategy
 from cift.runtime.errors import InvalidArgument
@@ -167,8 +167,12 @@ def run_event(
     cash: float,
     commission: float,
     progress: Callable[[float], None] | None,
+    *,
+    tape: list[TapeEvent] | None = None,
 ) -> BacktestResult:
+    """Run on the event engine; `tape`, when given, receives every tick, order and fill."""
     broker = EventBroker(per_symbol, cash, commission)
+    broker.tape = tape
     data = {b.symbol: b for b in per_symbol}
     instance: Strategy
     if isinstance(strategy, SignalStrategy):
