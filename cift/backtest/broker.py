@@ -38,7 +38,7 @@ from cift.trading.fills import (
     Quote,
     Trade,
 )
-from cift.trading.ledger import Ledger, to_cents
+from cift.trading.ledger import Ledger
 from cift.trading.orders import Instrument, Order, OrderStatus, OrderType, Side, TimeInForce
 
 ACCOUNT = "backtest"
@@ -346,17 +346,13 @@ class EventBroker:
         """Shares to hold for `sign` times the sleeve, keeping a position already on that side."""
         if sign == 0 or (held > 0 if sign > 0 else held < 0):
             return held if sign else ZERO
-        cash = state.sleeve_cash
+        cash = float(state.sleeve_cash)
         if held:
-            # The entry is sized on the cash the close leaves, in cents as the
-            # ledger would have settled the close as a fill of its own.
-            at = to_decimal(price)
-            amount = to_cents(abs(held) * at)
-            cash += (amount if held > 0 else -amount) - self.fills.model.commission.commission(
-                abs(held), at
-            )
+            # The entry is sized on the cash the close leaves (its commission included).
+            close = float(held) * price
+            cash += close - abs(close) * self.commission_rate
         per_share = price + price * self.commission_rate
-        shares = int(max(float(cash), 0.0) * FULL_EQUITY // per_share)
+        shares = int(max(cash, 0.0) * FULL_EQUITY // per_share)
         return Decimal(sign * shares)
 
     def _all_in_shares(self, state: SymbolState, price: float) -> int:
