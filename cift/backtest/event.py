@@ -137,13 +137,14 @@ class SignalAdapter(Strategy):
         self.targets: dict[str, list[float]] = {}
         self.held: dict[str, float] = {}
         self.active: dict[str, npt.NDArray[np.int64]] = {}
+        self.wants: dict[str, list[int]] = {}  # the direction taken at each active bar
 
     def init(self) -> None:
         # Python floats in lists: indexing them per bar is several times cheaper than numpy.
         for symbol, bars in self.data.items():
             targets = self.signal.targets(bars, self.signal_params)
             self.targets[symbol] = targets.tolist()
-            self.active[symbol] = np.flatnonzero(~np.isnan(targets))
+            self.active[symbol], self.wants[symbol] = turns(targets)
             self.held[symbol] = 0.0
 
     def active_bars(self, symbol: str) -> npt.NDArray[np.int64] | None:
@@ -158,6 +159,21 @@ class SignalAdapter(Strategy):
             return
         self.held[self.symbol] = want
         self._broker.target(self.symbol, int(want))
+
+
+def turns(targets: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], list[int]]:
+    """Bars where the held direction changes (NaN keeps it; it starts flat), and the new one.
+
+    Only there can a signal strategy act: everywhere else its target repeats what
+    it holds. Found over the whole column at once, so the loop visits trades only.
+    """
+    wants = np.sign(targets)
+    known = ~np.isnan(wants)
+    last = np.maximum.accumulate(np.where(known, np.arange(len(wants)), -1))
+    held = np.where(last >= 0, wants[np.maximum(last, 0)], 0.0)
+    before = np.concatenate(([0.0], held[:-1]))
+    bars = np.flatnonzero(held != before)
+    return bars, held[bars].astype(np.int64).tolist()
 
 
 def run_event(
@@ -183,7 +199,10 @@ def run_event(
         name, warmup = strategy.__name__, 0
         params = {**declared_params(strategy), **params}
     instance.init()
-    if len(per_symbol) == 1:
+    if len(per_symbol) == 1 and isinstance(instance, SignalAdapter):
+        symbol = per_symbol[0].symbol
+        _run_turns(broker, per_symbol[0], instance.active[symbol], instance.wants[symbol], progress)
+    elif len(per_symbol) == 1:
         _run_one_symbol(instance, broker, per_symbol[0], progress)
     else:
         _run_timeline(instance, broker, per_symbol, progress)
@@ -227,6 +246,32 @@ def _run_one_symbol(
         on_bar()
         # Live orders need every bar's ticks; otherwise jump to the next bar that can act.
         i = i + 1 if state.pending or state.open_ids else next_active[i + 1]
+        if progress is not None and i - reported >= PROGRESS_EVERY:
+            reported = i
+            progress(i / n)
+
+
+def _run_turns(
+    broker: EventBroker,
+    bars: SymbolBars,
+    at: npt.NDArray[np.int64],
+    wants: list[int],
+    progress: Callable[[float], None] | None,
+) -> None:
+    """One symbol's signal strategy: at each turn, the new target at the next bar's open.
+
+    What `SignalAdapter.on_bar` would do, without visiting the bars in between: a
+    target is a market order that fills at that open, so nothing is left working.
+    """
+    symbol, n = bars.symbol, len(bars)
+    ts_ns = bars.ts_ns
+    target, replay = broker.target, broker.replay_bar
+    reported = 0
+    for i, want in zip(at.tolist(), wants, strict=True):
+        target(symbol, want)
+        if i + 1 >= n:
+            break  # placed at the last close: it never reaches an open
+        replay(symbol, i + 1, int(ts_ns[i + 1]))
         if progress is not None and i - reported >= PROGRESS_EVERY:
             reported = i
             progress(i / n)
