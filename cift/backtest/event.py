@@ -134,31 +134,25 @@ class SignalAdapter(Strategy):
         super().__init__(broker, data, {})
         self.signal = signal
         self.signal_params = params
-        self.targets: dict[str, list[float]] = {}
-        self.held: dict[str, float] = {}
+        self.turn_at: dict[str, dict[int, int]] = {}  # bar -> direction taken there
         self.active: dict[str, npt.NDArray[np.int64]] = {}
         self.wants: dict[str, list[int]] = {}  # the direction taken at each active bar
 
     def init(self) -> None:
-        # Python floats in lists: indexing them per bar is several times cheaper than numpy.
         for symbol, bars in self.data.items():
             targets = self.signal.targets(bars, self.signal_params)
-            self.targets[symbol] = targets.tolist()
             self.active[symbol], self.wants[symbol] = turns(targets)
-            self.held[symbol] = 0.0
+            self.turn_at[symbol] = dict(
+                zip(self.active[symbol].tolist(), self.wants[symbol], strict=True)
+            )
 
     def active_bars(self, symbol: str) -> npt.NDArray[np.int64] | None:
         return self.active[symbol]
 
     def on_bar(self) -> None:
-        target = self.targets[self.symbol][self.i]
-        if target != target:  # NaN: hold
-            return
-        want = 1.0 if target > 0 else (-1.0 if target < 0 else 0.0)
-        if want == self.held[self.symbol]:
-            return
-        self.held[self.symbol] = want
-        self._broker.target(self.symbol, int(want))
+        want = self.turn_at[self.symbol].get(self.i)
+        if want is not None:
+            self._broker.target(self.symbol, want)
 
 
 def turns(targets: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], list[int]]:
