@@ -12,7 +12,8 @@ Run: python bench/bench_backtest.py [--bars 1000000] [--rounds 3] [--memory-bars
 - event engine vs backtesting.py: the same strategy, ours through the paper fill
   engine and ledger, theirs its SmaCross with exclusive orders. Trade counts checked
   equal first (equity may differ by the cent rounding of each commission).
-- peak memory (RSS) of a vector run_backtest on `--memory-bars` bars, in a fresh process;
+- peak memory (RSS) of a vector and of an event run_backtest on `--memory-bars` bars,
+  each in a fresh process;
 - a 100-point sma_cross grid (fast 5..50 x slow 60..150) on `--grid-bars` bars.
 Rounds are interleaved so a noisy neighbour slows all alike; medians are reported.
 """
@@ -54,6 +55,13 @@ def timed(function: Callable[[], Any]) -> float:
     started = time.perf_counter()
     function()
     return time.perf_counter() - started
+
+
+def timed_cpu(function: Callable[[], Any]) -> tuple[float, float]:
+    """Wall and CPU seconds: on a shared machine the CPU time is what the code itself cost."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def vectorbt_run(bars: Any, targets: np.ndarray) -> Any:
@@ -135,12 +143,18 @@ def bench_vector(frame: pl.DataFrame, rounds: int) -> dict[str, Any]:
 def bench_event(frame: pl.DataFrame, rounds: int) -> dict[str, Any]:
     ours = run_backtest(frame, "sma_cross", PARAMS, CASH, COMMISSION, engine="event")
     theirs = backtesting_py_run(frame)
-    samples: dict[str, list[float]] = {"ours_event": [], "backtesting_py": []}
+    samples: dict[str, list[float]] = {
+        "ours_event": [], "backtesting_py": [], "ours_event_cpu": [], "backtesting_py_cpu": []
+    }  # fmt: skip
     for _ in range(rounds):
-        samples["ours_event"].append(
-            timed(lambda: run_backtest(frame, "sma_cross", PARAMS, CASH, COMMISSION, "event"))
-        )
-        samples["backtesting_py"].append(timed(lambda: backtesting_py_run(frame)))
+        for name, run in (
+            ("ours_event", lambda: run_backtest(frame, "sma_cross", PARAMS, CASH, COMMISSION,
+                                                "event")),
+            ("backtesting_py", lambda: backtesting_py_run(frame)),
+        ):  # fmt: skip
+            wall, cpu = timed_cpu(run)
+            samples[name].append(wall)
+            samples[f"{name}_cpu"].append(cpu)
     figures: dict[str, Any] = {k: median(v) for k, v in samples.items()}
     figures["trades"] = int(ours.stats["trades"] or 0)
     figures["trades_backtesting_py"] = int(theirs["# Trades"])
@@ -149,25 +163,26 @@ def bench_event(frame: pl.DataFrame, rounds: int) -> dict[str, Any]:
     return figures
 
 
-def memory_child(n: int) -> None:
+def memory_child(n: int, engine: str) -> None:
     frame = random_walk_bars(n)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    run_backtest(frame, "sma_cross", PARAMS, CASH, COMMISSION)
+    run_backtest(frame, "sma_cross", PARAMS, CASH, COMMISSION, engine)
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"{before / 1024:.0f} {peak / 1024:.0f} {elapsed:.3f}")
 
 
-def bench_memory(n: int) -> dict[str, float]:
+def bench_memory(n: int, engine: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", str(n)],
+        [sys.executable, __file__, "--memory-child", str(n), "--memory-engine", engine],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
     before, peak, seconds = (float(x) for x in out[-3:])
-    return {"bars": n, "rss_before_mb": before, "rss_peak_mb": peak, "seconds": seconds}
+    return {"bars": n, "engine": engine, "rss_before_mb": before, "rss_peak_mb": peak,
+            "seconds": seconds}  # fmt: skip
 
 
 def bench_grid(frame: pl.DataFrame) -> dict[str, Any]:
@@ -191,9 +206,10 @@ def main() -> int:
     parser.add_argument("--memory-bars", type=int, default=10_000_000)
     parser.add_argument("--grid-bars", type=int, default=1_000_000)
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-engine", default="vector", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        memory_child(args.memory_child)
+        memory_child(args.memory_child, args.memory_engine)
         return 0
     frame = random_walk_bars(args.bars)
     run_backtest(frame.head(2000), "sma_cross", PARAMS)  # compile (and cache) the kernels
@@ -202,7 +218,7 @@ def main() -> int:
     print(f"# machine: {machine()}")
     vector = bench_vector(frame, args.rounds)
     event = bench_event(frame, args.rounds)
-    memory = bench_memory(args.memory_bars)
+    memory = [bench_memory(args.memory_bars, engine) for engine in ("vector", "event")]
     grid = bench_grid(random_walk_bars(args.grid_bars))
     n = f"{args.bars:,} bars"
     print(f"\nsma_cross 10/30, {n}, {vector['trades']:,} trades, medians of {args.rounds}")
@@ -215,12 +231,16 @@ def main() -> int:
     print(f"| event engine vs backtesting.py | {event['ours_event']:.3f} | "
           f"{event['backtesting_py']:.3f} | {event['backtesting_py'] / event['ours_event']:.1f}x "
           "| >= 10x |")  # fmt: skip
+    print(f"| event engine vs backtesting.py, CPU seconds | {event['ours_event_cpu']:.3f} | "
+          f"{event['backtesting_py_cpu']:.3f} | "
+          f"{event['backtesting_py_cpu'] / event['ours_event_cpu']:.1f}x | >= 10x |")  # fmt: skip
     print(f"\nevent trades {event['trades']:,} (backtesting.py {event['trades_backtesting_py']:,}); "
           f"final equity {event['final_equity']:,.2f} (backtesting.py "
           f"{event['final_equity_backtesting_py']:,.2f})")  # fmt: skip
-    print(f"memory: vector run_backtest on {memory['bars']:,} bars: peak RSS "
-          f"{memory['rss_peak_mb']:,.0f} MB ({memory['rss_before_mb']:,.0f} MB with the bars "
-          f"alone), {memory['seconds']:.2f} s")  # fmt: skip
+    for run in memory:
+        print(f"memory: {run['engine']} run_backtest on {run['bars']:,} bars: peak RSS "
+              f"{run['rss_peak_mb']:,.0f} MB ({run['rss_before_mb']:,.0f} MB with the bars "
+              f"alone), {run['seconds']:.2f} s")  # fmt: skip
     print(f"grid: {grid['points']} points on {grid['bars']:,} bars in {grid['seconds']:.1f} s "
           f"(best {grid['best']})")  # fmt: skip
     record("bench_backtest", {"bars": args.bars, "vector": vector, "event": event,

@@ -44,6 +44,7 @@ from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 ACCOUNT = "backtest"
 BPS = Decimal(10_000)
+ZERO = Decimal(0)
 # Displayed size of the replayed quotes: bars carry no depth, so a bar's price is
 # taken to be there for any size (as every bar-based backtester assumes).
 DEPTH = Decimal(10) ** 12
@@ -56,15 +57,32 @@ FULL_EQUITY = 1.0 - 2.0**-52
 class Pending:
     """An order placed at a close, waiting for the next open of its symbol.
 
-    `order` is None for "close the position": its side and size are only known
-    when it enters the book, after whatever filled before it.
+    `order` is None for "close the position" (`target` None) or "hold `target`
+    times all of the sleeve" (-1, 0 or 1): its side and size are only known when it
+    enters the book, after whatever filled before it.
     """
 
     symbol: str
     order: Order | None
     all_in: bool = False
+    target: int | None = None
     take_profit: Decimal | None = None
     stop_loss: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TapeTick:
+    """A price the replay handed the fill engine: a quote at it both sides, then a trade."""
+
+    symbol: str
+    ts_ns: int
+    price: Decimal
+
+
+# What the account saw and did, in order: every tick, every order as it entered the
+# book, every fill. Replayed elsewhere (the paper account over the mesh), the same
+# ticks with the same orders must give the same fills.
+TapeEvent = TapeTick | Order | Fill
 
 
 @dataclass(slots=True)
@@ -102,6 +120,7 @@ class EventBroker:
         self.siblings: dict[str, tuple[str, ...]] = {}  # exit leg id -> the other leg (OCO)
         self._seq = 0
         self._now_ns = 0
+        self.tape: list[TapeEvent] | None = None  # a list to record the run into
 
     # ---- orders from the strategy ---------------------------------------------------
 
@@ -152,6 +171,15 @@ class EventBroker:
 
     def close_position(self, symbol: str) -> None:
         self._state(symbol).pending.append(Pending(symbol, None))
+
+    def target(self, symbol: str, sign: int) -> None:
+        """At the next open, hold all of the sleeve long (1), short (-1) or nothing (0).
+
+        One market order goes from what is held to the target: a reversal is a
+        single order through zero (as a trader would send it), sized as a close and
+        then an all-in entry would be, so its trades and cash are those of the two.
+        """
+        self._state(symbol).pending.append(Pending(symbol, None, target=sign))
 
     def cancel(self, order_id: str) -> bool:
         for state in self.symbols.values():
@@ -278,6 +306,8 @@ class EventBroker:
 
     def _tick(self, symbol: str, price: float | Decimal, ts_ns: int) -> None:
         p = price if isinstance(price, Decimal) else to_decimal(price)
+        if self.tape is not None:
+            self.tape.append(TapeTick(symbol, ts_ns, p))
         self._apply(self.fills.on_quote(Quote(symbol, p, p, DEPTH, DEPTH, ts_ns)))
         self._apply(self.fills.on_trade(Trade(symbol, p, DEPTH, ts_ns)))
 
@@ -286,10 +316,17 @@ class EventBroker:
         symbol = state.bars.symbol
         if order is None:
             held = self.position(symbol)
-            if held == 0:
+            if item.target is not None:
+                qty = held - self._target_shares(state, held, item.target, open_price)
+            else:
+                qty = held
+            if qty == 0:
                 return
-            side = Side.SELL if held > 0 else Side.BUY
-            order = self._order(side, symbol, abs(held), OrderType.MARKET, TimeInForce.GTC)
+            # At the open the replayed quote has room for any size, so a market
+            # order fills entirely at once: immediate-or-cancel says so, and takes
+            # the fill engine's shortest path to the same fill.
+            side = Side.SELL if qty > 0 else Side.BUY
+            order = self._order(side, symbol, abs(qty), OrderType.MARKET, TimeInForce.IOC)
         elif item.all_in:
             shares = self._all_in_shares(state, open_price)
             if shares <= 0:
@@ -301,8 +338,23 @@ class EventBroker:
 
     def _add(self, order: Order) -> None:
         order.transition(OrderStatus.ACCEPTED, self._now_ns)
+        if self.tape is not None:
+            self.tape.append(order)
         self.symbols[order.symbol].open_ids.add(order.order_id)
         self._apply(self.fills.add(order, self._now_ns))
+
+    def _target_shares(self, state: SymbolState, held: Decimal, sign: int, price: float) -> Decimal:
+        """Shares to hold for `sign` times the sleeve, keeping a position already on that side."""
+        if sign == 0 or (held > 0 if sign > 0 else held < 0):
+            return held if sign else ZERO
+        cash = float(state.sleeve_cash)
+        if held:
+            # The entry is sized on the cash the close leaves (its commission included).
+            close = float(held) * price
+            cash += close - abs(close) * self.commission_rate
+        per_share = price + price * self.commission_rate
+        shares = int(max(cash, 0.0) * FULL_EQUITY // per_share)
+        return Decimal(sign * shares)
 
     def _all_in_shares(self, state: SymbolState, price: float) -> int:
         equity = float(state.sleeve_cash) + float(self.position(state.bars.symbol)) * price
@@ -321,6 +373,8 @@ class EventBroker:
         self.brackets.pop(order_id, None)
 
     def _settle(self, fill: Fill) -> None:
+        if self.tape is not None:
+            self.tape.append(fill)
         effect = self.ledger.apply_fill(
             fill.symbol, fill.side, fill.qty, fill.price, fill.commission
         )

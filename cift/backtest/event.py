@@ -21,7 +21,7 @@ import polars as pl
 
 from cift import indicators
 from cift.backtest.bars import SymbolBars
-from cift.backtest.broker import EventBroker
+from cift.backtest.broker import EventBroker, TapeEvent
 from cift.backtest.result import BacktestResult, SymbolCurve, assemble
 from cift.backtest.signals import SignalStrategy
 from cift.runtime.errors import InvalidArgument
@@ -134,34 +134,40 @@ class SignalAdapter(Strategy):
         super().__init__(broker, data, {})
         self.signal = signal
         self.signal_params = params
-        self.targets: dict[str, list[float]] = {}
-        self.held: dict[str, float] = {}
+        self.turn_at: dict[str, dict[int, int]] = {}  # bar -> direction taken there
         self.active: dict[str, npt.NDArray[np.int64]] = {}
+        self.wants: dict[str, list[int]] = {}  # the direction taken at each active bar
 
     def init(self) -> None:
-        # Python floats in lists: indexing them per bar is several times cheaper than numpy.
         for symbol, bars in self.data.items():
             targets = self.signal.targets(bars, self.signal_params)
-            self.targets[symbol] = targets.tolist()
-            self.active[symbol] = np.flatnonzero(~np.isnan(targets))
-            self.held[symbol] = 0.0
+            self.active[symbol], self.wants[symbol] = turns(targets)
+            self.turn_at[symbol] = dict(
+                zip(self.active[symbol].tolist(), self.wants[symbol], strict=True)
+            )
 
     def active_bars(self, symbol: str) -> npt.NDArray[np.int64] | None:
         return self.active[symbol]
 
     def on_bar(self) -> None:
-        target = self.targets[self.symbol][self.i]
-        if target != target:  # NaN: hold
-            return
-        want = 1.0 if target > 0 else (-1.0 if target < 0 else 0.0)
-        if want == self.held[self.symbol]:
-            return
-        self.held[self.symbol] = want
-        self.close_position()
-        if want > 0:
-            self.buy()
-        elif want < 0:
-            self.sell()
+        want = self.turn_at[self.symbol].get(self.i)
+        if want is not None:
+            self._broker.target(self.symbol, want)
+
+
+def turns(targets: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], list[int]]:
+    """Bars where the held direction changes (NaN keeps it; it starts flat), and the new one.
+
+    Only there can a signal strategy act: everywhere else its target repeats what
+    it holds. Found over the whole column at once, so the loop visits trades only.
+    """
+    wants = np.sign(targets)
+    known = ~np.isnan(wants)
+    last = np.maximum.accumulate(np.where(known, np.arange(len(wants)), -1))
+    held = np.where(last >= 0, wants[np.maximum(last, 0)], 0.0)
+    before = np.concatenate(([0.0], held[:-1]))
+    bars = np.flatnonzero(held != before)
+    return bars, held[bars].astype(np.int64).tolist()
 
 
 def run_event(
@@ -171,8 +177,12 @@ def run_event(
     cash: float,
     commission: float,
     progress: Callable[[float], None] | None,
+    *,
+    tape: list[TapeEvent] | None = None,
 ) -> BacktestResult:
+    """Run on the event engine; `tape`, when given, receives every tick, order and fill."""
     broker = EventBroker(per_symbol, cash, commission)
+    broker.tape = tape
     data = {b.symbol: b for b in per_symbol}
     instance: Strategy
     if isinstance(strategy, SignalStrategy):
@@ -183,7 +193,10 @@ def run_event(
         name, warmup = strategy.__name__, 0
         params = {**declared_params(strategy), **params}
     instance.init()
-    if len(per_symbol) == 1:
+    if len(per_symbol) == 1 and isinstance(instance, SignalAdapter):
+        symbol = per_symbol[0].symbol
+        _run_turns(broker, per_symbol[0], instance.active[symbol], instance.wants[symbol], progress)
+    elif len(per_symbol) == 1:
         _run_one_symbol(instance, broker, per_symbol[0], progress)
     else:
         _run_timeline(instance, broker, per_symbol, progress)
@@ -227,6 +240,32 @@ def _run_one_symbol(
         on_bar()
         # Live orders need every bar's ticks; otherwise jump to the next bar that can act.
         i = i + 1 if state.pending or state.open_ids else next_active[i + 1]
+        if progress is not None and i - reported >= PROGRESS_EVERY:
+            reported = i
+            progress(i / n)
+
+
+def _run_turns(
+    broker: EventBroker,
+    bars: SymbolBars,
+    at: npt.NDArray[np.int64],
+    wants: list[int],
+    progress: Callable[[float], None] | None,
+) -> None:
+    """One symbol's signal strategy: at each turn, the new target at the next bar's open.
+
+    What `SignalAdapter.on_bar` would do, without visiting the bars in between: a
+    target is a market order that fills at that open, so nothing is left working.
+    """
+    symbol, n = bars.symbol, len(bars)
+    ts_ns = bars.ts_ns
+    target, replay = broker.target, broker.replay_bar
+    reported = 0
+    for i, want in zip(at.tolist(), wants, strict=True):
+        target(symbol, want)
+        if i + 1 >= n:
+            break  # placed at the last close: it never reaches an open
+        replay(symbol, i + 1, int(ts_ns[i + 1]))
         if progress is not None and i - reported >= PROGRESS_EVERY:
             reported = i
             progress(i / n)

@@ -18,8 +18,6 @@ from cift.backtest.bars import F64, I64, SymbolBars
 from cift.trading.fills import Fill
 from cift.trading.vocabulary import Side
 
-ZERO = Decimal(0)
-
 
 def trade_frame(
     bars: SymbolBars,
@@ -58,13 +56,21 @@ def trade_frame(
 
 @dataclass(slots=True)
 class _Open:
+    """A trade being built, in floats: whole shares and cent prices add up exactly enough.
+
+    An entry (or exit) made at one price keeps that price as given, so a one-fill
+    trade reports its fill's price to the last bit, as the vector engine does.
+    """
+
     sign: int
     entry_bar: int
-    qty: Decimal = ZERO
-    entry_notional: Decimal = ZERO
-    exit_qty: Decimal = ZERO
-    exit_notional: Decimal = ZERO
-    commission: Decimal = ZERO
+    qty: float = 0.0
+    entry_notional: float = 0.0
+    entry_price: float | None = None  # the one price of every entry fill; None if several
+    exit_qty: float = 0.0
+    exit_notional: float = 0.0
+    exit_price: float | None = None
+    commission: float = 0.0
 
 
 @dataclass(slots=True)
@@ -76,48 +82,59 @@ class TradeBook:
     closed: list[tuple[float, int, int, float, float, float]] = field(default_factory=list)
 
     def record(self, fill: Fill, bar: int, position_after: Decimal) -> None:
-        signed = fill.qty if fill.side is Side.BUY else -fill.qty
-        before = position_after - signed
+        qty, price, commission = float(fill.qty), float(fill.price), float(fill.commission)
+        buy = fill.side is Side.BUY
+        after = float(position_after)
+        before = after - (qty if buy else -qty)
         if before == 0:
-            self._open(fill, bar, fill.qty, fill.commission)
+            self._open(buy, bar, qty, price, commission)
             return
         trade = self.current
         assert trade is not None
-        if (before > 0) == (signed > 0):
-            trade.qty += fill.qty
-            trade.entry_notional += fill.qty * fill.price
-            trade.commission += fill.commission
+        if (before > 0) == buy:
+            trade.qty += qty
+            trade.entry_notional += qty * price
+            if trade.entry_price != price:
+                trade.entry_price = None
+            trade.commission += commission
             return
-        closing = min(fill.qty, abs(before))
-        share = fill.commission * closing / fill.qty
+        closing = min(qty, abs(before))
+        share = commission * closing / qty
+        if trade.exit_qty == 0:
+            trade.exit_price = price
+        elif trade.exit_price != price:
+            trade.exit_price = None
         trade.exit_qty += closing
-        trade.exit_notional += closing * fill.price
+        trade.exit_notional += closing * price
         trade.commission += share
-        if position_after == 0 or (position_after > 0) != (before > 0):
+        if after == 0 or (after > 0) != (before > 0):
             self._close(bar)
-            if position_after != 0:
-                self._open(fill, bar, fill.qty - closing, fill.commission - share)
+            if after != 0:
+                self._open(buy, bar, qty - closing, price, commission - share)
 
-    def _open(self, fill: Fill, bar: int, qty: Decimal, commission: Decimal) -> None:
+    def _open(self, buy: bool, bar: int, qty: float, price: float, commission: float) -> None:
         self.current = _Open(
-            sign=1 if fill.side is Side.BUY else -1,
+            sign=1 if buy else -1,
             entry_bar=bar,
             qty=qty,
-            entry_notional=qty * fill.price,
+            entry_notional=qty * price,
+            entry_price=price,
             commission=commission,
         )
 
     def _close(self, bar: int) -> None:
         trade = self.current
         assert trade is not None
+        entry = trade.entry_price
+        exit_ = trade.exit_price
         self.closed.append(
             (
-                float(trade.sign * trade.qty),
+                trade.sign * trade.qty,
                 trade.entry_bar,
                 bar,
-                float(trade.entry_notional / trade.qty),
-                float(trade.exit_notional / trade.exit_qty),
-                float(trade.commission),
+                entry if entry is not None else trade.entry_notional / trade.qty,
+                exit_ if exit_ is not None else trade.exit_notional / trade.exit_qty,
+                trade.commission,
             )
         )
         self.current = None
