@@ -22,7 +22,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from cift.stack.gateway import web_served_files
-from tests.e2e.browser import PHONE
+from tests.e2e.browser import LAPTOP, PHONE
 from tests.e2e.dashboard import (  # noqa: F401 (fixtures)
     browser_fixture,
     console_fixture,
@@ -210,3 +210,33 @@ def test_the_api_docs_page_renders_the_openapi_document(page: Page) -> None:
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("CIFT")
     expect(page.get_by_text("/v1/orders").first).to_be_visible()
     shot(page, "docs")
+
+
+# Every page of the signed-in dashboard: (link in the navigation, something it shows).
+PAGES = [
+    ("Dashboard", "Watchlist"),
+    ("Orders", "Order history"),
+    ("Portfolio", "Portfolio history"),
+    ("Backtests", "New backtest"),
+]
+MONEY = re.compile(r"^[+-]?\$[\d,]+\.\d{2}$")
+
+
+def test_every_page_fits_a_phone_in_both_themes(page: Page) -> None:
+    page.goto("/")
+    sign_in(page, f"web-pages-{uuid.uuid4().hex[:12]}@example.com", button="Register")
+    for test_id in ("cash", "equity", "buying-power", "day-pl"):
+        expect(page.get_by_test_id(test_id)).to_have_text(MONEY)
+    for theme in ("first", "second"):
+        for width, viewport in (("laptop", LAPTOP), ("phone", PHONE)):
+            page.set_viewport_size(viewport)
+            for link, region in PAGES:
+                page.get_by_role("link", name=link, exact=True).click()
+                expect(page.get_by_role("region", name=region)).to_be_visible()
+                assert no_horizontal_scroll(page), f"{link} scrolls sideways at {width} width"
+                shot(page, f"page-{link.lower()}-{width}-{theme}-theme")
+            page.goto(f"/#/symbol/{SYMBOL}")
+            expect(page.get_by_role("region", name="Order ticket")).to_be_visible()
+            assert no_horizontal_scroll(page), f"the symbol page scrolls sideways at {width} width"
+            shot(page, f"page-symbol-{width}-{theme}-theme")
+        page.get_by_role("button", name="Switch theme").click()

@@ -282,7 +282,7 @@ export function BacktestsPage() {
               <table class="w-full text-sm">
                 <thead class="text-left text-xs text-slate-500">
                   <tr>
-                    <th>Created</th>
+                    <th class="hidden sm:table-cell">Created</th>
                     <th>Run</th>
                     <th>Status</th>
                     <th class="num">Final equity</th>
@@ -294,8 +294,8 @@ export function BacktestsPage() {
                   <For each={past() ?? []}>
                     {(item) => (
                       <tr class="border-t border-slate-100 dark:border-slate-800" data-backtest-id={item.id}>
-                        <td class="py-1 whitespace-nowrap">{formatTime(item.createdAt ? timestampDate(item.createdAt) : undefined)}</td>
-                        <td class="break-all">{describeSpec(item.spec)}</td>
+                        <td class="hidden py-1 whitespace-nowrap sm:table-cell">{formatTime(item.createdAt ? timestampDate(item.createdAt) : undefined)}</td>
+                        <td class="min-w-40 py-1">{describeSpec(item.spec)}</td>
                         <td>{BACKTEST_STATUS_LABELS[item.status]}</td>
                         <td class="num">{formatMoney(item.stats?.finalEquity)}</td>
                         <td class={`num ${pnlClass(item.stats?.totalReturnPct)}`}>{formatPercentPoints(item.stats?.totalReturnPct)}</td>

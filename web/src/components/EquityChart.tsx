@@ -17,7 +17,8 @@ export function EquityChart(props: { backtest: Backtest }) {
       autoSize: true,
       layout: { background: { color: colors.background }, textColor: colors.text, attributionLogo: false },
       grid: { vertLines: { color: colors.grid }, horzLines: { color: colors.grid } },
-      timeScale: { timeVisible: true },
+      // Years of daily bars fit a phone's width: bars may be much closer than a pixel.
+      timeScale: { timeVisible: true, minBarSpacing: 0.01 },
       localization: { priceFormatter: (value: number) => formatMoney(value) },
     });
     area = chart.addSeries(AreaSeries, { lineColor: "#0f766e", topColor: "rgba(15,118,110,0.35)", bottomColor: "rgba(15,118,110,0.02)" });
