@@ -54,7 +54,8 @@ def sign_in(page: Page, email: str, button: str = "Sign in") -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name=button, exact=True).click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    # Login's bcrypt takes seconds on a loaded machine: more than expect's default 5 s.
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=TIMEOUT_MS)
 
 
 def watch_row(page: Page, symbol: str) -> Locator:
