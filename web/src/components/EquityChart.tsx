@@ -17,8 +17,9 @@ export function EquityChart(props: { backtest: Backtest }) {
       autoSize: true,
       layout: { background: { color: colors.background }, textColor: colors.text, attributionLogo: false },
       grid: { vertLines: { color: colors.grid }, horzLines: { color: colors.grid } },
-      // Years of daily bars fit a phone's width: bars may be much closer than a pixel.
-      timeScale: { timeVisible: true, minBarSpacing: 0.01 },
+      // Years of daily bars fit a phone's width (bars may be closer than a pixel), and stay
+      // fitted when the page narrows.
+      timeScale: { timeVisible: true, minBarSpacing: 0.01, lockVisibleTimeRangeOnResize: true },
       localization: { priceFormatter: (value: number) => formatMoney(value) },
     });
     area = chart.addSeries(AreaSeries, { lineColor: "#0f766e", topColor: "rgba(15,118,110,0.35)", bottomColor: "rgba(15,118,110,0.02)" });
