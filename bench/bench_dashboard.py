@@ -11,6 +11,9 @@ the page: from the click on "Sign in" (performance.now() in a capturing listener
 the first animation frame in which the watchlist's AAPL row shows a last price, split at
 the first frame of the signed-in page: signing in (Login, whose bcrypt dominates), then
 the dashboard's first GetLatestQuotes and StreamQuotes.
+Peer, measured in the same run right after each browser run: the same two calls without a
+browser (REST login, then GET /v1/quotes for the symbol, from Python), so the ratio shows
+what the page adds on top of the API.
 Budget (issue 18): under 300 KB of JavaScript gzipped, first quote under 1 s.
 """
 
@@ -22,6 +25,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -61,11 +65,32 @@ def register(gateway: str) -> str:
     return email
 
 
+def api_login_and_quote_ms(gateway: str, email: str) -> float:
+    """The peer: Login and the symbol's latest quote over REST, as the page asks for them."""
+    with requests.Session() as session:
+        started = time.perf_counter()
+        login = session.post(
+            f"{gateway}/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
+        )
+        login.raise_for_status()
+        token = login.json()["accessToken"]
+        quotes = session.get(
+            f"{gateway}/v1/quotes",
+            params={"symbols": SYMBOL},
+            headers={"authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        quotes.raise_for_status()
+        assert SYMBOL in quotes.json()["quotes"], quotes.text
+        return (time.perf_counter() - started) * 1000
+
+
 def measure(gateway: str, runs: int) -> dict[str, Any]:
     script_bytes: list[int] = []
     style_bytes: list[int] = []
     first_quote_ms: list[float] = []
     signed_in_ms: list[float] = []
+    api_ms: list[float] = []
     with chromium() as browser:
         for _ in range(runs):
             email = register(gateway)
@@ -90,6 +115,7 @@ def measure(gateway: str, runs: int) -> dict[str, Any]:
             signed_in_ms.append(float(signed_in))
             first_quote_ms.append(float(first_quote))
             context.close()
+            api_ms.append(api_login_and_quote_ms(gateway, email))
     return {
         "runs": runs,
         "first_load_js_gzip_bytes": max(script_bytes),
@@ -97,6 +123,8 @@ def measure(gateway: str, runs: int) -> dict[str, Any]:
         "first_quote_ms_p50": statistics.median(first_quote_ms),
         "first_quote_ms_max": max(first_quote_ms),
         "first_quote_ms_all": [round(ms, 1) for ms in first_quote_ms],
+        "api_login_and_quote_ms_p50": statistics.median(api_ms),
+        "api_login_and_quote_ms_all": [round(ms, 1) for ms in api_ms],
         "signed_in_ms_p50": statistics.median(signed_in_ms),
         "after_sign_in_ms_p50": statistics.median(
             quote - signed for quote, signed in zip(first_quote_ms, signed_in_ms, strict=True)
@@ -130,12 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     js_kb = figures["first_load_js_gzip_bytes"] / 1024
     css_kb = figures["first_load_css_gzip_bytes"] / 1024
     print(
-        f"first load: {js_kb:.1f} KB JavaScript + {css_kb:.1f} KB CSS, gzipped (budget 300 KB JS)"
+        f"first load: {js_kb:.1f} KB JavaScript + {css_kb:.1f} KB CSS, gzipped "
+        f"(budget 300 KB JS: {js_kb / 300:.2f} of it)"
     )
     print(
         f"first quote after sign-in: p50 {figures['first_quote_ms_p50']:.0f} ms, "
         f"max {figures['first_quote_ms_max']:.0f} ms over {args.runs} runs "
         f"{figures['first_quote_ms_all']}"
+    )
+    page_ms, api_ms = figures["first_quote_ms_p50"], figures["api_login_and_quote_ms_p50"]
+    print(
+        f"  peer, REST login + GET /v1/quotes from Python: p50 {api_ms:.0f} ms "
+        f"{figures['api_login_and_quote_ms_all']} -> page / peer {page_ms / api_ms:.2f}"
     )
     print(
         f"  of which signing in (Login, bcrypt): p50 {figures['signed_in_ms_p50']:.0f} ms; "

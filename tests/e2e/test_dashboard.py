@@ -14,71 +14,30 @@ from __future__ import annotations
 import gzip
 import re
 import uuid
-from collections.abc import Iterator
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Page, expect
 
 from cift.stack.gateway import web_served_files
-from tests.e2e.browser import LAPTOP, PHONE, ConsoleErrors, chromium
-from tests.e2e.e2e_client import PASSWORD, SYMBOL
+from tests.e2e.browser import LAPTOP, PHONE
+from tests.e2e.dashboard import (  # noqa: F401 (fixtures)
+    browser_fixture,
+    console_fixture,
+    money,
+    no_horizontal_scroll,
+    page_fixture,
+    shot,
+    sign_in,
+    submit,
+    ticket_field,
+    watch_row,
+)
+from tests.e2e.e2e_client import SYMBOL
 
 pytestmark = pytest.mark.integration
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "e2e-screenshots"
-TIMEOUT_MS = 20_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as opened:
-        yield opened
-
-
-@pytest.fixture
-def console() -> ConsoleErrors:
-    return ConsoleErrors()
-
-
-@pytest.fixture
-def page(browser: Browser, gateway_url: str, console: ConsoleErrors) -> Iterator[Page]:
-    context = browser.new_context(viewport=LAPTOP, base_url=gateway_url)
-    context.set_default_timeout(TIMEOUT_MS)
-    opened = console.watch(context.new_page())
-    yield opened
-    context.close()
-    assert console.messages == [], "the page logged errors:\n" + "\n".join(console.messages)
-
-
-def shot(page: Page, name: str, *, full_page: bool = True) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
-
-
-def sign_in(page: Page, email: str, button: str = "Sign in") -> None:
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=button, exact=True).click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-
-
-def watch_row(page: Page, symbol: str) -> Locator:
-    return page.get_by_role("region", name="Watchlist").locator(f'tr[data-symbol="{symbol}"]')
-
-
-def money(text: str) -> Decimal:
-    return Decimal(re.sub(r"[^0-9.\-]", "", text))
-
-
-def ticket_field(page: Page, label: str) -> Locator:
-    return page.get_by_role("region", name="Order ticket").get_by_label(label, exact=True)
-
-
-def submit(page: Page) -> None:
-    page.get_by_role("button", name="Submit order").click()
 
 
 def test_every_file_of_the_dashboard_is_served_gzipped_with_the_api_unchanged(
@@ -242,7 +201,7 @@ def test_a_trader_registers_trades_and_cancels_from_the_dashboard(page: Page) ->
     page.set_viewport_size(PHONE)
     page.get_by_role("link", name="Dashboard").click()
     expect(position).to_be_visible()
-    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert no_horizontal_scroll(page)
     shot(page, "dashboard-phone")
 
 
@@ -251,3 +210,33 @@ def test_the_api_docs_page_renders_the_openapi_document(page: Page) -> None:
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("CIFT")
     expect(page.get_by_text("/v1/orders").first).to_be_visible()
     shot(page, "docs")
+
+
+# Every page of the signed-in dashboard: (link in the navigation, something it shows).
+PAGES = [
+    ("Dashboard", "Watchlist"),
+    ("Orders", "Order history"),
+    ("Portfolio", "Portfolio history"),
+    ("Backtests", "New backtest"),
+]
+MONEY = re.compile(r"^[+-]?\$[\d,]+\.\d{2}$")
+
+
+def test_every_page_fits_a_phone_in_both_themes(page: Page) -> None:
+    page.goto("/")
+    sign_in(page, f"web-pages-{uuid.uuid4().hex[:12]}@example.com", button="Register")
+    for test_id in ("cash", "equity", "buying-power", "day-pl"):
+        expect(page.get_by_test_id(test_id)).to_have_text(MONEY)
+    for theme in ("first", "second"):
+        for width, viewport in (("laptop", LAPTOP), ("phone", PHONE)):
+            page.set_viewport_size(viewport)
+            for link, region in PAGES:
+                page.get_by_role("link", name=link, exact=True).click()
+                expect(page.get_by_role("region", name=region)).to_be_visible()
+                assert no_horizontal_scroll(page), f"{link} scrolls sideways at {width} width"
+                shot(page, f"page-{link.lower()}-{width}-{theme}-theme")
+            page.goto(f"/#/symbol/{SYMBOL}")
+            expect(page.get_by_role("region", name="Order ticket")).to_be_visible()
+            assert no_horizontal_scroll(page), f"the symbol page scrolls sideways at {width} width"
+            shot(page, f"page-symbol-{width}-{theme}-theme")
+        page.get_by_role("button", name="Switch theme").click()

@@ -3,6 +3,7 @@
 // (#/symbol/AAPL), so the gateway serves one page at / for every view.
 import { A, HashRouter, Route, type RouteSectionProps } from "@solidjs/router";
 import { type JSX, Show } from "solid-js";
+import { BacktestsPage } from "./components/Backtests";
 import { SignIn } from "./components/SignIn";
 import { App as AppContextProvider } from "./context";
 import type { Clients } from "./lib/api";
@@ -21,6 +22,7 @@ function Shell(props: { session: Session; children?: JSX.Element }) {
         <A class={link} activeClass={active} href="/" end>Dashboard</A>
         <A class={link} activeClass={active} href="/orders">Orders</A>
         <A class={link} activeClass={active} href="/portfolio">Portfolio</A>
+        <A class={link} activeClass={active} href="/backtests">Backtests</A>
         <a class={link} href="/docs">API docs</a>
         <span class="ml-auto hidden text-xs text-slate-500 sm:inline" data-testid="signed-in-as">{props.session.tokens()?.email}</span>
         <button class="btn-ghost px-2 py-1 text-xs" onClick={toggleTheme} aria-label="Switch theme">
@@ -49,6 +51,7 @@ function SignedIn(props: { api: Clients; session: Session }) {
       <Route path="/symbol/:symbol" component={SymbolPage} />
       <Route path="/orders" component={OrdersPage} />
       <Route path="/portfolio" component={PortfolioPage} />
+      <Route path="/backtests" component={BacktestsPage} />
       <Route path="*" component={DashboardPage} />
     </HashRouter>
   );

@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { cleanup, fireEvent, render, screen, waitFor } from "@solidjs/testing-library";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { App, type AppContext } from "../context";
-import { OrderSchema, OrderSide, OrderStatus, OrderType, TimeInForce } from "../gen/cift/execution/v1/orders_pb";
+import { OrderClass, OrderSchema, OrderSide, OrderStatus, OrderType, TimeInForce } from "../gen/cift/execution/v1/orders_pb";
 import { OrderTicket } from "./OrderTicket";
 
 function renderTicket(submitOrder: (request: unknown) => Promise<unknown>) {
@@ -61,5 +61,36 @@ describe("OrderTicket", () => {
     const general = await screen.findByText("The paper broker is closed.");
     expect(general.getAttribute("data-error-for")).toBe("form");
     expect(screen.queryByText(/tick grid/)).toBeNull();
+  });
+
+  it("sends a bracket's exits, and puts a refused take-profit under its field", async () => {
+    const submitOrder = vi
+      .fn()
+      .mockRejectedValueOnce(
+        new ConnectError("bracket rule: for a buy entry take_profit.limit_price 190 must be above the entry price 200.", Code.InvalidArgument),
+      );
+    renderTicket(submitOrder);
+    expect(screen.queryByLabelText("Take-profit limit price")).toBeNull();
+    fireEvent.change(screen.getByLabelText("Order class"), { target: { value: String(OrderClass.BRACKET) } });
+    fireEvent.change(screen.getByLabelText("Order type"), { target: { value: String(OrderType.LIMIT) } });
+    fireEvent.input(screen.getByLabelText("Quantity"), { target: { value: "1" } });
+    fireEvent.input(screen.getByLabelText("Limit price"), { target: { value: "200" } });
+    fireEvent.input(screen.getByLabelText("Take-profit limit price"), { target: { value: "190" } });
+    fireEvent.change(screen.getByLabelText("Stop-loss type"), { target: { value: "stop_limit" } });
+    fireEvent.input(screen.getByLabelText("Stop-loss stop price"), { target: { value: "180" } });
+    fireEvent.input(screen.getByLabelText("Stop-loss limit price"), { target: { value: "179.50" } });
+    fireEvent.click(screen.getByRole("button", { name: "Submit order" }));
+    const error = await screen.findByText(/must be above the entry price/);
+    expect(error.getAttribute("data-error-for")).toBe("take_profit.limit_price");
+    expect(error.previousElementSibling).toBe(screen.getByLabelText("Take-profit limit price"));
+    expect(submitOrder).toHaveBeenCalledWith(
+      expect.objectContaining({
+        type: OrderType.LIMIT,
+        limitPrice: "200",
+        orderClass: OrderClass.BRACKET,
+        takeProfit: { limitPrice: "190" },
+        stopLoss: { stopPrice: "180", limitPrice: "179.50", trailPrice: "", trailPercent: "" },
+      }),
+    );
   });
 });

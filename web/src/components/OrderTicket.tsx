@@ -1,12 +1,22 @@
 // The order ticket: side, type, size by quantity or notional, the prices the type needs,
-// time in force. The server validates; its message appears under the field it is about.
+// time in force, and the order class with its exits (a take-profit limit; a stop-loss as
+// a stop, stop-limit or trailing stop). The server validates; its message appears under
+// the field it is about.
 import { createSignal, For, type JSX, Show } from "solid-js";
 import { useApp } from "../context";
-import { OrderSide, OrderType, TimeInForce } from "../gen/cift/execution/v1/orders_pb";
+import { OrderClass, OrderSide, OrderType, TimeInForce } from "../gen/cift/execution/v1/orders_pb";
 import { fieldOfError, serverError, type TicketField } from "../lib/errors";
-import { SIDE_LABELS, STATUS_LABELS, TIF_LABELS, TYPE_LABELS } from "../lib/labels";
+import { CLASS_LABELS, SIDE_LABELS, STATUS_LABELS, TIF_LABELS, TYPE_LABELS } from "../lib/labels";
+import { exitRequest, hasExits, type StopLossKind } from "../lib/orderClasses";
 
 const TYPES = [OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP];
+const CLASSES = [OrderClass.SIMPLE, OrderClass.BRACKET, OrderClass.OCO, OrderClass.OTO];
+const STOP_LOSS_KINDS: [StopLossKind, string][] = [
+  ["stop", "Stop"],
+  ["stop_limit", "Stop limit"],
+  ["trail_price", "Trailing ($)"],
+  ["trail_percent", "Trailing (%)"],
+];
 const TIFS = [TimeInForce.DAY, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.OPG, TimeInForce.CLS];
 
 export function OrderTicket(props: { symbol: string }) {
@@ -21,7 +31,13 @@ export function OrderTicket(props: { symbol: string }) {
   const [trailBy, setTrailBy] = createSignal<"price" | "percent">("percent");
   const [trail, setTrail] = createSignal("");
   const [tif, setTif] = createSignal(TimeInForce.DAY);
-  const [errors, setErrors] = createSignal<Partial<Record<TicketField | "form", string>>>({});
+  const [orderClass, setOrderClass] = createSignal(OrderClass.SIMPLE);
+  const [takeProfit, setTakeProfit] = createSignal("");
+  const [stopLossKind, setStopLossKind] = createSignal<StopLossKind>("stop");
+  const [stopLossStop, setStopLossStop] = createSignal("");
+  const [stopLossLimit, setStopLossLimit] = createSignal("");
+  const [stopLossTrail, setStopLossTrail] = createSignal("");
+  const [errors, setErrors] = createSignal<Partial<Record<TicketField | "stop_loss_kind" | "form", string>>>({});
   const [result, setResult] = createSignal("");
   const [busy, setBusy] = createSignal(false);
 
@@ -45,11 +61,20 @@ export function OrderTicket(props: { symbol: string }) {
         stopPrice: needsStop() ? stopPrice().trim() : "",
         trailPrice: trailing() && trailBy() === "price" ? trail().trim() : "",
         trailPercent: trailing() && trailBy() === "percent" ? trail().trim() : "",
+        ...exitRequest({
+          orderClass: orderClass(),
+          takeProfitLimit: takeProfit(),
+          stopLossKind: stopLossKind(),
+          stopLossStop: stopLossStop(),
+          stopLossLimit: stopLossLimit(),
+          stopLossTrail: stopLossTrail(),
+        }),
       });
       const order = response.order;
       if (order) {
         trading.upsert(order);
-        setResult(`${SIDE_LABELS[order.side]} ${order.qty || order.notional} ${order.symbol}: ${STATUS_LABELS[order.status]}`);
+        const legs = order.legs.length > 0 ? ` with ${order.legs.length} exit leg${order.legs.length > 1 ? "s" : ""}` : "";
+        setResult(`${SIDE_LABELS[order.side]} ${order.qty || order.notional} ${order.symbol}${legs}: ${STATUS_LABELS[order.status]}`);
       }
     } catch (failure) {
       const error = serverError(failure);
@@ -61,7 +86,7 @@ export function OrderTicket(props: { symbol: string }) {
     }
   }
 
-  const errorFor = (field: TicketField | "form") => (
+  const errorFor = (field: TicketField | "stop_loss_kind" | "form") => (
     <Show when={errors()[field]}>
       <p role="alert" class="field-error" data-error-for={field}>
         {errors()[field]}
@@ -71,7 +96,7 @@ export function OrderTicket(props: { symbol: string }) {
 
   // The label names its control by id (a wrapping label would add a select's value to
   // the control's accessible name); the server's message follows the control.
-  const labelled = (label: string, field: TicketField, input: (id: string) => JSX.Element) => {
+  const labelled = (label: string, field: TicketField | "stop_loss_kind", input: (id: string) => JSX.Element) => {
     const id = `ticket-${field}`;
     return (
       <div>
@@ -110,6 +135,13 @@ export function OrderTicket(props: { symbol: string }) {
           </For>
         </div>
         {errorFor("side")}
+        {labelled(
+          "Order class",
+          "order_class",
+          (id) => <select id={id} class="field mt-1" value={orderClass()} onChange={(e) => setOrderClass(Number(e.currentTarget.value) as OrderClass)}>
+            <For each={CLASSES}>{(value) => <option value={value}>{CLASS_LABELS[value]}</option>}</For>
+          </select>,
+        )}
         {labelled(
           "Order type",
           "type",
@@ -151,6 +183,33 @@ export function OrderTicket(props: { symbol: string }) {
             trailBy() === "percent" ? "trail_percent" : "trail_price",
             (id) => <input id={id} class="field mt-1" inputmode="decimal" value={trail()} onInput={(e) => setTrail(e.currentTarget.value)} />,
           )}
+        </Show>
+        <Show when={hasExits(orderClass())}>
+          <fieldset class="space-y-2 rounded border border-slate-200 p-2 dark:border-slate-700" aria-label="Exits">
+            <legend class="px-1 text-xs text-slate-500">
+              {orderClass() === OrderClass.OTO ? "Exit (fill in one)" : "Exits"}
+            </legend>
+            {labelled("Take-profit limit price", "take_profit.limit_price", (id) => <input id={id} class="field mt-1" inputmode="decimal" value={takeProfit()} onInput={(e) => setTakeProfit(e.currentTarget.value)} />)}
+            {labelled(
+              "Stop-loss type",
+              "stop_loss_kind",
+              (id) => <select id={id} class="field mt-1" value={stopLossKind()} onChange={(e) => setStopLossKind(e.currentTarget.value as StopLossKind)}>
+                <For each={STOP_LOSS_KINDS}>{([value, label]) => <option value={value}>{label}</option>}</For>
+              </select>,
+            )}
+            <Show when={stopLossKind() === "stop" || stopLossKind() === "stop_limit"}>
+              {labelled("Stop-loss stop price", "stop_loss.stop_price", (id) => <input id={id} class="field mt-1" inputmode="decimal" value={stopLossStop()} onInput={(e) => setStopLossStop(e.currentTarget.value)} />)}
+            </Show>
+            <Show when={stopLossKind() === "stop_limit"}>
+              {labelled("Stop-loss limit price", "stop_loss.limit_price", (id) => <input id={id} class="field mt-1" inputmode="decimal" value={stopLossLimit()} onInput={(e) => setStopLossLimit(e.currentTarget.value)} />)}
+            </Show>
+            <Show when={stopLossKind() === "trail_price"}>
+              {labelled("Stop-loss trail price", "stop_loss.trail_price", (id) => <input id={id} class="field mt-1" inputmode="decimal" value={stopLossTrail()} onInput={(e) => setStopLossTrail(e.currentTarget.value)} />)}
+            </Show>
+            <Show when={stopLossKind() === "trail_percent"}>
+              {labelled("Stop-loss trail percent", "stop_loss.trail_percent", (id) => <input id={id} class="field mt-1" inputmode="decimal" value={stopLossTrail()} onInput={(e) => setStopLossTrail(e.currentTarget.value)} />)}
+            </Show>
+          </fieldset>
         </Show>
         {labelled(
           "Time in force",

@@ -1,11 +1,13 @@
 // Open orders (cancel, or replace quantity and prices) and the order history; both follow
-// StreamOrderUpdates, so a fill or a cancel shows without a reload.
+// StreamOrderUpdates, so a fill or a cancel shows without a reload. The exit legs of a
+// bracket, OCO or OTO order are shown under their parent; canceling the parent cancels them.
 import { createSignal, For, Show } from "solid-js";
 import { useApp } from "../context";
-import { OrderType, type Order } from "../gen/cift/execution/v1/orders_pb";
+import { OrderClass, OrderType, type Order } from "../gen/cift/execution/v1/orders_pb";
 import { formatMoney, formatQty, formatTime } from "../lib/format";
 import { serverError } from "../lib/errors";
-import { SIDE_LABELS, STATUS_LABELS, TIF_LABELS, TYPE_LABELS } from "../lib/labels";
+import { CLASS_LABELS, SIDE_LABELS, STATUS_LABELS, TIF_LABELS, TYPE_LABELS } from "../lib/labels";
+import { groupLegs, legRole } from "../lib/orderClasses";
 import { closedOrders, openOrders } from "../lib/orders";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 
@@ -20,6 +22,18 @@ function priceOf(order: Order): string {
 
 function sizeOf(order: Order): string {
   return order.qty ? formatQty(order.qty) : `${formatMoney(order.notional)} notional`;
+}
+
+/** The type column: a leg says which exit it is; a parent names its class. */
+function kindOf(order: Order): string {
+  if (order.parentOrderId) return `${legRole(order)} · ${TYPE_LABELS[order.type]}`;
+  const grouped = order.orderClass !== OrderClass.UNSPECIFIED && order.orderClass !== OrderClass.SIMPLE;
+  return grouped ? `${TYPE_LABELS[order.type]} · ${CLASS_LABELS[order.orderClass].split(" ")[0]}` : TYPE_LABELS[order.type];
+}
+
+/** The first cell: the symbol, or for a leg shown under its parent an arrow and the symbol. */
+function symbolCell(order: Order, nested: boolean) {
+  return nested ? <span class="pl-3 text-slate-500">↳ {order.symbol}</span> : order.symbol;
 }
 
 function ReplaceForm(props: { order: Order; onDone: () => void }) {
@@ -75,17 +89,21 @@ function ReplaceForm(props: { order: Order; onDone: () => void }) {
   );
 }
 
-function OpenOrderRow(props: { order: Order }) {
+function OpenOrderRow(props: { order: Order; nested?: boolean }) {
   const { api, trading } = useApp();
   const [replacing, setReplacing] = createSignal(false);
   const [error, setError] = createSignal("");
   const order = () => props.order;
   return (
     <>
-      <tr class="border-t border-slate-100 dark:border-slate-800" data-order-id={order().id}>
-        <td class="py-1 font-medium">{order().symbol}</td>
+      <tr
+        class="border-t border-slate-100 dark:border-slate-800"
+        data-order-id={order().id}
+        data-parent-order-id={order().parentOrderId || undefined}
+      >
+        <td class="py-1 font-medium whitespace-nowrap">{symbolCell(order(), props.nested ?? false)}</td>
         <td>{SIDE_LABELS[order().side]}</td>
-        <td>{TYPE_LABELS[order().type]}</td>
+        <td data-testid="order-kind">{kindOf(order())}</td>
         <td class="num">{sizeOf(order())}</td>
         <td class="num">{formatQty(order().filledQty)}</td>
         <td>{priceOf(order())}</td>
@@ -150,7 +168,14 @@ export function OpenOrders(props: { symbol?: string }) {
               </tr>
             </thead>
             <tbody>
-              <For each={shown()}>{(order) => <OpenOrderRow order={order} />}</For>
+              <For each={groupLegs(shown(), trading.orders())}>
+                {(group) => (
+                  <>
+                    <OpenOrderRow order={group.order} />
+                    <For each={group.legs}>{(leg) => <OpenOrderRow order={leg} nested />}</For>
+                  </>
+                )}
+              </For>
             </tbody>
           </table>
         </div>
@@ -179,17 +204,12 @@ export function OrderHistory() {
               </tr>
             </thead>
             <tbody>
-              <For each={closedOrders(trading.orders())}>
-                {(order) => (
-                  <tr class="border-t border-slate-100 dark:border-slate-800" data-order-id={order.id}>
-                    <td class="py-1 whitespace-nowrap">{formatTime(order.updatedAt ? timestampDate(order.updatedAt) : undefined)}</td>
-                    <td class="font-medium">{order.symbol}</td>
-                    <td>{SIDE_LABELS[order.side]}</td>
-                    <td>{TYPE_LABELS[order.type]}</td>
-                    <td class="num">{formatQty(order.filledQty)} / {sizeOf(order)}</td>
-                    <td class="num">{formatMoney(order.filledAvgPrice)}</td>
-                    <td data-testid="order-status" title={order.rejectReason}>{STATUS_LABELS[order.status]}</td>
-                  </tr>
+              <For each={groupLegs(closedOrders(trading.orders()), trading.orders())}>
+                {(group) => (
+                  <>
+                    <HistoryRow order={group.order} />
+                    <For each={group.legs}>{(leg) => <HistoryRow order={leg} nested />}</For>
+                  </>
                 )}
               </For>
             </tbody>
@@ -197,5 +217,24 @@ export function OrderHistory() {
         </div>
       </Show>
     </section>
+  );
+}
+
+function HistoryRow(props: { order: Order; nested?: boolean }) {
+  const order = () => props.order;
+  return (
+    <tr
+      class="border-t border-slate-100 dark:border-slate-800"
+      data-order-id={order().id}
+      data-parent-order-id={order().parentOrderId || undefined}
+    >
+      <td class="py-1 whitespace-nowrap">{formatTime(order().updatedAt ? timestampDate(order().updatedAt!) : undefined)}</td>
+      <td class="font-medium whitespace-nowrap">{symbolCell(order(), props.nested ?? false)}</td>
+      <td>{SIDE_LABELS[order().side]}</td>
+      <td data-testid="order-kind">{kindOf(order())}</td>
+      <td class="num">{formatQty(order().filledQty)} / {sizeOf(order())}</td>
+      <td class="num">{formatMoney(order().filledAvgPrice)}</td>
+      <td data-testid="order-status" title={order().rejectReason}>{STATUS_LABELS[order().status]}</td>
+    </tr>
   );
 }

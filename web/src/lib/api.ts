@@ -4,6 +4,7 @@
 import { createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { AuthService } from "../gen/cift/auth/v1/auth_pb";
+import { BacktestService } from "../gen/cift/backtest/v1/backtest_pb";
 import { ExecutionService } from "../gen/cift/execution/v1/execution_pb";
 import { MarketDataService } from "../gen/cift/marketdata/v1/marketdata_pb";
 
@@ -25,6 +26,7 @@ export function clients(transport: Transport) {
     auth: createClient(AuthService, transport),
     marketdata: createClient(MarketDataService, transport),
     execution: createClient(ExecutionService, transport),
+    backtest: createClient(BacktestService, transport),
   };
 }
 

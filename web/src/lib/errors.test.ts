@@ -51,3 +51,24 @@ describe("serverError", () => {
     expect(serverError(new Error("network down")).message).toBe("network down");
   });
 });
+
+describe("fieldOfError for order classes", () => {
+  it("puts an exit's refusal by the exit field it names first", () => {
+    expect(fieldOfError(invalid("bracket rule: for a buy entry take_profit.limit_price 90 must be above the entry price 100."))).toBe("take_profit.limit_price");
+    expect(fieldOfError(invalid("bracket rule: for a buy entry stop_loss.stop_price 110 must be below the entry price 100."))).toBe("stop_loss.stop_price");
+    expect(fieldOfError(invalid("oco rule: take_profit.limit_price 90 must be above stop_loss.stop_price 95 when closing a long position."))).toBe("take_profit.limit_price");
+    expect(fieldOfError(invalid("stop_loss.limit_price 91 must be at or below stop_price 90 for a sell stop-loss."))).toBe("stop_loss.limit_price");
+  });
+
+  it("reads a leg's own check by the exit it is prefixed with", () => {
+    expect(fieldOfError(invalid("stop_loss: stop_price 1.001 is not on AAPL's tick grid of 0.01."))).toBe("stop_loss.stop_price");
+    expect(fieldOfError(invalid("stop_loss: trail_percent must be below 100."))).toBe("stop_loss.trail_percent");
+    expect(fieldOfError(invalid("take_profit: limit_price 0 must be positive."))).toBe("take_profit.limit_price");
+    expect(fieldOfError(invalid("take_profit.limit_price is required."))).toBe("take_profit.limit_price");
+  });
+
+  it("puts a missing exit on the order class", () => {
+    expect(fieldOfError(invalid("A bracket order needs both take_profit and stop_loss."))).toBe("order_class");
+    expect(fieldOfError(invalid("An oto order needs exactly one of take_profit or stop_loss."))).toBe("order_class");
+  });
+});

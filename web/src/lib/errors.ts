@@ -14,7 +14,25 @@ export type TicketField =
   | "stop_price"
   | "trail_price"
   | "trail_percent"
-  | "time_in_force";
+  | "time_in_force"
+  | "order_class"
+  | ExitField;
+
+/** The exit fields of a bracket, OCO or OTO order, named as the server names them. */
+export type ExitField =
+  | "take_profit.limit_price"
+  | "stop_loss.stop_price"
+  | "stop_loss.limit_price"
+  | "stop_loss.trail_price"
+  | "stop_loss.trail_percent";
+
+const EXIT_FIELDS: ExitField[] = [
+  "take_profit.limit_price",
+  "stop_loss.stop_price",
+  "stop_loss.limit_price",
+  "stop_loss.trail_price",
+  "stop_loss.trail_percent",
+];
 
 // Longest names first, so "trail_price" is not read as "price".
 const FIELD_NAMES: TicketField[] = [
@@ -69,8 +87,34 @@ export function serverError(error: unknown): ServerError {
   };
 }
 
+/**
+ * The exit field an order-class message is about: the first dotted name it mentions
+ * ("… take_profit.limit_price 90 must be above the entry price 100"), or a leg's own
+ * check prefixed by its exit ("stop_loss: stop_price 1.001 is not on … tick grid").
+ */
+function exitFieldOf(message: string): TicketField | undefined {
+  let first: ExitField | undefined;
+  let at = Infinity;
+  for (const name of EXIT_FIELDS) {
+    const index = message.indexOf(name);
+    if (index !== -1 && index < at) [first, at] = [name, index];
+  }
+  if (first) return first;
+  const prefixed = /^(take_profit|stop_loss): .*?\b(limit_price|stop_price|trail_price|trail_percent)\b/.exec(message);
+  if (prefixed) {
+    const name = `${prefixed[1]}.${prefixed[2]}`;
+    return (EXIT_FIELDS as string[]).includes(name) ? (name as ExitField) : undefined;
+  }
+  if (/^take_profit\b/.test(message)) return "take_profit.limit_price";
+  if (/^stop_loss\b/.test(message)) return "stop_loss.stop_price";
+  if (/\b(bracket|oco|oto)\b.*\b(take_profit|stop_loss)\b/i.test(message)) return "order_class";
+  return undefined;
+}
+
 /** The ticket field a server error is about, or undefined when it is about the order as a whole. */
 export function fieldOfError(error: ServerError, sizedBy: "qty" | "notional" = "qty"): TicketField | undefined {
+  const exit = exitFieldOf(error.message);
+  if (exit) return exit;
   const mentions = (name: string) => new RegExp(`(^|[^a-z_])${name}([^a-z_]|$)`, "i").test(error.message);
   if (mentions("qty") && mentions("notional")) return sizedBy;
   for (const name of FIELD_NAMES) {

@@ -1,5 +1,5 @@
 // How enum values read on screen ("Stop limit", not ORDER_TYPE_STOP_LIMIT).
-import { OrderSide, OrderStatus, OrderType, TimeInForce } from "../gen/cift/execution/v1/orders_pb";
+import { OrderClass, OrderSide, OrderStatus, OrderType, TimeInForce } from "../gen/cift/execution/v1/orders_pb";
 
 export const SIDE_LABELS: Record<OrderSide, string> = {
   [OrderSide.UNSPECIFIED]: "—",
@@ -38,4 +38,12 @@ export const STATUS_LABELS: Record<OrderStatus, string> = {
   [OrderStatus.REJECTED]: "Rejected",
   [OrderStatus.REPLACED]: "Replaced",
   [OrderStatus.HELD]: "Held (waits for its entry)",
+};
+
+export const CLASS_LABELS: Record<OrderClass, string> = {
+  [OrderClass.UNSPECIFIED]: "Simple",
+  [OrderClass.SIMPLE]: "Simple",
+  [OrderClass.BRACKET]: "Bracket",
+  [OrderClass.OCO]: "OCO (one cancels other)",
+  [OrderClass.OTO]: "OTO (one triggers other)",
 };

@@ -1,0 +1,218 @@
+// The Backtests page's pure parts: the form's values turned into a BacktestSpec, the
+// server's refusals put next to the field they name, a run's figures formatted (money
+// as money, the stats' percentages as percentages) and its equity curve as chart points.
+import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import type { UTCTimestamp } from "lightweight-charts";
+import {
+  BacktestStatus,
+  type Backtest,
+  type BacktestSpec,
+  type BacktestSpecSchema,
+  type BacktestStats,
+  type Strategy,
+} from "../gen/cift/backtest/v1/backtest_pb";
+import { formatMoney, formatQty } from "./format";
+
+export const TIMEFRAMES = ["1Sec", "1Min", "5Min", "15Min", "1Hour", "1Day"] as const;
+export const ENGINES = ["vector", "event"] as const;
+
+export interface BacktestForm {
+  strategy: string;
+  params: Record<string, string>;
+  symbol: string;
+  timeframe: string;
+  /** "YYYY-MM-DD", UTC. */
+  start: string;
+  /** "YYYY-MM-DD", UTC; the end is exclusive, as the server reads it. */
+  end: string;
+  cash: string;
+  commission: string;
+  engine: string;
+}
+
+/** A strategy's parameters at their defaults, as the form's text. */
+export function defaultParams(strategy: Strategy | undefined): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const param of strategy?.params ?? []) values[param.name] = String(param.default);
+  return values;
+}
+
+const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)$/;
+
+/** Parameters as numbers; text that is not a number goes as typed, for the server to refuse by name. */
+export function paramsStruct(params: Record<string, string>): JsonObject {
+  const struct: JsonObject = {};
+  for (const [name, text] of Object.entries(params)) {
+    const value = text.trim();
+    struct[name] = NUMBER.test(value) ? Number(value) : value;
+  }
+  return struct;
+}
+
+function utcDay(text: string) {
+  const trimmed = text.trim();
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(trimmed)) return undefined;
+  const ms = Date.parse(`${trimmed}T00:00:00Z`);
+  return Number.isNaN(ms) ? undefined : timestampFromMs(ms);
+}
+
+/** The spec RunBacktest takes; every check is the server's. */
+export function specOf(form: BacktestForm): MessageInitShape<typeof BacktestSpecSchema> {
+  return {
+    strategy: form.strategy,
+    params: paramsStruct(form.params),
+    symbol: form.symbol.trim().toUpperCase(),
+    timeframe: form.timeframe,
+    start: utcDay(form.start),
+    end: utcDay(form.end),
+    cash: form.cash.trim(),
+    commission: form.commission.trim(),
+    engine: form.engine,
+  };
+}
+
+/** "2024-01-31" for an input of type date (UTC, as the spec's times are). */
+export function dayOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+export type BacktestField = "strategy" | "symbol" | "timeframe" | "start" | "end" | "cash" | "commission" | "engine" | `param:${string}`;
+
+const WORD = (name: string) => new RegExp(`(^|[^A-Za-z_])${name}([^A-Za-z_]|$)`);
+
+/**
+ * The form field a refusal is about. A parameter named in the message wins (the first
+ * one: "fast (30) must be shorter than slow (10)" is about fast); then the spec's fields;
+ * a range without stored bars is about the dates.
+ */
+export function backtestFieldOf(message: string, paramNames: readonly string[]): BacktestField | undefined {
+  let first: string | undefined;
+  let at = Infinity;
+  for (const name of paramNames) {
+    const match = WORD(name).exec(message);
+    if (match && match.index < at) [first, at] = [name, match.index];
+  }
+  if (first) return `param:${first}`;
+  for (const field of ["timeframe", "cash", "commission", "engine", "strategy", "start"] as const) {
+    if (WORD(field).test(message)) return field;
+  }
+  if (/holds no .* bars|range is empty|\bend\b/i.test(message)) return "start";
+  if (/symbol/i.test(message)) return "symbol";
+  return undefined;
+}
+
+export const BACKTEST_STATUS_LABELS: Record<BacktestStatus, string> = {
+  [BacktestStatus.UNSPECIFIED]: "—",
+  [BacktestStatus.QUEUED]: "Queued",
+  [BacktestStatus.RUNNING]: "Running",
+  [BacktestStatus.SUCCEEDED]: "Succeeded",
+  [BacktestStatus.FAILED]: "Failed",
+  [BacktestStatus.CANCELED]: "Canceled",
+};
+
+/** True while a run can still move (and be canceled). */
+export function isRunning(status: BacktestStatus): boolean {
+  return status === BacktestStatus.QUEUED || status === BacktestStatus.RUNNING;
+}
+
+/** Progress (0..1) as "42%". */
+export function progressText(progress: number): string {
+  const clamped = Math.min(1, Math.max(0, Number.isFinite(progress) ? progress : 0));
+  return `${Math.floor(clamped * 100)}%`;
+}
+
+const POINTS = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2, signDisplay: "exceptZero" });
+const PLAIN = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+
+/** A figure already in percent (12.3 → "+12.30%"); "—" when absent. */
+export function formatPercentPoints(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? "—" : `${POINTS.format(value)}%`;
+}
+
+function ratio(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? "—" : PLAIN.format(value);
+}
+
+const WHOLE = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+
+/** A share of something (win rate, time in the market): "43.08%", never signed. */
+function share(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? "—" : `${PLAIN.format(value)}%`;
+}
+
+function days(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? "—" : `${WHOLE.format(value)} days`;
+}
+
+/** The stats a trader reads first, each formatted as what it is. */
+export function statRows(stats: BacktestStats): [string, string][] {
+  return [
+    ["Final equity", formatMoney(stats.finalEquity)],
+    ["Peak equity", formatMoney(stats.peakEquity)],
+    ["Return", formatPercentPoints(stats.totalReturnPct)],
+    ["Buy & hold", formatPercentPoints(stats.buyHoldReturnPct)],
+    ["Annual return", formatPercentPoints(stats.annualReturnPct)],
+    ["Max drawdown", formatPercentPoints(stats.maxDrawdownPct)],
+    ["Sharpe", ratio(stats.sharpe)],
+    ["Sortino", ratio(stats.sortino)],
+    ["Trades", formatQty(Number(stats.trades))],
+    ["Win rate", share(stats.winRatePct)],
+    ["Profit factor", ratio(stats.profitFactor)],
+    ["Exposure", share(stats.exposurePct)],
+    ["Commissions", formatMoney(stats.commissions)],
+    ["Duration", days(stats.durationDays)],
+  ];
+}
+
+/** The equity curve as chart points, one per second at most, in time order. */
+export function equitySeries(backtest: Pick<Backtest, "equity">): { time: UTCTimestamp; value: number }[] {
+  const byTime = new Map<number, number>();
+  for (const point of backtest.equity) {
+    if (!point.timestamp) continue;
+    byTime.set(Math.floor(timestampMs(point.timestamp) / 1000), Number(point.equity));
+  }
+  return [...byTime.entries()].sort((a, b) => a[0] - b[0]).map(([time, value]) => ({ time: time as UTCTimestamp, value }));
+}
+
+const BAR_TIME = new Intl.DateTimeFormat("en-US", {
+  year: "numeric",
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+  hourCycle: "h23",
+  timeZone: "UTC",
+});
+
+/** A bar's time with its year, in UTC (as the spec's range is): "Aug 19, 2004, 00:00". */
+export function formatBarTime(date: Date | undefined): string {
+  return date ? BAR_TIME.format(date) : "—";
+}
+
+/** The form that would run `spec` again (what "Open" on a past run puts back). */
+export function formOf(spec: BacktestSpec): BacktestForm {
+  const params: Record<string, string> = {};
+  for (const [name, value] of Object.entries(spec.params ?? {})) params[name] = String(value);
+  return {
+    strategy: spec.strategy,
+    params,
+    symbol: [spec.symbol, ...spec.symbols].filter(Boolean).join(","),
+    timeframe: spec.timeframe,
+    start: spec.start ? dayOf(timestampMs(spec.start)) : "",
+    end: spec.end ? dayOf(timestampMs(spec.end)) : "",
+    cash: spec.cash,
+    commission: spec.commission,
+    engine: spec.engine,
+  };
+}
+
+/** "sma_cross fast=10 slow=30 · GOOG 1Day": a past run in one line. */
+export function describeSpec(spec: BacktestSpec | undefined): string {
+  if (!spec) return "—";
+  const params = Object.entries(spec.params ?? {})
+    .map(([name, value]) => `${name}=${String(value)}`)
+    .join(" ");
+  const symbols = [spec.symbol, ...spec.symbols].filter(Boolean).join(",");
+  return `${spec.strategy}${params ? ` ${params}` : ""} · ${symbols} ${spec.timeframe}`;
+}
