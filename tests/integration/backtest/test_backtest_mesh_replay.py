@@ -34,7 +34,8 @@ from cift.risk.v1 import risk_pb2_grpc
 from cift.runtime.kafka import EventProducer
 from cift.stack.launcher import Stack, StackOptions
 from cift.trading.fills import Fill
-from cift.trading.orders import Order, OrderType, Side
+from cift.trading.orders import Order
+from cift.trading.vocabulary import OrderType, Side
 from services.marketdata.feed import FeedRunner, ReplaySource
 from services.marketdata.replay import load_replay_file
 from tests.integration.execution.exec_stack import Mesh, Trader, eventually
