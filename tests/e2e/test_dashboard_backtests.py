@@ -35,7 +35,7 @@ from tests.integration.backtest.conftest import goog_daily, store_bars
 pytestmark = pytest.mark.integration
 
 LONG_SYMBOL = "NFLX"
-LONG_BARS = 300_000
+LONG_BARS = 1_000_000
 # What backtesting.py 0.6.6 and the library give for GOOG sma_cross 10/30, cash 10,000,
 # commission 0.002 (docs/BACKTEST.md): 65 trades, final equity 39,770.03.
 GOOG_TRADES = 65
@@ -133,8 +133,12 @@ def test_a_trader_runs_reads_reopens_and_cancels_backtests(page: Page) -> None:
     field(page, "Symbol").fill(LONG_SYMBOL)
     field(page, "Timeframe").select_option("1Min")
     field(page, "Start").fill("2021-01-01")
-    field(page, "End").fill("2022-01-01")
+    field(page, "End").fill("2023-01-01")
     field(page, "Engine").select_option("event")
+    # The event engine visits only the bars where the signal turns: a 2/3 cross turns
+    # every few bars, so a million of them is seconds of fills and the cancel lands.
+    field(page, "fast").fill("2")
+    field(page, "slow").fill("3")
     run(page)
     cancel = page.get_by_role("button", name="Cancel backtest")
     expect(cancel).to_be_enabled(timeout=60_000)
