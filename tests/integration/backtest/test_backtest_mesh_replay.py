@@ -18,27 +18,22 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
-import asyncpg
-import grpc
 import polars as pl
 import pytest
 import pytest_asyncio
 
-from cift.auth.v1 import auth_pb2_grpc
 from cift.backtest import split_bars
 from cift.backtest.broker import TapeEvent, TapeTick
 from cift.backtest.event import Strategy, run_event
-from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
-from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
-from cift.risk.v1 import risk_pb2_grpc
-from cift.runtime.kafka import EventProducer
+from cift.execution.v1 import execution_pb2, orders_pb2
+from cift.marketdata.v1 import marketdata_pb2
 from cift.stack.launcher import Stack, StackOptions
 from cift.trading.fills import Fill
 from cift.trading.orders import Order
 from cift.trading.vocabulary import OrderType, Side
 from services.marketdata.feed import FeedRunner, ReplaySource
 from services.marketdata.replay import load_replay_file
-from tests.integration.execution.exec_stack import Mesh, Trader, eventually
+from tests.integration.execution.exec_stack import Mesh, Trader, eventually, open_mesh
 
 pytestmark = pytest.mark.integration
 
@@ -129,25 +124,10 @@ async def quiet_mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
         StackOptions(home=home, free_ports=True, durable=False, with_gateway=False), environ
     )
     info = await launcher.start()
-    channels = {name: grpc.aio.insecure_channel(addr) for name, addr in info.grpc_addrs.items()}
-    pool = await asyncpg.create_pool(info.database_url, min_size=1, max_size=2)
-    producer = EventProducer(info.kafka_bootstrap, "replay-parity-tests")
-    await producer.start()
     try:
-        yield Mesh(
-            info,
-            auth_pb2_grpc.AuthServiceStub(channels["auth"]),
-            execution_pb2_grpc.ExecutionServiceStub(channels["execution"]),
-            marketdata_pb2_grpc.MarketDataServiceStub(channels["marketdata"]),
-            risk_pb2_grpc.RiskServiceStub(channels["risk"]),
-            pool,
-            producer,
-        )
+        async with open_mesh(info, "replay-parity-tests", pool_size=2) as mesh:
+            yield mesh
     finally:
-        await producer.stop()
-        await pool.close()
-        for channel in channels.values():
-            await channel.close(None)
         await launcher.stop()
 
 

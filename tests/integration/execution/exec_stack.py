@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any, TypeVar
@@ -168,12 +169,12 @@ def price(value: float | Decimal, factor: str, *, up: bool = False) -> Decimal:
     return (Decimal(repr(value)) * Decimal(factor)).quantize(CENT, ROUND_UP if up else ROUND_DOWN)
 
 
-@pytest.fixture(scope="session")
-async def mesh(stack: StackInfo) -> AsyncIterator[Mesh]:
-    addrs = stack.grpc_addrs
-    channels = {name: grpc.aio.insecure_channel(addrs[name]) for name in addrs}
-    pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=4)
-    producer = EventProducer(stack.kafka_bootstrap, "execution-tests")
+@asynccontextmanager
+async def open_mesh(stack: StackInfo, client_id: str, pool_size: int) -> AsyncIterator[Mesh]:
+    """Clients of every service of a running stack, closed again on leaving."""
+    channels = {name: grpc.aio.insecure_channel(addr) for name, addr in stack.grpc_addrs.items()}
+    pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=pool_size)
+    producer = EventProducer(stack.kafka_bootstrap, client_id)
     await producer.start()
     try:
         yield Mesh(
@@ -190,3 +191,9 @@ async def mesh(stack: StackInfo) -> AsyncIterator[Mesh]:
         await pool.close()
         for channel in channels.values():
             await channel.close(None)
+
+
+@pytest.fixture(scope="session")
+async def mesh(stack: StackInfo) -> AsyncIterator[Mesh]:
+    async with open_mesh(stack, "execution-tests", pool_size=4) as opened:
+        yield opened
