@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg
 
+from bench import children
 from bench.figures import record as record_figures
 from cift.runtime.config import load, to_environ
 from cift.runtime.kafka import EventProducer, ensure_topics
@@ -99,14 +100,7 @@ def child_floor(bootstrap: str, topic: str, count: int) -> None:
 
 
 def run_child(*args: str) -> dict[str, Any]:
-    output = subprocess.run(
-        [sys.executable, __file__, "_child", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    return dict(json.loads(output.stdout.strip().splitlines()[-1]))
+    return children.run_child(__file__, *args, timeout_s=900)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import children
 from bench.latency import percentile
 from cift.marketdata.v1 import marketdata_pb2 as md
 from cift.marketdata.v1 import marketdata_pb2_grpc
@@ -175,14 +175,7 @@ async def child_fanout(address: str, subscribers: int, seconds: float) -> None:
 
 
 def run_child(*args: str) -> dict[str, Any]:
-    output = subprocess.run(
-        [sys.executable, __file__, "_child", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return dict(json.loads(output.stdout.strip().splitlines()[-1]))
+    return children.run_child(__file__, *args, timeout_s=600)
 
 
 # --- the service -----------------------------------------------------------------------
