@@ -106,6 +106,19 @@ local function skip_nested(s, i)
   end
 end
 
+-- After a member or an element: the index after the closing `close` and true, the start
+-- of the next item and false after a comma, or nil when neither follows.
+local function after_item(s, i, close)
+  i = skip_space(s, i)
+  local c = s:sub(i, i)
+  if c == close then
+    return i + 1, true
+  elseif c ~= "," then
+    return nil
+  end
+  return skip_space(s, i + 1), false
+end
+
 local check_value
 
 -- Each check returns the index after the value, or nil and the unknown field's path
@@ -142,14 +155,11 @@ local function check_object(s, i, node, path, depth)
     if i == nil then
       return nil, unknown
     end
-    i = skip_space(s, i)
-    local c = s:sub(i, i)
-    if c == "}" then
-      return i + 1
-    elseif c ~= "," then
-      return nil
+    local closed
+    i, closed = after_item(s, i, "}")
+    if i == nil or closed then
+      return i
     end
-    i = skip_space(s, i + 1)
   end
 end
 
@@ -164,14 +174,11 @@ local function check_array(s, i, node, path, depth)
     if i == nil then
       return nil, unknown
     end
-    i = skip_space(s, i)
-    local c = s:sub(i, i)
-    if c == "]" then
-      return i + 1
-    elseif c ~= "," then
-      return nil
+    local closed
+    i, closed = after_item(s, i, "]")
+    if i == nil or closed then
+      return i
     end
-    i = skip_space(s, i + 1)
   end
 end
 
