@@ -2,7 +2,7 @@
 
 History is stored in market data's bars first (as the backtest integration tests do):
 GOOG's daily bars of 2004-2013 (backtesting.py's sample, whose sma_cross 10/30 result is
-known to the cent) and NFLX minute bars enough to keep the event engine busy. A trader
+known to the cent) and INTC minute bars enough to keep the event engine busy. A trader
 opens Backtests, gets the server's refusal of fast ≥ slow next to the fast field, runs
 sma_cross on GOOG and sees the stats, the equity curve and the trades, opens the run again
 from the past runs, and cancels a long event-engine run while it reports progress.
@@ -34,7 +34,9 @@ from tests.integration.backtest.conftest import goog_daily, store_bars
 
 pytestmark = pytest.mark.integration
 
-LONG_SYMBOL = "NFLX"
+# Not NFLX: the backtest integration tests share this session's stack and count
+# their own NFLX minute bars exactly.
+LONG_SYMBOL = "INTC"
 LONG_BARS = 1_000_000
 # What backtesting.py 0.6.6 and the library give for GOOG sma_cross 10/30, cash 10,000,
 # commission 0.002 (docs/BACKTEST.md): 65 trades, final equity 39,770.03.
