@@ -45,10 +45,13 @@ def test_user_cannot_create_an_admin_key() -> None:
     assert "admin" in caught.value.message
 
 
-def test_admin_can_create_any_key() -> None:
+def test_admin_can_create_any_key_and_only_because_it_holds_each_scope() -> None:
+    check_grantable(ADMIN_SCOPES, ADMIN_SCOPES)
     for scope in ADMIN_SCOPES:
         check_grantable(frozenset({scope}), ADMIN_SCOPES)
-    check_grantable(ADMIN_SCOPES, ADMIN_SCOPES)
+        with pytest.raises(PermissionDenied) as caught:
+            check_grantable(frozenset({scope}), ADMIN_SCOPES - {scope})
+        assert f"scope {scope}:" in caught.value.message
 
 
 def test_a_user_can_grant_exactly_what_it_holds_and_nothing_more() -> None:

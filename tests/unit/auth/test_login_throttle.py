@@ -90,9 +90,17 @@ def test_address_alone_can_throttle() -> None:
         refuse_if_throttled((PAIR, 0, 0.0), (ADDRESS, 20, 10.0))
 
 
-def test_nothing_full_means_no_refusal() -> None:
+def test_nothing_full_means_no_refusal_and_one_more_failure_or_less_time_refuses() -> None:
     refuse_if_throttled((PAIR, 4, 0.0), (ADDRESS, 19, 10.0))
-    refuse_if_throttled((PAIR, 6, 2.0), (ADDRESS, 19, 10.0))
+    refuse_if_throttled((PAIR, 6, 2.0), (ADDRESS, 19, 10.0))  # its 2 s wait is over
+    for pair, address, wait in [
+        ((PAIR, 5, 0.0), (ADDRESS, 19, 10.0), 1.0),  # the pair's first paid failure
+        ((PAIR, 4, 0.0), (ADDRESS, 20, 10.0), 10.0),  # the address's window is full
+        ((PAIR, 6, 1.9), (ADDRESS, 19, 10.0), 1.0),  # 0.1 s of the 2 s wait left
+    ]:
+        with pytest.raises(ResourceExhausted) as caught:
+            refuse_if_throttled(pair, address)
+        assert caught.value.retry_after_s == wait
 
 
 @pytest.mark.parametrize(("failures", "window"), [(0, 900), (5, 0), (5, -1)])

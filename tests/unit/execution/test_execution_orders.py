@@ -74,21 +74,28 @@ def test_every_order_type_and_tif_combination_the_broker_offers_is_accepted(
     assert built.order_type is fields["order_type"]
 
 
-def test_fractional_quantity_is_accepted_where_the_instrument_allows() -> None:
-    validate_order_request(request(symbol="FRAC", qty=D("0.5")), FRAC)
+def frac_order(fields: OrderRequest) -> Order:
+    return new_order(fields, FRAC, order_id="f1", account_id="a1", now_ns=1)
 
 
-def test_notional_market_order_on_a_fractionable_instrument_is_accepted() -> None:
-    validate_order_request(
-        request(
-            symbol="FRAC",
-            order_type=OrderType.MARKET,
-            qty=None,
-            notional=D("250"),
-            limit_price=None,
-        ),
-        FRAC,
+def test_fractional_quantity_is_accepted_where_the_instrument_allows_and_only_there() -> None:
+    built = frac_order(request(symbol="FRAC", qty=D("0.5")))
+    assert (built.status, built.qty, built.notional) == (OrderStatus.NEW, D("0.5"), None)
+    with pytest.raises(InvalidArgument, match="does not trade in fractional shares"):
+        validate_order_request(request(qty=D("0.5")), AAPL)
+
+
+def test_notional_market_order_on_a_fractionable_instrument_is_accepted_and_only_there() -> None:
+    fields = request(
+        symbol="FRAC", order_type=OrderType.MARKET, qty=None, notional=D("250"), limit_price=None
     )
+    built = frac_order(fields)
+    assert (built.status, built.qty, built.notional) == (OrderStatus.NEW, None, D("250"))
+    with pytest.raises(InvalidArgument, match="cannot be bought by notional"):
+        validate_order_request(
+            request(order_type=OrderType.MARKET, qty=None, notional=D("250"), limit_price=None),
+            AAPL,
+        )
 
 
 @pytest.mark.parametrize(

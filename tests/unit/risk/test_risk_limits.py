@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -85,8 +86,15 @@ def test_every_problem_is_named_at_once() -> None:
     assert "max_order_qty" in caught.value.message and "max_open_orders" in caught.value.message
 
 
-def test_defaults_are_valid() -> None:
-    validate(RiskLimits())
+def test_defaults_are_valid_and_each_zeroed_size_or_count_is_refused_by_name() -> None:
+    defaults = RiskLimits()
+    validate(defaults)
+    for name in sorted(LIMIT_FIELDS):
+        value = getattr(defaults, name)
+        if isinstance(value, bool):
+            continue  # a switch: both values are valid
+        with pytest.raises(InvalidArgument, match=name):
+            validate(dataclasses.replace(defaults, **{name: type(value)(0)}))
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import OrderType, Side
 from tests.unit.risk.risk_builders import AAPL, NOW_NS, D, limits, snapshot
 
-settings.register_profile("risk", max_examples=300, deadline=None)
-settings.load_profile("risk")
+# Many examples here, without changing the profile every later test module runs under.
+MANY = settings(max_examples=300)
 
 
 def cents(lo: str, hi: str) -> st.SearchStrategy[Decimal]:
@@ -71,6 +71,7 @@ def snapshots_of_any_account(draw: st.DrawFn) -> CheckSnapshot:
     )
 
 
+@MANY
 @given(orders(), snapshots_of_any_account())
 def test_approved_order_never_takes_position_past_its_limit(
     order: OrderToCheck, snap: CheckSnapshot
@@ -84,6 +85,7 @@ def test_approved_order_never_takes_position_past_its_limit(
     assert not grows or abs(ctx.position_after) <= snap.limits.max_position_qty
 
 
+@MANY
 @given(orders(), snapshots_of_any_account())
 def test_approved_order_never_costs_more_than_the_buying_power_available(
     order: OrderToCheck, snap: CheckSnapshot
@@ -94,6 +96,7 @@ def test_approved_order_never_costs_more_than_the_buying_power_available(
         assert result.order_cost <= snap.buying_power
 
 
+@MANY
 @given(orders(), snapshots_of_any_account())
 def test_reducing_account_only_ever_approves_orders_that_shrink_without_flipping(
     order: OrderToCheck, snap: CheckSnapshot
@@ -110,12 +113,14 @@ def test_reducing_account_only_ever_approves_orders_that_shrink_without_flipping
         assert ctx.position_after == 0 or (ctx.position_after > 0) == (held > 0)
 
 
+@MANY
 @given(orders(), snapshots_of_any_account())
 def test_halted_account_approves_nothing(order: OrderToCheck, snap: CheckSnapshot) -> None:
     halted = dataclasses.replace(snap, account_state=TradingState.HALTED)
     assert Reason.ACCOUNT_HALTED in check_order(order, halted).reasons
 
 
+@MANY
 @given(
     reference=cents("1", "1000"),
     distance=cents("0.01", "500"),
@@ -138,6 +143,7 @@ def test_collar_is_symmetric_around_the_reference_price(
     assert collared(reference + distance) == (distance > reference * collar_pct / 100)
 
 
+@MANY
 @given(orders(), snapshots_of_any_account())
 def test_check_is_deterministic_and_lists_reasons_once_per_violation(
     order: OrderToCheck, snap: CheckSnapshot
