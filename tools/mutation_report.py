@@ -12,6 +12,9 @@ against the score, each listed with why:
   change any figure, status or verdict. Entries match on the function and the mutated
   line, not on mutmut's numbering, so an edit elsewhere does not silently re-aim them.
 
+A mutant that drives the tests past mutmut's CPU-time limit (an endless loop) counts as
+killed: the suite does not pass with it. The table shows how many were killed that way.
+
 Exits 1 when a module scores under --min-score, so CI-style use can gate on it.
 """
 
@@ -41,7 +44,8 @@ class Survivor:
 class ModuleScore:
     path: str
     total: int = 0
-    killed: int = 0
+    killed: int = 0  # including timeouts
+    timeouts: int = 0
     survivors: list[Survivor] = field(default_factory=list)
     message_only: list[Survivor] = field(default_factory=list)
     equivalent: list[tuple[Survivor, str]] = field(default_factory=list)
@@ -54,7 +58,18 @@ class ModuleScore:
 
     @property
     def score(self) -> float:
+        """Killed over the mutants that can change behaviour: the figure --min-score gates."""
         return 100.0 * self.killed / self.counted if self.counted else 100.0
+
+    @property
+    def raw_score(self) -> float:
+        return 100.0 * self.killed / self.total if self.total else 100.0
+
+    @property
+    def non_message_score(self) -> float:
+        """Killed over every mutant but the message-only ones (equivalents still count)."""
+        base = self.total - len(self.message_only)
+        return 100.0 * self.killed / base if base else 100.0
 
 
 def function_of(mutant_name: str) -> str:
@@ -131,8 +146,9 @@ def collect() -> list[ModuleScore]:
                 module.not_run += 1
                 continue
             module.total += 1
-            if status in ("killed", "caught by type check"):
+            if status in ("killed", "caught by type check", "timeout"):
                 module.killed += 1
+                module.timeouts += status == "timeout"
                 continue
             if status != "survived":
                 module.untested.append(f"{name}: {status}")
@@ -154,16 +170,22 @@ def render(scores: list[ModuleScore]) -> str:
     out = [
         "# Mutation report",
         "",
-        "| module | mutants | killed | survived | message-only | equivalent | score |",
-        "|---|---|---|---|---|---|---|",
+        "Scores: raw is killed / mutants; non-message leaves out message-only survivors;",
+        "score also leaves out the equivalent ones (the figure `--min-score` gates).",
+        "",
+        "| module | mutants | killed (timeout) | survived | message-only | equivalent "
+        "| raw | non-message | score |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in scores:
         if not m.total:
-            out.append(f"| {m.path} | not run | | | | | |")
+            out.append(f"| {m.path} | not run | | | | | | | |")
             continue
+        survived = len(m.survivors) + len(m.untested) + len(m.message_only) + len(m.equivalent)
         out.append(
-            f"| {m.path} | {m.total} | {m.killed} | {len(m.survivors) + len(m.untested)} "
-            f"| {len(m.message_only)} | {len(m.equivalent)} | {m.score:.1f} % |"
+            f"| {m.path} | {m.total} | {m.killed} ({m.timeouts}) | {survived} "
+            f"| {len(m.message_only)} | {len(m.equivalent)} | {m.raw_score:.1f} % "
+            f"| {m.non_message_score:.1f} % | {m.score:.1f} % |"
         )
     for m in scores:
         if not (m.survivors or m.untested or m.equivalent):

@@ -165,3 +165,35 @@ def test_a_symbol_book_discards_from_whichever_index_holds_the_order() -> None:
     assert list(book.locations) == ["mkt-sell"]
     assert (len(book.buy_limits), len(book.sell_stops), len(book.sell_trail_percent)) == (0, 0, 0)
     assert not book.buy_market and list(book.sell_market) == ["mkt-sell"]
+
+
+def test_a_group_that_emptied_stays_gone_when_the_price_rises_past_its_mark() -> None:
+    ladder = TrailingLadder({}, side=Side.SELL, percent=False)
+    ladder.add(D(1), 1, "filled-out", D(100))
+    ladder.add(D(2), 2, "canceled", D(90))
+    assert ladder.on_price(D(99)) == [("filled-out", D(100))]
+    ladder.discard("canceled")
+    assert ladder.on_price(D(120)) == [] and len(ladder) == 0
+    ladder.add(D(1), 3, "new", D(120))
+    assert ladder.on_price(D(119)) == [("new", D(120))]
+
+
+def test_every_group_reached_by_a_fall_triggers_past_levels_left_by_merged_groups() -> None:
+    ladder = TrailingLadder({}, side=Side.SELL, percent=False)
+    ladder.add(D(1), 1, "a", D(100))  # level 99, until the rise merges it into the 101 group
+    assert ladder.on_price(D(101)) == []
+    ladder.add(D("2.5"), 2, "c", D(101))  # its own group: level 98.5, below a's old 99
+    assert ladder.on_price(D("98.5")) == [("a", D(101)), ("c", D(101))]
+
+
+def test_the_count_stays_right_when_discarded_heads_are_skipped() -> None:
+    ladder = PriceLadder({}, highest_first=False)
+    for seq, oid in enumerate(["a", "b", "c", "d"]):
+        ladder.add(D(10 + seq), seq, oid)
+    ladder.discard("a")
+    ladder.discard("b")
+    assert len(ladder) == 2
+    assert ladder.best() == (D(12), "c")  # skips the two discarded heads
+    assert len(ladder) == 2
+    ladder.add(D(1), 9, "e")
+    assert len(ladder) == 3 and ladder.best() == (D(1), "e")

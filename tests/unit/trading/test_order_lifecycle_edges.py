@@ -1,0 +1,222 @@
+"""The order's lifecycle and session terms at their edges: each refused move named, zero and
+exact-limit values on both sides, and what a replace carries besides prices and size."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from cift.runtime.errors import FailedPrecondition, InvalidArgument
+from cift.trading.orders import (
+    Order,
+    OrderClass,
+    OrderRequest,
+    OrderStatus,
+    ReplaceRequest,
+    build_replacement,
+    new_order,
+)
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
+
+D = Decimal
+AAPL = Instrument("AAPL", tick_size=D("0.01"), qty_increment=D(1), fractionable=False)
+NOW = 1_000
+
+
+def a_request(**fields: object) -> OrderRequest:
+    base: dict[str, object] = {
+        "symbol": "AAPL",
+        "side": Side.BUY,
+        "order_type": OrderType.LIMIT,
+        "time_in_force": TimeInForce.DAY,
+        "qty": D(10),
+        "limit_price": D(100),
+    }
+    base.update(fields)
+    return OrderRequest(**base)  # type: ignore[arg-type]
+
+
+def an_order(**fields: object) -> Order:
+    return new_order(a_request(**fields), AAPL, order_id="o1", account_id="a1", now_ns=NOW)
+
+
+def live(**fields: object) -> Order:
+    order = an_order(**fields)
+    order.transition(OrderStatus.ACCEPTED, NOW + 1)
+    return order
+
+
+@pytest.mark.parametrize(
+    ("to", "verb"),
+    [
+        (OrderStatus.NEW, "reopened"),
+        (OrderStatus.ACCEPTED, "accepted"),
+        (OrderStatus.HELD, "held"),
+        (OrderStatus.PARTIALLY_FILLED, "filled"),
+        (OrderStatus.FILLED, "filled"),
+        (OrderStatus.CANCELED, "canceled"),
+        (OrderStatus.EXPIRED, "expired"),
+        (OrderStatus.REJECTED, "rejected"),
+        (OrderStatus.REPLACED, "replaced"),
+    ],
+)
+def test_a_refused_move_names_the_status_and_what_was_attempted(to: OrderStatus, verb: str) -> None:
+    order = live()
+    order.transition(OrderStatus.CANCELED, NOW + 2, "canceled by the trader")
+    with pytest.raises(FailedPrecondition) as caught:
+        order.transition(to, NOW + 3, "ignored")
+    assert caught.value.message == f"Order o1 is canceled, so it cannot be {verb}."
+    assert (order.status, order.updated_ns, order.reason) == (
+        OrderStatus.CANCELED,
+        NOW + 2,
+        "canceled by the trader",
+    )
+
+
+def test_a_new_order_may_reserve_nothing_but_never_less() -> None:
+    sell = an_order(side=Side.SELL)
+    sell.reserve(D(0))  # a sell against a long holds no buying power
+    assert sell.reserved == D(0)
+    with pytest.raises(InvalidArgument, match="cannot be negative"):
+        sell.reserve(D("-0.01"))
+    assert sell.reserved == D(0)
+
+
+def test_a_stored_copy_never_holds_a_negative_reservation() -> None:
+    order = an_order()
+    order.reserve(D("100.00"))
+    order.accept(NOW + 1)
+    order.apply_fill(OrderStatus.PARTIALLY_FILLED, D(4), D(400), 1, NOW + 2, released=D(150))
+    assert order.reserved == D(0)  # released more than it held: nothing is left, not -50
+    order.apply_fill(OrderStatus.PARTIALLY_FILLED, D(4), D(400), 2, NOW + 3, released=D(0))
+    assert (order.fill_count, order.filled_qty) == (2, D(4))
+    with pytest.raises(FailedPrecondition, match="already counts 2 fills"):
+        order.apply_fill(OrderStatus.PARTIALLY_FILLED, D(3), D(300), 3, NOW + 4, released=D(0))
+
+
+@pytest.mark.parametrize("qty", [D(0), D(-1)])
+def test_a_working_leg_grows_only_by_a_positive_quantity(qty: Decimal) -> None:
+    leg = live()
+    with pytest.raises(FailedPrecondition, match="cannot grow"):
+        leg.grow(qty)
+    leg.grow(D(1))
+    assert leg.qty == D(11)
+
+
+def test_a_notional_order_cannot_grow_by_shares() -> None:
+    frac = Instrument("AAPL", tick_size=D("0.01"), qty_increment=D("0.01"), fractionable=True)
+    order = new_order(
+        a_request(order_type=OrderType.MARKET, limit_price=None, qty=None, notional=D(50)),
+        frac,
+        order_id="n1",
+        account_id="a1",
+        now_ns=NOW,
+    )
+    with pytest.raises(FailedPrecondition, match="cannot grow"):
+        order.grow(D(1))
+
+
+def test_the_average_price_is_exact_to_six_decimals() -> None:
+    order = live()
+    assert order.filled_avg_price is None
+    for price in ("100", "100", "100.01"):
+        order.record_fill(D(1), D(price), NOW + 2)
+    assert order.filled_avg_price == D("100.003333")  # 300.01 / 3
+
+
+def test_a_trail_of_just_under_100_percent_is_accepted() -> None:
+    order = an_order(order_type=OrderType.TRAILING_STOP, limit_price=None, trail_percent=D("99.99"))
+    assert order.trail_percent == D("99.99")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"time_in_force": TimeInForce.GTD, "expire_ns": NOW + 1},
+        {"time_in_force": TimeInForce.OPG},
+        {"time_in_force": TimeInForce.CLS},
+        {"order_type": OrderType.MARKET, "limit_price": None, "time_in_force": TimeInForce.OPG},
+        {"extended_hours": True},
+        {
+            "order_type": OrderType.TRAILING_STOP,
+            "limit_price": None,
+            "trail_price": D(1),
+            "time_in_force": TimeInForce.GTD,
+            "expire_ns": NOW + 1,
+        },
+    ],
+)
+def test_the_session_terms_the_broker_offers_are_accepted(fields: dict[str, object]) -> None:
+    order = an_order(**fields)
+    assert (order.time_in_force, order.expire_ns, order.extended_hours) == (
+        fields.get("time_in_force", TimeInForce.DAY),
+        fields.get("expire_ns"),
+        fields.get("extended_hours", False),
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"time_in_force": TimeInForce.GTD}, "gtd needs expire_at"),
+        ({"expire_ns": NOW + 1}, "expire_at applies to gtd orders only"),
+        ({"time_in_force": TimeInForce.GTD, "expire_ns": NOW}, "must be in the future"),
+        (
+            {"order_type": OrderType.STOP, "limit_price": None, "stop_price": D(99)}
+            | {"time_in_force": TimeInForce.OPG},
+            "auction",
+        ),
+        (
+            {"order_type": OrderType.STOP_LIMIT, "stop_price": D(99)}
+            | {"time_in_force": TimeInForce.CLS},
+            "auction",
+        ),
+        (
+            {"order_type": OrderType.TRAILING_STOP, "limit_price": None, "trail_price": D(1)}
+            | {"time_in_force": TimeInForce.OPG},
+            "day, gtc or gtd only",
+        ),
+        ({"extended_hours": True, "time_in_force": TimeInForce.GTC}, "extended_hours"),
+        (
+            {"extended_hours": True, "order_type": OrderType.MARKET, "limit_price": None},
+            "extended_hours",
+        ),
+        (
+            {"extended_hours": True, "order_type": OrderType.STOP_LIMIT, "stop_price": D(99)},
+            "extended_hours",
+        ),
+    ],
+)
+def test_session_terms_outside_the_offer_are_refused(
+    fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        an_order(**fields)
+
+
+def test_a_replace_keeps_the_class_parent_session_and_date_of_the_original() -> None:
+    original = live(time_in_force=TimeInForce.GTD, expire_ns=NOW + 500)
+    original.order_class = OrderClass.BRACKET
+    original.parent_id = "entry-1"
+    successor = build_replacement(
+        original, ReplaceRequest(limit_price=D(99)), AAPL, order_id="o2", now_ns=NOW + 2
+    )
+    assert (successor.order_class, successor.parent_id) == (OrderClass.BRACKET, "entry-1")
+    assert (successor.time_in_force, successor.expire_ns) == (TimeInForce.GTD, NOW + 500)
+    to_day = build_replacement(
+        original,
+        ReplaceRequest(time_in_force=TimeInForce.DAY),
+        AAPL,
+        order_id="o3",
+        now_ns=NOW + 2,
+    )
+    assert (to_day.time_in_force, to_day.expire_ns) == (TimeInForce.DAY, None)
+
+
+def test_a_replace_keeps_extended_hours() -> None:
+    original = live(extended_hours=True)
+    successor = build_replacement(
+        original, ReplaceRequest(qty=D(3)), AAPL, order_id="o2", now_ns=NOW + 2
+    )
+    assert (successor.extended_hours, successor.qty) == (True, D(3))
