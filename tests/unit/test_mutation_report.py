@@ -68,7 +68,11 @@ def test_message_only_and_equivalent_survivors_leave_the_score() -> None:
     module.message_only.append(Survivor("m.x_f__mutmut_2", "m.x_f", '"a b"', '"XXa bXX"'))
     module.equivalent.append((Survivor("m.x_f__mutmut_3", "m.x_f", "x", "y"), "why"))
     assert module.counted == 8
-    assert (module.raw_score, round(module.non_message_score, 1), module.score) == (70.0, 77.8, 87.5)
+    assert (module.raw_score, round(module.non_message_score, 1), module.score) == (
+        70.0,
+        77.8,
+        87.5,
+    )
     text = render([module])
     assert "| m.py | 10 | 7 (0) | 3 | 1 | 1 | 70.0 % | 77.8 % | 87.5 % |" in text
     assert "`a + b` → `a - b`" in text and "why" in text
