@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from cift.runtime.errors import FailedPrecondition, InvalidArgument
+from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from cift.trading.orders import (
     Order,
     OrderClass,
@@ -16,6 +16,7 @@ from cift.trading.orders import (
     ReplaceRequest,
     build_replacement,
     new_order,
+    resolve_resubmission,
 )
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
@@ -220,3 +221,59 @@ def test_a_replace_keeps_extended_hours() -> None:
         original, ReplaceRequest(qty=D(3)), AAPL, order_id="o2", now_ns=NOW + 2
     )
     assert (successor.extended_hours, successor.qty) == (True, D(3))
+
+
+def test_every_move_stamps_its_time_and_a_replace_says_so() -> None:
+    order = an_order()
+    order.hold(NOW + 1)
+    assert (order.status, order.updated_ns) == (OrderStatus.HELD, NOW + 1)
+    order.release(D(4), NOW + 2)
+    assert (order.status, order.updated_ns, order.qty) == (OrderStatus.ACCEPTED, NOW + 2, D(4))
+    order.replace_by("o2", NOW + 3)
+    assert (order.status, order.updated_ns, order.reason, order.replaced_by) == (
+        OrderStatus.REPLACED,
+        NOW + 3,
+        "replaced",
+        "o2",
+    )
+    other = live()
+    other.close(OrderStatus.EXPIRED, NOW + 4, "day order expired")
+    assert (other.status, other.updated_ns, other.reason) == (
+        OrderStatus.EXPIRED,
+        NOW + 4,
+        "day order expired",
+    )
+
+
+def test_a_stored_copy_takes_the_engines_notional_and_so_its_average() -> None:
+    order = live()
+    order.apply_fill(OrderStatus.PARTIALLY_FILLED, D(3), D("300.03"), 1, NOW + 2, released=D(0))
+    assert (order.filled_qty, order.filled_notional, order.fill_count) == (D(3), D("300.03"), 1)
+    assert order.filled_avg_price == D("100.01")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            {"time_in_force": TimeInForce.GTD, "expire_ns": NOW + 10},
+            {"time_in_force": TimeInForce.GTD, "expire_ns": NOW + 20},
+        ),
+        ({"extended_hours": True}, {"extended_hours": False}),
+    ],
+)
+def test_a_resubmission_must_keep_its_date_and_session(
+    first: dict[str, object], second: dict[str, object]
+) -> None:
+    existing = an_order(client_order_id="c1", **first)
+    assert resolve_resubmission(existing, a_request(client_order_id="c1", **first)) is existing
+    with pytest.raises(AlreadyExists):
+        resolve_resubmission(existing, a_request(client_order_id="c1", **second))
+
+
+def test_a_fill_stamps_its_time_and_a_close_without_a_reason_gives_none() -> None:
+    order = live()
+    order.record_fill(D(2), D(100), NOW + 5)
+    assert (order.status, order.updated_ns) == (OrderStatus.PARTIALLY_FILLED, NOW + 5)
+    order.close(OrderStatus.CANCELED, NOW + 6)
+    assert (order.status, order.updated_ns, order.reason) == (OrderStatus.CANCELED, NOW + 6, "")
