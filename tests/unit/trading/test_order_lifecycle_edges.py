@@ -277,3 +277,20 @@ def test_a_fill_stamps_its_time_and_a_close_without_a_reason_gives_none() -> Non
     assert (order.status, order.updated_ns) == (OrderStatus.PARTIALLY_FILLED, NOW + 5)
     order.close(OrderStatus.CANCELED, NOW + 6)
     assert (order.status, order.updated_ns, order.reason) == (OrderStatus.CANCELED, NOW + 6, "")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"time_in_force": TimeInForce.GTD}, "time_in_force"),
+        ({"time_in_force": TimeInForce.GTD, "expire_ns": NOW - 1}, "expire_at"),
+        ({"extended_hours": True, "time_in_force": TimeInForce.GTC}, "extended_hours"),
+    ],
+)
+def test_a_session_term_refusal_starts_with_the_field_it_concerns(
+    fields: dict[str, object], field: str
+) -> None:
+    # The dashboard's order ticket puts the message next to the field it starts with.
+    with pytest.raises(InvalidArgument) as caught:
+        an_order(**fields)
+    assert caught.value.message.startswith(field)
