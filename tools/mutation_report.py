@@ -89,15 +89,38 @@ def _tokens(source: str) -> list[tuple[int, str]]:
         return [
             (tok.type, tok.string)
             for tok in tokenize.generate_tokens(io.StringIO(source + "\n").readline)
-            if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+            if tok.type
+            not in (
+                tokenize.NL,
+                tokenize.NEWLINE,
+                tokenize.INDENT,
+                tokenize.DEDENT,
+                tokenize.ENDMARKER,
+            )
         ]
     except (tokenize.TokenError, SyntaxError, IndentationError):
         return []
 
 
+def _without_trailing_comma(tokens: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    return tokens[:-1] if tokens and tokens[-1] == (tokenize.OP, ",") else tokens
+
+
 def is_message_only(removed: str, added: str) -> bool:
-    """Only string literals differ, and each differing original is prose (has a space)."""
+    """Only string literals differ, and each differing original is prose (has a space).
+
+    A message written as several adjacent literals (over lines) and replaced whole by
+    None counts too: every removed token is a literal and one of them is prose.
+    """
     before, after = _tokens(removed), _tokens(added)
+    pieces, replacement = _without_trailing_comma(before), _without_trailing_comma(after)
+    if (
+        len(pieces) > 1
+        and replacement == [(tokenize.NAME, "None")]
+        and all(kind == tokenize.STRING for kind, _ in pieces)
+        and any(" " in text for _, text in pieces)
+    ):
+        return True
     if not before or len(before) != len(after):
         return False
     differing = [(a, b) for a, b in zip(before, after, strict=True) if a != b]

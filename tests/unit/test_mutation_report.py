@@ -41,6 +41,9 @@ def test_a_reworded_message_is_message_only() -> None:
         'raise InvalidArgument("XXA fill needs a positive quantity.XX")',
     )
     assert is_message_only('raise E(f"{a} is not {b}")', "raise E(None)")
+    # A message over two lines, replaced whole.
+    assert is_message_only('f"Order {n} exceeds "\nf"the {m} limit.",', "None,")
+    assert not is_message_only('"a",\n"b",', "None,")  # names, not prose
 
 
 def test_a_changed_code_word_or_operator_is_not_message_only() -> None:

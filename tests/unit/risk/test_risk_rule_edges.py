@@ -21,6 +21,7 @@ from cift.trading.pretrade.rules import (
     check_quantity,
     check_rate,
     check_shortable,
+    check_tick_grid,
     check_trading_state,
 )
 from cift.trading.pretrade.token_bucket import RateDecision
@@ -259,3 +260,26 @@ def test_a_rate_refusal_rounds_the_wait_up_to_whole_milliseconds(
 ) -> None:
     snap = snapshot(rate=RateDecision(allowed=False, retry_after_us=retry_after_us))
     assert f"retry in {wait}" in check_rate(ctx(order(), snap))[0].message
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"limit_price": D("100.005")}, "limit_price"),
+        (
+            {"order_type": OrderType.STOP, "limit_price": None, "stop_price": D("99.999")},
+            "stop_price",
+        ),
+        (
+            {"order_type": OrderType.TRAILING_STOP, "limit_price": None, "trail_price": D("0.015")},
+            "trail_price",
+        ),
+    ],
+)
+def test_an_off_grid_price_is_named_first_in_its_violation(
+    changes: dict[str, object], field: str
+) -> None:
+    # Clients show the sentence beside the field it starts with.
+    found = check_tick_grid(ctx(order(**changes)))
+    assert [v.reason for v in found] == [Reason.OFF_TICK_GRID]
+    assert found[0].message.startswith(f"{field} ")
