@@ -3,6 +3,7 @@ boundary of each limit, the sell side of every asymmetric rule and non-flat acco
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from cift.trading.pretrade.rules import (
     check_buying_power,
     check_fresh_quote,
     check_gross_exposure,
+    check_lot_size,
     check_notional_allowed,
     check_order_size,
     check_position_limits,
@@ -27,7 +29,7 @@ from cift.trading.pretrade.rules import (
 from cift.trading.pretrade.token_bucket import RateDecision
 from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import OrderType, Side
-from tests.unit.risk.risk_builders import ctx, limits, order, quote, snapshot
+from tests.unit.risk.risk_builders import AAPL, ctx, limits, order, quote, snapshot
 
 D = Decimal
 STOP = {"order_type": OrderType.STOP, "limit_price": None, "stop_price": D("100.00")}
@@ -142,7 +144,9 @@ def test_growing_a_short_counts_only_the_added_shares_toward_gross_exposure() ->
 
 def test_reducing_a_position_over_its_limits_always_passes() -> None:
     over = snapshot(
-        position_qty=D(100), limits=limits(max_position_qty=D(10), max_gross_exposure=D(1))
+        position_qty=D(100),
+        gross_exposure=D(10_000),  # the 100 shares held, at $100
+        limits=limits(max_position_qty=D(10), max_gross_exposure=D(1)),
     )
     sell = ctx(order(side=Side.SELL, qty=D(50)), over)
     assert check_position_limits(sell) == []
@@ -283,3 +287,71 @@ def test_an_off_grid_price_is_named_first_in_its_violation(
     found = check_tick_grid(ctx(order(**changes)))
     assert [v.reason for v in found] == [Reason.OFF_TICK_GRID]
     assert found[0].message.startswith(f"{field} ")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"limit_price": D("150.00")}, "limit_price"),
+        (
+            {"order_type": OrderType.STOP, "limit_price": None, "stop_price": D("50.00")},
+            "stop_price",
+        ),
+    ],
+)
+def test_a_collared_price_is_named_first_in_its_violation(
+    changes: dict[str, object], field: str
+) -> None:
+    found = check_price_collar(ctx(order(**changes)))
+    assert [v.reason for v in found] == [Reason.PRICE_COLLAR]
+    assert found[0].message.startswith(f"{field} ")
+
+
+def test_the_collar_holds_for_sub_dollar_prices() -> None:
+    penny = snapshot(quote=quote(bid="0.49", ask="0.51", last="0.50"))
+    assert check_price_collar(ctx(order(limit_price=D("0.54")), penny)) == []  # 8 % off
+    found = check_price_collar(ctx(order(limit_price=D("0.90")), penny))
+    assert [v.reason for v in found] == [Reason.PRICE_COLLAR]
+
+
+def test_lot_size_leaves_notional_and_non_positive_quantities_to_other_rules() -> None:
+    whole = snapshot(instrument=dataclasses.replace(AAPL, fractionable=False, qty_increment=D(1)))
+    notional = order(order_type=OrderType.MARKET, limit_price=None, qty=None, notional=D(500))
+    assert check_lot_size(ctx(notional, whole)) == []
+    assert check_lot_size(ctx(order(qty=D("-0.5")), whole)) == []
+    assert [v.reason for v in check_lot_size(ctx(order(qty=D("0.5")), whole))] == [Reason.LOT_SIZE]
+
+
+def test_a_lot_size_refusal_names_the_lot() -> None:
+    lots = snapshot(
+        instrument=dataclasses.replace(
+            AAPL, fractionable=False, lot_size=D(100), qty_increment=D(100)
+        )
+    )
+    found = check_lot_size(ctx(order(qty=D(150)), lots))
+    assert [v.message for v in found] == [
+        "AAPL trades in lots of 100 shares; 150 is not a multiple of the lot size."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"order_type": OrderType.STOP_LIMIT, "stop_price": None},
+            "A stop limit order needs a stop_price.",
+        ),
+        (
+            {"order_type": OrderType.LIMIT, "limit_price": None},
+            "A limit order needs a limit_price.",
+        ),
+        (
+            {"order_type": OrderType.MARKET, "stop_price": D(1), "limit_price": None},
+            "A market order takes no stop_price; remove it.",
+        ),
+    ],
+)
+def test_a_price_refusal_names_the_order_type_in_words(
+    changes: dict[str, object], message: str
+) -> None:
+    assert [v.message for v in check_prices(ctx(order(**changes)))] == [message]
