@@ -355,3 +355,47 @@ def test_a_price_refusal_names_the_order_type_in_words(
     changes: dict[str, object], message: str
 ) -> None:
     assert [v.message for v in check_prices(ctx(order(**changes)))] == [message]
+
+
+@pytest.mark.parametrize("qty", [D(1), D("0.5")])
+def test_one_share_and_fractional_orders_are_sized_by_every_rule(qty: Decimal) -> None:
+    # $100 limits everywhere: one share at $300 (or half of one) is over each of them.
+    small = limits(
+        max_order_qty=qty / 2,
+        max_order_notional=D(100),
+        max_position_qty=qty / 2,
+        max_position_notional=D(100),
+        max_gross_exposure=D(100),
+    )
+    snap = snapshot(
+        limits=small, buying_power=D(100), quote=quote(bid="299.99", ask="300.01", last="300")
+    )
+    assert reasons(ctx(order(qty=qty, limit_price=D(300)), snap)) == {
+        Reason.MAX_ORDER_QTY,
+        Reason.MAX_ORDER_NOTIONAL,
+        Reason.MAX_POSITION_QTY,
+        Reason.MAX_POSITION_NOTIONAL,
+        Reason.MAX_GROSS_EXPOSURE,
+        Reason.INSUFFICIENT_BUYING_POWER,
+    }
+
+
+def test_a_notional_order_of_a_dollar_or_less_still_needs_the_buying_power() -> None:
+    dollar = order(order_type=OrderType.MARKET, limit_price=None, qty=None, notional=D(1))
+    assert reasons(ctx(dollar, snapshot(buying_power=D(1)))) == set()
+    assert reasons(ctx(dollar, snapshot(buying_power=D("0.99")))) == {
+        Reason.INSUFFICIENT_BUYING_POWER
+    }
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"qty": D(0)},
+        {"qty": None, "notional": D(0), "order_type": OrderType.MARKET, "limit_price": None},
+    ],
+)
+def test_an_order_of_nothing_is_refused_for_that_alone_by_every_rule(
+    changes: dict[str, object],
+) -> None:
+    assert reasons(ctx(order(**changes))) == {Reason.NON_POSITIVE_QUANTITY}
