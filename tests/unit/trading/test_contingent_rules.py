@@ -222,7 +222,10 @@ def test_a_stop_limit_stop_loss_may_limit_at_its_stop_or_beyond_it(
     if accepted:
         assert plan_group(request, AAPL).legs[1].limit_price == D(limit)
     else:
-        with pytest.raises(InvalidArgument, match=r"stop_loss\.limit_price"):
+        where = "at or below" if entry_side is Side.BUY else "at or above"
+        with pytest.raises(
+            InvalidArgument, match=rf"stop_loss\.limit_price {limit} must be {where}"
+        ):
             plan_group(request, AAPL)
 
 
@@ -284,3 +287,45 @@ def test_an_ocos_leg_works_from_acceptance_with_its_time() -> None:
         (OrderStatus.ACCEPTED, 6),
         (OrderStatus.ACCEPTED, 6),
     ]
+
+
+def test_a_simple_order_takes_no_exit_of_either_kind() -> None:
+    simple = limit_entry(Side.BUY, "100")
+    assert plan_group(ClassedRequest(simple), AAPL).order_class is OrderClass.SIMPLE
+    assert plan_group(ClassedRequest(simple), AAPL).legs == ()
+    for take, stop in [(TakeProfit(D(110)), None), (None, StopLoss(stop_price=D(90)))]:
+        with pytest.raises(InvalidArgument, match="set order_class"):
+            plan_group(ClassedRequest(simple, OrderClass.SIMPLE, take, stop), AAPL)
+
+
+@pytest.mark.parametrize(
+    ("entry_side", "take", "stop", "rule"),
+    [
+        (Side.BUY, "100", "95", "take_profit.limit_price 100 must be above the entry price 100"),
+        (Side.BUY, "110", "100", "stop_loss.stop_price 100 must be below the entry price 100"),
+        (Side.SELL, "100", "105", "take_profit.limit_price 100 must be below the entry price 100"),
+        (Side.SELL, "90", "100", "stop_loss.stop_price 100 must be above the entry price 100"),
+    ],
+)
+def test_an_exit_exactly_at_the_entry_price_is_refused(
+    entry_side: Side, take: str, stop: str, rule: str
+) -> None:
+    request = ClassedRequest(
+        limit_entry(entry_side, "100"),
+        OrderClass.BRACKET,
+        TakeProfit(D(take)),
+        StopLoss(stop_price=D(stop)),
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        plan_group(request, AAPL)
+    assert rule in caught.value.message
+
+
+@pytest.mark.parametrize("entry_side", [Side.BUY, Side.SELL])
+def test_a_take_profit_exactly_at_the_stop_is_refused(entry_side: Side) -> None:
+    market = OrderRequest("AAPL", entry_side, OrderType.MARKET, TimeInForce.DAY, qty=D(10))
+    request = ClassedRequest(
+        market, OrderClass.BRACKET, TakeProfit(D(100)), StopLoss(stop_price=D(100))
+    )
+    with pytest.raises(InvalidArgument, match=r"must be (above|below) stop_loss"):
+        plan_group(request, AAPL)  # no market price: only the exits against each other
