@@ -1,0 +1,268 @@
+"""The fill engine across session edges and group hand-offs, through its public API only.
+
+Each event carries the time of the call that caused it; an auction crosses only its own
+symbol; an order that expired is gone from every index; a close that follows an
+expiring parent still expires the orders after it; replaced and closed legs follow
+their group.
+"""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+from cift.trading.fills import (
+    EngineEvent,
+    Fill,
+    FillEngine,
+    FillModel,
+    OrderClosed,
+    Quote,
+    Trade,
+)
+from cift.trading.order_classes import (
+    ClassedRequest,
+    StopLoss,
+    TakeProfit,
+    accept_group,
+    new_group,
+    plan_group,
+)
+from cift.trading.orders import (
+    Order,
+    OrderClass,
+    OrderRequest,
+    OrderStatus,
+    ReplaceRequest,
+    build_replacement,
+    new_order,
+)
+from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
+
+D = Decimal
+AAPL = Instrument("AAPL", tick_size=D("0.01"), qty_increment=D(1), fractionable=False)
+MSFT = Instrument("MSFT", tick_size=D("0.01"), qty_increment=D(1), fractionable=False)
+_ids = itertools.count(1)
+
+
+def engine(*, displayed: bool = False) -> FillEngine:
+    built = FillEngine(FillModel(fill_at_displayed_size=displayed))
+    built.set_instrument(AAPL)
+    built.set_instrument(MSFT)
+    return built
+
+
+def accepted(
+    tif: TimeInForce = TimeInForce.DAY,
+    *,
+    side: Side = Side.BUY,
+    limit: str | None = "100",
+    symbol: str = "AAPL",
+    order_id: str | None = None,
+) -> Order:
+    request = OrderRequest(
+        symbol=symbol,
+        side=side,
+        order_type=OrderType.MARKET if limit is None else OrderType.LIMIT,
+        time_in_force=tif,
+        qty=D(10),
+        limit_price=None if limit is None else D(limit),
+    )
+    order = new_order(
+        request,
+        AAPL if symbol == "AAPL" else MSFT,
+        order_id=order_id or f"s{next(_ids)}",
+        account_id="acct",
+        now_ns=1,
+    )
+    order.transition(OrderStatus.ACCEPTED, 1)
+    return order
+
+
+def closed(events: list[EngineEvent]) -> list[tuple[str, OrderStatus, int]]:
+    return [(e.order_id, e.status, e.ts_ns) for e in events if isinstance(e, OrderClosed)]
+
+
+def fills(events: list[EngineEvent]) -> list[tuple[str, Decimal, int]]:
+    return [(e.order_id, e.price, e.ts_ns) for e in events if isinstance(e, Fill)]
+
+
+def test_an_opening_trade_crosses_only_its_own_symbols_auction() -> None:
+    eng = engine()
+    apple = accepted(TimeInForce.OPG, limit=None)
+    micro = accepted(TimeInForce.OPG, limit=None, symbol="MSFT")
+    eng.add(apple, 1)
+    eng.add(micro, 1)
+    eng.open_session()
+    events = eng.on_trade(Trade("AAPL", D(100), D(1), 50))
+    assert fills(events) == [(apple.order_id, D(100), 50)]
+    assert micro.status is OrderStatus.ACCEPTED and micro.order_id in eng
+
+
+def test_the_closing_auction_and_missed_openings_happen_at_the_close_time() -> None:
+    eng = engine()
+    eng.on_trade(Trade("AAPL", D(100), D(1), 5))
+    cls = accepted(TimeInForce.CLS, limit=None)
+    opg = accepted(TimeInForce.OPG, limit=None, symbol="MSFT")
+    eng.add(cls, 6)
+    eng.add(opg, 6)
+    events = eng.close_session(900)
+    assert fills(events) == [(cls.order_id, D(100), 900)]
+    assert closed(events) == [(opg.order_id, OrderStatus.EXPIRED, 900)]
+    assert opg.reason == "did not cross in the opening auction"
+
+
+def test_a_closing_auction_expiry_says_it_was_the_closing_auction() -> None:
+    eng = engine()
+    eng.on_trade(Trade("AAPL", D(100), D(1), 5))
+    cheap = accepted(TimeInForce.CLS, limit="99")
+    eng.add(cheap, 6)
+    assert closed(eng.close_session(900)) == [(cheap.order_id, OrderStatus.EXPIRED, 900)]
+    assert cheap.reason == "did not cross in the closing auction at 100"
+
+
+def test_after_the_close_no_trade_is_an_opening_print_until_the_next_open() -> None:
+    eng = engine()
+    eng.open_session()
+    eng.close_session(900)
+    tomorrow = accepted(TimeInForce.OPG, limit=None)
+    eng.add(tomorrow, 901)
+    assert fills(eng.on_trade(Trade("AAPL", D(100), D(1), 950))) == []  # after hours
+    eng.open_session()
+    assert fills(eng.on_trade(Trade("AAPL", D(101), D(1), 1000))) == [
+        (tomorrow.order_id, D(101), 1000)
+    ]
+
+
+def test_an_expired_day_order_is_gone_from_the_book_it_rested_in() -> None:
+    eng = engine()
+    resting = accepted(limit="99")
+    eng.add(resting, 1)
+    assert closed(eng.close_session(900)) == [(resting.order_id, OrderStatus.EXPIRED, 900)]
+    assert resting.order_id not in eng
+    assert eng.on_quote(Quote("AAPL", D("98.00"), D("98.50"), D(100), D(100), 1000)) == []
+
+
+def oco(eng: FillEngine, ids: list[str]) -> tuple[Order, Order]:
+    request = ClassedRequest(
+        OrderRequest(
+            "AAPL", Side.SELL, OrderType.LIMIT, TimeInForce.DAY, qty=D(10), limit_price=D(110)
+        ),
+        OrderClass.OCO,
+        TakeProfit(D(110)),
+        StopLoss(stop_price=D(90)),
+    )
+    parent, legs = new_group(
+        plan_group(request, AAPL),
+        AAPL,
+        order_ids=ids,
+        leg_client_ids=["leg"],
+        account_id="acct",
+        now_ns=1,
+    )
+    accept_group(parent, legs, 1)
+    assert eng.add_group(parent, legs, 1) == []
+    return parent, legs[0]
+
+
+def test_orders_after_a_leg_canceled_by_its_expiring_parent_still_expire() -> None:
+    eng = engine()
+    oco(eng, ["a", "b"])
+    later = accepted(order_id="c")
+    eng.add(later, 1)
+    assert closed(eng.close_session(900)) == [
+        ("a", OrderStatus.EXPIRED, 900),
+        ("b", OrderStatus.CANCELED, 900),
+        ("c", OrderStatus.EXPIRED, 900),
+    ]
+    assert len(eng) == 0
+
+
+def test_closing_a_removed_parent_cancels_its_legs_at_that_time() -> None:
+    eng = engine()
+    parent, _ = oco(eng, ["p1", "l1"])
+    removed = eng.remove("p1")
+    assert removed is parent
+    parent.close(OrderStatus.CANCELED, 40, "canceled by the trader")
+    assert closed(eng.close_legs(parent, 40)) == [("l1", OrderStatus.CANCELED, 40)]
+
+
+def test_an_entry_expiring_after_a_fill_keeps_the_exits_it_released() -> None:
+    eng = engine(displayed=True)
+    request = ClassedRequest(
+        OrderRequest(
+            "AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(100)
+        ),
+        OrderClass.BRACKET,
+        TakeProfit(D(110)),
+        StopLoss(stop_price=D(90)),
+    )
+    parent, legs = new_group(
+        plan_group(request, AAPL),
+        AAPL,
+        order_ids=["e", "tp", "sl"],
+        leg_client_ids=["c1", "c2"],
+        account_id="acct",
+        now_ns=1,
+    )
+    accept_group(parent, legs, 1)
+    eng.add_group(parent, legs, 1)
+    eng.on_quote(Quote("AAPL", D("99.90"), D("100.00"), D(100), D(4), 5))  # fills 4
+    eng.remove("e")
+    parent.close(OrderStatus.EXPIRED, 50, "expired")
+    assert eng.close_legs(parent, 50) == []
+    assert "tp" in eng and "sl" in eng
+
+
+def test_a_replaced_leg_takes_its_place_held_or_working_and_acts_at_once() -> None:
+    eng = engine()
+    parent, _ = oco(eng, ["p2", "l2"])
+    eng.remove("p2")
+    successor = build_replacement(
+        parent, ReplaceRequest(limit_price=D(99)), AAPL, order_id="p3", now_ns=60
+    )
+    parent.replace_by("p3", 60)
+    successor.accept(60)
+    eng.on_quote(Quote("AAPL", D("99.50"), D("99.60"), D(100), D(100), 55))
+    events = eng.replaced("p2", successor, 61)
+    assert fills(events) == [("p3", D("99.50"), 61)]  # the new limit is marketable at once
+    assert closed(events) == [("l2", OrderStatus.CANCELED, 61)]  # its OCO sibling
+
+
+def test_a_replaced_held_leg_waits_held() -> None:
+    eng = engine()
+    request = ClassedRequest(
+        OrderRequest(
+            "AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(100)
+        ),
+        OrderClass.OTO,
+        TakeProfit(D(110)),
+        None,
+    )
+    parent, legs = new_group(
+        plan_group(request, AAPL),
+        AAPL,
+        order_ids=["e2", "tp2"],
+        leg_client_ids=["c"],
+        account_id="acct",
+        now_ns=1,
+    )
+    accept_group(parent, legs, 1)
+    eng.add_group(parent, legs, 1)
+    held = eng.remove("tp2")
+    assert held is legs[0]
+    successor = build_replacement(
+        legs[0], ReplaceRequest(limit_price=D(111)), AAPL, order_id="tp3", now_ns=5
+    )
+    legs[0].replace_by("tp3", 5)
+    successor.hold(5)
+    assert eng.replaced("tp2", successor, 5) == []
+    assert eng.get("tp3") is successor and successor.status is OrderStatus.HELD
+
+
+def test_only_a_resting_trailing_stop_has_a_water_mark() -> None:
+    eng = engine()
+    plain = accepted(limit="50")
+    eng.add(plain, 1)
+    assert eng.water_mark(plain.order_id) is None
+    assert eng.water_mark("never-placed") is None
