@@ -16,6 +16,7 @@ from cift.trading.fills import (
     Fill,
     FillEngine,
     FillModel,
+    LegReleased,
     OrderClosed,
     Quote,
     Trade,
@@ -266,3 +267,89 @@ def test_only_a_resting_trailing_stop_has_a_water_mark() -> None:
     eng.add(plain, 1)
     assert eng.water_mark(plain.order_id) is None
     assert eng.water_mark("never-placed") is None
+
+
+def test_every_closing_auction_order_that_crosses_fills() -> None:
+    eng = engine()
+    eng.on_trade(Trade("AAPL", D(100), D(1), 5))
+    first, second = accepted(TimeInForce.CLS, limit=None), accepted(TimeInForce.CLS, limit="101")
+    eng.add(first, 6)
+    eng.add(second, 6)
+    assert fills(eng.close_session(900)) == [
+        (first.order_id, D(100), 900),
+        (second.order_id, D(100), 900),
+    ]
+
+
+def test_an_opening_order_that_saw_only_pre_market_trades_expires_at_the_close() -> None:
+    eng = engine()
+    opg = accepted(TimeInForce.OPG, limit=None)
+    eng.add(opg, 1)
+    eng.on_trade(Trade("AAPL", D(100), D(1), 5))  # before the open: no opening print
+    assert closed(eng.close_session(900)) == [(opg.order_id, OrderStatus.EXPIRED, 900)]
+    assert opg.reason == "did not cross in the opening auction"
+
+
+def gtd(expire_ns: int, limit: str = "99") -> Order:
+    request = OrderRequest(
+        "AAPL",
+        Side.BUY,
+        OrderType.LIMIT,
+        TimeInForce.GTD,
+        qty=D(10),
+        limit_price=D(limit),
+        expire_ns=expire_ns,
+    )
+    order = new_order(request, AAPL, order_id=f"g{next(_ids)}", account_id="acct", now_ns=1)
+    order.transition(OrderStatus.ACCEPTED, 1)
+    return order
+
+
+def test_gtd_orders_due_expire_at_the_call_time_even_after_one_that_left_early() -> None:
+    eng = engine()
+    gone, due, later = gtd(100), gtd(100), gtd(500)
+    for order in (gone, due, later):
+        eng.add(order, 1)
+    eng.remove(gone.order_id)
+    assert closed(eng.expire_due(150)) == [(due.order_id, OrderStatus.EXPIRED, 150)]
+    assert due.order_id not in eng and later.order_id in eng
+    # The expired order is out of its book: a price through its limit fills only `later`.
+    events = eng.on_quote(Quote("AAPL", D("98.00"), D("98.50"), D(100), D(100), 160))
+    assert fills(events) == [(later.order_id, D("98.50"), 160)]
+
+
+def test_an_entry_fill_releases_its_exits_for_the_account_at_the_tick_time() -> None:
+    eng = engine(displayed=True)
+    request = ClassedRequest(
+        OrderRequest(
+            "AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(100)
+        ),
+        OrderClass.BRACKET,
+        TakeProfit(D(110)),
+        StopLoss(stop_price=D(90)),
+    )
+    parent, legs = new_group(
+        plan_group(request, AAPL),
+        AAPL,
+        order_ids=["en", "tpx", "slx"],
+        leg_client_ids=["c1", "c2"],
+        account_id="acct",
+        now_ns=1,
+    )
+    accept_group(parent, legs, 1)
+    eng.add_group(parent, legs, 1)
+    events = eng.on_quote(Quote("AAPL", D("99.90"), D("100.00"), D(100), D(4), 7))
+    released = [e for e in events if isinstance(e, LegReleased)]
+    assert released == [
+        LegReleased("tpx", "acct", D(4), 7),
+        LegReleased("slx", "acct", D(4), 7),
+    ]
+    assert [(leg.status, leg.updated_ns, leg.qty) for leg in legs] == [
+        (OrderStatus.ACCEPTED, 7, D(4)),
+        (OrderStatus.ACCEPTED, 7, D(4)),
+    ]
+    # Released in the tick, the take-profit trades on the same quote's bid only if it
+    # reaches 110; a crossed quote shows it fills at that tick's time.
+    events = eng.on_quote(Quote("AAPL", D("110.00"), D("100.00"), D(100), D(3), 8))
+    assert ("tpx", D("110.00"), 8) in fills(events)
+    assert "slx" not in eng
