@@ -353,3 +353,53 @@ def test_an_entry_fill_releases_its_exits_for_the_account_at_the_tick_time() -> 
     events = eng.on_quote(Quote("AAPL", D("110.00"), D("100.00"), D(100), D(3), 8))
     assert ("tpx", D("110.00"), 8) in fills(events)
     assert "slx" not in eng
+
+
+def bracket(eng: FillEngine, ids: list[str]) -> tuple[Order, list[Order]]:
+    request = ClassedRequest(
+        OrderRequest(
+            "AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(100)
+        ),
+        OrderClass.BRACKET,
+        TakeProfit(D(110)),
+        StopLoss(stop_price=D(90)),
+    )
+    parent, legs = new_group(
+        plan_group(request, AAPL),
+        AAPL,
+        order_ids=ids,
+        leg_client_ids=["c1", "c2"],
+        account_id="acct",
+        now_ns=1,
+    )
+    accept_group(parent, legs, 1)
+    eng.add_group(parent, legs, 1)
+    return parent, legs
+
+
+def test_an_entry_canceled_unfilled_cancels_its_held_exits_at_that_time() -> None:
+    eng = engine()
+    parent, legs = bracket(eng, ["e9", "tp9", "sl9"])
+    eng.remove("e9")
+    parent.close(OrderStatus.CANCELED, 30, "canceled by the trader")
+    reason = "canceled with its parent order e9"
+    assert eng.close_legs(parent, 30) == [
+        OrderClosed("tp9", "acct", OrderStatus.CANCELED, reason, 30),
+        OrderClosed("sl9", "acct", OrderStatus.CANCELED, reason, 30),
+    ]
+    assert [(leg.status, leg.updated_ns, leg.reason) for leg in legs] == [
+        (OrderStatus.CANCELED, 30, reason),
+        (OrderStatus.CANCELED, 30, reason),
+    ]
+    assert "tp9" not in eng and "tp9" not in eng.contingent and len(eng.contingent) == 0
+
+
+def test_working_exits_grow_with_each_further_entry_fill() -> None:
+    eng = engine(displayed=True)
+    bracket(eng, ["e8", "tp8", "sl8"])
+    eng.on_quote(Quote("AAPL", D("99.90"), D("100.00"), D(100), D(4), 7))
+    events = eng.on_quote(Quote("AAPL", D("99.90"), D("100.00"), D(100), D(3), 9))
+    assert [e for e in events if isinstance(e, LegReleased)] == [
+        LegReleased("tp8", "acct", D(7), 9),
+        LegReleased("sl8", "acct", D(7), 9),
+    ]
