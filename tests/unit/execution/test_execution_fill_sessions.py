@@ -18,6 +18,7 @@ from cift.trading.fills import (
     FillModel,
     LegReleased,
     OrderClosed,
+    OrderTriggered,
     Quote,
     Trade,
 )
@@ -403,3 +404,122 @@ def test_working_exits_grow_with_each_further_entry_fill() -> None:
         LegReleased("tp8", "acct", D(7), 9),
         LegReleased("sl8", "acct", D(7), 9),
     ]
+
+
+def test_every_event_carries_the_time_of_the_tick_that_caused_it() -> None:
+    eng = engine()
+    seller = accepted(side=Side.SELL, limit=None)
+    bid_taker = accepted(side=Side.SELL, limit="101")
+    ask_taker = accepted(limit="99")
+    for order in (seller, bid_taker, ask_taker):
+        assert eng.add(order, 1) == []
+    tp, sl = oco(eng, ["tp7", "sl7"])
+    by_tick = {
+        20: eng.on_quote(Quote("AAPL", D(100), D("100.50"), D(100), D(100), 20)),
+        30: eng.on_quote(Quote("AAPL", D("101.50"), D("98.50"), D(100), D(100), 30)),
+        40: eng.on_trade(Trade("AAPL", D(89), D(1), 40)),
+    }
+    assert fills(by_tick[20]) == [(seller.order_id, D(100), 20)]
+    assert fills(by_tick[30]) == [
+        (ask_taker.order_id, D("98.50"), 30),
+        (bid_taker.order_id, D("101.50"), 30),
+    ]
+    assert fills(by_tick[40]) == [("sl7", D("101.50"), 40)]
+    assert closed(by_tick[40]) == [("tp7", OrderStatus.CANCELED, 40)]
+    assert all(event.ts_ns == ts for ts, events in by_tick.items() for event in events)
+    assert (tp.status, tp.updated_ns, sl.status) == (OrderStatus.CANCELED, 40, OrderStatus.FILLED)
+
+
+def test_a_day_entry_expiring_part_filled_keeps_its_exits_working() -> None:
+    eng = engine(displayed=True)
+    request = ClassedRequest(
+        OrderRequest(
+            "AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=D(10), limit_price=D(100)
+        ),
+        OrderClass.BRACKET,
+        TakeProfit(D(110)),
+        StopLoss(stop_price=D(90)),
+    )
+    parent, legs = new_group(
+        plan_group(request, AAPL),
+        AAPL,
+        order_ids=["de", "dtp", "dsl"],
+        leg_client_ids=["c1", "c2"],
+        account_id="acct",
+        now_ns=1,
+    )
+    accept_group(parent, legs, 1)
+    eng.add_group(parent, legs, 1)
+    eng.on_quote(Quote("AAPL", D("99.90"), D("100.00"), D(100), D(4), 5))
+    assert closed(eng.close_session(900)) == [
+        ("de", OrderStatus.EXPIRED, 900),
+        ("dsl", OrderStatus.EXPIRED, 900),
+        ("dtp", OrderStatus.EXPIRED, 900),
+    ]  # its exits are day orders too, so they expire with the session, not with the entry
+
+
+def test_an_oco_exit_that_fills_on_entering_cancels_its_sibling_at_once() -> None:
+    eng = engine()
+    eng.on_quote(Quote("AAPL", D(111), D("111.10"), D(100), D(100), 3))
+    request = ClassedRequest(
+        OrderRequest(
+            "AAPL", Side.SELL, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(110)
+        ),
+        OrderClass.OCO,
+        TakeProfit(D(110)),
+        StopLoss(stop_price=D(90)),
+    )
+    parent, legs = new_group(
+        plan_group(request, AAPL),
+        AAPL,
+        order_ids=["op", "ol"],
+        leg_client_ids=["c"],
+        account_id="acct",
+        now_ns=1,
+    )
+    accept_group(parent, legs, 1)
+    events = eng.add_group(parent, legs, 9)
+    assert fills(events) == [("op", D(111), 9)]
+    reason = "canceled because its oco exit op filled"
+    assert [e for e in events if isinstance(e, OrderClosed)] == [
+        OrderClosed("ol", "acct", OrderStatus.CANCELED, reason, 9)
+    ]
+    assert (legs[0].status, legs[0].updated_ns, legs[0].reason) == (
+        OrderStatus.CANCELED,
+        9,
+        reason,
+    )
+    assert len(eng) == 0 and len(eng.contingent) == 0
+
+
+def test_a_group_entering_reports_what_each_of_its_orders_did() -> None:
+    eng = engine()
+    eng.on_trade(Trade("AAPL", D(89), D(1), 2))  # already through the stop; no quote yet
+    request = ClassedRequest(
+        OrderRequest(
+            "AAPL", Side.SELL, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(110)
+        ),
+        OrderClass.OCO,
+        TakeProfit(D(110)),
+        StopLoss(stop_price=D(90)),
+    )
+    parent, legs = new_group(
+        plan_group(request, AAPL),
+        AAPL,
+        order_ids=["gp", "gl"],
+        leg_client_ids=["c"],
+        account_id="acct",
+        now_ns=1,
+    )
+    accept_group(parent, legs, 1)
+    events = eng.add_group(parent, legs, 9)
+    assert events == [OrderTriggered("gl", "acct", 9)]  # waits for a bid to sell at
+    assert "gp" in eng and legs[0].triggered
+
+
+def test_a_restarted_group_keeps_its_open_orders_and_exiting_state() -> None:
+    eng = engine()
+    eng.link("rp", OrderClass.BRACKET, ["rtp", "rsl"], open_ids={"rtp"}, exited=True)
+    group = eng.contingent.group_of("rtp")
+    assert group is not None and group.open_ids == {"rtp"} and group.exited
+    assert "rsl" not in eng.contingent
