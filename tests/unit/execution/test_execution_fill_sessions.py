@@ -145,25 +145,43 @@ def test_an_expired_day_order_is_gone_from_the_book_it_rested_in() -> None:
     assert eng.on_quote(Quote("AAPL", D("98.00"), D("98.50"), D(100), D(100), 1000)) == []
 
 
-def oco(eng: FillEngine, ids: list[str]) -> tuple[Order, Order]:
+def enter_group(
+    eng: FillEngine,
+    order_class: OrderClass,
+    ids: list[str],
+    *,
+    side: Side = Side.BUY,
+    tif: TimeInForce = TimeInForce.GTC,
+    limit: str = "100",
+    take: str | None = "110",
+    stop: str | None = "90",
+    now_ns: int = 1,
+) -> tuple[Order, list[Order], list[EngineEvent]]:
+    """Plan, build, accept and add a group whose entry (or OCO take-profit) is a limit."""
     request = ClassedRequest(
-        OrderRequest(
-            "AAPL", Side.SELL, OrderType.LIMIT, TimeInForce.DAY, qty=D(10), limit_price=D(110)
-        ),
-        OrderClass.OCO,
-        TakeProfit(D(110)),
-        StopLoss(stop_price=D(90)),
+        OrderRequest("AAPL", side, OrderType.LIMIT, tif, qty=D(10), limit_price=D(limit)),
+        order_class,
+        None if take is None else TakeProfit(D(take)),
+        None if stop is None else StopLoss(stop_price=D(stop)),
     )
     parent, legs = new_group(
         plan_group(request, AAPL),
         AAPL,
         order_ids=ids,
-        leg_client_ids=["leg"],
+        leg_client_ids=[f"{oid}-client" for oid in ids[1:]],
         account_id="acct",
         now_ns=1,
     )
     accept_group(parent, legs, 1)
-    assert eng.add_group(parent, legs, 1) == []
+    return parent, legs, eng.add_group(parent, legs, now_ns)
+
+
+def oco(eng: FillEngine, ids: list[str]) -> tuple[Order, Order]:
+    """A sell OCO closing a long: take profit at 110, stop at 90, day orders."""
+    parent, legs, events = enter_group(
+        eng, OrderClass.OCO, ids, side=Side.SELL, tif=TimeInForce.DAY, limit="110"
+    )
+    assert events == []
     return parent, legs[0]
 
 
@@ -191,24 +209,7 @@ def test_closing_a_removed_parent_cancels_its_legs_at_that_time() -> None:
 
 def test_an_entry_expiring_after_a_fill_keeps_the_exits_it_released() -> None:
     eng = engine(displayed=True)
-    request = ClassedRequest(
-        OrderRequest(
-            "AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(100)
-        ),
-        OrderClass.BRACKET,
-        TakeProfit(D(110)),
-        StopLoss(stop_price=D(90)),
-    )
-    parent, legs = new_group(
-        plan_group(request, AAPL),
-        AAPL,
-        order_ids=["e", "tp", "sl"],
-        leg_client_ids=["c1", "c2"],
-        account_id="acct",
-        now_ns=1,
-    )
-    accept_group(parent, legs, 1)
-    eng.add_group(parent, legs, 1)
+    parent, _legs, _ = enter_group(eng, OrderClass.BRACKET, ["e", "tp", "sl"])
     eng.on_quote(Quote("AAPL", D("99.90"), D("100.00"), D(100), D(4), 5))  # fills 4
     eng.remove("e")
     parent.close(OrderStatus.EXPIRED, 50, "expired")
@@ -233,24 +234,7 @@ def test_a_replaced_leg_takes_its_place_held_or_working_and_acts_at_once() -> No
 
 def test_a_replaced_held_leg_waits_held() -> None:
     eng = engine()
-    request = ClassedRequest(
-        OrderRequest(
-            "AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(100)
-        ),
-        OrderClass.OTO,
-        TakeProfit(D(110)),
-        None,
-    )
-    parent, legs = new_group(
-        plan_group(request, AAPL),
-        AAPL,
-        order_ids=["e2", "tp2"],
-        leg_client_ids=["c"],
-        account_id="acct",
-        now_ns=1,
-    )
-    accept_group(parent, legs, 1)
-    eng.add_group(parent, legs, 1)
+    _parent, legs, _ = enter_group(eng, OrderClass.OTO, ["e2", "tp2"], stop=None)
     held = eng.remove("tp2")
     assert held is legs[0]
     successor = build_replacement(
@@ -321,24 +305,7 @@ def test_gtd_orders_due_expire_at_the_call_time_even_after_one_that_left_early()
 
 def test_an_entry_fill_releases_its_exits_for_the_account_at_the_tick_time() -> None:
     eng = engine(displayed=True)
-    request = ClassedRequest(
-        OrderRequest(
-            "AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(100)
-        ),
-        OrderClass.BRACKET,
-        TakeProfit(D(110)),
-        StopLoss(stop_price=D(90)),
-    )
-    parent, legs = new_group(
-        plan_group(request, AAPL),
-        AAPL,
-        order_ids=["en", "tpx", "slx"],
-        leg_client_ids=["c1", "c2"],
-        account_id="acct",
-        now_ns=1,
-    )
-    accept_group(parent, legs, 1)
-    eng.add_group(parent, legs, 1)
+    _parent, legs, _ = enter_group(eng, OrderClass.BRACKET, ["en", "tpx", "slx"])
     events = eng.on_quote(Quote("AAPL", D("99.90"), D("100.00"), D(100), D(4), 7))
     released = [e for e in events if isinstance(e, LegReleased)]
     assert released == [
@@ -357,24 +324,7 @@ def test_an_entry_fill_releases_its_exits_for_the_account_at_the_tick_time() -> 
 
 
 def bracket(eng: FillEngine, ids: list[str]) -> tuple[Order, list[Order]]:
-    request = ClassedRequest(
-        OrderRequest(
-            "AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(100)
-        ),
-        OrderClass.BRACKET,
-        TakeProfit(D(110)),
-        StopLoss(stop_price=D(90)),
-    )
-    parent, legs = new_group(
-        plan_group(request, AAPL),
-        AAPL,
-        order_ids=ids,
-        leg_client_ids=["c1", "c2"],
-        account_id="acct",
-        now_ns=1,
-    )
-    accept_group(parent, legs, 1)
-    eng.add_group(parent, legs, 1)
+    parent, legs, _ = enter_group(eng, OrderClass.BRACKET, ids)
     return parent, legs
 
 
@@ -432,24 +382,9 @@ def test_every_event_carries_the_time_of_the_tick_that_caused_it() -> None:
 
 def test_a_day_entry_expiring_part_filled_keeps_its_exits_working() -> None:
     eng = engine(displayed=True)
-    request = ClassedRequest(
-        OrderRequest(
-            "AAPL", Side.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=D(10), limit_price=D(100)
-        ),
-        OrderClass.BRACKET,
-        TakeProfit(D(110)),
-        StopLoss(stop_price=D(90)),
+    _parent, _legs, _ = enter_group(
+        eng, OrderClass.BRACKET, ["de", "dtp", "dsl"], tif=TimeInForce.DAY
     )
-    parent, legs = new_group(
-        plan_group(request, AAPL),
-        AAPL,
-        order_ids=["de", "dtp", "dsl"],
-        leg_client_ids=["c1", "c2"],
-        account_id="acct",
-        now_ns=1,
-    )
-    accept_group(parent, legs, 1)
-    eng.add_group(parent, legs, 1)
     eng.on_quote(Quote("AAPL", D("99.90"), D("100.00"), D(100), D(4), 5))
     assert closed(eng.close_session(900)) == [
         ("de", OrderStatus.EXPIRED, 900),
@@ -461,24 +396,9 @@ def test_a_day_entry_expiring_part_filled_keeps_its_exits_working() -> None:
 def test_an_oco_exit_that_fills_on_entering_cancels_its_sibling_at_once() -> None:
     eng = engine()
     eng.on_quote(Quote("AAPL", D(111), D("111.10"), D(100), D(100), 3))
-    request = ClassedRequest(
-        OrderRequest(
-            "AAPL", Side.SELL, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(110)
-        ),
-        OrderClass.OCO,
-        TakeProfit(D(110)),
-        StopLoss(stop_price=D(90)),
+    _parent, legs, events = enter_group(
+        eng, OrderClass.OCO, ["op", "ol"], side=Side.SELL, limit="110", now_ns=9
     )
-    parent, legs = new_group(
-        plan_group(request, AAPL),
-        AAPL,
-        order_ids=["op", "ol"],
-        leg_client_ids=["c"],
-        account_id="acct",
-        now_ns=1,
-    )
-    accept_group(parent, legs, 1)
-    events = eng.add_group(parent, legs, 9)
     assert fills(events) == [("op", D(111), 9)]
     reason = "canceled because its oco exit op filled"
     assert [e for e in events if isinstance(e, OrderClosed)] == [
@@ -495,24 +415,9 @@ def test_an_oco_exit_that_fills_on_entering_cancels_its_sibling_at_once() -> Non
 def test_a_group_entering_reports_what_each_of_its_orders_did() -> None:
     eng = engine()
     eng.on_trade(Trade("AAPL", D(89), D(1), 2))  # already through the stop; no quote yet
-    request = ClassedRequest(
-        OrderRequest(
-            "AAPL", Side.SELL, OrderType.LIMIT, TimeInForce.GTC, qty=D(10), limit_price=D(110)
-        ),
-        OrderClass.OCO,
-        TakeProfit(D(110)),
-        StopLoss(stop_price=D(90)),
+    _parent, legs, events = enter_group(
+        eng, OrderClass.OCO, ["gp", "gl"], side=Side.SELL, limit="110", now_ns=9
     )
-    parent, legs = new_group(
-        plan_group(request, AAPL),
-        AAPL,
-        order_ids=["gp", "gl"],
-        leg_client_ids=["c"],
-        account_id="acct",
-        now_ns=1,
-    )
-    accept_group(parent, legs, 1)
-    events = eng.add_group(parent, legs, 9)
     assert events == [OrderTriggered("gl", "acct", 9)]  # waits for a bid to sell at
     assert "gp" in eng and legs[0].triggered
 
