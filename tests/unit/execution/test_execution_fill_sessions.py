@@ -428,3 +428,34 @@ def test_a_restarted_group_keeps_its_open_orders_and_exiting_state() -> None:
     group = eng.contingent.group_of("rtp")
     assert group is not None and group.open_ids == {"rtp"} and group.exited
     assert "rsl" not in eng.contingent
+
+
+FRAC = Instrument("FRAC", tick_size=D("0.01"), qty_increment=D("0.0001"), fractionable=True)
+
+
+def test_a_sell_slipped_between_ticks_rounds_down_to_the_tick() -> None:
+    eng = FillEngine(FillModel(slippage_bps=D(1)))
+    eng.set_instrument(AAPL)
+    eng.on_quote(Quote("AAPL", D("100.01"), D("100.02"), D(100), D(100), 5))
+    sell = accepted(side=Side.SELL, limit=None)
+    assert fills(eng.add(sell, 6)) == [(sell.order_id, D("99.99"), 6)]  # 99.999999, floored
+
+
+def test_a_sub_dollar_bid_is_the_sell_price() -> None:
+    eng = engine()
+    eng.on_quote(Quote("AAPL", D("0.50"), D("0.51"), D(100), D(100), 5))
+    sell = accepted(side=Side.SELL, limit=None)
+    assert fills(eng.add(sell, 6)) == [(sell.order_id, D("0.50"), 6)]
+
+
+def test_a_notional_order_priced_out_after_a_fill_is_filled_not_canceled() -> None:
+    eng = FillEngine(FillModel(fill_at_displayed_size=True))
+    eng.set_instrument(FRAC)
+    request = OrderRequest("FRAC", Side.BUY, OrderType.MARKET, TimeInForce.DAY, notional=D(50))
+    order = new_order(request, FRAC, order_id="n1", account_id="acct", now_ns=1)
+    order.transition(OrderStatus.ACCEPTED, 1)
+    eng.add(order, 1)
+    eng.on_quote(Quote("FRAC", D("99.99"), D(100), D(100), D("0.3"), 5))  # $30 of $50
+    events = eng.on_quote(Quote("FRAC", D(299_999), D(300_000), D(100), D(100), 6))
+    assert closed(events) == [("n1", OrderStatus.FILLED, 6)]
+    assert (order.filled_qty, order.reason) == (D("0.3"), "notional amount used up")
