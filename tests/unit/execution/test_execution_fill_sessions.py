@@ -20,6 +20,7 @@ from cift.trading.fills import (
     OrderClosed,
     OrderTriggered,
     Quote,
+    StopTrigger,
     Trade,
 )
 from cift.trading.order_classes import (
@@ -459,3 +460,137 @@ def test_a_notional_order_priced_out_after_a_fill_is_filled_not_canceled() -> No
     events = eng.on_quote(Quote("FRAC", D(299_999), D(300_000), D(100), D(100), 6))
     assert closed(events) == [("n1", OrderStatus.FILLED, 6)]
     assert (order.filled_qty, order.reason) == (D("0.3"), "notional amount used up")
+
+
+def test_events_of_an_add_carry_the_time_of_the_add() -> None:
+    eng = engine()
+    eng.on_quote(Quote("AAPL", D("99.90"), D("100.00"), D(100), D(100), 5))
+    _, _, events = enter_group(eng, OrderClass.BRACKET, ["ae", "atp", "asl"], now_ns=11)
+    assert fills(events) == [("ae", D("100.00"), 11)]
+    assert [e for e in events if isinstance(e, LegReleased)] == [
+        LegReleased("atp", "acct", D(10), 11),
+        LegReleased("asl", "acct", D(10), 11),
+    ]
+    fok = accepted(TimeInForce.FOK, limit="99")  # not marketable: killed at once
+    ioc = accepted(TimeInForce.IOC, limit="99")
+    assert closed(eng.add(fok, 12)) == [(fok.order_id, OrderStatus.CANCELED, 12)]
+    assert closed(eng.add(ioc, 13)) == [(ioc.order_id, OrderStatus.CANCELED, 13)]
+    market = accepted(limit=None)
+    assert fills(eng.add(market, 15)) == [(market.order_id, D("100.00"), 15)]
+
+
+def test_a_one_sided_quote_fills_only_on_its_priced_side() -> None:
+    eng = engine()
+    buy, sell = accepted(limit=None), accepted(side=Side.SELL, limit=None)
+    eng.add(buy, 1)
+    eng.add(sell, 1)
+    events = eng.on_quote(Quote("AAPL", D("99.90"), D(0), D(100), D(0), 5))
+    assert fills(events) == [(sell.order_id, D("99.90"), 5)]
+    assert buy.status is OrderStatus.ACCEPTED
+
+
+def test_quote_triggered_buy_stops_arm_when_the_ask_reaches_them() -> None:
+    eng = FillEngine(FillModel(stop_trigger=StopTrigger.QUOTE))
+    eng.set_instrument(AAPL)
+    request = OrderRequest(
+        "AAPL", Side.BUY, OrderType.STOP, TimeInForce.DAY, qty=D(10), stop_price=D(101)
+    )
+    stop = new_order(request, AAPL, order_id="bs", account_id="acct", now_ns=1)
+    stop.transition(OrderStatus.ACCEPTED, 1)
+    eng.add(stop, 1)
+    assert eng.on_quote(Quote("AAPL", D("100.00"), D("100.99"), D(100), D(100), 5)) == []
+    events = eng.on_quote(Quote("AAPL", D("100.50"), D("101.00"), D(100), D(100), 6))
+    assert events[0] == OrderTriggered("bs", "acct", 6)
+    assert fills(events) == [("bs", D("101.00"), 6)]
+
+
+def test_quote_triggered_trailing_stops_anchor_on_their_own_side_of_the_quote() -> None:
+    eng = FillEngine(FillModel(stop_trigger=StopTrigger.QUOTE))
+    eng.set_instrument(AAPL)
+    eng.on_quote(Quote("AAPL", D("99.00"), D("101.00"), D(100), D(100), 5))
+    trails = {}
+    for side in (Side.BUY, Side.SELL):
+        request = OrderRequest(
+            "AAPL", side, OrderType.TRAILING_STOP, TimeInForce.DAY, qty=D(1), trail_price=D(5)
+        )
+        order = new_order(request, AAPL, order_id=side.value, account_id="acct", now_ns=1)
+        order.transition(OrderStatus.ACCEPTED, 1)
+        eng.add(order, 6)
+        trails[side] = eng.water_mark(order.order_id)
+    assert trails == {Side.BUY: D("101.00"), Side.SELL: D("99.00")}
+
+
+def test_equal_prices_fill_in_arrival_order_on_every_ladder() -> None:
+    eng = engine(displayed=True)
+    later_id_first = [
+        accepted(limit="99", order_id="z-first"),
+        accepted(limit="99", order_id="a-second"),
+    ]
+    for order in later_id_first:
+        eng.add(order, 1)
+    events = eng.on_quote(Quote("AAPL", D("98.90"), D("99.00"), D(100), D(10), 5))
+    assert fills(events) == [("z-first", D("99.00"), 5)]
+    for oid in ("z-stop", "a-stop"):
+        request = OrderRequest(
+            "AAPL", Side.SELL, OrderType.STOP, TimeInForce.DAY, qty=D(10), stop_price=D(95)
+        )
+        order = new_order(request, AAPL, order_id=oid, account_id="acct", now_ns=1)
+        order.transition(OrderStatus.ACCEPTED, 1)
+        eng.add(order, 1)
+    for oid in ("z-trail", "a-trail"):
+        request = OrderRequest(
+            "AAPL", Side.SELL, OrderType.TRAILING_STOP, TimeInForce.DAY, qty=D(1), trail_price=D(2)
+        )
+        order = new_order(request, AAPL, order_id=oid, account_id="acct", now_ns=1)
+        order.transition(OrderStatus.ACCEPTED, 1)
+        eng.add(order, 1)
+    eng.on_trade(Trade("AAPL", D(100), D(1), 6))  # both trails join one group at 100
+    triggered = [
+        e.order_id
+        for e in eng.on_trade(Trade("AAPL", D(94), D(1), 7))
+        if isinstance(e, OrderTriggered)
+    ]
+    assert triggered == ["z-stop", "a-stop", "z-trail", "a-trail"]
+
+
+def test_a_triggered_stop_limit_never_fills_past_its_limit_even_with_slippage() -> None:
+    eng = FillEngine(FillModel(slippage_bps=D(50)))
+    eng.set_instrument(AAPL)
+    request = OrderRequest(
+        "AAPL",
+        Side.BUY,
+        OrderType.STOP_LIMIT,
+        TimeInForce.DAY,
+        qty=D(10),
+        stop_price=D(100),
+        limit_price=D("100.05"),
+    )
+    order = new_order(request, AAPL, order_id="sl", account_id="acct", now_ns=1)
+    order.transition(OrderStatus.ACCEPTED, 1)
+    eng.add(order, 1)
+    eng.on_quote(Quote("AAPL", D("99.90"), D("100.05"), D(100), D(100), 5))
+    events = eng.on_trade(Trade("AAPL", D(100), D(1), 6))
+    assert fills(events) == [("sl", D("100.05"), 6)]  # 100.05 * 1.005 capped at the limit
+
+
+def test_a_notional_order_left_exactly_one_increment_buys_it() -> None:
+    eng = FillEngine(FillModel(fill_at_displayed_size=True))
+    eng.set_instrument(FRAC)
+    request = OrderRequest("FRAC", Side.BUY, OrderType.MARKET, TimeInForce.DAY, notional=D("30.01"))
+    order = new_order(request, FRAC, order_id="n2", account_id="acct", now_ns=1)
+    order.transition(OrderStatus.ACCEPTED, 1)
+    eng.add(order, 1)
+    eng.on_quote(Quote("FRAC", D("99.99"), D(100), D(100), D("0.3"), 5))
+    assert order.status is OrderStatus.PARTIALLY_FILLED  # $0.01 left buys 0.0001 at $100
+    eng.on_quote(Quote("FRAC", D("99.99"), D(100), D(100), D(1), 6))
+    assert (order.status, order.filled_qty) == (OrderStatus.FILLED, D("0.3001"))
+
+
+def test_canceling_one_auction_order_leaves_the_others_of_its_symbol_waiting() -> None:
+    eng = engine()
+    first, second = accepted(TimeInForce.OPG, limit=None), accepted(TimeInForce.OPG, limit=None)
+    eng.add(first, 1)
+    eng.add(second, 1)
+    eng.remove(first.order_id)
+    eng.open_session()
+    assert fills(eng.on_trade(Trade("AAPL", D(100), D(1), 5))) == [(second.order_id, D(100), 5)]
