@@ -594,3 +594,13 @@ def test_canceling_one_auction_order_leaves_the_others_of_its_symbol_waiting() -
     eng.remove(first.order_id)
     eng.open_session()
     assert fills(eng.on_trade(Trade("AAPL", D(100), D(1), 5))) == [(second.order_id, D(100), 5)]
+
+
+def test_the_engine_lists_and_finds_its_open_and_held_orders() -> None:
+    eng = engine()
+    resting = accepted(limit="99")
+    eng.add(resting, 1)
+    _, legs, _ = enter_group(eng, OrderClass.BRACKET, ["le", "ltp", "lsl"])
+    assert [o.order_id for o in eng.open_orders()] == [resting.order_id, "le"]
+    assert eng.get(resting.order_id) is resting and eng.get("ltp") is legs[0]
+    assert eng.get("unknown") is None
