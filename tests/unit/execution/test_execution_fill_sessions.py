@@ -604,3 +604,67 @@ def test_the_engine_lists_and_finds_its_open_and_held_orders() -> None:
     assert [o.order_id for o in eng.open_orders()] == [resting.order_id, "le"]
     assert eng.get(resting.order_id) is resting and eng.get("ltp") is legs[0]
     assert eng.get("unknown") is None
+
+
+def test_an_oco_stop_filling_on_entering_cancels_the_take_profit_before_it_works() -> None:
+    eng = engine()
+    eng.on_quote(Quote("AAPL", D("88.90"), D("89.10"), D(100), D(100), 2))
+    eng.on_trade(Trade("AAPL", D(89), D(1), 3))  # already through the 90 stop
+    parent, legs, events = enter_group(
+        eng, OrderClass.OCO, ["xp", "xl"], side=Side.SELL, limit="110", now_ns=9
+    )
+    assert fills(events) == [("xl", D("88.90"), 9)]
+    reason = "canceled because the other exit of its group filled"
+    assert [e for e in events if isinstance(e, OrderClosed)] == [
+        OrderClosed("xp", "acct", OrderStatus.CANCELED, reason, 9)
+    ]
+    assert (parent.status, parent.updated_ns, parent.reason) == (OrderStatus.CANCELED, 9, reason)
+    assert len(eng) == 0 and len(eng.contingent) == 0 and legs[0].status is OrderStatus.FILLED
+
+
+def test_an_ioc_fills_at_the_time_of_its_add() -> None:
+    eng = engine()
+    eng.on_quote(Quote("AAPL", D("99.90"), D("100.00"), D(100), D(100), 2))
+    ioc = accepted(TimeInForce.IOC, limit="100")
+    assert fills(eng.add(ioc, 7)) == [(ioc.order_id, D("100.00"), 7)]
+
+
+def test_a_buy_stop_placed_beyond_the_last_trade_triggers_on_entering() -> None:
+    eng = engine()
+    eng.on_quote(Quote("AAPL", D("100.90"), D("101.00"), D(100), D(100), 2))
+    eng.on_trade(Trade("AAPL", D(101), D(1), 3))
+    request = OrderRequest(
+        "AAPL", Side.BUY, OrderType.STOP, TimeInForce.DAY, qty=D(10), stop_price=D(100)
+    )
+    stop = new_order(request, AAPL, order_id="bst", account_id="acct", now_ns=1)
+    stop.transition(OrderStatus.ACCEPTED, 1)
+    events = eng.add(stop, 4)
+    assert events[0] == OrderTriggered("bst", "acct", 4)
+    assert fills(events) == [("bst", D("101.00"), 4)]
+
+
+def test_equal_percent_trails_trigger_in_arrival_order() -> None:
+    eng = engine()
+    for oid in ("z-pct", "a-pct"):
+        request = OrderRequest(
+            "AAPL",
+            Side.SELL,
+            OrderType.TRAILING_STOP,
+            TimeInForce.DAY,
+            qty=D(1),
+            trail_percent=D(2),
+        )
+        order = new_order(request, AAPL, order_id=oid, account_id="acct", now_ns=1)
+        order.transition(OrderStatus.ACCEPTED, 1)
+        eng.add(order, 1)
+    eng.on_trade(Trade("AAPL", D(100), D(1), 6))
+    events = eng.on_trade(Trade("AAPL", D(97), D(1), 7))
+    assert [e.order_id for e in events if isinstance(e, OrderTriggered)] == ["z-pct", "a-pct"]
+
+
+def test_an_exit_released_into_a_market_through_it_fills_in_the_same_tick() -> None:
+    eng = engine()
+    enter_group(eng, OrderClass.BRACKET, ["re", "rtp", "rsl"])
+    events = eng.on_quote(Quote("AAPL", D("110.00"), D("100.00"), D(100), D(100), 12))
+    assert fills(events) == [("re", D("100.00"), 12), ("rtp", D("110.00"), 12)]
+    assert closed(events) == [("rsl", OrderStatus.CANCELED, 12)]
