@@ -228,3 +228,10 @@ def test_a_fill_releases_its_share_of_the_reservation() -> None:
     assert released_reservation(D("100.00"), D(1), D(3)) == D("33.33")
     assert released_reservation(D(1000), D(1), D(0)) == D(1000)
     assert released_reservation(D(100), D("0.5"), D(1)) == D(50)
+
+
+def test_unrealized_pnl_is_the_marked_value_less_the_cost_on_either_side() -> None:
+    long = Position("AAPL", qty=Decimal(10), cost_basis=Decimal("1000.00"))
+    short = Position("AAPL", qty=Decimal(-10), cost_basis=Decimal("-1000.00"))
+    assert long.unrealized_pnl(Decimal("101.255")) == Decimal("12.55")  # 1012.55 - 1000
+    assert short.unrealized_pnl(Decimal("101.255")) == Decimal("-12.55")  # -1012.55 + 1000
