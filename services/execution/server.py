@@ -39,14 +39,15 @@ from services.execution.adapters.requests import (
 from services.execution.adapters.wire import order_message
 from services.execution.app.broker import Broker
 from services.execution.app.group_entry import needs_group_entry
-from services.execution.server_accounts import AccountRpcs
+from services.execution.server_accounts import AccountReads
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
-class ExecutionServicer(AccountRpcs, execution_pb2_grpc.ExecutionServiceServicer):
+class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        self.accounts = AccountReads(broker)
 
     async def _order_reply(self, order_id: str) -> orders_pb2.Order:
         async with self.broker.pool.acquire() as conn:
@@ -251,3 +252,30 @@ class ExecutionServicer(AccountRpcs, execution_pb2_grpc.ExecutionServiceServicer
             identity.account_id, request.symbol.strip().upper(), qty, percentage
         )
         return execution_pb2.ClosePositionResponse(order=await self._order_reply(order.order_id))
+
+    # ---- account reads: `server_accounts.py` -------------------------------------
+
+    async def ListPositions(
+        self, request: execution_pb2.ListPositionsRequest, context: Ctx
+    ) -> execution_pb2.ListPositionsResponse:  # type: ignore[override]
+        return await self.accounts.ListPositions(request, context)
+
+    async def GetPosition(
+        self, request: execution_pb2.GetPositionRequest, context: Ctx
+    ) -> execution_pb2.GetPositionResponse:  # type: ignore[override]
+        return await self.accounts.GetPosition(request, context)
+
+    async def GetAccount(
+        self, request: execution_pb2.GetAccountRequest, context: Ctx
+    ) -> execution_pb2.GetAccountResponse:  # type: ignore[override]
+        return await self.accounts.GetAccount(request, context)
+
+    async def ListActivities(
+        self, request: execution_pb2.ListActivitiesRequest, context: Ctx
+    ) -> execution_pb2.ListActivitiesResponse:  # type: ignore[override]
+        return await self.accounts.ListActivities(request, context)
+
+    async def GetPortfolioHistory(
+        self, request: execution_pb2.GetPortfolioHistoryRequest, context: Ctx
+    ) -> execution_pb2.GetPortfolioHistoryResponse:  # type: ignore[override]
+        return await self.accounts.GetPortfolioHistory(request, context)

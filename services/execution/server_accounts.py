@@ -1,7 +1,8 @@
 """The gRPC edge of execution's account reads: positions, the account, activities and
 portfolio history. Decode, call the use case (`app/portfolio.py`), encode.
 
-A mixin of `server.ExecutionServicer`, which serves the whole ExecutionService.
+`server.ExecutionServicer` serves the whole ExecutionService and hands these five
+calls to an `AccountReads` it holds.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from services.execution.app.broker import Broker
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
-class AccountRpcs:
-    broker: Broker
+class AccountReads:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
 
     async def _positions(self, account_id: str, symbol: str | None) -> list[execution_pb2.Position]:
         return [
@@ -66,7 +68,7 @@ class AccountRpcs:
 
     async def ListPositions(
         self, request: execution_pb2.ListPositionsRequest, context: Ctx
-    ) -> execution_pb2.ListPositionsResponse:  # type: ignore[override]
+    ) -> execution_pb2.ListPositionsResponse:
         account_id = target_account(current_identity(), request.account_id)
         return execution_pb2.ListPositionsResponse(
             positions=await self._positions(account_id, None)
@@ -74,7 +76,7 @@ class AccountRpcs:
 
     async def GetPosition(
         self, request: execution_pb2.GetPositionRequest, context: Ctx
-    ) -> execution_pb2.GetPositionResponse:  # type: ignore[override]
+    ) -> execution_pb2.GetPositionResponse:
         account_id = target_account(current_identity(), request.account_id)
         symbol = request.symbol.strip().upper()
         found = await self._positions(account_id, symbol)
@@ -84,7 +86,7 @@ class AccountRpcs:
 
     async def GetAccount(
         self, request: execution_pb2.GetAccountRequest, context: Ctx
-    ) -> execution_pb2.GetAccountResponse:  # type: ignore[override]
+    ) -> execution_pb2.GetAccountResponse:
         account_id = target_account(current_identity(), request.account_id)
         row, figures = await self.broker.account(account_id)
         return execution_pb2.GetAccountResponse(
@@ -110,7 +112,7 @@ class AccountRpcs:
 
     async def ListActivities(
         self, request: execution_pb2.ListActivitiesRequest, context: Ctx
-    ) -> execution_pb2.ListActivitiesResponse:  # type: ignore[override]
+    ) -> execution_pb2.ListActivitiesResponse:
         account_id = target_account(current_identity(), request.account_id)
         await self.broker.ensure_account(account_id)
         types = [ACTIVITY_FROM_PB[t] for t in request.activity_types if t in ACTIVITY_FROM_PB]
@@ -140,7 +142,7 @@ class AccountRpcs:
 
     async def GetPortfolioHistory(
         self, request: execution_pb2.GetPortfolioHistoryRequest, context: Ctx
-    ) -> execution_pb2.GetPortfolioHistoryResponse:  # type: ignore[override]
+    ) -> execution_pb2.GetPortfolioHistoryResponse:
         account_id = target_account(current_identity(), request.account_id)
         await self.broker.ensure_account(account_id)
         days = period_days(request.period or "1M")

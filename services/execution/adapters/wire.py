@@ -11,21 +11,13 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-from cift.execution.v1 import events_pb2, orders_pb2
+from cift.execution.v1 import orders_pb2
 from cift.marketdata.v1 import events_pb2 as md_events_pb2
 from cift.runtime.money import format_decimal
 from cift.runtime.order_wire import CLASS_TO_PB, SIDE_TO_PB, STATUS_TO_PB, TIF_TO_PB, TYPE_TO_PB
 from cift.runtime.timestamps import timestamp
 from cift.trading.fills import Fill, Quote, Trade
 from cift.trading.orders import Order, OrderStatus
-
-CLOSING_EVENT = {
-    OrderStatus.CANCELED: events_pb2.ORDER_EVENT_TYPE_CANCELED,
-    OrderStatus.EXPIRED: events_pb2.ORDER_EVENT_TYPE_EXPIRED,
-    OrderStatus.REJECTED: events_pb2.ORDER_EVENT_TYPE_REJECTED,
-    OrderStatus.REPLACED: events_pb2.ORDER_EVENT_TYPE_REPLACED,
-    OrderStatus.FILLED: events_pb2.ORDER_EVENT_TYPE_FILL,
-}
 
 
 def dec(value: Decimal | None) -> str:
@@ -82,28 +74,6 @@ def fill_message(fill: Fill) -> orders_pb2.Fill:
         commission=dec(fill.commission),
         timestamp=timestamp(fill.ts_ns),
     )
-
-
-def order_event(
-    *,
-    event_id: str,
-    order: orders_pb2.Order,
-    kind: int,
-    sequence: int,
-    ts_ns: int,
-    fill: orders_pb2.Fill | None = None,
-) -> events_pb2.OrderEvent:
-    event = events_pb2.OrderEvent(
-        event_id=event_id,
-        account_id=order.account_id,
-        type=kind,  # type: ignore[arg-type]
-        order=order,
-        timestamp=timestamp(ts_ns),
-        sequence=sequence,
-    )
-    if fill is not None:
-        event.fill.CopyFrom(fill)
-    return event
 
 
 def _price(value: float) -> Decimal:

@@ -64,7 +64,7 @@ class Broker:
 
     @risk.setter
     def risk(self, risk: Risk) -> None:
-        """Swap the risk client (a test stands in a slow or failing one)."""
+        """Swap the risk check (a test stands in a slow or failing one)."""
         self.pretrade.risk = risk
 
     # ---- order entry and amendments ----------------------------------------------

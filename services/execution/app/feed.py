@@ -16,7 +16,7 @@ from cift.runtime.timestamps import now_ns
 from cift.trading.fills import (
     Quote,
 )
-from services.execution.adapters import fills_sql, order_rows, orders_sql
+from services.execution.adapters import accounts_sql, fills_sql, order_rows, orders_sql
 from services.execution.adapters.wire import (
     decode_tick,
 )
@@ -59,8 +59,17 @@ class FeedIntake:
                     await self.journal.persist(produced, tick_mark=(tick.symbol, sequence))
 
     async def reload(self) -> int:
-        """Rebuild the book from the database after a restart; returns the orders reloaded."""
+        """Rebuild the book from the database after a restart; returns the orders reloaded.
+
+        Accounts opened before buying power was stored with them get it first, from
+        the ledger, so no reservation waits for their next fill.
+        """
         async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                unpriced = await accounts_sql.unpriced_balances(conn)
+                await accounts_sql.store_buying_power(
+                    conn, {account: b.buying_power for account, b in unpriced.items()}
+                )
             rows = await orders_sql.open_orders(conn)
             self.live.tick_marks = await fills_sql.tick_marks(conn)
             self.live.saved_instruments = await orders_sql.instruments(conn)
