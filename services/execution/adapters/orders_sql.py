@@ -30,7 +30,7 @@ SELECT 1 FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FO
 # updates of one row); the order, its event and outbox row select from it, so when
 # it matches no row nothing is inserted. It also checks that the account's last event
 # sequence is still the one the order's event was numbered after: the event is
-# serialized whole in Python (adapters/wire.py), sequence included. The final SELECT
+# serialized whole in Python (adapters/events.py), sequence included. The final SELECT
 # answers every order, written or not, with the account as the statement found it.
 SUBMIT_SQL = f"""
 WITH input AS (
