@@ -253,9 +253,10 @@ class OrderEntry:
     ) -> list[tuple[int, bytes] | BaseException | None]:
         """Reserve and persist concurrent submits (distinct accounts) in one statement.
 
-        Each answer is the written event's sequence and bytes, or None when buying
-        power falls short. An order whose account's sequence moved since it was read
-        is written again alone, numbered after the sequence the statement found.
+        Each answer is the written event's sequence and bytes, None when buying
+        power falls short, or the order's own error. An order whose account's
+        sequence moved since it was read is written again alone, numbered after the
+        sequence the statement found.
         """
         async with self.pool.acquire() as conn:
             if len(batch) > 1:
@@ -265,39 +266,34 @@ class OrderEntry:
                 except asyncpg.UniqueViolationError:
                     pass  # one of them reuses a client_order_id: settle each alone
                 else:
-                    return [
-                        await self._settle(conn, order, event, written[order.order_id])
-                        for order, event in rows
-                    ]
-            results: list[tuple[int, bytes] | BaseException | None] = []
-            for order, sequence in batch:
-                try:
-                    results.append(await self._write_alone(conn, order, sequence))
-                except asyncpg.UniqueViolationError as duplicate:
-                    results.append(duplicate)
-            return results
-
-    async def _settle(
-        self,
-        conn: asyncpg.Connection,
-        order: Order,
-        event: order_rows.OutgoingEvent,
-        outcome: orders_sql.Submitted,
-    ) -> tuple[int, bytes] | None:
-        if isinstance(outcome, StaleSequence):
-            return await self._write_alone(conn, order, outcome.next_sequence)
-        return None if outcome is None else (outcome, event.payload)
+                    results: list[tuple[int, bytes] | BaseException | None] = []
+                    for order, event in rows:
+                        outcome = written[order.order_id]
+                        if isinstance(outcome, StaleSequence):
+                            results.append(
+                                await self._write_alone(conn, order, outcome.next_sequence)
+                            )
+                        else:
+                            results.append(None if outcome is None else (outcome, event.payload))
+                    return results
+            return [await self._write_alone(conn, order, sequence) for order, sequence in batch]
 
     async def _write_alone(
         self, conn: asyncpg.Connection, order: Order, sequence: int
-    ) -> tuple[int, bytes] | None:
+    ) -> tuple[int, bytes] | BaseException | None:
+        """One order's write, its event numbered again for as long as its account moves on."""
         for _ in range(SEQUENCE_ATTEMPTS):
             event = _new_event(order, sequence)
-            outcome = (await orders_sql.submit_orders(conn, [(order, event)]))[order.order_id]
+            try:
+                written = await orders_sql.submit_orders(conn, [(order, event)])
+            except asyncpg.UniqueViolationError as duplicate:
+                refused: BaseException = duplicate  # answered as a resubmission by the caller
+                return refused
+            outcome = written[order.order_id]
             if not isinstance(outcome, StaleSequence):
                 return None if outcome is None else (outcome, event.payload)
             sequence = outcome.next_sequence
-        raise Unavailable(
+        return Unavailable(
             f"Account {order.account_id} changed on every attempt to place this order; try again."
         )
 
