@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from cift.execution.v1 import orders_pb2
 from cift.marketdata.v1 import events_pb2 as md_events_pb2
+from cift.runtime.kafka import Event
 from cift.runtime.money import format_decimal
 from cift.runtime.order_wire import CLASS_TO_PB, SIDE_TO_PB, STATUS_TO_PB, TIF_TO_PB, TYPE_TO_PB
 from cift.runtime.timestamps import timestamp
@@ -106,3 +107,17 @@ def decode_tick(message: md_events_pb2.TickEvent) -> tuple[Quote | Trade, int] |
             t.symbol, _price(t.price), _price(t.size), t.timestamp.ToNanoseconds()
         ), t.sequence
     return None
+
+
+def decode_ticks(events: list[Event]) -> list[tuple[Quote | Trade, int]]:
+    """A batch of `marketdata.ticks.v1` records as the fill engine's ticks, in order.
+
+    Records of another type and empty ticks are skipped.
+    """
+    ticks = []
+    for event in events:
+        if isinstance(event.message, md_events_pb2.TickEvent):
+            decoded = decode_tick(event.message)
+            if decoded is not None:
+                ticks.append(decoded)
+    return ticks

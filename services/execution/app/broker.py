@@ -20,6 +20,7 @@ from cift.trading.intraday import TradingDay
 from cift.trading.ledger import AccountFigures
 from cift.trading.order_classes import ClassedRequest
 from cift.trading.orders import Order, OrderRequest, ReplaceRequest
+from services.execution.adapters.wire import decode_ticks
 from services.execution.app.amend import OrderAmendments
 from services.execution.app.entry import OrderEntry
 from services.execution.app.feed import FeedIntake
@@ -99,7 +100,8 @@ class Broker:
     # ---- the market feed -----------------------------------------------------------
 
     async def on_ticks(self, events: list[Event]) -> None:
-        await self.feed.on_ticks(events)
+        """A batch of the ticks topic's records, decoded here, at the edge of the use cases."""
+        await self.feed.on_ticks(decode_ticks(events))
 
     async def reload(self) -> int:
         return await self.feed.reload()

@@ -10,16 +10,9 @@ import logging
 
 import asyncpg
 
-from cift.marketdata.v1 import events_pb2 as md_events_pb2
-from cift.runtime.kafka import Event
 from cift.runtime.timestamps import now_ns
-from cift.trading.fills import (
-    Quote,
-)
+from cift.trading.fills import Quote, Trade
 from services.execution.adapters import accounts_sql, fills_sql, order_rows, orders_sql
-from services.execution.adapters.wire import (
-    decode_tick,
-)
 from services.execution.app.group_entry import reload_groups
 from services.execution.app.journal import Journal
 from services.execution.app.live import LiveBook
@@ -37,16 +30,10 @@ class FeedIntake:
         self.market = market
         self.journal = journal
 
-    async def on_ticks(self, events: list[Event]) -> None:
-        """Feed a batch of `marketdata.ticks.v1` records to the engine; persist what fills."""
+    async def on_ticks(self, ticks: list[tuple[Quote | Trade, int]]) -> None:
+        """Feed decoded ticks (each with its per-symbol sequence) to the engine; persist what fills."""
         async with self.live.lock:
-            for event in events:
-                if not isinstance(event.message, md_events_pb2.TickEvent):
-                    continue
-                decoded = decode_tick(event.message)
-                if decoded is None:
-                    continue
-                tick, sequence = decoded
+            for tick, sequence in ticks:
                 if sequence and sequence <= self.live.tick_marks.get(tick.symbol, 0):
                     continue  # redelivered: its effects are already applied
                 self.live.tick_marks[tick.symbol] = sequence
