@@ -8,6 +8,7 @@ imports. Services share code through `cift/`, never by importing one another.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -111,5 +112,17 @@ def test_the_app_layer_never_imports_the_server() -> None:
         for path in (ROOT / "services" / "execution" / "app").rglob("*.py")
         for module in imported_modules(path)
         if module in ("services.execution.server", "services.execution.__main__")
+    }
+    assert not offending, sorted(offending)
+
+
+def test_executions_use_cases_never_touch_the_wire() -> None:
+    """Protobuf (generated `cift.<service>.v1` packages) and gRPC stay in the adapters and the edge."""
+    offending = {
+        f"{path.name}: {module}"
+        for path in (ROOT / "services" / "execution" / "app").rglob("*.py")
+        for module in imported_modules(path)
+        if re.fullmatch(r"cift\.\w+\.v\d+(\..*)?", module)
+        or any(is_under(module, wire) for wire in ("google.protobuf", "grpc"))
     }
     assert not offending, sorted(offending)
