@@ -20,7 +20,6 @@ from cift.runtime.order_wire import (
     SIDE_TO_PB,
 )
 from cift.runtime.timestamps import timestamp_of
-from services.execution.adapters import history_sql
 from services.execution.adapters.requests import (
     ACTIVITY_FROM_PB,
     ACTIVITY_TO_PB,
@@ -117,10 +116,9 @@ class AccountReads:
         await self.broker.ensure_account(account_id)
         types = [ACTIVITY_FROM_PB[t] for t in request.activity_types if t in ACTIVITY_FROM_PB]
         limit = page_size(request.page_size)
-        async with self.broker.pool.acquire() as conn:
-            rows = await history_sql.list_activities(
-                conn, account_id, page_query(request, limit), types=types
-            )
+        rows = await self.broker.reads.activities(
+            account_id, page_query(request, limit), types=types
+        )
         token = next_page_token(rows, limit, "occurred_at", "activity_id")
         activities = [
             execution_pb2.Activity(
@@ -152,8 +150,7 @@ class AccountReads:
         up_to_now = not request.HasField("end")
         end = datetime.now(UTC) if up_to_now else request.end.ToDatetime(tzinfo=UTC)
         start = end - timedelta(days=days)
-        async with self.broker.pool.acquire() as conn:
-            rows = await history_sql.equity_history(conn, account_id, start, end)
+        rows = await self.broker.reads.equity_history(account_id, start, end)
         step = TIMEFRAMES[timeframe]
         # The last snapshot of each interval stands for it.
         buckets: dict[int, tuple[datetime, Decimal]] = {}

@@ -126,3 +126,24 @@ def test_executions_use_cases_never_touch_the_wire() -> None:
         or any(is_under(module, wire) for wire in ("google.protobuf", "grpc"))
     }
     assert not offending, sorted(offending)
+
+
+@pytest.mark.parametrize("name", ("server.py", "server_accounts.py"))
+def test_executions_grpc_edge_reaches_the_database_only_through_use_cases(name: str) -> None:
+    path = ROOT / "services" / "execution" / name
+    offending = {
+        module
+        for module in imported_modules(path)
+        if is_under(module, "asyncpg")
+        or re.fullmatch(r"services\.execution\.adapters\.\w+_sql", module)
+    }
+    from_adapters = {
+        alias.name
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module == "services.execution.adapters"
+        for alias in node.names
+        if alias.name.endswith("_sql")
+    }
+    assert not offending | from_adapters, (
+        f"{name} reads SQL itself: {sorted(offending | from_adapters)}"
+    )

@@ -30,6 +30,7 @@ from services.execution.app.live import LiveBook
 from services.execution.app.portfolio import Portfolio, PositionFigures
 from services.execution.app.ports import AccountSettings, Market, Risk
 from services.execution.app.pretrade import PreTrade
+from services.execution.app.reads import Reads
 from services.execution.app.subscriptions import Subscriptions
 
 __all__ = ["AccountSettings", "Broker"]
@@ -58,6 +59,7 @@ class Broker:
         self.amend = OrderAmendments(pool, self.live, self.entry, self.journal, self.subscriptions)
         self.feed = FeedIntake(pool, self.live, market, self.journal)
         self.portfolio = Portfolio(pool, self.live, market, self.entry)
+        self.reads = Reads(pool, self.amend)
 
     @property
     def risk(self) -> Risk:
