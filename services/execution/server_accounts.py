@@ -142,29 +142,27 @@ class AccountReads:
         self, request: execution_pb2.GetPortfolioHistoryRequest, context: Ctx
     ) -> execution_pb2.GetPortfolioHistoryResponse:
         account_id = target_account(current_identity(), request.account_id)
-        await self.broker.ensure_account(account_id)
         days = period_days(request.period or "1M")
         timeframe = request.timeframe or ("5Min" if days <= 1 else "1Day")
         if timeframe not in TIMEFRAMES:
             raise InvalidArgument("timeframe must be one of 1Min, 5Min, 15Min, 1Hour, 1Day.")
         up_to_now = not request.HasField("end")
         end = datetime.now(UTC) if up_to_now else request.end.ToDatetime(tzinfo=UTC)
-        start = end - timedelta(days=days)
-        rows = await self.broker.reads.equity_history(account_id, start, end)
-        step = TIMEFRAMES[timeframe]
-        # The last snapshot of each interval stands for it.
-        buckets: dict[int, tuple[datetime, Decimal]] = {}
-        for row in rows:
-            buckets[int(row["taken_at"].timestamp()) // step] = (row["taken_at"], row["equity"])
-        if up_to_now:
-            # Snapshots are minutes apart: a history up to now ends at the equity
-            # GetAccount reports now, not at the last snapshot's.
-            _, figures = await self.broker.account(account_id)
-            buckets[int(end.timestamp()) // step] = (end, figures.equity)
-        points = [buckets[k] for k in sorted(buckets)]
+        points = await self.broker.portfolio.history(
+            account_id, end - timedelta(days=days), end, TIMEFRAMES[timeframe], up_to_now=up_to_now
+        )
         reply = execution_pb2.GetPortfolioHistoryResponse(timeframe=timeframe)
         if not points:
             return reply
+        reply.base_value = dec(points[0].equity)
+        for point in points:
+            stamp = timestamp_of(point.at)
+            assert stamp is not None
+            reply.timestamps.append(stamp)
+            reply.equity.append(dec(point.equity))
+            reply.profit_loss.append(dec(point.profit_loss))
+            reply.profit_loss_pct.append(dec(point.profit_loss_pct))
+        return reply
         base = points[0][1]
         reply.base_value = dec(base)
         for moment, equity in points:

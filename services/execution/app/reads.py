@@ -1,4 +1,4 @@
-"""Reads behind GetOrder, ListOrders, StreamOrderUpdates' resumption, activities and history.
+"""Reads behind GetOrder, ListOrders, StreamOrderUpdates' resumption and ListActivities.
 
 Nothing here changes state. Stored orders come back with the legs of any group
 parent among them (`StoredOrders`), for the edge to encode as replies.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
@@ -66,12 +65,6 @@ class Reads:
     ) -> list[asyncpg.Record]:
         async with self.pool.acquire() as conn:
             return await history_sql.list_activities(conn, account_id, query, types=types)
-
-    async def equity_history(
-        self, account_id: str, start: datetime, end: datetime
-    ) -> list[asyncpg.Record]:
-        async with self.pool.acquire() as conn:
-            return await history_sql.equity_history(conn, account_id, start, end)
 
 
 async def _with_legs(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> StoredOrders:
