@@ -111,8 +111,34 @@ def settle_fill(
 def buying_power(
     cash: Decimal, net_cost: Decimal, gross_cost: Decimal, margin_multiplier: Decimal
 ) -> Decimal:
-    """Buying power before reservations, positions at cost (mirrored in the SQL of services/execution/adapters)."""
+    """Buying power before reservations, positions at cost: the one place its formula lives.
+
+    Execution stores the figure with the account row whenever cash or costs change,
+    so its SQL reserves against the stored figure and never computes it.
+    """
     return max(ZERO, (cash + net_cost) * margin_multiplier - gross_cost)
+
+
+@dataclass(frozen=True, slots=True)
+class Balances:
+    """The account-row figures buying power is made of, as a fill finds them."""
+
+    cash: Decimal
+    net_cost: Decimal
+    gross_cost: Decimal
+    margin_multiplier: Decimal
+
+    @property
+    def buying_power(self) -> Decimal:
+        return buying_power(self.cash, self.net_cost, self.gross_cost, self.margin_multiplier)
+
+    def after(self, effect: FillEffect) -> Balances:
+        return Balances(
+            self.cash + effect.cash_delta,
+            self.net_cost + effect.net_cost_delta,
+            self.gross_cost + effect.gross_cost_delta,
+            self.margin_multiplier,
+        )
 
 
 @dataclass(slots=True)

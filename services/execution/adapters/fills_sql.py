@@ -12,7 +12,7 @@ import asyncpg
 from cift.runtime.outbox import NOTIFY_SQL
 from cift.trading.fills import Fill
 from cift.trading.intraday import DayFills
-from cift.trading.ledger import Position
+from cift.trading.ledger import Balances, Position
 from cift.trading.orders import Order
 from services.execution.adapters.order_rows import (
     OutgoingEvent,
@@ -25,14 +25,27 @@ WITH recorded AS (
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING
     RETURNING fill_id
 )
-SELECT o.*, held.qty AS held_qty, held.cost_basis AS held_cost_basis
+SELECT o.*, held.qty AS held_qty, held.cost_basis AS held_cost_basis,
+       a.cash AS account_cash, a.net_cost AS account_net_cost,
+       a.gross_cost AS account_gross_cost, a.margin_multiplier AS account_margin_multiplier
 FROM recorded
 JOIN orders o ON o.order_id = $2
+JOIN accounts a ON a.account_id = $3
 LEFT JOIN LATERAL (
     SELECT qty, cost_basis FROM positions WHERE account_id = $3 AND symbol = $4 FOR UPDATE
 ) held ON true
-FOR UPDATE OF o
+FOR UPDATE OF o, a
 """
+
+
+def balances(taken: asyncpg.Record) -> Balances:
+    """The account's figures a fill's row from `take_fill` carries (the row is locked)."""
+    return Balances(
+        taken["account_cash"],
+        taken["account_net_cost"],
+        taken["account_gross_cost"],
+        taken["account_margin_multiplier"],
+    )
 
 
 async def take_fill(
@@ -42,7 +55,9 @@ async def take_fill(
 
     None when this fill id was already applied: then nothing is written or
     locked, and nothing else may change. Otherwise the position as it stands
-    (locked before the order, as every fill does) and the order row.
+    (locked before the order, as every fill does) and the order row, with the
+    account's figures (`balances`), locked too: the ledger computes the buying
+    power the settlement stores from them.
     """
     row = await conn.fetchrow(
         TAKE_FILL_SQL,
@@ -81,7 +96,8 @@ WITH held AS (
     UPDATE accounts
     SET cash = cash + $16, net_cost = net_cost + $17, gross_cost = gross_cost + $18,
         realized_pnl = realized_pnl + $5, commissions = commissions + $19,
-        reserved = greatest(0, reserved - $12), event_seq = event_seq + 1, updated_at = now()
+        reserved = greatest(0, reserved - $12), event_seq = event_seq + 1, updated_at = now(),
+        buying_power = $20
     WHERE account_id = $1
     RETURNING cash, event_seq
 )
@@ -101,12 +117,14 @@ async def settle_fill_rows(
     cash_delta: Decimal,
     net_cost_delta: Decimal,
     gross_cost_delta: Decimal,
+    buying_power: Decimal,
 ) -> asyncpg.Record:
     """A fill's position, order and account changes in one statement (one round trip).
 
     The position and order rows are already locked by the caller's transaction;
     the account row is updated last, as in every other transaction that changes
-    it. Returns the account's new cash and event sequence, and the order's total
+    it; `buying_power` is the ledger's figure for the row after these deltas. Returns
+    the account's new cash and event sequence, and the order's total
     commission, which the fill's events carry.
     """
     row = await conn.fetchrow(
@@ -130,6 +148,7 @@ async def settle_fill_rows(
         net_cost_delta,
         gross_cost_delta,
         commission,
+        buying_power,
     )
     assert row is not None, f"order {order.order_id} or its account vanished"
     return row

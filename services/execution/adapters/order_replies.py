@@ -1,7 +1,7 @@
 """Stored orders as reply messages: each with its timestamps, a group's parent with its legs.
 
-Reads for GetOrder, ListOrders and the replies of order entry; the rows come from
-`orders_sql`, the message from `wire.order_message`.
+Replies of GetOrder, ListOrders and order entry; the rows come from `app/reads.py`,
+the message from `wire.order_message`.
 """
 
 from __future__ import annotations
@@ -11,20 +11,18 @@ from typing import Any
 
 from cift.execution.v1 import orders_pb2
 from cift.runtime.timestamps import timestamp_of
-from services.execution.adapters import order_rows, orders_sql
+from services.execution.adapters import order_rows
 from services.execution.adapters.wire import order_message
 
 
-async def orders_with_legs(conn: Any, rows: Sequence[Any]) -> list[orders_pb2.Order]:
+def orders_with_legs(rows: Sequence[Any], legs: Sequence[Any]) -> list[orders_pb2.Order]:
     """Orders as replies: each parent of a bracket, OCO or OTO order with its legs."""
     messages = [order_reply(row) for row in rows]
-    parents = [r["order_id"] for r in rows if r["order_class"] != "simple" and not r["parent_id"]]
-    if parents:
-        by_parent: dict[str, list[orders_pb2.Order]] = {}
-        for leg in await orders_sql.legs_of(conn, parents):
-            by_parent.setdefault(leg["parent_id"], []).append(order_reply(leg))
-        for message in messages:
-            message.legs.extend(by_parent.get(message.id, []))
+    by_parent: dict[str, list[orders_pb2.Order]] = {}
+    for leg in legs:
+        by_parent.setdefault(leg["parent_id"], []).append(order_reply(leg))
+    for message in messages:
+        message.legs.extend(by_parent.get(message.id, []))
     return messages
 
 

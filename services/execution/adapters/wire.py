@@ -11,21 +11,14 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-from cift.execution.v1 import events_pb2, orders_pb2
+from cift.execution.v1 import orders_pb2
 from cift.marketdata.v1 import events_pb2 as md_events_pb2
+from cift.runtime.kafka import Event
 from cift.runtime.money import format_decimal
 from cift.runtime.order_wire import CLASS_TO_PB, SIDE_TO_PB, STATUS_TO_PB, TIF_TO_PB, TYPE_TO_PB
 from cift.runtime.timestamps import timestamp
 from cift.trading.fills import Fill, Quote, Trade
 from cift.trading.orders import Order, OrderStatus
-
-CLOSING_EVENT = {
-    OrderStatus.CANCELED: events_pb2.ORDER_EVENT_TYPE_CANCELED,
-    OrderStatus.EXPIRED: events_pb2.ORDER_EVENT_TYPE_EXPIRED,
-    OrderStatus.REJECTED: events_pb2.ORDER_EVENT_TYPE_REJECTED,
-    OrderStatus.REPLACED: events_pb2.ORDER_EVENT_TYPE_REPLACED,
-    OrderStatus.FILLED: events_pb2.ORDER_EVENT_TYPE_FILL,
-}
 
 
 def dec(value: Decimal | None) -> str:
@@ -84,28 +77,6 @@ def fill_message(fill: Fill) -> orders_pb2.Fill:
     )
 
 
-def order_event(
-    *,
-    event_id: str,
-    order: orders_pb2.Order,
-    kind: int,
-    sequence: int,
-    ts_ns: int,
-    fill: orders_pb2.Fill | None = None,
-) -> events_pb2.OrderEvent:
-    event = events_pb2.OrderEvent(
-        event_id=event_id,
-        account_id=order.account_id,
-        type=kind,  # type: ignore[arg-type]
-        order=order,
-        timestamp=timestamp(ts_ns),
-        sequence=sequence,
-    )
-    if fill is not None:
-        event.fill.CopyFrom(fill)
-    return event
-
-
 def _price(value: float) -> Decimal:
     """Market data doubles become Decimals by their shortest round-trip text (100.1, not 100.0999…)."""
     return Decimal(repr(value))
@@ -136,3 +107,17 @@ def decode_tick(message: md_events_pb2.TickEvent) -> tuple[Quote | Trade, int] |
             t.symbol, _price(t.price), _price(t.size), t.timestamp.ToNanoseconds()
         ), t.sequence
     return None
+
+
+def decode_ticks(events: list[Event]) -> list[tuple[Quote | Trade, int]]:
+    """A batch of `marketdata.ticks.v1` records as the fill engine's ticks, in order.
+
+    Records of another type and empty ticks are skipped.
+    """
+    ticks = []
+    for event in events:
+        if isinstance(event.message, md_events_pb2.TickEvent):
+            decoded = decode_tick(event.message)
+            if decoded is not None:
+                ticks.append(decoded)
+    return ticks
