@@ -22,7 +22,7 @@ from cift.backtest.result import BacktestResult, SymbolCurve, assemble
 from cift.backtest.signals import SignalStrategy, builtin, user_signal
 from cift.backtest.vector import simulate
 from cift.runtime.errors import DomainError, InvalidArgument
-from cift.trading.pretrade.limits import RiskLimits
+from cift.trading.pretrade.limits import RiskLimits, validate
 
 ENGINES = ("vector", "event")
 MAX_COMMISSION = 0.1
@@ -116,6 +116,8 @@ def run_backtest(
         raise InvalidArgument(
             "Risk limits and margin apply to the event engine's orders; pass engine='event'."
         )
+    if limits is not None:
+        validate(limits)
     chosen = resolve_strategy(strategy)
     if not isinstance(chosen, SignalStrategy) and engine == "vector":
         raise InvalidArgument(
