@@ -9,6 +9,9 @@ limit, stop, stop-limit or trailing stop triggers and fills exactly where the pa
 account would on those ticks (a gap fills at the gapped price, never at the limit).
 Fills settle in `cift.trading.ledger.Ledger` in exact Decimal cents, commission
 (rounded to the cent per fill, as the live account charges it) included.
+Before an order enters the book it takes the live pre-trade path (pretrade.py):
+its buying-power reservation, then the risk service's rules; a refused order is
+rejected there and never reaches the fill engine.
 
 An order without a quantity trades all of its symbol's sleeve (an equal share of
 the starting cash, plus what the symbol has made since), in whole shares, sized
@@ -191,9 +194,9 @@ class EventBroker:
     def target(self, symbol: str, sign: int) -> None:
         """At the next open, hold all of the sleeve long (1), short (-1) or nothing (0).
 
-        One market order goes from what is held to the target: a reversal is a
-        single order through zero (as a trader would send it), sized as a close and
-        then an all-in entry would be, so its trades and cash are those of the two.
+        A market order goes from what is held to the target; a reversal is two, the
+        close and then the new side sized on the cash the close leaves, because a
+        cash account refuses one order through zero (see `_enter`).
         """
         self._state(symbol).pending.append(Pending(symbol, None, target=sign))
 
