@@ -84,8 +84,8 @@ class PreTradeGate:
             stop_price=order.stop_price,
             trail_price=order.trail_price,
             trail_percent=order.trail_percent,
-            bid=bid if bid else last,
-            ask=ask if ask else last,
+            bid=bid,  # the replayed quote has both sides at the tick's price
+            ask=ask,
         )
         position = ledger.position(symbol).qty
         open_orders = engine.open_orders_of(order.account_id, symbol)
