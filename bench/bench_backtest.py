@@ -9,9 +9,10 @@ Run: python bench/bench_backtest.py [--bars 1000000] [--rounds 3] [--memory-bars
   `Portfolio.from_signals` on the same signals, both given them); "run_backtest"
   adds bar checks, the SMAs and every stat. Before timing, both final equities
   are checked equal to the cent.
-- event engine vs backtesting.py: the same strategy, ours through the paper fill
-  engine and ledger, theirs its SmaCross with exclusive orders. Trade counts checked
-  equal first (equity may differ by the cent rounding of each commission).
+- event engine vs backtesting.py: the same strategy, ours through the live pre-trade
+  checks (reservation + risk rules), the paper fill engine and the ledger, theirs its
+  SmaCross with exclusive orders. Trade counts printed side by side (equity may
+  differ by the cent rounding of each commission); no order may be refused.
 - peak memory (RSS) of a vector and of an event run_backtest on `--memory-bars` bars,
   each in a fresh process;
 - a 100-point sma_cross grid (fast 5..50 x slow 60..150) on `--grid-bars` bars.
@@ -157,6 +158,8 @@ def bench_event(frame: pl.DataFrame, rounds: int) -> dict[str, Any]:
             samples[f"{name}_cpu"].append(cpu)
     figures: dict[str, Any] = {k: median(v) for k, v in samples.items()}
     figures["trades"] = int(ours.stats["trades"] or 0)
+    figures["rejected_orders"] = int(ours.stats["rejected_orders"] or 0)
+    assert figures["rejected_orders"] == 0, ours.rejections
     figures["trades_backtesting_py"] = int(theirs["# Trades"])
     figures["final_equity"] = ours.stats["final_equity"]
     figures["final_equity_backtesting_py"] = float(theirs["Equity Final [$]"])
@@ -234,7 +237,8 @@ def main() -> int:
     print(f"| event engine vs backtesting.py, CPU seconds | {event['ours_event_cpu']:.3f} | "
           f"{event['backtesting_py_cpu']:.3f} | "
           f"{event['backtesting_py_cpu'] / event['ours_event_cpu']:.1f}x | >= 10x |")  # fmt: skip
-    print(f"\nevent trades {event['trades']:,} (backtesting.py {event['trades_backtesting_py']:,}); "
+    print(f"\nevent trades {event['trades']:,} (backtesting.py {event['trades_backtesting_py']:,}), "
+          f"{event['rejected_orders']} orders refused by the pre-trade checks; "
           f"final equity {event['final_equity']:,.2f} (backtesting.py "
           f"{event['final_equity_backtesting_py']:,.2f})")  # fmt: skip
     for run in memory:
