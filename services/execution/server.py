@@ -27,7 +27,7 @@ from cift.runtime.order_wire import (
 from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
 from cift.trading.orders import OrderRequest, OrderStatus, ReplaceRequest
 from services.execution.adapters import history_sql, order_rows, orders_sql
-from services.execution.adapters.order_replies import orders_with_legs
+from services.execution.adapters.order_replies import fills_of, orders_with_legs
 from services.execution.adapters.requests import (
     next_page_token,
     optional_decimal,
@@ -125,7 +125,8 @@ class ExecutionServicer(AccountRpcs, execution_pb2_grpc.ExecutionServiceServicer
                 conn, identity.account_id, request.order_id, identity.is_admin
             )
             (order,) = await orders_with_legs(conn, [row])
-        return execution_pb2.GetOrderResponse(order=order)
+            fills = await fills_of(conn, order)
+        return execution_pb2.GetOrderResponse(order=order, fills=fills)
 
     async def ListOrders(
         self, request: execution_pb2.ListOrdersRequest, context: Ctx

@@ -19,7 +19,7 @@ from cift.runtime.order_wire import (
     SIDE_TO_PB,
 )
 from cift.runtime.timestamps import timestamp_of
-from services.execution.adapters import history_sql
+from services.execution.adapters import fills_sql, history_sql
 from services.execution.adapters.requests import (
     ACTIVITY_FROM_PB,
     ACTIVITY_TO_PB,
@@ -30,7 +30,7 @@ from services.execution.adapters.requests import (
     period_days,
     target_account,
 )
-from services.execution.adapters.wire import dec
+from services.execution.adapters.wire import dec, explanation_message
 from services.execution.app.broker import Broker
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -119,6 +119,8 @@ class AccountRpcs:
             rows = await history_sql.list_activities(
                 conn, account_id, page_query(request, limit), types=types
             )
+            fill_ids = [r["activity_id"] for r in rows[:limit] if r["activity_type"] == "fill"]
+            explained = await fills_sql.explanations(conn, fill_ids) if fill_ids else {}
         token = next_page_token(rows, limit, "occurred_at", "activity_id")
         activities = [
             execution_pb2.Activity(
@@ -133,6 +135,11 @@ class AccountRpcs:
                 price=dec(r["price"]),
                 order_id=r["order_id"],
                 description=r["description"],
+                fill_explanation=(
+                    explanation_message(explained[r["activity_id"]])
+                    if r["activity_id"] in explained
+                    else None
+                ),
             )
             for r in rows[:limit]
         ]
