@@ -107,7 +107,8 @@ async def test_bracket_entry_fills_releases_exits_and_the_take_profit_cancels_th
     account = await mesh.account(trader)
     assert D(account.reserved_buying_power) == 0  # exits reserve nothing
 
-    await mesh.inject_quote("ADBE", take, take + CENT, await mesh.next_sequence(trader))
+    sequence = await mesh.next_sequence(trader)
+    await mesh.inject_quote("ADBE", take, take + CENT, sequence)
     sold = await status_of(mesh.execution, trader, tp_id, S.ORDER_STATUS_FILLED)
     canceled = await status_of(mesh.execution, trader, sl_id, S.ORDER_STATUS_CANCELED)
     assert D(sold.filled_avg_price) >= take
@@ -118,12 +119,20 @@ async def test_bracket_entry_fills_releases_exits_and_the_take_profit_cancels_th
         )
     ).positions
     assert "ADBE" not in {p.symbol for p in positions}
-    got = (
-        await mesh.execution.GetOrder(
-            execution_pb2.GetOrderRequest(order_id=entry.id), metadata=trader.auth
-        )
-    ).order
-    assert {leg.status for leg in got.legs} == {S.ORDER_STATUS_FILLED, S.ORDER_STATUS_CANCELED}
+    got = await mesh.execution.GetOrder(
+        execution_pb2.GetOrderRequest(order_id=entry.id), metadata=trader.auth
+    )
+    assert {leg.status for leg in got.order.legs} == {
+        S.ORDER_STATUS_FILLED,
+        S.ORDER_STATUS_CANCELED,
+    }
+    # The parent's reply lists the fills of the entry and of its legs, each explained:
+    # the take-profit's by the quote injected above.
+    assert {fill.order_id for fill in got.fills} == {entry.id, tp_id}
+    exit_fill = next(fill for fill in got.fills if fill.order_id == tp_id)
+    assert exit_fill.explanation.tick_sequence == sequence
+    assert D(exit_fill.explanation.bid) == take == D(exit_fill.explanation.market_price)
+    assert all(fill.explanation.tick_sequence > 0 for fill in got.fills)
 
 
 async def test_bad_brackets_are_invalid_arguments_naming_the_rule_and_write_nothing(
