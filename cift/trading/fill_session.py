@@ -65,6 +65,8 @@ class SessionOrders:
             yield heapq.heappop(expiries)[1]
 
     def waits_for_opening(self, symbol: str) -> bool:
+        """Whether `symbol`'s next trade crosses waiting opg orders (callers on the tick
+        path test `opening` first, which is false all session long)."""
         return self.opening and symbol in self._auctions[TimeInForce.OPG]
 
     def symbols_waiting(self, tif: TimeInForce) -> list[str]:

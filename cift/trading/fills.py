@@ -362,7 +362,8 @@ class FillEngine(MatchingCore):
         book.last_trade = trade.price
         self._trades[trade.symbol] = trade
         events: list[EngineEvent] = []
-        if self._session.waits_for_opening(trade.symbol):
+        session = self._session
+        if session.opening and session.waits_for_opening(trade.symbol):
             self._run_auction(
                 TimeInForce.OPG, trade.symbol, trade.ts_ns, events, opening_print=trade
             )
