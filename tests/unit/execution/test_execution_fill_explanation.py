@@ -44,16 +44,19 @@ def test_market_buy_names_the_quote_and_takes_its_ask() -> None:
     _, events = place(eng, Side.BUY, OrderType.MARKET)
     (fill,) = only_fills(events)
     assert fill.price == D("100.02")
-    assert explanation(fill) == FillExplanation(
-        source=PriceSource.QUOTE,
-        tick_sequence=41,
-        tick_ts_ns=1041,
-        market_price=D("100.02"),
-        bid=D("99.98"),
-        ask=D("100.02"),
-        bid_size=D(300),
-        ask_size=D(500),
+    why = explanation(fill)
+    assert (why.source, why.tick_sequence, why.tick_ts_ns) == (PriceSource.QUOTE, 41, 1041)
+    assert (why.bid, why.ask, why.bid_size, why.ask_size) == (
+        D("99.98"),
+        D("100.02"),
+        D(300),
+        D(500),
     )
+    assert (why.market_price, why.limit_price, why.available_qty) == (D("100.02"), None, None)
+    # The default model: every share at once, no slippage, no commission.
+    assert why.displayed_size_only is False
+    assert (why.slippage_bps, why.commission_per_share, why.commission_bps) == (D(0),) * 3
+    assert (why.trade_price, why.trade_size) == (None, None)
 
 
 def test_market_sell_takes_the_bid_moved_by_the_slippage_and_rounded_down() -> None:
