@@ -27,7 +27,7 @@ from cift.runtime.order_wire import (
 from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
 from cift.trading.orders import OrderRequest, OrderStatus, ReplaceRequest
 from services.execution.adapters import order_rows
-from services.execution.adapters.order_replies import orders_with_legs
+from services.execution.adapters.order_replies import fill_replies, orders_with_legs
 from services.execution.adapters.requests import (
     next_page_token,
     optional_decimal,
@@ -123,7 +123,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             identity.account_id, request.order_id, identity.is_admin
         )
         (order,) = orders_with_legs(stored.rows, stored.legs)
-        return execution_pb2.GetOrderResponse(order=order)
+        return execution_pb2.GetOrderResponse(order=order, fills=fill_replies(stored.fills))
 
     async def ListOrders(
         self, request: execution_pb2.ListOrdersRequest, context: Ctx

@@ -30,7 +30,7 @@ from services.execution.adapters.requests import (
     period_days,
     target_account,
 )
-from services.execution.adapters.wire import dec
+from services.execution.adapters.wire import dec, explanation_message
 from services.execution.app.broker import Broker
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -116,8 +116,8 @@ class AccountReads:
         await self.broker.ensure_account(account_id)
         types = [ACTIVITY_FROM_PB[t] for t in request.activity_types if t in ACTIVITY_FROM_PB]
         limit = page_size(request.page_size)
-        rows = await self.broker.reads.activities(
-            account_id, page_query(request, limit), types=types
+        rows, explained = await self.broker.reads.activities(
+            account_id, page_query(request, limit), types=types, limit=limit
         )
         token = next_page_token(rows, limit, "occurred_at", "activity_id")
         activities = [
@@ -133,6 +133,11 @@ class AccountReads:
                 price=dec(r["price"]),
                 order_id=r["order_id"],
                 description=r["description"],
+                fill_explanation=(
+                    explanation_message(explained[r["activity_id"]])
+                    if r["activity_id"] in explained
+                    else None
+                ),
             )
             for r in rows[:limit]
         ]

@@ -7,11 +7,12 @@ parent among them (`StoredOrders`), for the edge to encode as replies.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
-from services.execution.adapters import history_sql, orders_sql
+from cift.trading.fills import FillExplanation
+from services.execution.adapters import fills_sql, history_sql, orders_sql
 from services.execution.app.amend import OrderAmendments
 
 
@@ -20,6 +21,8 @@ class StoredOrders:
     rows: list[asyncpg.Record]
     # The legs of the bracket, OCO and OTO parents among `rows`, oldest first.
     legs: list[asyncpg.Record]
+    # Fills of the orders and their legs, oldest first (read for GetOrder only).
+    fills: list[asyncpg.Record] = field(default_factory=list)
 
 
 class Reads:
@@ -38,7 +41,11 @@ class Reads:
         """The caller's order (any order for an admin); NotFound otherwise."""
         async with self.pool.acquire() as conn:
             row = await self.amend.owned_row(conn, account_id, order_id, is_admin)
-            return await _with_legs(conn, [row])
+            stored = await _with_legs(conn, [row])
+            ids = [row["order_id"], *(leg["order_id"] for leg in stored.legs)]
+            return StoredOrders(
+                stored.rows, stored.legs, await fills_sql.fills_of_orders(conn, ids)
+            )
 
     async def orders(
         self,
@@ -61,10 +68,14 @@ class Reads:
             return await history_sql.order_events_after(conn, account_id, sequence)
 
     async def activities(
-        self, account_id: str, query: history_sql.PageQuery, *, types: Sequence[str]
-    ) -> list[asyncpg.Record]:
+        self, account_id: str, query: history_sql.PageQuery, *, types: Sequence[str], limit: int
+    ) -> tuple[list[asyncpg.Record], dict[str, FillExplanation]]:
+        """A page of activities (one row beyond it, if any) and the explanations of its fills."""
         async with self.pool.acquire() as conn:
-            return await history_sql.list_activities(conn, account_id, query, types=types)
+            rows = await history_sql.list_activities(conn, account_id, query, types=types)
+            fill_ids = [r["activity_id"] for r in rows[:limit] if r["activity_type"] == "fill"]
+            explained = await fills_sql.explanations(conn, fill_ids) if fill_ids else {}
+        return rows, explained
 
 
 async def _with_legs(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> StoredOrders:
