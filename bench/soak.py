@@ -115,6 +115,11 @@ def growth_verdicts(
     return verdicts
 
 
+def p50_p99_ms(took: list[float]) -> tuple[float, float]:
+    """Median and 99th percentile, in ms, of sorted durations in seconds (not empty)."""
+    return took[len(took) // 2] * 1000, took[min(len(took) - 1, int(len(took) * 0.99))] * 1000
+
+
 def windows_table(
     timings: list[tuple[float, float]],
     samples: dict[str, list[tuple[float, float]]],
@@ -133,8 +138,7 @@ def windows_table(
         took = sorted(d for t, d in timings if low <= t < high)
         if not took:
             continue
-        p50 = took[len(took) // 2] * 1000
-        p99 = took[min(len(took) - 1, int(len(took) * 0.99))] * 1000
+        p50, p99 = p50_p99_ms(took)
         memory = [
             next((f"{mib:.0f}" for t, mib in reversed(samples[name]) if t < high), "-")
             for name in names
@@ -195,6 +199,9 @@ async def soak(args: argparse.Namespace) -> int:
         f"HTTP {dict(sorted(ledger.statuses.items()))}; token renewals "
         f"{dict(ledger.renewals)}; restarts {restarts}"
     )
+    if ledger.timings:
+        p50, p99 = p50_p99_ms(sorted(d for _, d in ledger.timings))
+        print(f"latency of every answered call over the run: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     print(f"\nmemory (PSS of each process tree, MiB; {len(next(iter(samples.values())))} samples)")
     print("| process | early median | late median | MiB/min | bound | within |")
     print("|---|---:|---:|---:|---:|---|")
