@@ -28,7 +28,6 @@ from typing import cast
 
 import asyncpg
 import numpy as np
-import numpy.typing as npt
 from prometheus_client import Counter
 from redis import asyncio as aioredis
 
@@ -46,6 +45,7 @@ from services.marketdata.tick_columns import (
     symbol_codes,
     tick_columns,
 )
+from services.marketdata.tick_copy import copy_payload
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,6 @@ STALE_RELOADS = Counter(
 BARS_CLOSED = Counter(
     "cift_marketdata_bars_closed_total", "Bars closed and published.", ["timeframe"]
 )
-
-
-def _nullable(values: npt.NDArray[np.float64], null: npt.NDArray[np.bool_]) -> list[float | None]:
-    """The values as Python floats, None (SQL NULL) where `null` is set."""
-    out = values.astype(object)
-    out[null] = None
-    return cast(list[float | None], out.tolist())
 
 
 class _StaleState(Exception):
@@ -139,15 +132,20 @@ class Ingest:
                 raise
 
     def _names_of(self, raw_names: list[bytes]) -> list[str | None]:
-        """Each distinct symbol as one shared str (None where it is not UTF-8)."""
+        """Each distinct symbol as one shared str (None where it is not UTF-8, or holds
+        a NUL, which no PostgreSQL text can)."""
         names = self._names
         out: list[str | None] = []
         for raw in raw_names:
             name = names.get(raw)
             if name is None:
                 try:
-                    name = names[raw] = raw.decode()
+                    name = raw.decode()
                 except UnicodeDecodeError:
+                    name = None
+                if name is not None and "\x00" not in name:
+                    names[raw] = name
+                else:
                     name = None
             out.append(name)
         return out
@@ -192,27 +190,11 @@ class Ingest:
         values = columns.values[kept]
         ts = columns.ts_ns[kept]
         codes = all_codes[kept]
-        # Kept records are not MALFORMED, so every code here names a UTF-8 symbol.
+        # Kept records are not MALFORMED, so every code here names a valid symbol.
         names = cast(list[str], code_names)
-        symbols = [names[c] for c in codes.tolist()]
         first_value = values[:, 0]
         second_value = values[:, 1]
-        # Quotes fill bid..ask_size, trades price and size; the other columns are NULL.
-        rows: list[tuple[object, ...]] = list(
-            zip(
-                columns.sequence[kept].tolist(),
-                ts.tolist(),
-                symbols,
-                np.where(is_trade, store.KIND_TRADE, store.KIND_QUOTE).tolist(),
-                _nullable(first_value, is_trade),
-                _nullable(second_value, is_trade),
-                _nullable(values[:, 2], is_trade),
-                _nullable(values[:, 3], is_trade),
-                _nullable(first_value, ~is_trade),
-                _nullable(second_value, ~is_trade),
-                strict=True,
-            )
-        )
+        payload = copy_payload(columns, kept)
         builder = self.builder
         # Only trades and the quotes that end a symbol's finest bucket go through the
         # builder one by one; every other quote only moves its symbol's clock, done
@@ -274,7 +256,7 @@ class Ingest:
             new_partitions = starts - self._partitions
             if new_partitions:
                 await store.ensure_partitions(conn, new_partitions, self.partition_days)
-            await store.copy_ticks(conn, rows)
+            await store.copy_tick_payload(conn, payload)
             # Only this batch's partitions' progress: the others' rows belong to whichever
             # process holds them now (writing them would regress their progress and deadlock).
             await store.save_ingest_state(
@@ -295,7 +277,7 @@ class Ingest:
             )
         self._partitions |= starts
         self._progress = progress
-        TICKS_INGESTED.inc(len(rows))
+        TICKS_INGESTED.inc(len(kept))
         if latest:
             await self._store_latest(latest.values())
         for bar in closed:

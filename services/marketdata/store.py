@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -95,6 +95,15 @@ def _bar_arrays(bars: Sequence[Bar], closed: Sequence[bool]) -> list[list[Any]]:
         [b.trade_count for b in bars],
         list(closed),
     ]
+
+
+async def copy_tick_payload(conn: asyncpg.Connection, payload: bytes) -> None:
+    """Bulk-write ticks already in binary COPY format (columns of TICK_COLUMNS)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield payload
+
+    await conn.copy_to_table("ticks", source=chunks(), columns=TICK_COLUMNS, format="binary")
 
 
 async def upsert_bars(
