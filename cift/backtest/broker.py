@@ -48,6 +48,10 @@ from cift.trading.orders import Order, OrderStatus
 from cift.trading.pretrade.limits import RiskLimits
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
+# Enum members read once: an enum class attribute costs far more than a global.
+_BUY, _SELL, _MARKET, _IOC = Side.BUY, Side.SELL, OrderType.MARKET, TimeInForce.IOC
+_ACCEPTED, _FILLED = OrderStatus.ACCEPTED, OrderStatus.FILLED
+
 ACCOUNT = "backtest"
 BPS = Decimal(10_000)
 ZERO = Decimal(0)
@@ -368,8 +372,8 @@ class EventBroker:
         at once: immediate-or-cancel says so, and lets the fill engine skip the
         resting-order bookkeeping (`fill_market_now`) on the way to the same fill.
         """
-        side = Side.SELL if qty < 0 else Side.BUY
-        return self._add(self._order(side, symbol, abs(qty), OrderType.MARKET, TimeInForce.IOC))
+        side = _SELL if qty < 0 else _BUY
+        return self._add(self._order(side, symbol, abs(qty), _MARKET, _IOC))
 
     def _add(self, order: Order, *, checked: bool = True) -> bool:
         """Through the pre-trade gate (unless a bracket's exit leg) into the fill engine."""
@@ -379,13 +383,13 @@ class EventBroker:
             order, self.instruments[symbol], self.ledger, self.fills, state.bar, self._now_ns
         ):
             return False
-        order.transition(OrderStatus.ACCEPTED, self._now_ns)
+        order.transition(_ACCEPTED, self._now_ns)
         if self.tape is not None:
             self.tape.append(order)
         if order.reserved:
             self.reserving[order.order_id] = order
         state.open_ids.add(order.order_id)
-        if order.time_in_force is TimeInForce.IOC and order.order_type is OrderType.MARKET:
+        if order.time_in_force is _IOC and order.order_type is _MARKET:
             self._apply(fill_market_now(self.fills, order, self._now_ns))
         else:
             self._apply(self.fills.add(order, self._now_ns))
@@ -437,7 +441,7 @@ class EventBroker:
         order = self.reserving.get(fill.order_id)
         if order is not None:
             self.gate.on_fill(order, fill)
-        if fill.order_status is OrderStatus.FILLED:
+        if fill.order_status is _FILLED:
             self.reserving.pop(fill.order_id, None)
             state.open_ids.discard(fill.order_id)
             self._on_filled(fill)
