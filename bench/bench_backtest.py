@@ -1,7 +1,7 @@
 """Backtest engines against their peers, timed in the same run on the same synthetic bars.
 
 Run: python bench/bench_backtest.py [--bars 1000000] [--rounds 3] [--memory-bars 10000000]
-    [--grid-bars 1000000]
+    [--grid-bars 1000000] [--only vector|event]
 
 - vector engine vs vectorbt: sma_cross 10/30 (long/short reversal, next open, whole
   shares, no commission) on `--bars` one-minute bars. "engine" times targets →
@@ -9,13 +9,15 @@ Run: python bench/bench_backtest.py [--bars 1000000] [--rounds 3] [--memory-bars
   `Portfolio.from_signals` on the same signals, both given them); "run_backtest"
   adds bar checks, the SMAs and every stat. Before timing, both final equities
   are checked equal to the cent.
-- event engine vs backtesting.py: the same strategy, ours through the paper fill
-  engine and ledger, theirs its SmaCross with exclusive orders. Trade counts checked
-  equal first (equity may differ by the cent rounding of each commission).
+- event engine vs backtesting.py: the same strategy, ours through the live pre-trade
+  checks (reservation + risk rules), the paper fill engine and the ledger, theirs its
+  SmaCross with exclusive orders. Trade counts printed side by side (equity may
+  differ by the cent rounding of each commission); no order may be refused.
 - peak memory (RSS) of a vector and of an event run_backtest on `--memory-bars` bars,
   each in a fresh process;
 - a 100-point sma_cross grid (fast 5..50 x slow 60..150) on `--grid-bars` bars.
 Rounds are interleaved so a noisy neighbour slows all alike; medians are reported.
+`--only` times one engine against its peer and skips the rest (memory, grid).
 """
 
 from __future__ import annotations
@@ -157,6 +159,8 @@ def bench_event(frame: pl.DataFrame, rounds: int) -> dict[str, Any]:
             samples[f"{name}_cpu"].append(cpu)
     figures: dict[str, Any] = {k: median(v) for k, v in samples.items()}
     figures["trades"] = int(ours.stats["trades"] or 0)
+    figures["rejected_orders"] = int(ours.stats["rejected_orders"] or 0)
+    assert figures["rejected_orders"] == 0, ours.rejections
     figures["trades_backtesting_py"] = int(theirs["# Trades"])
     figures["final_equity"] = ours.stats["final_equity"]
     figures["final_equity_backtesting_py"] = float(theirs["Equity Final [$]"])
@@ -205,6 +209,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--memory-bars", type=int, default=10_000_000)
     parser.add_argument("--grid-bars", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=("vector", "event"), help="one engine and its peer")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--memory-engine", default="vector", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -214,29 +219,26 @@ def main() -> int:
     frame = random_walk_bars(args.bars)
     run_backtest(frame.head(2000), "sma_cross", PARAMS)  # compile (and cache) the kernels
     run_backtest(frame.head(2000), "sma_cross", PARAMS, engine="event")
-    print(f"# python bench/bench_backtest.py --bars {args.bars} --rounds {args.rounds}")
+    only = f" --only {args.only}" if args.only else ""
+    print(f"# python bench/bench_backtest.py --bars {args.bars} --rounds {args.rounds}{only}")
     print(f"# machine: {machine()}")
+    if args.only == "event":
+        event = bench_event(frame, args.rounds)
+        print(f"\nsma_cross 10/30, {args.bars:,} bars, {event['trades']:,} trades, medians of "
+              f"{args.rounds}")  # fmt: skip
+        print_event(event)
+        record("bench_backtest_event", {"bars": args.bars, "event": event})
+        return 0
     vector = bench_vector(frame, args.rounds)
+    if args.only == "vector":
+        print_vector(vector, args.bars, args.rounds)
+        record("bench_backtest_vector", {"bars": args.bars, "vector": vector})
+        return 0
     event = bench_event(frame, args.rounds)
     memory = [bench_memory(args.memory_bars, engine) for engine in ("vector", "event")]
     grid = bench_grid(random_walk_bars(args.grid_bars))
-    n = f"{args.bars:,} bars"
-    print(f"\nsma_cross 10/30, {n}, {vector['trades']:,} trades, medians of {args.rounds}")
-    print("| what | ours (s) | peer (s) | peer / ours | target |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| vector engine vs vectorbt from_signals | {vector['ours_engine']:.4f} | "
-          f"{vector['vectorbt']:.4f} | {vector['vectorbt'] / vector['ours_engine']:.1f}x | >= 5x |")  # fmt: skip
-    print(f"| vector run_backtest (checks + stats) vs vectorbt | {vector['ours_run']:.4f} | "
-          f"{vector['vectorbt']:.4f} | {vector['vectorbt'] / vector['ours_run']:.1f}x | |")  # fmt: skip
-    print(f"| event engine vs backtesting.py | {event['ours_event']:.3f} | "
-          f"{event['backtesting_py']:.3f} | {event['backtesting_py'] / event['ours_event']:.1f}x "
-          "| >= 10x |")  # fmt: skip
-    print(f"| event engine vs backtesting.py, CPU seconds | {event['ours_event_cpu']:.3f} | "
-          f"{event['backtesting_py_cpu']:.3f} | "
-          f"{event['backtesting_py_cpu'] / event['ours_event_cpu']:.1f}x | >= 10x |")  # fmt: skip
-    print(f"\nevent trades {event['trades']:,} (backtesting.py {event['trades_backtesting_py']:,}); "
-          f"final equity {event['final_equity']:,.2f} (backtesting.py "
-          f"{event['final_equity_backtesting_py']:,.2f})")  # fmt: skip
+    print_vector(vector, args.bars, args.rounds)
+    print_event(event)
     for run in memory:
         print(f"memory: {run['engine']} run_backtest on {run['bars']:,} bars: peak RSS "
               f"{run['rss_peak_mb']:,.0f} MB ({run['rss_before_mb']:,.0f} MB with the bars "
@@ -246,6 +248,31 @@ def main() -> int:
     record("bench_backtest", {"bars": args.bars, "vector": vector, "event": event,
                               "memory": memory, "grid": grid})  # fmt: skip
     return 0
+
+
+def print_vector(vector: dict[str, Any], bars: int, rounds: int) -> None:
+    print(f"\nsma_cross 10/30, {bars:,} bars, {vector['trades']:,} trades, medians of {rounds}")
+    print("| what | ours (s) | peer (s) | peer / ours | target |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| vector engine vs vectorbt from_signals | {vector['ours_engine']:.4f} | "
+          f"{vector['vectorbt']:.4f} | {vector['vectorbt'] / vector['ours_engine']:.1f}x | >= 5x |")  # fmt: skip
+    print(f"| vector run_backtest (checks + stats) vs vectorbt | {vector['ours_run']:.4f} | "
+          f"{vector['vectorbt']:.4f} | {vector['vectorbt'] / vector['ours_run']:.1f}x | |")  # fmt: skip
+
+
+def print_event(event: dict[str, Any]) -> None:
+    print("| what | ours (s) | peer (s) | peer / ours | target |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| event engine vs backtesting.py | {event['ours_event']:.3f} | "
+          f"{event['backtesting_py']:.3f} | {event['backtesting_py'] / event['ours_event']:.1f}x "
+          "| >= 10x |")  # fmt: skip
+    print(f"| event engine vs backtesting.py, CPU seconds | {event['ours_event_cpu']:.3f} | "
+          f"{event['backtesting_py_cpu']:.3f} | "
+          f"{event['backtesting_py_cpu'] / event['ours_event_cpu']:.1f}x | >= 10x |")  # fmt: skip
+    print(f"\nevent trades {event['trades']:,} (backtesting.py {event['trades_backtesting_py']:,}), "
+          f"{event['rejected_orders']} orders refused by the pre-trade checks; "
+          f"final equity {event['final_equity']:,.2f} (backtesting.py "
+          f"{event['final_equity_backtesting_py']:,.2f})")  # fmt: skip
 
 
 if __name__ == "__main__":

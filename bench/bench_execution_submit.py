@@ -70,6 +70,7 @@ from cift.stack.launcher import Stack, StackInfo, StackOptions
 from cift.trading.fills import FillEngine, Quote
 from cift.trading.orders import OrderRequest
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
+from services.execution.adapters.risk_check import RiskCheck
 from services.execution.adapters.upstream import MarketReference, RiskGate
 from services.execution.app.broker import AccountSettings, Broker
 
@@ -197,7 +198,7 @@ async def broker_submitter(
         pool,
         FillEngine(),
         MarketReference(market_channel),
-        risk,
+        RiskCheck(risk),
         AccountSettings(Decimal(100000), Decimal(1)),
     )
     # No tick feed runs into this in-process engine: give it the current quotes so

@@ -17,6 +17,8 @@ and Envoy, on free ports) and measures through the gateway:
 - p50/p99 at fixed rates (`--rates`, orders/s): an open loop sends each order at its
   scheduled time whatever the answers do, so queueing shows in the latency. A low
   rate that is slower than a higher one means something waits when it is quiet.
+  Each rate's latencies (of this tree's last round) are recorded with the figures
+  (bench/figures.py), so `make bench` draws their distribution beside the gRPC floor's.
 
 The load generator shares the machine with the mesh; the ratio cancels most of that.
 """
@@ -47,7 +49,12 @@ from bench.bench_gateway import (  # noqa: E402
     run_closed_loop,
     sign_in,
 )
+from bench.figures import record  # noqa: E402
 from cift.stack.launcher import Stack, StackOptions  # noqa: E402
+
+# Most latencies kept per rate for the plot: evenly spaced over the sorted sample, so
+# the distribution's shape (and its tail) survives while the JSON stays small.
+MAX_SAMPLES = 5000
 
 
 def clock_calls(connections: list[HttpConnection], traders: list[Trader]) -> Callable[[int], Call]:
@@ -107,12 +114,22 @@ async def fixed_rate(
     return result
 
 
-async def measure(args: argparse.Namespace) -> dict[str, float]:
+def thinned(latencies_ms: list[float]) -> list[float]:
+    """At most MAX_SAMPLES of the sorted latencies, evenly spaced (the slowest kept)."""
+    ordered = sorted(latencies_ms)
+    if len(ordered) <= MAX_SAMPLES:
+        return ordered
+    step = (len(ordered) - 1) / (MAX_SAMPLES - 1)
+    return [ordered[round(i * step)] for i in range(MAX_SAMPLES)]
+
+
+async def measure(args: argparse.Namespace) -> dict[str, object]:
     home = Path(tempfile.mkdtemp(prefix="cift-bench-ratio-"))
     environ = {**os.environ, "CIFT_AUTH_BCRYPT_COST": "4", "CIFT_LOG_LEVEL": "WARNING"}
     stack = Stack(StackOptions(home=home, free_ports=True), environ=environ)
     info = await stack.start()
     figures: dict[str, float] = {}
+    samples: dict[str, list[float]] = {}
     try:
         assert info.gateway_url is not None
         gateway = info.gateway_url
@@ -138,13 +155,17 @@ async def measure(args: argparse.Namespace) -> dict[str, float]:
             figures[f"p50_ms_at_{rate:g}"] = done.percentile(0.50)
             figures[f"p99_ms_at_{rate:g}"] = done.percentile(0.99)
             figures[f"errors_at_{rate:g}"] = done.errors
+            samples[f"{rate:g}"] = thinned(done.latencies_ms)
     finally:
         await stack.stop()
     figures["ratio"] = figures["orders_per_s"] / figures["clock_per_s"]
-    return figures
+    return {**figures, "latency_samples_ms": samples}
 
 
-def run_tree(tree: Path, args: argparse.Namespace) -> dict[str, float]:
+def run_tree(
+    tree: Path, args: argparse.Namespace
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """(figures, latencies in ms per rate) of one child measuring `tree`."""
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -160,8 +181,9 @@ def run_tree(tree: Path, args: argparse.Namespace) -> dict[str, float]:
     answer = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     if answer.returncode != 0:
         raise SystemExit(f"{tree}: exit {answer.returncode}\n{answer.stderr[-3000:]}")
-    figures: dict[str, float] = json.loads(answer.stdout.strip().splitlines()[-1])
-    return figures
+    answered = json.loads(answer.stdout.strip().splitlines()[-1])
+    samples: dict[str, list[float]] = answered.pop("latency_samples_ms", {})
+    return answered, samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,9 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     trees = [("this", TREE)] + ([("base", args.base.resolve())] if args.base else [])
     rows = []
+    latencies: dict[str, dict[str, list[float]]] = {}
     for round_no in range(1, args.rounds + 1):
         for label, tree in trees:
-            figures = run_tree(tree, args)
+            figures, latencies[label] = run_tree(tree, args)
             rows.append((round_no, label, figures))
             cells = [f"{k}={v:.3g}" for k, v in figures.items() if "errors" not in k or v]
             print(f"round {round_no} {label}: " + " ".join(cells), flush=True)
@@ -200,6 +223,18 @@ def main(argv: list[str] | None = None) -> int:
             f"| {f['ratio']:.3f}{latency} |"
         )
     print(f"load average after: {os.getloadavg()[0]:.1f}")
+    recorded: dict[str, object] = {}
+    for label, per_rate in latencies.items():
+        last = [f for _, name, f in rows if name == label][-1]
+        for rate, values in per_rate.items():
+            recorded[f"{label}: orders at {rate}/s"] = {
+                "p50_ms": last[f"p50_ms_at_{rate}"],
+                "p99_ms": last[f"p99_ms_at_{rate}"],
+                "errors": last[f"errors_at_{rate}"],
+                "latency_samples_ms": values,
+            }
+    recorded["rounds"] = [{"round": n, "tree": name, **f} for n, name, f in rows]
+    record("bench_order_ratio", recorded)
     return 0
 
 

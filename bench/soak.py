@@ -1,23 +1,29 @@
 """Soak: the whole mesh under mixed load for a long time; memory must level off, logs stay clean.
 
 Run: python bench/soak.py [--minutes 30] [--accounts 4] [--sample-s 10] [--pause-s 0.05]
+     [--access-token-ttl-s 900] [--set CIFT_NAME=VALUE ...]
 
 Starts the real `cift up` (embedded infrastructure, every service, the gateway) in
 a fresh temporary home and runs the fault suite's load against the gateway: traders
 on several accounts sending market orders that fill, resting limit buys and cancels
-(tests/faults/load.py). Every `--sample-s` it samples the memory of each supervised
-process — the proportional set size (PSS) of its whole process tree, so PostgreSQL's
-shared buffers are counted once across its backends.
+(tests/faults/load.py), renewing their access tokens through the refresh route half
+way through each token's life, as a real client does. Every `--sample-s` it samples
+the memory of each supervised process — the proportional set size (PSS) of its whole
+process tree, so PostgreSQL's shared buffers are counted once across its backends.
 
 The bound: for each process, the median of the last fifth of the samples may exceed
 the median of the second fifth (the first fifth is warm-up) by at most 20 % + 16 MiB.
 A leak of a few kilobytes per order passes a short run and fails a 30-minute one.
 The embedded broker (Tansu) keeps every record in memory with no retention, so its
 memory grows with what is published (mostly ticks): it fails the bound on any long
-run, and the table's MiB/min says by how much. It also fails on any error line
-written to any log once the stack is up (JSON `"level": "error"`, PostgreSQL
-ERROR/FATAL/PANIC, Envoy `[error]`/`[critical]`), on any 5xx the clients saw, and
-on books that do not balance afterwards (tests/faults/books.py). Not run by CI.
+run, and the table's MiB/min says by how much. Market data grows until its stream
+rings are full (`CIFT_MARKETDATA_STREAM_RING` items per kind, ~0.9 KiB each; at the
+simulator's default rate the quote ring fills in ~14 min, the trade ring in ~42 min):
+`--set CIFT_MARKETDATA_STREAM_RING=4096` shows in a short run that it then levels off.
+It also fails on any error line written to any log once the stack is up (JSON
+`"level": "error"`, PostgreSQL ERROR/FATAL/PANIC, Envoy `[error]`/`[critical]`), on
+any 5xx the clients saw, on any 401 (a token the load did not renew), and on books
+that do not balance afterwards (tests/faults/books.py). Not run by CI.
 """
 
 from __future__ import annotations
@@ -109,6 +115,11 @@ def growth_verdicts(
     return verdicts
 
 
+def p50_p99_ms(took: list[float]) -> tuple[float, float]:
+    """Median and 99th percentile, in ms, of sorted durations in seconds (not empty)."""
+    return took[len(took) // 2] * 1000, took[min(len(took) - 1, int(len(took) * 0.99))] * 1000
+
+
 def windows_table(
     timings: list[tuple[float, float]],
     samples: dict[str, list[tuple[float, float]]],
@@ -127,8 +138,7 @@ def windows_table(
         took = sorted(d for t, d in timings if low <= t < high)
         if not took:
             continue
-        p50 = took[len(took) // 2] * 1000
-        p99 = took[min(len(took) - 1, int(len(took) * 0.99))] * 1000
+        p50, p99 = p50_p99_ms(took)
         memory = [
             next((f"{mib:.0f}" for t, mib in reversed(samples[name]) if t < high), "-")
             for name in names
@@ -148,6 +158,8 @@ async def soak(args: argparse.Namespace) -> int:
         home = Path(tmp) / "home"
         environ["CIFT_HOME"] = str(home)
         environ["CIFT_OPENING_CASH"] = str(OPENING_CASH)
+        environ["CIFT_AUTH_ACCESS_TOKEN_TTL_S"] = str(args.access_token_ttl_s)
+        environ.update(args.settings)
         async with cift_up(environ) as running:
             await running.read_until(READY_LINE, 180)
             following = asyncio.create_task(running.follow())
@@ -184,8 +196,12 @@ async def soak(args: argparse.Namespace) -> int:
     print(
         f"{args.minutes:g} min, {args.accounts} accounts: {ledger.submitted:,} orders sent "
         f"({ledger.submitted / elapsed_s:,.1f}/s), {len(ledger.confirmed):,} confirmed; "
-        f"HTTP {dict(sorted(ledger.statuses.items()))}; restarts {restarts}"
+        f"HTTP {dict(sorted(ledger.statuses.items()))}; token renewals "
+        f"{dict(ledger.renewals)}; restarts {restarts}"
     )
+    if ledger.timings:
+        p50, p99 = p50_p99_ms(sorted(d for _, d in ledger.timings))
+        print(f"latency of every answered call over the run: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     print(f"\nmemory (PSS of each process tree, MiB; {len(next(iter(samples.values())))} samples)")
     print("| process | early median | late median | MiB/min | bound | within |")
     print("|---|---:|---:|---:|---:|---|")
@@ -200,9 +216,18 @@ async def soak(args: argparse.Namespace) -> int:
     print("\n".join(windows_table(ledger.timings, timed, started, args.window_s)))
     failures += [f"log error x{count}: {line}" for line, count in errors.most_common(20)]
     failures += [f"{b.method} {b.path} answered {b.status}" for b in ledger.bad_answers[:20]]
+    if ledger.statuses[401]:
+        failures.append(f"{ledger.statuses[401]} calls refused with 401: a token not renewed")
     failures += [f"{name} restarted {count} times" for name, count in restarts.items() if count]
     print("\n" + ("\n".join(f"FAIL: {f}" for f in failures) if failures else "no failures"))
     return 1 if failures else 0
+
+
+def setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("CIFT_"):
+        raise argparse.ArgumentTypeError(f"expected CIFT_NAME=VALUE, not {text!r}")
+    return name, value
 
 
 def main() -> None:
@@ -211,6 +236,21 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=4)
     parser.add_argument("--sample-s", type=float, default=10.0)
     parser.add_argument("--pause-s", type=float, default=0.05, help="each trader's pause")
+    parser.add_argument(
+        "--access-token-ttl-s",
+        type=float,
+        default=900.0,
+        help="auth's access token lifetime (shorter: more renewals in a short run)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        type=setting,
+        action="append",
+        default=[],
+        metavar="CIFT_NAME=VALUE",
+        help="a setting for the stack (repeatable), e.g. CIFT_MARKETDATA_STREAM_RING=8192",
+    )
     parser.add_argument("--window-s", type=float, default=300.0, help="over-time table's step")
     args = parser.parse_args()
     print("command: python " + " ".join(sys.argv))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,11 @@ from cift.backtest.result import BacktestResult, SymbolCurve, assemble
 from cift.backtest.signals import SignalStrategy, builtin, user_signal
 from cift.backtest.vector import simulate
 from cift.runtime.errors import DomainError, InvalidArgument
+from cift.trading.pretrade.limits import RiskLimits, validate
 
 ENGINES = ("vector", "event")
 MAX_COMMISSION = 0.1
+MAX_MARGIN = 4.0
 Progress = Callable[[float], None]
 
 
@@ -66,6 +69,19 @@ def check_account(cash: float, commission: float) -> tuple[float, float]:
     return cash, commission
 
 
+def check_margin(margin_multiplier: float) -> Decimal:
+    """Buying power's multiplier: 1 (cash account) up to 4 (a day trader's margin)."""
+    try:
+        value = float(margin_multiplier)
+    except (TypeError, ValueError):
+        raise InvalidArgument("margin_multiplier must be a number.") from None
+    if not (math.isfinite(value) and 1 <= value <= MAX_MARGIN):
+        raise InvalidArgument(
+            f"margin_multiplier is between 1 (a cash account) and {MAX_MARGIN:g}, not {value:g}."
+        )
+    return Decimal(repr(value))
+
+
 def run_backtest(
     bars: pl.DataFrame,
     strategy: object,
@@ -76,6 +92,8 @@ def run_backtest(
     *,
     symbol: str | None = None,
     progress: Progress | None = None,
+    limits: RiskLimits | None = None,
+    margin_multiplier: float = 1.0,
 ) -> BacktestResult:
     """Backtest `strategy` on `bars` and return its stats, trades and equity curve.
 
@@ -84,10 +102,22 @@ def run_backtest(
     (`sma_cross`, `rsi_reversion`, `bbands_breakout`, `macd_cross`), a signal
     function `f(bars, **params) -> targets`, or a `Strategy` subclass (event engine
     only). `commission` is a fraction of notional per fill (0.002 = 0.2%).
+
+    Event engine only: `limits` are the risk service's limits every order is checked
+    against (default: a new live account's, `RiskLimits()`), `margin_multiplier` the
+    account's buying-power multiplier (1: a cash account). Refused orders are in
+    `result.rejections` and counted in `stats["rejected_orders"]`.
     """
     if engine not in ENGINES:
         raise InvalidArgument(f"Unknown engine {engine!r}; use one of {', '.join(ENGINES)}.")
     cash, commission = check_account(cash, commission)
+    multiplier = check_margin(margin_multiplier)
+    if engine == "vector" and (limits is not None or multiplier != 1):
+        raise InvalidArgument(
+            "Risk limits and margin apply to the event engine's orders; pass engine='event'."
+        )
+    if limits is not None:
+        validate(limits)
     chosen = resolve_strategy(strategy)
     if not isinstance(chosen, SignalStrategy) and engine == "vector":
         raise InvalidArgument(
@@ -96,10 +126,16 @@ def run_backtest(
         )
     per_symbol = split_bars(bars, symbol)
     if not isinstance(chosen, SignalStrategy):
-        return run_event(per_symbol, chosen, dict(params or {}), cash, commission, progress)
+        return run_event(
+            per_symbol, chosen, dict(params or {}), cash, commission, progress,
+            limits=limits, margin_multiplier=multiplier,
+        )  # fmt: skip
     resolved = chosen.resolve(params)
     if engine == "event":
-        return run_event(per_symbol, chosen, resolved, cash, commission, progress)
+        return run_event(
+            per_symbol, chosen, resolved, cash, commission, progress,
+            limits=limits, margin_multiplier=multiplier,
+        )  # fmt: skip
     return _run_vector(per_symbol, chosen, resolved, cash, commission, progress)
 
 

@@ -9,6 +9,9 @@ limit, stop, stop-limit or trailing stop triggers and fills exactly where the pa
 account would on those ticks (a gap fills at the gapped price, never at the limit).
 Fills settle in `cift.trading.ledger.Ledger` in exact Decimal cents, commission
 (rounded to the cent per fill, as the live account charges it) included.
+Before an order enters the book it takes the live pre-trade path (pretrade.py):
+its buying-power reservation, then the risk service's rules; a refused order is
+rejected there and never reaches the fill engine.
 
 An order without a quantity trades all of its symbol's sleeve (an equal share of
 the starting cash, plus what the symbol has made since), in whole shares, sized
@@ -26,8 +29,10 @@ from decimal import Decimal
 import numpy as np
 
 from cift.backtest.bars import F64, SymbolBars
+from cift.backtest.pretrade import PreTradeGate
 from cift.backtest.trades import TradeBook
 from cift.runtime.errors import InvalidArgument
+from cift.trading.fast_fill import fill_market_now
 from cift.trading.fills import (
     CommissionModel,
     EngineEvent,
@@ -40,7 +45,12 @@ from cift.trading.fills import (
 )
 from cift.trading.ledger import Ledger
 from cift.trading.orders import Order, OrderStatus
+from cift.trading.pretrade.limits import RiskLimits
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
+
+# Enum members read once: an enum class attribute costs far more than a global.
+_BUY, _SELL, _MARKET, _IOC = Side.BUY, Side.SELL, OrderType.MARKET, TimeInForce.IOC
+_ACCEPTED, _FILLED = OrderStatus.ACCEPTED, OrderStatus.FILLED
 
 ACCOUNT = "backtest"
 BPS = Decimal(10_000)
@@ -103,7 +113,15 @@ class SymbolState:
 class EventBroker:
     """The fill engine, the ledger and the bar replay behind a Strategy."""
 
-    def __init__(self, per_symbol: Sequence[SymbolBars], cash: float, commission: float) -> None:
+    def __init__(
+        self,
+        per_symbol: Sequence[SymbolBars],
+        cash: float,
+        commission: float,
+        *,
+        limits: RiskLimits | None = None,
+        margin_multiplier: Decimal = Decimal(1),
+    ) -> None:
         self.fills = FillEngine(
             FillModel(commission=CommissionModel(bps=to_decimal(commission) * BPS))
         )
@@ -114,8 +132,13 @@ class EventBroker:
             b.symbol: SymbolState(b, sleeve, sleeve, TradeBook(b), [], set(), changes=[])
             for b in per_symbol
         }
-        for bars in per_symbol:
-            self.fills.set_instrument(Instrument(bars.symbol, TICK, Decimal(1), False))
+        self.instruments = {
+            b.symbol: Instrument(b.symbol, TICK, Decimal(1), False) for b in per_symbol
+        }
+        for instrument in self.instruments.values():
+            self.fills.set_instrument(instrument)
+        self.gate = PreTradeGate(limits or RiskLimits(), margin_multiplier)
+        self.reserving: dict[str, Order] = {}  # open orders holding buying power
         self.brackets: dict[str, tuple[Decimal | None, Decimal | None]] = {}  # entry id -> legs
         self.siblings: dict[str, tuple[str, ...]] = {}  # exit leg id -> the other leg (OCO)
         self._seq = 0
@@ -175,9 +198,9 @@ class EventBroker:
     def target(self, symbol: str, sign: int) -> None:
         """At the next open, hold all of the sleeve long (1), short (-1) or nothing (0).
 
-        One market order goes from what is held to the target: a reversal is a
-        single order through zero (as a trader would send it), sized as a close and
-        then an all-in entry would be, so its trades and cash are those of the two.
+        A market order goes from what is held to the target; a reversal is two, the
+        close and then the new side sized on the cash the close leaves, because a
+        cash account refuses one order through zero (see `_enter`).
         """
         self._state(symbol).pending.append(Pending(symbol, None, target=sign))
 
@@ -316,32 +339,61 @@ class EventBroker:
         symbol = state.bars.symbol
         if order is None:
             held = self.position(symbol)
-            if item.target is not None:
-                qty = held - self._target_shares(state, held, item.target, open_price)
-            else:
-                qty = held
-            if qty == 0:
+            goal = (
+                ZERO
+                if item.target is None
+                else self._target_shares(state, held, item.target, open_price)
+            )
+            if goal == held:
                 return
-            # At the open the replayed quote has room for any size, so a market
-            # order fills entirely at once: immediate-or-cancel says so, and takes
-            # the fill engine's shortest path to the same fill.
-            side = Side.SELL if qty > 0 else Side.BUY
-            order = self._order(side, symbol, abs(qty), OrderType.MARKET, TimeInForce.IOC)
-        elif item.all_in:
+            if held and goal and (goal > 0) != (held > 0):
+                # A reversal is the close, then the new position: on a cash account
+                # one order through zero would need buying power for the new side
+                # before the close frees any, and the live account refuses it.
+                if not self._market(symbol, -held):
+                    return  # the close was refused: the new side would be on top of it
+                held = ZERO
+            self._market(symbol, goal - held)
+            return
+        if item.all_in:
             shares = self._all_in_shares(state, open_price)
             if shares <= 0:
                 return  # nothing affordable: dropped, as a broker refuses an unfunded order
             order.qty = Decimal(shares)
         if item.take_profit is not None or item.stop_loss is not None:
             self.brackets[order.order_id] = (item.take_profit, item.stop_loss)
-        self._add(order)
+        if not self._add(order):
+            self.brackets.pop(order.order_id, None)
 
-    def _add(self, order: Order) -> None:
-        order.transition(OrderStatus.ACCEPTED, self._now_ns)
+    def _market(self, symbol: str, qty: Decimal) -> bool:
+        """A market order for `qty` shares (negative: sell) at the quote just replayed.
+
+        At the open the replayed quote has room for any size, so it fills entirely
+        at once: immediate-or-cancel says so, and lets the fill engine skip the
+        resting-order bookkeeping (`fill_market_now`) on the way to the same fill.
+        """
+        side = _SELL if qty < 0 else _BUY
+        return self._add(self._order(side, symbol, abs(qty), _MARKET, _IOC))
+
+    def _add(self, order: Order, *, checked: bool = True) -> bool:
+        """Through the pre-trade gate (unless a bracket's exit leg) into the fill engine."""
+        symbol = order.symbol
+        state = self.symbols[symbol]
+        if checked and not self.gate.admit(
+            order, self.instruments[symbol], self.ledger, self.fills, state.bar, self._now_ns
+        ):
+            return False
+        order.transition(_ACCEPTED, self._now_ns)
         if self.tape is not None:
             self.tape.append(order)
-        self.symbols[order.symbol].open_ids.add(order.order_id)
-        self._apply(self.fills.add(order, self._now_ns))
+        if order.reserved:
+            self.reserving[order.order_id] = order
+        state.open_ids.add(order.order_id)
+        if order.time_in_force is _IOC and order.order_type is _MARKET:
+            self._apply(fill_market_now(self.fills, order, self._now_ns))
+        else:
+            self._apply(self.fills.add(order, self._now_ns))
+        return True
 
     def _target_shares(self, state: SymbolState, held: Decimal, sign: int, price: float) -> Decimal:
         """Shares to hold for `sign` times the sleeve, keeping a position already on that side."""
@@ -371,6 +423,9 @@ class EventBroker:
     def _forget(self, order_id: str, symbol: str) -> None:
         self.symbols[symbol].open_ids.discard(order_id)
         self.brackets.pop(order_id, None)
+        order = self.reserving.pop(order_id, None)
+        if order is not None:
+            self.gate.on_close(order)
 
     def _settle(self, fill: Fill) -> None:
         if self.tape is not None:
@@ -383,7 +438,11 @@ class EventBroker:
         state.trades.record(fill, state.bar, effect.position.qty)
         assert state.changes is not None
         state.changes.append((state.bar, float(effect.position.qty), float(state.sleeve_cash)))
-        if fill.order_status is OrderStatus.FILLED:
+        order = self.reserving.get(fill.order_id)
+        if order is not None:
+            self.gate.on_fill(order, fill)
+        if fill.order_status is _FILLED:
+            self.reserving.pop(fill.order_id, None)
             state.open_ids.discard(fill.order_id)
             self._on_filled(fill)
 
@@ -416,7 +475,7 @@ class EventBroker:
         for child in children:
             # An earlier leg may have filled at once and taken its sibling out already.
             if child.order_id in self.siblings or len(children) == 1:
-                self._add(child)
+                self._add(child, checked=False)  # live, a bracket's legs come with its entry
 
     def _order(
         self,

@@ -13,6 +13,7 @@ within a timestamp, and `on_bar` sees one symbol's bar at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,6 +26,7 @@ from cift.backtest.broker import EventBroker, TapeEvent
 from cift.backtest.result import BacktestResult, SymbolCurve, assemble
 from cift.backtest.signals import SignalStrategy
 from cift.runtime.errors import InvalidArgument
+from cift.trading.pretrade.limits import RiskLimits
 from cift.trading.vocabulary import Side
 
 PROGRESS_EVERY = 65_536
@@ -179,9 +181,18 @@ def run_event(
     progress: Callable[[float], None] | None,
     *,
     tape: list[TapeEvent] | None = None,
+    limits: RiskLimits | None = None,
+    margin_multiplier: Decimal = Decimal(1),
 ) -> BacktestResult:
-    """Run on the event engine; `tape`, when given, receives every tick, order and fill."""
-    broker = EventBroker(per_symbol, cash, commission)
+    """Run on the event engine; `tape`, when given, receives every tick, order and fill.
+
+    Every order a strategy places passes the live pre-trade path first (pretrade.py):
+    `limits` are the risk limits (a new live account's by default), and
+    `margin_multiplier` the account's (1: a cash account, as execution opens them).
+    """
+    broker = EventBroker(
+        per_symbol, cash, commission, limits=limits, margin_multiplier=margin_multiplier
+    )
     broker.tape = tape
     data = {b.symbol: b for b in per_symbol}
     instance: Strategy
@@ -210,6 +221,7 @@ def run_event(
         trades=pl.concat([broker.symbols[b.symbol].trades.frame() for b in per_symbol]),
         commissions=float(broker.ledger.commissions),
         first_trading_bar=max(warmup, 0),
+        rejections=broker.gate.frame(),
     )
 
 

@@ -22,7 +22,11 @@ from cift.backtest.stats import Stats, compute_stats
 
 @dataclass(frozen=True, slots=True)
 class BacktestResult:
-    """`stats` (a JSON-ready dict), closed `trades` and the per-bar `equity` curve."""
+    """`stats` (a JSON-ready dict), closed `trades` and the per-bar `equity` curve.
+
+    `rejections` (event engine): the orders the live pre-trade path refused, one row
+    each (bar, time, order, reason, message); `stats["rejected_orders"]` counts them.
+    """
 
     strategy: str
     params: dict[str, Any]
@@ -30,6 +34,7 @@ class BacktestResult:
     stats: Stats
     trades: pl.DataFrame
     equity: pl.DataFrame  # timestamp, equity, drawdown_pct, and per-symbol position
+    rejections: pl.DataFrame | None = None
 
     def to_dict(self, *, with_frames: bool = False) -> dict[str, Any]:
         """Plain values for JSON: the run, its stats, and optionally the two frames."""
@@ -63,6 +68,7 @@ def assemble(
     trades: pl.DataFrame,
     commissions: float,
     first_trading_bar: int,
+    rejections: pl.DataFrame | None = None,
 ) -> BacktestResult:
     """Join the sleeves into the account's equity curve and compute the stats."""
     if len(curves) == 1:
@@ -90,7 +96,9 @@ def assemble(
         commissions=commissions,
         first_trading_bar=first_trading_bar,
     )
-    return BacktestResult(strategy, params, engine, stats, trades, equity_frame)
+    if rejections is not None:
+        stats["rejected_orders"] = rejections.height
+    return BacktestResult(strategy, params, engine, stats, trades, equity_frame, rejections)
 
 
 def _join_sleeves(curves: Sequence[SymbolCurve]) -> pl.DataFrame:

@@ -233,6 +233,7 @@ STAT_LABELS: Sequence[tuple[str, str]] = (
     ("profit_factor", "Profit factor"),
     ("expectancy_pct", "Expectancy [%]"),
     ("sqn", "SQN"),
+    ("rejected_orders", "Rejected orders"),
 )
 """Display names for the CLI table and the HTML report, in reading order."""
 

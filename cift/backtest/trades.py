@@ -18,6 +18,9 @@ from cift.backtest.bars import F64, I64, SymbolBars
 from cift.trading.fills import Fill
 from cift.trading.vocabulary import Side
 
+# An enum class attribute costs far more than a global; this runs once per fill.
+_BUY = Side.BUY
+
 
 def trade_frame(
     bars: SymbolBars,
@@ -83,7 +86,7 @@ class TradeBook:
 
     def record(self, fill: Fill, bar: int, position_after: Decimal) -> None:
         qty, price, commission = float(fill.qty), float(fill.price), float(fill.commission)
-        buy = fill.side is Side.BUY
+        buy = fill.side is _BUY
         after = float(position_after)
         before = after - (qty if buy else -qty)
         if before == 0:

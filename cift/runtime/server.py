@@ -65,6 +65,44 @@ class ServiceSpec(Generic[C]):
     verifier_factory: Callable[[ServiceContext[C]], CredentialVerifier] | None = None
 
 
+def scoped_methods(
+    service: str, methods_by_scope: Mapping[str, Sequence[str]]
+) -> dict[str, RpcPolicy]:
+    """`policies` for a service whose methods each need one scope: {scope: method names}."""
+    return {
+        f"/{service}/{method}": RpcPolicy(scope=scope)
+        for scope, methods in methods_by_scope.items()
+        for method in methods
+    }
+
+
+def outbox_service(
+    *,
+    name: str,
+    config_type: type[C],
+    service: str,
+    methods_by_scope: Mapping[str, Sequence[str]],
+    setup: Callable[[ServiceContext[C]], Awaitable[None]],
+    main_file: str,
+) -> ServiceSpec[C]:
+    """The spec of a service that owns a schema, uses Redis and publishes through its outbox.
+
+    Its migrations sit in `migrations/` beside its `__main__.py` (`main_file`), and
+    it serves the one gRPC service `service`.
+    """
+    return ServiceSpec(
+        name=name,
+        config_type=config_type,
+        service_names=(service,),
+        policies=scoped_methods(service, methods_by_scope),
+        setup=setup,
+        migrations_dir=Path(main_file).parent / "migrations",
+        uses_redis=True,
+        uses_kafka=True,
+        relay_outbox=True,
+    )
+
+
 @dataclass
 class ServiceContext(Generic[C]):
     """The resources a service's setup wires its servicers and tasks to."""

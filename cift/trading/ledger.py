@@ -39,6 +39,10 @@ from cift.trading.vocabulary import ZERO, OrderType, Side, to_cents
 AVG_PRICE_STEP = Decimal("0.000001")
 # Fractions reported to clients (unrealized_plpc, change_today): six decimals.
 RATIO_STEP = Decimal("0.000001")
+# Enum members read once: an enum class attribute costs far more than a global.
+_BUY = Side.BUY
+_LIMIT, _STOP_LIMIT = OrderType.LIMIT, OrderType.STOP_LIMIT
+_STOP, _TRAILING_STOP = OrderType.STOP, OrderType.TRAILING_STOP
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +85,7 @@ def settle_fill(
         raise InvalidArgument(f"A fill needs a positive quantity and price, not {qty} @ {price}.")
     if commission < 0:
         raise InvalidArgument("A commission cannot be negative.")
-    buy = side is Side.BUY
+    buy = side is _BUY
     amount = to_cents(qty * price)
     held, cost = position.qty, position.cost_basis
     signed_qty = qty if buy else -qty
@@ -111,26 +115,65 @@ def settle_fill(
 def buying_power(
     cash: Decimal, net_cost: Decimal, gross_cost: Decimal, margin_multiplier: Decimal
 ) -> Decimal:
-    """Buying power before reservations, positions at cost (mirrored in the SQL of services/execution/adapters)."""
+    """Buying power before reservations, positions at cost: the one place its formula lives.
+
+    Execution stores the figure with the account row whenever cash or costs change,
+    so its SQL reserves against the stored figure and never computes it.
+    """
     return max(ZERO, (cash + net_cost) * margin_multiplier - gross_cost)
+
+
+@dataclass(frozen=True, slots=True)
+class Balances:
+    """The account-row figures buying power is made of, as a fill finds them."""
+
+    cash: Decimal
+    net_cost: Decimal
+    gross_cost: Decimal
+    margin_multiplier: Decimal
+
+    @property
+    def buying_power(self) -> Decimal:
+        return buying_power(self.cash, self.net_cost, self.gross_cost, self.margin_multiplier)
+
+    def after(self, effect: FillEffect) -> Balances:
+        return Balances(
+            self.cash + effect.cash_delta,
+            self.net_cost + effect.net_cost_delta,
+            self.gross_cost + effect.gross_cost_delta,
+            self.margin_multiplier,
+        )
 
 
 @dataclass(slots=True)
 class Ledger:
-    """One account's cash and positions: the arithmetic behind the account row."""
+    """One account's cash and positions: the arithmetic behind the account row.
+
+    `positions` changes only through `apply_fill`, which keeps the sums of the cost
+    bases (`net_cost`, `gross_cost`) as running totals, the way the account row
+    keeps them: the fill's deltas are exact cents, so the totals equal the sums
+    over the positions exactly, and a pre-trade check reads them without a walk
+    over every position.
+    """
 
     cash: Decimal
     realized_pnl: Decimal = ZERO
     commissions: Decimal = ZERO
     positions: dict[str, Position] = field(default_factory=dict)
+    _net_cost: Decimal = field(default=ZERO, init=False, repr=False, compare=False)
+    _gross_cost: Decimal = field(default=ZERO, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._net_cost = sum((p.cost_basis for p in self.positions.values()), ZERO)
+        self._gross_cost = sum((abs(p.cost_basis) for p in self.positions.values()), ZERO)
 
     @property
     def net_cost(self) -> Decimal:
-        return sum((p.cost_basis for p in self.positions.values()), ZERO)
+        return self._net_cost
 
     @property
     def gross_cost(self) -> Decimal:
-        return sum((abs(p.cost_basis) for p in self.positions.values()), ZERO)
+        return self._gross_cost
 
     def position(self, symbol: str) -> Position:
         return self.positions.get(symbol) or Position(symbol)
@@ -143,6 +186,8 @@ class Ledger:
         self.cash += effect.cash_delta
         self.realized_pnl += effect.realized_pnl
         self.commissions += effect.commission
+        self._net_cost += effect.net_cost_delta
+        self._gross_cost += effect.gross_cost_delta
         return effect
 
 
@@ -163,15 +208,16 @@ def reservation_price(
     reserve at the worse of the quote and the stop; a buy trailing stop at the ask
     plus its trail, where it would trigger today.
     """
-    if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+    if order_type is _LIMIT or order_type is _STOP_LIMIT:
         return limit_price
-    market = ask if side is Side.BUY else bid
-    if order_type is OrderType.STOP:
+    buy = side is _BUY
+    market = ask if buy else bid
+    if order_type is _STOP:
         assert stop_price is not None
         if market is None:
             return stop_price
-        return max(stop_price, market) if side is Side.BUY else min(stop_price, market)
-    if order_type is OrderType.TRAILING_STOP and side is Side.BUY and market is not None:
+        return max(stop_price, market) if buy else min(stop_price, market)
+    if order_type is _TRAILING_STOP and buy and market is not None:
         if trail_price is not None:
             return market + trail_price
         assert trail_percent is not None
@@ -196,7 +242,7 @@ def reservation_for(
     if qty is None:
         assert notional is not None
         qty = notional / price
-    reducible = -position_qty if side is Side.BUY else position_qty
+    reducible = -position_qty if side is _BUY else position_qty
     capacity = max(ZERO, reducible - open_qty_same_side)
     exposure_qty = max(ZERO, qty - capacity)
     if exposure_qty == 0:

@@ -109,19 +109,29 @@ _VERB = {
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRequest:
-    """An order as the trader asked for it, already decoded from the wire."""
+class OrderTerms:
+    """What an order asks for: exactly one of `qty` (shares) or `notional` (dollars).
+
+    Shared by the order a trader submits (`OrderRequest`) and the one risk checks
+    (`cift.trading.pretrade.order.OrderToCheck`), so both read the same fields.
+    """
 
     symbol: str
     side: Side
     order_type: OrderType
-    time_in_force: TimeInForce
+    time_in_force: TimeInForce = TimeInForce.DAY
     qty: Decimal | None = None
     notional: Decimal | None = None
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     trail_price: Decimal | None = None
     trail_percent: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest(OrderTerms):
+    """An order as the trader asked for it, already decoded from the wire."""
+
     client_order_id: str = ""
     expire_ns: int | None = None  # time_in_force gtd only
     extended_hours: bool = False  # limit day orders only

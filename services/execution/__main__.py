@@ -12,18 +12,17 @@ import contextlib
 import logging
 import sys
 import time
-from pathlib import Path
 
 from cift.execution.v1 import execution_pb2, execution_pb2_grpc
 from cift.marketdata.v1 import events_pb2 as _md_events  # noqa: F401 - registers TickEvent for decoding
 from cift.runtime.clients import open_channel
 from cift.runtime.errors import DomainError
 from cift.runtime.identity import SCOPE_READ, SCOPE_TRADE
-from cift.runtime.interceptors import RpcPolicy
 from cift.runtime.kafka import TOPIC_TICKS
-from cift.runtime.server import ServiceContext, ServiceSpec, run_service
+from cift.runtime.server import ServiceContext, outbox_service, run_service
 from cift.trading.auction import post_session_end_ns
 from cift.trading.fills import CommissionModel, FillEngine, FillModel, StopTrigger
+from services.execution.adapters.risk_check import RiskCheck
 from services.execution.adapters.upstream import MarketReference, RiskGate
 from services.execution.app.broker import AccountSettings, Broker
 from services.execution.config import ExecutionConfig
@@ -131,7 +130,7 @@ async def setup(context: ServiceContext[ExecutionConfig]) -> None:
         context.pool,
         FillEngine(fill_model(config)),
         MarketReference(market_channel),
-        risk,
+        RiskCheck(risk),
         AccountSettings(config.opening_cash, config.margin_multiplier),
     )
     reloaded = await broker.reload()
@@ -156,19 +155,13 @@ async def setup(context: ServiceContext[ExecutionConfig]) -> None:
     context.on_shutdown(close)
 
 
-SPEC = ServiceSpec(
+SPEC = outbox_service(
     name="execution",
     config_type=ExecutionConfig,
-    service_names=(SERVICE,),
-    policies={
-        **{f"/{SERVICE}/{method}": RpcPolicy(scope=SCOPE_TRADE) for method in TRADE_METHODS},
-        **{f"/{SERVICE}/{method}": RpcPolicy(scope=SCOPE_READ) for method in READ_METHODS},
-    },
+    service=SERVICE,
+    methods_by_scope={SCOPE_TRADE: TRADE_METHODS, SCOPE_READ: READ_METHODS},
     setup=setup,
-    migrations_dir=Path(__file__).parent / "migrations",
-    uses_redis=True,
-    uses_kafka=True,
-    relay_outbox=True,
+    main_file=__file__,
 )
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ from cift.runtime.order_wire import (
 )
 from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
 from cift.trading.orders import OrderRequest, OrderStatus, ReplaceRequest
-from services.execution.adapters import history_sql, order_rows, orders_sql
-from services.execution.adapters.order_replies import orders_with_legs
+from services.execution.adapters import order_rows
+from services.execution.adapters.order_replies import fill_replies, orders_with_legs
 from services.execution.adapters.requests import (
     next_page_token,
     optional_decimal,
@@ -39,20 +39,19 @@ from services.execution.adapters.requests import (
 from services.execution.adapters.wire import order_message
 from services.execution.app.broker import Broker
 from services.execution.app.group_entry import needs_group_entry
-from services.execution.server_accounts import AccountRpcs
+from services.execution.server_accounts import AccountReads
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
-class ExecutionServicer(AccountRpcs, execution_pb2_grpc.ExecutionServiceServicer):
+class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        self.accounts = AccountReads(broker)
 
     async def _order_reply(self, order_id: str) -> orders_pb2.Order:
-        async with self.broker.pool.acquire() as conn:
-            row = await orders_sql.get_order(conn, order_id)
-            assert row is not None
-            return (await orders_with_legs(conn, [row]))[0]
+        stored = await self.broker.reads.order(order_id)
+        return orders_with_legs(stored.rows, stored.legs)[0]
 
     async def SubmitOrder(
         self, request: execution_pb2.SubmitOrderRequest, context: Ctx
@@ -120,12 +119,11 @@ class ExecutionServicer(AccountRpcs, execution_pb2_grpc.ExecutionServiceServicer
         self, request: execution_pb2.GetOrderRequest, context: Ctx
     ) -> execution_pb2.GetOrderResponse:  # type: ignore[override]
         identity = current_identity()
-        async with self.broker.pool.acquire() as conn:
-            row = await self.broker.amend.owned_row(
-                conn, identity.account_id, request.order_id, identity.is_admin
-            )
-            (order,) = await orders_with_legs(conn, [row])
-        return execution_pb2.GetOrderResponse(order=order)
+        stored = await self.broker.reads.owned_order(
+            identity.account_id, request.order_id, identity.is_admin
+        )
+        (order,) = orders_with_legs(stored.rows, stored.legs)
+        return execution_pb2.GetOrderResponse(order=order, fills=fill_replies(stored.fills))
 
     async def ListOrders(
         self, request: execution_pb2.ListOrdersRequest, context: Ctx
@@ -141,15 +139,14 @@ class ExecutionServicer(AccountRpcs, execution_pb2_grpc.ExecutionServiceServicer
             "all": None,
         }[status]
         limit = page_size(request.page_size)
-        async with self.broker.pool.acquire() as conn:
-            rows = await history_sql.list_orders(
-                conn,
-                account_id,
-                page_query(request, limit),
-                statuses=statuses,
-                symbols=symbol_list(list(request.symbols)),
-            )
-            orders = await orders_with_legs(conn, rows[:limit])
+        page, rows = await self.broker.reads.orders(
+            account_id,
+            page_query(request, limit),
+            statuses=statuses,
+            symbols=symbol_list(list(request.symbols)),
+            limit=limit,
+        )
+        orders = orders_with_legs(page.rows, page.legs)
         token = next_page_token(rows, limit, "created_at", "order_id")
         return execution_pb2.ListOrdersResponse(orders=orders, next_page_token=token)
 
@@ -222,9 +219,7 @@ class ExecutionServicer(AccountRpcs, execution_pb2_grpc.ExecutionServiceServicer
             await context.send_initial_metadata(())
             last = request.resume_after_sequence
             if last > 0:
-                async with self.broker.pool.acquire() as conn:
-                    stored = await history_sql.order_events_after(conn, account_id, last)
-                for payload in stored:
+                for payload in await self.broker.reads.order_events_after(account_id, last):
                     event = events_pb2.OrderEvent.FromString(payload)
                     last = event.sequence
                     yield execution_pb2.StreamOrderUpdatesResponse(event=event)
@@ -251,3 +246,30 @@ class ExecutionServicer(AccountRpcs, execution_pb2_grpc.ExecutionServiceServicer
             identity.account_id, request.symbol.strip().upper(), qty, percentage
         )
         return execution_pb2.ClosePositionResponse(order=await self._order_reply(order.order_id))
+
+    # ---- account reads: `server_accounts.py` -------------------------------------
+
+    async def ListPositions(
+        self, request: execution_pb2.ListPositionsRequest, context: Ctx
+    ) -> execution_pb2.ListPositionsResponse:  # type: ignore[override]
+        return await self.accounts.ListPositions(request, context)
+
+    async def GetPosition(
+        self, request: execution_pb2.GetPositionRequest, context: Ctx
+    ) -> execution_pb2.GetPositionResponse:  # type: ignore[override]
+        return await self.accounts.GetPosition(request, context)
+
+    async def GetAccount(
+        self, request: execution_pb2.GetAccountRequest, context: Ctx
+    ) -> execution_pb2.GetAccountResponse:  # type: ignore[override]
+        return await self.accounts.GetAccount(request, context)
+
+    async def ListActivities(
+        self, request: execution_pb2.ListActivitiesRequest, context: Ctx
+    ) -> execution_pb2.ListActivitiesResponse:  # type: ignore[override]
+        return await self.accounts.ListActivities(request, context)
+
+    async def GetPortfolioHistory(
+        self, request: execution_pb2.GetPortfolioHistoryRequest, context: Ctx
+    ) -> execution_pb2.GetPortfolioHistoryResponse:  # type: ignore[override]
+        return await self.accounts.GetPortfolioHistory(request, context)

@@ -1,7 +1,8 @@
 """The gRPC edge of execution's account reads: positions, the account, activities and
 portfolio history. Decode, call the use case (`app/portfolio.py`), encode.
 
-A mixin of `server.ExecutionServicer`, which serves the whole ExecutionService.
+`server.ExecutionServicer` serves the whole ExecutionService and hands these five
+calls to an `AccountReads` it holds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from cift.runtime.order_wire import (
     SIDE_TO_PB,
 )
 from cift.runtime.timestamps import timestamp_of
-from services.execution.adapters import history_sql
 from services.execution.adapters.requests import (
     ACTIVITY_FROM_PB,
     ACTIVITY_TO_PB,
@@ -30,14 +30,15 @@ from services.execution.adapters.requests import (
     period_days,
     target_account,
 )
-from services.execution.adapters.wire import dec
+from services.execution.adapters.wire import dec, explanation_message
 from services.execution.app.broker import Broker
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
-class AccountRpcs:
-    broker: Broker
+class AccountReads:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
 
     async def _positions(self, account_id: str, symbol: str | None) -> list[execution_pb2.Position]:
         return [
@@ -66,7 +67,7 @@ class AccountRpcs:
 
     async def ListPositions(
         self, request: execution_pb2.ListPositionsRequest, context: Ctx
-    ) -> execution_pb2.ListPositionsResponse:  # type: ignore[override]
+    ) -> execution_pb2.ListPositionsResponse:
         account_id = target_account(current_identity(), request.account_id)
         return execution_pb2.ListPositionsResponse(
             positions=await self._positions(account_id, None)
@@ -74,7 +75,7 @@ class AccountRpcs:
 
     async def GetPosition(
         self, request: execution_pb2.GetPositionRequest, context: Ctx
-    ) -> execution_pb2.GetPositionResponse:  # type: ignore[override]
+    ) -> execution_pb2.GetPositionResponse:
         account_id = target_account(current_identity(), request.account_id)
         symbol = request.symbol.strip().upper()
         found = await self._positions(account_id, symbol)
@@ -84,7 +85,7 @@ class AccountRpcs:
 
     async def GetAccount(
         self, request: execution_pb2.GetAccountRequest, context: Ctx
-    ) -> execution_pb2.GetAccountResponse:  # type: ignore[override]
+    ) -> execution_pb2.GetAccountResponse:
         account_id = target_account(current_identity(), request.account_id)
         row, figures = await self.broker.account(account_id)
         return execution_pb2.GetAccountResponse(
@@ -110,15 +111,14 @@ class AccountRpcs:
 
     async def ListActivities(
         self, request: execution_pb2.ListActivitiesRequest, context: Ctx
-    ) -> execution_pb2.ListActivitiesResponse:  # type: ignore[override]
+    ) -> execution_pb2.ListActivitiesResponse:
         account_id = target_account(current_identity(), request.account_id)
         await self.broker.ensure_account(account_id)
         types = [ACTIVITY_FROM_PB[t] for t in request.activity_types if t in ACTIVITY_FROM_PB]
         limit = page_size(request.page_size)
-        async with self.broker.pool.acquire() as conn:
-            rows = await history_sql.list_activities(
-                conn, account_id, page_query(request, limit), types=types
-            )
+        rows, explained = await self.broker.reads.activities(
+            account_id, page_query(request, limit), types=types, limit=limit
+        )
         token = next_page_token(rows, limit, "occurred_at", "activity_id")
         activities = [
             execution_pb2.Activity(
@@ -133,6 +133,11 @@ class AccountRpcs:
                 price=dec(r["price"]),
                 order_id=r["order_id"],
                 description=r["description"],
+                fill_explanation=(
+                    explanation_message(explained[r["activity_id"]])
+                    if r["activity_id"] in explained
+                    else None
+                ),
             )
             for r in rows[:limit]
         ]
@@ -140,32 +145,29 @@ class AccountRpcs:
 
     async def GetPortfolioHistory(
         self, request: execution_pb2.GetPortfolioHistoryRequest, context: Ctx
-    ) -> execution_pb2.GetPortfolioHistoryResponse:  # type: ignore[override]
+    ) -> execution_pb2.GetPortfolioHistoryResponse:
         account_id = target_account(current_identity(), request.account_id)
-        await self.broker.ensure_account(account_id)
         days = period_days(request.period or "1M")
         timeframe = request.timeframe or ("5Min" if days <= 1 else "1Day")
         if timeframe not in TIMEFRAMES:
             raise InvalidArgument("timeframe must be one of 1Min, 5Min, 15Min, 1Hour, 1Day.")
         up_to_now = not request.HasField("end")
         end = datetime.now(UTC) if up_to_now else request.end.ToDatetime(tzinfo=UTC)
-        start = end - timedelta(days=days)
-        async with self.broker.pool.acquire() as conn:
-            rows = await history_sql.equity_history(conn, account_id, start, end)
-        step = TIMEFRAMES[timeframe]
-        # The last snapshot of each interval stands for it.
-        buckets: dict[int, tuple[datetime, Decimal]] = {}
-        for row in rows:
-            buckets[int(row["taken_at"].timestamp()) // step] = (row["taken_at"], row["equity"])
-        if up_to_now:
-            # Snapshots are minutes apart: a history up to now ends at the equity
-            # GetAccount reports now, not at the last snapshot's.
-            _, figures = await self.broker.account(account_id)
-            buckets[int(end.timestamp()) // step] = (end, figures.equity)
-        points = [buckets[k] for k in sorted(buckets)]
+        points = await self.broker.portfolio.history(
+            account_id, end - timedelta(days=days), end, TIMEFRAMES[timeframe], up_to_now=up_to_now
+        )
         reply = execution_pb2.GetPortfolioHistoryResponse(timeframe=timeframe)
         if not points:
             return reply
+        reply.base_value = dec(points[0].equity)
+        for point in points:
+            stamp = timestamp_of(point.at)
+            assert stamp is not None
+            reply.timestamps.append(stamp)
+            reply.equity.append(dec(point.equity))
+            reply.profit_loss.append(dec(point.profit_loss))
+            reply.profit_loss_pct.append(dec(point.profit_loss_pct))
+        return reply
         base = points[0][1]
         reply.base_value = dec(base)
         for moment, equity in points:

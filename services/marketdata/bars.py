@@ -208,6 +208,15 @@ class BarBuilder:
     def clocks(self) -> dict[str, int]:
         return dict(self._clock)
 
+    @property
+    def finest_ns(self) -> int:
+        return self._finest_ns
+
+    def bucket_end(self, symbol: str) -> int | None:
+        """End of the finest bucket holding the symbol's clock (None before its first tick):
+        a tick before it cannot close any of the symbol's bars."""
+        return self._bucket_end.get(symbol)
+
     def restore(self, open_bars: Iterable[Bar], clocks: dict[str, int]) -> None:
         """Resume from a snapshot taken by `open_bars` and `clocks` (after a restart)."""
         self._open.clear()

@@ -302,3 +302,44 @@ def _number_views(
             slot = (slot + 1) & mask
         codes[i] = slot_code[slot]
     return views.shape[0], distinct
+
+
+# A bucket end before every time: a symbol the bar builder has not seen yet, whose
+# first tick must always reach it.
+NO_BUCKET = np.iinfo(np.int64).min
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def ticks_that_move_bars(
+    codes: npt.NDArray[np.int64],
+    is_trade: npt.NDArray[np.bool_],
+    ts_ns: npt.NDArray[np.int64],
+    bucket_end: npt.NDArray[np.int64],
+    finest_ns: int,
+    needed: npt.NDArray[np.bool_],
+    newest_ns: npt.NDArray[np.int64],
+    last_quote: npt.NDArray[np.int64],
+) -> None:
+    """Which ticks of a batch the live bar builder (`bars.BarBuilder`) must see one by one.
+
+    A trade always changes a bar; a quote only moves its symbol's clock, and closes
+    bars only when it reaches the end of the finest bucket holding that clock
+    (`bucket_end[code]`, NO_BUCKET for a symbol not seen yet; updated here as the
+    builder would). Any other quote leaves the builder as it was except for its clock,
+    the running maximum of the symbol's tick times: the caller advances each symbol
+    once to `newest_ns[code]` instead. `needed[i]` marks the ticks to hand over;
+    `last_quote[code]` is the symbol's last quote in the batch (-1 if none).
+    """
+    for i in range(codes.shape[0]):
+        code = codes[i]
+        ts = ts_ns[i]
+        crosses = ts >= bucket_end[code]
+        if crosses:
+            bucket_end[code] = ts - ts % finest_ns + finest_ns
+        if ts > newest_ns[code]:
+            newest_ns[code] = ts
+        if is_trade[i]:
+            needed[i] = True
+        else:
+            needed[i] = crosses
+            last_quote[code] = i

@@ -28,7 +28,6 @@ from typing import cast
 
 import asyncpg
 import numpy as np
-import numpy.typing as npt
 from prometheus_client import Counter
 from redis import asyncio as aioredis
 
@@ -37,8 +36,16 @@ from cift.runtime import outbox
 from cift.runtime.kafka import TOPIC_BARS, TOPIC_TICKS, Records
 from services.marketdata import store
 from services.marketdata.bars import Bar, BarBuilder
+from services.marketdata.bars_kernel import NO_BUCKET, ticks_that_move_bars
 from services.marketdata.events import bar_event_id, bar_pb
-from services.marketdata.tick_columns import MALFORMED, TRADE, TickColumns, keep_new, tick_columns
+from services.marketdata.tick_columns import (
+    MALFORMED,
+    TRADE,
+    keep_new,
+    symbol_codes,
+    tick_columns,
+)
+from services.marketdata.tick_copy import copy_payload
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +64,6 @@ STALE_RELOADS = Counter(
 BARS_CLOSED = Counter(
     "cift_marketdata_bars_closed_total", "Bars closed and published.", ["timeframe"]
 )
-
-
-def _nullable(values: npt.NDArray[np.float64], null: npt.NDArray[np.bool_]) -> list[float | None]:
-    """The values as Python floats, None (SQL NULL) where `null` is set."""
-    out = values.astype(object)
-    out[null] = None
-    return cast(list[float | None], out.tolist())
 
 
 class _StaleState(Exception):
@@ -131,21 +131,23 @@ class Ingest:
                 self._progress = None
                 raise
 
-    def _symbols(self, columns: TickColumns) -> list[str | None]:
-        """Each record's symbol (None where it is not UTF-8), one str object per symbol."""
-        buffer = columns.buffer
+    def _names_of(self, raw_names: list[bytes]) -> list[str | None]:
+        """Each distinct symbol as one shared str (None where it is not UTF-8, or holds
+        a NUL, which no PostgreSQL text can)."""
         names = self._names
         out: list[str | None] = []
-        append = out.append
-        for start, end in columns.symbol.tolist():
-            raw = buffer[start:end]
+        for raw in raw_names:
             name = names.get(raw)
             if name is None:
                 try:
-                    name = names[raw] = raw.decode()
+                    name = raw.decode()
                 except UnicodeDecodeError:
                     name = None
-            append(name)
+                if name is not None and "\x00" not in name:
+                    names[raw] = name
+                else:
+                    name = None
+            out.append(name)
         return out
 
     async def _apply(self, records: Records) -> None:
@@ -154,11 +156,11 @@ class Ingest:
             return
         columns = tick_columns(records.values)
         kind = columns.kind
-        all_symbols = self._symbols(columns)
-        if None in all_symbols:
-            for r, name in enumerate(all_symbols):
-                if name is None:
-                    kind[r] = MALFORMED
+        all_codes, raw_names = symbol_codes(columns)
+        code_names = self._names_of(raw_names)
+        for code, name in enumerate(code_names):
+            if name is None:
+                kind[all_codes == code] = MALFORMED
         malformed = int(np.count_nonzero(kind == MALFORMED))
         if malformed:
             TICKS_MALFORMED.inc(malformed)
@@ -187,59 +189,59 @@ class Ingest:
         is_trade = kinds == TRADE
         values = columns.values[kept]
         ts = columns.ts_ns[kept]
-        ts_list = ts.tolist()
-        # Records without a symbol were marked malformed above, so none is kept.
-        symbols = cast(list[str], [all_symbols[r] for r in kept.tolist()])
+        codes = all_codes[kept]
+        # Kept records are not MALFORMED, so every code here names a valid symbol.
+        names = cast(list[str], code_names)
         first_value = values[:, 0]
         second_value = values[:, 1]
-        # Quotes fill bid..ask_size, trades price and size; the other columns are NULL.
-        rows: list[tuple[object, ...]] = list(
-            zip(
-                columns.sequence[kept].tolist(),
-                ts_list,
-                symbols,
-                np.where(is_trade, store.KIND_TRADE, store.KIND_QUOTE).tolist(),
-                _nullable(first_value, is_trade),
-                _nullable(second_value, is_trade),
-                _nullable(values[:, 2], is_trade),
-                _nullable(values[:, 3], is_trade),
-                _nullable(first_value, ~is_trade),
-                _nullable(second_value, ~is_trade),
-                strict=True,
-            )
+        payload = copy_payload(columns, kept)
+        builder = self.builder
+        # Only trades and the quotes that end a symbol's finest bucket go through the
+        # builder one by one; every other quote only moves its symbol's clock, done
+        # once per symbol below with the batch's newest time (the same end state).
+        bucket_end = np.array(
+            [NO_BUCKET if (end := builder.bucket_end(name)) is None else end for name in names],
+            dtype=np.int64,
+        )
+        needed = np.empty(len(kept), dtype=np.bool_)
+        newest_ns = np.full(len(names), NO_BUCKET, dtype=np.int64)
+        last_quote = np.full(len(names), -1, dtype=np.int64)
+        ticks_that_move_bars(
+            codes, is_trade, ts, bucket_end, builder.finest_ns, needed, newest_ns, last_quote
         )
         closed: list[Bar] = []
-        builder = self.builder
         advance = builder.advance
         on_trade = builder.on_trade
         last_trade = self._last_trade
-        latest_at: dict[str, int] = {}
-        for n, (trade, symbol, ts_ns, price, size) in enumerate(
-            zip(
-                is_trade.tolist(),
-                symbols,
-                ts_list,
-                first_value.tolist(),
-                second_value.tolist(),
-                strict=True,
-            )
+        step = np.flatnonzero(needed)
+        for trade, code, ts_ns, price, size in zip(
+            is_trade[step].tolist(),
+            codes[step].tolist(),
+            ts[step].tolist(),
+            first_value[step].tolist(),
+            second_value[step].tolist(),
+            strict=True,
         ):
+            symbol = names[code]
             if trade:
                 ended = on_trade(symbol, ts_ns, price, size)
                 last_trade[symbol] = price
             else:
                 ended = advance(symbol, ts_ns)
-                latest_at[symbol] = n
             if ended:
                 closed += ended
-        # The last tick of each symbol in the batch gives its bar clock.
-        touched = dict(zip(symbols, ts_list, strict=True))
+        present = np.flatnonzero(newest_ns != NO_BUCKET).tolist()
+        for code, newest in zip(present, newest_ns[present].tolist(), strict=True):
+            # Below the symbol's bucket end (the kernel's invariant): closes nothing.
+            closed += advance(names[code], newest)
+        touched = {names[code] for code in present}
         latest: dict[str, tuple[int, marketdata_pb2.Quote]] = {}
         kept_records = kept.tolist()
-        for symbol, n in latest_at.items():
-            r = kept_records[n]
-            tick = events_pb2.TickEvent.FromString(records.values[r])
-            latest[symbol] = (records.partitions[r], tick.quote)
+        for code, n in enumerate(last_quote.tolist()):
+            if n >= 0:
+                r = kept_records[n]
+                tick = events_pb2.TickEvent.FromString(records.values[r])
+                latest[names[code]] = (records.partitions[r], tick.quote)
         low_ts = int(ts.min())
         high_ts = int(ts.max())
         width = store.NS_PER_DAY * self.partition_days
@@ -254,27 +256,28 @@ class Ingest:
             new_partitions = starts - self._partitions
             if new_partitions:
                 await store.ensure_partitions(conn, new_partitions, self.partition_days)
-            await store.copy_ticks(conn, rows)
-            await store.upsert_bars(
-                conn, closed + open_bars, [True] * len(closed) + [False] * len(open_bars)
+            await store.copy_tick_payload(conn, payload)
+            # Only this batch's partitions' progress: the others' rows belong to whichever
+            # process holds them now (writing them would regress their progress and deadlock).
+            await store.save_ingest_state(
+                conn,
+                closed + open_bars,
+                [True] * len(closed) + [False] * len(open_bars),
+                {s: clocks[s] for s in touched},
+                self.topic,
+                {p: progress[p] for p in mine if p in progress},
             )
-            await store.save_clocks(conn, {s: clocks[s] for s in touched})
-            for bar in closed:
-                await outbox.enqueue(
-                    conn,
-                    self.bars_topic,
-                    bar.symbol,
-                    events_pb2.BarEvent(bar=bar_pb(bar)),
-                    event_id=bar_event_id(bar),
-                )
-            # Only this batch's partitions: the others' rows belong to whichever process
-            # holds them now (writing them would regress their progress and deadlock).
-            await store.save_progress(
-                conn, self.topic, {p: progress[p] for p in mine if p in progress}
+            await outbox.enqueue_many(
+                conn,
+                self.bars_topic,
+                [
+                    (bar.symbol, events_pb2.BarEvent(bar=bar_pb(bar)), bar_event_id(bar))
+                    for bar in closed
+                ],
             )
         self._partitions |= starts
         self._progress = progress
-        TICKS_INGESTED.inc(len(rows))
+        TICKS_INGESTED.inc(len(kept))
         if latest:
             await self._store_latest(latest.values())
         for bar in closed:

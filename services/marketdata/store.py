@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -55,24 +55,34 @@ async def copy_ticks(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) 
         await conn.copy_records_to_table("ticks", records=rows, columns=TICK_COLUMNS)
 
 
-async def upsert_bars(
-    conn: asyncpg.Connection, bars: Sequence[Bar], closed: Sequence[bool]
-) -> None:
-    """Write bars; writing the same bar again (a replay) leaves the same row."""
-    if not bars:
-        return
-    await conn.execute(
-        """
-        INSERT INTO bars (symbol, timeframe, start_ns, open, high, low, close, volume, notional,
-                          trade_count, closed)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::float8[],
-                             $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::bigint[],
-                             $11::bool[])
-        ON CONFLICT (symbol, timeframe, start_ns) DO UPDATE SET
-            open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-            volume = EXCLUDED.volume, notional = EXCLUDED.notional,
-            trade_count = EXCLUDED.trade_count, closed = EXCLUDED.closed
-        """,
+# Upserts of bars, bar clocks and ingest progress from arrays, as statement templates:
+# each runs alone, and the ingest runs all three as one statement (one round trip).
+_BARS_UPSERT = """
+    INSERT INTO bars (symbol, timeframe, start_ns, open, high, low, close, volume, notional,
+                      trade_count, closed)
+    SELECT * FROM unnest(${0}::text[], ${1}::text[], ${2}::bigint[], ${3}::float8[], ${4}::float8[],
+                         ${5}::float8[], ${6}::float8[], ${7}::float8[], ${8}::float8[],
+                         ${9}::bigint[], ${10}::bool[])
+    ON CONFLICT (symbol, timeframe, start_ns) DO UPDATE SET
+        open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+        volume = EXCLUDED.volume, notional = EXCLUDED.notional,
+        trade_count = EXCLUDED.trade_count, closed = EXCLUDED.closed"""
+_CLOCKS_UPSERT = """
+    INSERT INTO bar_clocks (symbol, clock_ns) SELECT * FROM unnest(${0}::text[], ${1}::bigint[])
+    ON CONFLICT (symbol) DO UPDATE SET clock_ns = EXCLUDED.clock_ns"""
+_PROGRESS_UPSERT = """
+    INSERT INTO ingest_progress (topic, partition, sequence)
+    SELECT ${0}, * FROM unnest(${1}::int[], ${2}::bigint[])
+    ON CONFLICT (topic, partition) DO UPDATE SET sequence = EXCLUDED.sequence"""
+
+
+def _numbered(template: str, first: int, count: int) -> str:
+    """`template` with its placeholders ${0}..${count-1} numbered from $first on."""
+    return template.format(*range(first, first + count))
+
+
+def _bar_arrays(bars: Sequence[Bar], closed: Sequence[bool]) -> list[list[Any]]:
+    return [
         [b.symbol for b in bars],
         [b.timeframe for b in bars],
         [b.start_ns for b in bars],
@@ -84,31 +94,64 @@ async def upsert_bars(
         [b.notional for b in bars],
         [b.trade_count for b in bars],
         list(closed),
-    )
+    ]
+
+
+async def copy_tick_payload(conn: asyncpg.Connection, payload: bytes) -> None:
+    """Bulk-write ticks already in binary COPY format (columns of TICK_COLUMNS)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield payload
+
+    await conn.copy_to_table("ticks", source=chunks(), columns=TICK_COLUMNS, format="binary")
+
+
+async def upsert_bars(
+    conn: asyncpg.Connection, bars: Sequence[Bar], closed: Sequence[bool]
+) -> None:
+    """Write bars; writing the same bar again (a replay) leaves the same row."""
+    if not bars:
+        return
+    await conn.execute(_numbered(_BARS_UPSERT, 1, 11), *_bar_arrays(bars, closed))
 
 
 async def save_clocks(conn: asyncpg.Connection, clocks: dict[str, int]) -> None:
     if not clocks:
         return
-    await conn.execute(
-        """
-        INSERT INTO bar_clocks (symbol, clock_ns) SELECT * FROM unnest($1::text[], $2::bigint[])
-        ON CONFLICT (symbol) DO UPDATE SET clock_ns = EXCLUDED.clock_ns
-        """,
-        list(clocks),
-        list(clocks.values()),
-    )
+    await conn.execute(_numbered(_CLOCKS_UPSERT, 1, 2), list(clocks), list(clocks.values()))
 
 
 async def save_progress(conn: asyncpg.Connection, topic: str, progress: dict[int, int]) -> None:
     if not progress:
         return
     await conn.execute(
-        """
-        INSERT INTO ingest_progress (topic, partition, sequence)
-        SELECT $1, * FROM unnest($2::int[], $3::bigint[])
-        ON CONFLICT (topic, partition) DO UPDATE SET sequence = EXCLUDED.sequence
-        """,
+        _numbered(_PROGRESS_UPSERT, 1, 3), topic, list(progress), list(progress.values())
+    )
+
+
+_INGEST_STATE = f"""
+    WITH written_bars AS ({_numbered(_BARS_UPSERT, 1, 11)} RETURNING 1),
+         written_clocks AS ({_numbered(_CLOCKS_UPSERT, 12, 2)} RETURNING 1),
+         written_progress AS ({_numbered(_PROGRESS_UPSERT, 14, 3)} RETURNING 1)
+    SELECT (SELECT count(*) FROM written_bars), (SELECT count(*) FROM written_clocks),
+           (SELECT count(*) FROM written_progress)"""
+
+
+async def save_ingest_state(
+    conn: asyncpg.Connection,
+    bars: Sequence[Bar],
+    closed: Sequence[bool],
+    clocks: dict[str, int],
+    topic: str,
+    progress: dict[int, int],
+) -> None:
+    """`upsert_bars`, `save_clocks` and `save_progress` in one statement: one round trip
+    per ingest transaction instead of three (empty arrays write nothing)."""
+    await conn.execute(
+        _INGEST_STATE,
+        *_bar_arrays(bars, closed),
+        list(clocks),
+        list(clocks.values()),
         topic,
         list(progress),
         list(progress.values()),

@@ -253,3 +253,77 @@ def tick_columns(records: list[bytes]) -> TickColumns:
     data: Any = np.frombuffer(buffer, dtype=np.uint8) if buffer else np.zeros(0, np.uint8)
     decode_columns(data, offsets, kind, sequence, ts_ns, values, symbol)
     return TickColumns(buffer, kind, sequence, ts_ns, values, symbol)
+
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def _same_bytes(buf: npt.NDArray[np.uint8], a: int, b: int, length: int) -> bool:
+    k = 0
+    while k < length and buf[a + k] == buf[b + k]:
+        k += 1
+    return k == length
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def number_symbols(
+    buf: npt.NDArray[np.uint8],
+    symbol: npt.NDArray[np.int64],
+    kind: npt.NDArray[np.int8],
+    codes: npt.NDArray[np.int64],
+    first: npt.NDArray[np.int64],
+) -> int:
+    """Number the batch's distinct symbols in the order they first occur; returns how many.
+
+    codes[r] is record r's symbol number (-1 for a MALFORMED record), first[c] the
+    record where symbol c first occurs. One probe of an open-addressing table keyed
+    by the symbol's bytes per record (FNV-1a), instead of slicing a bytes object and
+    looking it up in a dict: the caller decodes each distinct symbol once.
+    """
+    n = kind.shape[0]
+    slots = 16
+    while slots < 2 * n:
+        slots *= 2
+    mask = slots - 1
+    table = np.full(slots, -1, np.int64)
+    distinct = 0
+    for r in range(n):
+        if kind[r] == MALFORMED:
+            codes[r] = -1
+            continue
+        start = symbol[r, 0]
+        length = symbol[r, 1] - start
+        h = _FNV_OFFSET
+        for k in range(length):
+            h = (h ^ np.uint64(buf[start + k])) * _FNV_PRIME
+        slot = np.int64(h & np.uint64(mask))
+        while True:
+            code = table[slot]
+            if code < 0:
+                table[slot] = distinct
+                first[distinct] = r
+                codes[r] = distinct
+                distinct += 1
+                break
+            other = first[code]
+            if symbol[other, 1] - symbol[other, 0] == length and _same_bytes(
+                buf, symbol[other, 0], start, length
+            ):
+                codes[r] = code
+                break
+            slot = (slot + 1) & mask
+    return distinct
+
+
+def symbol_codes(columns: TickColumns) -> tuple[npt.NDArray[np.int64], list[bytes]]:
+    """(each record's symbol number, -1 where MALFORMED; each number's symbol bytes)."""
+    count = len(columns.kind)
+    codes = np.empty(count, dtype=np.int64)
+    first = np.empty(count, dtype=np.int64)
+    buffer = columns.buffer
+    data: Any = np.frombuffer(buffer, dtype=np.uint8) if buffer else np.zeros(0, np.uint8)
+    distinct = number_symbols(data, columns.symbol, columns.kind, codes, first)
+    spans = columns.symbol[first[:distinct]].tolist()
+    return codes, [buffer[start:end] for start, end in spans]

@@ -7,13 +7,11 @@ import logging
 import sys
 import uuid
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from cift.risk.v1 import risk_pb2, risk_pb2_grpc
 from cift.runtime.identity import SCOPE_ADMIN, SCOPE_READ, SCOPE_TRADE
-from cift.runtime.interceptors import RpcPolicy
 from cift.runtime.kafka import TOPIC_FILLS, TOPIC_RISK_EVENTS, TOPIC_TICKS
-from cift.runtime.server import ServiceContext, ServiceSpec, run_service
+from cift.runtime.server import ServiceContext, outbox_service, run_service
 from cift.runtime.timestamps import to_ns
 from cift.runtime.tokens import JwksVerifier
 from cift.trading.pretrade.limits import validate
@@ -112,23 +110,17 @@ async def setup(ctx: ServiceContext[RiskConfig]) -> None:
     ctx.spawn("store-refresh", refresher.run())
 
 
-SPEC = ServiceSpec(
+SPEC = outbox_service(
     name="risk",
     config_type=RiskConfig,
-    service_names=(SERVICE,),
-    policies={
-        f"/{SERVICE}/CheckOrder": RpcPolicy(scope=SCOPE_TRADE),
-        f"/{SERVICE}/CheckOrders": RpcPolicy(scope=SCOPE_TRADE),
-        f"/{SERVICE}/GetRiskLimits": RpcPolicy(scope=SCOPE_READ),
-        f"/{SERVICE}/UpdateRiskLimits": RpcPolicy(scope=SCOPE_ADMIN),
-        f"/{SERVICE}/SetTradingState": RpcPolicy(scope=SCOPE_ADMIN),
-        f"/{SERVICE}/StreamRiskEvents": RpcPolicy(scope=SCOPE_READ),
+    service=SERVICE,
+    methods_by_scope={
+        SCOPE_TRADE: ("CheckOrder", "CheckOrders"),
+        SCOPE_READ: ("GetRiskLimits", "StreamRiskEvents"),
+        SCOPE_ADMIN: ("UpdateRiskLimits", "SetTradingState"),
     },
     setup=setup,
-    migrations_dir=Path(__file__).parent / "migrations",
-    uses_redis=True,
-    uses_kafka=True,
-    relay_outbox=True,
+    main_file=__file__,
 )
 
 if __name__ == "__main__":

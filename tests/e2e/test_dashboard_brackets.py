@@ -1,8 +1,8 @@
 """Order classes on the dashboard's ticket, in a real browser against the whole mesh.
 
 A trader places a bracket order (a resting limit entry with a take-profit limit and a
-stop-loss stop) and sees its two exit legs held under it in open orders; canceling the
-parent cancels them, and the order history shows the three together. An OTO entry with a
+stop-loss stop) and sees its two exit legs held under it in open orders; replacing the
+held stop-loss moves it and keeps it under its parent; canceling the parent cancels them, and the order history shows the three together. An OTO entry with a
 trailing stop-loss shows its one leg. A bracket whose take-profit is below a buy entry
 is refused, and the server's message appears by the take-profit field. Screenshots at
 laptop and phone width, in both themes, go to build/e2e-screenshots/.
@@ -119,6 +119,17 @@ def test_a_trader_places_and_cancels_a_bracket_and_sees_its_legs(page: Page) -> 
     expect(oto_legs.get_by_test_id("order-kind")).to_have_text("Stop loss · Trailing stop")
     expect(oto_legs).to_contain_text("trail 5%")
 
+    # Replacing a held leg: the stop-loss moves and still waits under its parent.
+    new_stop = price(market, "0.89")
+    legs.filter(has_text=f"stop ${stop}").get_by_role("button", name="Replace").click()
+    open_orders.get_by_label("New stop price").fill(new_stop)
+    open_orders.get_by_role("button", name="Replace order").click()
+    moved = legs.filter(has_text=f"stop ${new_stop}")
+    expect(moved).to_have_count(1)
+    expect(moved.get_by_test_id("order-status")).to_have_text(HELD)
+    expect(legs.filter(has_text=f"stop ${stop}")).to_have_count(0)
+    expect(legs).to_have_count(2)
+
     # Canceling the bracket's parent cancels its legs.
     parent.get_by_role("button", name="Cancel").click()
     expect(parent).to_have_count(0)
@@ -129,9 +140,11 @@ def test_a_trader_places_and_cancels_a_bracket_and_sees_its_legs(page: Page) -> 
     canceled_parent = history.locator(f'tr[data-order-id="{parent_id}"]')
     expect(canceled_parent.get_by_test_id("order-status")).to_have_text("Canceled")
     history_legs = legs_of(history, parent_id)
-    expect(history_legs).to_have_count(2)
-    for index in range(2):
-        expect(history_legs.nth(index).get_by_test_id("order-status")).to_have_text("Canceled")
+    # The replaced stop-loss stays in the history beside the two canceled legs.
+    expect(history_legs).to_have_count(3)
+    statuses = history_legs.get_by_test_id("order-status")
+    expect(statuses.filter(has_text="Canceled")).to_have_count(2)
+    expect(statuses.filter(has_text="Replaced")).to_have_count(1)
     expect(history_legs.nth(0).get_by_test_id("order-kind")).to_have_text(re.compile("Take profit"))
     shot(page, "bracket-history")
 
@@ -146,6 +159,6 @@ def test_a_trader_places_and_cancels_a_bracket_and_sees_its_legs(page: Page) -> 
     assert no_horizontal_scroll(page)
     shot(page, "bracket-ticket-phone")
     page.get_by_role("link", name="Orders").click()
-    expect(history_legs).to_have_count(2)
+    expect(history_legs).to_have_count(3)
     assert no_horizontal_scroll(page)
     shot(page, "orders-phone")

@@ -4,13 +4,19 @@ Each trader runs on its own thread and repeats: a market buy or sell that fills,
 resting limit buy, a cancel of one of its resting orders. Every order carries a
 `clientOrderId`; a call that fails in a way that may be retried (503, 504, 429, a
 refused or reset connection, a client timeout) is sent again with the same id until
-it gets an answer, as a careful client would. What each call got back is kept: the
-orders a 2xx confirmed, and every error response, so the books and the client's
-view can be compared afterwards.
+it gets an answer, as a careful client would. Like a real client, each trader renews
+its access token with its refresh token once half the token's lifetime has passed
+(signing in again if the refresh token was spent by a call whose answer was lost), so
+a load longer than a token's life (the soak) is not refused with 401. What each call
+got back is kept: the orders a 2xx confirmed, and every error response, so the books
+and the client's view can be compared afterwards.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json as jsonlib
 import random
 import threading
 import time
@@ -22,6 +28,7 @@ from decimal import Decimal
 import requests
 
 from tests.e2e.e2e_client import (
+    PASSWORD,
     SYMBOL,
     Json,
     Rest,
@@ -65,11 +72,25 @@ class Ledger:
     submitted: int = 0
     # (monotonic time of the answer, seconds it took) of every definitive answer.
     timings: list[tuple[float, float]] = field(default_factory=list)
+    # Access tokens renewed, by how: "refresh", or "login" when the refresh token was spent.
+    renewals: Counter[str] = field(default_factory=Counter)
 
     def confirm(self, order: Json, account_id: str) -> None:
         with self.lock:
             self.confirmed[order["id"]] = (account_id, order["clientOrderId"])
             self.last_success = time.monotonic()
+
+
+def renewal_due_at(access_token: str) -> float:
+    """Epoch second at which a client should renew this JWT: half way through its life.
+
+    A client may read its own token's claims (only the gateway checks the signature);
+    half the lifetime leaves room for a renewal that must wait out a fault.
+    """
+    payload = access_token.split(".")[1]
+    claims = jsonlib.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    issued, expires = float(claims["iat"]), float(claims["exp"])
+    return issued + (expires - issued) / 2
 
 
 class TraderLoop:
@@ -82,17 +103,19 @@ class TraderLoop:
         self.random = random.Random(seed)
         self.resting: list[str] = []
         self.quote: Json | None = None
+        self.renew_at = renewal_due_at(trader.access_token)
 
-    def call(self, method: str, path: str, json: Json | None = None) -> requests.Response | None:
+    def call(
+        self, method: str, path: str, json: Json | None = None, *, signed_in: bool = True
+    ) -> requests.Response | None:
         """The first definitive answer; None if the call kept failing for GIVE_UP_S."""
         deadline = time.monotonic() + GIVE_UP_S
         delay_s = 0.1
         while time.monotonic() < deadline:
             sent = time.monotonic()
+            token = self.trader.access_token if signed_in else None
             try:
-                response = self.rest.call(
-                    method, path, token=self.trader.access_token, json=json, timeout_s=15.0
-                )
+                response = self.rest.call(method, path, token=token, json=json, timeout_s=15.0)
             except requests.ConnectionError as error:
                 kind = "connection refused" if "refused" in str(error) else "connection reset"
                 self._retried(kind)
@@ -143,7 +166,39 @@ class TraderLoop:
         self.ledger.confirm(order, self.trader.account_id)
         return order
 
+    def renew_token_if_due(self) -> None:
+        """Swap the access token for a fresh one once half its life has passed."""
+        if time.time() < self.renew_at:
+            return
+        how = "refresh"
+        response = self.call(
+            "POST",
+            "/v1/auth/refresh",
+            {"refreshToken": self.trader.refresh_token},
+            signed_in=False,
+        )
+        if response is None or response.status_code != 200:
+            # The refresh token was spent by an attempt whose answer a fault lost (or
+            # auth stayed away): a user would sign in again.
+            how = "login"
+            response = self.call(
+                "POST",
+                "/v1/auth/login",
+                {"email": self.trader.email, "password": PASSWORD},
+                signed_in=False,
+            )
+            if response is None or response.status_code != 200:
+                return  # tried again on the next step; the current token still has time
+        body = response.json()
+        self.trader = dataclasses.replace(
+            self.trader, access_token=body["accessToken"], refresh_token=body["refreshToken"]
+        )
+        self.renew_at = renewal_due_at(self.trader.access_token)
+        with self.ledger.lock:
+            self.ledger.renewals[how] += 1
+
     def step(self) -> None:
+        self.renew_token_if_due()
         if self.quote is None or self.random.random() < 0.1:
             response = self.call("GET", f"/v1/quotes/{SYMBOL}")
             if response is not None and response.status_code == 200:

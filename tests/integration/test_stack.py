@@ -126,7 +126,7 @@ async def test_cift_up_answers_every_check_and_sigint_leaves_no_process(
         started_in_s = time.monotonic() - running.started_s
         # A bare laptop stack says what it runs without, one line each.
         without = [line for line in running.output if line.startswith("cift: running without")]
-        assert len(without) == 4, running.output
+        assert len(without) == 5, running.output
         tree = descendants(running.process.pid)
         names = {name for _, _, name in tree}
         assert {"postgres", "envoy"} <= names, names

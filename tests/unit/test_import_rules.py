@@ -8,6 +8,7 @@ imports. Services share code through `cift/`, never by importing one another.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,36 @@ def test_the_app_layer_never_imports_the_server() -> None:
         if module in ("services.execution.server", "services.execution.__main__")
     }
     assert not offending, sorted(offending)
+
+
+def test_executions_use_cases_never_touch_the_wire() -> None:
+    """Protobuf (generated `cift.<service>.v1` packages) and gRPC stay in the adapters and the edge."""
+    offending = {
+        f"{path.name}: {module}"
+        for path in (ROOT / "services" / "execution" / "app").rglob("*.py")
+        for module in imported_modules(path)
+        if re.fullmatch(r"cift\.\w+\.v\d+(\..*)?", module)
+        or any(is_under(module, wire) for wire in ("google.protobuf", "grpc"))
+    }
+    assert not offending, sorted(offending)
+
+
+@pytest.mark.parametrize("name", ("server.py", "server_accounts.py"))
+def test_executions_grpc_edge_reaches_the_database_only_through_use_cases(name: str) -> None:
+    path = ROOT / "services" / "execution" / name
+    offending = {
+        module
+        for module in imported_modules(path)
+        if is_under(module, "asyncpg")
+        or re.fullmatch(r"services\.execution\.adapters\.\w+_sql", module)
+    }
+    from_adapters = {
+        alias.name
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module == "services.execution.adapters"
+        for alias in node.names
+        if alias.name.endswith("_sql")
+    }
+    assert not offending | from_adapters, (
+        f"{name} reads SQL itself: {sorted(offending | from_adapters)}"
+    )

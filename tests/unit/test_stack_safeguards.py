@@ -14,25 +14,26 @@ from services.auth.config import AuthConfig
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "base"
 
 
-def test_a_bare_laptop_stack_names_all_four_missing_safeguards() -> None:
+def test_a_bare_laptop_stack_names_all_five_missing_safeguards() -> None:
     missing = missing_safeguards({}, ("postgres", "redis", "kafka"), "", "")
-    assert len(missing) == 4
+    assert len(missing) == 5
     assert any("CIFT_AUTH_SIGNING_KEY_SECRET" in m and "unencrypted" in m for m in missing)
     assert any("CIFT_AUTH_API_KEY_PEPPER" in m for m in missing)
     assert any("embedded PostgreSQL" in m for m in missing)
     assert any("embedded Redis" in m for m in missing)
+    assert any("embedded broker" in m and "CIFT_KAFKA_BOOTSTRAP" in m for m in missing)
 
 
 def test_a_stack_with_secrets_and_passworded_servers_misses_nothing() -> None:
     environ = {"CIFT_AUTH_SIGNING_KEY_SECRET": "s3cret", "CIFT_AUTH_API_KEY_PEPPER": "pepper"}
     assert (
         missing_safeguards(
-            environ, ("kafka",), "postgresql://cift:pw@db:5432/cift", "redis://:pw@redis:6379/0"
+            environ, (), "postgresql://cift:pw@db:5432/cift", "redis://:pw@redis:6379/0"
         )
         == []
     )
     assert missing_safeguards(
-        environ, ("kafka",), "postgresql://cift@db:5432/cift", "redis://redis:6379/0"
+        environ, (), "postgresql://cift@db:5432/cift", "redis://redis:6379/0"
     ) == ["a PostgreSQL password in CIFT_DATABASE_URL", "a Redis password in CIFT_REDIS_URL"]
 
 

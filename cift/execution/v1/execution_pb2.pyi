@@ -283,6 +283,7 @@ class Activity(_message.Message):
     PRICE_FIELD_NUMBER: _builtins.int
     ORDER_ID_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    FILL_EXPLANATION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """For fills, the fill id."""
     account_id: _builtins.str
@@ -305,6 +306,12 @@ class Activity(_message.Message):
     """A sentence describing the activity, e.g. "Opening deposit"."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def fill_explanation(self) -> _orders_pb2.FillExplanation:
+        """Fills only: why the fill has its price, size and commission (unset on
+        fills recorded before fills carried explanations).
+        """
+
     def __init__(
         self,
         *,
@@ -319,10 +326,11 @@ class Activity(_message.Message):
         price: _builtins.str = ...,
         order_id: _builtins.str = ...,
         description: _builtins.str = ...,
+        fill_explanation: _orders_pb2.FillExplanation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fill_explanation", b"fill_explanation", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "activity_type", b"activity_type", "description", b"description", "id", b"id", "net_amount", b"net_amount", "occurred_at", b"occurred_at", "order_id", b"order_id", "price", b"price", "qty", b"qty", "side", b"side", "symbol", b"symbol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "activity_type", b"activity_type", "description", b"description", "fill_explanation", b"fill_explanation", "id", b"id", "net_amount", b"net_amount", "occurred_at", b"occurred_at", "order_id", b"order_id", "price", b"price", "qty", b"qty", "side", b"side", "symbol", b"symbol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -559,16 +567,24 @@ class GetOrderResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_FIELD_NUMBER: _builtins.int
+    FILLS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def order(self) -> _orders_pb2.Order: ...
+    @_builtins.property
+    def fills(self) -> _containers.RepeatedCompositeFieldContainer[_orders_pb2.Fill]:
+        """The fills of the order and of its legs, oldest first, each with its
+        explanation.
+        """
+
     def __init__(
         self,
         *,
         order: _orders_pb2.Order | None = ...,
+        fills: _abc.Iterable[_orders_pb2.Fill] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fills", b"fills", "order", b"order"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

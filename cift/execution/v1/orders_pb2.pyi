@@ -224,6 +224,32 @@ fill until it is released (then ACCEPTED).
 """
 Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
 
+class _FillPriceSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FillPriceSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FillPriceSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FILL_PRICE_SOURCE_UNSPECIFIED: _FillPriceSource.ValueType  # 0
+    FILL_PRICE_SOURCE_QUOTE: _FillPriceSource.ValueType  # 1
+    """The opposite side of the quote: a buy took the ask, a sell the bid."""
+    FILL_PRICE_SOURCE_OPENING_AUCTION: _FillPriceSource.ValueType  # 2
+    """The opening auction: the session's first trade price."""
+    FILL_PRICE_SOURCE_CLOSING_AUCTION: _FillPriceSource.ValueType  # 3
+    """The closing auction: the session's last trade price."""
+
+class FillPriceSource(_FillPriceSource, metaclass=_FillPriceSourceEnumTypeWrapper):
+    """Which market price a fill took."""
+
+FILL_PRICE_SOURCE_UNSPECIFIED: FillPriceSource.ValueType  # 0
+FILL_PRICE_SOURCE_QUOTE: FillPriceSource.ValueType  # 1
+"""The opposite side of the quote: a buy took the ask, a sell the bid."""
+FILL_PRICE_SOURCE_OPENING_AUCTION: FillPriceSource.ValueType  # 2
+"""The opening auction: the session's first trade price."""
+FILL_PRICE_SOURCE_CLOSING_AUCTION: FillPriceSource.ValueType  # 3
+"""The closing auction: the session's last trade price."""
+Global___FillPriceSource: _TypeAlias = FillPriceSource  # noqa: Y015
+
 @_typing.final
 class Order(_message.Message):
     """An order as the execution service records it."""
@@ -412,6 +438,7 @@ class Fill(_message.Message):
     PRICE_FIELD_NUMBER: _builtins.int
     COMMISSION_FIELD_NUMBER: _builtins.int
     TIMESTAMP_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID."""
     order_id: _builtins.str
@@ -426,6 +453,12 @@ class Fill(_message.Message):
     """Decimal: commission charged for this fill (>= 0)."""
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def explanation(self) -> Global___FillExplanation:
+        """Why the fill has this price, size and commission. Unset on fills recorded
+        before fills carried explanations.
+        """
+
     def __init__(
         self,
         *,
@@ -438,11 +471,106 @@ class Fill(_message.Message):
         price: _builtins.str = ...,
         commission: _builtins.str = ...,
         timestamp: _timestamp_pb2.Timestamp | None = ...,
+        explanation: Global___FillExplanation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["timestamp", b"timestamp"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "commission", b"commission", "id", b"id", "order_id", b"order_id", "price", b"price", "qty", b"qty", "side", b"side", "symbol", b"symbol", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "commission", b"commission", "explanation", b"explanation", "id", b"id", "order_id", b"order_id", "price", b"price", "qty", b"qty", "side", b"side", "symbol", b"symbol", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Fill: _TypeAlias = Fill  # noqa: Y015
+
+@_typing.final
+class FillExplanation(_message.Message):
+    """The market tick a paper fill met and the fill-model settings that turned it
+    into the fill's price, size and commission. The fill price is market_price
+    moved by slippage_bps against the trader, rounded to the instrument's tick
+    away from the trader (buys up, sells down), then capped by limit_price; the
+    commission is qty x commission_per_share + qty x price x commission_bps / 10000,
+    rounded half up to the cent.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRICE_SOURCE_FIELD_NUMBER: _builtins.int
+    TICK_SEQUENCE_FIELD_NUMBER: _builtins.int
+    TICK_TIMESTAMP_FIELD_NUMBER: _builtins.int
+    MARKET_PRICE_FIELD_NUMBER: _builtins.int
+    BID_FIELD_NUMBER: _builtins.int
+    ASK_FIELD_NUMBER: _builtins.int
+    BID_SIZE_FIELD_NUMBER: _builtins.int
+    ASK_SIZE_FIELD_NUMBER: _builtins.int
+    TRADE_PRICE_FIELD_NUMBER: _builtins.int
+    TRADE_SIZE_FIELD_NUMBER: _builtins.int
+    AVAILABLE_QTY_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_FIELD_NUMBER: _builtins.int
+    DISPLAYED_SIZE_ONLY_FIELD_NUMBER: _builtins.int
+    SLIPPAGE_BPS_FIELD_NUMBER: _builtins.int
+    COMMISSION_PER_SHARE_FIELD_NUMBER: _builtins.int
+    COMMISSION_BPS_FIELD_NUMBER: _builtins.int
+    price_source: Global___FillPriceSource.ValueType
+    tick_sequence: _builtins.int
+    """Sequence of the tick whose price was taken (the quote, or the auction's
+    trade) in marketdata.ticks.v1; 0 when its source numbers none.
+    """
+    market_price: _builtins.str
+    """Decimal: the price taken, before slippage and rounding."""
+    bid: _builtins.str
+    """Decimal: the last quote seen for the symbol (empty when none was): bid,
+    ask and their displayed sizes.
+    """
+    ask: _builtins.str
+    bid_size: _builtins.str
+    ask_size: _builtins.str
+    trade_price: _builtins.str
+    """Decimal: the trade an auction fill crossed at, and its size; empty for
+    quote fills.
+    """
+    trade_size: _builtins.str
+    available_qty: _builtins.str
+    """Decimal: when the model fills at displayed size, the size still displayed
+    on the quote's side when this fill took it (the fill is at most this);
+    else empty.
+    """
+    limit_price: _builtins.str
+    """Decimal: the order's limit at the fill; empty for orders without one."""
+    displayed_size_only: _builtins.bool
+    """Model setting: fills are limited to the displayed size of the quote."""
+    slippage_bps: _builtins.str
+    """Decimal model setting: slippage against the trader, in basis points."""
+    commission_per_share: _builtins.str
+    """Decimal model setting: commission per share."""
+    commission_bps: _builtins.str
+    """Decimal model setting: commission in basis points of the fill's notional."""
+    @_builtins.property
+    def tick_timestamp(self) -> _timestamp_pb2.Timestamp:
+        """Venue time of that tick."""
+
+    def __init__(
+        self,
+        *,
+        price_source: Global___FillPriceSource.ValueType = ...,
+        tick_sequence: _builtins.int = ...,
+        tick_timestamp: _timestamp_pb2.Timestamp | None = ...,
+        market_price: _builtins.str = ...,
+        bid: _builtins.str = ...,
+        ask: _builtins.str = ...,
+        bid_size: _builtins.str = ...,
+        ask_size: _builtins.str = ...,
+        trade_price: _builtins.str = ...,
+        trade_size: _builtins.str = ...,
+        available_qty: _builtins.str = ...,
+        limit_price: _builtins.str = ...,
+        displayed_size_only: _builtins.bool = ...,
+        slippage_bps: _builtins.str = ...,
+        commission_per_share: _builtins.str = ...,
+        commission_bps: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tick_timestamp", b"tick_timestamp"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask", b"ask", "ask_size", b"ask_size", "available_qty", b"available_qty", "bid", b"bid", "bid_size", b"bid_size", "commission_bps", b"commission_bps", "commission_per_share", b"commission_per_share", "displayed_size_only", b"displayed_size_only", "limit_price", b"limit_price", "market_price", b"market_price", "price_source", b"price_source", "slippage_bps", b"slippage_bps", "tick_sequence", b"tick_sequence", "tick_timestamp", b"tick_timestamp", "trade_price", b"trade_price", "trade_size", b"trade_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FillExplanation: _TypeAlias = FillExplanation  # noqa: Y015

@@ -6,24 +6,13 @@ accepted. These types are plain values so every rule can be tested without I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
 
-from cift.trading.vocabulary import OrderType, Side, TimeInForce
+from cift.trading.orders import OrderTerms
 
 
 @dataclass(frozen=True, slots=True)
-class OrderToCheck:
-    """An order as submitted: exactly one of `qty` (shares) or `notional` (dollars)."""
+class OrderToCheck(OrderTerms):
+    """An order as submitted, for `account_id` (a keyword: it follows the order's terms)."""
 
-    account_id: str
-    symbol: str
-    side: Side
-    order_type: OrderType
-    time_in_force: TimeInForce = TimeInForce.DAY
-    qty: Decimal | None = None
-    notional: Decimal | None = None
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-    trail_price: Decimal | None = None
-    trail_percent: Decimal | None = None
+    account_id: str = field(kw_only=True)

@@ -18,12 +18,18 @@ from enum import StrEnum
 
 from cift.runtime.money import format_decimal, is_multiple_of
 from cift.trading.pretrade.order import OrderToCheck
-from cift.trading.pretrade.quote import Quote
+from cift.trading.pretrade.quote import NS_PER_S, Quote
 from cift.trading.pretrade.snapshot import ZERO, CheckSnapshot
 from cift.trading.pretrade.trading_state import TradingState, reduces_position
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
 HUNDRED = Decimal(100)
+# Enum members read once: a class attribute lookup on an enum costs far more than a
+# global's, and every rule of every check compares against them.
+_BUY, _SELL = Side.BUY, Side.SELL
+_MARKET, _LIMIT, _STOP = OrderType.MARKET, OrderType.LIMIT, OrderType.STOP
+_STOP_LIMIT, _TRAILING_STOP = OrderType.STOP_LIMIT, OrderType.TRAILING_STOP
+_ACTIVE, _REDUCING, _HALTED = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED
 
 
 class Reason(StrEnum):
@@ -90,20 +96,28 @@ class CheckContext:
     @classmethod
     def of(cls, order: OrderToCheck, snap: CheckSnapshot) -> CheckContext:
         quote = snap.quote
-        if quote is not None and quote.age_s(snap.now_ns) > snap.limits.max_quote_age_s:
-            quote = None
+        if quote is not None:
+            # Quote.age_s, without its division when the quote is from this very instant.
+            age_ns = snap.now_ns - quote.ts_ns
+            age = Decimal(age_ns) / NS_PER_S if age_ns > 0 else ZERO
+            if age > snap.limits.max_quote_age_s:
+                quote = None
         price = _expected_price(order, quote)
         qty: Decimal | None = None
         notional: Decimal | None = None
-        if order.qty is not None and order.qty > 0:
-            qty = order.qty
+        order_qty = order.qty
+        if order_qty is not None and order_qty > 0:
+            qty = order_qty
             notional = qty * price if price is not None else None
         elif order.notional is not None and order.notional > 0:
             notional = order.notional
             qty = notional / price if price is not None else None
-        open_same_side = snap.open_buy_qty if order.side is Side.BUY else snap.open_sell_qty
-        before = snap.position_qty + order.side.sign * open_same_side
-        after = before + order.side.sign * qty if qty is not None else None
+        if order.side is _BUY:
+            before = snap.position_qty + snap.open_buy_qty
+            after = before + qty if qty is not None else None
+        else:
+            before = snap.position_qty - snap.open_sell_qty
+            after = before - qty if qty is not None else None
         return cls(order, snap, quote, price, qty, notional, before, after)
 
     @property
@@ -115,7 +129,7 @@ class CheckContext:
     @property
     def reduces(self) -> bool:
         side = self.order.side
-        open_same = self.snap.open_buy_qty if side is Side.BUY else self.snap.open_sell_qty
+        open_same = self.snap.open_buy_qty if side is _BUY else self.snap.open_sell_qty
         return reduces_position(side, self.qty, self.snap.position_qty, open_same)
 
     @property
@@ -129,7 +143,7 @@ class CheckContext:
             return self.snap.caller_order_cost
         if self.price is None or self.notional is None or self.position_after is None:
             return None
-        if self.order.side is Side.BUY:
+        if self.order.side is _BUY:
             return self.notional
         short_before = max(ZERO, -self.position_before)
         short_after = max(ZERO, -self.position_after)
@@ -137,11 +151,12 @@ class CheckContext:
 
 
 def _expected_price(order: OrderToCheck, quote: Quote | None) -> Decimal | None:
-    if order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+    kind = order.order_type
+    if kind is _LIMIT or kind is _STOP_LIMIT:
         return (
             order.limit_price if order.limit_price is not None and order.limit_price > 0 else None
         )
-    if order.order_type is OrderType.STOP:
+    if kind is _STOP:
         return order.stop_price if order.stop_price is not None and order.stop_price > 0 else None
     return quote.marketable_price(order.side) if quote is not None else None
 
@@ -152,6 +167,8 @@ Rule = Callable[[CheckContext], list[Violation]]
 def check_trading_state(ctx: CheckContext) -> list[Violation]:
     """Kill switch, account halt, and reduce-only modes (global and per account)."""
     snap = ctx.snap
+    if snap.venue_state is _ACTIVE and snap.account_state is _ACTIVE:
+        return []  # neither halted nor reduce-only: whether the order reduces is moot
     if snap.venue_state is TradingState.HALTED:
         return [
             Violation(
@@ -209,7 +226,7 @@ def check_shortable(ctx: CheckContext) -> list[Violation]:
     """A sell that opens or grows a short needs a borrowable instrument and an account allowed to short."""
     instrument = ctx.snap.instrument
     allowed_here = instrument is None or instrument.shortable
-    if ctx.order.side is not Side.SELL or (allowed_here and ctx.snap.limits.allow_short):
+    if ctx.order.side is not _SELL or (allowed_here and ctx.snap.limits.allow_short):
         return []
     if ctx.position_after is not None:
         opens_short = ctx.position_after < 0 and ctx.position_after < min(ctx.position_before, ZERO)
@@ -283,6 +300,8 @@ def check_lot_size(ctx: CheckContext) -> list[Violation]:
 def check_prices(ctx: CheckContext) -> list[Violation]:
     """The prices each order type needs are present and positive, and no others are sent."""
     order = ctx.order
+    if _prices_plainly_right(order):
+        return []
     kind = order.order_type.value.replace("_", " ")
     found: list[Violation] = []
     prices = {"limit_price": order.limit_price, "stop_price": order.stop_price}
@@ -337,11 +356,27 @@ def check_prices(ctx: CheckContext) -> list[Violation]:
     return found
 
 
+def _prices_plainly_right(order: OrderToCheck) -> bool:
+    """The common shapes that `check_prices` passes, recognised without building its messages."""
+    if order.trail_price is not None or order.trail_percent is not None:
+        return False  # trailing stops (and stray trails) take the full check
+    kind, limit, stop = order.order_type, order.limit_price, order.stop_price
+    if kind is _MARKET:
+        return limit is None and stop is None
+    if kind is _LIMIT:
+        return stop is None and limit is not None and limit > 0
+    if kind is _STOP:
+        return limit is None and stop is not None and stop > 0
+    return False
+
+
 def check_tick_grid(ctx: CheckContext) -> list[Violation]:
     instrument = ctx.snap.instrument
     if instrument is None:
         return []
     order = ctx.order
+    if order.limit_price is None and order.stop_price is None and order.trail_price is None:
+        return []
     found: list[Violation] = []
     for name, value in (
         ("limit_price", order.limit_price),
@@ -391,7 +426,9 @@ def check_price_collar(ctx: CheckContext) -> list[Violation]:
     width above and below. Without a fresh quote there is nothing to compare with.
     """
     quote = ctx.fresh_quote
-    reference = quote.reference_price if quote is not None else None
+    if quote is None or (ctx.order.limit_price is None and ctx.order.stop_price is None):
+        return []
+    reference = quote.reference_price
     if reference is None:
         return []
     pct = ctx.snap.limits.price_collar_pct
@@ -414,7 +451,8 @@ def check_price_collar(ctx: CheckContext) -> list[Violation]:
 
 def check_fresh_quote(ctx: CheckContext) -> list[Violation]:
     """Orders priced by the market (market, trailing stop) need a current quote."""
-    if ctx.order.order_type not in (OrderType.MARKET, OrderType.TRAILING_STOP):
+    kind = ctx.order.order_type
+    if kind is not _MARKET and kind is not _TRAILING_STOP:
         return []
     if ctx.fresh_quote is not None and ctx.price is not None:
         return []

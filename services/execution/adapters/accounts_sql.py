@@ -11,9 +11,16 @@ from decimal import Decimal
 
 import asyncpg
 
+from cift.trading.ledger import Balances
+from services.execution.app.ports import OrderContext
+
 
 async def open_account(
-    conn: asyncpg.Connection, account_id: str, opening_cash: Decimal, multiplier: Decimal
+    conn: asyncpg.Connection,
+    account_id: str,
+    opening_cash: Decimal,
+    multiplier: Decimal,
+    buying_power: Decimal,
 ) -> bool:
     """Create the account with its opening deposit; False when it already existed.
 
@@ -23,11 +30,12 @@ async def open_account(
     """
     async with conn.transaction():
         status = await conn.execute(
-            """INSERT INTO accounts (account_id, cash, margin_multiplier, last_equity)
-               VALUES ($1, $2, $3, $2) ON CONFLICT DO NOTHING""",
+            """INSERT INTO accounts (account_id, cash, margin_multiplier, last_equity, buying_power)
+               VALUES ($1, $2, $3, $2, $4) ON CONFLICT DO NOTHING""",
             account_id,
             opening_cash,
             multiplier,
+            buying_power,
         )
         if status != "INSERT 0 1":
             return False
@@ -52,7 +60,7 @@ async def get_account(conn: asyncpg.Connection, account_id: str) -> asyncpg.Reco
 
 
 CONTEXT_SQL = """
-SELECT i.n, a.cash, a.net_cost, a.gross_cost, a.reserved, a.margin_multiplier,
+SELECT i.n, a.buying_power, a.reserved, a.gross_cost, a.event_seq,
        (SELECT order_id FROM orders
         WHERE account_id = i.account_id AND client_order_id = i.client_order_id
        ) AS existing_order_id,
@@ -67,15 +75,15 @@ ORDER BY i.n
 
 async def order_contexts(
     conn: asyncpg.Connection, wanted: Sequence[tuple[str, str, str]]
-) -> list[asyncpg.Record]:
+) -> list[OrderContext]:
     """What pre-trade checks need from the ledger, for many (account, symbol, client_order_id).
 
-    Per item: the account row, the position and `existing_order_id`, the order
-    already submitted under that client_order_id (idempotent resubmission). One
-    round trip for all of them, answers in the given order. Open orders are not
-    read here: the fill engine holds every one of them (`FillEngine.open_orders_of`),
-    and counting them from the table cost a scan of the account's open orders
-    per order.
+    Per item: the account's stored buying power, reservations, gross cost and last
+    event sequence, the position and the order already submitted under that
+    client_order_id (idempotent resubmission). One round trip for all of them,
+    answers in the given order. Open orders are not read here: the fill engine
+    holds every one of them (`FillEngine.open_orders_of`), and counting them from
+    the table cost a scan of the account's open orders per order.
     """
     rows = await conn.fetch(
         CONTEXT_SQL,
@@ -84,12 +92,22 @@ async def order_contexts(
         [w[2] for w in wanted],
     )
     assert len(rows) == len(wanted), "accounts are opened before any order reaches the store"
-    return list(rows)
+    return [
+        OrderContext(
+            buying_power=row["buying_power"],
+            reserved=row["reserved"],
+            gross_cost=row["gross_cost"],
+            event_seq=row["event_seq"],
+            position_qty=row["position_qty"],
+            existing_order_id=row["existing_order_id"],
+        )
+        for row in rows
+    ]
 
 
 async def order_context(
     conn: asyncpg.Connection, account_id: str, symbol: str, client_order_id: str = ""
-) -> asyncpg.Record:
+) -> OrderContext:
     """`order_contexts` for one order."""
     return (await order_contexts(conn, [(account_id, symbol, client_order_id)]))[0]
 
@@ -100,16 +118,15 @@ async def reserve_buying_power(
     """Hold `amount` of buying power atomically; None when there is not enough.
 
     PostgreSQL serializes updates of one row, so concurrent orders of an account
-    can never reserve more than it has. The buying-power expression mirrors
-    `ledger.buying_power`. Also claims `events` order-event sequence numbers and
-    returns the last one.
+    can never reserve more than it has. The buying power compared against is the
+    ledger's figure stored with the row. Also claims `events` order-event sequence
+    numbers and returns the last one.
     """
     value: int | None = await conn.fetchval(
         """UPDATE accounts
            SET reserved = reserved + $2::numeric, event_seq = event_seq + $3, updated_at = now()
            WHERE account_id = $1
-             AND ($2::numeric = 0 OR greatest(0, (cash + net_cost) * margin_multiplier - gross_cost)
-                            - reserved >= $2::numeric)
+             AND ($2::numeric = 0 OR buying_power - reserved >= $2::numeric)
            RETURNING event_seq""",
         account_id,
         amount,
@@ -131,6 +148,26 @@ async def release_and_sequence(
         events,
     )
     return value
+
+
+async def unpriced_balances(conn: asyncpg.Connection) -> dict[str, Balances]:
+    """Accounts whose buying power was never stored (opened before it was), locked until commit."""
+    rows = await conn.fetch(
+        """SELECT account_id, cash, net_cost, gross_cost, margin_multiplier FROM accounts
+           WHERE buying_power IS NULL ORDER BY account_id FOR UPDATE"""
+    )
+    return {
+        row["account_id"]: Balances(
+            row["cash"], row["net_cost"], row["gross_cost"], row["margin_multiplier"]
+        )
+        for row in rows
+    }
+
+
+async def store_buying_power(conn: asyncpg.Connection, figures: dict[str, Decimal]) -> None:
+    await conn.executemany(
+        "UPDATE accounts SET buying_power = $2 WHERE account_id = $1", sorted(figures.items())
+    )
 
 
 async def positions(conn: asyncpg.Connection, account_id: str) -> list[asyncpg.Record]:

@@ -1,18 +1,21 @@
-"""SQL of fills: taking a fill once (idempotent by fill id), settling it, recording its
-activity and events, and the per-symbol tick marks that make redelivered ticks no-ops.
+"""SQL of fills: taking a fill once (idempotent by fill id) with its explanation, settling
+it, recording its activity and events, reading fills back, and the per-symbol tick
+marks that make redelivered ticks no-ops.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
 from cift.runtime.outbox import NOTIFY_SQL
-from cift.trading.fills import Fill
+from cift.trading.fills import Fill, FillExplanation, PriceSource
 from cift.trading.intraday import DayFills
-from cift.trading.ledger import Position
+from cift.trading.ledger import Balances, Position
 from cift.trading.orders import Order
 from services.execution.adapters.order_rows import (
     OutgoingEvent,
@@ -21,18 +24,35 @@ from services.execution.adapters.order_rows import (
 TAKE_FILL_SQL = """
 WITH recorded AS (
     INSERT INTO fills (fill_id, order_id, account_id, symbol, side, qty, price, commission,
-                       occurred_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING
+                       occurred_at, price_source, tick_sequence, tick_ts_ns, market_price,
+                       bid, ask, bid_size, ask_size, trade_price, trade_size, available_qty,
+                       limit_price, displayed_size_only, slippage_bps, commission_per_share,
+                       commission_bps)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+            $19, $20, $21, $22, $23, $24, $25) ON CONFLICT DO NOTHING
     RETURNING fill_id
 )
-SELECT o.*, held.qty AS held_qty, held.cost_basis AS held_cost_basis
+SELECT o.*, held.qty AS held_qty, held.cost_basis AS held_cost_basis,
+       a.cash AS account_cash, a.net_cost AS account_net_cost,
+       a.gross_cost AS account_gross_cost, a.margin_multiplier AS account_margin_multiplier
 FROM recorded
 JOIN orders o ON o.order_id = $2
+JOIN accounts a ON a.account_id = $3
 LEFT JOIN LATERAL (
     SELECT qty, cost_basis FROM positions WHERE account_id = $3 AND symbol = $4 FOR UPDATE
 ) held ON true
-FOR UPDATE OF o
+FOR UPDATE OF o, a
 """
+
+
+def balances(taken: asyncpg.Record) -> Balances:
+    """The account's figures a fill's row from `take_fill` carries (the row is locked)."""
+    return Balances(
+        taken["account_cash"],
+        taken["account_net_cost"],
+        taken["account_gross_cost"],
+        taken["account_margin_multiplier"],
+    )
 
 
 async def take_fill(
@@ -42,7 +62,9 @@ async def take_fill(
 
     None when this fill id was already applied: then nothing is written or
     locked, and nothing else may change. Otherwise the position as it stands
-    (locked before the order, as every fill does) and the order row.
+    (locked before the order, as every fill does) and the order row, with the
+    account's figures (`balances`), locked too: the ledger computes the buying
+    power the settlement stores from them.
     """
     row = await conn.fetchrow(
         TAKE_FILL_SQL,
@@ -55,12 +77,82 @@ async def take_fill(
         fill.price,
         fill.commission,
         at,
+        *_explanation_args(fill.explanation),
     )
     if row is None:
         return None
     if row["held_qty"] is None:
         return Position(fill.symbol), row
     return Position(fill.symbol, row["held_qty"], row["held_cost_basis"]), row
+
+
+def _explanation_args(explanation: FillExplanation | None) -> tuple[Any, ...]:
+    if explanation is None:
+        return (None,) * 16
+    e = explanation
+    return (
+        e.source.value,
+        e.tick_sequence,
+        e.tick_ts_ns,
+        e.market_price,
+        e.bid,
+        e.ask,
+        e.bid_size,
+        e.ask_size,
+        e.trade_price,
+        e.trade_size,
+        e.available_qty,
+        e.limit_price,
+        e.displayed_size_only,
+        e.slippage_bps,
+        e.commission_per_share,
+        e.commission_bps,
+    )
+
+
+def explanation_from_row(row: Any) -> FillExplanation | None:
+    """A stored fill's explanation; None for fills recorded before fills carried one."""
+    if row["price_source"] is None:
+        return None
+    return FillExplanation(
+        source=PriceSource(row["price_source"]),
+        tick_sequence=row["tick_sequence"],
+        tick_ts_ns=row["tick_ts_ns"],
+        market_price=row["market_price"],
+        bid=row["bid"],
+        ask=row["ask"],
+        bid_size=row["bid_size"],
+        ask_size=row["ask_size"],
+        trade_price=row["trade_price"],
+        trade_size=row["trade_size"],
+        available_qty=row["available_qty"],
+        limit_price=row["limit_price"],
+        displayed_size_only=row["displayed_size_only"],
+        slippage_bps=row["slippage_bps"],
+        commission_per_share=row["commission_per_share"],
+        commission_bps=row["commission_bps"],
+    )
+
+
+async def fills_of_orders(
+    conn: asyncpg.Connection, order_ids: Sequence[str]
+) -> list[asyncpg.Record]:
+    """The fills of these orders, oldest first (ties in fill id order)."""
+    return list(
+        await conn.fetch(
+            "SELECT * FROM fills WHERE order_id = ANY($1::text[]) ORDER BY occurred_at, fill_id",
+            list(order_ids),
+        )
+    )
+
+
+async def explanations(
+    conn: asyncpg.Connection, fill_ids: Sequence[str]
+) -> dict[str, FillExplanation]:
+    """The explanations of these fills, by fill id (fills without one are left out)."""
+    rows = await conn.fetch("SELECT * FROM fills WHERE fill_id = ANY($1::text[])", list(fill_ids))
+    found = {row["fill_id"]: explanation_from_row(row) for row in rows}
+    return {fill_id: e for fill_id, e in found.items() if e is not None}
 
 
 SETTLE_FILL_SQL = """
@@ -81,7 +173,8 @@ WITH held AS (
     UPDATE accounts
     SET cash = cash + $16, net_cost = net_cost + $17, gross_cost = gross_cost + $18,
         realized_pnl = realized_pnl + $5, commissions = commissions + $19,
-        reserved = greatest(0, reserved - $12), event_seq = event_seq + 1, updated_at = now()
+        reserved = greatest(0, reserved - $12), event_seq = event_seq + 1, updated_at = now(),
+        buying_power = $20
     WHERE account_id = $1
     RETURNING cash, event_seq
 )
@@ -101,12 +194,14 @@ async def settle_fill_rows(
     cash_delta: Decimal,
     net_cost_delta: Decimal,
     gross_cost_delta: Decimal,
+    buying_power: Decimal,
 ) -> asyncpg.Record:
     """A fill's position, order and account changes in one statement (one round trip).
 
     The position and order rows are already locked by the caller's transaction;
     the account row is updated last, as in every other transaction that changes
-    it. Returns the account's new cash and event sequence, and the order's total
+    it; `buying_power` is the ledger's figure for the row after these deltas. Returns
+    the account's new cash and event sequence, and the order's total
     commission, which the fill's events carry.
     """
     row = await conn.fetchrow(
@@ -130,6 +225,7 @@ async def settle_fill_rows(
         net_cost_delta,
         gross_cost_delta,
         commission,
+        buying_power,
     )
     assert row is not None, f"order {order.order_id} or its account vanished"
     return row

@@ -1,7 +1,8 @@
-"""Stored orders as reply messages: each with its timestamps, a group's parent with its legs.
+"""Stored orders as reply messages: each with its timestamps, a group's parent with its legs,
+and an order's fills with their explanations.
 
-Reads for GetOrder, ListOrders and the replies of order entry; the rows come from
-`orders_sql`, the message from `wire.order_message`.
+Replies of GetOrder, ListOrders and order entry; the rows come from `app/reads.py`,
+the messages from `wire`.
 """
 
 from __future__ import annotations
@@ -10,21 +11,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from cift.execution.v1 import orders_pb2
+from cift.runtime.order_wire import SIDE_TO_PB
 from cift.runtime.timestamps import timestamp_of
-from services.execution.adapters import order_rows, orders_sql
-from services.execution.adapters.wire import order_message
+from cift.trading.vocabulary import Side
+from services.execution.adapters import fills_sql, order_rows
+from services.execution.adapters.wire import dec, explanation_message, order_message
 
 
-async def orders_with_legs(conn: Any, rows: Sequence[Any]) -> list[orders_pb2.Order]:
+def orders_with_legs(rows: Sequence[Any], legs: Sequence[Any]) -> list[orders_pb2.Order]:
     """Orders as replies: each parent of a bracket, OCO or OTO order with its legs."""
     messages = [order_reply(row) for row in rows]
-    parents = [r["order_id"] for r in rows if r["order_class"] != "simple" and not r["parent_id"]]
-    if parents:
-        by_parent: dict[str, list[orders_pb2.Order]] = {}
-        for leg in await orders_sql.legs_of(conn, parents):
-            by_parent.setdefault(leg["parent_id"], []).append(order_reply(leg))
-        for message in messages:
-            message.legs.extend(by_parent.get(message.id, []))
+    by_parent: dict[str, list[orders_pb2.Order]] = {}
+    for leg in legs:
+        by_parent.setdefault(leg["parent_id"], []).append(order_reply(leg))
+    for message in messages:
+        message.legs.extend(by_parent.get(message.id, []))
     return messages
 
 
@@ -41,4 +42,27 @@ def order_reply(row: object) -> orders_pb2.Order:
         stamp = timestamp_of(record[column])  # type: ignore[index]
         if stamp is not None:
             getattr(message, field).CopyFrom(stamp)
+    return message
+
+
+def fill_replies(rows: Sequence[Any]) -> list[orders_pb2.Fill]:
+    """Stored fills as replies, each with its explanation."""
+    return [fill_reply(row) for row in rows]
+
+
+def fill_reply(row: Any) -> orders_pb2.Fill:
+    message = orders_pb2.Fill(
+        id=row["fill_id"],
+        order_id=row["order_id"],
+        account_id=row["account_id"],
+        symbol=row["symbol"],
+        side=SIDE_TO_PB[Side(row["side"])],
+        qty=dec(row["qty"]),
+        price=dec(row["price"]),
+        commission=dec(row["commission"]),
+        timestamp=timestamp_of(row["occurred_at"]),
+    )
+    explanation = fills_sql.explanation_from_row(row)
+    if explanation is not None:
+        message.explanation.CopyFrom(explanation_message(explanation))
     return message

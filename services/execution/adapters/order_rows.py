@@ -23,6 +23,8 @@ class OutgoingEvent:
     schema_name: str
     payload: bytes
     headers_json: str
+    # An order event's per-account sequence (also inside `payload`); 0 for other events.
+    sequence: int = 0
 
 
 def order_columns(order: Order) -> tuple[Any, ...]:

@@ -5,6 +5,7 @@ close, legs, water marks, the instruments the book was built with.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -21,83 +22,33 @@ from services.execution.adapters.order_rows import (
     order_columns,
 )
 
-SUBMIT_SQL = f"""
-WITH reserved AS (
-    UPDATE accounts
-    SET reserved = reserved + $15::numeric, event_seq = event_seq + 1, updated_at = now()
-    WHERE account_id = $2
-      AND ($15::numeric = 0
-           OR greatest(0, (cash + net_cost) * margin_multiplier - gross_cost)
-              - reserved >= $15::numeric)
-    RETURNING event_seq, $18::bytea || '\\x38'::bytea || pb_varint(event_seq) AS payload
-), placed AS (
-    INSERT INTO orders (order_id, account_id, client_order_id, symbol, side, order_type,
-        time_in_force, qty, notional, limit_price, stop_price, trail_price, trail_percent,
-        status, reserved, replaces, created_at, updated_at)
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8::numeric, $9::numeric, $10::numeric, $11::numeric,
-           $12::numeric, $13::numeric, $14, $15::numeric, $16, $17, $17
-    FROM reserved
-), logged AS (
-    INSERT INTO order_events (account_id, sequence, payload)
-    SELECT $2, event_seq, payload FROM reserved
-), queued AS (
-    INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
-    SELECT $19, $20, $2, $21, payload, $22::jsonb FROM reserved
-)
-SELECT event_seq, payload, {NOTIFY_SQL} FROM reserved
-"""
-
-
-async def submit_order(
-    conn: asyncpg.Connection, order: Order, event: OutgoingEvent
-) -> tuple[int, bytes] | None:
-    """Reserve buying power, insert the order, its event and outbox row: one statement.
-
-    One statement is one implicit transaction and one round trip: either all of
-    it happens or none. The reservation is the conditional UPDATE of
-    `reserve_buying_power` (PostgreSQL serializes updates of one account row);
-    when it matches no row the inserts, which select from it, insert nothing and
-    None is returned. `event.payload` is the OrderEvent without its sequence,
-    which the UPDATE hands out and SQL appends (migration 002). A duplicate
-    client_order_id raises UniqueViolationError and nothing is written.
-    """
-    row = await conn.fetchrow(
-        SUBMIT_SQL,
-        *order_columns(order),
-        event.payload,
-        event.event_id,
-        event.topic,
-        event.schema_name,
-        event.headers_json,
-    )
-    if row is None:
-        return None
-    return row["event_seq"], row["payload"]
-
-
 LOCK_ACCOUNTS_SQL = """
 SELECT 1 FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE
 """
 
-
-SUBMIT_MANY_SQL = f"""
+# The reservation is a conditional UPDATE of the account row (PostgreSQL serializes
+# updates of one row); the order, its event and outbox row select from it, so when
+# it matches no row nothing is inserted. It also checks that the account's last event
+# sequence is still the one the order's event was numbered after: the event is
+# serialized whole in Python (adapters/events.py), sequence included. The final SELECT
+# answers every order, written or not, with the account as the statement found it.
+SUBMIT_SQL = f"""
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::numeric[],
                          $11::numeric[], $12::numeric[], $13::numeric[], $14::text[],
-                         $15::numeric[], $16::text[], $17::timestamptz[], $18::bytea[],
-                         $19::text[], $20::text[])
+                         $15::numeric[], $16::text[], $17::timestamptz[], $18::bigint[],
+                         $19::bytea[], $20::text[], $21::text[])
         AS i(order_id, account_id, client_order_id, symbol, side, order_type, time_in_force,
              qty, notional, limit_price, stop_price, trail_price, trail_percent, status,
-             cost, replaces, created_at, event, event_id, headers)
+             cost, replaces, created_at, sequence, event, event_id, headers)
 ), reserved AS (
     UPDATE accounts a
-    SET reserved = a.reserved + i.cost, event_seq = a.event_seq + 1, updated_at = now()
+    SET reserved = a.reserved + i.cost, event_seq = i.sequence, updated_at = now()
     FROM input i
-    WHERE a.account_id = i.account_id
-      AND (i.cost = 0 OR greatest(0, (a.cash + a.net_cost) * a.margin_multiplier - a.gross_cost)
-                         - a.reserved >= i.cost)
-    RETURNING i.order_id, a.event_seq, i.event || '\\x38'::bytea || pb_varint(a.event_seq) AS payload
+    WHERE a.account_id = i.account_id AND a.event_seq = i.sequence - 1
+      AND (i.cost = 0 OR a.buying_power - a.reserved >= i.cost)
+    RETURNING i.order_id
 ), placed AS (
     INSERT INTO orders (order_id, account_id, client_order_id, symbol, side, order_type,
         time_in_force, qty, notional, limit_price, stop_price, trail_price, trail_percent,
@@ -108,48 +59,86 @@ WITH input AS (
     FROM input i JOIN reserved r USING (order_id)
 ), logged AS (
     INSERT INTO order_events (account_id, sequence, payload)
-    SELECT i.account_id, r.event_seq, r.payload FROM input i JOIN reserved r USING (order_id)
+    SELECT i.account_id, i.sequence, i.event FROM input i JOIN reserved r USING (order_id)
 ), queued AS (
     INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
-    SELECT i.event_id, $21, i.account_id, $22, r.payload, i.headers::jsonb
+    SELECT i.event_id, $22, i.account_id, $23, i.event, i.headers::jsonb
     FROM input i JOIN reserved r USING (order_id)
 )
-SELECT r.order_id, r.event_seq, r.payload, {NOTIFY_SQL} FROM reserved r
+SELECT i.order_id, r.order_id IS NOT NULL AS written, a.event_seq AS seen_sequence,
+       a.buying_power - a.reserved AS available, i.cost,
+       CASE WHEN r.order_id IS NOT NULL THEN {NOTIFY_SQL} END AS notified
+FROM input i JOIN accounts a USING (account_id) LEFT JOIN reserved r USING (order_id)
 """
+
+
+@dataclass(frozen=True, slots=True)
+class StaleSequence:
+    """The account's event sequence moved after the order's event was numbered.
+
+    Nothing was written: number the event `next_sequence` and submit it again.
+    """
+
+    next_sequence: int
+
+
+# Per order: the sequence of its written event, None when the account's buying power
+# does not cover its reservation (nothing written), or StaleSequence.
+Submitted = int | None | StaleSequence
 
 
 async def submit_orders(
     conn: asyncpg.Connection, batch: Sequence[tuple[Order, OutgoingEvent]]
-) -> dict[str, tuple[int, bytes]]:
-    """`submit_order` for many orders of distinct accounts in one statement.
+) -> dict[str, Submitted]:
+    """Reserve buying power, insert each order, its event and outbox row: one statement.
 
-    Each order is reserved, inserted and logged exactly as alone: the UPDATE's
-    condition is evaluated per account row, and an order whose reservation does
-    not fit is simply absent from the answer (nothing of it is written). Two
-    orders of one account must not share a batch (an UPDATE changes a row once).
-    Any error (a duplicate client_order_id) rolls back the whole statement; the
-    caller then submits those orders one by one.
+    One statement is one implicit transaction and one round trip: either all of
+    it happens or none. Each order is reserved, inserted and logged exactly as
+    alone: the UPDATE's condition is evaluated per account row, and an order whose
+    reservation does not fit writes nothing. Two orders of one account must not
+    share a batch (an UPDATE changes a row once). A duplicate client_order_id
+    raises UniqueViolationError and nothing of the batch is written; the caller
+    then submits those orders one by one. `OutgoingEvent.sequence` is the number
+    each order's event carries.
     """
     topics = {event.topic for _, event in batch}
     schemas = {event.schema_name for _, event in batch}
     assert len(topics) == 1 and len(schemas) == 1, "one event kind per batch"
-    columns: list[list[Any]] = [[] for _ in range(20)]
+    columns: list[list[Any]] = [[] for _ in range(21)]
     for order, event in batch:
         values = (
             *order_columns(order),
+            event.sequence,
             event.payload,
             event.event_id,
             event.headers_json,
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    async with conn.transaction():
-        # Batches run concurrently and an UPDATE locks its rows in plan order, so
-        # two batches could lock shared accounts in opposite orders and deadlock.
-        # Taking the account locks in one global order first rules that out.
-        await conn.execute(LOCK_ACCOUNTS_SQL, sorted({order.account_id for order, _ in batch}))
-        rows = await conn.fetch(SUBMIT_MANY_SQL, *columns, topics.pop(), schemas.pop())
-    return {row["order_id"]: (row["event_seq"], row["payload"]) for row in rows}
+    if len(batch) == 1:
+        rows = await conn.fetch(SUBMIT_SQL, *columns, topics.pop(), schemas.pop())
+    else:
+        async with conn.transaction():
+            # Batches run concurrently and an UPDATE locks its rows in plan order, so
+            # two batches could lock shared accounts in opposite orders and deadlock.
+            # Taking the account locks in one global order first rules that out.
+            await conn.execute(LOCK_ACCOUNTS_SQL, sorted({order.account_id for order, _ in batch}))
+            rows = await conn.fetch(SUBMIT_SQL, *columns, topics.pop(), schemas.pop())
+    sequences = {order.order_id: event.sequence for order, event in batch}
+    return {row["order_id"]: _submitted(row, sequences[row["order_id"]]) for row in rows}
+
+
+def _submitted(row: asyncpg.Record, sequence: int) -> Submitted:
+    if row["written"]:
+        return sequence
+    if row["seen_sequence"] != sequence - 1:
+        return StaleSequence(row["seen_sequence"] + 1)
+    available = row["available"]
+    if row["cost"] == 0 or (available is not None and available >= row["cost"]):
+        # The row changed after the statement's snapshot (another event committed
+        # meanwhile), so the snapshot cannot tell why: try again on a fresh one.
+        return StaleSequence(sequence)
+    return None
 
 
 async def insert_order(conn: asyncpg.Connection, order: Order) -> None:
@@ -309,14 +298,30 @@ async def open_orders(
     )
 
 
-async def insert_order_event(
-    conn: asyncpg.Connection, account_id: str, sequence: int, payload: bytes
+RECORD_ORDER_EVENT_SQL = f"""
+WITH logged AS (
+    INSERT INTO order_events (account_id, sequence, payload) VALUES ($1, $2, $3)
+), queued AS (
+    INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
+    VALUES ($4, $5, $1, $6, $3, $7::jsonb)
+)
+SELECT {NOTIFY_SQL}
+"""
+
+
+async def record_order_event(
+    conn: asyncpg.Connection, account_id: str, event: OutgoingEvent
 ) -> None:
+    """Keep an order event for resumption and queue it in the outbox: one statement."""
     await conn.execute(
-        "INSERT INTO order_events (account_id, sequence, payload) VALUES ($1, $2, $3)",
+        RECORD_ORDER_EVENT_SQL,
         account_id,
-        sequence,
-        payload,
+        event.sequence,
+        event.payload,
+        event.event_id,
+        event.topic,
+        event.schema_name,
+        event.headers_json,
     )
 
 

@@ -11,21 +11,14 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-from cift.execution.v1 import events_pb2, orders_pb2
+from cift.execution.v1 import orders_pb2
 from cift.marketdata.v1 import events_pb2 as md_events_pb2
+from cift.runtime.kafka import Event
 from cift.runtime.money import format_decimal
 from cift.runtime.order_wire import CLASS_TO_PB, SIDE_TO_PB, STATUS_TO_PB, TIF_TO_PB, TYPE_TO_PB
 from cift.runtime.timestamps import timestamp
-from cift.trading.fills import Fill, Quote, Trade
+from cift.trading.fills import Fill, FillExplanation, PriceSource, Quote, Trade
 from cift.trading.orders import Order, OrderStatus
-
-CLOSING_EVENT = {
-    OrderStatus.CANCELED: events_pb2.ORDER_EVENT_TYPE_CANCELED,
-    OrderStatus.EXPIRED: events_pb2.ORDER_EVENT_TYPE_EXPIRED,
-    OrderStatus.REJECTED: events_pb2.ORDER_EVENT_TYPE_REJECTED,
-    OrderStatus.REPLACED: events_pb2.ORDER_EVENT_TYPE_REPLACED,
-    OrderStatus.FILLED: events_pb2.ORDER_EVENT_TYPE_FILL,
-}
 
 
 def dec(value: Decimal | None) -> str:
@@ -70,8 +63,37 @@ def order_message(
     return message
 
 
+PRICE_SOURCE_TO_PB = {
+    PriceSource.QUOTE: orders_pb2.FILL_PRICE_SOURCE_QUOTE,
+    PriceSource.OPENING_AUCTION: orders_pb2.FILL_PRICE_SOURCE_OPENING_AUCTION,
+    PriceSource.CLOSING_AUCTION: orders_pb2.FILL_PRICE_SOURCE_CLOSING_AUCTION,
+}
+
+
+def explanation_message(explanation: FillExplanation) -> orders_pb2.FillExplanation:
+    e = explanation
+    return orders_pb2.FillExplanation(
+        price_source=PRICE_SOURCE_TO_PB[e.source],
+        tick_sequence=e.tick_sequence,
+        tick_timestamp=timestamp(e.tick_ts_ns),
+        market_price=dec(e.market_price),
+        bid=dec(e.bid),
+        ask=dec(e.ask),
+        bid_size=dec(e.bid_size),
+        ask_size=dec(e.ask_size),
+        trade_price=dec(e.trade_price),
+        trade_size=dec(e.trade_size),
+        available_qty=dec(e.available_qty),
+        limit_price=dec(e.limit_price),
+        displayed_size_only=e.displayed_size_only,
+        slippage_bps=dec(e.slippage_bps),
+        commission_per_share=dec(e.commission_per_share),
+        commission_bps=dec(e.commission_bps),
+    )
+
+
 def fill_message(fill: Fill) -> orders_pb2.Fill:
-    return orders_pb2.Fill(
+    message = orders_pb2.Fill(
         id=fill.fill_id,
         order_id=fill.order_id,
         account_id=fill.account_id,
@@ -82,28 +104,9 @@ def fill_message(fill: Fill) -> orders_pb2.Fill:
         commission=dec(fill.commission),
         timestamp=timestamp(fill.ts_ns),
     )
-
-
-def order_event(
-    *,
-    event_id: str,
-    order: orders_pb2.Order,
-    kind: int,
-    sequence: int,
-    ts_ns: int,
-    fill: orders_pb2.Fill | None = None,
-) -> events_pb2.OrderEvent:
-    event = events_pb2.OrderEvent(
-        event_id=event_id,
-        account_id=order.account_id,
-        type=kind,  # type: ignore[arg-type]
-        order=order,
-        timestamp=timestamp(ts_ns),
-        sequence=sequence,
-    )
-    if fill is not None:
-        event.fill.CopyFrom(fill)
-    return event
+    if fill.explanation is not None:
+        message.explanation.CopyFrom(explanation_message(fill.explanation))
+    return message
 
 
 def _price(value: float) -> Decimal:
@@ -127,12 +130,27 @@ def decode_tick(message: md_events_pb2.TickEvent) -> tuple[Quote | Trade, int] |
                 _price(q.bid_size),
                 _price(q.ask_size),
                 q.timestamp.ToNanoseconds() or time.time_ns(),
+                q.sequence,
             ),
             q.sequence,
         )
     if kind == "trade":
         t = message.trade
         return Trade(
-            t.symbol, _price(t.price), _price(t.size), t.timestamp.ToNanoseconds()
+            t.symbol, _price(t.price), _price(t.size), t.timestamp.ToNanoseconds(), t.sequence
         ), t.sequence
     return None
+
+
+def decode_ticks(events: list[Event]) -> list[tuple[Quote | Trade, int]]:
+    """A batch of `marketdata.ticks.v1` records as the fill engine's ticks, in order.
+
+    Records of another type and empty ticks are skipped.
+    """
+    ticks = []
+    for event in events:
+        if isinstance(event.message, md_events_pb2.TickEvent):
+            decoded = decode_tick(event.message)
+            if decoded is not None:
+                ticks.append(decoded)
+    return ticks

@@ -17,7 +17,6 @@ from decimal import Decimal
 
 import asyncpg
 
-from cift.execution.v1 import events_pb2
 from cift.runtime.errors import FailedPrecondition, NotFound
 from cift.runtime.money import format_decimal
 from cift.runtime.timestamps import now_ns, to_datetime
@@ -34,6 +33,7 @@ from services.execution.adapters import accounts_sql, order_rows, orders_sql
 from services.execution.app.entry import OrderEntry
 from services.execution.app.journal import Journal
 from services.execution.app.live import LiveBook
+from services.execution.app.ports import OrderEventKind
 from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class OrderAmendments:
                     conn, order.account_id, reserved, 1
                 )
                 payload = await self.journal.emit_order_event(
-                    conn, order, events_pb2.ORDER_EVENT_TYPE_CANCELED, sequence
+                    conn, order, OrderEventKind.CANCELED, sequence
                 )
                 # A parent's open legs go with it, in the same transaction.
                 legs = await self.journal.persist_on(conn, self.live.engine.close_legs(order, at))
@@ -235,10 +235,10 @@ class OrderAmendments:
                         successor.accept(at)
                     await orders_sql.insert_order(conn, successor)
                     first = await self.journal.emit_order_event(
-                        conn, current, events_pb2.ORDER_EVENT_TYPE_REPLACED, sequence - 1
+                        conn, current, OrderEventKind.REPLACED, sequence - 1
                     )
                     second = await self.journal.emit_order_event(
-                        conn, successor, events_pb2.ORDER_EVENT_TYPE_NEW, sequence
+                        conn, successor, OrderEventKind.NEW, sequence
                     )
             except BaseException:
                 if removed is not None and removed.is_open:

@@ -20,6 +20,7 @@ from cift.trading.intraday import TradingDay
 from cift.trading.ledger import AccountFigures
 from cift.trading.order_classes import ClassedRequest
 from cift.trading.orders import Order, OrderRequest, ReplaceRequest
+from services.execution.adapters.wire import decode_ticks
 from services.execution.app.amend import OrderAmendments
 from services.execution.app.entry import OrderEntry
 from services.execution.app.feed import FeedIntake
@@ -29,6 +30,7 @@ from services.execution.app.live import LiveBook
 from services.execution.app.portfolio import Portfolio, PositionFigures
 from services.execution.app.ports import AccountSettings, Market, Risk
 from services.execution.app.pretrade import PreTrade
+from services.execution.app.reads import Reads
 from services.execution.app.subscriptions import Subscriptions
 
 __all__ = ["AccountSettings", "Broker"]
@@ -57,6 +59,7 @@ class Broker:
         self.amend = OrderAmendments(pool, self.live, self.entry, self.journal, self.subscriptions)
         self.feed = FeedIntake(pool, self.live, market, self.journal)
         self.portfolio = Portfolio(pool, self.live, market, self.entry)
+        self.reads = Reads(pool, self.amend)
 
     @property
     def risk(self) -> Risk:
@@ -64,7 +67,7 @@ class Broker:
 
     @risk.setter
     def risk(self, risk: Risk) -> None:
-        """Swap the risk client (a test stands in a slow or failing one)."""
+        """Swap the risk check (a test stands in a slow or failing one)."""
         self.pretrade.risk = risk
 
     # ---- order entry and amendments ----------------------------------------------
@@ -99,7 +102,8 @@ class Broker:
     # ---- the market feed -----------------------------------------------------------
 
     async def on_ticks(self, events: list[Event]) -> None:
-        await self.feed.on_ticks(events)
+        """A batch of the ticks topic's records, decoded here, at the edge of the use cases."""
+        await self.feed.on_ticks(decode_ticks(events))
 
     async def reload(self) -> int:
         return await self.feed.reload()

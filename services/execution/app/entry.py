@@ -17,19 +17,19 @@ import dataclasses
 import logging
 import uuid
 from collections import defaultdict
+from decimal import Decimal
 
 import asyncpg
 
-from cift.execution.v1 import events_pb2
 from cift.runtime.coalesce import Coalescer
-from cift.runtime.errors import FailedPrecondition
-from cift.runtime.kafka import new_event_id
+from cift.runtime.errors import FailedPrecondition, Unavailable
 from cift.runtime.money import format_decimal
 from cift.runtime.timestamps import now_ns
 from cift.trading.fills import (
     EngineEvent,
     OpenOrders,
 )
+from cift.trading.ledger import buying_power
 from cift.trading.orders import (
     Order,
     OrderRequest,
@@ -38,17 +38,19 @@ from cift.trading.orders import (
 )
 from cift.trading.vocabulary import Instrument
 from services.execution.adapters import accounts_sql, order_rows, orders_sql
-from services.execution.adapters.wire import (
-    order_event,
-    order_message,
-)
-from services.execution.app.journal import Journal, outgoing
+from services.execution.adapters.events import order_event_row
+from services.execution.adapters.orders_sql import StaleSequence
+from services.execution.app.journal import Journal
 from services.execution.app.live import LiveBook
-from services.execution.app.ports import AccountSettings, Market
+from services.execution.app.ports import AccountSettings, Market, OrderContext, OrderEventKind
 from services.execution.app.pretrade import PreTrade
 from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
+
+# Times one order's write is tried again because its account's event sequence moved
+# (another event of the account committed meanwhile) before giving up.
+SEQUENCE_ATTEMPTS = 8
 
 
 class OrderEntry:
@@ -76,12 +78,10 @@ class OrderEntry:
         # arrival of a whole round trip. Three in flight made batches of 1.5-1.9
         # orders instead of 1.9-3.9, which cost more CPU per order than they saved
         # in waiting (bench/REPORT-execution.md).
-        self._contexts: Coalescer[tuple[str, str, str], asyncpg.Record] = Coalescer(
+        self._contexts: Coalescer[tuple[str, str, str], OrderContext] = Coalescer(
             self._read_contexts, name="context_read", max_batch=128, max_in_flight=1
         )
-        self._writes: Coalescer[
-            tuple[Order, order_rows.OutgoingEvent], tuple[int, bytes] | None
-        ] = Coalescer(
+        self._writes: Coalescer[tuple[Order, int], tuple[int, bytes] | None] = Coalescer(
             self._write_orders,
             name="order_write",
             max_batch=128,
@@ -98,8 +98,13 @@ class OrderEntry:
         if account_id in self._known_accounts:
             return
         async with self.pool.acquire() as conn:
+            cash, multiplier = self.settings.opening_cash, self.settings.margin_multiplier
             await accounts_sql.open_account(
-                conn, account_id, self.settings.opening_cash, self.settings.margin_multiplier
+                conn,
+                account_id,
+                cash,
+                multiplier,
+                buying_power(cash, Decimal(0), Decimal(0), multiplier),
             )
         self._known_accounts.add(account_id)
 
@@ -108,7 +113,7 @@ class OrderEntry:
 
         Two database round trips in the common case: one read (account figures,
         the position and an earlier order under the same client id) and one write
-        (`orders_sql.submit_order`). The risk check sits between them. Open orders
+        (`orders_sql.submit_orders`). The risk check sits between them. Open orders
         come from the engine's memory; the account and symbol stay held until the
         order is in the book, so the next entry for them counts it.
         """
@@ -126,24 +131,21 @@ class OrderEntry:
             context = await self._contexts.submit(
                 (account_id, request.symbol, request.client_order_id)
             )
-            if context["existing_order_id"] is not None:
+            if context.existing_order_id is not None:
                 async with self.pool.acquire() as conn:
                     return await self.resubmission(conn, account_id, request)
             order.reserve(await self.pretrade.reservation(order, context, open_orders))
             await self.pretrade.risk_check(order, context, open_orders)
             await self.book_instrument(instrument)
             order.accept(order.created_ns)
-            message = order_event(
-                event_id=new_event_id(),
-                order=order_message(order),
-                kind=events_pb2.ORDER_EVENT_TYPE_NEW,
-                sequence=0,  # appended by the statement that hands it out
-                ts_ns=order.created_ns,
-            )
+            # The account's next event sequence as read; the write checks it still is.
+            sequence = context.event_seq + 1
             # Once written, the order must reach the book even if this caller goes
             # away (deadline, disconnect): the write and the booking run as their own
             # task, and the entry stays held until that task is done.
-            entry = asyncio.ensure_future(self._write_and_book(account_id, request, order, message))
+            entry = asyncio.ensure_future(
+                self._write_and_book(account_id, request, order, sequence)
+            )
             entry.add_done_callback(lambda _: release())
             handed_over = True
         finally:
@@ -163,10 +165,10 @@ class OrderEntry:
             return self.live.engine.open_orders_of(account_id, symbol, excluding=excluding)
 
     async def _write_and_book(
-        self, account_id: str, request: OrderRequest, order: Order, message: events_pb2.OrderEvent
+        self, account_id: str, request: OrderRequest, order: Order, sequence: int
     ) -> Order:
         try:
-            written = await self._writes.submit((order, outgoing(message)))
+            written = await self._writes.submit((order, sequence))
         except asyncpg.UniqueViolationError:
             # The same client_order_id raced in from another call: answer as a resubmission.
             async with self.pool.acquire() as conn:
@@ -242,29 +244,58 @@ class OrderEntry:
 
     async def _read_contexts(
         self, wanted: list[tuple[str, str, str]]
-    ) -> list[asyncpg.Record | BaseException]:
+    ) -> list[OrderContext | BaseException]:
         async with self.pool.acquire() as conn:
             return list(await accounts_sql.order_contexts(conn, wanted))
 
     async def _write_orders(
-        self, batch: list[tuple[Order, order_rows.OutgoingEvent]]
+        self, batch: list[tuple[Order, int]]
     ) -> list[tuple[int, bytes] | BaseException | None]:
-        """Reserve and persist concurrent submits (distinct accounts) in one statement."""
+        """Reserve and persist concurrent submits (distinct accounts) in one statement.
+
+        Each answer is the written event's sequence and bytes, None when buying
+        power falls short, or the order's own error. An order whose account's
+        sequence moved since it was read is written again alone, numbered after the
+        sequence the statement found.
+        """
         async with self.pool.acquire() as conn:
             if len(batch) > 1:
+                rows = [(order, _new_event(order, sequence)) for order, sequence in batch]
                 try:
-                    written = await orders_sql.submit_orders(conn, batch)
+                    written = await orders_sql.submit_orders(conn, rows)
                 except asyncpg.UniqueViolationError:
                     pass  # one of them reuses a client_order_id: settle each alone
                 else:
-                    return [written.get(order.order_id) for order, _ in batch]
-            results: list[tuple[int, bytes] | BaseException | None] = []
-            for order, event in batch:
-                try:
-                    results.append(await orders_sql.submit_order(conn, order, event))
-                except asyncpg.UniqueViolationError as duplicate:
-                    results.append(duplicate)
-            return results
+                    results: list[tuple[int, bytes] | BaseException | None] = []
+                    for order, event in rows:
+                        outcome = written[order.order_id]
+                        if isinstance(outcome, StaleSequence):
+                            results.append(
+                                await self._write_alone(conn, order, outcome.next_sequence)
+                            )
+                        else:
+                            results.append(None if outcome is None else (outcome, event.payload))
+                    return results
+            return [await self._write_alone(conn, order, sequence) for order, sequence in batch]
+
+    async def _write_alone(
+        self, conn: asyncpg.Connection, order: Order, sequence: int
+    ) -> tuple[int, bytes] | BaseException | None:
+        """One order's write, its event numbered again for as long as its account moves on."""
+        for _ in range(SEQUENCE_ATTEMPTS):
+            event = _new_event(order, sequence)
+            try:
+                written = await orders_sql.submit_orders(conn, [(order, event)])
+            except asyncpg.UniqueViolationError as duplicate:
+                refused: BaseException = duplicate  # answered as a resubmission by the caller
+                return refused
+            outcome = written[order.order_id]
+            if not isinstance(outcome, StaleSequence):
+                return None if outcome is None else (outcome, event.payload)
+            sequence = outcome.next_sequence
+        return Unavailable(
+            f"Account {order.account_id} changed on every attempt to place this order; try again."
+        )
 
     async def book_instrument(self, instrument: Instrument) -> None:
         """Give the engine the symbol's rules; saved once per change so a restart can reload."""
@@ -282,3 +313,7 @@ class OrderEntry:
         )
         assert existing is not None
         return resolve_resubmission(order_rows.order_from_row(existing), request)
+
+
+def _new_event(order: Order, sequence: int) -> order_rows.OutgoingEvent:
+    return order_event_row(order, OrderEventKind.NEW, sequence)

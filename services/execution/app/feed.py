@@ -10,16 +10,9 @@ import logging
 
 import asyncpg
 
-from cift.marketdata.v1 import events_pb2 as md_events_pb2
-from cift.runtime.kafka import Event
 from cift.runtime.timestamps import now_ns
-from cift.trading.fills import (
-    Quote,
-)
-from services.execution.adapters import fills_sql, order_rows, orders_sql
-from services.execution.adapters.wire import (
-    decode_tick,
-)
+from cift.trading.fills import Quote, Trade
+from services.execution.adapters import accounts_sql, fills_sql, order_rows, orders_sql
 from services.execution.app.group_entry import reload_groups
 from services.execution.app.journal import Journal
 from services.execution.app.live import LiveBook
@@ -37,16 +30,10 @@ class FeedIntake:
         self.market = market
         self.journal = journal
 
-    async def on_ticks(self, events: list[Event]) -> None:
-        """Feed a batch of `marketdata.ticks.v1` records to the engine; persist what fills."""
+    async def on_ticks(self, ticks: list[tuple[Quote | Trade, int]]) -> None:
+        """Feed decoded ticks (each with its per-symbol sequence) to the engine; persist what fills."""
         async with self.live.lock:
-            for event in events:
-                if not isinstance(event.message, md_events_pb2.TickEvent):
-                    continue
-                decoded = decode_tick(event.message)
-                if decoded is None:
-                    continue
-                tick, sequence = decoded
+            for tick, sequence in ticks:
                 if sequence and sequence <= self.live.tick_marks.get(tick.symbol, 0):
                     continue  # redelivered: its effects are already applied
                 self.live.tick_marks[tick.symbol] = sequence
@@ -59,8 +46,17 @@ class FeedIntake:
                     await self.journal.persist(produced, tick_mark=(tick.symbol, sequence))
 
     async def reload(self) -> int:
-        """Rebuild the book from the database after a restart; returns the orders reloaded."""
+        """Rebuild the book from the database after a restart; returns the orders reloaded.
+
+        Accounts opened before buying power was stored with them get it first, from
+        the ledger, so no reservation waits for their next fill.
+        """
         async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                unpriced = await accounts_sql.unpriced_balances(conn)
+                await accounts_sql.store_buying_power(
+                    conn, {account: b.buying_power for account, b in unpriced.items()}
+                )
             rows = await orders_sql.open_orders(conn)
             self.live.tick_marks = await fills_sql.tick_marks(conn)
             self.live.saved_instruments = await orders_sql.instruments(conn)

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from cift.execution.v1 import events_pb2
 from cift.runtime.errors import FailedPrecondition
 from cift.runtime.money import format_decimal
 from cift.trading.auction import SessionClock, auction_refusal
@@ -31,6 +30,7 @@ from cift.trading.order_classes import ClassedRequest, accept_group, new_group, 
 from cift.trading.orders import AUCTION_TIFS, Order, OrderClass, OrderStatus
 from cift.trading.vocabulary import Side
 from services.execution.adapters import accounts_sql, order_rows, orders_sql
+from services.execution.app.ports import OrderEventKind
 
 if TYPE_CHECKING:
     from services.execution.app.entry import OrderEntry
@@ -84,10 +84,10 @@ async def submit_group(desk: OrderEntry, account_id: str, request: ClassedReques
             context = await accounts_sql.order_context(
                 conn, account_id, entry.symbol, parent.client_order_id
             )
-            if context["existing_order_id"] is not None:
+            if context.existing_order_id is not None:
                 return await desk.resubmission(conn, account_id, plan.parent)
         if plan.order_class is OrderClass.OCO:
-            _require_position_to_close(parent, context["position_qty"])
+            _require_position_to_close(parent, context.position_qty)
         else:
             parent.reserve(await desk.pretrade.reservation(parent, context, open_orders))
             await desk.pretrade.risk_check(parent, context, open_orders)
@@ -131,7 +131,7 @@ async def _write_and_book(desk: OrderEntry, parent: Order, legs: list[Order]) ->
                     await desk.journal.emit_order_event(
                         conn,
                         order,
-                        events_pb2.ORDER_EVENT_TYPE_NEW,
+                        OrderEventKind.NEW,
                         sequence - len(members) + 1 + offset,
                     )
                 )

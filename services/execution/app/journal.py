@@ -9,16 +9,12 @@ event is stored, put in the outbox and handed to subscribers the same way.
 
 from __future__ import annotations
 
-import json
 import logging
 from decimal import Decimal
 
 import asyncpg
 
-from cift.execution.v1 import events_pb2
-from cift.runtime import outbox
-from cift.runtime.kafka import TOPIC_FILLS, TOPIC_ORDERS, encode_headers, new_event_id
-from cift.runtime.timestamps import now_ns, to_datetime
+from cift.runtime.timestamps import to_datetime
 from cift.trading.fills import (
     EngineEvent,
     Fill,
@@ -35,13 +31,8 @@ from cift.trading.orders import (
     OrderStatus,
 )
 from services.execution.adapters import accounts_sql, fills_sql, order_rows, orders_sql
-from services.execution.adapters.wire import (
-    CLOSING_EVENT,
-    dec,
-    fill_message,
-    order_event,
-    order_message,
-)
+from services.execution.adapters.events import fill_event_row, order_event_row
+from services.execution.app.ports import OrderEventKind
 from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
@@ -140,40 +131,26 @@ class Journal:
             cash_delta=effect.cash_delta,
             net_cost_delta=effect.net_cost_delta,
             gross_cost_delta=effect.gross_cost_delta,
+            buying_power=fills_sql.balances(order_row).after(effect).buying_power,
         )
         kind = (
-            events_pb2.ORDER_EVENT_TYPE_FILL
+            OrderEventKind.FILL
             if fill.order_status is OrderStatus.FILLED
-            else events_pb2.ORDER_EVENT_TYPE_PARTIAL_FILL
+            else OrderEventKind.PARTIAL_FILL
         )
-        sequence: int = settled["event_seq"]
-        message = order_event(
-            event_id=new_event_id(),
-            order=order_message(after, commission=settled["commission"]),
-            kind=kind,
-            sequence=sequence,
-            ts_ns=after.updated_ns or now_ns(),
-            fill=fill_message(fill),
+        order_event = order_event_row(
+            after, kind, settled["event_seq"], fill=fill, commission=settled["commission"]
         )
-        position = effect.position
-        fill_event = events_pb2.FillEvent(
-            event_id=new_event_id(),
-            fill=fill_message(fill),
-            position_qty=dec(position.qty),
-            position_avg_entry_price=dec(position.avg_entry_price),
-            cash=dec(settled["cash"]),
-        )
-        order_outgoing = outgoing(message)
         await fills_sql.record_fill(
             conn,
             fill,
             net_amount=effect.cash_delta,
             at=at,
-            sequence=sequence,
-            order_event=order_outgoing,
-            fill_event=outgoing(fill_event, TOPIC_FILLS),
+            sequence=order_event.sequence,
+            order_event=order_event,
+            fill_event=fill_event_row(fill, effect.position, settled["cash"]),
         )
-        payload = order_outgoing.payload
+        payload = order_event.payload
         if tick_mark is not None and tick_mark[1]:
             await fills_sql.advance_tick_mark(conn, *tick_mark)
         return payload
@@ -188,9 +165,7 @@ class Journal:
         assert row is not None
         order = order_rows.order_from_row(row)
         sequence = await accounts_sql.release_and_sequence(conn, order.account_id, Decimal(0), 1)
-        payload = await self.emit_order_event(
-            conn, order, events_pb2.ORDER_EVENT_TYPE_ACCEPTED, sequence
-        )
+        payload = await self.emit_order_event(conn, order, OrderEventKind.ACCEPTED, sequence)
         return order.account_id, payload
 
     async def record_close_on(
@@ -210,40 +185,19 @@ class Journal:
         return order.account_id, payload
 
     async def emit_order_event(
-        self,
-        conn: asyncpg.Connection,
-        order: Order,
-        kind: int,
-        sequence: int,
-        *,
-        fill: Fill | None = None,
-        commission: Decimal | None = None,
+        self, conn: asyncpg.Connection, order: Order, kind: OrderEventKind, sequence: int
     ) -> bytes:
-        message = order_event(
-            event_id=new_event_id(),
-            order=order_message(order, commission=commission),
-            kind=kind,
-            sequence=sequence,
-            ts_ns=order.updated_ns or now_ns(),
-            fill=fill_message(fill) if fill is not None else None,
-        )
-        payload = message.SerializeToString()
-        await orders_sql.insert_order_event(conn, order.account_id, sequence, payload)
-        await outbox.enqueue(
-            conn, TOPIC_ORDERS, order.account_id, message, event_id=message.event_id
-        )
-        return payload
+        """Store and queue an order's event; its bytes, for the subscribers once committed."""
+        event = order_event_row(order, kind, sequence)
+        await orders_sql.record_order_event(conn, order.account_id, event)
+        return event.payload
 
 
-def outgoing(
-    message: events_pb2.OrderEvent | events_pb2.FillEvent, topic: str = TOPIC_ORDERS
-) -> order_rows.OutgoingEvent:
-    """`message` as an outbox row written by one of the store's combined statements."""
-    headers = {name: value.decode() for name, value in encode_headers(message, message.event_id)}
-    return order_rows.OutgoingEvent(
-        event_id=message.event_id,
-        topic=topic,
-        schema_name=message.DESCRIPTOR.full_name,
-        payload=message.SerializeToString(),
-        headers_json=json.dumps(headers),
-    )
+# The event announcing each way an order closes.
+CLOSING_EVENT = {
+    OrderStatus.CANCELED: OrderEventKind.CANCELED,
+    OrderStatus.EXPIRED: OrderEventKind.EXPIRED,
+    OrderStatus.REJECTED: OrderEventKind.REJECTED,
+    OrderStatus.REPLACED: OrderEventKind.REPLACED,
+    OrderStatus.FILLED: OrderEventKind.FILL,
+}

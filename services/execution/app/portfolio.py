@@ -51,6 +51,16 @@ class PositionFigures:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """One interval of portfolio history: its last equity and the change since the first."""
+
+    at: datetime
+    equity: Decimal
+    profit_loss: Decimal
+    profit_loss_pct: Decimal  # a fraction, six decimals; 0 when the first equity is 0
+
+
 class Portfolio:
     def __init__(
         self, pool: asyncpg.Pool, live: LiveBook, market: Market, entry: OrderEntry
@@ -133,6 +143,37 @@ class Portfolio:
             last_equity=row["last_equity"],
         )
         return row, figures
+
+    async def history(
+        self, account_id: str, start: datetime, end: datetime, step_s: int, *, up_to_now: bool
+    ) -> list[HistoryPoint]:
+        """Equity per `step_s` interval from `start` to `end`: each interval's last snapshot.
+
+        A history up to now ends at the equity GetAccount reports now, not at the
+        last snapshot's (snapshots are minutes apart).
+        """
+        await self.entry.ensure_account(account_id)
+        async with self.pool.acquire() as conn:
+            rows = await history_sql.equity_history(conn, account_id, start, end)
+        buckets: dict[int, tuple[datetime, Decimal]] = {}
+        for row in rows:
+            buckets[int(row["taken_at"].timestamp()) // step_s] = (row["taken_at"], row["equity"])
+        if up_to_now:
+            _, figures = await self.account(account_id)
+            buckets[int(end.timestamp()) // step_s] = (end, figures.equity)
+        points = [buckets[k] for k in sorted(buckets)]
+        if not points:
+            return []
+        base = points[0][1]
+        return [
+            HistoryPoint(
+                at,
+                equity,
+                equity - base,
+                ((equity - base) / base).quantize(RATIO_STEP) if base else Decimal(0),
+            )
+            for at, equity in points
+        ]
 
     async def snapshot_equity(self, *, session_close: bool = False) -> int:
         """Record every account's marked equity (portfolio history); at the close also last_equity."""

@@ -2,7 +2,7 @@
 
 The reservation is the ledger's formula (`cift.trading.ledger.reservation_for`)
 priced from the engine's last quote, or market data's when the engine has none;
-the risk check sends the order with the account's figures to the risk service.
+the risk check hands the order with the account's figures to the `Risk` port.
 """
 
 from __future__ import annotations
@@ -10,16 +10,11 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-import asyncpg
-
-from cift.risk.v1 import risk_pb2, rules_pb2
-from cift.runtime.errors import FailedPrecondition, ResourceExhausted
-from cift.runtime.order_wire import SIDE_TO_PB, TIF_TO_PB, TYPE_TO_PB
+from cift.runtime.errors import FailedPrecondition
 from cift.trading.fills import (
     OpenOrders,
 )
 from cift.trading.ledger import (
-    buying_power,
     reservation_for,
     reservation_price,
 )
@@ -27,11 +22,8 @@ from cift.trading.orders import (
     Order,
 )
 from cift.trading.vocabulary import OrderType, Side
-from services.execution.adapters.wire import (
-    dec,
-)
 from services.execution.app.live import LiveBook
-from services.execution.app.ports import Market, Risk
+from services.execution.app.ports import Market, OrderContext, Risk
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +35,7 @@ class PreTrade:
         self.risk = risk
 
     async def reservation(
-        self, order: Order, context: asyncpg.Record, open_orders: OpenOrders
+        self, order: Order, context: OrderContext, open_orders: OpenOrders
     ) -> Decimal:
         bid, ask, last = self.live.engine.last_prices(order.symbol)
         priced_by_limit = order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
@@ -73,59 +65,12 @@ class PreTrade:
             qty=order.qty,
             notional=order.notional,
             price=price,
-            position_qty=context["position_qty"],
+            position_qty=context.position_qty,
             open_qty_same_side=open_same_side,
         )
 
     async def risk_check(
-        self, order: Order, context: asyncpg.Record, open_orders: OpenOrders
+        self, order: Order, context: OrderContext, open_orders: OpenOrders
     ) -> None:
-        available = (
-            buying_power(
-                context["cash"],
-                context["net_cost"],
-                context["gross_cost"],
-                context["margin_multiplier"],
-            )
-            - context["reserved"]
-        )
-        request = risk_pb2.CheckOrderRequest(
-            request_id=order.order_id,
-            account_id=order.account_id,
-            symbol=order.symbol,
-            side=SIDE_TO_PB[order.side],
-            type=TYPE_TO_PB[order.order_type],
-            time_in_force=TIF_TO_PB[order.time_in_force],
-            qty=dec(order.qty),
-            notional=dec(order.notional),
-            limit_price=dec(order.limit_price),
-            stop_price=dec(order.stop_price),
-            trail_price=dec(order.trail_price),
-            trail_percent=dec(order.trail_percent),
-            order_cost=dec(order.reserved),
-            buying_power=dec(max(Decimal(0), available)),
-            position_qty=dec(context["position_qty"]),
-            open_buy_qty=dec(open_orders.buy_qty),
-            open_sell_qty=dec(open_orders.sell_qty),
-            open_order_count=open_orders.count,
-            gross_exposure=dec(context["gross_cost"]),
-            client_order_id=order.client_order_id,
-        )
-        result = await self.risk.check(request)
-        if result.approved:
-            return
-        violation = result.violations[0] if result.violations else None
-        reason = _reason_name(violation.reason_code) if violation else "UNSPECIFIED"
-        message = violation.message if violation else "The risk service rejected this order."
-        if reason == "RATE_LIMITED":
-            retry = (
-                result.retry_after.ToTimedelta().total_seconds()
-                if result.HasField("retry_after")
-                else 1.0
-            )
-            raise ResourceExhausted(message, retry_after_s=retry, reason=reason)
-        raise FailedPrecondition(message, reason=reason)
-
-
-def _reason_name(code: int) -> str:
-    return rules_pb2.ReasonCode.Name(code).removeprefix("REASON_CODE_")  # type: ignore[arg-type]
+        """Raise the risk service's refusal of `order`, if it refuses."""
+        await self.risk.check(order, context, open_orders)

@@ -11,6 +11,8 @@ feed would (execution, risk and the market data ingest all take it in order).
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -29,6 +31,7 @@ from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.risk.v1 import risk_pb2_grpc
 from cift.runtime.kafka import TOPIC_TICKS, EventProducer
 from cift.stack.launcher import StackInfo
+from tests.cift_process import cift_command
 from tests.integration.execution.ticks import quote_message
 
 PASSWORD = "correct horse battery 9"
@@ -68,6 +71,24 @@ class Mesh:
         ).user
         login = await self.auth.Login(auth_pb2.LoginRequest(email=email, password=PASSWORD))
         return Trader(user.id, user.account_id, login.access_token)
+
+    async def admin(self) -> Trader:
+        """A user with the admin scope, made as an operator makes one: `cift user create --admin`."""
+        email = f"ops-{uuid.uuid4().hex[:12]}@example.com"
+        create = await asyncio.create_subprocess_exec(
+            cift_command(),
+            *("user", "create", "--home", str(self.info.home), "--email", email, "--admin"),
+            env={k: v for k, v in os.environ.items() if not k.startswith("CIFT_")},
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await create.communicate(f"{PASSWORD}\n".encode())
+        assert create.returncode == 0, out.decode()
+        created = re.search(r"user id (\S+), account id (\S+)", out.decode())
+        assert created is not None, out.decode()
+        login = await self.auth.Login(auth_pb2.LoginRequest(email=email, password=PASSWORD))
+        return Trader(created[1], created[2], login.access_token)
 
     async def quote(self, trader: Trader, symbol: str) -> marketdata_pb2.Quote:
         async def fetch() -> marketdata_pb2.Quote | None:

@@ -18,6 +18,8 @@ import grpc
 import pytest
 
 from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
+from cift.marketdata.v1 import marketdata_pb2
+from cift.risk.v1 import risk_pb2, rules_pb2
 from tests.integration.execution.exec_stack import (
     CENT,
     Mesh,
@@ -25,6 +27,7 @@ from tests.integration.execution.exec_stack import (
     eventually,
     price,
     rpc_error,
+    trailer,
 )
 from tests.integration.execution.test_execution_restart import (  # noqa: F401 (fixture)
     ExecutionProcess,
@@ -51,6 +54,22 @@ def bracket_request(
         order_class=S.ORDER_CLASS_BRACKET,
         take_profit=execution_pb2.TakeProfit(limit_price=str(take)),
         stop_loss=execution_pb2.StopLoss(stop_price=str(stop)),
+    )
+
+
+def oco_request(
+    symbol: str, qty: str, quote: marketdata_pb2.Quote
+) -> execution_pb2.SubmitOrderRequest:
+    """An OCO closing a long position: take profit 8 % above the ask, stop 8 % below the bid."""
+    return execution_pb2.SubmitOrderRequest(
+        symbol=symbol,
+        side=SELL,
+        type=S.ORDER_TYPE_LIMIT,
+        time_in_force=S.TIME_IN_FORCE_GTC,
+        qty=qty,
+        order_class=S.ORDER_CLASS_OCO,
+        take_profit=execution_pb2.TakeProfit(limit_price=str(price(quote.ask, "1.08", up=True))),
+        stop_loss=execution_pb2.StopLoss(stop_price=str(price(quote.bid, "0.92"))),
     )
 
 
@@ -88,7 +107,8 @@ async def test_bracket_entry_fills_releases_exits_and_the_take_profit_cancels_th
     account = await mesh.account(trader)
     assert D(account.reserved_buying_power) == 0  # exits reserve nothing
 
-    await mesh.inject_quote("ADBE", take, take + CENT, await mesh.next_sequence(trader))
+    sequence = await mesh.next_sequence(trader)
+    await mesh.inject_quote("ADBE", take, take + CENT, sequence)
     sold = await status_of(mesh.execution, trader, tp_id, S.ORDER_STATUS_FILLED)
     canceled = await status_of(mesh.execution, trader, sl_id, S.ORDER_STATUS_CANCELED)
     assert D(sold.filled_avg_price) >= take
@@ -99,12 +119,20 @@ async def test_bracket_entry_fills_releases_exits_and_the_take_profit_cancels_th
         )
     ).positions
     assert "ADBE" not in {p.symbol for p in positions}
-    got = (
-        await mesh.execution.GetOrder(
-            execution_pb2.GetOrderRequest(order_id=entry.id), metadata=trader.auth
-        )
-    ).order
-    assert {leg.status for leg in got.legs} == {S.ORDER_STATUS_FILLED, S.ORDER_STATUS_CANCELED}
+    got = await mesh.execution.GetOrder(
+        execution_pb2.GetOrderRequest(order_id=entry.id), metadata=trader.auth
+    )
+    assert {leg.status for leg in got.order.legs} == {
+        S.ORDER_STATUS_FILLED,
+        S.ORDER_STATUS_CANCELED,
+    }
+    # The parent's reply lists the fills of the entry and of its legs, each explained:
+    # the take-profit's by the quote injected above.
+    assert {fill.order_id for fill in got.fills} == {entry.id, tp_id}
+    exit_fill = next(fill for fill in got.fills if fill.order_id == tp_id)
+    assert exit_fill.explanation.tick_sequence == sequence
+    assert D(exit_fill.explanation.bid) == take == D(exit_fill.explanation.market_price)
+    assert all(fill.explanation.tick_sequence > 0 for fill in got.fills)
 
 
 async def test_bad_brackets_are_invalid_arguments_naming_the_rule_and_write_nothing(
@@ -133,16 +161,7 @@ async def test_bad_brackets_are_invalid_arguments_naming_the_rule_and_write_noth
 async def test_oco_needs_a_position_to_close_and_oto_releases_one_exit(mesh: Mesh) -> None:
     trader = await mesh.trader()
     quote = await mesh.quote(trader, "PEP")
-    oco = execution_pb2.SubmitOrderRequest(
-        symbol="PEP",
-        side=SELL,
-        type=S.ORDER_TYPE_LIMIT,
-        time_in_force=S.TIME_IN_FORCE_GTC,
-        qty="5",
-        order_class=S.ORDER_CLASS_OCO,
-        take_profit=execution_pb2.TakeProfit(limit_price=str(price(quote.ask, "1.08", up=True))),
-        stop_loss=execution_pb2.StopLoss(stop_price=str(price(quote.bid, "0.92"))),
-    )
+    oco = oco_request("PEP", "5", quote)
     refused = await rpc_error(mesh.execution.SubmitOrder(oco, metadata=trader.auth))
     assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "closes a position" in (refused.details() or "")
@@ -316,3 +335,52 @@ async def test_grpc_web_places_a_bracket(mesh: Mesh) -> None:
     assert {c.order_id for c in reply.cancellations} == {order.id, *(leg.id for leg in order.legs)}
     assert all(c.canceled for c in reply.cancellations)
     assert {c.order.status for c in reply.cancellations} == {S.ORDER_STATUS_CANCELED}
+
+
+async def test_a_halted_or_reducing_account_may_still_place_an_oco_exit(mesh: Mesh) -> None:
+    trader = await mesh.trader()
+    admin = await mesh.admin()
+    quote = await mesh.quote(trader, "MRK")
+    bought = await mesh.submit(
+        trader,
+        symbol="MRK",
+        type=S.ORDER_TYPE_MARKET,
+        time_in_force=S.TIME_IN_FORCE_DAY,
+        qty="6",
+    )
+    assert (await mesh.settled(trader, bought.id)).status == S.ORDER_STATUS_FILLED
+    oco = oco_request("MRK", "6", quote)
+    more = execution_pb2.SubmitOrderRequest(
+        symbol="MRK",
+        side=BUY,
+        type=S.ORDER_TYPE_LIMIT,
+        time_in_force=S.TIME_IN_FORCE_GTC,
+        qty="1",
+        limit_price=str(price(quote.bid, "0.95")),
+    )
+    for state, reason in (
+        (rules_pb2.TRADING_STATE_HALTED, "ACCOUNT_HALTED"),
+        (rules_pb2.TRADING_STATE_REDUCING, "ACCOUNT_REDUCING_ONLY"),
+    ):
+        await mesh.risk.SetTradingState(
+            risk_pb2.SetTradingStateRequest(account_id=trader.account_id, state=state),
+            metadata=admin.auth,
+        )
+        # The state is in force: an order that would add to the position is refused.
+        refused = await rpc_error(mesh.execution.SubmitOrder(more, metadata=trader.auth))
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert trailer(refused, "cift-reason") == reason
+        # The exits that close the position are still accepted, both legs working.
+        placed = (await mesh.execution.SubmitOrder(oco, metadata=trader.auth)).order
+        assert placed.status == S.ORDER_STATUS_ACCEPTED
+        assert [leg.status for leg in placed.legs] == [S.ORDER_STATUS_ACCEPTED]
+        await mesh.execution.CancelOrder(
+            execution_pb2.CancelOrderRequest(order_id=placed.id), metadata=trader.auth
+        )
+        await status_of(mesh.execution, trader, placed.legs[0].id, S.ORDER_STATUS_CANCELED)
+    await mesh.risk.SetTradingState(
+        risk_pb2.SetTradingStateRequest(
+            account_id=trader.account_id, state=rules_pb2.TRADING_STATE_ACTIVE
+        ),
+        metadata=admin.auth,
+    )

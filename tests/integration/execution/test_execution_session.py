@@ -32,6 +32,7 @@ from cift.trading.orders import OrderRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.execution.__main__ import watch_session
 from services.execution.adapters import history_sql
+from services.execution.adapters.risk_check import RiskCheck
 from services.execution.app.broker import AccountSettings, Broker
 from services.execution.app.ports import MarketClock
 from services.execution.server import ExecutionServicer
@@ -92,7 +93,9 @@ def broker_for(
     """A broker whose session closes in `close_in_s` (never when None)."""
     close_ns = None if close_in_s is None else time.time_ns() + int(close_in_s * 1e9)
     market = ClockedMarket(close_ns, closes)
-    return Broker(pool, FillEngine(), market, Approve(), AccountSettings(D(100000), D(1)))
+    return Broker(
+        pool, FillEngine(), market, RiskCheck(Approve()), AccountSettings(D(100000), D(1))
+    )
 
 
 def limit(symbol: str, qty: str, price: str, tif: TimeInForce) -> OrderRequest:

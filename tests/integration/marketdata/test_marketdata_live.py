@@ -18,6 +18,7 @@ from cift import indicators
 from cift.marketdata.v1 import marketdata_pb2 as md
 from services.marketdata.events import timestamp, timestamp_ns
 from services.marketdata.ingest import LATEST_QUOTES_KEY
+from services.marketdata.server import WARMUP_FACTOR
 from tests.integration.marketdata.bar_reference import reference_bars
 from tests.integration.marketdata.marketdata_helpers import (
     METADATA,
@@ -273,9 +274,12 @@ async def test_indicators_match_the_domain_kernels_over_the_bars(live: RunningSe
         metadata=METADATA,
     )
     assert list(limited.timestamps) == [b.start_time for b in bars.bars[-2:]]
+    # A limited call warms EMA(2) up over WARMUP_FACTOR times its lookback before the
+    # limit, not over all history: the kernel over that same window is the reference.
     # Compare at the older of the two bars: the newest may still be moving.
+    window = close[-(2 + 2 * WARMUP_FACTOR) :]
     assert limited.indicators[0].outputs[0].values[0] == pytest.approx(
-        indicators.ema(close, 2)[-2], rel=1e-12
+        indicators.ema(window, 2)[-2], rel=1e-12
     )
 
 

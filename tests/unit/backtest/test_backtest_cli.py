@@ -40,7 +40,8 @@ def test_table_and_html_report(
                  "--report", str(report)])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0
-    assert "Final equity [$]              39,770.08" in out
+    assert "Final equity [$]              39,769.95" in out
+    assert "Rejected orders               0" in out
     assert "Trades                        65" in out
     page = report.read_text()
     assert "Bokeh" in page and "Equity" in page and "Drawdown [%]" in page

@@ -13,10 +13,12 @@ from cift.trading.fills import (
     EngineEvent,
     Fill,
     FillEngine,
+    FillExplanation,
     FillModel,
     OpenOrders,
     OrderClosed,
     OrderTriggered,
+    PriceSource,
     Quote,
     StopTrigger,
     Trade,
@@ -657,7 +659,7 @@ def test_buy_stops_trigger_from_the_lowest_stop_up() -> None:
 def test_a_fill_event_carries_the_whole_fill_and_the_tick_time() -> None:
     eng = engine()
     order, _ = place(eng, Side.BUY, OrderType.MARKET, qty="3")
-    events = eng.on_quote(Quote("AAPL", D("99.99"), D("100.01"), D(100), D(100), 42))
+    events = eng.on_quote(Quote("AAPL", D("99.99"), D("100.01"), D(100), D(100), 42, 7))
     assert events == [
         Fill(
             fill_id=f"{order.order_id}-1",
@@ -673,6 +675,16 @@ def test_a_fill_event_carries_the_whole_fill_and_the_tick_time() -> None:
             order_filled_qty=D(3),
             order_filled_notional=D("300.03"),
             order_fill_count=1,
+            explanation=FillExplanation(
+                source=PriceSource.QUOTE,
+                tick_sequence=7,
+                tick_ts_ns=42,
+                market_price=D("100.01"),
+                bid=D("99.99"),
+                ask=D("100.01"),
+                bid_size=D(100),
+                ask_size=D(100),
+            ),
         )
     ]
     assert order.updated_ns == 42

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from cift.runtime.errors import InvalidArgument
 from cift.trading.ledger import (
+    Balances,
     Ledger,
     Position,
     account_figures,
@@ -193,6 +194,19 @@ def test_margin_multiplier_scales_buying_power() -> None:
 
 def test_buying_power_never_goes_negative() -> None:
     assert buying_power(D(-10), D(0), D(0), D(1)) == D(0)
+
+
+@given(fills_strategy, st.sampled_from([D(1), D(2), D(4)]))
+def test_balances_carried_fill_by_fill_give_the_ledgers_buying_power(
+    fills: list[tuple[str, Side, Decimal, Decimal, Decimal]], multiplier: Decimal
+) -> None:
+    """What execution stores with the account row after each fill, from the row's figures."""
+    ledger = Ledger(cash=OPENING)
+    balances = Balances(OPENING, D(0), D(0), multiplier)
+    for symbol, side, qty, price, commission in fills:
+        balances = balances.after(ledger.apply_fill(symbol, side, qty, price, commission))
+        expected = buying_power(ledger.cash, ledger.net_cost, ledger.gross_cost, multiplier)
+        assert balances.buying_power == expected
 
 
 def test_sell_against_a_long_reserves_nothing_until_it_exceeds_the_shares() -> None:

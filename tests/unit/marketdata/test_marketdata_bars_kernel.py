@@ -13,12 +13,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.marketdata.bars import (
+    Bar,
+    BarBuilder,
     _aggregate_with_polars,
     _string_views,
     aggregate_trades,
     parse_timeframe,
 )
-from services.marketdata.bars_kernel import TOO_LONG, TOO_MANY, codes_from_string_views
+from services.marketdata.bars_kernel import (
+    NO_BUCKET,
+    TOO_LONG,
+    TOO_MANY,
+    codes_from_string_views,
+    ticks_that_move_bars,
+)
 
 SECOND = 1_000_000_000
 EXACT = ("symbol", "start_ns", "open", "high", "low", "close", "volume", "trade_count")
@@ -208,3 +216,64 @@ def test_null_symbols_take_the_group_by() -> None:
     )
     bars = aggregate_trades(trades_frame, parse_timeframe("1Sec"))
     assert bars.sort("symbol", nulls_last=True)["trade_count"].to_list() == [2, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.booleans(),
+            st.integers(-3 * 10**9, 5 * 10**9),
+            st.integers(1, 50),
+        ),
+        min_size=1,
+        max_size=200,
+    ),
+    st.integers(0, 2),
+)
+def test_skipping_quotes_inside_their_bucket_leaves_the_bar_builder_as_every_tick_does(
+    ticks: list[tuple[int, bool, int, int]], batches: int
+) -> None:
+    """The ingest hands the builder only the ticks `ticks_that_move_bars` marks, then one
+    clock advance per symbol: bars closed, open bars and clocks equal feeding every tick
+    (times out of order and symbols first seen in a later batch included)."""
+    symbols = ["AAPL", "MSFT", "SPY"]
+    every = BarBuilder()
+    skipping = BarBuilder()
+    closed_every: list[Bar] = []
+    closed_skipping: list[Bar] = []
+    cut = len(ticks) * batches // 3
+    for batch in (ticks[:cut], ticks[cut:]):
+        for code, trade, ts, price in batch:
+            if trade:
+                closed_every += every.on_trade(symbols[code], ts, float(price), 1.0)
+            else:
+                closed_every += every.advance(symbols[code], ts)
+        if not batch:
+            continue
+        codes = np.array([t[0] for t in batch], dtype=np.int64)
+        is_trade = np.array([t[1] for t in batch], dtype=np.bool_)
+        ts_ns = np.array([t[2] for t in batch], dtype=np.int64)
+        ends = [skipping.bucket_end(s) for s in symbols]
+        bucket_end = np.array([NO_BUCKET if e is None else e for e in ends], dtype=np.int64)
+        needed = np.empty(len(batch), dtype=np.bool_)
+        newest = np.full(3, NO_BUCKET, dtype=np.int64)
+        last_quote = np.full(3, -1, dtype=np.int64)
+        ticks_that_move_bars(
+            codes, is_trade, ts_ns, bucket_end, skipping.finest_ns, needed, newest, last_quote
+        )
+        for (code, trade, ts, price), need in zip(batch, needed.tolist(), strict=True):
+            if need and trade:
+                closed_skipping += skipping.on_trade(symbols[code], ts, float(price), 1.0)
+            elif need:
+                closed_skipping += skipping.advance(symbols[code], ts)
+        for code in range(3):
+            if newest[code] != NO_BUCKET:
+                assert skipping.advance(symbols[code], int(newest[code])) == []
+        for code in range(3):
+            quotes = [i for i, t in enumerate(batch) if t[0] == code and not t[1]]
+            assert last_quote[code] == (quotes[-1] if quotes else -1)
+    assert closed_skipping == closed_every
+    assert skipping.open_bars() == every.open_bars()
+    assert skipping.clocks() == every.clocks()

@@ -19,6 +19,7 @@ from services.marketdata.tick_columns import (
     TRADE,
     TickColumns,
     keep_new,
+    symbol_codes,
     tick_columns,
 )
 
@@ -201,3 +202,25 @@ def test_keep_new_skips_replays_against_the_mark_and_within_the_batch() -> None:
     # next 6 is new; 2 is below the mark; 9 is new.
     assert keep.tolist() == [True, False, False, True, False, True]
     assert marks.tolist() == [6, 9]
+
+
+@given(
+    st.lists(
+        st.one_of(st.sampled_from([b"AAPL", b"MSFT", b"A", b"AA", b""]), st.binary(max_size=20)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_symbols_are_numbered_by_their_bytes_in_order_of_first_occurrence(
+    names: list[bytes],
+) -> None:
+    # Symbols that are not UTF-8 are numbered too: the ingest refuses them by number.
+    values = [
+        b"\x0a" + bytes([len(q)]) + q
+        for q in (b"\x0a" + bytes([len(name)]) + name + b"\x40\x07" for name in names)
+    ] + [b"\xff"]
+    columns = tick_columns(values)
+    codes, distinct = symbol_codes(columns)
+    order = list(dict.fromkeys(names))
+    assert distinct == order
+    assert codes.tolist() == [order.index(name) for name in names] + [-1]

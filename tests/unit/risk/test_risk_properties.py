@@ -134,7 +134,9 @@ def test_collar_is_symmetric_around_the_reference_price(
     snap = snapshot(quote=quote, limits=limits(price_collar_pct=collar_pct))
 
     def collared(price: Decimal) -> bool:
-        order = OrderToCheck("a", "AAPL", side, OrderType.LIMIT, qty=D(1), limit_price=price)
+        order = OrderToCheck(
+            "AAPL", side, OrderType.LIMIT, qty=D(1), limit_price=price, account_id="a"
+        )
         return bool(check_price_collar(CheckContext.of(order, snap)))
 
     below = reference - distance

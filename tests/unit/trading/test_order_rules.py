@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -129,7 +130,7 @@ def test_only_a_live_order_can_be_replaced(status: OrderStatus) -> None:
 def test_a_resubmission_with_any_different_field_is_refused(different: dict[str, object]) -> None:
     existing = live()
     request = existing.request()
-    fields = {name: getattr(request, name) for name in request.__slots__}  # type: ignore[attr-defined]
+    fields = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
     fields.update(different)
     with pytest.raises(AlreadyExists, match="different contents"):
         resolve_resubmission(existing, OrderRequest(**fields))  # type: ignore[arg-type]

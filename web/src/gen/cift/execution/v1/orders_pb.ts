@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cift/execution/v1/orders.proto.
  */
 export const file_cift_execution_v1_orders: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jaWZ0L2V4ZWN1dGlvbi92MS9vcmRlcnMucHJvdG8SEWNpZnQuZXhlY3V0aW9uLnYxIuwICgVPcmRlchIKCgJpZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSEgoKYWNjb3VudF9pZBgDIAEoCRIOCgZzeW1ib2wYBCABKAkSKgoEc2lkZRgFIAEoDjIcLmNpZnQuZXhlY3V0aW9uLnYxLk9yZGVyU2lkZRIqCgR0eXBlGAYgASgOMhwuY2lmdC5leGVjdXRpb24udjEuT3JkZXJUeXBlEjUKDXRpbWVfaW5fZm9yY2UYByABKA4yHi5jaWZ0LmV4ZWN1dGlvbi52MS5UaW1lSW5Gb3JjZRILCgNxdHkYCCABKAkSEAoIbm90aW9uYWwYCSABKAkSEgoKZmlsbGVkX3F0eRgKIAEoCRIYChBmaWxsZWRfYXZnX3ByaWNlGAsgASgJEhMKC2xpbWl0X3ByaWNlGAwgASgJEhIKCnN0b3BfcHJpY2UYDSABKAkSEwoLdHJhaWxfcHJpY2UYDiABKAkSFQoNdHJhaWxfcGVyY2VudBgPIAEoCRILCgNod20YECABKAkSLgoGc3RhdHVzGBEgASgOMh4uY2lmdC5leGVjdXRpb24udjEuT3JkZXJTdGF0dXMSFgoOZXh0ZW5kZWRfaG91cnMYEiABKAgSEgoKY29tbWlzc2lvbhgTIAEoCRIaChJyZWplY3RfcmVhc29uX2NvZGUYFCABKAkSFQoNcmVqZWN0X3JlYXNvbhgVIAEoCRITCgtyZXBsYWNlZF9ieRgWIAEoCRIQCghyZXBsYWNlcxgXIAEoCRIuCgpjcmVhdGVkX2F0GBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdWJtaXR0ZWRfYXQYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZpbGxlZF9hdBgbIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY2FuY2VsZWRfYXQYHCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZWRfYXQYHSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlamVjdGVkX2F0GB4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXBsYWNlZF9hdBgfIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoLb3JkZXJfY2xhc3MYICABKA4yHS5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlckNsYXNzEiYKBGxlZ3MYISADKAsyGC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlchIXCg9wYXJlbnRfb3JkZXJfaWQYIiABKAkSLQoJZXhwaXJlX2F0GCMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLTAQoERmlsbBIKCgJpZBgBIAEoCRIQCghvcmRlcl9pZBgCIAEoCRISCgphY2NvdW50X2lkGAMgASgJEg4KBnN5bWJvbBgEIAEoCRIqCgRzaWRlGAUgASgOMhwuY2lmdC5leGVjdXRpb24udjEuT3JkZXJTaWRlEgsKA3F0eRgGIAEoCRINCgVwcmljZRgHIAEoCRISCgpjb21taXNzaW9uGAggASgJEi0KCXRpbWVzdGFtcBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqUAoJT3JkZXJTaWRlEhoKFk9SREVSX1NJREVfVU5TUEVDSUZJRUQQABISCg5PUkRFUl9TSURFX0JVWRABEhMKD09SREVSX1NJREVfU0VMTBACKqIBCglPcmRlclR5cGUSGgoWT1JERVJfVFlQRV9VTlNQRUNJRklFRBAAEhUKEU9SREVSX1RZUEVfTUFSS0VUEAESFAoQT1JERVJfVFlQRV9MSU1JVBACEhMKD09SREVSX1RZUEVfU1RPUBADEhkKFU9SREVSX1RZUEVfU1RPUF9MSU1JVBAEEhwKGE9SREVSX1RZUEVfVFJBSUxJTkdfU1RPUBAFKs0BCgtUaW1lSW5Gb3JjZRIdChlUSU1FX0lOX0ZPUkNFX1VOU1BFQ0lGSUVEEAASFQoRVElNRV9JTl9GT1JDRV9EQVkQARIVChFUSU1FX0lOX0ZPUkNFX0dUQxACEhUKEVRJTUVfSU5fRk9SQ0VfSU9DEAMSFQoRVElNRV9JTl9GT1JDRV9GT0sQBBIVChFUSU1FX0lOX0ZPUkNFX09QRxAFEhUKEVRJTUVfSU5fRk9SQ0VfQ0xTEAYSFQoRVElNRV9JTl9GT1JDRV9HVEQQByqEAQoKT3JkZXJDbGFzcxIbChdPUkRFUl9DTEFTU19VTlNQRUNJRklFRBAAEhYKEk9SREVSX0NMQVNTX1NJTVBMRRABEhcKE09SREVSX0NMQVNTX0JSQUNLRVQQAhITCg9PUkRFUl9DTEFTU19PQ08QAxITCg9PUkRFUl9DTEFTU19PVE8QBCqaAgoLT3JkZXJTdGF0dXMSHAoYT1JERVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFAoQT1JERVJfU1RBVFVTX05FVxABEhkKFU9SREVSX1NUQVRVU19BQ0NFUFRFRBACEiEKHU9SREVSX1NUQVRVU19QQVJUSUFMTFlfRklMTEVEEAMSFwoTT1JERVJfU1RBVFVTX0ZJTExFRBAEEhkKFU9SREVSX1NUQVRVU19DQU5DRUxFRBAFEhgKFE9SREVSX1NUQVRVU19FWFBJUkVEEAYSGQoVT1JERVJfU1RBVFVTX1JFSkVDVEVEEAcSGQoVT1JERVJfU1RBVFVTX1JFUExBQ0VEEAgSFQoRT1JERVJfU1RBVFVTX0hFTEQQCWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5jaWZ0L2V4ZWN1dGlvbi92MS9vcmRlcnMucHJvdG8SEWNpZnQuZXhlY3V0aW9uLnYxIuwICgVPcmRlchIKCgJpZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSEgoKYWNjb3VudF9pZBgDIAEoCRIOCgZzeW1ib2wYBCABKAkSKgoEc2lkZRgFIAEoDjIcLmNpZnQuZXhlY3V0aW9uLnYxLk9yZGVyU2lkZRIqCgR0eXBlGAYgASgOMhwuY2lmdC5leGVjdXRpb24udjEuT3JkZXJUeXBlEjUKDXRpbWVfaW5fZm9yY2UYByABKA4yHi5jaWZ0LmV4ZWN1dGlvbi52MS5UaW1lSW5Gb3JjZRILCgNxdHkYCCABKAkSEAoIbm90aW9uYWwYCSABKAkSEgoKZmlsbGVkX3F0eRgKIAEoCRIYChBmaWxsZWRfYXZnX3ByaWNlGAsgASgJEhMKC2xpbWl0X3ByaWNlGAwgASgJEhIKCnN0b3BfcHJpY2UYDSABKAkSEwoLdHJhaWxfcHJpY2UYDiABKAkSFQoNdHJhaWxfcGVyY2VudBgPIAEoCRILCgNod20YECABKAkSLgoGc3RhdHVzGBEgASgOMh4uY2lmdC5leGVjdXRpb24udjEuT3JkZXJTdGF0dXMSFgoOZXh0ZW5kZWRfaG91cnMYEiABKAgSEgoKY29tbWlzc2lvbhgTIAEoCRIaChJyZWplY3RfcmVhc29uX2NvZGUYFCABKAkSFQoNcmVqZWN0X3JlYXNvbhgVIAEoCRITCgtyZXBsYWNlZF9ieRgWIAEoCRIQCghyZXBsYWNlcxgXIAEoCRIuCgpjcmVhdGVkX2F0GBggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzdWJtaXR0ZWRfYXQYGiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZpbGxlZF9hdBgbIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY2FuY2VsZWRfYXQYHCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZWRfYXQYHSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlamVjdGVkX2F0GB4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXBsYWNlZF9hdBgfIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoLb3JkZXJfY2xhc3MYICABKA4yHS5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlckNsYXNzEiYKBGxlZ3MYISADKAsyGC5jaWZ0LmV4ZWN1dGlvbi52MS5PcmRlchIXCg9wYXJlbnRfb3JkZXJfaWQYIiABKAkSLQoJZXhwaXJlX2F0GCMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKMAgoERmlsbBIKCgJpZBgBIAEoCRIQCghvcmRlcl9pZBgCIAEoCRISCgphY2NvdW50X2lkGAMgASgJEg4KBnN5bWJvbBgEIAEoCRIqCgRzaWRlGAUgASgOMhwuY2lmdC5leGVjdXRpb24udjEuT3JkZXJTaWRlEgsKA3F0eRgGIAEoCRINCgVwcmljZRgHIAEoCRISCgpjb21taXNzaW9uGAggASgJEi0KCXRpbWVzdGFtcBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoLZXhwbGFuYXRpb24YCiABKAsyIi5jaWZ0LmV4ZWN1dGlvbi52MS5GaWxsRXhwbGFuYXRpb24iqAMKD0ZpbGxFeHBsYW5hdGlvbhI4CgxwcmljZV9zb3VyY2UYASABKA4yIi5jaWZ0LmV4ZWN1dGlvbi52MS5GaWxsUHJpY2VTb3VyY2USFQoNdGlja19zZXF1ZW5jZRgCIAEoAxIyCg50aWNrX3RpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbWFya2V0X3ByaWNlGAQgASgJEgsKA2JpZBgFIAEoCRILCgNhc2sYBiABKAkSEAoIYmlkX3NpemUYByABKAkSEAoIYXNrX3NpemUYCCABKAkSEwoLdHJhZGVfcHJpY2UYCSABKAkSEgoKdHJhZGVfc2l6ZRgKIAEoCRIVCg1hdmFpbGFibGVfcXR5GAsgASgJEhMKC2xpbWl0X3ByaWNlGAwgASgJEhsKE2Rpc3BsYXllZF9zaXplX29ubHkYDSABKAgSFAoMc2xpcHBhZ2VfYnBzGA4gASgJEhwKFGNvbW1pc3Npb25fcGVyX3NoYXJlGA8gASgJEhYKDmNvbW1pc3Npb25fYnBzGBAgASgJKlAKCU9yZGVyU2lkZRIaChZPUkRFUl9TSURFX1VOU1BFQ0lGSUVEEAASEgoOT1JERVJfU0lERV9CVVkQARITCg9PUkRFUl9TSURFX1NFTEwQAiqiAQoJT3JkZXJUeXBlEhoKFk9SREVSX1RZUEVfVU5TUEVDSUZJRUQQABIVChFPUkRFUl9UWVBFX01BUktFVBABEhQKEE9SREVSX1RZUEVfTElNSVQQAhITCg9PUkRFUl9UWVBFX1NUT1AQAxIZChVPUkRFUl9UWVBFX1NUT1BfTElNSVQQBBIcChhPUkRFUl9UWVBFX1RSQUlMSU5HX1NUT1AQBSrNAQoLVGltZUluRm9yY2USHQoZVElNRV9JTl9GT1JDRV9VTlNQRUNJRklFRBAAEhUKEVRJTUVfSU5fRk9SQ0VfREFZEAESFQoRVElNRV9JTl9GT1JDRV9HVEMQAhIVChFUSU1FX0lOX0ZPUkNFX0lPQxADEhUKEVRJTUVfSU5fRk9SQ0VfRk9LEAQSFQoRVElNRV9JTl9GT1JDRV9PUEcQBRIVChFUSU1FX0lOX0ZPUkNFX0NMUxAGEhUKEVRJTUVfSU5fRk9SQ0VfR1REEAcqhAEKCk9yZGVyQ2xhc3MSGwoXT1JERVJfQ0xBU1NfVU5TUEVDSUZJRUQQABIWChJPUkRFUl9DTEFTU19TSU1QTEUQARIXChNPUkRFUl9DTEFTU19CUkFDS0VUEAISEwoPT1JERVJfQ0xBU1NfT0NPEAMSEwoPT1JERVJfQ0xBU1NfT1RPEAQqmgIKC09yZGVyU3RhdHVzEhwKGE9SREVSX1NUQVRVU19VTlNQRUNJRklFRBAAEhQKEE9SREVSX1NUQVRVU19ORVcQARIZChVPUkRFUl9TVEFUVVNfQUNDRVBURUQQAhIhCh1PUkRFUl9TVEFUVVNfUEFSVElBTExZX0ZJTExFRBADEhcKE09SREVSX1NUQVRVU19GSUxMRUQQBBIZChVPUkRFUl9TVEFUVVNfQ0FOQ0VMRUQQBRIYChRPUkRFUl9TVEFUVVNfRVhQSVJFRBAGEhkKFU9SREVSX1NUQVRVU19SRUpFQ1RFRBAHEhkKFU9SREVSX1NUQVRVU19SRVBMQUNFRBAIEhUKEU9SREVSX1NUQVRVU19IRUxEEAkqnwEKD0ZpbGxQcmljZVNvdXJjZRIhCh1GSUxMX1BSSUNFX1NPVVJDRV9VTlNQRUNJRklFRBAAEhsKF0ZJTExfUFJJQ0VfU09VUkNFX1FVT1RFEAESJQohRklMTF9QUklDRV9TT1VSQ0VfT1BFTklOR19BVUNUSU9OEAISJQohRklMTF9QUklDRV9TT1VSQ0VfQ0xPU0lOR19BVUNUSU9OEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * An order as the execution service records it.
@@ -320,6 +320,14 @@ export type Fill = Message<"cift.execution.v1.Fill"> & {
    * @generated from field: google.protobuf.Timestamp timestamp = 9;
    */
   timestamp?: Timestamp | undefined;
+
+  /**
+   * Why the fill has this price, size and commission. Unset on fills recorded
+   * before fills carried explanations.
+   *
+   * @generated from field: cift.execution.v1.FillExplanation explanation = 10;
+   */
+  explanation?: FillExplanation | undefined;
 };
 
 /**
@@ -328,6 +336,132 @@ export type Fill = Message<"cift.execution.v1.Fill"> & {
  */
 export const FillSchema: GenMessage<Fill> = /*@__PURE__*/
   messageDesc(file_cift_execution_v1_orders, 1);
+
+/**
+ * The market tick a paper fill met and the fill-model settings that turned it
+ * into the fill's price, size and commission. The fill price is market_price
+ * moved by slippage_bps against the trader, rounded to the instrument's tick
+ * away from the trader (buys up, sells down), then capped by limit_price; the
+ * commission is qty x commission_per_share + qty x price x commission_bps / 10000,
+ * rounded half up to the cent.
+ *
+ * @generated from message cift.execution.v1.FillExplanation
+ */
+export type FillExplanation = Message<"cift.execution.v1.FillExplanation"> & {
+  /**
+   * @generated from field: cift.execution.v1.FillPriceSource price_source = 1;
+   */
+  priceSource: FillPriceSource;
+
+  /**
+   * Sequence of the tick whose price was taken (the quote, or the auction's
+   * trade) in marketdata.ticks.v1; 0 when its source numbers none.
+   *
+   * @generated from field: int64 tick_sequence = 2;
+   */
+  tickSequence: bigint;
+
+  /**
+   * Venue time of that tick.
+   *
+   * @generated from field: google.protobuf.Timestamp tick_timestamp = 3;
+   */
+  tickTimestamp?: Timestamp | undefined;
+
+  /**
+   * Decimal: the price taken, before slippage and rounding.
+   *
+   * @generated from field: string market_price = 4;
+   */
+  marketPrice: string;
+
+  /**
+   * Decimal: the last quote seen for the symbol (empty when none was): bid,
+   * ask and their displayed sizes.
+   *
+   * @generated from field: string bid = 5;
+   */
+  bid: string;
+
+  /**
+   * @generated from field: string ask = 6;
+   */
+  ask: string;
+
+  /**
+   * @generated from field: string bid_size = 7;
+   */
+  bidSize: string;
+
+  /**
+   * @generated from field: string ask_size = 8;
+   */
+  askSize: string;
+
+  /**
+   * Decimal: the trade an auction fill crossed at, and its size; empty for
+   * quote fills.
+   *
+   * @generated from field: string trade_price = 9;
+   */
+  tradePrice: string;
+
+  /**
+   * @generated from field: string trade_size = 10;
+   */
+  tradeSize: string;
+
+  /**
+   * Decimal: when the model fills at displayed size, the size still displayed
+   * on the quote's side when this fill took it (the fill is at most this);
+   * else empty.
+   *
+   * @generated from field: string available_qty = 11;
+   */
+  availableQty: string;
+
+  /**
+   * Decimal: the order's limit at the fill; empty for orders without one.
+   *
+   * @generated from field: string limit_price = 12;
+   */
+  limitPrice: string;
+
+  /**
+   * Model setting: fills are limited to the displayed size of the quote.
+   *
+   * @generated from field: bool displayed_size_only = 13;
+   */
+  displayedSizeOnly: boolean;
+
+  /**
+   * Decimal model setting: slippage against the trader, in basis points.
+   *
+   * @generated from field: string slippage_bps = 14;
+   */
+  slippageBps: string;
+
+  /**
+   * Decimal model setting: commission per share.
+   *
+   * @generated from field: string commission_per_share = 15;
+   */
+  commissionPerShare: string;
+
+  /**
+   * Decimal model setting: commission in basis points of the fill's notional.
+   *
+   * @generated from field: string commission_bps = 16;
+   */
+  commissionBps: string;
+};
+
+/**
+ * Describes the message cift.execution.v1.FillExplanation.
+ * Use `create(FillExplanationSchema)` to create a new message.
+ */
+export const FillExplanationSchema: GenMessage<FillExplanation> = /*@__PURE__*/
+  messageDesc(file_cift_execution_v1_orders, 2);
 
 /**
  * Buy or sell.
@@ -612,4 +746,43 @@ export enum OrderStatus {
  */
 export const OrderStatusSchema: GenEnum<OrderStatus> = /*@__PURE__*/
   enumDesc(file_cift_execution_v1_orders, 4);
+
+/**
+ * Which market price a fill took.
+ *
+ * @generated from enum cift.execution.v1.FillPriceSource
+ */
+export enum FillPriceSource {
+  /**
+   * @generated from enum value: FILL_PRICE_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The opposite side of the quote: a buy took the ask, a sell the bid.
+   *
+   * @generated from enum value: FILL_PRICE_SOURCE_QUOTE = 1;
+   */
+  QUOTE = 1,
+
+  /**
+   * The opening auction: the session's first trade price.
+   *
+   * @generated from enum value: FILL_PRICE_SOURCE_OPENING_AUCTION = 2;
+   */
+  OPENING_AUCTION = 2,
+
+  /**
+   * The closing auction: the session's last trade price.
+   *
+   * @generated from enum value: FILL_PRICE_SOURCE_CLOSING_AUCTION = 3;
+   */
+  CLOSING_AUCTION = 3,
+}
+
+/**
+ * Describes the enum cift.execution.v1.FillPriceSource.
+ */
+export const FillPriceSourceSchema: GenEnum<FillPriceSource> = /*@__PURE__*/
+  enumDesc(file_cift_execution_v1_orders, 5);
 

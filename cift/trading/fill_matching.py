@@ -1,0 +1,354 @@
+"""The fill engine's core: resting orders meet the market and fill, one order at a time.
+
+An order that can act is put to work (`_place`): IOC and FOK fill at once or
+close, the rest rest where the next tick can reach them (`_rest`). A tick fills
+market orders, then marketable limits, against the quote, each as far as the
+quote allows (`_fill_now`: price from `fill_model`, size from the order and, if
+the model says so, the displayed size). Every fill goes through `_record`, which
+applies what it sets off in a contingent group at once (`_apply`): an exit's
+fill cancels its sibling before the same tick can fill it, while the legs an
+entry releases start working only after the tick's matching (`_release_pending`).
+
+The public API is `fills.FillEngine`'s; this module mutates the `Order`s it holds
+and appends the events the edge must persist. No ledger, no I/O.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from cift.trading.book import SymbolBook
+from cift.trading.contingent import CancelLeg, ContingentAction, ContingentOrders, ReleaseLeg
+from cift.trading.fill_events import (
+    EngineEvent,
+    Fill,
+    FillExplanation,
+    LegReleased,
+    OrderClosed,
+    OrderTriggered,
+    PriceSource,
+    Quote,
+    Trade,
+)
+from cift.trading.fill_model import FillModel, FillPricer, StopTrigger, round_down_to, working_limit
+from cift.trading.fill_session import SessionOrders
+from cift.trading.fill_triggers import armed, wait_for_trigger
+from cift.trading.orders import Order, OrderStatus
+from cift.trading.vocabulary import ZERO, Instrument, OrderType, Side, TimeInForce
+
+
+class MatchingCore:
+    """The state every part of the engine shares, and the matching that changes it."""
+
+    def __init__(self, model: FillModel | None = None) -> None:
+        self.model = model or FillModel()
+        self._orders: dict[str, Order] = {}
+        self._by_account: dict[str, dict[str, Order]] = {}
+        self._instruments: dict[str, Instrument] = {}
+        self._books: dict[str, SymbolBook] = {}
+        self._quotes: dict[str, Quote] = {}  # last quote per symbol, named by fill explanations
+        self._trades: dict[str, Trade] = {}  # last trade per symbol
+        self._moved_water_marks: dict[str, Decimal] = {}
+        self._session = SessionOrders()
+        self.contingent = ContingentOrders()
+        self._held: dict[str, Order] = {}  # exit legs waiting for their entry
+        self._releases: list[ReleaseLeg] = []
+        self._seq = 0
+        self._pricer = FillPricer(self.model)
+        self._displayed = self._pricer.displayed
+        self._on_quote_triggers = self.model.stop_trigger is StopTrigger.QUOTE
+
+    def _book(self, symbol: str) -> SymbolBook:
+        book = self._books.get(symbol)
+        if book is None:
+            book = self._books[symbol] = SymbolBook(
+                symbol, moved_water_marks=self._moved_water_marks
+            )
+        return book
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _refs(self, book: SymbolBook) -> tuple[Decimal | None, Decimal | None]:
+        """Trigger reference prices (sell side, buy side)."""
+        if self._on_quote_triggers:
+            return book.bid, book.ask
+        return book.last_trade, book.last_trade
+
+    # ---- entering and leaving the book ------------------------------------------
+
+    def _enter(self, order: Order) -> None:
+        """Index an order as open (by id, account, clock event); `_place` puts it to work."""
+        self._orders[order.order_id] = order
+        self._by_account.setdefault(order.account_id, {})[order.order_id] = order
+        self._session.enter(order)
+
+    def _place(self, order: Order, now_ns: int, events: list[EngineEvent]) -> None:
+        book = self._book(order.symbol)
+        tif = order.time_in_force
+        if tif is TimeInForce.FOK and not self._can_fill_entirely(book, order):
+            reason = "fill-or-kill order could not be filled entirely at once"
+            self._close(book, order, OrderStatus.CANCELED, reason, now_ns, events)
+            return
+        if tif in (TimeInForce.IOC, TimeInForce.FOK):
+            self._fill_now(book, order, now_ns, events)
+            if order.is_open:
+                reason = "immediate-or-cancel remainder canceled"
+                self._close(book, order, OrderStatus.CANCELED, reason, now_ns, events)
+            else:
+                self._finish(book, order)
+            return
+        self._rest(book, order, now_ns, events)
+
+    def _close(
+        self,
+        book: SymbolBook,
+        order: Order,
+        status: OrderStatus,
+        reason: str,
+        now_ns: int,
+        events: list[EngineEvent],
+    ) -> None:
+        order.transition(status, now_ns, reason)
+        events.append(OrderClosed(order.order_id, order.account_id, status, reason, now_ns))
+        self._finish(book, order)
+        if order.order_id in self.contingent:
+            actions = self.contingent.on_close(order.order_id, status, order.filled_qty)
+            self._apply(actions, now_ns, events)
+
+    def _finish(self, book: SymbolBook, order: Order) -> None:
+        book.discard(order.order_id)
+        self._orders.pop(order.order_id, None)
+        held = self._by_account.get(order.account_id)
+        if held is not None:
+            held.pop(order.order_id, None)
+            if not held:
+                del self._by_account[order.account_id]
+        self._session.leave(order)
+
+    # ---- resting, triggering, matching ------------------------------------------
+
+    def _rest(self, book: SymbolBook, order: Order, now_ns: int, events: list[EngineEvent]) -> None:
+        """Index an order where it can act, then let it act on the market as it stands."""
+        kind = order.order_type
+        if kind is OrderType.MARKET or (order.triggered and kind is not OrderType.STOP_LIMIT):
+            book.enqueue_market(order.side, order.order_id)
+            self._drain_market(book, order.side, now_ns, events)
+        elif kind is OrderType.LIMIT or (kind is OrderType.STOP_LIMIT and order.triggered):
+            assert order.limit_price is not None
+            ladder = book.buy_limits if order.side is Side.BUY else book.sell_limits
+            ladder.add(order.limit_price, self._next_seq(), order.order_id)
+            self._match_limits(book, order.side, now_ns, events)
+        else:
+            sell_ref, buy_ref = self._refs(book)
+            wait_for_trigger(book, order, self._next_seq(), sell_ref, buy_ref)
+            if kind is not OrderType.TRAILING_STOP:
+                self._check_triggers(book, sell_ref, buy_ref, now_ns, events)
+
+    def _check_triggers(
+        self,
+        book: SymbolBook,
+        sell_ref: Decimal | None,
+        buy_ref: Decimal | None,
+        now_ns: int,
+        events: list[EngineEvent],
+    ) -> None:
+        for order_id, water_mark in armed(book, sell_ref, buy_ref):
+            order = self._orders.get(order_id)
+            if order is None:
+                continue  # canceled by its OCO sibling's fill earlier in this tick
+            order.trigger(water_mark)
+            events.append(OrderTriggered(order_id, order.account_id, now_ns, water_mark))
+            self._rest(book, order, now_ns, events)
+
+    def _match(self, book: SymbolBook, now_ns: int, events: list[EngineEvent]) -> None:
+        if book.buy_market:
+            self._drain_market(book, Side.BUY, now_ns, events)
+        if book.sell_market:
+            self._drain_market(book, Side.SELL, now_ns, events)
+        self._match_limits(book, Side.BUY, now_ns, events)
+        self._match_limits(book, Side.SELL, now_ns, events)
+
+    def _drain_market(
+        self, book: SymbolBook, side: Side, now_ns: int, events: list[EngineEvent]
+    ) -> None:
+        queue = book.buy_market if side is Side.BUY else book.sell_market
+        while queue:
+            order = self._orders[queue[0]]
+            self._fill_now(book, order, now_ns, events)
+            if order.is_open:
+                return  # no quote on this side yet, or its displayed size is used up
+            self._finish(book, order)
+
+    def _match_limits(
+        self, book: SymbolBook, side: Side, now_ns: int, events: list[EngineEvent]
+    ) -> None:
+        if side is Side.BUY:
+            ladder, price = book.buy_limits, book.ask
+        else:
+            ladder, price = book.sell_limits, book.bid
+        if price is None:
+            return
+        while (best := ladder.best()) is not None:
+            limit, order_id = best
+            if (limit < price) if side is Side.BUY else (limit > price):
+                return
+            order = self._orders[order_id]
+            self._fill_now(book, order, now_ns, events)
+            if order.is_open:
+                return
+            self._finish(book, order)
+
+    # ---- filling -----------------------------------------------------------------
+
+    def _fill_now(
+        self, book: SymbolBook, order: Order, now_ns: int, events: list[EngineEvent]
+    ) -> None:
+        """Fill as much of `order` as the current quote allows (possibly nothing)."""
+        buy = order.side is Side.BUY
+        quote_price = book.ask if buy else book.bid
+        if quote_price is None:
+            return
+        limit = working_limit(order)
+        if limit is not None and (quote_price > limit if buy else quote_price < limit):
+            return
+        instrument = self._instruments[order.symbol]
+        step = instrument.qty_increment
+        price = self._pricer.price(order.side, quote_price, limit, instrument.tick_size)
+        remaining_notional = order.remaining_notional
+        if remaining_notional is None:
+            remaining = order.remaining_qty
+            assert remaining is not None
+            qty = remaining
+        else:
+            qty = round_down_to(remaining_notional / price, step)
+            if qty <= 0:
+                # The dollars left cannot buy one increment at this price: a notional
+                # order that bought something is done, one that bought nothing is void.
+                if order.filled_qty > 0:
+                    status, reason = OrderStatus.FILLED, "notional amount used up"
+                else:
+                    status = OrderStatus.CANCELED
+                    reason = "notional amount buys less than the smallest quantity increment"
+                self._close(book, order, status, reason, now_ns, events)
+                return
+        available = None
+        if self._displayed:
+            available = round_down_to(book.ask_left if buy else book.bid_left, step)
+            if available <= 0:
+                return
+            if available < qty:
+                qty = available
+        completes = False
+        if remaining_notional is not None:
+            completes = remaining_notional - qty * price < price * step
+        explanation = self._pricer.explain(
+            PriceSource.QUOTE,
+            quote_price,
+            quote=self._quotes.get(order.symbol),
+            trade=None,
+            limit=limit,
+            available=available,
+        )
+        self._record(book, order, qty, price, now_ns, events, explanation, completes=completes)
+
+    def _can_fill_entirely(self, book: SymbolBook, order: Order) -> bool:
+        buy = order.side is Side.BUY
+        quote_price = book.ask if buy else book.bid
+        if quote_price is None:
+            return False
+        limit = working_limit(order)
+        if limit is not None and (quote_price > limit if buy else quote_price < limit):
+            return False
+        if not self._displayed:
+            return True
+        remaining = order.remaining_qty
+        return remaining is not None and (book.ask_left if buy else book.bid_left) >= remaining
+
+    def _record(
+        self,
+        book: SymbolBook,
+        order: Order,
+        qty: Decimal,
+        price: Decimal,
+        now_ns: int,
+        events: list[EngineEvent],
+        explanation: FillExplanation,
+        *,
+        completes: bool = False,
+    ) -> None:
+        """Count a fill on `order`, report it, and apply what it sets off in its group."""
+        order.record_fill(qty, price, now_ns, completes=completes)
+        if order.side is Side.BUY:
+            book.ask_left -= qty
+        else:
+            book.bid_left -= qty
+        events.append(
+            Fill(
+                fill_id=f"{order.order_id}-{order.fill_count}",
+                order_id=order.order_id,
+                account_id=order.account_id,
+                symbol=order.symbol,
+                side=order.side,
+                qty=qty,
+                price=price,
+                commission=self._pricer.commission(qty, price),
+                ts_ns=now_ns,
+                order_status=order.status,
+                order_filled_qty=order.filled_qty,
+                order_filled_notional=order.filled_notional,
+                order_fill_count=order.fill_count,
+                explanation=explanation,
+            )
+        )
+        if order.order_id in self.contingent:
+            actions = self.contingent.on_fill(order.order_id, qty, completes=not order.is_open)
+            self._apply(actions, now_ns, events)
+
+    # ---- contingent legs ---------------------------------------------------------
+
+    def _apply(
+        self, actions: list[ContingentAction], now_ns: int, events: list[EngineEvent]
+    ) -> None:
+        """Cancel at once (so this tick cannot fill them); release after the tick's matching."""
+        for action in actions:
+            if isinstance(action, ReleaseLeg):
+                self._releases.append(action)
+                continue
+            assert isinstance(action, CancelLeg)
+            held = self._held.pop(action.order_id, None)
+            if held is not None:
+                held.transition(OrderStatus.CANCELED, now_ns, action.reason)
+                events.append(
+                    OrderClosed(
+                        held.order_id, held.account_id, OrderStatus.CANCELED, action.reason, now_ns
+                    )
+                )
+                self._apply(
+                    self.contingent.on_close(held.order_id, held.status, ZERO), now_ns, events
+                )
+                continue
+            order = self._orders.get(action.order_id)
+            if order is not None:
+                book = self._book(order.symbol)
+                self._close(book, order, OrderStatus.CANCELED, action.reason, now_ns, events)
+
+    def _release_pending(self, now_ns: int, events: list[EngineEvent]) -> None:
+        """Put released legs to work (or grow working ones); they may fill at once."""
+        releases = self._releases
+        while releases:
+            release = releases.pop(0)
+            leg = self._held.pop(release.order_id, None)
+            if leg is not None:
+                leg.release(release.qty, now_ns)
+                events.append(LegReleased(leg.order_id, leg.account_id, release.qty, now_ns))
+                self._enter(leg)
+                self._place(leg, now_ns, events)
+                continue
+            working = self._orders.get(release.order_id)
+            if working is not None and working.qty is not None:
+                working.grow(release.qty)
+                events.append(
+                    LegReleased(working.order_id, working.account_id, working.qty, now_ns)
+                )
