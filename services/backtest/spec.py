@@ -53,29 +53,13 @@ def _decimal(field: str, text: str, default: Decimal) -> Decimal:
     return default if value is None else value
 
 
-# The risk limits a backtest may pin (BacktestRiskLimits): RiskLimits' fields less
-# the order rate, quote age and notional orders, which a replay has no use for.
-LIMIT_NAMES = frozenset(
-    {
-        "max_order_qty",
-        "max_order_notional",
-        "max_position_qty",
-        "max_position_notional",
-        "max_gross_exposure",
-        "max_open_orders",
-        "price_collar_pct",
-        "allow_short",
-    }
-)
-
 LimitValue = Decimal | int | bool
 
 
 def parse_limits(given: Mapping[str, str | int | bool]) -> dict[str, LimitValue]:
-    """The limits a request pins (text is a decimal), checked as the risk service checks them."""
-    unknown = set(given) - LIMIT_NAMES
-    if unknown:
-        raise InvalidArgument(f"Unknown risk limit(s): {', '.join(sorted(unknown))}.")
+    """The limits a request pins (text is a decimal), checked as the risk service checks them.
+
+    The names are BacktestRiskLimits' fields, each one of RiskLimits'."""
     pinned: dict[str, LimitValue] = {
         name: require_decimal(f"limits.{name}", value) if isinstance(value, str) else value
         for name, value in given.items()
