@@ -7,13 +7,16 @@ import dataclasses
 from decimal import Decimal
 
 import asyncpg
+import grpc
 import polars as pl
 import pytest
 
 from cift.backtest import run_backtest
+from cift.backtest.v1 import backtest_pb2, backtest_pb2_grpc
 from cift.trading.pretrade.limits import RiskLimits
-from tests.e2e.e2e_client import Rest, Trader
+from tests.e2e.e2e_client import Rest, Trader, bearer, to_json
 from tests.integration.backtest.backtest_it import SMA_CROSS, finished
+from tests.integration.backtest.test_backtest_streams import sma_cross
 
 pytestmark = pytest.mark.integration
 
@@ -86,3 +89,18 @@ def test_a_vector_run_reports_no_rejected_orders(
     assert done["status"] == "BACKTEST_STATUS_SUCCEEDED", done["error"]
     assert done["stats"]["rejectedOrders"] == "0"
     assert done["rejections"] == []
+
+
+def test_run_backtest_ends_with_the_refused_orders_as_stored(
+    channel: grpc.Channel, rest: Rest, trader: Trader, goog: pl.DataFrame
+) -> None:
+    request = sma_cross(engine="event")
+    request.spec.limits.CopyFrom(backtest_pb2.BacktestRiskLimits(max_order_qty="40"))
+    stub = backtest_pb2_grpc.BacktestServiceStub(channel)
+    events = list(stub.RunBacktest(request, metadata=bearer(trader.access_token), timeout=60))
+    backtest = events[-1].backtest
+    assert backtest.status == backtest_pb2.BACKTEST_STATUS_SUCCEEDED, backtest.error
+    assert backtest.stats.rejected_orders == len(backtest.rejections) > 0
+    assert {r.reason for r in backtest.rejections} == {"MAX_ORDER_QTY"}
+    stored = rest.ok("GET", f"/v1/backtests/{backtest.id}", token=trader.access_token)
+    assert stored["backtest"] == to_json(backtest)
