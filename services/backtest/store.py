@@ -152,24 +152,13 @@ async def get_run(conn: asyncpg.Connection, run_id: str, *, with_result: bool = 
         "SELECT ts, equity, drawdown_pct FROM equity WHERE run_id = $1 ORDER BY seq", key
     )
     rejections = await conn.fetch(
-        """SELECT ts, symbol, side, qty, order_type, reason, message
+        """SELECT ts AS time, symbol, side, qty, order_type AS type, reason, message
            FROM rejections WHERE run_id = $1 ORDER BY seq""",
         key,
     )
     return dataclasses.replace(
         run,
-        rejections=tuple(
-            Rejection(
-                time=row["ts"],
-                symbol=row["symbol"],
-                side=row["side"],
-                qty=row["qty"],
-                type=row["order_type"],
-                reason=row["reason"],
-                message=row["message"],
-            )
-            for row in rejections
-        ),
+        rejections=tuple(Rejection(**dict(row)) for row in rejections),
         trades=tuple(TradeRecord(**dict(row)) for row in trades),
         equity=tuple(
             EquityPoint(timestamp=row["ts"], equity=row["equity"], drawdown_pct=row["drawdown_pct"])
