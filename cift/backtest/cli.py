@@ -48,6 +48,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub.add_argument(
         "--engine", choices=ENGINES, default="vector", help="vector (default) or event"
     )
+    sub.add_argument(
+        "--margin-multiplier",
+        type=float,
+        default=1.0,
+        help="event engine: buying power as a multiple of equity, 1 (cash, default) to 4",
+    )
     sub.add_argument("--json", action="store_true", help="print the stats as JSON")
     sub.add_argument("--report", metavar="OUT.html", help="also write an HTML report here")
     sub.set_defaults(run=run_command)
@@ -82,6 +88,7 @@ def run_command(args: argparse.Namespace) -> int:
             commission=args.commission,
             engine=args.engine,
             symbol=args.symbol,
+            margin_multiplier=args.margin_multiplier,
         )
     except InvalidArgument as error:
         print(f"cift backtest: {error.message}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -22,6 +23,7 @@ from cift.runtime.money import format_decimal
 from services.backtest.model import (
     EquityPoint,
     Progress,
+    Rejection,
     Run,
     RunSpec,
     RunStatus,
@@ -29,7 +31,7 @@ from services.backtest.model import (
     StrategyInfo,
     TradeRecord,
 )
-from services.backtest.spec import build_spec
+from services.backtest.spec import build_spec, parse_limits
 
 STATUSES = {
     RunStatus.QUEUED: backtest_pb2.BACKTEST_STATUS_QUEUED,
@@ -50,6 +52,20 @@ def _datetime(stamp: Timestamp) -> datetime:
     return stamp.ToDatetime(tzinfo=UTC)
 
 
+def limits_from_wire(
+    wire: backtest_pb2.BacktestRiskLimits,
+) -> dict[str, Decimal | int | bool]:
+    """The limits the request set (present fields only), checked."""
+    return parse_limits({field.name: value for field, value in wire.ListFields()})
+
+
+def limits_to_wire(limits: Mapping[str, Decimal | int | bool]) -> backtest_pb2.BacktestRiskLimits:
+    wire = backtest_pb2.BacktestRiskLimits()
+    for name, value in limits.items():
+        setattr(wire, name, format_decimal(value) if isinstance(value, Decimal) else value)
+    return wire
+
+
 def spec_from_wire(wire: backtest_pb2.BacktestSpec, now: datetime) -> RunSpec:
     return build_spec(
         strategy=wire.strategy.strip(),
@@ -63,6 +79,8 @@ def spec_from_wire(wire: backtest_pb2.BacktestSpec, now: datetime) -> RunSpec:
         commission=wire.commission,
         engine=wire.engine,
         now=now,
+        margin_multiplier=wire.margin_multiplier.strip(),
+        limits=limits_from_wire(wire.limits) if wire.HasField("limits") else None,
     )
 
 
@@ -76,7 +94,10 @@ def spec_to_wire(spec: RunSpec) -> backtest_pb2.BacktestSpec:
         cash=format_decimal(spec.cash),
         commission=format_decimal(spec.commission),
         engine=spec.engine,
+        margin_multiplier=format_decimal(spec.margin_multiplier),
     )
+    if spec.limits is not None:
+        wire.limits.CopyFrom(limits_to_wire(spec.limits))
     params: dict[str, Any] = dict(spec.params)
     wire.params.update(params)
     return wire
@@ -137,6 +158,18 @@ def equity_to_wire(point: EquityPoint) -> backtest_pb2.EquityPoint:
     )
 
 
+def rejection_to_wire(rejection: Rejection) -> backtest_pb2.BacktestRejection:
+    return backtest_pb2.BacktestRejection(
+        time=timestamp(rejection.time),
+        symbol=rejection.symbol,
+        side=rejection.side,
+        qty=format_decimal(rejection.qty),
+        type=rejection.type,
+        reason=rejection.reason,
+        message=rejection.message,
+    )
+
+
 def run_to_wire(run: Run) -> backtest_pb2.Backtest:
     wire = backtest_pb2.Backtest(
         id=run.id,
@@ -149,6 +182,7 @@ def run_to_wire(run: Run) -> backtest_pb2.Backtest:
         created_at=timestamp(run.created_at),
         trades=[trade_to_wire(trade) for trade in run.trades],
         equity=[equity_to_wire(point) for point in run.equity],
+        rejections=[rejection_to_wire(rejection) for rejection in run.rejections],
     )
     if run.started_at is not None:
         wire.started_at.CopyFrom(timestamp(run.started_at))

@@ -18,10 +18,12 @@ import numpy as np
 import polars as pl
 
 from cift.backtest import BUILTINS, BacktestCanceled, builtin, run_backtest, split_bars
-from cift.backtest.api import check_account
+from cift.backtest.api import check_account, check_margin
+from cift.trading.pretrade.limits import RiskLimits
 from services.backtest.model import (
     EquityPoint,
     Outcome,
+    Rejection,
     RunSpec,
     StrategyInfo,
     StrategyParam,
@@ -71,6 +73,23 @@ def trade_records(trades: pl.DataFrame) -> tuple[TradeRecord, ...]:
     )
 
 
+def rejection_records(rejections: pl.DataFrame | None) -> tuple[Rejection, ...]:
+    if rejections is None:
+        return ()
+    return tuple(
+        Rejection(
+            time=_utc(row["time"]),
+            symbol=row["symbol"],
+            side=row["side"],
+            qty=_exact(row["qty"]),
+            type=row["order_type"],
+            reason=row["reason"],
+            message=row["message"],
+        )
+        for row in rejections.iter_rows(named=True)
+    )
+
+
 def equity_points(equity: pl.DataFrame, max_points: int) -> tuple[EquityPoint, ...]:
     kept = equity[thinned(equity.height, max_points)]
     return tuple(
@@ -113,6 +132,7 @@ class LibraryEngine:
     def resolve(self, spec: RunSpec) -> RunSpec:
         params = builtin(spec.strategy).resolve(dict(spec.params))
         check_account(float(spec.cash), float(spec.commission))
+        check_margin(float(spec.margin_multiplier))
         return dataclasses.replace(spec, params=params)
 
     def check_bars(self, bars: pl.DataFrame) -> None:
@@ -130,6 +150,10 @@ class LibraryEngine:
                 commission=float(spec.commission),
                 engine=spec.engine,
                 progress=on_progress,
+                limits=None
+                if spec.limits is None
+                else dataclasses.replace(RiskLimits(), **spec.limits),  # type: ignore[arg-type]
+                margin_multiplier=float(spec.margin_multiplier),
             )
         except BacktestCanceled:
             raise RunCanceled from None
@@ -137,4 +161,5 @@ class LibraryEngine:
             stats=dict(result.stats),
             trades=trade_records(result.trades),
             equity=equity_points(result.equity, self.max_equity_points),
+            rejections=rejection_records(result.rejections),
         )

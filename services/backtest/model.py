@@ -42,6 +42,11 @@ class RunSpec:
     cash: Decimal
     commission: Decimal
     engine: str
+    # Event engine only: buying power's multiple of equity, 1 (cash) to 4.
+    margin_multiplier: Decimal = Decimal(1)
+    # Event engine only: the risk limits pinned for this run by name (the rest keep
+    # a new live account's defaults); None when the request set none.
+    limits: Mapping[str, Decimal | int | bool] | None = None
 
 
 # The library's statistics by name (`cift.backtest` result `stats`): numbers, the
@@ -73,12 +78,26 @@ class EquityPoint:
 
 
 @dataclass(frozen=True)
+class Rejection:
+    """An order the live pre-trade checks refused during the run."""
+
+    time: datetime
+    symbol: str
+    side: str  # "buy" or "sell"
+    qty: Decimal
+    type: str  # the order type, e.g. "market"
+    reason: str  # the rule's reason code, e.g. "MAX_ORDER_QTY"
+    message: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What a finished run produced."""
 
     stats: Stats
     trades: tuple[TradeRecord, ...]
     equity: tuple[EquityPoint, ...]
+    rejections: tuple[Rejection, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +118,7 @@ class Run:
     stats: Stats | None = None
     trades: tuple[TradeRecord, ...] = field(default=())
     equity: tuple[EquityPoint, ...] = field(default=())
+    rejections: tuple[Rejection, ...] = field(default=())
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """What a backtest request must satisfy before anything is stored.
 
 Pure checks with sentences a person can act on (`InvalidArgument`): symbols,
-timeframe, range, engine, and that cash and commission are decimals. The
-strategy, its parameters and the account's figures are checked by the engine
-(the library owns their rules), the bars where they are loaded.
+timeframe, range, engine, that cash, commission and the margin multiplier are
+decimals, and that risk limits are ones a control can work with (the risk
+service's own `validate`) and only come with the event engine. The strategy,
+its parameters and the account's figures (cash, commission, margin range) are
+checked by the engine (the library owns their rules), the bars where they are
+loaded.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from cift.runtime.errors import InvalidArgument
-from cift.runtime.money import parse_decimal
+from cift.runtime.money import parse_decimal, require_decimal
+from cift.trading.pretrade.limits import LimitOverrides, validate
 from services.backtest.model import RunSpec
 
 TIMEFRAMES = ("1Sec", "1Min", "5Min", "15Min", "1Hour", "1Day")
@@ -49,6 +53,21 @@ def _decimal(field: str, text: str, default: Decimal) -> Decimal:
     return default if value is None else value
 
 
+LimitValue = Decimal | int | bool
+
+
+def parse_limits(given: Mapping[str, str | int | bool]) -> dict[str, LimitValue]:
+    """The limits a request pins (text is a decimal), checked as the risk service checks them.
+
+    The names are BacktestRiskLimits' fields, each one of RiskLimits'."""
+    pinned: dict[str, LimitValue] = {
+        name: require_decimal(f"limits.{name}", value) if isinstance(value, str) else value
+        for name, value in given.items()
+    }
+    validate(LimitOverrides(**pinned))  # type: ignore[arg-type]
+    return pinned
+
+
 def build_spec(
     *,
     strategy: str,
@@ -62,6 +81,8 @@ def build_spec(
     commission: str,
     engine: str,
     now: datetime,
+    margin_multiplier: str = "",
+    limits: Mapping[str, LimitValue] | None = None,
 ) -> RunSpec:
     """A complete, checked `RunSpec`, or InvalidArgument naming the first problem.
 
@@ -81,6 +102,12 @@ def build_spec(
     chosen_engine = engine.strip().lower() or DEFAULT_ENGINE
     if chosen_engine not in ENGINES:
         raise InvalidArgument(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}.")
+    margin = _decimal("margin_multiplier", margin_multiplier, Decimal(1))
+    if chosen_engine == "vector" and (limits is not None or margin != 1):
+        raise InvalidArgument(
+            "Risk limits and margin_multiplier apply to the event engine's orders; "
+            'set engine to "event".'
+        )
     return RunSpec(
         strategy=strategy,
         params=dict(params),
@@ -91,4 +118,6 @@ def build_spec(
         cash=starting_cash,
         commission=commission_rate,
         engine=chosen_engine,
+        margin_multiplier=margin,
+        limits=None if limits is None else dict(limits),
     )

@@ -1,4 +1,4 @@
-"""SQL of the backtest schema: runs, their trades and equity curves.
+"""SQL of the backtest schema: runs, their trades, equity curves and refused orders.
 
 Nothing but SQL and its row mapping lives here. A run's result is written in one
 transaction that only succeeds while the run is still RUNNING, so a run canceled
@@ -11,7 +11,9 @@ import dataclasses
 import json
 import math
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 
 import asyncpg
 
@@ -19,6 +21,7 @@ from services.backtest.model import (
     UNFINISHED,
     EquityPoint,
     Outcome,
+    Rejection,
     Run,
     RunSpec,
     RunStatus,
@@ -29,7 +32,28 @@ from services.backtest.model import (
 _UNFINISHED = [status.value for status in UNFINISHED]
 _RUN_COLUMNS = """id, user_id, status, strategy, params, symbols, timeframe, start_at, end_at,
     cash, commission, engine, bar_count, progress, stage, error, created_at, started_at,
-    finished_at, stats"""
+    finished_at, stats, margin_multiplier, limits"""
+
+
+def limits_to_json(limits: Mapping[str, Decimal | int | bool] | None) -> str | None:
+    """Pinned limits as JSON, decimals as strings so they read back exact."""
+    if limits is None:
+        return None
+    return json.dumps(
+        {
+            name: str(value) if isinstance(value, Decimal) else value
+            for name, value in limits.items()
+        }
+    )
+
+
+def limits_from_json(text: str | None) -> dict[str, Decimal | int | bool] | None:
+    if text is None:
+        return None
+    return {
+        name: Decimal(value) if isinstance(value, str) else value
+        for name, value in json.loads(text).items()
+    }
 
 
 def stats_to_json(stats: Stats) -> str:
@@ -57,6 +81,8 @@ def _run(row: asyncpg.Record) -> Run:
             cash=row["cash"],
             commission=row["commission"],
             engine=row["engine"],
+            margin_multiplier=row["margin_multiplier"],
+            limits=limits_from_json(row["limits"]),
         ),
         bar_count=row["bar_count"],
         progress=row["progress"],
@@ -81,8 +107,10 @@ async def insert_run(
 ) -> Run:
     row = await conn.fetchrow(
         f"""INSERT INTO runs (id, user_id, status, strategy, params, symbols, timeframe,
-                              start_at, end_at, cash, commission, engine, bar_count, stage)
-            VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued')
+                              start_at, end_at, cash, commission, engine, bar_count, stage,
+                              margin_multiplier, limits)
+            VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued',
+                    $13, $14)
             RETURNING {_RUN_COLUMNS}""",
         uuid.UUID(run_id),
         user_id,
@@ -96,6 +124,8 @@ async def insert_run(
         spec.commission,
         spec.engine,
         bar_count,
+        spec.margin_multiplier,
+        limits_to_json(spec.limits),
     )
     assert row is not None
     return _run(row)
@@ -121,8 +151,14 @@ async def get_run(conn: asyncpg.Connection, run_id: str, *, with_result: bool = 
     equity = await conn.fetch(
         "SELECT ts, equity, drawdown_pct FROM equity WHERE run_id = $1 ORDER BY seq", key
     )
+    rejections = await conn.fetch(
+        """SELECT ts AS time, symbol, side, qty, order_type AS type, reason, message
+           FROM rejections WHERE run_id = $1 ORDER BY seq""",
+        key,
+    )
     return dataclasses.replace(
         run,
+        rejections=tuple(Rejection(**dict(row)) for row in rejections),
         trades=tuple(TradeRecord(**dict(row)) for row in trades),
         equity=tuple(
             EquityPoint(timestamp=row["ts"], equity=row["equity"], drawdown_pct=row["drawdown_pct"])
@@ -241,6 +277,15 @@ async def save_result(conn: asyncpg.Connection, run_id: str, outcome: Outcome) -
             ],
             columns=["run_id", "seq", "ts", "equity", "drawdown_pct"],
         )
+        await conn.copy_records_to_table(
+            "rejections",
+            records=[
+                (key, seq, r.time, r.symbol, r.side, r.qty, r.type, r.reason, r.message)
+                for seq, r in enumerate(outcome.rejections)
+            ],
+            columns=["run_id", "seq", "ts", "symbol", "side", "qty", "order_type", "reason",
+                     "message"],
+        )  # fmt: skip
     return True
 
 

@@ -15,7 +15,9 @@ Conventions that REST clients meet:
 - A caller sees only their own backtests (admins see any); someone else's is
   NOT_FOUND, as if it did not exist.
 - Bad input (an unknown strategy or parameter, fast >= slow, an empty range,
-  NaN prices in the stored bars) is INVALID_ARGUMENT and stores nothing.
+  NaN prices in the stored bars, a margin multiplier outside 1 to 4, risk
+  limits that are not positive, limits or margin with the vector engine) is
+  INVALID_ARGUMENT and stores nothing.
 """
 
 from collections import abc as _abc
@@ -86,6 +88,8 @@ class BacktestSpec(_message.Message):
     CASH_FIELD_NUMBER: _builtins.int
     COMMISSION_FIELD_NUMBER: _builtins.int
     ENGINE_FIELD_NUMBER: _builtins.int
+    MARGIN_MULTIPLIER_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     strategy: _builtins.str
     """A built-in strategy name from ListStrategies, e.g. "sma_cross"."""
     symbol: _builtins.str
@@ -101,6 +105,11 @@ class BacktestSpec(_message.Message):
     engine: _builtins.str
     """"vector" (default: signals to positions to equity, fastest) or "event"
     (bar by bar through the live paper fill engine and ledger).
+    """
+    margin_multiplier: _builtins.str
+    """Decimal, event engine only: buying power as a multiple of equity, as a
+    live account's margin multiplier: "1" (default) a cash account, up to "4".
+    Outside 1 to 4, or above 1 with the vector engine, is INVALID_ARGUMENT.
     """
     @_builtins.property
     def params(self) -> _struct_pb2.Struct:
@@ -123,6 +132,13 @@ class BacktestSpec(_message.Message):
     def end(self) -> _timestamp_pb2.Timestamp:
         """Last bar start (exclusive); unset means now."""
 
+    @_builtins.property
+    def limits(self) -> Global___BacktestRiskLimits:
+        """Event engine only: the pre-trade limits every order is checked against,
+        as the risk service checks a live account's. Unset means a new live
+        account's defaults; with the vector engine it is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
@@ -136,14 +152,105 @@ class BacktestSpec(_message.Message):
         cash: _builtins.str = ...,
         commission: _builtins.str = ...,
         engine: _builtins.str = ...,
+        margin_multiplier: _builtins.str = ...,
+        limits: Global___BacktestRiskLimits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "params", b"params", "start", b"start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limits", b"_limits", "end", b"end", "limits", b"limits", "params", b"params", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cash", b"cash", "commission", b"commission", "end", b"end", "engine", b"engine", "params", b"params", "start", b"start", "strategy", b"strategy", "symbol", b"symbol", "symbols", b"symbols", "timeframe", b"timeframe"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limits", b"_limits", "cash", b"cash", "commission", b"commission", "end", b"end", "engine", b"engine", "limits", b"limits", "margin_multiplier", b"margin_multiplier", "params", b"params", "start", b"start", "strategy", b"strategy", "symbol", b"symbol", "symbols", b"symbols", "timeframe", b"timeframe"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__limits: _TypeAlias = _typing.Literal["limits"]  # noqa: Y015
+    _WhichOneofArgType__limits: _TypeAlias = _typing.Literal["_limits", b"_limits"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limits) -> _WhichOneofReturnType__limits | None: ...
 
 Global___BacktestSpec: _TypeAlias = BacktestSpec  # noqa: Y015
+
+@_typing.final
+class BacktestRiskLimits(_message.Message):
+    """The risk service's limits (cift.risk.v1.RiskLimits, same names and field
+    numbers) that a backtest can apply. Left out: the account and trading state,
+    the order rate (a backtest has no wall clock), the quote age (a replayed
+    quote is always current) and notional orders (strategies size by quantity).
+    Each field left unset keeps a new live account's default; decimal limits
+    must be positive and max_open_orders at least 1.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_ORDER_QTY_FIELD_NUMBER: _builtins.int
+    MAX_ORDER_NOTIONAL_FIELD_NUMBER: _builtins.int
+    MAX_POSITION_QTY_FIELD_NUMBER: _builtins.int
+    MAX_POSITION_NOTIONAL_FIELD_NUMBER: _builtins.int
+    MAX_GROSS_EXPOSURE_FIELD_NUMBER: _builtins.int
+    MAX_OPEN_ORDERS_FIELD_NUMBER: _builtins.int
+    PRICE_COLLAR_PCT_FIELD_NUMBER: _builtins.int
+    ALLOW_SHORT_FIELD_NUMBER: _builtins.int
+    max_order_qty: _builtins.str
+    """Decimal: largest quantity of one order."""
+    max_order_notional: _builtins.str
+    """Decimal: largest notional (qty x price) of one order."""
+    max_position_qty: _builtins.str
+    """Decimal: largest absolute position quantity in one symbol."""
+    max_position_notional: _builtins.str
+    """Decimal: largest absolute position market value in one symbol."""
+    max_gross_exposure: _builtins.str
+    """Decimal: largest sum of absolute position market values across symbols."""
+    max_open_orders: _builtins.int
+    """Most working orders at once."""
+    price_collar_pct: _builtins.str
+    """Decimal percent: how far a limit or stop price may be from the latest price."""
+    allow_short: _builtins.bool
+    """Whether sells may open or increase short positions (default true)."""
+    def __init__(
+        self,
+        *,
+        max_order_qty: _builtins.str | None = ...,
+        max_order_notional: _builtins.str | None = ...,
+        max_position_qty: _builtins.str | None = ...,
+        max_position_notional: _builtins.str | None = ...,
+        max_gross_exposure: _builtins.str | None = ...,
+        max_open_orders: _builtins.int | None = ...,
+        price_collar_pct: _builtins.str | None = ...,
+        allow_short: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_allow_short", b"_allow_short", "_max_gross_exposure", b"_max_gross_exposure", "_max_open_orders", b"_max_open_orders", "_max_order_notional", b"_max_order_notional", "_max_order_qty", b"_max_order_qty", "_max_position_notional", b"_max_position_notional", "_max_position_qty", b"_max_position_qty", "_price_collar_pct", b"_price_collar_pct", "allow_short", b"allow_short", "max_gross_exposure", b"max_gross_exposure", "max_open_orders", b"max_open_orders", "max_order_notional", b"max_order_notional", "max_order_qty", b"max_order_qty", "max_position_notional", b"max_position_notional", "max_position_qty", b"max_position_qty", "price_collar_pct", b"price_collar_pct"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_allow_short", b"_allow_short", "_max_gross_exposure", b"_max_gross_exposure", "_max_open_orders", b"_max_open_orders", "_max_order_notional", b"_max_order_notional", "_max_order_qty", b"_max_order_qty", "_max_position_notional", b"_max_position_notional", "_max_position_qty", b"_max_position_qty", "_price_collar_pct", b"_price_collar_pct", "allow_short", b"allow_short", "max_gross_exposure", b"max_gross_exposure", "max_open_orders", b"max_open_orders", "max_order_notional", b"max_order_notional", "max_order_qty", b"max_order_qty", "max_position_notional", b"max_position_notional", "max_position_qty", b"max_position_qty", "price_collar_pct", b"price_collar_pct"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__allow_short: _TypeAlias = _typing.Literal["allow_short"]  # noqa: Y015
+    _WhichOneofArgType__allow_short: _TypeAlias = _typing.Literal["_allow_short", b"_allow_short"]  # noqa: Y015
+    _WhichOneofReturnType__max_gross_exposure: _TypeAlias = _typing.Literal["max_gross_exposure"]  # noqa: Y015
+    _WhichOneofArgType__max_gross_exposure: _TypeAlias = _typing.Literal["_max_gross_exposure", b"_max_gross_exposure"]  # noqa: Y015
+    _WhichOneofReturnType__max_open_orders: _TypeAlias = _typing.Literal["max_open_orders"]  # noqa: Y015
+    _WhichOneofArgType__max_open_orders: _TypeAlias = _typing.Literal["_max_open_orders", b"_max_open_orders"]  # noqa: Y015
+    _WhichOneofReturnType__max_order_notional: _TypeAlias = _typing.Literal["max_order_notional"]  # noqa: Y015
+    _WhichOneofArgType__max_order_notional: _TypeAlias = _typing.Literal["_max_order_notional", b"_max_order_notional"]  # noqa: Y015
+    _WhichOneofReturnType__max_order_qty: _TypeAlias = _typing.Literal["max_order_qty"]  # noqa: Y015
+    _WhichOneofArgType__max_order_qty: _TypeAlias = _typing.Literal["_max_order_qty", b"_max_order_qty"]  # noqa: Y015
+    _WhichOneofReturnType__max_position_notional: _TypeAlias = _typing.Literal["max_position_notional"]  # noqa: Y015
+    _WhichOneofArgType__max_position_notional: _TypeAlias = _typing.Literal["_max_position_notional", b"_max_position_notional"]  # noqa: Y015
+    _WhichOneofReturnType__max_position_qty: _TypeAlias = _typing.Literal["max_position_qty"]  # noqa: Y015
+    _WhichOneofArgType__max_position_qty: _TypeAlias = _typing.Literal["_max_position_qty", b"_max_position_qty"]  # noqa: Y015
+    _WhichOneofReturnType__price_collar_pct: _TypeAlias = _typing.Literal["price_collar_pct"]  # noqa: Y015
+    _WhichOneofArgType__price_collar_pct: _TypeAlias = _typing.Literal["_price_collar_pct", b"_price_collar_pct"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__allow_short) -> _WhichOneofReturnType__allow_short | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_gross_exposure) -> _WhichOneofReturnType__max_gross_exposure | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_open_orders) -> _WhichOneofReturnType__max_open_orders | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_order_notional) -> _WhichOneofReturnType__max_order_notional | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_order_qty) -> _WhichOneofReturnType__max_order_qty | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_position_notional) -> _WhichOneofReturnType__max_position_notional | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_position_qty) -> _WhichOneofReturnType__max_position_qty | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__price_collar_pct) -> _WhichOneofReturnType__price_collar_pct | None: ...
+
+Global___BacktestRiskLimits: _TypeAlias = BacktestRiskLimits  # noqa: Y015
 
 @_typing.final
 class Backtest(_message.Message):
@@ -164,6 +271,7 @@ class Backtest(_message.Message):
     STATS_FIELD_NUMBER: _builtins.int
     TRADES_FIELD_NUMBER: _builtins.int
     EQUITY_FIELD_NUMBER: _builtins.int
+    REJECTIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     status: Global___BacktestStatus.ValueType
     progress: _builtins.float
@@ -200,6 +308,12 @@ class Backtest(_message.Message):
     def equity(self) -> _containers.RepeatedCompositeFieldContainer[Global___EquityPoint]:
         """The equity curve, oldest first; GetBacktest only (empty in lists)."""
 
+    @_builtins.property
+    def rejections(self) -> _containers.RepeatedCompositeFieldContainer[Global___BacktestRejection]:
+        """Orders the live pre-trade checks would have refused (event engine), in
+        the order they were placed; GetBacktest and RunBacktest only (empty in lists).
+        """
+
     def __init__(
         self,
         *,
@@ -216,10 +330,11 @@ class Backtest(_message.Message):
         stats: Global___BacktestStats | None = ...,
         trades: _abc.Iterable[Global___BacktestTrade] | None = ...,
         equity: _abc.Iterable[Global___EquityPoint] | None = ...,
+        rejections: _abc.Iterable[Global___BacktestRejection] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "spec", b"spec", "started_at", b"started_at", "stats", b"stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bar_count", b"bar_count", "created_at", b"created_at", "equity", b"equity", "error", b"error", "finished_at", b"finished_at", "id", b"id", "progress", b"progress", "spec", b"spec", "stage", b"stage", "started_at", b"started_at", "stats", b"stats", "status", b"status", "trades", b"trades"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bar_count", b"bar_count", "created_at", b"created_at", "equity", b"equity", "error", b"error", "finished_at", b"finished_at", "id", b"id", "progress", b"progress", "rejections", b"rejections", "spec", b"spec", "stage", b"stage", "started_at", b"started_at", "stats", b"stats", "status", b"status", "trades", b"trades"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -262,6 +377,7 @@ class BacktestStats(_message.Message):
     PROFIT_FACTOR_FIELD_NUMBER: _builtins.int
     EXPECTANCY_PCT_FIELD_NUMBER: _builtins.int
     SQN_FIELD_NUMBER: _builtins.int
+    REJECTED_ORDERS_FIELD_NUMBER: _builtins.int
     duration_days: _builtins.float
     """Days from the first bar to the last."""
     bars: _builtins.int
@@ -303,6 +419,8 @@ class BacktestStats(_message.Message):
     """Mean trade return, percent."""
     sqn: _builtins.float
     """System quality number."""
+    rejected_orders: _builtins.int
+    """Orders refused by the pre-trade checks (event engine; 0 with the vector engine)."""
     def __init__(
         self,
         *,
@@ -334,10 +452,11 @@ class BacktestStats(_message.Message):
         profit_factor: _builtins.float | None = ...,
         expectancy_pct: _builtins.float | None = ...,
         sqn: _builtins.float | None = ...,
+        rejected_orders: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_annual_return_pct", b"_annual_return_pct", "_avg_drawdown_duration_days", b"_avg_drawdown_duration_days", "_avg_drawdown_pct", b"_avg_drawdown_pct", "_avg_trade_duration_days", b"_avg_trade_duration_days", "_avg_trade_pct", b"_avg_trade_pct", "_best_trade_pct", b"_best_trade_pct", "_buy_hold_return_pct", b"_buy_hold_return_pct", "_cagr_pct", b"_cagr_pct", "_calmar", b"_calmar", "_expectancy_pct", b"_expectancy_pct", "_max_drawdown_duration_days", b"_max_drawdown_duration_days", "_max_trade_duration_days", b"_max_trade_duration_days", "_profit_factor", b"_profit_factor", "_sharpe", b"_sharpe", "_sortino", b"_sortino", "_sqn", b"_sqn", "_volatility_pct", b"_volatility_pct", "_win_rate_pct", b"_win_rate_pct", "_worst_trade_pct", b"_worst_trade_pct", "annual_return_pct", b"annual_return_pct", "avg_drawdown_duration_days", b"avg_drawdown_duration_days", "avg_drawdown_pct", b"avg_drawdown_pct", "avg_trade_duration_days", b"avg_trade_duration_days", "avg_trade_pct", b"avg_trade_pct", "best_trade_pct", b"best_trade_pct", "buy_hold_return_pct", b"buy_hold_return_pct", "cagr_pct", b"cagr_pct", "calmar", b"calmar", "expectancy_pct", b"expectancy_pct", "max_drawdown_duration_days", b"max_drawdown_duration_days", "max_trade_duration_days", b"max_trade_duration_days", "profit_factor", b"profit_factor", "sharpe", b"sharpe", "sortino", b"sortino", "sqn", b"sqn", "volatility_pct", b"volatility_pct", "win_rate_pct", b"win_rate_pct", "worst_trade_pct", b"worst_trade_pct"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_annual_return_pct", b"_annual_return_pct", "_avg_drawdown_duration_days", b"_avg_drawdown_duration_days", "_avg_drawdown_pct", b"_avg_drawdown_pct", "_avg_trade_duration_days", b"_avg_trade_duration_days", "_avg_trade_pct", b"_avg_trade_pct", "_best_trade_pct", b"_best_trade_pct", "_buy_hold_return_pct", b"_buy_hold_return_pct", "_cagr_pct", b"_cagr_pct", "_calmar", b"_calmar", "_expectancy_pct", b"_expectancy_pct", "_max_drawdown_duration_days", b"_max_drawdown_duration_days", "_max_trade_duration_days", b"_max_trade_duration_days", "_profit_factor", b"_profit_factor", "_sharpe", b"_sharpe", "_sortino", b"_sortino", "_sqn", b"_sqn", "_volatility_pct", b"_volatility_pct", "_win_rate_pct", b"_win_rate_pct", "_worst_trade_pct", b"_worst_trade_pct", "annual_return_pct", b"annual_return_pct", "avg_drawdown_duration_days", b"avg_drawdown_duration_days", "avg_drawdown_pct", b"avg_drawdown_pct", "avg_trade_duration_days", b"avg_trade_duration_days", "avg_trade_pct", b"avg_trade_pct", "bars", b"bars", "best_trade_pct", b"best_trade_pct", "buy_hold_return_pct", b"buy_hold_return_pct", "cagr_pct", b"cagr_pct", "calmar", b"calmar", "commissions", b"commissions", "duration_days", b"duration_days", "expectancy_pct", b"expectancy_pct", "exposure_pct", b"exposure_pct", "final_equity", b"final_equity", "max_drawdown_duration_days", b"max_drawdown_duration_days", "max_drawdown_pct", b"max_drawdown_pct", "max_trade_duration_days", b"max_trade_duration_days", "peak_equity", b"peak_equity", "profit_factor", b"profit_factor", "sharpe", b"sharpe", "sortino", b"sortino", "sqn", b"sqn", "total_return_pct", b"total_return_pct", "trades", b"trades", "volatility_pct", b"volatility_pct", "win_rate_pct", b"win_rate_pct", "worst_trade_pct", b"worst_trade_pct"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_annual_return_pct", b"_annual_return_pct", "_avg_drawdown_duration_days", b"_avg_drawdown_duration_days", "_avg_drawdown_pct", b"_avg_drawdown_pct", "_avg_trade_duration_days", b"_avg_trade_duration_days", "_avg_trade_pct", b"_avg_trade_pct", "_best_trade_pct", b"_best_trade_pct", "_buy_hold_return_pct", b"_buy_hold_return_pct", "_cagr_pct", b"_cagr_pct", "_calmar", b"_calmar", "_expectancy_pct", b"_expectancy_pct", "_max_drawdown_duration_days", b"_max_drawdown_duration_days", "_max_trade_duration_days", b"_max_trade_duration_days", "_profit_factor", b"_profit_factor", "_sharpe", b"_sharpe", "_sortino", b"_sortino", "_sqn", b"_sqn", "_volatility_pct", b"_volatility_pct", "_win_rate_pct", b"_win_rate_pct", "_worst_trade_pct", b"_worst_trade_pct", "annual_return_pct", b"annual_return_pct", "avg_drawdown_duration_days", b"avg_drawdown_duration_days", "avg_drawdown_pct", b"avg_drawdown_pct", "avg_trade_duration_days", b"avg_trade_duration_days", "avg_trade_pct", b"avg_trade_pct", "bars", b"bars", "best_trade_pct", b"best_trade_pct", "buy_hold_return_pct", b"buy_hold_return_pct", "cagr_pct", b"cagr_pct", "calmar", b"calmar", "commissions", b"commissions", "duration_days", b"duration_days", "expectancy_pct", b"expectancy_pct", "exposure_pct", b"exposure_pct", "final_equity", b"final_equity", "max_drawdown_duration_days", b"max_drawdown_duration_days", "max_drawdown_pct", b"max_drawdown_pct", "max_trade_duration_days", b"max_trade_duration_days", "peak_equity", b"peak_equity", "profit_factor", b"profit_factor", "rejected_orders", b"rejected_orders", "sharpe", b"sharpe", "sortino", b"sortino", "sqn", b"sqn", "total_return_pct", b"total_return_pct", "trades", b"trades", "volatility_pct", b"volatility_pct", "win_rate_pct", b"win_rate_pct", "worst_trade_pct", b"worst_trade_pct"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__annual_return_pct: _TypeAlias = _typing.Literal["annual_return_pct"]  # noqa: Y015
     _WhichOneofArgType__annual_return_pct: _TypeAlias = _typing.Literal["_annual_return_pct", b"_annual_return_pct"]  # noqa: Y015
@@ -417,6 +536,55 @@ class BacktestStats(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__worst_trade_pct) -> _WhichOneofReturnType__worst_trade_pct | None: ...
 
 Global___BacktestStats: _TypeAlias = BacktestStats  # noqa: Y015
+
+@_typing.final
+class BacktestRejection(_message.Message):
+    """An order the live pre-trade path (buying power, then risk's rules) refused."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    SIDE_FIELD_NUMBER: _builtins.int
+    QTY_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    side: _builtins.str
+    """"buy" or "sell"."""
+    qty: _builtins.str
+    """Decimal, unsigned; "0" for an order sized by notional."""
+    type: _builtins.str
+    """The order type: "market", "limit", "stop", "stop_limit", "trailing_stop"."""
+    reason: _builtins.str
+    """The rule's reason code, as the risk service names it (e.g.
+    "INSUFFICIENT_BUYING_POWER", "MAX_ORDER_QTY").
+    """
+    message: _builtins.str
+    """The rule's sentence."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """The bar's time the order was placed at."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        symbol: _builtins.str = ...,
+        side: _builtins.str = ...,
+        qty: _builtins.str = ...,
+        type: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "qty", b"qty", "reason", b"reason", "side", b"side", "symbol", b"symbol", "time", b"time", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BacktestRejection: _TypeAlias = BacktestRejection  # noqa: Y015
 
 @_typing.final
 class BacktestTrade(_message.Message):

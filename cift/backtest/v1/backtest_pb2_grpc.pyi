@@ -15,7 +15,9 @@ Conventions that REST clients meet:
 - A caller sees only their own backtests (admins see any); someone else's is
   NOT_FOUND, as if it did not exist.
 - Bad input (an unknown strategy or parameter, fast >= slow, an empty range,
-  NaN prices in the stored bars) is INVALID_ARGUMENT and stores nothing.
+  NaN prices in the stored bars, a margin multiplier outside 1 to 4, risk
+  limits that are not positive, limits or margin with the vector engine) is
+  INVALID_ARGUMENT and stores nothing.
 """
 
 from cift.backtest.v1 import backtest_pb2 as _backtest_pb2

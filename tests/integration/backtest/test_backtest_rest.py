@@ -146,6 +146,14 @@ BAD_REQUESTS: list[tuple[str, Json, str]] = [
     ("commission of 50 %", {"commission": "0.5"}, "commission"),
     ("unknown engine", {"engine": "warp"}, "engine"),
     ("unknown timeframe", {"timeframe": "3Min"}, "timeframe"),
+    ("margin above 4", {"engine": "event", "marginMultiplier": "5"}, "margin_multiplier is"),
+    ("margin on vector", {"marginMultiplier": "2"}, "event engine"),
+    ("limits on vector", {"limits": {"maxOrderQty": "5"}}, "event engine"),
+    (
+        "negative limit",
+        {"engine": "event", "limits": {"maxOrderQty": "-5"}},
+        "max_order_qty must be greater than zero",
+    ),
 ]
 
 

@@ -108,8 +108,9 @@ def test_run_backtest_streams_progress_then_the_result_over_grpc_web(
         ({"strategy": "moon_phase"}, "Unknown strategy"),
         ({"start": stamp(1990), "end": stamp(1991)}, "the range is empty"),
         ({"engine": "warp"}, "engine"),
+        ({"engine": "event", "margin_multiplier": "0.5"}, "margin_multiplier is between 1"),
     ],
-    ids=["unknown strategy", "empty range", "unknown engine"],
+    ids=["unknown strategy", "empty range", "unknown engine", "margin below 1"],
 )
 async def test_bad_input_ends_the_stream_with_invalid_argument_and_stores_nothing(
     channel: grpc.Channel,

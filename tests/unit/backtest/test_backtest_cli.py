@@ -55,6 +55,8 @@ def test_table_and_html_report(
         (["--param", "fastest"], "--param takes NAME=VALUE, not 'fastest'"),
         (["--param", "speed=3"], "Unknown parameter speed for sma_cross"),
         (["--commission", "2"], "commission is a fraction"),
+        (["--engine", "event", "--margin-multiplier", "5"], "margin_multiplier is between 1"),
+        (["--margin-multiplier", "2"], "pass engine='event'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -87,6 +87,39 @@ describe("BacktestsPage", () => {
     expect(stat("Return")).toBe("+23.46%");
     expect(screen.getAllByTestId("backtest-trade")).toHaveLength(1);
     expect(screen.getByTestId("backtest-trade").textContent).toContain("+$100.00");
+    expect(stat("Rejected orders")).toBe("0");
+    expect(screen.queryByRole("region", { name: "Rejected orders" })).toBeNull();
+  });
+
+  it("counts the orders the pre-trade checks refused and lists them", async () => {
+    const runBacktest = vi.fn(async function* (_request: unknown, _options: unknown) {
+      yield create(RunBacktestResponseSchema, {
+        event: {
+          case: "backtest",
+          value: {
+            id: "b2",
+            status: BacktestStatus.SUCCEEDED,
+            stats: { finalEquity: "10000", trades: 0n, rejectedOrders: 2n },
+            rejections: [
+              { symbol: "GOOG", side: "buy", qty: "95", type: "market", reason: "MAX_ORDER_QTY", message: "Order quantity 95 exceeds the limit of 5." },
+              { symbol: "GOOG", side: "sell", qty: "95", type: "market", reason: "SHORT_NOT_ALLOWED", message: "Short selling is not allowed." },
+            ],
+          },
+        },
+      });
+    });
+    renderPage(runBacktest);
+    await screen.findByLabelText("fast");
+    fireEvent.input(screen.getByLabelText("Symbol"), { target: { value: "goog" } });
+    fireEvent.click(screen.getByRole("button", { name: "Run backtest" }));
+    await screen.findByText("Succeeded");
+    expect(document.querySelector('[data-stat="Rejected orders"]')?.textContent).toBe("2");
+    const rows = screen.getAllByTestId("backtest-rejection");
+    expect(rows).toHaveLength(2);
+    expect(rows[0].textContent).toContain("MAX_ORDER_QTY");
+    expect(rows[0].textContent).toContain("exceeds the limit of 5");
+    expect(rows[1].textContent).toContain("sell");
+    expect(screen.getByRole("region", { name: "Rejected orders" }).querySelector("h3")?.textContent).toBe("Rejected orders (2)");
   });
 
   it("puts the server's refusal by the parameter it names", async () => {

@@ -350,6 +350,41 @@ function BacktestResult(props: { backtest: Backtest }) {
       <Show when={backtest().equity.length > 0}>
         <EquityChart backtest={backtest()} />
       </Show>
+      <Show when={backtest().rejections.length > 0}>
+        <div aria-label="Rejected orders" role="region">
+          <h3 class="panel-title">Rejected orders ({backtest().rejections.length})</h3>
+          <div class="max-h-64 overflow-auto">
+            <table class="w-full text-sm">
+              <thead class="sticky top-0 bg-white text-left text-xs text-slate-500 dark:bg-slate-900">
+                <tr>
+                  <th>Time</th>
+                  <th>Symbol</th>
+                  <th>Side</th>
+                  <th class="num">Qty</th>
+                  <th>Type</th>
+                  <th>Reason</th>
+                </tr>
+              </thead>
+              <tbody>
+                <For each={backtest().rejections}>
+                  {(rejection) => (
+                    <tr class="border-t border-slate-100 dark:border-slate-800" data-testid="backtest-rejection" title={rejection.message}>
+                      <td class="py-1 whitespace-nowrap">{formatBarTime(rejection.time ? timestampDate(rejection.time) : undefined)}</td>
+                      <td>{rejection.symbol}</td>
+                      <td>{rejection.side}</td>
+                      <td class="num">{formatQty(rejection.qty)}</td>
+                      <td>{rejection.type}</td>
+                      <td>
+                        <span class="font-mono text-xs">{rejection.reason}</span> {rejection.message}
+                      </td>
+                    </tr>
+                  )}
+                </For>
+              </tbody>
+            </table>
+          </div>
+        </div>
+      </Show>
       <div aria-label="Backtest trades" role="region">
         <h3 class="panel-title">Trades ({backtest().trades.length})</h3>
         <Show when={backtest().trades.length > 0} fallback={<p class="text-sm text-slate-500">No trades.</p>}>

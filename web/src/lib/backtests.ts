@@ -157,6 +157,7 @@ export function statRows(stats: BacktestStats): [string, string][] {
     ["Sharpe", ratio(stats.sharpe)],
     ["Sortino", ratio(stats.sortino)],
     ["Trades", formatQty(Number(stats.trades))],
+    ["Rejected orders", formatQty(Number(stats.rejectedOrders))],
     ["Win rate", share(stats.winRatePct)],
     ["Profit factor", ratio(stats.profitFactor)],
     ["Exposure", share(stats.exposurePct)],

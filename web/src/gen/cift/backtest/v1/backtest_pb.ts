@@ -16,7 +16,9 @@
 // - A caller sees only their own backtests (admins see any); someone else's is
 //   NOT_FOUND, as if it did not exist.
 // - Bad input (an unknown strategy or parameter, fast >= slow, an empty range,
-//   NaN prices in the stored bars) is INVALID_ARGUMENT and stores nothing.
+//   NaN prices in the stored bars, a margin multiplier outside 1 to 4, risk
+//   limits that are not positive, limits or margin with the vector engine) is
+//   INVALID_ARGUMENT and stores nothing.
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
@@ -29,7 +31,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file cift/backtest/v1/backtest.proto.
  */
 export const file_cift_backtest_v1_backtest: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jaWZ0L2JhY2t0ZXN0L3YxL2JhY2t0ZXN0LnByb3RvEhBjaWZ0LmJhY2t0ZXN0LnYxIoMCCgxCYWNrdGVzdFNwZWMSEAoIc3RyYXRlZ3kYASABKAkSJwoGcGFyYW1zGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIOCgZzeW1ib2wYAyABKAkSDwoHc3ltYm9scxgEIAMoCRIRCgl0aW1lZnJhbWUYBSABKAkSKQoFc3RhcnQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKA2VuZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEY2FzaBgIIAEoCRISCgpjb21taXNzaW9uGAkgASgJEg4KBmVuZ2luZRgKIAEoCSLaAwoIQmFja3Rlc3QSCgoCaWQYASABKAkSMAoGc3RhdHVzGAIgASgOMiAuY2lmdC5iYWNrdGVzdC52MS5CYWNrdGVzdFN0YXR1cxIsCgRzcGVjGAMgASgLMh4uY2lmdC5iYWNrdGVzdC52MS5CYWNrdGVzdFNwZWMSEAoIcHJvZ3Jlc3MYBCABKAESDQoFc3RhZ2UYBSABKAkSDQoFZXJyb3IYBiABKAkSEQoJYmFyX2NvdW50GAcgASgDEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgVzdGF0cxgLIAEoCzIfLmNpZnQuYmFja3Rlc3QudjEuQmFja3Rlc3RTdGF0cxIvCgZ0cmFkZXMYDCADKAsyHy5jaWZ0LmJhY2t0ZXN0LnYxLkJhY2t0ZXN0VHJhZGUSLQoGZXF1aXR5GA0gAygLMh0uY2lmdC5iYWNrdGVzdC52MS5FcXVpdHlQb2ludCLwCAoNQmFja3Rlc3RTdGF0cxIVCg1kdXJhdGlvbl9kYXlzGAEgASgBEgwKBGJhcnMYAiABKAMSFAoMZXhwb3N1cmVfcGN0GAMgASgBEhQKDGZpbmFsX2VxdWl0eRgEIAEoCRITCgtwZWFrX2VxdWl0eRgFIAEoCRITCgtjb21taXNzaW9ucxgGIAEoCRIYChB0b3RhbF9yZXR1cm5fcGN0GAcgASgBEiAKE2J1eV9ob2xkX3JldHVybl9wY3QYCCABKAFIAIgBARIeChFhbm51YWxfcmV0dXJuX3BjdBgJIAEoAUgBiAEBEhUKCGNhZ3JfcGN0GAogASgBSAKIAQESGwoOdm9sYXRpbGl0eV9wY3QYCyABKAFIA4gBARITCgZzaGFycGUYDCABKAFIBIgBARIUCgdzb3J0aW5vGA0gASgBSAWIAQESEwoGY2FsbWFyGA4gASgBSAaIAQESGAoQbWF4X2RyYXdkb3duX3BjdBgPIAEoARIdChBhdmdfZHJhd2Rvd25fcGN0GBAgASgBSAeIAQESJwoabWF4X2RyYXdkb3duX2R1cmF0aW9uX2RheXMYESABKAFICIgBARInChphdmdfZHJhd2Rvd25fZHVyYXRpb25fZGF5cxgSIAEoAUgJiAEBEg4KBnRyYWRlcxgTIAEoAxIZCgx3aW5fcmF0ZV9wY3QYFCABKAFICogBARIbCg5iZXN0X3RyYWRlX3BjdBgVIAEoAUgLiAEBEhwKD3dvcnN0X3RyYWRlX3BjdBgWIAEoAUgMiAEBEhoKDWF2Z190cmFkZV9wY3QYFyABKAFIDYgBARIkChdtYXhfdHJhZGVfZHVyYXRpb25fZGF5cxgYIAEoAUgOiAEBEiQKF2F2Z190cmFkZV9kdXJhdGlvbl9kYXlzGBkgASgBSA+IAQESGgoNcHJvZml0X2ZhY3RvchgaIAEoAUgQiAEBEhsKDmV4cGVjdGFuY3lfcGN0GBsgASgBSBGIAQESEAoDc3FuGBwgASgBSBKIAQFCFgoUX2J1eV9ob2xkX3JldHVybl9wY3RCFAoSX2FubnVhbF9yZXR1cm5fcGN0QgsKCV9jYWdyX3BjdEIRCg9fdm9sYXRpbGl0eV9wY3RCCQoHX3NoYXJwZUIKCghfc29ydGlub0IJCgdfY2FsbWFyQhMKEV9hdmdfZHJhd2Rvd25fcGN0Qh0KG19tYXhfZHJhd2Rvd25fZHVyYXRpb25fZGF5c0IdChtfYXZnX2RyYXdkb3duX2R1cmF0aW9uX2RheXNCDwoNX3dpbl9yYXRlX3BjdEIRCg9fYmVzdF90cmFkZV9wY3RCEgoQX3dvcnN0X3RyYWRlX3BjdEIQCg5fYXZnX3RyYWRlX3BjdEIaChhfbWF4X3RyYWRlX2R1cmF0aW9uX2RheXNCGgoYX2F2Z190cmFkZV9kdXJhdGlvbl9kYXlzQhAKDl9wcm9maXRfZmFjdG9yQhEKD19leHBlY3RhbmN5X3BjdEIGCgRfc3FuIvcBCg1CYWNrdGVzdFRyYWRlEg4KBnN5bWJvbBgBIAEoCRIMCgRzaWRlGAIgASgJEgsKA3F0eRgDIAEoCRIuCgplbnRyeV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglleGl0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2VudHJ5X3ByaWNlGAYgASgJEhIKCmV4aXRfcHJpY2UYByABKAkSCwoDcG5sGAggASgJEhIKCnJldHVybl9wY3QYCSABKAESEgoKY29tbWlzc2lvbhgKIAEoCSJiCgtFcXVpdHlQb2ludBItCgl0aW1lc3RhbXAYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmVxdWl0eRgCIAEoCRIUCgxkcmF3ZG93bl9wY3QYAyABKAEiawoNU3RyYXRlZ3lQYXJhbRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEgwKBHR5cGUYAyABKAkSDwoHZGVmYXVsdBgEIAEoARILCgNtaW4YBSABKAESCwoDbWF4GAYgASgBIl4KCFN0cmF0ZWd5EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSLwoGcGFyYW1zGAMgAygLMh8uY2lmdC5iYWNrdGVzdC52MS5TdHJhdGVneVBhcmFtIkIKElJ1bkJhY2t0ZXN0UmVxdWVzdBIsCgRzcGVjGAEgASgLMh4uY2lmdC5iYWNrdGVzdC52MS5CYWNrdGVzdFNwZWMihgEKE1J1bkJhY2t0ZXN0UmVzcG9uc2USNgoIcHJvZ3Jlc3MYASABKAsyIi5jaWZ0LmJhY2t0ZXN0LnYxLkJhY2t0ZXN0UHJvZ3Jlc3NIABIuCghiYWNrdGVzdBgCIAEoCzIaLmNpZnQuYmFja3Rlc3QudjEuQmFja3Rlc3RIAEIHCgVldmVudCJ6ChBCYWNrdGVzdFByb2dyZXNzEhMKC2JhY2t0ZXN0X2lkGAEgASgJEjAKBnN0YXR1cxgCIAEoDjIgLmNpZnQuYmFja3Rlc3QudjEuQmFja3Rlc3RTdGF0dXMSEAoIcHJvZ3Jlc3MYAyABKAESDQoFc3RhZ2UYBCABKAkiRQoVQ3JlYXRlQmFja3Rlc3RSZXF1ZXN0EiwKBHNwZWMYASABKAsyHi5jaWZ0LmJhY2t0ZXN0LnYxLkJhY2t0ZXN0U3BlYyJGChZDcmVhdGVCYWNrdGVzdFJlc3BvbnNlEiwKCGJhY2t0ZXN0GAEgASgLMhouY2lmdC5iYWNrdGVzdC52MS5CYWNrdGVzdCIpChJHZXRCYWNrdGVzdFJlcXVlc3QSEwoLYmFja3Rlc3RfaWQYASABKAkiQwoTR2V0QmFja3Rlc3RSZXNwb25zZRIsCghiYWNrdGVzdBgBIAEoCzIaLmNpZnQuYmFja3Rlc3QudjEuQmFja3Rlc3QiPQoUTGlzdEJhY2t0ZXN0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiXwoVTGlzdEJhY2t0ZXN0c1Jlc3BvbnNlEi0KCWJhY2t0ZXN0cxgBIAMoCzIaLmNpZnQuYmFja3Rlc3QudjEuQmFja3Rlc3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiwKFUNhbmNlbEJhY2t0ZXN0UmVxdWVzdBITCgtiYWNrdGVzdF9pZBgBIAEoCSJGChZDYW5jZWxCYWNrdGVzdFJlc3BvbnNlEiwKCGJhY2t0ZXN0GAEgASgLMhouY2lmdC5iYWNrdGVzdC52MS5CYWNrdGVzdCIXChVMaXN0U3RyYXRlZ2llc1JlcXVlc3QiSAoWTGlzdFN0cmF0ZWdpZXNSZXNwb25zZRIuCgpzdHJhdGVnaWVzGAEgAygLMhouY2lmdC5iYWNrdGVzdC52MS5TdHJhdGVneSrDAQoOQmFja3Rlc3RTdGF0dXMSHwobQkFDS1RFU1RfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWQkFDS1RFU1RfU1RBVFVTX1FVRVVFRBABEhsKF0JBQ0tURVNUX1NUQVRVU19SVU5OSU5HEAISHQoZQkFDS1RFU1RfU1RBVFVTX1NVQ0NFRURFRBADEhoKFkJBQ0tURVNUX1NUQVRVU19GQUlMRUQQBBIcChhCQUNLVEVTVF9TVEFUVVNfQ0FOQ0VMRUQQBTL0BQoPQmFja3Rlc3RTZXJ2aWNlElwKC1J1bkJhY2t0ZXN0EiQuY2lmdC5iYWNrdGVzdC52MS5SdW5CYWNrdGVzdFJlcXVlc3QaJS5jaWZ0LmJhY2t0ZXN0LnYxLlJ1bkJhY2t0ZXN0UmVzcG9uc2UwARKAAQoOQ3JlYXRlQmFja3Rlc3QSJy5jaWZ0LmJhY2t0ZXN0LnYxLkNyZWF0ZUJhY2t0ZXN0UmVxdWVzdBooLmNpZnQuYmFja3Rlc3QudjEuQ3JlYXRlQmFja3Rlc3RSZXNwb25zZSIbgtPkkwIVOgRzcGVjIg0vdjEvYmFja3Rlc3RzEn8KC0dldEJhY2t0ZXN0EiQuY2lmdC5iYWNrdGVzdC52MS5HZXRCYWNrdGVzdFJlcXVlc3QaJS5jaWZ0LmJhY2t0ZXN0LnYxLkdldEJhY2t0ZXN0UmVzcG9uc2UiI4LT5JMCHRIbL3YxL2JhY2t0ZXN0cy97YmFja3Rlc3RfaWR9EncKDUxpc3RCYWNrdGVzdHMSJi5jaWZ0LmJhY2t0ZXN0LnYxLkxpc3RCYWNrdGVzdHNSZXF1ZXN0GicuY2lmdC5iYWNrdGVzdC52MS5MaXN0QmFja3Rlc3RzUmVzcG9uc2UiFYLT5JMCDxINL3YxL2JhY2t0ZXN0cxKIAQoOQ2FuY2VsQmFja3Rlc3QSJy5jaWZ0LmJhY2t0ZXN0LnYxLkNhbmNlbEJhY2t0ZXN0UmVxdWVzdBooLmNpZnQuYmFja3Rlc3QudjEuQ2FuY2VsQmFja3Rlc3RSZXNwb25zZSIjgtPkkwIdKhsvdjEvYmFja3Rlc3RzL3tiYWNrdGVzdF9pZH0SewoOTGlzdFN0cmF0ZWdpZXMSJy5jaWZ0LmJhY2t0ZXN0LnYxLkxpc3RTdHJhdGVnaWVzUmVxdWVzdBooLmNpZnQuYmFja3Rlc3QudjEuTGlzdFN0cmF0ZWdpZXNSZXNwb25zZSIWgtPkkwIQEg4vdjEvc3RyYXRlZ2llc2IGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch9jaWZ0L2JhY2t0ZXN0L3YxL2JhY2t0ZXN0LnByb3RvEhBjaWZ0LmJhY2t0ZXN0LnYxIuQCCgxCYWNrdGVzdFNwZWMSEAoIc3RyYXRlZ3kYASABKAkSJwoGcGFyYW1zGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIOCgZzeW1ib2wYAyABKAkSDwoHc3ltYm9scxgEIAMoCRIRCgl0aW1lZnJhbWUYBSABKAkSKQoFc3RhcnQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKA2VuZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEY2FzaBgIIAEoCRISCgpjb21taXNzaW9uGAkgASgJEg4KBmVuZ2luZRgKIAEoCRIZChFtYXJnaW5fbXVsdGlwbGllchgLIAEoCRI5CgZsaW1pdHMYDCABKAsyJC5jaWZ0LmJhY2t0ZXN0LnYxLkJhY2t0ZXN0Umlza0xpbWl0c0gAiAEBQgkKB19saW1pdHMitAMKEkJhY2t0ZXN0Umlza0xpbWl0cxIaCg1tYXhfb3JkZXJfcXR5GAIgASgJSACIAQESHwoSbWF4X29yZGVyX25vdGlvbmFsGAMgASgJSAGIAQESHQoQbWF4X3Bvc2l0aW9uX3F0eRgEIAEoCUgCiAEBEiIKFW1heF9wb3NpdGlvbl9ub3Rpb25hbBgFIAEoCUgDiAEBEh8KEm1heF9ncm9zc19leHBvc3VyZRgGIAEoCUgEiAEBEhwKD21heF9vcGVuX29yZGVycxgHIAEoBUgFiAEBEh0KEHByaWNlX2NvbGxhcl9wY3QYCCABKAlIBogBARIYCgthbGxvd19zaG9ydBgNIAEoCEgHiAEBQhAKDl9tYXhfb3JkZXJfcXR5QhUKE19tYXhfb3JkZXJfbm90aW9uYWxCEwoRX21heF9wb3NpdGlvbl9xdHlCGAoWX21heF9wb3NpdGlvbl9ub3Rpb25hbEIVChNfbWF4X2dyb3NzX2V4cG9zdXJlQhIKEF9tYXhfb3Blbl9vcmRlcnNCEwoRX3ByaWNlX2NvbGxhcl9wY3RCDgoMX2FsbG93X3Nob3J0IpMECghCYWNrdGVzdBIKCgJpZBgBIAEoCRIwCgZzdGF0dXMYAiABKA4yIC5jaWZ0LmJhY2t0ZXN0LnYxLkJhY2t0ZXN0U3RhdHVzEiwKBHNwZWMYAyABKAsyHi5jaWZ0LmJhY2t0ZXN0LnYxLkJhY2t0ZXN0U3BlYxIQCghwcm9ncmVzcxgEIAEoARINCgVzdGFnZRgFIAEoCRINCgVlcnJvchgGIAEoCRIRCgliYXJfY291bnQYByABKAMSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBXN0YXRzGAsgASgLMh8uY2lmdC5iYWNrdGVzdC52MS5CYWNrdGVzdFN0YXRzEi8KBnRyYWRlcxgMIAMoCzIfLmNpZnQuYmFja3Rlc3QudjEuQmFja3Rlc3RUcmFkZRItCgZlcXVpdHkYDSADKAsyHS5jaWZ0LmJhY2t0ZXN0LnYxLkVxdWl0eVBvaW50EjcKCnJlamVjdGlvbnMYDiADKAsyIy5jaWZ0LmJhY2t0ZXN0LnYxLkJhY2t0ZXN0UmVqZWN0aW9uIokJCg1CYWNrdGVzdFN0YXRzEhUKDWR1cmF0aW9uX2RheXMYASABKAESDAoEYmFycxgCIAEoAxIUCgxleHBvc3VyZV9wY3QYAyABKAESFAoMZmluYWxfZXF1aXR5GAQgASgJEhMKC3BlYWtfZXF1aXR5GAUgASgJEhMKC2NvbW1pc3Npb25zGAYgASgJEhgKEHRvdGFsX3JldHVybl9wY3QYByABKAESIAoTYnV5X2hvbGRfcmV0dXJuX3BjdBgIIAEoAUgAiAEBEh4KEWFubnVhbF9yZXR1cm5fcGN0GAkgASgBSAGIAQESFQoIY2Fncl9wY3QYCiABKAFIAogBARIbCg52b2xhdGlsaXR5X3BjdBgLIAEoAUgDiAEBEhMKBnNoYXJwZRgMIAEoAUgEiAEBEhQKB3NvcnRpbm8YDSABKAFIBYgBARITCgZjYWxtYXIYDiABKAFIBogBARIYChBtYXhfZHJhd2Rvd25fcGN0GA8gASgBEh0KEGF2Z19kcmF3ZG93bl9wY3QYECABKAFIB4gBARInChptYXhfZHJhd2Rvd25fZHVyYXRpb25fZGF5cxgRIAEoAUgIiAEBEicKGmF2Z19kcmF3ZG93bl9kdXJhdGlvbl9kYXlzGBIgASgBSAmIAQESDgoGdHJhZGVzGBMgASgDEhkKDHdpbl9yYXRlX3BjdBgUIAEoAUgKiAEBEhsKDmJlc3RfdHJhZGVfcGN0GBUgASgBSAuIAQESHAoPd29yc3RfdHJhZGVfcGN0GBYgASgBSAyIAQESGgoNYXZnX3RyYWRlX3BjdBgXIAEoAUgNiAEBEiQKF21heF90cmFkZV9kdXJhdGlvbl9kYXlzGBggASgBSA6IAQESJAoXYXZnX3RyYWRlX2R1cmF0aW9uX2RheXMYGSABKAFID4gBARIaCg1wcm9maXRfZmFjdG9yGBogASgBSBCIAQESGwoOZXhwZWN0YW5jeV9wY3QYGyABKAFIEYgBARIQCgNzcW4YHCABKAFIEogBARIXCg9yZWplY3RlZF9vcmRlcnMYHSABKANCFgoUX2J1eV9ob2xkX3JldHVybl9wY3RCFAoSX2FubnVhbF9yZXR1cm5fcGN0QgsKCV9jYWdyX3BjdEIRCg9fdm9sYXRpbGl0eV9wY3RCCQoHX3NoYXJwZUIKCghfc29ydGlub0IJCgdfY2FsbWFyQhMKEV9hdmdfZHJhd2Rvd25fcGN0Qh0KG19tYXhfZHJhd2Rvd25fZHVyYXRpb25fZGF5c0IdChtfYXZnX2RyYXdkb3duX2R1cmF0aW9uX2RheXNCDwoNX3dpbl9yYXRlX3BjdEIRCg9fYmVzdF90cmFkZV9wY3RCEgoQX3dvcnN0X3RyYWRlX3BjdEIQCg5fYXZnX3RyYWRlX3BjdEIaChhfbWF4X3RyYWRlX2R1cmF0aW9uX2RheXNCGgoYX2F2Z190cmFkZV9kdXJhdGlvbl9kYXlzQhAKDl9wcm9maXRfZmFjdG9yQhEKD19leHBlY3RhbmN5X3BjdEIGCgRfc3FuIpcBChFCYWNrdGVzdFJlamVjdGlvbhIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzeW1ib2wYAiABKAkSDAoEc2lkZRgDIAEoCRILCgNxdHkYBCABKAkSDAoEdHlwZRgFIAEoCRIOCgZyZWFzb24YBiABKAkSDwoHbWVzc2FnZRgHIAEoCSL3AQoNQmFja3Rlc3RUcmFkZRIOCgZzeW1ib2wYASABKAkSDAoEc2lkZRgCIAEoCRILCgNxdHkYAyABKAkSLgoKZW50cnlfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZXhpdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtlbnRyeV9wcmljZRgGIAEoCRISCgpleGl0X3ByaWNlGAcgASgJEgsKA3BubBgIIAEoCRISCgpyZXR1cm5fcGN0GAkgASgBEhIKCmNvbW1pc3Npb24YCiABKAkiYgoLRXF1aXR5UG9pbnQSLQoJdGltZXN0YW1wGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZlcXVpdHkYAiABKAkSFAoMZHJhd2Rvd25fcGN0GAMgASgBImsKDVN0cmF0ZWd5UGFyYW0SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIMCgR0eXBlGAMgASgJEg8KB2RlZmF1bHQYBCABKAESCwoDbWluGAUgASgBEgsKA21heBgGIAEoASJeCghTdHJhdGVneRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEi8KBnBhcmFtcxgDIAMoCzIfLmNpZnQuYmFja3Rlc3QudjEuU3RyYXRlZ3lQYXJhbSJCChJSdW5CYWNrdGVzdFJlcXVlc3QSLAoEc3BlYxgBIAEoCzIeLmNpZnQuYmFja3Rlc3QudjEuQmFja3Rlc3RTcGVjIoYBChNSdW5CYWNrdGVzdFJlc3BvbnNlEjYKCHByb2dyZXNzGAEgASgLMiIuY2lmdC5iYWNrdGVzdC52MS5CYWNrdGVzdFByb2dyZXNzSAASLgoIYmFja3Rlc3QYAiABKAsyGi5jaWZ0LmJhY2t0ZXN0LnYxLkJhY2t0ZXN0SABCBwoFZXZlbnQiegoQQmFja3Rlc3RQcm9ncmVzcxITCgtiYWNrdGVzdF9pZBgBIAEoCRIwCgZzdGF0dXMYAiABKA4yIC5jaWZ0LmJhY2t0ZXN0LnYxLkJhY2t0ZXN0U3RhdHVzEhAKCHByb2dyZXNzGAMgASgBEg0KBXN0YWdlGAQgASgJIkUKFUNyZWF0ZUJhY2t0ZXN0UmVxdWVzdBIsCgRzcGVjGAEgASgLMh4uY2lmdC5iYWNrdGVzdC52MS5CYWNrdGVzdFNwZWMiRgoWQ3JlYXRlQmFja3Rlc3RSZXNwb25zZRIsCghiYWNrdGVzdBgBIAEoCzIaLmNpZnQuYmFja3Rlc3QudjEuQmFja3Rlc3QiKQoSR2V0QmFja3Rlc3RSZXF1ZXN0EhMKC2JhY2t0ZXN0X2lkGAEgASgJIkMKE0dldEJhY2t0ZXN0UmVzcG9uc2USLAoIYmFja3Rlc3QYASABKAsyGi5jaWZ0LmJhY2t0ZXN0LnYxLkJhY2t0ZXN0Ij0KFExpc3RCYWNrdGVzdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIl8KFUxpc3RCYWNrdGVzdHNSZXNwb25zZRItCgliYWNrdGVzdHMYASADKAsyGi5jaWZ0LmJhY2t0ZXN0LnYxLkJhY2t0ZXN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIsChVDYW5jZWxCYWNrdGVzdFJlcXVlc3QSEwoLYmFja3Rlc3RfaWQYASABKAkiRgoWQ2FuY2VsQmFja3Rlc3RSZXNwb25zZRIsCghiYWNrdGVzdBgBIAEoCzIaLmNpZnQuYmFja3Rlc3QudjEuQmFja3Rlc3QiFwoVTGlzdFN0cmF0ZWdpZXNSZXF1ZXN0IkgKFkxpc3RTdHJhdGVnaWVzUmVzcG9uc2USLgoKc3RyYXRlZ2llcxgBIAMoCzIaLmNpZnQuYmFja3Rlc3QudjEuU3RyYXRlZ3kqwwEKDkJhY2t0ZXN0U3RhdHVzEh8KG0JBQ0tURVNUX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFkJBQ0tURVNUX1NUQVRVU19RVUVVRUQQARIbChdCQUNLVEVTVF9TVEFUVVNfUlVOTklORxACEh0KGUJBQ0tURVNUX1NUQVRVU19TVUNDRUVERUQQAxIaChZCQUNLVEVTVF9TVEFUVVNfRkFJTEVEEAQSHAoYQkFDS1RFU1RfU1RBVFVTX0NBTkNFTEVEEAUy9AUKD0JhY2t0ZXN0U2VydmljZRJcCgtSdW5CYWNrdGVzdBIkLmNpZnQuYmFja3Rlc3QudjEuUnVuQmFja3Rlc3RSZXF1ZXN0GiUuY2lmdC5iYWNrdGVzdC52MS5SdW5CYWNrdGVzdFJlc3BvbnNlMAESgAEKDkNyZWF0ZUJhY2t0ZXN0EicuY2lmdC5iYWNrdGVzdC52MS5DcmVhdGVCYWNrdGVzdFJlcXVlc3QaKC5jaWZ0LmJhY2t0ZXN0LnYxLkNyZWF0ZUJhY2t0ZXN0UmVzcG9uc2UiG4LT5JMCFToEc3BlYyINL3YxL2JhY2t0ZXN0cxJ/CgtHZXRCYWNrdGVzdBIkLmNpZnQuYmFja3Rlc3QudjEuR2V0QmFja3Rlc3RSZXF1ZXN0GiUuY2lmdC5iYWNrdGVzdC52MS5HZXRCYWNrdGVzdFJlc3BvbnNlIiOC0+STAh0SGy92MS9iYWNrdGVzdHMve2JhY2t0ZXN0X2lkfRJ3Cg1MaXN0QmFja3Rlc3RzEiYuY2lmdC5iYWNrdGVzdC52MS5MaXN0QmFja3Rlc3RzUmVxdWVzdBonLmNpZnQuYmFja3Rlc3QudjEuTGlzdEJhY2t0ZXN0c1Jlc3BvbnNlIhWC0+STAg8SDS92MS9iYWNrdGVzdHMSiAEKDkNhbmNlbEJhY2t0ZXN0EicuY2lmdC5iYWNrdGVzdC52MS5DYW5jZWxCYWNrdGVzdFJlcXVlc3QaKC5jaWZ0LmJhY2t0ZXN0LnYxLkNhbmNlbEJhY2t0ZXN0UmVzcG9uc2UiI4LT5JMCHSobL3YxL2JhY2t0ZXN0cy97YmFja3Rlc3RfaWR9EnsKDkxpc3RTdHJhdGVnaWVzEicuY2lmdC5iYWNrdGVzdC52MS5MaXN0U3RyYXRlZ2llc1JlcXVlc3QaKC5jaWZ0LmJhY2t0ZXN0LnYxLkxpc3RTdHJhdGVnaWVzUmVzcG9uc2UiFoLT5JMCEBIOL3YxL3N0cmF0ZWdpZXNiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * What to run: a strategy with its parameters on a range of stored bars.
@@ -111,6 +113,24 @@ export type BacktestSpec = Message<"cift.backtest.v1.BacktestSpec"> & {
    * @generated from field: string engine = 10;
    */
   engine: string;
+
+  /**
+   * Decimal, event engine only: buying power as a multiple of equity, as a
+   * live account's margin multiplier: "1" (default) a cash account, up to "4".
+   * Outside 1 to 4, or above 1 with the vector engine, is INVALID_ARGUMENT.
+   *
+   * @generated from field: string margin_multiplier = 11;
+   */
+  marginMultiplier: string;
+
+  /**
+   * Event engine only: the pre-trade limits every order is checked against,
+   * as the risk service checks a live account's. Unset means a new live
+   * account's defaults; with the vector engine it is INVALID_ARGUMENT.
+   *
+   * @generated from field: optional cift.backtest.v1.BacktestRiskLimits limits = 12;
+   */
+  limits?: BacktestRiskLimits | undefined;
 };
 
 /**
@@ -119,6 +139,81 @@ export type BacktestSpec = Message<"cift.backtest.v1.BacktestSpec"> & {
  */
 export const BacktestSpecSchema: GenMessage<BacktestSpec> = /*@__PURE__*/
   messageDesc(file_cift_backtest_v1_backtest, 0);
+
+/**
+ * The risk service's limits (cift.risk.v1.RiskLimits, same names and field
+ * numbers) that a backtest can apply. Left out: the account and trading state,
+ * the order rate (a backtest has no wall clock), the quote age (a replayed
+ * quote is always current) and notional orders (strategies size by quantity).
+ * Each field left unset keeps a new live account's default; decimal limits
+ * must be positive and max_open_orders at least 1.
+ *
+ * @generated from message cift.backtest.v1.BacktestRiskLimits
+ */
+export type BacktestRiskLimits = Message<"cift.backtest.v1.BacktestRiskLimits"> & {
+  /**
+   * Decimal: largest quantity of one order.
+   *
+   * @generated from field: optional string max_order_qty = 2;
+   */
+  maxOrderQty?: string | undefined;
+
+  /**
+   * Decimal: largest notional (qty x price) of one order.
+   *
+   * @generated from field: optional string max_order_notional = 3;
+   */
+  maxOrderNotional?: string | undefined;
+
+  /**
+   * Decimal: largest absolute position quantity in one symbol.
+   *
+   * @generated from field: optional string max_position_qty = 4;
+   */
+  maxPositionQty?: string | undefined;
+
+  /**
+   * Decimal: largest absolute position market value in one symbol.
+   *
+   * @generated from field: optional string max_position_notional = 5;
+   */
+  maxPositionNotional?: string | undefined;
+
+  /**
+   * Decimal: largest sum of absolute position market values across symbols.
+   *
+   * @generated from field: optional string max_gross_exposure = 6;
+   */
+  maxGrossExposure?: string | undefined;
+
+  /**
+   * Most working orders at once.
+   *
+   * @generated from field: optional int32 max_open_orders = 7;
+   */
+  maxOpenOrders?: number | undefined;
+
+  /**
+   * Decimal percent: how far a limit or stop price may be from the latest price.
+   *
+   * @generated from field: optional string price_collar_pct = 8;
+   */
+  priceCollarPct?: string | undefined;
+
+  /**
+   * Whether sells may open or increase short positions (default true).
+   *
+   * @generated from field: optional bool allow_short = 13;
+   */
+  allowShort?: boolean | undefined;
+};
+
+/**
+ * Describes the message cift.backtest.v1.BacktestRiskLimits.
+ * Use `create(BacktestRiskLimitsSchema)` to create a new message.
+ */
+export const BacktestRiskLimitsSchema: GenMessage<BacktestRiskLimits> = /*@__PURE__*/
+  messageDesc(file_cift_backtest_v1_backtest, 1);
 
 /**
  * A backtest run.
@@ -210,6 +305,14 @@ export type Backtest = Message<"cift.backtest.v1.Backtest"> & {
    * @generated from field: repeated cift.backtest.v1.EquityPoint equity = 13;
    */
   equity: EquityPoint[];
+
+  /**
+   * Orders the live pre-trade checks would have refused (event engine), in
+   * the order they were placed; GetBacktest and RunBacktest only (empty in lists).
+   *
+   * @generated from field: repeated cift.backtest.v1.BacktestRejection rejections = 14;
+   */
+  rejections: BacktestRejection[];
 };
 
 /**
@@ -217,7 +320,7 @@ export type Backtest = Message<"cift.backtest.v1.Backtest"> & {
  * Use `create(BacktestSchema)` to create a new message.
  */
 export const BacktestSchema: GenMessage<Backtest> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 1);
+  messageDesc(file_cift_backtest_v1_backtest, 2);
 
 /**
  * The statistics every backtest reports, named and defined as the cift.backtest
@@ -392,6 +495,13 @@ export type BacktestStats = Message<"cift.backtest.v1.BacktestStats"> & {
    * @generated from field: optional double sqn = 28;
    */
   sqn?: number | undefined;
+
+  /**
+   * Orders refused by the pre-trade checks (event engine; 0 with the vector engine).
+   *
+   * @generated from field: int64 rejected_orders = 29;
+   */
+  rejectedOrders: bigint;
 };
 
 /**
@@ -399,7 +509,69 @@ export type BacktestStats = Message<"cift.backtest.v1.BacktestStats"> & {
  * Use `create(BacktestStatsSchema)` to create a new message.
  */
 export const BacktestStatsSchema: GenMessage<BacktestStats> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 2);
+  messageDesc(file_cift_backtest_v1_backtest, 3);
+
+/**
+ * An order the live pre-trade path (buying power, then risk's rules) refused.
+ *
+ * @generated from message cift.backtest.v1.BacktestRejection
+ */
+export type BacktestRejection = Message<"cift.backtest.v1.BacktestRejection"> & {
+  /**
+   * The bar's time the order was placed at.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string symbol = 2;
+   */
+  symbol: string;
+
+  /**
+   * "buy" or "sell".
+   *
+   * @generated from field: string side = 3;
+   */
+  side: string;
+
+  /**
+   * Decimal, unsigned; "0" for an order sized by notional.
+   *
+   * @generated from field: string qty = 4;
+   */
+  qty: string;
+
+  /**
+   * The order type: "market", "limit", "stop", "stop_limit", "trailing_stop".
+   *
+   * @generated from field: string type = 5;
+   */
+  type: string;
+
+  /**
+   * The rule's reason code, as the risk service names it (e.g.
+   * "INSUFFICIENT_BUYING_POWER", "MAX_ORDER_QTY").
+   *
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
+
+  /**
+   * The rule's sentence.
+   *
+   * @generated from field: string message = 7;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message cift.backtest.v1.BacktestRejection.
+ * Use `create(BacktestRejectionSchema)` to create a new message.
+ */
+export const BacktestRejectionSchema: GenMessage<BacktestRejection> = /*@__PURE__*/
+  messageDesc(file_cift_backtest_v1_backtest, 4);
 
 /**
  * A round trip: entered on one bar, exited on a later one.
@@ -477,7 +649,7 @@ export type BacktestTrade = Message<"cift.backtest.v1.BacktestTrade"> & {
  * Use `create(BacktestTradeSchema)` to create a new message.
  */
 export const BacktestTradeSchema: GenMessage<BacktestTrade> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 3);
+  messageDesc(file_cift_backtest_v1_backtest, 5);
 
 /**
  * Equity at the close of one bar.
@@ -510,7 +682,7 @@ export type EquityPoint = Message<"cift.backtest.v1.EquityPoint"> & {
  * Use `create(EquityPointSchema)` to create a new message.
  */
 export const EquityPointSchema: GenMessage<EquityPoint> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 4);
+  messageDesc(file_cift_backtest_v1_backtest, 6);
 
 /**
  * A parameter a strategy accepts.
@@ -562,7 +734,7 @@ export type StrategyParam = Message<"cift.backtest.v1.StrategyParam"> & {
  * Use `create(StrategyParamSchema)` to create a new message.
  */
 export const StrategyParamSchema: GenMessage<StrategyParam> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 5);
+  messageDesc(file_cift_backtest_v1_backtest, 7);
 
 /**
  * @generated from message cift.backtest.v1.Strategy
@@ -593,7 +765,7 @@ export type Strategy = Message<"cift.backtest.v1.Strategy"> & {
  * Use `create(StrategySchema)` to create a new message.
  */
 export const StrategySchema: GenMessage<Strategy> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 6);
+  messageDesc(file_cift_backtest_v1_backtest, 8);
 
 /**
  * @generated from message cift.backtest.v1.RunBacktestRequest
@@ -610,7 +782,7 @@ export type RunBacktestRequest = Message<"cift.backtest.v1.RunBacktestRequest"> 
  * Use `create(RunBacktestRequestSchema)` to create a new message.
  */
 export const RunBacktestRequestSchema: GenMessage<RunBacktestRequest> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 7);
+  messageDesc(file_cift_backtest_v1_backtest, 9);
 
 /**
  * @generated from message cift.backtest.v1.RunBacktestResponse
@@ -643,7 +815,7 @@ export type RunBacktestResponse = Message<"cift.backtest.v1.RunBacktestResponse"
  * Use `create(RunBacktestResponseSchema)` to create a new message.
  */
 export const RunBacktestResponseSchema: GenMessage<RunBacktestResponse> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 8);
+  messageDesc(file_cift_backtest_v1_backtest, 10);
 
 /**
  * How far a run is.
@@ -681,7 +853,7 @@ export type BacktestProgress = Message<"cift.backtest.v1.BacktestProgress"> & {
  * Use `create(BacktestProgressSchema)` to create a new message.
  */
 export const BacktestProgressSchema: GenMessage<BacktestProgress> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 9);
+  messageDesc(file_cift_backtest_v1_backtest, 11);
 
 /**
  * @generated from message cift.backtest.v1.CreateBacktestRequest
@@ -698,7 +870,7 @@ export type CreateBacktestRequest = Message<"cift.backtest.v1.CreateBacktestRequ
  * Use `create(CreateBacktestRequestSchema)` to create a new message.
  */
 export const CreateBacktestRequestSchema: GenMessage<CreateBacktestRequest> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 10);
+  messageDesc(file_cift_backtest_v1_backtest, 12);
 
 /**
  * @generated from message cift.backtest.v1.CreateBacktestResponse
@@ -715,7 +887,7 @@ export type CreateBacktestResponse = Message<"cift.backtest.v1.CreateBacktestRes
  * Use `create(CreateBacktestResponseSchema)` to create a new message.
  */
 export const CreateBacktestResponseSchema: GenMessage<CreateBacktestResponse> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 11);
+  messageDesc(file_cift_backtest_v1_backtest, 13);
 
 /**
  * @generated from message cift.backtest.v1.GetBacktestRequest
@@ -732,7 +904,7 @@ export type GetBacktestRequest = Message<"cift.backtest.v1.GetBacktestRequest"> 
  * Use `create(GetBacktestRequestSchema)` to create a new message.
  */
 export const GetBacktestRequestSchema: GenMessage<GetBacktestRequest> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 12);
+  messageDesc(file_cift_backtest_v1_backtest, 14);
 
 /**
  * @generated from message cift.backtest.v1.GetBacktestResponse
@@ -749,7 +921,7 @@ export type GetBacktestResponse = Message<"cift.backtest.v1.GetBacktestResponse"
  * Use `create(GetBacktestResponseSchema)` to create a new message.
  */
 export const GetBacktestResponseSchema: GenMessage<GetBacktestResponse> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 13);
+  messageDesc(file_cift_backtest_v1_backtest, 15);
 
 /**
  * @generated from message cift.backtest.v1.ListBacktestsRequest
@@ -775,7 +947,7 @@ export type ListBacktestsRequest = Message<"cift.backtest.v1.ListBacktestsReques
  * Use `create(ListBacktestsRequestSchema)` to create a new message.
  */
 export const ListBacktestsRequestSchema: GenMessage<ListBacktestsRequest> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 14);
+  messageDesc(file_cift_backtest_v1_backtest, 16);
 
 /**
  * @generated from message cift.backtest.v1.ListBacktestsResponse
@@ -799,7 +971,7 @@ export type ListBacktestsResponse = Message<"cift.backtest.v1.ListBacktestsRespo
  * Use `create(ListBacktestsResponseSchema)` to create a new message.
  */
 export const ListBacktestsResponseSchema: GenMessage<ListBacktestsResponse> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 15);
+  messageDesc(file_cift_backtest_v1_backtest, 17);
 
 /**
  * @generated from message cift.backtest.v1.CancelBacktestRequest
@@ -816,7 +988,7 @@ export type CancelBacktestRequest = Message<"cift.backtest.v1.CancelBacktestRequ
  * Use `create(CancelBacktestRequestSchema)` to create a new message.
  */
 export const CancelBacktestRequestSchema: GenMessage<CancelBacktestRequest> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 16);
+  messageDesc(file_cift_backtest_v1_backtest, 18);
 
 /**
  * @generated from message cift.backtest.v1.CancelBacktestResponse
@@ -833,7 +1005,7 @@ export type CancelBacktestResponse = Message<"cift.backtest.v1.CancelBacktestRes
  * Use `create(CancelBacktestResponseSchema)` to create a new message.
  */
 export const CancelBacktestResponseSchema: GenMessage<CancelBacktestResponse> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 17);
+  messageDesc(file_cift_backtest_v1_backtest, 19);
 
 /**
  * @generated from message cift.backtest.v1.ListStrategiesRequest
@@ -846,7 +1018,7 @@ export type ListStrategiesRequest = Message<"cift.backtest.v1.ListStrategiesRequ
  * Use `create(ListStrategiesRequestSchema)` to create a new message.
  */
 export const ListStrategiesRequestSchema: GenMessage<ListStrategiesRequest> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 18);
+  messageDesc(file_cift_backtest_v1_backtest, 20);
 
 /**
  * @generated from message cift.backtest.v1.ListStrategiesResponse
@@ -863,7 +1035,7 @@ export type ListStrategiesResponse = Message<"cift.backtest.v1.ListStrategiesRes
  * Use `create(ListStrategiesResponseSchema)` to create a new message.
  */
 export const ListStrategiesResponseSchema: GenMessage<ListStrategiesResponse> = /*@__PURE__*/
-  messageDesc(file_cift_backtest_v1_backtest, 19);
+  messageDesc(file_cift_backtest_v1_backtest, 21);
 
 /**
  * Where a backtest is in its life.
