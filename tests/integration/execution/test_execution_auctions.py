@@ -260,7 +260,7 @@ async def test_cls_fills_at_the_sessions_last_trade_and_is_refused_after_its_cut
             type=orders_pb2.ORDER_TYPE_LIMIT,
             time_in_force=orders_pb2.TIME_IN_FORCE_DAY,
             qty="1",
-            limit_price=str(price(quote.bid, "0.5")),
+            limit_price=str(price(quote.bid, "0.92")),
         )
 
         # 15:50, the cutoff (ten minutes before the close): a cls order is refused.
@@ -295,14 +295,15 @@ async def test_gtd_order_expires_at_its_expire_at(mesh: Mesh, tmp_path: Path) ->
     async with paper_session(mesh, tmp_path, "") as session:
         quote = await mesh.quote(trader, SYMBOL)
         expire_at = Timestamp()
-        expire_at.FromNanoseconds(time.time_ns() + 5_000_000_000)
+        # Five seconds on, in microseconds: the precision the order's row keeps.
+        expire_at.FromMicroseconds(time.time_ns() // 1000 + 5_000_000)
         gtd = await session.submit(
             trader,
             side=orders_pb2.ORDER_SIDE_BUY,
             type=orders_pb2.ORDER_TYPE_LIMIT,
             time_in_force=orders_pb2.TIME_IN_FORCE_GTD,
             qty="1",
-            limit_price=str(price(quote.bid, "0.5")),  # never crosses
+            limit_price=str(price(quote.bid, "0.92")),  # never crosses
             expire_at=expire_at,
         )
         assert gtd.expire_at == expire_at
