@@ -75,7 +75,7 @@ class MarketDataConfig(CommonConfig):
     )
     marketdata_clock_start: str = setting(
         "",
-        "Instant the market clock reads at process start, ISO 8601 with a UTC offset, then running at wall speed (paper sessions, tests); empty: the wall clock.",
+        "Instant the market clock reads when the process starts (ISO 8601 with a UTC offset), running on at wall speed, for paper sessions and tests; empty: the wall clock.",
     )
     marketdata_extra_holidays: str = setting(
         "", "Extra full-day closures for the nyse calendar, comma-separated YYYY-MM-DD."

@@ -127,10 +127,10 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         universe: Universe,
         calendar: MarketCalendar,
         hub: StreamHub,
-        clock_offset_ns: int = 0,
         stream_batch: int,
         heartbeat_s: float,
         local_quote: Callable[[str], marketdata_pb2.Quote | None] | None = None,
+        clock_offset_ns: int = 0,
     ) -> None:
         self.pool = pool
         self.redis = redis
