@@ -170,7 +170,13 @@ class FillEngine(ClockCore):
         self.contingent.register(parent_id, order_class, leg_ids, open_ids=open_ids, exited=exited)
 
     def add_group(self, parent: Order, legs: list[Order], now_ns: int) -> list[EngineEvent]:
-        """Take an accepted parent and its legs (order_classes.accept_group set their statuses)."""
+        """Take an accepted parent and its legs (order_classes.accept_group set their statuses).
+
+        A simple order with session terms (gtd, opg, cls, extended hours) comes through
+        the same entry with no legs: it has no group and enters alone.
+        """
+        if parent.order_class is OrderClass.SIMPLE and not legs:
+            return self.add(parent, now_ns)
         self.link(parent.order_id, parent.order_class, [leg.order_id for leg in legs])
         group = self.contingent.group_of(parent.order_id)
         assert group is not None

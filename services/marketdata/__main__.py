@@ -27,7 +27,12 @@ from cift.runtime.errors import InvalidArgument
 from cift.runtime.identity import SCOPE_READ
 from cift.runtime.interceptors import PUBLIC, RpcPolicy
 from cift.runtime.server import Command, ServiceContext, ServiceSpec, run_service, serve
-from services.marketdata.clock import MarketCalendar, build_calendar, parse_dates
+from services.marketdata.clock import (
+    MarketCalendar,
+    build_calendar,
+    clock_offset_ns,
+    parse_dates,
+)
 from services.marketdata.config import FEED_KINDS, MarketDataConfig
 from services.marketdata.feed import FeedRunner, ReplaySource, SimulatorSource, TickSource
 from services.marketdata.ingest import Ingest
@@ -168,6 +173,9 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         redis=ctx.redis,
         universe=universe,
         calendar=calendar_of(config),
+        clock_offset_ns=clock_offset_ns(
+            config.marketdata_clock_start, time.time_ns(), "CIFT_MARKETDATA_CLOCK_START"
+        ),
         hub=hub,
         stream_batch=config.marketdata_stream_batch,
         heartbeat_s=config.marketdata_stream_heartbeat_s,

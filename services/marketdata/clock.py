@@ -7,6 +7,10 @@ computed per year (no table to go stale); operators add or remove dates through
 configuration. `AlwaysOpenCalendar` is the simulator's default: the simulated
 market trades around the clock, so orders fill at any hour in development.
 
+A paper session may run its clock at another instant than the wall clock
+(`clock_offset_ns`): an operator rehearses the open on a weekend, a test pins the
+clock before an auction cutoff. The offset is fixed at start; time still runs.
+
 Times are integer nanoseconds since the Unix epoch. No I/O.
 """
 
@@ -206,6 +210,24 @@ def _to_ns(moment: dt.datetime) -> int:
     # Integer arithmetic: float timestamps lose nanoseconds far from the epoch.
     delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return (delta.days * 86400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
+
+
+def clock_offset_ns(start: str, now_ns: int, setting: str) -> int:
+    """How far the market clock runs ahead of the wall clock (`now_ns`) so that it reads
+    `start` now; 0 for an empty `start` (the wall clock)."""
+    if not start.strip():
+        return 0
+    try:
+        moment = dt.datetime.fromisoformat(start.strip())
+    except ValueError:
+        raise InvalidArgument(
+            f"{setting}: {start.strip()!r} is not an ISO 8601 instant "
+            "(e.g. 2026-12-07T09:20:00-05:00)."
+        ) from None
+    if moment.tzinfo is None:
+        # A local time would move with the host's zone: the instant must be unambiguous.
+        raise InvalidArgument(f"{setting}: {start.strip()!r} needs a UTC offset (or Z).")
+    return _to_ns(moment) - now_ns
 
 
 def parse_dates(text: str, setting: str) -> set[dt.date]:

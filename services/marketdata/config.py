@@ -73,6 +73,10 @@ class MarketDataConfig(CommonConfig):
     marketdata_calendar: str = setting(
         "always_open", "Market calendar: always_open (simulator default) or nyse."
     )
+    marketdata_clock_start: str = setting(
+        "",
+        "Instant the market clock reads when the process starts (ISO 8601 with a UTC offset), running on at wall speed, for paper sessions and tests; empty: the wall clock.",
+    )
     marketdata_extra_holidays: str = setting(
         "", "Extra full-day closures for the nyse calendar, comma-separated YYYY-MM-DD."
     )

@@ -130,11 +130,14 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         stream_batch: int,
         heartbeat_s: float,
         local_quote: Callable[[str], marketdata_pb2.Quote | None] | None = None,
+        clock_offset_ns: int = 0,
     ) -> None:
         self.pool = pool
         self.redis = redis
         self.universe = universe
         self.calendar = calendar
+        # The market clock's lead over the wall clock (CIFT_MARKETDATA_CLOCK_START).
+        self.clock_offset_ns = clock_offset_ns
         self.hub = hub
         self.stream_batch = stream_batch
         self.heartbeat_s = heartbeat_s
@@ -170,7 +173,7 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
     async def GetClock(
         self, request: marketdata_pb2.GetClockRequest, context: Any
     ) -> marketdata_pb2.GetClockResponse:
-        now = time.time_ns()
+        now = time.time_ns() + self.clock_offset_ns
         state = self.calendar.state(now)
         response = marketdata_pb2.GetClockResponse(
             timestamp=timestamp(now),

@@ -29,8 +29,8 @@ from tests.integration.execution.exec_stack import (
     rpc_error,
     trailer,
 )
+from tests.integration.execution.processes import ServiceProcess
 from tests.integration.execution.test_execution_restart import (  # noqa: F401 (fixture)
-    ExecutionProcess,
     execution_process,
 )
 
@@ -250,7 +250,7 @@ async def test_rest_bracket_through_the_gateway_and_parent_cancel_cancels_its_le
 
 async def test_bracket_legs_survive_a_restart_and_still_trigger(
     mesh: Mesh,
-    execution_process: ExecutionProcess,  # noqa: F811
+    execution_process: ServiceProcess,  # noqa: F811
 ) -> None:
     trader = await mesh.trader()
     async with grpc.aio.insecure_channel(execution_process.address) as channel:

@@ -9,120 +9,45 @@ the launcher does, and stopped with SIGTERM.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
 from cift.runtime.config import env_name
 from tests.integration.execution.exec_stack import CENT, Mesh, eventually, price
+from tests.integration.execution.processes import ServiceProcess, own_database, service_environ
 
 pytestmark = pytest.mark.integration
 
 D = Decimal
-ROOT = Path(__file__).parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ExecutionProcess:
-    """One `python -m services.execution` child, restartable with the same settings."""
-
-    def __init__(self, environ: dict[str, str], log: Path) -> None:
-        self.environ = environ
-        self.log = log
-        self.address = f"127.0.0.1:{environ[env_name('grpc_port')]}"
-        self.child: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.child = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "services.execution",
-                cwd=ROOT,
-                env=self.environ,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        async with grpc.aio.insecure_channel(self.address) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-
-            async def serving() -> bool:
-                assert self.child is not None and self.child.returncode is None, (
-                    self.log.read_text()
-                )
-                try:
-                    reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                except grpc.aio.AioRpcError:
-                    return False
-                up: bool = reply.status == health_pb2.HealthCheckResponse.SERVING
-                return up
-
-            await eventually(serving, timeout_s=60, interval_s=0.2)
-
-    async def stop(self) -> int:
-        child, self.child = self.child, None
-        if child is None:
-            return 0
-        child.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(child.wait(), 30)
-        except TimeoutError:
-            child.kill()
-            await child.wait()
-            raise
 
 
 @pytest.fixture
-async def execution_process(mesh: Mesh, tmp_path: Path) -> AsyncIterator[ExecutionProcess]:
-    name = f"exec_restart_{uuid.uuid4().hex[:8]}"
-    await mesh.db.execute(f"CREATE DATABASE {name}")
-    parts = urlsplit(mesh.info.database_url)
-    database_url = urlunsplit(parts._replace(path=f"/{name}"))
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CIFT_")}
-    environ.update(mesh.info.env)
-    environ.update(
-        {
-            env_name("service_name"): "execution",
-            env_name("database_url"): database_url,
-            env_name("grpc_host"): "127.0.0.1",
-            env_name("grpc_port"): str(free_port()),
-            env_name("metrics_port"): str(free_port()),
-            env_name("fill_engine_group"): f"execution-restart-{uuid.uuid4().hex[:8]}",
-            env_name("water_mark_flush_s"): "0.2",
-            env_name("equity_snapshot_s"): "0.3",
-            env_name("drain_timeout_s"): "2",
+async def execution_process(mesh: Mesh, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
+    async with own_database(mesh, "exec_restart") as database_url:
+        settings = {
+            "fill_engine_group": f"execution-restart-{uuid.uuid4().hex[:8]}",
+            "water_mark_flush_s": "0.2",
+            "equity_snapshot_s": "0.3",
         }
-    )
-    process = ExecutionProcess(environ, tmp_path / "execution.log")
-    await process.start()
-    try:
-        yield process
-    finally:
-        await process.stop()
-        await mesh.db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        environ = service_environ(mesh, "execution", database_url, settings)
+        process = ServiceProcess(environ, tmp_path / "execution.log")
+        await process.start()
+        try:
+            yield process
+        finally:
+            await process.stop()
 
 
 async def test_resting_orders_survive_a_restart_and_still_fill(
-    mesh: Mesh, execution_process: ExecutionProcess
+    mesh: Mesh, execution_process: ServiceProcess
 ) -> None:
     trader = await mesh.trader()
     async with grpc.aio.insecure_channel(execution_process.address) as channel:
@@ -215,7 +140,7 @@ async def test_resting_orders_survive_a_restart_and_still_fill(
 
 
 async def test_database_of_the_restart_process_is_its_own(
-    mesh: Mesh, execution_process: ExecutionProcess
+    mesh: Mesh, execution_process: ServiceProcess
 ) -> None:
     # The restart test's orders must never reach the stack's execution schema.
     parts = urlsplit(execution_process.environ[env_name("database_url")])

@@ -172,3 +172,23 @@ def test_extended_hours_day_orders_outlive_the_regular_close_until_the_post_sess
     events = eng.close_session(post_session_end_ns(CLOSE_NS), post_market=True)
     assert closed(events) == [(extended.order_id, OrderStatus.EXPIRED)]
     assert post_session_end_ns(CLOSE_NS) - CLOSE_NS == 240 * MINUTE_NS
+
+
+def test_a_simple_order_with_session_terms_enters_through_group_entry_alone() -> None:
+    # Order entry books every order with session terms through add_group (no legs).
+    eng = engine()
+    request = OrderRequest(
+        symbol="AAPL",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        time_in_force=TimeInForce.DAY,
+        qty=D(10),
+        limit_price=D("100.05"),
+        extended_hours=True,
+    )
+    order = new_order(request, AAPL, order_id="simple", account_id="a", now_ns=1)
+    order.transition(OrderStatus.ACCEPTED, 1)
+    assert eng.add_group(order, [], 1) == []
+    assert eng.contingent.group_of("simple") is None
+    events = eng.on_quote(Quote("AAPL", D("100.00"), D("100.05"), D(500), D(500), 2))
+    assert fills(events) == [("simple", D(10), D("100.05"))]

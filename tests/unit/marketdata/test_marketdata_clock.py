@@ -12,6 +12,7 @@ from services.marketdata.clock import (
     AlwaysOpenCalendar,
     ExchangeCalendar,
     build_calendar,
+    clock_offset_ns,
     nyse_early_closes,
     nyse_holidays,
     parse_dates,
@@ -114,3 +115,23 @@ def test_bad_calendar_settings_are_refused() -> None:
         dt.date(2025, 1, 2),
         dt.date(2025, 1, 3),
     }
+
+
+def test_a_clock_start_puts_the_market_clock_at_that_instant_now() -> None:
+    wall = ns(2026, 12, 6, 22, 27)  # a Sunday evening
+    offset = clock_offset_ns("2026-12-07T09:20:00-05:00", wall, "SETTING")
+    calendar = build_calendar("nyse")
+    assert wall + offset == ns(2026, 12, 7, 9, 20)
+    state = calendar.state(wall + offset)
+    assert not state.is_open and state.next_open_ns == ns(2026, 12, 7, 9, 30)
+    assert clock_offset_ns("2026-12-07T14:30:00Z", wall, "SETTING") == offset + 10 * 60 * 10**9
+    assert clock_offset_ns("", wall, "SETTING") == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "why"),
+    [("2026-12-07T09:20:00", "needs a UTC offset"), ("next monday", "not an ISO 8601 instant")],
+)
+def test_a_clock_start_without_an_unambiguous_instant_is_refused(start: str, why: str) -> None:
+    with pytest.raises(InvalidArgument, match=f"CIFT_MARKETDATA_CLOCK_START: .*{why}"):
+        clock_offset_ns(start, 0, "CIFT_MARKETDATA_CLOCK_START")
