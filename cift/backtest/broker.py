@@ -25,6 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import pairwise
 
 import numpy as np
 
@@ -106,8 +107,9 @@ class SymbolState:
     pending: list[Pending]
     open_ids: set[str]  # orders of this symbol resting in the fill engine
     bar: int = -1
-    # (bar, shares held, sleeve cash) after each bar with a fill, for the curves.
-    changes: list[tuple[int, float, float]] | None = None
+    # (bar, shares held, sleeve cash) after each fill, for the curves: kept exact,
+    # and turned into floats once at the end, only for the last fill of each bar.
+    changes: list[tuple[int, Decimal, Decimal]] | None = None
 
 
 class EventBroker:
@@ -315,9 +317,12 @@ class EventBroker:
         sleeve = np.full(n, float(state.start_cash))
         changes = state.changes or []
         if changes:
-            index = np.array([c[0] for c in changes], dtype=np.int64)
-            held = np.array([c[1] for c in changes])
-            cash = np.array([c[2] for c in changes])
+            # A bar's close shows the state after its last fill; the earlier ones are passed.
+            kept = [c for c, later in pairwise(changes) if later[0] != c[0]]
+            kept.append(changes[-1])
+            index = np.array([c[0] for c in kept], dtype=np.int64)
+            held = np.array([float(c[1]) for c in kept])
+            cash = np.array([float(c[2]) for c in kept])
             # Each bar takes the state after the last change at or before it.
             last = np.full(n, -1, dtype=np.int64)
             last[index] = np.arange(len(index))
@@ -437,7 +442,7 @@ class EventBroker:
         state.sleeve_cash += effect.cash_delta
         state.trades.record(fill, state.bar, effect.position.qty)
         assert state.changes is not None
-        state.changes.append((state.bar, float(effect.position.qty), float(state.sleeve_cash)))
+        state.changes.append((state.bar, effect.position.qty, state.sleeve_cash))
         order = self.reserving.get(fill.order_id)
         if order is not None:
             self.gate.on_fill(order, fill)

@@ -32,11 +32,12 @@ from cift.trading.ledger import (
     reservation_price,
 )
 from cift.trading.orders import Order, OrderStatus
-from cift.trading.pretrade.checks import check_order
+from cift.trading.pretrade.checks import check_order, rules_that_can_refuse
 from cift.trading.pretrade.limits import RiskLimits, validate
-from cift.trading.pretrade.order import OrderToCheck
 from cift.trading.pretrade.quote import Quote
-from cift.trading.pretrade.snapshot import CheckSnapshot
+from cift.trading.pretrade.rules import Rule
+from cift.trading.pretrade.token_bucket import RateDecision
+from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import ZERO, Instrument, Side
 
 # Enum members read once: an enum class attribute costs far more than a global.
@@ -58,6 +59,50 @@ class Rejection:
     message: str
 
 
+class AccountView:
+    """The account as the rules read it (a `SnapshotView`), one per gate, set before each check.
+
+    The risk service builds a `CheckSnapshot` per order; here the figures change
+    between two orders only by fills and reservations, so the gate keeps this one
+    view and writes the current figures into it, reading them straight from the
+    ledger and the fill engine. Nothing keeps a view past its check.
+    """
+
+    __slots__ = (
+        "account_state",
+        "buying_power",
+        "caller_order_cost",
+        "gross_exposure",
+        "instrument",
+        "limits",
+        "now_ns",
+        "open_buy_qty",
+        "open_order_count",
+        "open_sell_qty",
+        "position_qty",
+        "quote",
+        "rate",
+        "venue_state",
+    )
+
+    def __init__(self, limits: RiskLimits) -> None:
+        self.now_ns = 0
+        self.limits = limits
+        self.buying_power = ZERO
+        self.instrument: Instrument | None = None
+        self.quote: Quote | None = None
+        # No desk here: the kill switch and halts stay active, the rate unconsulted.
+        self.account_state = TradingState.ACTIVE
+        self.venue_state = TradingState.ACTIVE
+        self.position_qty = ZERO
+        self.open_buy_qty = ZERO
+        self.open_sell_qty = ZERO
+        self.open_order_count = 0
+        self.gross_exposure = ZERO
+        self.caller_order_cost: Decimal | None = None
+        self.rate: RateDecision | None = None
+
+
 class PreTradeGate:
     """Reservations and risk checks of one backtest account (execution's and risk's jobs)."""
 
@@ -67,6 +112,11 @@ class PreTradeGate:
         self.margin_multiplier = margin_multiplier
         self.reserved = ZERO  # buying power held by the account's open orders
         self.rejections: list[Rejection] = []
+        self._view = AccountView(limits)
+        # Per symbol: the rules that can refuse one of its orders (its instrument
+        # and the account's states are fixed for the run), and the last quote built.
+        self._rules: dict[str, tuple[Rule, ...]] = {}
+        self._quote: dict[str, tuple[Decimal | None, Decimal | None, Decimal, int, Quote]] = {}
 
     def admit(
         self,
@@ -79,9 +129,10 @@ class PreTradeGate:
     ) -> bool:
         """Reserve and check a `new` order; False (and the order rejected) if live would refuse it."""
         symbol = order.symbol
+        side = order.side
         bid, ask, last = engine.last_prices(symbol)
         price = reservation_price(
-            side=order.side,
+            side=side,
             order_type=order.order_type,
             limit_price=order.limit_price,
             stop_price=order.stop_price,
@@ -90,13 +141,14 @@ class PreTradeGate:
             bid=bid,  # the replayed quote has both sides at the tick's price
             ask=ask,
         )
-        position = ledger.position(symbol).qty
+        held = ledger.positions.get(symbol)
+        position = ZERO if held is None else held.qty
         open_orders = engine.open_orders_of(order.account_id, symbol)
         cost = None
         if price is not None and price > 0:
-            same_side = open_orders.buy_qty if order.side is _BUY else open_orders.sell_qty
+            same_side = open_orders.buy_qty if side is _BUY else open_orders.sell_qty
             cost = reservation_for(
-                side=order.side,
+                side=side,
                 qty=order.qty,
                 notional=order.notional,
                 price=price,
@@ -108,35 +160,21 @@ class PreTradeGate:
             buying_power(ledger.cash, ledger.net_cost, gross, self.margin_multiplier)
             - self.reserved
         )
-        snapshot = CheckSnapshot(
-            now_ns=now_ns,
-            limits=self.limits,
-            buying_power=max(ZERO, available),
-            instrument=instrument,
-            quote=None if last is None else Quote(symbol, bid or ZERO, ask or ZERO, last, now_ns),
-            position_qty=position,
-            open_buy_qty=open_orders.buy_qty,
-            open_sell_qty=open_orders.sell_qty,
-            open_order_count=open_orders.count,
-            gross_exposure=gross,
-            caller_order_cost=cost,
-        )
-        result = check_order(
-            OrderToCheck(
-                account_id=order.account_id,
-                symbol=symbol,
-                side=order.side,
-                order_type=order.order_type,
-                time_in_force=order.time_in_force,
-                qty=order.qty,
-                notional=order.notional,
-                limit_price=order.limit_price,
-                stop_price=order.stop_price,
-                trail_price=order.trail_price,
-                trail_percent=order.trail_percent,
-            ),
-            snapshot,
-        )
+        view = self._view
+        view.now_ns = now_ns
+        view.buying_power = max(ZERO, available)
+        view.instrument = instrument
+        view.quote = None if last is None else self._quote_of(symbol, bid, ask, last, now_ns)
+        view.position_qty = position
+        view.open_buy_qty = open_orders.buy_qty
+        view.open_sell_qty = open_orders.sell_qty
+        view.open_order_count = open_orders.count
+        view.gross_exposure = gross
+        view.caller_order_cost = cost
+        rules = self._rules.get(symbol)
+        if rules is None:
+            rules = self._rules[symbol] = rules_that_can_refuse(view)
+        result = check_order(order, view, rules)
         if result.violations:
             first = result.violations[0]
             order.transition(OrderStatus.REJECTED, now_ns, first.message)
@@ -146,7 +184,7 @@ class PreTradeGate:
                     ts_ns=now_ns,
                     order_id=order.order_id,
                     symbol=symbol,
-                    side=order.side.value,
+                    side=side.value,
                     order_type=order.order_type.value,
                     qty=float(order.qty or ZERO),
                     reason=first.reason.value,
@@ -158,6 +196,23 @@ class PreTradeGate:
             order.reserve(cost)
             self.reserved += cost
         return True
+
+    def _quote_of(
+        self, symbol: str, bid: Decimal | None, ask: Decimal | None, last: Decimal, now_ns: int
+    ) -> Quote:
+        """The quote risk would see at this tick: the one built for the last order, if unchanged."""
+        known = self._quote.get(symbol)
+        if (
+            known is not None
+            and known[3] == now_ns
+            and known[2] is last
+            and known[0] is bid
+            and known[1] is ask
+        ):
+            return known[4]
+        quote = Quote(symbol, bid or ZERO, ask or ZERO, last, now_ns)
+        self._quote[symbol] = (bid, ask, last, now_ns, quote)
+        return quote
 
     def on_fill(self, order: Order, fill: Fill) -> None:
         """Hand back the part of the order's reservation the fill used, as execution does."""

@@ -64,9 +64,14 @@ class Position:
         return self.market_value(mark) - self.cost_basis
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FillEffect:
-    """Everything one fill changes, as deltas the store can apply to the account row."""
+    """Everything one fill changes, as deltas the store can apply to the account row.
+
+    Made once per fill and only read after: not frozen, since a frozen dataclass
+    pays an `object.__setattr__` call per field, and a backtest settles a fill
+    for every order it sends.
+    """
 
     position: Position  # after the fill
     amount: Decimal  # qty * price in cents, unsigned
@@ -181,7 +186,8 @@ class Ledger:
     def apply_fill(
         self, symbol: str, side: Side, qty: Decimal, price: Decimal, commission: Decimal = ZERO
     ) -> FillEffect:
-        effect = settle_fill(self.position(symbol), side, qty, price, commission)
+        held = self.positions.get(symbol)
+        effect = settle_fill(held or Position(symbol), side, qty, price, commission)
         self.positions[symbol] = effect.position
         self.cash += effect.cash_delta
         self.realized_pnl += effect.realized_pnl

@@ -34,7 +34,7 @@ class Side(StrEnum):
     @property
     def sign(self) -> int:
         """+1 for a buy, -1 for a sell: how the order moves a signed position."""
-        return 1 if self is Side.BUY else -1
+        return _SIGN[self]
 
 
 class OrderType(StrEnum):
@@ -46,11 +46,18 @@ class OrderType(StrEnum):
 
     @property
     def needs_limit_price(self) -> bool:
-        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        return self in _NEEDS_LIMIT_PRICE
 
     @property
     def needs_stop_price(self) -> bool:
-        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
+        return self in _NEEDS_STOP_PRICE
+
+
+# Read per order on hot paths: a member looked up on its enum class costs far more
+# than a dict or set probe, so the answers are tabled once here.
+_SIGN = {Side.BUY: 1, Side.SELL: -1}
+_NEEDS_LIMIT_PRICE = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT})
+_NEEDS_STOP_PRICE = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 
 
 class TimeInForce(StrEnum):

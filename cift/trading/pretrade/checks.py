@@ -10,9 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from cift.trading.pretrade.order import OrderToCheck
-from cift.trading.pretrade.rules import ALL_RULES, CheckContext, Reason, Rule, Violation
-from cift.trading.pretrade.snapshot import CheckSnapshot
+from cift.trading.pretrade.order import CheckedOrder
+from cift.trading.pretrade.rules import (
+    ALL_RULES,
+    CheckContext,
+    Reason,
+    Rule,
+    Violation,
+    check_instrument,
+    check_rate,
+    check_shortable,
+    check_trading_state,
+)
+from cift.trading.pretrade.snapshot import SnapshotView
+from cift.trading.pretrade.trading_state import TradingState
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +47,7 @@ class CheckResult:
 
 
 def check_order(
-    order: OrderToCheck, snap: CheckSnapshot, rules: tuple[Rule, ...] = ALL_RULES
+    order: CheckedOrder, snap: SnapshotView, rules: tuple[Rule, ...] = ALL_RULES
 ) -> CheckResult:
     ctx = CheckContext.of(order, snap)
     found: list[Violation] = []
@@ -45,3 +56,27 @@ def check_order(
         if broken:  # most rules pass most orders: skip extending by nothing
             found.extend(broken)
     return CheckResult(tuple(found), ctx.price, ctx.notional, ctx.order_cost)
+
+
+def rules_that_can_refuse(
+    snap: SnapshotView, rules: tuple[Rule, ...] = ALL_RULES
+) -> tuple[Rule, ...]:
+    """`rules` without those that pass every order while the snapshot's standing parts hold.
+
+    A caller that checks many orders under the same trading states, rate answer,
+    instrument and limits (a backtest's account) judges each with this shorter
+    list and gets the same verdicts: a rule is left out only when, given those
+    parts alone, it returns nothing for any order. Whoever changes one of those
+    parts takes the list again.
+    """
+    silent: set[Rule] = set()
+    if snap.venue_state is TradingState.ACTIVE and snap.account_state is TradingState.ACTIVE:
+        silent.add(check_trading_state)
+    if snap.rate is None or snap.rate.allowed:
+        silent.add(check_rate)
+    instrument = snap.instrument
+    if instrument is not None and instrument.tradable and not instrument.halted:
+        silent.add(check_instrument)
+    if (instrument is None or instrument.shortable) and snap.limits.allow_short:
+        silent.add(check_shortable)
+    return tuple(rule for rule in rules if rule not in silent)

@@ -17,9 +17,9 @@ from decimal import Decimal
 from enum import StrEnum
 
 from cift.runtime.money import format_decimal, is_multiple_of
-from cift.trading.pretrade.order import OrderToCheck
+from cift.trading.pretrade.order import CheckedOrder
 from cift.trading.pretrade.quote import NS_PER_S, Quote
-from cift.trading.pretrade.snapshot import ZERO, CheckSnapshot
+from cift.trading.pretrade.snapshot import ZERO, SnapshotView
 from cift.trading.pretrade.trading_state import TradingState, reduces_position
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
@@ -76,12 +76,17 @@ def _usd(value: Decimal) -> str:
     return f"${value.quantize(Decimal('0.01')):,.2f}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CheckContext:
-    """An order, its snapshot, and the estimates several rules share (computed once)."""
+    """An order, its snapshot, and the estimates several rules share (computed once).
 
-    order: OrderToCheck
-    snap: CheckSnapshot
+    Built once per check and only read by the rules. Not frozen: a frozen
+    dataclass pays an `object.__setattr__` call per field on construction, which
+    made building this the dearest step of a check that usually passes.
+    """
+
+    order: CheckedOrder
+    snap: SnapshotView
     fresh_quote: Quote | None
     # The price the order is expected to trade at (worst case for limits and stops).
     price: Decimal | None
@@ -94,7 +99,7 @@ class CheckContext:
     position_after: Decimal | None
 
     @classmethod
-    def of(cls, order: OrderToCheck, snap: CheckSnapshot) -> CheckContext:
+    def of(cls, order: CheckedOrder, snap: SnapshotView) -> CheckContext:
         quote = snap.quote
         if quote is not None:
             # Quote.age_s, without its division when the quote is from this very instant.
@@ -150,7 +155,7 @@ class CheckContext:
         return (short_after - short_before) * self.price
 
 
-def _expected_price(order: OrderToCheck, quote: Quote | None) -> Decimal | None:
+def _expected_price(order: CheckedOrder, quote: Quote | None) -> Decimal | None:
     kind = order.order_type
     if kind is _LIMIT or kind is _STOP_LIMIT:
         return (
@@ -356,7 +361,7 @@ def check_prices(ctx: CheckContext) -> list[Violation]:
     return found
 
 
-def _prices_plainly_right(order: OrderToCheck) -> bool:
+def _prices_plainly_right(order: CheckedOrder) -> bool:
     """The common shapes that `check_prices` passes, recognised without building its messages."""
     if order.trail_price is not None or order.trail_percent is not None:
         return False  # trailing stops (and stray trails) take the full check

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from cift.trading.pretrade.limits import RiskLimits
 from cift.trading.pretrade.quote import Quote
@@ -45,3 +46,41 @@ class CheckSnapshot:
     caller_order_cost: Decimal | None = None
     # The token bucket's answer; None when the rate was not consulted.
     rate: RateDecision | None = None
+
+
+class SnapshotView(Protocol):
+    """What the rules read of a snapshot: `CheckSnapshot`'s fields, by name.
+
+    The risk service builds a `CheckSnapshot` per check. The backtest's gate keeps
+    one mutable view of its account instead and sets the figures that changed
+    before each check, so a check costs the rules, not a new 14-field object.
+    """
+
+    @property
+    def now_ns(self) -> int: ...
+    @property
+    def limits(self) -> RiskLimits: ...
+    @property
+    def buying_power(self) -> Decimal: ...
+    @property
+    def instrument(self) -> Instrument | None: ...
+    @property
+    def quote(self) -> Quote | None: ...
+    @property
+    def account_state(self) -> TradingState: ...
+    @property
+    def venue_state(self) -> TradingState: ...
+    @property
+    def position_qty(self) -> Decimal: ...
+    @property
+    def open_buy_qty(self) -> Decimal: ...
+    @property
+    def open_sell_qty(self) -> Decimal: ...
+    @property
+    def open_order_count(self) -> int: ...
+    @property
+    def gross_exposure(self) -> Decimal: ...
+    @property
+    def caller_order_cost(self) -> Decimal | None: ...
+    @property
+    def rate(self) -> RateDecision | None: ...
