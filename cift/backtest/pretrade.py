@@ -27,9 +27,9 @@ from cift.trading.fills import Fill, FillEngine
 from cift.trading.ledger import (
     Ledger,
     buying_power,
+    order_reservation_price,
     released_reservation,
     reservation_for,
-    reservation_price,
 )
 from cift.trading.orders import Order, OrderStatus
 from cift.trading.pretrade.checks import check_order, rules_that_can_refuse
@@ -131,16 +131,8 @@ class PreTradeGate:
         symbol = order.symbol
         side = order.side
         bid, ask, last = engine.last_prices(symbol)
-        price = reservation_price(
-            side=side,
-            order_type=order.order_type,
-            limit_price=order.limit_price,
-            stop_price=order.stop_price,
-            trail_price=order.trail_price,
-            trail_percent=order.trail_percent,
-            bid=bid,  # the replayed quote has both sides at the tick's price
-            ask=ask,
-        )
+        # The replayed quote has both sides at the tick's price.
+        price = order_reservation_price(order, bid, ask)
         held = ledger.positions.get(symbol)
         position = ZERO if held is None else held.qty
         open_orders = engine.open_orders_of(order.account_id, symbol)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from cift.runtime.errors import InvalidArgument
-from cift.trading.orders import HUNDRED
+from cift.trading.orders import HUNDRED, Order
 from cift.trading.vocabulary import ZERO, OrderType, Side, to_cents
 
 AVG_PRICE_STEP = Decimal("0.000001")
@@ -229,6 +229,22 @@ def reservation_price(
         assert trail_percent is not None
         return market * (1 + trail_percent / HUNDRED)
     return market
+
+
+def order_reservation_price(
+    order: Order, bid: Decimal | None, ask: Decimal | None
+) -> Decimal | None:
+    """`reservation_price` on an order's own terms: live entry and the backtest gate price alike."""
+    return reservation_price(
+        side=order.side,
+        order_type=order.order_type,
+        limit_price=order.limit_price,
+        stop_price=order.stop_price,
+        trail_price=order.trail_price,
+        trail_percent=order.trail_percent,
+        bid=bid,
+        ask=ask,
+    )
 
 
 def reservation_for(

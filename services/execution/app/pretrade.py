@@ -15,8 +15,8 @@ from cift.trading.fills import (
     OpenOrders,
 )
 from cift.trading.ledger import (
+    order_reservation_price,
     reservation_for,
-    reservation_price,
 )
 from cift.trading.orders import (
     Order,
@@ -44,16 +44,7 @@ class PreTrade:
             quotes = await self.market.latest_prices([order.symbol])
             if order.symbol in quotes:
                 bid, ask, last = quotes[order.symbol]
-        price = reservation_price(
-            side=order.side,
-            order_type=order.order_type,
-            limit_price=order.limit_price,
-            stop_price=order.stop_price,
-            trail_price=order.trail_price,
-            trail_percent=order.trail_percent,
-            bid=bid if bid else last,
-            ask=ask if ask else last,
-        )
+        price = order_reservation_price(order, bid if bid else last, ask if ask else last)
         if price is None or price <= 0:
             raise FailedPrecondition(
                 f"{order.symbol} has no quote yet, so a {order.order_type.value} order cannot be priced.",
