@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cift.runtime.errors import Unauthenticated, Unavailable
 from cift.runtime.tokens import (
+    DEFAULT_LEEWAY_S,
     JwksCache,
     TokenVerifier,
     UnknownKeyId,
@@ -144,9 +145,33 @@ def test_expired_token_is_refused_with_expiry_reason() -> None:
     assert "expired" in caught.value.message
 
 
+SKEW = int(DEFAULT_LEEWAY_S)
+
+
 def test_small_clock_skew_is_tolerated_on_both_ends() -> None:
-    verify(sign(claims(exp=int(NOW) - 5)))
-    verify(sign(claims(nbf=int(NOW) + 5, iat=int(NOW) + 5)))
+    expired_within_skew = sign(claims(exp=int(NOW) - SKEW))
+    identity, expires_at = verify(expired_within_skew)
+    assert (identity.user_id, identity.account_id, identity.token) == (
+        "user-1",
+        "acct-1",
+        expired_within_skew,
+    )
+    assert expires_at == NOW - SKEW
+    with pytest.raises(Unauthenticated, match="expired"):
+        verify(sign(claims(exp=int(NOW) - SKEW - 1)))
+
+    early_within_skew = sign(claims(nbf=int(NOW) + SKEW, iat=int(NOW) + SKEW))
+    identity, expires_at = verify(early_within_skew)
+    assert (identity.user_id, identity.scopes, identity.token) == (
+        "user-1",
+        frozenset({"read", "trade"}),
+        early_within_skew,
+    )
+    assert expires_at == NOW + 900
+    with pytest.raises(Unauthenticated, match="not valid yet"):
+        verify(sign(claims(nbf=int(NOW) + SKEW + 1, iat=int(NOW) + SKEW)))
+    with pytest.raises(Unauthenticated, match="not valid yet"):
+        verify(sign(claims(nbf=int(NOW) + SKEW, iat=int(NOW) + SKEW + 1)))
 
 
 def test_not_yet_valid_token_is_refused() -> None:

@@ -134,3 +134,57 @@ def test_an_order_not_accepted_is_refused_as_add_refuses_it() -> None:
     fill_market_now(fills, made, 5)
     with pytest.raises(FailedPrecondition, match="only accepted orders enter the book"):
         fill_market_now(fills, made, 6)
+
+
+@pytest.mark.parametrize("side", list(Side))
+def test_only_the_quote_on_the_orders_own_side_decides(side: Side) -> None:
+    """A zero bid or ask is no quote: the order's own side must be quoted to fill now."""
+    price, none = Decimal(100), Decimal(0)
+    own_side_only = Quote(
+        "X",
+        none if side is Side.BUY else price,
+        price if side is Side.BUY else none,
+        Decimal(10),
+        Decimal(10),
+        3,
+    )
+    other_side_only = Quote(
+        "X",
+        price if side is Side.BUY else none,
+        none if side is Side.BUY else price,
+        Decimal(10),
+        Decimal(10),
+        3,
+    )
+    model = FillModel()
+    assert fills_whole_at_once(
+        engine(model, own_side_only), order(side, Decimal(5), TimeInForce.IOC)
+    )
+    both(model, own_side_only, lambda: order(side, Decimal(5), TimeInForce.IOC))
+    assert not fills_whole_at_once(
+        engine(model, other_side_only), order(side, Decimal(5), TimeInForce.IOC)
+    )
+    both(model, other_side_only, lambda: order(side, Decimal(5), TimeInForce.IOC))
+
+
+def test_an_order_for_a_symbol_without_trading_rules_is_refused_as_add_refuses_it() -> None:
+    fills = FillEngine(FillModel())
+    fills.on_quote(Quote("X", Decimal(99), Decimal(100), Decimal(10), Decimal(10), 3))
+    made = order(Side.BUY, Decimal(5), TimeInForce.IOC)
+    assert not fills_whole_at_once(fills, made)
+    with pytest.raises(FailedPrecondition, match="No trading rules are known for X"):
+        fill_market_now(fills, made, 5)
+    assert made.status is OrderStatus.ACCEPTED
+    assert made.filled_qty == 0
+
+
+def test_an_id_already_in_the_book_is_refused_as_add_refuses_it() -> None:
+    fills = engine(FillModel(), Quote("X", Decimal(99), Decimal(101), Decimal(10), Decimal(10), 3))
+    resting = order(Side.BUY, Decimal(5), TimeInForce.DAY, OrderType.LIMIT)
+    assert fills.add(resting, 4) == []
+    again = order(Side.BUY, Decimal(5), TimeInForce.IOC)
+    assert not fills_whole_at_once(fills, again)
+    with pytest.raises(FailedPrecondition, match="already in the book"):
+        fill_market_now(fills, again, 5)
+    assert again.filled_qty == 0
+    assert fills.get("X:1") is resting

@@ -141,7 +141,11 @@ def test_an_expired_day_order_is_gone_from_the_book_it_rested_in() -> None:
     eng = engine()
     resting = accepted(limit="99")
     eng.add(resting, 1)
-    assert closed(eng.close_session(900)) == [(resting.order_id, OrderStatus.EXPIRED, 900)]
+    events = eng.close_session(900)
+    assert closed(events) == [(resting.order_id, OrderStatus.EXPIRED, 900)]
+    # The reason goes to the client with the order (and on its OrderClosed event).
+    assert resting.reason == "day order expired at the session close"
+    assert [e.reason for e in events if isinstance(e, OrderClosed)] == [resting.reason]
     assert resting.order_id not in eng
     assert eng.on_quote(Quote("AAPL", D("98.00"), D("98.50"), D(100), D(100), 1000)) == []
 
@@ -297,7 +301,10 @@ def test_gtd_orders_due_expire_at_the_call_time_even_after_one_that_left_early()
     for order in (gone, due, later):
         eng.add(order, 1)
     eng.remove(gone.order_id)
-    assert closed(eng.expire_due(150)) == [(due.order_id, OrderStatus.EXPIRED, 150)]
+    events = eng.expire_due(150)
+    assert closed(events) == [(due.order_id, OrderStatus.EXPIRED, 150)]
+    assert due.reason == "good-till-date order expired at its expire_at"
+    assert [e.reason for e in events if isinstance(e, OrderClosed)] == [due.reason]
     assert due.order_id not in eng and later.order_id in eng
     # The expired order is out of its book: a price through its limit fills only `later`.
     events = eng.on_quote(Quote("AAPL", D("98.00"), D("98.50"), D(100), D(100), 160))

@@ -68,11 +68,20 @@ def test_timestamps_outside_int64_nanoseconds_are_refused(
         check_request(request)
 
 
-def test_the_edges_of_the_int64_nanosecond_range_are_accepted() -> None:
+def _trades_between(start_ns: int, end_ns: int) -> marketdata_pb2.GetTradesRequest:
     request = marketdata_pb2.GetTradesRequest(symbol="AAPL")
-    request.start.FromNanoseconds(MIN_TIMESTAMP_NS)
-    request.end.FromNanoseconds(MAX_TIMESTAMP_NS)
-    check_request(request)
+    request.start.FromNanoseconds(start_ns)
+    request.end.FromNanoseconds(end_ns)
+    return request
+
+
+def test_the_edges_of_the_int64_nanosecond_range_are_accepted() -> None:
+    request = _trades_between(MIN_TIMESTAMP_NS, MAX_TIMESTAMP_NS)
+    check_request(request)  # returns nothing; its verdict is whether it raises
+    with pytest.raises(InvalidArgument, match=r"^start must lie between"):
+        check_request(_trades_between(MIN_TIMESTAMP_NS - 1, MAX_TIMESTAMP_NS))
+    with pytest.raises(InvalidArgument, match=r"^end must lie between"):
+        check_request(_trades_between(MIN_TIMESTAMP_NS, MAX_TIMESTAMP_NS + 1))
 
 
 def test_nanos_outside_a_second_are_refused() -> None:
@@ -83,7 +92,16 @@ def test_nanos_outside_a_second_are_refused() -> None:
 
 
 def test_ordinary_requests_pass() -> None:
-    check_request(
-        execution_pb2.SubmitOrderRequest(symbol="AAPL", qty="10", client_order_id="é-ü-1")
-    )
-    check_request(execution_pb2.ListOrdersRequest(symbols=["AAPL", "MSFT"]))
+    order = execution_pb2.SubmitOrderRequest(symbol="AAPL", qty="10", client_order_id="é-ü-1")
+    listing = execution_pb2.ListOrdersRequest(symbols=["AAPL", "MSFT"])
+    # check_request returns nothing: its verdict is to raise or not, so each acceptance
+    # is paired with the nearest refusal below.
+    check_request(order)
+    check_request(listing)
+    # The nearest refusals: the same requests with one NUL character added.
+    with pytest.raises(InvalidArgument, match=r"^client_order_id must not contain a NUL"):
+        check_request(
+            execution_pb2.SubmitOrderRequest(symbol="AAPL", qty="10", client_order_id="é-ü-1\x00")
+        )
+    with pytest.raises(InvalidArgument, match=r"^symbols\[1\] must not contain a NUL"):
+        check_request(execution_pb2.ListOrdersRequest(symbols=["AAPL", "MSFT\x00"]))
