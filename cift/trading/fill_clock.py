@@ -94,7 +94,9 @@ class ClockCore(MatchingCore):
                     available=None,
                 )
                 qty = order.remaining_qty or ZERO
-                self._record(book, order, qty, at, now_ns, events, explanation)
+                self._record(
+                    book, order, qty, at, now_ns, events, explanation, takes_quote_size=False
+                )
                 self._finish(book, order)
                 continue
             reason = (

@@ -277,12 +277,17 @@ class MatchingCore:
         explanation: FillExplanation,
         *,
         completes: bool = False,
+        takes_quote_size: bool = True,
     ) -> None:
-        """Count a fill on `order`, report it, and apply what it sets off in its group."""
+        """Count a fill on `order`, report it, and apply what it sets off in its group.
+
+        An auction cross is liquidity of its own: it leaves the quote's displayed
+        size (`takes_quote_size=False`) to the orders that trade against the quote.
+        """
         order.record_fill(qty, price, now_ns, completes=completes)
-        if order.side is Side.BUY:
+        if takes_quote_size and order.side is Side.BUY:
             book.ask_left -= qty
-        else:
+        elif takes_quote_size:
             book.bid_left -= qty
         events.append(
             Fill(

@@ -15,7 +15,15 @@ from cift.trading.auction import (
     auction_refusal,
     post_session_end_ns,
 )
-from cift.trading.fills import EngineEvent, Fill, FillEngine, OrderClosed, Quote, Trade
+from cift.trading.fills import (
+    EngineEvent,
+    Fill,
+    FillEngine,
+    FillModel,
+    OrderClosed,
+    Quote,
+    Trade,
+)
 from cift.trading.orders import Order, OrderRequest, OrderStatus, new_order
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
@@ -192,3 +200,18 @@ def test_a_simple_order_with_session_terms_enters_through_group_entry_alone() ->
     assert eng.contingent.group_of("simple") is None
     events = eng.on_quote(Quote("AAPL", D("100.00"), D("100.05"), D(500), D(500), 2))
     assert fills(events) == [("simple", D(10), D("100.05"))]
+
+
+@pytest.mark.parametrize(("side", "shown_at"), [(Side.BUY, "100.1"), (Side.SELL, "100")])
+def test_an_auction_cross_leaves_the_displayed_quote_size_to_continuous_orders(
+    side: Side, shown_at: str
+) -> None:
+    eng = FillEngine(FillModel(fill_at_displayed_size=True))
+    eng.set_instrument(AAPL)
+    assert eng.on_quote(Quote("AAPL", D(100), D("100.1"), D(10), D(10), 5)) == []
+    auction, _ = place(eng, side, TimeInForce.OPG)
+    eng.open_session()
+    assert fills(trade(eng, "100.05")) == [(auction.order_id, D(10), D("100.05"))]
+    # The auction printed at the trade; the 10 shown on the quote are still there.
+    market, events = place(eng, side, TimeInForce.DAY)
+    assert fills(events) == [(market.order_id, D(10), D(shown_at))]
