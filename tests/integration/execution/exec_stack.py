@@ -179,12 +179,6 @@ async def rpc_error(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
     return caught.value
 
 
-def trailer(error: grpc.aio.AioRpcError, key: str) -> str:
-    pairs: Any = error.trailing_metadata() or ()
-    found = dict(pairs).get(key, "")
-    return found if isinstance(found, str) else bytes(found).decode()
-
-
 def price(value: float | Decimal, factor: str, *, up: bool = False) -> Decimal:
     """`value * factor` on the cent grid (rounded away from filling unless `up`)."""
     return (Decimal(repr(value)) * Decimal(factor)).quantize(CENT, ROUND_UP if up else ROUND_DOWN)

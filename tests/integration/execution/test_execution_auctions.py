@@ -27,7 +27,8 @@ from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime.config import env_name
 from cift.runtime.kafka import ensure_topics
-from tests.integration.execution.exec_stack import Mesh, Trader, eventually, price, trailer
+from tests.integration.auth.auth_helpers import trailer
+from tests.integration.execution.exec_stack import Mesh, Trader, eventually, price
 from tests.integration.execution.processes import ServiceProcess, own_database, service_environ
 
 pytestmark = pytest.mark.integration

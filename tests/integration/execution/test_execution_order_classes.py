@@ -20,6 +20,7 @@ import pytest
 from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
 from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import risk_pb2, rules_pb2
+from tests.integration.auth.auth_helpers import trailer
 from tests.integration.execution.exec_stack import (
     CENT,
     Mesh,
@@ -27,7 +28,6 @@ from tests.integration.execution.exec_stack import (
     eventually,
     price,
     rpc_error,
-    trailer,
 )
 from tests.integration.execution.processes import ServiceProcess
 from tests.integration.execution.test_execution_restart import (  # noqa: F401 (fixture)

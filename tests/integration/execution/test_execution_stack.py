@@ -21,6 +21,7 @@ from cift.execution.v1 import events_pb2, execution_pb2, orders_pb2
 from cift.risk.v1 import risk_pb2
 from cift.runtime.kafka import TOPIC_FILLS, EventConsumer
 from cift.trading.intraday import NS_PER_DAY
+from tests.integration.auth.auth_helpers import trailer
 from tests.integration.execution.exec_stack import (
     CENT,
     Mesh,
@@ -28,7 +29,6 @@ from tests.integration.execution.exec_stack import (
     eventually,
     price,
     rpc_error,
-    trailer,
 )
 
 pytestmark = pytest.mark.integration
