@@ -10,6 +10,7 @@ servicer as the runtime's interceptor would: with the caller's verified identity
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -50,9 +51,15 @@ class ClockedMarket:
     `closes` are the previous session's closes of the symbols that have one.
     """
 
-    def __init__(self, close_ns: int | None, closes: dict[str, Decimal] | None = None) -> None:
+    def __init__(
+        self,
+        close_ns: int | None,
+        closes: dict[str, Decimal] | None = None,
+        offset_ns: int = 0,
+    ) -> None:
         self.close_ns = close_ns
         self.closes = closes or {}
+        self.offset_ns = offset_ns  # the market clock's lead over this host's (a replay's)
 
     async def instrument(self, symbol: str) -> Instrument:
         return Instrument(symbol, D("0.01"), D(1), fractionable=False)
@@ -63,7 +70,7 @@ class ClockedMarket:
         return {}
 
     async def clock(self) -> MarketClock:
-        now = time.time_ns()
+        now = time.time_ns() + self.offset_ns
         is_open = self.close_ns is None or now < self.close_ns
         return MarketClock(now, is_open, self.close_ns)
 
@@ -151,6 +158,50 @@ async def test_session_close_expires_day_orders_and_keeps_good_til_canceled_ones
     assert await snapshot_count(pool, account) > opening_points
     assert await account_value(pool, account, "last_equity") == D(100000)
     assert day.order_id not in broker.engine and gtc.order_id in broker.engine
+
+
+async def test_gtd_orders_expire_by_the_market_clock_not_this_hosts(pool: asyncpg.Pool) -> None:
+    # A replay an hour behind the wall clock: expire_at is an instant on its clock.
+    market = ClockedMarket(None, offset_ns=-3600 * 10**9)
+    broker = Broker(
+        pool, FillEngine(), market, RiskCheck(Approve()), AccountSettings(D(100000), D(1))
+    )
+    account = str(uuid.uuid4())
+    market_now = (await market.clock()).now_ns
+    soon = dataclasses.replace(
+        limit("SESG", "1", "10.00", TimeInForce.GTD), expire_ns=market_now + 300_000_000
+    )
+    later = dataclasses.replace(soon, expire_ns=market_now + 1800 * 10**9)
+    assert soon.expire_ns is not None
+    # Both dates are in the wall clock's past, in the market clock's future: accepted.
+    first = await broker.submit(account, soon)
+    second = await broker.submit(account, later)
+    with pytest.raises(InvalidArgument, match="future of the market clock"):
+        await broker.submit(
+            account, dataclasses.replace(soon, expire_ns=market_now - 1_000_000_000)
+        )
+    watcher = asyncio.create_task(watch_session(broker, 0.02))
+    try:
+        deadline = time.monotonic() + 10
+        while first.order_id in broker.engine:
+            assert time.monotonic() < deadline, "the gtd order did not expire"
+            await asyncio.sleep(0.02)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    rows = {
+        r["order_id"]: r
+        for r in await pool.fetch(
+            "SELECT order_id, status, expired_at FROM orders WHERE account_id = $1", account
+        )
+    }
+    assert rows[first.order_id]["status"] == "expired"
+    expired_ns = int(rows[first.order_id]["expired_at"].timestamp() * 1e6) * 1000
+    assert expired_ns >= soon.expire_ns - 1000  # a market instant (the row keeps microseconds)
+    assert expired_ns < time.time_ns() - 1800 * 10**9  # not this host's
+    # Half an hour on in market time: long past on the wall clock, yet still working.
+    assert rows[second.order_id]["status"] == "accepted"
+    assert second.order_id in broker.engine
 
 
 async def test_a_market_that_never_closes_never_expires_day_orders(pool: asyncpg.Pool) -> None:
