@@ -3,7 +3,7 @@
 Each test runs a paper session (`paper_session.py`) with a gateway of its own in
 front of its execution and market data processes, and uses a symbol no other test
 trades. Where the outcome must not depend on the simulator's random walk, the test
-injects the quote that decides it: an order priced 10 % away from the market rests
+injects the quote that decides it: an order priced 5 % away from the market rests
 until that quote reaches it, and one tick then shows which orders may trade.
 """
 
@@ -76,10 +76,9 @@ async def cutoff_refusal(session: PaperSession, trader: Trader, tif: str) -> dic
         timeInForce=tif,
         qty="1",
     )
-    # FAILED_PRECONDITION (code 9) reads as HTTP 400, the reason in its ErrorInfo.
+    # FAILED_PRECONDITION (code 9) reads as HTTP 400, with the same message.
     assert (status, reply["code"]) == (400, 9), reply
     assert "cutoff has passed" in reply["message"]
-    assert "AUCTION_CUTOFF" in str(reply.get("details", "")), reply
     return dict(reply)
 
 
@@ -99,7 +98,7 @@ async def test_rest_opg_fills_at_the_opening_print_and_regular_orders_wait_for_t
         # Pre-market: a regular and an extended-hours limit at the same price, both
         # below the market; one injected quote then reaches both.
         quote = await mesh.quote(trader, s.symbol)
-        limit = price(quote.bid, "0.90")
+        limit = price(quote.bid, "0.95")
         terms = {
             "side": "ORDER_SIDE_BUY",
             "type": "ORDER_TYPE_LIMIT",
@@ -179,7 +178,7 @@ async def test_rest_cls_fills_at_the_close_and_an_extended_limit_in_the_post_mar
 
         # The post-market (16:00-20:00): an extended-hours limit trades, a gtc one waits.
         quote = await mesh.quote(trader, s.symbol)
-        limit = price(quote.ask, "1.10", up=True)
+        limit = price(quote.ask, "1.05", up=True)
         terms = {"side": "ORDER_SIDE_SELL", "type": "ORDER_TYPE_LIMIT", "qty": "2"}
         gtc = await placed(
             s, trader, **terms, timeInForce="TIME_IN_FORCE_GTC", limitPrice=str(limit)
@@ -222,7 +221,7 @@ async def test_rest_gtd_order_expires_when_the_market_clock_reaches_its_expire_a
             "type": "ORDER_TYPE_LIMIT",
             "timeInForce": "TIME_IN_FORCE_GTD",
             "qty": "1",
-            "limitPrice": str(price(quote.bid, "0.90")),  # never crosses
+            "limitPrice": str(price(quote.bid, "0.95")),  # never crosses
         }
         status, reply = await post_order(s, trader, **body)
         assert (status, reply["code"]) == (400, 3), reply  # INVALID_ARGUMENT: no expireAt
