@@ -111,8 +111,3 @@ def crosses(order: Order, price: Decimal) -> bool:
 def post_session_end_ns(close_ns: int) -> int:
     """When extended-hours day orders expire, given the regular session's close."""
     return close_ns + POST_SESSION_NS
-
-
-def is_expired(order: Order, now_ns: int) -> bool:
-    """A gtd order whose date has come."""
-    return order.expire_ns is not None and now_ns >= order.expire_ns

@@ -55,6 +55,7 @@ def order(
     tif: TimeInForce = TimeInForce.DAY,
     extended: bool = False,
     qty: int = 10,
+    order_id: str = "",
     **fields: object,
 ) -> Order:
     request = OrderRequest(
@@ -67,13 +68,16 @@ def order(
         extended_hours=extended,
         **fields,  # type: ignore[arg-type]
     )
-    built = new_order(request, KO, order_id=f"p{next(_ids)}", account_id="a", now_ns=1)
+    built = new_order(request, KO, order_id=order_id or f"p{next(_ids)}", account_id="a", now_ns=1)
     built.transition(OrderStatus.ACCEPTED, 1)
     return built
 
 
+QUOTE_NS = 7
+
+
 def quote(eng: FillEngine, bid: str, ask: str, size: int = 100) -> list[EngineEvent]:
-    return eng.on_quote(Quote("KO", D(bid), D(ask), D(size), D(size), 7))
+    return eng.on_quote(Quote("KO", D(bid), D(ask), D(size), D(size), QUOTE_NS))
 
 
 def fills(events: list[EngineEvent]) -> list[tuple[str, Decimal, Decimal]]:
@@ -268,6 +272,118 @@ def test_an_opg_order_placed_pre_market_still_waits_for_the_opening_print() -> N
     assert fills(eng.on_trade(Trade("KO", D("50.05"), D(1), 3))) == [
         (opg.order_id, D(10), D("50.05"))
     ]
+
+
+def test_fills_and_cancels_outside_the_session_carry_the_time_they_happened() -> None:
+    eng = engine(SessionPhase.PRE_MARKET)
+    quote(eng, "49.9", "50")
+    at_entry = order(Side.BUY, limit="50", extended=True)
+    (fill,) = eng.add(at_entry, 41)
+    assert isinstance(fill, Fill) and fill.ts_ns == 41
+    resting = order(Side.BUY, limit="49", extended=True)
+    eng.add(resting, 42)
+    (fill,) = quote(eng, "48", "49")
+    assert isinstance(fill, Fill) and fill.ts_ns == QUOTE_NS
+    (closing,) = eng.add(order(Side.BUY, limit="49", tif=TimeInForce.IOC), 43)
+    assert isinstance(closing, OrderClosed) and closing.ts_ns == 43
+
+
+def test_a_sell_limit_at_exactly_the_bid_trades_with_no_offer_quoted() -> None:
+    eng = engine(SessionPhase.POST_MARKET)
+    extended = order(Side.SELL, limit="51", extended=True)
+    eng.add(extended, 1)
+    assert fills(quote(eng, "51", "0")) == [(extended.order_id, D(10), D(51))]
+
+
+def test_a_buy_limit_away_from_the_offer_does_not_keep_sells_from_the_bid() -> None:
+    eng = engine(SessionPhase.POST_MARKET)
+    away = order(Side.BUY, limit="40", extended=True)
+    seller = order(Side.SELL, limit="50", extended=True)
+    eng.add(away, 1)
+    eng.add(seller, 1)
+    assert fills(quote(eng, "50", "50.1")) == [(seller.order_id, D(10), D(50))]
+
+
+def test_a_buy_the_offers_size_cannot_fill_does_not_keep_sells_from_the_bid() -> None:
+    eng = engine(SessionPhase.POST_MARKET, FillModel(fill_at_displayed_size=True))
+    buyer = order(Side.BUY, limit="51", extended=True)
+    seller = order(Side.SELL, limit="50", extended=True)
+    eng.add(buyer, 1)
+    eng.add(seller, 1)
+    assert fills(quote(eng, "50", "50.1", size=4)) == [
+        (buyer.order_id, D(4), D("50.1")),
+        (seller.order_id, D(4), D(50)),
+    ]
+
+
+def test_extended_sells_match_lowest_limit_first() -> None:
+    eng = engine(SessionPhase.PRE_MARKET)
+    high = order(Side.SELL, limit="52", extended=True)
+    low = order(Side.SELL, limit="51", extended=True)
+    eng.add(high, 1)
+    eng.add(low, 1)
+    assert fills(quote(eng, "51.5", "53")) == [(low.order_id, D(10), D("51.5"))]
+
+
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+def test_extended_limits_at_one_price_fill_in_arrival_order(side: Side) -> None:
+    eng = engine(SessionPhase.PRE_MARKET, FillModel(fill_at_displayed_size=True))
+    # Ids sort against arrival, so only time priority puts the first one first.
+    first = order(side, limit="50", extended=True, order_id="z-first")
+    second = order(side, limit="50", extended=True, order_id="a-second")
+    eng.add(first, 1)
+    eng.add(second, 1)
+    assert fills(quote(eng, "50", "50", size=10)) == [(first.order_id, D(10), D(50))]
+
+
+def test_waiting_market_orders_keep_their_side_at_the_open() -> None:
+    eng = engine(SessionPhase.PRE_MARKET)
+    buy = order(Side.BUY, OrderType.MARKET)
+    sell = order(Side.SELL, OrderType.MARKET)
+    eng.add(buy, 1)
+    eng.add(sell, 1)
+    eng.set_phase(SessionPhase.REGULAR)
+    # Only a bid: the sell fills; the buy waits for an offer without blocking it.
+    assert fills(quote(eng, "49.8", "0")) == [(sell.order_id, D(10), D("49.8"))]
+    assert buy.order_id in eng
+
+
+def test_an_untriggered_stop_limit_placed_outside_the_session_waits_for_its_stop() -> None:
+    eng = engine(SessionPhase.PRE_MARKET)
+    stop_limit = order(Side.BUY, OrderType.STOP_LIMIT, stop_price=D(52), limit="52.5")
+    eng.add(stop_limit, 1)
+    eng.set_phase(SessionPhase.REGULAR)
+    assert quote(eng, "49.9", "50") == []  # marketable to its limit, but not triggered
+    assert not stop_limit.triggered
+
+
+def test_stops_placed_outside_the_session_trigger_in_arrival_order() -> None:
+    eng = engine(SessionPhase.PRE_MARKET)
+    eng.on_trade(Trade("KO", D(50), D(1), 2))
+    first = order(Side.SELL, OrderType.STOP, stop_price=D(49), order_id="z-first")
+    second = order(Side.SELL, OrderType.STOP, stop_price=D(49), order_id="a-second")
+    eng.add(first, 1)
+    eng.add(second, 1)
+    eng.set_phase(SessionPhase.REGULAR)
+    quote(eng, "47.9", "48")
+    events = eng.on_trade(Trade("KO", D(48), D(1), 4))
+    assert [e.order_id for e in events if isinstance(e, Fill)] == [first.order_id, second.order_id]
+
+
+def test_a_buy_trailing_stop_placed_outside_the_session_anchors_at_the_last_trade() -> None:
+    eng = engine(SessionPhase.POST_MARKET)
+    eng.on_trade(Trade("KO", D(50), D(1), 2))
+    trail = order(Side.BUY, OrderType.TRAILING_STOP, trail_price=D(1))
+    eng.add(trail, 1)
+    assert eng.water_mark(trail.order_id) == D(50)
+
+
+def test_a_simple_order_entering_through_add_group_is_stamped_with_its_time() -> None:
+    eng = engine(SessionPhase.REGULAR)
+    quote(eng, "49.9", "50")
+    simple = order(Side.BUY, limit="50")
+    (fill,) = eng.add_group(simple, [], 55)
+    assert isinstance(fill, Fill) and fill.ts_ns == 55
 
 
 # ---- the phase the market clock reads ------------------------------------------------
