@@ -101,6 +101,22 @@ def session_phase(clock: SessionClock, post_market_end_ns: int | None) -> Sessio
     return SessionPhase.CLOSED
 
 
+def next_change_ns(clock: SessionClock, post_market_end_ns: int | None) -> int | None:
+    """The next instant the session's phase or auctions change (None: none is known).
+
+    The session watcher sleeps no longer than until then, so a phase starts on time
+    rather than at the watcher's next regular poll.
+    """
+    candidates = [
+        clock.next_close_ns,
+        clock.next_open_ns,
+        post_market_end_ns,
+        None if clock.next_open_ns is None else clock.next_open_ns - PRE_SESSION_NS,
+    ]
+    ahead = [at for at in candidates if at is not None and at > clock.now_ns]
+    return min(ahead, default=None)
+
+
 def crosses(order: Order, price: Decimal) -> bool:
     """Whether `order` executes at the auction `price`: market always, limit at or better."""
     if order.order_type is OrderType.MARKET or order.limit_price is None:

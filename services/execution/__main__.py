@@ -20,7 +20,12 @@ from cift.runtime.errors import DomainError
 from cift.runtime.identity import SCOPE_READ, SCOPE_TRADE
 from cift.runtime.kafka import TOPIC_TICKS
 from cift.runtime.server import ServiceContext, outbox_service, run_service
-from cift.trading.auction import SessionClock, post_session_end_ns, session_phase
+from cift.trading.auction import (
+    SessionClock,
+    next_change_ns,
+    post_session_end_ns,
+    session_phase,
+)
 from cift.trading.fills import CommissionModel, FillEngine, FillModel, SessionPhase, StopTrigger
 from services.execution.adapters.risk_check import RiskCheck
 from services.execution.adapters.upstream import MarketReference, RiskGate
@@ -87,10 +92,9 @@ async def watch_session(broker: Broker, poll_s: float) -> None:
                 clock.now_ns, clock.is_open, clock.next_open_ns, clock.next_close_ns
             )
             await broker.set_phase(session_phase(session, post_market_end))
+            change = next_change_ns(session, post_market_end)
             wait = (
-                poll_s
-                if close_at is None
-                else min(poll_s, max(0.05, (close_at - clock.now_ns) / 1e9))
+                poll_s if change is None else min(poll_s, max(0.05, (change - clock.now_ns) / 1e9))
             )
         except DomainError as exc:
             # Expected while market data starts or restarts; the message says enough.

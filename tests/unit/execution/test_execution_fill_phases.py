@@ -17,6 +17,7 @@ from cift.trading.auction import (
     PRE_SESSION_NS,
     SessionClock,
     SessionPhase,
+    next_change_ns,
     session_phase,
 )
 from cift.trading.fills import (
@@ -425,3 +426,20 @@ def test_only_the_pre_and_post_market_are_extended() -> None:
         SessionPhase.PRE_MARKET,
         SessionPhase.POST_MARKET,
     ]
+
+
+def test_the_watcher_wakes_at_the_next_change_of_phase() -> None:
+    closed = SessionClock(OPEN_NS - PRE_SESSION_NS - 5, False, OPEN_NS, CLOSE_NS)
+    assert next_change_ns(closed, None) == OPEN_NS - PRE_SESSION_NS
+    pre = SessionClock(OPEN_NS - 5, False, OPEN_NS, CLOSE_NS)
+    assert next_change_ns(pre, None) == OPEN_NS
+    tomorrow = OPEN_NS + 1440 * MINUTE_NS
+    regular = SessionClock(OPEN_NS + 5, True, tomorrow, CLOSE_NS)
+    assert next_change_ns(regular, None) == CLOSE_NS
+    post_end = CLOSE_NS + POST_SESSION_NS
+    post = SessionClock(CLOSE_NS + 5, False, tomorrow, tomorrow + 390 * MINUTE_NS)
+    assert next_change_ns(post, post_end) == post_end
+    # A change at this very instant has happened: the next one is ahead.
+    at_close = SessionClock(CLOSE_NS, False, tomorrow, tomorrow + 390 * MINUTE_NS)
+    assert next_change_ns(at_close, post_end) == post_end
+    assert next_change_ns(SessionClock(5, True, None, None), None) is None
