@@ -440,6 +440,6 @@ def test_the_watcher_wakes_at_the_next_change_of_phase() -> None:
     post = SessionClock(CLOSE_NS + 5, False, tomorrow, tomorrow + 390 * MINUTE_NS)
     assert next_change_ns(post, post_end) == post_end
     # A change at this very instant has happened: the next one is ahead.
-    at_close = SessionClock(CLOSE_NS, False, tomorrow, tomorrow + 390 * MINUTE_NS)
-    assert next_change_ns(at_close, post_end) == post_end
+    pre_start = SessionClock(OPEN_NS - PRE_SESSION_NS, False, OPEN_NS, CLOSE_NS)
+    assert next_change_ns(pre_start, None) == OPEN_NS
     assert next_change_ns(SessionClock(5, True, None, None), None) is None
