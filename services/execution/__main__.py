@@ -48,6 +48,10 @@ READ_METHODS = (
 )
 
 
+# How soon the session watcher retries a market clock it has never read.
+FIRST_READING_RETRY_S = 0.2
+
+
 def fill_model(config: ExecutionConfig) -> FillModel:
     return FillModel(
         fill_at_displayed_size=config.fill_at_displayed_size,
@@ -99,7 +103,8 @@ async def watch_session(broker: Broker, poll_s: float) -> None:
         except DomainError as exc:
             # Expected while market data starts or restarts; the message says enough.
             log.warning("market clock unavailable: %s", exc.message)
-            wait = poll_s
+            # Until the first reading no order trades (the phase is unknown): retry soon.
+            wait = poll_s if was_open is not None else min(poll_s, FIRST_READING_RETRY_S)
         await asyncio.sleep(wait)
 
 

@@ -26,9 +26,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cift.execution.v1 import events_pb2, execution_pb2
 from cift.risk.v1 import risk_pb2
 from cift.runtime import db
-from cift.runtime.errors import InvalidArgument, PermissionDenied
+from cift.runtime.errors import InvalidArgument, PermissionDenied, Unavailable
 from cift.runtime.identity import Identity, acting_as
-from cift.trading.fills import FillEngine
+from cift.trading.fills import FillEngine, SessionPhase
 from cift.trading.order_classes import ClassedRequest
 from cift.trading.orders import OrderRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
@@ -203,6 +203,40 @@ async def test_gtd_orders_expire_by_the_market_clock_not_this_hosts(pool: asyncp
     # Half an hour on in market time: long past on the wall clock, yet still working.
     assert rows[second.order_id]["status"] == "accepted"
     assert second.order_id in broker.engine
+
+
+class StartingMarket(ClockedMarket):
+    """A market data service whose clock answers only from its `unavailable`-th call on."""
+
+    def __init__(self, unavailable: int) -> None:
+        super().__init__(None)
+        self.unavailable = unavailable
+
+    async def clock(self) -> MarketClock:
+        if self.unavailable > 0:
+            self.unavailable -= 1
+            raise Unavailable("The market data service is unavailable right now.")
+        return await super().clock()
+
+
+async def test_the_watcher_retries_a_clock_it_never_read_soon_since_nothing_trades_until_then(
+    pool: asyncpg.Pool,
+) -> None:
+    market = StartingMarket(unavailable=3)
+    engine = FillEngine()
+    engine.set_phase(SessionPhase.CLOSED)  # as the service starts it
+    broker = Broker(pool, engine, market, RiskCheck(Approve()), AccountSettings(D(100000), D(1)))
+    # A regular poll far longer than the test: only the first-reading retry can get there.
+    watcher = asyncio.create_task(watch_session(broker, 600))
+    try:
+        deadline = time.monotonic() + 10
+        while engine.phase is not SessionPhase.REGULAR:
+            assert time.monotonic() < deadline, "the watcher did not retry the clock"
+            await asyncio.sleep(0.02)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    assert market.unavailable == 0
 
 
 async def test_a_market_that_never_closes_never_expires_day_orders(pool: asyncpg.Pool) -> None:
