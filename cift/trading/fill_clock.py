@@ -1,4 +1,9 @@
-"""What the market clock does to the fill engine's book: auctions, day and gtd expiry.
+"""What the market clock does to the fill engine's book: sessions, auctions, expiries.
+
+The session's phase (`set_phase`) says which orders ticks may fill: in the regular
+session all of them; in the pre- and post-market only extended-hours limits, which
+are matched from their own ladders; while closed none. Orders that may not trade
+now rest where the first regular tick reaches them, so they fill at the open.
 
 The session's open arms the opening auction (each symbol's next trade is its
 opening print); its close runs the closing auction at each symbol's last trade,
@@ -9,15 +14,29 @@ explained by the trade they crossed at (see `auction.py` for the model). No I/O.
 
 from __future__ import annotations
 
-from cift.trading.auction import crosses
+from cift.trading.auction import SessionPhase, crosses
+from cift.trading.book import SymbolBook
 from cift.trading.fill_events import EngineEvent, PriceSource, Trade
 from cift.trading.fill_matching import MatchingCore
-from cift.trading.orders import OrderStatus
-from cift.trading.vocabulary import ZERO, TimeInForce
+from cift.trading.fill_triggers import wait_for_trigger
+from cift.trading.orders import Order, OrderStatus
+from cift.trading.vocabulary import ZERO, OrderType, Side, TimeInForce
 
 
 class ClockCore(MatchingCore):
     """The matching core plus the clock's events; `fills.FillEngine` adds the rest of the API."""
+
+    @property
+    def phase(self) -> SessionPhase:
+        return self._session.phase
+
+    def set_phase(self, phase: SessionPhase) -> None:
+        """The market clock's session phase, from now until the next call.
+
+        The engine starts in the regular session (an always-open clock, the
+        backtest); an owner whose clock has sessions sets it as the clock moves.
+        """
+        self._session.phase = phase
 
     def open_session(self) -> None:
         """The session opened: each symbol's next trade prints its opening auction."""
@@ -60,6 +79,50 @@ class ClockCore(MatchingCore):
                 self._book(order.symbol), order, OrderStatus.EXPIRED, reason, now_ns, events
             )
         return events
+
+    def _place(self, order: Order, now_ns: int, events: list[EngineEvent]) -> None:
+        """Put `order` to work, or outside the regular session let it wait for the open."""
+        phase = self._session.phase
+        if phase is SessionPhase.REGULAR:
+            super()._place(order, now_ns, events)
+            return
+        book = self._book(order.symbol)
+        if order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+            reason = (
+                f"{order.time_in_force.value} order canceled: the regular session is closed "
+                "and only extended-hours limit orders trade now; submit it after the open"
+            )
+            self._close(book, order, OrderStatus.CANCELED, reason, now_ns, events)
+            return
+        kind = order.order_type
+        if kind is OrderType.MARKET or (order.triggered and kind is not OrderType.STOP_LIMIT):
+            book.enqueue_market(order.side, order.order_id)
+        elif kind is OrderType.LIMIT or (kind is OrderType.STOP_LIMIT and order.triggered):
+            assert order.limit_price is not None
+            ladder = book.buy_limits if order.side is Side.BUY else book.sell_limits
+            ladder.add(order.limit_price, self._next_seq(), order.order_id)
+            if phase.extended and order.extended_hours:
+                self._match_extended(book, now_ns, events)
+        else:
+            sell_ref, buy_ref = self._refs(book)
+            wait_for_trigger(book, order, self._next_seq(), sell_ref, buy_ref)
+
+    def _match_extended(self, book: SymbolBook, now_ns: int, events: list[EngineEvent]) -> None:
+        """Fill the extended-hours limits the quote reaches; no other order trades now."""
+        session = self._session
+        for side, price in ((Side.BUY, book.ask), (Side.SELL, book.bid)):
+            ladder = session.extended_ladder(book.symbol, side)
+            if ladder is None or price is None:
+                continue
+            while (best := ladder.best()) is not None:
+                limit, order_id = best
+                if (limit < price) if side is Side.BUY else (limit > price):
+                    break
+                order = self._orders[order_id]
+                self._fill_now(book, order, now_ns, events)
+                if order.is_open:
+                    break
+                self._finish(book, order)
 
     def _run_auction(
         self,

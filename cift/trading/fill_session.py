@@ -2,6 +2,9 @@
 
 The engine tells this index when an order opens and leaves; the clock's events
 (close, post-market end, a gtd date, an auction) ask it which orders are due.
+Extended-hours limits are also kept in price ladders of their own, so a pre- or
+post-market tick reaches them without wading through the regular orders that
+rest ahead of them and must not trade then.
 Ids only: closing or crossing the orders is the engine's job.
 """
 
@@ -10,14 +13,26 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 
+from cift.trading.auction import SessionPhase
+from cift.trading.book import Locations, PriceLadder
 from cift.trading.orders import AUCTION_TIFS, Order
-from cift.trading.vocabulary import TimeInForce
+from cift.trading.vocabulary import Side, TimeInForce
 
 
 class SessionOrders:
     """Open orders by the clock event that ends them."""
 
-    __slots__ = ("_auctions", "_day", "_expiries", "_extended_day", "opening")
+    __slots__ = (
+        "_auctions",
+        "_day",
+        "_expiries",
+        "_extended_day",
+        "_extended_ladders",
+        "_extended_locations",
+        "_extended_seq",
+        "opening",
+        "phase",
+    )
 
     def __init__(self) -> None:
         self._day: set[str] = set()
@@ -28,12 +43,42 @@ class SessionOrders:
             tif: {} for tif in AUCTION_TIFS
         }
         self.opening = False  # the session opened: each symbol's next trade is its opening print
+        # Which orders ticks may fill now; regular unless a clock with sessions says not.
+        self.phase = SessionPhase.REGULAR
+        # Extended-hours limits by symbol: (buy ladder, sell ladder), best first.
+        self._extended_locations: Locations = {}
+        self._extended_ladders: dict[str, tuple[PriceLadder, PriceLadder]] = {}
+        self._extended_seq = 0
 
     def enter(self, order: Order) -> None:
         if order.time_in_force is TimeInForce.DAY:
-            (self._extended_day if order.extended_hours else self._day).add(order.order_id)
+            if order.extended_hours:
+                self._extended_day.add(order.order_id)
+                self._index_extended(order)
+            else:
+                self._day.add(order.order_id)
         elif order.expire_ns is not None:
             heapq.heappush(self._expiries, (order.expire_ns, order.order_id))
+
+    def _index_extended(self, order: Order) -> None:
+        assert order.limit_price is not None  # extended hours are for limit orders only
+        ladders = self._extended_ladders.get(order.symbol)
+        if ladders is None:
+            locations = self._extended_locations
+            ladders = self._extended_ladders[order.symbol] = (
+                PriceLadder(locations, highest_first=True),
+                PriceLadder(locations, highest_first=False),
+            )
+        self._extended_seq += 1
+        ladder = ladders[0] if order.side is Side.BUY else ladders[1]
+        ladder.add(order.limit_price, self._extended_seq, order.order_id)
+
+    def extended_ladder(self, symbol: str, side: Side) -> PriceLadder | None:
+        """The extended-hours limits of `symbol` on `side`, best first (None: there are none)."""
+        ladders = self._extended_ladders.get(symbol)
+        if ladders is None:
+            return None
+        return ladders[0] if side is Side.BUY else ladders[1]
 
     def wait_for_auction(self, order: Order) -> None:
         auction = self._auctions[order.time_in_force]
@@ -45,7 +90,11 @@ class SessionOrders:
         gtd entries stay in the heap and are skipped when they come due.
         """
         self._day.discard(order.order_id)
-        self._extended_day.discard(order.order_id)
+        if order.order_id in self._extended_day:
+            self._extended_day.discard(order.order_id)
+            ladder = self._extended_locations.get(order.order_id)
+            if isinstance(ladder, PriceLadder):
+                ladder.discard(order.order_id)
         auction = self._auctions.get(order.time_in_force)
         if auction is not None:
             waiting = auction.get(order.symbol)

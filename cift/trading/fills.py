@@ -14,6 +14,8 @@ fills the way a simple, honest paper broker would:
 - IOC fills what it can at once and cancels the rest, FOK fills entirely at once
   or not at all, day orders expire when the session closes (extended-hours ones
   when the post-market session does), gtd orders at their date;
+- outside the regular session only extended-hours limits trade (pre- and
+  post-market); the rest wait for the open (`set_phase`);
 - opg and cls orders wait for the opening and closing auctions (auction.py);
 - legs of bracket, OCO and OTO orders follow `contingent.py`: held legs are
   released by their entry's fills, and the cancellations an exit's fill sets off
@@ -37,6 +39,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from cift.runtime.errors import FailedPrecondition
+from cift.trading.auction import SessionPhase
 from cift.trading.fill_clock import ClockCore
 from cift.trading.fill_events import (
     EngineEvent,
@@ -75,6 +78,7 @@ __all__ = [
     "OrderTriggered",
     "PriceSource",
     "Quote",
+    "SessionPhase",
     "StopTrigger",
     "Trade",
     "round_down_to",
@@ -269,6 +273,10 @@ class FillEngine(ClockCore):
         events: list[EngineEvent] = []
         if not book.locations:
             return events
+        if self._session.phase is not SessionPhase.REGULAR:
+            if self._session.phase.extended:
+                self._match_extended(book, quote.ts_ns, events)
+            return events
         if self._on_quote_triggers:
             self._check_triggers(book, book.bid, book.ask, quote.ts_ns, events)
         self._match(book, quote.ts_ns, events)
@@ -288,7 +296,7 @@ class FillEngine(ClockCore):
             self._run_auction(
                 TimeInForce.OPG, trade.symbol, trade.ts_ns, events, opening_print=trade
             )
-        if book.locations and not self._on_quote_triggers:
+        if book.locations and not self._on_quote_triggers and session.phase is SessionPhase.REGULAR:
             self._check_triggers(book, trade.price, trade.price, trade.ts_ns, events)
             if self._releases:
                 self._release_pending(trade.ts_ns, events)

@@ -244,14 +244,21 @@ def new_group(
     leg_client_ids: list[str],
     account_id: str,
     now_ns: int,
+    market_now_ns: int | None = None,
 ) -> tuple[Order, list[Order]]:
     """The parent and legs of `plan` as orders in status new, linked to each other.
 
     `order_ids` holds one id per order (parent first); legs get their own
-    client order ids, as Alpaca gives its legs.
+    client order ids, as Alpaca gives its legs. A gtd parent's expire_at must be
+    after `market_now_ns` (see `new_order`).
     """
     parent = new_order(
-        plan.parent, instrument, order_id=order_ids[0], account_id=account_id, now_ns=now_ns
+        plan.parent,
+        instrument,
+        order_id=order_ids[0],
+        account_id=account_id,
+        now_ns=now_ns,
+        market_now_ns=market_now_ns,
     )
     parent.order_class = plan.order_class
     legs: list[Order] = []

@@ -483,12 +483,26 @@ def _validate_session_terms(request: OrderRequest) -> None:
 
 
 def new_order(
-    request: OrderRequest, instrument: Instrument, *, order_id: str, account_id: str, now_ns: int
+    request: OrderRequest,
+    instrument: Instrument,
+    *,
+    order_id: str,
+    account_id: str,
+    now_ns: int,
+    market_now_ns: int | None = None,
 ) -> Order:
-    """Validate `request` and build the order in status `new`."""
+    """Validate `request` and build the order in status `new`.
+
+    expire_at must be after `market_now_ns`, the market clock's now (default
+    `now_ns`): gtd orders expire by the market clock, which in replay is offset
+    from the host's.
+    """
     validate_order_request(request, instrument)
-    if request.expire_ns is not None and request.expire_ns <= now_ns:
-        raise InvalidArgument("expire_at must be in the future.")
+    market_now = now_ns if market_now_ns is None else market_now_ns
+    if request.expire_ns is not None and request.expire_ns <= market_now:
+        raise InvalidArgument(
+            "expire_at must be in the future of the market clock; send a later expire_at."
+        )
     return Order(
         order_id=order_id,
         account_id=account_id,

@@ -20,8 +20,13 @@ from cift.runtime.errors import DomainError
 from cift.runtime.identity import SCOPE_READ, SCOPE_TRADE
 from cift.runtime.kafka import TOPIC_TICKS
 from cift.runtime.server import ServiceContext, outbox_service, run_service
-from cift.trading.auction import post_session_end_ns
-from cift.trading.fills import CommissionModel, FillEngine, FillModel, StopTrigger
+from cift.trading.auction import (
+    SessionClock,
+    next_change_ns,
+    post_session_end_ns,
+    session_phase,
+)
+from cift.trading.fills import CommissionModel, FillEngine, FillModel, SessionPhase, StopTrigger
 from services.execution.adapters.risk_check import RiskCheck
 from services.execution.adapters.upstream import MarketReference, RiskGate
 from services.execution.app.broker import AccountSettings, Broker
@@ -43,6 +48,10 @@ READ_METHODS = (
 )
 
 
+# How soon the session watcher retries a market clock it has never read.
+FIRST_READING_RETRY_S = 0.2
+
+
 def fill_model(config: ExecutionConfig) -> FillModel:
     return FillModel(
         fill_at_displayed_size=config.fill_at_displayed_size,
@@ -57,14 +66,18 @@ def fill_model(config: ExecutionConfig) -> FillModel:
 async def watch_session(broker: Broker, poll_s: float) -> None:
     """Follow the market clock: the opening auction at the open; at the close the closing
     auction and day orders' expiry; extended-hours day orders when the post-market ends;
-    gtd orders at their date."""
+    gtd orders at their date; and the session phase that says which orders ticks may fill.
+
+    Every decision reads the market clock (market data's, offset in replay), never this
+    host's, so replaying a session expires and phases orders as the live one would.
+    """
     close_at: int | None = None
     post_market_end: int | None = None
     was_open: bool | None = None
     while True:
         try:
-            await broker.expire_due()
             clock = await broker.market.clock()
+            await broker.expire_due(clock.now_ns)
             if close_at is not None and clock.now_ns >= close_at:
                 expired = await broker.expire_day_orders()
                 await broker.snapshot_equity(session_close=True)
@@ -79,15 +92,19 @@ async def watch_session(broker: Broker, poll_s: float) -> None:
             was_open = clock.is_open
             if clock.is_open:
                 close_at = clock.next_close_ns
+            session = SessionClock(
+                clock.now_ns, clock.is_open, clock.next_open_ns, clock.next_close_ns
+            )
+            await broker.set_phase(session_phase(session, post_market_end))
+            change = next_change_ns(session, post_market_end)
             wait = (
-                poll_s
-                if close_at is None
-                else min(poll_s, max(0.05, (close_at - clock.now_ns) / 1e9))
+                poll_s if change is None else min(poll_s, max(0.05, (change - clock.now_ns) / 1e9))
             )
         except DomainError as exc:
             # Expected while market data starts or restarts; the message says enough.
             log.warning("market clock unavailable: %s", exc.message)
-            wait = poll_s
+            # Until the first reading no order trades (the phase is unknown): retry soon.
+            wait = poll_s if was_open is not None else min(poll_s, FIRST_READING_RETRY_S)
         await asyncio.sleep(wait)
 
 
@@ -126,9 +143,13 @@ async def setup(context: ServiceContext[ExecutionConfig]) -> None:
         busy_interval_s=config.risk_stream_busy_s,
         max_unanswered=config.risk_stream_unanswered,
     )
+    engine = FillEngine(fill_model(config))
+    # Until the session watcher's first clock reading, no order trades: the session
+    # may be closed, and an order that waits loses nothing (the next tick fills it).
+    engine.set_phase(SessionPhase.CLOSED)
     broker = Broker(
         context.pool,
-        FillEngine(fill_model(config)),
+        engine,
         MarketReference(market_channel),
         RiskCheck(risk),
         AccountSettings(config.opening_cash, config.margin_multiplier),

@@ -26,7 +26,9 @@ class ExecutionConfig(CommonConfig):
         Decimal("0"), "Commission per share filled, in dollars."
     )
     commission_bps: Decimal = setting(Decimal("0"), "Commission in basis points of fill notional.")
-    clock_poll_s: float = setting(15.0, "How often the market clock is read to expire day orders.")
+    clock_poll_s: float = setting(
+        15.0, "How often the market clock is read: session phase, auctions, day and gtd expiry."
+    )
     equity_snapshot_s: float = setting(
         60.0, "Seconds between equity snapshots (portfolio history)."
     )

@@ -15,7 +15,7 @@ from decimal import Decimal
 import asyncpg
 
 from cift.runtime.kafka import Event
-from cift.trading.fills import Fill, FillEngine
+from cift.trading.fills import Fill, FillEngine, SessionPhase
 from cift.trading.intraday import TradingDay
 from cift.trading.ledger import AccountFigures
 from cift.trading.order_classes import ClassedRequest
@@ -117,8 +117,11 @@ class Broker:
     async def open_session(self) -> None:
         await self.feed.open_session()
 
-    async def expire_due(self) -> int:
-        return await self.feed.expire_due()
+    async def set_phase(self, phase: SessionPhase) -> None:
+        await self.feed.set_phase(phase)
+
+    async def expire_due(self, market_now_ns: int) -> int:
+        return await self.feed.expire_due(market_now_ns)
 
     async def apply_fill(self, fill: Fill, tick_mark: tuple[str, int] | None = None) -> bool:
         return await self.journal.apply_fill(fill, tick_mark)

@@ -11,7 +11,7 @@ import logging
 import asyncpg
 
 from cift.runtime.timestamps import now_ns
-from cift.trading.fills import Quote, Trade
+from cift.trading.fills import Quote, SessionPhase, Trade
 from services.execution.adapters import accounts_sql, fills_sql, order_rows, orders_sql
 from services.execution.app.group_entry import reload_groups
 from services.execution.app.journal import Journal
@@ -94,9 +94,18 @@ class FeedIntake:
         async with self.live.lock:
             self.live.engine.open_session()
 
-    async def expire_due(self) -> int:
-        """Expire gtd orders whose expire_at has come."""
+    async def set_phase(self, phase: SessionPhase) -> None:
+        """The market clock's session phase: which orders the next ticks may fill."""
         async with self.live.lock:
-            produced = self.live.engine.expire_due(now_ns())
+            self.live.engine.set_phase(phase)
+
+    async def expire_due(self, market_now_ns: int) -> int:
+        """Expire gtd orders whose expire_at the market clock (not this host's) has reached.
+
+        In replay the market clock runs offset from the wall clock
+        (CIFT_MARKETDATA_CLOCK_START), and expire_at is a market instant.
+        """
+        async with self.live.lock:
+            produced = self.live.engine.expire_due(market_now_ns)
             await self.journal.persist(produced)
         return len(produced)

@@ -56,8 +56,11 @@ async def submit_group(desk: OrderEntry, account_id: str, request: ClassedReques
     if not entry.client_order_id:
         entry = dataclasses.replace(entry, client_order_id=str(uuid.uuid4()))
         request = dataclasses.replace(request, order=entry)
-    if entry.time_in_force in AUCTION_TIFS:
+    market_now: int | None = None
+    if entry.time_in_force in AUCTION_TIFS or entry.expire_ns is not None:
+        # Auction cutoffs and gtd dates are instants of the market clock, not this host's.
         clock = await desk.market.clock()
+        market_now = clock.now_ns
         refusal = auction_refusal(
             entry.time_in_force,
             SessionClock(clock.now_ns, clock.is_open, clock.next_open_ns, clock.next_close_ns),
@@ -76,6 +79,7 @@ async def submit_group(desk: OrderEntry, account_id: str, request: ClassedReques
         leg_client_ids=[str(uuid.uuid4()) for _ in plan.legs],
         account_id=account_id,
         now_ns=now,
+        market_now_ns=market_now,
     )
     release = await desk.live.entries.acquire((account_id, entry.symbol))
     try:

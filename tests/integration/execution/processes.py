@@ -2,7 +2,9 @@
 
 A test that must stop, restart or reconfigure a service starts its own copy as
 `python -m services.<name>`, exactly as the launcher does, pointed at the stack's
-infrastructure and other services, and stops it with SIGTERM.
+infrastructure and other services, and stops it with SIGTERM. A test that must
+reach such a copy through REST starts a gateway of its own (`own_gateway`): the
+stack's Envoy, rendered from the same template, routing to the copies instead.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from urllib.parse import urlsplit, urlunsplit
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cift.runtime.config import env_name
+from cift.runtime.config import CommonConfig, env_name
+from cift.stack import gateway
 from cift.stack.ports import free_ports
+from cift.stack.probes import ProbeFailed, probe_http
 from tests.integration.execution.exec_stack import Mesh, eventually
 
 ROOT = Path(__file__).parents[3]
@@ -109,3 +113,40 @@ def service_environ(
     )
     environ.update({env_name(name): value for name, value in settings.items()})
     return environ
+
+
+@asynccontextmanager
+async def own_gateway(mesh: Mesh, log_dir: Path, upstreams: dict[str, str]) -> AsyncIterator[str]:
+    """The base URL of an Envoy gateway routing `upstreams` (service → "host:port") to
+    the given processes and every other service to the stack's."""
+    port, admin_port = free_ports(2)
+    env = mesh.info.env
+    params = gateway.GatewayParams(
+        listener_host="127.0.0.1",
+        listener_port=port,
+        admin_host="127.0.0.1",
+        admin_port=admin_port,
+        upstreams={**mesh.info.grpc_addrs, **upstreams},
+        # The stack's gateway compiled the descriptor set when it started.
+        descriptor_path=str(mesh.info.home / "gateway" / "cift.pb"),
+        jwt_issuer=env.get(env_name("jwt_issuer"), CommonConfig.jwt_issuer),
+        jwt_audience=env.get(env_name("jwt_audience"), CommonConfig.jwt_audience),
+    )
+    config_path = log_dir / "envoy.yaml"
+    config_path.write_text(gateway.render_gateway_config(params))
+    argv = gateway.envoy_argv(gateway.envoy_binary(), config_path)
+    child = gateway.spawn_envoy(argv, log_dir / "gateway.log")
+    try:
+
+        async def ready() -> bool:
+            assert child.exit_code is None, child.log_tail()
+            try:
+                await probe_http(f"http://127.0.0.1:{admin_port}/ready")
+            except ProbeFailed:
+                return False
+            return True
+
+        await eventually(ready, timeout_s=60, interval_s=0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await child.stop()

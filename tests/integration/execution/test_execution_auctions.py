@@ -1,21 +1,15 @@
 """Session terms against an nyse market clock: auctions, their cutoffs, extended hours, gtd.
 
 The stack's market clock is always open, which has no auctions. These tests run a
-market data process of their own with the nyse calendar and its clock pinned by
-`CIFT_MARKETDATA_CLOCK_START` to a Monday morning, and an execution process that
-reads that clock (both with databases of their own; risk, auth and the simulator's
-ticks are the stack's). Moving the clock is restarting market data with a later
-start: execution keeps its book and sees the session open or close at its next poll.
-Orders go through execution's gRPC API; nothing waits on a fixed delay.
+paper session (`paper_session.py`): market data and execution processes of their
+own, the market clock pinned to a Monday and moved by restarting market data.
+Orders go through execution's gRPC API; nothing waits on a fixed delay
+(`test_execution_sessions_rest.py` takes the same paths through the gateway).
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,134 +17,16 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
-from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
-from cift.runtime.config import env_name
-from cift.runtime.kafka import ensure_topics
+from cift.execution.v1 import execution_pb2, orders_pb2
+from cift.marketdata.v1 import marketdata_pb2
 from tests.integration.auth.auth_helpers import trailer
-from tests.integration.execution.exec_stack import Mesh, Trader, eventually, price
-from tests.integration.execution.processes import ServiceProcess, own_database, service_environ
+from tests.integration.execution.exec_stack import Mesh, price
+from tests.integration.execution.paper_session import MONDAY, at, paper_session
 
 pytestmark = pytest.mark.integration
 
 D = Decimal
 SYMBOL = "KO"
-# A Monday in December: New York is at UTC-05:00; the session runs 09:30-16:00.
-MONDAY = "2026-12-07"
-CLOCK_START = env_name("marketdata_clock_start")
-
-
-def at(clock: str) -> str:
-    """The ISO instant of `clock` (HH:MM:SS, New York) on the test's Monday."""
-    return f"{MONDAY}T{clock}-05:00"
-
-
-@dataclass
-class PaperSession:
-    """An execution process whose market clock is a market data process this test moves."""
-
-    marketdata: ServiceProcess
-    execution: execution_pb2_grpc.ExecutionServiceAsyncStub
-    clock: marketdata_pb2_grpc.MarketDataServiceAsyncStub
-
-    async def move_clock(self, start: str) -> None:
-        """Restart market data with its clock reading `start` (ISO 8601) now."""
-        assert await self.marketdata.stop() == 0
-        self.marketdata.environ[CLOCK_START] = start
-        await self.marketdata.start()
-
-    async def market_clock(self) -> marketdata_pb2.GetClockResponse:
-        return await self.clock.GetClock(marketdata_pb2.GetClockRequest())
-
-    async def submit(self, trader: Trader, **fields: object) -> orders_pb2.Order:
-        """Submit through execution, once its channel to the restarted market data is back.
-
-        UNAVAILABLE is execution saying market data cannot be reached yet; any other
-        answer (an order or a refusal) is final.
-        """
-        request = execution_pb2.SubmitOrderRequest(symbol=SYMBOL, **fields)  # type: ignore[arg-type]
-
-        async def answered() -> orders_pb2.Order | None:
-            try:
-                reply = await self.execution.SubmitOrder(request, metadata=trader.auth)
-            except grpc.aio.AioRpcError as error:
-                if error.code() == grpc.StatusCode.UNAVAILABLE:
-                    return None
-                raise
-            return reply.order
-
-        return await eventually(answered)
-
-    async def refusal(self, trader: Trader, **fields: object) -> grpc.aio.AioRpcError:
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await self.submit(trader, **fields)
-        return caught.value
-
-    async def settled(
-        self, trader: Trader, order_id: str
-    ) -> tuple[orders_pb2.Order, list[orders_pb2.Fill]]:
-        """The order once it has left the book, with its fills."""
-
-        async def closed() -> execution_pb2.GetOrderResponse | None:
-            reply = await self.execution.GetOrder(
-                execution_pb2.GetOrderRequest(order_id=order_id), metadata=trader.auth
-            )
-            working = (orders_pb2.ORDER_STATUS_NEW, orders_pb2.ORDER_STATUS_ACCEPTED)
-            return None if reply.order.status in working else reply
-
-        reply = await eventually(closed)
-        return reply.order, list(reply.fills)
-
-
-@asynccontextmanager
-async def paper_session(mesh: Mesh, tmp_path: Path, start: str) -> AsyncIterator[PaperSession]:
-    """Market data on the nyse calendar from `start` ("" for the wall clock), and execution."""
-    suffix = uuid.uuid4().hex[:8]
-    ticks_topic = f"marketdata.ticks.auctions.{suffix}"
-    bars_topic = f"marketdata.bars.auctions.{suffix}"
-    # Its feed is off and its topics are its own: it serves instruments and the clock only.
-    await ensure_topics(mesh.info.kafka_bootstrap, [ticks_topic, bars_topic], partitions=1)
-    async with (
-        own_database(mesh, "md_auctions") as marketdata_db,
-        own_database(mesh, "exec_auctions") as execution_db,
-    ):
-        marketdata_settings = {
-            "marketdata_feed": "none",
-            "marketdata_calendar": "nyse",
-            "marketdata_clock_start": start,
-            "marketdata_ticks_topic": ticks_topic,
-            "marketdata_bars_topic": bars_topic,
-            "marketdata_ingest_group": f"marketdata-auctions-{suffix}",
-        }
-        marketdata = ServiceProcess(
-            service_environ(mesh, "marketdata", marketdata_db, marketdata_settings),
-            tmp_path / "marketdata.log",
-            service="marketdata",
-        )
-        execution_settings = {
-            "marketdata_addr": marketdata.address,
-            "fill_engine_group": f"execution-auctions-{suffix}",
-            "clock_poll_s": "0.2",
-        }
-        execution = ServiceProcess(
-            service_environ(mesh, "execution", execution_db, execution_settings),
-            tmp_path / "execution.log",
-        )
-        await marketdata.start()
-        await execution.start()
-        try:
-            async with (
-                grpc.aio.insecure_channel(execution.address) as to_execution,
-                grpc.aio.insecure_channel(marketdata.address) as to_marketdata,
-            ):
-                yield PaperSession(
-                    marketdata,
-                    execution_pb2_grpc.ExecutionServiceStub(to_execution),
-                    marketdata_pb2_grpc.MarketDataServiceStub(to_marketdata),
-                )
-        finally:
-            await execution.stop()
-            await marketdata.stop()
 
 
 def is_pre_market(clock: marketdata_pb2.GetClockResponse) -> bool:

@@ -10,6 +10,7 @@ servicer as the runtime's interceptor would: with the caller's verified identity
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,9 +26,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cift.execution.v1 import events_pb2, execution_pb2
 from cift.risk.v1 import risk_pb2
 from cift.runtime import db
-from cift.runtime.errors import InvalidArgument, PermissionDenied
+from cift.runtime.errors import InvalidArgument, PermissionDenied, Unavailable
 from cift.runtime.identity import Identity, acting_as
-from cift.trading.fills import FillEngine
+from cift.trading.fills import FillEngine, SessionPhase
+from cift.trading.order_classes import ClassedRequest
 from cift.trading.orders import OrderRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.execution.__main__ import watch_session
@@ -50,9 +52,15 @@ class ClockedMarket:
     `closes` are the previous session's closes of the symbols that have one.
     """
 
-    def __init__(self, close_ns: int | None, closes: dict[str, Decimal] | None = None) -> None:
+    def __init__(
+        self,
+        close_ns: int | None,
+        closes: dict[str, Decimal] | None = None,
+        offset_ns: int = 0,
+    ) -> None:
         self.close_ns = close_ns
         self.closes = closes or {}
+        self.offset_ns = offset_ns  # the market clock's lead over this host's (a replay's)
 
     async def instrument(self, symbol: str) -> Instrument:
         return Instrument(symbol, D("0.01"), D(1), fractionable=False)
@@ -63,7 +71,7 @@ class ClockedMarket:
         return {}
 
     async def clock(self) -> MarketClock:
-        now = time.time_ns()
+        now = time.time_ns() + self.offset_ns
         is_open = self.close_ns is None or now < self.close_ns
         return MarketClock(now, is_open, self.close_ns)
 
@@ -151,6 +159,84 @@ async def test_session_close_expires_day_orders_and_keeps_good_til_canceled_ones
     assert await snapshot_count(pool, account) > opening_points
     assert await account_value(pool, account, "last_equity") == D(100000)
     assert day.order_id not in broker.engine and gtc.order_id in broker.engine
+
+
+async def test_gtd_orders_expire_by_the_market_clock_not_this_hosts(pool: asyncpg.Pool) -> None:
+    # A replay an hour behind the wall clock: expire_at is an instant on its clock.
+    market = ClockedMarket(None, offset_ns=-3600 * 10**9)
+    broker = Broker(
+        pool, FillEngine(), market, RiskCheck(Approve()), AccountSettings(D(100000), D(1))
+    )
+    account = str(uuid.uuid4())
+    market_now = (await market.clock()).now_ns
+    soon = dataclasses.replace(
+        limit("SESG", "1", "10.00", TimeInForce.GTD), expire_ns=market_now + 300_000_000
+    )
+    later = dataclasses.replace(soon, expire_ns=market_now + 1800 * 10**9)
+    assert soon.expire_ns is not None
+    # Both dates are in the wall clock's past, in the market clock's future: accepted.
+    # (Orders with session terms enter through the group entry, as the servicer routes them.)
+    first = await broker.submit_group(account, ClassedRequest(soon))
+    second = await broker.submit_group(account, ClassedRequest(later))
+    with pytest.raises(InvalidArgument, match="future of the market clock"):
+        past = dataclasses.replace(soon, expire_ns=market_now - 1_000_000_000)
+        await broker.submit_group(account, ClassedRequest(past))
+    watcher = asyncio.create_task(watch_session(broker, 0.02))
+    try:
+        deadline = time.monotonic() + 10
+        while first.order_id in broker.engine:
+            assert time.monotonic() < deadline, "the gtd order did not expire"
+            await asyncio.sleep(0.02)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    rows = {
+        r["order_id"]: r
+        for r in await pool.fetch(
+            "SELECT order_id, status, expired_at FROM orders WHERE account_id = $1", account
+        )
+    }
+    assert rows[first.order_id]["status"] == "expired"
+    expired_ns = int(rows[first.order_id]["expired_at"].timestamp() * 1e6) * 1000
+    assert expired_ns >= soon.expire_ns - 1000  # a market instant (the row keeps microseconds)
+    assert expired_ns < time.time_ns() - 1800 * 10**9  # not this host's
+    # Half an hour on in market time: long past on the wall clock, yet still working.
+    assert rows[second.order_id]["status"] == "accepted"
+    assert second.order_id in broker.engine
+
+
+class StartingMarket(ClockedMarket):
+    """A market data service whose clock answers only from its `unavailable`-th call on."""
+
+    def __init__(self, unavailable: int) -> None:
+        super().__init__(None)
+        self.unavailable = unavailable
+
+    async def clock(self) -> MarketClock:
+        if self.unavailable > 0:
+            self.unavailable -= 1
+            raise Unavailable("The market data service is unavailable right now.")
+        return await super().clock()
+
+
+async def test_the_watcher_retries_a_clock_it_never_read_soon_since_nothing_trades_until_then(
+    pool: asyncpg.Pool,
+) -> None:
+    market = StartingMarket(unavailable=3)
+    engine = FillEngine()
+    engine.set_phase(SessionPhase.CLOSED)  # as the service starts it
+    broker = Broker(pool, engine, market, RiskCheck(Approve()), AccountSettings(D(100000), D(1)))
+    # A regular poll far longer than the test: only the first-reading retry can get there.
+    watcher = asyncio.create_task(watch_session(broker, 600))
+    try:
+        deadline = time.monotonic() + 10
+        while engine.phase is not SessionPhase.REGULAR:
+            assert time.monotonic() < deadline, "the watcher did not retry the clock"
+            await asyncio.sleep(0.02)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    assert market.unavailable == 0
 
 
 async def test_a_market_that_never_closes_never_expires_day_orders(pool: asyncpg.Pool) -> None:

@@ -215,3 +215,19 @@ def test_an_auction_cross_leaves_the_displayed_quote_size_to_continuous_orders(
     # The auction printed at the trade; the 10 shown on the quote are still there.
     market, events = place(eng, side, TimeInForce.DAY)
     assert fills(events) == [(market.order_id, D(10), D(shown_at))]
+
+
+def test_a_limit_exactly_at_the_auction_price_crosses_on_either_side() -> None:
+    eng = engine()
+    buy, _ = place(eng, Side.BUY, TimeInForce.CLS, limit="100.5")
+    sell, _ = place(eng, Side.SELL, TimeInForce.CLS, limit="100.5")
+    trade(eng, "100.5")
+    assert fills(eng.close_session(CLOSE_NS)) == [
+        (buy.order_id, D(10), D("100.5")),
+        (sell.order_id, D(10), D("100.5")),
+    ]
+
+
+def test_opg_needs_a_next_open_even_when_a_close_is_known() -> None:
+    refusal = auction_refusal(TimeInForce.OPG, SessionClock(OPEN_NS, False, None, CLOSE_NS))
+    assert refusal is not None and "never opens" in refusal
