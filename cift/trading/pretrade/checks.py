@@ -26,8 +26,14 @@ from cift.trading.pretrade.snapshot import SnapshotView
 from cift.trading.pretrade.trading_state import TradingState
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CheckResult:
+    """The verdict and its estimates; built once per check and only read after.
+
+    Not frozen: a frozen dataclass pays an `object.__setattr__` call per field on
+    construction, once per order on the risk service and in every backtest.
+    """
+
     violations: tuple[Violation, ...]
     expected_price: Decimal | None
     expected_notional: Decimal | None
