@@ -295,8 +295,8 @@ export function BacktestsPage() {
                   />
                 ))}
                 {labelled("Short selling", "allow_short", (id) => (
-                  <select id={id} class="field mt-1" value={allowShort()} onChange={(e) => setAllowShort(e.currentTarget.value)}>
-                    <option value="">Allowed (default)</option>
+                  <select id={id} class="field mt-1" title="Whether sells may open or grow a short position; a new account may" value={allowShort()} onChange={(e) => setAllowShort(e.currentTarget.value)}>
+                    <option value="">Default (yes)</option>
                     <option value="true">Allowed</option>
                     <option value="false">Not allowed</option>
                   </select>
