@@ -3,11 +3,12 @@
 Plain values, so the edge can persist them and the backtest can count them
 without knowing how the engine decided. They are made once and only read after,
 but not declared frozen: a frozen dataclass pays an `object.__setattr__` call per
-field when it is built, and a tick, a fill and its explanation are built for
-every order a backtest replays (three to four times the cost of plain slots). A `Fill` carries its
-`FillExplanation`: the tick whose prices it took and the model settings that
-turned them into its price, size and commission, so a trader can check why a
-paper fill happened where it did. No logic and no I/O here.
+field when it is built, three to four times the cost of plain slots, and a tick,
+a fill and its explanation are built for every order a backtest replays.
+
+A `Fill` carries its `FillExplanation`: the tick whose prices it took and the
+model settings that turned them into its price, size and commission, so a trader
+can check why a paper fill happened where it did. No logic and no I/O here.
 """
 
 from __future__ import annotations
