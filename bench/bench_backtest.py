@@ -149,6 +149,7 @@ def bench_vector(frame: pl.DataFrame, rounds: int) -> dict[str, Any]:
 # The event engine of an earlier `cift/` (PYTHONPATH), timed as `bench_event` times ours.
 BEFORE_CHILD = """
 import sys, time
+import cift
 from cift.backtest import run_backtest
 from cift.backtest.synthetic import random_walk_bars
 frame = random_walk_bars(int(sys.argv[1]))
@@ -157,19 +158,23 @@ run_backtest(frame.head(2000), *args, engine="event")
 wall, cpu = time.perf_counter(), time.process_time()
 result = run_backtest(frame, *args, engine="event")
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-print(wall, cpu, result.stats["trades"], result.stats["final_equity"])
+print(cift.__file__, wall, cpu, result.stats["trades"], result.stats["final_equity"])
 """
 
 
 def before_run(before: Path, n: int) -> tuple[float, float, int, float]:
     """(wall, cpu, trades, final equity) of one event run of the code in `before`."""
+    # Run from `before`: `-c` puts the working directory first on the path.
     out = subprocess.run(
         [sys.executable, "-c", BEFORE_CHILD, str(n), str(CASH), str(COMMISSION)],
         capture_output=True,
         text=True,
         check=True,
+        cwd=before,
         env={**os.environ, "PYTHONPATH": str(before)},
     ).stdout.split()
+    imported = Path(out[-5]).resolve()
+    assert imported.is_relative_to(before.resolve()), f"the child imported {imported}"
     return float(out[-4]), float(out[-3]), int(out[-2]), float(out[-1])
 
 
