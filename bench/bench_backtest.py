@@ -1,7 +1,7 @@
 """Backtest engines against their peers, timed in the same run on the same synthetic bars.
 
 Run: python bench/bench_backtest.py [--bars 1000000] [--rounds 3] [--memory-bars 10000000]
-    [--grid-bars 1000000] [--only vector|event]
+    [--grid-bars 1000000] [--only vector|event] [--before DIR]
 
 - vector engine vs vectorbt: sma_cross 10/30 (long/short reversal, next open, whole
   shares, no commission) on `--bars` one-minute bars. "engine" times targets →
@@ -16,6 +16,10 @@ Run: python bench/bench_backtest.py [--bars 1000000] [--rounds 3] [--memory-bars
 - peak memory (RSS) of a vector and of an event run_backtest on `--memory-bars` bars,
   each in a fresh process;
 - a 100-point sma_cross grid (fast 5..50 x slow 60..150) on `--grid-bars` bars.
+- with `--before DIR` (a directory holding an earlier `cift/`, e.g. `git archive main
+  cift | tar -x -C DIR`), the event engine of that code too, in a child process per
+  round between ours and backtesting.py's: before/after and both against the peer in
+  one run; its trades and final equity must equal ours.
 Rounds are interleaved so a noisy neighbour slows all alike; medians are reported.
 `--only` times one engine against its peer and skips the rest (memory, grid).
 """
@@ -142,12 +146,46 @@ def bench_vector(frame: pl.DataFrame, rounds: int) -> dict[str, Any]:
     return figures
 
 
-def bench_event(frame: pl.DataFrame, rounds: int) -> dict[str, Any]:
+# The event engine of an earlier `cift/` (PYTHONPATH), timed as `bench_event` times ours.
+BEFORE_CHILD = """
+import sys, time
+import cift
+from cift.backtest import run_backtest
+from cift.backtest.synthetic import random_walk_bars
+frame = random_walk_bars(int(sys.argv[1]))
+args = ("sma_cross", {"fast": 10, "slow": 30}, float(sys.argv[2]), float(sys.argv[3]))
+run_backtest(frame.head(2000), *args, engine="event")
+wall, cpu = time.perf_counter(), time.process_time()
+result = run_backtest(frame, *args, engine="event")
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+print(cift.__file__, wall, cpu, result.stats["trades"], result.stats["final_equity"])
+"""
+
+
+def before_run(before: Path, n: int) -> tuple[float, float, int, float]:
+    """(wall, cpu, trades, final equity) of one event run of the code in `before`."""
+    # Run from `before`: `-c` puts the working directory first on the path.
+    out = subprocess.run(
+        [sys.executable, "-c", BEFORE_CHILD, str(n), str(CASH), str(COMMISSION)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=before,
+        env={**os.environ, "PYTHONPATH": str(before)},
+    ).stdout.split()
+    imported = Path(out[-5]).resolve()
+    assert imported.is_relative_to(before.resolve()), f"the child imported {imported}"
+    return float(out[-4]), float(out[-3]), int(out[-2]), float(out[-1])
+
+
+def bench_event(frame: pl.DataFrame, rounds: int, before: Path | None = None) -> dict[str, Any]:
     ours = run_backtest(frame, "sma_cross", PARAMS, CASH, COMMISSION, engine="event")
     theirs = backtesting_py_run(frame)
     samples: dict[str, list[float]] = {
         "ours_event": [], "backtesting_py": [], "ours_event_cpu": [], "backtesting_py_cpu": []
     }  # fmt: skip
+    if before is not None:
+        samples["before_event"], samples["before_event_cpu"] = [], []
     for _ in range(rounds):
         for name, run in (
             ("ours_event", lambda: run_backtest(frame, "sma_cross", PARAMS, CASH, COMMISSION,
@@ -157,6 +195,15 @@ def bench_event(frame: pl.DataFrame, rounds: int) -> dict[str, Any]:
             wall, cpu = timed_cpu(run)
             samples[name].append(wall)
             samples[f"{name}_cpu"].append(cpu)
+            if before is not None and name == "ours_event":
+                wall, cpu, trades, final = before_run(before, frame.height)
+                assert (trades, final) == (ours.stats["trades"], ours.stats["final_equity"]), (
+                    "the code before made other trades",
+                    trades,
+                    final,
+                )
+                samples["before_event"].append(wall)
+                samples["before_event_cpu"].append(cpu)
     figures: dict[str, Any] = {k: median(v) for k, v in samples.items()}
     figures["trades"] = int(ours.stats["trades"] or 0)
     figures["rejected_orders"] = int(ours.stats["rejected_orders"] or 0)
@@ -210,6 +257,9 @@ def main() -> int:
     parser.add_argument("--memory-bars", type=int, default=10_000_000)
     parser.add_argument("--grid-bars", type=int, default=1_000_000)
     parser.add_argument("--only", choices=("vector", "event"), help="one engine and its peer")
+    parser.add_argument(
+        "--before", type=Path, help="a directory with an earlier cift/: its event engine too"
+    )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--memory-engine", default="vector", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -220,10 +270,11 @@ def main() -> int:
     run_backtest(frame.head(2000), "sma_cross", PARAMS)  # compile (and cache) the kernels
     run_backtest(frame.head(2000), "sma_cross", PARAMS, engine="event")
     only = f" --only {args.only}" if args.only else ""
+    only += f" --before {args.before}" if args.before else ""
     print(f"# python bench/bench_backtest.py --bars {args.bars} --rounds {args.rounds}{only}")
     print(f"# machine: {machine()}")
     if args.only == "event":
-        event = bench_event(frame, args.rounds)
+        event = bench_event(frame, args.rounds, args.before)
         print(f"\nsma_cross 10/30, {args.bars:,} bars, {event['trades']:,} trades, medians of "
               f"{args.rounds}")  # fmt: skip
         print_event(event)
@@ -234,7 +285,7 @@ def main() -> int:
         print_vector(vector, args.bars, args.rounds)
         record("bench_backtest_vector", {"bars": args.bars, "vector": vector})
         return 0
-    event = bench_event(frame, args.rounds)
+    event = bench_event(frame, args.rounds, args.before)
     memory = [bench_memory(args.memory_bars, engine) for engine in ("vector", "event")]
     grid = bench_grid(random_walk_bars(args.grid_bars))
     print_vector(vector, args.bars, args.rounds)
@@ -269,6 +320,16 @@ def print_event(event: dict[str, Any]) -> None:
     print(f"| event engine vs backtesting.py, CPU seconds | {event['ours_event_cpu']:.3f} | "
           f"{event['backtesting_py_cpu']:.3f} | "
           f"{event['backtesting_py_cpu'] / event['ours_event_cpu']:.1f}x | >= 10x |")  # fmt: skip
+    if "before_event" in event:
+        print(f"| event engine before (--before) vs backtesting.py, CPU seconds | "
+              f"{event['before_event_cpu']:.3f} | {event['backtesting_py_cpu']:.3f} | "
+              f"{event['backtesting_py_cpu'] / event['before_event_cpu']:.1f}x | |")  # fmt: skip
+        print(f"| event engine now vs before, CPU seconds | {event['ours_event_cpu']:.3f} | "
+              f"{event['before_event_cpu']:.3f} | "
+              f"{event['before_event_cpu'] / event['ours_event_cpu']:.2f}x | |")  # fmt: skip
+        print(f"| event engine now vs before, wall | {event['ours_event']:.3f} | "
+              f"{event['before_event']:.3f} | "
+              f"{event['before_event'] / event['ours_event']:.2f}x | |")  # fmt: skip
     print(f"\nevent trades {event['trades']:,} (backtesting.py {event['trades_backtesting_py']:,}), "
           f"{event['rejected_orders']} orders refused by the pre-trade checks; "
           f"final equity {event['final_equity']:,.2f} (backtesting.py "

@@ -51,7 +51,7 @@ from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 # Enum members read once: an enum class attribute costs far more than a global.
 _BUY, _SELL, _MARKET, _IOC = Side.BUY, Side.SELL, OrderType.MARKET, TimeInForce.IOC
-_ACCEPTED, _FILLED = OrderStatus.ACCEPTED, OrderStatus.FILLED
+_NEW, _ACCEPTED, _FILLED = OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.FILLED
 
 ACCOUNT = "backtest"
 BPS = Decimal(10_000)
@@ -496,22 +496,24 @@ class EventBroker:
         trail_percent: float | None = None,
     ) -> Order:
         self._seq += 1
-        return Order(
-            order_id=f"{symbol}:{self._seq}",
-            account_id=ACCOUNT,
-            symbol=symbol,
-            side=side,
-            order_type=kind,
-            time_in_force=tif,
-            qty=qty,
-            notional=None,
-            limit_price=None if limit is None else to_decimal(limit),
-            stop_price=None if stop is None else to_decimal(stop),
-            trail_price=None if trail_price is None else to_decimal(trail_price),
-            trail_percent=None if trail_percent is None else to_decimal(trail_percent),
-            client_order_id="",
-            created_ns=self._now_ns,
-            updated_ns=self._now_ns,
+        now = self._now_ns
+        return Order(  # positional, in Order's field order: once per order
+            f"{symbol}:{self._seq}",
+            ACCOUNT,
+            symbol,
+            side,
+            kind,
+            tif,
+            qty,
+            None,  # notional
+            None if limit is None else to_decimal(limit),
+            None if stop is None else to_decimal(stop),
+            None if trail_price is None else to_decimal(trail_price),
+            None if trail_percent is None else to_decimal(trail_percent),
+            "",  # client_order_id
+            now,  # created_ns
+            _NEW,
+            now,  # updated_ns
         )
 
 

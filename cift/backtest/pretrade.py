@@ -32,7 +32,12 @@ from cift.trading.ledger import (
     reservation_for,
 )
 from cift.trading.orders import Order, OrderStatus
-from cift.trading.pretrade.checks import check_order, rules_that_can_refuse
+from cift.trading.pretrade.checks import (
+    check_order,
+    is_plain_market,
+    rules_for_plain_market,
+    rules_that_can_refuse,
+)
 from cift.trading.pretrade.limits import RiskLimits, validate
 from cift.trading.pretrade.quote import Quote
 from cift.trading.pretrade.rules import Rule
@@ -113,9 +118,11 @@ class PreTradeGate:
         self.reserved = ZERO  # buying power held by the account's open orders
         self.rejections: list[Rejection] = []
         self._view = AccountView(limits)
-        # Per symbol: the rules that can refuse one of its orders (its instrument
-        # and the account's states are fixed for the run), and the last quote built.
-        self._rules: dict[str, tuple[Rule, ...]] = {}
+        # Per symbol, and whether the order is a plain market one: the rules that can
+        # refuse it (its instrument and the account's states are fixed for the run;
+        # a plain market order has no prices for four of them to judge), and the
+        # last quote built.
+        self._rules: dict[tuple[str, bool], tuple[Rule, ...]] = {}
         self._quote: dict[str, tuple[Decimal | None, Decimal | None, Decimal, int, Quote]] = {}
 
     def admit(
@@ -163,9 +170,13 @@ class PreTradeGate:
         view.open_order_count = open_orders.count
         view.gross_exposure = gross
         view.caller_order_cost = cost
-        rules = self._rules.get(symbol)
+        key = (symbol, is_plain_market(order))
+        rules = self._rules.get(key)
         if rules is None:
-            rules = self._rules[symbol] = rules_that_can_refuse(view)
+            rules = rules_that_can_refuse(view)
+            if key[1]:
+                rules = rules_for_plain_market(rules)
+            self._rules[key] = rules
         result = check_order(order, view, rules)
         if result.violations:
             first = result.violations[0]

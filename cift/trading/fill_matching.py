@@ -289,22 +289,23 @@ class MatchingCore:
             book.ask_left -= qty
         elif takes_quote_size:
             book.bid_left -= qty
+        order_id = order.order_id
         events.append(
-            Fill(
-                fill_id=f"{order.order_id}-{order.fill_count}",
-                order_id=order.order_id,
-                account_id=order.account_id,
-                symbol=order.symbol,
-                side=order.side,
-                qty=qty,
-                price=price,
-                commission=self._pricer.commission(qty, price),
-                ts_ns=now_ns,
-                order_status=order.status,
-                order_filled_qty=order.filled_qty,
-                order_filled_notional=order.filled_notional,
-                order_fill_count=order.fill_count,
-                explanation=explanation,
+            Fill(  # positional, in the field order: once per fill
+                f"{order_id}-{order.fill_count}",
+                order_id,
+                order.account_id,
+                order.symbol,
+                order.side,
+                qty,
+                price,
+                self._pricer.commission(qty, price),
+                now_ns,
+                order.status,
+                order.filled_qty,
+                order.filled_notional,
+                order.fill_count,
+                explanation,
             )
         )
         if order.order_id in self.contingent:

@@ -67,11 +67,25 @@ def working_limit(order: Order) -> Decimal | None:
 class FillPricer:
     """One `FillModel`, its slippage factors worked out once for the tick loop."""
 
-    __slots__ = ("_buy_slip", "_sell_slip", "displayed", "model")
+    __slots__ = (
+        "_bps",
+        "_buy_slip",
+        "_per_share",
+        "_sell_slip",
+        "_slippage_bps",
+        "commission",
+        "displayed",
+        "model",
+    )
 
     def __init__(self, model: FillModel) -> None:
         self.model = model
         self.displayed = model.fill_at_displayed_size
+        self._slippage_bps = model.slippage_bps
+        self._per_share = model.commission.per_share
+        self._bps = model.commission.bps
+        # The model's own method, bound once: one call per fill instead of two.
+        self.commission = model.commission.commission
         slip = model.slippage_bps / BPS
         self._buy_slip = 1 + slip
         self._sell_slip = 1 - slip
@@ -86,9 +100,6 @@ class FillPricer:
         if price <= 0:
             price = tick
         return price if limit is None or price >= limit else limit
-
-    def commission(self, qty: Decimal, price: Decimal) -> Decimal:
-        return self.model.commission.commission(qty, price)
 
     def explain(
         self,
@@ -105,23 +116,27 @@ class FillPricer:
         The tick named is the one whose price was taken: the trade for auction
         fills, else the quote.
         """
-        model = self.model
         tick = quote if source is PriceSource.QUOTE or trade is None else trade
+        # Positional, in FillExplanation's field order: this runs once per fill.
+        if quote is None:
+            bid = ask = bid_size = ask_size = None
+        else:
+            bid, ask, bid_size, ask_size = quote.bid, quote.ask, quote.bid_size, quote.ask_size
         return FillExplanation(
-            source=source,
-            tick_sequence=tick.sequence if tick is not None else 0,
-            tick_ts_ns=tick.ts_ns if tick is not None else 0,
-            market_price=market_price,
-            bid=quote.bid if quote is not None else None,
-            ask=quote.ask if quote is not None else None,
-            bid_size=quote.bid_size if quote is not None else None,
-            ask_size=quote.ask_size if quote is not None else None,
-            trade_price=trade.price if trade is not None else None,
-            trade_size=trade.size if trade is not None else None,
-            available_qty=available,
-            limit_price=limit,
-            displayed_size_only=self.displayed,
-            slippage_bps=model.slippage_bps,
-            commission_per_share=model.commission.per_share,
-            commission_bps=model.commission.bps,
+            source,
+            0 if tick is None else tick.sequence,
+            0 if tick is None else tick.ts_ns,
+            market_price,
+            bid,
+            ask,
+            bid_size,
+            ask_size,
+            None if trade is None else trade.price,
+            None if trade is None else trade.size,
+            available,
+            limit,
+            self.displayed,
+            self._slippage_bps,
+            self._per_share,
+            self._bps,
         )

@@ -112,7 +112,9 @@ class FillEngine(ClockCore):
         notional order, whose share count is not known until it fills, counts
         no shares.
         """
-        orders = self._by_account.get(account_id, {})
+        orders = self._by_account.get(account_id)
+        if not orders:
+            return OpenOrders(ZERO, ZERO, 0)
         buy = sell = ZERO
         for order in orders.values():
             if order.symbol != symbol or order.order_id == excluding:

@@ -45,8 +45,14 @@ _LIMIT, _STOP_LIMIT = OrderType.LIMIT, OrderType.STOP_LIMIT
 _STOP, _TRAILING_STOP = OrderType.STOP, OrderType.TRAILING_STOP
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Position:
+    """A symbol's holding; a fill replaces it with a new one, never changes it.
+
+    Not declared frozen: a frozen dataclass pays an `object.__setattr__` call per
+    field when built, and every fill builds one.
+    """
+
     symbol: str
     qty: Decimal = ZERO  # + long, - short
     cost_basis: Decimal = ZERO  # signed like qty, in cents
@@ -105,15 +111,14 @@ def settle_fill(
         closing_cash = -closing_amount if buy else closing_amount
         realized = closing_cash - removed_cost
         new_cost = cost - removed_cost + (opening_amount if buy else -opening_amount)
-    after = Position(position.symbol, held + signed_qty, new_cost)
-    return FillEffect(
-        position=after,
-        amount=amount,
-        cash_delta=(-amount if buy else amount) - commission,
-        realized_pnl=realized,
-        commission=commission,
-        net_cost_delta=new_cost - cost,
-        gross_cost_delta=abs(new_cost) - abs(cost),
+    return FillEffect(  # positional, in the field order: once per fill
+        Position(position.symbol, held + signed_qty, new_cost),
+        amount,
+        (-amount if buy else amount) - commission,
+        realized,
+        commission,
+        new_cost - cost,
+        abs(new_cost) - abs(cost),
     )
 
 

@@ -5,7 +5,9 @@ GOOG's daily bars of 2004-2013 (backtesting.py's sample, whose sma_cross 10/30 r
 known to the cent) and INTC minute bars enough to keep the event engine busy. A trader
 opens Backtests, gets the server's refusal of fast ≥ slow next to the fast field, runs
 sma_cross on GOOG and sees the stats, the equity curve and the trades, opens the run again
-from the past runs, and cancels a long event-engine run while it reports progress.
+from the past runs, sets the event engine's risk inputs (a bad limit refused by its
+field, a small one refusing the strategy's orders), and cancels a long event-engine run
+while it reports progress.
 Screenshots at laptop and phone width, in both themes, go to build/e2e-screenshots/.
 """
 
@@ -130,6 +132,39 @@ def test_a_trader_runs_reads_reopens_and_cancels_backtests(page: Page) -> None:
     past.get_by_role("button", name="Open").click()
     expect(result.locator('[data-stat="Final equity"]')).to_have_text(GOOG_FINAL)
     expect(result.get_by_test_id("backtest-trade")).to_have_count(GOOG_TRADES)
+
+    # The event engine's pre-trade risk inputs: a limit no control can work with is the
+    # server's refusal by that input; a small one refuses the strategy's orders.
+    field(page, "Engine").select_option("event")
+    risk = page.get_by_role("group", name="Pre-trade risk")
+    expect(risk).to_be_visible()
+    expect(field(page, "Max order qty")).to_have_attribute("placeholder", "10,000")
+    field(page, "Max order qty").fill("0")
+    run(page)
+    limit_error = page.locator('[data-error-for="limit:max_order_qty"]')
+    expect(limit_error).to_contain_text("max_order_qty must be greater than zero")
+    assert limit_error.evaluate(
+        "(node) => node.previousElementSibling.id === 'backtest-limit-max_order_qty'"
+    )
+    shot(page, "backtest-risk-error")
+    field(page, "Max order qty").fill("5")
+    field(page, "Margin multiplier").fill("2")
+    field(page, "Short selling").select_option("false")
+    run(page)
+    expect(result.get_by_test_id("backtest-status")).to_have_text("Succeeded", timeout=60_000)
+    expect(limit_error).to_have_count(0)
+    expect(result.locator('[data-stat="Trades"]')).to_have_text("0")
+    expect(result.locator('[data-stat="Rejected orders"]')).not_to_have_text("0")
+    # Each buy is over 5 shares; each sell would open a short, which the account may not.
+    refused = result.get_by_role("region", name="Rejected orders")
+    expect(refused.get_by_test_id("backtest-rejection").first).to_be_visible()
+    expect(refused).to_contain_text("MAX_ORDER_QTY")
+    expect(refused).to_contain_text("SHORT_NOT_ALLOWED")
+    shot(page, "backtest-risk-refusals")
+    # Back to a new account's limits for the long run.
+    field(page, "Max order qty").fill("")
+    field(page, "Margin multiplier").fill("")
+    field(page, "Short selling").select_option("")
 
     # A long event-engine run reports progress and can be canceled.
     field(page, "Symbol").fill(LONG_SYMBOL)

@@ -18,16 +18,33 @@ from cift.trading.pretrade.rules import (
     Rule,
     Violation,
     check_instrument,
+    check_notional_allowed,
+    check_price_collar,
+    check_prices,
     check_rate,
     check_shortable,
+    check_tick_grid,
     check_trading_state,
 )
 from cift.trading.pretrade.snapshot import SnapshotView
 from cift.trading.pretrade.trading_state import TradingState
+from cift.trading.vocabulary import OrderType
+
+# The rules that read nothing of a plain market order for a quantity (no prices,
+# no trail, no notional) but what makes them pass: its price terms are absent.
+_SILENT_FOR_PLAIN_MARKET = frozenset(
+    (check_prices, check_tick_grid, check_notional_allowed, check_price_collar)
+)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CheckResult:
+    """The verdict and its estimates; built once per check and only read after.
+
+    Not frozen: a frozen dataclass pays an `object.__setattr__` call per field on
+    construction, once per order on the risk service and in every backtest.
+    """
+
     violations: tuple[Violation, ...]
     expected_price: Decimal | None
     expected_notional: Decimal | None
@@ -80,3 +97,28 @@ def rules_that_can_refuse(
     if (instrument is None or instrument.shortable) and snap.limits.allow_short:
         silent.add(check_shortable)
     return tuple(rule for rule in rules if rule not in silent)
+
+
+def is_plain_market(order: CheckedOrder) -> bool:
+    """A market order for a quantity, with no limit, stop, trail or notional."""
+    return (
+        order.order_type is OrderType.MARKET
+        and order.notional is None
+        and order.qty is not None
+        and order.limit_price is None
+        and order.stop_price is None
+        and order.trail_price is None
+        and order.trail_percent is None
+    )
+
+
+def rules_for_plain_market(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """`rules` without those that pass every plain market order (`is_plain_market`).
+
+    `check_prices` passes a market order without prices or trail,
+    `check_tick_grid` and `check_price_collar` have no price to judge, and
+    `check_notional_allowed` judges notional orders only: for such an order these
+    return nothing, whatever the snapshot, so a caller that sends many (a
+    backtest's signal turns) gets the same verdicts from the shorter list.
+    """
+    return tuple(rule for rule in rules if rule not in _SILENT_FOR_PLAIN_MARKET)

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cift.trading.pretrade.checks import check_order, rules_that_can_refuse
+from cift.trading.pretrade.checks import (
+    check_order,
+    is_plain_market,
+    rules_for_plain_market,
+    rules_that_can_refuse,
+)
 from cift.trading.pretrade.order import OrderToCheck
 from cift.trading.pretrade.rules import (
     ALL_RULES,
+    check_buying_power,
     check_instrument,
+    check_order_size,
+    check_price_collar,
+    check_prices,
     check_rate,
     check_shortable,
     check_trading_state,
@@ -19,6 +29,7 @@ from cift.trading.pretrade.rules import (
 from cift.trading.pretrade.snapshot import CheckSnapshot
 from cift.trading.pretrade.token_bucket import RateDecision
 from cift.trading.pretrade.trading_state import TradingState
+from cift.trading.vocabulary import OrderType, Side, TimeInForce
 from tests.unit.risk.risk_builders import AAPL, snapshot
 from tests.unit.risk.test_risk_properties import orders, snapshots_of_any_account
 
@@ -75,3 +86,42 @@ def test_a_refusing_rate_and_a_halted_instrument_keep_their_rules() -> None:
     )
     kept = rules_that_can_refuse(snap)
     assert check_rate in kept and check_instrument in kept
+
+
+@given(orders(), snapshots_with_any_standing_parts())
+def test_a_plain_market_order_gets_the_same_violations_without_the_price_rules(
+    order: OrderToCheck, snap: CheckSnapshot
+) -> None:
+    plain = dataclasses.replace(
+        order,
+        order_type=OrderType.MARKET,
+        qty=order.qty if order.qty is not None else Decimal(1),
+        notional=None,
+        limit_price=None,
+        stop_price=None,
+        trail_price=None,
+        trail_percent=None,
+    )
+    assert is_plain_market(plain)
+    shorter = rules_for_plain_market(rules_that_can_refuse(snap))
+    assert check_order(plain, snap, shorter) == check_order(plain, snap)
+
+
+def test_only_a_market_order_for_a_quantity_without_prices_is_plain() -> None:
+    market = OrderToCheck(
+        symbol="AAPL",
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        time_in_force=TimeInForce.DAY,
+        qty=Decimal(10),
+        account_id="a",
+    )
+    assert is_plain_market(market)
+    assert not is_plain_market(dataclasses.replace(market, qty=None, notional=Decimal(100)))
+    assert not is_plain_market(dataclasses.replace(market, limit_price=Decimal(1)))
+    assert not is_plain_market(
+        dataclasses.replace(market, order_type=OrderType.LIMIT, limit_price=Decimal(1))
+    )
+    kept = rules_for_plain_market(ALL_RULES)
+    assert check_prices not in kept and check_price_collar not in kept
+    assert check_buying_power in kept and check_order_size in kept

@@ -133,4 +133,47 @@ describe("BacktestsPage", () => {
     expect(error.getAttribute("data-error-for")).toBe("param:fast");
     expect(error.previousElementSibling).toBe(screen.getByLabelText("fast"));
   });
+
+  it("offers the event engine's risk inputs, sends what is typed, and puts refusals by their field", async () => {
+    const runBacktest = vi.fn(async function* (request: unknown): AsyncGenerator<RunBacktestResponse> {
+      const limits = (request as { spec: { limits?: { maxOrderQty?: string } } }).spec.limits;
+      if (limits?.maxOrderQty === "0") {
+        throw new ConnectError("Invalid risk limits: max_order_qty must be greater than zero (got 0).", Code.InvalidArgument);
+      }
+      yield create(RunBacktestResponseSchema, { event: { case: "backtest", value: { id: "b3", status: BacktestStatus.SUCCEEDED } } });
+    });
+    renderPage(runBacktest);
+    await screen.findByLabelText("fast");
+    // With the vector engine there are no orders to check: no risk inputs.
+    expect(screen.queryByLabelText("Max order qty")).toBeNull();
+    fireEvent.change(screen.getByLabelText("Engine"), { target: { value: "event" } });
+    const maxQty = await screen.findByLabelText("Max order qty");
+    expect(maxQty.getAttribute("placeholder")).toBe("10,000");
+
+    // Not a whole number of orders: refused here, by the field, nothing sent.
+    fireEvent.input(screen.getByLabelText("Max open orders"), { target: { value: "2.5" } });
+    fireEvent.click(screen.getByRole("button", { name: "Run backtest" }));
+    const local = await screen.findByText(/max_open_orders must be a whole number/);
+    expect(local.getAttribute("data-error-for")).toBe("limit:max_open_orders");
+    expect(runBacktest).not.toHaveBeenCalled();
+
+    // The server's refusal of a limit lands by that limit's input.
+    fireEvent.input(screen.getByLabelText("Max open orders"), { target: { value: "" } });
+    fireEvent.input(maxQty, { target: { value: "0" } });
+    fireEvent.click(screen.getByRole("button", { name: "Run backtest" }));
+    const error = await screen.findByText(/max_order_qty must be greater than zero/);
+    expect(error.getAttribute("data-error-for")).toBe("limit:max_order_qty");
+    expect(error.previousElementSibling).toBe(screen.getByLabelText("Max order qty"));
+    expect(screen.queryByText(/max_open_orders must be/)).toBeNull();
+
+    fireEvent.input(maxQty, { target: { value: "5" } });
+    fireEvent.input(screen.getByLabelText("Margin multiplier"), { target: { value: "2" } });
+    fireEvent.change(screen.getByLabelText("Short selling"), { target: { value: "false" } });
+    fireEvent.click(screen.getByRole("button", { name: "Run backtest" }));
+    await screen.findByText("Succeeded");
+    expect(screen.queryByText(/max_order_qty must be/)).toBeNull();
+    expect(runBacktest.mock.calls.at(-1)?.[0]).toMatchObject({
+      spec: { engine: "event", marginMultiplier: "2", limits: { maxOrderQty: "5", allowShort: false } },
+    });
+  });
 });

@@ -1,5 +1,6 @@
 // The Backtests page: pick a built-in strategy and its parameters, a symbol, timeframe and
-// range of stored bars, cash, commission and engine; run it (RunBacktest streams progress,
+// range of stored bars, cash, commission and engine (and, for the event engine, the margin
+// multiplier and the pre-trade risk limits its orders are checked against); run it (RunBacktest streams progress,
 // then the result), cancel a running one; read the stats, the equity curve and the trades;
 // open a past run. The server checks everything; its message appears by the field it names.
 import { timestampDate, timestampMs } from "@bufbuild/protobuf/wkt";
@@ -17,6 +18,9 @@ import {
   formOf,
   ENGINES,
   formatPercentPoints,
+  formProblem,
+  type LimitName,
+  RISK_LIMITS,
   isRunning,
   progressText,
   specOf,
@@ -48,6 +52,9 @@ export function BacktestsPage() {
   const [cash, setCash] = createSignal("10000");
   const [commission, setCommission] = createSignal("0.002");
   const [engine, setEngine] = createSignal("vector");
+  const [marginMultiplier, setMarginMultiplier] = createSignal("");
+  const [limits, setLimits] = createSignal<Partial<Record<LimitName, string>>>({});
+  const [allowShort, setAllowShort] = createSignal("");
   const [errors, setErrors] = createSignal<Partial<Record<BacktestField | "form", string>>>({});
   const [running, setRunning] = createSignal<Running | undefined>();
   const [shown, setShown] = createSignal<Backtest | undefined>();
@@ -96,10 +103,28 @@ export function BacktestsPage() {
   async function run(): Promise<void> {
     setErrors({});
     setShown(undefined);
+    const form = {
+      strategy: strategyName(),
+      params: params(),
+      symbol: symbol(),
+      timeframe: timeframe(),
+      start: start(),
+      end: end(),
+      cash: cash(),
+      commission: commission(),
+      engine: engine(),
+      marginMultiplier: marginMultiplier(),
+      limits: limits(),
+      allowShort: allowShort(),
+    };
+    const problem = formProblem(form);
+    if (problem) {
+      setErrors({ [problem.field]: problem.message });
+      return;
+    }
     controller?.abort();
     controller = new AbortController();
     setRunning({ id: "", status: BacktestStatus.QUEUED, progress: 0, stage: "starting" });
-    const form = { strategy: strategyName(), params: params(), symbol: symbol(), timeframe: timeframe(), start: start(), end: end(), cash: cash(), commission: commission(), engine: engine() };
     try {
       for await (const message of api.backtest.runBacktest({ spec: specOf(form) }, { signal: controller.signal })) {
         if (message.event.case === "progress") {
@@ -152,6 +177,9 @@ export function BacktestsPage() {
         setCash(form.cash);
         setCommission(form.commission);
         setEngine(form.engine);
+        setMarginMultiplier(form.marginMultiplier);
+        setLimits(form.limits);
+        setAllowShort(form.allowShort);
       }
     } catch (failure) {
       setErrors({ form: serverError(failure).message });
@@ -250,6 +278,47 @@ export function BacktestsPage() {
               <For each={ENGINES}>{(value) => <option value={value}>{value}</option>}</For>
             </select>
           ))}
+          <Show when={engine() === "event"}>
+            <fieldset class="space-y-2" aria-label="Pre-trade risk">
+              <legend class="text-xs font-medium">Pre-trade risk (each order, as on the paper account)</legend>
+              <p class="text-xs text-slate-500">Empty fields keep a new account's limits (shown greyed).</p>
+              <div class="grid grid-cols-2 gap-2">
+                {labelled("Margin multiplier", "margin_multiplier", (id) => (
+                  <input
+                    id={id}
+                    class="field mt-1"
+                    inputmode="decimal"
+                    placeholder="1"
+                    title="Buying power as a multiple of equity: 1 is a cash account, up to 4"
+                    value={marginMultiplier()}
+                    onInput={(e) => setMarginMultiplier(e.currentTarget.value)}
+                  />
+                ))}
+                {labelled("Short selling", "allow_short", (id) => (
+                  <select id={id} class="field mt-1" title="Whether sells may open or grow a short position; a new account may" value={allowShort()} onChange={(e) => setAllowShort(e.currentTarget.value)}>
+                    <option value="">Default (yes)</option>
+                    <option value="true">Allowed</option>
+                    <option value="false">Not allowed</option>
+                  </select>
+                ))}
+                <For each={RISK_LIMITS}>
+                  {(limit) =>
+                    labelled(limit.label, `limit:${limit.name}`, (id) => (
+                      <input
+                        id={id}
+                        class="field mt-1"
+                        inputmode={limit.name === "max_open_orders" ? "numeric" : "decimal"}
+                        placeholder={limit.fallback}
+                        title={`${limit.label} (${limit.unit}); empty: ${limit.fallback}`}
+                        value={limits()[limit.name] ?? ""}
+                        onInput={(e) => setLimits({ ...limits(), [limit.name]: e.currentTarget.value })}
+                      />
+                    ))
+                  }
+                </For>
+              </div>
+            </fieldset>
+          </Show>
           {errorFor("form")}
           <Show
             when={running()}

@@ -3,6 +3,8 @@ import { type Timestamp, timestampFromMs, timestampMs } from "@bufbuild/protobuf
 import { describe, expect, it } from "vitest";
 import { BacktestSpecSchema, BacktestStatsSchema, BacktestStatus, EquityPointSchema, StrategySchema } from "../gen/cift/backtest/v1/backtest_pb";
 import {
+  formProblem,
+  limitsOf,
   backtestFieldOf,
   dayOf,
   defaultParams,
@@ -47,8 +49,14 @@ describe("the backtest form", () => {
       cash: "10000",
       commission: "0.002",
       engine: "vector",
+      marginMultiplier: "2",
+      limits: { max_order_qty: "5" },
+      allowShort: "false",
     };
     const spec = specOf(form);
+    // The risk inputs belong to the event engine: hidden with the vector one, not sent.
+    expect(spec.marginMultiplier).toBeUndefined();
+    expect(spec.limits).toBeUndefined();
     expect(spec.symbol).toBe("GOOG");
     expect(timestampMs(spec.start as Timestamp)).toBe(Date.UTC(2004, 7, 19));
     expect(timestampMs(spec.end as Timestamp)).toBe(Date.UTC(2013, 2, 2));
@@ -130,11 +138,60 @@ describe("reopening a run", () => {
       cash: "10000",
       commission: "0.002",
       engine: "event",
+      marginMultiplier: "2",
+      limits: { max_order_qty: "5", max_open_orders: "3", price_collar_pct: "2.5" },
+      allowShort: "false",
     };
     const spec = create(BacktestSpecSchema, specOf(form));
     expect(formOf(spec)).toEqual(form);
     const rows = Object.fromEntries(statRows(create(BacktestStatsSchema, { winRatePct: 43.0769, exposurePct: 93.99, durationDays: 3116.4 })));
     expect(rows["Win rate"]).toBe("43.08%");
     expect(rows["Duration"]).toBe("3,116 days");
+  });
+});
+
+describe("the event engine's risk inputs", () => {
+  const form = {
+    strategy: "sma_cross",
+    params: { fast: "10", slow: "30" },
+    symbol: "GOOG",
+    timeframe: "1Day",
+    start: "2004-01-01",
+    end: "2014-01-01",
+    cash: "10000",
+    commission: "0.002",
+    engine: "event",
+    marginMultiplier: " 2 ",
+    limits: {},
+    allowShort: "",
+  };
+
+  it("sends only the limits typed, as the wire's types, and none at all when none is typed", () => {
+    expect(limitsOf(form)).toBeUndefined();
+    expect(specOf(form).limits).toBeUndefined();
+    expect(specOf(form).marginMultiplier).toBe("2");
+    const pinned = { ...form, limits: { max_order_qty: " 5 ", max_open_orders: "3", max_gross_exposure: "" }, allowShort: "false" };
+    expect(limitsOf(pinned)).toEqual({ maxOrderQty: "5", maxOpenOrders: 3, allowShort: false });
+    expect(limitsOf({ ...form, allowShort: "true" })).toEqual({ allowShort: true });
+  });
+
+  it("refuses an open-order count that is not a whole number before sending, by its field", () => {
+    expect(formProblem({ ...form, limits: { max_open_orders: "500" } })).toBeUndefined();
+    expect(formProblem({ ...form, limits: { max_open_orders: "2.5" } })).toEqual({
+      field: "limit:max_open_orders",
+      message: "max_open_orders must be a whole number of orders, such as 500 (got 2.5).",
+    });
+  });
+
+  it("puts the server's refusals by the risk field they name", () => {
+    const names = ["fast", "slow"];
+    expect(backtestFieldOf("Invalid risk limits: max_order_qty must be greater than zero (got 0); max_open_orders must be at least 1 (got 0).", names)).toBe(
+      "limit:max_order_qty",
+    );
+    expect(backtestFieldOf("Invalid risk limits: price_collar_pct must be above 0 and at most 100 (got 150).", names)).toBe("limit:price_collar_pct");
+    expect(backtestFieldOf('limits.max_position_notional is required and must be a decimal string such as "10.5".', names)).toBe("limit:max_position_notional");
+    expect(backtestFieldOf("margin_multiplier is between 1 (a cash account) and 4, not 5.", names)).toBe("margin_multiplier");
+    expect(backtestFieldOf('Risk limits and margin_multiplier apply to the event engine\'s orders; set engine to "event".', names)).toBe("engine");
+    expect(backtestFieldOf("cash must be greater than zero.", names)).toBe("cash");
   });
 });

@@ -7,7 +7,9 @@ import type { UTCTimestamp } from "lightweight-charts";
 import {
   BacktestStatus,
   type Backtest,
+  type BacktestRiskLimits,
   type BacktestSpec,
+  type BacktestRiskLimitsSchema,
   type BacktestSpecSchema,
   type BacktestStats,
   type Strategy,
@@ -29,6 +31,56 @@ export interface BacktestForm {
   cash: string;
   commission: string;
   engine: string;
+  /** Event engine: "1" (a cash account) to "4"; empty keeps the server's default, 1. */
+  marginMultiplier: string;
+  /** Event engine: each limit as typed; empty keeps a new live account's default. */
+  limits: Partial<Record<LimitName, string>>;
+  /** Event engine: "" (the default: allowed), "true" or "false". */
+  allowShort: string;
+}
+
+/**
+ * The pre-trade limits a backtest's orders can be checked against (BacktestRiskLimits),
+ * with the default a new live account has, which an empty field keeps. `name` is the
+ * field's name in the server's messages, so a refusal lands by its input.
+ */
+export const RISK_LIMITS = [
+  { key: "maxOrderQty", name: "max_order_qty", label: "Max order qty", unit: "shares", fallback: "10,000" },
+  { key: "maxOrderNotional", name: "max_order_notional", label: "Max order notional", unit: "$", fallback: "250,000" },
+  { key: "maxPositionQty", name: "max_position_qty", label: "Max position qty", unit: "shares", fallback: "50,000" },
+  { key: "maxPositionNotional", name: "max_position_notional", label: "Max position notional", unit: "$", fallback: "500,000" },
+  { key: "maxGrossExposure", name: "max_gross_exposure", label: "Max gross exposure", unit: "$", fallback: "1,000,000" },
+  { key: "maxOpenOrders", name: "max_open_orders", label: "Max open orders", unit: "orders", fallback: "500" },
+  { key: "priceCollarPct", name: "price_collar_pct", label: "Price collar %", unit: "%", fallback: "10" },
+] as const satisfies readonly { key: keyof BacktestRiskLimits; name: string; label: string; unit: string; fallback: string }[];
+
+export type LimitName = (typeof RISK_LIMITS)[number]["name"];
+
+const WHOLE_NUMBER = /^\d+$/;
+
+/**
+ * What the form cannot even send: max_open_orders is a whole number on the wire, so
+ * "2.5" or "ten" is refused here, by its field, with the server's kind of sentence.
+ * Everything else is sent as typed and checked by the server.
+ */
+export function formProblem(form: BacktestForm): { field: BacktestField; message: string } | undefined {
+  const open = form.limits.max_open_orders?.trim();
+  if (open && !WHOLE_NUMBER.test(open)) {
+    return { field: "limit:max_open_orders", message: `max_open_orders must be a whole number of orders, such as 500 (got ${open}).` };
+  }
+  return undefined;
+}
+
+/** The limits the form pins, or undefined when it pins none (the server's defaults). */
+export function limitsOf(form: BacktestForm): MessageInitShape<typeof BacktestRiskLimitsSchema> | undefined {
+  const limits: Record<string, string | number | boolean> = {};
+  for (const limit of RISK_LIMITS) {
+    const text = form.limits[limit.name]?.trim();
+    if (!text) continue;
+    limits[limit.key] = limit.key === "maxOpenOrders" ? Number(text) : text;
+  }
+  if (form.allowShort === "true" || form.allowShort === "false") limits.allowShort = form.allowShort === "true";
+  return Object.keys(limits).length > 0 ? limits : undefined;
 }
 
 /** A strategy's parameters at their defaults, as the form's text. */
@@ -69,6 +121,8 @@ export function specOf(form: BacktestForm): MessageInitShape<typeof BacktestSpec
     cash: form.cash.trim(),
     commission: form.commission.trim(),
     engine: form.engine,
+    // The risk inputs show with the event engine only; hidden, they are not sent.
+    ...(form.engine === "event" ? { marginMultiplier: form.marginMultiplier.trim(), limits: limitsOf(form) } : {}),
   };
 }
 
@@ -77,14 +131,29 @@ export function dayOf(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
-export type BacktestField = "strategy" | "symbol" | "timeframe" | "start" | "end" | "cash" | "commission" | "engine" | `param:${string}`;
+export type BacktestField =
+  | "strategy"
+  | "symbol"
+  | "timeframe"
+  | "start"
+  | "end"
+  | "cash"
+  | "commission"
+  | "engine"
+  | "margin_multiplier"
+  | "allow_short"
+  | `limit:${LimitName}`
+  | `param:${string}`;
 
 const WORD = (name: string) => new RegExp(`(^|[^A-Za-z_])${name}([^A-Za-z_]|$)`);
 
 /**
  * The form field a refusal is about. A parameter named in the message wins (the first
- * one: "fast (30) must be shorter than slow (10)" is about fast); then the spec's fields;
- * a range without stored bars is about the dates.
+ * one: "fast (30) must be shorter than slow (10)" is about fast); then a risk limit (the
+ * first one named: "Invalid risk limits: max_order_qty must be ..."); then the spec's
+ * fields, the engine before margin_multiplier (limits sent with the vector engine are
+ * about the engine) and margin_multiplier before cash ("between 1 (a cash account) and
+ * 4" is about the multiplier); a range without stored bars is about the dates.
  */
 export function backtestFieldOf(message: string, paramNames: readonly string[]): BacktestField | undefined {
   let first: string | undefined;
@@ -94,7 +163,15 @@ export function backtestFieldOf(message: string, paramNames: readonly string[]):
     if (match && match.index < at) [first, at] = [name, match.index];
   }
   if (first) return `param:${first}`;
-  for (const field of ["timeframe", "cash", "commission", "engine", "strategy", "start"] as const) {
+  let limit: LimitName | undefined;
+  at = Infinity;
+  for (const { name } of RISK_LIMITS) {
+    const match = WORD(name).exec(message);
+    if (match && match.index < at) [limit, at] = [name, match.index];
+  }
+  if (limit) return `limit:${limit}`;
+  if (WORD("allow_short").test(message)) return "allow_short";
+  for (const field of ["timeframe", "engine", "margin_multiplier", "cash", "commission", "strategy", "start"] as const) {
     if (WORD(field).test(message)) return field;
   }
   if (/holds no .* bars|range is empty|\bend\b/i.test(message)) return "start";
@@ -205,7 +282,19 @@ export function formOf(spec: BacktestSpec): BacktestForm {
     cash: spec.cash,
     commission: spec.commission,
     engine: spec.engine,
+    marginMultiplier: spec.marginMultiplier,
+    limits: limitTexts(spec.limits),
+    allowShort: spec.limits?.allowShort === undefined ? "" : String(spec.limits.allowShort),
   };
+}
+
+function limitTexts(limits: BacktestRiskLimits | undefined): Partial<Record<LimitName, string>> {
+  const texts: Partial<Record<LimitName, string>> = {};
+  for (const limit of RISK_LIMITS) {
+    const value = limits?.[limit.key];
+    if (value !== undefined) texts[limit.name] = String(value);
+  }
+  return texts;
 }
 
 /** "sma_cross fast=10 slow=30 · GOOG 1Day": a past run in one line. */
