@@ -2,9 +2,12 @@
 
 Every interval (or as soon as a provider's ticks arrive) it takes the ticks that
 became due, stamps each with the next tick sequence, hands them to the local stream
-hub (lowest latency for subscribers) and sends them to `marketdata.ticks.v1`, then
-waits for the broker: a slow broker slows the feed, never the other way round (a
-provider's socket is read on its own task into a bounded buffer meanwhile).
+hub (lowest latency for subscribers) and sends them to `marketdata.ticks.v1`. The
+broker's acknowledgement is awaited on a task of its own while the next batch is
+taken and stamped, and that batch is sent only once the previous one was
+acknowledged: one batch in flight at most, so a slow broker slows the feed, never
+the other way round (a provider's socket is read on its own task into a bounded
+buffer meanwhile), yet stamping no longer waits out each round trip.
 
 Sequences: `base + n`, where `base` is the wall clock in nanoseconds when the feed
 started. A feed cannot publish more than one tick per nanosecond, so a restarted
@@ -164,6 +167,7 @@ class FeedRunner:
         self._last_trade: dict[str, float] = {}
         # Called once the broker acknowledged a batch (latency measurements).
         self.after_publish = after_publish
+        self._in_flight: asyncio.Task[None] | None = None
 
     def stamp(self, ticks: Sequence[Tick]) -> list[TickMessage]:
         """Protobuf ticks with sequences; quotes carry the symbol's last trade price."""
@@ -182,25 +186,43 @@ class FeedRunner:
         return messages
 
     async def publish_once(self, now_ns: int) -> int:
+        """Stamp and send the due ticks; their acknowledgement is awaited in the background."""
         messages = self.stamp(self.source.due(now_ns))
         if not messages:
             return 0
         self.on_ticks(messages)
         if self.producer is not None:
+            await self.settle()
             await publish_ticks(self.producer, messages, self.topic)
-            await self.producer.flush()
-        if self.after_publish is not None:
+            self._in_flight = asyncio.create_task(self._acknowledged(self.producer, messages))
+        elif self.after_publish is not None:
             self.after_publish(messages)
         quotes = sum(1 for m in messages if isinstance(m, marketdata_pb2.Quote))
         TICKS_PUBLISHED.labels("quote").inc(quotes)
         TICKS_PUBLISHED.labels("trade").inc(len(messages) - quotes)
         return len(messages)
 
+    async def _acknowledged(self, producer: EventProducer, messages: list[TickMessage]) -> None:
+        await producer.flush()
+        if self.after_publish is not None:
+            self.after_publish(messages)
+
+    async def settle(self) -> None:
+        """Wait until the batch in flight (if any) was acknowledged by the broker."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            await in_flight
+
     async def run(self) -> None:
         """Publish until the source is finished (never, for the simulator) or cancelled."""
         log.info("feed started", extra={"first_sequence": self.next_sequence})
-        while not self.source.finished:
-            started = time.monotonic()
-            await self.publish_once(time.time_ns())
-            await self.source.ready(max(0.0, self.interval_s - (time.monotonic() - started)))
+        try:
+            while not self.source.finished:
+                started = time.monotonic()
+                await self.publish_once(time.time_ns())
+                await self.source.ready(max(0.0, self.interval_s - (time.monotonic() - started)))
+            await self.settle()
+        finally:
+            if self._in_flight is not None:
+                self._in_flight.cancel()
         log.info("feed finished: the replay file has been published")

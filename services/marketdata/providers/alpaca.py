@@ -24,8 +24,9 @@ and `headers`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 from cift.runtime.errors import InvalidArgument
@@ -121,6 +122,73 @@ def bar_from(item: dict[str, Any], timeframe: str, symbol: str | None = None) ->
     )
 
 
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class _StreamQuote(msgspec.Struct, tag_field="T", tag="q", gc=False):
+    """A stream quote in its documented shape, for the compiled path of `decode`."""
+
+    S: str
+    t: str
+    bp: NonNegative
+    ap: NonNegative
+    bs: NonNegative
+    as_: NonNegative = msgspec.field(name="as")
+    bx: str | None = None
+    ax: str | None = None
+    c: list[str] | None = None
+    z: str | None = None
+
+    def tick(self) -> Quote:
+        c = self.c
+        return Quote(
+            self.S,
+            rfc3339_ns(self.t),
+            self.bp,
+            self.ap,
+            self.bs,
+            self.as_,
+            self.bx or "",
+            self.ax or "",
+            tuple(c) if c else (),
+            self.z or "",
+        )
+
+
+class _StreamTrade(msgspec.Struct, tag_field="T", tag="t", gc=False):
+    """A stream trade in its documented shape (`i` is an integer id)."""
+
+    S: str
+    t: str
+    p: NonNegative
+    s: NonNegative
+    x: str | None = None
+    c: list[str] | None = None
+    z: str | None = None
+    i: int | str | None = None
+
+    def tick(self) -> Trade:
+        c = self.c
+        trade_id = self.i
+        return Trade(
+            self.S,
+            rfc3339_ns(self.t),
+            self.p,
+            self.s,
+            exchange=self.x or "",
+            conditions=tuple(c) if c else (),
+            tape=self.z or "",
+            trade_id="" if trade_id is None else str(trade_id),
+        )
+
+
+# A frame of quotes and trades only, every item in its documented shape: parsed and
+# checked in C in one call, about a tenth of the per-item path's cost. Anything else
+# (controls, bars, a malformed item) fails it and the frame takes the per-item path,
+# which yields the same ticks (a unit test holds the two paths equal).
+TICK_FRAME = msgspec.json.Decoder(list[_StreamQuote | _StreamTrade])
+
+
 def _control(item: dict[str, Any]) -> ControlMessage:
     kind = item["T"]
     if kind == "success":
@@ -174,6 +242,14 @@ class AlpacaStream:
         ).decode()
 
     def decode(self, frame: str | bytes) -> Decoded:
+        try:
+            return Decoded([item.tick() for item in TICK_FRAME.decode(frame)])
+        except (msgspec.MsgspecError, ValueError):
+            # Not only documented quotes and trades, or a bad value inside one.
+            return self.decode_items(frame)
+
+    def decode_items(self, frame: str | bytes) -> Decoded:
+        """Item by item: controls, bars and malformed items (skipped, counted, the rest kept)."""
         decoded = Decoded()
         try:
             items = orjson.loads(frame)

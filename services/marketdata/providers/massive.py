@@ -24,8 +24,9 @@ key never reaches a logged URL, including the `next_url` pages).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 from services.marketdata.bars import Bar, parse_timeframe
@@ -104,6 +105,82 @@ def trade_from(item: dict[str, Any]) -> Trade:
         tape=_tape(item.get("z")),
         trade_id=_id(item.get("i")),
     )
+
+
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Codes = int | list[int] | None
+
+
+def _int_codes(values: Codes) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, list):
+        return tuple(map(str, values))
+    return (str(values),)
+
+
+class _StreamQuote(msgspec.Struct, tag_field="ev", tag="Q", gc=False):
+    """A stream quote in its documented shape, for the compiled path of `decode`."""
+
+    sym: str
+    t: int
+    bp: NonNegative
+    ap: NonNegative
+    bs: NonNegative
+    as_: NonNegative = msgspec.field(name="as")
+    bx: int | None = None
+    ax: int | None = None
+    c: Codes = None
+    z: int | None = None
+
+    def tick(self) -> Quote:
+        bx, ax, z = self.bx, self.ax, self.z
+        return Quote(
+            self.sym,
+            self.t * 1_000_000,
+            self.bp,
+            self.ap,
+            self.bs,
+            self.as_,
+            "" if bx is None else str(bx),
+            "" if ax is None else str(ax),
+            _int_codes(self.c),
+            "" if z is None else TAPES.get(z) or str(z),
+        )
+
+
+class _StreamTrade(msgspec.Struct, tag_field="ev", tag="T", gc=False):
+    """A stream trade in its documented shape (`i` is the trade id as text)."""
+
+    sym: str
+    t: int
+    p: NonNegative
+    s: NonNegative
+    x: int | None = None
+    c: Codes = None
+    z: int | None = None
+    i: str | None = None
+
+    def tick(self) -> Trade:
+        x, z = self.x, self.z
+        return Trade(
+            self.sym,
+            self.t * 1_000_000,
+            self.p,
+            self.s,
+            exchange="" if x is None else str(x),
+            conditions=_int_codes(self.c),
+            tape="" if z is None else TAPES.get(z) or str(z),
+            trade_id=self.i or "",
+        )
+
+
+# A frame of quotes and trades only, every item in its documented shape: parsed and
+# checked in C in one call (integer milliseconds included), a fraction of the
+# per-item path's cost. Anything else (status events, aggregates, a malformed item)
+# fails it and the frame takes the per-item path, which yields the same ticks (a
+# unit test holds the two paths equal).
+TICK_FRAME = msgspec.json.Decoder(list[_StreamQuote | _StreamTrade])
 
 
 def minute_bar_from(item: dict[str, Any]) -> Bar:
@@ -209,6 +286,14 @@ class MassiveStream:
         return orjson.dumps({"action": "subscribe", "params": ",".join(channels)}).decode()
 
     def decode(self, frame: str | bytes) -> Decoded:
+        try:
+            return Decoded([item.tick() for item in TICK_FRAME.decode(frame)])
+        except (msgspec.MsgspecError, ValueError):
+            # Not only documented quotes and trades, or a bad value inside one.
+            return self.decode_items(frame)
+
+    def decode_items(self, frame: str | bytes) -> Decoded:
+        """Item by item: statuses, aggregates and malformed items (skipped, the rest kept)."""
         decoded = Decoded()
         try:
             items = orjson.loads(frame)
