@@ -9,14 +9,15 @@ simulated ticks (the feed's own publish path) to a fresh topic; then N processes
 `python -m services.marketdata ingest` (run from that tree, so two trees compare
 A/B in the same run on the same broker and database) drain it into PostgreSQL
 (COPY), Redis (latest quotes) and bars. Ticks/s counts from the first to the last
-row written. The floor is a child that consumes the same topic with the bare
+row written. Each run starts from an empty schema built by that tree's own
+migrations (`python -m services.marketdata migrate`), so each tree has its own
+indexes. The floor is a child that consumes the same topic with the bare
 librdkafka client (records fetched and their value taken, nothing decoded): no
 ingest can beat it in one process, so ingest ÷ floor says how much of the Kafka
 client's own rate the ingest keeps. CPU µs/tick is the ingest processes' user+system
 time over the ticks; PG µs/tick is PostgreSQL's (every server process, backends,
 WAL writer and checkpointer alike) over the same window, so the two say which side
-of the COPY a figure waits on. Between runs the tick, bar and progress tables are emptied so
-each run starts from the same state.
+of the COPY a figure waits on.
 """
 
 from __future__ import annotations
@@ -153,9 +154,7 @@ async def count_ticks(conn: asyncpg.Connection) -> int:
 
 def start_ingest(config: MarketDataConfig, tree: Path, log_path: Path) -> subprocess.Popen[bytes]:
     """One `python -m services.marketdata ingest` process running the code of `tree`."""
-    (port,) = free_ports(1)
-    env = {**os.environ, **to_environ(replace(config, grpc_port=port, metrics_port=0))}
-    env["PYTHONPATH"] = str(tree)
+    env = tree_environ(config, tree)
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "services.marketdata", "ingest"],
@@ -222,15 +221,30 @@ async def drain(
     return drained / (done - first[0]), cpu / drained * 1e6, sum(pg_cpu.values()) / drained * 1e6
 
 
-async def reset_tables(database_url: str) -> None:
+def tree_environ(config: MarketDataConfig, tree: Path) -> dict[str, str]:
+    """The environment of a service process running the code of `tree` on `config`."""
+    (port,) = free_ports(1)
+    env = {**os.environ, **to_environ(replace(config, grpc_port=port, metrics_port=0))}
+    env["PYTHONPATH"] = str(tree)
+    return env
+
+
+async def reset_schema(database_url: str, config: MarketDataConfig, tree: Path) -> None:
+    """Drop the marketdata schema and apply `tree`'s own migrations: each tree ingests
+    into the tables and indexes its code was written for, from the same empty state."""
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(
-            "TRUNCATE marketdata.ticks, marketdata.bars, marketdata.bar_clocks, "
-            "marketdata.ingest_progress"
-        )
+        await conn.execute("DROP SCHEMA IF EXISTS marketdata CASCADE")
     finally:
         await conn.close()
+    await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.marketdata", "migrate"],
+        cwd=tree,
+        env=tree_environ(config, tree),
+        check=True,
+        capture_output=True,
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -262,7 +276,6 @@ async def main(args: argparse.Namespace) -> None:
                                 run_child, "floor", info.kafka_bootstrap, topic, str(args.ticks)
                             )
                             floors.append(measured["floor_per_s"])
-                        await reset_tables(info.database_url)
                         config = load(
                             MarketDataConfig,
                             {},
@@ -278,6 +291,7 @@ async def main(args: argparse.Namespace) -> None:
                             marketdata_ticks_topic=topic,
                             marketdata_ingest_group=f"bench-{topic}",
                         )
+                        await reset_schema(info.database_url, config, tree)
                         rate, cpu, pg_cpu = await drain(
                             info, config, tree, processes, args.ticks, logs, Path(home) / "postgres"
                         )
