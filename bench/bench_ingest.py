@@ -9,12 +9,15 @@ simulated ticks (the feed's own publish path) to a fresh topic; then N processes
 `python -m services.marketdata ingest` (run from that tree, so two trees compare
 A/B in the same run on the same broker and database) drain it into PostgreSQL
 (COPY), Redis (latest quotes) and bars. Ticks/s counts from the first to the last
-row written. The floor is a child that consumes the same topic with the bare
+row written. Each run starts from an empty schema built by that tree's own
+migrations (`python -m services.marketdata migrate`), so each tree has its own
+indexes. The floor is a child that consumes the same topic with the bare
 librdkafka client (records fetched and their value taken, nothing decoded): no
 ingest can beat it in one process, so ingest ÷ floor says how much of the Kafka
 client's own rate the ingest keeps. CPU µs/tick is the ingest processes' user+system
-time over the ticks. Between runs the tick, bar and progress tables are emptied so
-each run starts from the same state.
+time over the ticks; PG µs/tick is PostgreSQL's (every server process, backends,
+WAL writer and checkpointer alike) over the same window, so the two say which side
+of the COPY a figure waits on.
 """
 
 from __future__ import annotations
@@ -108,15 +111,50 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds(data_dir: Path) -> dict[str, float]:
+    """User+system CPU of the PostgreSQL server so far, by process role: the client
+    backends, each background process (WAL writer, checkpointer, autovacuum...), and
+    the postmaster with the children it has already reaped."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+    roles: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue  # exited meanwhile
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == postmaster:
+            role, used = "postmaster", sum(int(f) for f in fields[11:15])
+        elif ppid == postmaster:
+            role = title.removeprefix("postgres: ")
+            if "(" in role or "[local]" in role:
+                role = "backends"
+            elif role.startswith("autovacuum worker"):
+                role = "autovacuum worker"
+            used = int(fields[11]) + int(fields[12])
+        else:
+            continue
+        roles[role] = roles.get(role, 0.0) + used / tick
+    return roles
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per role between two `postgres_cpu_seconds` readings (a worker that
+    came and went shows under the postmaster, which reaped it)."""
+    return {role: after[role] - before.get(role, 0.0) for role in after}
+
+
 async def count_ticks(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM marketdata.ticks"))
 
 
 def start_ingest(config: MarketDataConfig, tree: Path, log_path: Path) -> subprocess.Popen[bytes]:
     """One `python -m services.marketdata ingest` process running the code of `tree`."""
-    (port,) = free_ports(1)
-    env = {**os.environ, **to_environ(replace(config, grpc_port=port, metrics_port=0))}
-    env["PYTHONPATH"] = str(tree)
+    env = tree_environ(config, tree)
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "services.marketdata", "ingest"],
@@ -129,9 +167,15 @@ def start_ingest(config: MarketDataConfig, tree: Path, log_path: Path) -> subpro
 
 
 async def drain(
-    info: Any, config: MarketDataConfig, tree: Path, processes: int, ticks: int, logs: Path
-) -> tuple[float, float]:
-    """(ticks/s, CPU µs per tick over the ingest processes) draining the topic."""
+    info: Any,
+    config: MarketDataConfig,
+    tree: Path,
+    processes: int,
+    ticks: int,
+    logs: Path,
+    pg_data: Path,
+) -> tuple[float, float, float]:
+    """(ticks/s, CPU µs per tick of the ingest processes, of PostgreSQL) draining the topic."""
     children = [
         start_ingest(config, tree, logs / f"ingest-{tree.name}-{processes}-{n}.log")
         for n in range(processes)
@@ -140,12 +184,14 @@ async def drain(
     try:
         first: tuple[float, int] | None = None
         cpu_at_first = 0.0
+        pg_at_first: dict[str, float] = {}
         deadline = time.monotonic() + 600
         while True:
             count = await count_ticks(conn)
             if count and first is None:
                 first = (time.perf_counter(), count)
                 cpu_at_first = sum(cpu_seconds(c.pid) for c in children)
+                pg_at_first = postgres_cpu_seconds(pg_data)
             if count >= ticks:
                 break
             if time.monotonic() > deadline or any(c.poll() is not None for c in children):
@@ -153,6 +199,7 @@ async def drain(
             await asyncio.sleep(0.05)
         done = time.perf_counter()
         cpu = sum(cpu_seconds(c.pid) for c in children) - cpu_at_first
+        pg_cpu = cpu_spent(pg_at_first, postgres_cpu_seconds(pg_data))
     finally:
         await conn.close()
         for child in children:
@@ -165,23 +212,45 @@ async def drain(
                 child.wait()
     assert first is not None
     drained = ticks - first[1]
-    return drained / (done - first[0]), cpu / drained * 1e6
+    roles = ", ".join(
+        f"{role} {seconds / drained * 1e6:.2f}"
+        for role, seconds in sorted(pg_cpu.items(), key=lambda kv: -kv[1])
+        if seconds > 0
+    )
+    print(f"# PostgreSQL CPU µs/tick by process: {roles}", flush=True)
+    return drained / (done - first[0]), cpu / drained * 1e6, sum(pg_cpu.values()) / drained * 1e6
 
 
-async def reset_tables(database_url: str) -> None:
+def tree_environ(config: MarketDataConfig, tree: Path) -> dict[str, str]:
+    """The environment of a service process running the code of `tree` on `config`."""
+    (port,) = free_ports(1)
+    env = {**os.environ, **to_environ(replace(config, grpc_port=port, metrics_port=0))}
+    env["PYTHONPATH"] = str(tree)
+    return env
+
+
+async def reset_schema(database_url: str, config: MarketDataConfig, tree: Path) -> None:
+    """Drop the marketdata schema and apply `tree`'s own migrations: each tree ingests
+    into the tables and indexes its code was written for, from the same empty state."""
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(
-            "TRUNCATE marketdata.ticks, marketdata.bars, marketdata.bar_clocks, "
-            "marketdata.ingest_progress"
-        )
+        await conn.execute("DROP SCHEMA IF EXISTS marketdata CASCADE")
     finally:
         await conn.close()
+    await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.marketdata", "migrate"],
+        cwd=tree,
+        env=tree_environ(config, tree),
+        check=True,
+        capture_output=True,
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
     trees: list[tuple[str, Path]] = args.trees
     counts = [int(n) for n in args.processes.split(",")]
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="cift-ingest-bench-") as home:
         stack = Stack(
             StackOptions(home=Path(home), with_services=False, free_ports=True, durable=False)
@@ -190,7 +259,7 @@ async def main(args: argparse.Namespace) -> None:
         logs = Path(home) / "logs"
         try:
             await stack.migrate()
-            results: dict[tuple[str, int], list[tuple[float, float]]] = {}
+            results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
             floors: list[float] = []
             for round_ in range(args.rounds):
                 for processes in counts:
@@ -207,7 +276,6 @@ async def main(args: argparse.Namespace) -> None:
                                 run_child, "floor", info.kafka_bootstrap, topic, str(args.ticks)
                             )
                             floors.append(measured["floor_per_s"])
-                        await reset_tables(info.database_url)
                         config = load(
                             MarketDataConfig,
                             {},
@@ -223,11 +291,15 @@ async def main(args: argparse.Namespace) -> None:
                             marketdata_ticks_topic=topic,
                             marketdata_ingest_group=f"bench-{topic}",
                         )
-                        rate, cpu = await drain(info, config, tree, processes, args.ticks, logs)
-                        results.setdefault((name, processes), []).append((rate, cpu))
+                        await reset_schema(info.database_url, config, tree)
+                        rate, cpu, pg_cpu = await drain(
+                            info, config, tree, processes, args.ticks, logs, Path(home) / "postgres"
+                        )
+                        results.setdefault((name, processes), []).append((rate, cpu, pg_cpu))
                         print(
                             f"# round {round_} {name} x{processes}: {rate:,.0f} ticks/s, "
-                            f"{cpu:.1f} µs CPU/tick",
+                            f"{cpu:.1f} µs CPU/tick ingest, {pg_cpu:.1f} PostgreSQL "
+                            f"(load {os.getloadavg()[0]:.1f})",
                             flush=True,
                         )
         finally:
@@ -238,17 +310,34 @@ async def main(args: argparse.Namespace) -> None:
         f"--partitions {args.partitions} --rounds {args.rounds} "
         + " ".join(f"--tree {t}" for t in args.tree)
     )
-    print(f"# load average at the end: {os.getloadavg()[0]:.1f} (2 shared cores)")
+    print(
+        f"# load average at the start: {load_at_start:.1f}, at the end: "
+        f"{os.getloadavg()[0]:.1f} ({os.cpu_count()} shared cores)"
+    )
     print(
         f"# floor: bare librdkafka consume of the same records, 1 process: {floor:,.0f} records/s"
     )
-    print(f"{'tree':<10}{'processes':>10}{'ticks/s (median)':>18}{'x floor':>9}{'CPU µs/tick':>13}")
-    figures: dict[str, Any] = {"floor_records_per_s": floor, "ticks": args.ticks}
+    print(
+        f"{'tree':<10}{'processes':>10}{'ticks/s (median)':>18}{'x floor':>9}"
+        f"{'ingest CPU µs/tick':>20}{'PG CPU µs/tick':>16}"
+    )
+    figures: dict[str, Any] = {
+        "floor_records_per_s": floor,
+        "ticks": args.ticks,
+        "load_at_start": load_at_start,
+    }
     for (name, processes), runs in results.items():
-        rate = sorted(r for r, _ in runs)[len(runs) // 2]
-        cpu = sorted(c for _, c in runs)[len(runs) // 2]
-        print(f"{name:<10}{processes:>10}{rate:>18,.0f}{rate / floor:>9.2f}{cpu:>13.1f}")
-        figures[f"{name}_x{processes}"] = {"ticks_per_s": rate, "cpu_us_per_tick": cpu}
+        rate = sorted(r for r, _, _ in runs)[len(runs) // 2]
+        cpu = sorted(c for _, c, _ in runs)[len(runs) // 2]
+        pg_cpu = sorted(p for _, _, p in runs)[len(runs) // 2]
+        print(
+            f"{name:<10}{processes:>10}{rate:>18,.0f}{rate / floor:>9.2f}{cpu:>20.1f}{pg_cpu:>16.1f}"
+        )
+        figures[f"{name}_x{processes}"] = {
+            "ticks_per_s": rate,
+            "cpu_us_per_tick": cpu,
+            "postgres_cpu_us_per_tick": pg_cpu,
+        }
     record_figures("bench_ingest", figures)
 
 

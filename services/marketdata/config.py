@@ -87,7 +87,7 @@ class MarketDataConfig(CommonConfig):
         0.01, "How often the feed publishes what became due (a batch per interval)."
     )
     marketdata_ingest_batch: int = setting(
-        5000, "Most ticks the ingest consumer writes in one transaction."
+        20_000, "Most ticks the ingest consumer writes in one transaction."
     )
     marketdata_tick_partition_days: int = setting(
         1, "Days per partition of the ticks table (raise it for long historical loads)."
