@@ -127,24 +127,38 @@ def medians(series: Sequence[float]) -> tuple[float, float]:
 
 
 def verdicts(
-    process: str, series: Sequence[Footprint], minutes: float, shmem_cap_mib: float | None
+    process: str,
+    series: Sequence[Footprint],
+    minutes: float,
+    shmem_cap_mib: float | None = None,
+    backend_slack_mib: float | None = None,
 ) -> list[Verdict]:
     """The bound on each kind, stated before the run.
 
     Anonymous and file-backed memory may grow by at most 20 % + 16 MiB between the
     medians: a leak of a few kilobytes per order fails a 30-minute run. Shared memory
     is held to `shmem_cap_mib` when the process has a configured segment (PostgreSQL's
-    `shared_memory_size`): filling it is a cache reaching its size, not growth.
+    `shared_memory_size`): filling it is a cache reaching its size, not growth. With
+    `backend_slack_mib` (PostgreSQL's `work_mem`), anonymous memory is judged per
+    process of the tree instead: the pools open backends as load needs them, each with
+    its own caches, so the total follows the connection count; a backend may grow by
+    20 % + one sort's or hash's `work_mem`.
     """
     found = []
+    growth_rule = f"+{GROWTH_RATIO:.0%} +{GROWTH_SLACK_MIB:g} MiB"
     for kind in ("anon", "shmem", "file"):
-        early, late = medians([getattr(sample, kind) for sample in series])
+        values = [getattr(sample, kind) for sample in series]
+        slack, rule = GROWTH_SLACK_MIB, growth_rule
+        if kind == "anon" and backend_slack_mib is not None:
+            values = [sample.anon / sample.processes for sample in series]
+            kind, slack = "anon per process", backend_slack_mib
+            rule = f"+{GROWTH_RATIO:.0%} +work_mem {backend_slack_mib:g} MiB"
+        early, late = medians(values)
         # The medians are three fifths of the run apart.
         per_minute = (late - early) / (minutes * 3 / 5)
         if kind == "shmem" and shmem_cap_mib is not None:
             bound, rule = shmem_cap_mib, "configured segment"
         else:
-            bound = early * (1 + GROWTH_RATIO) + GROWTH_SLACK_MIB
-            rule = f"+{GROWTH_RATIO:.0%} +{GROWTH_SLACK_MIB:g} MiB"
+            bound = early * (1 + GROWTH_RATIO) + slack
         found.append(Verdict(process, kind, early, late, per_minute, bound, rule))
     return found

@@ -95,3 +95,15 @@ def test_shared_memory_of_a_process_without_a_segment_is_held_to_the_growth_rule
     shmem = next(v for v in found if v.kind == "shmem")
     assert not shmem.within
     assert shmem.rule.startswith("+20%")
+
+
+def test_postgres_heaps_are_judged_per_backend_as_the_pools_open_more() -> None:
+    # 10 → 20 backends of 2.5 MiB each: the total doubles, no backend grew.
+    series = [Footprint(2.5 * n, 50.0, 7.0, 0.0, n) for n in range(10, 20)]
+    found = verdicts("postgres", series, 10.0, 148.0, 4.0)
+    per_backend = found[0]
+    assert per_backend.kind == "anon per process" and per_backend.within
+    assert per_backend.bound == pytest.approx(2.5 * 1.2 + 4.0)
+    # The same backends each growing by 8 MiB fail.
+    grown = [Footprint((2.5 + i) * 10, 50.0, 7.0, 0.0, 10) for i in range(10)]
+    assert not verdicts("postgres", grown, 10.0, 148.0, 4.0)[0].within
