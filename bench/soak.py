@@ -8,17 +8,24 @@ a fresh temporary home and runs the fault suite's load against the gateway: trad
 on several accounts sending market orders that fill, resting limit buys and cancels
 (tests/faults/load.py), renewing their access tokens through the refresh route half
 way through each token's life, as a real client does. Every `--sample-s` it samples
-the memory of each supervised process — the proportional set size (PSS) of its whole
-process tree, so PostgreSQL's shared buffers are counted once across its backends.
+the memory of each supervised process tree (PostgreSQL with all its backends) split
+by kind (bench/memory.py): anonymous (heaps: where a leak shows), shared memory
+(PostgreSQL's shared buffers) and file-backed; the three add up to the PSS.
 
-The bound: for each process, the median of the last fifth of the samples may exceed
-the median of the second fifth (the first fifth is warm-up) by at most 20 % + 16 MiB.
-A leak of a few kilobytes per order passes a short run and fails a 30-minute one.
-The embedded broker (Tansu) keeps every record in memory with no retention, so its
-memory grows with what is published (mostly ticks): it fails the bound on any long
-run, and the table's MiB/min says by how much. Market data grows until its stream
-rings are full (`CIFT_MARKETDATA_STREAM_RING` items per kind, ~0.9 KiB each; at the
-simulator's default rate the quote ring fills in ~14 min, the trade ring in ~42 min):
+The bound, stated before the run, per process and kind (bench/memory.verdicts):
+anonymous and file-backed memory may grow by at most 20 % + 16 MiB between the
+median of the second fifth of the samples (the first fifth is warm-up) and that of
+the last fifth — a leak of a few kilobytes per order passes a short run and fails a
+30-minute one. PostgreSQL's shared memory may not exceed the segment the server
+reports (`shared_memory_size`: shared buffers, WAL buffers, lock tables), since
+filling it is the buffer cache reaching its configured size; its anonymous memory is
+judged per process (the services' pools open backends as the load needs them): a
+backend may grow by 20 % + `work_mem`, what one sort or hash may take. The embedded broker
+(Tansu) keeps every record in memory with no retention, so its anonymous memory grows
+with what is published (mostly ticks): it fails the bound on any long run, and the
+table's MiB/min says by how much. Market data grows until its stream rings are full
+(`CIFT_MARKETDATA_STREAM_RING` items per kind, ~0.9 KiB each; at the simulator's
+default rate the quote ring fills in ~14 min, the trade ring in ~42 min):
 `--set CIFT_MARKETDATA_STREAM_RING=4096` shows in a short run that it then levels off.
 It also fails on any error line written to any log once the stack is up (JSON
 `"level": "error"`, PostgreSQL ERROR/FATAL/PANIC, Envoy `[error]`/`[critical]`), on
@@ -33,7 +40,6 @@ import asyncio
 import json
 import os
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -41,10 +47,11 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
 
-import psutil
+import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.memory import Footprint, setting_mib, tree_footprint, verdicts
 from cift.stack import control
 from cift.stack.cli import READY_LINE
 from cift.stack.launcher import StackInfo
@@ -54,25 +61,7 @@ from tests.faults.books import settled_problems, snapshot_problems
 from tests.faults.load import Load
 
 OPENING_CASH = Decimal("100000")
-GROWTH_RATIO = 0.20
-GROWTH_SLACK_MIB = 16.0
 _NON_JSON_ERRORS = re.compile(r"\b(ERROR|FATAL|PANIC):|\[(error|critical)\]")
-
-
-def tree_pss_mib(pid: int) -> float | None:
-    """PSS of a process and all its descendants, in MiB (None once it is gone)."""
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return None
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_full_info().pss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total / (1 << 20)
 
 
 def log_sizes(logs_dir: Path) -> dict[str, int]:
@@ -99,20 +88,64 @@ def error_lines(logs_dir: Path, skip: dict[str, int]) -> Counter[str]:
     return found
 
 
-def growth_verdicts(
-    samples: dict[str, list[float]], minutes: float
-) -> list[tuple[str, float, float, float, float, bool]]:
-    """(process, early median, late median, MiB per minute, bound, within) per process."""
-    verdicts = []
-    for name, series in samples.items():
-        fifth = max(1, len(series) // 5)
-        early = statistics.median(series[fifth : 2 * fifth] or series)
-        late = statistics.median(series[-fifth:])
-        # The medians are three fifths of the run apart.
-        per_minute = (late - early) / (minutes * 3 / 5)
-        bound = early * (1 + GROWTH_RATIO) + GROWTH_SLACK_MIB
-        verdicts.append((name, early, late, per_minute, bound, late <= bound))
-    return verdicts
+async def postgres_memory_settings(url: str) -> tuple[float, float]:
+    """The server's main shared memory segment and its `work_mem`, in MiB (PostgreSQL 15+)."""
+    connection = await asyncpg.connect(url)
+    try:
+        segment = await connection.fetchval("SHOW shared_memory_size")
+        work_mem = await connection.fetchval("SHOW work_mem")
+    finally:
+        await connection.close()
+    return setting_mib(str(segment)), setting_mib(str(work_mem))
+
+
+def memory_report(
+    timed: dict[str, list[tuple[float, Footprint]]],
+    minutes: float,
+    postgres_settings: tuple[float, float],
+) -> list[str]:
+    """Print each process's memory at start and end and the verdict per kind; the failures."""
+    failures = []
+    print("\nmemory of each process tree at the first -> last sample (MiB; procs: tree size)")
+    print("| process | procs | anon | shmem | file | PSS | RSS |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, series in sorted(timed.items()):
+        first, last = series[0][1], series[-1][1]
+        print(
+            f"| {name} | {first.processes} -> {last.processes} "
+            + " ".join(
+                f"| {getattr(first, kind):.1f} -> {getattr(last, kind):.1f}"
+                for kind in ("anon", "shmem", "file", "pss", "rss")
+            )
+            + " |"
+        )
+    segment_mib, work_mem_mib = postgres_settings
+    print(
+        f"\nbounds (median of the second fifth -> of the last fifth, "
+        f"{len(next(iter(timed.values())))} samples; PostgreSQL shared_memory_size "
+        f"{segment_mib:g} MiB, work_mem {work_mem_mib:g} MiB)"
+    )
+    print("| process | kind | early median | late median | MiB/min | bound | rule | within |")
+    print("|---|---|---:|---:|---:|---:|---|---|")
+    for name, series in sorted(timed.items()):
+        footprints = [fp for _, fp in series]
+        if name == "postgres":
+            found = verdicts(name, footprints, minutes, segment_mib, work_mem_mib)
+        else:
+            found = verdicts(name, footprints, minutes)
+        for v in found:
+            if v.kind == "shmem" and v.late == 0.0:
+                continue  # no shared memory at all: nothing to say
+            print(
+                f"| {name} | {v.kind} | {v.early:.2f} | {v.late:.2f} | {v.per_minute:+.2f} "
+                f"| {v.bound:.1f} | {v.rule} | {'yes' if v.within else 'NO'} |"
+            )
+            if not v.within:
+                failures.append(
+                    f"{name} {v.kind} memory grew from {v.early:.1f} to {v.late:.1f} MiB "
+                    f"(bound {v.bound:.1f}, {v.rule})"
+                )
+    return failures
 
 
 def p50_p99_ms(took: list[float]) -> tuple[float, float]:
@@ -122,7 +155,7 @@ def p50_p99_ms(took: list[float]) -> tuple[float, float]:
 
 def windows_table(
     timings: list[tuple[float, float]],
-    samples: dict[str, list[tuple[float, float]]],
+    samples: dict[str, list[tuple[float, Footprint]]],
     started: float,
     window_s: float,
 ) -> list[str]:
@@ -140,7 +173,7 @@ def windows_table(
             continue
         p50, p99 = p50_p99_ms(took)
         memory = [
-            next((f"{mib:.0f}" for t, mib in reversed(samples[name]) if t < high), "-")
+            next((f"{fp.pss:.0f}" for t, fp in reversed(samples[name]) if t < high), "-")
             for name in names
         ]
         lines.append(
@@ -167,18 +200,18 @@ async def soak(args: argparse.Namespace) -> int:
             info = StackInfo.from_json((home / "stack.json").read_text())
             assert info.gateway_url is not None
             load = await asyncio.to_thread(Load, info.gateway_url, args.accounts, args.pause_s)
-            samples: dict[str, list[float]] = defaultdict(list)
-            timed: dict[str, list[tuple[float, float]]] = defaultdict(list)
+            postgres_settings = await postgres_memory_settings(info.database_url)
+            timed: dict[str, list[tuple[float, Footprint]]] = defaultdict(list)
             load.start()
             started = time.monotonic()
             end = started + args.minutes * 60
             try:
                 while time.monotonic() < end:
                     for figures in await control.request(home, "status"):
-                        pss = None if figures["pid"] is None else tree_pss_mib(figures["pid"])
-                        if pss is not None:
-                            samples[figures["name"]].append(pss)
-                            timed[figures["name"]].append((time.monotonic(), pss))
+                        pid = figures["pid"]
+                        footprint = None if pid is None else tree_footprint(pid)
+                        if footprint is not None:
+                            timed[figures["name"]].append((time.monotonic(), footprint))
                     await asyncio.sleep(args.sample_s)
             finally:
                 await asyncio.to_thread(load.stop)
@@ -202,16 +235,7 @@ async def soak(args: argparse.Namespace) -> int:
     if ledger.timings:
         p50, p99 = p50_p99_ms(sorted(d for _, d in ledger.timings))
         print(f"latency of every answered call over the run: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
-    print(f"\nmemory (PSS of each process tree, MiB; {len(next(iter(samples.values())))} samples)")
-    print("| process | early median | late median | MiB/min | bound | within |")
-    print("|---|---:|---:|---:|---:|---|")
-    for name, early, late, per_minute, bound, within in growth_verdicts(samples, args.minutes):
-        print(
-            f"| {name} | {early:.1f} | {late:.1f} | {per_minute:+.2f} | {bound:.1f} "
-            f"| {'yes' if within else 'NO'} |"
-        )
-        if not within:
-            failures.append(f"{name} grew from {early:.1f} to {late:.1f} MiB (bound {bound:.1f})")
+    failures += memory_report(timed, args.minutes, postgres_settings)
     print("\nover time (each window: calls answered, latency, PSS MiB at its end)")
     print("\n".join(windows_table(ledger.timings, timed, started, args.window_s)))
     failures += [f"log error x{count}: {line}" for line, count in errors.most_common(20)]

@@ -109,16 +109,10 @@ def prepare_data_dir(data_dir: Path) -> str | None:
     return user
 
 
-def spawn_postgres(
-    data_dir: Path,
-    port: int,
-    log_path: Path,
-    *,
-    user: str | None,
-    durable: bool,
-    synchronous_commit: bool = True,
-) -> Child:
-    """Run the server on 127.0.0.1:`port` only (no Unix socket to collide with others)."""
+def server_argv(
+    data_dir: Path, port: int, *, durable: bool, synchronous_commit: bool = True
+) -> list[str]:
+    """The server's command line: 127.0.0.1:`port` only (no Unix socket to collide with others)."""
     argv = [
         str(binaries_dir() / "postgres"),
         "-D",
@@ -140,9 +134,22 @@ def spawn_postgres(
     if not durable:
         # Throwaway data (tests, --fresh temp homes): nothing to protect from a crash.
         argv += ["-c", "fsync=off", "-c", "full_page_writes=off"]
+    return argv
+
+
+def spawn_postgres(
+    data_dir: Path,
+    port: int,
+    log_path: Path,
+    *,
+    user: str | None,
+    durable: bool,
+    synchronous_commit: bool = True,
+) -> Child:
+    """Run the server in the foreground, supervised like every other component."""
     return spawn(
         "postgres",
-        argv,
+        server_argv(data_dir, port, durable=durable, synchronous_commit=synchronous_commit),
         log_path=log_path,
         user=user,
         # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client.

@@ -22,7 +22,7 @@ from cift.runtime.kafka import TOPIC_FILLS, Event, EventConsumer
 OPEN = ("new", "accepted", "partially_filled")
 
 _ORDERS_AND_FILLS = """
-SELECT o.order_id, o.account_id, o.order_type, o.status, o.qty, o.filled_qty, o.fill_count,
+SELECT o.order_id, o.account_id, o.client_order_id, o.order_type, o.status, o.qty, o.filled_qty, o.fill_count,
        o.reserved, coalesce(sum(f.qty), 0) AS fills_qty, count(f.fill_id) AS fills
 FROM orders o LEFT JOIN fills f ON f.order_id = o.order_id
 WHERE o.account_id = ANY($1::text[])
@@ -89,9 +89,19 @@ async def snapshot_problems(
 def confirmed_problems(
     confirmed: Mapping[str, tuple[str, str]], orders: Iterable[asyncpg.Record]
 ) -> list[str]:
-    """Every order a client got a 2xx for exists, once, on its account."""
-    stored = {row["order_id"]: row["account_id"] for row in orders}
-    problems = []
+    """Every order a client got a 2xx for exists, once, on its account.
+
+    Once: a retry after a lost answer carries the same client order id, so two orders
+    under one client order id on an account are a duplicate the client never asked for.
+    """
+    rows = list(orders)
+    stored = {row["order_id"]: row["account_id"] for row in rows}
+    placed = Counter((row["account_id"], row["client_order_id"]) for row in rows)
+    problems = [
+        f"client order {client_order_id} on {account} is duplicated: {count} orders"
+        for (account, client_order_id), count in sorted(placed.items())
+        if count > 1
+    ]
     for order_id, (account, client_order_id) in confirmed.items():
         if order_id not in stored:
             problems.append(f"order {order_id} ({client_order_id}) was confirmed but is lost")

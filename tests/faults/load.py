@@ -38,8 +38,25 @@ from tests.e2e.e2e_client import (
 )
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# What Python prints with a traceback: no answer may carry one, whatever its status.
+STACK_TRACE = "Traceback (most recent call last)"
 # A careful client gives up on one order after this long and reports it.
 GIVE_UP_S = 60.0
+
+
+def is_bad_answer(status: int, text: str) -> bool:
+    """A 5xx a client cannot retry, or any answer that shows a stack trace."""
+    return STACK_TRACE in text or (status >= 500 and status not in RETRYABLE_STATUSES)
+
+
+def retry_advice_s(retry_after: str | None) -> float | None:
+    """The wait a retryable answer advises, or None when it gives no whole seconds.
+
+    HTTP also allows a date; the gateway and the services promise seconds (issue 19).
+    """
+    if retry_after is None or not (retry_after.isascii() and retry_after.isdigit()):
+        return None
+    return float(retry_after)
 
 
 @dataclass
@@ -126,17 +143,17 @@ class TraderLoop:
                 with self.ledger.lock:
                     self.ledger.statuses[response.status_code] += 1
                     self.ledger.timings.append((answered, answered - sent))
+                if is_bad_answer(response.status_code, response.text):
+                    self._bad(method, path, response)
                 if response.status_code not in RETRYABLE_STATUSES:
-                    if response.status_code >= 500:
-                        self._bad(method, path, response)
                     return response
                 self._retried(str(response.status_code))
-                if "retry-after" not in response.headers:
+                advice_s = retry_advice_s(response.headers.get("retry-after"))
+                if advice_s is None:
                     with self.ledger.lock:
                         self.ledger.without_retry_advice[response.status_code] += 1
-                advice = response.headers.get("retry-after", "")
-                if advice.isdigit():
-                    delay_s = max(delay_s, min(float(advice), 2.0))
+                else:
+                    delay_s = max(delay_s, min(advice_s, 2.0))
             time.sleep(delay_s)
             delay_s = min(delay_s * 1.5, 1.0)
         return None

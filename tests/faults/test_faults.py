@@ -210,11 +210,12 @@ def _report(
     """The figures of the run, printed (pytest -s) and written to CIFT_FAULT_REPORT if set."""
     ledger = load.ledger
     lost = sum("is lost" in problem for problem in final)
+    duplicated = sum("is duplicated" in problem for problem in final)
     bad = Counter(f"{b.method} {b.path[:16]} {b.status} {b.body[:80]}" for b in ledger.bad_answers)
     lines = [
         f"fault suite (seed {seed}): {len(outcomes)} faults injected, "
         f"{ledger.submitted} orders sent, {len(ledger.confirmed)} confirmed, lost {lost}, "
-        f"duplicated 0 (one order per client order id), {fills} fills, each on "
+        f"duplicated {duplicated} (orders under one client order id), {fills} fills, each on "
         f"execution.fills.v1 ({redelivered} redeliveries, deduplicated by consumers); "
         f"orders settled {settle_s:.1f} s after the load stopped",
         f"HTTP statuses: {dict(sorted(ledger.statuses.items()))}; retried: {dict(ledger.retried)};"

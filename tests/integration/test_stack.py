@@ -19,6 +19,7 @@ from cift.runtime.config import env_name, load
 from cift.runtime.kafka import TOPICS
 from cift.stack import control
 from cift.stack.cli import READY_LINE
+from cift.stack.errors import StackError
 from cift.stack.launcher import Stack, StackInfo, StackOptions
 from cift.stack.ports import PortPlan
 from cift.stack.probes import probe_grpc_health, probe_http, probe_kafka
@@ -247,6 +248,38 @@ async def test_cift_up_restarts_a_killed_child_and_obeys_stop_start_restart(
         assert restarts == {name: int(name == "redis") for name in restarts}
 
 
+async def test_a_crash_loop_stops_cift_up_with_the_reason_and_leaves_no_process(
+    cift_up_environ: dict[str, str],
+) -> None:
+    # One crash is restarted (above); a component that keeps dying is a fault for a person.
+    async with cift_up(cift_up_environ, "--no-gateway") as running:
+        await running.read_until(READY_LINE, START_TIMEOUT_S)
+        home = Path(cift_up_environ["CIFT_HOME"])
+        tree = descendants(running.process.pid)
+        following = asyncio.create_task(running.follow())
+        exiting = asyncio.create_task(running.process.wait())
+        killed: set[int] = set()
+        deadline = time.monotonic() + 90
+        while not exiting.done():
+            assert time.monotonic() < deadline, f"no crash loop after {len(killed)} kills"
+            try:
+                figures = await control.request(home, "status", timeout_s=5)
+            except StackError:
+                break  # the stack is stopping: its control socket is gone
+            redis = next(f for f in figures if f["name"] == "redis")
+            if redis["uptime_s"] is not None and redis["pid"] not in killed:
+                killed.add(redis["pid"])
+                os.kill(redis["pid"], signal.SIGKILL)
+            await asyncio.sleep(0.05)
+        assert await asyncio.wait_for(exiting, 60) == 1
+        await following
+    assert len(killed) == 6, killed
+    reason = "cift: redis crashed more than 5 times within 60 s (last exit code -9)"
+    assert any(line.startswith(reason) for line in running.output), running.output
+    assert running.output[-1] == "cift: stopped"
+    assert await wait_all_gone(tree, 10) == []
+
+
 async def test_cift_migrate_creates_every_service_schema_in_the_embedded_database(
     cift_up_environ: dict[str, str],
 ) -> None:
@@ -311,6 +344,8 @@ async def test_infra_fixture_has_the_database_topics_and_redis(infra: StackInfo)
     try:
         assert await conn.fetchval("SELECT current_database()") == "cift"
         assert (await conn.fetchval("SHOW server_version")).startswith("16.")
+        # An accepted order survives a crash of the database by default.
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
     finally:
         await conn.close()
     client = aioredis.from_url(infra.redis_url)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cift.runtime.config import CommonConfig, load, load_service
-from cift.stack import kafka_broker
+from cift.stack import kafka_broker, postgres
 from cift.stack.cli import format_table, listening_table, read_password
 from cift.stack.errors import StackError, redact_url
 from cift.stack.launcher import LOCK_FILE, STATE_FILE, Stack, StackInfo, StackOptions, read_running
@@ -248,3 +248,26 @@ def test_terminal_password_must_be_typed_twice_the_same() -> None:
         read_password(FakeTerminal(), prompt=lambda _: next(answers))
     answers = iter(["same one 123", "same one 123"])
     assert read_password(FakeTerminal(), prompt=lambda _: next(answers)) == "same one 123"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "synchronous_commit=on"),
+        ({"CIFT_EMBEDDED_POSTGRES_SYNCHRONOUS_COMMIT": "false"}, "synchronous_commit=off"),
+    ],
+)
+def test_the_embedded_postgres_commits_synchronously_unless_told_otherwise(
+    tmp_path: Path, environ: dict[str, str], expected: str
+) -> None:
+    # An accepted order must survive a crash of the database; the fast setting is opt-in.
+    config = load(StackConfig, environ)
+    argv = postgres.server_argv(
+        tmp_path,
+        55432,
+        durable=True,
+        synchronous_commit=config.embedded_postgres_synchronous_commit,
+    )
+    settings = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-c"]
+    assert expected in settings
+    assert "fsync=off" not in settings

@@ -111,6 +111,36 @@ async def test_a_killed_component_is_restarted_counted_and_logged_once(tmp_path:
         await component.stop()
 
 
+async def test_a_restarted_component_is_prepared_again_like_at_first_start(
+    tmp_path: Path,
+) -> None:
+    # The broker's topics die with its memory: its preparation must run after each start.
+    component = sleeper("kafka", tmp_path)
+    prepared: list[int] = []
+
+    async def prepare() -> None:
+        assert component.child is not None
+        prepared.append(component.child.pid)
+
+    component.after_start = prepare
+    await component.start()
+    supervisor = Supervisor([component], ignore, QUICK)
+    supervising = asyncio.create_task(supervisor.run())
+    try:
+        first = component.child
+        assert first is not None and prepared == [first.pid]
+        os.kill(first.pid, signal.SIGKILL)
+        await until(lambda: component.restarts == 1 and component.healthy_since is not None)
+        assert component.child is not None
+        assert prepared == [first.pid, component.child.pid]
+        await supervisor.restart_component("kafka")
+        assert len(prepared) == 3 and prepared[-1] == component.child.pid
+    finally:
+        supervising.cancel()
+        await asyncio.gather(supervising, return_exceptions=True)
+        await component.stop()
+
+
 async def test_a_component_that_keeps_crashing_stops_supervision_with_the_reason(
     tmp_path: Path,
 ) -> None:
