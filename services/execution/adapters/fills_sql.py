@@ -17,9 +17,13 @@ from cift.trading.fills import Fill, FillExplanation, PriceSource
 from cift.trading.intraday import DayFills
 from cift.trading.ledger import Balances, Position
 from cift.trading.orders import Order
-from services.execution.adapters.order_rows import (
-    OutgoingEvent,
+from services.execution.adapters.outbox_sql import (
+    event_args,
+    event_params,
+    log_values,
+    queue_values,
 )
+from services.execution.app.store_ports import OutgoingEvent
 
 TAKE_FILL_SQL = """
 WITH recorded AS (
@@ -231,16 +235,18 @@ async def settle_fill_rows(
     return row
 
 
+# The fill's order event ($12-$16) and fill event ($17-$21), keyed by the account ($2).
+_ORDER_EVENT = event_params(12, key="$2")
+_FILL_EVENT = event_params(17, key="$2")
 RECORD_FILL_SQL = f"""
 WITH activity AS (
     INSERT INTO activities (activity_id, account_id, activity_type, occurred_at, net_amount,
                             symbol, side, qty, price, order_id, description)
     VALUES ($1, $2, 'fill', $3, $4, $5, $6, $7, $8, $9, $10)
 ), logged AS (
-    INSERT INTO order_events (account_id, sequence, payload) VALUES ($2, $11, $12)
+    {log_values("$2", "$11", _ORDER_EVENT.payload)}
 ), queued AS (
-    INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
-    VALUES ($13, $14, $2, $15, $12, $16::jsonb), ($17, $18, $2, $19, $20, $21::jsonb)
+    {queue_values(_ORDER_EVENT, _FILL_EVENT)}
 )
 SELECT {NOTIFY_SQL}
 """
@@ -274,16 +280,8 @@ async def record_fill(
         fill.order_id,
         f"{fill.side.value.capitalize()} {fill.qty} {fill.symbol} @ {fill.price}",
         sequence,
-        order_event.payload,
-        order_event.event_id,
-        order_event.topic,
-        order_event.schema_name,
-        order_event.headers_json,
-        fill_event.event_id,
-        fill_event.topic,
-        fill_event.schema_name,
-        fill_event.payload,
-        fill_event.headers_json,
+        *event_args(order_event),
+        *event_args(fill_event),
     )
 
 

@@ -1,8 +1,7 @@
-"""Rows of the orders table ↔ `Order`, and outbox rows prepared before the statement that writes them."""
+"""Rows of the orders table ↔ `Order`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -12,19 +11,6 @@ from cift.trading.orders import Order, OrderClass, OrderStatus
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
 OPEN = ("new", "held", "accepted", "partially_filled")
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingEvent:
-    """An event as the outbox stores it, prepared before the statement that writes it."""
-
-    event_id: str
-    topic: str
-    schema_name: str
-    payload: bytes
-    headers_json: str
-    # An order event's per-account sequence (also inside `payload`); 0 for other events.
-    sequence: int = 0
 
 
 def order_columns(order: Order) -> tuple[Any, ...]:

@@ -32,6 +32,7 @@ from cift.trading.orders import Order, OrderRequest, OrderStatus, ReplaceRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.execution.adapters import orders_sql
 from services.execution.adapters.risk_check import RiskCheck
+from services.execution.adapters.sql_stores import SQL_STORES
 from services.execution.app.broker import AccountSettings, Broker
 from services.execution.app.ports import MarketClock
 from tests.integration.execution.ticks import quote_event, trade_event
@@ -98,7 +99,12 @@ def risk() -> StandInRisk:
 @pytest.fixture
 def broker(pool: asyncpg.Pool, risk: StandInRisk) -> Broker:
     return Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
+        pool,
+        FillEngine(),
+        StandInMarket(),
+        RiskCheck(risk),
+        AccountSettings(OPENING, D(1)),
+        SQL_STORES,
     )
 
 
@@ -341,11 +347,21 @@ async def test_resting_orders_survive_a_restart_and_still_fill(
     pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
 ) -> None:
     first = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
+        pool,
+        FillEngine(),
+        StandInMarket(),
+        RiskCheck(risk),
+        AccountSettings(OPENING, D(1)),
+        SQL_STORES,
     )
     order = await first.submit(account, limit(symbol, Side.SELL, "4", "30.00"))
     restarted = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
+        pool,
+        FillEngine(),
+        StandInMarket(),
+        RiskCheck(risk),
+        AccountSettings(OPENING, D(1)),
+        SQL_STORES,
     )
     assert await restarted.reload() >= 1
     assert order.order_id in restarted.engine
@@ -361,14 +377,24 @@ async def test_replayed_tick_after_restart_does_not_fill_again(
     pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
 ) -> None:
     first = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
+        pool,
+        FillEngine(),
+        StandInMarket(),
+        RiskCheck(risk),
+        AccountSettings(OPENING, D(1)),
+        SQL_STORES,
     )
     await first.submit(account, limit(symbol, Side.BUY, "2", "10.00"))
     await first.submit(account, limit(symbol, Side.BUY, "2", "10.00", client_order_id="second"))
     tick = quote_event(symbol, "9.00", "10.00")
     await first.on_ticks([tick])
     restarted = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
+        pool,
+        FillEngine(),
+        StandInMarket(),
+        RiskCheck(risk),
+        AccountSettings(OPENING, D(1)),
+        SQL_STORES,
     )
     await restarted.reload()
     third = await restarted.submit(
@@ -497,7 +523,12 @@ async def test_trailing_stop_water_mark_survives_a_restart_and_only_tightens(
     pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
 ) -> None:
     first = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
+        pool,
+        FillEngine(),
+        StandInMarket(),
+        RiskCheck(risk),
+        AccountSettings(OPENING, D(1)),
+        SQL_STORES,
     )
     await first.submit(account, limit(symbol, Side.BUY, "10", "100.00"))
     await first.on_ticks([quote_event(symbol, "99.90", "100.00")])  # long 10 @ 100
@@ -528,7 +559,12 @@ async def test_trailing_stop_water_mark_survives_a_restart_and_only_tightens(
 
     # Restarted while the market fell to 102.50: the stop still stands at 105 - 3 = 102.
     second = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
+        pool,
+        FillEngine(),
+        StandInMarket(),
+        RiskCheck(risk),
+        AccountSettings(OPENING, D(1)),
+        SQL_STORES,
     )
     await second.on_ticks([quote_event(symbol, "102.45", "102.55")])
     await second.reload()
@@ -558,7 +594,12 @@ async def test_an_order_written_for_a_caller_that_went_away_still_enters_the_boo
 
     risk = StandInRisk()
     broker = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
+        pool,
+        FillEngine(),
+        StandInMarket(),
+        RiskCheck(risk),
+        AccountSettings(OPENING, D(1)),
+        SQL_STORES,
     )
     await broker.submit(account, limit(symbol, Side.BUY, "1", "10.00"))
     broker.risk = RiskCheck(CallerGoesAway())
@@ -634,7 +675,12 @@ async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_c
     unplug = asyncio.Event()
 
     broker = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
+        pool,
+        FillEngine(),
+        StandInMarket(),
+        RiskCheck(risk),
+        AccountSettings(OPENING, D(1)),
+        SQL_STORES,
     )
     book_orders = broker.entry._book_orders
     apply_fill_on = broker.journal.apply_fill_on
