@@ -18,6 +18,7 @@ from decimal import Decimal
 from cift.runtime.errors import FailedPrecondition, NotFound
 from cift.runtime.money import format_decimal
 from cift.runtime.timestamps import now_ns, to_datetime
+from cift.trading.money import floor_to_increment
 from cift.trading.orders import (
     Order,
     OrderClass,
@@ -282,9 +283,7 @@ class OrderAmendments:
             if percentage <= 0 or percentage > 100:
                 raise FailedPrecondition("percentage must be above 0 and at most 100.")
             instrument = await self.entry.market.instrument(symbol)
-            amount = (amount * percentage / 100 / instrument.qty_increment).to_integral_value(
-                rounding="ROUND_FLOOR"
-            ) * instrument.qty_increment
+            amount = floor_to_increment(amount * percentage / 100, instrument.qty_increment)
             if amount <= 0:
                 raise FailedPrecondition(
                     "That percentage of the position is less than one tradable unit."

@@ -16,11 +16,11 @@ from cift.runtime.errors import DomainError
 from cift.runtime.timestamps import to_datetime
 from cift.trading.intraday import DayFills, TradingDay, intraday_figures, trading_day
 from cift.trading.ledger import (
-    RATIO_STEP,
     AccountFigures,
     Position,
     account_figures,
 )
+from cift.trading.money import to_ratio
 from services.execution.app.entry import OrderEntry
 from services.execution.app.live import LiveBook
 from services.execution.app.ports import Market
@@ -169,7 +169,7 @@ class Portfolio:
                 at,
                 equity,
                 equity - base,
-                ((equity - base) / base).quantize(RATIO_STEP) if base else Decimal(0),
+                to_ratio((equity - base) / base) if base else Decimal(0),
             )
             for at, equity in points
         ]
@@ -242,7 +242,7 @@ class Portfolio:
                     lastday_price=intraday.lastday_price,
                     change_today=intraday.change_today,
                     unrealized_pl=unrealized,
-                    unrealized_plpc=(unrealized / abs(held.cost_basis)).quantize(RATIO_STEP)
+                    unrealized_plpc=to_ratio(unrealized / abs(held.cost_basis))
                     if held.cost_basis
                     else None,
                     unrealized_intraday_pl=intraday.unrealized_intraday_pl,
