@@ -15,7 +15,7 @@ import asyncpg
 from cift.runtime.outbox import NOTIFY_SQL
 from cift.trading.fills import Fill, FillExplanation, PriceSource
 from cift.trading.intraday import DayFills
-from cift.trading.ledger import Balances, Position
+from cift.trading.ledger import Balances, FillEffect, Position
 from cift.trading.orders import Order
 from services.execution.adapters.outbox_sql import (
     event_args,
@@ -188,33 +188,31 @@ SELECT charged.cash, charged.event_seq, placed.commission FROM charged, placed
 
 async def settle_fill_rows(
     conn: asyncpg.Connection,
-    *,
-    position: Position,
-    realized_pnl: Decimal,
+    effect: FillEffect,
     order: Order,
+    *,
     commission: Decimal,
     released: Decimal,
     at: datetime,
-    cash_delta: Decimal,
-    net_cost_delta: Decimal,
-    gross_cost_delta: Decimal,
     buying_power: Decimal,
 ) -> asyncpg.Record:
     """A fill's position, order and account changes in one statement (one round trip).
 
-    The position and order rows are already locked by the caller's transaction;
-    the account row is updated last, as in every other transaction that changes
-    it; `buying_power` is the ledger's figure for the row after these deltas. Returns
-    the account's new cash and event sequence, and the order's total
-    commission, which the fill's events carry.
+    `effect` is the ledger's account of the fill and `order` the order after it. The
+    position and order rows are already locked by the caller's transaction; the
+    account row is updated last, as in every other transaction that changes it;
+    `buying_power` is the ledger's figure for the row after these deltas. Returns
+    the account's new cash and event sequence, and the order's total commission,
+    which the fill's events carry.
     """
+    position = effect.position
     row = await conn.fetchrow(
         SETTLE_FILL_SQL,
         order.account_id,
         position.symbol,
         position.qty,
         position.cost_basis,
-        realized_pnl,
+        effect.realized_pnl,
         order.order_id,
         order.status.value,
         order.filled_qty,
@@ -225,9 +223,9 @@ async def settle_fill_rows(
         order.triggered,
         order.water_mark,
         at,
-        cash_delta,
-        net_cost_delta,
-        gross_cost_delta,
+        effect.cash_delta,
+        effect.net_cost_delta,
+        effect.gross_cost_delta,
         commission,
         buying_power,
     )

@@ -43,6 +43,7 @@ from services.execution.app.store_ports import (
     Connection,
     Database,
     DuplicateClientOrderId,
+    Outbox,
     OutgoingEvent,
     StaleSequence,
     Stores,
@@ -118,7 +119,7 @@ class OrderEntry:
 
         Two database round trips in the common case: one read (account figures,
         the position and an earlier order under the same client id) and one write
-        (`self.stores.orders.submit_orders`). The risk check sits between them. Open orders
+        (`OrderStore.submit_orders`). The risk check sits between them. Open orders
         come from the engine's memory; the account and symbol stay held until the
         order is in the book, so the next entry for them counts it.
         """
@@ -265,7 +266,10 @@ class OrderEntry:
         """
         async with self.pool.acquire() as conn:
             if len(batch) > 1:
-                rows = [(order, self._new_event(order, sequence)) for order, sequence in batch]
+                rows = [
+                    (order, _new_event(self.stores.outbox, order, sequence))
+                    for order, sequence in batch
+                ]
                 try:
                     written = await self.stores.orders.submit_orders(conn, rows)
                 except DuplicateClientOrderId:
@@ -288,7 +292,7 @@ class OrderEntry:
     ) -> tuple[int, bytes] | BaseException | None:
         """One order's write, its event numbered again for as long as its account moves on."""
         for _ in range(SEQUENCE_ATTEMPTS):
-            event = self._new_event(order, sequence)
+            event = _new_event(self.stores.outbox, order, sequence)
             try:
                 written = await self.stores.orders.submit_orders(conn, [(order, event)])
             except DuplicateClientOrderId as duplicate:
@@ -317,5 +321,6 @@ class OrderEntry:
         assert existing is not None
         return resolve_resubmission(self.stores.orders.order_from_row(existing), request)
 
-    def _new_event(self, order: Order, sequence: int) -> OutgoingEvent:
-        return self.stores.outbox.order_event_row(order, OrderEventKind.NEW, sequence)
+
+def _new_event(outbox: Outbox, order: Order, sequence: int) -> OutgoingEvent:
+    return outbox.order_event_row(order, OrderEventKind.NEW, sequence)

@@ -120,15 +120,11 @@ class Journal:
         )
         settled = await self.stores.fills.settle_fill_rows(
             conn,
-            position=effect.position,
-            realized_pnl=effect.realized_pnl,
-            order=after,
+            effect,
+            after,
             commission=fill.commission,
             released=released,
             at=at,
-            cash_delta=effect.cash_delta,
-            net_cost_delta=effect.net_cost_delta,
-            gross_cost_delta=effect.gross_cost_delta,
             buying_power=self.stores.fills.balances(order_row).after(effect).buying_power,
         )
         kind = (

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from cift.trading.fills import Fill, FillExplanation, Quote, Trade
 from cift.trading.intraday import DayFills
-from cift.trading.ledger import Balances, Position
+from cift.trading.ledger import Balances, FillEffect, Position
 from cift.trading.orders import Order, OrderStatus
 from cift.trading.vocabulary import Instrument
 from services.execution.app.ports import OrderContext, OrderEventKind
@@ -199,18 +199,16 @@ class FillStore(Protocol):
     async def settle_fill_rows(
         self,
         conn: Connection,
-        *,
-        position: Position,
-        realized_pnl: Decimal,
+        effect: FillEffect,
         order: Order,
+        *,
         commission: Decimal,
         released: Decimal,
         at: datetime,
-        cash_delta: Decimal,
-        net_cost_delta: Decimal,
-        gross_cost_delta: Decimal,
         buying_power: Decimal,
-    ) -> Row: ...
+    ) -> Row:
+        """Apply the ledger's `effect` and the order after the fill; returns the account's cash."""
+        ...
 
     async def record_fill(
         self,

@@ -98,6 +98,11 @@ def risk() -> StandInRisk:
 
 @pytest.fixture
 def broker(pool: asyncpg.Pool, risk: StandInRisk) -> Broker:
+    return new_broker(pool, risk)
+
+
+def new_broker(pool: asyncpg.Pool, risk: StandInRisk) -> Broker:
+    """A broker over the SQL stores, as the service wires it (a restart makes another)."""
     return Broker(
         pool,
         FillEngine(),
@@ -346,23 +351,9 @@ async def test_cancel_racing_a_fill_leaves_one_consistent_outcome(
 async def test_resting_orders_survive_a_restart_and_still_fill(
     pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
 ) -> None:
-    first = Broker(
-        pool,
-        FillEngine(),
-        StandInMarket(),
-        RiskCheck(risk),
-        AccountSettings(OPENING, D(1)),
-        SQL_STORES,
-    )
+    first = new_broker(pool, risk)
     order = await first.submit(account, limit(symbol, Side.SELL, "4", "30.00"))
-    restarted = Broker(
-        pool,
-        FillEngine(),
-        StandInMarket(),
-        RiskCheck(risk),
-        AccountSettings(OPENING, D(1)),
-        SQL_STORES,
-    )
+    restarted = new_broker(pool, risk)
     assert await restarted.reload() >= 1
     assert order.order_id in restarted.engine
     await restarted.on_ticks([quote_event(symbol, "30.05", "30.10")])
@@ -376,26 +367,12 @@ async def test_resting_orders_survive_a_restart_and_still_fill(
 async def test_replayed_tick_after_restart_does_not_fill_again(
     pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
 ) -> None:
-    first = Broker(
-        pool,
-        FillEngine(),
-        StandInMarket(),
-        RiskCheck(risk),
-        AccountSettings(OPENING, D(1)),
-        SQL_STORES,
-    )
+    first = new_broker(pool, risk)
     await first.submit(account, limit(symbol, Side.BUY, "2", "10.00"))
     await first.submit(account, limit(symbol, Side.BUY, "2", "10.00", client_order_id="second"))
     tick = quote_event(symbol, "9.00", "10.00")
     await first.on_ticks([tick])
-    restarted = Broker(
-        pool,
-        FillEngine(),
-        StandInMarket(),
-        RiskCheck(risk),
-        AccountSettings(OPENING, D(1)),
-        SQL_STORES,
-    )
+    restarted = new_broker(pool, risk)
     await restarted.reload()
     third = await restarted.submit(
         account, limit(symbol, Side.BUY, "2", "10.00", client_order_id="third")
@@ -522,14 +499,7 @@ async def test_submitted_order_event_carries_its_sequence_in_the_stored_and_outb
 async def test_trailing_stop_water_mark_survives_a_restart_and_only_tightens(
     pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
 ) -> None:
-    first = Broker(
-        pool,
-        FillEngine(),
-        StandInMarket(),
-        RiskCheck(risk),
-        AccountSettings(OPENING, D(1)),
-        SQL_STORES,
-    )
+    first = new_broker(pool, risk)
     await first.submit(account, limit(symbol, Side.BUY, "10", "100.00"))
     await first.on_ticks([quote_event(symbol, "99.90", "100.00")])  # long 10 @ 100
     stop = await first.submit(
@@ -558,14 +528,7 @@ async def test_trailing_stop_water_mark_survives_a_restart_and_only_tightens(
     ) == D("105.00")
 
     # Restarted while the market fell to 102.50: the stop still stands at 105 - 3 = 102.
-    second = Broker(
-        pool,
-        FillEngine(),
-        StandInMarket(),
-        RiskCheck(risk),
-        AccountSettings(OPENING, D(1)),
-        SQL_STORES,
-    )
+    second = new_broker(pool, risk)
     await second.on_ticks([quote_event(symbol, "102.45", "102.55")])
     await second.reload()
     await second.on_ticks([trade_event(symbol, "102.50")])
@@ -593,14 +556,7 @@ async def test_an_order_written_for_a_caller_that_went_away_still_enters_the_boo
             return reply
 
     risk = StandInRisk()
-    broker = Broker(
-        pool,
-        FillEngine(),
-        StandInMarket(),
-        RiskCheck(risk),
-        AccountSettings(OPENING, D(1)),
-        SQL_STORES,
-    )
+    broker = new_broker(pool, risk)
     await broker.submit(account, limit(symbol, Side.BUY, "1", "10.00"))
     broker.risk = RiskCheck(CallerGoesAway())
     with pytest.raises(asyncio.CancelledError):
@@ -674,14 +630,7 @@ async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_c
     plugged = asyncio.Event()
     unplug = asyncio.Event()
 
-    broker = Broker(
-        pool,
-        FillEngine(),
-        StandInMarket(),
-        RiskCheck(risk),
-        AccountSettings(OPENING, D(1)),
-        SQL_STORES,
-    )
+    broker = new_broker(pool, risk)
     book_orders = broker.entry._book_orders
     apply_fill_on = broker.journal.apply_fill_on
 
