@@ -29,7 +29,7 @@ from cift.trading.orders import (
     OrderStatus,
 )
 from services.execution.app.ports import OrderEventKind
-from services.execution.app.store_ports import Connection, Database, Stores
+from services.execution.app.store_ports import Connection, Database, SettledFill, Stores
 from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
@@ -118,15 +118,9 @@ class Journal:
             fill.ts_ns,
             released,
         )
-        settled = await self.stores.fills.settle_fill_rows(
-            conn,
-            effect,
-            after,
-            commission=fill.commission,
-            released=released,
-            at=at,
-            buying_power=self.stores.fills.balances(order_row).after(effect).buying_power,
-        )
+        buying_power = self.stores.fills.balances(order_row).after(effect).buying_power
+        written = SettledFill(fill, effect, after, released, at, buying_power)
+        settled = await self.stores.fills.settle_fill_rows(conn, written)
         kind = (
             OrderEventKind.FILL
             if fill.order_status is OrderStatus.FILLED
@@ -135,15 +129,8 @@ class Journal:
         order_event = self.stores.outbox.order_event_row(
             after, kind, settled["event_seq"], fill=fill, commission=settled["commission"]
         )
-        await self.stores.fills.record_fill(
-            conn,
-            fill,
-            net_amount=effect.cash_delta,
-            at=at,
-            sequence=order_event.sequence,
-            order_event=order_event,
-            fill_event=self.stores.outbox.fill_event_row(fill, effect.position, settled["cash"]),
-        )
+        fill_event = self.stores.outbox.fill_event_row(fill, effect.position, settled["cash"])
+        await self.stores.fills.record_fill(conn, written, (order_event, fill_event))
         payload = order_event.payload
         if tick_mark is not None and tick_mark[1]:
             await self.stores.fills.advance_tick_mark(conn, *tick_mark)

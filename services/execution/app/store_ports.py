@@ -85,6 +85,18 @@ class PageQuery:
     limit: int
 
 
+@dataclass(frozen=True, slots=True)
+class SettledFill:
+    """A fill as the journal settled it, for the store to write."""
+
+    fill: Fill
+    effect: FillEffect  # the ledger's account of it
+    order: Order  # the order after it
+    released: Decimal  # the reservation it releases
+    at: datetime
+    buying_power: Decimal  # the ledger's figure for the account after it
+
+
 class OrderStore(Protocol):
     """Orders, their instruments and water marks."""
 
@@ -196,31 +208,16 @@ class FillStore(Protocol):
         self, conn: Connection, fill: Fill, at: datetime
     ) -> tuple[Position, Row] | None: ...
 
-    async def settle_fill_rows(
-        self,
-        conn: Connection,
-        effect: FillEffect,
-        order: Order,
-        *,
-        commission: Decimal,
-        released: Decimal,
-        at: datetime,
-        buying_power: Decimal,
-    ) -> Row:
-        """Apply the ledger's `effect` and the order after the fill; returns the account's cash."""
+    async def settle_fill_rows(self, conn: Connection, settled: SettledFill) -> Row:
+        """Apply the fill to its position, order and account; returns the account's cash,
+        event sequence and the order's total commission."""
         ...
 
     async def record_fill(
-        self,
-        conn: Connection,
-        fill: Fill,
-        *,
-        net_amount: Decimal,
-        at: datetime,
-        sequence: int,
-        order_event: OutgoingEvent,
-        fill_event: OutgoingEvent,
-    ) -> None: ...
+        self, conn: Connection, settled: SettledFill, events: tuple[OutgoingEvent, OutgoingEvent]
+    ) -> None:
+        """Its activity entry and its (order event, fill event), queued in that order."""
+        ...
 
     async def fills_of_orders(self, conn: Connection, order_ids: Sequence[str]) -> list[Row]: ...
 
