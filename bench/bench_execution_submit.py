@@ -71,6 +71,7 @@ from cift.trading.fills import FillEngine, Quote
 from cift.trading.orders import OrderRequest
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
 from services.execution.adapters.risk_check import RiskCheck
+from services.execution.adapters.sql_stores import SQL_STORES
 from services.execution.adapters.upstream import MarketReference, RiskGate
 from services.execution.app.broker import AccountSettings, Broker
 
@@ -200,6 +201,7 @@ async def broker_submitter(
         MarketReference(market_channel),
         RiskCheck(risk),
         AccountSettings(Decimal(100000), Decimal(1)),
+        SQL_STORES,
     )
     # No tick feed runs into this in-process engine: give it the current quotes so
     # market orders fill as they are booked, as in the service.

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 NOTIFY_PREFIX = "cift_outbox_"
 # The SQL that wakes the relay of the connection's schema (the pool's search_path).
 NOTIFY_SQL = f"pg_notify('{NOTIFY_PREFIX}' || current_schema(), '')"
+# The one INSERT into a service's outbox table; services that queue events inside a
+# statement of their own (execution's submit) complete it with their rows.
+OUTBOX_INSERT = "INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)"
 
 
 async def enqueue(
@@ -71,7 +74,7 @@ async def enqueue_many(
         headers.append(json.dumps({name: value.decode() for name, value in encoded}))
     await conn.execute(
         f"""WITH added AS (
-               INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
+               {OUTBOX_INSERT}
                SELECT e.event_id, $2, e.key, e.schema_name, e.payload, e.headers::jsonb
                FROM unnest($1::text[], $3::text[], $4::text[], $5::bytea[], $6::text[])
                     WITH ORDINALITY AS e(event_id, key, schema_name, payload, headers, n)

@@ -28,8 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from cift.trading.ledger import RATIO_STEP, Position
-from cift.trading.vocabulary import ZERO, to_cents
+from cift.trading.ledger import Position
+from cift.trading.money import to_cents, to_ratio
+from cift.trading.vocabulary import ZERO
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 
@@ -100,7 +101,7 @@ def intraday_figures(
     """
     if mark is None:
         return IntradayFigures(lastday_price, None, None)
-    change = (mark / lastday_price - 1).quantize(RATIO_STEP) if lastday_price else None
+    change = to_ratio(mark / lastday_price - 1) if lastday_price else None
     carried = carried_qty(position.qty, today)
     if carried == 0:
         return IntradayFigures(lastday_price, change, position.unrealized_pnl(mark))

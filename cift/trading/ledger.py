@@ -30,15 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from cift.runtime.errors import InvalidArgument
+from cift.trading.money import average_price, to_cents
 from cift.trading.orders import HUNDRED, Order
-from cift.trading.vocabulary import ZERO, OrderType, Side, to_cents
+from cift.trading.vocabulary import ZERO, OrderType, Side
 
-AVG_PRICE_STEP = Decimal("0.000001")
-# Fractions reported to clients (unrealized_plpc, change_today): six decimals.
-RATIO_STEP = Decimal("0.000001")
 # Enum members read once: an enum class attribute costs far more than a global.
 _BUY = Side.BUY
 _LIMIT, _STOP_LIMIT = OrderType.LIMIT, OrderType.STOP_LIMIT
@@ -61,7 +59,7 @@ class Position:
     def avg_entry_price(self) -> Decimal | None:
         if self.qty == 0:
             return None
-        return (self.cost_basis / self.qty).quantize(AVG_PRICE_STEP, ROUND_HALF_UP)
+        return average_price(self.cost_basis, self.qty)
 
     def market_value(self, mark: Decimal) -> Decimal:
         return to_cents(self.qty * mark)

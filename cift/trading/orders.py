@@ -32,6 +32,7 @@ from enum import StrEnum
 
 from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from cift.runtime.money import format_decimal, is_multiple_of
+from cift.trading.money import average_price
 from cift.trading.vocabulary import ZERO, Instrument, OrderType, Side, TimeInForce
 
 HUNDRED = Decimal(100)
@@ -206,7 +207,7 @@ class Order:
     def filled_avg_price(self) -> Decimal | None:
         if self.filled_qty == 0:
             return None
-        return (self.filled_notional / self.filled_qty).quantize(Decimal("0.000001"))
+        return average_price(self.filled_notional, self.filled_qty)
 
     def request(self) -> OrderRequest:
         return OrderRequest(

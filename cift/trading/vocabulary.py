@@ -2,29 +2,27 @@
 
 Execution, risk and the backtest engine each used to spell these out for
 themselves; two spellings of `OrderType` can drift apart silently (a new type
-accepted by one and refused by the other). They live here once, with the money
-rounding rule (`CENT`, `to_cents`), and every service imports them.
+accepted by one and refused by the other). They live here once, and every service
+imports them. The cash rounding rule (`CENT`, `to_cents`) is `cift.trading.money`'s,
+named here too because the order and fill modules speak of it with these words.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import StrEnum
+
+from cift.trading.money import CENT as CENT
+from cift.trading.money import to_cents as to_cents
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
-CENT = Decimal("0.01")
 
 # Smallest share fraction accepted for fractionable instruments when the market data
 # service gives no finer minimum (nine decimal places, as US brokers offering
 # fractional shares commonly accept).
 FRACTIONAL_QTY_INCREMENT = Decimal("0.000000001")
-
-
-def to_cents(amount: Decimal) -> Decimal:
-    """Cash rounds half up to the cent: the one rounding rule for money that moves."""
-    return amount.quantize(CENT, ROUND_HALF_UP)
 
 
 class Side(StrEnum):

@@ -11,7 +11,7 @@ import binascii
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from google.protobuf import json_format
@@ -20,6 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cift.backtest.v1 import backtest_pb2
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.money import format_decimal
+from cift.trading.money import cents_of_float, to_cents
 from services.backtest.model import (
     EquityPoint,
     Progress,
@@ -105,18 +106,15 @@ def spec_to_wire(spec: RunSpec) -> backtest_pb2.BacktestSpec:
 
 # Statistics that are money: decimal strings to the cent on the wire.
 MONEY_STATS = ("final_equity", "peak_equity", "commissions")
-CENT = Decimal("0.01")
 
 
 def money(value: float | int | str | None) -> str:
     """An engine's float amount as a decimal string to the cent."""
     if value is None:
         return ""
-    return format_decimal(
-        Decimal(repr(value) if isinstance(value, float) else str(value)).quantize(
-            CENT, ROUND_HALF_EVEN
-        )
-    )
+    if isinstance(value, float):
+        return format_decimal(cents_of_float(value))
+    return format_decimal(to_cents(Decimal(str(value))))
 
 
 def stats_to_wire(stats: Stats) -> backtest_pb2.BacktestStats:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 import numpy as np
 import polars as pl
 
 from cift.backtest import BUILTINS, BacktestCanceled, builtin, run_backtest, split_bars
 from cift.backtest.api import check_account, check_margin
+from cift.trading.money import cents_of_float
 from cift.trading.pretrade.limits import RiskLimits
 from services.backtest.model import (
     EquityPoint,
@@ -31,12 +32,10 @@ from services.backtest.model import (
 )
 from services.backtest.runs import RunCanceled
 
-CENT = Decimal("0.01")
-
 
 def _amount(value: float) -> Decimal:
     """A float amount of money to the cent."""
-    return Decimal(repr(float(value))).quantize(CENT, ROUND_HALF_EVEN)
+    return cents_of_float(value)
 
 
 def _exact(value: float) -> Decimal:

@@ -28,6 +28,7 @@ from cift.trading.auction import (
 )
 from cift.trading.fills import CommissionModel, FillEngine, FillModel, SessionPhase, StopTrigger
 from services.execution.adapters.risk_check import RiskCheck
+from services.execution.adapters.sql_stores import SQL_STORES
 from services.execution.adapters.upstream import MarketReference, RiskGate
 from services.execution.app.broker import AccountSettings, Broker
 from services.execution.config import ExecutionConfig
@@ -153,6 +154,7 @@ async def setup(context: ServiceContext[ExecutionConfig]) -> None:
         MarketReference(market_channel),
         RiskCheck(risk),
         AccountSettings(config.opening_cash, config.margin_multiplier),
+        SQL_STORES,
     )
     reloaded = await broker.reload()
     log.info("book reloaded", extra={"open_orders": reloaded})

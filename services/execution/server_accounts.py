@@ -20,6 +20,7 @@ from cift.runtime.order_wire import (
     SIDE_TO_PB,
 )
 from cift.runtime.timestamps import timestamp_of
+from cift.trading.money import to_ratio
 from services.execution.adapters.requests import (
     ACTIVITY_FROM_PB,
     ACTIVITY_TO_PB,
@@ -177,6 +178,6 @@ class AccountReads:
             reply.equity.append(dec(equity))
             reply.profit_loss.append(dec(equity - base))
             reply.profit_loss_pct.append(
-                dec(((equity - base) / base).quantize(Decimal("0.000001")) if base else Decimal(0))
+                dec(to_ratio((equity - base) / base) if base else Decimal(0))
             )
         return reply

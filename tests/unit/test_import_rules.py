@@ -85,24 +85,83 @@ def test_the_trading_core_reaches_no_io_through_the_runtime() -> None:
     assert not offending, sorted(offending)
 
 
-# Execution's use cases reach SQL and Kafka only through the adapters: the store
-# module, the outbox and the Kafka client stay out of the modules that hold no
-# transaction of their own (subscriptions, live book, ports).
-PURE_APP_MODULES = ("live.py", "ports.py", "subscriptions.py")
+# Execution's use cases reach SQL, Kafka and the wire only through ports
+# (`app/ports.py`, `app/store_ports.py`), which the adapters implement and
+# `__main__.py` wires in: no app module imports an adapter, a database, RPC or broker
+# client, generated protobuf, or a runtime module that does (`cift.runtime.db`,
+# `kafka`, `outbox`, `clients`, ...).
+APP_MODULES = sorted((ROOT / "services" / "execution" / "app").rglob("*.py"))
+WIRE_OR_IO = (*IO_MODULES, "grpc_health", "grpc_reflection", "psycopg")
 
 
-@pytest.mark.parametrize("name", PURE_APP_MODULES)
-def test_executions_plain_use_case_modules_do_no_io(name: str) -> None:
-    path = ROOT / "services" / "execution" / "app" / name
-    forbidden = {
+def is_generated_stub(module: str) -> bool:
+    return re.fullmatch(r"cift\.\w+\.v\d+(\..*)?", module) is not None
+
+
+# A runtime module that opens a database, RPC, broker or cache connection itself.
+# (Shared vocabulary such as `timestamps` and `coalesce` may still be used: it
+# converts or measures, it talks to nothing.)
+CLIENT_MODULES = ("asyncpg", "grpc", "confluent_kafka", "redis")
+
+
+def runtime_modules_doing_io() -> set[str]:
+    """The `cift.runtime` modules that talk to a database, RPC peer, broker or cache, or
+    import generated stubs."""
+    return {
+        f"cift.runtime.{path.stem}"
+        for path in (ROOT / "cift" / "runtime").glob("*.py")
+        if any(
+            any(is_under(module, io) for io in CLIENT_MODULES) or is_generated_stub(module)
+            for module in imported_modules(path)
+        )
+    }
+
+
+def io_imports_of_use_case(path: Path, io_runtime: set[str]) -> set[str]:
+    return {
         module
         for module in imported_modules(path)
-        if any(is_under(module, io) for io in ("asyncpg", "confluent_kafka", "redis"))
+        if any(is_under(module, io) for io in WIRE_OR_IO)
         or is_under(module, "services.execution.adapters")
-        or is_under(module, "cift.runtime.kafka")
-        or is_under(module, "cift.runtime.outbox")
+        or is_generated_stub(module)
+        or any(is_under(module, runtime) for runtime in io_runtime)
     }
-    assert not forbidden, f"app/{name} imports I/O: {sorted(forbidden)}"
+
+
+@pytest.mark.parametrize("path", APP_MODULES, ids=lambda p: p.name)
+def test_executions_use_cases_reach_the_outside_only_through_ports(path: Path) -> None:
+    forbidden = io_imports_of_use_case(path, runtime_modules_doing_io())
+    assert not forbidden, (
+        f"app/{path.name} imports an adapter or I/O: {sorted(forbidden)}; "
+        "declare what it needs in app/ports.py or app/store_ports.py and wire the adapter "
+        "in services/execution/__main__.py"
+    )
+
+
+def test_the_use_case_rule_sees_a_violation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "import asyncpg\n"
+        "from services.execution.adapters import orders_sql\n"
+        "from services.execution.adapters.wire import decode_ticks\n"
+        "from cift.execution.v1 import events_pb2\n"
+        "from cift.runtime.kafka import Event\n"
+        "from cift.runtime.db import connect\n"
+        "from google.protobuf import message\n"
+        "from cift.runtime.timestamps import now_ns\n"
+    )
+    io_runtime = runtime_modules_doing_io()
+    assert {"cift.runtime.kafka", "cift.runtime.db", "cift.runtime.outbox"} <= io_runtime
+    assert "cift.runtime.timestamps" not in io_runtime
+    assert io_imports_of_use_case(bad, io_runtime) == {
+        "asyncpg",
+        "services.execution.adapters",
+        "services.execution.adapters.wire",
+        "cift.execution.v1",
+        "cift.runtime.kafka",
+        "cift.runtime.db",
+        "google.protobuf",
+    }
 
 
 def test_the_app_layer_never_imports_the_server() -> None:

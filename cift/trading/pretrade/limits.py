@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from cift.runtime.errors import InvalidArgument
+from cift.runtime.money import is_multiple_of
 from cift.trading.pretrade.token_bucket import MAX_BURST
 
 
@@ -79,6 +80,8 @@ LIMIT_FIELDS = frozenset(f.name for f in dataclasses.fields(RiskLimits))
 # Largest values accepted, so a typo cannot disable a control by accident of scale.
 _MAX_COLLAR_PCT = Decimal(100)
 _MAX_RATE = Decimal(100_000)
+# orders_per_second is given to at most three decimal places.
+RATE_STEP = Decimal("0.001")
 
 
 def validate(limits: RiskLimits | LimitOverrides) -> None:
@@ -110,7 +113,7 @@ def validate(limits: RiskLimits | LimitOverrides) -> None:
             problems.append(
                 f"orders_per_second must be above 0 and at most {_MAX_RATE} (got {rate})"
             )
-        elif rate != rate.quantize(Decimal("0.001")):
+        elif not is_multiple_of(rate, RATE_STEP):
             problems.append(f"orders_per_second allows at most 3 decimal places (got {rate})")
     if problems:
         raise InvalidArgument("Invalid risk limits: " + "; ".join(problems) + ".")

@@ -17,6 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from cift.runtime.money import format_decimal, is_multiple_of
+from cift.trading.money import dollars, to_places
 from cift.trading.pretrade.order import CheckedOrder
 from cift.trading.pretrade.quote import NS_PER_S, Quote
 from cift.trading.pretrade.snapshot import ZERO, SnapshotView
@@ -73,7 +74,7 @@ def _fmt(value: Decimal) -> str:
 
 
 def _usd(value: Decimal) -> str:
-    return f"${value.quantize(Decimal('0.01')):,.2f}"
+    return dollars(value)
 
 
 @dataclass(slots=True)
@@ -448,7 +449,7 @@ def check_price_collar(ctx: CheckContext) -> list[Violation]:
                 Violation(
                     Reason.PRICE_COLLAR,
                     f"{name} {_fmt(value)} is more than {_fmt(pct)}% away from {ctx.order.symbol}'s "
-                    f"market price {_fmt(reference.quantize(Decimal('0.0001')))}; check the price.",
+                    f"market price {_fmt(to_places(reference, 4))}; check the price.",
                 )
             )
     return found
@@ -478,7 +479,7 @@ def check_order_size(ctx: CheckContext) -> list[Violation]:
         found.append(
             Violation(
                 Reason.MAX_ORDER_QTY,
-                f"Order quantity {_fmt(ctx.qty.quantize(Decimal('0.000000001')))} exceeds the "
+                f"Order quantity {_fmt(to_places(ctx.qty, 9))} exceeds the "
                 f"{_fmt(limits.max_order_qty)}-share limit per order.",
             )
         )

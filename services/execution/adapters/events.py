@@ -16,9 +16,9 @@ from cift.runtime.timestamps import timestamp
 from cift.trading.fills import Fill
 from cift.trading.ledger import Position
 from cift.trading.orders import Order
-from services.execution.adapters.order_rows import OutgoingEvent
 from services.execution.adapters.wire import dec, fill_message, order_message
 from services.execution.app.ports import OrderEventKind
+from services.execution.app.store_ports import OutgoingEvent
 
 KIND_TO_PB = {
     OrderEventKind.NEW: events_pb2.ORDER_EVENT_TYPE_NEW,

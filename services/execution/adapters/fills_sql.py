@@ -5,9 +5,9 @@ marks that make redelivered ticks no-ops.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -16,10 +16,13 @@ from cift.runtime.outbox import NOTIFY_SQL
 from cift.trading.fills import Fill, FillExplanation, PriceSource
 from cift.trading.intraday import DayFills
 from cift.trading.ledger import Balances, Position
-from cift.trading.orders import Order
-from services.execution.adapters.order_rows import (
-    OutgoingEvent,
+from services.execution.adapters.outbox_sql import (
+    event_args,
+    event_params,
+    log_values,
+    queue_values,
 )
+from services.execution.app.store_ports import OutgoingEvent, SettledFill
 
 TAKE_FILL_SQL = """
 WITH recorded AS (
@@ -86,52 +89,21 @@ async def take_fill(
     return Position(fill.symbol, row["held_qty"], row["held_cost_basis"]), row
 
 
+# The explanation's fields after its source: columns of the same names, in this order.
+_EXPLAINED = tuple(field.name for field in dataclasses.fields(FillExplanation))[1:]
+
+
 def _explanation_args(explanation: FillExplanation | None) -> tuple[Any, ...]:
     if explanation is None:
-        return (None,) * 16
-    e = explanation
-    return (
-        e.source.value,
-        e.tick_sequence,
-        e.tick_ts_ns,
-        e.market_price,
-        e.bid,
-        e.ask,
-        e.bid_size,
-        e.ask_size,
-        e.trade_price,
-        e.trade_size,
-        e.available_qty,
-        e.limit_price,
-        e.displayed_size_only,
-        e.slippage_bps,
-        e.commission_per_share,
-        e.commission_bps,
-    )
+        return (None,) * (1 + len(_EXPLAINED))
+    return (explanation.source.value, *(getattr(explanation, name) for name in _EXPLAINED))
 
 
 def explanation_from_row(row: Any) -> FillExplanation | None:
     """A stored fill's explanation; None for fills recorded before fills carried one."""
     if row["price_source"] is None:
         return None
-    return FillExplanation(
-        source=PriceSource(row["price_source"]),
-        tick_sequence=row["tick_sequence"],
-        tick_ts_ns=row["tick_ts_ns"],
-        market_price=row["market_price"],
-        bid=row["bid"],
-        ask=row["ask"],
-        bid_size=row["bid_size"],
-        ask_size=row["ask_size"],
-        trade_price=row["trade_price"],
-        trade_size=row["trade_size"],
-        available_qty=row["available_qty"],
-        limit_price=row["limit_price"],
-        displayed_size_only=row["displayed_size_only"],
-        slippage_bps=row["slippage_bps"],
-        commission_per_share=row["commission_per_share"],
-        commission_bps=row["commission_bps"],
-    )
+    return FillExplanation(PriceSource(row["price_source"]), **{n: row[n] for n in _EXPLAINED})
 
 
 async def fills_of_orders(
@@ -182,108 +154,86 @@ SELECT charged.cash, charged.event_seq, placed.commission FROM charged, placed
 """
 
 
-async def settle_fill_rows(
-    conn: asyncpg.Connection,
-    *,
-    position: Position,
-    realized_pnl: Decimal,
-    order: Order,
-    commission: Decimal,
-    released: Decimal,
-    at: datetime,
-    cash_delta: Decimal,
-    net_cost_delta: Decimal,
-    gross_cost_delta: Decimal,
-    buying_power: Decimal,
-) -> asyncpg.Record:
+async def settle_fill_rows(conn: asyncpg.Connection, settled: SettledFill) -> asyncpg.Record:
     """A fill's position, order and account changes in one statement (one round trip).
 
-    The position and order rows are already locked by the caller's transaction;
-    the account row is updated last, as in every other transaction that changes
-    it; `buying_power` is the ledger's figure for the row after these deltas. Returns
-    the account's new cash and event sequence, and the order's total
+    The position and order rows are already locked by the caller's transaction; the
+    account row is updated last, as in every other transaction that changes it;
+    `settled.buying_power` is the ledger's figure for the row after these deltas.
+    Returns the account's new cash and event sequence, and the order's total
     commission, which the fill's events carry.
     """
+    effect, order, commission = settled.effect, settled.order, settled.fill.commission
+    position = effect.position
     row = await conn.fetchrow(
         SETTLE_FILL_SQL,
         order.account_id,
         position.symbol,
         position.qty,
         position.cost_basis,
-        realized_pnl,
+        effect.realized_pnl,
         order.order_id,
         order.status.value,
         order.filled_qty,
         order.filled_notional,
         order.fill_count,
         commission,
-        released,
+        settled.released,
         order.triggered,
         order.water_mark,
-        at,
-        cash_delta,
-        net_cost_delta,
-        gross_cost_delta,
+        settled.at,
+        effect.cash_delta,
+        effect.net_cost_delta,
+        effect.gross_cost_delta,
         commission,
-        buying_power,
+        settled.buying_power,
     )
     assert row is not None, f"order {order.order_id} or its account vanished"
     return row
 
 
+# The fill's order event ($12-$16) and fill event ($17-$21), keyed by the account ($2).
+_ORDER_EVENT = event_params(12, key="$2")
+_FILL_EVENT = event_params(17, key="$2")
 RECORD_FILL_SQL = f"""
 WITH activity AS (
     INSERT INTO activities (activity_id, account_id, activity_type, occurred_at, net_amount,
                             symbol, side, qty, price, order_id, description)
     VALUES ($1, $2, 'fill', $3, $4, $5, $6, $7, $8, $9, $10)
 ), logged AS (
-    INSERT INTO order_events (account_id, sequence, payload) VALUES ($2, $11, $12)
+    {log_values("$2", "$11", _ORDER_EVENT.payload)}
 ), queued AS (
-    INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
-    VALUES ($13, $14, $2, $15, $12, $16::jsonb), ($17, $18, $2, $19, $20, $21::jsonb)
+    {queue_values(_ORDER_EVENT, _FILL_EVENT)}
 )
 SELECT {NOTIFY_SQL}
 """
 
 
 async def record_fill(
-    conn: asyncpg.Connection,
-    fill: Fill,
-    *,
-    net_amount: Decimal,
-    at: datetime,
-    sequence: int,
-    order_event: OutgoingEvent,
-    fill_event: OutgoingEvent,
+    conn: asyncpg.Connection, settled: SettledFill, events: tuple[OutgoingEvent, OutgoingEvent]
 ) -> None:
     """A fill's activity entry, its order event and both outbox rows: one statement.
 
     The outbox rows go in this order (order event, then fill event), so the relay
     publishes them in it.
     """
+    fill = settled.fill
+    order_event, fill_event = events
     await conn.execute(
         RECORD_FILL_SQL,
         fill.fill_id,
         fill.account_id,
-        at,
-        net_amount,
+        settled.at,
+        settled.effect.cash_delta,
         fill.symbol,
         fill.side.value,
         fill.qty,
         fill.price,
         fill.order_id,
         f"{fill.side.value.capitalize()} {fill.qty} {fill.symbol} @ {fill.price}",
-        sequence,
-        order_event.payload,
-        order_event.event_id,
-        order_event.topic,
-        order_event.schema_name,
-        order_event.headers_json,
-        fill_event.event_id,
-        fill_event.topic,
-        fill_event.schema_name,
-        fill_event.payload,
-        fill_event.headers_json,
+        order_event.sequence,
+        *event_args(order_event),
+        *event_args(fill_event),
     )
 
 

@@ -5,23 +5,13 @@ sequence, equity snapshots.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
-
-@dataclass(frozen=True, slots=True)
-class PageQuery:
-    """Which page of an account's rows: a time range, the cursor after which to go on
-    (the last row's time and id), and how many rows at most."""
-
-    after: datetime | None
-    until: datetime | None
-    cursor: tuple[datetime, str] | None
-    limit: int
+from services.execution.app.store_ports import PageQuery
 
 
 class _Page:

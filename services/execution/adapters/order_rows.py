@@ -1,8 +1,7 @@
-"""Rows of the orders table ↔ `Order`, and outbox rows prepared before the statement that writes them."""
+"""Rows of the orders table ↔ `Order`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -12,19 +11,6 @@ from cift.trading.orders import Order, OrderClass, OrderStatus
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
 OPEN = ("new", "held", "accepted", "partially_filled")
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingEvent:
-    """An event as the outbox stores it, prepared before the statement that writes it."""
-
-    event_id: str
-    topic: str
-    schema_name: str
-    payload: bytes
-    headers_json: str
-    # An order event's per-account sequence (also inside `payload`); 0 for other events.
-    sequence: int = 0
 
 
 def order_columns(order: Order) -> tuple[Any, ...]:
@@ -50,35 +36,24 @@ def order_columns(order: Order) -> tuple[Any, ...]:
     )
 
 
+# Order fields stored as they are, in columns of the same names.
+_AS_STORED = (
+    "order_id", "account_id", "symbol", "qty", "notional", "limit_price", "stop_price",
+    "trail_price", "trail_percent", "client_order_id", "filled_qty", "filled_notional",
+    "fill_count", "triggered", "reserved", "replaces", "replaced_by", "reason", "water_mark",
+    "extended_hours", "parent_id",
+)  # fmt: skip
+
+
 def order_from_row(row: asyncpg.Record) -> Order:
     return Order(
-        order_id=row["order_id"],
-        account_id=row["account_id"],
-        symbol=row["symbol"],
         side=Side(row["side"]),
         order_type=OrderType(row["order_type"]),
         time_in_force=TimeInForce(row["time_in_force"]),
-        qty=row["qty"],
-        notional=row["notional"],
-        limit_price=row["limit_price"],
-        stop_price=row["stop_price"],
-        trail_price=row["trail_price"],
-        trail_percent=row["trail_percent"],
-        client_order_id=row["client_order_id"],
         created_ns=to_ns(row["created_at"]),
         status=OrderStatus(row["status"]),
         updated_ns=to_ns(row["updated_at"]),
-        filled_qty=row["filled_qty"],
-        filled_notional=row["filled_notional"],
-        fill_count=row["fill_count"],
-        triggered=row["triggered"],
-        reserved=row["reserved"],
-        replaces=row["replaces"],
-        replaced_by=row["replaced_by"],
-        reason=row["reason"],
-        water_mark=row["water_mark"],
         expire_ns=None if row["expire_at"] is None else to_ns(row["expire_at"]),
-        extended_hours=row["extended_hours"],
         order_class=OrderClass(row["order_class"]),
-        parent_id=row["parent_id"],
+        **{name: row[name] for name in _AS_STORED},
     )

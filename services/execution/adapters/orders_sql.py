@@ -5,7 +5,6 @@ close, legs, water marks, the instruments the book was built with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -16,11 +15,23 @@ from cift.runtime.outbox import NOTIFY_SQL
 from cift.runtime.timestamps import to_datetime
 from cift.trading.orders import Order, OrderStatus
 from cift.trading.vocabulary import Instrument
-from services.execution.adapters.order_rows import (
-    OPEN,
-    OutgoingEvent,
-    order_columns,
+from services.execution.adapters.order_rows import OPEN, order_columns
+from services.execution.adapters.order_rows import order_from_row as order_from_row
+from services.execution.adapters.outbox_sql import (
+    EventCells,
+    event_args,
+    event_params,
+    log_select,
+    log_values,
+    queue_select,
+    queue_values,
 )
+from services.execution.app.store_ports import (
+    DuplicateClientOrderId,
+    OutgoingEvent,
+    Submitted,
+)
+from services.execution.app.store_ports import StaleSequence as StaleSequence
 
 LOCK_ACCOUNTS_SQL = """
 SELECT 1 FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE
@@ -32,6 +43,17 @@ SELECT 1 FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FO
 # sequence is still the one the order's event was numbered after: the event is
 # serialized whole in Python (adapters/events.py), sequence included. The final SELECT
 # answers every order, written or not, with the account as the statement found it.
+_RESERVED_INPUT = "FROM input i JOIN reserved r USING (order_id)"
+# Each order's NEW event: its bytes, id and headers are input columns; one topic and
+# schema for the batch ($22, $23).
+_SUBMITTED_EVENT = EventCells(
+    event_id="i.event_id",
+    topic="$22",
+    key="i.account_id",
+    schema_name="$23",
+    payload="i.event",
+    headers="i.headers",
+)
 SUBMIT_SQL = f"""
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -58,33 +80,15 @@ WITH input AS (
            i.trail_percent, i.status, i.cost, i.replaces, i.created_at, i.created_at
     FROM input i JOIN reserved r USING (order_id)
 ), logged AS (
-    INSERT INTO order_events (account_id, sequence, payload)
-    SELECT i.account_id, i.sequence, i.event FROM input i JOIN reserved r USING (order_id)
+    {log_select("i.account_id", "i.sequence", "i.event", _RESERVED_INPUT)}
 ), queued AS (
-    INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
-    SELECT i.event_id, $22, i.account_id, $23, i.event, i.headers::jsonb
-    FROM input i JOIN reserved r USING (order_id)
+    {queue_select(_SUBMITTED_EVENT, _RESERVED_INPUT)}
 )
 SELECT i.order_id, r.order_id IS NOT NULL AS written, a.event_seq AS seen_sequence,
        a.buying_power - a.reserved AS available, i.cost,
        CASE WHEN r.order_id IS NOT NULL THEN {NOTIFY_SQL} END AS notified
 FROM input i JOIN accounts a USING (account_id) LEFT JOIN reserved r USING (order_id)
 """
-
-
-@dataclass(frozen=True, slots=True)
-class StaleSequence:
-    """The account's event sequence moved after the order's event was numbered.
-
-    Nothing was written: number the event `next_sequence` and submit it again.
-    """
-
-    next_sequence: int
-
-
-# Per order: the sequence of its written event, None when the account's buying power
-# does not cover its reservation (nothing written), or StaleSequence.
-Submitted = int | None | StaleSequence
 
 
 async def submit_orders(
@@ -97,7 +101,7 @@ async def submit_orders(
     alone: the UPDATE's condition is evaluated per account row, and an order whose
     reservation does not fit writes nothing. Two orders of one account must not
     share a batch (an UPDATE changes a row once). A duplicate client_order_id
-    raises UniqueViolationError and nothing of the batch is written; the caller
+    raises DuplicateClientOrderId and nothing of the batch is written; the caller
     then submits those orders one by one. `OutgoingEvent.sequence` is the number
     each order's event carries.
     """
@@ -115,15 +119,19 @@ async def submit_orders(
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    if len(batch) == 1:
-        rows = await conn.fetch(SUBMIT_SQL, *columns, topics.pop(), schemas.pop())
-    else:
-        async with conn.transaction():
-            # Batches run concurrently and an UPDATE locks its rows in plan order, so
-            # two batches could lock shared accounts in opposite orders and deadlock.
-            # Taking the account locks in one global order first rules that out.
-            await conn.execute(LOCK_ACCOUNTS_SQL, sorted({order.account_id for order, _ in batch}))
+    try:
+        if len(batch) == 1:
             rows = await conn.fetch(SUBMIT_SQL, *columns, topics.pop(), schemas.pop())
+        else:
+            async with conn.transaction():
+                # Batches run concurrently and an UPDATE locks its rows in plan order, so
+                # two batches could lock shared accounts in opposite orders and deadlock.
+                # Taking the account locks in one global order first rules that out.
+                accounts = sorted({order.account_id for order, _ in batch})
+                await conn.execute(LOCK_ACCOUNTS_SQL, accounts)
+                rows = await conn.fetch(SUBMIT_SQL, *columns, topics.pop(), schemas.pop())
+    except asyncpg.UniqueViolationError as duplicate:
+        raise DuplicateClientOrderId(str(duplicate)) from duplicate
     sequences = {order.order_id: event.sequence for order, event in batch}
     return {row["order_id"]: _submitted(row, sequences[row["order_id"]]) for row in rows}
 
@@ -298,12 +306,12 @@ async def open_orders(
     )
 
 
+_RECORDED_EVENT = event_params(3, key="$1")
 RECORD_ORDER_EVENT_SQL = f"""
 WITH logged AS (
-    INSERT INTO order_events (account_id, sequence, payload) VALUES ($1, $2, $3)
+    {log_values("$1", "$2", _RECORDED_EVENT.payload)}
 ), queued AS (
-    INSERT INTO outbox (event_id, topic, key, schema_name, payload, headers)
-    VALUES ($4, $5, $1, $6, $3, $7::jsonb)
+    {queue_values(_RECORDED_EVENT)}
 )
 SELECT {NOTIFY_SQL}
 """
@@ -313,16 +321,7 @@ async def record_order_event(
     conn: asyncpg.Connection, account_id: str, event: OutgoingEvent
 ) -> None:
     """Keep an order event for resumption and queue it in the outbox: one statement."""
-    await conn.execute(
-        RECORD_ORDER_EVENT_SQL,
-        account_id,
-        event.sequence,
-        event.payload,
-        event.event_id,
-        event.topic,
-        event.schema_name,
-        event.headers_json,
-    )
+    await conn.execute(RECORD_ORDER_EVENT_SQL, account_id, event.sequence, *event_args(event))
 
 
 async def save_instrument(conn: asyncpg.Connection, instrument: Instrument) -> None:

@@ -18,7 +18,7 @@ from cift.execution.v1 import execution_pb2
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.identity import Identity
 from cift.runtime.money import parse_decimal
-from services.execution.adapters import history_sql
+from services.execution.app.store_ports import PageQuery
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 500
@@ -99,9 +99,9 @@ def period_days(period: str) -> int:
 
 def page_query(
     request: execution_pb2.ListOrdersRequest | execution_pb2.ListActivitiesRequest, limit: int
-) -> history_sql.PageQuery:
+) -> PageQuery:
     """The page a list request asks for, one row more than `limit` to tell if another follows."""
-    return history_sql.PageQuery(
+    return PageQuery(
         after=time_or_none(request.after, request.HasField("after")),
         until=time_or_none(request.until, request.HasField("until")),
         cursor=decode_cursor(request.page_token),

@@ -11,10 +11,9 @@ from typing import Protocol
 
 from cift.risk.v1 import risk_pb2, rules_pb2
 from cift.runtime.errors import FailedPrecondition, ResourceExhausted
-from cift.runtime.order_wire import SIDE_TO_PB, TIF_TO_PB, TYPE_TO_PB
 from cift.trading.fills import OpenOrders
 from cift.trading.orders import Order
-from services.execution.adapters.wire import dec
+from services.execution.adapters.wire import dec, order_terms
 from services.execution.app.ports import OrderContext
 
 
@@ -41,15 +40,7 @@ def check_request(
         request_id=order.order_id,
         account_id=order.account_id,
         symbol=order.symbol,
-        side=SIDE_TO_PB[order.side],
-        type=TYPE_TO_PB[order.order_type],
-        time_in_force=TIF_TO_PB[order.time_in_force],
         qty=dec(order.qty),
-        notional=dec(order.notional),
-        limit_price=dec(order.limit_price),
-        stop_price=dec(order.stop_price),
-        trail_price=dec(order.trail_price),
-        trail_percent=dec(order.trail_percent),
         order_cost=dec(order.reserved),
         buying_power=dec(context.available),
         position_qty=dec(context.position_qty),
@@ -58,6 +49,7 @@ def check_request(
         open_order_count=open_orders.count,
         gross_exposure=dec(context.gross_cost),
         client_order_id=order.client_order_id,
+        **order_terms(order),
     )
 
 

@@ -8,8 +8,10 @@ transaction of the change; nothing here talks to the broker directly.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from decimal import Decimal
+from typing import Any
 
 from cift.execution.v1 import orders_pb2
 from cift.marketdata.v1 import events_pb2 as md_events_pb2
@@ -25,6 +27,21 @@ def dec(value: Decimal | None) -> str:
     return "" if value is None else format_decimal(value)
 
 
+def order_terms(order: Order) -> dict[str, Any]:
+    """An order's side, type, time in force and price terms, as the fields of the same
+    names in `orders_pb2.Order` and `risk_pb2.CheckOrderRequest`."""
+    return {
+        "side": SIDE_TO_PB[order.side],
+        "type": TYPE_TO_PB[order.order_type],
+        "time_in_force": TIF_TO_PB[order.time_in_force],
+        "notional": dec(order.notional),
+        "limit_price": dec(order.limit_price),
+        "stop_price": dec(order.stop_price),
+        "trail_price": dec(order.trail_price),
+        "trail_percent": dec(order.trail_percent),
+    }
+
+
 def order_message(
     order: Order, *, commission: Decimal | None = None, water_mark: Decimal | None = None
 ) -> orders_pb2.Order:
@@ -33,17 +50,9 @@ def order_message(
         client_order_id=order.client_order_id,
         account_id=order.account_id,
         symbol=order.symbol,
-        side=SIDE_TO_PB[order.side],
-        type=TYPE_TO_PB[order.order_type],
-        time_in_force=TIF_TO_PB[order.time_in_force],
         qty=dec(order.qty if order.qty is not None else (order.filled_qty or None)),
-        notional=dec(order.notional),
         filled_qty=dec(order.filled_qty),
         filled_avg_price=dec(order.filled_avg_price),
-        limit_price=dec(order.limit_price),
-        stop_price=dec(order.stop_price),
-        trail_price=dec(order.trail_price),
-        trail_percent=dec(order.trail_percent),
         hwm=dec(water_mark if water_mark is not None else order.water_mark),
         status=STATUS_TO_PB[order.status],
         commission=dec(commission if commission is not None else Decimal(0)),
@@ -55,6 +64,7 @@ def order_message(
         extended_hours=order.extended_hours,
         order_class=CLASS_TO_PB[order.order_class],
         parent_order_id=order.parent_id or "",
+        **order_terms(order),
     )
     if order.expire_ns is not None:
         message.expire_at.CopyFrom(timestamp(order.expire_ns))
@@ -70,25 +80,22 @@ PRICE_SOURCE_TO_PB = {
 }
 
 
+# The explanation's fields encoded one by one below; every other one is a decimal,
+# named alike in the message.
+_EXPLANATION_OTHERS = ("source", "tick_sequence", "tick_ts_ns", "displayed_size_only")
+EXPLANATION_DECIMALS = tuple(
+    f.name for f in dataclasses.fields(FillExplanation) if f.name not in _EXPLANATION_OTHERS
+)
+
+
 def explanation_message(explanation: FillExplanation) -> orders_pb2.FillExplanation:
     e = explanation
     return orders_pb2.FillExplanation(
         price_source=PRICE_SOURCE_TO_PB[e.source],
         tick_sequence=e.tick_sequence,
         tick_timestamp=timestamp(e.tick_ts_ns),
-        market_price=dec(e.market_price),
-        bid=dec(e.bid),
-        ask=dec(e.ask),
-        bid_size=dec(e.bid_size),
-        ask_size=dec(e.ask_size),
-        trade_price=dec(e.trade_price),
-        trade_size=dec(e.trade_size),
-        available_qty=dec(e.available_qty),
-        limit_price=dec(e.limit_price),
         displayed_size_only=e.displayed_size_only,
-        slippage_bps=dec(e.slippage_bps),
-        commission_per_share=dec(e.commission_per_share),
-        commission_bps=dec(e.commission_bps),
+        **{name: dec(getattr(e, name)) for name in EXPLANATION_DECIMALS},
     )
 
 

@@ -15,11 +15,10 @@ import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
-import asyncpg
-
 from cift.runtime.errors import FailedPrecondition, NotFound
 from cift.runtime.money import format_decimal
 from cift.runtime.timestamps import now_ns, to_datetime
+from cift.trading.money import floor_to_increment
 from cift.trading.orders import (
     Order,
     OrderClass,
@@ -29,11 +28,11 @@ from cift.trading.orders import (
     build_replacement,
 )
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
-from services.execution.adapters import accounts_sql, order_rows, orders_sql
 from services.execution.app.entry import OrderEntry
 from services.execution.app.journal import Journal
 from services.execution.app.live import LiveBook
 from services.execution.app.ports import OrderEventKind
+from services.execution.app.store_ports import Connection, Database, Row, Stores
 from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
@@ -42,13 +41,15 @@ log = logging.getLogger(__name__)
 class OrderAmendments:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Database,
+        stores: Stores,
         live: LiveBook,
         entry: OrderEntry,
         journal: Journal,
         subscriptions: Subscriptions,
     ) -> None:
         self.pool = pool
+        self.stores = stores
         self.live = live
         self.entry = entry
         self.journal = journal
@@ -60,15 +61,15 @@ class OrderAmendments:
 
     async def owned_row(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         account_id: str,
         order_id: str,
         is_admin: bool,
         *,
         for_update: bool = False,
-    ) -> asyncpg.Record:
+    ) -> Row:
         row = (
-            await orders_sql.get_order(conn, order_id, for_update=for_update)
+            await self.stores.orders.get_order(conn, order_id, for_update=for_update)
             if _is_uuid(order_id)
             else None
         )
@@ -82,15 +83,15 @@ class OrderAmendments:
         removed = self.live.engine.remove(order_id)
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                order = order_rows.order_from_row(
+                order = self.stores.orders.order_from_row(
                     await self.owned_row(conn, account_id, order_id, is_admin, for_update=True)
                 )
                 at = now_ns()
                 reserved = order.close(OrderStatus.CANCELED, at, "canceled by request")
-                await orders_sql.close_order(
+                await self.stores.orders.close_order(
                     conn, order_id, OrderStatus.CANCELED, order.reason, to_datetime(at)
                 )
-                sequence = await accounts_sql.release_and_sequence(
+                sequence = await self.stores.accounts.release_and_sequence(
                     conn, order.account_id, reserved, 1
                 )
                 payload = await self.journal.emit_order_event(
@@ -112,7 +113,7 @@ class OrderAmendments:
         self, account_id: str, symbols: Sequence[str]
     ) -> list[tuple[str, Order | None, str]]:
         async with self.pool.acquire() as conn:
-            rows = await orders_sql.open_orders(conn, account_id)
+            rows = await self.stores.orders.open_orders(conn, account_id)
         results: list[tuple[str, Order | None, str]] = []
         for row in rows:
             if symbols and row["symbol"] not in symbols:
@@ -123,8 +124,8 @@ class OrderAmendments:
                 )
             except FailedPrecondition as refused:
                 async with self.pool.acquire() as conn:
-                    current = await orders_sql.get_order(conn, row["order_id"])
-                order = order_rows.order_from_row(current) if current else None
+                    current = await self.stores.orders.get_order(conn, row["order_id"])
+                order = self.stores.orders.order_from_row(current) if current else None
                 # A leg canceled with its parent earlier in this loop is canceled.
                 gone_with_parent = order is not None and order.status is OrderStatus.CANCELED
                 results.append(
@@ -136,7 +137,7 @@ class OrderAmendments:
         self, account_id: str, order_id: str, change: ReplaceRequest, *, is_admin: bool = False
     ) -> Order:
         async with self.pool.acquire() as conn:
-            original = order_rows.order_from_row(
+            original = self.stores.orders.order_from_row(
                 await self.owned_row(conn, account_id, order_id, is_admin)
             )
         instrument = await self.entry.market.instrument(original.symbol)
@@ -164,9 +165,9 @@ class OrderAmendments:
                 "order: replace its legs, or cancel it (with its legs) and submit again."
             )
         async with self.pool.acquire() as conn:
-            parent_row = await orders_sql.get_order(conn, original.parent_id)
+            parent_row = await self.stores.orders.get_order(conn, original.parent_id)
         assert parent_row is not None and successor.qty is not None
-        parent = order_rows.order_from_row(parent_row)
+        parent = self.stores.orders.order_from_row(parent_row)
         limit = parent.qty if parent.order_class is OrderClass.OCO else parent.filled_qty
         if original.status is OrderStatus.HELD:
             limit = parent.qty
@@ -194,7 +195,9 @@ class OrderAmendments:
             successor.account_id, successor.symbol, excluding=order_id
         )
         async with self.pool.acquire() as conn:
-            context = await accounts_sql.order_context(conn, successor.account_id, successor.symbol)
+            context = await self.stores.accounts.order_context(
+                conn, successor.account_id, successor.symbol
+            )
         if successor.parent_id is None:
             successor.reserve(
                 await self.entry.pretrade.reservation(successor, context, open_orders)
@@ -206,14 +209,16 @@ class OrderAmendments:
             removed = self.live.engine.remove(order_id)
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    current = order_rows.order_from_row(
+                    current = self.stores.orders.order_from_row(
                         await self.owned_row(conn, account_id, order_id, is_admin, for_update=True)
                     )
                     at = now_ns()
                     was_held = current.status is OrderStatus.HELD
                     released = current.replace_by(successor.order_id, at)
-                    await accounts_sql.release_and_sequence(conn, current.account_id, released, 0)
-                    sequence = await accounts_sql.reserve_buying_power(
+                    await self.stores.accounts.release_and_sequence(
+                        conn, current.account_id, released, 0
+                    )
+                    sequence = await self.stores.accounts.reserve_buying_power(
                         conn, current.account_id, successor.reserved, 2
                     )
                     if sequence is None:
@@ -221,7 +226,7 @@ class OrderAmendments:
                             f"Insufficient buying power: the replacement needs {format_decimal(successor.reserved)}.",
                             reason="INSUFFICIENT_BUYING_POWER",
                         )
-                    await orders_sql.close_order(
+                    await self.stores.orders.close_order(
                         conn,
                         order_id,
                         OrderStatus.REPLACED,
@@ -233,7 +238,7 @@ class OrderAmendments:
                         successor.hold(at)
                     else:
                         successor.accept(at)
-                    await orders_sql.insert_order(conn, successor)
+                    await self.stores.orders.insert_order(conn, successor)
                     first = await self.journal.emit_order_event(
                         conn, current, OrderEventKind.REPLACED, sequence - 1
                     )
@@ -254,13 +259,13 @@ class OrderAmendments:
     ) -> Order:
         await self.entry.ensure_account(account_id)
         async with self.pool.acquire() as conn:
-            row = await accounts_sql.position(conn, account_id, symbol)
+            row = await self.stores.accounts.position(conn, account_id, symbol)
         if row is None:
             raise NotFound(f"There is no open position in {symbol}.")
         held: Decimal = row["qty"]
         # Exit legs that would reduce the position could never fill after it is closed.
         async with self.pool.acquire() as conn:
-            exits = await orders_sql.open_exits(
+            exits = await self.stores.orders.open_exits(
                 conn, account_id, symbol, "sell" if held > 0 else "buy"
             )
         for exit_id in exits:
@@ -278,9 +283,7 @@ class OrderAmendments:
             if percentage <= 0 or percentage > 100:
                 raise FailedPrecondition("percentage must be above 0 and at most 100.")
             instrument = await self.entry.market.instrument(symbol)
-            amount = (amount * percentage / 100 / instrument.qty_increment).to_integral_value(
-                rounding="ROUND_FLOOR"
-            ) * instrument.qty_increment
+            amount = floor_to_increment(amount * percentage / 100, instrument.qty_increment)
             if amount <= 0:
                 raise FailedPrecondition(
                     "That percentage of the position is less than one tradable unit."

@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
-import asyncpg
-
-from cift.runtime.kafka import Event
 from cift.trading.fills import Fill, FillEngine, SessionPhase
 from cift.trading.intraday import TradingDay
 from cift.trading.ledger import AccountFigures
 from cift.trading.order_classes import ClassedRequest
 from cift.trading.orders import Order, OrderRequest, ReplaceRequest
-from services.execution.adapters.wire import decode_ticks
 from services.execution.app.amend import OrderAmendments
 from services.execution.app.entry import OrderEntry
 from services.execution.app.feed import FeedIntake
@@ -31,6 +28,7 @@ from services.execution.app.portfolio import Portfolio, PositionFigures
 from services.execution.app.ports import AccountSettings, Market, Risk
 from services.execution.app.pretrade import PreTrade
 from services.execution.app.reads import Reads
+from services.execution.app.store_ports import Database, Row, Stores
 from services.execution.app.subscriptions import Subscriptions
 
 __all__ = ["AccountSettings", "Broker"]
@@ -39,27 +37,38 @@ __all__ = ["AccountSettings", "Broker"]
 class Broker:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Database,
         engine: FillEngine,
         market: Market,
         risk: Risk,
         settings: AccountSettings,
+        stores: Stores,
     ) -> None:
         self.pool = pool
+        self.stores = stores
         self.engine = engine
         self.market = market
         self.settings = settings
         self.live = LiveBook(engine)
         self.subscriptions = Subscriptions()
-        self.journal = Journal(pool, self.subscriptions)
+        self.journal = Journal(pool, stores, self.subscriptions)
         self.pretrade = PreTrade(self.live, market, risk)
         self.entry = OrderEntry(
-            pool, self.live, market, self.pretrade, self.journal, self.subscriptions, settings
+            pool,
+            stores,
+            self.live,
+            market,
+            self.pretrade,
+            self.journal,
+            self.subscriptions,
+            settings,
         )
-        self.amend = OrderAmendments(pool, self.live, self.entry, self.journal, self.subscriptions)
-        self.feed = FeedIntake(pool, self.live, market, self.journal)
-        self.portfolio = Portfolio(pool, self.live, market, self.entry)
-        self.reads = Reads(pool, self.amend)
+        self.amend = OrderAmendments(
+            pool, stores, self.live, self.entry, self.journal, self.subscriptions
+        )
+        self.feed = FeedIntake(pool, stores, self.live, market, self.journal)
+        self.portfolio = Portfolio(pool, stores, self.live, market, self.entry)
+        self.reads = Reads(pool, stores, self.amend)
 
     @property
     def risk(self) -> Risk:
@@ -101,9 +110,9 @@ class Broker:
 
     # ---- the market feed -----------------------------------------------------------
 
-    async def on_ticks(self, events: list[Event]) -> None:
-        """A batch of the ticks topic's records, decoded here, at the edge of the use cases."""
-        await self.feed.on_ticks(decode_ticks(events))
+    async def on_ticks(self, events: list[Any]) -> None:
+        """A batch of the ticks topic's records, decoded by the feed's codec port first."""
+        await self.feed.on_ticks(self.stores.decode_ticks(events))
 
     async def reload(self) -> int:
         return await self.feed.reload()
@@ -128,7 +137,7 @@ class Broker:
 
     # ---- reads and subscriptions -------------------------------------------------
 
-    async def account(self, account_id: str) -> tuple[asyncpg.Record, AccountFigures]:
+    async def account(self, account_id: str) -> tuple[Row, AccountFigures]:
         return await self.portfolio.account(account_id)
 
     async def marks(self, symbols: list[str]) -> dict[str, Decimal]:

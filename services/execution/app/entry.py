@@ -19,8 +19,6 @@ import uuid
 from collections import defaultdict
 from decimal import Decimal
 
-import asyncpg
-
 from cift.runtime.coalesce import Coalescer
 from cift.runtime.errors import FailedPrecondition, Unavailable
 from cift.runtime.money import format_decimal
@@ -37,13 +35,19 @@ from cift.trading.orders import (
     resolve_resubmission,
 )
 from cift.trading.vocabulary import Instrument
-from services.execution.adapters import accounts_sql, order_rows, orders_sql
-from services.execution.adapters.events import order_event_row
-from services.execution.adapters.orders_sql import StaleSequence
 from services.execution.app.journal import Journal
 from services.execution.app.live import LiveBook
 from services.execution.app.ports import AccountSettings, Market, OrderContext, OrderEventKind
 from services.execution.app.pretrade import PreTrade
+from services.execution.app.store_ports import (
+    Connection,
+    Database,
+    DuplicateClientOrderId,
+    Outbox,
+    OutgoingEvent,
+    StaleSequence,
+    Stores,
+)
 from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
@@ -56,7 +60,8 @@ SEQUENCE_ATTEMPTS = 8
 class OrderEntry:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Database,
+        stores: Stores,
         live: LiveBook,
         market: Market,
         pretrade: PreTrade,
@@ -65,6 +70,7 @@ class OrderEntry:
         settings: AccountSettings,
     ) -> None:
         self.pool = pool
+        self.stores = stores
         self.live = live
         self.market = market
         self.pretrade = pretrade
@@ -99,7 +105,7 @@ class OrderEntry:
             return
         async with self.pool.acquire() as conn:
             cash, multiplier = self.settings.opening_cash, self.settings.margin_multiplier
-            await accounts_sql.open_account(
+            await self.stores.accounts.open_account(
                 conn,
                 account_id,
                 cash,
@@ -113,7 +119,7 @@ class OrderEntry:
 
         Two database round trips in the common case: one read (account figures,
         the position and an earlier order under the same client id) and one write
-        (`orders_sql.submit_orders`). The risk check sits between them. Open orders
+        (`OrderStore.submit_orders`). The risk check sits between them. Open orders
         come from the engine's memory; the account and symbol stay held until the
         order is in the book, so the next entry for them counts it.
         """
@@ -169,7 +175,7 @@ class OrderEntry:
     ) -> Order:
         try:
             written = await self._writes.submit((order, sequence))
-        except asyncpg.UniqueViolationError:
+        except DuplicateClientOrderId:
             # The same client_order_id raced in from another call: answer as a resubmission.
             async with self.pool.acquire() as conn:
                 return await self.resubmission(conn, account_id, request)
@@ -246,7 +252,7 @@ class OrderEntry:
         self, wanted: list[tuple[str, str, str]]
     ) -> list[OrderContext | BaseException]:
         async with self.pool.acquire() as conn:
-            return list(await accounts_sql.order_contexts(conn, wanted))
+            return list(await self.stores.accounts.order_contexts(conn, wanted))
 
     async def _write_orders(
         self, batch: list[tuple[Order, int]]
@@ -260,10 +266,13 @@ class OrderEntry:
         """
         async with self.pool.acquire() as conn:
             if len(batch) > 1:
-                rows = [(order, _new_event(order, sequence)) for order, sequence in batch]
+                rows = [
+                    (order, _new_event(self.stores.outbox, order, sequence))
+                    for order, sequence in batch
+                ]
                 try:
-                    written = await orders_sql.submit_orders(conn, rows)
-                except asyncpg.UniqueViolationError:
+                    written = await self.stores.orders.submit_orders(conn, rows)
+                except DuplicateClientOrderId:
                     pass  # one of them reuses a client_order_id: settle each alone
                 else:
                     results: list[tuple[int, bytes] | BaseException | None] = []
@@ -279,14 +288,14 @@ class OrderEntry:
             return [await self._write_alone(conn, order, sequence) for order, sequence in batch]
 
     async def _write_alone(
-        self, conn: asyncpg.Connection, order: Order, sequence: int
+        self, conn: Connection, order: Order, sequence: int
     ) -> tuple[int, bytes] | BaseException | None:
         """One order's write, its event numbered again for as long as its account moves on."""
         for _ in range(SEQUENCE_ATTEMPTS):
-            event = _new_event(order, sequence)
+            event = _new_event(self.stores.outbox, order, sequence)
             try:
-                written = await orders_sql.submit_orders(conn, [(order, event)])
-            except asyncpg.UniqueViolationError as duplicate:
+                written = await self.stores.orders.submit_orders(conn, [(order, event)])
+            except DuplicateClientOrderId as duplicate:
                 refused: BaseException = duplicate  # answered as a resubmission by the caller
                 return refused
             outcome = written[order.order_id]
@@ -301,19 +310,17 @@ class OrderEntry:
         """Give the engine the symbol's rules; saved once per change so a restart can reload."""
         if self.live.saved_instruments.get(instrument.symbol) != instrument:
             async with self.pool.acquire() as conn:
-                await orders_sql.save_instrument(conn, instrument)
+                await self.stores.orders.save_instrument(conn, instrument)
             self.live.saved_instruments[instrument.symbol] = instrument
         self.live.engine.set_instrument(instrument)
 
-    async def resubmission(
-        self, conn: asyncpg.Connection, account_id: str, request: OrderRequest
-    ) -> Order:
-        existing = await orders_sql.get_order_by_client_id(
+    async def resubmission(self, conn: Connection, account_id: str, request: OrderRequest) -> Order:
+        existing = await self.stores.orders.get_order_by_client_id(
             conn, account_id, request.client_order_id
         )
         assert existing is not None
-        return resolve_resubmission(order_rows.order_from_row(existing), request)
+        return resolve_resubmission(self.stores.orders.order_from_row(existing), request)
 
 
-def _new_event(order: Order, sequence: int) -> order_rows.OutgoingEvent:
-    return order_event_row(order, OrderEventKind.NEW, sequence)
+def _new_event(outbox: Outbox, order: Order, sequence: int) -> OutgoingEvent:
+    return outbox.order_event_row(order, OrderEventKind.NEW, sequence)

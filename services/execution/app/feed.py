@@ -8,24 +8,23 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
-
 from cift.runtime.timestamps import now_ns
 from cift.trading.fills import Quote, SessionPhase, Trade
-from services.execution.adapters import accounts_sql, fills_sql, order_rows, orders_sql
 from services.execution.app.group_entry import reload_groups
 from services.execution.app.journal import Journal
 from services.execution.app.live import LiveBook
 from services.execution.app.ports import Market
+from services.execution.app.store_ports import Database, Stores
 
 log = logging.getLogger(__name__)
 
 
 class FeedIntake:
     def __init__(
-        self, pool: asyncpg.Pool, live: LiveBook, market: Market, journal: Journal
+        self, pool: Database, stores: Stores, live: LiveBook, market: Market, journal: Journal
     ) -> None:
         self.pool = pool
+        self.stores = stores
         self.live = live
         self.market = market
         self.journal = journal
@@ -53,15 +52,15 @@ class FeedIntake:
         """
         async with self.pool.acquire() as conn:
             async with conn.transaction():
-                unpriced = await accounts_sql.unpriced_balances(conn)
-                await accounts_sql.store_buying_power(
+                unpriced = await self.stores.accounts.unpriced_balances(conn)
+                await self.stores.accounts.store_buying_power(
                     conn, {account: b.buying_power for account, b in unpriced.items()}
                 )
-            rows = await orders_sql.open_orders(conn)
-            self.live.tick_marks = await fills_sql.tick_marks(conn)
-            self.live.saved_instruments = await orders_sql.instruments(conn)
+            rows = await self.stores.orders.open_orders(conn)
+            self.live.tick_marks = await self.stores.fills.tick_marks(conn)
+            self.live.saved_instruments = await self.stores.orders.instruments(conn)
         async with self.live.lock:
-            loaded = [order_rows.order_from_row(row) for row in rows]
+            loaded = [self.stores.orders.order_from_row(row) for row in rows]
             loaded = [order for order in loaded if order.order_id not in self.live.engine]
             for order in loaded:
                 instrument = self.live.saved_instruments.get(order.symbol)
@@ -70,7 +69,9 @@ class FeedIntake:
                     # needs it to answer without a caller's credential).
                     instrument = await self.market.instrument(order.symbol)
                 self.live.engine.set_instrument(instrument)
-            for order in await reload_groups(self.pool, self.live.engine, loaded):
+            for order in await reload_groups(
+                self.pool, self.stores.orders, self.live.engine, loaded
+            ):
                 await self.journal.persist(self.live.engine.add(order, now_ns()))
         return len(rows)
 
@@ -79,7 +80,7 @@ class FeedIntake:
         marks = self.live.engine.take_water_marks()
         if marks:
             async with self.pool.acquire() as conn:
-                await orders_sql.save_water_marks(conn, marks)
+                await self.stores.orders.save_water_marks(conn, marks)
         return len(marks)
 
     async def expire_day_orders(self, *, post_market: bool = False) -> int:

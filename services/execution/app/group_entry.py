@@ -8,7 +8,7 @@ and outbox rows) in one transaction and booked, all under the live book's engine
 lock so no tick or cancel slips between the write and the book.
 
 Simple orders with gtd, opg, cls or extended hours come here too: the one-statement
-batched submit of `orders_sql.submit_orders` writes the columns every order has only.
+batched submit of `OrderStore.submit_orders` writes the columns every order has only.
 Opg and cls orders arriving after their auction's cutoff are refused here.
 """
 
@@ -20,8 +20,6 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-import asyncpg
-
 from cift.runtime.errors import FailedPrecondition
 from cift.runtime.money import format_decimal
 from cift.trading.auction import SessionClock, auction_refusal
@@ -29,8 +27,8 @@ from cift.trading.fills import FillEngine
 from cift.trading.order_classes import ClassedRequest, accept_group, new_group, plan_group
 from cift.trading.orders import AUCTION_TIFS, Order, OrderClass, OrderStatus
 from cift.trading.vocabulary import Side
-from services.execution.adapters import accounts_sql, order_rows, orders_sql
 from services.execution.app.ports import OrderEventKind
+from services.execution.app.store_ports import Database, OrderStore
 
 if TYPE_CHECKING:
     from services.execution.app.entry import OrderEntry
@@ -85,7 +83,7 @@ async def submit_group(desk: OrderEntry, account_id: str, request: ClassedReques
     try:
         open_orders = await desk.open_orders(account_id, entry.symbol)
         async with desk.pool.acquire() as conn:
-            context = await accounts_sql.order_context(
+            context = await desk.stores.accounts.order_context(
                 conn, account_id, entry.symbol, parent.client_order_id
             )
             if context.existing_order_id is not None:
@@ -120,7 +118,7 @@ async def _write_and_book(desk: OrderEntry, parent: Order, legs: list[Order]) ->
     members = [parent, *legs]
     async with desk.live.lock:
         async with desk.pool.acquire() as conn, conn.transaction():
-            sequence = await accounts_sql.reserve_buying_power(
+            sequence = await desk.stores.accounts.reserve_buying_power(
                 conn, parent.account_id, parent.reserved, len(members)
             )
             if sequence is None:
@@ -130,7 +128,7 @@ async def _write_and_book(desk: OrderEntry, parent: Order, legs: list[Order]) ->
                 )
             payloads = []
             for offset, order in enumerate(members):
-                await orders_sql.insert_order(conn, order)
+                await desk.stores.orders.insert_order(conn, order)
                 payloads.append(
                     await desk.journal.emit_order_event(
                         conn,
@@ -144,7 +142,9 @@ async def _write_and_book(desk: OrderEntry, parent: Order, legs: list[Order]) ->
         await desk.journal.persist(desk.live.engine.add_group(parent, legs, time.time_ns()))
 
 
-async def reload_groups(pool: asyncpg.Pool, engine: FillEngine, orders: list[Order]) -> list[Order]:
+async def reload_groups(
+    pool: Database, orders_store: OrderStore, engine: FillEngine, orders: list[Order]
+) -> list[Order]:
     """Link the groups of reloaded open orders in the engine; returns the orders to book.
 
     Held legs go back to waiting; the others are returned (parents last) for the
@@ -156,14 +156,14 @@ async def reload_groups(pool: asyncpg.Pool, engine: FillEngine, orders: list[Ord
         return orders
     parent_ids = sorted({o.parent_id or o.order_id for o in grouped})
     async with pool.acquire() as conn:
-        leg_rows = await orders_sql.legs_of(conn, parent_ids)
-        parent_rows = {pid: await orders_sql.get_order(conn, pid) for pid in parent_ids}
+        leg_rows = await orders_store.legs_of(conn, parent_ids)
+        parent_rows = {pid: await orders_store.get_order(conn, pid) for pid in parent_ids}
     open_ids = {o.order_id for o in orders}
     for parent_id in parent_ids:
         parent_row = parent_rows[parent_id]
         assert parent_row is not None
-        parent = order_rows.order_from_row(parent_row)
-        legs = [order_rows.order_from_row(r) for r in leg_rows if r["parent_id"] == parent_id]
+        parent = orders_store.order_from_row(parent_row)
+        legs = [orders_store.order_from_row(r) for r in leg_rows if r["parent_id"] == parent_id]
         exits = legs if parent.order_class is not OrderClass.OCO else [parent, *legs]
         engine.link(
             parent_id,

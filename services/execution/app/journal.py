@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-import asyncpg
-
 from cift.runtime.timestamps import to_datetime
 from cift.trading.fills import (
     EngineEvent,
@@ -30,9 +28,8 @@ from cift.trading.orders import (
     Order,
     OrderStatus,
 )
-from services.execution.adapters import accounts_sql, fills_sql, order_rows, orders_sql
-from services.execution.adapters.events import fill_event_row, order_event_row
 from services.execution.app.ports import OrderEventKind
+from services.execution.app.store_ports import Connection, Database, SettledFill, Stores
 from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
@@ -41,8 +38,9 @@ log = logging.getLogger(__name__)
 class Journal:
     """Writes engine events; the caller holds the engine lock (`LiveBook.lock`)."""
 
-    def __init__(self, pool: asyncpg.Pool, subscriptions: Subscriptions) -> None:
+    def __init__(self, pool: Database, stores: Stores, subscriptions: Subscriptions) -> None:
         self.pool = pool
+        self.stores = stores
         self.subscriptions = subscriptions
 
     async def persist(
@@ -56,7 +54,7 @@ class Journal:
 
     async def persist_on(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         produced: list[EngineEvent],
         tick_mark: tuple[str, int] | None = None,
     ) -> list[tuple[str, bytes]]:
@@ -74,7 +72,7 @@ class Journal:
             elif isinstance(event, LegReleased):
                 notices.append(await self.record_release_on(conn, event))
             elif isinstance(event, OrderTriggered):
-                await orders_sql.mark_triggered(
+                await self.stores.orders.mark_triggered(
                     conn, event.order_id, event.water_mark, to_datetime(event.ts_ns)
                 )
         return notices
@@ -89,16 +87,16 @@ class Journal:
         return True
 
     async def apply_fill_on(
-        self, conn: asyncpg.Connection, fill: Fill, tick_mark: tuple[str, int] | None
+        self, conn: Connection, fill: Fill, tick_mark: tuple[str, int] | None
     ) -> bytes | None:
         """A fill's whole effect inside the caller's transaction; None if applied before."""
         at = to_datetime(fill.ts_ns)
-        taken = await fills_sql.take_fill(conn, fill, at)
+        taken = await self.stores.fills.take_fill(conn, fill, at)
         if taken is None:
             return None
         held, order_row = taken
         effect = settle_fill(held, fill.side, fill.qty, fill.price, fill.commission)
-        before = order_rows.order_from_row(order_row)
+        before = self.stores.orders.order_from_row(order_row)
         if before.qty is not None:
             remaining_before = before.qty - before.filled_qty
             part = fill.qty
@@ -120,76 +118,61 @@ class Journal:
             fill.ts_ns,
             released,
         )
-        settled = await fills_sql.settle_fill_rows(
-            conn,
-            position=effect.position,
-            realized_pnl=effect.realized_pnl,
-            order=after,
-            commission=fill.commission,
-            released=released,
-            at=at,
-            cash_delta=effect.cash_delta,
-            net_cost_delta=effect.net_cost_delta,
-            gross_cost_delta=effect.gross_cost_delta,
-            buying_power=fills_sql.balances(order_row).after(effect).buying_power,
-        )
+        buying_power = self.stores.fills.balances(order_row).after(effect).buying_power
+        written = SettledFill(fill, effect, after, released, at, buying_power)
+        settled = await self.stores.fills.settle_fill_rows(conn, written)
         kind = (
             OrderEventKind.FILL
             if fill.order_status is OrderStatus.FILLED
             else OrderEventKind.PARTIAL_FILL
         )
-        order_event = order_event_row(
+        order_event = self.stores.outbox.order_event_row(
             after, kind, settled["event_seq"], fill=fill, commission=settled["commission"]
         )
-        await fills_sql.record_fill(
-            conn,
-            fill,
-            net_amount=effect.cash_delta,
-            at=at,
-            sequence=order_event.sequence,
-            order_event=order_event,
-            fill_event=fill_event_row(fill, effect.position, settled["cash"]),
-        )
+        fill_event = self.stores.outbox.fill_event_row(fill, effect.position, settled["cash"])
+        await self.stores.fills.record_fill(conn, written, (order_event, fill_event))
         payload = order_event.payload
         if tick_mark is not None and tick_mark[1]:
-            await fills_sql.advance_tick_mark(conn, *tick_mark)
+            await self.stores.fills.advance_tick_mark(conn, *tick_mark)
         return payload
 
-    async def record_release_on(
-        self, conn: asyncpg.Connection, event: LegReleased
-    ) -> tuple[str, bytes]:
+    async def record_release_on(self, conn: Connection, event: LegReleased) -> tuple[str, bytes]:
         """An exit leg released (or grown) by its entry's fill: its size and status, announced."""
         at = to_datetime(event.ts_ns)
-        await orders_sql.release_leg(conn, event.order_id, event.qty, at)
-        row = await orders_sql.get_order(conn, event.order_id)
+        await self.stores.orders.release_leg(conn, event.order_id, event.qty, at)
+        row = await self.stores.orders.get_order(conn, event.order_id)
         assert row is not None
-        order = order_rows.order_from_row(row)
-        sequence = await accounts_sql.release_and_sequence(conn, order.account_id, Decimal(0), 1)
+        order = self.stores.orders.order_from_row(row)
+        sequence = await self.stores.accounts.release_and_sequence(
+            conn, order.account_id, Decimal(0), 1
+        )
         payload = await self.emit_order_event(conn, order, OrderEventKind.ACCEPTED, sequence)
         return order.account_id, payload
 
     async def record_close_on(
-        self, conn: asyncpg.Connection, event: OrderClosed
+        self, conn: Connection, event: OrderClosed
     ) -> tuple[str, bytes] | None:
         """Close an order inside the caller's transaction; None if it was closed already."""
         at = to_datetime(event.ts_ns)
-        row = await orders_sql.get_order(conn, event.order_id, for_update=True)
+        row = await self.stores.orders.get_order(conn, event.order_id, for_update=True)
         assert row is not None
-        order = order_rows.order_from_row(row)
+        order = self.stores.orders.order_from_row(row)
         if not order.is_open:
             return None
         reserved = order.close(event.status, event.ts_ns, event.reason)
-        await orders_sql.close_order(conn, event.order_id, event.status, event.reason, at)
-        sequence = await accounts_sql.release_and_sequence(conn, order.account_id, reserved, 1)
+        await self.stores.orders.close_order(conn, event.order_id, event.status, event.reason, at)
+        sequence = await self.stores.accounts.release_and_sequence(
+            conn, order.account_id, reserved, 1
+        )
         payload = await self.emit_order_event(conn, order, CLOSING_EVENT[event.status], sequence)
         return order.account_id, payload
 
     async def emit_order_event(
-        self, conn: asyncpg.Connection, order: Order, kind: OrderEventKind, sequence: int
+        self, conn: Connection, order: Order, kind: OrderEventKind, sequence: int
     ) -> bytes:
         """Store and queue an order's event; its bytes, for the subscribers once committed."""
-        event = order_event_row(order, kind, sequence)
-        await orders_sql.record_order_event(conn, order.account_id, event)
+        event = self.stores.outbox.order_event_row(order, kind, sequence)
+        await self.stores.orders.record_order_event(conn, order.account_id, event)
         return event.payload
 
 

@@ -12,21 +12,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import asyncpg
-
 from cift.runtime.errors import DomainError
 from cift.runtime.timestamps import to_datetime
 from cift.trading.intraday import DayFills, TradingDay, intraday_figures, trading_day
 from cift.trading.ledger import (
-    RATIO_STEP,
     AccountFigures,
     Position,
     account_figures,
 )
-from services.execution.adapters import accounts_sql, fills_sql, history_sql, orders_sql
+from cift.trading.money import to_ratio
 from services.execution.app.entry import OrderEntry
 from services.execution.app.live import LiveBook
 from services.execution.app.ports import Market
+from services.execution.app.store_ports import Database, Row, Stores
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +61,10 @@ class HistoryPoint:
 
 class Portfolio:
     def __init__(
-        self, pool: asyncpg.Pool, live: LiveBook, market: Market, entry: OrderEntry
+        self, pool: Database, stores: Stores, live: LiveBook, market: Market, entry: OrderEntry
     ) -> None:
         self.pool = pool
+        self.stores = stores
         self.live = live
         self.market = market
         self.entry = entry
@@ -125,11 +124,11 @@ class Portfolio:
             log.warning("previous closes unavailable; intraday figures left out: %s", exc.message)
             return {}
 
-    async def account(self, account_id: str) -> tuple[asyncpg.Record, AccountFigures]:
+    async def account(self, account_id: str) -> tuple[Row, AccountFigures]:
         await self.entry.ensure_account(account_id)
         async with self.pool.acquire() as conn:
-            row = await accounts_sql.get_account(conn, account_id)
-            rows = await accounts_sql.positions(conn, account_id)
+            row = await self.stores.accounts.get_account(conn, account_id)
+            rows = await self.stores.accounts.positions(conn, account_id)
         assert row is not None
         held = [Position(r["symbol"], r["qty"], r["cost_basis"]) for r in rows]
         marks = await self.marks([p.symbol for p in held])
@@ -154,7 +153,7 @@ class Portfolio:
         """
         await self.entry.ensure_account(account_id)
         async with self.pool.acquire() as conn:
-            rows = await history_sql.equity_history(conn, account_id, start, end)
+            rows = await self.stores.history.equity_history(conn, account_id, start, end)
         buckets: dict[int, tuple[datetime, Decimal]] = {}
         for row in rows:
             buckets[int(row["taken_at"].timestamp()) // step_s] = (row["taken_at"], row["equity"])
@@ -170,7 +169,7 @@ class Portfolio:
                 at,
                 equity,
                 equity - base,
-                ((equity - base) / base).quantize(RATIO_STEP) if base else Decimal(0),
+                to_ratio((equity - base) / base) if base else Decimal(0),
             )
             for at, equity in points
         ]
@@ -178,7 +177,7 @@ class Portfolio:
     async def snapshot_equity(self, *, session_close: bool = False) -> int:
         """Record every account's marked equity (portfolio history); at the close also last_equity."""
         async with self.pool.acquire() as conn:
-            rows = await accounts_sql.all_accounts_with_positions(conn)
+            rows = await self.stores.accounts.all_accounts_with_positions(conn)
         symbols = sorted({s for r in rows for s in r["symbols"]})
         marks = await self.marks(symbols)
         taken_at = datetime.now(UTC)
@@ -190,9 +189,9 @@ class Portfolio:
                 equity += cost if mark is None else Position(symbol, qty, cost).market_value(mark)
             snapshots.append((r["account_id"], taken_at, equity))
         async with self.pool.acquire() as conn, conn.transaction():
-            await history_sql.insert_equity_snapshots(conn, snapshots)
+            await self.stores.history.insert_equity_snapshots(conn, snapshots)
             if session_close:
-                await history_sql.set_last_equity(conn, [(a, e) for a, _, e in snapshots])
+                await self.stores.history.set_last_equity(conn, [(a, e) for a, _, e in snapshots])
         return len(snapshots)
 
     async def positions(self, account_id: str, symbol: str | None) -> list[PositionFigures]:
@@ -200,10 +199,10 @@ class Portfolio:
         await self.entry.ensure_account(account_id)
         day = await self.trading_day()
         async with self.pool.acquire() as conn:
-            rows = await accounts_sql.positions(conn, account_id)
-            open_rows = await orders_sql.open_orders(conn, account_id)
+            rows = await self.stores.accounts.positions(conn, account_id)
+            open_rows = await self.stores.orders.open_orders(conn, account_id)
             today = (
-                await fills_sql.day_fills(conn, account_id, to_datetime(day.start_ns))
+                await self.stores.fills.day_fills(conn, account_id, to_datetime(day.start_ns))
                 if day is not None
                 else {}
             )
@@ -243,7 +242,7 @@ class Portfolio:
                     lastday_price=intraday.lastday_price,
                     change_today=intraday.change_today,
                     unrealized_pl=unrealized,
-                    unrealized_plpc=(unrealized / abs(held.cost_basis)).quantize(RATIO_STEP)
+                    unrealized_plpc=to_ratio(unrealized / abs(held.cost_basis))
                     if held.cost_basis
                     else None,
                     unrealized_intraday_pl=intraday.unrealized_intraday_pl,

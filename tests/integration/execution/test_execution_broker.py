@@ -32,6 +32,7 @@ from cift.trading.orders import Order, OrderRequest, OrderStatus, ReplaceRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.execution.adapters import orders_sql
 from services.execution.adapters.risk_check import RiskCheck
+from services.execution.adapters.sql_stores import SQL_STORES
 from services.execution.app.broker import AccountSettings, Broker
 from services.execution.app.ports import MarketClock
 from tests.integration.execution.ticks import quote_event, trade_event
@@ -97,8 +98,18 @@ def risk() -> StandInRisk:
 
 @pytest.fixture
 def broker(pool: asyncpg.Pool, risk: StandInRisk) -> Broker:
+    return new_broker(pool, risk)
+
+
+def new_broker(pool: asyncpg.Pool, risk: StandInRisk) -> Broker:
+    """A broker over the SQL stores, as the service wires it (a restart makes another)."""
     return Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
+        pool,
+        FillEngine(),
+        StandInMarket(),
+        RiskCheck(risk),
+        AccountSettings(OPENING, D(1)),
+        SQL_STORES,
     )
 
 
@@ -340,13 +351,9 @@ async def test_cancel_racing_a_fill_leaves_one_consistent_outcome(
 async def test_resting_orders_survive_a_restart_and_still_fill(
     pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
 ) -> None:
-    first = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
-    )
+    first = new_broker(pool, risk)
     order = await first.submit(account, limit(symbol, Side.SELL, "4", "30.00"))
-    restarted = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
-    )
+    restarted = new_broker(pool, risk)
     assert await restarted.reload() >= 1
     assert order.order_id in restarted.engine
     await restarted.on_ticks([quote_event(symbol, "30.05", "30.10")])
@@ -360,16 +367,12 @@ async def test_resting_orders_survive_a_restart_and_still_fill(
 async def test_replayed_tick_after_restart_does_not_fill_again(
     pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
 ) -> None:
-    first = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
-    )
+    first = new_broker(pool, risk)
     await first.submit(account, limit(symbol, Side.BUY, "2", "10.00"))
     await first.submit(account, limit(symbol, Side.BUY, "2", "10.00", client_order_id="second"))
     tick = quote_event(symbol, "9.00", "10.00")
     await first.on_ticks([tick])
-    restarted = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
-    )
+    restarted = new_broker(pool, risk)
     await restarted.reload()
     third = await restarted.submit(
         account, limit(symbol, Side.BUY, "2", "10.00", client_order_id="third")
@@ -496,9 +499,7 @@ async def test_submitted_order_event_carries_its_sequence_in_the_stored_and_outb
 async def test_trailing_stop_water_mark_survives_a_restart_and_only_tightens(
     pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
 ) -> None:
-    first = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
-    )
+    first = new_broker(pool, risk)
     await first.submit(account, limit(symbol, Side.BUY, "10", "100.00"))
     await first.on_ticks([quote_event(symbol, "99.90", "100.00")])  # long 10 @ 100
     stop = await first.submit(
@@ -527,9 +528,7 @@ async def test_trailing_stop_water_mark_survives_a_restart_and_only_tightens(
     ) == D("105.00")
 
     # Restarted while the market fell to 102.50: the stop still stands at 105 - 3 = 102.
-    second = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
-    )
+    second = new_broker(pool, risk)
     await second.on_ticks([quote_event(symbol, "102.45", "102.55")])
     await second.reload()
     await second.on_ticks([trade_event(symbol, "102.50")])
@@ -557,9 +556,7 @@ async def test_an_order_written_for_a_caller_that_went_away_still_enters_the_boo
             return reply
 
     risk = StandInRisk()
-    broker = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
-    )
+    broker = new_broker(pool, risk)
     await broker.submit(account, limit(symbol, Side.BUY, "1", "10.00"))
     broker.risk = RiskCheck(CallerGoesAway())
     with pytest.raises(asyncio.CancelledError):
@@ -633,9 +630,7 @@ async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_c
     plugged = asyncio.Event()
     unplug = asyncio.Event()
 
-    broker = Broker(
-        pool, FillEngine(), StandInMarket(), RiskCheck(risk), AccountSettings(OPENING, D(1))
-    )
+    broker = new_broker(pool, risk)
     book_orders = broker.entry._book_orders
     apply_fill_on = broker.journal.apply_fill_on
 

@@ -35,6 +35,7 @@ from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 from services.execution.__main__ import watch_session
 from services.execution.adapters import history_sql
 from services.execution.adapters.risk_check import RiskCheck
+from services.execution.adapters.sql_stores import SQL_STORES
 from services.execution.app.broker import AccountSettings, Broker
 from services.execution.app.ports import MarketClock
 from services.execution.server import ExecutionServicer
@@ -102,7 +103,12 @@ def broker_for(
     close_ns = None if close_in_s is None else time.time_ns() + int(close_in_s * 1e9)
     market = ClockedMarket(close_ns, closes)
     return Broker(
-        pool, FillEngine(), market, RiskCheck(Approve()), AccountSettings(D(100000), D(1))
+        pool,
+        FillEngine(),
+        market,
+        RiskCheck(Approve()),
+        AccountSettings(D(100000), D(1)),
+        SQL_STORES,
     )
 
 

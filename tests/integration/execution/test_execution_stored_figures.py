@@ -26,6 +26,7 @@ from services.execution.adapters import orders_sql
 from services.execution.adapters.events import order_event_row
 from services.execution.adapters.orders_sql import StaleSequence
 from services.execution.adapters.risk_check import RiskCheck
+from services.execution.adapters.sql_stores import SQL_STORES
 from services.execution.app.broker import AccountSettings, Broker
 from services.execution.app.ports import OrderEventKind
 from tests.integration.execution.test_execution_broker import (
@@ -56,6 +57,7 @@ def margin_broker(pool: asyncpg.Pool, risk: StandInRisk | None = None) -> Broker
         StandInMarket(),
         RiskCheck(risk or StandInRisk()),
         AccountSettings(OPENING, D(2)),
+        SQL_STORES,
     )
 
 
