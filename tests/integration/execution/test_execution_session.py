@@ -171,7 +171,12 @@ async def test_gtd_orders_expire_by_the_market_clock_not_this_hosts(pool: asyncp
     # A replay an hour behind the wall clock: expire_at is an instant on its clock.
     market = ClockedMarket(None, offset_ns=-3600 * 10**9)
     broker = Broker(
-        pool, FillEngine(), market, RiskCheck(Approve()), AccountSettings(D(100000), D(1))
+        pool,
+        FillEngine(),
+        market,
+        RiskCheck(Approve()),
+        AccountSettings(D(100000), D(1)),
+        SQL_STORES,
     )
     account = str(uuid.uuid4())
     market_now = (await market.clock()).now_ns
@@ -231,7 +236,9 @@ async def test_the_watcher_retries_a_clock_it_never_read_soon_since_nothing_trad
     market = StartingMarket(unavailable=3)
     engine = FillEngine()
     engine.set_phase(SessionPhase.CLOSED)  # as the service starts it
-    broker = Broker(pool, engine, market, RiskCheck(Approve()), AccountSettings(D(100000), D(1)))
+    broker = Broker(
+        pool, engine, market, RiskCheck(Approve()), AccountSettings(D(100000), D(1)), SQL_STORES
+    )
     # A regular poll far longer than the test: only the first-reading retry can get there.
     watcher = asyncio.create_task(watch_session(broker, 600))
     try:
