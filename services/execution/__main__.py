@@ -31,6 +31,7 @@ from services.execution.adapters.risk_check import RiskCheck
 from services.execution.adapters.sql_stores import SQL_STORES
 from services.execution.adapters.upstream import MarketReference, RiskGate
 from services.execution.app.broker import AccountSettings, Broker
+from services.execution.app.ports import MarketClock
 from services.execution.config import ExecutionConfig
 from services.execution.server import ExecutionServicer
 
@@ -64,6 +65,18 @@ def fill_model(config: ExecutionConfig) -> FillModel:
     )
 
 
+def resumed_post_market_end(clock: MarketClock) -> int | None:
+    """On a first reading while closed: the end of the last close's post-market, if it runs.
+
+    A watcher started after the close has not seen it; the clock's previous close
+    tells whether extended-hours orders may still trade.
+    """
+    if clock.previous_close_ns is None:
+        return None
+    end = post_session_end_ns(clock.previous_close_ns)
+    return end if clock.now_ns < end else None
+
+
 async def watch_session(broker: Broker, poll_s: float) -> None:
     """Follow the market clock: the opening auction at the open; at the close the closing
     auction and day orders' expiry; extended-hours day orders when the post-market ends;
@@ -78,6 +91,8 @@ async def watch_session(broker: Broker, poll_s: float) -> None:
     while True:
         try:
             clock = await broker.market.clock()
+            if was_open is None and not clock.is_open:
+                post_market_end = resumed_post_market_end(clock)
             await broker.expire_due(clock.now_ns)
             if close_at is not None and clock.now_ns >= close_at:
                 expired = await broker.expire_day_orders()

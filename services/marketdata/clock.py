@@ -31,12 +31,13 @@ _MAX_SEARCH_DAYS = 30
 
 @dataclass(frozen=True, slots=True)
 class ClockState:
-    """What GetClock reports. `next_open`/`next_close` are None when the market never closes."""
+    """What GetClock reports. The session times are None when the market never closes."""
 
     timestamp_ns: int
     is_open: bool
     next_open_ns: int | None
     next_close_ns: int | None
+    previous_close_ns: int | None = None
 
 
 class MarketCalendar(Protocol):
@@ -45,6 +46,8 @@ class MarketCalendar(Protocol):
     def next_open(self, ts_ns: int) -> int | None: ...
 
     def next_close(self, ts_ns: int) -> int | None: ...
+
+    def previous_close(self, ts_ns: int) -> int | None: ...
 
     def state(self, ts_ns: int) -> ClockState: ...
 
@@ -59,6 +62,9 @@ class AlwaysOpenCalendar:
         return None
 
     def next_close(self, ts_ns: int) -> int | None:
+        return None
+
+    def previous_close(self, ts_ns: int) -> int | None:
         return None
 
     def state(self, ts_ns: int) -> ClockState:
@@ -202,8 +208,23 @@ class ExchangeCalendar:
         """The first session close strictly after `ts_ns` (today's, while open)."""
         return next((c for _, c in self._sessions_from(ts_ns) if c > ts_ns), None)
 
+    def previous_close(self, ts_ns: int) -> int | None:
+        """The last session close at or before `ts_ns` (None beyond the search horizon)."""
+        day = self._local_day(ts_ns)
+        for offset in range(_MAX_SEARCH_DAYS):
+            session = self.session(day - dt.timedelta(days=offset))
+            if session is not None and session[1] <= ts_ns:
+                return session[1]
+        return None
+
     def state(self, ts_ns: int) -> ClockState:
-        return ClockState(ts_ns, self.is_open(ts_ns), self.next_open(ts_ns), self.next_close(ts_ns))
+        return ClockState(
+            ts_ns,
+            self.is_open(ts_ns),
+            self.next_open(ts_ns),
+            self.next_close(ts_ns),
+            self.previous_close(ts_ns),
+        )
 
 
 def _to_ns(moment: dt.datetime) -> int:

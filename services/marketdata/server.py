@@ -184,6 +184,8 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
             response.next_open.CopyFrom(timestamp(state.next_open_ns))
         if state.next_close_ns is not None:
             response.next_close.CopyFrom(timestamp(state.next_close_ns))
+        if state.previous_close_ns is not None:
+            response.previous_close.CopyFrom(timestamp(state.previous_close_ns))
         return response
 
     # --- latest quotes ----------------------------------------------------------------

@@ -838,6 +838,7 @@ class GetClockResponse(_message.Message):
     NEXT_OPEN_FIELD_NUMBER: _builtins.int
     NEXT_CLOSE_FIELD_NUMBER: _builtins.int
     CALENDAR_FIELD_NUMBER: _builtins.int
+    PREVIOUS_CLOSE_FIELD_NUMBER: _builtins.int
     is_open: _builtins.bool
     """Whether the regular session is open now."""
     calendar: _builtins.str
@@ -854,6 +855,13 @@ class GetClockResponse(_message.Message):
     def next_close(self) -> _timestamp_pb2.Timestamp:
         """End of the current regular session, or of the next one when closed."""
 
+    @_builtins.property
+    def previous_close(self) -> _timestamp_pb2.Timestamp:
+        """End of the last regular session that closed at or before `timestamp` (unset
+        when the market never closes): a client starting after a close knows whether
+        the post-market of that close is still running.
+        """
+
     def __init__(
         self,
         *,
@@ -862,10 +870,11 @@ class GetClockResponse(_message.Message):
         next_open: _timestamp_pb2.Timestamp | None = ...,
         next_close: _timestamp_pb2.Timestamp | None = ...,
         calendar: _builtins.str = ...,
+        previous_close: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["next_close", b"next_close", "next_open", b"next_open", "timestamp", b"timestamp"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["next_close", b"next_close", "next_open", b"next_open", "previous_close", b"previous_close", "timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "is_open", b"is_open", "next_close", b"next_close", "next_open", b"next_open", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "is_open", b"is_open", "next_close", b"next_close", "next_open", b"next_open", "previous_close", b"previous_close", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -137,7 +137,12 @@ def clock_from_reply(reply: marketdata_pb2.GetClockResponse) -> MarketClock:
     # An unset next_close would read as the epoch: a close long passed, at every poll.
     next_close = reply.next_close.ToNanoseconds() if reply.HasField("next_close") else None
     next_open = reply.next_open.ToNanoseconds() if reply.HasField("next_open") else None
-    return MarketClock(reply.timestamp.ToNanoseconds(), reply.is_open, next_close, next_open)
+    previous_close = (
+        reply.previous_close.ToNanoseconds() if reply.HasField("previous_close") else None
+    )
+    return MarketClock(
+        reply.timestamp.ToNanoseconds(), reply.is_open, next_close, next_open, previous_close
+    )
 
 
 def instrument_from_message(message: marketdata_pb2.Instrument) -> Instrument:

@@ -36,6 +36,8 @@ class MarketClock:
     # None when the calendar never closes (the simulator's always-open default).
     next_close_ns: int | None
     next_open_ns: int | None = None
+    # The last close before now: after a restart, whether its post-market still runs.
+    previous_close_ns: int | None = None
 
 
 class Market(Protocol):

@@ -252,6 +252,48 @@ async def test_the_watcher_retries_a_clock_it_never_read_soon_since_nothing_trad
     assert market.unavailable == 0
 
 
+class ClosedSince(ClockedMarket):
+    """A market that closed `since_s` ago and opens again in a day."""
+
+    def __init__(self, since_s: float) -> None:
+        super().__init__(None)
+        self.since_ns = int(since_s * 1e9)
+
+    async def clock(self) -> MarketClock:
+        now = time.time_ns()
+        day = 86_400 * 10**9
+        return MarketClock(now, False, now + day, now + day - 3600 * 10**9, now - self.since_ns)
+
+
+@pytest.mark.parametrize(
+    ("since_s", "phase"),
+    [(3600, SessionPhase.POST_MARKET), (5 * 3600, SessionPhase.CLOSED)],
+)
+async def test_a_watcher_started_after_the_close_knows_whether_its_post_market_runs(
+    pool: asyncpg.Pool, since_s: float, phase: SessionPhase
+) -> None:
+    engine = FillEngine()
+    engine.set_phase(SessionPhase.REGULAR)  # anything but the answer, to see it set
+    broker = Broker(
+        pool,
+        engine,
+        ClosedSince(since_s),
+        RiskCheck(Approve()),
+        AccountSettings(D(100000), D(1)),
+        SQL_STORES,
+    )
+    watcher = asyncio.create_task(watch_session(broker, 600))
+    try:
+        deadline = time.monotonic() + 10
+        while engine.phase is SessionPhase.REGULAR:
+            assert time.monotonic() < deadline, "the watcher never read the clock"
+            await asyncio.sleep(0.02)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    assert engine.phase is phase
+
+
 async def test_a_market_that_never_closes_never_expires_day_orders(pool: asyncpg.Pool) -> None:
     broker = broker_for(pool, close_in_s=None)
     account = str(uuid.uuid4())

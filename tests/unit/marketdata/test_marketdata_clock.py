@@ -135,3 +135,24 @@ def test_a_clock_start_puts_the_market_clock_at_that_instant_now() -> None:
 def test_a_clock_start_without_an_unambiguous_instant_is_refused(start: str, why: str) -> None:
     with pytest.raises(InvalidArgument, match=f"CIFT_MARKETDATA_CLOCK_START: .*{why}"):
         clock_offset_ns(start, 0, "CIFT_MARKETDATA_CLOCK_START")
+
+
+def test_the_previous_close_is_the_last_session_end_at_or_before_now() -> None:
+    calendar = ExchangeCalendar()
+    # Monday morning before the open: Friday's close; exactly at a close: that close.
+    assert calendar.previous_close(ns(2025, 3, 17, 8, 0)) == ns(2025, 3, 14, 16, 0)
+    assert calendar.previous_close(ns(2025, 3, 14, 16, 0)) == ns(2025, 3, 14, 16, 0)
+    # While open, the close before today's session.
+    assert calendar.previous_close(ns(2025, 3, 18, 11, 0)) == ns(2025, 3, 17, 16, 0)
+    # After Good Friday 2025 (closed) the close before is Thursday's; after the day
+    # after Thanksgiving, its early close.
+    assert calendar.previous_close(ns(2025, 4, 18, 17, 0)) == ns(2025, 4, 17, 16, 0)
+    assert calendar.previous_close(ns(2025, 11, 28, 14, 0)) == ns(2025, 11, 28, 13, 0)
+    state = calendar.state(ns(2025, 3, 14, 18, 0))
+    assert state.previous_close_ns == ns(2025, 3, 14, 16, 0) and not state.is_open
+
+
+def test_a_market_that_never_closes_has_no_previous_close() -> None:
+    calendar = AlwaysOpenCalendar()
+    assert calendar.previous_close(ns(2025, 3, 17, 8, 0)) is None
+    assert calendar.state(ns(2025, 3, 17, 8, 0)).previous_close_ns is None
