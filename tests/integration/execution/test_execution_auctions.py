@@ -44,6 +44,8 @@ async def test_pre_market_takes_extended_hours_limits_and_opg_fills_at_the_openi
         clock = await session.market_clock()
         assert (clock.calendar, clock.is_open) == ("XNYS", False)
         assert is_pre_market(clock)
+        # The last close was Friday's, 16:00 New York.
+        assert clock.previous_close.ToJsonString() == "2026-12-04T21:00:00Z"
 
         # Pre-market: a marketable extended-hours limit day order fills on the quotes.
         quote = await mesh.quote(trader, SYMBOL)

@@ -325,6 +325,7 @@ async def test_reference_rpcs_instruments_and_clock(live: RunningService) -> Non
     assert aapl.instrument.tick_size == "0.01" and aapl.instrument.tradable
     clock = await live.stub.GetClock(md.GetClockRequest(), metadata=METADATA)
     assert clock.is_open and clock.calendar == "24x7" and not clock.HasField("next_close")
+    assert not clock.HasField("previous_close")
 
 
 @pytest.mark.parametrize(

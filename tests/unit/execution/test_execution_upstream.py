@@ -51,6 +51,14 @@ def test_a_closed_market_reports_its_next_open() -> None:
     assert clock_from_reply(reply).next_open_ns == 3_000
 
 
+def test_a_closed_market_reports_its_previous_close_and_an_unset_one_is_none() -> None:
+    reply = marketdata_pb2.GetClockResponse(
+        timestamp=stamp(1_000), next_open=stamp(3_000), previous_close=stamp(0)
+    )
+    assert clock_from_reply(reply).previous_close_ns == 0
+    assert clock_from_reply(marketdata_pb2.GetClockResponse()).previous_close_ns is None
+
+
 # ---- instruments and previous closes, from a real grpc.aio server playing market data
 
 DAY = NS_PER_DAY
