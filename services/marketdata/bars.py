@@ -304,7 +304,13 @@ def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) 
     by_name = np.argsort(seen_names.to_numpy(), kind="stable")
     rank = np.zeros(len(first_index), np.int64)
     rank[seen[by_name]] = np.arange(len(seen))
-    order = np.lexsort((start, rank[symbol]))
+    # A symbol's bars open in time order (the kernel refuses anything else), so a
+    # stable sort by symbol alone leaves them by start within it: a radix sort on
+    # 16-bit ranks, ~10x faster than sorting on both keys.
+    if len(seen) <= np.iinfo(np.uint16).max:
+        order = np.argsort(rank[symbol].astype(np.uint16), kind="stable")
+    else:
+        order = np.lexsort((start, rank[symbol]))
     # One gather per output, then each column a contiguous row (no copy per column).
     ints = bar_i[:rows][order].T.copy()
     floats = bar_f[:rows][order].T.copy()
