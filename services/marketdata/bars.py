@@ -24,10 +24,22 @@ import pyarrow as pa
 
 from cift.runtime.errors import InvalidArgument
 from services.marketdata.bars_kernel import (
+    BAR_CLOSE,
+    BAR_COUNT,
+    BAR_HIGH,
+    BAR_LOW,
+    BAR_NOTIONAL,
+    BAR_OPEN,
+    BAR_START,
+    BAR_SYMBOL,
+    BAR_VOLUME,
     FULL,
     OUT_OF_ORDER,
     TOO_MANY,
+    VIEW_SLOTS,
+    VIEWS_UNUSABLE,
     aggregate_in_arrival_order,
+    aggregate_string_views,
     codes_from_string_views,
 )
 
@@ -259,12 +271,8 @@ def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) 
     """
     frame = trades.collect() if isinstance(trades, pl.LazyFrame) else trades
     frame = frame.select("symbol", "ts_ns", "price", "size")
-    if frame.height == 0:
+    if frame.height == 0 or frame["symbol"].null_count():
         return _aggregate_with_polars(frame, timeframe)
-    coded = _symbol_codes(frame["symbol"])
-    if coded is None:
-        return _aggregate_with_polars(frame, timeframe)
-    symbol_count, codes = coded
     ts_ns = frame["ts_ns"].to_numpy().astype(np.int64, copy=False)
     ns = timeframe.ns
     price = frame["price"].to_numpy().astype(np.float64, copy=False)
@@ -273,37 +281,82 @@ def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) 
     # that guess be short (trades interleaved out of time order across symbols), the
     # kernel says FULL and runs again with room for one bar per trade.
     buckets_per_symbol = max(int(ts_ns[-1] // ns - ts_ns[0] // ns), 0) + 1
-    capacity = min(frame.height, symbol_count * buckets_per_symbol)
-    result = aggregate_in_arrival_order(codes, ts_ns, price, size, ns, symbol_count, capacity)
-    if result[0] == FULL:
-        result = aggregate_in_arrival_order(
-            codes, ts_ns, price, size, ns, symbol_count, frame.height
-        )
-    rows, first_index, symbol, start, open_, high, low, close, volume, notional, count = result
+    result = _aggregate_fused(frame["symbol"], ts_ns, price, size, ns, buckets_per_symbol)
+    if result is None:
+        coded = _symbol_codes(frame["symbol"])
+        if coded is None:
+            return _aggregate_with_polars(frame, timeframe)
+        symbol_count, codes = coded
+        capacity = min(frame.height, symbol_count * buckets_per_symbol)
+        result = aggregate_in_arrival_order(codes, ts_ns, price, size, ns, symbol_count, capacity)
+        if result[0] == FULL:
+            result = aggregate_in_arrival_order(
+                codes, ts_ns, price, size, ns, symbol_count, frame.height
+            )
+    rows, first_index, bar_i, bar_f = result
     if rows == OUT_OF_ORDER:
         return _aggregate_with_polars(frame, timeframe)
+    symbol = bar_i[:rows, BAR_SYMBOL]
+    start = bar_i[:rows, BAR_START]
     # Each code's name from its first trade; bars sort by name as Polars sorts strings.
     seen = np.flatnonzero(first_index >= 0)
-    seen_names = frame["symbol"].gather(first_index[seen]).cast(pl.String).to_numpy()
-    rank = np.zeros(symbol_count, np.int64)
-    rank[seen[np.argsort(seen_names, kind="stable")]] = np.arange(len(seen))
-    order = np.lexsort((start[:rows], rank[symbol[:rows]]))
-    bar_symbol = symbol[:rows][order]
+    seen_names = frame["symbol"].gather(first_index[seen]).cast(pl.String)
+    by_name = np.argsort(seen_names.to_numpy(), kind="stable")
+    rank = np.zeros(len(first_index), np.int64)
+    rank[seen[by_name]] = np.arange(len(seen))
+    # A symbol's bars open in time order (the kernel refuses anything else), so a
+    # stable sort by symbol alone leaves them by start within it: a radix sort on
+    # 16-bit ranks, ~10x faster than sorting on both keys.
+    if len(seen) <= np.iinfo(np.uint16).max:
+        order = np.argsort(rank[symbol].astype(np.uint16), kind="stable")
+    else:
+        order = np.lexsort((start, rank[symbol]))
+    # One gather per output, then each column a contiguous row (no copy per column).
+    ints = bar_i[:rows][order].T.copy()
+    floats = bar_f[:rows][order].T.copy()
     return pl.DataFrame(
         {
-            # The names by gathering each bar's first trade: no Python object per bar.
-            "symbol": frame["symbol"].gather(first_index[bar_symbol]).cast(pl.String),
-            "start_ns": start[:rows][order],
-            "open": open_[:rows][order],
-            "high": high[:rows][order],
-            "low": low[:rows][order],
-            "close": close[:rows][order],
-            "volume": volume[:rows][order],
-            "notional": notional[:rows][order],
-            "trade_count": count[:rows][order],
+            # The names from the few distinct symbols: no Python object per bar.
+            "symbol": seen_names.gather(by_name).gather(rank[ints[BAR_SYMBOL]]),
+            "start_ns": ints[BAR_START],
+            "open": floats[BAR_OPEN],
+            "high": floats[BAR_HIGH],
+            "low": floats[BAR_LOW],
+            "close": floats[BAR_CLOSE],
+            "volume": floats[BAR_VOLUME],
+            "notional": floats[BAR_NOTIONAL],
+            "trade_count": ints[BAR_COUNT],
+            # The same IEEE division Polars does, on the same operands.
+            "vwap": floats[BAR_NOTIONAL] / floats[BAR_VOLUME],
         },
-        schema=_TRADE_BAR_SCHEMA,
-    ).with_columns((pl.col("notional") / pl.col("volume")).alias("vwap"))
+        schema=_TRADE_BAR_SCHEMA | {"vwap": pl.Float64},
+    )
+
+
+_KernelResult = tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]
+
+
+def _aggregate_fused(
+    symbols: pl.Series,
+    ts_ns: npt.NDArray[np.int64],
+    price: npt.NDArray[np.float64],
+    size: npt.NDArray[np.float64],
+    ns: int,
+    buckets_per_symbol: int,
+) -> _KernelResult | None:
+    """The bars in one pass straight from string symbols' Arrow views (no code array),
+    or None when the symbols must be numbered first (not strings, not views, too long
+    or too many distinct)."""
+    if symbols.dtype != pl.String:
+        return None
+    views = _string_views(symbols)
+    if views is None:
+        return None
+    capacity = min(len(views), VIEW_SLOTS // 8 * buckets_per_symbol)
+    result: _KernelResult = aggregate_string_views(views, ts_ns, price, size, ns, capacity)
+    if result[0] == FULL:
+        result = aggregate_string_views(views, ts_ns, price, size, ns, len(views))
+    return None if result[0] == VIEWS_UNUSABLE else result
 
 
 # Past this many distinct codes (a Categorical's global ids can be sparse) the per-symbol

@@ -26,6 +26,63 @@ from numba import njit
 OUT_OF_ORDER = -1
 # Returned when more bars open than `capacity` allows.
 FULL = -2
+# Returned by `aggregate_string_views` when a symbol is longer than a view holds inline
+# or there are more distinct symbols than its table takes: number them apart instead.
+VIEWS_UNUSABLE = -3
+
+# Columns of the integer and float outputs, one row per bar (a bar closing writes one
+# row of each: two cache lines, not nine scattered ones).
+BAR_SYMBOL, BAR_START, BAR_COUNT = 0, 1, 2
+BAR_OPEN, BAR_HIGH, BAR_LOW, BAR_CLOSE, BAR_VOLUME, BAR_NOTIONAL = 0, 1, 2, 3, 4, 5
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def _new_state(
+    symbol_count: int, capacity: int
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+]:
+    """(open_i, open_f, first_index, bar_i, bar_f) for the kernels below.
+
+    The bar each symbol is building lives in two small per-symbol rows (a few KB for
+    hundreds of symbols, so they stay in L1) and is written out once, when it closes:
+    a trade touches its symbol's rows, never the output.
+    open_i: [bucket start, bucket end, output row, trade count]; open_f: [high, low,
+    close, volume, notional]. An empty interval (start 1, end 0) holds no timestamp,
+    so a symbol's first trade opens a bar.
+    """
+    open_i = np.empty((symbol_count, 4), np.int64)
+    open_f = np.empty((symbol_count, 5), np.float64)
+    for symbol in range(symbol_count):
+        open_i[symbol, 0] = 1
+        open_i[symbol, 1] = 0
+        open_i[symbol, 2] = -1
+    first_index = np.full(symbol_count, -1, np.int64)
+    bar_i = np.empty((capacity, 3), np.int64)
+    bar_f = np.empty((capacity, 6), np.float64)
+    return open_i, open_f, first_index, bar_i, bar_f
+
+
+@njit(cache=True, nogil=True, inline="always")  # type: ignore[misc]
+def _close_bar(
+    open_i: npt.NDArray[np.int64],
+    open_f: npt.NDArray[np.float64],
+    symbol: int | np.integer[Any],
+    bar_i: npt.NDArray[np.int64],
+    bar_f: npt.NDArray[np.float64],
+) -> None:
+    """Write the symbol's open bar to its output row."""
+    row = open_i[symbol, 2]
+    bar_f[row, BAR_HIGH] = open_f[symbol, 0]
+    bar_f[row, BAR_LOW] = open_f[symbol, 1]
+    bar_f[row, BAR_CLOSE] = open_f[symbol, 2]
+    bar_f[row, BAR_VOLUME] = open_f[symbol, 3]
+    bar_f[row, BAR_NOTIONAL] = open_f[symbol, 4]
+    bar_i[row, BAR_COUNT] = open_i[symbol, 3]
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]
@@ -37,54 +94,84 @@ def aggregate_in_arrival_order(
     bucket_ns: int,
     symbol_count: int,
     capacity: int,
-) -> tuple[
-    int,
-    npt.NDArray[np.int64],
-    npt.NDArray[np.int64],
-    npt.NDArray[np.int64],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.int64],
-]:
-    """(rows, first index, symbol code, start_ns, open, high, low, close, volume,
-    notional, count).
+) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """(rows, first index, bar ints, bar floats) from trades whose symbols are numbered.
 
     `codes[i]` is trade i's symbol as 0..symbol_count-1 (codes need not all occur);
-    `first_index[code]` is the first trade of that symbol, -1 if none. Bars are numbered in the order
-    they open; `rows` of the `capacity` slots are used, or OUT_OF_ORDER if some symbol's
-    trade falls in a bucket earlier than one it already has, or FULL if more than
-    `capacity` bars open (then nothing is usable).
+    `first_index[code]` is the first trade of that symbol, -1 if none. Bars are numbered
+    in the order they open; row r of `bar_i` is [symbol code, start_ns, trade count],
+    of `bar_f` [open, high, low, close, volume, notional]. `rows` of the `capacity`
+    rows are used, or OUT_OF_ORDER if some symbol's trade falls in a bucket earlier
+    than one it already has, or FULL if more than `capacity` bars open (then nothing
+    is usable).
     """
-    # The bar each symbol is building lives in two small per-symbol rows (a few KB for
-    # hundreds of symbols, so they stay in L1) and is written out once, when it closes:
-    # a trade touches its symbol's rows, never the output columns.
-    # Integers: [bucket start, bucket end, output row, trade count].
-    open_i = np.empty((symbol_count, 4), np.int64)
-    # Floats: [high, low, close, volume, notional].
-    open_f = np.empty((symbol_count, 5), np.float64)
-    for symbol in range(symbol_count):
-        # An empty interval: no timestamp falls inside, so the first trade opens a bar.
-        open_i[symbol, 0] = 1
-        open_i[symbol, 1] = 0
-        open_i[symbol, 2] = -1
-    first_index = np.full(symbol_count, -1, np.int64)
-    bar_symbol = np.empty(capacity, np.int64)
-    bar_start = np.empty(capacity, np.int64)
-    bar_open = np.empty(capacity, np.float64)
-    bar_high = np.empty(capacity, np.float64)
-    bar_low = np.empty(capacity, np.float64)
-    bar_close = np.empty(capacity, np.float64)
-    bar_volume = np.empty(capacity, np.float64)
-    bar_notional = np.empty(capacity, np.float64)
-    bar_count = np.empty(capacity, np.int64)
+    return _aggregate(codes, None, ts_ns, price, size, bucket_ns, symbol_count, capacity)
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def aggregate_string_views(
+    views: npt.NDArray[np.uint64],
+    ts_ns: npt.NDArray[np.int64],
+    price: npt.NDArray[np.float64],
+    size: npt.NDArray[np.float64],
+    bucket_ns: int,
+    capacity: int,
+) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """`aggregate_in_arrival_order` straight from string symbols given as Arrow string
+    views ((n, 2) uint64 words): each trade's symbol is looked up and its bar updated in
+    the same pass, so no code array is written and read back (40 MB for 10M trades: a
+    pass, and its page faults).
+
+    A symbol's code is its slot in a table of VIEW_SLOTS (the per-symbol state is
+    indexed by slot, which saves a load per trade); returns VIEWS_UNUSABLE (nothing
+    usable) for a symbol past 12 bytes or more than VIEW_SLOTS / 8 distinct symbols.
+    """
+    return _aggregate(None, views, ts_ns, price, size, bucket_ns, VIEW_SLOTS, capacity)
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def _aggregate(
+    codes: npt.NDArray[np.integer[Any]] | None,
+    views: npt.NDArray[np.uint64] | None,
+    ts_ns: npt.NDArray[np.int64],
+    price: npt.NDArray[np.float64],
+    size: npt.NDArray[np.float64],
+    bucket_ns: int,
+    symbol_count: int,
+    capacity: int,
+) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Both kernels above in one loop: symbols from `codes` or from `views`, whichever
+    is given (the other is None). Numba compiles one loop per case and drops the branch
+    that reads the None argument (`x is not None` is then known at compile time). A
+    helper called per trade instead would cost reference counting on every array it
+    takes: measured ~50 ns a trade, 25x the whole loop body.
+    """
+    shift = _slot_shift(VIEW_SLOTS)
+    mask = VIEW_SLOTS - 1
+    key = np.empty((VIEW_SLOTS, 2), np.uint64)
+    for slot in range(VIEW_SLOTS):
+        key[slot, 0] = _EMPTY_SLOT
+        key[slot, 1] = 0
+    open_i, open_f, first_index, bar_i, bar_f = _new_state(symbol_count, capacity)
+    distinct = 0
     rows = 0
-    status = 0
     for i in range(ts_ns.shape[0]):
-        symbol = codes[i]
+        if views is not None:
+            a = views[i, 0]
+            b = views[i, 1]
+            symbol = _view_slot(a, b, shift)
+            # The common case, a symbol seen before in its home slot: two compares.
+            while key[symbol, 0] != a or key[symbol, 1] != b:
+                if key[symbol, 0] == _EMPTY_SLOT:
+                    if (a & _LENGTH_MASK) > _INLINE or distinct == VIEW_SLOTS // _SPARSITY:
+                        return VIEWS_UNUSABLE, first_index, bar_i, bar_f
+                    key[symbol, 0] = a
+                    key[symbol, 1] = b
+                    distinct += 1
+                    break
+                symbol = (symbol + 1) & mask
+        if codes is not None:
+            symbol = np.int64(codes[i])
         ts = ts_ns[i]
         p = price[i]
         q = size[i]
@@ -100,90 +187,31 @@ def aggregate_in_arrival_order(
             open_i[symbol, 3] += 1
             continue
         start = ts - ts % bucket_ns  # floor, also before 1970 (Python's % semantics)
-        row = open_i[symbol, 2]
-        if row >= 0:
+        if open_i[symbol, 2] >= 0:
             if start < open_i[symbol, 0]:
-                status = OUT_OF_ORDER
-                break
-            _close_bar(
-                open_i,
-                open_f,
-                symbol,
-                bar_high,
-                bar_low,
-                bar_close,
-                bar_volume,
-                bar_notional,
-                bar_count,
-            )
+                return OUT_OF_ORDER, first_index, bar_i, bar_f
+            _close_bar(open_i, open_f, symbol, bar_i, bar_f)
         else:
             first_index[symbol] = i
         if rows == capacity:
-            status = FULL
-            break
-        row = rows
-        rows += 1
+            return FULL, first_index, bar_i, bar_f
         open_i[symbol, 0] = start
         open_i[symbol, 1] = start + bucket_ns
-        open_i[symbol, 2] = row
+        open_i[symbol, 2] = rows
         open_i[symbol, 3] = 1
         open_f[symbol, 0] = p
         open_f[symbol, 1] = p
         open_f[symbol, 2] = p
         open_f[symbol, 3] = q
         open_f[symbol, 4] = p * q
-        bar_symbol[row] = symbol
-        bar_start[row] = start
-        bar_open[row] = p
-    if status == 0:
-        for symbol in range(symbol_count):
-            if open_i[symbol, 2] >= 0:
-                _close_bar(
-                    open_i,
-                    open_f,
-                    symbol,
-                    bar_high,
-                    bar_low,
-                    bar_close,
-                    bar_volume,
-                    bar_notional,
-                    bar_count,
-                )
-    return (
-        rows if status == 0 else status,
-        first_index,
-        bar_symbol,
-        bar_start,
-        bar_open,
-        bar_high,
-        bar_low,
-        bar_close,
-        bar_volume,
-        bar_notional,
-        bar_count,
-    )
-
-
-@njit(cache=True, nogil=True, inline="always")  # type: ignore[misc]
-def _close_bar(
-    open_i: npt.NDArray[np.int64],
-    open_f: npt.NDArray[np.float64],
-    symbol: int,
-    bar_high: npt.NDArray[np.float64],
-    bar_low: npt.NDArray[np.float64],
-    bar_close: npt.NDArray[np.float64],
-    bar_volume: npt.NDArray[np.float64],
-    bar_notional: npt.NDArray[np.float64],
-    bar_count: npt.NDArray[np.int64],
-) -> None:
-    """Write the symbol's open bar to its output row."""
-    row = open_i[symbol, 2]
-    bar_high[row] = open_f[symbol, 0]
-    bar_low[row] = open_f[symbol, 1]
-    bar_close[row] = open_f[symbol, 2]
-    bar_volume[row] = open_f[symbol, 3]
-    bar_notional[row] = open_f[symbol, 4]
-    bar_count[row] = open_i[symbol, 3]
+        bar_i[rows, BAR_SYMBOL] = symbol
+        bar_i[rows, BAR_START] = start
+        bar_f[rows, BAR_OPEN] = p
+        rows += 1
+    for code in range(symbol_count):
+        if open_i[code, 2] >= 0:
+            _close_bar(open_i, open_f, code, bar_i, bar_f)
+    return rows, first_index, bar_i, bar_f
 
 
 # Arrow's string view: 16 bytes per value, a 4-byte length then, for strings of at most
@@ -201,6 +229,8 @@ _HALF = np.uint64(32)
 # Slots per distinct string at most: a sparse table keeps probe chains short, and the
 # hot loop then mostly takes the same branches (mispredictions cost more than probes).
 _SPARSITY = 8
+# The fused kernel's fixed table: up to 512 distinct symbols (more take two passes).
+VIEW_SLOTS = 4096
 
 
 @njit(cache=True, nogil=True, inline="always")  # type: ignore[misc]
