@@ -24,7 +24,7 @@ and `headers`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import orjson
@@ -33,6 +33,7 @@ from cift.runtime.errors import InvalidArgument
 from services.marketdata.bars import Bar, parse_timeframe
 from services.marketdata.providers.frames import (
     ItemReader,
+    NonNegative,
     bar_from_letters,
     decode_frame,
     decode_items,
@@ -112,9 +113,6 @@ def bar_from(item: dict[str, Any], timeframe: str, symbol: str | None = None) ->
         rfc3339_ns(item["t"]),
         int(item.get("n", 0)),
     )
-
-
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
 
 class _StreamQuote(msgspec.Struct, tag_field="T", tag="q", gc=False):

@@ -10,7 +10,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import msgspec
 import orjson
@@ -22,6 +22,8 @@ from services.marketdata.ticks import Quote, Tick, Trade
 # What one item of a frame becomes; the frame walk files it by its type.
 Item = Quote | Trade | Bar | ControlMessage
 ItemReader = Callable[[dict[str, Any]], Item]
+# A price or size in a compiled stream item: checked in C while the frame is parsed.
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
 
 class TickItem(Protocol):

@@ -24,7 +24,7 @@ key never reaches a logged URL, including the `next_url` pages).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import orjson
@@ -32,6 +32,7 @@ import orjson
 from services.marketdata.bars import Bar, parse_timeframe
 from services.marketdata.providers.frames import (
     ItemReader,
+    NonNegative,
     bar_from_letters,
     decode_frame,
     decode_items,
@@ -107,7 +108,6 @@ def trade_from(item: dict[str, Any]) -> Trade:
     )
 
 
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Codes = int | list[int] | None
 
 
