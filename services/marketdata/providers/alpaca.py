@@ -34,15 +34,13 @@ from services.marketdata.bars import Bar, parse_timeframe
 from services.marketdata.providers.frames import (
     ItemReader,
     NonNegative,
+    TaggedFrames,
     bar_from_letters,
-    decode_frame,
-    decode_items,
     non_negative,
 )
 from services.marketdata.providers.protocol import (
     Control,
     ControlMessage,
-    Decoded,
     Page,
     PageRequest,
     Problem,
@@ -212,10 +210,14 @@ STREAM_READERS: dict[str, ItemReader] = {
 }
 
 
-class AlpacaStream:
+class AlpacaStream(TaggedFrames):
     """The stock stream of one account; `decode` is the hot path (one call per frame)."""
 
     name = "alpaca"
+
+    kind_field = "T"
+    tick_frame = TICK_FRAME
+    readers = STREAM_READERS
 
     def __init__(self, key_id: str, secret_key: str, stream_url: str, data_feed: str) -> None:
         if data_feed not in ("iex", "sip"):
@@ -242,13 +244,6 @@ class AlpacaStream:
         return orjson.dumps(
             {"action": "subscribe", "trades": list(symbols), "quotes": list(symbols)}
         ).decode()
-
-    def decode(self, frame: str | bytes) -> Decoded:
-        return decode_frame(frame, TICK_FRAME, "T", STREAM_READERS)
-
-    def decode_items(self, frame: str | bytes) -> Decoded:
-        """Item by item: controls, bars and malformed items (skipped, counted, the rest kept)."""
-        return decode_items(frame, "T", STREAM_READERS)
 
 
 class AlpacaHistory:

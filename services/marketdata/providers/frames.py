@@ -10,7 +10,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
 import msgspec
 import orjson
@@ -107,3 +107,23 @@ def decode_items(frame: str | bytes, kind_field: str, readers: Mapping[str, Item
         else:
             ticks.append(read)
     return decoded
+
+
+class TaggedFrames:
+    """`decode` and `decode_items` of a stream whose frames are JSON arrays of tagged items.
+
+    A provider's stream class names its tag field, its compiled tick frame and its
+    readers; the two paths themselves are the functions above.
+    """
+
+    kind_field: ClassVar[str]
+    tick_frame: ClassVar[msgspec.json.Decoder[list[Any]]]
+    readers: ClassVar[Mapping[str, ItemReader]]
+
+    def decode(self, frame: str | bytes) -> Decoded:
+        """The hot path: one call per frame."""
+        return decode_frame(frame, self.tick_frame, self.kind_field, self.readers)
+
+    def decode_items(self, frame: str | bytes) -> Decoded:
+        """Item by item: controls, bars and malformed items (skipped, counted, the rest kept)."""
+        return decode_items(frame, self.kind_field, self.readers)

@@ -33,15 +33,13 @@ from services.marketdata.bars import Bar, parse_timeframe
 from services.marketdata.providers.frames import (
     ItemReader,
     NonNegative,
+    TaggedFrames,
     bar_from_letters,
-    decode_frame,
-    decode_items,
     non_negative,
 )
 from services.marketdata.providers.protocol import (
     Control,
     ControlMessage,
-    Decoded,
     Page,
     PageRequest,
     Problem,
@@ -246,10 +244,14 @@ STREAM_READERS: dict[str, ItemReader] = {
 }
 
 
-class MassiveStream:
+class MassiveStream(TaggedFrames):
     """The stocks cluster; `decode` is the hot path (one call per frame)."""
 
     name = "massive"
+
+    kind_field = "ev"
+    tick_frame = TICK_FRAME
+    readers = STREAM_READERS
 
     def __init__(self, api_key: str, stream_url: str) -> None:
         self._api_key = api_key
@@ -268,13 +270,6 @@ class MassiveStream:
     def subscribe_message(self, symbols: Sequence[str]) -> str:
         channels = [f"T.{s}" for s in symbols] + [f"Q.{s}" for s in symbols]
         return orjson.dumps({"action": "subscribe", "params": ",".join(channels)}).decode()
-
-    def decode(self, frame: str | bytes) -> Decoded:
-        return decode_frame(frame, TICK_FRAME, "ev", STREAM_READERS)
-
-    def decode_items(self, frame: str | bytes) -> Decoded:
-        """Item by item: statuses, aggregates and malformed items (skipped, the rest kept)."""
-        return decode_items(frame, "ev", STREAM_READERS)
 
 
 class MassiveHistory:
