@@ -26,6 +26,10 @@ async def close_position(
     qty: Decimal | None,
     percentage: Decimal | None,
 ) -> Order:
+    """Flatten all, `qty` or `percentage` of a position with a market order (DAY).
+
+    Its exits go first, since they could never fill once the position is gone.
+    """
     await entry.ensure_account(account_id)
     async with entry.pool.acquire() as conn:
         row = await entry.stores.accounts.position(conn, account_id, symbol)
