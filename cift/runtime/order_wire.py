@@ -2,12 +2,17 @@
 
 Execution encodes orders with these and risk decodes the orders it checks with
 them; written once so a new order type or time in force cannot be accepted by one
-service and refused by the other.
+service and refused by the other. The same holds for the quantity and price terms,
+read from every order message by `price_terms_from_wire`.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Protocol, TypedDict
+
 from cift.execution.v1 import orders_pb2
+from cift.runtime.money import parse_decimal
 from cift.trading.orders import OrderClass, OrderStatus
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
@@ -52,3 +57,47 @@ STATUS_TO_PB = {
     OrderStatus.REPLACED: orders_pb2.ORDER_STATUS_REPLACED,
     OrderStatus.HELD: orders_pb2.ORDER_STATUS_HELD,
 }
+
+
+class PriceTerms(TypedDict):
+    """An order's quantity and price terms, under the names `OrderRequest` and
+    `OrderToCheck` (and the order protos) give them; None where the message left one empty."""
+
+    qty: Decimal | None
+    notional: Decimal | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    trail_price: Decimal | None
+    trail_percent: Decimal | None
+
+
+class PricedMessage(Protocol):
+    """An order message carrying the terms as decimal strings (empty when not given)."""
+
+    @property
+    def qty(self) -> str: ...
+    @property
+    def notional(self) -> str: ...
+    @property
+    def limit_price(self) -> str: ...
+    @property
+    def stop_price(self) -> str: ...
+    @property
+    def trail_price(self) -> str: ...
+    @property
+    def trail_percent(self) -> str: ...
+
+
+def price_terms_from_wire(message: PricedMessage) -> PriceTerms:
+    """The terms of a submitted order or an order to check, each checked as a decimal.
+
+    Read in the fields' order, so the first bad field is the one an error names.
+    """
+    return PriceTerms(
+        qty=parse_decimal("qty", message.qty, allow_empty=True),
+        notional=parse_decimal("notional", message.notional, allow_empty=True),
+        limit_price=parse_decimal("limit_price", message.limit_price, allow_empty=True),
+        stop_price=parse_decimal("stop_price", message.stop_price, allow_empty=True),
+        trail_price=parse_decimal("trail_price", message.trail_price, allow_empty=True),
+        trail_percent=parse_decimal("trail_percent", message.trail_percent, allow_empty=True),
+    )

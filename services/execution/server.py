@@ -23,6 +23,7 @@ from cift.runtime.order_wire import (
     SIDE_FROM_PB,
     TIF_FROM_PB,
     TYPE_FROM_PB,
+    price_terms_from_wire,
 )
 from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
 from cift.trading.orders import OrderRequest, OrderStatus, ReplaceRequest
@@ -74,12 +75,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             side=SIDE_FROM_PB[request.side],
             order_type=TYPE_FROM_PB[request.type],
             time_in_force=TIF_FROM_PB[request.time_in_force],
-            qty=optional_decimal("qty", request.qty),
-            notional=optional_decimal("notional", request.notional),
-            limit_price=optional_decimal("limit_price", request.limit_price),
-            stop_price=optional_decimal("stop_price", request.stop_price),
-            trail_price=optional_decimal("trail_price", request.trail_price),
-            trail_percent=optional_decimal("trail_percent", request.trail_percent),
+            **price_terms_from_wire(request),
             client_order_id=request.client_order_id,
             expire_ns=request.expire_at.ToNanoseconds() if request.HasField("expire_at") else None,
             extended_hours=request.extended_hours,

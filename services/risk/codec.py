@@ -15,7 +15,12 @@ from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import events_pb2, risk_pb2, rules_pb2
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.money import format_decimal, parse_decimal
-from cift.runtime.order_wire import SIDE_FROM_PB, TIF_FROM_PB, TYPE_FROM_PB
+from cift.runtime.order_wire import (
+    SIDE_FROM_PB,
+    TIF_FROM_PB,
+    TYPE_FROM_PB,
+    price_terms_from_wire,
+)
 from cift.runtime.timestamps import timestamp, to_ns
 from cift.trading.pretrade.limits import LimitOverrides, RiskLimits
 from cift.trading.pretrade.order import OrderToCheck
@@ -67,12 +72,7 @@ def order_from_wire(request: risk_pb2.CheckOrderRequest) -> OrderToCheck:
         side=side,
         order_type=order_type,
         time_in_force=tif,
-        qty=_optional_decimal("qty", request.qty),
-        notional=_optional_decimal("notional", request.notional),
-        limit_price=_optional_decimal("limit_price", request.limit_price),
-        stop_price=_optional_decimal("stop_price", request.stop_price),
-        trail_price=_optional_decimal("trail_price", request.trail_price),
-        trail_percent=_optional_decimal("trail_percent", request.trail_percent),
+        **price_terms_from_wire(request),
     )
 
 

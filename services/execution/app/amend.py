@@ -1,4 +1,4 @@
-"""Changing orders already placed: cancel, cancel all, replace, close a position.
+"""Changing orders already placed: cancel, cancel all, replace.
 
 A cancel or replace takes the order out of the book and closes it in one
 transaction under the engine lock; if the transaction fails the order goes back.
@@ -8,26 +8,22 @@ shares do not count against its successor.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import uuid
 from collections.abc import Sequence
-from decimal import Decimal
 
 from cift.runtime.errors import FailedPrecondition, NotFound
 from cift.runtime.money import format_decimal
 from cift.runtime.timestamps import now_ns, to_datetime
-from cift.trading.money import floor_to_increment
 from cift.trading.orders import (
     Order,
     OrderClass,
-    OrderRequest,
     OrderStatus,
     ReplaceRequest,
     build_replacement,
 )
-from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
+from cift.trading.vocabulary import Instrument
 from services.execution.app.entry import OrderEntry
 from services.execution.app.journal import Journal
 from services.execution.app.live import LiveBook
@@ -253,49 +249,6 @@ class OrderAmendments:
             self.subscriptions.notify(current.account_id, second)
             await self.journal.persist(self.live.engine.replaced(order_id, successor, now_ns()))
         return successor
-
-    async def close_position(
-        self, account_id: str, symbol: str, qty: Decimal | None, percentage: Decimal | None
-    ) -> Order:
-        await self.entry.ensure_account(account_id)
-        async with self.pool.acquire() as conn:
-            row = await self.stores.accounts.position(conn, account_id, symbol)
-        if row is None:
-            raise NotFound(f"There is no open position in {symbol}.")
-        held: Decimal = row["qty"]
-        # Exit legs that would reduce the position could never fill after it is closed.
-        async with self.pool.acquire() as conn:
-            exits = await self.stores.orders.open_exits(
-                conn, account_id, symbol, "sell" if held > 0 else "buy"
-            )
-        for exit_id in exits:
-            # An exit filled or canceled (with its parent) meanwhile is already gone.
-            with contextlib.suppress(FailedPrecondition):
-                await self.cancel(account_id, exit_id)
-        amount = abs(held)
-        if qty is not None:
-            if qty <= 0 or qty > amount:
-                raise FailedPrecondition(
-                    f"qty must be between 0 and the position size {format_decimal(amount)}."
-                )
-            amount = qty
-        elif percentage is not None:
-            if percentage <= 0 or percentage > 100:
-                raise FailedPrecondition("percentage must be above 0 and at most 100.")
-            instrument = await self.entry.market.instrument(symbol)
-            amount = floor_to_increment(amount * percentage / 100, instrument.qty_increment)
-            if amount <= 0:
-                raise FailedPrecondition(
-                    "That percentage of the position is less than one tradable unit."
-                )
-        request = OrderRequest(
-            symbol=symbol,
-            side=Side.SELL if held > 0 else Side.BUY,
-            order_type=OrderType.MARKET,
-            time_in_force=TimeInForce.DAY,
-            qty=amount,
-        )
-        return await self.entry.submit(account_id, request)
 
 
 def _is_uuid(text: str) -> bool:

@@ -19,6 +19,7 @@ from cift.trading.ledger import AccountFigures
 from cift.trading.order_classes import ClassedRequest
 from cift.trading.orders import Order, OrderRequest, ReplaceRequest
 from services.execution.app.amend import OrderAmendments
+from services.execution.app.close_position import close_position
 from services.execution.app.entry import OrderEntry
 from services.execution.app.feed import FeedIntake
 from services.execution.app.group_entry import submit_group
@@ -106,7 +107,7 @@ class Broker:
     async def close_position(
         self, account_id: str, symbol: str, qty: Decimal | None, percentage: Decimal | None
     ) -> Order:
-        return await self.amend.close_position(account_id, symbol, qty, percentage)
+        return await close_position(self.entry, self.amend, account_id, symbol, qty, percentage)
 
     # ---- the market feed -----------------------------------------------------------
 

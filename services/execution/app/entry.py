@@ -1,8 +1,8 @@
 """Order entry: SubmitOrder for a simple order, all or nothing.
 
 Validate, risk-check, then reserve and persist in one statement. Concurrent
-submits share their two statements (`coalesce.py`): one batched read of account
-figures and one batched write that reserves and inserts. Written orders enter the
+submits share their two statements (`entry_statements.py`): one batched read of
+account figures and one batched write that reserves and inserts. Written orders enter the
 book in batches (group commit): one hold of the engine lock books every order
 that arrived while the previous batch was committing, and persists what they
 produced (a market order's fill) with one transaction per account. The commit of
@@ -20,7 +20,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from cift.runtime.coalesce import Coalescer
-from cift.runtime.errors import FailedPrecondition, Unavailable
+from cift.runtime.errors import FailedPrecondition
 from cift.runtime.money import format_decimal
 from cift.runtime.timestamps import now_ns
 from cift.trading.fills import (
@@ -35,26 +35,20 @@ from cift.trading.orders import (
     resolve_resubmission,
 )
 from cift.trading.vocabulary import Instrument
+from services.execution.app.entry_statements import EntryStatements
 from services.execution.app.journal import Journal
 from services.execution.app.live import LiveBook
-from services.execution.app.ports import AccountSettings, Market, OrderContext, OrderEventKind
+from services.execution.app.ports import AccountSettings, Market
 from services.execution.app.pretrade import PreTrade
 from services.execution.app.store_ports import (
     Connection,
     Database,
     DuplicateClientOrderId,
-    Outbox,
-    OutgoingEvent,
-    StaleSequence,
     Stores,
 )
 from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
-
-# Times one order's write is tried again because its account's event sequence moved
-# (another event of the account committed meanwhile) before giving up.
-SEQUENCE_ATTEMPTS = 8
 
 
 class OrderEntry:
@@ -78,22 +72,7 @@ class OrderEntry:
         self.subscriptions = subscriptions
         self.settings = settings
         self._known_accounts: set[str] = set()
-        # Concurrent submits share their two statements (see coalesce.py); a write
-        # batch holds one order per account, as its UPDATE changes each row once.
-        # One batch in flight each: under load the next batch then gathers every
-        # arrival of a whole round trip. Three in flight made batches of 1.5-1.9
-        # orders instead of 1.9-3.9, which cost more CPU per order than they saved
-        # in waiting (bench/REPORT-execution.md).
-        self._contexts: Coalescer[tuple[str, str, str], OrderContext] = Coalescer(
-            self._read_contexts, name="context_read", max_batch=128, max_in_flight=1
-        )
-        self._writes: Coalescer[tuple[Order, int], tuple[int, bytes] | None] = Coalescer(
-            self._write_orders,
-            name="order_write",
-            max_batch=128,
-            max_in_flight=1,
-            key=lambda item: item[0].account_id,
-        )
+        self._statements = EntryStatements(pool, stores)
         # Orders written while a booking batch holds the lock wait to form the next one.
         self._bookings: Coalescer[Order, None] = Coalescer(
             self._book_orders, name="booking", max_batch=256, max_in_flight=1
@@ -134,7 +113,7 @@ class OrderEntry:
         handed_over = False
         try:
             open_orders = await self.open_orders(account_id, request.symbol)
-            context = await self._contexts.submit(
+            context = await self._statements.context(
                 (account_id, request.symbol, request.client_order_id)
             )
             if context.existing_order_id is not None:
@@ -174,7 +153,7 @@ class OrderEntry:
         self, account_id: str, request: OrderRequest, order: Order, sequence: int
     ) -> Order:
         try:
-            written = await self._writes.submit((order, sequence))
+            written = await self._statements.write(order, sequence)
         except DuplicateClientOrderId:
             # The same client_order_id raced in from another call: answer as a resubmission.
             async with self.pool.acquire() as conn:
@@ -248,64 +227,6 @@ class OrderEntry:
             return
         self.subscriptions.notify_all(notices)
 
-    async def _read_contexts(
-        self, wanted: list[tuple[str, str, str]]
-    ) -> list[OrderContext | BaseException]:
-        async with self.pool.acquire() as conn:
-            return list(await self.stores.accounts.order_contexts(conn, wanted))
-
-    async def _write_orders(
-        self, batch: list[tuple[Order, int]]
-    ) -> list[tuple[int, bytes] | BaseException | None]:
-        """Reserve and persist concurrent submits (distinct accounts) in one statement.
-
-        Each answer is the written event's sequence and bytes, None when buying
-        power falls short, or the order's own error. An order whose account's
-        sequence moved since it was read is written again alone, numbered after the
-        sequence the statement found.
-        """
-        async with self.pool.acquire() as conn:
-            if len(batch) > 1:
-                rows = [
-                    (order, _new_event(self.stores.outbox, order, sequence))
-                    for order, sequence in batch
-                ]
-                try:
-                    written = await self.stores.orders.submit_orders(conn, rows)
-                except DuplicateClientOrderId:
-                    pass  # one of them reuses a client_order_id: settle each alone
-                else:
-                    results: list[tuple[int, bytes] | BaseException | None] = []
-                    for order, event in rows:
-                        outcome = written[order.order_id]
-                        if isinstance(outcome, StaleSequence):
-                            results.append(
-                                await self._write_alone(conn, order, outcome.next_sequence)
-                            )
-                        else:
-                            results.append(None if outcome is None else (outcome, event.payload))
-                    return results
-            return [await self._write_alone(conn, order, sequence) for order, sequence in batch]
-
-    async def _write_alone(
-        self, conn: Connection, order: Order, sequence: int
-    ) -> tuple[int, bytes] | BaseException | None:
-        """One order's write, its event numbered again for as long as its account moves on."""
-        for _ in range(SEQUENCE_ATTEMPTS):
-            event = _new_event(self.stores.outbox, order, sequence)
-            try:
-                written = await self.stores.orders.submit_orders(conn, [(order, event)])
-            except DuplicateClientOrderId as duplicate:
-                refused: BaseException = duplicate  # answered as a resubmission by the caller
-                return refused
-            outcome = written[order.order_id]
-            if not isinstance(outcome, StaleSequence):
-                return None if outcome is None else (outcome, event.payload)
-            sequence = outcome.next_sequence
-        return Unavailable(
-            f"Account {order.account_id} changed on every attempt to place this order; try again."
-        )
-
     async def book_instrument(self, instrument: Instrument) -> None:
         """Give the engine the symbol's rules; saved once per change so a restart can reload."""
         if self.live.saved_instruments.get(instrument.symbol) != instrument:
@@ -320,7 +241,3 @@ class OrderEntry:
         )
         assert existing is not None
         return resolve_resubmission(self.stores.orders.order_from_row(existing), request)
-
-
-def _new_event(outbox: Outbox, order: Order, sequence: int) -> OutgoingEvent:
-    return outbox.order_event_row(order, OrderEventKind.NEW, sequence)

@@ -24,17 +24,23 @@ and `headers`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import orjson
 
 from cift.runtime.errors import InvalidArgument
 from services.marketdata.bars import Bar, parse_timeframe
+from services.marketdata.providers.frames import (
+    ItemReader,
+    NonNegative,
+    TaggedFrames,
+    bar_from_letters,
+    non_negative,
+)
 from services.marketdata.providers.protocol import (
     Control,
     ControlMessage,
-    Decoded,
     Page,
     PageRequest,
     Problem,
@@ -65,22 +71,15 @@ def _strings(values: Any) -> tuple[str, ...]:
     return tuple(map(str, values))
 
 
-def _non_negative(value: Any, name: str) -> float:
-    number = float(value)
-    if not number >= 0:  # also refuses NaN
-        raise ValueError(f"{name} must be a non-negative number, not {value!r}")
-    return number
-
-
 def quote_from(item: dict[str, Any], symbol: str | None = None) -> Quote:
     """A quote object (stream `q`, or a REST quote with the symbol given)."""
     return Quote(
         symbol if symbol is not None else str(item["S"]),
         rfc3339_ns(item["t"]),
-        _non_negative(item["bp"], "bp"),
-        _non_negative(item["ap"], "ap"),
-        _non_negative(item["bs"], "bs"),
-        _non_negative(item["as"], "as"),
+        non_negative(item["bp"], "bp"),
+        non_negative(item["ap"], "ap"),
+        non_negative(item["bs"], "bs"),
+        non_negative(item["as"], "as"),
         bid_exchange=str(item.get("bx") or ""),
         ask_exchange=str(item.get("ax") or ""),
         conditions=_strings(item.get("c")),
@@ -94,8 +93,8 @@ def trade_from(item: dict[str, Any], symbol: str | None = None) -> Trade:
     return Trade(
         symbol if symbol is not None else str(item["S"]),
         rfc3339_ns(item["t"]),
-        _non_negative(item["p"], "p"),
-        _non_negative(item["s"], "s"),
+        non_negative(item["p"], "p"),
+        non_negative(item["s"], "s"),
         exchange=str(item.get("x") or ""),
         conditions=_strings(item.get("c")),
         tape=str(item.get("z") or ""),
@@ -105,24 +104,13 @@ def trade_from(item: dict[str, Any], symbol: str | None = None) -> Trade:
 
 def bar_from(item: dict[str, Any], timeframe: str, symbol: str | None = None) -> Bar:
     """A bar object (stream `b` is always 1Min; REST bars have the timeframe asked for)."""
-    volume = _non_negative(item["v"], "v")
-    close = float(item["c"])
-    vwap = float(item.get("vw", close))
-    return Bar(
+    return bar_from_letters(
+        item,
         symbol if symbol is not None else str(item["S"]),
         timeframe,
         rfc3339_ns(item["t"]),
-        float(item["o"]),
-        float(item["h"]),
-        float(item["l"]),
-        close,
-        volume,
-        vwap * volume,
         int(item.get("n", 0)),
     )
-
-
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
 
 class _StreamQuote(msgspec.Struct, tag_field="T", tag="q", gc=False):
@@ -210,10 +198,26 @@ def _control(item: dict[str, Any]) -> ControlMessage:
     )
 
 
-class AlpacaStream:
+# The stream kinds read; other documented kinds (statuses, corrections, LULD) are not
+# subscribed and are skipped.
+STREAM_READERS: dict[str, ItemReader] = {
+    "q": quote_from,
+    "t": trade_from,
+    "b": lambda item: bar_from(item, "1Min"),
+    "success": _control,
+    "subscription": _control,
+    "error": _control,
+}
+
+
+class AlpacaStream(TaggedFrames):
     """The stock stream of one account; `decode` is the hot path (one call per frame)."""
 
     name = "alpaca"
+
+    kind_field = "T"
+    tick_frame = TICK_FRAME
+    readers = STREAM_READERS
 
     def __init__(self, key_id: str, secret_key: str, stream_url: str, data_feed: str) -> None:
         if data_feed not in ("iex", "sip"):
@@ -240,40 +244,6 @@ class AlpacaStream:
         return orjson.dumps(
             {"action": "subscribe", "trades": list(symbols), "quotes": list(symbols)}
         ).decode()
-
-    def decode(self, frame: str | bytes) -> Decoded:
-        try:
-            return Decoded([item.tick() for item in TICK_FRAME.decode(frame)])
-        except (msgspec.MsgspecError, ValueError):
-            # Not only documented quotes and trades, or a bad value inside one.
-            return self.decode_items(frame)
-
-    def decode_items(self, frame: str | bytes) -> Decoded:
-        """Item by item: controls, bars and malformed items (skipped, counted, the rest kept)."""
-        decoded = Decoded()
-        try:
-            items = orjson.loads(frame)
-        except orjson.JSONDecodeError as exc:
-            decoded.malformed.append(f"not JSON: {exc}")
-            return decoded
-        if not isinstance(items, list):
-            items = [items]
-        ticks = decoded.ticks
-        for item in items:
-            try:
-                kind = item["T"]
-                if kind == "q":
-                    ticks.append(quote_from(item))
-                elif kind == "t":
-                    ticks.append(trade_from(item))
-                elif kind == "b":
-                    decoded.bars.append(bar_from(item, "1Min"))
-                elif kind in ("success", "subscription", "error"):
-                    decoded.controls.append(_control(item))
-                # Other documented kinds (statuses, corrections, LULD) are not subscribed.
-            except (KeyError, TypeError, ValueError) as exc:
-                decoded.malformed.append(f"{type(exc).__name__}: {exc}")
-        return decoded
 
 
 class AlpacaHistory:

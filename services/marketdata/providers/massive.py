@@ -24,16 +24,22 @@ key never reaches a logged URL, including the `next_url` pages).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import orjson
 
 from services.marketdata.bars import Bar, parse_timeframe
+from services.marketdata.providers.frames import (
+    ItemReader,
+    NonNegative,
+    TaggedFrames,
+    bar_from_letters,
+    non_negative,
+)
 from services.marketdata.providers.protocol import (
     Control,
     ControlMessage,
-    Decoded,
     Page,
     PageRequest,
     Problem,
@@ -64,13 +70,6 @@ def _id(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _non_negative(value: Any, name: str) -> float:
-    number = float(value)
-    if not number >= 0:
-        raise ValueError(f"{name} must be a non-negative number, not {value!r}")
-    return number
-
-
 def _codes(values: Any) -> tuple[str, ...]:
     if values is None:
         return ()
@@ -83,10 +82,10 @@ def quote_from(item: dict[str, Any]) -> Quote:
     return Quote(
         str(item["sym"]),
         unix_ms_ns(item["t"]),
-        _non_negative(item["bp"], "bp"),
-        _non_negative(item["ap"], "ap"),
-        _non_negative(item["bs"], "bs"),
-        _non_negative(item["as"], "as"),
+        non_negative(item["bp"], "bp"),
+        non_negative(item["ap"], "ap"),
+        non_negative(item["bs"], "bs"),
+        non_negative(item["as"], "as"),
         bid_exchange=_id(item.get("bx")),
         ask_exchange=_id(item.get("ax")),
         conditions=_codes(item.get("c")),
@@ -98,8 +97,8 @@ def trade_from(item: dict[str, Any]) -> Trade:
     return Trade(
         str(item["sym"]),
         unix_ms_ns(item["t"]),
-        _non_negative(item["p"], "p"),
-        _non_negative(item["s"], "s"),
+        non_negative(item["p"], "p"),
+        non_negative(item["s"], "s"),
         exchange=_id(item.get("x")),
         conditions=_codes(item.get("c")),
         tape=_tape(item.get("z")),
@@ -107,7 +106,6 @@ def trade_from(item: dict[str, Any]) -> Trade:
     )
 
 
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Codes = int | list[int] | None
 
 
@@ -184,37 +182,12 @@ TICK_FRAME = msgspec.json.Decoder(list[_StreamQuote | _StreamTrade])
 
 
 def minute_bar_from(item: dict[str, Any]) -> Bar:
-    volume = _non_negative(item["v"], "v")
-    close = float(item["c"])
-    return Bar(
-        str(item["sym"]),
-        "1Min",
-        unix_ms_ns(item["s"]),
-        float(item["o"]),
-        float(item["h"]),
-        float(item["l"]),
-        close,
-        volume,
-        float(item.get("vw", close)) * volume,
-        0,  # the stream's aggregates carry an average trade size, not a count
-    )
+    # The stream's aggregates carry an average trade size, not a count: count 0.
+    return bar_from_letters(item, str(item["sym"]), "1Min", unix_ms_ns(item["s"]), 0)
 
 
 def rest_bar_from(item: dict[str, Any], symbol: str, timeframe: str) -> Bar:
-    volume = _non_negative(item["v"], "v")
-    close = float(item["c"])
-    return Bar(
-        symbol,
-        timeframe,
-        unix_ms_ns(item["t"]),
-        float(item["o"]),
-        float(item["h"]),
-        float(item["l"]),
-        close,
-        volume,
-        float(item.get("vw", close)) * volume,
-        int(item.get("n", 0)),
-    )
+    return bar_from_letters(item, symbol, timeframe, unix_ms_ns(item["t"]), int(item.get("n", 0)))
 
 
 def rest_trade_from(item: dict[str, Any], symbol: str) -> Trade:
@@ -224,8 +197,8 @@ def rest_trade_from(item: dict[str, Any], symbol: str) -> Trade:
     return Trade(
         symbol,
         ts_ns,
-        _non_negative(item["price"], "price"),
-        _non_negative(item["size"], "size"),
+        non_negative(item["price"], "price"),
+        non_negative(item["size"], "size"),
         exchange=_id(item.get("exchange")),
         conditions=_codes(item.get("conditions")),
         tape=_tape(item.get("tape")),
@@ -262,10 +235,23 @@ def _status(item: dict[str, Any]) -> ControlMessage:
     return ControlMessage(Control.ERROR, text, status, problem)
 
 
-class MassiveStream:
+# The stream kinds read; any other kind is skipped.
+STREAM_READERS: dict[str, ItemReader] = {
+    "Q": quote_from,
+    "T": trade_from,
+    "AM": minute_bar_from,
+    "status": _status,
+}
+
+
+class MassiveStream(TaggedFrames):
     """The stocks cluster; `decode` is the hot path (one call per frame)."""
 
     name = "massive"
+
+    kind_field = "ev"
+    tick_frame = TICK_FRAME
+    readers = STREAM_READERS
 
     def __init__(self, api_key: str, stream_url: str) -> None:
         self._api_key = api_key
@@ -284,39 +270,6 @@ class MassiveStream:
     def subscribe_message(self, symbols: Sequence[str]) -> str:
         channels = [f"T.{s}" for s in symbols] + [f"Q.{s}" for s in symbols]
         return orjson.dumps({"action": "subscribe", "params": ",".join(channels)}).decode()
-
-    def decode(self, frame: str | bytes) -> Decoded:
-        try:
-            return Decoded([item.tick() for item in TICK_FRAME.decode(frame)])
-        except (msgspec.MsgspecError, ValueError):
-            # Not only documented quotes and trades, or a bad value inside one.
-            return self.decode_items(frame)
-
-    def decode_items(self, frame: str | bytes) -> Decoded:
-        """Item by item: statuses, aggregates and malformed items (skipped, the rest kept)."""
-        decoded = Decoded()
-        try:
-            items = orjson.loads(frame)
-        except orjson.JSONDecodeError as exc:
-            decoded.malformed.append(f"not JSON: {exc}")
-            return decoded
-        if not isinstance(items, list):
-            items = [items]
-        ticks = decoded.ticks
-        for item in items:
-            try:
-                kind = item["ev"]
-                if kind == "Q":
-                    ticks.append(quote_from(item))
-                elif kind == "T":
-                    ticks.append(trade_from(item))
-                elif kind == "AM":
-                    decoded.bars.append(minute_bar_from(item))
-                elif kind == "status":
-                    decoded.controls.append(_status(item))
-            except (KeyError, TypeError, ValueError) as exc:
-                decoded.malformed.append(f"{type(exc).__name__}: {exc}")
-        return decoded
 
 
 class MassiveHistory:
