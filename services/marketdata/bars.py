@@ -329,7 +329,7 @@ def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) 
             # The same IEEE division Polars does, on the same operands.
             "vwap": floats[BAR_NOTIONAL] / floats[BAR_VOLUME],
         },
-        schema=_TRADE_BAR_SCHEMA | {"vwap": pl.Float64},
+        schema=TRADE_BAR_SCHEMA | {"vwap": pl.Float64},
     )
 
 
@@ -400,7 +400,8 @@ def _string_views(symbols: pl.Series) -> npt.NDArray[np.uint64] | None:
     return words[arrow.offset : arrow.offset + len(arrow)]
 
 
-_TRADE_BAR_SCHEMA = {
+# The columns of stored trade bars, in order: the batch path and the Parquet export share them.
+TRADE_BAR_SCHEMA = {
     "symbol": pl.String,
     "start_ns": pl.Int64,
     "open": pl.Float64,
@@ -411,6 +412,12 @@ _TRADE_BAR_SCHEMA = {
     "notional": pl.Float64,
     "trade_count": pl.Int64,
 }
+# A Bar as a frame row: the stored columns with the timeframe after the symbol, and vwap.
+_BAR_FRAME_SCHEMA = (
+    {"symbol": pl.String, "timeframe": pl.String}
+    | {name: kind for name, kind in TRADE_BAR_SCHEMA.items() if name != "symbol"}
+    | {"vwap": pl.Float64}
+)
 
 
 def _aggregate_with_polars(frame: pl.DataFrame, timeframe: Timeframe) -> pl.DataFrame:
@@ -465,30 +472,6 @@ def bars_to_frame(bars: Iterable[Bar]) -> pl.DataFrame:
     """Bars as a Polars frame with the columns of BAR_COLUMNS plus timeframe and vwap."""
     rows = list(bars)
     return pl.DataFrame(
-        {
-            "symbol": [b.symbol for b in rows],
-            "timeframe": [b.timeframe for b in rows],
-            "start_ns": [b.start_ns for b in rows],
-            "open": [b.open for b in rows],
-            "high": [b.high for b in rows],
-            "low": [b.low for b in rows],
-            "close": [b.close for b in rows],
-            "volume": [b.volume for b in rows],
-            "notional": [b.notional for b in rows],
-            "trade_count": [b.trade_count for b in rows],
-            "vwap": [b.vwap for b in rows],
-        },
-        schema={
-            "symbol": pl.String,
-            "timeframe": pl.String,
-            "start_ns": pl.Int64,
-            "open": pl.Float64,
-            "high": pl.Float64,
-            "low": pl.Float64,
-            "close": pl.Float64,
-            "volume": pl.Float64,
-            "notional": pl.Float64,
-            "trade_count": pl.Int64,
-            "vwap": pl.Float64,
-        },
+        {name: [getattr(b, name) for b in rows] for name in _BAR_FRAME_SCHEMA},
+        schema=_BAR_FRAME_SCHEMA,
     )

@@ -27,7 +27,13 @@ from cift import indicators as kernels
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime.errors import InvalidArgument, NotFound
 from services.marketdata import indicators, store
-from services.marketdata.bars import Bar, Timeframe, bucket_start, parse_timeframe
+from services.marketdata.bars import (
+    TRADE_BAR_SCHEMA,
+    Bar,
+    Timeframe,
+    bucket_start,
+    parse_timeframe,
+)
 from services.marketdata.clock import AlwaysOpenCalendar, MarketCalendar
 from services.marketdata.events import bar_pb, instrument_pb, timestamp, timestamp_ns, trade_pb
 from services.marketdata.fanout import split_batches
@@ -517,28 +523,7 @@ def _quotes_per_bar(
 
 def _parquet(rows: Sequence[asyncpg.Record]) -> bytes:
     frame = pl.DataFrame(
-        {
-            "symbol": [r["symbol"] for r in rows],
-            "start_ns": [r["start_ns"] for r in rows],
-            "open": [r["open"] for r in rows],
-            "high": [r["high"] for r in rows],
-            "low": [r["low"] for r in rows],
-            "close": [r["close"] for r in rows],
-            "volume": [r["volume"] for r in rows],
-            "notional": [r["notional"] for r in rows],
-            "trade_count": [r["trade_count"] for r in rows],
-        },
-        schema={
-            "symbol": pl.String,
-            "start_ns": pl.Int64,
-            "open": pl.Float64,
-            "high": pl.Float64,
-            "low": pl.Float64,
-            "close": pl.Float64,
-            "volume": pl.Float64,
-            "notional": pl.Float64,
-            "trade_count": pl.Int64,
-        },
+        {name: [r[name] for r in rows] for name in TRADE_BAR_SCHEMA}, schema=TRADE_BAR_SCHEMA
     )
     frame = frame.select(
         "symbol",
