@@ -489,3 +489,24 @@ def test_a_quote_older_than_the_limit_by_any_amount_is_not_used(
     q = dataclasses.replace(quote(), ts_ns=snapshot().now_ns - age_ns)
     context = ctx(order(), snapshot(quote=q, limits=limits(max_quote_age_s=limit_s)))
     assert (context.fresh_quote is not None) == fresh
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        {"qty": D(0)},
+        {"qty": D(-5)},
+        {"qty": None, "notional": D(0)},
+        {"qty": None, "notional": D(-100)},
+    ],
+)
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+def test_an_order_of_no_positive_size_is_not_sized_and_shows_no_cost(
+    size: dict[str, Decimal | None], side: Side
+) -> None:
+    # Refused for its size; it reports no notional, no position after and no cost
+    # rather than figures computed from a size it does not have.
+    context = ctx(order(order_type=OrderType.MARKET, limit_price=None, side=side, **size))
+    assert (context.qty, context.notional, context.position_after) == (None, None, None)
+    assert context.order_cost is None
+    assert Reason.NON_POSITIVE_QUANTITY in reasons(context)
