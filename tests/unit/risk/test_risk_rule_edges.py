@@ -399,3 +399,114 @@ def test_an_order_of_nothing_is_refused_for_that_alone_by_every_rule(
     changes: dict[str, object],
 ) -> None:
     assert reasons(ctx(order(**changes))) == {Reason.NON_POSITIVE_QUANTITY}
+
+
+MARKET, LIMIT = OrderType.MARKET, OrderType.LIMIT
+STOP_T, STOP_LIMIT, TRAILING = OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP
+
+
+@pytest.mark.parametrize(
+    ("terms", "expected"),
+    [
+        # Each order type's price terms, wrong in one way at a time.
+        ({"order_type": MARKET, "limit_price": D(100)}, {Reason.PRICE_NOT_ALLOWED}),
+        (
+            {"order_type": MARKET, "limit_price": None, "stop_price": D(100)},
+            {Reason.PRICE_NOT_ALLOWED},
+        ),
+        (
+            {"order_type": MARKET, "limit_price": None, "trail_percent": D(5)},
+            {Reason.PRICE_NOT_ALLOWED},
+        ),
+        (
+            {"order_type": MARKET, "limit_price": None, "trail_price": D(1)},
+            {Reason.PRICE_NOT_ALLOWED},
+        ),
+        ({"order_type": LIMIT, "limit_price": None}, {Reason.MISSING_PRICE}),
+        ({"order_type": LIMIT, "limit_price": D(0)}, {Reason.NON_POSITIVE_PRICE}),
+        ({"order_type": LIMIT, "stop_price": D(99)}, {Reason.PRICE_NOT_ALLOWED}),
+        ({"order_type": LIMIT, "trail_percent": D(5)}, {Reason.PRICE_NOT_ALLOWED}),
+        ({"order_type": STOP_T, "limit_price": None}, {Reason.MISSING_PRICE}),
+        (
+            {"order_type": STOP_T, "limit_price": None, "stop_price": D(0)},
+            {Reason.NON_POSITIVE_PRICE},
+        ),
+        (
+            {"order_type": STOP_T, "limit_price": None, "stop_price": D(-1)},
+            {Reason.NON_POSITIVE_PRICE},
+        ),
+        ({"order_type": STOP_T, "stop_price": D(99)}, {Reason.PRICE_NOT_ALLOWED}),
+        (
+            {"order_type": STOP_T, "limit_price": None, "stop_price": D(99), "trail_percent": D(5)},
+            {Reason.PRICE_NOT_ALLOWED},
+        ),
+        (
+            {"order_type": STOP_LIMIT, "limit_price": None, "stop_price": D(99)},
+            {Reason.MISSING_PRICE},
+        ),
+        ({"order_type": STOP_LIMIT, "stop_price": None}, {Reason.MISSING_PRICE}),
+        (
+            {"order_type": TRAILING, "limit_price": None, "stop_price": D(99)},
+            {Reason.PRICE_NOT_ALLOWED, Reason.MISSING_PRICE},
+        ),
+        ({"order_type": TRAILING, "limit_price": None}, {Reason.MISSING_PRICE}),
+    ],
+)
+def test_an_order_with_the_wrong_price_terms_for_its_type_is_refused(
+    terms: dict[str, object], expected: set[Reason]
+) -> None:
+    assert {v.reason for v in check_prices(ctx(order(**terms)))} == expected
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        {"order_type": MARKET, "limit_price": None},
+        {"order_type": LIMIT, "limit_price": D("0.50")},
+        {"order_type": STOP_T, "limit_price": None, "stop_price": D("0.50")},
+        {"order_type": STOP_LIMIT, "limit_price": D("0.75"), "stop_price": D("0.80")},
+        {"order_type": STOP_LIMIT, "limit_price": D(1), "stop_price": D(1)},
+        {"order_type": TRAILING, "limit_price": None, "trail_price": D("0.25")},
+        {"order_type": TRAILING, "limit_price": None, "trail_percent": D("0.5")},
+    ],
+)
+def test_every_positive_price_is_accepted_however_small(terms: dict[str, object]) -> None:
+    assert check_prices(ctx(order(**terms))) == []
+
+
+@pytest.mark.parametrize(
+    ("limit_s", "age_ns", "fresh"),
+    [
+        (D("0.0000000005"), 1, False),  # a limit below a nanosecond: one nanosecond is too old
+        (D("0.000000001"), 1, True),
+        (D("0.000000001"), 2, False),
+        (D("0.0000000005"), 0, True),  # a quote from this very instant is never stale
+    ],
+)
+def test_a_quote_older_than_the_limit_by_any_amount_is_not_used(
+    limit_s: Decimal, age_ns: int, fresh: bool
+) -> None:
+    q = dataclasses.replace(quote(), ts_ns=snapshot().now_ns - age_ns)
+    context = ctx(order(), snapshot(quote=q, limits=limits(max_quote_age_s=limit_s)))
+    assert (context.fresh_quote is not None) == fresh
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        {"qty": D(0)},
+        {"qty": D(-5)},
+        {"qty": None, "notional": D(0)},
+        {"qty": None, "notional": D(-100)},
+    ],
+)
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+def test_an_order_of_no_positive_size_is_not_sized_and_shows_no_cost(
+    size: dict[str, Decimal | None], side: Side
+) -> None:
+    # Refused for its size; it reports no notional, no position after and no cost
+    # rather than figures computed from a size it does not have.
+    context = ctx(order(order_type=OrderType.MARKET, limit_price=None, side=side, **size))
+    assert (context.qty, context.notional, context.position_after) == (None, None, None)
+    assert context.order_cost is None
+    assert Reason.NON_POSITIVE_QUANTITY in reasons(context)

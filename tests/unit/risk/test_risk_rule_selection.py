@@ -19,11 +19,13 @@ from cift.trading.pretrade.rules import (
     ALL_RULES,
     check_buying_power,
     check_instrument,
+    check_notional_allowed,
     check_order_size,
     check_price_collar,
     check_prices,
     check_rate,
     check_shortable,
+    check_tick_grid,
     check_trading_state,
 )
 from cift.trading.pretrade.snapshot import CheckSnapshot
@@ -125,3 +127,60 @@ def test_only_a_market_order_for_a_quantity_without_prices_is_plain() -> None:
     kept = rules_for_plain_market(ALL_RULES)
     assert check_prices not in kept and check_price_collar not in kept
     assert check_buying_power in kept and check_order_size in kept
+
+
+def test_each_refusing_standing_part_keeps_the_rule_that_judges_it() -> None:
+    sound = snapshot()
+    keeps = {
+        check_trading_state: [
+            dataclasses.replace(sound, venue_state=TradingState.REDUCING),
+            dataclasses.replace(sound, account_state=TradingState.HALTED),
+        ],
+        check_instrument: [
+            dataclasses.replace(sound, instrument=None),
+            dataclasses.replace(sound, instrument=dataclasses.replace(AAPL, tradable=False)),
+            dataclasses.replace(sound, instrument=dataclasses.replace(AAPL, halted=True)),
+        ],
+        check_shortable: [
+            dataclasses.replace(sound, instrument=dataclasses.replace(AAPL, shortable=False)),
+            dataclasses.replace(sound, limits=dataclasses.replace(sound.limits, allow_short=False)),
+        ],
+        check_rate: [dataclasses.replace(sound, rate=RateDecision(False, 1_000))],
+    }
+    for rule, snaps in keeps.items():
+        for snap in snaps:
+            assert rule in rules_that_can_refuse(snap), (rule.__name__, snap)
+    no_instrument = dataclasses.replace(sound, instrument=None)
+    assert check_shortable not in rules_that_can_refuse(no_instrument)
+    assert check_rate not in rules_that_can_refuse(dataclasses.replace(sound, rate=None))
+    assert check_rate not in rules_that_can_refuse(
+        dataclasses.replace(sound, rate=RateDecision(True))
+    )
+
+
+def test_a_market_order_with_any_price_term_or_without_a_quantity_is_not_plain() -> None:
+    market = OrderToCheck(
+        symbol="AAPL",
+        side=Side.SELL,
+        order_type=OrderType.MARKET,
+        time_in_force=TimeInForce.DAY,
+        qty=Decimal(10),
+        account_id="a",
+    )
+    assert is_plain_market(market)
+    for change in (
+        {"qty": None},
+        {"notional": Decimal(100)},
+        {"limit_price": Decimal(1)},
+        {"stop_price": Decimal(1)},
+        {"trail_price": Decimal(1)},
+        {"trail_percent": Decimal(1)},
+        {"order_type": OrderType.STOP},
+    ):
+        assert not is_plain_market(dataclasses.replace(market, **change)), change
+
+
+def test_the_plain_market_list_drops_exactly_the_price_and_notional_rules() -> None:
+    dropped = set(ALL_RULES) - set(rules_for_plain_market(ALL_RULES))
+    assert dropped == {check_prices, check_tick_grid, check_notional_allowed, check_price_collar}
+    assert rules_for_plain_market(ALL_RULES) == tuple(r for r in ALL_RULES if r not in dropped)

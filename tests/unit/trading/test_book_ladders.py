@@ -197,3 +197,21 @@ def test_the_count_stays_right_when_discarded_heads_are_skipped() -> None:
     assert len(ladder) == 2
     ladder.add(D(1), 9, "e")
     assert len(ladder) == 3 and ladder.best() == (D(1), "e")
+
+
+def test_a_symbol_books_trailing_indexes_each_trail_by_their_own_kind() -> None:
+    # Trail 0.05 from a mark of 100: five cents for the price indexes, five percent
+    # (five dollars) for the percent ones.
+    book = SymbolBook("AAPL")
+    book.sell_trail_price.add(D("0.05"), 1, "sell-price", D(100))
+    book.sell_trail_percent.add(D("0.05"), 2, "sell-percent", D(100))
+    book.buy_trail_price.add(D("0.05"), 3, "buy-price", D(100))
+    book.buy_trail_percent.add(D("0.05"), 4, "buy-percent", D(100))
+    assert book.sell_trail_price.on_price(D("99.95")) == [("sell-price", D(100))]
+    assert book.sell_trail_percent.on_price(D("99.95")) == []
+    assert book.sell_trail_percent.on_price(D("95.01")) == []
+    assert book.sell_trail_percent.on_price(D(95)) == [("sell-percent", D(100))]
+    assert book.buy_trail_price.on_price(D("100.05")) == [("buy-price", D(100))]
+    assert book.buy_trail_percent.on_price(D("100.05")) == []
+    assert book.buy_trail_percent.on_price(D("104.99")) == []
+    assert book.buy_trail_percent.on_price(D(105)) == [("buy-percent", D(100))]

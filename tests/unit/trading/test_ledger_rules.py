@@ -11,13 +11,16 @@ from decimal import Decimal
 import pytest
 
 from cift.trading.ledger import (
+    Ledger,
     Position,
     account_figures,
+    order_reservation_price,
     released_reservation,
     reservation_for,
     reservation_price,
 )
-from cift.trading.vocabulary import OrderType, Side
+from cift.trading.orders import Order
+from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
 D = Decimal
 BUY, SELL = Side.BUY, Side.SELL
@@ -235,3 +238,77 @@ def test_unrealized_pnl_is_the_marked_value_less_the_cost_on_either_side() -> No
     short = Position("AAPL", qty=Decimal(-10), cost_basis=Decimal("-1000.00"))
     assert long.unrealized_pnl(Decimal("101.255")) == Decimal("12.55")  # 1012.55 - 1000
     assert short.unrealized_pnl(Decimal("101.255")) == Decimal("-12.55")  # -1012.55 + 1000
+
+
+def an_order(
+    side: Side,
+    order_type: OrderType,
+    *,
+    limit_price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+    trail_price: Decimal | None = None,
+    trail_percent: Decimal | None = None,
+) -> Order:
+    return Order(
+        order_id="o-1",
+        account_id="a-1",
+        symbol="AAPL",
+        side=side,
+        order_type=order_type,
+        time_in_force=TimeInForce.DAY,
+        qty=D(10),
+        notional=None,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        trail_price=trail_price,
+        trail_percent=trail_percent,
+        client_order_id="c-1",
+        created_ns=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        (an_order(BUY, OrderType.MARKET), D("100.10")),
+        (an_order(SELL, OrderType.MARKET), D("99.90")),
+        (an_order(BUY, OrderType.LIMIT, limit_price=D(95)), D(95)),
+        (an_order(SELL, OrderType.STOP_LIMIT, stop_price=D(90), limit_price=D(89)), D(89)),
+        (an_order(BUY, OrderType.STOP, stop_price=D(105)), D(105)),
+        (an_order(BUY, OrderType.STOP, stop_price=D(99)), D("100.10")),
+        (an_order(SELL, OrderType.STOP, stop_price=D(95)), D(95)),
+        (an_order(SELL, OrderType.STOP, stop_price=D(101)), D("99.90")),
+        (an_order(BUY, OrderType.TRAILING_STOP, trail_price=D(2)), D("102.10")),
+        (an_order(BUY, OrderType.TRAILING_STOP, trail_percent=D(10)), D("110.110")),
+        (an_order(SELL, OrderType.TRAILING_STOP, trail_price=D(2)), D("99.90")),
+    ],
+)
+def test_an_order_reserves_at_the_price_its_own_terms_name(order: Order, expected: Decimal) -> None:
+    assert order_reservation_price(order, D("99.90"), D("100.10")) == expected
+
+
+def test_an_order_without_a_quote_reserves_only_where_its_terms_name_a_price() -> None:
+    assert order_reservation_price(an_order(BUY, OrderType.MARKET), None, None) is None
+    assert order_reservation_price(an_order(BUY, OrderType.STOP, stop_price=D(7)), None, None) == D(
+        7
+    )
+    assert order_reservation_price(
+        an_order(BUY, OrderType.LIMIT, limit_price=D(6)), None, None
+    ) == D(6)
+
+
+def test_an_empty_ledgers_cost_totals_are_exact_decimals() -> None:
+    # Money is Decimal end to end: an account with no positions yet reports Decimal
+    # zeros, not the integer 0 a bare sum of nothing gives.
+    ledger = Ledger(cash=D(1000))
+    assert isinstance(ledger.net_cost, Decimal)
+    assert isinstance(ledger.gross_cost, Decimal)
+    assert (ledger.net_cost, ledger.gross_cost) == (D(0), D(0))
+
+
+def test_a_ledger_reports_an_unheld_symbol_as_a_flat_position_in_that_symbol() -> None:
+    ledger = Ledger(cash=D(1000), positions={"MSFT": Position("MSFT", D(1), D(300))})
+    flat = ledger.position("AAPL")
+    assert flat.symbol == "AAPL"
+    assert (flat.qty, flat.cost_basis) == (D(0), D(0))
+    assert ledger.position("MSFT") == Position("MSFT", D(1), D(300))
