@@ -22,7 +22,7 @@ from cift.trading.order_classes import (
     new_group,
     plan_group,
 )
-from cift.trading.orders import OrderClass, OrderRequest, OrderStatus
+from cift.trading.orders import Order, OrderClass, OrderRequest, OrderStatus
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
 
 D = Decimal
@@ -265,6 +265,43 @@ def test_a_groups_orders_carry_the_account_and_time_and_take_status_together() -
         new_group(
             plan, AAPL, order_ids=["p", "l1", "l2"], leg_client_ids=["c1"], account_id="a", now_ns=1
         )
+
+
+@pytest.mark.parametrize(
+    ("market_now_ns", "accepted"),
+    [(None, True), (150, False), (50, True)],  # expire_at 120, host now 100
+)
+def test_a_gtd_simple_orders_expiry_is_judged_by_the_market_clock_when_given(
+    market_now_ns: int | None, accepted: bool
+) -> None:
+    entry = OrderRequest(
+        "AAPL",
+        Side.BUY,
+        OrderType.LIMIT,
+        TimeInForce.GTD,
+        qty=D(10),
+        limit_price=D(100),
+        expire_ns=120,
+    )
+    plan = plan_group(ClassedRequest(entry), AAPL)
+
+    def build() -> Order:
+        parent, _ = new_group(
+            plan,
+            AAPL,
+            order_ids=["p"],
+            leg_client_ids=[],
+            account_id="a",
+            now_ns=100,
+            market_now_ns=market_now_ns,
+        )
+        return parent
+
+    if accepted:
+        assert build().expire_ns == 120
+    else:
+        with pytest.raises(InvalidArgument, match="future of the market clock"):
+            build()
 
 
 def test_an_ocos_leg_works_from_acceptance_with_its_time() -> None:

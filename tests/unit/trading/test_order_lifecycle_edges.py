@@ -294,3 +294,31 @@ def test_a_session_term_refusal_starts_with_the_field_it_concerns(
     with pytest.raises(InvalidArgument) as caught:
         an_order(**fields)
     assert caught.value.message.startswith(field)
+
+
+@pytest.mark.parametrize(
+    ("market_now_ns", "expire_ns", "accepted"),
+    [
+        (None, NOW + 1, True),  # no market clock: the host's now decides
+        (None, NOW, False),
+        (NOW + 500, NOW + 200, False),  # replay ahead of the host: past on the market clock
+        (NOW + 500, NOW + 501, True),
+        (NOW - 500, NOW - 200, True),  # replay behind the host: still future on the market clock
+        (NOW - 500, NOW - 500, False),
+    ],
+)
+def test_a_gtd_expiry_must_be_in_the_future_of_the_market_clock_when_given(
+    market_now_ns: int | None, expire_ns: int, accepted: bool
+) -> None:
+    request = a_request(time_in_force=TimeInForce.GTD, expire_ns=expire_ns)
+
+    def build() -> Order:
+        return new_order(
+            request, AAPL, order_id="o1", account_id="a1", now_ns=NOW, market_now_ns=market_now_ns
+        )
+
+    if accepted:
+        assert build().expire_ns == expire_ns
+    else:
+        with pytest.raises(InvalidArgument, match="future of the market clock"):
+            build()
