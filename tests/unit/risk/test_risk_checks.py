@@ -17,6 +17,13 @@ def test_sane_limit_buy_is_approved_with_its_cost() -> None:
     assert result.order_cost == D("1000.00")
 
 
+def test_the_result_carries_the_expected_notional_of_a_qty_or_a_dollar_order() -> None:
+    by_qty = check_order(order(qty=D(3), limit_price=D("50.00")), snapshot())
+    assert (by_qty.expected_price, by_qty.expected_notional) == (D("50.00"), D("150.00"))
+    by_dollars = check_order(order(qty=None, notional=D("250.00")), snapshot())
+    assert by_dollars.expected_notional == D("250.00")
+
+
 def test_rejected_order_lists_every_broken_rule() -> None:
     whole_shares = Instrument(symbol="AAPL", tick_size=D("0.01"), fractionable=False)
     bad = order(qty=D("1.5"), limit_price=D("150.005"))
