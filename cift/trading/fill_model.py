@@ -75,11 +75,9 @@ class FillPricer:
         "_slippage_bps",
         "commission",
         "displayed",
-        "model",
     )
 
     def __init__(self, model: FillModel) -> None:
-        self.model = model
         self.displayed = model.fill_at_displayed_size
         self._slippage_bps = model.slippage_bps
         self._per_share = model.commission.per_share
