@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -101,15 +101,38 @@ def broker_for(
 ) -> Broker:
     """A broker whose session closes in `close_in_s` (never when None)."""
     close_ns = None if close_in_s is None else time.time_ns() + int(close_in_s * 1e9)
-    market = ClockedMarket(close_ns, closes)
+    return broker_on(pool, ClockedMarket(close_ns, closes))
+
+
+def broker_on(
+    pool: asyncpg.Pool, market: ClockedMarket, engine: FillEngine | None = None
+) -> Broker:
+    """A broker that approves every order, on `market`'s clock."""
     return Broker(
         pool,
-        FillEngine(),
+        FillEngine() if engine is None else engine,
         market,
         RiskCheck(Approve()),
         AccountSettings(D(100000), D(1)),
         SQL_STORES,
     )
+
+
+async def watch_until(broker: Broker, done: Callable[[], bool], failure: str) -> None:
+    """Run the session watcher until `done()`, with a regular poll far longer than the test.
+
+    Only the watcher's first reading (and its retries) can get there, which is what
+    these tests are about.
+    """
+    watcher = asyncio.create_task(watch_session(broker, 600))
+    try:
+        deadline = time.monotonic() + 10
+        while not done():
+            assert time.monotonic() < deadline, failure
+            await asyncio.sleep(0.02)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
 
 
 def limit(symbol: str, qty: str, price: str, tif: TimeInForce) -> OrderRequest:
@@ -170,14 +193,7 @@ async def test_session_close_expires_day_orders_and_keeps_good_til_canceled_ones
 async def test_gtd_orders_expire_by_the_market_clock_not_this_hosts(pool: asyncpg.Pool) -> None:
     # A replay an hour behind the wall clock: expire_at is an instant on its clock.
     market = ClockedMarket(None, offset_ns=-3600 * 10**9)
-    broker = Broker(
-        pool,
-        FillEngine(),
-        market,
-        RiskCheck(Approve()),
-        AccountSettings(D(100000), D(1)),
-        SQL_STORES,
-    )
+    broker = broker_on(pool, market)
     account = str(uuid.uuid4())
     market_now = (await market.clock()).now_ns
     soon = dataclasses.replace(
@@ -236,19 +252,12 @@ async def test_the_watcher_retries_a_clock_it_never_read_soon_since_nothing_trad
     market = StartingMarket(unavailable=3)
     engine = FillEngine()
     engine.set_phase(SessionPhase.CLOSED)  # as the service starts it
-    broker = Broker(
-        pool, engine, market, RiskCheck(Approve()), AccountSettings(D(100000), D(1)), SQL_STORES
+    broker = broker_on(pool, market, engine)
+    await watch_until(
+        broker,
+        lambda: engine.phase is SessionPhase.REGULAR,
+        "the watcher did not retry the clock",
     )
-    # A regular poll far longer than the test: only the first-reading retry can get there.
-    watcher = asyncio.create_task(watch_session(broker, 600))
-    try:
-        deadline = time.monotonic() + 10
-        while engine.phase is not SessionPhase.REGULAR:
-            assert time.monotonic() < deadline, "the watcher did not retry the clock"
-            await asyncio.sleep(0.02)
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
     assert market.unavailable == 0
 
 
@@ -274,23 +283,12 @@ async def test_a_watcher_started_after_the_close_knows_whether_its_post_market_r
 ) -> None:
     engine = FillEngine()
     engine.set_phase(SessionPhase.REGULAR)  # anything but the answer, to see it set
-    broker = Broker(
-        pool,
-        engine,
-        ClosedSince(since_s),
-        RiskCheck(Approve()),
-        AccountSettings(D(100000), D(1)),
-        SQL_STORES,
+    broker = broker_on(pool, ClosedSince(since_s), engine)
+    await watch_until(
+        broker,
+        lambda: engine.phase is not SessionPhase.REGULAR,
+        "the watcher never read the clock",
     )
-    watcher = asyncio.create_task(watch_session(broker, 600))
-    try:
-        deadline = time.monotonic() + 10
-        while engine.phase is SessionPhase.REGULAR:
-            assert time.monotonic() < deadline, "the watcher never read the clock"
-            await asyncio.sleep(0.02)
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
     assert engine.phase is phase
 
 
