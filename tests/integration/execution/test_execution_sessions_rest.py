@@ -66,6 +66,18 @@ async def settled(session: PaperSession, trader: Trader, order_id: str) -> dict[
     return await eventually(closed)
 
 
+async def auction_fill(
+    session: PaperSession, trader: Trader, order_id: str, source: str, qty: int
+) -> None:
+    """The order filled whole, once, at its auction's print, as its explanation says."""
+    crossed = await settled(session, trader, order_id)
+    assert crossed["order"]["status"] == "ORDER_STATUS_FILLED"
+    (fill,) = crossed["fills"]
+    why = fill["explanation"]
+    assert why["priceSource"] == source
+    assert (D(fill["qty"]), D(fill["price"])) == (D(qty), D(why["tradePrice"]))
+
+
 async def cutoff_refusal(session: PaperSession, trader: Trader, tif: str) -> dict[str, Any]:
     """An auction order after its cutoff: refused as the gRPC API refuses it."""
     status, reply = await post_order(
@@ -128,12 +140,7 @@ async def test_rest_opg_fills_at_the_opening_print_and_regular_orders_wait_for_t
         # 09:30: the open. The first trade is the opening print; the waiting regular
         # order trades on the open's quotes (the injected one reaches it again).
         await s.move_clock(at("09:30:00"))
-        crossed = await settled(s, trader, opg["id"])
-        assert crossed["order"]["status"] == "ORDER_STATUS_FILLED"
-        (fill,) = crossed["fills"]
-        why = fill["explanation"]
-        assert why["priceSource"] == "FILL_PRICE_SOURCE_OPENING_AUCTION"
-        assert (D(fill["qty"]), D(fill["price"])) == (D(3), D(why["tradePrice"]))
+        await auction_fill(s, trader, opg["id"], "FILL_PRICE_SOURCE_OPENING_AUCTION", 3)
 
         async def opened() -> bool:
             # Re-sent until the open's phase has reached execution (its next clock poll).
@@ -169,12 +176,7 @@ async def test_rest_cls_fills_at_the_close_and_an_extended_limit_in_the_post_mar
 
         # 16:00: the close crosses the cls order at the last trade execution saw.
         await s.move_clock(at("16:00:00"))
-        crossed = await settled(s, trader, cls["id"])
-        assert crossed["order"]["status"] == "ORDER_STATUS_FILLED"
-        (fill,) = crossed["fills"]
-        why = fill["explanation"]
-        assert why["priceSource"] == "FILL_PRICE_SOURCE_CLOSING_AUCTION"
-        assert (D(fill["qty"]), D(fill["price"])) == (D(5), D(why["tradePrice"]))
+        await auction_fill(s, trader, cls["id"], "FILL_PRICE_SOURCE_CLOSING_AUCTION", 5)
 
         # The post-market (16:00-20:00): an extended-hours limit trades, a gtc one waits.
         quote = await mesh.quote(trader, s.symbol)
