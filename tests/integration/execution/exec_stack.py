@@ -106,6 +106,14 @@ class Mesh:
             TOPIC_TICKS, symbol, md_events.TickEvent(quote=quote), event_id=f"tick-{sequence}"
         )
 
+    async def inject_trade(self, symbol: str, price: Decimal, sequence: int) -> None:
+        """A print of 100 shares at `price`, published as the feed would."""
+        trade = marketdata_pb2.Trade(symbol=symbol, price=float(price), size=100, sequence=sequence)
+        trade.timestamp.GetCurrentTime()
+        await self.producer.publish(
+            TOPIC_TICKS, symbol, md_events.TickEvent(trade=trade), event_id=f"tick-{sequence}"
+        )
+
     async def next_sequence(self, trader: Trader) -> int:
         """A tick sequence above every one published so far (the feed's are global)."""
         listed = await self.marketdata.ListInstruments(

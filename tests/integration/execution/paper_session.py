@@ -24,7 +24,7 @@ from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime.config import env_name
 from cift.runtime.kafka import ensure_topics
-from tests.integration.execution.exec_stack import Mesh, Trader, eventually
+from tests.integration.execution.exec_stack import CENT, Mesh, Trader, eventually, price
 from tests.integration.execution.processes import (
     ServiceProcess,
     own_database,
@@ -80,6 +80,37 @@ class PaperSession:
             return reply.order
 
         return await eventually(answered)
+
+    async def trade_seen(self, mesh: Mesh, trader: Trader) -> None:
+        """Return once execution has taken a trade of the session's symbol.
+
+        The closing auction crosses at the last trade execution saw, and a just-started
+        execution may not have had one of the simulator's prints yet. So: a print at the
+        bid, then a quote reaching a one-share limit placed below the market. A symbol's
+        ticks are taken in order, so the limit's fill shows the print was taken first.
+        Both are re-sent until then (a tick the simulator's sequence overtook is dropped).
+        """
+        quote = await mesh.quote(trader, self.symbol)
+        limit = price(quote.bid, "0.95")
+        probe = await self.submit(
+            trader,
+            side=orders_pb2.ORDER_SIDE_BUY,
+            type=orders_pb2.ORDER_TYPE_LIMIT,
+            time_in_force=orders_pb2.TIME_IN_FORCE_DAY,
+            qty="1",
+            limit_price=str(limit),
+        )
+
+        async def filled() -> bool:
+            sequence = await mesh.next_sequence(trader)
+            await mesh.inject_trade(self.symbol, price(quote.bid, "1"), sequence)
+            await mesh.inject_quote(self.symbol, limit - 3 * CENT, limit - CENT, sequence + 1)
+            reply = await self.execution.GetOrder(
+                execution_pb2.GetOrderRequest(order_id=probe.id), metadata=trader.auth
+            )
+            return reply.order.status == orders_pb2.ORDER_STATUS_FILLED
+
+        await eventually(filled, interval_s=0.5)
 
     async def refusal(self, trader: Trader, **fields: object) -> grpc.aio.AioRpcError:
         with pytest.raises(grpc.aio.AioRpcError) as caught:

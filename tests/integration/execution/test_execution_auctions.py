@@ -154,6 +154,7 @@ async def test_cls_fills_at_the_sessions_last_trade_and_is_refused_after_its_cut
         assert late.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert trailer(late, "cift-reason") == "AUCTION_CUTOFF"
         assert "10 minutes before the close; the cutoff has passed" in (late.details() or "")
+        await session.trade_seen(mesh, trader)
 
         # 16:00: the close runs the closing auction at the last trade execution saw.
         await session.move_clock(at("16:00:00"))

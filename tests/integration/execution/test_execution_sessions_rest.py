@@ -173,6 +173,7 @@ async def test_rest_cls_fills_at_the_close_and_an_extended_limit_in_the_post_mar
         )
         await s.move_clock(at("15:50:00"))
         await cutoff_refusal(s, trader, "TIME_IN_FORCE_CLS")
+        await s.trade_seen(mesh, trader)
 
         # 16:00: the close crosses the cls order at the last trade execution saw.
         await s.move_clock(at("16:00:00"))
