@@ -17,6 +17,9 @@ and Redis on 6379) and data that is thrown away afterwards.
 Both stack fixtures yield a `cift.stack.launcher.StackInfo`. As with `cift up`, an
 address set in the environment (CIFT_DATABASE_URL, CIFT_REDIS_URL,
 CIFT_KAFKA_BOOTSTRAP) is used instead of starting that piece.
+
+A hung test fails and says where it waits instead of running into CI's time limit
+(tests/hang_guard.py).
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ import pytest_asyncio
 from cift.runtime.config import env_name
 from cift.stack.launcher import Stack, StackInfo, StackOptions
 from cift.stack.ports import PortPlan
+from tests.hang_guard import bound_async_tests
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    bound_async_tests(items)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
