@@ -679,7 +679,8 @@ class EventConsumer:
         if self._running.is_set():
             # run() notices within one fetch; a handler still working finishes first.
             try:
-                await asyncio.wait_for(self._idle.wait(), 30.0)
+                async with asyncio.timeout(30.0):
+                    await self._idle.wait()
             except TimeoutError:
                 log.warning("consumer run loop did not stop in time", extra={"group": self.group})
         if not self._stopped:

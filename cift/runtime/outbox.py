@@ -154,7 +154,8 @@ class OutboxRelay:
                 if published < self.batch:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+                        async with asyncio.timeout(self.poll_s):
+                            await self._wake.wait()
             raise asyncpg.InterfaceError("the outbox listener's connection closed")
         finally:
             # A connection a restarted server dropped cannot unlisten; the pool replaces it.

@@ -338,10 +338,12 @@ class ServiceRuntime(Generic[C]):
 
     async def _dependencies_answer(self) -> bool:
         try:
-            if self.context._pool is not None:
-                await asyncio.wait_for(self.context._pool.fetchval("SELECT 1"), 2.0)
-            if self.context._redis is not None:
-                await asyncio.wait_for(self.context._redis.ping(), 2.0)
+            async with asyncio.timeout(2.0):
+                if self.context._pool is not None:
+                    await self.context._pool.fetchval("SELECT 1")
+            async with asyncio.timeout(2.0):
+                if self.context._redis is not None:
+                    await self.context._redis.ping()
         except Exception:
             return False
         return True

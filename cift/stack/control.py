@@ -110,7 +110,8 @@ async def request(home: Path, command: str, component: str = "", timeout_s: floa
     try:
         writer.write(json.dumps({"command": command, "component": component}).encode() + b"\n")
         await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            line = await reader.readline()
     except TimeoutError:
         raise StackError(f"cift up did not answer {command!r} within {timeout_s:g} s") from None
     finally:

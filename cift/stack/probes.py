@@ -146,7 +146,8 @@ async def probe_http(url: str) -> str:
 
 async def probe_tcp(host: str, port: int) -> None:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT_S)
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            _, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError) as exc:
         raise ProbeFailed(_reason(exc)) from None
     writer.close()

@@ -97,7 +97,8 @@ class Child:
         loop.add_reader(pidfd, on_exit)
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(exited, timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await exited
         finally:
             loop.remove_reader(pidfd)
             os.close(pidfd)

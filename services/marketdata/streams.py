@@ -118,7 +118,8 @@ async def serve(
                 delivery = subscription.take(batch)
             if delivery is None:
                 try:
-                    await asyncio.wait_for(wake.wait(), heartbeat_s)
+                    async with asyncio.timeout(heartbeat_s):
+                        await wake.wait()
                 except TimeoutError:
                     yield None
                 continue

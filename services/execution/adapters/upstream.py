@@ -250,7 +250,8 @@ class RiskGate:
             self._open(request.credential)
         self.streamed += 1
         try:
-            reply = await asyncio.wait_for(future, self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                reply = await future
         except TimeoutError:
             raise Unavailable(
                 "The risk service is unavailable right now; try again shortly."

@@ -126,7 +126,8 @@ class LiveSource:
         if self._ticks:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._ready.wait()
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,8 @@ class ProviderFeed:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no {wanted.value} message within {HANDSHAKE_TIMEOUT_S:.0f} s")
-            frame = await asyncio.wait_for(socket.recv(), remaining)
+            async with asyncio.timeout(remaining):
+                frame = await socket.recv()
             if any(c.kind is wanted for c in self._on_frame(frame)):
                 return
 

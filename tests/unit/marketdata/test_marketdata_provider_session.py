@@ -100,6 +100,19 @@ async def test_ready_returns_as_soon_as_ticks_arrive() -> None:
     await asyncio.wait_for(waiter, 1.0)
 
 
+async def test_a_cancel_that_meets_arriving_ticks_still_ends_the_wait() -> None:
+    # The feed loop waits in ready() until its task is cancelled (a service's drain).
+    # Ticks pushed in the same loop turn as the cancel must not swallow it: with 3.11's
+    # wait_for the wait returned normally and the feed loop ran on, hanging the drain.
+    source = LiveSource(capacity=10, provider="test")
+    waiter = asyncio.create_task(source.ready(5.0))
+    await asyncio.sleep(0.01)
+    source.push(trades(1))
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+
 def response(headers: dict[str, str]) -> httpx.Response:
     return httpx.Response(429, headers=headers)
 
