@@ -5,7 +5,8 @@ at `/` and talks to the mesh the only way the page can: gRPC-Web through that ga
 A trader registers, signs out and in, watches quotes tick, opens a chart, places a
 resting limit order, replaces it and cancels it, sends an order the server refuses (its message
 appears next to the field), buys at the market and sees the position and the cash
-change. No page may log a console error. Screenshots of every page, at laptop and phone
+change; a signed-in page renews its token before it expires, and signing out revokes
+it. No page may log a console error. Screenshots of every page, at laptop and phone
 width, in both themes, go to build/e2e-screenshots/ (not committed).
 """
 
@@ -16,6 +17,7 @@ import re
 import uuid
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -35,7 +37,7 @@ from tests.e2e.dashboard import (  # noqa: F401 (fixtures)
     ticket_field,
     watch_row,
 )
-from tests.e2e.e2e_client import SYMBOL
+from tests.e2e.e2e_client import SYMBOL, Rest
 
 pytestmark = pytest.mark.integration
 
@@ -210,6 +212,51 @@ def test_the_api_docs_page_renders_the_openapi_document(page: Page) -> None:
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("CIFT")
     expect(page.get_by_text("/v1/orders").first).to_be_visible()
     shot(page, "docs")
+
+
+def stored_session(page: Page) -> dict[str, Any] | None:
+    """The tokens the dashboard keeps (session.ts), or None when signed out."""
+    session: dict[str, Any] | None = page.evaluate(
+        "() => JSON.parse(sessionStorage.getItem('cift.session') || 'null')"
+    )
+    return session
+
+
+def test_the_token_is_renewed_before_it_expires_and_sign_out_revokes_it(
+    page: Page, rest: Rest
+) -> None:
+    # The page's clock is Playwright's, so the access token's lifetime (15 minutes) can
+    # be skipped: timers due in between fire once, as after a laptop wakes up.
+    page.clock.install()
+    page.goto("/")
+    email = f"web-renew-{uuid.uuid4().hex[:12]}@example.com"
+    sign_in(page, email, button="Register")
+    first = stored_session(page)
+    assert first is not None
+    left_ms = first["expiresAt"] - page.evaluate("() => Date.now()")
+    assert left_ms > 60_000
+
+    # Half a minute before expiry: past the moment the page renews (a minute early).
+    page.clock.fast_forward(left_ms - 30_000)
+    page.wait_for_function(
+        """(old) => {
+            const s = JSON.parse(sessionStorage.getItem('cift.session') || 'null');
+            return s !== null && s.accessToken !== old;
+        }""",
+        arg=first["accessToken"],
+    )
+    renewed = stored_session(page)
+    assert renewed is not None and renewed["refreshToken"] != first["refreshToken"]
+    me = rest.ok("GET", "/v1/auth/me", token=renewed["accessToken"])
+    assert me["user"]["email"] == email
+    expect(page.get_by_test_id("signed-in-as")).to_have_text(email)
+
+    # Signing out revokes the renewed refresh token and forgets both tokens.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    assert stored_session(page) is None
+    spent = rest.call("POST", "/v1/auth/refresh", json={"refreshToken": renewed["refreshToken"]})
+    assert spent.status_code == 401
 
 
 # Every page of the signed-in dashboard: (link in the navigation, something it shows).
