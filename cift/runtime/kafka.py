@@ -20,6 +20,7 @@ client's) hash, so a symbol or account keeps its partition across clients.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -59,6 +60,9 @@ TOPICS = (TOPIC_TICKS, TOPIC_BARS, TOPIC_ORDERS, TOPIC_FILLS, TOPIC_RISK_EVENTS)
 # How long one blocking fetch waits for a first record: also the longest a stop
 # waits for the consumer thread to come back.
 POLL_TIMEOUT_S = 0.2
+# How often a flush looks at the delivery count again if no wake-up came (a safety net:
+# the last delivery report wakes it).
+FLUSH_RECHECK_S = 0.1
 # How long start() and ensure_topics wait for the broker before giving up.
 CONNECT_TIMEOUT_S = 10.0
 # How long start() waits for the group to hand this member its partitions.
@@ -198,6 +202,12 @@ class EventProducer:
     `publish(wait=True)` and `publish_raw` resolve when the broker acknowledged
     (acks=all); `publish(wait=False)` and `send` only enqueue (a failed delivery is
     logged), and `flush()` waits for everything enqueued so far.
+
+    Records handed to librdkafka and delivery reports served are counted (each count
+    has one writer: the event loop's thread and the poller thread), so `flush()` is
+    woken by the report that brings the two level. librdkafka's own flush, called on a
+    thread beside the poller, only notices every 10 ms (its poll slice), which was most
+    of a lone batch's round trip to the broker.
     """
 
     def __init__(self, bootstrap: str, service: str, *, linger_ms: int = 2) -> None:
@@ -221,11 +231,17 @@ class EventProducer:
         self._counters: dict[str, Any] = {}
         self._poller: threading.Thread | None = None
         self._running = False
+        self._enqueued = 0  # written on the event loop's thread only
+        self._reported = 0  # written on the thread that serves delivery reports only
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drained: asyncio.Event | None = None  # while a flush waits
+        self._flushing = 0
 
     async def start(self) -> None:
         """Check the broker answers, then serve delivery reports on a thread."""
         await asyncio.to_thread(self._producer.list_topics, None, CONNECT_TIMEOUT_S)
         if self._poller is None:
+            self._loop = asyncio.get_running_loop()
             self._running = True
             self._poller = threading.Thread(
                 target=self._serve_reports, name=f"kafka-producer-{self.service}", daemon=True
@@ -243,7 +259,16 @@ class EventProducer:
             await asyncio.to_thread(self._poller.join)
             self._poller = None
 
+    def _report_served(self) -> None:
+        """Count one delivery report (good or failed); wake a flush once all are in."""
+        self._reported += 1
+        drained, loop = self._drained, self._loop
+        if drained is not None and loop is not None and self._reported >= self._enqueued:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(drained.set)
+
     def _on_fire_and_forget(self, error: KafkaError | None, record: Any) -> None:
+        self._report_served()
         if error is not None:
             log.error("kafka delivery failed", extra={"topic": record.topic(), "error": str(error)})
 
@@ -291,6 +316,7 @@ class EventProducer:
             await self._acknowledged(topic, key, value, headers)
         else:
             await self._produce(topic, key.encode(), value, headers)
+            self._enqueued += 1
             self._count(topic)
 
     def _delivery_future(self) -> tuple[asyncio.Future[Delivered], Callable[[Any, Any], None]]:
@@ -298,6 +324,7 @@ class EventProducer:
         future: asyncio.Future[Delivered] = loop.create_future()
 
         def report(error: KafkaError | None, record: Any) -> None:
+            self._report_served()
             if not loop.is_closed():
                 delivered = Delivered(record.topic(), record.partition(), record.offset())
                 loop.call_soon_threadsafe(_settle, future, error, delivered)
@@ -307,6 +334,7 @@ class EventProducer:
     async def _acknowledged(self, topic: str, key: str, value: bytes, headers: Headers) -> None:
         future, report = self._delivery_future()
         await self._produce(topic, key.encode(), value, headers, report)
+        self._enqueued += 1
         self._count(topic)
         await future
 
@@ -316,6 +344,7 @@ class EventProducer:
         """Send a pre-encoded record (the outbox relay); returns the delivery future."""
         future, report = self._delivery_future()
         await self._produce(topic, key.encode(), value, headers, report)
+        self._enqueued += 1
         self._count(topic)
         return future
 
@@ -335,13 +364,45 @@ class EventProducer:
                     topic, key.encode() if isinstance(key, str) else key, value, headers
                 )
             sent += 1
+        self._enqueued += sent
         self._count(topic, sent)
         return sent
 
     async def flush(self) -> None:
-        """Wait until every record enqueued so far was acknowledged or failed."""
-        while await asyncio.to_thread(self._producer.flush, 1.0):
-            log.warning("kafka producer still has records in flight; waiting")
+        """Wait until every record enqueued so far was acknowledged or failed.
+
+        As librdkafka's flush, it returns at a moment when nothing is in flight, so
+        records enqueued meanwhile are waited for too. A record the broker never takes
+        fails after message.timeout.ms, which bounds the wait.
+        """
+        if self._poller is None:  # nobody serves reports: librdkafka's flush does
+            while await asyncio.to_thread(self._producer.flush, 1.0):
+                log.warning("kafka producer still has records in flight; waiting")
+            return
+        if self._reported >= self._enqueued:
+            return
+        if self._drained is None:
+            self._drained = asyncio.Event()
+        drained = self._drained
+        self._flushing += 1
+        waited_s = 0.0
+        try:
+            while self._reported < self._enqueued:
+                drained.clear()
+                if self._reported >= self._enqueued:
+                    break
+                try:
+                    async with asyncio.timeout(FLUSH_RECHECK_S):
+                        await drained.wait()
+                except TimeoutError:
+                    waited_s += FLUSH_RECHECK_S
+                    if waited_s >= 1.0:
+                        log.warning("kafka producer still has records in flight; waiting")
+                        waited_s = 0.0
+        finally:
+            self._flushing -= 1
+            if not self._flushing:
+                self._drained = None
 
 
 EventHandler = Callable[[list[Event]], Awaitable[None]]
