@@ -338,11 +338,11 @@ class ServiceRuntime(Generic[C]):
 
     async def _dependencies_answer(self) -> bool:
         try:
-            async with asyncio.timeout(2.0):
-                if self.context._pool is not None:
+            if self.context._pool is not None:
+                async with asyncio.timeout(2.0):
                     await self.context._pool.fetchval("SELECT 1")
-            async with asyncio.timeout(2.0):
-                if self.context._redis is not None:
+            if self.context._redis is not None:
+                async with asyncio.timeout(2.0):
                     await self.context._redis.ping()
         except Exception:
             return False

@@ -86,6 +86,18 @@ async def _stop(consumer: EventConsumer, task: asyncio.Task[None]) -> None:
     await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5.0)
 
 
+async def _read(infra: Any, topic: str, count: int) -> list[Event]:
+    """The first `count` events of `topic`, read from the start by a group of its own."""
+    recorder = Recorder()
+    consumer = EventConsumer(infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic])
+    task = await _run(consumer, recorder)
+    try:
+        await recorder.wait_for(count)
+    finally:
+        await _stop(consumer, task)
+    return recorder.events
+
+
 async def test_records_keep_key_event_id_schema_and_trace(infra: Any) -> None:
     topic = await _topic(infra, partitions=3)
     producer = await _producer(infra)
@@ -119,14 +131,7 @@ async def test_records_keep_key_event_id_schema_and_trace(infra: Any) -> None:
     finally:
         await producer.stop()
 
-    recorder = Recorder()
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic])
-    task = await _run(consumer, recorder)
-    try:
-        await recorder.wait_for(6)
-    finally:
-        await _stop(consumer, task)
-    events = recorder.events
+    events = await _read(infra, topic, 6)
     # One key, one partition: publication order is kept.
     assert len({event.partition for event in events}) == 1
     assert [type(e.message).__name__ for e in events] == ["StringValue", "Int64Value"] + [
@@ -278,14 +283,7 @@ async def test_flush_returns_once_every_record_sent_before_it_is_acknowledged(
         await producer.flush()  # nothing in flight: returns at once
     finally:
         await producer.stop()
-    recorder = Recorder()
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic])
-    task = await _run(consumer, recorder)
-    try:
-        await recorder.wait_for(10_000)
-    finally:
-        await _stop(consumer, task)
-    assert len(recorder.events) == 10_000
+    assert len(await _read(infra, topic, 10_000)) == 10_000
 
 
 async def test_an_undecodable_record_is_skipped_and_committed_past(infra: Any) -> None:
