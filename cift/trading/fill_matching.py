@@ -5,9 +5,10 @@ close, the rest rest where the next tick can reach them (`_rest`). A tick fills
 market orders, then marketable limits, against the quote, each as far as the
 quote allows (`_fill_now`: price from `fill_model`, size from the order and, if
 the model says so, the displayed size). Every fill goes through `_record`, which
-applies what it sets off in a contingent group at once (`_apply`): an exit's
-fill cancels its sibling before the same tick can fill it, while the legs an
-entry releases start working only after the tick's matching (`_release_pending`).
+applies what it sets off in a contingent group at once (`fill_state`'s `_apply`):
+an exit's fill cancels its sibling before the same tick can fill it, while the
+legs an entry releases start working only after the tick's matching
+(`_release_pending`).
 
 The public API is `fills.FillEngine`'s; this module mutates the `Order`s it holds
 and appends the events the edge must persist. No ledger, no I/O.
@@ -18,71 +19,23 @@ from __future__ import annotations
 from decimal import Decimal
 
 from cift.trading.book import SymbolBook
-from cift.trading.contingent import CancelLeg, ContingentAction, ContingentOrders, ReleaseLeg
 from cift.trading.fill_events import (
     EngineEvent,
     Fill,
     FillExplanation,
     LegReleased,
-    OrderClosed,
     OrderTriggered,
     PriceSource,
-    Quote,
-    Trade,
 )
-from cift.trading.fill_model import FillModel, FillPricer, StopTrigger, round_down_to, working_limit
-from cift.trading.fill_session import SessionOrders
+from cift.trading.fill_model import round_down_to, working_limit
+from cift.trading.fill_state import EngineState
 from cift.trading.fill_triggers import armed, wait_for_trigger
 from cift.trading.orders import Order, OrderStatus
-from cift.trading.vocabulary import ZERO, Instrument, OrderType, Side, TimeInForce
+from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
 
-class MatchingCore:
-    """The state every part of the engine shares, and the matching that changes it."""
-
-    def __init__(self, model: FillModel | None = None) -> None:
-        self.model = model or FillModel()
-        self._orders: dict[str, Order] = {}
-        self._by_account: dict[str, dict[str, Order]] = {}
-        self._instruments: dict[str, Instrument] = {}
-        self._books: dict[str, SymbolBook] = {}
-        self._quotes: dict[str, Quote] = {}  # last quote per symbol, named by fill explanations
-        self._trades: dict[str, Trade] = {}  # last trade per symbol
-        self._moved_water_marks: dict[str, Decimal] = {}
-        self._session = SessionOrders()
-        self.contingent = ContingentOrders()
-        self._held: dict[str, Order] = {}  # exit legs waiting for their entry
-        self._releases: list[ReleaseLeg] = []
-        self._seq = 0
-        self._pricer = FillPricer(self.model)
-        self._displayed = self._pricer.displayed
-        self._on_quote_triggers = self.model.stop_trigger is StopTrigger.QUOTE
-
-    def _book(self, symbol: str) -> SymbolBook:
-        book = self._books.get(symbol)
-        if book is None:
-            book = self._books[symbol] = SymbolBook(
-                symbol, moved_water_marks=self._moved_water_marks
-            )
-        return book
-
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
-    def _refs(self, book: SymbolBook) -> tuple[Decimal | None, Decimal | None]:
-        """Trigger reference prices (sell side, buy side)."""
-        if self._on_quote_triggers:
-            return book.bid, book.ask
-        return book.last_trade, book.last_trade
-
-    # ---- entering and leaving the book ------------------------------------------
-
-    def _enter(self, order: Order) -> None:
-        """Index an order as open (by id, account, clock event); `_place` puts it to work."""
-        self._orders[order.order_id] = order
-        self._by_account.setdefault(order.account_id, {})[order.order_id] = order
-        self._session.enter(order)
+class MatchingCore(EngineState):
+    """The matching: orders put to work, triggered, and filled against the market."""
 
     def _place(self, order: Order, now_ns: int, events: list[EngineEvent]) -> None:
         book = self._book(order.symbol)
@@ -100,32 +53,6 @@ class MatchingCore:
                 self._finish(book, order)
             return
         self._rest(book, order, now_ns, events)
-
-    def _close(
-        self,
-        book: SymbolBook,
-        order: Order,
-        status: OrderStatus,
-        reason: str,
-        now_ns: int,
-        events: list[EngineEvent],
-    ) -> None:
-        order.transition(status, now_ns, reason)
-        events.append(OrderClosed(order.order_id, order.account_id, status, reason, now_ns))
-        self._finish(book, order)
-        if order.order_id in self.contingent:
-            actions = self.contingent.on_close(order.order_id, status, order.filled_qty)
-            self._apply(actions, now_ns, events)
-
-    def _finish(self, book: SymbolBook, order: Order) -> None:
-        book.discard(order.order_id)
-        self._orders.pop(order.order_id, None)
-        held = self._by_account.get(order.account_id)
-        if held is not None:
-            held.pop(order.order_id, None)
-            if not held:
-                del self._by_account[order.account_id]
-        self._session.leave(order)
 
     # ---- resting, triggering, matching ------------------------------------------
 
@@ -311,34 +238,6 @@ class MatchingCore:
         if order.order_id in self.contingent:
             actions = self.contingent.on_fill(order.order_id, qty, completes=not order.is_open)
             self._apply(actions, now_ns, events)
-
-    # ---- contingent legs ---------------------------------------------------------
-
-    def _apply(
-        self, actions: list[ContingentAction], now_ns: int, events: list[EngineEvent]
-    ) -> None:
-        """Cancel at once (so this tick cannot fill them); release after the tick's matching."""
-        for action in actions:
-            if isinstance(action, ReleaseLeg):
-                self._releases.append(action)
-                continue
-            assert isinstance(action, CancelLeg)
-            held = self._held.pop(action.order_id, None)
-            if held is not None:
-                held.transition(OrderStatus.CANCELED, now_ns, action.reason)
-                events.append(
-                    OrderClosed(
-                        held.order_id, held.account_id, OrderStatus.CANCELED, action.reason, now_ns
-                    )
-                )
-                self._apply(
-                    self.contingent.on_close(held.order_id, held.status, ZERO), now_ns, events
-                )
-                continue
-            order = self._orders.get(action.order_id)
-            if order is not None:
-                book = self._book(order.symbol)
-                self._close(book, order, OrderStatus.CANCELED, action.reason, now_ns, events)
 
     def _release_pending(self, now_ns: int, events: list[EngineEvent]) -> None:
         """Put released legs to work (or grow working ones); they may fill at once."""

@@ -26,7 +26,8 @@ settings that made its price, size and commission (`fill_events.FillExplanation`
 
 The engine is split by job: `fill_events` (ticks in, events out), `fill_model`
 (prices, commission, explanations), `fill_triggers` (stops), `fill_session`
-(which orders the clock ends), `fill_matching` (orders meeting the market),
+(which orders the clock ends), `fill_state` (open orders, books, and an order's
+way out), `fill_matching` (orders meeting the market),
 `fill_clock` (auctions and expiries); this module is the engine's public face:
 what is in the book, order entry and removal, and ticks.
 The engine mutates the `Order`s it holds (fill progress, status) and returns the
