@@ -14,9 +14,9 @@ output; input shorter than the warm-up gives all NaN.
 Speed notes (measured, see bench/REPORT-marketdata.md): each kernel is one pass,
 multiplies by a precomputed 1/n instead of dividing, and MACD runs its two price
 EMAs and the signal EMA in a single fused loop. That loop is bound by the latency
-of its recurrences, as TA-Lib's own fused loop is; a long series is cut in two
-halves run on two cores at once, the second from a guessed state that becomes the
-true one bit for bit, which is checked (`_macd_split`).
+of its recurrences, as TA-Lib's own fused loop is; a long series is cut in parts
+run on the free cores at once, each after the first from a guessed state that
+becomes the true one bit for bit, which is checked (`_macd_split`).
 
 Parameters are validated here; absurd values raise InvalidArgument. No I/O.
 """
@@ -24,12 +24,13 @@ Parameters are validated here; absurd values raise InvalidArgument. No I/O.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from cift.parallel_tasks import run_tasks
+from cift.parallel_tasks import HELPERS, run_tasks
 from cift.runtime.errors import InvalidArgument
 
 F64 = npt.NDArray[np.float64]
@@ -281,87 +282,91 @@ def _macd_kernel(x: F64, fast: int, slow: int, signal: int, macd: F64, sig: F64,
     _macd_steps(x, out_start + 1, x.shape[0], (ema_fast, ema_slow, sig_value), k, macd, sig, hist)
 
 
-# The second half's EMAs start this many points early from a guess: in floating point
-# the guessed state becomes the true one, bit for bit, in ~400-500 steps (measured on
-# random walks of 0.1 % and 2 % steps at several cuts).
+# A part after the first starts its EMAs this many points early from a guess: in
+# floating point the guessed state becomes the true one, bit for bit, in ~400-500
+# steps (measured on random walks of 0.1 % and 2 % steps at several cuts).
 _GUESS_LEAD = 4096
-# Past the cut, the second half's states kept to find where the true state meets them.
+# Past a cut, the states kept from the guessed part to find where the true state
+# meets them.
 _MEET_WINDOW = 4096
 # Below this many points one thread runs it all: splitting costs ~20 µs.
 _PARALLEL_MIN_POINTS = 1 << 17
+# Parts of a long series: two per core, so that a core lent late by the scheduler
+# costs one part's wait at most (cift.parallel_tasks).
+_MACD_PARTS = 2 * (HELPERS + 1)
 
 
 @njit(cache=True, fastmath=_CONTRACT, nogil=True)
-def _macd_guessed_half(
+def _macd_part(
     x: F64,
-    cut: int,
+    lo: int,
+    hi: int,
+    state: tuple[float, float, float],
     lead: int,
     k: tuple[float, float, float],
     macd: F64,
     sig: F64,
     hist: F64,
     at_cut: F64,
+    at_end: F64,
     recorded: F64,
 ) -> None:
-    """Points cut.. from a state guessed `lead` points before (the price itself, a
-    zero signal); `at_cut` gets the state reached at the cut, `recorded[j]` the
-    state after point cut + j."""
-    guess = x[cut - lead - 1]
-    state = (guess, guess, 0.0)
-    for i in range(cut - lead, cut):
-        state = _macd_step(x[i], state, k)
+    """Points lo..hi from `state` (the true state, lead 0), or from a state guessed
+    `lead` points before lo (the price itself, a zero signal). `at_cut` gets the
+    state it starts lo with, `at_end` the state after hi - 1, and, for a guessed
+    start, `recorded[j]` the state after lo + j."""
+    if lead > 0:
+        guess = x[lo - lead - 1]
+        state = (guess, guess, 0.0)
+        for i in range(lo - lead, lo):
+            state = _macd_step(x[i], state, k)
+        ahead = state
+        for j in range(recorded.shape[0]):
+            ahead = _macd_step(x[lo + j], ahead, k)
+            recorded[j, 0], recorded[j, 1], recorded[j, 2] = ahead
     at_cut[0], at_cut[1], at_cut[2] = state
-    ahead = state
-    for j in range(recorded.shape[0]):
-        ahead = _macd_step(x[cut + j], ahead, k)
-        recorded[j, 0], recorded[j, 1], recorded[j, 2] = ahead
-    _macd_steps(x, cut, x.shape[0], state, k, macd, sig, hist)
-
-
-@njit(cache=True, fastmath=_CONTRACT, nogil=True)
-def _macd_true_half(
-    x: F64,
-    lo: int,
-    cut: int,
-    state: tuple[float, float, float],
-    k: tuple[float, float, float],
-    macd: F64,
-    sig: F64,
-    hist: F64,
-    at_cut: F64,
-) -> None:
-    """Points lo..cut from the true state; `at_cut` gets the state reached."""
-    at_cut[0], at_cut[1], at_cut[2] = _macd_steps(x, lo, cut, state, k, macd, sig, hist)
+    at_end[0], at_end[1], at_end[2] = _macd_steps(x, lo, hi, state, k, macd, sig, hist)
 
 
 @njit(cache=True, fastmath=_CONTRACT, nogil=True)
 def _macd_join(
     x: F64,
-    cut: int,
+    cuts: npt.NDArray[np.int64],
     k: tuple[float, float, float],
-    true_at_cut: F64,
-    guessed_at_cut: F64,
+    at_cut: F64,
+    at_end: F64,
     recorded: F64,
     macd: F64,
     sig: F64,
     hist: F64,
 ) -> None:
-    """Make the guessed half true: nothing to do if the states met at the cut (the
-    usual case); else carry the true state on, rewriting outputs, until it equals a
-    recorded one (from there the outputs are true), or to the end."""
-    if (true_at_cut == guessed_at_cut).all():
-        return
-    state = (true_at_cut[0], true_at_cut[1], true_at_cut[2])
-    for j in range(recorded.shape[0]):
-        i = cut + j
-        state = _macd_step(x[i], state, k)
-        macd[i] = state[0] - state[1]
-        sig[i] = state[2]
-        hist[i] = macd[i] - state[2]
-        met = state[0] == recorded[j, 0] and state[1] == recorded[j, 1]
-        if met and state[2] == recorded[j, 2]:
+    """Make every part true, in order: the true state at a cut is the end state of the
+    (true) part before it. Equal to the part's guessed start, nothing to do (the usual
+    case); else carry the true state on, rewriting outputs, until it equals a state
+    the part recorded (from there its outputs and end state are true), or, if it never
+    does, to the end of the series."""
+    true_state = at_end[0]
+    for part in range(1, cuts.shape[0] - 1):
+        if (true_state == at_cut[part]).all():
+            true_state = at_end[part]
+            continue
+        state = (true_state[0], true_state[1], true_state[2])
+        met = False
+        for j in range(recorded.shape[1]):
+            i = cuts[part] + j
+            state = _macd_step(x[i], state, k)
+            macd[i] = state[0] - state[1]
+            sig[i] = state[2]
+            hist[i] = macd[i] - state[2]
+            kept = recorded[part, j]
+            if state[0] == kept[0] and state[1] == kept[1] and state[2] == kept[2]:
+                met = True
+                break
+        if not met:
+            start = cuts[part] + recorded.shape[1]
+            _macd_steps(x, start, x.shape[0], state, k, macd, sig, hist)
             return
-    _macd_steps(x, cut + recorded.shape[0], x.shape[0], state, k, macd, sig, hist)
+        true_state = at_end[part]
 
 
 def _macd_split(
@@ -372,35 +377,51 @@ def _macd_split(
     macd: F64,
     sig: F64,
     hist: F64,
+    parts: int = _MACD_PARTS,
     lead: int = _GUESS_LEAD,
     window: int = _MEET_WINDOW,
 ) -> None:
-    """`_macd_kernel` in two halves run at once, with the same results bit for bit.
+    """`_macd_kernel` in parts run at once on the free cores, with the same results bit
+    for bit.
 
     Each output follows from the state (fast, slow, signal EMA) after the point
-    before. The first half runs from the true state; the second at the same time from
-    a guessed one, `lead` points before the cut, forgotten by (1 - k) a step
+    before. The first part runs from the true state; the others at the same time, each
+    from a guessed state `lead` points before its cut, forgotten by (1 - k) a step
     until, in floating point, it is the true state bit for bit. `_macd_join` checks
-    that at the cut and repairs what it must. An input of NaN makes every later state
+    that at each cut and repairs what it must. An input of NaN makes every later state
     NaN, which equals nothing: that case runs on serially, giving the serial NaNs.
     """
     out_start, ema_fast, ema_slow, sig_value = _macd_seed(x, fast, slow, signal, macd, sig, hist)
     k = (2.0 / (fast + 1), 2.0 / (slow + 1), 2.0 / (signal + 1))
     lo = out_start + 1
-    cut = lo + (x.shape[0] - lo) // 2
     state = (ema_fast, ema_slow, sig_value)
-    if cut - lead <= lo or cut + window >= x.shape[0]:
+    cuts = np.linspace(lo, x.shape[0], parts + 1).astype(np.int64)
+    if parts < 2 or cuts[1] - lead <= lo or cuts[1] - cuts[0] <= window:
         _macd_steps(x, lo, x.shape[0], state, k, macd, sig, hist)
         return
-    true_at_cut, guessed_at_cut = np.empty(3), np.empty(3)
-    recorded = np.empty((window, 3))
+    at_cut, at_end = np.empty((parts, 3)), np.empty((parts, 3))
+    recorded = np.empty((parts, window, 3))
     run_tasks(
-        (
-            lambda: _macd_true_half(x, lo, cut, state, k, macd, sig, hist, true_at_cut),
-            lambda: _macd_guessed_half(x, cut, lead, k, macd, sig, hist, guessed_at_cut, recorded),
-        )
+        [
+            partial(
+                _macd_part,
+                x,
+                int(cuts[part]),
+                int(cuts[part + 1]),
+                state,
+                0 if part == 0 else lead,
+                k,
+                macd,
+                sig,
+                hist,
+                at_cut[part],
+                at_end[part],
+                recorded[part],
+            )
+            for part in range(parts)
+        ]
     )
-    _macd_join(x, cut, k, true_at_cut, guessed_at_cut, recorded, macd, sig, hist)
+    _macd_join(x, cuts, k, at_cut, at_end, recorded, macd, sig, hist)
 
 
 @njit(cache=True)
