@@ -89,10 +89,16 @@ def _fill(
     first trade of that symbol. Indices are unsigned and arrays flat: Numba then emits
     no negative-index fix-up or stride multiply per access (measured ~10 % a trade).
     A cell's count is a float64 word of the cell (exact to 2**53), so the grid is one
-    array and a trade touches one cache line of it.
+    array and a trade touches one cache line of it. The grid, `keys` and `first` come
+    uninitialised: each chunk sets up its own, on its own core.
     """
     slot_mask = np.uint64(keys.shape[0] // 4 - 1)
     shift = _slot_shift(keys.shape[0] // 4)
+    if views is not None:
+        for unused in range(keys.shape[0] // 4):
+            keys[unused * 4] = _EMPTY_SLOT
+            keys[unused * 4 + 1] = 0
+    first[:] = -1
     ucolumns = np.uint64(columns)
     ubucket = np.uint64(bucket_ns)
     distinct = 0
@@ -136,8 +142,17 @@ def _fill(
             start = origin_ns + bucket * bucket_ns
             width = ubucket
             row = np.uint64(bucket) * ucolumns
-            low_bucket = min(low_bucket, bucket)
-            high_bucket = max(high_bucket, bucket)
+            # Rows are emptied as the chunk's span grows to cover them, so the span
+            # [low_bucket, high_bucket] is always exactly the rows this chunk emptied.
+            if high_bucket < 0:
+                _empty_rows(grid, columns, bucket, bucket)
+                low_bucket = high_bucket = bucket
+            elif bucket > high_bucket:
+                _empty_rows(grid, columns, high_bucket + 1, bucket)
+                high_bucket = bucket
+            elif bucket < low_bucket:
+                _empty_rows(grid, columns, bucket, low_bucket - 1)
+                low_bucket = bucket
         cell = (row + column) * _CELL
         p = price[i]
         q = size[i]
@@ -160,6 +175,14 @@ def _fill(
         grid[cell + np.uint64(_CLOSE)] = p
         grid[cell + np.uint64(_COUNT)] = count + 1.0
     return _FILLED, low_bucket, high_bucket
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def _empty_rows(grid: npt.NDArray[np.float64], columns: int, low: int, high: int) -> None:
+    """Mark the cells of bucket rows low..high empty (a count of 0 is all the fill and
+    the gather read of an empty cell)."""
+    for cell in range(low * columns, (high + 1) * columns):
+        grid[cell * CELL_WORDS + _COUNT] = 0.0
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]
@@ -331,12 +354,9 @@ def _fill_grid(
     bounds = _chunk_bounds(ts_ns, bucket_ns, chunks)
     while True:
         chunks = bounds.shape[0] - 1
-        # Zeroed by the kernel on first touch (np.zeros maps fresh pages): a count of
-        # 0 marks an empty cell.
-        grid = np.zeros(buckets * columns * CELL_WORDS, np.float64)
-        keys = np.zeros((chunks, _SLOTS * 4), np.uint64)
-        keys[:, 0::4] = _EMPTY_SLOT
-        first = np.full((chunks, columns), -1, np.int64)
+        grid = np.empty(buckets * columns * CELL_WORDS, np.float64)
+        keys = np.empty((chunks, _SLOTS * 4), np.uint64)
+        first = np.empty((chunks, columns), np.int64)
         status = np.empty((chunks, 3), np.int64)
         shared = (views, codes, ts_ns, price, size, origin_ns, bucket_ns, buckets, columns, grid)
         run_tasks(
