@@ -14,8 +14,8 @@ output; input shorter than the warm-up gives all NaN.
 Speed notes (measured, see bench/REPORT-marketdata.md): each kernel is one pass,
 multiplies by a precomputed 1/n instead of dividing, and MACD runs its two price
 EMAs and the signal EMA in a single fused loop. That loop is bound by the latency
-of its recurrences, as TA-Lib's own fused loop is; a long series is cut in parts
-run on the free cores at once, each after the first from a guessed state that
+of its recurrences, as TA-Lib's own fused loop is; a long series, when the machine
+has a core to spare, is cut in parts run on the free cores at once, each after the first from a guessed state that
 becomes the true one bit for bit, which is checked (`_macd_split`).
 
 Parameters are validated here; absurd values raise InvalidArgument. No I/O.
@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from cift.parallel_tasks import HELPERS, run_tasks
+from cift.parallel_tasks import HELPERS, core_to_spare, run_tasks
 from cift.runtime.errors import InvalidArgument
 
 F64 = npt.NDArray[np.float64]
@@ -548,7 +548,8 @@ def macd(values: object, fast: int = 12, slow: int = 26, signal: int = 9) -> tup
         fast, slow = slow, fast
     x = _series("values", values)
     line, signal_line, histogram = _out(x), _out(x), _out(x)
-    kernel = _macd_split if len(x) >= _PARALLEL_MIN_POINTS else _macd_kernel
+    split = len(x) >= _PARALLEL_MIN_POINTS and core_to_spare()
+    kernel = _macd_split if split else _macd_kernel
     kernel(x, fast, slow, signal, line, signal_line, histogram)
     return line, signal_line, histogram
 

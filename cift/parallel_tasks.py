@@ -71,6 +71,14 @@ def _start_helpers() -> None:
             _helpers.append(thread)
 
 
+def core_to_spare() -> bool:
+    """Whether the 1-minute load average leaves a core free. A job of about a
+    millisecond gains from a split only then: on a busy machine a helper that claimed
+    a part and was preempted makes the caller wait longer than the part takes (MACD on
+    1M points at load 5: 3.3 ms split vs 2.9 ms serial, median of 41)."""
+    return HELPERS > 0 and os.getloadavg()[0] < HELPERS + 1
+
+
 def run_tasks(tasks: Sequence[Callable[[], None]]) -> None:
     """Run each task once, here and on the free cores; return when all have run."""
     if not tasks:

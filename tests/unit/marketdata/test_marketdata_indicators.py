@@ -92,7 +92,10 @@ def serial_macd(x: np.ndarray) -> tuple[np.ndarray, ...]:
     return outputs
 
 
-def test_macd_of_a_long_series_split_over_two_cores_is_still_bit_for_bit_talib() -> None:
+def test_macd_of_a_long_series_split_over_two_cores_is_still_bit_for_bit_talib(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ind, "core_to_spare", lambda: True)
     x = prices(ind._PARALLEL_MIN_POINTS + 1_001, seed=3)
     for ours, theirs in zip(ind.macd(x), talib.MACD(x, 12, 26, 9), strict=True):
         np.testing.assert_array_equal(ours, theirs)
