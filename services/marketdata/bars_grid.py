@@ -8,13 +8,14 @@ symbol, so only a gather of the occupied cells remains: no sort, no per-symbol
 open-bar state to write out.
 
 The trades are cut at bucket edges into chunks, filled into the same grid by the
-calling thread and the free cores (`cift.parallel_tasks`). Cut at an edge, no bar straddles two chunks when the trades are in
-time order across symbols (how a feed delivers them), so every bar is summed by one
-thread in arrival order: the very figures of a sequential pass, of Polars and of
-pandas (tests/unit/marketdata/test_marketdata_bars_kernel.py). Should two chunks
-touch the same bucket (trades out of time order across symbols), the grid is filled
-again by one thread. Each chunk numbers the symbols it meets itself (no table shared
-between threads); names join the chunks at the end.
+calling thread and the free cores (`cift.parallel_tasks`). Cut at an edge, no bar
+straddles two chunks when the trades are in time order across symbols (how a feed
+delivers them), so every bar is summed by one thread in arrival order: the very
+figures of a sequential pass, of Polars and of pandas
+(tests/unit/marketdata/test_marketdata_bars_kernel.py). Should two chunks touch the
+same bucket (trades out of time order across symbols), the grid is filled again by
+one thread. Each chunk numbers the symbols it meets itself (no table shared between
+threads); names join the chunks at the end.
 
 Returns None, for the caller's general kernel, when the grid would be too large,
 there are more symbols than a row holds, or a trade falls outside the first..last
@@ -43,7 +44,7 @@ from services.marketdata.bars_kernel import (
 # A cell's eight float64 words: one 64-byte cache line per (bucket, symbol).
 CELL_WORDS = 8
 _OPEN, _HIGH, _LOW, _CLOSE, _VOLUME, _NOTIONAL, _COUNT = 0, 1, 2, 3, 4, 5, 6
-# A chunk's outcome (status column of `_fill_chunks`).
+# A chunk's outcome (the first word of its status, from `_fill`).
 _FILLED = 0
 _FULL = -2  # more distinct symbols than a grid row has columns
 _UNUSABLE = -3  # a string symbol too long to be its view
@@ -51,6 +52,7 @@ _OUTSIDE = -4  # a trade outside the grid's buckets
 # Per-chunk table of string views: slots per symbol at most 1/8 (short probe chains).
 _SLOTS = 4096
 MAX_COLUMNS = _SLOTS // 8
+# A row's columns at first: the usual hundred-odd symbols; more once a chunk meets more.
 _FIRST_COLUMNS = 128
 # Below this many trades one thread fills the grid: starting the others costs more.
 PARALLEL_MIN_TRADES = 1 << 18
@@ -283,7 +285,6 @@ def bars_on_grid(
     n = ts_ns.shape[0]
     origin_ns = int(ts_ns[0]) - int(ts_ns[0]) % bucket_ns
     buckets = (int(ts_ns[-1]) - origin_ns) // bucket_ns + 1
-    # A row's columns: enough for the usual hundred-odd symbols, more when they are not.
     columns = min(n, _FIRST_COLUMNS) if code_count is None else code_count
     flat_views = None if views is None else views.reshape(-1)
     chunks = CHUNKS_PER_CORE * (HELPERS + 1) if n >= PARALLEL_MIN_TRADES else 1
