@@ -1,5 +1,8 @@
 """1-minute OHLCV+VWAP bars from 10M trades of 100 symbols: our one-pass Numba kernel
 (the batch path, `services.marketdata.bars.aggregate_trades`) against pandas and Polars.
+The kernel cuts the trades into chunks at bucket edges and fills them on the calling
+thread and the free cores (`services.marketdata.bars_grid`); Polars uses every core
+too, pandas one.
 
 Run: python bench/bench_marketdata_bars.py [--ticks 10000000] [--rounds 5]
 Trades arrive in time order with the symbols interleaved, as a feed delivers them. Each
@@ -27,6 +30,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.figures import machine, record
+from cift.parallel_tasks import HELPERS
 from services.marketdata.bars import (
     TIMEFRAMES,
     BarBuilder,
@@ -173,6 +177,7 @@ def main() -> None:
         f"{'-':>10}{'-':>10}"
     )
     print(f"# incremental: 6 timeframes at once, pure Python, the first {live_n:,} trades")
+    print(f"# cift kernel and Polars on up to {HELPERS + 1} cores, pandas on one")
     print(f"# machine: {machine()}")
     record(
         "bench_marketdata_bars", {"ticks": args.ticks, "symbols": args.symbols, "methods": figures}

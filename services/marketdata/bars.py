@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from cift.runtime.errors import InvalidArgument
+from services.marketdata.bars_grid import bars_on_grid
 from services.marketdata.bars_kernel import (
     BAR_CLOSE,
     BAR_COUNT,
@@ -263,44 +264,115 @@ BAR_COLUMNS = (
 def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) -> pl.DataFrame:
     """Bars from a frame of trades (columns symbol, ts_ns, price, size).
 
-    Trades must be in timestamp order within each symbol (how they arrive, are stored
-    and read back); symbols may interleave. The one-pass kernel of `bars_kernel` builds
-    the bars; a frame whose trades go back in time within a symbol takes the Polars
-    group-by instead, which needs no order across buckets. The result is sorted by
-    symbol then bar start and includes a `vwap` column.
+    Open and close are a bucket's first and last trade in row order, as a group-by
+    takes them. Trades in time order across symbols (how a feed delivers them) take
+    `bars_grid`'s one pass split over the cores; a span of time too long for its grid
+    takes `bars_kernel`'s per-symbol pass, which needs time order within each symbol
+    only; trades going back in time within a symbol take the Polars group-by. The
+    result is sorted by symbol then bar start and includes a `vwap` column.
     """
     frame = trades.collect() if isinstance(trades, pl.LazyFrame) else trades
-    frame = frame.select("symbol", "ts_ns", "price", "size")
-    if frame.height == 0 or frame["symbol"].null_count():
+    symbols = frame.get_column("symbol")
+    if frame.height == 0 or symbols.null_count():
         return _aggregate_with_polars(frame, timeframe)
-    ts_ns = frame["ts_ns"].to_numpy().astype(np.int64, copy=False)
+    ts_ns = frame.get_column("ts_ns").to_numpy().astype(np.int64, copy=False)
     ns = timeframe.ns
-    price = frame["price"].to_numpy().astype(np.float64, copy=False)
-    size = frame["size"].to_numpy().astype(np.float64, copy=False)
+    price = frame.get_column("price").to_numpy().astype(np.float64, copy=False)
+    size = frame.get_column("size").to_numpy().astype(np.float64, copy=False)
+    bars = _aggregate_on_grid(symbols, ts_ns, price, size, ns)
+    if bars is None:
+        bars = _aggregate_by_symbol(symbols, ts_ns, price, size, ns)
+    if bars is None:
+        return _aggregate_with_polars(frame, timeframe)
+    symbol, start, floats, count = bars
+    return pl.DataFrame(
+        {
+            "symbol": symbol,
+            "start_ns": start,
+            "open": floats[BAR_OPEN],
+            "high": floats[BAR_HIGH],
+            "low": floats[BAR_LOW],
+            "close": floats[BAR_CLOSE],
+            "volume": floats[BAR_VOLUME],
+            "notional": floats[BAR_NOTIONAL],
+            "trade_count": count,
+            # The same IEEE division Polars does, on the same operands.
+            "vwap": floats[BAR_NOTIONAL] / floats[BAR_VOLUME],
+        },
+        schema=TRADE_BAR_SCHEMA | {"vwap": pl.Float64},
+    )
+
+
+# (symbol per bar, start_ns, (6, bars) floats in BAR_OPEN..BAR_NOTIONAL order, trade
+# count), sorted by symbol then start.
+_Bars = tuple[pl.Series, npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]
+
+
+def _aggregate_on_grid(
+    symbols: pl.Series,
+    ts_ns: npt.NDArray[np.int64],
+    price: npt.NDArray[np.float64],
+    size: npt.NDArray[np.float64],
+    ns: int,
+) -> _Bars | None:
+    """The bars from `bars_grid` (one pass, split over the cores), or None when the
+    symbols are neither short strings nor dictionary codes or the grid does not apply."""
+    views = codes = None
+    code_count = None
+    if symbols.dtype == pl.String:
+        views = _string_views(symbols)
+        if views is None:
+            return None
+    elif symbols.dtype == pl.Categorical or isinstance(symbols.dtype, pl.Enum):
+        codes = symbols.to_physical().to_numpy()
+        if isinstance(symbols.dtype, pl.Enum):
+            code_count = len(symbols.dtype.categories)
+    else:
+        return None
+    # Cells past half a cell per trade: the grid would be mostly empty, so the
+    # per-symbol kernel, which stores only bars, does better.
+    max_cells = max(len(ts_ns) // 2, GRID_MIN_CELLS)
+    return bars_on_grid(symbols, views, codes, code_count, ts_ns, price, size, ns, max_cells)
+
+
+# Small frames always fit a grid of this many cells (4 MB of address space, touched only
+# where trades fall).
+GRID_MIN_CELLS = 1 << 16
+
+
+def _aggregate_by_symbol(
+    symbols: pl.Series,
+    ts_ns: npt.NDArray[np.int64],
+    price: npt.NDArray[np.float64],
+    size: npt.NDArray[np.float64],
+    ns: int,
+) -> _Bars | None:
+    """The bars from `bars_kernel`'s per-symbol pass, or None when the trades go back in
+    time within a symbol or the symbols cannot be numbered (the Polars group-by's case)."""
     # Time-ordered trades span first..last: at most that many buckets per symbol. Should
     # that guess be short (trades interleaved out of time order across symbols), the
     # kernel says FULL and runs again with room for one bar per trade.
     buckets_per_symbol = max(int(ts_ns[-1] // ns - ts_ns[0] // ns), 0) + 1
-    result = _aggregate_fused(frame["symbol"], ts_ns, price, size, ns, buckets_per_symbol)
+    result = _aggregate_fused(symbols, ts_ns, price, size, ns, buckets_per_symbol)
     if result is None:
-        coded = _symbol_codes(frame["symbol"])
+        coded = _symbol_codes(symbols)
         if coded is None:
-            return _aggregate_with_polars(frame, timeframe)
+            return None
         symbol_count, codes = coded
-        capacity = min(frame.height, symbol_count * buckets_per_symbol)
+        capacity = min(len(ts_ns), symbol_count * buckets_per_symbol)
         result = aggregate_in_arrival_order(codes, ts_ns, price, size, ns, symbol_count, capacity)
         if result[0] == FULL:
             result = aggregate_in_arrival_order(
-                codes, ts_ns, price, size, ns, symbol_count, frame.height
+                codes, ts_ns, price, size, ns, symbol_count, len(ts_ns)
             )
     rows, first_index, bar_i, bar_f = result
     if rows == OUT_OF_ORDER:
-        return _aggregate_with_polars(frame, timeframe)
+        return None
     symbol = bar_i[:rows, BAR_SYMBOL]
     start = bar_i[:rows, BAR_START]
     # Each code's name from its first trade; bars sort by name as Polars sorts strings.
     seen = np.flatnonzero(first_index >= 0)
-    seen_names = frame["symbol"].gather(first_index[seen]).cast(pl.String)
+    seen_names = symbols.gather(first_index[seen]).cast(pl.String)
     by_name = np.argsort(seen_names.to_numpy(), kind="stable")
     rank = np.zeros(len(first_index), np.int64)
     rank[seen[by_name]] = np.arange(len(seen))
@@ -314,23 +386,9 @@ def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) 
     # One gather per output, then each column a contiguous row (no copy per column).
     ints = bar_i[:rows][order].T.copy()
     floats = bar_f[:rows][order].T.copy()
-    return pl.DataFrame(
-        {
-            # The names from the few distinct symbols: no Python object per bar.
-            "symbol": seen_names.gather(by_name).gather(rank[ints[BAR_SYMBOL]]),
-            "start_ns": ints[BAR_START],
-            "open": floats[BAR_OPEN],
-            "high": floats[BAR_HIGH],
-            "low": floats[BAR_LOW],
-            "close": floats[BAR_CLOSE],
-            "volume": floats[BAR_VOLUME],
-            "notional": floats[BAR_NOTIONAL],
-            "trade_count": ints[BAR_COUNT],
-            # The same IEEE division Polars does, on the same operands.
-            "vwap": floats[BAR_NOTIONAL] / floats[BAR_VOLUME],
-        },
-        schema=TRADE_BAR_SCHEMA | {"vwap": pl.Float64},
-    )
+    # The names from the few distinct symbols: no Python object per bar.
+    names = seen_names.gather(by_name).gather(rank[ints[BAR_SYMBOL]])
+    return names, ints[BAR_START], floats, ints[BAR_COUNT]
 
 
 _KernelResult = tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]

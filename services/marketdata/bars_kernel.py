@@ -1,4 +1,8 @@
-"""Bars from trades in one pass, in arrival order: the batch path's Numba kernel.
+"""Bars from trades in one pass, in arrival order, keeping one open bar per symbol.
+
+The batch path's kernel for spans of time too long for `bars_grid`'s (bucket x
+symbol) grid, which `bars.aggregate_trades` tries first; also the home of the
+string-view symbol table both use.
 
 Trades arrive ordered by time across all symbols, not grouped by symbol. A sort or a
 hash group-by (what pandas and Polars do) touches every trade several times; this

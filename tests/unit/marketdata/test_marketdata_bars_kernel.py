@@ -6,12 +6,16 @@ the order the trades came, which is the order all three sum in here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cift.parallel_tasks import HELPERS
+from services.marketdata import bars_grid
 from services.marketdata.bars import (
     Bar,
     BarBuilder,
@@ -37,6 +41,19 @@ def frame(rows: list[tuple[str, int, float, float]]) -> pl.DataFrame:
     return pl.DataFrame(
         {"symbol": list(symbols), "ts_ns": list(ts), "price": list(price), "size": list(size)},
         schema={"symbol": pl.String, "ts_ns": pl.Int64, "price": pl.Float64, "size": pl.Float64},
+    )
+
+
+def random_trades(n: int, names: list[str], seconds: int, seed: int) -> pl.DataFrame:
+    """n trades in time order over `seconds`, symbols drawn from `names`, cent prices."""
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame(
+        {
+            "symbol": np.array(names)[rng.integers(0, len(names), n)],
+            "ts_ns": np.sort(rng.integers(0, seconds * SECOND, n)),
+            "price": np.round(rng.uniform(1, 500, n), 2),
+            "size": rng.integers(1, 300, n).astype(float),
+        }
     )
 
 
@@ -103,6 +120,82 @@ def test_time_ordered_trades_give_the_bars_of_polars_and_pandas(
         assert_same(ours, pandas_bars(trades_frame, tf.ns))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    trades,
+    st.sampled_from(["1Sec", "1Min"]),
+    st.sampled_from(["string", "categorical"]),
+    st.booleans(),
+)
+def test_trades_cut_in_chunks_for_several_cores_give_the_bars_of_polars(
+    rows: list[tuple[str, int, float, float]], timeframe: str, symbol_type: str, in_time: bool
+) -> None:
+    """Chunks cut at bucket edges fill the grid at once; when the trades are not in time
+    order across symbols, chunks may share a bucket and the grid is filled again by one
+    thread: the same bars either way."""
+    if in_time:
+        rows.sort(key=lambda r: r[1])
+    else:
+        rows.sort(key=lambda r: (r[0], r[1]))  # each symbol's trades in time order
+    trades_frame = frame(rows)
+    if symbol_type == "categorical":
+        trades_frame = trades_frame.with_columns(pl.col("symbol").cast(pl.Categorical))
+    tf = parse_timeframe(timeframe)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bars_grid, "PARALLEL_MIN_TRADES", 0)
+        ours = aggregate_trades(trades_frame, tf)
+    assert_same(ours, _aggregate_with_polars(trades_frame, tf))
+
+
+def test_a_million_trades_in_time_order_give_the_bars_of_pandas() -> None:
+    # Past PARALLEL_MIN_TRADES: cut in chunks for the cores, bucket edges inside.
+    trades_frame = random_trades(1_000_000, [f"S{i:02d}" for i in range(40)], 3_600, seed=11)
+    tf = parse_timeframe("1Min")
+    expected = pandas_bars(trades_frame, tf.ns)
+    assert_same(aggregate_trades(trades_frame, tf), expected)
+    as_codes = trades_frame.with_columns(pl.col("symbol").cast(pl.Categorical))
+    assert_same(aggregate_trades(as_codes, tf), expected)
+
+
+def test_chunks_sharing_a_bucket_are_filled_again_by_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each symbol's trades in time order, the symbols one after the other: every chunk
+    # spans the whole hour, so the chunks overlap and one thread fills the grid again.
+    rows = [("A", 0, 1.0, 1.0)]
+    rows += [("B", i * SECOND, 2.0 + i % 7, 1.0) for i in range(3_600)]
+    rows += [("A", i * SECOND, 3.0 + i % 5, 2.0) for i in range(1, 3_600)]
+    calls: list[int] = []
+    fill_chunk = bars_grid._fill_chunk
+
+    def counted(*args: Any) -> None:
+        calls.append(1)
+        fill_chunk(*args)
+
+    monkeypatch.setattr(bars_grid, "PARALLEL_MIN_TRADES", 0)
+    monkeypatch.setattr(bars_grid, "_fill_chunk", counted)
+    tf = parse_timeframe("1Min")
+    ours = aggregate_trades(frame(rows), tf)
+    assert len(calls) == bars_grid.CHUNKS_PER_CORE * (HELPERS + 1) + 1
+    assert_same(ours, pandas_bars(frame(rows), tf.ns))
+
+
+@pytest.mark.parametrize("others", [300, 600])
+def test_dictionary_codes_past_the_first_row_width_widen_the_grid_or_leave_it(
+    others: int,
+) -> None:
+    # A slice of a Categorical keeps its dictionary: ids 300.. are past the grid's first
+    # guess of columns, which then takes the largest id; past 512 the grid is left for
+    # the per-symbol kernel. The same bars every way.
+    rows = [(f"Y{i % 3}", i * SECOND, 1.0 + i, 1.0) for i in range(200)]
+    names = [f"Z{i}" for i in range(others)]
+    symbols = pl.Series(names + [r[0] for r in rows]).cast(pl.Categorical).slice(others)
+    trades_frame = frame(rows).with_columns(symbols.alias("symbol"))
+    assert trades_frame["symbol"].to_physical().min() == others
+    tf = parse_timeframe("1Min")
+    assert_same(aggregate_trades(trades_frame, tf), pandas_bars(frame(rows), tf.ns))
+
+
 def test_a_symbol_ahead_of_the_others_in_time_still_gets_every_bar() -> None:
     # In order within each symbol, not across: the first guess of room is too small.
     rows = [("A", i * 60 * SECOND, 10.0 + i, 1.0) for i in range(50)]
@@ -145,16 +238,7 @@ def test_no_trades_give_no_bars() -> None:
 
 @pytest.mark.parametrize("symbol_type", [pl.String, pl.Categorical])
 def test_many_symbols_interleaved(symbol_type: pl.DataType) -> None:
-    rng = np.random.default_rng(3)
-    n = 20_000
-    trades_frame = pl.DataFrame(
-        {
-            "symbol": [f"S{i:03d}" for i in rng.integers(0, 300, n)],
-            "ts_ns": np.sort(rng.integers(0, 3_600 * SECOND, n)),
-            "price": np.round(rng.uniform(1, 500, n), 2),
-            "size": rng.integers(1, 300, n).astype(float),
-        }
-    )
+    trades_frame = random_trades(20_000, [f"S{i:03d}" for i in range(300)], 3_600, seed=3)
     tf = parse_timeframe("1Min")
     ours = aggregate_trades(trades_frame.with_columns(pl.col("symbol").cast(symbol_type)), tf)
     assert_same(ours, pandas_bars(trades_frame, tf.ns))
@@ -175,16 +259,7 @@ def test_strings_longer_than_a_view_holds_inline_still_give_the_group_by_bars() 
 
 
 def test_thousands_of_distinct_strings_grow_the_code_table() -> None:
-    rng = np.random.default_rng(5)
-    n = 30_000
-    trades_frame = pl.DataFrame(
-        {
-            "symbol": [f"X{i}" for i in rng.integers(0, 5_000, n)],
-            "ts_ns": np.sort(rng.integers(0, 600 * SECOND, n)),
-            "price": np.round(rng.uniform(1, 500, n), 2),
-            "size": rng.integers(1, 300, n).astype(float),
-        }
-    )
+    trades_frame = random_trades(30_000, [f"X{i}" for i in range(5_000)], 600, seed=5)
     tf = parse_timeframe("1Min")
     assert_same(aggregate_trades(trades_frame, tf), pandas_bars(trades_frame, tf.ns))
     # A slice starts inside the column's views.

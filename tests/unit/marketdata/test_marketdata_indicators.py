@@ -80,6 +80,58 @@ def test_macd_is_bit_for_bit_talib(fast: int, slow: int, signal: int, seed: int)
             np.testing.assert_array_equal(ours, theirs)
 
 
+def split_macd(x: np.ndarray, lead: int, window: int, cores: int = 2) -> tuple[np.ndarray, ...]:
+    outputs = (np.empty(len(x)), np.empty(len(x)), np.empty(len(x)))
+    ind._macd_split(x, 12, 26, 9, *outputs, cores=cores, lead=lead, window=window)
+    return outputs
+
+
+def serial_macd(x: np.ndarray) -> tuple[np.ndarray, ...]:
+    outputs = (np.empty(len(x)), np.empty(len(x)), np.empty(len(x)))
+    ind._macd_kernel(x, 12, 26, 9, *outputs)
+    return outputs
+
+
+@pytest.mark.parametrize("spare", [True, False])
+def test_macd_of_a_long_series_in_parts_is_still_bit_for_bit_talib(
+    monkeypatch: pytest.MonkeyPatch, spare: bool
+) -> None:
+    # In parts on one core, or on the free cores as well.
+    monkeypatch.setattr(ind, "core_to_spare", lambda: spare)
+    x = prices(ind._SPLIT_MIN_POINTS + 1_001, seed=3)
+    for ours, theirs in zip(ind.macd(x), talib.MACD(x, 12, 26, 9), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("lead", "window", "cores"), [(1, 8, 2), (1, 4096, 2), (3000, 4096, 1), (4096, 4096, 3)]
+)
+def test_macd_split_repairs_parts_whose_guess_had_not_become_true(
+    lead: int, window: int, cores: int
+) -> None:
+    # A lead of one point leaves each guessed state wrong at its cut: the outputs past
+    # it are recomputed until the true state meets a recorded one (window 4096), or to
+    # the end (window 8). Every way every value equals the serial kernel's and TA-Lib's.
+    x = prices(50_000, seed=4)
+    for ours, serial, theirs in zip(
+        split_macd(x, lead, window, cores),
+        serial_macd(x),
+        talib.MACD(x, 12, 26, 9),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(ours, serial)
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("at", [100, 30_000])
+def test_macd_split_turns_to_nan_after_a_nan_in_either_half_as_the_serial_kernel(at: int) -> None:
+    x = prices(50_000, seed=5)
+    x[at] = np.nan
+    for ours, serial in zip(split_macd(x, 4096, 4096), serial_macd(x), strict=True):
+        np.testing.assert_array_equal(ours, serial)
+        assert np.isnan(ours[at:]).all()
+
+
 @pytest.mark.parametrize(("period", "dev"), [(20, 2.0), (5, 1.5), (50, 3.0)])
 def test_bollinger_bands_match_talib(period: int, dev: float) -> None:
     x = prices()
