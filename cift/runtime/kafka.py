@@ -47,6 +47,26 @@ log = logging.getLogger(__name__)
 # librdkafka's own log lines (connection trouble, rebalances) go through this logger.
 CLIENT_LOG = logging.getLogger("cift.runtime.kafka.librdkafka")
 
+
+class _RetriedConnectionFailure(logging.Filter):
+    """librdkafka's FAIL lines (a connection refused or dropped) are warnings, not errors.
+
+    librdkafka logs each failed connection at error level and then retries it by itself,
+    and its error callback reports the same failure, which `_log_client_error` already
+    logs as a warning. A broker restart (`cift restart kafka`, or the embedded broker's
+    memory bound) is no error of the services.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # confluent-kafka logs ("%s [%s] %s", facility, client name, message).
+        args = record.args
+        if record.levelno > logging.WARNING and isinstance(args, tuple) and args[:1] == ("FAIL",):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+CLIENT_LOG.addFilter(_RetriedConnectionFailure())
+
 SCHEMA_HEADER = "cift-schema"
 EVENT_ID_HEADER = "cift-event-id"
 
