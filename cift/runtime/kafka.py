@@ -192,6 +192,11 @@ def _client_config(bootstrap: str, client_id: str) -> dict[str, Any]:
     }
 
 
+def admin_client(bootstrap: str) -> AdminClient:
+    """An admin client whose librdkafka lines go to the log, not to stderr."""
+    return AdminClient(_client_config(bootstrap, "cift-admin"))
+
+
 def _log_client_error(error: KafkaError) -> None:
     # Transport errors are retried by librdkafka itself; they are worth a warning.
     CLIENT_LOG.warning("kafka client error: %s", error)
@@ -911,7 +916,7 @@ async def topic_names(bootstrap: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -
     """
 
     def fetch() -> list[str]:
-        admin = AdminClient(_client_config(bootstrap, "cift-admin"))
+        admin = admin_client(bootstrap)
         return list(admin.list_topics(timeout=timeout_s).topics)
 
     return await asyncio.to_thread(fetch)
@@ -928,7 +933,7 @@ async def ensure_topics(
 
     def create() -> None:
         # Made, used and dropped on the worker thread: no librdkafka call on the loop.
-        admin = AdminClient(_client_config(bootstrap, "cift-admin"))
+        admin = admin_client(bootstrap)
         existing = set(admin.list_topics(timeout=CONNECT_TIMEOUT_S).topics)
         missing = [NewTopic(name, partitions, 1) for name in topics if name not in existing]
         if not missing:

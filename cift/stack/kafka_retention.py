@@ -130,7 +130,7 @@ class BrokerMemoryGuard:
         """One check; True when it restarted the broker."""
         # A client per check: one kept across a broker restart waits out librdkafka's
         # reconnect backoff on its group-coordinator connection and times out.
-        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        admin = kafka.admin_client(self._bootstrap)
         ends = await asyncio.to_thread(self._ends, admin)
         previous, self._previous_ends = self._previous_ends, ends
         used = self.memory()
