@@ -21,9 +21,11 @@ reports (`shared_memory_size`: shared buffers, WAL buffers, lock tables), since
 filling it is the buffer cache reaching its configured size; its anonymous memory is
 judged per process (the services' pools open backends as the load needs them): a
 backend may grow by 20 % + `work_mem`, what one sort or hash may take. The embedded broker
-(Tansu) keeps every record in memory with no retention, so its anonymous memory grows
-with what is published (mostly ticks): it fails the bound on any long run, and the
-table's MiB/min says by how much. Market data grows until its stream rings are full
+(Tansu) keeps every record in memory with no retention until `cift up` restarts it,
+empty, past `CIFT_KAFKA_MEMORY_LIMIT_MIB` (once its consumers have read it): its
+anonymous memory rises and falls, and its highest sample after the warm-up may not pass
+that limit + 16 MiB (`--set CIFT_KAFKA_MEMORY_LIMIT_MIB=64` shows restarts in a short
+run). Market data grows until its stream rings are full
 (`CIFT_MARKETDATA_STREAM_RING` items per kind, ~0.9 KiB each; at the simulator's
 default rate the quote ring fills in ~14 min, the trade ring in ~42 min):
 `--set CIFT_MARKETDATA_STREAM_RING=4096` shows in a short run that it then levels off.
@@ -52,10 +54,12 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.memory import Footprint, setting_mib, tree_footprint, verdicts
+from cift.runtime.config import load as load_config
 from cift.stack import control
 from cift.stack.cli import READY_LINE
 from cift.stack.launcher import StackInfo
 from cift.stack.ports import PortPlan
+from cift.stack.settings import StackConfig
 from tests.cift_process import cift_up
 from tests.faults.books import settled_problems, snapshot_problems
 from tests.faults.load import Load
@@ -103,6 +107,7 @@ def memory_report(
     timed: dict[str, list[tuple[float, Footprint]]],
     minutes: float,
     postgres_settings: tuple[float, float],
+    broker_limit_mib: float | None,
 ) -> list[str]:
     """Print each process's memory at start and end and the verdict per kind; the failures."""
     failures = []
@@ -131,6 +136,8 @@ def memory_report(
         footprints = [fp for _, fp in series]
         if name == "postgres":
             found = verdicts(name, footprints, minutes, segment_mib, work_mem_mib)
+        elif name == "kafka":
+            found = verdicts(name, footprints, minutes, anon_cap_mib=broker_limit_mib)
         else:
             found = verdicts(name, footprints, minutes)
         for v in found:
@@ -235,7 +242,8 @@ async def soak(args: argparse.Namespace) -> int:
     if ledger.timings:
         p50, p99 = p50_p99_ms(sorted(d for _, d in ledger.timings))
         print(f"latency of every answered call over the run: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
-    failures += memory_report(timed, args.minutes, postgres_settings)
+    limit_mib = load_config(StackConfig, environ).kafka_memory_limit_mib
+    failures += memory_report(timed, args.minutes, postgres_settings, limit_mib or None)
     print("\nover time (each window: calls answered, latency, PSS MiB at its end)")
     print("\n".join(windows_table(ledger.timings, timed, started, args.window_s)))
     failures += [f"log error x{count}: {line}" for line, count in errors.most_common(20)]

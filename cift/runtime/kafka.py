@@ -47,6 +47,26 @@ log = logging.getLogger(__name__)
 # librdkafka's own log lines (connection trouble, rebalances) go through this logger.
 CLIENT_LOG = logging.getLogger("cift.runtime.kafka.librdkafka")
 
+
+class _RetriedConnectionFailure(logging.Filter):
+    """librdkafka's FAIL lines (a connection refused or dropped) are warnings, not errors.
+
+    librdkafka logs each failed connection at error level and then retries it by itself,
+    and its error callback reports the same failure, which `_log_client_error` already
+    logs as a warning. A broker restart (`cift restart kafka`, or the embedded broker's
+    memory bound) is no error of the services.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # confluent-kafka logs ("%s [%s] %s", facility, client name, message).
+        args = record.args
+        if record.levelno > logging.WARNING and isinstance(args, tuple) and args[:1] == ("FAIL",):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+CLIENT_LOG.addFilter(_RetriedConnectionFailure())
+
 SCHEMA_HEADER = "cift-schema"
 EVENT_ID_HEADER = "cift-event-id"
 
@@ -170,6 +190,11 @@ def _client_config(bootstrap: str, client_id: str) -> dict[str, Any]:
         "logger": CLIENT_LOG,
         "error_cb": _log_client_error,
     }
+
+
+def admin_client(bootstrap: str) -> AdminClient:
+    """An admin client whose librdkafka lines go to the log, not to stderr."""
+    return AdminClient(_client_config(bootstrap, "cift-admin"))
 
 
 def _log_client_error(error: KafkaError) -> None:
@@ -891,7 +916,7 @@ async def topic_names(bootstrap: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -
     """
 
     def fetch() -> list[str]:
-        admin = AdminClient(_client_config(bootstrap, "cift-admin"))
+        admin = admin_client(bootstrap)
         return list(admin.list_topics(timeout=timeout_s).topics)
 
     return await asyncio.to_thread(fetch)
@@ -908,7 +933,7 @@ async def ensure_topics(
 
     def create() -> None:
         # Made, used and dropped on the worker thread: no librdkafka call on the loop.
-        admin = AdminClient(_client_config(bootstrap, "cift-admin"))
+        admin = admin_client(bootstrap)
         existing = set(admin.list_topics(timeout=CONNECT_TIMEOUT_S).topics)
         missing = [NewTopic(name, partitions, 1) for name in topics if name not in existing]
         if not missing:

@@ -33,6 +33,7 @@ from cift.runtime import kafka
 from cift.runtime.config import ConfigError, env_name, load
 from cift.stack import control
 from cift.stack.errors import StackError, redact_url
+from cift.stack.kafka_retention import BrokerMemoryGuard, MemoryPolicy, anonymous_bytes
 from cift.stack.launcher import Stack, StackInfo, StackOptions, read_running
 from cift.stack.logs import LogFollower
 from cift.stack.probes import (
@@ -139,7 +140,13 @@ async def _supervise(stack: Stack, stop_requested: asyncio.Event) -> int:
         _say(f"running without {safeguard}")
     print(READY_LINE, flush=True)
     supervising = asyncio.create_task(supervisor.run())
+    guard = _broker_memory_guard(stack, info, supervisor)
+    guarding = asyncio.create_task(guard.run()) if guard is not None else None
     await asyncio.wait({stopping, supervising}, return_when=asyncio.FIRST_COMPLETED)
+    if guarding is not None:
+        guarding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await guarding
     code = 0
     if supervising.done():
         # Only a crash loop (or a bug) ends supervision on its own.
@@ -158,6 +165,28 @@ async def _supervise(stack: Stack, stop_requested: asyncio.Event) -> int:
     await stack.stop()
     _say("stopped")
     return code
+
+
+def _broker_memory_guard(
+    stack: Stack, info: StackInfo, supervisor: Supervisor
+) -> BrokerMemoryGuard | None:
+    """The embedded broker's memory bound (cift/stack/kafka_retention.py), if it runs one."""
+    limit_mib = stack.config.kafka_memory_limit_mib
+    if "kafka" not in info.embedded or limit_mib <= 0:
+        return None
+    broker = supervisor.component("kafka")
+
+    def memory() -> int | None:
+        child = broker.child
+        return None if child is None or not broker.running else anonymous_bytes(child.pid)
+
+    return BrokerMemoryGuard(
+        info.kafka_bootstrap,
+        memory,
+        lambda: supervisor.restart_component("kafka"),
+        MemoryPolicy(limit_bytes=limit_mib * 2**20),
+        _say,
+    )
 
 
 def _cmd_up(args: argparse.Namespace) -> int:

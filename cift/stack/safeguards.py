@@ -3,8 +3,8 @@
 Fine on a laptop, wrong anywhere shared: signing keys stored unencrypted, API-key hashes
 not keyed by a server secret, an embedded PostgreSQL that trusts every local user, a
 Redis without a password, an embedded broker that never deletes a record (Tansu 0.6's
-memory engine applies no retention: its memory grows with every tick published, see
-docs/RELIABILITY.md). deploy/k8s sets all of them (and auth refuses to start there
+memory engine applies no retention: `cift up` bounds its memory by restarting it empty,
+see docs/RELIABILITY.md). deploy/k8s sets all of them (and auth refuses to start there
 without its secrets, CIFT_AUTH_PRODUCTION_MODE).
 """
 
@@ -52,7 +52,7 @@ def missing_safeguards(
     if "kafka" in embedded:
         missing.append(
             "broker retention: the embedded broker keeps every record in memory and deletes "
-            "none, so it grows with every tick until restarted "
-            "(set CIFT_KAFKA_BOOTSTRAP to a Kafka with retention)"
+            "none; `cift up` restarts it, empty, once past CIFT_KAFKA_MEMORY_LIMIT_MIB and read "
+            "by every consumer (set CIFT_KAFKA_BOOTSTRAP to a Kafka with retention)"
         )
     return missing

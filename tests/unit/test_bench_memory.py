@@ -107,3 +107,14 @@ def test_postgres_heaps_are_judged_per_backend_as_the_pools_open_more() -> None:
     # The same backends each growing by 8 MiB fail.
     grown = [Footprint((2.5 + i) * 10, 50.0, 7.0, 0.0, 10) for i in range(10)]
     assert not verdicts("postgres", grown, 10.0, 148.0, 4.0)[0].within
+
+
+def test_the_restarted_broker_is_held_to_its_limit_however_it_saws() -> None:
+    # Climbs to ~60 MiB, restarted empty, climbs again: late and early medians say little.
+    saw = [5.0 + 11 * (i % 6) for i in range(20)]
+    anon = verdicts("kafka", _series(saw, [0.0] * 20), 10.0, anon_cap_mib=64.0)[0]
+    assert anon.within and anon.late == 60.0 and anon.bound == 80.0
+    assert anon.rule.startswith("highest")
+    # Never restarted: it passes the limit and fails, even though it grows steadily.
+    climb = [5.0 + 5 * i for i in range(20)]
+    assert not verdicts("kafka", _series(climb, [0.0] * 20), 10.0, anon_cap_mib=64.0)[0].within
