@@ -27,8 +27,11 @@ anonymous memory rises and falls, and its highest sample after the warm-up may n
 that limit + 16 MiB (`--set CIFT_KAFKA_MEMORY_LIMIT_MIB=64` shows restarts in a short
 run). Market data grows until its stream rings are full
 (`CIFT_MARKETDATA_STREAM_RING` items per kind, ~0.9 KiB each; at the simulator's
-default rate the quote ring fills in ~14 min, the trade ring in ~42 min):
-`--set CIFT_MARKETDATA_STREAM_RING=4096` shows in a short run that it then levels off.
+default rate the quote ring fills in ~14 min, the trade ring in ~42 min): the soak
+reads the items they hold (`cift_marketdata_stream_ring_items`) at each sample, and
+its anonymous memory may grow by 1 KiB per item they took on between the two medians
+on top of the +20 % + 16 MiB; `--set CIFT_MARKETDATA_STREAM_RING=4096` shows in a
+short run that it then levels off.
 It also fails on any error line written to any log once the stack is up (JSON
 `"level": "error"`, PostgreSQL ERROR/FATAL/PANIC, Envoy `[error]`/`[critical]`), on
 any 5xx the clients saw, on any 401 (a token the load did not renew), and on books
@@ -50,6 +53,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -108,6 +113,7 @@ def memory_report(
     minutes: float,
     postgres_settings: tuple[float, float],
     broker_limit_mib: float | None,
+    ring_items: list[float],
 ) -> list[str]:
     """Print each process's memory at start and end and the verdict per kind; the failures."""
     failures = []
@@ -138,6 +144,8 @@ def memory_report(
             found = verdicts(name, footprints, minutes, segment_mib, work_mem_mib)
         elif name == "kafka":
             found = verdicts(name, footprints, minutes, anon_cap_mib=broker_limit_mib)
+        elif name == "marketdata" and ring_items:
+            found = verdicts(name, footprints, minutes, held_items=ring_items)
         else:
             found = verdicts(name, footprints, minutes)
         for v in found:
@@ -153,6 +161,18 @@ def memory_report(
                     f"(bound {v.bound:.1f}, {v.rule})"
                 )
     return failures
+
+
+async def held_in_rings(metrics_url: str) -> float:
+    """Items market data's stream rings hold now (`cift_marketdata_stream_ring_items`)."""
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        text = (await client.get(metrics_url)).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "cift_marketdata_stream_ring_items"
+        for sample in family.samples
+    )
 
 
 def p50_p99_ms(took: list[float]) -> tuple[float, float]:
@@ -209,6 +229,7 @@ async def soak(args: argparse.Namespace) -> int:
             load = await asyncio.to_thread(Load, info.gateway_url, args.accounts, args.pause_s)
             postgres_settings = await postgres_memory_settings(info.database_url)
             timed: dict[str, list[tuple[float, Footprint]]] = defaultdict(list)
+            ring_items: list[float] = []
             load.start()
             started = time.monotonic()
             end = started + args.minutes * 60
@@ -219,6 +240,7 @@ async def soak(args: argparse.Namespace) -> int:
                         footprint = None if pid is None else tree_footprint(pid)
                         if footprint is not None:
                             timed[figures["name"]].append((time.monotonic(), footprint))
+                    ring_items.append(await held_in_rings(info.metrics_urls["marketdata"]))
                     await asyncio.sleep(args.sample_s)
             finally:
                 await asyncio.to_thread(load.stop)
@@ -243,7 +265,7 @@ async def soak(args: argparse.Namespace) -> int:
         p50, p99 = p50_p99_ms(sorted(d for _, d in ledger.timings))
         print(f"latency of every answered call over the run: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     limit_mib = load_config(StackConfig, environ).kafka_memory_limit_mib
-    failures += memory_report(timed, args.minutes, postgres_settings, limit_mib or None)
+    failures += memory_report(timed, args.minutes, postgres_settings, limit_mib or None, ring_items)
     print("\nover time (each window: calls answered, latency, PSS MiB at its end)")
     print("\n".join(windows_table(ledger.timings, timed, started, args.window_s)))
     failures += [f"log error x{count}: {line}" for line, count in errors.most_common(20)]

@@ -123,6 +123,10 @@ class StreamLog(Generic[T]):
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
+    def held(self) -> int:
+        """How many items the ring holds: all published until it is full, then its capacity."""
+        return min(self.head, self.capacity)
+
     def publish(self, items: Iterable[T]) -> int:
         """Append items; wakes every subscriber. Returns the new head sequence number."""
         cap = self.capacity

@@ -32,6 +32,13 @@ STREAM_SKIPPED = Counter(
 STREAM_SUBSCRIBERS = Gauge(
     "cift_marketdata_stream_subscribers", "Open stream subscriptions.", ["stream"]
 )
+# Read when scraped, so publishing pays nothing for it. The rings are market data's
+# largest memory by design: a memory bound (bench/soak.py) allows for what they hold.
+STREAM_RING_ITEMS = Gauge(
+    "cift_marketdata_stream_ring_items",
+    "Items a stream ring holds for slow subscribers and resumes (up to CIFT_MARKETDATA_STREAM_RING).",
+    ["stream"],
+)
 
 
 class StreamHub:
@@ -58,6 +65,8 @@ class StreamHub:
             conflate=False,
             max_subscribers=max_subscribers,
         )
+        for stream, ring in (("quotes", self.quotes), ("trades", self.trades), ("bars", self.bars)):
+            STREAM_RING_ITEMS.labels(stream=stream).set_function(ring.held)
 
     def publish_ticks(self, ticks: Iterable[marketdata_pb2.Quote | marketdata_pb2.Trade]) -> None:
         quotes = []

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from bench.memory import (
+    RING_ITEM_KIB,
     Footprint,
     add_up,
     parse_smaps_rollup,
@@ -118,3 +119,21 @@ def test_the_restarted_broker_is_held_to_its_limit_however_it_saws() -> None:
     # Never restarted: it passes the limit and fails, even though it grows steadily.
     climb = [5.0 + 5 * i for i in range(20)]
     assert not verdicts("kafka", _series(climb, [0.0] * 20), 10.0, anon_cap_mib=64.0)[0].within
+
+
+def test_market_data_may_grow_by_what_its_rings_took_on_and_no_more() -> None:
+    # 10 samples: the rings go from 10,000 to 100,000 items (~88 MiB at 1 KiB each).
+    items = [10_000.0 * (i + 1) for i in range(10)]
+    # Medians of the second fifth (30k, 40k items) and of the last (90k, 100k).
+    early = 200.0 + 25_000 * RING_ITEM_KIB / 1024
+    ring = 60_000 * RING_ITEM_KIB / 1024
+    filling = [200.0 + (n - items[0]) * RING_ITEM_KIB / 1024 for n in items]
+    (anon,) = [v for v in verdicts("marketdata", _series(filling, [0.0] * 10), 10.0,
+                                   held_items=items) if v.kind == "anon"]  # fmt: skip
+    assert anon.within
+    assert anon.bound == pytest.approx(early * 1.2 + 16 + ring)
+    assert "ring items" in anon.rule
+    leaking = [a + 60.0 * i for i, a in enumerate(filling)]  # 60 MiB a sample more
+    (anon,) = [v for v in verdicts("marketdata", _series(leaking, [0.0] * 10), 10.0,
+                                   held_items=items) if v.kind == "anon"]  # fmt: skip
+    assert not anon.within

@@ -15,6 +15,8 @@ import gc
 import tracemalloc
 from collections.abc import Callable
 
+from prometheus_client import REGISTRY
+
 from cift.marketdata.v1 import marketdata_pb2
 from services.marketdata.bars import Bar
 from services.marketdata.events import bar_pb
@@ -96,3 +98,22 @@ def test_the_hubs_three_rings_stop_growing_once_full_with_real_ticks_and_bars() 
     delivery = quotes.take(CAPACITY)
     assert delivery is not None
     assert all(isinstance(item, marketdata_pb2.Quote) for item in delivery.items)
+
+
+def test_the_ring_gauge_counts_what_each_ring_holds_up_to_its_capacity() -> None:
+    """The soak's bound for market data allows for the rings' items; it reads them here."""
+    hub = StreamHub(capacity=CAPACITY, max_subscribers=10)
+
+    def held(stream: str) -> float | None:
+        return REGISTRY.get_sample_value("cift_marketdata_stream_ring_items", {"stream": stream})
+
+    assert (held("quotes"), held("trades"), held("bars")) == (0, 0, 0)
+    hub.publish_ticks(
+        [marketdata_pb2.Quote(symbol="S00", sequence=n) for n in range(1, 101)]
+        + [marketdata_pb2.Trade(symbol="S00", sequence=n) for n in range(1, 4)]
+    )
+    assert (held("quotes"), held("trades"), held("bars")) == (100, 3, 0)
+    hub.publish_ticks(
+        marketdata_pb2.Quote(symbol=SYMBOLS[n % 50], sequence=n) for n in range(3 * CAPACITY)
+    )
+    assert (held("quotes"), held("trades")) == (CAPACITY, 3)
