@@ -1,6 +1,9 @@
-"""SQL of fills: taking a fill once (idempotent by fill id) with its explanation, settling
-it, recording its activity and events, reading fills back, and the per-symbol tick
-marks that make redelivered ticks no-ops.
+"""SQL of fills: taking a fill once (idempotent by fill id) with its explanation, booking
+it (settlement, activity, events and tick mark in one statement), reading fills back,
+and the per-symbol tick marks that make redelivered ticks no-ops.
+
+A fill is four round trips: BEGIN, `take_fill` (record it, lock and read what it
+changes), `book_fill` (write everything the journal computed from that), COMMIT.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from cift.runtime.outbox import NOTIFY_SQL
 from cift.trading.fills import Fill, FillExplanation, PriceSource
 from cift.trading.intraday import DayFills
 from cift.trading.ledger import Balances, Position
+from services.execution.adapters.order_rows import order_from_row
 from services.execution.adapters.outbox_sql import (
     event_args,
     event_params,
     log_values,
     queue_values,
 )
-from services.execution.app.store_ports import OutgoingEvent, SettledFill
+from services.execution.app.store_ports import OutgoingEvent, SettledFill, TakenFill
 
 TAKE_FILL_SQL = """
 WITH recorded AS (
@@ -37,7 +41,8 @@ WITH recorded AS (
 )
 SELECT o.*, held.qty AS held_qty, held.cost_basis AS held_cost_basis,
        a.cash AS account_cash, a.net_cost AS account_net_cost,
-       a.gross_cost AS account_gross_cost, a.margin_multiplier AS account_margin_multiplier
+       a.gross_cost AS account_gross_cost, a.margin_multiplier AS account_margin_multiplier,
+       a.event_seq AS account_event_seq
 FROM recorded
 JOIN orders o ON o.order_id = $2
 JOIN accounts a ON a.account_id = $3
@@ -48,26 +53,15 @@ FOR UPDATE OF o, a
 """
 
 
-def balances(taken: asyncpg.Record) -> Balances:
-    """The account's figures a fill's row from `take_fill` carries (the row is locked)."""
-    return Balances(
-        taken["account_cash"],
-        taken["account_net_cost"],
-        taken["account_gross_cost"],
-        taken["account_margin_multiplier"],
-    )
-
-
-async def take_fill(
-    conn: asyncpg.Connection, fill: Fill, at: datetime
-) -> tuple[Position, asyncpg.Record] | None:
-    """Record a fill and lock its position and order rows: one statement.
+async def take_fill(conn: asyncpg.Connection, fill: Fill, at: datetime) -> TakenFill | None:
+    """Record a fill and lock the rows it changes: one statement.
 
     None when this fill id was already applied: then nothing is written or
     locked, and nothing else may change. Otherwise the position as it stands
-    (locked before the order, as every fill does) and the order row, with the
-    account's figures (`balances`), locked too: the ledger computes the buying
-    power the settlement stores from them.
+    (locked before the order, as every fill does), the order, and the account's
+    figures and event sequence, all locked until the transaction ends: what the
+    journal computes from them (the settlement, the buying power, the events'
+    sequence and bytes) still holds when `book_fill` writes it.
     """
     row = await conn.fetchrow(
         TAKE_FILL_SQL,
@@ -84,9 +78,23 @@ async def take_fill(
     )
     if row is None:
         return None
-    if row["held_qty"] is None:
-        return Position(fill.symbol), row
-    return Position(fill.symbol, row["held_qty"], row["held_cost_basis"]), row
+    held = (
+        Position(fill.symbol)
+        if row["held_qty"] is None
+        else Position(fill.symbol, row["held_qty"], row["held_cost_basis"])
+    )
+    return TakenFill(
+        held,
+        order_from_row(row),
+        Balances(
+            row["account_cash"],
+            row["account_net_cost"],
+            row["account_gross_cost"],
+            row["account_margin_multiplier"],
+        ),
+        row["account_event_seq"],
+        row["commission"],
+    )
 
 
 # The explanation's fields after its source: columns of the same names, in this order.
@@ -127,7 +135,10 @@ async def explanations(
     return {fill_id: e for fill_id, e in found.items() if e is not None}
 
 
-SETTLE_FILL_SQL = """
+# The fill's order event ($28-$32) and fill event ($33-$37), keyed by the account ($1).
+_ORDER_EVENT = event_params(28, key="$1")
+_FILL_EVENT = event_params(33, key="$1")
+BOOK_FILL_SQL = f"""
 WITH held AS (
     INSERT INTO positions (account_id, symbol, qty, cost_basis, realized_pnl, updated_at)
     VALUES ($1, $2, $3, $4, $5, now())
@@ -140,33 +151,55 @@ WITH held AS (
         triggered = $13, water_mark = $14, updated_at = $15,
         filled_at = CASE WHEN $7 = 'filled' THEN $15 ELSE filled_at END
     WHERE order_id = $6
-    RETURNING commission
+    RETURNING 1
 ), charged AS (
     UPDATE accounts
     SET cash = cash + $16, net_cost = net_cost + $17, gross_cost = gross_cost + $18,
-        realized_pnl = realized_pnl + $5, commissions = commissions + $19,
-        reserved = greatest(0, reserved - $12), event_seq = event_seq + 1, updated_at = now(),
-        buying_power = $20
-    WHERE account_id = $1
-    RETURNING cash, event_seq
+        realized_pnl = realized_pnl + $5, commissions = commissions + $11,
+        reserved = greatest(0, reserved - $12), event_seq = $25, updated_at = now(),
+        buying_power = $19
+    WHERE account_id = $1 AND event_seq = $25 - 1
+    RETURNING 1
+), activity AS (
+    INSERT INTO activities (activity_id, account_id, activity_type, occurred_at, net_amount,
+                            symbol, side, qty, price, order_id, description)
+    VALUES ($20, $1, 'fill', $15, $16, $2, $21, $22, $23, $6, $24)
+), logged AS (
+    {log_values("$1", "$25", _ORDER_EVENT.payload)}
+), queued AS (
+    {queue_values(_ORDER_EVENT, _FILL_EVENT)}
+), marked AS (
+    INSERT INTO tick_marks (symbol, sequence)
+    SELECT $26::text, $27::bigint WHERE $27::bigint > 0
+    ON CONFLICT (symbol) DO UPDATE SET sequence = greatest(tick_marks.sequence, $27::bigint)
 )
-SELECT charged.cash, charged.event_seq, placed.commission FROM charged, placed
+SELECT (SELECT count(*) FROM placed) + (SELECT count(*) FROM charged) AS changed, {NOTIFY_SQL}
 """
 
 
-async def settle_fill_rows(conn: asyncpg.Connection, settled: SettledFill) -> asyncpg.Record:
-    """A fill's position, order and account changes in one statement (one round trip).
+async def book_fill(
+    conn: asyncpg.Connection,
+    settled: SettledFill,
+    events: tuple[OutgoingEvent, OutgoingEvent],
+    tick_mark: tuple[str, int] | None,
+) -> None:
+    """A taken fill's whole effect in one statement (one round trip).
 
-    The position and order rows are already locked by the caller's transaction; the
-    account row is updated last, as in every other transaction that changes it;
-    `settled.buying_power` is the ledger's figure for the row after these deltas.
-    Returns the account's new cash and event sequence, and the order's total
-    commission, which the fill's events carry.
+    The position, the order, the account (last, as in every other transaction that
+    changes it; `settled.buying_power` is the ledger's figure after the fill), the
+    activity entry, the order event (numbered `events[0].sequence`, the one after
+    the sequence `take_fill` found) kept for resumption, both outbox rows in this
+    order (order event, then fill event: the relay publishes them in it), and the
+    symbol's tick mark when the fill came from a tick. The rows were locked by
+    `take_fill`, so the account's sequence cannot have moved; if it did, nothing of
+    the fill may commit and this raises.
     """
-    effect, order, commission = settled.effect, settled.order, settled.fill.commission
+    fill, effect, order = settled.fill, settled.effect, settled.order
+    order_event, fill_event = events
     position = effect.position
-    row = await conn.fetchrow(
-        SETTLE_FILL_SQL,
+    tick_symbol, tick_sequence = tick_mark or ("", 0)
+    changed = await conn.fetchval(
+        BOOK_FILL_SQL,
         order.account_id,
         position.symbol,
         position.qty,
@@ -177,7 +210,7 @@ async def settle_fill_rows(conn: asyncpg.Connection, settled: SettledFill) -> as
         order.filled_qty,
         order.filled_notional,
         order.fill_count,
-        commission,
+        fill.commission,
         settled.released,
         order.triggered,
         order.water_mark,
@@ -185,56 +218,22 @@ async def settle_fill_rows(conn: asyncpg.Connection, settled: SettledFill) -> as
         effect.cash_delta,
         effect.net_cost_delta,
         effect.gross_cost_delta,
-        commission,
         settled.buying_power,
-    )
-    assert row is not None, f"order {order.order_id} or its account vanished"
-    return row
-
-
-# The fill's order event ($12-$16) and fill event ($17-$21), keyed by the account ($2).
-_ORDER_EVENT = event_params(12, key="$2")
-_FILL_EVENT = event_params(17, key="$2")
-RECORD_FILL_SQL = f"""
-WITH activity AS (
-    INSERT INTO activities (activity_id, account_id, activity_type, occurred_at, net_amount,
-                            symbol, side, qty, price, order_id, description)
-    VALUES ($1, $2, 'fill', $3, $4, $5, $6, $7, $8, $9, $10)
-), logged AS (
-    {log_values("$2", "$11", _ORDER_EVENT.payload)}
-), queued AS (
-    {queue_values(_ORDER_EVENT, _FILL_EVENT)}
-)
-SELECT {NOTIFY_SQL}
-"""
-
-
-async def record_fill(
-    conn: asyncpg.Connection, settled: SettledFill, events: tuple[OutgoingEvent, OutgoingEvent]
-) -> None:
-    """A fill's activity entry, its order event and both outbox rows: one statement.
-
-    The outbox rows go in this order (order event, then fill event), so the relay
-    publishes them in it.
-    """
-    fill = settled.fill
-    order_event, fill_event = events
-    await conn.execute(
-        RECORD_FILL_SQL,
         fill.fill_id,
-        fill.account_id,
-        settled.at,
-        settled.effect.cash_delta,
-        fill.symbol,
         fill.side.value,
         fill.qty,
         fill.price,
-        fill.order_id,
         f"{fill.side.value.capitalize()} {fill.qty} {fill.symbol} @ {fill.price}",
         order_event.sequence,
+        tick_symbol,
+        tick_sequence,
         *event_args(order_event),
         *event_args(fill_event),
     )
+    if changed != 2:
+        raise RuntimeError(
+            f"fill {fill.fill_id}: order {order.order_id} or its account moved under its lock"
+        )
 
 
 async def day_fills(
@@ -263,15 +262,6 @@ async def day_fills(
         r["symbol"]: DayFills(r["bought_qty"], r["bought_amount"], r["sold_qty"], r["sold_amount"])
         for r in rows
     }
-
-
-async def advance_tick_mark(conn: asyncpg.Connection, symbol: str, sequence: int) -> None:
-    await conn.execute(
-        """INSERT INTO tick_marks (symbol, sequence) VALUES ($1, $2)
-           ON CONFLICT (symbol) DO UPDATE SET sequence = greatest(tick_marks.sequence, $2)""",
-        symbol,
-        sequence,
-    )
 
 
 async def tick_marks(conn: asyncpg.Connection) -> dict[str, int]:

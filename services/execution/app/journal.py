@@ -89,14 +89,19 @@ class Journal:
     async def apply_fill_on(
         self, conn: Connection, fill: Fill, tick_mark: tuple[str, int] | None
     ) -> bytes | None:
-        """A fill's whole effect inside the caller's transaction; None if applied before."""
+        """A fill's whole effect inside the caller's transaction; None if applied before.
+
+        Two statements: `take_fill` records the fill and locks what it changes, and
+        `book_fill` writes what is computed here from those locked figures (the
+        ledger's settlement and buying power, the events with the sequence after the
+        account's), so every figure and byte is final before the write.
+        """
         at = to_datetime(fill.ts_ns)
         taken = await self.stores.fills.take_fill(conn, fill, at)
         if taken is None:
             return None
-        held, order_row = taken
-        effect = settle_fill(held, fill.side, fill.qty, fill.price, fill.commission)
-        before = self.stores.orders.order_from_row(order_row)
+        effect = settle_fill(taken.position, fill.side, fill.qty, fill.price, fill.commission)
+        before = taken.order
         if before.qty is not None:
             remaining_before = before.qty - before.filled_qty
             part = fill.qty
@@ -118,23 +123,23 @@ class Journal:
             fill.ts_ns,
             released,
         )
-        buying_power = self.stores.fills.balances(order_row).after(effect).buying_power
-        written = SettledFill(fill, effect, after, released, at, buying_power)
-        settled = await self.stores.fills.settle_fill_rows(conn, written)
+        balances = taken.balances.after(effect)
         kind = (
             OrderEventKind.FILL
             if fill.order_status is OrderStatus.FILLED
             else OrderEventKind.PARTIAL_FILL
         )
         order_event = self.stores.outbox.order_event_row(
-            after, kind, settled["event_seq"], fill=fill, commission=settled["commission"]
+            after,
+            kind,
+            taken.event_seq + 1,
+            fill=fill,
+            commission=taken.commission + fill.commission,
         )
-        fill_event = self.stores.outbox.fill_event_row(fill, effect.position, settled["cash"])
-        await self.stores.fills.record_fill(conn, written, (order_event, fill_event))
-        payload = order_event.payload
-        if tick_mark is not None and tick_mark[1]:
-            await self.stores.fills.advance_tick_mark(conn, *tick_mark)
-        return payload
+        fill_event = self.stores.outbox.fill_event_row(fill, effect.position, balances.cash)
+        written = SettledFill(fill, effect, after, released, at, balances.buying_power)
+        await self.stores.fills.book_fill(conn, written, (order_event, fill_event), tick_mark)
+        return order_event.payload
 
     async def record_release_on(self, conn: Connection, event: LegReleased) -> tuple[str, bytes]:
         """An exit leg released (or grown) by its entry's fill: its size and status, announced."""

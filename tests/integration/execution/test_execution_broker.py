@@ -751,3 +751,54 @@ async def test_open_orders_reach_risk_and_a_replaced_sell_does_not_count_against
     assert (risk.last.open_buy_qty, risk.last.open_sell_qty) == ("5", "0")
     assert risk.last.open_order_count == 1
     assert (await account_row(pool, account))["reserved"] == D("200.00")
+
+
+class CountingPool:
+    """The pool, with the start of every statement sent on its connections recorded.
+
+    On the order path the round trips to PostgreSQL are the cost (bench/REPORT-execution.md),
+    so how many an order takes is specified like its figures.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.statements: list[str] = []
+
+    def _log(self, record: Any) -> None:
+        self.statements.append(" ".join(record.query.split())[:40])
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._pool.acquire() as conn:
+            conn.add_query_logger(self._log)
+            try:
+                yield conn
+            finally:
+                conn.remove_query_logger(self._log)
+
+
+async def test_a_market_order_and_its_fill_take_six_statements(
+    pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
+) -> None:
+    counting = CountingPool(pool)
+    broker = new_broker(counting, risk)  # type: ignore[arg-type]
+    await broker.on_ticks([quote_event(symbol, "49.99", "50.01")])
+    # The first order opens the account and saves the instrument: once per account.
+    await broker.submit(account, market(symbol, Side.BUY, "2"))
+    counting.statements.clear()
+
+    order = await broker.submit(account, market(symbol, Side.SELL, "1"))
+
+    # The context read and the submit write; the fill: BEGIN, record it and lock
+    # what it changes, book it with its events, COMMIT.
+    assert len(counting.statements) == 6, counting.statements
+    assert counting.statements[2] == "BEGIN;"
+    assert counting.statements[-1] == "COMMIT;"
+    row = await pool.fetchrow(
+        "SELECT status, filled_qty FROM orders WHERE order_id = $1", order.order_id
+    )
+    assert (row["status"], row["filled_qty"]) == ("filled", 1)
+    position = await pool.fetchrow(
+        "SELECT qty FROM positions WHERE account_id = $1 AND symbol = $2", account, symbol
+    )
+    assert position["qty"] == 1
