@@ -36,7 +36,7 @@ from cift.trading.orders import (
 )
 from cift.trading.vocabulary import Instrument
 from services.execution.app.entry_statements import EntryStatements
-from services.execution.app.journal import Journal
+from services.execution.app.journal import Filled, Journal, Journaled
 from services.execution.app.live import LiveBook
 from services.execution.app.ports import AccountSettings, Market
 from services.execution.app.pretrade import PreTrade
@@ -49,6 +49,16 @@ from services.execution.app.store_ports import (
 from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Placed:
+    """A submitted order as it entered the book."""
+
+    order: Order
+    # As its fill left it, when its booking filled it completely (a market order
+    # that filled at once): final, written with the fill, so the reply can say it.
+    completed: Filled | None = None
 
 
 class OrderEntry:
@@ -74,7 +84,7 @@ class OrderEntry:
         self._known_accounts: set[str] = set()
         self._statements = EntryStatements(pool, stores)
         # Orders written while a booking batch holds the lock wait to form the next one.
-        self._bookings: Coalescer[Order, None] = Coalescer(
+        self._bookings: Coalescer[Order, Filled | None] = Coalescer(
             self._book_orders, name="booking", max_batch=256, max_in_flight=1
         )
 
@@ -94,6 +104,10 @@ class OrderEntry:
         self._known_accounts.add(account_id)
 
     async def submit(self, account_id: str, request: OrderRequest) -> Order:
+        """The order `place` put in the book."""
+        return (await self.place(account_id, request)).order
+
+    async def place(self, account_id: str, request: OrderRequest) -> Placed:
         """Validate, risk-check, then reserve and persist in one statement; all or nothing.
 
         Two database round trips in the common case: one read (account figures,
@@ -118,7 +132,7 @@ class OrderEntry:
             )
             if context.existing_order_id is not None:
                 async with self.pool.acquire() as conn:
-                    return await self.resubmission(conn, account_id, request)
+                    return Placed(await self.resubmission(conn, account_id, request))
             order.reserve(await self.pretrade.reservation(order, context, open_orders))
             await self.pretrade.risk_check(order, context, open_orders)
             await self.book_instrument(instrument)
@@ -151,23 +165,22 @@ class OrderEntry:
 
     async def _write_and_book(
         self, account_id: str, request: OrderRequest, order: Order, sequence: int
-    ) -> Order:
+    ) -> Placed:
         try:
             written = await self._statements.write(order, sequence)
         except DuplicateClientOrderId:
             # The same client_order_id raced in from another call: answer as a resubmission.
             async with self.pool.acquire() as conn:
-                return await self.resubmission(conn, account_id, request)
+                return Placed(await self.resubmission(conn, account_id, request))
         if written is None:
             raise FailedPrecondition(
                 f"Insufficient buying power: this order needs {format_decimal(order.reserved)}.",
                 reason="INSUFFICIENT_BUYING_POWER",
             )
         self.subscriptions.notify(account_id, written[1])
-        await self._bookings.submit(order)
-        return order
+        return Placed(order, await self._bookings.submit(order))
 
-    async def _book_orders(self, orders: list[Order]) -> list[BaseException | None]:
+    async def _book_orders(self, orders: list[Order]) -> list[BaseException | Filled | None]:
         """Put written orders in the book and persist what that produced, under one lock hold.
 
         The lock still spans every commit, so a cancel or a tick never slips between
@@ -177,7 +190,8 @@ class OrderEntry:
         touches a single account row, as a lone fill does, so lock order against the
         multi-account submit statement is unchanged (no new deadlock).
         """
-        results: list[BaseException | None] = [None] * len(orders)
+        results: list[BaseException | Filled | None] = [None] * len(orders)
+        completed: dict[str, Filled] = {}
         by_account: dict[str, list[tuple[int, list[EngineEvent]]]] = defaultdict(list)
         async with self.live.lock:
             for index, order in enumerate(orders):
@@ -192,26 +206,29 @@ class OrderEntry:
                 if produced:
                     by_account[order.account_id].append((index, produced))
             await asyncio.gather(
-                *(self._persist_account(items, results) for items in by_account.values())
+                *(self._persist_account(items, results, completed) for items in by_account.values())
             )
-        return results
+        return [
+            completed.get(order.order_id) if result is None else result
+            for order, result in zip(orders, results, strict=True)
+        ]
 
     async def _persist_account(
-        self, items: list[tuple[int, list[EngineEvent]]], results: list[BaseException | None]
+        self,
+        items: list[tuple[int, list[EngineEvent]]],
+        results: list[BaseException | Filled | None],
+        completed: dict[str, Filled],
     ) -> None:
         """One account's share of a booking batch in one transaction; alone per order on failure.
 
         A failed transaction wrote nothing, so retrying its orders one by one
         isolates the failing order: the others still commit, and only its caller
-        sees the error (as when each order committed alone).
+        sees the error (as when each order committed alone). Orders the committed
+        fills completed go in `completed`.
         """
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                notices = [
-                    n
-                    for _, produced in items
-                    for n in await self.journal.persist_on(conn, produced)
-                ]
+                journaled = [await self.journal.persist_on(conn, p) for _, p in items]
         except Exception as failure:
             if len(items) == 1:
                 results[items[0][0]] = failure
@@ -219,13 +236,18 @@ class OrderEntry:
             for index, produced in items:
                 try:
                     async with self.pool.acquire() as conn, conn.transaction():
-                        notices = await self.journal.persist_on(conn, produced)
-                except Exception as alone:
-                    results[index] = alone
+                        alone = await self.journal.persist_on(conn, produced)
+                except Exception as refused:
+                    results[index] = refused
                     continue
-                self.subscriptions.notify_all(notices)
+                self._committed([alone], completed)
             return
-        self.subscriptions.notify_all(notices)
+        self._committed(journaled, completed)
+
+    def _committed(self, journaled: list[Journaled], completed: dict[str, Filled]) -> None:
+        for written in journaled:
+            self.subscriptions.notify_all(written.notices)
+            completed.update(written.completed)
 
     async def book_instrument(self, instrument: Instrument) -> None:
         """Give the engine the symbol's rules; saved once per change so a restart can reload."""

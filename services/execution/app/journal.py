@@ -10,6 +10,7 @@ event is stored, put in the outbox and handed to subscribers the same way.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from cift.runtime.timestamps import to_datetime
@@ -35,6 +36,26 @@ from services.execution.app.subscriptions import Subscriptions
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Filled:
+    """An order as one fill left it, written with that fill."""
+
+    order: Order
+    commission: Decimal  # the order's commission so far
+    payload: bytes  # the order event announcing the fill, for the subscribers once committed
+
+
+@dataclass(slots=True)
+class Journaled:
+    """What one transaction's engine events wrote."""
+
+    # (account id, order event bytes) to hand the subscribers once committed.
+    notices: list[tuple[str, bytes]] = field(default_factory=list)
+    # Orders a fill of the transaction completed, as it left them: final (a filled
+    # order changes no more), so their reply needs no read back.
+    completed: dict[str, Filled] = field(default_factory=dict)
+
+
 class Journal:
     """Writes engine events; the caller holds the engine lock (`LiveBook.lock`)."""
 
@@ -49,46 +70,48 @@ class Journal:
         """Persist engine events one transaction each (what ticks and restarts produce)."""
         for event in produced:
             async with self.pool.acquire() as conn, conn.transaction():
-                notices = await self.persist_on(conn, [event], tick_mark)
-            self.subscriptions.notify_all(notices)
+                journaled = await self.persist_on(conn, [event], tick_mark)
+            self.subscriptions.notify_all(journaled.notices)
 
     async def persist_on(
         self,
         conn: Connection,
         produced: list[EngineEvent],
         tick_mark: tuple[str, int] | None = None,
-    ) -> list[tuple[str, bytes]]:
-        """Write `produced` inside the caller's transaction; the order events to announce."""
-        notices: list[tuple[str, bytes]] = []
+    ) -> Journaled:
+        """Write `produced` inside the caller's transaction."""
+        journaled = Journaled()
         for event in produced:
             if isinstance(event, Fill):
-                payload = await self.apply_fill_on(conn, event, tick_mark)
-                if payload is not None:
-                    notices.append((event.account_id, payload))
+                filled = await self.apply_fill_on(conn, event, tick_mark)
+                if filled is not None:
+                    journaled.notices.append((event.account_id, filled.payload))
+                    if filled.order.status is OrderStatus.FILLED:
+                        journaled.completed[event.order_id] = filled
             elif isinstance(event, OrderClosed):
                 closed = await self.record_close_on(conn, event)
                 if closed is not None:
-                    notices.append(closed)
+                    journaled.notices.append(closed)
             elif isinstance(event, LegReleased):
-                notices.append(await self.record_release_on(conn, event))
+                journaled.notices.append(await self.record_release_on(conn, event))
             elif isinstance(event, OrderTriggered):
                 await self.stores.orders.mark_triggered(
                     conn, event.order_id, event.water_mark, to_datetime(event.ts_ns)
                 )
-        return notices
+        return journaled
 
     async def apply_fill(self, fill: Fill, tick_mark: tuple[str, int] | None = None) -> bool:
         """Apply one fill in one transaction; False (and no change) if it was applied before."""
         async with self.pool.acquire() as conn, conn.transaction():
-            payload = await self.apply_fill_on(conn, fill, tick_mark)
-        if payload is None:
+            filled = await self.apply_fill_on(conn, fill, tick_mark)
+        if filled is None:
             return False
-        self.subscriptions.notify(fill.account_id, payload)
+        self.subscriptions.notify(fill.account_id, filled.payload)
         return True
 
     async def apply_fill_on(
         self, conn: Connection, fill: Fill, tick_mark: tuple[str, int] | None
-    ) -> bytes | None:
+    ) -> Filled | None:
         """A fill's whole effect inside the caller's transaction; None if applied before.
 
         Two statements: `take_fill` records the fill and locks what it changes, and
@@ -129,17 +152,14 @@ class Journal:
             if fill.order_status is OrderStatus.FILLED
             else OrderEventKind.PARTIAL_FILL
         )
+        commission = taken.commission + fill.commission
         order_event = self.stores.outbox.order_event_row(
-            after,
-            kind,
-            taken.event_seq + 1,
-            fill=fill,
-            commission=taken.commission + fill.commission,
+            after, kind, taken.event_seq + 1, fill=fill, commission=commission
         )
         fill_event = self.stores.outbox.fill_event_row(fill, effect.position, balances.cash)
         written = SettledFill(fill, effect, after, released, at, balances.buying_power)
         await self.stores.fills.book_fill(conn, written, (order_event, fill_event), tick_mark)
-        return order_event.payload
+        return Filled(after, commission, order_event.payload)
 
     async def record_release_on(self, conn: Connection, event: LegReleased) -> tuple[str, bytes]:
         """An exit leg released (or grown) by its entry's fill: its size and status, announced."""

@@ -27,6 +27,7 @@ from cift.risk.v1 import risk_pb2, rules_pb2
 from cift.runtime import db
 from cift.runtime.coalesce import Coalescer
 from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from cift.runtime.timestamps import to_ns
 from cift.trading.fills import Fill, FillEngine
 from cift.trading.orders import Order, OrderRequest, OrderStatus, ReplaceRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
@@ -34,6 +35,7 @@ from services.execution.adapters import orders_sql
 from services.execution.adapters.risk_check import RiskCheck
 from services.execution.adapters.sql_stores import SQL_STORES
 from services.execution.app.broker import AccountSettings, Broker
+from services.execution.app.journal import Filled
 from services.execution.app.ports import MarketClock
 from tests.integration.execution.ticks import quote_event, trade_event
 
@@ -634,7 +636,7 @@ async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_c
     book_orders = broker.entry._book_orders
     apply_fill_on = broker.journal.apply_fill_on
 
-    async def plugged_book_orders(orders: list[Order]) -> list[BaseException | None]:
+    async def plugged_book_orders(orders: list[Order]) -> list[BaseException | Filled | None]:
         if not plugged.is_set():  # the first batch waits: the rest queue up behind it
             plugged.set()
             await unplug.wait()
@@ -642,7 +644,7 @@ async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_c
 
     async def failing_apply_fill_on(
         conn: asyncpg.Connection, fill: Fill, tick_mark: tuple[str, int] | None
-    ) -> bytes | None:
+    ) -> Filled | None:
         written = await apply_fill_on(conn, fill, tick_mark)
         if fill.order_id in doomed:
             raise RuntimeError("the fill's write failed")
@@ -777,7 +779,7 @@ class CountingPool:
                 conn.remove_query_logger(self._log)
 
 
-async def test_a_market_order_and_its_fill_take_six_statements(
+async def test_a_market_order_and_its_fill_take_six_statements_and_reply_as_stored(
     pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
 ) -> None:
     counting = CountingPool(pool)
@@ -787,17 +789,23 @@ async def test_a_market_order_and_its_fill_take_six_statements(
     await broker.submit(account, market(symbol, Side.BUY, "2"))
     counting.statements.clear()
 
-    order = await broker.submit(account, market(symbol, Side.SELL, "1"))
+    placed = await broker.place(account, market(symbol, Side.SELL, "1"))
 
     # The context read and the submit write; the fill: BEGIN, record it and lock
-    # what it changes, book it with its events, COMMIT.
+    # what it changes, book it with its events, COMMIT. Nothing is read back.
     assert len(counting.statements) == 6, counting.statements
     assert counting.statements[2] == "BEGIN;"
     assert counting.statements[-1] == "COMMIT;"
-    row = await pool.fetchrow(
-        "SELECT status, filled_qty FROM orders WHERE order_id = $1", order.order_id
-    )
-    assert (row["status"], row["filled_qty"]) == ("filled", 1)
+    stored = await pool.fetchrow("SELECT * FROM orders WHERE order_id = $1", placed.order.order_id)
+    assert (stored["status"], stored["filled_qty"]) == ("filled", 1)
+    completed = placed.completed
+    assert completed is not None
+    assert completed.order.status is OrderStatus.FILLED
+    assert (completed.order.filled_qty, completed.order.filled_avg_price) == (D(1), D("49.99"))
+    assert (completed.order.reserved, stored["reserved"]) == (D(0), D(0))
+    assert completed.commission == stored["commission"]
+    # The row keeps microseconds.
+    assert to_ns(stored["filled_at"]) == completed.order.updated_ns // 1000 * 1000
     position = await pool.fetchrow(
         "SELECT qty FROM positions WHERE account_id = $1 AND symbol = $2", account, symbol
     )
