@@ -3,7 +3,9 @@ it (settlement, activity, events and tick mark in one statement), reading fills 
 and the per-symbol tick marks that make redelivered ticks no-ops.
 
 A fill is four round trips: BEGIN, `take_fill` (record it, lock and read what it
-changes), `book_fill` (write everything the journal computed from that), COMMIT.
+changes), `book_fill` (write everything the journal computed from that), COMMIT. The
+fill of a new order booked at once is one: `book_expected_fill` does both for figures
+the journal settled it from in advance, and writes nothing if the rows moved from them.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from services.execution.adapters.order_rows import order_from_row
 from services.execution.adapters.outbox_sql import (
     event_args,
     event_params,
-    log_values,
-    queue_values,
+    log_select,
+    queue_values_if,
 )
-from services.execution.app.store_ports import OutgoingEvent, SettledFill, TakenFill
+from services.execution.app.store_ports import Booking, OutgoingEvent, SettledFill, TakenFill
 
 TAKE_FILL_SQL = """
 WITH recorded AS (
@@ -138,10 +140,14 @@ async def explanations(
 # The fill's order event ($28-$32) and fill event ($33-$37), keyed by the account ($1).
 _ORDER_EVENT = event_params(28, key="$1")
 _FILL_EVENT = event_params(33, key="$1")
-BOOK_FILL_SQL = f"""
-WITH held AS (
+
+
+def _booking(source: str) -> str:
+    """The CTEs that write a settled fill ($1-$25, the events $28-$37), each once per row of
+    `source` (a CTE of one row, or of none: then nothing is written)."""
+    return f"""held AS (
     INSERT INTO positions (account_id, symbol, qty, cost_basis, realized_pnl, updated_at)
-    VALUES ($1, $2, $3, $4, $5, now())
+    SELECT $1, $2, $3, $4, $5, now() FROM {source}
     ON CONFLICT (account_id, symbol) DO UPDATE
     SET qty = $3, cost_basis = $4, realized_pnl = positions.realized_pnl + $5, updated_at = now()
 ), placed AS (
@@ -150,6 +156,7 @@ WITH held AS (
         commission = commission + $11, reserved = greatest(0, reserved - $12),
         triggered = $13, water_mark = $14, updated_at = $15,
         filled_at = CASE WHEN $7 = 'filled' THEN $15 ELSE filled_at END
+    FROM {source}
     WHERE order_id = $6
     RETURNING 1
 ), charged AS (
@@ -158,17 +165,23 @@ WITH held AS (
         realized_pnl = realized_pnl + $5, commissions = commissions + $11,
         reserved = greatest(0, reserved - $12), event_seq = $25, updated_at = now(),
         buying_power = $19
+    FROM {source}
     WHERE account_id = $1 AND event_seq = $25 - 1
     RETURNING 1
 ), activity AS (
     INSERT INTO activities (activity_id, account_id, activity_type, occurred_at, net_amount,
                             symbol, side, qty, price, order_id, description)
-    VALUES ($20, $1, 'fill', $15, $16, $2, $21, $22, $23, $6, $24)
+    SELECT $20, $1, 'fill', $15, $16, $2, $21, $22, $23, $6, $24 FROM {source}
 ), logged AS (
-    {log_values("$1", "$25", _ORDER_EVENT.payload)}
+    {log_select("$1", "$25", _ORDER_EVENT.payload, f"FROM {source}")}
 ), queued AS (
-    {queue_values(_ORDER_EVENT, _FILL_EVENT)}
-), marked AS (
+    {queue_values_if(source, _ORDER_EVENT, _FILL_EVENT)}
+)"""
+
+
+# A taken fill: its rows are locked, so it is written as settled (`one` is one row).
+BOOK_FILL_SQL = f"""
+WITH one AS (SELECT), {_booking("one")}, marked AS (
     INSERT INTO tick_marks (symbol, sequence)
     SELECT $26::text, $27::bigint WHERE $27::bigint > 0
     ON CONFLICT (symbol) DO UPDATE SET sequence = greatest(tick_marks.sequence, $27::bigint)
@@ -177,29 +190,14 @@ SELECT (SELECT count(*) FROM placed) + (SELECT count(*) FROM charged) AS changed
 """
 
 
-async def book_fill(
-    conn: asyncpg.Connection,
-    settled: SettledFill,
-    events: tuple[OutgoingEvent, OutgoingEvent],
-    tick_mark: tuple[str, int] | None,
-) -> None:
-    """A taken fill's whole effect in one statement (one round trip).
-
-    The position, the order, the account (last, as in every other transaction that
-    changes it; `settled.buying_power` is the ledger's figure after the fill), the
-    activity entry, the order event (numbered `events[0].sequence`, the one after
-    the sequence `take_fill` found) kept for resumption, both outbox rows in this
-    order (order event, then fill event: the relay publishes them in it), and the
-    symbol's tick mark when the fill came from a tick. The rows were locked by
-    `take_fill`, so the account's sequence cannot have moved; if it did, nothing of
-    the fill may commit and this raises.
-    """
+def _settled_args(
+    settled: SettledFill, events: tuple[OutgoingEvent, OutgoingEvent]
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The values of `_booking`'s parameters $1-$25, and of $28-$37."""
     fill, effect, order = settled.fill, settled.effect, settled.order
     order_event, fill_event = events
     position = effect.position
-    tick_symbol, tick_sequence = tick_mark or ("", 0)
-    changed = await conn.fetchval(
-        BOOK_FILL_SQL,
+    return (
         order.account_id,
         position.symbol,
         position.qty,
@@ -225,15 +223,106 @@ async def book_fill(
         fill.price,
         f"{fill.side.value.capitalize()} {fill.qty} {fill.symbol} @ {fill.price}",
         order_event.sequence,
-        tick_symbol,
-        tick_sequence,
-        *event_args(order_event),
-        *event_args(fill_event),
-    )
+    ), (*event_args(order_event), *event_args(fill_event))
+
+
+async def book_fill(
+    conn: asyncpg.Connection,
+    settled: SettledFill,
+    events: tuple[OutgoingEvent, OutgoingEvent],
+    tick_mark: tuple[str, int] | None,
+) -> None:
+    """A taken fill's whole effect in one statement (one round trip).
+
+    The position, the order, the account (last, as in every other transaction that
+    changes it; `settled.buying_power` is the ledger's figure after the fill), the
+    activity entry, the order event (numbered `events[0].sequence`, the one after
+    the sequence `take_fill` found) kept for resumption, both outbox rows in this
+    order (order event, then fill event: the relay publishes them in it), and the
+    symbol's tick mark when the fill came from a tick. The rows were locked by
+    `take_fill`, so the account's sequence cannot have moved; if it did, nothing of
+    the fill may commit and this raises.
+    """
+    settling, queued = _settled_args(settled, events)
+    changed = await conn.fetchval(BOOK_FILL_SQL, *settling, *(tick_mark or ("", 0)), *queued)
     if changed != 2:
         raise RuntimeError(
-            f"fill {fill.fill_id}: order {order.order_id} or its account moved under its lock"
+            f"fill {settled.fill.fill_id}: order {settled.order.order_id} or its account "
+            "moved under its lock"
         )
+
+
+# A fill booked as expected: recorded, and written, only if the account, the order and
+# the position still hold the figures it was settled from ($26-$27, $38-$45); the
+# account and the order are locked first. $46-$61: the fill's explanation.
+BOOK_EXPECTED_FILL_SQL = f"""
+WITH guard AS (
+    SELECT 1 FROM accounts a JOIN orders o ON o.order_id = $6
+    WHERE a.account_id = $1 AND a.event_seq = $25 - 1
+      AND a.cash = $38 AND a.net_cost = $39 AND a.gross_cost = $40
+      AND a.margin_multiplier = $41
+      AND o.status = $42 AND o.fill_count = $43 AND o.reserved = $44 AND o.commission = $45
+      AND coalesce((SELECT qty FROM positions WHERE account_id = $1 AND symbol = $2), 0) = $26
+      AND coalesce((SELECT cost_basis FROM positions WHERE account_id = $1 AND symbol = $2), 0)
+          = $27
+    FOR UPDATE OF a, o
+), recorded AS (
+    INSERT INTO fills (fill_id, order_id, account_id, symbol, side, qty, price, commission,
+                       occurred_at, price_source, tick_sequence, tick_ts_ns, market_price,
+                       bid, ask, bid_size, ask_size, trade_price, trade_size, available_qty,
+                       limit_price, displayed_size_only, slippage_bps, commission_per_share,
+                       commission_bps)
+    SELECT $20, $6, $1, $2, $21, $22, $23, $11, $15, $46, $47, $48, $49, $50, $51, $52, $53,
+           $54, $55, $56, $57, $58, $59, $60, $61
+    FROM guard
+    ON CONFLICT DO NOTHING
+    RETURNING fill_id
+), {_booking("recorded")}
+SELECT (SELECT count(*) FROM guard) AS guarded,
+       (SELECT count(*) FROM placed) + (SELECT count(*) FROM charged) AS changed,
+       CASE WHEN EXISTS (SELECT FROM recorded) THEN {NOTIFY_SQL} END AS woken
+"""
+
+
+async def book_expected_fill(
+    conn: asyncpg.Connection,
+    expected: TakenFill,
+    settled: SettledFill,
+    events: tuple[OutgoingEvent, OutgoingEvent],
+) -> Booking:
+    """Record and book a fill settled from `expected` figures: one statement, on its own.
+
+    What `take_fill` then `book_fill` do in a transaction, provided the account, the
+    order and the position still hold the figures the fill was settled from. When
+    they do not, nothing is written (`Booking.MOVED`): take the fill the usual way.
+    """
+    settling, queued = _settled_args(settled, events)
+    position = expected.position
+    before, balances = expected.order, expected.balances
+    row = await conn.fetchrow(
+        BOOK_EXPECTED_FILL_SQL,
+        *settling,
+        position.qty,
+        position.cost_basis,
+        *queued,
+        balances.cash,
+        balances.net_cost,
+        balances.gross_cost,
+        balances.margin_multiplier,
+        before.status.value,
+        before.fill_count,
+        before.reserved,
+        expected.commission,
+        *_explanation_args(settled.fill.explanation),
+    )
+    assert row is not None
+    if not row["guarded"]:
+        return Booking.MOVED
+    if row["changed"] == 0:
+        return Booking.APPLIED_BEFORE
+    if row["changed"] != 2:
+        raise RuntimeError(f"fill {settled.fill.fill_id}: order or account moved under its lock")
+    return Booking.BOOKED
 
 
 async def day_fills(

@@ -25,6 +25,7 @@ from cift.runtime.money import format_decimal
 from cift.runtime.timestamps import now_ns
 from cift.trading.fills import (
     EngineEvent,
+    Fill,
     OpenOrders,
 )
 from cift.trading.ledger import buying_power
@@ -34,17 +35,18 @@ from cift.trading.orders import (
     new_order,
     resolve_resubmission,
 )
-from cift.trading.vocabulary import Instrument
+from cift.trading.vocabulary import ZERO, Instrument
 from services.execution.app.entry_statements import EntryStatements
 from services.execution.app.journal import Filled, Journal, Journaled
 from services.execution.app.live import LiveBook
-from services.execution.app.ports import AccountSettings, Market
+from services.execution.app.ports import AccountSettings, Market, OrderContext
 from services.execution.app.pretrade import PreTrade
 from services.execution.app.store_ports import (
     Connection,
     Database,
     DuplicateClientOrderId,
     Stores,
+    TakenFill,
 )
 from services.execution.app.subscriptions import Subscriptions
 
@@ -82,6 +84,10 @@ class OrderEntry:
         self.subscriptions = subscriptions
         self.settings = settings
         self._known_accounts: set[str] = set()
+        # Per written order until its booking: the figures its fill, if the booking
+        # fills it at once, expects to find (the order as written, the account and
+        # position as its entry read them).
+        self._expected: dict[str, TakenFill] = {}
         self._statements = EntryStatements(pool, stores)
         # Orders written while a booking batch holds the lock wait to form the next one.
         self._bookings: Coalescer[Order, Filled | None] = Coalescer(
@@ -137,14 +143,10 @@ class OrderEntry:
             await self.pretrade.risk_check(order, context, open_orders)
             await self.book_instrument(instrument)
             order.accept(order.created_ns)
-            # The account's next event sequence as read; the write checks it still is.
-            sequence = context.event_seq + 1
             # Once written, the order must reach the book even if this caller goes
             # away (deadline, disconnect): the write and the booking run as their own
             # task, and the entry stays held until that task is done.
-            entry = asyncio.ensure_future(
-                self._write_and_book(account_id, request, order, sequence)
-            )
+            entry = asyncio.ensure_future(self._write_and_book(account_id, request, order, context))
             entry.add_done_callback(lambda _: release())
             handed_over = True
         finally:
@@ -164,10 +166,11 @@ class OrderEntry:
             return self.live.engine.open_orders_of(account_id, symbol, excluding=excluding)
 
     async def _write_and_book(
-        self, account_id: str, request: OrderRequest, order: Order, sequence: int
+        self, account_id: str, request: OrderRequest, order: Order, context: OrderContext
     ) -> Placed:
+        # The account's next event sequence as read; the write checks it still is.
         try:
-            written = await self._statements.write(order, sequence)
+            written = await self._statements.write(order, context.event_seq + 1)
         except DuplicateClientOrderId:
             # The same client_order_id raced in from another call: answer as a resubmission.
             async with self.pool.acquire() as conn:
@@ -177,7 +180,12 @@ class OrderEntry:
                 f"Insufficient buying power: this order needs {format_decimal(order.reserved)}.",
                 reason="INSUFFICIENT_BUYING_POWER",
             )
-        self.subscriptions.notify(account_id, written[1])
+        sequence, payload = written
+        self.subscriptions.notify(account_id, payload)
+        if context.balances is not None and context.position is not None:
+            self._expected[order.order_id] = TakenFill(
+                context.position, dataclasses.replace(order), context.balances, sequence, ZERO
+            )
         return Placed(order, await self._bookings.submit(order))
 
     async def _book_orders(self, orders: list[Order]) -> list[BaseException | Filled | None]:
@@ -193,6 +201,7 @@ class OrderEntry:
         results: list[BaseException | Filled | None] = [None] * len(orders)
         completed: dict[str, Filled] = {}
         by_account: dict[str, list[tuple[int, list[EngineEvent]]]] = defaultdict(list)
+        expected = {o.order_id: self._expected.pop(o.order_id, None) for o in orders}
         async with self.live.lock:
             for index, order in enumerate(orders):
                 if order.order_id in self.live.canceled_before_booked:
@@ -206,7 +215,10 @@ class OrderEntry:
                 if produced:
                     by_account[order.account_id].append((index, produced))
             await asyncio.gather(
-                *(self._persist_account(items, results, completed) for items in by_account.values())
+                *(
+                    self._persist_account(items, results, completed, expected)
+                    for items in by_account.values()
+                )
             )
         return [
             completed.get(order.order_id) if result is None else result
@@ -218,6 +230,7 @@ class OrderEntry:
         items: list[tuple[int, list[EngineEvent]]],
         results: list[BaseException | Filled | None],
         completed: dict[str, Filled],
+        expected: dict[str, TakenFill | None],
     ) -> None:
         """One account's share of a booking batch in one transaction; alone per order on failure.
 
@@ -225,7 +238,25 @@ class OrderEntry:
         isolates the failing order: the others still commit, and only its caller
         sees the error (as when each order committed alone). Orders the committed
         fills completed go in `completed`.
+
+        The common share, one new order that filled at once, is one statement: its
+        fill settled from the figures `expected` for it, written only if the rows
+        still hold them (else the transaction below).
         """
+        index, produced = items[0]
+        fill = produced[0]
+        if len(items) == 1 and len(produced) == 1 and isinstance(fill, Fill):
+            taken = expected.get(fill.order_id)
+            if taken is not None:
+                try:
+                    async with self.pool.acquire() as conn:
+                        booked = await self.journal.persist_expected(conn, fill, taken)
+                except Exception as failure:
+                    results[index] = failure
+                    return
+                if booked is not None:
+                    self._committed([booked], completed)
+                    return
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 journaled = [await self.journal.persist_on(conn, p) for _, p in items]

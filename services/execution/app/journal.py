@@ -9,8 +9,10 @@ event is stored, put in the outbox and handed to subscribers the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from cift.runtime.timestamps import to_datetime
@@ -30,7 +32,15 @@ from cift.trading.orders import (
     OrderStatus,
 )
 from services.execution.app.ports import OrderEventKind
-from services.execution.app.store_ports import Connection, Database, SettledFill, Stores
+from services.execution.app.store_ports import (
+    Booking,
+    Connection,
+    Database,
+    OutgoingEvent,
+    SettledFill,
+    Stores,
+    TakenFill,
+)
 from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
@@ -115,14 +125,48 @@ class Journal:
         """A fill's whole effect inside the caller's transaction; None if applied before.
 
         Two statements: `take_fill` records the fill and locks what it changes, and
-        `book_fill` writes what is computed here from those locked figures (the
-        ledger's settlement and buying power, the events with the sequence after the
-        account's), so every figure and byte is final before the write.
+        `book_fill` writes what is computed here from those locked figures, so every
+        figure and byte is final before the write.
         """
         at = to_datetime(fill.ts_ns)
         taken = await self.stores.fills.take_fill(conn, fill, at)
         if taken is None:
             return None
+        settled, events, filled = self._settle(fill, taken, at)
+        await self.stores.fills.book_fill(conn, settled, events, tick_mark)
+        return filled
+
+    async def persist_expected(
+        self, conn: Connection, fill: Fill, expected: TakenFill
+    ) -> Journaled | None:
+        """A fill settled from the figures it is expected to find, written in one statement.
+
+        For a fill the booking of a new order produced: the order as written and the
+        account and position as its entry read them are what the fill finds unless
+        something else of the account happened meanwhile. One statement outside any
+        transaction records and books it only if the rows still hold those figures;
+        None when they do not (nothing was written: persist it the usual way).
+        """
+        at = to_datetime(fill.ts_ns)
+        # Settled on a copy: the statement compares the rows with the order before it.
+        finding = dataclasses.replace(expected, order=dataclasses.replace(expected.order))
+        settled, events, filled = self._settle(fill, finding, at)
+        booking = await self.stores.fills.book_expected_fill(conn, expected, settled, events)
+        if booking is Booking.MOVED:
+            return None
+        journaled = Journaled()
+        if booking is Booking.BOOKED:
+            journaled.notices.append((fill.account_id, filled.payload))
+            if filled.order.status is OrderStatus.FILLED:
+                journaled.completed[fill.order_id] = filled
+        return journaled
+
+    def _settle(
+        self, fill: Fill, taken: TakenFill, at: datetime
+    ) -> tuple[SettledFill, tuple[OutgoingEvent, OutgoingEvent], Filled]:
+        """The fill applied to the figures it finds (`taken.order` becomes the order after
+        it): the ledger's settlement and buying power, and its events with the sequence
+        after the account's."""
         effect = settle_fill(taken.position, fill.side, fill.qty, fill.price, fill.commission)
         before = taken.order
         if before.qty is not None:
@@ -157,9 +201,8 @@ class Journal:
             after, kind, taken.event_seq + 1, fill=fill, commission=commission
         )
         fill_event = self.stores.outbox.fill_event_row(fill, effect.position, balances.cash)
-        written = SettledFill(fill, effect, after, released, at, balances.buying_power)
-        await self.stores.fills.book_fill(conn, written, (order_event, fill_event), tick_mark)
-        return Filled(after, commission, order_event.payload)
+        settled = SettledFill(fill, effect, after, released, at, balances.buying_power)
+        return settled, (order_event, fill_event), Filled(after, commission, order_event.payload)
 
     async def record_release_on(self, conn: Connection, event: LegReleased) -> tuple[str, bytes]:
         """An exit leg released (or grown) by its entry's fill: its size and status, announced."""

@@ -17,6 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Any, Protocol
 
 from cift.trading.fills import Fill, FillExplanation, Quote, Trade
@@ -85,9 +86,18 @@ class PageQuery:
     limit: int
 
 
+class Booking(Enum):
+    """How a fill settled from expected figures went (`FillStore.book_expected_fill`)."""
+
+    BOOKED = "booked"
+    APPLIED_BEFORE = "applied before"  # its fill id was recorded already: nothing changed
+    MOVED = "moved"  # the figures it was settled from had changed: nothing was written
+
+
 @dataclass(frozen=True, slots=True)
 class TakenFill:
-    """A fill recorded for the first time, with what it changes as it stands, all locked."""
+    """What a fill changes, as it stands before it: as `take_fill` recorded the fill and
+    found (and locked) the rows, or as a booking expects to find them."""
 
     position: Position  # the fill's position before it
     order: Order  # the order before it
@@ -226,6 +236,17 @@ class FillStore(Protocol):
     ) -> None:
         """Apply a taken fill to its position, order and account, with its activity entry,
         its (order event, fill event) queued in that order and the tick mark: one statement."""
+        ...
+
+    async def book_expected_fill(
+        self,
+        conn: Connection,
+        expected: TakenFill,
+        settled: SettledFill,
+        events: tuple[OutgoingEvent, OutgoingEvent],
+    ) -> Booking:
+        """`take_fill` and `book_fill` in one statement, for a fill settled from `expected`
+        figures: written only if the rows still hold them."""
         ...
 
     async def fills_of_orders(self, conn: Connection, order_ids: Sequence[str]) -> list[Row]: ...

@@ -779,23 +779,30 @@ class CountingPool:
                 conn.remove_query_logger(self._log)
 
 
-async def test_a_market_order_and_its_fill_take_six_statements_and_reply_as_stored(
-    pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
-) -> None:
+async def counted_broker(
+    pool: asyncpg.Pool, risk: StandInRisk, symbol: str
+) -> tuple[Broker, CountingPool]:
+    """A broker whose statements are counted, with `symbol` quoted 49.99 / 50.01."""
     counting = CountingPool(pool)
     broker = new_broker(counting, risk)  # type: ignore[arg-type]
     await broker.on_ticks([quote_event(symbol, "49.99", "50.01")])
+    return broker, counting
+
+
+async def test_a_market_order_and_its_fill_take_three_statements_and_reply_as_stored(
+    pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
+) -> None:
+    broker, counting = await counted_broker(pool, risk, symbol)
     # The first order opens the account and saves the instrument: once per account.
     await broker.submit(account, market(symbol, Side.BUY, "2"))
     counting.statements.clear()
 
     placed = await broker.place(account, market(symbol, Side.SELL, "1"))
 
-    # The context read and the submit write; the fill: BEGIN, record it and lock
-    # what it changes, book it with its events, COMMIT. Nothing is read back.
-    assert len(counting.statements) == 6, counting.statements
-    assert counting.statements[2] == "BEGIN;"
-    assert counting.statements[-1] == "COMMIT;"
+    # The context read, the submit write, and the fill with everything it changes,
+    # settled from the figures the entry read: no transaction, nothing read back.
+    assert len(counting.statements) == 3, counting.statements
+    assert "BEGIN;" not in counting.statements
     stored = await pool.fetchrow("SELECT * FROM orders WHERE order_id = $1", placed.order.order_id)
     assert (stored["status"], stored["filled_qty"]) == ("filled", 1)
     completed = placed.completed
@@ -807,6 +814,63 @@ async def test_a_market_order_and_its_fill_take_six_statements_and_reply_as_stor
     # The row keeps microseconds.
     assert to_ns(stored["filled_at"]) == completed.order.updated_ns // 1000 * 1000
     position = await pool.fetchrow(
-        "SELECT qty FROM positions WHERE account_id = $1 AND symbol = $2", account, symbol
+        "SELECT qty, cost_basis FROM positions WHERE account_id = $1 AND symbol = $2",
+        account,
+        symbol,
     )
-    assert position["qty"] == 1
+    assert (position["qty"], position["cost_basis"]) == (D(1), D("50.01"))
+    row = await account_row(pool, account)
+    assert (row["cash"], row["reserved"], row["event_seq"]) == (D("99949.97"), D(0), 4)
+    await assert_ledger_balances(pool, account)
+
+
+async def test_a_fill_whose_account_moved_after_its_entry_read_is_booked_from_the_rows(
+    pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
+) -> None:
+    broker, counting = await counted_broker(pool, risk, symbol)
+    resting = await broker.submit(account, limit(symbol, Side.BUY, "1", "49.00"))
+    write = broker.entry._statements.write
+
+    async def write_then_fill_the_resting_order(order: Order, sequence: int) -> Any:
+        written = await write(order, sequence)
+        # After the market order's entry read the account: cash, position and the
+        # event sequence all move before its fill is booked.
+        await broker.on_ticks([quote_event(symbol, "48.99", "49.00")])
+        return written
+
+    broker.entry._statements.write = write_then_fill_the_resting_order  # type: ignore[method-assign]
+    counting.statements.clear()
+
+    placed = await broker.place(account, market(symbol, Side.BUY, "1"))
+
+    assert "BEGIN;" in counting.statements  # the one statement wrote nothing; taken anew
+    assert placed.completed is not None
+    assert placed.completed.order.filled_avg_price == D("49.00")
+    statuses = await pool.fetch(
+        "SELECT order_id, status, reserved FROM orders WHERE account_id = $1", account
+    )
+    assert {(r["order_id"], r["status"], r["reserved"]) for r in statuses} == {
+        (resting.order_id, "filled", D(0)),
+        (placed.order.order_id, "filled", D(0)),
+    }
+    position = await pool.fetchrow(
+        "SELECT qty, cost_basis FROM positions WHERE account_id = $1 AND symbol = $2",
+        account,
+        symbol,
+    )
+    assert (position["qty"], position["cost_basis"]) == (D(2), D("98.00"))
+    assert await pool.fetchval("SELECT count(*) FROM fills WHERE account_id = $1", account) == 2
+    row = await account_row(pool, account)
+    assert (row["cash"], row["reserved"], row["event_seq"]) == (D("99902.00"), D(0), 4)
+    sequences = await pool.fetch(
+        "SELECT sequence, payload FROM order_events WHERE account_id = $1 ORDER BY sequence",
+        account,
+    )
+    assert [r["sequence"] for r in sequences] == [1, 2, 3, 4]
+    assert [events_pb2.OrderEvent.FromString(r["payload"]).sequence for r in sequences] == [
+        1,
+        2,
+        3,
+        4,
+    ]
+    await assert_ledger_balances(pool, account)

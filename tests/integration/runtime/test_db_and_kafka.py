@@ -114,6 +114,13 @@ async def _collect(consumer: EventConsumer, count: int, timeout_s: float = 30.0)
     return received
 
 
+async def _collect_new_group(infra: Any, topic: str, count: int) -> list[Event]:
+    """The first `count` events of `topic`, read by a consumer group of its own."""
+    consumer = EventConsumer(infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic])
+    await consumer.start()
+    return await _collect(consumer, count, timeout_s=20.0)
+
+
 @asynccontextmanager
 async def outbox_to_new_topic(
     infra: Any, schema: str
@@ -204,11 +211,7 @@ async def test_the_relay_publishes_as_soon_as_its_schema_commits(infra: Any, sch
             await asyncio.sleep(0.5)  # the relay drained the empty outbox and now listens
             async with pool.acquire() as conn, conn.transaction():
                 await enqueue(conn, topic, "acct-1", StringValue(value="woken"))
-            consumer = EventConsumer(
-                infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic]
-            )
-            await consumer.start()
-            events = await _collect(consumer, 1, timeout_s=20.0)
+            events = await _collect_new_group(infra, topic, 1)
         finally:
             relay.cancel()
             await asyncio.gather(relay, return_exceptions=True)
@@ -244,11 +247,7 @@ async def test_commits_within_the_relays_pace_share_one_pass_and_a_quiet_one_goe
                         await asyncio.sleep(0.01)
                     assert passes == [1]
                 await asyncio.sleep(0.05)
-            consumer = EventConsumer(
-                infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic]
-            )
-            await consumer.start()
-            events = await _collect(consumer, 4, timeout_s=20.0)
+            events = await _collect_new_group(infra, topic, 4)
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
