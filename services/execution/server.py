@@ -111,7 +111,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         placed = await self.broker.place(identity.account_id, order_request)
         order = placed.order
         if placed.completed is not None:
-            # Filled as it was booked: the fill's transaction wrote this final state.
+            # Filled as it was booked: its fill wrote this final state with it.
             filled = placed.completed
             return execution_pb2.SubmitOrderResponse(
                 order=completed_order_reply(filled.order, filled.commission)
