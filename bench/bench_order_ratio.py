@@ -14,6 +14,9 @@ and Envoy, on free ports) and measures through the gateway:
   account, so every order fills) from `--clients` callers in a closed loop;
 - clock/s: `GET /v1/clock` (authenticated, answered by market data with no database
   read) the same way; the ratio orders/s ÷ clock/s is the figure to compare;
+- CPU per order: the CPU time each process of the mesh (PostgreSQL with its backends,
+  the services, Envoy, the broker) spent during the closed loop of orders, divided by
+  the orders answered; less swayed by a busy neighbour than throughput is;
 - p50/p99 at fixed rates (`--rates`, orders/s): an open loop sends each order at its
   scheduled time whatever the answers do, so queueing shows in the latency. A low
   rate that is slower than a higher one means something waits when it is quiet.
@@ -36,6 +39,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
 TREE = Path(os.environ.get("CIFT_BENCH_TREE", Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(TREE))
 
@@ -52,6 +57,8 @@ from bench.bench_gateway import (  # noqa: E402
 from bench.figures import record  # noqa: E402
 from cift.stack.launcher import Stack, StackOptions  # noqa: E402
 
+# The figures' prefix for one process's CPU time per order.
+CPU = "cpu_ms_per_order_"
 # Most latencies kept per rate for the plot: evenly spaced over the sorted sample, so
 # the distribution's shape (and its tail) survives while the JSON stays small.
 MAX_SAMPLES = 5000
@@ -114,6 +121,24 @@ async def fixed_rate(
     return result
 
 
+def cpu_s(stack: Stack) -> dict[str, float]:
+    """CPU seconds each process of the stack has used so far, with its descendants'."""
+    used: dict[str, float] = {}
+    for component in stack.components:
+        if component.child is None:
+            continue
+        try:
+            root = psutil.Process(component.child.pid)
+            times = [p.cpu_times() for p in (root, *root.children(recursive=True))]
+        except psutil.NoSuchProcess:
+            continue
+        # children_*: descendants already reaped (a PostgreSQL backend that ended).
+        used[component.name] = sum(
+            t.user + t.system + t.children_user + t.children_system for t in times
+        )
+    return used
+
+
 def thinned(latencies_ms: list[float]) -> list[float]:
     """At most MAX_SAMPLES of the sorted latencies, evenly spaced (the slowest kept)."""
     ordered = sorted(latencies_ms)
@@ -143,9 +168,16 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
             ("clock", clock_calls(http, traders)),
         ):
             await run_closed_loop(name, "warm", clients, min(1.0, d), make)
+            before = cpu_s(stack)
             done = await run_closed_loop(name, "ratio", clients, d, make)
             figures[f"{name}_per_s"] = done.throughput
             figures[f"{name}_errors"] = done.errors
+            if name == "orders":
+                after = cpu_s(stack)
+                answered = max(1, len(done.latencies_ms))
+                for process, seconds in after.items():
+                    spent = seconds - before.get(process, 0.0)
+                    figures[CPU + process] = spent * 1000 / answered
         for connection in http:
             await connection.close()
         for rate in args.rates:
@@ -209,7 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         for label, tree in trees:
             figures, latencies[label] = run_tree(tree, args)
             rows.append((round_no, label, figures))
-            cells = [f"{k}={v:.3g}" for k, v in figures.items() if "errors" not in k or v]
+            cells = [
+                f"{k}={v:.3g}"
+                for k, v in figures.items()
+                if ("errors" not in k or v) and not k.startswith(CPU)
+            ]
             print(f"round {round_no} {label}: " + " ".join(cells), flush=True)
     rates = "".join(f" | p50/p99 ms at {r:g}/s" for r in args.rates)
     print(f"\n| round | tree | orders/s | clock/s | ratio{rates} |")
@@ -221,6 +257,20 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {round_no} | {label} | {f['orders_per_s']:.0f} | {f['clock_per_s']:.0f} "
             f"| {f['ratio']:.3f}{latency} |"
+        )
+    processes = sorted(
+        {k.removeprefix(CPU) for _, _, f in rows for k in f if k.startswith(CPU)},
+        key=lambda process: -max(f.get(CPU + process, 0.0) for _, _, f in rows),
+    )
+    print("\nCPU ms per order in the closed loop, by process:\n")
+    print("| round | tree | all | " + " | ".join(processes) + " |")
+    print("|---|---|---:|" + "---:|" * len(processes))
+    for round_no, label, f in rows:
+        spent = [f.get(CPU + process, 0.0) for process in processes]
+        print(
+            f"| {round_no} | {label} | {sum(spent):.2f} | "
+            + " | ".join(f"{ms:.2f}" for ms in spent)
+            + " |"
         )
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     recorded: dict[str, object] = {}

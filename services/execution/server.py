@@ -28,7 +28,11 @@ from cift.runtime.order_wire import (
 from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
 from cift.trading.orders import OrderRequest, OrderStatus, ReplaceRequest
 from services.execution.adapters import order_rows
-from services.execution.adapters.order_replies import fill_replies, orders_with_legs
+from services.execution.adapters.order_replies import (
+    completed_order_reply,
+    fill_replies,
+    orders_with_legs,
+)
 from services.execution.adapters.requests import (
     next_page_token,
     optional_decimal,
@@ -104,7 +108,14 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         if needs_group_entry(classed):
             parent = await self.broker.submit_group(identity.account_id, classed)
             return execution_pb2.SubmitOrderResponse(order=await self._order_reply(parent.order_id))
-        order = await self.broker.submit(identity.account_id, order_request)
+        placed = await self.broker.place(identity.account_id, order_request)
+        order = placed.order
+        if placed.completed is not None:
+            # Filled as it was booked: its fill wrote this final state with it.
+            filled = placed.completed
+            return execution_pb2.SubmitOrderResponse(
+                order=completed_order_reply(filled.order, filled.commission)
+            )
         if order.status is OrderStatus.ACCEPTED and order.fill_count == 0:
             # Resting untouched: the row holds exactly this (no fills, commission
             # or closing time), so the reply needs no read back.

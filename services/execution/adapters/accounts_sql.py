@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from cift.trading.ledger import Balances
+from cift.trading.ledger import Balances, Position
 from services.execution.app.ports import OrderContext
 
 
@@ -61,10 +61,11 @@ async def get_account(conn: asyncpg.Connection, account_id: str) -> asyncpg.Reco
 
 CONTEXT_SQL = """
 SELECT i.n, a.buying_power, a.reserved, a.gross_cost, a.event_seq,
+       a.cash, a.net_cost, a.margin_multiplier,
        (SELECT order_id FROM orders
         WHERE account_id = i.account_id AND client_order_id = i.client_order_id
        ) AS existing_order_id,
-       coalesce(p.qty, 0) AS position_qty
+       coalesce(p.qty, 0) AS position_qty, coalesce(p.cost_basis, 0) AS position_cost_basis
 FROM unnest($1::text[], $2::text[], $3::text[])
          WITH ORDINALITY AS i(account_id, symbol, client_order_id, n)
 JOIN accounts a ON a.account_id = i.account_id
@@ -78,8 +79,8 @@ async def order_contexts(
 ) -> list[OrderContext]:
     """What pre-trade checks need from the ledger, for many (account, symbol, client_order_id).
 
-    Per item: the account's stored buying power, reservations, gross cost and last
-    event sequence, the position and the order already submitted under that
+    Per item: the account's stored buying power, reservations, figures (`Balances`)
+    and last event sequence, the position and the order already submitted under that
     client_order_id (idempotent resubmission). One round trip for all of them,
     answers in the given order. Open orders are not read here: the fill engine
     holds every one of them (`FillEngine.open_orders_of`), and counting them from
@@ -100,8 +101,12 @@ async def order_contexts(
             event_seq=row["event_seq"],
             position_qty=row["position_qty"],
             existing_order_id=row["existing_order_id"],
+            balances=Balances(
+                row["cash"], row["net_cost"], row["gross_cost"], row["margin_multiplier"]
+            ),
+            position=Position(symbol, row["position_qty"], row["position_cost_basis"]),
         )
-        for row in rows
+        for (_, symbol, _), row in zip(wanted, rows, strict=True)
     ]
 
 

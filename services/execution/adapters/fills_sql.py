@@ -1,6 +1,11 @@
-"""SQL of fills: taking a fill once (idempotent by fill id) with its explanation, settling
-it, recording its activity and events, reading fills back, and the per-symbol tick
-marks that make redelivered ticks no-ops.
+"""SQL of fills: taking a fill once (idempotent by fill id) with its explanation, booking
+it (settlement, activity, events and tick mark in one statement), reading fills back,
+and the per-symbol tick marks that make redelivered ticks no-ops.
+
+A fill is four round trips: BEGIN, `take_fill` (record it, lock and read what it
+changes), `book_fill` (write everything the journal computed from that), COMMIT. The
+fill of a new order booked at once is one: `book_expected_fill` does both for figures
+the journal settled it from in advance, and writes nothing if the rows moved from them.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ from cift.runtime.outbox import NOTIFY_SQL
 from cift.trading.fills import Fill, FillExplanation, PriceSource
 from cift.trading.intraday import DayFills
 from cift.trading.ledger import Balances, Position
+from services.execution.adapters.order_rows import order_from_row
 from services.execution.adapters.outbox_sql import (
     event_args,
     event_params,
-    log_values,
-    queue_values,
+    log_select,
+    queue_values_if,
 )
-from services.execution.app.store_ports import OutgoingEvent, SettledFill
+from services.execution.app.store_ports import Booking, OutgoingEvent, SettledFill, TakenFill
 
 TAKE_FILL_SQL = """
 WITH recorded AS (
@@ -37,7 +43,8 @@ WITH recorded AS (
 )
 SELECT o.*, held.qty AS held_qty, held.cost_basis AS held_cost_basis,
        a.cash AS account_cash, a.net_cost AS account_net_cost,
-       a.gross_cost AS account_gross_cost, a.margin_multiplier AS account_margin_multiplier
+       a.gross_cost AS account_gross_cost, a.margin_multiplier AS account_margin_multiplier,
+       a.event_seq AS account_event_seq
 FROM recorded
 JOIN orders o ON o.order_id = $2
 JOIN accounts a ON a.account_id = $3
@@ -48,26 +55,15 @@ FOR UPDATE OF o, a
 """
 
 
-def balances(taken: asyncpg.Record) -> Balances:
-    """The account's figures a fill's row from `take_fill` carries (the row is locked)."""
-    return Balances(
-        taken["account_cash"],
-        taken["account_net_cost"],
-        taken["account_gross_cost"],
-        taken["account_margin_multiplier"],
-    )
-
-
-async def take_fill(
-    conn: asyncpg.Connection, fill: Fill, at: datetime
-) -> tuple[Position, asyncpg.Record] | None:
-    """Record a fill and lock its position and order rows: one statement.
+async def take_fill(conn: asyncpg.Connection, fill: Fill, at: datetime) -> TakenFill | None:
+    """Record a fill and lock the rows it changes: one statement.
 
     None when this fill id was already applied: then nothing is written or
     locked, and nothing else may change. Otherwise the position as it stands
-    (locked before the order, as every fill does) and the order row, with the
-    account's figures (`balances`), locked too: the ledger computes the buying
-    power the settlement stores from them.
+    (locked before the order, as every fill does), the order, and the account's
+    figures and event sequence, all locked until the transaction ends: what the
+    journal computes from them (the settlement, the buying power, the events'
+    sequence and bytes) still holds when `book_fill` writes it.
     """
     row = await conn.fetchrow(
         TAKE_FILL_SQL,
@@ -84,9 +80,23 @@ async def take_fill(
     )
     if row is None:
         return None
-    if row["held_qty"] is None:
-        return Position(fill.symbol), row
-    return Position(fill.symbol, row["held_qty"], row["held_cost_basis"]), row
+    held = (
+        Position(fill.symbol)
+        if row["held_qty"] is None
+        else Position(fill.symbol, row["held_qty"], row["held_cost_basis"])
+    )
+    return TakenFill(
+        held,
+        order_from_row(row),
+        Balances(
+            row["account_cash"],
+            row["account_net_cost"],
+            row["account_gross_cost"],
+            row["account_margin_multiplier"],
+        ),
+        row["account_event_seq"],
+        row["commission"],
+    )
 
 
 # The explanation's fields after its source: columns of the same names, in this order.
@@ -127,10 +137,17 @@ async def explanations(
     return {fill_id: e for fill_id, e in found.items() if e is not None}
 
 
-SETTLE_FILL_SQL = """
-WITH held AS (
+# The fill's order event ($28-$32) and fill event ($33-$37), keyed by the account ($1).
+_ORDER_EVENT = event_params(28, key="$1")
+_FILL_EVENT = event_params(33, key="$1")
+
+
+def _booking(source: str) -> str:
+    """The CTEs that write a settled fill ($1-$25, the events $28-$37), each once per row of
+    `source` (a CTE of one row, or of none: then nothing is written)."""
+    return f"""held AS (
     INSERT INTO positions (account_id, symbol, qty, cost_basis, realized_pnl, updated_at)
-    VALUES ($1, $2, $3, $4, $5, now())
+    SELECT $1, $2, $3, $4, $5, now() FROM {source}
     ON CONFLICT (account_id, symbol) DO UPDATE
     SET qty = $3, cost_basis = $4, realized_pnl = positions.realized_pnl + $5, updated_at = now()
 ), placed AS (
@@ -139,34 +156,48 @@ WITH held AS (
         commission = commission + $11, reserved = greatest(0, reserved - $12),
         triggered = $13, water_mark = $14, updated_at = $15,
         filled_at = CASE WHEN $7 = 'filled' THEN $15 ELSE filled_at END
+    FROM {source}
     WHERE order_id = $6
-    RETURNING commission
+    RETURNING 1
 ), charged AS (
     UPDATE accounts
     SET cash = cash + $16, net_cost = net_cost + $17, gross_cost = gross_cost + $18,
-        realized_pnl = realized_pnl + $5, commissions = commissions + $19,
-        reserved = greatest(0, reserved - $12), event_seq = event_seq + 1, updated_at = now(),
-        buying_power = $20
-    WHERE account_id = $1
-    RETURNING cash, event_seq
+        realized_pnl = realized_pnl + $5, commissions = commissions + $11,
+        reserved = greatest(0, reserved - $12), event_seq = $25, updated_at = now(),
+        buying_power = $19
+    FROM {source}
+    WHERE account_id = $1 AND event_seq = $25 - 1
+    RETURNING 1
+), activity AS (
+    INSERT INTO activities (activity_id, account_id, activity_type, occurred_at, net_amount,
+                            symbol, side, qty, price, order_id, description)
+    SELECT $20, $1, 'fill', $15, $16, $2, $21, $22, $23, $6, $24 FROM {source}
+), logged AS (
+    {log_select("$1", "$25", _ORDER_EVENT.payload, f"FROM {source}")}
+), queued AS (
+    {queue_values_if(source, _ORDER_EVENT, _FILL_EVENT)}
+)"""
+
+
+# A taken fill: its rows are locked, so it is written as settled (`one` is one row).
+BOOK_FILL_SQL = f"""
+WITH one AS (SELECT), {_booking("one")}, marked AS (
+    INSERT INTO tick_marks (symbol, sequence)
+    SELECT $26::text, $27::bigint WHERE $27::bigint > 0
+    ON CONFLICT (symbol) DO UPDATE SET sequence = greatest(tick_marks.sequence, $27::bigint)
 )
-SELECT charged.cash, charged.event_seq, placed.commission FROM charged, placed
+SELECT (SELECT count(*) FROM placed) + (SELECT count(*) FROM charged) AS changed, {NOTIFY_SQL}
 """
 
 
-async def settle_fill_rows(conn: asyncpg.Connection, settled: SettledFill) -> asyncpg.Record:
-    """A fill's position, order and account changes in one statement (one round trip).
-
-    The position and order rows are already locked by the caller's transaction; the
-    account row is updated last, as in every other transaction that changes it;
-    `settled.buying_power` is the ledger's figure for the row after these deltas.
-    Returns the account's new cash and event sequence, and the order's total
-    commission, which the fill's events carry.
-    """
-    effect, order, commission = settled.effect, settled.order, settled.fill.commission
+def _settled_args(
+    settled: SettledFill, events: tuple[OutgoingEvent, OutgoingEvent]
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The values of `_booking`'s parameters $1-$25, and of $28-$37."""
+    fill, effect, order = settled.fill, settled.effect, settled.order
+    order_event, fill_event = events
     position = effect.position
-    row = await conn.fetchrow(
-        SETTLE_FILL_SQL,
+    return (
         order.account_id,
         position.symbol,
         position.qty,
@@ -177,7 +208,7 @@ async def settle_fill_rows(conn: asyncpg.Connection, settled: SettledFill) -> as
         order.filled_qty,
         order.filled_notional,
         order.fill_count,
-        commission,
+        fill.commission,
         settled.released,
         order.triggered,
         order.water_mark,
@@ -185,56 +216,113 @@ async def settle_fill_rows(conn: asyncpg.Connection, settled: SettledFill) -> as
         effect.cash_delta,
         effect.net_cost_delta,
         effect.gross_cost_delta,
-        commission,
         settled.buying_power,
-    )
-    assert row is not None, f"order {order.order_id} or its account vanished"
-    return row
-
-
-# The fill's order event ($12-$16) and fill event ($17-$21), keyed by the account ($2).
-_ORDER_EVENT = event_params(12, key="$2")
-_FILL_EVENT = event_params(17, key="$2")
-RECORD_FILL_SQL = f"""
-WITH activity AS (
-    INSERT INTO activities (activity_id, account_id, activity_type, occurred_at, net_amount,
-                            symbol, side, qty, price, order_id, description)
-    VALUES ($1, $2, 'fill', $3, $4, $5, $6, $7, $8, $9, $10)
-), logged AS (
-    {log_values("$2", "$11", _ORDER_EVENT.payload)}
-), queued AS (
-    {queue_values(_ORDER_EVENT, _FILL_EVENT)}
-)
-SELECT {NOTIFY_SQL}
-"""
-
-
-async def record_fill(
-    conn: asyncpg.Connection, settled: SettledFill, events: tuple[OutgoingEvent, OutgoingEvent]
-) -> None:
-    """A fill's activity entry, its order event and both outbox rows: one statement.
-
-    The outbox rows go in this order (order event, then fill event), so the relay
-    publishes them in it.
-    """
-    fill = settled.fill
-    order_event, fill_event = events
-    await conn.execute(
-        RECORD_FILL_SQL,
         fill.fill_id,
-        fill.account_id,
-        settled.at,
-        settled.effect.cash_delta,
-        fill.symbol,
         fill.side.value,
         fill.qty,
         fill.price,
-        fill.order_id,
         f"{fill.side.value.capitalize()} {fill.qty} {fill.symbol} @ {fill.price}",
         order_event.sequence,
-        *event_args(order_event),
-        *event_args(fill_event),
+    ), (*event_args(order_event), *event_args(fill_event))
+
+
+async def book_fill(
+    conn: asyncpg.Connection,
+    settled: SettledFill,
+    events: tuple[OutgoingEvent, OutgoingEvent],
+    tick_mark: tuple[str, int] | None,
+) -> None:
+    """A taken fill's whole effect in one statement (one round trip).
+
+    The position, the order, the account (last, as in every other transaction that
+    changes it; `settled.buying_power` is the ledger's figure after the fill), the
+    activity entry, the order event (numbered `events[0].sequence`, the one after
+    the sequence `take_fill` found) kept for resumption, both outbox rows in this
+    order (order event, then fill event: the relay publishes them in it), and the
+    symbol's tick mark when the fill came from a tick. The rows were locked by
+    `take_fill`, so the account's sequence cannot have moved; if it did, nothing of
+    the fill may commit and this raises.
+    """
+    settling, queued = _settled_args(settled, events)
+    changed = await conn.fetchval(BOOK_FILL_SQL, *settling, *(tick_mark or ("", 0)), *queued)
+    if changed != 2:
+        raise RuntimeError(
+            f"fill {settled.fill.fill_id}: order {settled.order.order_id} or its account "
+            "moved under its lock"
+        )
+
+
+# A fill booked as expected: recorded, and written, only if the account, the order and
+# the position still hold the figures it was settled from ($26-$27, $38-$45); the
+# account and the order are locked first. $46-$61: the fill's explanation.
+BOOK_EXPECTED_FILL_SQL = f"""
+WITH guard AS (
+    SELECT 1 FROM accounts a JOIN orders o ON o.order_id = $6
+    WHERE a.account_id = $1 AND a.event_seq = $25 - 1
+      AND a.cash = $38 AND a.net_cost = $39 AND a.gross_cost = $40
+      AND a.margin_multiplier = $41
+      AND o.status = $42 AND o.fill_count = $43 AND o.reserved = $44 AND o.commission = $45
+      AND coalesce((SELECT qty FROM positions WHERE account_id = $1 AND symbol = $2), 0) = $26
+      AND coalesce((SELECT cost_basis FROM positions WHERE account_id = $1 AND symbol = $2), 0)
+          = $27
+    FOR UPDATE OF a, o
+), recorded AS (
+    INSERT INTO fills (fill_id, order_id, account_id, symbol, side, qty, price, commission,
+                       occurred_at, price_source, tick_sequence, tick_ts_ns, market_price,
+                       bid, ask, bid_size, ask_size, trade_price, trade_size, available_qty,
+                       limit_price, displayed_size_only, slippage_bps, commission_per_share,
+                       commission_bps)
+    SELECT $20, $6, $1, $2, $21, $22, $23, $11, $15, $46, $47, $48, $49, $50, $51, $52, $53,
+           $54, $55, $56, $57, $58, $59, $60, $61
+    FROM guard
+    ON CONFLICT DO NOTHING
+    RETURNING fill_id
+), {_booking("recorded")}
+SELECT (SELECT count(*) FROM guard) AS guarded,
+       (SELECT count(*) FROM placed) + (SELECT count(*) FROM charged) AS changed,
+       CASE WHEN EXISTS (SELECT FROM recorded) THEN {NOTIFY_SQL} END AS woken
+"""
+
+
+async def book_expected_fill(
+    conn: asyncpg.Connection,
+    expected: TakenFill,
+    settled: SettledFill,
+    events: tuple[OutgoingEvent, OutgoingEvent],
+) -> Booking:
+    """Record and book a fill settled from `expected` figures: one statement, on its own.
+
+    What `take_fill` then `book_fill` do in a transaction, provided the account, the
+    order and the position still hold the figures the fill was settled from. When
+    they do not, nothing is written (`Booking.MOVED`): take the fill the usual way.
+    """
+    settling, queued = _settled_args(settled, events)
+    position = expected.position
+    before, balances = expected.order, expected.balances
+    row = await conn.fetchrow(
+        BOOK_EXPECTED_FILL_SQL,
+        *settling,
+        position.qty,
+        position.cost_basis,
+        *queued,
+        balances.cash,
+        balances.net_cost,
+        balances.gross_cost,
+        balances.margin_multiplier,
+        before.status.value,
+        before.fill_count,
+        before.reserved,
+        expected.commission,
+        *_explanation_args(settled.fill.explanation),
     )
+    assert row is not None
+    if not row["guarded"]:
+        return Booking.MOVED
+    if row["changed"] == 0:
+        return Booking.APPLIED_BEFORE
+    if row["changed"] != 2:
+        raise RuntimeError(f"fill {settled.fill.fill_id}: order or account moved under its lock")
+    return Booking.BOOKED
 
 
 async def day_fills(
@@ -263,15 +351,6 @@ async def day_fills(
         r["symbol"]: DayFills(r["bought_qty"], r["bought_amount"], r["sold_qty"], r["sold_amount"])
         for r in rows
     }
-
-
-async def advance_tick_mark(conn: asyncpg.Connection, symbol: str, sequence: int) -> None:
-    await conn.execute(
-        """INSERT INTO tick_marks (symbol, sequence) VALUES ($1, $2)
-           ON CONFLICT (symbol) DO UPDATE SET sequence = greatest(tick_marks.sequence, $2)""",
-        symbol,
-        sequence,
-    )
 
 
 async def tick_marks(conn: asyncpg.Connection) -> dict[str, int]:

@@ -8,11 +8,13 @@ the messages from `wire`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from cift.execution.v1 import orders_pb2
 from cift.runtime.order_wire import SIDE_TO_PB
-from cift.runtime.timestamps import timestamp_of
+from cift.runtime.timestamps import timestamp, timestamp_of
+from cift.trading.orders import Order
 from cift.trading.vocabulary import Side
 from services.execution.adapters import fills_sql, order_rows
 from services.execution.adapters.wire import dec, explanation_message, order_message
@@ -42,6 +44,16 @@ def order_reply(row: object) -> orders_pb2.Order:
         stamp = timestamp_of(record[column])  # type: ignore[index]
         if stamp is not None:
             getattr(message, field).CopyFrom(stamp)
+    return message
+
+
+def completed_order_reply(order: Order, commission: Decimal) -> orders_pb2.Order:
+    """A filled order as its last fill left it, the reply a read back of its row would give.
+
+    Its row's `filled_at` is that fill's time, which is also when the order last changed.
+    """
+    message = order_message(order, commission=commission)
+    message.filled_at.CopyFrom(timestamp(order.updated_ns))
     return message
 
 

@@ -30,10 +30,13 @@ class EventCells:
     payload: str
     headers: str  # JSON text, cast to jsonb here
 
-    def columns(self) -> str:
+    def columns(self, *, typed: bool = False) -> str:
+        """The cells in the outbox's column order; `typed` casts each to its column's type,
+        for rows the INSERT does not type itself (a VALUES list read as a table)."""
+        text, payload = ("::text", "::bytea") if typed else ("", "")
         return (
-            f"{self.event_id}, {self.topic}, {self.key}, {self.schema_name}, "
-            f"{self.payload}, {self.headers}::jsonb"
+            f"{self.event_id}{text}, {self.topic}{text}, {self.key}{text}, "
+            f"{self.schema_name}{text}, {self.payload}{payload}, {self.headers}::jsonb"
         )
 
 
@@ -57,6 +60,13 @@ def event_args(event: OutgoingEvent) -> tuple[str, str, str, bytes, str]:
 def queue_values(*events: EventCells) -> str:
     """Queue events given as parameters, in this order (the relay publishes in it)."""
     return f"{OUTBOX_INSERT} VALUES " + ", ".join(f"({e.columns()})" for e in events)
+
+
+def queue_values_if(source: str, *events: EventCells) -> str:
+    """Queue events given as parameters, in this order, once per row of `source` (a CTE
+    of one row or none)."""
+    rows = ", ".join(f"({e.columns(typed=True)})" for e in events)
+    return f"{OUTBOX_INSERT} SELECT queued.* FROM (VALUES {rows}) AS queued, {source}"
 
 
 def queue_select(event: EventCells, source: str) -> str:

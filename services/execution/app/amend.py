@@ -102,7 +102,7 @@ class OrderAmendments:
         if removed is None:
             self.live.canceled_before_booked.add(order_id)
         self.subscriptions.notify(order.account_id, payload)
-        self.subscriptions.notify_all(legs)
+        self.subscriptions.notify_all(legs.notices)
         return order
 
     async def cancel_all(

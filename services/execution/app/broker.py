@@ -20,7 +20,7 @@ from cift.trading.order_classes import ClassedRequest
 from cift.trading.orders import Order, OrderRequest, ReplaceRequest
 from services.execution.app.amend import OrderAmendments
 from services.execution.app.close_position import close_position
-from services.execution.app.entry import OrderEntry
+from services.execution.app.entry import OrderEntry, Placed
 from services.execution.app.feed import FeedIntake
 from services.execution.app.group_entry import submit_group
 from services.execution.app.journal import Journal
@@ -87,6 +87,9 @@ class Broker:
 
     async def submit(self, account_id: str, request: OrderRequest) -> Order:
         return await self.entry.submit(account_id, request)
+
+    async def place(self, account_id: str, request: OrderRequest) -> Placed:
+        return await self.entry.place(account_id, request)
 
     async def submit_group(self, account_id: str, request: ClassedRequest) -> Order:
         return await submit_group(self.entry, account_id, request)

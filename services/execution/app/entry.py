@@ -25,6 +25,7 @@ from cift.runtime.money import format_decimal
 from cift.runtime.timestamps import now_ns
 from cift.trading.fills import (
     EngineEvent,
+    Fill,
     OpenOrders,
 )
 from cift.trading.ledger import buying_power
@@ -34,21 +35,32 @@ from cift.trading.orders import (
     new_order,
     resolve_resubmission,
 )
-from cift.trading.vocabulary import Instrument
+from cift.trading.vocabulary import ZERO, Instrument
 from services.execution.app.entry_statements import EntryStatements
-from services.execution.app.journal import Journal
+from services.execution.app.journal import Filled, Journal, Journaled
 from services.execution.app.live import LiveBook
-from services.execution.app.ports import AccountSettings, Market
+from services.execution.app.ports import AccountSettings, Market, OrderContext
 from services.execution.app.pretrade import PreTrade
 from services.execution.app.store_ports import (
     Connection,
     Database,
     DuplicateClientOrderId,
     Stores,
+    TakenFill,
 )
 from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Placed:
+    """A submitted order as it entered the book."""
+
+    order: Order
+    # As its fill left it, when its booking filled it completely (a market order
+    # that filled at once): final, written with the fill, so the reply can say it.
+    completed: Filled | None = None
 
 
 class OrderEntry:
@@ -72,9 +84,13 @@ class OrderEntry:
         self.subscriptions = subscriptions
         self.settings = settings
         self._known_accounts: set[str] = set()
+        # Per written order until its booking: the figures its fill, if the booking
+        # fills it at once, expects to find (the order as written, the account and
+        # position as its entry read them).
+        self._expected: dict[str, TakenFill] = {}
         self._statements = EntryStatements(pool, stores)
         # Orders written while a booking batch holds the lock wait to form the next one.
-        self._bookings: Coalescer[Order, None] = Coalescer(
+        self._bookings: Coalescer[Order, Filled | None] = Coalescer(
             self._book_orders, name="booking", max_batch=256, max_in_flight=1
         )
 
@@ -94,6 +110,10 @@ class OrderEntry:
         self._known_accounts.add(account_id)
 
     async def submit(self, account_id: str, request: OrderRequest) -> Order:
+        """The order `place` put in the book."""
+        return (await self.place(account_id, request)).order
+
+    async def place(self, account_id: str, request: OrderRequest) -> Placed:
         """Validate, risk-check, then reserve and persist in one statement; all or nothing.
 
         Two database round trips in the common case: one read (account figures,
@@ -118,19 +138,15 @@ class OrderEntry:
             )
             if context.existing_order_id is not None:
                 async with self.pool.acquire() as conn:
-                    return await self.resubmission(conn, account_id, request)
+                    return Placed(await self.resubmission(conn, account_id, request))
             order.reserve(await self.pretrade.reservation(order, context, open_orders))
             await self.pretrade.risk_check(order, context, open_orders)
             await self.book_instrument(instrument)
             order.accept(order.created_ns)
-            # The account's next event sequence as read; the write checks it still is.
-            sequence = context.event_seq + 1
             # Once written, the order must reach the book even if this caller goes
             # away (deadline, disconnect): the write and the booking run as their own
             # task, and the entry stays held until that task is done.
-            entry = asyncio.ensure_future(
-                self._write_and_book(account_id, request, order, sequence)
-            )
+            entry = asyncio.ensure_future(self._write_and_book(account_id, request, order, context))
             entry.add_done_callback(lambda _: release())
             handed_over = True
         finally:
@@ -150,24 +166,29 @@ class OrderEntry:
             return self.live.engine.open_orders_of(account_id, symbol, excluding=excluding)
 
     async def _write_and_book(
-        self, account_id: str, request: OrderRequest, order: Order, sequence: int
-    ) -> Order:
+        self, account_id: str, request: OrderRequest, order: Order, context: OrderContext
+    ) -> Placed:
+        # The account's next event sequence as read; the write checks it still is.
         try:
-            written = await self._statements.write(order, sequence)
+            written = await self._statements.write(order, context.event_seq + 1)
         except DuplicateClientOrderId:
             # The same client_order_id raced in from another call: answer as a resubmission.
             async with self.pool.acquire() as conn:
-                return await self.resubmission(conn, account_id, request)
+                return Placed(await self.resubmission(conn, account_id, request))
         if written is None:
             raise FailedPrecondition(
                 f"Insufficient buying power: this order needs {format_decimal(order.reserved)}.",
                 reason="INSUFFICIENT_BUYING_POWER",
             )
-        self.subscriptions.notify(account_id, written[1])
-        await self._bookings.submit(order)
-        return order
+        sequence, payload = written
+        self.subscriptions.notify(account_id, payload)
+        if context.balances is not None and context.position is not None:
+            self._expected[order.order_id] = TakenFill(
+                context.position, dataclasses.replace(order), context.balances, sequence, ZERO
+            )
+        return Placed(order, await self._bookings.submit(order))
 
-    async def _book_orders(self, orders: list[Order]) -> list[BaseException | None]:
+    async def _book_orders(self, orders: list[Order]) -> list[BaseException | Filled | None]:
         """Put written orders in the book and persist what that produced, under one lock hold.
 
         The lock still spans every commit, so a cancel or a tick never slips between
@@ -177,8 +198,10 @@ class OrderEntry:
         touches a single account row, as a lone fill does, so lock order against the
         multi-account submit statement is unchanged (no new deadlock).
         """
-        results: list[BaseException | None] = [None] * len(orders)
+        results: list[BaseException | Filled | None] = [None] * len(orders)
+        completed: dict[str, Filled] = {}
         by_account: dict[str, list[tuple[int, list[EngineEvent]]]] = defaultdict(list)
+        expected = {o.order_id: self._expected.pop(o.order_id, None) for o in orders}
         async with self.live.lock:
             for index, order in enumerate(orders):
                 if order.order_id in self.live.canceled_before_booked:
@@ -192,26 +215,51 @@ class OrderEntry:
                 if produced:
                     by_account[order.account_id].append((index, produced))
             await asyncio.gather(
-                *(self._persist_account(items, results) for items in by_account.values())
+                *(
+                    self._persist_account(items, results, completed, expected)
+                    for items in by_account.values()
+                )
             )
-        return results
+        return [
+            completed.get(order.order_id) if result is None else result
+            for order, result in zip(orders, results, strict=True)
+        ]
 
     async def _persist_account(
-        self, items: list[tuple[int, list[EngineEvent]]], results: list[BaseException | None]
+        self,
+        items: list[tuple[int, list[EngineEvent]]],
+        results: list[BaseException | Filled | None],
+        completed: dict[str, Filled],
+        expected: dict[str, TakenFill | None],
     ) -> None:
         """One account's share of a booking batch in one transaction; alone per order on failure.
 
         A failed transaction wrote nothing, so retrying its orders one by one
         isolates the failing order: the others still commit, and only its caller
-        sees the error (as when each order committed alone).
+        sees the error (as when each order committed alone). Orders the committed
+        fills completed go in `completed`.
+
+        The common share, one new order that filled at once, is one statement: its
+        fill settled from the figures `expected` for it, written only if the rows
+        still hold them (else the transaction below).
         """
+        index, produced = items[0]
+        fill = produced[0]
+        if len(items) == 1 and len(produced) == 1 and isinstance(fill, Fill):
+            taken = expected.get(fill.order_id)
+            if taken is not None:
+                try:
+                    async with self.pool.acquire() as conn:
+                        booked = await self.journal.persist_expected(conn, fill, taken)
+                except Exception as failure:
+                    results[index] = failure
+                    return
+                if booked is not None:
+                    self._committed([booked], completed)
+                    return
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                notices = [
-                    n
-                    for _, produced in items
-                    for n in await self.journal.persist_on(conn, produced)
-                ]
+                journaled = [await self.journal.persist_on(conn, p) for _, p in items]
         except Exception as failure:
             if len(items) == 1:
                 results[items[0][0]] = failure
@@ -219,13 +267,18 @@ class OrderEntry:
             for index, produced in items:
                 try:
                     async with self.pool.acquire() as conn, conn.transaction():
-                        notices = await self.journal.persist_on(conn, produced)
-                except Exception as alone:
-                    results[index] = alone
+                        alone = await self.journal.persist_on(conn, produced)
+                except Exception as refused:
+                    results[index] = refused
                     continue
-                self.subscriptions.notify_all(notices)
+                self._committed([alone], completed)
             return
-        self.subscriptions.notify_all(notices)
+        self._committed(journaled, completed)
+
+    def _committed(self, journaled: list[Journaled], completed: dict[str, Filled]) -> None:
+        for written in journaled:
+            self.subscriptions.notify_all(written.notices)
+            completed.update(written.completed)
 
     async def book_instrument(self, instrument: Instrument) -> None:
         """Give the engine the symbol's rules; saved once per change so a restart can reload."""

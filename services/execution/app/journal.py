@@ -9,7 +9,10 @@ event is stored, put in the outbox and handed to subscribers the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from cift.runtime.timestamps import to_datetime
@@ -29,10 +32,38 @@ from cift.trading.orders import (
     OrderStatus,
 )
 from services.execution.app.ports import OrderEventKind
-from services.execution.app.store_ports import Connection, Database, SettledFill, Stores
+from services.execution.app.store_ports import (
+    Booking,
+    Connection,
+    Database,
+    OutgoingEvent,
+    SettledFill,
+    Stores,
+    TakenFill,
+)
 from services.execution.app.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Filled:
+    """An order as one fill left it, written with that fill."""
+
+    order: Order
+    commission: Decimal  # the order's commission so far
+    payload: bytes  # the order event announcing the fill, for the subscribers once committed
+
+
+@dataclass(slots=True)
+class Journaled:
+    """What one transaction's engine events wrote."""
+
+    # (account id, order event bytes) to hand the subscribers once committed.
+    notices: list[tuple[str, bytes]] = field(default_factory=list)
+    # Orders a fill of the transaction completed, as it left them: final (a filled
+    # order changes no more), so their reply needs no read back.
+    completed: dict[str, Filled] = field(default_factory=dict)
 
 
 class Journal:
@@ -49,54 +80,95 @@ class Journal:
         """Persist engine events one transaction each (what ticks and restarts produce)."""
         for event in produced:
             async with self.pool.acquire() as conn, conn.transaction():
-                notices = await self.persist_on(conn, [event], tick_mark)
-            self.subscriptions.notify_all(notices)
+                journaled = await self.persist_on(conn, [event], tick_mark)
+            self.subscriptions.notify_all(journaled.notices)
 
     async def persist_on(
         self,
         conn: Connection,
         produced: list[EngineEvent],
         tick_mark: tuple[str, int] | None = None,
-    ) -> list[tuple[str, bytes]]:
-        """Write `produced` inside the caller's transaction; the order events to announce."""
-        notices: list[tuple[str, bytes]] = []
+    ) -> Journaled:
+        """Write `produced` inside the caller's transaction."""
+        journaled = Journaled()
         for event in produced:
             if isinstance(event, Fill):
-                payload = await self.apply_fill_on(conn, event, tick_mark)
-                if payload is not None:
-                    notices.append((event.account_id, payload))
+                filled = await self.apply_fill_on(conn, event, tick_mark)
+                if filled is not None:
+                    journaled.notices.append((event.account_id, filled.payload))
+                    if filled.order.status is OrderStatus.FILLED:
+                        journaled.completed[event.order_id] = filled
             elif isinstance(event, OrderClosed):
                 closed = await self.record_close_on(conn, event)
                 if closed is not None:
-                    notices.append(closed)
+                    journaled.notices.append(closed)
             elif isinstance(event, LegReleased):
-                notices.append(await self.record_release_on(conn, event))
+                journaled.notices.append(await self.record_release_on(conn, event))
             elif isinstance(event, OrderTriggered):
                 await self.stores.orders.mark_triggered(
                     conn, event.order_id, event.water_mark, to_datetime(event.ts_ns)
                 )
-        return notices
+        return journaled
 
     async def apply_fill(self, fill: Fill, tick_mark: tuple[str, int] | None = None) -> bool:
         """Apply one fill in one transaction; False (and no change) if it was applied before."""
         async with self.pool.acquire() as conn, conn.transaction():
-            payload = await self.apply_fill_on(conn, fill, tick_mark)
-        if payload is None:
+            filled = await self.apply_fill_on(conn, fill, tick_mark)
+        if filled is None:
             return False
-        self.subscriptions.notify(fill.account_id, payload)
+        self.subscriptions.notify(fill.account_id, filled.payload)
         return True
 
     async def apply_fill_on(
         self, conn: Connection, fill: Fill, tick_mark: tuple[str, int] | None
-    ) -> bytes | None:
-        """A fill's whole effect inside the caller's transaction; None if applied before."""
+    ) -> Filled | None:
+        """A fill's whole effect inside the caller's transaction; None if applied before.
+
+        Two statements: `take_fill` records the fill and locks what it changes, and
+        `book_fill` writes what is computed here from those locked figures, so every
+        figure and byte is final before the write.
+        """
         at = to_datetime(fill.ts_ns)
         taken = await self.stores.fills.take_fill(conn, fill, at)
         if taken is None:
             return None
-        held, order_row = taken
-        effect = settle_fill(held, fill.side, fill.qty, fill.price, fill.commission)
-        before = self.stores.orders.order_from_row(order_row)
+        settled, events, filled = self._settle(fill, taken, at)
+        await self.stores.fills.book_fill(conn, settled, events, tick_mark)
+        return filled
+
+    async def persist_expected(
+        self, conn: Connection, fill: Fill, expected: TakenFill
+    ) -> Journaled | None:
+        """A fill settled from the figures it is expected to find, written in one statement.
+
+        For a fill the booking of a new order produced: the order as written and the
+        account and position as its entry read them are what the fill finds unless
+        something else of the account happened meanwhile. One statement outside any
+        transaction records and books it only if the rows still hold those figures;
+        None when they do not (nothing was written: persist it the usual way).
+        """
+        at = to_datetime(fill.ts_ns)
+        # Settled on a copy: the statement compares the rows with the order before it.
+        finding = dataclasses.replace(expected, order=dataclasses.replace(expected.order))
+        settled, events, filled = self._settle(fill, finding, at)
+        booking = await self.stores.fills.book_expected_fill(conn, expected, settled, events)
+        if booking is Booking.MOVED:
+            return None
+        journaled = Journaled()
+        if booking is Booking.BOOKED:
+            journaled.notices.append((fill.account_id, filled.payload))
+            if filled.order.status is OrderStatus.FILLED:
+                journaled.completed[fill.order_id] = filled
+        return journaled
+
+    def _settle(
+        self, fill: Fill, taken: TakenFill, at: datetime
+    ) -> tuple[SettledFill, tuple[OutgoingEvent, OutgoingEvent], Filled]:
+        """The fill applied to the figures it finds (`taken.order` becomes the order after
+        it): the ledger's settlement and buying power, and its events with the sequence
+        after the account's."""
+        effect = settle_fill(taken.position, fill.side, fill.qty, fill.price, fill.commission)
+        before = taken.order
         if before.qty is not None:
             remaining_before = before.qty - before.filled_qty
             part = fill.qty
@@ -118,23 +190,19 @@ class Journal:
             fill.ts_ns,
             released,
         )
-        buying_power = self.stores.fills.balances(order_row).after(effect).buying_power
-        written = SettledFill(fill, effect, after, released, at, buying_power)
-        settled = await self.stores.fills.settle_fill_rows(conn, written)
+        balances = taken.balances.after(effect)
         kind = (
             OrderEventKind.FILL
             if fill.order_status is OrderStatus.FILLED
             else OrderEventKind.PARTIAL_FILL
         )
+        commission = taken.commission + fill.commission
         order_event = self.stores.outbox.order_event_row(
-            after, kind, settled["event_seq"], fill=fill, commission=settled["commission"]
+            after, kind, taken.event_seq + 1, fill=fill, commission=commission
         )
-        fill_event = self.stores.outbox.fill_event_row(fill, effect.position, settled["cash"])
-        await self.stores.fills.record_fill(conn, written, (order_event, fill_event))
-        payload = order_event.payload
-        if tick_mark is not None and tick_mark[1]:
-            await self.stores.fills.advance_tick_mark(conn, *tick_mark)
-        return payload
+        fill_event = self.stores.outbox.fill_event_row(fill, effect.position, balances.cash)
+        settled = SettledFill(fill, effect, after, released, at, balances.buying_power)
+        return settled, (order_event, fill_event), Filled(after, commission, order_event.payload)
 
     async def record_release_on(self, conn: Connection, event: LegReleased) -> tuple[str, bytes]:
         """An exit leg released (or grown) by its entry's fill: its size and status, announced."""

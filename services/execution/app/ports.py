@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from cift.trading.fills import OpenOrders
+from cift.trading.ledger import Balances, Position
 from cift.trading.orders import Order
 from cift.trading.vocabulary import ZERO, Instrument
 
@@ -68,6 +69,10 @@ class OrderContext:
     position_qty: Decimal
     # The order already submitted under the same client_order_id, if any.
     existing_order_id: str | None
+    # The account's figures and the symbol's position as read: what the fill of an
+    # order that fills as it is booked expects to find (None: not read).
+    balances: Balances | None = None
+    position: Position | None = None
 
     @property
     def available(self) -> Decimal:

@@ -17,6 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Any, Protocol
 
 from cift.trading.fills import Fill, FillExplanation, Quote, Trade
@@ -83,6 +84,26 @@ class PageQuery:
     until: datetime | None
     cursor: tuple[datetime, str] | None
     limit: int
+
+
+class Booking(Enum):
+    """How a fill settled from expected figures went (`FillStore.book_expected_fill`)."""
+
+    BOOKED = "booked"
+    APPLIED_BEFORE = "applied before"  # its fill id was recorded already: nothing changed
+    MOVED = "moved"  # the figures it was settled from had changed: nothing was written
+
+
+@dataclass(frozen=True, slots=True)
+class TakenFill:
+    """What a fill changes, as it stands before it: as `take_fill` recorded the fill and
+    found (and locked) the rows, or as a booking expects to find them."""
+
+    position: Position  # the fill's position before it
+    order: Order  # the order before it
+    balances: Balances  # the account's figures before it
+    event_seq: int  # the account's last event sequence
+    commission: Decimal  # the order's commission before it
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,21 +223,30 @@ class AccountStore(Protocol):
 class FillStore(Protocol):
     """Fills, the positions and cash they move, and the tick marks that make them idempotent."""
 
-    def balances(self, taken: Row) -> Balances: ...
-
-    async def take_fill(
-        self, conn: Connection, fill: Fill, at: datetime
-    ) -> tuple[Position, Row] | None: ...
-
-    async def settle_fill_rows(self, conn: Connection, settled: SettledFill) -> Row:
-        """Apply the fill to its position, order and account; returns the account's cash,
-        event sequence and the order's total commission."""
+    async def take_fill(self, conn: Connection, fill: Fill, at: datetime) -> TakenFill | None:
+        """Record the fill and lock what it changes; None if it was recorded before."""
         ...
 
-    async def record_fill(
-        self, conn: Connection, settled: SettledFill, events: tuple[OutgoingEvent, OutgoingEvent]
+    async def book_fill(
+        self,
+        conn: Connection,
+        settled: SettledFill,
+        events: tuple[OutgoingEvent, OutgoingEvent],
+        tick_mark: tuple[str, int] | None,
     ) -> None:
-        """Its activity entry and its (order event, fill event), queued in that order."""
+        """Apply a taken fill to its position, order and account, with its activity entry,
+        its (order event, fill event) queued in that order and the tick mark: one statement."""
+        ...
+
+    async def book_expected_fill(
+        self,
+        conn: Connection,
+        expected: TakenFill,
+        settled: SettledFill,
+        events: tuple[OutgoingEvent, OutgoingEvent],
+    ) -> Booking:
+        """`take_fill` and `book_fill` in one statement, for a fill settled from `expected`
+        figures: written only if the rows still hold them."""
         ...
 
     async def fills_of_orders(self, conn: Connection, order_ids: Sequence[str]) -> list[Row]: ...
@@ -228,8 +258,6 @@ class FillStore(Protocol):
     async def day_fills(
         self, conn: Connection, account_id: str, since: datetime
     ) -> dict[str, DayFills]: ...
-
-    async def advance_tick_mark(self, conn: Connection, symbol: str, sequence: int) -> None: ...
 
     async def tick_marks(self, conn: Connection) -> dict[str, int]: ...
 

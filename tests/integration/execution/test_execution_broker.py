@@ -27,6 +27,7 @@ from cift.risk.v1 import risk_pb2, rules_pb2
 from cift.runtime import db
 from cift.runtime.coalesce import Coalescer
 from cift.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from cift.runtime.timestamps import to_ns
 from cift.trading.fills import Fill, FillEngine
 from cift.trading.orders import Order, OrderRequest, OrderStatus, ReplaceRequest
 from cift.trading.vocabulary import Instrument, OrderType, Side, TimeInForce
@@ -34,6 +35,7 @@ from services.execution.adapters import orders_sql
 from services.execution.adapters.risk_check import RiskCheck
 from services.execution.adapters.sql_stores import SQL_STORES
 from services.execution.app.broker import AccountSettings, Broker
+from services.execution.app.journal import Filled
 from services.execution.app.ports import MarketClock
 from tests.integration.execution.ticks import quote_event, trade_event
 
@@ -634,7 +636,7 @@ async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_c
     book_orders = broker.entry._book_orders
     apply_fill_on = broker.journal.apply_fill_on
 
-    async def plugged_book_orders(orders: list[Order]) -> list[BaseException | None]:
+    async def plugged_book_orders(orders: list[Order]) -> list[BaseException | Filled | None]:
         if not plugged.is_set():  # the first batch waits: the rest queue up behind it
             plugged.set()
             await unplug.wait()
@@ -642,7 +644,7 @@ async def test_an_order_whose_fill_cannot_be_written_fails_alone_and_its_batch_c
 
     async def failing_apply_fill_on(
         conn: asyncpg.Connection, fill: Fill, tick_mark: tuple[str, int] | None
-    ) -> bytes | None:
+    ) -> Filled | None:
         written = await apply_fill_on(conn, fill, tick_mark)
         if fill.order_id in doomed:
             raise RuntimeError("the fill's write failed")
@@ -751,3 +753,124 @@ async def test_open_orders_reach_risk_and_a_replaced_sell_does_not_count_against
     assert (risk.last.open_buy_qty, risk.last.open_sell_qty) == ("5", "0")
     assert risk.last.open_order_count == 1
     assert (await account_row(pool, account))["reserved"] == D("200.00")
+
+
+class CountingPool:
+    """The pool, with the start of every statement sent on its connections recorded.
+
+    On the order path the round trips to PostgreSQL are the cost (bench/REPORT-execution.md),
+    so how many an order takes is specified like its figures.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.statements: list[str] = []
+
+    def _log(self, record: Any) -> None:
+        self.statements.append(" ".join(record.query.split())[:40])
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._pool.acquire() as conn:
+            conn.add_query_logger(self._log)
+            try:
+                yield conn
+            finally:
+                conn.remove_query_logger(self._log)
+
+
+async def counted_broker(
+    pool: asyncpg.Pool, risk: StandInRisk, symbol: str
+) -> tuple[Broker, CountingPool]:
+    """A broker whose statements are counted, with `symbol` quoted 49.99 / 50.01."""
+    counting = CountingPool(pool)
+    broker = new_broker(counting, risk)  # type: ignore[arg-type]
+    await broker.on_ticks([quote_event(symbol, "49.99", "50.01")])
+    return broker, counting
+
+
+async def test_a_market_order_and_its_fill_take_three_statements_and_reply_as_stored(
+    pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
+) -> None:
+    broker, counting = await counted_broker(pool, risk, symbol)
+    # The first order opens the account and saves the instrument: once per account.
+    await broker.submit(account, market(symbol, Side.BUY, "2"))
+    counting.statements.clear()
+
+    placed = await broker.place(account, market(symbol, Side.SELL, "1"))
+
+    # The context read, the submit write, and the fill with everything it changes,
+    # settled from the figures the entry read: no transaction, nothing read back.
+    assert len(counting.statements) == 3, counting.statements
+    assert "BEGIN;" not in counting.statements
+    stored = await pool.fetchrow("SELECT * FROM orders WHERE order_id = $1", placed.order.order_id)
+    assert (stored["status"], stored["filled_qty"]) == ("filled", 1)
+    completed = placed.completed
+    assert completed is not None
+    assert completed.order.status is OrderStatus.FILLED
+    assert (completed.order.filled_qty, completed.order.filled_avg_price) == (D(1), D("49.99"))
+    assert (completed.order.reserved, stored["reserved"]) == (D(0), D(0))
+    assert completed.commission == stored["commission"]
+    # The row keeps microseconds.
+    assert to_ns(stored["filled_at"]) == completed.order.updated_ns // 1000 * 1000
+    position = await pool.fetchrow(
+        "SELECT qty, cost_basis FROM positions WHERE account_id = $1 AND symbol = $2",
+        account,
+        symbol,
+    )
+    assert (position["qty"], position["cost_basis"]) == (D(1), D("50.01"))
+    row = await account_row(pool, account)
+    assert (row["cash"], row["reserved"], row["event_seq"]) == (D("99949.97"), D(0), 4)
+    await assert_ledger_balances(pool, account)
+
+
+async def test_a_fill_whose_account_moved_after_its_entry_read_is_booked_from_the_rows(
+    pool: asyncpg.Pool, risk: StandInRisk, account: str, symbol: str
+) -> None:
+    broker, counting = await counted_broker(pool, risk, symbol)
+    resting = await broker.submit(account, limit(symbol, Side.BUY, "1", "49.00"))
+    write = broker.entry._statements.write
+
+    async def write_then_fill_the_resting_order(order: Order, sequence: int) -> Any:
+        written = await write(order, sequence)
+        # After the market order's entry read the account: cash, position and the
+        # event sequence all move before its fill is booked.
+        await broker.on_ticks([quote_event(symbol, "48.99", "49.00")])
+        return written
+
+    broker.entry._statements.write = write_then_fill_the_resting_order  # type: ignore[method-assign]
+    counting.statements.clear()
+
+    placed = await broker.place(account, market(symbol, Side.BUY, "1"))
+
+    assert "BEGIN;" in counting.statements  # the one statement wrote nothing; taken anew
+    assert placed.completed is not None
+    assert placed.completed.order.filled_avg_price == D("49.00")
+    statuses = await pool.fetch(
+        "SELECT order_id, status, reserved FROM orders WHERE account_id = $1", account
+    )
+    assert {(r["order_id"], r["status"], r["reserved"]) for r in statuses} == {
+        (resting.order_id, "filled", D(0)),
+        (placed.order.order_id, "filled", D(0)),
+    }
+    position = await pool.fetchrow(
+        "SELECT qty, cost_basis FROM positions WHERE account_id = $1 AND symbol = $2",
+        account,
+        symbol,
+    )
+    assert (position["qty"], position["cost_basis"]) == (D(2), D("98.00"))
+    assert await pool.fetchval("SELECT count(*) FROM fills WHERE account_id = $1", account) == 2
+    row = await account_row(pool, account)
+    assert (row["cash"], row["reserved"], row["event_seq"]) == (D("99902.00"), D(0), 4)
+    sequences = await pool.fetch(
+        "SELECT sequence, payload FROM order_events WHERE account_id = $1 ORDER BY sequence",
+        account,
+    )
+    assert [r["sequence"] for r in sequences] == [1, 2, 3, 4]
+    assert [events_pb2.OrderEvent.FromString(r["payload"]).sequence for r in sequences] == [
+        1,
+        2,
+        3,
+        4,
+    ]
+    await assert_ledger_balances(pool, account)

@@ -114,6 +114,13 @@ async def _collect(consumer: EventConsumer, count: int, timeout_s: float = 30.0)
     return received
 
 
+async def _collect_new_group(infra: Any, topic: str, count: int) -> list[Event]:
+    """The first `count` events of `topic`, read by a consumer group of its own."""
+    consumer = EventConsumer(infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic])
+    await consumer.start()
+    return await _collect(consumer, count, timeout_s=20.0)
+
+
 @asynccontextmanager
 async def outbox_to_new_topic(
     infra: Any, schema: str
@@ -204,15 +211,49 @@ async def test_the_relay_publishes_as_soon_as_its_schema_commits(infra: Any, sch
             await asyncio.sleep(0.5)  # the relay drained the empty outbox and now listens
             async with pool.acquire() as conn, conn.transaction():
                 await enqueue(conn, topic, "acct-1", StringValue(value="woken"))
-            consumer = EventConsumer(
-                infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic]
-            )
-            await consumer.start()
-            events = await _collect(consumer, 1, timeout_s=20.0)
+            events = await _collect_new_group(infra, topic, 1)
         finally:
             relay.cancel()
             await asyncio.gather(relay, return_exceptions=True)
     assert [event.message.value for event in events] == ["woken"]  # type: ignore[attr-defined]
+
+
+async def test_commits_within_the_relays_pace_share_one_pass_and_a_quiet_one_goes_at_once(
+    infra: Any, schema: str
+) -> None:
+    async with outbox_to_new_topic(infra, schema) as (topic, pool, producer):
+        relay = OutboxRelay(pool, producer, poll_s=60.0, pace_s=0.5)
+        passes: list[int] = []
+        relay_once = relay.relay_once
+
+        async def counted_relay_once() -> int:
+            moved = await relay_once()
+            if moved:
+                passes.append(moved)
+            return moved
+
+        relay.relay_once = counted_relay_once  # type: ignore[method-assign]
+        running = asyncio.create_task(relay.run())
+        try:
+            await asyncio.sleep(0.8)  # drained the empty outbox, then quiet for over a pace
+            for text in ("first", "second", "third", "fourth"):
+                async with pool.acquire() as conn, conn.transaction():
+                    await enqueue(conn, topic, "acct-1", StringValue(value=text))
+                if text == "first":
+                    # After a quiet spell the first commit is relayed at once.
+                    for _ in range(40):
+                        if passes:
+                            break
+                        await asyncio.sleep(0.01)
+                    assert passes == [1]
+                await asyncio.sleep(0.05)
+            events = await _collect_new_group(infra, topic, 4)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    # Three commits 50 ms apart, within the pace of the first's pass: one pass more.
+    assert passes == [1, 3]
+    assert [event.message.value for event in events] == ["first", "second", "third", "fourth"]  # type: ignore[attr-defined]
 
 
 async def test_consumer_retries_a_failing_batch_and_commits_after_success(infra: Any) -> None:
