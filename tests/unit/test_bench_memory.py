@@ -137,3 +137,19 @@ def test_market_data_may_grow_by_what_its_rings_took_on_and_no_more() -> None:
     (anon,) = [v for v in verdicts("marketdata", _series(leaking, [0.0] * 10), 10.0,
                                    held_items=items) if v.kind == "anon"]  # fmt: skip
     assert not anon.within
+
+
+def _files(file: list[float]) -> list[Footprint]:
+    return [Footprint(10.0, 0.0, f, f + 10.0, 1) for f in file]
+
+
+def test_file_pages_dropped_by_the_kernel_and_faulted_back_in_are_not_growth() -> None:
+    # 50 MiB mapped, dropped to 27 under another job's memory pressure, then back.
+    dipped = [50.0, 27.0, 27.0, 27.0, 30.0, 40.0, 50.0, 51.0, 51.0, 52.0]
+    (file,) = [v for v in verdicts("gateway", _files(dipped), 10.0) if v.kind == "file"]
+    assert file.within
+    assert file.bound == pytest.approx(50.0 * 1.2 + 16)
+    # Mapping ever more (a file mapped per request, never unmapped) still fails.
+    mapping_more = [50.0 + 10 * i for i in range(10)]
+    (file,) = [v for v in verdicts("gateway", _files(mapping_more), 10.0) if v.kind == "file"]
+    assert not file.within
