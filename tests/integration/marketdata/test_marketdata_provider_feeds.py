@@ -26,6 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from cift.marketdata.v1 import marketdata_pb2 as md
 from services.marketdata.__main__ import FEED_HEALTH, provider_feed
 from services.marketdata.instruments import load_universe
+from services.marketdata.store import KIND_QUOTE
 from tests.fakes.provider_server import FakeStream
 from tests.integration.marketdata.marketdata_helpers import (
     METADATA,
@@ -91,6 +92,29 @@ async def wait_ticks(service: RunningService, count: int) -> list[Any]:
     return await eventually(enough, timeout_s=30.0)
 
 
+def last_quote_sequence(rows: list[Any], symbol: str) -> int:
+    return int(
+        max(r["sequence"] for r in rows if r["symbol"] == symbol and r["kind"] == KIND_QUOTE)
+    )
+
+
+async def latest_quote_at(service: RunningService, symbol: str, sequence: int) -> md.Quote:
+    """The latest quote once it is the one numbered `sequence`.
+
+    The ticks' rows and the latest quote are written one after the other, so a read
+    right after the rows appear can still find the quote before (the same symbol's,
+    left by an earlier test with the same prices).
+    """
+
+    async def caught_up() -> md.Quote | None:
+        response = await service.stub.GetLatestQuote(
+            md.GetLatestQuoteRequest(symbol=symbol), metadata=METADATA
+        )
+        return response.quote if response.quote.sequence == sequence else None
+
+    return await eventually(caught_up, timeout_s=10.0)
+
+
 async def feed_health(service: RunningService) -> int:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{service.config.grpc_port}") as channel:
         response = await health_pb2_grpc.HealthStub(channel).Check(
@@ -125,10 +149,7 @@ async def test_batched_quotes_and_trades_reach_the_latest_quote_exactly_with_ven
         rows = await wait_ticks(service, 80)
         assert_gap_free(rows)
         last = items[-2]  # the last quote sent (MSFT); the last item is a trade
-        response = await service.stub.GetLatestQuote(
-            md.GetLatestQuoteRequest(symbol="MSFT"), metadata=METADATA
-        )
-        quote = response.quote
+        quote = await latest_quote_at(service, "MSFT", last_quote_sequence(rows, "MSFT"))
         assert Decimal(repr(quote.bid)) == Decimal(repr(last["bp"]))
         assert Decimal(repr(quote.ask)) == Decimal(repr(last["ap"]))
         assert (quote.bid_exchange, quote.ask_exchange, list(quote.conditions), quote.tape) == (
