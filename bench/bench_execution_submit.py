@@ -130,7 +130,11 @@ async def limit_prices(
     """5% under each symbol's bid, on the cent grid (inside the collar, never filled); quotes."""
     async with grpc.aio.insecure_channel(info.grpc_addrs["marketdata"]) as channel:
         stub = marketdata_pb2_grpc.MarketDataServiceStub(channel)
-        for _ in range(100):
+        # At the bench's 0.2 ticks/s per symbol, the last of 8 symbols is often first
+        # quoted after 20 s; 120 s leaves a chance of about 3e-10 (8 e^-24) that one is not.
+        for attempt in range(600):
+            if attempt and attempt % 50 == 0:
+                print(f"  waiting for the simulator to quote every symbol ({attempt // 5} s)")
             reply = await stub.GetLatestQuotes(
                 marketdata_pb2.GetLatestQuotesRequest(symbols=list(SYMBOLS)),
                 metadata=(("authorization", f"Bearer {trader.token}"),),
@@ -144,7 +148,10 @@ async def limit_prices(
                     for s, (bid, _) in quotes.items()
                 }, quotes
             await asyncio.sleep(0.2)
-    raise SystemExit("the market data simulator never quoted every symbol")
+    raise SystemExit(
+        "the market data simulator did not quote every symbol in 120 s: see its log "
+        "(--home DIR keeps it) and try a higher --feed-rate"
+    )
 
 
 Submit = Callable[[int], Awaitable[None]]
