@@ -155,12 +155,14 @@ class OutboxRelay:
             await listener.add_listener(channel, self._on_notify)
             while not listener.is_closed():
                 started = time.monotonic()
+                # Cleared before the pass, not after: a commit notified while the pass
+                # runs may have missed its read, and its wake-up must survive the pass.
+                self._wake.clear()
                 if self._broker_lost_events:
                     await self.relay_again()
                 published = await self.relay_once()
                 await self._purge_when_due()
                 if published < self.batch:
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self.poll_s):
                             await self._wake.wait()

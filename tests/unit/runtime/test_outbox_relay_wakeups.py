@@ -1,0 +1,104 @@
+"""The outbox relay's wake-ups: a commit notified while a pass runs is relayed at once.
+
+The relay waits for a NOTIFY between passes and polls only every `poll_s`. A commit
+can land after a pass has read the outbox but before the pass ends; its notification
+must then start the next pass, not be forgotten until the next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from cift.runtime.outbox import OutboxRelay
+
+
+class Listener:
+    """The listening connection: what the relay calls on it, and nothing else."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Any] = []
+
+    async def fetchval(self, _query: str) -> str:
+        return "execution"
+
+    async def add_listener(self, _channel: str, callback: Any) -> None:
+        self.callbacks.append(callback)
+
+    async def remove_listener(self, _channel: str, callback: Any) -> None:
+        self.callbacks.remove(callback)
+
+    def is_closed(self) -> bool:
+        return False
+
+    def notify(self) -> None:
+        for callback in self.callbacks:
+            callback(None, 0, "outbox_execution", "")
+
+
+class Pool:
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+
+    async def acquire(self) -> Listener:
+        return self.listener
+
+    async def release(self, _connection: Listener) -> None:
+        return None
+
+    async def execute(self, *_args: object) -> str:
+        return "DELETE 0"
+
+
+async def test_a_commit_notified_during_a_pass_starts_the_next_pass() -> None:
+    listener = Listener()
+    relay = OutboxRelay(Pool(listener), producer=None, poll_s=60.0, pace_s=0.0)  # type: ignore[arg-type]
+    passes = 0
+    second_pass = asyncio.Event()
+
+    async def relay_once() -> int:
+        nonlocal passes
+        passes += 1
+        if passes == 1:
+            # The pass has read an empty outbox; a commit lands and notifies now.
+            listener.notify()
+        else:
+            second_pass.set()
+        return 0
+
+    relay.relay_once = relay_once  # type: ignore[method-assign]
+    running = asyncio.create_task(relay.run())
+    try:
+        # Far below the 60 s poll: only the notification can have started the pass.
+        await asyncio.wait_for(second_pass.wait(), timeout=10.0)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert passes == 2
+
+
+async def test_a_quiet_relay_waits_for_a_notification() -> None:
+    listener = Listener()
+    relay = OutboxRelay(Pool(listener), producer=None, poll_s=60.0, pace_s=0.0)  # type: ignore[arg-type]
+    passes = 0
+
+    async def relay_once() -> int:
+        nonlocal passes
+        passes += 1
+        return 0
+
+    relay.relay_once = relay_once  # type: ignore[method-assign]
+    running = asyncio.create_task(relay.run())
+    try:
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert passes == 1  # drained once, then waits: no busy loop without a wake-up
+        listener.notify()
+        for _ in range(100):
+            if passes == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert passes == 2
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
