@@ -28,10 +28,11 @@ from decimal import Decimal
 from itertools import pairwise
 
 import numpy as np
+import polars as pl
 
 from cift.backtest.bars import F64, SymbolBars
 from cift.backtest.pretrade import PreTradeGate
-from cift.backtest.trades import TradeBook
+from cift.backtest.trades import FillRow, closed_trades
 from cift.runtime.errors import InvalidArgument
 from cift.trading.fast_fill import fill_market_now
 from cift.trading.fills import (
@@ -103,13 +104,12 @@ class SymbolState:
     bars: SymbolBars
     start_cash: Decimal  # the symbol's equal share of the starting cash
     sleeve_cash: Decimal  # start_cash plus the cash deltas of this symbol's fills
-    trades: TradeBook
     pending: list[Pending]
     open_ids: set[str]  # orders of this symbol resting in the fill engine
     bar: int = -1
-    # (bar, shares held, sleeve cash) after each fill, for the curves: kept exact,
-    # and turned into floats once at the end, only for the last fill of each bar.
-    changes: list[tuple[int, Decimal, Decimal]] | None = None
+    # Every fill, exact, for the curves and the trades: turned into floats once, at
+    # the end (`curves`, `trades`), not per fill.
+    fills: list[FillRow] | None = None
 
 
 class EventBroker:
@@ -131,8 +131,7 @@ class EventBroker:
         self.ledger = Ledger(cash=to_decimal(cash))
         sleeve = to_decimal(cash / len(per_symbol))
         self.symbols = {
-            b.symbol: SymbolState(b, sleeve, sleeve, TradeBook(b), [], set(), changes=[])
-            for b in per_symbol
+            b.symbol: SymbolState(b, sleeve, sleeve, [], set(), fills=[]) for b in per_symbol
         }
         self.instruments = {
             b.symbol: Instrument(b.symbol, TICK, Decimal(1), False) for b in per_symbol
@@ -246,11 +245,15 @@ class EventBroker:
             return
         self._now_ns = ts_ns
         bars = state.bars
-        o, h, low, c = bars.open[i], bars.high[i], bars.low[i], bars.close[i]
+        o = bars.open[i]
         self._tick(symbol, o, ts_ns)
         pending, state.pending = state.pending, []
+        sizing_price = float(o)  # float arithmetic, not NumPy scalar arithmetic: the same values
         for item in pending:
-            self._enter(state, item, o)
+            self._enter(state, item, sizing_price)
+        if not state.open_ids:
+            return  # nothing rests: the rest of the bar cannot fill anything
+        h, low, c = bars.high[i], bars.low[i], bars.close[i]
         last = o
         for price in (low, h, c) if c >= o else (h, low, c):
             if not state.open_ids:
@@ -315,14 +318,14 @@ class EventBroker:
         n = len(bars)
         position = np.zeros(n)
         sleeve = np.full(n, float(state.start_cash))
-        changes = state.changes or []
-        if changes:
+        fills = state.fills or []
+        if fills:
             # A bar's close shows the state after its last fill; the earlier ones are passed.
-            kept = [c for c, later in pairwise(changes) if later[0] != c[0]]
-            kept.append(changes[-1])
-            index = np.array([c[0] for c in kept], dtype=np.int64)
-            held = np.array([float(c[1]) for c in kept])
-            cash = np.array([float(c[2]) for c in kept])
+            kept = [f for f, later in pairwise(fills) if later[0] != f[0]]
+            kept.append(fills[-1])
+            index = np.array([f[0] for f in kept], dtype=np.int64)
+            held = np.array([f[5] for f in kept], dtype=np.float64)
+            cash = np.array([f[6] for f in kept], dtype=np.float64)
             # Each bar takes the state after the last change at or before it.
             last = np.full(n, -1, dtype=np.int64)
             last[index] = np.arange(len(index))
@@ -332,12 +335,21 @@ class EventBroker:
             sleeve[known] = cash[last[known]]
         return sleeve + position * bars.close, position
 
+    def trades(self, symbol: str) -> pl.DataFrame:
+        """The symbol's closed round trips, from its fills."""
+        state = self.symbols[symbol]
+        return closed_trades(state.bars, state.fills or [])
+
     def _tick(self, symbol: str, price: float | Decimal, ts_ns: int) -> None:
         p = price if isinstance(price, Decimal) else to_decimal(price)
         if self.tape is not None:
             self.tape.append(TapeTick(symbol, ts_ns, p))
-        self._apply(self.fills.on_quote(Quote(symbol, p, p, DEPTH, DEPTH, ts_ns)))
-        self._apply(self.fills.on_trade(Trade(symbol, p, DEPTH, ts_ns)))
+        events = self.fills.on_quote(Quote(symbol, p, p, DEPTH, DEPTH, ts_ns))
+        if events:
+            self._apply(events)
+        events = self.fills.on_trade(Trade(symbol, p, DEPTH, ts_ns))
+        if events:
+            self._apply(events)
 
     def _enter(self, state: SymbolState, item: Pending, open_price: float) -> None:
         order = item.order
@@ -440,16 +452,19 @@ class EventBroker:
         )
         state = self.symbols[fill.symbol]
         state.sleeve_cash += effect.cash_delta
-        state.trades.record(fill, state.bar, effect.position.qty)
-        assert state.changes is not None
-        state.changes.append((state.bar, effect.position.qty, state.sleeve_cash))
+        assert state.fills is not None
+        state.fills.append(
+            (state.bar, fill.side is _BUY, fill.qty, fill.price, fill.commission,
+             effect.position.qty, state.sleeve_cash)
+        )  # fmt: skip
         order = self.reserving.get(fill.order_id)
         if order is not None:
             self.gate.on_fill(order, fill)
         if fill.order_status is _FILLED:
             self.reserving.pop(fill.order_id, None)
             state.open_ids.discard(fill.order_id)
-            self._on_filled(fill)
+            if self.siblings or self.brackets:  # else no bracket leg to place or cancel
+                self._on_filled(fill)
 
     def _on_filled(self, fill: Fill) -> None:
         """Bracket legs: place the exits of a filled entry; a filled exit cancels its sibling."""

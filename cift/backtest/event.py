@@ -218,7 +218,7 @@ def run_event(
         params=params,
         engine="event",
         curves=[SymbolCurve(b, *broker.curves(b.symbol)) for b in per_symbol],
-        trades=pl.concat([broker.symbols[b.symbol].trades.frame() for b in per_symbol]),
+        trades=pl.concat([broker.trades(b.symbol) for b in per_symbol]),
         commissions=float(broker.ledger.commissions),
         first_trading_bar=max(warmup, 0),
         rejections=broker.gate.frame(),

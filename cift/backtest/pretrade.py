@@ -144,16 +144,11 @@ class PreTradeGate:
         position = ZERO if held is None else held.qty
         open_orders = engine.open_orders_of(order.account_id, symbol)
         cost = None
-        if price is not None and price > 0:
+        if price is not None and price > ZERO:
             same_side = open_orders.buy_qty if side is _BUY else open_orders.sell_qty
             cost = reservation_for(
-                side=side,
-                qty=order.qty,
-                notional=order.notional,
-                price=price,
-                position_qty=position,
-                open_qty_same_side=same_side,
-            )
+                side, order.qty, order.notional, price, position, same_side
+            )  # fmt: skip
         gross = ledger.gross_cost
         available = (
             buying_power(ledger.cash, ledger.net_cost, gross, self.margin_multiplier)
@@ -161,7 +156,7 @@ class PreTradeGate:
         )
         view = self._view
         view.now_ns = now_ns
-        view.buying_power = max(ZERO, available)
+        view.buying_power = available if available > ZERO else ZERO  # max(ZERO, available)
         view.instrument = instrument
         view.quote = None if last is None else self._quote_of(symbol, bid, ask, last, now_ns)
         view.position_qty = position

@@ -15,11 +15,6 @@ import numpy as np
 import polars as pl
 
 from cift.backtest.bars import F64, I64, SymbolBars
-from cift.trading.fills import Fill
-from cift.trading.vocabulary import Side
-
-# An enum class attribute costs far more than a global; this runs once per fill.
-_BUY = Side.BUY
 
 
 def trade_frame(
@@ -78,16 +73,16 @@ class _Open:
 
 @dataclass(slots=True)
 class TradeBook:
-    """One symbol's round trips, fed every fill in order."""
+    """One symbol's round trips, fed every fill in order (floats, see `_Open`)."""
 
     bars: SymbolBars
     current: _Open | None = None
     closed: list[tuple[float, int, int, float, float, float]] = field(default_factory=list)
 
-    def record(self, fill: Fill, bar: int, position_after: Decimal) -> None:
-        qty, price, commission = float(fill.qty), float(fill.price), float(fill.commission)
-        buy = fill.side is _BUY
-        after = float(position_after)
+    def record(
+        self, bar: int, buy: bool, qty: float, price: float, commission: float, after: float
+    ) -> None:
+        """One fill: `after` is the position it left, signed."""
         before = after - (qty if buy else -qty)
         if before == 0:
             self._open(buy, bar, qty, price, commission)
@@ -153,3 +148,47 @@ class TradeBook:
             exit_price=np.asarray(columns[4], dtype=np.float64),
             commission=np.asarray(columns[5], dtype=np.float64),
         )
+
+
+# One fill as the broker logs it: (bar, buy, qty, price, commission, position after,
+# sleeve cash after), exact. Logged as is, once per fill; turned into floats at the end.
+FillRow = tuple[int, bool, Decimal, Decimal, Decimal, Decimal, Decimal]
+
+
+def closed_trades(bars: SymbolBars, fills: list[FillRow]) -> pl.DataFrame:
+    """The round trips of a symbol's fills, as `TradeBook` fed them one by one reports them.
+
+    When every trade is one entry fill from flat and one exit fill back to flat (a
+    signal strategy's reversals are a close, then an open), the trades are pairs of
+    consecutive fills, and the frame is made over whole columns with the same float
+    operations `TradeBook.record` does per fill; otherwise it is `TradeBook`.
+    """
+    book = TradeBook(bars)
+    if not fills:
+        return book.frame()
+    n = len(fills)
+    bar = np.fromiter((f[0] for f in fills), np.int64, n)
+    buy = np.fromiter((f[1] for f in fills), np.bool_, n)
+    qty, price, commission, after = (
+        np.array([f[k] for f in fills], dtype=np.float64) for k in (2, 3, 4, 5)
+    )
+    before = after - np.where(buy, qty, -qty)
+    opens, closes = before == 0, after == 0
+    if opens[0::2].all() and not closes[0::2].any() and closes[1::2].all():
+        entry, exit_ = slice(0, n - n % 2, 2), slice(1, n, 2)
+        closing = np.minimum(qty[exit_], np.abs(before[exit_]))
+        return trade_frame(
+            bars,
+            size=np.where(buy[entry], qty[entry], -qty[entry]),
+            entry_bar=bar[entry],
+            exit_bar=bar[exit_],
+            entry_price=price[entry],
+            exit_price=price[exit_],
+            commission=commission[entry] + commission[exit_] * closing / qty[exit_],
+        )
+    for row in zip(
+        bar.tolist(), buy.tolist(), qty.tolist(), price.tolist(), commission.tolist(),
+        after.tolist(), strict=True,
+    ):  # fmt: skip
+        book.record(*row)
+    return book.frame()

@@ -17,35 +17,52 @@ anything differently.
 
 from __future__ import annotations
 
+from cift.trading.book import SymbolBook
 from cift.trading.fills import EngineEvent, FillEngine
 from cift.trading.orders import Order, OrderStatus
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
 _AT_ONCE = (TimeInForce.IOC, TimeInForce.FOK)
+# Enum members read once: an enum class attribute costs far more than a global.
+_MARKET, _ACCEPTED, _BUY = OrderType.MARKET, OrderStatus.ACCEPTED, Side.BUY
 
 
 def fill_market_now(engine: FillEngine, order: Order, now_ns: int) -> list[EngineEvent]:
     """Fill an accepted IOC/FOK market order for its whole quantity at the quote, or `add` it."""
-    if not fills_whole_at_once(engine, order):
+    book = _book_if_whole(engine, order)
+    if book is None:
         return engine.add(order, now_ns)
     events: list[EngineEvent] = []
-    engine._fill_now(engine._book(order.symbol), order, now_ns, events)
+    engine._fill_now(book, order, now_ns, events)
     return events
 
 
 def fills_whole_at_once(engine: FillEngine, order: Order) -> bool:
     """Whether `engine.add(order)` would fill all of it on entry and leave nothing behind."""
+    return _book_if_whole(engine, order) is not None
+
+
+def _book_if_whole(engine: FillEngine, order: Order) -> SymbolBook | None:
+    """The order's book if `fills_whole_at_once`, else None.
+
+    The engine's own tables are read directly (`in engine` and `last_prices` ask
+    them the same), since this runs once per order a backtest sends.
+    """
+    order_id = order.order_id
     if (
-        order.order_type is not OrderType.MARKET
+        order.order_type is not _MARKET
         or order.time_in_force not in _AT_ONCE
-        or order.status is not OrderStatus.ACCEPTED
+        or order.status is not _ACCEPTED
         or order.qty is None
         or order.notional is not None
         or engine._displayed
         or order.symbol not in engine._instruments
-        or order.order_id in engine
-        or order.order_id in engine.contingent
+        or order_id in engine._orders
+        or order_id in engine._held
+        or order_id in engine.contingent
     ):
-        return False
-    bid, ask, _ = engine.last_prices(order.symbol)
-    return (ask if order.side is Side.BUY else bid) is not None
+        return None
+    book = engine._books.get(order.symbol)
+    if book is None or (book.ask if order.side is _BUY else book.bid) is None:
+        return None
+    return book

@@ -33,6 +33,9 @@ from cift.trading.fill_triggers import armed, wait_for_trigger
 from cift.trading.orders import Order, OrderStatus
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
+# Enum members read once: an enum class attribute costs far more than a global.
+_BUY, _QUOTE = Side.BUY, PriceSource.QUOTE
+
 
 class MatchingCore(EngineState):
     """The matching: orders put to work, triggered, and filled against the market."""
@@ -133,7 +136,7 @@ class MatchingCore(EngineState):
         self, book: SymbolBook, order: Order, now_ns: int, events: list[EngineEvent]
     ) -> None:
         """Fill as much of `order` as the current quote allows (possibly nothing)."""
-        buy = order.side is Side.BUY
+        buy = order.side is _BUY
         quote_price = book.ask if buy else book.bid
         if quote_price is None:
             return
@@ -170,15 +173,11 @@ class MatchingCore(EngineState):
         completes = False
         if remaining_notional is not None:
             completes = remaining_notional - qty * price < price * step
+        # Positional, in the parameters' order: once per fill.
         explanation = self._pricer.explain(
-            PriceSource.QUOTE,
-            quote_price,
-            quote=self._quotes.get(order.symbol),
-            trade=None,
-            limit=limit,
-            available=available,
+            _QUOTE, quote_price, self._quotes.get(order.symbol), None, limit, available
         )
-        self._record(book, order, qty, price, now_ns, events, explanation, completes=completes)
+        self._record(book, order, qty, price, now_ns, events, explanation, completes)
 
     def _can_fill_entirely(self, book: SymbolBook, order: Order) -> bool:
         buy = order.side is Side.BUY
@@ -202,7 +201,6 @@ class MatchingCore(EngineState):
         now_ns: int,
         events: list[EngineEvent],
         explanation: FillExplanation,
-        *,
         completes: bool = False,
         takes_quote_size: bool = True,
     ) -> None:
@@ -211,8 +209,8 @@ class MatchingCore(EngineState):
         An auction cross is liquidity of its own: it leaves the quote's displayed
         size (`takes_quote_size=False`) to the orders that trade against the quote.
         """
-        order.record_fill(qty, price, now_ns, completes=completes)
-        if takes_quote_size and order.side is Side.BUY:
+        order.record_fill(qty, price, now_ns, completes)
+        if takes_quote_size and order.side is _BUY:
             book.ask_left -= qty
         elif takes_quote_size:
             book.bid_left -= qty

@@ -20,6 +20,8 @@ from cift.trading.orders import Order
 from cift.trading.vocabulary import ZERO, OrderType, Side, to_cents
 
 BPS = Decimal(10000)
+# Enum members read once: an enum class attribute costs far more than a global.
+_BUY = Side.BUY
 
 
 class StopTrigger(StrEnum):
@@ -39,6 +41,30 @@ class CommissionModel:
     def commission(self, qty: Decimal, price: Decimal) -> Decimal:
         amount = qty * self.per_share + qty * price * self.bps / BPS
         return to_cents(amount)
+
+    @property
+    def free(self) -> bool:
+        """Whether every fill's commission is zero cents (`NO_COMMISSION`), whatever its size.
+
+        Both rates a positive zero: for a positive quantity and price both terms are
+        then +0, so is their sum, and it rounds to 0.00.
+        """
+        per_share, bps = self.per_share, self.bps
+        return (
+            per_share.is_zero()
+            and bps.is_zero()
+            and not per_share.is_signed()
+            and not bps.is_signed()
+        )
+
+
+# What `CommissionModel.commission` returns for every fill of a free model.
+NO_COMMISSION = to_cents(ZERO)
+
+
+def no_commission(qty: Decimal, price: Decimal) -> Decimal:
+    """A free model's commission: `NO_COMMISSION`, without the arithmetic that makes it."""
+    return NO_COMMISSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +108,10 @@ class FillPricer:
         self._slippage_bps = model.slippage_bps
         self._per_share = model.commission.per_share
         self._bps = model.commission.bps
-        # The model's own method, bound once: one call per fill instead of two.
-        self.commission = model.commission.commission
+        # The model's own method, bound once: one call per fill instead of two; for a
+        # free model (most paper accounts), its answer without the arithmetic.
+        commission = model.commission
+        self.commission = no_commission if commission.free else commission.commission
         slip = model.slippage_bps / BPS
         self._buy_slip = 1 + slip
         self._sell_slip = 1 - slip
@@ -91,7 +119,7 @@ class FillPricer:
     def price(
         self, side: Side, market_price: Decimal, limit: Decimal | None, tick: Decimal
     ) -> Decimal:
-        if side is Side.BUY:
+        if side is _BUY:
             price = round_up_to(market_price * self._buy_slip, tick)
             return price if limit is None or price <= limit else limit
         price = round_down_to(market_price * self._sell_slip, tick)
@@ -103,7 +131,6 @@ class FillPricer:
         self,
         source: PriceSource,
         market_price: Decimal,
-        *,
         quote: Quote | None,
         trade: Trade | None,
         limit: Decimal | None,

@@ -90,16 +90,17 @@ def settle_fill(
     position: Position, side: Side, qty: Decimal, price: Decimal, commission: Decimal = ZERO
 ) -> FillEffect:
     """Apply one fill to a position by the average-cost method (see the module docstring)."""
-    if qty <= 0 or price <= 0:
+    # Against ZERO, not 0: a Decimal compares with a Decimal without converting an int.
+    if qty <= ZERO or price <= ZERO:
         raise InvalidArgument(f"A fill needs a positive quantity and price, not {qty} @ {price}.")
-    if commission < 0:
+    if commission < ZERO:
         raise InvalidArgument("A commission cannot be negative.")
     buy = side is _BUY
     amount = to_cents(qty * price)
     held, cost = position.qty, position.cost_basis
     signed_qty = qty if buy else -qty
     realized = ZERO
-    if held == 0 or (held > 0) == buy:
+    if not held or (held > ZERO) == buy:
         new_cost = cost + (amount if buy else -amount)
     else:
         closing = min(qty, abs(held))
@@ -217,6 +218,22 @@ def reservation_price(
     reserve at the worse of the quote and the stop; a buy trailing stop at the ask
     plus its trail, where it would trigger today.
     """
+    return _reservation_price(
+        side, order_type, limit_price, stop_price, trail_price, trail_percent, bid, ask
+    )
+
+
+def _reservation_price(
+    side: Side,
+    order_type: OrderType,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    trail_price: Decimal | None,
+    trail_percent: Decimal | None,
+    bid: Decimal | None,
+    ask: Decimal | None,
+) -> Decimal | None:
+    """`reservation_price`, its arguments by position (one call per order entered)."""
     if order_type is _LIMIT or order_type is _STOP_LIMIT:
         return limit_price
     buy = side is _BUY
@@ -238,20 +255,19 @@ def order_reservation_price(
     order: Order, bid: Decimal | None, ask: Decimal | None
 ) -> Decimal | None:
     """`reservation_price` on an order's own terms: live entry and the backtest gate price alike."""
-    return reservation_price(
-        side=order.side,
-        order_type=order.order_type,
-        limit_price=order.limit_price,
-        stop_price=order.stop_price,
-        trail_price=order.trail_price,
-        trail_percent=order.trail_percent,
-        bid=bid,
-        ask=ask,
+    return _reservation_price(
+        order.side,
+        order.order_type,
+        order.limit_price,
+        order.stop_price,
+        order.trail_price,
+        order.trail_percent,
+        bid,
+        ask,
     )
 
 
 def reservation_for(
-    *,
     side: Side,
     qty: Decimal | None,
     notional: Decimal | None,
@@ -263,14 +279,19 @@ def reservation_for(
 
     A sell against a long (or a buy against a short) reduces exposure and needs
     none, up to the shares not already promised to other open orders on that side.
+    Callers name the arguments; the backtest's gate, once per order, passes them in
+    this order.
     """
     if qty is None:
         assert notional is not None
         qty = notional / price
     reducible = -position_qty if side is _BUY else position_qty
-    capacity = max(ZERO, reducible - open_qty_same_side)
-    exposure_qty = max(ZERO, qty - capacity)
-    if exposure_qty == 0:
+    # max(ZERO, x), without the builtin's call: ZERO unless x is above it.
+    capacity = reducible - open_qty_same_side
+    if not capacity > ZERO:
+        capacity = ZERO
+    exposure_qty = qty - capacity
+    if not exposure_qty > ZERO:
         return ZERO
     if notional is not None and exposure_qty == qty:
         return to_cents(notional)

@@ -96,6 +96,9 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     **{status: frozenset() for status in TERMINAL_STATUSES},
 }
 
+# Read once: an enum class attribute costs far more than a global (one fill each).
+_FILLED, _PARTIALLY_FILLED = OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
+
 _VERB = {
     OrderStatus.ACCEPTED: "accepted",
     OrderStatus.PARTIALLY_FILLED: "filled",
@@ -318,14 +321,14 @@ class Order:
         self.qty += qty
 
     def record_fill(
-        self, qty: Decimal, price: Decimal, now_ns: int, *, completes: bool = False
+        self, qty: Decimal, price: Decimal, now_ns: int, completes: bool = False
     ) -> None:
         """Count a fill; the status follows from what remains.
 
         `completes` closes a notional order whose remaining dollars no longer buy
         one quantity increment (its share count is only known as it fills).
         """
-        if qty <= 0 or price <= 0:
+        if qty <= ZERO or price <= ZERO:  # ZERO, not 0: no int to convert per fill
             raise InvalidArgument(
                 f"A fill needs a positive quantity and price, not {qty} @ {price}."
             )
@@ -336,7 +339,7 @@ class Order:
                 f"not {format_decimal(qty)}."
             )
         done = completes if remaining is None else qty == remaining
-        self.transition(OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED, now_ns)
+        self.transition(_FILLED if done else _PARTIALLY_FILLED, now_ns)
         self.filled_qty += qty
         self.filled_notional += qty * price
         self.fill_count += 1
