@@ -25,14 +25,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import pairwise
 
 import numpy as np
 import polars as pl
 
 from cift.backtest.bars import F64, SymbolBars
 from cift.backtest.pretrade import PreTradeGate
-from cift.backtest.trades import FillRow, closed_trades
+from cift.backtest.trades import FillColumns, FillRow, closed_trades
 from cift.runtime.errors import InvalidArgument
 from cift.trading.fast_fill import fill_market_now
 from cift.trading.fills import (
@@ -311,34 +310,25 @@ class EventBroker:
                 levels.append(order.limit_price)
         return levels
 
-    def curves(self, symbol: str) -> tuple[F64, F64]:
-        """(equity, position) at each close of the symbol's bars."""
+    def results(self, symbol: str) -> tuple[F64, F64, pl.DataFrame]:
+        """(equity, position) at each close of the symbol's bars, and its closed trades."""
         state = self.symbols[symbol]
         bars = state.bars
+        fills = FillColumns.of(state.fills or [])
         n = len(bars)
         position = np.zeros(n)
         sleeve = np.full(n, float(state.start_cash))
-        fills = state.fills or []
-        if fills:
+        if len(fills.bar):
             # A bar's close shows the state after its last fill; the earlier ones are passed.
-            kept = [f for f, later in pairwise(fills) if later[0] != f[0]]
-            kept.append(fills[-1])
-            index = np.array([f[0] for f in kept], dtype=np.int64)
-            held = np.array([f[5] for f in kept], dtype=np.float64)
-            cash = np.array([f[6] for f in kept], dtype=np.float64)
+            kept = np.flatnonzero(np.append(fills.bar[1:] != fills.bar[:-1], True))
             # Each bar takes the state after the last change at or before it.
             last = np.full(n, -1, dtype=np.int64)
-            last[index] = np.arange(len(index))
+            last[fills.bar[kept]] = kept
             last = np.maximum.accumulate(last)
             known = last >= 0
-            position[known] = held[last[known]]
-            sleeve[known] = cash[last[known]]
-        return sleeve + position * bars.close, position
-
-    def trades(self, symbol: str) -> pl.DataFrame:
-        """The symbol's closed round trips, from its fills."""
-        state = self.symbols[symbol]
-        return closed_trades(state.bars, state.fills or [])
+            position[known] = fills.after[last[known]]
+            sleeve[known] = fills.sleeve[last[known]]
+        return sleeve + position * bars.close, position, closed_trades(bars, fills)
 
     def _tick(self, symbol: str, price: float | Decimal, ts_ns: int) -> None:
         p = price if isinstance(price, Decimal) else to_decimal(price)

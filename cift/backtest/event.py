@@ -213,12 +213,13 @@ def run_event(
         _run_timeline(instance, broker, per_symbol, progress)
     if progress is not None:
         progress(1.0)
+    results = [broker.results(b.symbol) for b in per_symbol]
     return assemble(
         strategy=name,
         params=params,
         engine="event",
-        curves=[SymbolCurve(b, *broker.curves(b.symbol)) for b in per_symbol],
-        trades=pl.concat([broker.trades(b.symbol) for b in per_symbol]),
+        curves=[SymbolCurve(b, e, p) for b, (e, p, _) in zip(per_symbol, results, strict=True)],
+        trades=pl.concat([trades for _, _, trades in results]),
         commissions=float(broker.ledger.commissions),
         first_trading_bar=max(warmup, 0),
         rejections=broker.gate.frame(),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from cift.backtest.bars import F64, I64, SymbolBars
@@ -155,7 +156,28 @@ class TradeBook:
 FillRow = tuple[int, bool, Decimal, Decimal, Decimal, Decimal, Decimal]
 
 
-def closed_trades(bars: SymbolBars, fills: list[FillRow]) -> pl.DataFrame:
+@dataclass(frozen=True, slots=True)
+class FillColumns:
+    """A symbol's logged fills as columns, in floats: read by the curves and the trades."""
+
+    bar: I64
+    buy: npt.NDArray[np.bool_]
+    qty: F64
+    price: F64
+    commission: F64
+    after: F64  # the position each fill left
+    sleeve: F64  # the sleeve's cash after each fill
+
+    @classmethod
+    def of(cls, fills: list[FillRow]) -> FillColumns:
+        """Each Decimal through `float`, once, in one pass per column."""
+        n = len(fills)
+        bar, buy, *exact = zip(*fills, strict=True) if fills else [()] * 7
+        floats = [np.fromiter(map(float, column), np.float64, n) for column in exact]
+        return cls(np.fromiter(bar, np.int64, n), np.fromiter(buy, np.bool_, n), *floats)
+
+
+def closed_trades(bars: SymbolBars, fills: FillColumns) -> pl.DataFrame:
     """The round trips of a symbol's fills, as `TradeBook` fed them one by one reports them.
 
     When every trade is one entry fill from flat and one exit fill back to flat (a
@@ -164,14 +186,12 @@ def closed_trades(bars: SymbolBars, fills: list[FillRow]) -> pl.DataFrame:
     operations `TradeBook.record` does per fill; otherwise it is `TradeBook`.
     """
     book = TradeBook(bars)
-    if not fills:
+    n = len(fills.bar)
+    if not n:
         return book.frame()
-    n = len(fills)
-    bar = np.fromiter((f[0] for f in fills), np.int64, n)
-    buy = np.fromiter((f[1] for f in fills), np.bool_, n)
-    qty, price, commission, after = (
-        np.array([f[k] for f in fills], dtype=np.float64) for k in (2, 3, 4, 5)
-    )
+    bar, buy, qty, price, commission, after = (
+        fills.bar, fills.buy, fills.qty, fills.price, fills.commission, fills.after
+    )  # fmt: skip
     before = after - np.where(buy, qty, -qty)
     opens, closes = before == 0, after == 0
     if opens[0::2].all() and not closes[0::2].any() and closes[1::2].all():

@@ -17,7 +17,7 @@ from polars.testing import assert_frame_equal
 
 from cift.backtest.bars import split_bars
 from cift.backtest.synthetic import random_walk_bars
-from cift.backtest.trades import FillRow, TradeBook, closed_trades
+from cift.backtest.trades import FillColumns, FillRow, TradeBook, closed_trades
 
 BARS = split_bars(random_walk_bars(500))[0]
 prices = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(900), places=2)
@@ -62,7 +62,7 @@ def test_round_trips_paired_by_columns_match_the_book(
     if left_open and trades:
         steps.pop()  # the last trade stays open: not reported
     fills = rows(steps)
-    assert_frame_equal(closed_trades(BARS, fills), per_fill(fills))
+    assert_frame_equal(closed_trades(BARS, FillColumns.of(fills)), per_fill(fills))
 
 
 @settings(max_examples=200, deadline=None)
@@ -76,7 +76,7 @@ def test_any_fills_give_the_books_trades(
 ) -> None:
     """Scaling in and out, crossing zero: the columns path must step aside or agree."""
     fills = rows(steps)
-    assert_frame_equal(closed_trades(BARS, fills), per_fill(fills))
+    assert_frame_equal(closed_trades(BARS, FillColumns.of(fills)), per_fill(fills))
 
 
 def test_a_fill_through_zero_splits_into_two_trades() -> None:
@@ -87,7 +87,7 @@ def test_a_fill_through_zero_splits_into_two_trades() -> None:
             (True, Decimal(5), Decimal(99), Decimal("0.10")),
         ]
     )
-    frame = closed_trades(BARS, fills)
+    frame = closed_trades(BARS, FillColumns.of(fills))
     assert frame["size"].to_list() == [10.0, -5.0]
     assert frame["entry_bar"].to_list() == [0, 1]
     assert frame["exit_bar"].to_list() == [1, 2]
@@ -96,5 +96,5 @@ def test_a_fill_through_zero_splits_into_two_trades() -> None:
 
 
 def test_no_fills_no_trades() -> None:
-    assert closed_trades(BARS, []).height == 0
-    assert closed_trades(BARS, []).schema == per_fill([]).schema
+    assert closed_trades(BARS, FillColumns.of([])).height == 0
+    assert closed_trades(BARS, FillColumns.of([])).schema == per_fill([]).schema
