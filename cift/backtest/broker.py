@@ -353,7 +353,7 @@ class EventBroker:
             )
             if goal == held:
                 return
-            if held and goal and (goal > 0) != (held > 0):
+            if held and goal and (goal > ZERO) != (held > ZERO):
                 # A reversal is the close, then the new position: on a cash account
                 # one order through zero would need buying power for the new side
                 # before the close frees any, and the live account refuses it.
@@ -379,8 +379,9 @@ class EventBroker:
         at once: immediate-or-cancel says so, and lets the fill engine skip the
         resting-order bookkeeping (`fill_market_now`) on the way to the same fill.
         """
-        side = _SELL if qty < 0 else _BUY
-        return self._add(self._order(side, symbol, abs(qty), _MARKET, _IOC))
+        if qty < ZERO:
+            return self._add(self._order(_SELL, symbol, -qty, _MARKET, _IOC))
+        return self._add(self._order(_BUY, symbol, qty, _MARKET, _IOC))
 
     def _add(self, order: Order, *, checked: bool = True) -> bool:
         """Through the pre-trade gate (unless a bracket's exit leg) into the fill engine."""
@@ -404,7 +405,7 @@ class EventBroker:
 
     def _target_shares(self, state: SymbolState, held: Decimal, sign: int, price: float) -> Decimal:
         """Shares to hold for `sign` times the sleeve, keeping a position already on that side."""
-        if sign == 0 or (held > 0 if sign > 0 else held < 0):
+        if sign == 0 or (held > ZERO if sign > 0 else held < ZERO):
             return held if sign else ZERO
         cash = float(state.sleeve_cash)
         if held:

@@ -11,6 +11,8 @@ from decimal import Decimal
 
 from cift.runtime.errors import InvalidArgument
 
+_ZERO = Decimal(0)
+
 # Bound on digits so a hostile "1e999999" cannot make arithmetic explode.
 MAX_DIGITS = 30
 MAX_EXPONENT = 18
@@ -69,4 +71,5 @@ def round_to_increment(value: Decimal, increment: Decimal) -> Decimal:
 
 def is_multiple_of(value: Decimal, increment: Decimal) -> bool:
     """True when `value` lies on the grid of `increment` (tick grid, lot size)."""
-    return increment > 0 and value % increment == 0
+    # Against a Decimal zero, not 0: no int converted on every order's check.
+    return increment > _ZERO and value % increment == _ZERO

@@ -123,7 +123,7 @@ class FillPricer:
             price = round_up_to(market_price * self._buy_slip, tick)
             return price if limit is None or price <= limit else limit
         price = round_down_to(market_price * self._sell_slip, tick)
-        if price <= 0:
+        if price <= ZERO:
             price = tick
         return price if limit is None or price >= limit else limit
 

@@ -268,8 +268,8 @@ class FillEngine(ClockCore):
         book = self._books.get(quote.symbol)
         if book is None:
             book = self._book(quote.symbol)
-        book.bid = quote.bid if quote.bid > 0 else None
-        book.ask = quote.ask if quote.ask > 0 else None
+        book.bid = quote.bid if quote.bid > ZERO else None
+        book.ask = quote.ask if quote.ask > ZERO else None
         book.bid_left = quote.bid_size
         book.ask_left = quote.ask_size
         self._quotes[quote.symbol] = quote

@@ -103,10 +103,11 @@ def settle_fill(
     if not held or (held > ZERO) == buy:
         new_cost = cost + (amount if buy else -amount)
     else:
-        closing = min(qty, abs(held))
+        size = abs(held)
+        closing = qty if qty <= size else size  # min(qty, size), without the builtin's call
         closing_amount = amount if closing == qty else to_cents(amount * closing / qty)
         opening_amount = amount - closing_amount
-        removed_cost = cost if closing == abs(held) else to_cents(cost * closing / abs(held))
+        removed_cost = cost if closing == size else to_cents(cost * closing / size)
         closing_cash = -closing_amount if buy else closing_amount
         realized = closing_cash - removed_cost
         new_cost = cost - removed_cost + (opening_amount if buy else -opening_amount)

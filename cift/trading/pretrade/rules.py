@@ -112,10 +112,10 @@ class CheckContext:
         qty: Decimal | None = None
         notional: Decimal | None = None
         order_qty = order.qty
-        if order_qty is not None and order_qty > 0:
+        if order_qty is not None and order_qty > ZERO:
             qty = order_qty
             notional = qty * price if price is not None else None
-        elif order.notional is not None and order.notional > 0:
+        elif order.notional is not None and order.notional > ZERO:
             notional = order.notional
             qty = notional / price if price is not None else None
         if order.side is _BUY:
@@ -264,7 +264,7 @@ def check_quantity(ctx: CheckContext) -> list[Violation]:
         ]
     if order.qty is not None and order.notional is not None:
         return [Violation(Reason.NOTIONAL_NOT_ALLOWED, "Send either qty or notional, not both.")]
-    if order.qty is not None and order.qty <= 0:
+    if order.qty is not None and order.qty <= ZERO:
         return [
             Violation(
                 Reason.NON_POSITIVE_QUANTITY,
@@ -287,7 +287,7 @@ def check_lot_size(ctx: CheckContext) -> list[Violation]:
     if (
         instrument is None
         or qty is None
-        or qty <= 0
+        or qty <= ZERO
         or is_multiple_of(qty, instrument.qty_increment)
     ):
         return []
