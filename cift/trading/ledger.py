@@ -130,7 +130,8 @@ def buying_power(
     Execution stores the figure with the account row whenever cash or costs change,
     so its SQL reserves against the stored figure and never computes it.
     """
-    return max(ZERO, (cash + net_cost) * margin_multiplier - gross_cost)
+    power = (cash + net_cost) * margin_multiplier - gross_cost
+    return power if power > ZERO else ZERO  # max(ZERO, power), without the builtin's call
 
 
 @dataclass(frozen=True, slots=True)

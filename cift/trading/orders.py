@@ -250,7 +250,7 @@ class Order:
             raise FailedPrecondition(
                 f"Order {self.order_id} is {self.status.value}; only a new order reserves."
             )
-        if amount < 0:
+        if amount < ZERO:
             raise InvalidArgument(f"A reservation cannot be negative, not {amount}.")
         self.reserved = amount
 
