@@ -271,14 +271,15 @@ def _run_turns(
     target is a market order that fills at that open, so nothing is left working.
     """
     symbol, n = bars.symbol, len(bars)
-    ts_ns = bars.ts_ns
+    # The opens' timestamps, read for every turn at once (the last bar has no next open).
+    ts_next = bars.ts_ns[np.minimum(at + 1, n - 1)].tolist()
     target, replay = broker.target, broker.replay_bar
     reported = 0
-    for i, want in zip(at.tolist(), wants, strict=True):
+    for i, want, ts in zip(at.tolist(), wants, ts_next, strict=True):
         target(symbol, want)
         if i + 1 >= n:
             break  # placed at the last close: it never reaches an open
-        replay(symbol, i + 1, int(ts_ns[i + 1]))
+        replay(symbol, i + 1, ts)
         if progress is not None and i - reported >= PROGRESS_EVERY:
             reported = i
             progress(i / n)

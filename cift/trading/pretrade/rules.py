@@ -256,26 +256,27 @@ def check_shortable(ctx: CheckContext) -> list[Violation]:
 
 def check_quantity(ctx: CheckContext) -> list[Violation]:
     order = ctx.order
-    if order.qty is None and order.notional is None:
+    qty, notional = order.qty, order.notional  # read once: every order passes here
+    if qty is None and notional is None:
         return [
             Violation(
                 Reason.QUANTITY_REQUIRED, "Send a quantity (qty) or a dollar amount (notional)."
             )
         ]
-    if order.qty is not None and order.notional is not None:
+    if qty is not None and notional is not None:
         return [Violation(Reason.NOTIONAL_NOT_ALLOWED, "Send either qty or notional, not both.")]
-    if order.qty is not None and order.qty <= ZERO:
+    if qty is not None and qty <= ZERO:
         return [
             Violation(
                 Reason.NON_POSITIVE_QUANTITY,
-                f"Quantity must be greater than zero (got {_fmt(order.qty)}).",
+                f"Quantity must be greater than zero (got {_fmt(qty)}).",
             )
         ]
-    if order.notional is not None and order.notional <= 0:
+    if notional is not None and notional <= ZERO:
         return [
             Violation(
                 Reason.NON_POSITIVE_QUANTITY,
-                f"Notional must be greater than zero (got {_fmt(order.notional)}).",
+                f"Notional must be greater than zero (got {_fmt(notional)}).",
             )
         ]
     return []
