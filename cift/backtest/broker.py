@@ -202,7 +202,7 @@ class EventBroker:
         close and then the new side sized on the cash the close leaves, because a
         cash account refuses one order through zero (see `_enter`).
         """
-        self._state(symbol).pending.append(Pending(symbol, None, target=sign))
+        self._state(symbol).pending.append(Pending(symbol, None, False, sign))  # positional
 
     def cancel(self, order_id: str) -> bool:
         for state in self.symbols.values():
