@@ -100,8 +100,8 @@ def split_bars(bars: pl.DataFrame, symbol: str | None = None) -> list[SymbolBars
             raise InvalidArgument("Every bar needs a symbol when the symbol column is present.")
         names = sorted(frame["symbol"].unique().to_list())
     else:
-        names = [symbol or DEFAULT_SYMBOL]
-        frame = frame.with_columns(pl.lit(names[0]).alias("symbol"))
+        # One symbol, all of the frame: no symbol column to add and group by.
+        return [_symbol_bars(symbol or DEFAULT_SYMBOL, frame)]
     if symbol is not None:
         if symbol not in names:
             raise InvalidArgument(
