@@ -42,13 +42,20 @@ class Trade:
     sequence: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class OpenOrders:
-    """An account's open orders as pre-trade checks see them."""
+    """An account's open orders as pre-trade checks see them.
+
+    Frozen, so the answer for an account without open orders is one shared value
+    (`NO_OPEN_ORDERS`), not a new one per order checked.
+    """
 
     buy_qty: Decimal  # unfilled shares of open buys in the symbol asked about
     sell_qty: Decimal  # the same for sells
     count: int  # open orders in every symbol
+
+
+NO_OPEN_ORDERS = OpenOrders(Decimal(0), Decimal(0), 0)
 
 
 class PriceSource(StrEnum):

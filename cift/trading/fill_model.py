@@ -21,7 +21,8 @@ from cift.trading.vocabulary import ZERO, OrderType, Side, to_cents
 
 BPS = Decimal(10000)
 # Enum members read once: an enum class attribute costs far more than a global.
-_BUY = Side.BUY
+_BUY, _QUOTE = Side.BUY, PriceSource.QUOTE
+_LIMIT, _STOP_LIMIT = OrderType.LIMIT, OrderType.STOP_LIMIT
 
 
 class StopTrigger(StrEnum):
@@ -85,7 +86,8 @@ def round_down_to(value: Decimal, step: Decimal) -> Decimal:
 
 def working_limit(order: Order) -> Decimal | None:
     """The limit a fill of `order` must respect now (None: it takes any price)."""
-    if order.order_type is OrderType.LIMIT or order.order_type is OrderType.STOP_LIMIT:
+    kind = order.order_type
+    if kind is _LIMIT or kind is _STOP_LIMIT:
         return order.limit_price
     return None
 
@@ -141,7 +143,7 @@ class FillPricer:
         The tick named is the one whose price was taken: the trade for auction
         fills, else the quote.
         """
-        tick = quote if source is PriceSource.QUOTE or trade is None else trade
+        tick = quote if source is _QUOTE or trade is None else trade
         # Positional, in FillExplanation's field order: this runs once per fill.
         if quote is None:
             bid = ask = bid_size = ask_size = None

@@ -43,6 +43,7 @@ from cift.runtime.errors import FailedPrecondition
 from cift.trading.auction import SessionPhase
 from cift.trading.fill_clock import ClockCore
 from cift.trading.fill_events import (
+    NO_OPEN_ORDERS,
     EngineEvent,
     Fill,
     FillExplanation,
@@ -115,7 +116,7 @@ class FillEngine(ClockCore):
         """
         orders = self._by_account.get(account_id)
         if not orders:
-            return OpenOrders(ZERO, ZERO, 0)
+            return NO_OPEN_ORDERS
         buy = sell = ZERO
         for order in orders.values():
             if order.symbol != symbol or order.order_id == excluding:

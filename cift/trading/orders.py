@@ -97,7 +97,7 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 # Read once: an enum class attribute costs far more than a global (one fill each).
-_FILLED, _PARTIALLY_FILLED = OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
+_NEW, _FILLED, _PARTIALLY_FILLED = OrderStatus.NEW, OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
 
 _VERB = {
     OrderStatus.ACCEPTED: "accepted",
@@ -246,7 +246,7 @@ class Order:
         The ledger computes the figure (`ledger.order_reservation`); the order only
         remembers it, so a cancel or fill releases exactly what was held.
         """
-        if self.status is not OrderStatus.NEW:
+        if self.status is not _NEW:
             raise FailedPrecondition(
                 f"Order {self.order_id} is {self.status.value}; only a new order reserves."
             )

@@ -30,6 +30,8 @@ from cift.trading.pretrade.snapshot import SnapshotView
 from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import OrderType
 
+_MARKET = OrderType.MARKET  # read once: an enum class attribute costs far more than a global
+
 # The rules that read nothing of a plain market order for a quantity (no prices,
 # no trail, no notional) but what makes them pass: its price terms are absent.
 _SILENT_FOR_PLAIN_MARKET = frozenset(
@@ -102,7 +104,7 @@ def rules_that_can_refuse(
 def is_plain_market(order: CheckedOrder) -> bool:
     """A market order for a quantity, with no limit, stop, trail or notional."""
     return (
-        order.order_type is OrderType.MARKET
+        order.order_type is _MARKET
         and order.notional is None
         and order.qty is not None
         and order.limit_price is None
