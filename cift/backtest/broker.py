@@ -143,6 +143,9 @@ class EventBroker:
         self.siblings: dict[str, tuple[str, ...]] = {}  # exit leg id -> the other leg (OCO)
         self._seq = 0
         self._now_ns = 0
+        # Each bar price's Decimal, made once per run: prices in cents repeat often, and
+        # `to_decimal` (repr, then parse) costs more than a tick's dict lookup.
+        self._decimals: dict[float, Decimal] = {}
         self.tape: list[TapeEvent] | None = None  # a list to record the run into
 
     # ---- orders from the strategy ---------------------------------------------------
@@ -331,7 +334,11 @@ class EventBroker:
         return sleeve + position * bars.close, position, closed_trades(bars, fills)
 
     def _tick(self, symbol: str, price: float | Decimal, ts_ns: int) -> None:
-        p = price if isinstance(price, Decimal) else to_decimal(price)
+        if isinstance(price, Decimal):
+            p = price
+        else:
+            known = self._decimals.get(price)
+            p = known if known is not None else self._decimals.setdefault(price, to_decimal(price))
         if self.tape is not None:
             self.tape.append(TapeTick(symbol, ts_ns, p))
         events = self.fills.on_quote(Quote(symbol, p, p, DEPTH, DEPTH, ts_ns))
