@@ -8,14 +8,17 @@ averages, so a position built or unwound in several fills reads as one trade.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
 from cift.backtest.bars import F64, I64, SymbolBars
+from cift.trading.fill_model import NO_COMMISSION
 
 
 def trade_frame(
@@ -170,11 +173,29 @@ class FillColumns:
 
     @classmethod
     def of(cls, fills: list[FillRow]) -> FillColumns:
-        """Each Decimal through `float`, once, in one pass per column."""
+        """Each Decimal through `float`, once, in one pass per column.
+
+        A free commission model's fills all carry the one `NO_COMMISSION` object
+        (0.00): that column is zeros without a conversion each.
+        """
         n = len(fills)
-        bar, buy, *exact = zip(*fills, strict=True) if fills else [()] * 7
-        floats = [np.fromiter(map(float, column), np.float64, n) for column in exact]
-        return cls(np.fromiter(bar, np.int64, n), np.fromiter(buy, np.bool_, n), *floats)
+        bar, buy, qty, price, commission, after, sleeve = (
+            zip(*fills, strict=True) if fills else [()] * 7
+        )
+        floats = [np.fromiter(map(float, c), np.float64, n) for c in (qty, price, after, sleeve)]
+        if all(map(operator.is_, commission, repeat(NO_COMMISSION))):
+            charged = np.zeros(n)  # float(Decimal("0.00")) is 0.0
+        else:
+            charged = np.fromiter(map(float, commission), np.float64, n)
+        return cls(
+            np.fromiter(bar, np.int64, n),
+            np.fromiter(buy, np.bool_, n),
+            floats[0],
+            floats[1],
+            charged,
+            floats[2],
+            floats[3],
+        )
 
 
 def closed_trades(bars: SymbolBars, fills: FillColumns) -> pl.DataFrame:

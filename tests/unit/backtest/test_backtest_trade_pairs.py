@@ -18,6 +18,7 @@ from polars.testing import assert_frame_equal
 from cift.backtest.bars import split_bars
 from cift.backtest.synthetic import random_walk_bars
 from cift.backtest.trades import FillColumns, FillRow, TradeBook, closed_trades
+from cift.trading.fill_model import NO_COMMISSION
 
 BARS = split_bars(random_walk_bars(500))[0]
 prices = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(900), places=2)
@@ -98,3 +99,16 @@ def test_a_fill_through_zero_splits_into_two_trades() -> None:
 def test_no_fills_no_trades() -> None:
     assert closed_trades(BARS, FillColumns.of([])).height == 0
     assert closed_trades(BARS, FillColumns.of([])).schema == per_fill([]).schema
+
+
+def test_free_commissions_read_as_the_floats_they_are() -> None:
+    """The all-`NO_COMMISSION` column is zeros without converting; any other is converted."""
+    steps = [
+        (True, Decimal(3), Decimal("10.5"), NO_COMMISSION),
+        (False, Decimal(3), Decimal(11), NO_COMMISSION),
+    ]
+    free = FillColumns.of(rows(steps))
+    assert free.commission.tolist() == [float(NO_COMMISSION)] * 2
+    assert not np.signbit(free.commission).any()
+    charged = FillColumns.of(rows([steps[0], (False, Decimal(3), Decimal(11), Decimal("0.25"))]))
+    assert charged.commission.tolist() == [0.0, 0.25]
