@@ -15,16 +15,13 @@ from decimal import Decimal
 
 from cift.backtest.account_state import ZERO, Pending, SymbolState, order_type, to_decimal
 from cift.backtest.settlement import Settlement
+from cift.backtest.vector import FULL_EQUITY  # both engines size an all-in trade alike
 from cift.runtime.errors import InvalidArgument
 from cift.trading.orders import OrderStatus
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
 # Enum members read once: an enum class attribute costs far more than a global.
 _BUY, _SELL, _MARKET, _IOC = Side.BUY, Side.SELL, OrderType.MARKET, TimeInForce.IOC
-
-# The vector engine's sizing factor (vector.py), the same value: both engines size
-# an all-in trade alike.
-FULL_EQUITY = 1.0 - 2.0**-52
 
 
 class OrderEntry(Settlement):
