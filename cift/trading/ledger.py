@@ -130,8 +130,7 @@ def buying_power(
     Execution stores the figure with the account row whenever cash or costs change,
     so its SQL reserves against the stored figure and never computes it.
     """
-    power = (cash + net_cost) * margin_multiplier - gross_cost
-    return power if power > ZERO else ZERO  # max(ZERO, power), without the builtin's call
+    return max(ZERO, (cash + net_cost) * margin_multiplier - gross_cost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,12 +287,9 @@ def reservation_for(
         assert notional is not None
         qty = notional / price
     reducible = -position_qty if side is _BUY else position_qty
-    # max(ZERO, x), without the builtin's call: ZERO unless x is above it.
-    capacity = reducible - open_qty_same_side
-    if not capacity > ZERO:
-        capacity = ZERO
-    exposure_qty = qty - capacity
-    if not exposure_qty > ZERO:
+    capacity = max(ZERO, reducible - open_qty_same_side)
+    exposure_qty = max(ZERO, qty - capacity)
+    if exposure_qty == ZERO:
         return ZERO
     if notional is not None and exposure_qty == qty:
         return to_cents(notional)

@@ -188,3 +188,30 @@ def test_an_id_already_in_the_book_is_refused_as_add_refuses_it() -> None:
         fill_market_now(fills, again, 5)
     assert again.filled_qty == 0
     assert fills.get("X:1") is resting
+
+
+def test_an_id_held_as_an_exit_leg_is_refused_as_add_refuses_it() -> None:
+    fills = engine(FillModel(), Quote("X", Decimal(99), Decimal(101), Decimal(10), Decimal(10), 3))
+    leg = Order(
+        order_id="X:1",
+        account_id="a",
+        symbol="X",
+        side=Side.SELL,
+        order_type=OrderType.LIMIT,
+        time_in_force=TimeInForce.GTC,
+        qty=Decimal(5),
+        notional=None,
+        limit_price=Decimal(110),
+        stop_price=None,
+        trail_price=None,
+        trail_percent=None,
+        client_order_id="",
+        created_ns=1,
+    )
+    leg.transition(OrderStatus.HELD, 1)
+    fills.hold(leg)
+    again = order(Side.BUY, Decimal(5), TimeInForce.IOC)
+    assert not fills_whole_at_once(fills, again)
+    with pytest.raises(FailedPrecondition, match="already in the book"):
+        fill_market_now(fills, again, 5)
+    assert again.filled_qty == 0
