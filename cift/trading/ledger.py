@@ -203,7 +203,6 @@ class Ledger:
 
 
 def reservation_price(
-    *,
     side: Side,
     order_type: OrderType,
     limit_price: Decimal | None,
@@ -217,24 +216,10 @@ def reservation_price(
 
     Limits reserve at their limit (they cannot fill worse). Market and stop orders
     reserve at the worse of the quote and the stop; a buy trailing stop at the ask
-    plus its trail, where it would trigger today.
+    plus its trail, where it would trigger today. Callers name the arguments; the
+    order's own terms (`order_reservation_price`, once per order entered) pass them in
+    this order.
     """
-    return _reservation_price(
-        side, order_type, limit_price, stop_price, trail_price, trail_percent, bid, ask
-    )
-
-
-def _reservation_price(
-    side: Side,
-    order_type: OrderType,
-    limit_price: Decimal | None,
-    stop_price: Decimal | None,
-    trail_price: Decimal | None,
-    trail_percent: Decimal | None,
-    bid: Decimal | None,
-    ask: Decimal | None,
-) -> Decimal | None:
-    """`reservation_price`, its arguments by position (one call per order entered)."""
     if order_type is _LIMIT or order_type is _STOP_LIMIT:
         return limit_price
     buy = side is _BUY
@@ -256,7 +241,7 @@ def order_reservation_price(
     order: Order, bid: Decimal | None, ask: Decimal | None
 ) -> Decimal | None:
     """`reservation_price` on an order's own terms: live entry and the backtest gate price alike."""
-    return _reservation_price(
+    return reservation_price(
         order.side,
         order.order_type,
         order.limit_price,

@@ -30,7 +30,13 @@ def engine(model: FillModel, quote: Quote | None) -> FillEngine:
     return fills
 
 
-def order(side: Side, qty: Decimal, tif: TimeInForce, kind: OrderType = OrderType.MARKET) -> Order:
+def order(
+    side: Side,
+    qty: Decimal,
+    tif: TimeInForce,
+    kind: OrderType = OrderType.MARKET,
+    status: OrderStatus = OrderStatus.ACCEPTED,
+) -> Order:
     made = Order(
         order_id="X:1",
         account_id="a",
@@ -47,7 +53,7 @@ def order(side: Side, qty: Decimal, tif: TimeInForce, kind: OrderType = OrderTyp
         client_order_id="",
         created_ns=1,
     )
-    made.transition(OrderStatus.ACCEPTED, 1)
+    made.transition(status, 1)
     return made
 
 
@@ -192,23 +198,7 @@ def test_an_id_already_in_the_book_is_refused_as_add_refuses_it() -> None:
 
 def test_an_id_held_as_an_exit_leg_is_refused_as_add_refuses_it() -> None:
     fills = engine(FillModel(), Quote("X", Decimal(99), Decimal(101), Decimal(10), Decimal(10), 3))
-    leg = Order(
-        order_id="X:1",
-        account_id="a",
-        symbol="X",
-        side=Side.SELL,
-        order_type=OrderType.LIMIT,
-        time_in_force=TimeInForce.GTC,
-        qty=Decimal(5),
-        notional=None,
-        limit_price=Decimal(110),
-        stop_price=None,
-        trail_price=None,
-        trail_percent=None,
-        client_order_id="",
-        created_ns=1,
-    )
-    leg.transition(OrderStatus.HELD, 1)
+    leg = order(Side.SELL, Decimal(5), TimeInForce.GTC, OrderType.LIMIT, OrderStatus.HELD)
     fills.hold(leg)
     again = order(Side.BUY, Decimal(5), TimeInForce.IOC)
     assert not fills_whole_at_once(fills, again)
