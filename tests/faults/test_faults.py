@@ -164,11 +164,19 @@ async def test_books_balance_after_every_fault_under_load(tmp_path: Path) -> Non
             30.0,
         )
         stored = await fill_ids(info.database_url, accounts)
-        await until(
-            "every fill on execution.fills.v1",
-            lambda: _true(not topic.problems(stored)),
-            30.0,
-        )
+        try:
+            await until(
+                "every fill on execution.fills.v1",
+                lambda: _true(not topic.problems(stored)),
+                30.0,
+            )
+        except AssertionError as failure:
+            # Which fills, and the fault order (seed), are what a replay needs.
+            problems = topic.problems(stored)
+            raise AssertionError(
+                f"{failure} (seed {seed}, faults {[f.name for f in faults]}): "
+                f"{len(problems)} problems of {len(stored)} stored fills, first {problems[:5]}"
+            ) from None
         await topic.stop()
         final = await snapshot_problems(
             info.database_url, accounts, dict(load.ledger.confirmed), OPENING_CASH
