@@ -207,6 +207,27 @@ def _chunk_bounds(
     return bounds
 
 
+@njit(cache=True, nogil=True, inline="always")  # type: ignore[misc]
+def _bar_rank(
+    grid: npt.NDArray[np.float64],
+    columns: int,
+    owner: npt.NDArray[np.int64],
+    rank_of_column: npt.NDArray[np.int64],
+    bucket: int,
+    column: int,
+) -> int:
+    """The name rank of the symbol whose bar the cell holds, or -1 for no bar: no chunk
+    filled the bucket, the chunk numbered no symbol in that column, or it had no trade.
+    Both passes of `_gather` read the cells through this one test, so they agree."""
+    chunk = owner[bucket]
+    if chunk < 0:
+        return -1
+    rank: int = rank_of_column[chunk, column]
+    if rank < 0 or grid[(bucket * columns + column) * CELL_WORDS + _COUNT] == 0.0:
+        return -1
+    return rank
+
+
 @njit(cache=True, nogil=True)  # type: ignore[misc]
 def _gather(
     grid: npt.NDArray[np.float64],
@@ -229,12 +250,9 @@ def _gather(
     """
     place = np.zeros(symbols + 1, np.int64)
     for bucket in range(owner.shape[0]):
-        chunk = owner[bucket]
-        if chunk < 0:
-            continue
         for column in range(columns):
-            rank = rank_of_column[chunk, column]
-            if rank >= 0 and grid[(bucket * columns + column) * CELL_WORDS + _COUNT] > 0.0:
+            rank = _bar_rank(grid, columns, owner, rank_of_column, bucket, column)
+            if rank >= 0:
                 place[rank + 1] += 1
     for rank in range(symbols):
         place[rank + 1] += place[rank]
@@ -244,14 +262,11 @@ def _gather(
     floats = np.empty((6, bars), np.float64)
     count = np.empty(bars, np.int64)
     for bucket in range(owner.shape[0]):
-        chunk = owner[bucket]
-        if chunk < 0:
-            continue
         for column in range(columns):
-            rank = rank_of_column[chunk, column]
-            cell = (bucket * columns + column) * CELL_WORDS
-            if rank < 0 or grid[cell + _COUNT] == 0.0:
+            rank = _bar_rank(grid, columns, owner, rank_of_column, bucket, column)
+            if rank < 0:
                 continue
+            cell = (bucket * columns + column) * CELL_WORDS
             bar = place[rank]
             place[rank] += 1
             rank_of_bar[bar] = rank
