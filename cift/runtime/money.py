@@ -1,7 +1,8 @@
 """Exact decimals for money, prices and quantities.
 
 Wire decimals are strings; this is the one place they become `Decimal`. Floats
-never enter: a float cannot represent 0.1 and the ledger must balance to the cent.
+never enter the ledger: a float cannot represent 0.1 and it must balance to the cent.
+Market data alone travels as doubles; `decimal_of_double` is how each one is read.
 """
 
 from __future__ import annotations
@@ -52,6 +53,13 @@ def require_decimal(field: str, text: str) -> Decimal:
     value = parse_decimal(field, text)
     assert value is not None
     return value
+
+
+def decimal_of_double(value: float) -> Decimal:
+    """The decimal a feed meant by a double: its shortest round-trip text (100.1, not
+    100.0999…), which every price a feed writes is. `float()` first, so a NumPy
+    scalar reads as its value rather than as its repr ("np.float64(100.1)")."""
+    return Decimal(repr(float(value)))
 
 
 def format_decimal(value: Decimal) -> str:

@@ -230,13 +230,18 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         access, refresh = await self._issue_pair(
             user, family_id, address=address, event="login_succeeded"
         )
-        return auth_pb2.LoginResponse(
-            access_token=access,
-            refresh_token=refresh,
-            expires_in=int(self._config.auth_access_token_ttl_s),
-            token_type="Bearer",
-            refresh_expires_in=int(self._config.auth_refresh_token_ttl_s),
-        )
+        return auth_pb2.LoginResponse(**self._token_pair(access, refresh))
+
+    def _token_pair(self, access: str, refresh: str) -> dict[str, Any]:
+        """The fields Login and RefreshToken both answer with: the new pair and how long
+        each of its tokens lives, so the two never report different lifetimes."""
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": int(self._config.auth_access_token_ttl_s),
+            "token_type": "Bearer",
+            "refresh_expires_in": int(self._config.auth_refresh_token_ttl_s),
+        }
 
     async def _issue_pair(
         self, user: store.UserRow, family_id: str, *, address: str, event: str, conn: Any = None
@@ -306,13 +311,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         # Raised after the transaction so a reuse's family revocation is committed.
         if verdict is not RefreshVerdict.ROTATE:
             raise refusal(verdict)
-        return auth_pb2.RefreshTokenResponse(
-            access_token=access,
-            refresh_token=refresh,
-            expires_in=int(self._config.auth_access_token_ttl_s),
-            token_type="Bearer",
-            refresh_expires_in=int(self._config.auth_refresh_token_ttl_s),
-        )
+        return auth_pb2.RefreshTokenResponse(**self._token_pair(access, refresh))
 
     async def Logout(
         self, request: auth_pb2.LogoutRequest, context: Any

@@ -19,6 +19,7 @@ import polars as pl
 
 from cift.backtest import BUILTINS, BacktestCanceled, builtin, run_backtest, split_bars
 from cift.backtest.api import check_account, check_margin
+from cift.runtime.money import decimal_of_double
 from cift.trading.money import cents_of_float
 from cift.trading.pretrade.limits import RiskLimits
 from services.backtest.model import (
@@ -38,11 +39,6 @@ def _amount(value: float) -> Decimal:
     return cents_of_float(value)
 
 
-def _exact(value: float) -> Decimal:
-    """A float price or size as the shortest decimal that is the same float."""
-    return Decimal(repr(float(value)))
-
-
 def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -59,11 +55,11 @@ def trade_records(trades: pl.DataFrame) -> tuple[TradeRecord, ...]:
         TradeRecord(
             symbol=row["symbol"],
             side="long" if row["size"] > 0 else "short",
-            qty=_exact(abs(row["size"])),
+            qty=decimal_of_double(abs(row["size"])),
             entry_time=_utc(row["entry_time"]),
             exit_time=_utc(row["exit_time"]),
-            entry_price=_exact(row["entry_price"]),
-            exit_price=_exact(row["exit_price"]),
+            entry_price=decimal_of_double(row["entry_price"]),
+            exit_price=decimal_of_double(row["exit_price"]),
             pnl=_amount(row["pnl"]),
             return_pct=float(row["return_pct"]),
             commission=_amount(row["commission"]),
@@ -80,7 +76,7 @@ def rejection_records(rejections: pl.DataFrame | None) -> tuple[Rejection, ...]:
             time=_utc(row["time"]),
             symbol=row["symbol"],
             side=row["side"],
-            qty=_exact(row["qty"]),
+            qty=decimal_of_double(row["qty"]),
             type=row["order_type"],
             reason=row["reason"],
             message=row["message"],

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -275,13 +275,15 @@ def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) 
     symbols = frame.get_column("symbol")
     if frame.height == 0 or symbols.null_count():
         return _aggregate_with_polars(frame, timeframe)
-    ts_ns = frame.get_column("ts_ns").to_numpy().astype(np.int64, copy=False)
-    ns = timeframe.ns
-    price = frame.get_column("price").to_numpy().astype(np.float64, copy=False)
-    size = frame.get_column("size").to_numpy().astype(np.float64, copy=False)
-    bars = _aggregate_on_grid(symbols, ts_ns, price, size, ns)
+    columns = _Trades(
+        symbols,
+        frame.get_column("ts_ns").to_numpy().astype(np.int64, copy=False),
+        frame.get_column("price").to_numpy().astype(np.float64, copy=False),
+        frame.get_column("size").to_numpy().astype(np.float64, copy=False),
+    )
+    bars = _aggregate_on_grid(columns, timeframe.ns)
     if bars is None:
-        bars = _aggregate_by_symbol(symbols, ts_ns, price, size, ns)
+        bars = _aggregate_by_symbol(columns, timeframe.ns)
     if bars is None:
         return _aggregate_with_polars(frame, timeframe)
     symbol, start, floats, count = bars
@@ -303,20 +305,25 @@ def aggregate_trades(trades: pl.LazyFrame | pl.DataFrame, timeframe: Timeframe) 
     )
 
 
+class _Trades(NamedTuple):
+    """A frame's trades as each kernel path takes them: the symbol column as Polars
+    holds it (each path reads it as string views or codes), the rest as NumPy arrays."""
+
+    symbols: pl.Series
+    ts_ns: npt.NDArray[np.int64]
+    price: npt.NDArray[np.float64]
+    size: npt.NDArray[np.float64]
+
+
 # (symbol per bar, start_ns, (6, bars) floats in BAR_OPEN..BAR_NOTIONAL order, trade
 # count), sorted by symbol then start.
 _Bars = tuple[pl.Series, npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]
 
 
-def _aggregate_on_grid(
-    symbols: pl.Series,
-    ts_ns: npt.NDArray[np.int64],
-    price: npt.NDArray[np.float64],
-    size: npt.NDArray[np.float64],
-    ns: int,
-) -> _Bars | None:
+def _aggregate_on_grid(trades: _Trades, ns: int) -> _Bars | None:
     """The bars from `bars_grid` (one pass, split over the cores), or None when the
     symbols are neither short strings nor dictionary codes or the grid does not apply."""
+    symbols, ts_ns, price, size = trades
     views = codes = None
     code_count = None
     if symbols.dtype == pl.String:
@@ -340,20 +347,15 @@ def _aggregate_on_grid(
 GRID_MIN_CELLS = 1 << 16
 
 
-def _aggregate_by_symbol(
-    symbols: pl.Series,
-    ts_ns: npt.NDArray[np.int64],
-    price: npt.NDArray[np.float64],
-    size: npt.NDArray[np.float64],
-    ns: int,
-) -> _Bars | None:
+def _aggregate_by_symbol(trades: _Trades, ns: int) -> _Bars | None:
     """The bars from `bars_kernel`'s per-symbol pass, or None when the trades go back in
     time within a symbol or the symbols cannot be numbered (the Polars group-by's case)."""
+    symbols, ts_ns, price, size = trades
     # Time-ordered trades span first..last: at most that many buckets per symbol. Should
     # that guess be short (trades interleaved out of time order across symbols), the
     # kernel says FULL and runs again with room for one bar per trade.
     buckets_per_symbol = max(int(ts_ns[-1] // ns - ts_ns[0] // ns), 0) + 1
-    result = _aggregate_fused(symbols, ts_ns, price, size, ns, buckets_per_symbol)
+    result = _aggregate_fused(trades, ns, buckets_per_symbol)
     if result is None:
         coded = _symbol_codes(symbols)
         if coded is None:
@@ -394,17 +396,11 @@ def _aggregate_by_symbol(
 _KernelResult = tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]
 
 
-def _aggregate_fused(
-    symbols: pl.Series,
-    ts_ns: npt.NDArray[np.int64],
-    price: npt.NDArray[np.float64],
-    size: npt.NDArray[np.float64],
-    ns: int,
-    buckets_per_symbol: int,
-) -> _KernelResult | None:
+def _aggregate_fused(trades: _Trades, ns: int, buckets_per_symbol: int) -> _KernelResult | None:
     """The bars in one pass straight from string symbols' Arrow views (no code array),
     or None when the symbols must be numbered first (not strings, not views, too long
     or too many distinct)."""
+    symbols, ts_ns, price, size = trades
     if symbols.dtype != pl.String:
         return None
     views = _string_views(symbols)

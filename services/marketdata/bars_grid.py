@@ -207,6 +207,27 @@ def _chunk_bounds(
     return bounds
 
 
+@njit(cache=True, nogil=True, inline="always")  # type: ignore[misc]
+def _bar_rank(
+    grid: npt.NDArray[np.float64],
+    columns: int,
+    owner: npt.NDArray[np.int64],
+    rank_of_column: npt.NDArray[np.int64],
+    bucket: int,
+    column: int,
+) -> int:
+    """The name rank of the symbol whose bar the cell holds, or -1 for no bar: no chunk
+    filled the bucket, the chunk numbered no symbol in that column, or it had no trade.
+    Both passes of `_gather` read the cells through this one test, so they agree."""
+    chunk = owner[bucket]
+    if chunk < 0:
+        return -1
+    rank: int = rank_of_column[chunk, column]
+    if rank < 0 or grid[(bucket * columns + column) * CELL_WORDS + _COUNT] == 0.0:
+        return -1
+    return rank
+
+
 @njit(cache=True, nogil=True)  # type: ignore[misc]
 def _gather(
     grid: npt.NDArray[np.float64],
@@ -229,12 +250,9 @@ def _gather(
     """
     place = np.zeros(symbols + 1, np.int64)
     for bucket in range(owner.shape[0]):
-        chunk = owner[bucket]
-        if chunk < 0:
-            continue
         for column in range(columns):
-            rank = rank_of_column[chunk, column]
-            if rank >= 0 and grid[(bucket * columns + column) * CELL_WORDS + _COUNT] > 0.0:
+            rank = _bar_rank(grid, columns, owner, rank_of_column, bucket, column)
+            if rank >= 0:
                 place[rank + 1] += 1
     for rank in range(symbols):
         place[rank + 1] += place[rank]
@@ -244,14 +262,11 @@ def _gather(
     floats = np.empty((6, bars), np.float64)
     count = np.empty(bars, np.int64)
     for bucket in range(owner.shape[0]):
-        chunk = owner[bucket]
-        if chunk < 0:
-            continue
         for column in range(columns):
-            rank = rank_of_column[chunk, column]
-            cell = (bucket * columns + column) * CELL_WORDS
-            if rank < 0 or grid[cell + _COUNT] == 0.0:
+            rank = _bar_rank(grid, columns, owner, rank_of_column, bucket, column)
+            if rank < 0:
                 continue
+            cell = (bucket * columns + column) * CELL_WORDS
             bar = place[rank]
             place[rank] += 1
             rank_of_bar[bar] = rank
@@ -287,13 +302,13 @@ def bars_on_grid(
     buckets = (int(ts_ns[-1]) - origin_ns) // bucket_ns + 1
     columns = min(n, _FIRST_COLUMNS) if code_count is None else code_count
     flat_views = None if views is None else views.reshape(-1)
+    trades = (flat_views, codes, ts_ns, price, size, origin_ns, bucket_ns)
     chunks = CHUNKS_PER_CORE * (HELPERS + 1) if n >= PARALLEL_MIN_TRADES else 1
+    bounds = _chunk_bounds(ts_ns, bucket_ns, chunks)
     while True:
         if buckets < 1 or columns > MAX_COLUMNS or buckets * columns > max_cells:
             return None
-        grid, first, status = _fill_grid(
-            flat_views, codes, ts_ns, price, size, origin_ns, bucket_ns, buckets, columns, chunks
-        )
+        grid, first, status = _fill_grid(trades, bounds, buckets, columns)
         if (status[:, 0] == _FULL).any() and code_count is None:
             code_count = min(n, MAX_COLUMNS) if codes is None else int(codes.max()) + 1
             columns = code_count
@@ -339,27 +354,19 @@ def _fill_chunk(
 
 
 def _fill_grid(
-    views: npt.NDArray[np.uint64] | None,
-    codes: npt.NDArray[np.integer[Any]] | None,
-    ts_ns: npt.NDArray[np.int64],
-    price: npt.NDArray[np.float64],
-    size: npt.NDArray[np.float64],
-    origin_ns: int,
-    bucket_ns: int,
-    buckets: int,
-    columns: int,
-    chunks: int,
+    trades: tuple[Any, ...], bounds: npt.NDArray[np.int64], buckets: int, columns: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(grid, first trade per chunk and column, status per chunk), filled by `chunks`
-    threads, or again by one when the chunks' buckets overlap."""
-    bounds = _chunk_bounds(ts_ns, bucket_ns, chunks)
+    """(grid, first trade per chunk and column, status per chunk), filled by a thread
+    per chunk of `bounds`, or again by one when the chunks' buckets overlap. `trades`
+    are `_fill`'s arguments up to `bucket_ns` (symbols, times, prices, sizes, the
+    grid's origin and bucket width)."""
     while True:
         chunks = bounds.shape[0] - 1
         grid = np.empty(buckets * columns * CELL_WORDS, np.float64)
         keys = np.empty((chunks, _SLOTS * 4), np.uint64)
         first = np.empty((chunks, columns), np.int64)
         status = np.empty((chunks, 3), np.int64)
-        shared = (views, codes, ts_ns, price, size, origin_ns, bucket_ns, buckets, columns, grid)
+        shared = (*trades, buckets, columns, grid)
         run_tasks(
             [
                 partial(
@@ -378,4 +385,4 @@ def _fill_grid(
         failed = (status[:, 0] != _FILLED).any()
         if chunks == 1 or failed or (spans[1:, 1] > spans[:-1, 2]).all():
             return grid, first, status
-        bounds = np.array([0, ts_ns.shape[0]], np.int64)
+        bounds = np.array([0, bounds[-1]], np.int64)

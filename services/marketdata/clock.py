@@ -23,6 +23,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cift.runtime.errors import InvalidArgument
+from cift.runtime.timestamps import to_ns
 
 NS_PER_SECOND = 1_000_000_000
 # Search horizon for the next session: longer than any run of weekends and holidays.
@@ -184,7 +185,7 @@ class ExchangeCalendar:
         close = self.early_close_time if day in self.early_closes else self.close_time
         opens = dt.datetime.combine(day, self.open_time, tzinfo=self.zone)
         closes = dt.datetime.combine(day, close, tzinfo=self.zone)
-        return _to_ns(opens), _to_ns(closes)
+        return to_ns(opens), to_ns(closes)
 
     def _local_day(self, ts_ns: int) -> dt.date:
         return dt.datetime.fromtimestamp(ts_ns / NS_PER_SECOND, tz=self.zone).date()
@@ -227,12 +228,6 @@ class ExchangeCalendar:
         )
 
 
-def _to_ns(moment: dt.datetime) -> int:
-    # Integer arithmetic: float timestamps lose nanoseconds far from the epoch.
-    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (delta.days * 86400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
-
-
 def clock_offset_ns(start: str, now_ns: int, setting: str) -> int:
     """How far the market clock runs ahead of the wall clock (`now_ns`) so that it reads
     `start` now; 0 for an empty `start` (the wall clock)."""
@@ -248,7 +243,7 @@ def clock_offset_ns(start: str, now_ns: int, setting: str) -> int:
     if moment.tzinfo is None:
         # A local time would move with the host's zone: the instant must be unambiguous.
         raise InvalidArgument(f"{setting}: {start.strip()!r} needs a UTC offset (or Z).")
-    return _to_ns(moment) - now_ns
+    return to_ns(moment) - now_ns
 
 
 def parse_dates(text: str, setting: str) -> set[dt.date]:

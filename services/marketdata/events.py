@@ -9,6 +9,7 @@ leave on `marketdata.bars.v1` through the outbox with the event id
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -22,6 +23,8 @@ from services.marketdata.ticks import Quote, Trade
 
 NS_PER_SECOND = 1_000_000_000
 TICK_SCHEMA = events_pb2.TickEvent.DESCRIPTOR.full_name.encode()
+# The venue fields of a simulated quote: none (the constructor leaves them empty).
+_NO_VENUE: dict[str, Any] = {}
 
 
 def timestamp(ts_ns: int) -> Timestamp:
@@ -35,32 +38,28 @@ def timestamp_ns(value: Timestamp) -> int:
 
 def quote_pb(quote: Quote, sequence: int, last: float) -> marketdata_pb2.Quote:
     # One constructor call per quote (each further field set or extend is another
-    # crossing into upb, and a provider feed makes 100k of these a second).
-    if quote.tape or quote.bid_exchange or quote.ask_exchange or quote.conditions:
-        # Only provider quotes carry venue fields; the simulator's hot path skips them.
-        message = marketdata_pb2.Quote(
-            symbol=quote.symbol,
-            bid=quote.bid,
-            ask=quote.ask,
-            bid_size=quote.bid_size,
-            ask_size=quote.ask_size,
-            last=last,
-            sequence=sequence,
-            bid_exchange=quote.bid_exchange,
-            ask_exchange=quote.ask_exchange,
-            conditions=quote.conditions,
-            tape=quote.tape,
-        )
-    else:
-        message = marketdata_pb2.Quote(
-            symbol=quote.symbol,
-            bid=quote.bid,
-            ask=quote.ask,
-            bid_size=quote.bid_size,
-            ask_size=quote.ask_size,
-            last=last,
-            sequence=sequence,
-        )
+    # crossing into upb, and a provider feed makes 100k of these a second). Only
+    # provider quotes carry venue fields; the simulator's hot path passes none.
+    venue: dict[str, Any] = (
+        {
+            "bid_exchange": quote.bid_exchange,
+            "ask_exchange": quote.ask_exchange,
+            "conditions": quote.conditions,
+            "tape": quote.tape,
+        }
+        if quote.tape or quote.bid_exchange or quote.ask_exchange or quote.conditions
+        else _NO_VENUE
+    )
+    message = marketdata_pb2.Quote(
+        symbol=quote.symbol,
+        bid=quote.bid,
+        ask=quote.ask,
+        bid_size=quote.bid_size,
+        ask_size=quote.ask_size,
+        last=last,
+        sequence=sequence,
+        **venue,
+    )
     stamp = message.timestamp
     stamp.seconds, stamp.nanos = divmod(quote.ts_ns, NS_PER_SECOND)
     return message

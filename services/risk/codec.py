@@ -14,7 +14,7 @@ from decimal import Decimal
 from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import events_pb2, risk_pb2, rules_pb2
 from cift.runtime.errors import InvalidArgument
-from cift.runtime.money import format_decimal, parse_decimal
+from cift.runtime.money import decimal_of_double, format_decimal, parse_decimal
 from cift.runtime.order_wire import (
     SIDE_FROM_PB,
     TIF_FROM_PB,
@@ -184,10 +184,10 @@ def instrument_from_wire(wire: marketdata_pb2.Instrument) -> Instrument:
 
 
 def _price(value: float) -> Decimal:
-    # Feeds send doubles; the shortest repr is the price the feed meant.
+    # No usable price (NaN, infinite, not positive) reads as none: zero.
     if value != value or value in (float("inf"), float("-inf")) or value <= 0:
         return ZERO
-    return Decimal(repr(value))
+    return decimal_of_double(value)
 
 
 def quote_from_wire(wire: marketdata_pb2.Quote, received_ns: int) -> Quote:

@@ -33,6 +33,7 @@ from cift.runtime.errors import (
 )
 from cift.runtime.identity import IDENTITY_TOKEN_HEADER, maybe_identity
 from cift.runtime.instruments import InstrumentCache
+from cift.runtime.money import decimal_of_double
 from cift.trading.intraday import NS_PER_DAY
 from cift.trading.vocabulary import Instrument
 from services.execution.app.ports import MarketClock
@@ -95,7 +96,7 @@ class MarketReference:
         except grpc.aio.AioRpcError as error:
             raise _translate(error, "market data service") from None
         return {
-            symbol: (Decimal(repr(q.bid)), Decimal(repr(q.ask)), Decimal(repr(q.last)))
+            symbol: (decimal_of_double(q.bid), decimal_of_double(q.ask), decimal_of_double(q.last))
             for symbol, q in reply.quotes.items()
         }
 
@@ -119,7 +120,7 @@ class MarketReference:
                 raise _translate(error, "market data service") from None
             reply = marketdata_pb2.GetBarsResponse()  # no longer listed: no close to report
         # Oldest first, and the lookback holds fewer bars than one page.
-        close = Decimal(repr(reply.bars[-1].close)) if reply.bars else None
+        close = decimal_of_double(reply.bars[-1].close) if reply.bars else None
         self._previous_closes[symbol] = (day_start_ns, time.monotonic(), close)
         return close
 

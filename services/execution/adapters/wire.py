@@ -16,7 +16,7 @@ from typing import Any
 from cift.execution.v1 import orders_pb2
 from cift.marketdata.v1 import events_pb2 as md_events_pb2
 from cift.runtime.kafka import Event
-from cift.runtime.money import format_decimal
+from cift.runtime.money import decimal_of_double, format_decimal
 from cift.runtime.order_wire import CLASS_TO_PB, SIDE_TO_PB, STATUS_TO_PB, TIF_TO_PB, TYPE_TO_PB
 from cift.runtime.timestamps import timestamp
 from cift.trading.fills import Fill, FillExplanation, PriceSource, Quote, Trade
@@ -116,11 +116,6 @@ def fill_message(fill: Fill) -> orders_pb2.Fill:
     return message
 
 
-def _price(value: float) -> Decimal:
-    """Market data doubles become Decimals by their shortest round-trip text (100.1, not 100.0999…)."""
-    return Decimal(repr(value))
-
-
 def decode_tick(message: md_events_pb2.TickEvent) -> tuple[Quote | Trade, int] | None:
     """The fill engine's view of a tick and its sequence, or None for an empty tick.
 
@@ -132,10 +127,10 @@ def decode_tick(message: md_events_pb2.TickEvent) -> tuple[Quote | Trade, int] |
         return (
             Quote(
                 q.symbol,
-                _price(q.bid),
-                _price(q.ask),
-                _price(q.bid_size),
-                _price(q.ask_size),
+                decimal_of_double(q.bid),
+                decimal_of_double(q.ask),
+                decimal_of_double(q.bid_size),
+                decimal_of_double(q.ask_size),
                 q.timestamp.ToNanoseconds() or time.time_ns(),
                 q.sequence,
             ),
@@ -144,7 +139,11 @@ def decode_tick(message: md_events_pb2.TickEvent) -> tuple[Quote | Trade, int] |
     if kind == "trade":
         t = message.trade
         return Trade(
-            t.symbol, _price(t.price), _price(t.size), t.timestamp.ToNanoseconds(), t.sequence
+            t.symbol,
+            decimal_of_double(t.price),
+            decimal_of_double(t.size),
+            t.timestamp.ToNanoseconds(),
+            t.sequence,
         ), t.sequence
     return None
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from cift.runtime.errors import FailedPrecondition, NotFound
 from cift.runtime.money import format_decimal
@@ -73,32 +74,43 @@ class OrderAmendments:
             raise NotFound(f"Order {order_id} was not found.")
         return row
 
-    async def _cancel_locked(self, account_id: str, order_id: str, *, is_admin: bool) -> Order:
-        async with self.pool.acquire() as conn:
-            await self.owned_row(conn, account_id, order_id, is_admin)
+    @asynccontextmanager
+    async def _out_of_book(
+        self, account_id: str, order_id: str, is_admin: bool
+    ) -> AsyncIterator[tuple[Order | None, Connection, Order]]:
+        """(the book's copy of the order, None if it was not booked; a transaction; the
+        order as its row, locked): the order is out of the live book for the body, and
+        back in it should the body or the commit fail, so a failed cancel or replace
+        leaves it working. Called under the engine lock."""
         removed = self.live.engine.remove(order_id)
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 order = self.stores.orders.order_from_row(
                     await self.owned_row(conn, account_id, order_id, is_admin, for_update=True)
                 )
-                at = now_ns()
-                reserved = order.close(OrderStatus.CANCELED, at, "canceled by request")
-                await self.stores.orders.close_order(
-                    conn, order_id, OrderStatus.CANCELED, order.reason, to_datetime(at)
-                )
-                sequence = await self.stores.accounts.release_and_sequence(
-                    conn, order.account_id, reserved, 1
-                )
-                payload = await self.journal.emit_order_event(
-                    conn, order, OrderEventKind.CANCELED, sequence
-                )
-                # A parent's open legs go with it, in the same transaction.
-                legs = await self.journal.persist_on(conn, self.live.engine.close_legs(order, at))
+                yield removed, conn, order
         except BaseException:
             if removed is not None and removed.is_open:
                 await self.journal.persist(self.live.engine.add(removed, now_ns()))
             raise
+
+    async def _cancel_locked(self, account_id: str, order_id: str, *, is_admin: bool) -> Order:
+        async with self.pool.acquire() as conn:
+            await self.owned_row(conn, account_id, order_id, is_admin)
+        async with self._out_of_book(account_id, order_id, is_admin) as (removed, conn, order):
+            at = now_ns()
+            reserved = order.close(OrderStatus.CANCELED, at, "canceled by request")
+            await self.stores.orders.close_order(
+                conn, order_id, OrderStatus.CANCELED, order.reason, to_datetime(at)
+            )
+            sequence = await self.stores.accounts.release_and_sequence(
+                conn, order.account_id, reserved, 1
+            )
+            payload = await self.journal.emit_order_event(
+                conn, order, OrderEventKind.CANCELED, sequence
+            )
+            # A parent's open legs go with it, in the same transaction.
+            legs = await self.journal.persist_on(conn, self.live.engine.close_legs(order, at))
         if removed is None:
             self.live.canceled_before_booked.add(order_id)
         self.subscriptions.notify(order.account_id, payload)
@@ -202,49 +214,40 @@ class OrderAmendments:
         # else: an exit leg is reduce-only; it reserves nothing and needs no risk check.
         await self.entry.book_instrument(instrument)
         async with self.live.lock:
-            removed = self.live.engine.remove(order_id)
-            try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    current = self.stores.orders.order_from_row(
-                        await self.owned_row(conn, account_id, order_id, is_admin, for_update=True)
+            async with self._out_of_book(account_id, order_id, is_admin) as (_, conn, current):
+                at = now_ns()
+                was_held = current.status is OrderStatus.HELD
+                released = current.replace_by(successor.order_id, at)
+                await self.stores.accounts.release_and_sequence(
+                    conn, current.account_id, released, 0
+                )
+                sequence = await self.stores.accounts.reserve_buying_power(
+                    conn, current.account_id, successor.reserved, 2
+                )
+                if sequence is None:
+                    raise FailedPrecondition(
+                        f"Insufficient buying power: the replacement needs {format_decimal(successor.reserved)}.",
+                        reason="INSUFFICIENT_BUYING_POWER",
                     )
-                    at = now_ns()
-                    was_held = current.status is OrderStatus.HELD
-                    released = current.replace_by(successor.order_id, at)
-                    await self.stores.accounts.release_and_sequence(
-                        conn, current.account_id, released, 0
-                    )
-                    sequence = await self.stores.accounts.reserve_buying_power(
-                        conn, current.account_id, successor.reserved, 2
-                    )
-                    if sequence is None:
-                        raise FailedPrecondition(
-                            f"Insufficient buying power: the replacement needs {format_decimal(successor.reserved)}.",
-                            reason="INSUFFICIENT_BUYING_POWER",
-                        )
-                    await self.stores.orders.close_order(
-                        conn,
-                        order_id,
-                        OrderStatus.REPLACED,
-                        "replaced",
-                        to_datetime(at),
-                        successor.order_id,
-                    )
-                    if was_held:
-                        successor.hold(at)
-                    else:
-                        successor.accept(at)
-                    await self.stores.orders.insert_order(conn, successor)
-                    first = await self.journal.emit_order_event(
-                        conn, current, OrderEventKind.REPLACED, sequence - 1
-                    )
-                    second = await self.journal.emit_order_event(
-                        conn, successor, OrderEventKind.NEW, sequence
-                    )
-            except BaseException:
-                if removed is not None and removed.is_open:
-                    await self.journal.persist(self.live.engine.add(removed, now_ns()))
-                raise
+                await self.stores.orders.close_order(
+                    conn,
+                    order_id,
+                    OrderStatus.REPLACED,
+                    "replaced",
+                    to_datetime(at),
+                    successor.order_id,
+                )
+                if was_held:
+                    successor.hold(at)
+                else:
+                    successor.accept(at)
+                await self.stores.orders.insert_order(conn, successor)
+                first = await self.journal.emit_order_event(
+                    conn, current, OrderEventKind.REPLACED, sequence - 1
+                )
+                second = await self.journal.emit_order_event(
+                    conn, successor, OrderEventKind.NEW, sequence
+                )
             self.subscriptions.notify(current.account_id, first)
             self.subscriptions.notify(current.account_id, second)
             await self.journal.persist(self.live.engine.replaced(order_id, successor, now_ns()))

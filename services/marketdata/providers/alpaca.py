@@ -222,16 +222,9 @@ class AlpacaStream(TaggedFrames):
     def __init__(self, key_id: str, secret_key: str, stream_url: str, data_feed: str) -> None:
         if data_feed not in ("iex", "sip"):
             raise InvalidArgument(f"CIFT_ALPACA_DATA_FEED must be iex or sip, not {data_feed!r}.")
+        super().__init__(stream_url.replace("{feed}", data_feed))
         self._key_id = key_id
         self._secret_key = secret_key
-        self._url = stream_url.replace("{feed}", data_feed)
-
-    def __repr__(self) -> str:
-        return f"AlpacaStream(url={self._url!r})"
-
-    @property
-    def url(self) -> str:
-        return self._url
 
     def auth_message(self) -> str:
         return orjson.dumps(

@@ -110,15 +110,26 @@ def decode_items(frame: str | bytes, kind_field: str, readers: Mapping[str, Item
 
 
 class TaggedFrames:
-    """`decode` and `decode_items` of a stream whose frames are JSON arrays of tagged items.
+    """A stream at `url` whose frames are JSON arrays of tagged items.
 
     A provider's stream class names its tag field, its compiled tick frame and its
-    readers; the two paths themselves are the functions above.
+    readers; the two decoding paths themselves are the functions above.
     """
 
     kind_field: ClassVar[str]
     tick_frame: ClassVar[msgspec.json.Decoder[list[Any]]]
     readers: ClassVar[Mapping[str, ItemReader]]
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def __repr__(self) -> str:
+        # The URL only: the credentials a provider's stream holds never reach a log.
+        return f"{type(self).__name__}(url={self._url!r})"
+
+    @property
+    def url(self) -> str:
+        return self._url
 
     def decode(self, frame: str | bytes) -> Decoded:
         """The hot path: one call per frame."""

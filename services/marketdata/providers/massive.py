@@ -254,15 +254,8 @@ class MassiveStream(TaggedFrames):
     readers = STREAM_READERS
 
     def __init__(self, api_key: str, stream_url: str) -> None:
+        super().__init__(stream_url)
         self._api_key = api_key
-        self._url = stream_url
-
-    def __repr__(self) -> str:
-        return f"MassiveStream(url={self._url!r})"
-
-    @property
-    def url(self) -> str:
-        return self._url
 
     def auth_message(self) -> str:
         return orjson.dumps({"action": "auth", "params": self._api_key}).decode()

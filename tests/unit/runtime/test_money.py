@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.money import (
+    decimal_of_double,
     format_decimal,
     is_multiple_of,
     parse_decimal,
@@ -84,3 +86,10 @@ def test_rounding_to_a_tick_and_grid_membership() -> None:
 )
 def test_format_then_parse_round_trips(value: Decimal) -> None:
     assert require_decimal("x", format_decimal(value)) == value
+
+
+@pytest.mark.parametrize("price", [100.1, 0.0001, 187.35, 1e-7, 4321.5])
+def test_a_feed_double_reads_as_the_decimal_the_feed_wrote(price: float) -> None:
+    # 100.1 as a double is 100.099999999999994315658...: the feed meant 100.1.
+    assert decimal_of_double(price) == Decimal(str(price))
+    assert decimal_of_double(np.float64(price)) == Decimal(str(price))
