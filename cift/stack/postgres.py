@@ -14,7 +14,6 @@ import os
 import pwd
 import signal
 import stat
-import subprocess
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -24,7 +23,7 @@ import asyncpg
 
 from cift.stack.errors import StackError, redact_url
 from cift.stack.ports import LOOPBACK
-from cift.stack.processes import Child, spawn
+from cift.stack.processes import Child, run_to_end, spawn
 
 DATABASE = "cift"
 SUPERUSER = "postgres"
@@ -85,7 +84,7 @@ def prepare_data_dir(data_dir: Path) -> str | None:
     # PostgreSQL refuses a data directory others can read.
     data_dir.chmod(0o700)
     if not (data_dir / "PG_VERSION").exists():
-        result = subprocess.run(
+        result = run_to_end(
             [
                 str(binaries / "initdb"),
                 "-D",
@@ -99,9 +98,6 @@ def prepare_data_dir(data_dir: Path) -> str | None:
                 "--no-instructions",
             ],
             user=user,
-            capture_output=True,
-            text=True,
-            check=False,
         )
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]

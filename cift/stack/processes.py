@@ -120,6 +120,34 @@ class Child:
             os.killpg(self.popen.pid, signal.SIGKILL)
 
 
+def _shim_argv(death_signal: int, user: str | None, program: str) -> list[str]:
+    return [
+        sys.executable,
+        "-S",
+        "-c",
+        _EXEC_SHIM,
+        str(death_signal),
+        str(os.getpid()),
+        user or "",
+        program,
+    ]
+
+
+def run_to_end(argv: Sequence[str], *, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a one-off command (as `user`) to its end, output captured: `subprocess.run`'s
+    `user=` would fork, which the launcher's gRPC threads do not survive (see the shim)."""
+    program = _resolve(argv[0], None)
+    if program is None:
+        raise StackError(f"cannot run {argv[0]}: No such file or directory")
+    return subprocess.run(
+        [*_shim_argv(signal.SIGKILL, user, program), *argv[1:]],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def spawn(
     name: str,
     argv: Sequence[str],
@@ -138,12 +166,11 @@ def spawn(
     program = _resolve(argv[0], env)
     if program is None:
         raise StackError(f"cannot start {name} ({argv[0]}): No such file or directory")
-    shim = [sys.executable, "-S", "-c", _EXEC_SHIM, str(death_signal), str(os.getpid())]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log_file:
         try:
             popen = subprocess.Popen(
-                [*shim, user or "", program, *argv[1:]],
+                [*_shim_argv(death_signal, user, program), *argv[1:]],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

@@ -16,7 +16,7 @@ import pytest
 
 from cift.stack.errors import StackError
 from cift.stack.logs import LogFollower
-from cift.stack.processes import Child, spawn, stop_in_reverse
+from cift.stack.processes import Child, run_to_end, spawn, stop_in_reverse
 from cift.stack.services import wait_serving
 from cift.stack.tasks import run_all
 
@@ -280,3 +280,29 @@ def test_log_follower_prefixes_lines_and_waits_for_partial_ones(tmp_path: Path) 
         "[auth] partial",
         "[risk] halted",
     ]
+
+
+def test_a_one_off_command_runs_to_its_end_with_its_output_and_status() -> None:
+    result = run_to_end(
+        [
+            PYTHON,
+            "-c",
+            "import os, sys; print(os.getuid()); print('oops', file=sys.stderr); sys.exit(3)",
+        ]
+    )
+    assert (result.returncode, result.stdout.strip(), result.stderr.strip()) == (
+        3,
+        str(os.getuid()),
+        "oops",
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run a command as another user")
+def test_a_one_off_command_runs_as_the_user_given() -> None:
+    result = run_to_end(["id", "-u"], user="nobody")
+    assert result.returncode == 0 and result.stdout.strip() != "0"
+
+
+def test_a_missing_one_off_program_is_a_stack_error_naming_it() -> None:
+    with pytest.raises(StackError, match="no-such-program-here"):
+        run_to_end(["no-such-program-here"])
