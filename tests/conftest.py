@@ -57,12 +57,29 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     # Its own PostgreSQL, Redis and broker, apart from `infra`: events that store tests
     # publish must not reach the running services' consumers, nor their rows the services.
     home = tmp_path_factory.mktemp("cift-stack")
-    launcher = Stack(StackOptions(home=home, free_ports=True, durable=False))
+    launcher = Stack(StackOptions(home=home, free_ports=True, durable=False), stack_environ())
     info = await launcher.start()
     try:
         yield info
     finally:
         await launcher.stop()
+
+
+# The simulator's pace for the session-long `stack`: half the ticks of `cift up`'s default
+# (2 ticks/s per symbol, a quarter of them trades), with as many trades. The embedded
+# broker holds every tick for the whole session, and each fetch that returns records
+# costs it time in proportion to what it holds: at the default pace it used 70 % of a
+# core twelve minutes into a test run. The trades keep their pace because the
+# dashboard's charts need a second-bar a second; quotes still move every few seconds.
+SESSION_STACK_FEED = {"marketdata_rate": "1.0", "marketdata_trade_probability": "0.5"}
+
+
+def stack_environ() -> dict[str, str]:
+    """This process's environment, with the session stack's feed pace unless set there."""
+    environ = dict(os.environ)
+    for setting, value in SESSION_STACK_FEED.items():
+        environ.setdefault(env_name(setting), value)
+    return environ
 
 
 @pytest.fixture
