@@ -11,12 +11,12 @@ import confluent_kafka
 import pytest
 from google.protobuf.wrappers_pb2 import BytesValue
 
-from cift.runtime.kafka import Event, EventConsumer, encode_headers, ensure_topics
+from cift.runtime.kafka import Event, EventConsumer, encode_headers
 from cift.stack import kafka_broker
 from cift.stack.kafka_retention import BrokerMemoryGuard, MemoryPolicy, anonymous_bytes
 from cift.stack.ports import free_ports
-from cift.stack.probes import probe_kafka, wait_until_answers
 from cift.stack.processes import Child
+from tests.integration.runtime.own_broker import start_broker
 
 pytestmark = pytest.mark.integration
 
@@ -55,9 +55,7 @@ class Broker:
         self.restarts = 0
 
     async def start(self) -> None:
-        self.child = kafka_broker.spawn_broker(self.port, self.log)
-        await wait_until_answers("test broker", lambda: probe_kafka(self.bootstrap), 30.0)
-        await ensure_topics(self.bootstrap, [self.topic], partitions=2)
+        self.child = await start_broker(self.port, self.log, self.topic, partitions=2)
 
     async def restart(self) -> None:
         """What the supervisor's restart does: stop, start, recreate the topics."""

@@ -17,21 +17,12 @@ import confluent_kafka
 import pytest
 from google.protobuf.wrappers_pb2 import StringValue
 
-from cift.runtime.kafka import Event, EventConsumer, encode_headers, ensure_topics
+from cift.runtime.kafka import Event, EventConsumer, encode_headers
 from cift.stack import kafka_broker
 from cift.stack.ports import free_ports
-from cift.stack.probes import probe_kafka, wait_until_answers
-from cift.stack.processes import Child
+from tests.integration.runtime.own_broker import start_broker
 
 pytestmark = pytest.mark.integration
-
-
-async def start_broker(port: int, log: Path, topic: str) -> Child:
-    broker = kafka_broker.spawn_broker(port, log)
-    bootstrap = kafka_broker.bootstrap_address(port)
-    await wait_until_answers("test broker", lambda: probe_kafka(bootstrap), 30.0)
-    await ensure_topics(bootstrap, [topic], partitions=1)
-    return broker
 
 
 def publish(bootstrap: str, topic: str, values: list[str]) -> None:

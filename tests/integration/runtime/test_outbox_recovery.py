@@ -17,8 +17,7 @@ from cift.runtime.kafka import Event, EventConsumer, EventProducer, ensure_topic
 from cift.runtime.outbox import NOTIFY_PREFIX, OutboxRelay, enqueue
 from cift.stack import kafka_broker
 from cift.stack.ports import free_ports
-from cift.stack.probes import probe_kafka, wait_until_answers
-from cift.stack.processes import Child
+from tests.integration.runtime.own_broker import start_broker
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +29,6 @@ async def schema(infra: Any) -> AsyncIterator[str]:
     conn = await asyncpg.connect(infra.database_url)
     await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
     await conn.close()
-
-
-async def start_broker(port: int, log: Path, topic: str) -> Child:
-    """A Tansu broker of its own (the shared one must not restart), with `topic`."""
-    broker = kafka_broker.spawn_broker(port, log)
-    bootstrap = kafka_broker.bootstrap_address(port)
-    await wait_until_answers("test broker", lambda: probe_kafka(bootstrap), 30.0)
-    await ensure_topics(bootstrap, [topic], partitions=1)
-    return broker
 
 
 async def values_on(bootstrap: str, topic: str, count: int) -> list[str]:
