@@ -40,6 +40,7 @@ import asyncpg
 
 from bench import children
 from bench.figures import record as record_figures
+from bench.latency import cpu_seconds
 from cift.runtime.config import load, to_environ
 from cift.runtime.kafka import EventProducer, ensure_topics
 from cift.runtime.server import tune_gc
@@ -104,11 +105,6 @@ def child_floor(bootstrap: str, topic: str, count: int) -> None:
 
 def run_child(*args: str) -> dict[str, Any]:
     return children.run_child(__file__, *args, timeout_s=900)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def postgres_cpu_seconds(data_dir: Path) -> dict[str, float]:

@@ -30,6 +30,7 @@ import confluent_kafka
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.latency import cpu_seconds
 from cift.runtime.kafka import ensure_topics
 from cift.stack import kafka_broker
 from cift.stack.ports import free_ports
@@ -38,11 +39,6 @@ from cift.stack.probes import probe_kafka, wait_until_answers
 TOPIC = "fetch.cost"
 SAMPLE_S = 15.0
 MODES = ("produce", "commit", "read", "gather")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
 
 
 def read_until(stop: threading.Event, bootstrap: str, group: str, mode: str) -> None:
