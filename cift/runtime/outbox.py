@@ -219,8 +219,12 @@ class OutboxRelay:
             self._acknowledged[where] = delivered.offset
 
     async def relay_again(self) -> int:
-        """Queue every row relayed within the retention window for relaying once more."""
-        self._broker_lost_events = False
+        """Queue every row relayed within the retention window for relaying once more.
+
+        The flag is cleared only once the rows are queued: the database may fail this
+        statement (a pooled connection to a server that restarted, say), and a flag
+        cleared first would leave the lost events lost for good.
+        """
         again = await self.pool.fetchval(
             """WITH again AS (
                    UPDATE outbox SET published_at = NULL
@@ -229,6 +233,7 @@ class OutboxRelay:
                SELECT count(*) FROM again""",
             self.retention_s,
         )
+        self._broker_lost_events = False
         log.warning(
             "the broker lost acknowledged events (it restarted); relaying them again",
             extra={"events": again, "window_s": self.retention_s},

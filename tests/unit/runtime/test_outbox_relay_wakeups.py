@@ -1,4 +1,5 @@
-"""The outbox relay's wake-ups: a commit notified while a pass runs is relayed at once.
+"""The outbox relay's wake-ups: a commit notified while a pass runs is relayed at once,
+and a broker's lost events are queued again even when the database fails the first try.
 
 The relay waits for a NOTIFY between passes and polls only every `poll_s`. A commit
 can land after a pass has read the outbox but before the pass ends; its notification
@@ -8,6 +9,7 @@ must then start the next pass, not be forgotten until the next poll.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from cift.runtime.outbox import OutboxRelay
@@ -102,3 +104,29 @@ async def test_a_quiet_relay_waits_for_a_notification() -> None:
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+class FailingOncePool(Pool):
+    """A pool whose first statement meets a connection the restarted server dropped."""
+
+    def __init__(self, listener: Listener) -> None:
+        super().__init__(listener)
+        self.statements = 0
+
+    async def fetchval(self, *_args: object) -> int:
+        self.statements += 1
+        if self.statements == 1:
+            raise ConnectionResetError("connection was closed in the middle of operation")
+        return 3
+
+
+async def test_a_failed_relay_again_is_tried_again_on_the_next_pass() -> None:
+    pool = FailingOncePool(Listener())
+    relay = OutboxRelay(pool, producer=None)  # type: ignore[arg-type]
+    relay._broker_lost_events = True  # the last pass saw an offset go back
+    with contextlib.suppress(ConnectionResetError):
+        await relay.relay_again()
+    # The events are still to be queued again, so the next pass must try once more.
+    assert relay._broker_lost_events
+    assert await relay.relay_again() == 3
+    assert not relay._broker_lost_events
