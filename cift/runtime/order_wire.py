@@ -8,55 +8,48 @@ read from every order message by `price_terms_from_wire`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Protocol, TypedDict
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol, TypedDict, TypeVar
 
 from cift.execution.v1 import orders_pb2
 from cift.runtime.money import parse_decimal
 from cift.trading.orders import OrderClass, OrderStatus
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
 
-SIDE_TO_PB = {Side.BUY: orders_pb2.ORDER_SIDE_BUY, Side.SELL: orders_pb2.ORDER_SIDE_SELL}
-SIDE_FROM_PB = {v: k for k, v in SIDE_TO_PB.items()}
-TYPE_TO_PB = {
-    OrderType.MARKET: orders_pb2.ORDER_TYPE_MARKET,
-    OrderType.LIMIT: orders_pb2.ORDER_TYPE_LIMIT,
-    OrderType.STOP: orders_pb2.ORDER_TYPE_STOP,
-    OrderType.STOP_LIMIT: orders_pb2.ORDER_TYPE_STOP_LIMIT,
-    OrderType.TRAILING_STOP: orders_pb2.ORDER_TYPE_TRAILING_STOP,
-}
-TYPE_FROM_PB = {v: k for k, v in TYPE_TO_PB.items()}
-TIF_TO_PB = {
-    TimeInForce.DAY: orders_pb2.TIME_IN_FORCE_DAY,
-    TimeInForce.GTC: orders_pb2.TIME_IN_FORCE_GTC,
-    TimeInForce.IOC: orders_pb2.TIME_IN_FORCE_IOC,
-    TimeInForce.FOK: orders_pb2.TIME_IN_FORCE_FOK,
-    TimeInForce.GTD: orders_pb2.TIME_IN_FORCE_GTD,
-    TimeInForce.OPG: orders_pb2.TIME_IN_FORCE_OPG,
-    TimeInForce.CLS: orders_pb2.TIME_IN_FORCE_CLS,
-}
-TIF_FROM_PB = {v: k for k, v in TIF_TO_PB.items()}
-CLASS_TO_PB = {
-    OrderClass.SIMPLE: orders_pb2.ORDER_CLASS_SIMPLE,
-    OrderClass.BRACKET: orders_pb2.ORDER_CLASS_BRACKET,
-    OrderClass.OCO: orders_pb2.ORDER_CLASS_OCO,
-    OrderClass.OTO: orders_pb2.ORDER_CLASS_OTO,
-}
-CLASS_FROM_PB = {
-    orders_pb2.ORDER_CLASS_UNSPECIFIED: OrderClass.SIMPLE,
-    **{v: k for k, v in CLASS_TO_PB.items()},
-}
-STATUS_TO_PB = {
-    OrderStatus.NEW: orders_pb2.ORDER_STATUS_NEW,
-    OrderStatus.ACCEPTED: orders_pb2.ORDER_STATUS_ACCEPTED,
-    OrderStatus.PARTIALLY_FILLED: orders_pb2.ORDER_STATUS_PARTIALLY_FILLED,
-    OrderStatus.FILLED: orders_pb2.ORDER_STATUS_FILLED,
-    OrderStatus.CANCELED: orders_pb2.ORDER_STATUS_CANCELED,
-    OrderStatus.EXPIRED: orders_pb2.ORDER_STATUS_EXPIRED,
-    OrderStatus.REJECTED: orders_pb2.ORDER_STATUS_REJECTED,
-    OrderStatus.REPLACED: orders_pb2.ORDER_STATUS_REPLACED,
-    OrderStatus.HELD: orders_pb2.ORDER_STATUS_HELD,
-}
+if TYPE_CHECKING:
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
+
+E = TypeVar("E", bound=Enum)
+V = TypeVar("V", bound=int)
+
+
+def enum_to_pb(vocabulary: type[E], proto_enum: _EnumTypeWrapper[V], prefix: str) -> dict[E, V]:
+    """Each member's proto value: the value named `prefix` + the member's name
+    (buf STANDARD: `Side.BUY` is `ORDER_SIDE_BUY`).
+
+    Raises at import when a member has no proto value, so a vocabulary word cannot be
+    added without its wire form.
+    """
+    return {member: proto_enum.Value(prefix + member.name) for member in vocabulary}
+
+
+def enum_from_pb(to_pb: Mapping[E, V]) -> dict[V, E]:
+    """The decoding map of an encoding map (proto values it does not name stay unknown)."""
+    return {value: member for member, value in to_pb.items()}
+
+
+SIDE_TO_PB = enum_to_pb(Side, orders_pb2.OrderSide, "ORDER_SIDE_")
+SIDE_FROM_PB = enum_from_pb(SIDE_TO_PB)
+TYPE_TO_PB = enum_to_pb(OrderType, orders_pb2.OrderType, "ORDER_TYPE_")
+TYPE_FROM_PB = enum_from_pb(TYPE_TO_PB)
+TIF_TO_PB = enum_to_pb(TimeInForce, orders_pb2.TimeInForce, "TIME_IN_FORCE_")
+TIF_FROM_PB = enum_from_pb(TIF_TO_PB)
+CLASS_TO_PB = enum_to_pb(OrderClass, orders_pb2.OrderClass, "ORDER_CLASS_")
+# An order that names no class is a simple one.
+CLASS_FROM_PB = {orders_pb2.ORDER_CLASS_UNSPECIFIED: OrderClass.SIMPLE, **enum_from_pb(CLASS_TO_PB)}
+STATUS_TO_PB = enum_to_pb(OrderStatus, orders_pb2.OrderStatus, "ORDER_STATUS_")
 
 
 class PriceTerms(TypedDict):

@@ -35,20 +35,19 @@ def missing_safeguards(
             "an API-key pepper: API-key hashes are not keyed by a server secret "
             "(set CIFT_AUTH_API_KEY_PEPPER)"
         )
-    if "postgres" in embedded:
-        missing.append(
-            "a PostgreSQL password: the embedded PostgreSQL lets any local user in "
-            "(set CIFT_DATABASE_URL to a server with one)"
-        )
-    elif not _has_password(database_url):
-        missing.append("a PostgreSQL password in CIFT_DATABASE_URL")
-    if "redis" in embedded:
-        missing.append(
-            "a Redis password: the embedded Redis lets any local process in "
-            "(set CIFT_REDIS_URL to a server with one)"
-        )
-    elif not _has_password(redis_url):
-        missing.append("a Redis password in CIFT_REDIS_URL")
+    # Both stores are judged alike: an embedded one lets in anyone on the machine, a
+    # server only whoever knows the password its URL carries.
+    for component, store, url, variable, local_caller in (
+        ("postgres", "PostgreSQL", database_url, "CIFT_DATABASE_URL", "user"),
+        ("redis", "Redis", redis_url, "CIFT_REDIS_URL", "process"),
+    ):
+        if component in embedded:
+            missing.append(
+                f"a {store} password: the embedded {store} lets any local {local_caller} in "
+                f"(set {variable} to a server with one)"
+            )
+        elif not _has_password(url):
+            missing.append(f"a {store} password in {variable}")
     if "kafka" in embedded:
         missing.append(
             "broker retention: the embedded broker keeps every record in memory and deletes "
