@@ -40,7 +40,7 @@ from services.marketdata.instruments import Universe, load_universe
 from services.marketdata.providers import backfill_cli
 from services.marketdata.providers.backoff import Backoff
 from services.marketdata.providers.session import FeedHealth, LiveSource, ProviderFeed
-from services.marketdata.providers.settings import PROVIDERS, chosen_symbols, stream_protocol
+from services.marketdata.providers.settings import PROVIDERS, chosen_symbols, provider_protocols
 from services.marketdata.replay import load_replay_file
 from services.marketdata.server import MarketDataServicer
 from services.marketdata.simulator import Simulator
@@ -81,7 +81,7 @@ def provider_feed(
     config: MarketDataConfig, universe: Universe, on_health: Callable[[FeedHealth], None]
 ) -> ProviderFeed:
     """The live stream of the provider CIFT_MARKETDATA_FEED names (checked before connecting)."""
-    protocol = stream_protocol(config, config.marketdata_feed)
+    protocol = provider_protocols(config, config.marketdata_feed).stream
     return ProviderFeed(
         protocol,
         chosen_symbols(config.marketdata_symbols, universe),

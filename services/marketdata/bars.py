@@ -40,7 +40,6 @@ from services.marketdata.bars_kernel import (
     VIEW_SLOTS,
     VIEWS_UNUSABLE,
     aggregate_in_arrival_order,
-    aggregate_string_views,
     codes_from_string_views,
 )
 
@@ -350,7 +349,7 @@ GRID_MIN_CELLS = 1 << 16
 def _aggregate_by_symbol(trades: _Trades, ns: int) -> _Bars | None:
     """The bars from `bars_kernel`'s per-symbol pass, or None when the trades go back in
     time within a symbol or the symbols cannot be numbered (the Polars group-by's case)."""
-    symbols, ts_ns, price, size = trades
+    symbols, ts_ns = trades.symbols, trades.ts_ns
     # Time-ordered trades span first..last: at most that many buckets per symbol. Should
     # that guess be short (trades interleaved out of time order across symbols), the
     # kernel says FULL and runs again with room for one bar per trade.
@@ -362,11 +361,7 @@ def _aggregate_by_symbol(trades: _Trades, ns: int) -> _Bars | None:
             return None
         symbol_count, codes = coded
         capacity = min(len(ts_ns), symbol_count * buckets_per_symbol)
-        result = aggregate_in_arrival_order(codes, ts_ns, price, size, ns, symbol_count, capacity)
-        if result[0] == FULL:
-            result = aggregate_in_arrival_order(
-                codes, ts_ns, price, size, ns, symbol_count, len(ts_ns)
-            )
+        result = _arrival_order_bars(codes, None, trades, ns, symbol_count, capacity)
     rows, first_index, bar_i, bar_f = result
     if rows == OUT_OF_ORDER:
         return None
@@ -396,20 +391,39 @@ def _aggregate_by_symbol(trades: _Trades, ns: int) -> _Bars | None:
 _KernelResult = tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]
 
 
+def _arrival_order_bars(
+    codes: npt.NDArray[np.integer[Any]] | None,
+    views: npt.NDArray[np.uint64] | None,
+    trades: _Trades,
+    ns: int,
+    symbol_count: int,
+    capacity: int,
+) -> _KernelResult:
+    """`bars_kernel.aggregate_in_arrival_order`, run again with room for a bar per trade
+    should `capacity` (a guess) prove short."""
+    _, ts_ns, price, size = trades
+    result: _KernelResult = aggregate_in_arrival_order(
+        codes, views, ts_ns, price, size, ns, symbol_count, capacity
+    )
+    if result[0] == FULL:
+        result = aggregate_in_arrival_order(
+            codes, views, ts_ns, price, size, ns, symbol_count, len(ts_ns)
+        )
+    return result
+
+
 def _aggregate_fused(trades: _Trades, ns: int, buckets_per_symbol: int) -> _KernelResult | None:
     """The bars in one pass straight from string symbols' Arrow views (no code array),
     or None when the symbols must be numbered first (not strings, not views, too long
     or too many distinct)."""
-    symbols, ts_ns, price, size = trades
+    symbols = trades.symbols
     if symbols.dtype != pl.String:
         return None
     views = _string_views(symbols)
     if views is None:
         return None
     capacity = min(len(views), VIEW_SLOTS // 8 * buckets_per_symbol)
-    result: _KernelResult = aggregate_string_views(views, ts_ns, price, size, ns, capacity)
-    if result[0] == FULL:
-        result = aggregate_string_views(views, ts_ns, price, size, ns, len(views))
+    result = _arrival_order_bars(None, views, trades, ns, VIEW_SLOTS, capacity)
     return None if result[0] == VIEWS_UNUSABLE else result
 
 

@@ -30,8 +30,9 @@ from numba import njit
 OUT_OF_ORDER = -1
 # Returned when more bars open than `capacity` allows.
 FULL = -2
-# Returned by `aggregate_string_views` when a symbol is longer than a view holds inline
-# or there are more distinct symbols than its table takes: number them apart instead.
+# Returned by `aggregate_in_arrival_order` on string views when a symbol is longer than a
+# view holds inline or there are more distinct symbols than its table takes: number them
+# apart instead.
 VIEWS_UNUSABLE = -3
 
 # Columns of the integer and float outputs, one row per bar (a bar closing writes one
@@ -91,50 +92,6 @@ def _close_bar(
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]
 def aggregate_in_arrival_order(
-    codes: npt.NDArray[np.integer[Any]],
-    ts_ns: npt.NDArray[np.int64],
-    price: npt.NDArray[np.float64],
-    size: npt.NDArray[np.float64],
-    bucket_ns: int,
-    symbol_count: int,
-    capacity: int,
-) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """(rows, first index, bar ints, bar floats) from trades whose symbols are numbered.
-
-    `codes[i]` is trade i's symbol as 0..symbol_count-1 (codes need not all occur);
-    `first_index[code]` is the first trade of that symbol, -1 if none. Bars are numbered
-    in the order they open; row r of `bar_i` is [symbol code, start_ns, trade count],
-    of `bar_f` [open, high, low, close, volume, notional]. `rows` of the `capacity`
-    rows are used, or OUT_OF_ORDER if some symbol's trade falls in a bucket earlier
-    than one it already has, or FULL if more than `capacity` bars open (then nothing
-    is usable).
-    """
-    return _aggregate(codes, None, ts_ns, price, size, bucket_ns, symbol_count, capacity)
-
-
-@njit(cache=True, nogil=True)  # type: ignore[misc]
-def aggregate_string_views(
-    views: npt.NDArray[np.uint64],
-    ts_ns: npt.NDArray[np.int64],
-    price: npt.NDArray[np.float64],
-    size: npt.NDArray[np.float64],
-    bucket_ns: int,
-    capacity: int,
-) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """`aggregate_in_arrival_order` straight from string symbols given as Arrow string
-    views ((n, 2) uint64 words): each trade's symbol is looked up and its bar updated in
-    the same pass, so no code array is written and read back (40 MB for 10M trades: a
-    pass, and its page faults).
-
-    A symbol's code is its slot in a table of VIEW_SLOTS (the per-symbol state is
-    indexed by slot, which saves a load per trade); returns VIEWS_UNUSABLE (nothing
-    usable) for a symbol past 12 bytes or more than VIEW_SLOTS / 8 distinct symbols.
-    """
-    return _aggregate(None, views, ts_ns, price, size, bucket_ns, VIEW_SLOTS, capacity)
-
-
-@njit(cache=True, nogil=True)  # type: ignore[misc]
-def _aggregate(
     codes: npt.NDArray[np.integer[Any]] | None,
     views: npt.NDArray[np.uint64] | None,
     ts_ns: npt.NDArray[np.int64],
@@ -144,11 +101,29 @@ def _aggregate(
     symbol_count: int,
     capacity: int,
 ) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Both kernels above in one loop: symbols from `codes` or from `views`, whichever
-    is given (the other is None). Numba compiles one loop per case and drops the branch
-    that reads the None argument (`x is not None` is then known at compile time). A
-    helper called per trade instead would cost reference counting on every array it
-    takes: measured ~50 ns a trade, 25x the whole loop body.
+    """(rows, first index, bar ints, bar floats) from trades whose symbols come from
+    `codes` or from `views`, whichever is given (the other is None).
+
+    `codes[i]` is trade i's symbol as 0..symbol_count-1 (codes need not all occur).
+    `views` are string symbols given as Arrow string views ((n, 2) uint64 words): each
+    trade's symbol is looked up and its bar updated in the same pass, so no code array
+    is written and read back (40 MB for 10M trades: a pass, and its page faults). A
+    symbol's code is then its slot in a table of VIEW_SLOTS slots, and `symbol_count`
+    must be VIEW_SLOTS (the per-symbol state is indexed by slot, which saves a load per
+    trade).
+
+    `first_index[code]` is the first trade of that symbol, -1 if none. Bars are numbered
+    in the order they open; row r of `bar_i` is [symbol code, start_ns, trade count],
+    of `bar_f` [open, high, low, close, volume, notional]. `rows` of the `capacity`
+    rows are used, or (then nothing is usable) OUT_OF_ORDER if some symbol's trade
+    falls in a bucket earlier than one it already has, FULL if more than `capacity`
+    bars open, VIEWS_UNUSABLE for a view of a symbol past 12 bytes or more than
+    VIEW_SLOTS / 8 distinct symbols.
+
+    Numba compiles one loop per case and drops the branch that reads the None argument
+    (`x is not None` is then known at compile time). A helper called per trade instead
+    would cost reference counting on every array it takes: measured ~50 ns a trade,
+    25x the whole loop body.
     """
     shift = _slot_shift(VIEW_SLOTS)
     mask = VIEW_SLOTS - 1

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterable
+from functools import partial
+from operator import attrgetter
 from typing import TypeVar
 
 from prometheus_client import Counter, Gauge
@@ -45,26 +47,14 @@ class StreamHub:
     """The live logs every stream RPC subscribes to."""
 
     def __init__(self, *, capacity: int, max_subscribers: int) -> None:
-        self.quotes: StreamLog[marketdata_pb2.Quote] = StreamLog(
-            capacity=capacity,
-            key=lambda q: q.symbol,
-            conflate=True,
-            sequence=lambda q: q.sequence,
-            max_subscribers=max_subscribers,
+        # Every stream is filtered by symbol; quotes and trades resume by sequence.
+        stream_log = partial(
+            StreamLog, capacity=capacity, key=attrgetter("symbol"), max_subscribers=max_subscribers
         )
-        self.trades: StreamLog[marketdata_pb2.Trade] = StreamLog(
-            capacity=capacity,
-            key=lambda t: t.symbol,
-            conflate=False,
-            sequence=lambda t: t.sequence,
-            max_subscribers=max_subscribers,
-        )
-        self.bars: StreamLog[marketdata_pb2.Bar] = StreamLog(
-            capacity=capacity,
-            key=lambda b: b.symbol,
-            conflate=False,
-            max_subscribers=max_subscribers,
-        )
+        sequence = attrgetter("sequence")
+        self.quotes: StreamLog[marketdata_pb2.Quote] = stream_log(conflate=True, sequence=sequence)
+        self.trades: StreamLog[marketdata_pb2.Trade] = stream_log(conflate=False, sequence=sequence)
+        self.bars: StreamLog[marketdata_pb2.Bar] = stream_log(conflate=False)
         for stream, ring in (("quotes", self.quotes), ("trades", self.trades), ("bars", self.bars)):
             STREAM_RING_ITEMS.labels(stream=stream).set_function(ring.held)
 

@@ -19,7 +19,7 @@ nanos 2.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -239,6 +239,11 @@ class TickColumns(NamedTuple):
     symbol: npt.NDArray[np.int64]
 
 
+def byte_array(buffer: bytes) -> npt.NDArray[np.uint8]:
+    """`buffer` as the uint8 array the kernels read (its bytes, not a copy)."""
+    return np.frombuffer(buffer, dtype=np.uint8) if buffer else np.zeros(0, np.uint8)
+
+
 def tick_columns(records: list[bytes]) -> TickColumns:
     """Decode serialized `TickEvent`s (the tick topic's record values) into columns."""
     count = len(records)
@@ -250,8 +255,7 @@ def tick_columns(records: list[bytes]) -> TickColumns:
     ts_ns = np.zeros(count, dtype=np.int64)
     values = np.zeros((count, 4), dtype=np.float64)
     symbol = np.zeros((count, 2), dtype=np.int64)
-    data: Any = np.frombuffer(buffer, dtype=np.uint8) if buffer else np.zeros(0, np.uint8)
-    decode_columns(data, offsets, kind, sequence, ts_ns, values, symbol)
+    decode_columns(byte_array(buffer), offsets, kind, sequence, ts_ns, values, symbol)
     return TickColumns(buffer, kind, sequence, ts_ns, values, symbol)
 
 
@@ -323,7 +327,6 @@ def symbol_codes(columns: TickColumns) -> tuple[npt.NDArray[np.int64], list[byte
     codes = np.empty(count, dtype=np.int64)
     first = np.empty(count, dtype=np.int64)
     buffer = columns.buffer
-    data: Any = np.frombuffer(buffer, dtype=np.uint8) if buffer else np.zeros(0, np.uint8)
-    distinct = number_symbols(data, columns.symbol, columns.kind, codes, first)
+    distinct = number_symbols(byte_array(buffer), columns.symbol, columns.kind, codes, first)
     spans = columns.symbol[first[:distinct]].tolist()
     return codes, [buffer[start:end] for start, end in spans]

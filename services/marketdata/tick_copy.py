@@ -15,13 +15,11 @@ quotes fill bid..ask_size and leave price and size NULL, trades the other way ro
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from services.marketdata.tick_columns import TRADE, TickColumns
+from services.marketdata.tick_columns import TRADE, TickColumns, byte_array
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 TRAILER = b"\xff\xff"
@@ -105,11 +103,8 @@ def copy_payload(columns: TickColumns, rows: npt.NDArray[np.int64]) -> bytes:
     )
     out = np.empty(size + len(TRAILER), dtype=np.uint8)
     out[: len(SIGNATURE)] = np.frombuffer(SIGNATURE, dtype=np.uint8)
-    data: Any = (
-        np.frombuffer(columns.buffer, dtype=np.uint8) if columns.buffer else np.zeros(0, np.uint8)
-    )
     end = write_rows(
-        data,
+        byte_array(columns.buffer),
         rows,
         columns.symbol,
         columns.sequence,

@@ -31,6 +31,7 @@ import orjson
 
 from cift.runtime.errors import InvalidArgument
 from services.marketdata.bars import Bar, parse_timeframe
+from services.marketdata.config import ALPACA_DATA_FEEDS
 from services.marketdata.providers.frames import (
     ItemReader,
     NonNegative,
@@ -220,7 +221,7 @@ class AlpacaStream(TaggedFrames):
     readers = STREAM_READERS
 
     def __init__(self, key_id: str, secret_key: str, stream_url: str, data_feed: str) -> None:
-        if data_feed not in ("iex", "sip"):
+        if data_feed not in ALPACA_DATA_FEEDS:
             raise InvalidArgument(f"CIFT_ALPACA_DATA_FEED must be iex or sip, not {data_feed!r}.")
         super().__init__(stream_url.replace("{feed}", data_feed))
         self._key_id = key_id

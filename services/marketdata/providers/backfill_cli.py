@@ -22,7 +22,7 @@ from services.marketdata.config import MarketDataConfig
 from services.marketdata.instruments import load_universe
 from services.marketdata.providers.backfill import Backfill, Job, PageFetcher
 from services.marketdata.providers.backoff import Backoff
-from services.marketdata.providers.settings import PROVIDERS, chosen_symbols, history_protocol
+from services.marketdata.providers.settings import PROVIDERS, chosen_symbols, provider_protocols
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 KINDS = ("bars", "trades")
@@ -64,7 +64,7 @@ def plan_jobs(provider: str, args: argparse.Namespace, symbols: list[str]) -> li
 
 
 async def run_backfill(config: MarketDataConfig, args: argparse.Namespace) -> int:
-    protocol = history_protocol(config, args.provider)
+    protocol = provider_protocols(config, args.provider).history
     universe = load_universe(config.marketdata_universe_file or None)
     jobs = plan_jobs(args.provider, args, chosen_symbols(args.symbols.split(","), universe))
     for job in jobs:

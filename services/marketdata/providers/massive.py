@@ -93,17 +93,28 @@ def quote_from(item: dict[str, Any]) -> Quote:
     )
 
 
-def trade_from(item: dict[str, Any]) -> Trade:
+# A trade's price, size, exchange, conditions, tape and id: the stream abbreviates
+# their names, REST trades spell them out; the values read the same.
+_STREAM_TRADE_FIELDS = ("p", "s", "x", "c", "z", "i")
+_REST_TRADE_FIELDS = ("price", "size", "exchange", "conditions", "tape", "id")
+
+
+def _trade(item: dict[str, Any], symbol: str, ts_ns: int, fields: tuple[str, ...]) -> Trade:
+    price, size, exchange, conditions, tape, trade_id = fields
     return Trade(
-        str(item["sym"]),
-        unix_ms_ns(item["t"]),
-        non_negative(item["p"], "p"),
-        non_negative(item["s"], "s"),
-        exchange=_id(item.get("x")),
-        conditions=_codes(item.get("c")),
-        tape=_tape(item.get("z")),
-        trade_id=_id(item.get("i")),
+        symbol,
+        ts_ns,
+        non_negative(item[price], price),
+        non_negative(item[size], size),
+        exchange=_id(item.get(exchange)),
+        conditions=_codes(item.get(conditions)),
+        tape=_tape(item.get(tape)),
+        trade_id=_id(item.get(trade_id)),
     )
+
+
+def trade_from(item: dict[str, Any]) -> Trade:
+    return _trade(item, str(item["sym"]), unix_ms_ns(item["t"]), _STREAM_TRADE_FIELDS)
 
 
 Codes = int | list[int] | None
@@ -194,16 +205,7 @@ def rest_trade_from(item: dict[str, Any], symbol: str) -> Trade:
     ts_ns = item["sip_timestamp"]
     if not isinstance(ts_ns, int):
         raise ValueError(f"sip_timestamp must be integer ns, not {ts_ns!r}")
-    return Trade(
-        symbol,
-        ts_ns,
-        non_negative(item["price"], "price"),
-        non_negative(item["size"], "size"),
-        exchange=_id(item.get("exchange")),
-        conditions=_codes(item.get("conditions")),
-        tape=_tape(item.get("tape")),
-        trade_id=_id(item.get("id")),
-    )
+    return _trade(item, symbol, ts_ns, _REST_TRADE_FIELDS)
 
 
 _STATUS_CONTROLS = {

@@ -7,9 +7,10 @@ the setting, instead of a feed that connects and is refused forever.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from cift.runtime.errors import InvalidArgument
-from services.marketdata.config import ALPACA_DATA_FEEDS, MarketDataConfig
+from services.marketdata.config import MarketDataConfig
 from services.marketdata.instruments import Universe
 from services.marketdata.providers.alpaca import AlpacaHistory, AlpacaStream
 from services.marketdata.providers.massive import MassiveHistory, MassiveStream
@@ -18,45 +19,32 @@ from services.marketdata.providers.protocol import HistoryProtocol, StreamProtoc
 PROVIDERS = ("alpaca", "massive")
 
 
-def _check(config: MarketDataConfig, provider: str) -> None:
+class ProviderProtocols(NamedTuple):
+    stream: StreamProtocol
+    history: HistoryProtocol
+
+
+def provider_protocols(config: MarketDataConfig, provider: str) -> ProviderProtocols:
+    """The provider's live and REST protocols, from its settings (refused when missing)."""
     if provider == "alpaca":
         if not (config.alpaca_key_id and config.alpaca_secret_key):
             raise InvalidArgument(
                 "The alpaca provider needs CIFT_ALPACA_KEY_ID and CIFT_ALPACA_SECRET_KEY."
             )
-        if config.alpaca_data_feed not in ALPACA_DATA_FEEDS:
-            raise InvalidArgument(
-                f"CIFT_ALPACA_DATA_FEED must be iex or sip, not {config.alpaca_data_feed!r}."
-            )
-    elif provider == "massive":
+        keys = (config.alpaca_key_id, config.alpaca_secret_key)
+        # The stream refuses a data feed other than iex or sip.
+        return ProviderProtocols(
+            AlpacaStream(*keys, config.alpaca_stream_url, config.alpaca_data_feed),
+            AlpacaHistory(*keys, config.alpaca_data_url, config.alpaca_data_feed),
+        )
+    if provider == "massive":
         if not config.massive_api_key:
             raise InvalidArgument("The massive provider needs CIFT_MASSIVE_API_KEY.")
-    else:
-        raise InvalidArgument(f"Unknown provider {provider!r}; use alpaca or massive.")
-
-
-def stream_protocol(config: MarketDataConfig, provider: str) -> StreamProtocol:
-    _check(config, provider)
-    if provider == "alpaca":
-        return AlpacaStream(
-            config.alpaca_key_id,
-            config.alpaca_secret_key,
-            config.alpaca_stream_url,
-            config.alpaca_data_feed,
+        return ProviderProtocols(
+            MassiveStream(config.massive_api_key, config.massive_stream_url),
+            MassiveHistory(config.massive_api_key, config.massive_rest_url),
         )
-    return MassiveStream(config.massive_api_key, config.massive_stream_url)
-
-
-def history_protocol(config: MarketDataConfig, provider: str) -> HistoryProtocol:
-    _check(config, provider)
-    if provider == "alpaca":
-        return AlpacaHistory(
-            config.alpaca_key_id,
-            config.alpaca_secret_key,
-            config.alpaca_data_url,
-            config.alpaca_data_feed,
-        )
-    return MassiveHistory(config.massive_api_key, config.massive_rest_url)
+    raise InvalidArgument(f"Unknown provider {provider!r}; use alpaca or massive.")
 
 
 def chosen_symbols(requested: Sequence[str], universe: Universe) -> list[str]:
