@@ -42,5 +42,11 @@ def timestamp(ns: int) -> Timestamp:
 
 
 def timestamp_of(moment: datetime | None) -> Timestamp | None:
-    """A protobuf Timestamp of a database datetime; None stays None (an unset field)."""
+    """A protobuf Timestamp of an aware datetime; None stays None (an unset field)."""
     return None if moment is None else timestamp(to_ns(moment))
+
+
+def timestamp_of_ns(ns: int | None) -> Timestamp | None:
+    """A protobuf Timestamp of `ns`; None stays None, so a time not known (a clock's next
+    open, an order's expiry) is left unset in a message's constructor, not sent as the epoch."""
+    return None if ns is None else timestamp(ns)
