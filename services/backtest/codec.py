@@ -20,6 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cift.backtest.v1 import backtest_pb2
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.money import format_decimal
+from cift.runtime.timestamps import timestamp_of
 from cift.trading.money import cents_of_float, to_cents
 from services.backtest.model import (
     EquityPoint,
@@ -41,12 +42,6 @@ STATUSES = {
     RunStatus.FAILED: backtest_pb2.BACKTEST_STATUS_FAILED,
     RunStatus.CANCELED: backtest_pb2.BACKTEST_STATUS_CANCELED,
 }
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def _datetime(stamp: Timestamp) -> datetime:
@@ -90,8 +85,8 @@ def spec_to_wire(spec: RunSpec) -> backtest_pb2.BacktestSpec:
         strategy=spec.strategy,
         symbols=list(spec.symbols),
         timeframe=spec.timeframe,
-        start=timestamp(spec.start),
-        end=timestamp(spec.end),
+        start=timestamp_of(spec.start),
+        end=timestamp_of(spec.end),
         cash=format_decimal(spec.cash),
         commission=format_decimal(spec.commission),
         engine=spec.engine,
@@ -138,8 +133,8 @@ def trade_to_wire(trade: TradeRecord) -> backtest_pb2.BacktestTrade:
         symbol=trade.symbol,
         side=trade.side,
         qty=format_decimal(trade.qty),
-        entry_time=timestamp(trade.entry_time),
-        exit_time=timestamp(trade.exit_time),
+        entry_time=timestamp_of(trade.entry_time),
+        exit_time=timestamp_of(trade.exit_time),
         entry_price=format_decimal(trade.entry_price),
         exit_price=format_decimal(trade.exit_price),
         pnl=format_decimal(trade.pnl),
@@ -150,7 +145,7 @@ def trade_to_wire(trade: TradeRecord) -> backtest_pb2.BacktestTrade:
 
 def equity_to_wire(point: EquityPoint) -> backtest_pb2.EquityPoint:
     return backtest_pb2.EquityPoint(
-        timestamp=timestamp(point.timestamp),
+        timestamp=timestamp_of(point.timestamp),
         equity=format_decimal(point.equity),
         drawdown_pct=point.drawdown_pct,
     )
@@ -158,7 +153,7 @@ def equity_to_wire(point: EquityPoint) -> backtest_pb2.EquityPoint:
 
 def rejection_to_wire(rejection: Rejection) -> backtest_pb2.BacktestRejection:
     return backtest_pb2.BacktestRejection(
-        time=timestamp(rejection.time),
+        time=timestamp_of(rejection.time),
         symbol=rejection.symbol,
         side=rejection.side,
         qty=format_decimal(rejection.qty),
@@ -169,7 +164,7 @@ def rejection_to_wire(rejection: Rejection) -> backtest_pb2.BacktestRejection:
 
 
 def run_to_wire(run: Run) -> backtest_pb2.Backtest:
-    wire = backtest_pb2.Backtest(
+    return backtest_pb2.Backtest(
         id=run.id,
         status=STATUSES[run.status],
         spec=spec_to_wire(run.spec),
@@ -177,18 +172,14 @@ def run_to_wire(run: Run) -> backtest_pb2.Backtest:
         stage=run.stage,
         error=run.error,
         bar_count=run.bar_count,
-        created_at=timestamp(run.created_at),
+        created_at=timestamp_of(run.created_at),
         trades=[trade_to_wire(trade) for trade in run.trades],
         equity=[equity_to_wire(point) for point in run.equity],
         rejections=[rejection_to_wire(rejection) for rejection in run.rejections],
+        started_at=timestamp_of(run.started_at),
+        finished_at=timestamp_of(run.finished_at),
+        stats=None if run.stats is None else stats_to_wire(run.stats),
     )
-    if run.started_at is not None:
-        wire.started_at.CopyFrom(timestamp(run.started_at))
-    if run.finished_at is not None:
-        wire.finished_at.CopyFrom(timestamp(run.finished_at))
-    if run.stats is not None:
-        wire.stats.CopyFrom(stats_to_wire(run.stats))
-    return wire
 
 
 def progress_to_wire(progress: Progress) -> backtest_pb2.BacktestProgress:
