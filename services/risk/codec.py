@@ -21,7 +21,7 @@ from cift.runtime.order_wire import (
     TYPE_FROM_PB,
     price_terms_from_wire,
 )
-from cift.runtime.timestamps import timestamp, to_ns
+from cift.runtime.timestamps import timestamp_of
 from cift.trading.pretrade.limits import LimitOverrides, RiskLimits
 from cift.trading.pretrade.order import OrderToCheck
 from cift.trading.pretrade.quote import Quote
@@ -113,7 +113,7 @@ def limits_to_wire(
     effective: TradingState,
     updated_at: datetime | None,
 ) -> rules_pb2.RiskLimits:
-    wire = rules_pb2.RiskLimits(
+    return rules_pb2.RiskLimits(
         account_id=account_id,
         max_order_qty=format_decimal(limits.max_order_qty),
         max_order_notional=format_decimal(limits.max_order_notional),
@@ -130,10 +130,8 @@ def limits_to_wire(
         max_quote_age_s=format_decimal(limits.max_quote_age_s),
         allow_notional_orders=limits.allow_notional_orders,
         overridden_fields=sorted(overrides.pinned()),
+        updated_at=timestamp_of(updated_at),
     )
-    if updated_at is not None:
-        wire.updated_at.CopyFrom(timestamp(to_ns(updated_at)))
-    return wire
 
 
 def overrides_from_wire(

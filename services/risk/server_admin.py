@@ -21,7 +21,7 @@ from cift.runtime.errors import (
 )
 from cift.runtime.identity import SCOPE_ADMIN, current_identity
 from cift.runtime.kafka import TOPIC_RISK_EVENTS, new_event_id
-from cift.runtime.timestamps import to_ns
+from cift.runtime.timestamps import timestamp_of, to_ns
 from cift.trading.pretrade.limits import LimitOverrides, effective_limits, validate
 from cift.trading.pretrade.trading_state import TradingState
 from services.risk import codec, store
@@ -136,13 +136,12 @@ class AdminRpcs:
                 conn, TOPIC_RISK_EVENTS, account_id, event, event_id=event.event_id
             )
         self.events.apply_state(account_id, state, changed_at_ns)
-        response = risk_pb2.SetTradingStateResponse(
+        return risk_pb2.SetTradingStateResponse(
             account_id=account_id,
             state=codec.STATES_TO_WIRE[state],
             previous_state=codec.STATES_TO_WIRE[previous],
+            updated_at=timestamp_of(updated_at),
         )
-        response.updated_at.FromDatetime(updated_at)
-        return response
 
     async def StreamRiskEvents(
         self, request: risk_pb2.StreamRiskEventsRequest, context: Context
