@@ -18,7 +18,7 @@ from cift.marketdata.v1 import events_pb2 as md_events_pb2
 from cift.runtime.kafka import Event
 from cift.runtime.money import decimal_of_double, format_decimal
 from cift.runtime.order_wire import CLASS_TO_PB, SIDE_TO_PB, STATUS_TO_PB, TIF_TO_PB, TYPE_TO_PB
-from cift.runtime.timestamps import timestamp
+from cift.runtime.timestamps import timestamp, timestamp_of_ns
 from cift.trading.fills import Fill, FillExplanation, PriceSource, Quote, Trade
 from cift.trading.orders import Order, OrderStatus
 
@@ -64,10 +64,9 @@ def order_message(
         extended_hours=order.extended_hours,
         order_class=CLASS_TO_PB[order.order_class],
         parent_order_id=order.parent_id or "",
+        expire_at=timestamp_of_ns(order.expire_ns),
         **order_terms(order),
     )
-    if order.expire_ns is not None:
-        message.expire_at.CopyFrom(timestamp(order.expire_ns))
     if order.status is OrderStatus.REJECTED:
         message.reject_reason = order.reason
     return message
