@@ -6,8 +6,6 @@ Requests are only decoded here; what they must satisfy is `spec.py`'s.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cift.backtest.v1 import backtest_pb2
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.money import format_decimal
+from cift.runtime.page_cursors import FOREIGN_TOKEN, decode_cursor, encode_cursor
 from cift.runtime.timestamps import timestamp_of
 from cift.trading.money import cents_of_float, to_cents
 from services.backtest.model import (
@@ -211,16 +210,16 @@ def strategy_to_wire(info: StrategyInfo) -> backtest_pb2.Strategy:
 
 def page_token(run: Run) -> str:
     """An opaque cursor after `run` in newest-first order."""
-    return base64.urlsafe_b64encode(f"{run.created_at.isoformat()}|{run.id}".encode()).decode()
+    return encode_cursor(run.created_at, run.id)
 
 
 def parse_page_token(token: str) -> tuple[datetime, str] | None:
-    if not token:
+    """The (created_at, id) a token resumes after; a run id is a UUID (the column's type)."""
+    cursor = decode_cursor(token)
+    if cursor is None:
         return None
+    created, run_id = cursor
     try:
-        created, _, run_id = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), str(uuid.UUID(run_id))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgument(
-            "page_token is not one this service issued; pass next_page_token as received."
-        ) from None
+        return created, str(uuid.UUID(run_id))
+    except ValueError:
+        raise InvalidArgument(FOREIGN_TOKEN) from None
