@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from cift.runtime.errors import InvalidArgument
-from cift.runtime.money import parse_decimal, require_decimal
+from cift.runtime.money import optional_decimal, require_decimal
 from cift.trading.pretrade.limits import LimitOverrides, validate
 from services.backtest.model import RunSpec
 
@@ -49,7 +49,7 @@ def parse_symbols(symbol: str, symbols: Iterable[str]) -> tuple[str, ...]:
 
 
 def _decimal(field: str, text: str, default: Decimal) -> Decimal:
-    value = parse_decimal(field, text, allow_empty=True)
+    value = optional_decimal(field, text)
     return default if value is None else value
 
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import events_pb2, risk_pb2, rules_pb2
 from cift.runtime.errors import InvalidArgument
-from cift.runtime.money import decimal_of_double, format_decimal, parse_decimal
+from cift.runtime.money import decimal_of_double, format_decimal, optional_decimal, parse_decimal
 from cift.runtime.order_wire import (
     SIDE_FROM_PB,
     TIF_FROM_PB,
@@ -41,10 +41,6 @@ REASONS_TO_WIRE: dict[Reason, rules_pb2.ReasonCode.ValueType] = {
     reason: rules_pb2.ReasonCode.Value(f"REASON_CODE_{reason.value}") for reason in Reason
 }
 MAX_SYMBOL_LEN = 32
-
-
-def _optional_decimal(field: str, text: str) -> Decimal | None:
-    return parse_decimal(field, text, allow_empty=True)
 
 
 def order_from_wire(request: risk_pb2.CheckOrderRequest) -> OrderToCheck:
@@ -77,13 +73,13 @@ def order_from_wire(request: risk_pb2.CheckOrderRequest) -> OrderToCheck:
 
 
 def figures_from_wire(request: risk_pb2.CheckOrderRequest) -> CallerFigures:
-    buying_power = parse_decimal("buying_power", request.buying_power, allow_empty=True)
+    buying_power = optional_decimal("buying_power", request.buying_power)
     if buying_power is None:
         raise InvalidArgument("buying_power is required: the account's buying power available now.")
-    open_buy = _optional_decimal("open_buy_qty", request.open_buy_qty) or ZERO
-    open_sell = _optional_decimal("open_sell_qty", request.open_sell_qty) or ZERO
-    order_cost = _optional_decimal("order_cost", request.order_cost)
-    gross = _optional_decimal("gross_exposure", request.gross_exposure)
+    open_buy = optional_decimal("open_buy_qty", request.open_buy_qty) or ZERO
+    open_sell = optional_decimal("open_sell_qty", request.open_sell_qty) or ZERO
+    order_cost = optional_decimal("order_cost", request.order_cost)
+    gross = optional_decimal("gross_exposure", request.gross_exposure)
     for name, value in (
         ("open_buy_qty", open_buy),
         ("open_sell_qty", open_sell),
@@ -97,7 +93,7 @@ def figures_from_wire(request: risk_pb2.CheckOrderRequest) -> CallerFigures:
     return CallerFigures(
         buying_power=buying_power,
         order_cost=order_cost,
-        position_qty=_optional_decimal("position_qty", request.position_qty),
+        position_qty=optional_decimal("position_qty", request.position_qty),
         gross_exposure=gross,
         open_buy_qty=open_buy,
         open_sell_qty=open_sell,
@@ -168,8 +164,8 @@ def overrides_from_wire(
 
 
 def instrument_from_wire(wire: marketdata_pb2.Instrument) -> Instrument:
-    tick = parse_decimal("tick_size", wire.tick_size, allow_empty=True) or Decimal("0.01")
-    lot = parse_decimal("lot_size", wire.lot_size, allow_empty=True) or Decimal(1)
+    tick = optional_decimal("tick_size", wire.tick_size) or Decimal("0.01")
+    lot = optional_decimal("lot_size", wire.lot_size) or Decimal(1)
     return Instrument(
         symbol=wire.symbol,
         tick_size=tick,

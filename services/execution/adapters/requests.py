@@ -10,13 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from cift.execution.v1 import execution_pb2
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.identity import Identity
-from cift.runtime.money import parse_decimal
 from cift.runtime.page_cursors import decode_cursor, encode_cursor
 from services.execution.app.store_ports import PageQuery
 
@@ -35,10 +33,6 @@ PERIOD_UNITS = {"D": 1, "W": 7, "M": 30, "A": 365}
 PERIOD_FORMAT = re.compile(r"([0-9]{1,6})([DWMA])")
 MAX_PERIOD_DAYS = 100 * 365
 TIMEFRAMES = {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}
-
-
-def optional_decimal(field: str, text: str) -> Decimal | None:
-    return parse_decimal(field, text, allow_empty=True)
 
 
 def symbol_list(values: list[str] | tuple[str, ...]) -> list[str]:
