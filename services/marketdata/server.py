@@ -26,7 +26,7 @@ from redis import asyncio as aioredis
 from cift import indicators as kernels
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime.errors import InvalidArgument, NotFound
-from cift.runtime.timestamps import timestamp_of_ns
+from cift.runtime.timestamps import timestamp, timestamp_of_ns
 from services.marketdata import indicators, store
 from services.marketdata.bars import (
     TRADE_BAR_SCHEMA,
@@ -36,7 +36,7 @@ from services.marketdata.bars import (
     parse_timeframe,
 )
 from services.marketdata.clock import AlwaysOpenCalendar, MarketCalendar
-from services.marketdata.events import bar_pb, instrument_pb, timestamp, timestamp_ns, trade_pb
+from services.marketdata.events import bar_pb, instrument_pb, timestamp_ns, trade_pb
 from services.marketdata.fanout import split_batches
 from services.marketdata.ingest import LATEST_QUOTES_KEY
 from services.marketdata.instruments import Universe
