@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cift.backtest.v1 import backtest_pb2
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.money import format_decimal
+from cift.runtime.order_wire import enum_to_pb
 from cift.runtime.page_cursors import FOREIGN_TOKEN, decode_cursor, encode_cursor
 from cift.runtime.timestamps import timestamp_of
 from cift.trading.money import cents_of_float, to_cents
@@ -34,13 +35,7 @@ from services.backtest.model import (
 )
 from services.backtest.spec import build_spec, parse_limits
 
-STATUSES = {
-    RunStatus.QUEUED: backtest_pb2.BACKTEST_STATUS_QUEUED,
-    RunStatus.RUNNING: backtest_pb2.BACKTEST_STATUS_RUNNING,
-    RunStatus.SUCCEEDED: backtest_pb2.BACKTEST_STATUS_SUCCEEDED,
-    RunStatus.FAILED: backtest_pb2.BACKTEST_STATUS_FAILED,
-    RunStatus.CANCELED: backtest_pb2.BACKTEST_STATUS_CANCELED,
-}
+STATUSES = enum_to_pb(RunStatus, backtest_pb2.BacktestStatus, "BACKTEST_STATUS_")
 
 
 def _datetime(stamp: Timestamp) -> datetime:

@@ -19,6 +19,8 @@ from cift.runtime.order_wire import (
     SIDE_FROM_PB,
     TIF_FROM_PB,
     TYPE_FROM_PB,
+    enum_from_pb,
+    enum_to_pb,
     price_terms_from_wire,
 )
 from cift.runtime.timestamps import timestamp_of
@@ -31,15 +33,9 @@ from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import Instrument
 from services.risk.desk import CallerFigures
 
-STATES_TO_WIRE = {
-    TradingState.ACTIVE: rules_pb2.TRADING_STATE_ACTIVE,
-    TradingState.REDUCING: rules_pb2.TRADING_STATE_REDUCING,
-    TradingState.HALTED: rules_pb2.TRADING_STATE_HALTED,
-}
-STATES_FROM_WIRE = {wire: state for state, wire in STATES_TO_WIRE.items()}
-REASONS_TO_WIRE: dict[Reason, rules_pb2.ReasonCode.ValueType] = {
-    reason: rules_pb2.ReasonCode.Value(f"REASON_CODE_{reason.value}") for reason in Reason
-}
+STATES_TO_WIRE = enum_to_pb(TradingState, rules_pb2.TradingState, "TRADING_STATE_")
+STATES_FROM_WIRE = enum_from_pb(STATES_TO_WIRE)
+REASONS_TO_WIRE = enum_to_pb(Reason, rules_pb2.ReasonCode, "REASON_CODE_")
 MAX_SYMBOL_LEN = 32
 
 
