@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cift.backtest.v1 import backtest_pb2
 from cift.runtime.errors import InvalidArgument
+from cift.runtime.limits_wire import limit_overrides_from_wire
 from cift.runtime.money import format_decimal
 from cift.runtime.order_wire import enum_to_pb
 from cift.runtime.page_cursors import FOREIGN_TOKEN, decode_cursor, encode_cursor
@@ -33,7 +34,7 @@ from services.backtest.model import (
     StrategyInfo,
     TradeRecord,
 )
-from services.backtest.spec import build_spec, parse_limits
+from services.backtest.spec import build_spec, check_limits
 
 STATUSES = enum_to_pb(RunStatus, backtest_pb2.BacktestStatus, "BACKTEST_STATUS_")
 
@@ -46,7 +47,7 @@ def limits_from_wire(
     wire: backtest_pb2.BacktestRiskLimits,
 ) -> dict[str, Decimal | int | bool]:
     """The limits the request set (present fields only), checked."""
-    return parse_limits({field.name: value for field, value in wire.ListFields()})
+    return check_limits(limit_overrides_from_wire(wire, field_prefix="limits."))
 
 
 def limits_to_wire(limits: Mapping[str, Decimal | int | bool]) -> backtest_pb2.BacktestRiskLimits:

@@ -14,7 +14,8 @@ from decimal import Decimal
 from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import events_pb2, risk_pb2, rules_pb2
 from cift.runtime.errors import InvalidArgument
-from cift.runtime.money import decimal_of_double, format_decimal, optional_decimal, parse_decimal
+from cift.runtime.limits_wire import limit_overrides_from_wire
+from cift.runtime.money import decimal_of_double, format_decimal, optional_decimal
 from cift.runtime.order_wire import (
     SIDE_FROM_PB,
     TIF_FROM_PB,
@@ -130,33 +131,7 @@ def overrides_from_wire(
     request: risk_pb2.UpdateRiskLimitsRequest,
 ) -> tuple[LimitOverrides, frozenset[str]]:
     """The fields present in a PATCH, and the fields to return to the default."""
-
-    def dec(name: str) -> Decimal | None:
-        if not request.HasField(name):  # type: ignore[arg-type]
-            return None
-        return parse_decimal(name, getattr(request, name))
-
-    def integer(name: str) -> int | None:
-        return int(getattr(request, name)) if request.HasField(name) else None  # type: ignore[arg-type]
-
-    def flag(name: str) -> bool | None:
-        return bool(getattr(request, name)) if request.HasField(name) else None  # type: ignore[arg-type]
-
-    changes = LimitOverrides(
-        max_order_qty=dec("max_order_qty"),
-        max_order_notional=dec("max_order_notional"),
-        max_position_qty=dec("max_position_qty"),
-        max_position_notional=dec("max_position_notional"),
-        max_gross_exposure=dec("max_gross_exposure"),
-        max_open_orders=integer("max_open_orders"),
-        price_collar_pct=dec("price_collar_pct"),
-        max_quote_age_s=dec("max_quote_age_s"),
-        orders_per_second=dec("orders_per_second"),
-        order_burst=integer("order_burst"),
-        allow_notional_orders=flag("allow_notional_orders"),
-        allow_short=flag("allow_short"),
-    )
-    return changes, frozenset(request.reset_fields)
+    return limit_overrides_from_wire(request), frozenset(request.reset_fields)
 
 
 def instrument_from_wire(wire: marketdata_pb2.Instrument) -> Instrument:
