@@ -48,6 +48,11 @@ def parse_decimal(field: str, text: str, *, allow_empty: bool = False) -> Decima
     return value
 
 
+def optional_decimal(field: str, text: str) -> Decimal | None:
+    """Like `parse_decimal` for a field that may be left empty (None then)."""
+    return parse_decimal(field, text, allow_empty=True)
+
+
 def require_decimal(field: str, text: str) -> Decimal:
     """Like `parse_decimal` for a field that must be present."""
     value = parse_decimal(field, text)

@@ -36,11 +36,18 @@ def to_ns(moment: datetime) -> int:
 
 def timestamp(ns: int) -> Timestamp:
     """A protobuf Timestamp of `ns`."""
-    stamp = Timestamp()
-    stamp.FromNanoseconds(ns)
-    return stamp
+    # One constructor call: market data builds one per bar it serves, and setting the
+    # fields of an empty Timestamp afterwards crosses into upb once more per field.
+    seconds, nanos = divmod(ns, NS_PER_S)
+    return Timestamp(seconds=seconds, nanos=nanos)
 
 
 def timestamp_of(moment: datetime | None) -> Timestamp | None:
-    """A protobuf Timestamp of a database datetime; None stays None (an unset field)."""
+    """A protobuf Timestamp of an aware datetime; None stays None (an unset field)."""
     return None if moment is None else timestamp(to_ns(moment))
+
+
+def timestamp_of_ns(ns: int | None) -> Timestamp | None:
+    """A protobuf Timestamp of `ns`; None stays None, so a time not known (a clock's next
+    open, an order's expiry) is left unset in a message's constructor, not sent as the epoch."""
+    return None if ns is None else timestamp(ns)

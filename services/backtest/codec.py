@@ -6,8 +6,6 @@ Requests are only decoded here; what they must satisfy is `spec.py`'s.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,7 +17,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cift.backtest.v1 import backtest_pb2
 from cift.runtime.errors import InvalidArgument
+from cift.runtime.limits_wire import limit_overrides_from_wire
 from cift.runtime.money import format_decimal
+from cift.runtime.order_wire import enum_to_pb
+from cift.runtime.page_cursors import FOREIGN_TOKEN, decode_cursor, encode_cursor
+from cift.runtime.timestamps import timestamp_of
 from cift.trading.money import cents_of_float, to_cents
 from services.backtest.model import (
     EquityPoint,
@@ -32,21 +34,9 @@ from services.backtest.model import (
     StrategyInfo,
     TradeRecord,
 )
-from services.backtest.spec import build_spec, parse_limits
+from services.backtest.spec import build_spec, check_limits
 
-STATUSES = {
-    RunStatus.QUEUED: backtest_pb2.BACKTEST_STATUS_QUEUED,
-    RunStatus.RUNNING: backtest_pb2.BACKTEST_STATUS_RUNNING,
-    RunStatus.SUCCEEDED: backtest_pb2.BACKTEST_STATUS_SUCCEEDED,
-    RunStatus.FAILED: backtest_pb2.BACKTEST_STATUS_FAILED,
-    RunStatus.CANCELED: backtest_pb2.BACKTEST_STATUS_CANCELED,
-}
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+STATUSES = enum_to_pb(RunStatus, backtest_pb2.BacktestStatus, "BACKTEST_STATUS_")
 
 
 def _datetime(stamp: Timestamp) -> datetime:
@@ -57,7 +47,7 @@ def limits_from_wire(
     wire: backtest_pb2.BacktestRiskLimits,
 ) -> dict[str, Decimal | int | bool]:
     """The limits the request set (present fields only), checked."""
-    return parse_limits({field.name: value for field, value in wire.ListFields()})
+    return check_limits(limit_overrides_from_wire(wire, field_prefix="limits."))
 
 
 def limits_to_wire(limits: Mapping[str, Decimal | int | bool]) -> backtest_pb2.BacktestRiskLimits:
@@ -90,8 +80,8 @@ def spec_to_wire(spec: RunSpec) -> backtest_pb2.BacktestSpec:
         strategy=spec.strategy,
         symbols=list(spec.symbols),
         timeframe=spec.timeframe,
-        start=timestamp(spec.start),
-        end=timestamp(spec.end),
+        start=timestamp_of(spec.start),
+        end=timestamp_of(spec.end),
         cash=format_decimal(spec.cash),
         commission=format_decimal(spec.commission),
         engine=spec.engine,
@@ -138,8 +128,8 @@ def trade_to_wire(trade: TradeRecord) -> backtest_pb2.BacktestTrade:
         symbol=trade.symbol,
         side=trade.side,
         qty=format_decimal(trade.qty),
-        entry_time=timestamp(trade.entry_time),
-        exit_time=timestamp(trade.exit_time),
+        entry_time=timestamp_of(trade.entry_time),
+        exit_time=timestamp_of(trade.exit_time),
         entry_price=format_decimal(trade.entry_price),
         exit_price=format_decimal(trade.exit_price),
         pnl=format_decimal(trade.pnl),
@@ -150,7 +140,7 @@ def trade_to_wire(trade: TradeRecord) -> backtest_pb2.BacktestTrade:
 
 def equity_to_wire(point: EquityPoint) -> backtest_pb2.EquityPoint:
     return backtest_pb2.EquityPoint(
-        timestamp=timestamp(point.timestamp),
+        timestamp=timestamp_of(point.timestamp),
         equity=format_decimal(point.equity),
         drawdown_pct=point.drawdown_pct,
     )
@@ -158,7 +148,7 @@ def equity_to_wire(point: EquityPoint) -> backtest_pb2.EquityPoint:
 
 def rejection_to_wire(rejection: Rejection) -> backtest_pb2.BacktestRejection:
     return backtest_pb2.BacktestRejection(
-        time=timestamp(rejection.time),
+        time=timestamp_of(rejection.time),
         symbol=rejection.symbol,
         side=rejection.side,
         qty=format_decimal(rejection.qty),
@@ -169,7 +159,7 @@ def rejection_to_wire(rejection: Rejection) -> backtest_pb2.BacktestRejection:
 
 
 def run_to_wire(run: Run) -> backtest_pb2.Backtest:
-    wire = backtest_pb2.Backtest(
+    return backtest_pb2.Backtest(
         id=run.id,
         status=STATUSES[run.status],
         spec=spec_to_wire(run.spec),
@@ -177,18 +167,14 @@ def run_to_wire(run: Run) -> backtest_pb2.Backtest:
         stage=run.stage,
         error=run.error,
         bar_count=run.bar_count,
-        created_at=timestamp(run.created_at),
+        created_at=timestamp_of(run.created_at),
         trades=[trade_to_wire(trade) for trade in run.trades],
         equity=[equity_to_wire(point) for point in run.equity],
         rejections=[rejection_to_wire(rejection) for rejection in run.rejections],
+        started_at=timestamp_of(run.started_at),
+        finished_at=timestamp_of(run.finished_at),
+        stats=None if run.stats is None else stats_to_wire(run.stats),
     )
-    if run.started_at is not None:
-        wire.started_at.CopyFrom(timestamp(run.started_at))
-    if run.finished_at is not None:
-        wire.finished_at.CopyFrom(timestamp(run.finished_at))
-    if run.stats is not None:
-        wire.stats.CopyFrom(stats_to_wire(run.stats))
-    return wire
 
 
 def progress_to_wire(progress: Progress) -> backtest_pb2.BacktestProgress:
@@ -220,16 +206,16 @@ def strategy_to_wire(info: StrategyInfo) -> backtest_pb2.Strategy:
 
 def page_token(run: Run) -> str:
     """An opaque cursor after `run` in newest-first order."""
-    return base64.urlsafe_b64encode(f"{run.created_at.isoformat()}|{run.id}".encode()).decode()
+    return encode_cursor(run.created_at, run.id)
 
 
 def parse_page_token(token: str) -> tuple[datetime, str] | None:
-    if not token:
+    """The (created_at, id) a token resumes after; a run id is a UUID (the column's type)."""
+    cursor = decode_cursor(token)
+    if cursor is None:
         return None
+    created, run_id = cursor
     try:
-        created, _, run_id = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), str(uuid.UUID(run_id))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgument(
-            "page_token is not one this service issued; pass next_page_token as received."
-        ) from None
+        return created, str(uuid.UUID(run_id))
+    except ValueError:
+        raise InvalidArgument(FOREIGN_TOKEN) from None

@@ -22,7 +22,7 @@ from cift.runtime.errors import (
     Unauthenticated,
     Unavailable,
 )
-from services.backtest.codec import timestamp
+from cift.runtime.timestamps import timestamp_of
 from services.backtest.model import RunSpec
 
 BAR_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -82,8 +82,8 @@ class MarketDataHistory:
         request = marketdata_pb2.ExportBarsRequest(
             symbols=list(spec.symbols),
             timeframe=spec.timeframe,
-            start=timestamp(spec.start),
-            end=timestamp(spec.end),
+            start=timestamp_of(spec.start),
+            end=timestamp_of(spec.end),
         )
         chunks: list[bytes] = []
         try:

@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from cift.runtime.errors import InvalidArgument
-from cift.runtime.money import parse_decimal, require_decimal
+from cift.runtime.money import optional_decimal
 from cift.trading.pretrade.limits import LimitOverrides, validate
 from services.backtest.model import RunSpec
 
@@ -49,23 +49,17 @@ def parse_symbols(symbol: str, symbols: Iterable[str]) -> tuple[str, ...]:
 
 
 def _decimal(field: str, text: str, default: Decimal) -> Decimal:
-    value = parse_decimal(field, text, allow_empty=True)
+    value = optional_decimal(field, text)
     return default if value is None else value
 
 
 LimitValue = Decimal | int | bool
 
 
-def parse_limits(given: Mapping[str, str | int | bool]) -> dict[str, LimitValue]:
-    """The limits a request pins (text is a decimal), checked as the risk service checks them.
-
-    The names are BacktestRiskLimits' fields, each one of RiskLimits'."""
-    pinned: dict[str, LimitValue] = {
-        name: require_decimal(f"limits.{name}", value) if isinstance(value, str) else value
-        for name, value in given.items()
-    }
-    validate(LimitOverrides(**pinned))  # type: ignore[arg-type]
-    return pinned
+def check_limits(overrides: LimitOverrides) -> dict[str, LimitValue]:
+    """The limits a request pins, by name, checked as the risk service checks them."""
+    validate(overrides)
+    return overrides.pinned()
 
 
 def build_spec(

@@ -18,6 +18,7 @@ import grpc
 from cift.execution.v1 import events_pb2, execution_pb2, execution_pb2_grpc, orders_pb2
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.identity import current_identity
+from cift.runtime.money import optional_decimal
 from cift.runtime.order_wire import (
     CLASS_FROM_PB,
     SIDE_FROM_PB,
@@ -35,7 +36,6 @@ from services.execution.adapters.order_replies import (
 )
 from services.execution.adapters.requests import (
     next_page_token,
-    optional_decimal,
     page_query,
     page_size,
     symbol_list,

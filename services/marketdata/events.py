@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cift.marketdata.v1 import events_pb2, marketdata_pb2
 from cift.runtime.kafka import EVENT_ID_HEADER, SCHEMA_HEADER, TOPIC_TICKS, EventProducer
 from cift.runtime.money import format_decimal
+from cift.runtime.timestamps import timestamp
 from cift.runtime.tracing import inject_headers
 from services.marketdata.bars import Bar
 from services.marketdata.instruments import Instrument
@@ -25,11 +26,6 @@ NS_PER_SECOND = 1_000_000_000
 TICK_SCHEMA = events_pb2.TickEvent.DESCRIPTOR.full_name.encode()
 # The venue fields of a simulated quote: none (the constructor leaves them empty).
 _NO_VENUE: dict[str, Any] = {}
-
-
-def timestamp(ts_ns: int) -> Timestamp:
-    seconds, nanos = divmod(ts_ns, NS_PER_SECOND)
-    return Timestamp(seconds=seconds, nanos=nanos)
 
 
 def timestamp_ns(value: Timestamp) -> int:

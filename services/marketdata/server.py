@@ -26,6 +26,7 @@ from redis import asyncio as aioredis
 from cift import indicators as kernels
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime.errors import InvalidArgument, NotFound
+from cift.runtime.timestamps import timestamp, timestamp_of_ns
 from services.marketdata import indicators, store
 from services.marketdata.bars import (
     TRADE_BAR_SCHEMA,
@@ -35,7 +36,7 @@ from services.marketdata.bars import (
     parse_timeframe,
 )
 from services.marketdata.clock import AlwaysOpenCalendar, MarketCalendar
-from services.marketdata.events import bar_pb, instrument_pb, timestamp, timestamp_ns, trade_pb
+from services.marketdata.events import bar_pb, instrument_pb, timestamp_ns, trade_pb
 from services.marketdata.fanout import split_batches
 from services.marketdata.ingest import LATEST_QUOTES_KEY
 from services.marketdata.instruments import Universe
@@ -181,18 +182,14 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
     ) -> marketdata_pb2.GetClockResponse:
         now = time.time_ns() + self.clock_offset_ns
         state = self.calendar.state(now)
-        response = marketdata_pb2.GetClockResponse(
+        return marketdata_pb2.GetClockResponse(
             timestamp=timestamp(now),
             is_open=state.is_open,
             calendar="24x7" if isinstance(self.calendar, AlwaysOpenCalendar) else "XNYS",
+            next_open=timestamp_of_ns(state.next_open_ns),
+            next_close=timestamp_of_ns(state.next_close_ns),
+            previous_close=timestamp_of_ns(state.previous_close_ns),
         )
-        if state.next_open_ns is not None:
-            response.next_open.CopyFrom(timestamp(state.next_open_ns))
-        if state.next_close_ns is not None:
-            response.next_close.CopyFrom(timestamp(state.next_close_ns))
-        if state.previous_close_ns is not None:
-            response.previous_close.CopyFrom(timestamp(state.previous_close_ns))
-        return response
 
     # --- latest quotes ----------------------------------------------------------------
 

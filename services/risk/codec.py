@@ -14,14 +14,17 @@ from decimal import Decimal
 from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import events_pb2, risk_pb2, rules_pb2
 from cift.runtime.errors import InvalidArgument
-from cift.runtime.money import decimal_of_double, format_decimal, parse_decimal
+from cift.runtime.limits_wire import limit_overrides_from_wire
+from cift.runtime.money import decimal_of_double, format_decimal, optional_decimal
 from cift.runtime.order_wire import (
     SIDE_FROM_PB,
     TIF_FROM_PB,
     TYPE_FROM_PB,
+    enum_from_pb,
+    enum_to_pb,
     price_terms_from_wire,
 )
-from cift.runtime.timestamps import timestamp, to_ns
+from cift.runtime.timestamps import timestamp_of
 from cift.trading.pretrade.limits import LimitOverrides, RiskLimits
 from cift.trading.pretrade.order import OrderToCheck
 from cift.trading.pretrade.quote import Quote
@@ -31,20 +34,10 @@ from cift.trading.pretrade.trading_state import TradingState
 from cift.trading.vocabulary import Instrument
 from services.risk.desk import CallerFigures
 
-STATES_TO_WIRE = {
-    TradingState.ACTIVE: rules_pb2.TRADING_STATE_ACTIVE,
-    TradingState.REDUCING: rules_pb2.TRADING_STATE_REDUCING,
-    TradingState.HALTED: rules_pb2.TRADING_STATE_HALTED,
-}
-STATES_FROM_WIRE = {wire: state for state, wire in STATES_TO_WIRE.items()}
-REASONS_TO_WIRE: dict[Reason, rules_pb2.ReasonCode.ValueType] = {
-    reason: rules_pb2.ReasonCode.Value(f"REASON_CODE_{reason.value}") for reason in Reason
-}
+STATES_TO_WIRE = enum_to_pb(TradingState, rules_pb2.TradingState, "TRADING_STATE_")
+STATES_FROM_WIRE = enum_from_pb(STATES_TO_WIRE)
+REASONS_TO_WIRE = enum_to_pb(Reason, rules_pb2.ReasonCode, "REASON_CODE_")
 MAX_SYMBOL_LEN = 32
-
-
-def _optional_decimal(field: str, text: str) -> Decimal | None:
-    return parse_decimal(field, text, allow_empty=True)
 
 
 def order_from_wire(request: risk_pb2.CheckOrderRequest) -> OrderToCheck:
@@ -77,13 +70,13 @@ def order_from_wire(request: risk_pb2.CheckOrderRequest) -> OrderToCheck:
 
 
 def figures_from_wire(request: risk_pb2.CheckOrderRequest) -> CallerFigures:
-    buying_power = parse_decimal("buying_power", request.buying_power, allow_empty=True)
+    buying_power = optional_decimal("buying_power", request.buying_power)
     if buying_power is None:
         raise InvalidArgument("buying_power is required: the account's buying power available now.")
-    open_buy = _optional_decimal("open_buy_qty", request.open_buy_qty) or ZERO
-    open_sell = _optional_decimal("open_sell_qty", request.open_sell_qty) or ZERO
-    order_cost = _optional_decimal("order_cost", request.order_cost)
-    gross = _optional_decimal("gross_exposure", request.gross_exposure)
+    open_buy = optional_decimal("open_buy_qty", request.open_buy_qty) or ZERO
+    open_sell = optional_decimal("open_sell_qty", request.open_sell_qty) or ZERO
+    order_cost = optional_decimal("order_cost", request.order_cost)
+    gross = optional_decimal("gross_exposure", request.gross_exposure)
     for name, value in (
         ("open_buy_qty", open_buy),
         ("open_sell_qty", open_sell),
@@ -97,7 +90,7 @@ def figures_from_wire(request: risk_pb2.CheckOrderRequest) -> CallerFigures:
     return CallerFigures(
         buying_power=buying_power,
         order_cost=order_cost,
-        position_qty=_optional_decimal("position_qty", request.position_qty),
+        position_qty=optional_decimal("position_qty", request.position_qty),
         gross_exposure=gross,
         open_buy_qty=open_buy,
         open_sell_qty=open_sell,
@@ -113,7 +106,7 @@ def limits_to_wire(
     effective: TradingState,
     updated_at: datetime | None,
 ) -> rules_pb2.RiskLimits:
-    wire = rules_pb2.RiskLimits(
+    return rules_pb2.RiskLimits(
         account_id=account_id,
         max_order_qty=format_decimal(limits.max_order_qty),
         max_order_notional=format_decimal(limits.max_order_notional),
@@ -130,48 +123,20 @@ def limits_to_wire(
         max_quote_age_s=format_decimal(limits.max_quote_age_s),
         allow_notional_orders=limits.allow_notional_orders,
         overridden_fields=sorted(overrides.pinned()),
+        updated_at=timestamp_of(updated_at),
     )
-    if updated_at is not None:
-        wire.updated_at.CopyFrom(timestamp(to_ns(updated_at)))
-    return wire
 
 
 def overrides_from_wire(
     request: risk_pb2.UpdateRiskLimitsRequest,
 ) -> tuple[LimitOverrides, frozenset[str]]:
     """The fields present in a PATCH, and the fields to return to the default."""
-
-    def dec(name: str) -> Decimal | None:
-        if not request.HasField(name):  # type: ignore[arg-type]
-            return None
-        return parse_decimal(name, getattr(request, name))
-
-    def integer(name: str) -> int | None:
-        return int(getattr(request, name)) if request.HasField(name) else None  # type: ignore[arg-type]
-
-    def flag(name: str) -> bool | None:
-        return bool(getattr(request, name)) if request.HasField(name) else None  # type: ignore[arg-type]
-
-    changes = LimitOverrides(
-        max_order_qty=dec("max_order_qty"),
-        max_order_notional=dec("max_order_notional"),
-        max_position_qty=dec("max_position_qty"),
-        max_position_notional=dec("max_position_notional"),
-        max_gross_exposure=dec("max_gross_exposure"),
-        max_open_orders=integer("max_open_orders"),
-        price_collar_pct=dec("price_collar_pct"),
-        max_quote_age_s=dec("max_quote_age_s"),
-        orders_per_second=dec("orders_per_second"),
-        order_burst=integer("order_burst"),
-        allow_notional_orders=flag("allow_notional_orders"),
-        allow_short=flag("allow_short"),
-    )
-    return changes, frozenset(request.reset_fields)
+    return limit_overrides_from_wire(request), frozenset(request.reset_fields)
 
 
 def instrument_from_wire(wire: marketdata_pb2.Instrument) -> Instrument:
-    tick = parse_decimal("tick_size", wire.tick_size, allow_empty=True) or Decimal("0.01")
-    lot = parse_decimal("lot_size", wire.lot_size, allow_empty=True) or Decimal(1)
+    tick = optional_decimal("tick_size", wire.tick_size) or Decimal("0.01")
+    lot = optional_decimal("lot_size", wire.lot_size) or Decimal(1)
     return Instrument(
         symbol=wire.symbol,
         tick_size=tick,

@@ -36,6 +36,7 @@ from services.risk.desk import RiskDesk
 
 log = logging.getLogger(__name__)
 
+
 FILLS_CONSUMER = "risk-exposure"
 GLOBAL_ACCOUNT = store.GLOBAL_ACCOUNT
 
@@ -87,6 +88,12 @@ class RiskEventHub:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+
+async def enqueue_risk_event(conn: asyncpg.Connection, event: events_pb2.RiskEvent) -> None:
+    """Put `event` in the outbox of the caller's transaction under the id it carries: the
+    record's id is what consumers deduplicate by, the event's what its readers see."""
+    await outbox.enqueue(conn, TOPIC_RISK_EVENTS, event.account_id, event, event_id=event.event_id)
 
 
 class RiskEvents:
@@ -143,9 +150,7 @@ class RiskEvents:
                     gross = self.desk.exposure.gross_exposure(fill.account_id, self.desk.mark)
                     limits = self.desk.limits_for(fill.account_id)
                     for breach in position_breaches(fill.symbol, qty, mark, gross, limits):
-                        await outbox.enqueue(
-                            conn, TOPIC_RISK_EVENTS, fill.account_id, self._breach(fill, breach)
-                        )
+                        await enqueue_risk_event(conn, self._breach(fill, breach))
 
     @staticmethod
     def _breach(fill: orders_pb2.Fill, breach: Violation) -> events_pb2.RiskEvent:

@@ -14,19 +14,18 @@ import asyncpg
 import grpc
 
 from cift.risk.v1 import events_pb2, risk_pb2, rules_pb2
-from cift.runtime import outbox
 from cift.runtime.errors import (
     InvalidArgument,
     PermissionDenied,
 )
 from cift.runtime.identity import SCOPE_ADMIN, current_identity
-from cift.runtime.kafka import TOPIC_RISK_EVENTS, new_event_id
-from cift.runtime.timestamps import to_ns
+from cift.runtime.kafka import new_event_id
+from cift.runtime.timestamps import timestamp_of, to_ns
 from cift.trading.pretrade.limits import LimitOverrides, effective_limits, validate
 from cift.trading.pretrade.trading_state import TradingState
 from services.risk import codec, store
 from services.risk.desk import RiskDesk
-from services.risk.events import RiskEventHub, RiskEvents
+from services.risk.events import RiskEventHub, RiskEvents, enqueue_risk_event
 
 GLOBAL_ACCOUNT = store.GLOBAL_ACCOUNT
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -82,9 +81,7 @@ class AdminRpcs:
                 now_ns=time.time_ns(),
                 actor=identity.user_id,
             )
-            await outbox.enqueue(
-                conn, TOPIC_RISK_EVENTS, account_id, event, event_id=event.event_id
-            )
+            await enqueue_risk_event(conn, event)
         self.desk.set_overrides(account_id, updated)
         return risk_pb2.UpdateRiskLimitsResponse(
             limits=self._limits_message(account_id, updated_at)
@@ -132,17 +129,14 @@ class AdminRpcs:
                 state=state,
                 previous_state=previous,
             )
-            await outbox.enqueue(
-                conn, TOPIC_RISK_EVENTS, account_id, event, event_id=event.event_id
-            )
+            await enqueue_risk_event(conn, event)
         self.events.apply_state(account_id, state, changed_at_ns)
-        response = risk_pb2.SetTradingStateResponse(
+        return risk_pb2.SetTradingStateResponse(
             account_id=account_id,
             state=codec.STATES_TO_WIRE[state],
             previous_state=codec.STATES_TO_WIRE[previous],
+            updated_at=timestamp_of(updated_at),
         )
-        response.updated_at.FromDatetime(updated_at)
-        return response
 
     async def StreamRiskEvents(
         self, request: risk_pb2.StreamRiskEventsRequest, context: Context

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from cift.execution.v1 import events_pb2
 from cift.runtime.kafka import TOPIC_FILLS, TOPIC_ORDERS, encode_headers, new_event_id
+from cift.runtime.order_wire import enum_to_pb
 from cift.runtime.timestamps import timestamp
 from cift.trading.fills import Fill
 from cift.trading.ledger import Position
@@ -20,16 +21,7 @@ from services.execution.adapters.wire import dec, fill_message, order_message
 from services.execution.app.ports import OrderEventKind
 from services.execution.app.store_ports import OutgoingEvent
 
-KIND_TO_PB = {
-    OrderEventKind.NEW: events_pb2.ORDER_EVENT_TYPE_NEW,
-    OrderEventKind.ACCEPTED: events_pb2.ORDER_EVENT_TYPE_ACCEPTED,
-    OrderEventKind.PARTIAL_FILL: events_pb2.ORDER_EVENT_TYPE_PARTIAL_FILL,
-    OrderEventKind.FILL: events_pb2.ORDER_EVENT_TYPE_FILL,
-    OrderEventKind.CANCELED: events_pb2.ORDER_EVENT_TYPE_CANCELED,
-    OrderEventKind.EXPIRED: events_pb2.ORDER_EVENT_TYPE_EXPIRED,
-    OrderEventKind.REJECTED: events_pb2.ORDER_EVENT_TYPE_REJECTED,
-    OrderEventKind.REPLACED: events_pb2.ORDER_EVENT_TYPE_REPLACED,
-}
+KIND_TO_PB = enum_to_pb(OrderEventKind, events_pb2.OrderEventType, "ORDER_EVENT_TYPE_")
 
 
 def order_event_row(

@@ -7,17 +7,15 @@ PERMISSION_DENIED for another's account), naming the field.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from cift.execution.v1 import execution_pb2
 from cift.runtime.errors import InvalidArgument
 from cift.runtime.identity import Identity
-from cift.runtime.money import parse_decimal
+from cift.runtime.page_cursors import decode_cursor, encode_cursor
 from services.execution.app.store_ports import PageQuery
 
 DEFAULT_PAGE = 100
@@ -37,10 +35,6 @@ MAX_PERIOD_DAYS = 100 * 365
 TIMEFRAMES = {"1Min": 60, "5Min": 300, "15Min": 900, "1Hour": 3600, "1Day": 86400}
 
 
-def optional_decimal(field: str, text: str) -> Decimal | None:
-    return parse_decimal(field, text, allow_empty=True)
-
-
 def symbol_list(values: list[str] | tuple[str, ...]) -> list[str]:
     return [part.strip().upper() for value in values for part in value.split(",") if part.strip()]
 
@@ -58,26 +52,12 @@ def page_size(requested: int) -> int:
     return min(requested or DEFAULT_PAGE, MAX_PAGE)
 
 
-def encode_cursor(moment: datetime, key: str) -> str:
-    return base64.urlsafe_b64encode(f"{moment.isoformat()}|{key}".encode()).decode()
-
-
 def next_page_token(rows: Sequence[Any], limit: int, time_key: str, id_key: str) -> str:
     """The cursor after the page's last row, when the query found one row more than a page."""
     if len(rows) <= limit:
         return ""
     last = rows[limit - 1]
     return encode_cursor(last[time_key], last[id_key])
-
-
-def decode_cursor(token: str) -> tuple[datetime, str] | None:
-    if not token:
-        return None
-    try:
-        moment, key = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(moment), key
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("page_token is not one this server issued.") from None
 
 
 def time_or_none(stamp: object, present: bool) -> datetime | None:

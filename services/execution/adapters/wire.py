@@ -17,8 +17,15 @@ from cift.execution.v1 import orders_pb2
 from cift.marketdata.v1 import events_pb2 as md_events_pb2
 from cift.runtime.kafka import Event
 from cift.runtime.money import decimal_of_double, format_decimal
-from cift.runtime.order_wire import CLASS_TO_PB, SIDE_TO_PB, STATUS_TO_PB, TIF_TO_PB, TYPE_TO_PB
-from cift.runtime.timestamps import timestamp
+from cift.runtime.order_wire import (
+    CLASS_TO_PB,
+    SIDE_TO_PB,
+    STATUS_TO_PB,
+    TIF_TO_PB,
+    TYPE_TO_PB,
+    enum_to_pb,
+)
+from cift.runtime.timestamps import timestamp, timestamp_of_ns
 from cift.trading.fills import Fill, FillExplanation, PriceSource, Quote, Trade
 from cift.trading.orders import Order, OrderStatus
 
@@ -64,20 +71,15 @@ def order_message(
         extended_hours=order.extended_hours,
         order_class=CLASS_TO_PB[order.order_class],
         parent_order_id=order.parent_id or "",
+        expire_at=timestamp_of_ns(order.expire_ns),
         **order_terms(order),
     )
-    if order.expire_ns is not None:
-        message.expire_at.CopyFrom(timestamp(order.expire_ns))
     if order.status is OrderStatus.REJECTED:
         message.reject_reason = order.reason
     return message
 
 
-PRICE_SOURCE_TO_PB = {
-    PriceSource.QUOTE: orders_pb2.FILL_PRICE_SOURCE_QUOTE,
-    PriceSource.OPENING_AUCTION: orders_pb2.FILL_PRICE_SOURCE_OPENING_AUCTION,
-    PriceSource.CLOSING_AUCTION: orders_pb2.FILL_PRICE_SOURCE_CLOSING_AUCTION,
-}
+PRICE_SOURCE_TO_PB = enum_to_pb(PriceSource, orders_pb2.FillPriceSource, "FILL_PRICE_SOURCE_")
 
 
 # The explanation's fields encoded one by one below; every other one is a decimal,

@@ -16,7 +16,8 @@ import pytest
 
 from cift import indicators
 from cift.marketdata.v1 import marketdata_pb2 as md
-from services.marketdata.events import timestamp, timestamp_ns
+from cift.runtime.timestamps import timestamp
+from services.marketdata.events import timestamp_ns
 from services.marketdata.ingest import LATEST_QUOTES_KEY
 from services.marketdata.server import WARMUP_FACTOR
 from tests.integration.marketdata.bar_reference import reference_bars

@@ -15,7 +15,7 @@ import pytest
 
 from cift.marketdata.v1 import marketdata_pb2 as md
 from cift.runtime.errors import InvalidArgument
-from services.marketdata.events import timestamp
+from cift.runtime.timestamps import timestamp
 from services.marketdata.providers.backfill_cli import run_backfill
 from tests.fakes import alpaca, massive
 from tests.fakes.provider_server import FakeRest

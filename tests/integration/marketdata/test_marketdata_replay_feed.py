@@ -6,7 +6,8 @@ import polars as pl
 import pytest
 
 from cift.marketdata.v1 import marketdata_pb2 as md
-from services.marketdata.events import timestamp, timestamp_ns
+from cift.runtime.timestamps import timestamp
+from services.marketdata.events import timestamp_ns
 from services.marketdata.replay import sample_data_path
 from tests.integration.marketdata.marketdata_helpers import METADATA, Scenario, eventually
 

@@ -16,7 +16,7 @@ from cift.execution.v1 import orders_pb2
 from cift.marketdata.v1 import events_pb2 as marketdata_events_pb2
 from cift.marketdata.v1 import marketdata_pb2
 from cift.risk.v1 import events_pb2, risk_pb2, risk_pb2_grpc, rules_pb2
-from cift.runtime.kafka import TOPIC_FILLS, TOPIC_TICKS
+from cift.runtime.kafka import TOPIC_FILLS, TOPIC_RISK_EVENTS, TOPIC_TICKS
 from cift.trading.pretrade.token_bucket import BucketState, rate_milli, take
 from services.risk.ratelimit import TOKEN_BUCKET_LUA
 from tests.integration.risk.risk_it import ADMIN, RunningRisk, eventually, trader
@@ -49,6 +49,20 @@ def codes(response: risk_pb2.CheckOrderResponse) -> list[str]:
         rules_pb2.ReasonCode.Name(v.reason_code).removeprefix("REASON_CODE_")
         for v in response.violations
     ]
+
+
+def opening_buy(event_id: str, account: str) -> execution_events_pb2.FillEvent:
+    """A fill that opens a 300-share LOTS position at 10.00."""
+    fill = orders_pb2.Fill(
+        id="f-" + event_id,
+        order_id="o-" + event_id,
+        account_id=account,
+        symbol="LOTS",
+        side=BUY,
+        qty="300",
+        price="10.00",
+    )
+    return execution_events_pb2.FillEvent(event_id=event_id, fill=fill, position_qty="300")
 
 
 async def publish_quote(service: RunningRisk, symbol: str, bid: float, ask: float) -> None:
@@ -377,16 +391,7 @@ async def test_market_order_is_priced_from_the_tick_topic(
 async def test_fill_delivered_twice_sets_the_position_once_and_reducing_uses_it(
     risk: risk_pb2_grpc.RiskServiceAsyncStub, risk_service: RunningRisk, account: str
 ) -> None:
-    fill = orders_pb2.Fill(
-        id="f-1",
-        order_id="o-1",
-        account_id=account,
-        symbol="LOTS",
-        side=BUY,
-        qty="300",
-        price="10.00",
-    )
-    event = execution_events_pb2.FillEvent(event_id="fe-" + account, fill=fill, position_qty="300")
+    event = opening_buy("fe-" + account, account)
     for _ in range(2):
         await risk_service.producer.publish(TOPIC_FILLS, account, event, event_id=event.event_id)
 
@@ -410,6 +415,38 @@ async def test_fill_delivered_twice_sets_the_position_once_and_reducing_uses_it(
     assert "ACCOUNT_REDUCING_ONLY" in codes(
         await risk.CheckOrder(too_much, metadata=trader(account))
     )
+
+
+async def test_a_position_breach_is_announced_under_the_event_id_it_carries(
+    risk: risk_pb2_grpc.RiskServiceAsyncStub, risk_service: RunningRisk, account: str
+) -> None:
+    # The record's event id is what consumers deduplicate by; the event's own field is
+    # what StreamRiskEvents shows. One event, one id.
+    await risk.UpdateRiskLimits(
+        risk_pb2.UpdateRiskLimitsRequest(account_id=account, max_position_qty="100"),
+        metadata=ADMIN,
+    )
+    event = opening_buy("fb-" + account, account)
+    await risk_service.producer.publish(TOPIC_FILLS, account, event, event_id=event.event_id)
+
+    async def breaches() -> list[tuple[str, events_pb2.RiskEvent]]:
+        rows = await risk_service.pool.fetch(
+            "SELECT event_id, payload FROM outbox WHERE topic = $1 AND key = $2",
+            TOPIC_RISK_EVENTS,
+            account,
+        )
+        announced = [
+            (row["event_id"], events_pb2.RiskEvent.FromString(row["payload"])) for row in rows
+        ]
+        return [
+            (record_id, e)
+            for record_id, e in announced
+            if e.type == events_pb2.RISK_EVENT_TYPE_BREACH
+        ]
+
+    [(record_id, breach)] = await eventually(breaches, timeout_s=30)
+    assert breach.reason_code == rules_pb2.REASON_CODE_MAX_POSITION_QTY
+    assert breach.event_id == record_id
 
 
 async def test_redis_script_and_python_bucket_agree(risk_service: RunningRisk) -> None:
