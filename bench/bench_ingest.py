@@ -189,6 +189,7 @@ async def drain(
                 cpu_at_first = sum(cpu_seconds(c.pid) for c in children)
                 pg_at_first = postgres_cpu_seconds(pg_data)
             if count >= ticks:
+                last = count
                 break
             if time.monotonic() > deadline or any(c.poll() is not None for c in children):
                 raise RuntimeError(f"ingest did not finish; see {logs}")
@@ -207,7 +208,13 @@ async def drain(
                 child.kill()
                 child.wait()
     assert first is not None
-    drained = ticks - first[1]
+    # Measured from the first poll that saw a stored tick to the one that saw them all.
+    drained = last - first[1]
+    if drained <= 0:
+        raise SystemExit(
+            f"all {ticks:,} ticks were stored between two polls of the table, too fast to "
+            "time; run with more ticks (--ticks 200000 or more)"
+        )
     roles = ", ".join(
         f"{role} {seconds / drained * 1e6:.2f}"
         for role, seconds in sorted(pg_cpu.items(), key=lambda kv: -kv[1])

@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS processed_events (
 -- acknowledged and then lost (the embedded one keeps messages in memory) is relayed again.
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS published_at TIMESTAMPTZ;
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+-- The cluster id of the broker that acknowledged the row: a relay that meets another
+-- id (a restarted in-memory broker) relays again the rows that store never saw.
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS published_to TEXT;
 """
 
 

@@ -363,6 +363,16 @@ class EventProducer:
         self._count(topic)
         await future
 
+    async def cluster_id(self, timeout_s: float = CONNECT_TIMEOUT_S) -> str | None:
+        """The id of the cluster the producer reaches now (None if the broker gives none).
+
+        A different id than before means another store: what the old one acknowledged
+        is not there (the embedded broker gets a new id at every start).
+        """
+        metadata = await asyncio.to_thread(self._producer.list_topics, None, timeout_s)
+        cluster: str | None = metadata.cluster_id
+        return cluster
+
     async def publish_raw(
         self, topic: str, key: str, value: bytes, headers: Headers
     ) -> asyncio.Future[Delivered]:

@@ -7,10 +7,14 @@ publishes a row twice, never zero times, and consumers deduplicate on the event 
 
 A broker may also lose what it acknowledged: the embedded one keeps messages in
 memory, so a restart forgets them. Relayed rows are therefore kept for
-`RETENTION_S`; when the broker hands out an offset at or below one it already
-acknowledged on the same partition (it started over), every row relayed within that
-window is relayed again. The relay rides out database and broker outages: it retries
-with backoff and never gives up while the service runs.
+`RETENTION_S`, with the cluster id of the broker that acknowledged them. Every
+`CHECK_BROKER_EVERY_S`, and at start, the relay asks the broker for its cluster id;
+the embedded broker gets a new one at every start, and rows relayed within the
+window to another cluster are relayed again, even when nothing new is published
+(so at the end of a burst, too). A broker that keeps its id but hands out an offset
+at or below one it already acknowledged on the same partition (it started over)
+gets every row of the window again. The relay rides out database and broker
+outages: it retries with backoff and never gives up while the service runs.
 """
 
 from __future__ import annotations
@@ -102,6 +106,8 @@ _RETRY_MAX_S = 5.0
 # however few rows it moves: under load, passes at most this often carry every
 # commit of the interval together. After a quiet spell the next event goes at once.
 PACE_S = 0.01
+# How often an idle relay asks the broker whether it is still the store it published to.
+CHECK_BROKER_EVERY_S = 2.0
 
 
 class OutboxRelay:
@@ -128,6 +134,11 @@ class OutboxRelay:
         self._acknowledged: dict[tuple[str, int], int] = {}
         self._broker_lost_events = False
         self._purged_at = 0.0
+        # The cluster id of the broker the relay publishes to, once asked (None: not yet,
+        # or a broker that gives none); and when it was last asked.
+        self._cluster: str | None = None
+        self._cluster_known = False
+        self._checked_at = float("-inf")
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -143,10 +154,13 @@ class OutboxRelay:
                     "outbox relay interrupted; retrying",
                     extra={"error": str(exc) or type(exc).__name__, "retry_in_s": retry_s},
                 )
-                await asyncio.sleep(retry_s)
-                retry_s = min(retry_s * 2, _RETRY_MAX_S)
-            else:  # pragma: no cover - the loop inside only ends by raising
-                return
+            except Exception:
+                # Anything else too (asyncpg's InternalClientError from a pooled connection
+                # that a killed server left mid-operation, say): the relay is the only way
+                # committed events leave, and one that stopped would lose them silently.
+                log.exception("outbox relay failed; retrying", extra={"retry_in_s": retry_s})
+            await asyncio.sleep(retry_s)
+            retry_s = min(retry_s * 2, _RETRY_MAX_S)
 
     async def _relay_while_connected(self) -> None:
         listener = await self.pool.acquire()
@@ -158,8 +172,7 @@ class OutboxRelay:
                 # Cleared before the pass, not after: a commit notified while the pass
                 # runs may have missed its read, and its wake-up must survive the pass.
                 self._wake.clear()
-                if self._broker_lost_events:
-                    await self.relay_again()
+                await self._requeue_what_the_broker_lost()
                 published = await self.relay_once()
                 await self._purge_when_due()
                 if published < self.batch:
@@ -178,8 +191,27 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await self.pool.release(listener)
 
+    async def _requeue_what_the_broker_lost(self) -> None:
+        """Queue again what a restarted broker no longer holds (see the module's docstring)."""
+        now = time.monotonic()
+        if self._broker_lost_events or now - self._checked_at >= CHECK_BROKER_EVERY_S:
+            cluster = await self.producer.cluster_id()
+            if cluster is not None and (not self._cluster_known or cluster != self._cluster):
+                # At start too: a previous process may have published to an older store.
+                await self.relay_again(not_on=cluster)
+                self._broker_lost_events = False
+                # The old store's offsets say nothing of the new one's, which starts at 0.
+                self._acknowledged.clear()
+            # Noted once the rows are queued: a failed statement is tried on the next pass.
+            self._cluster, self._cluster_known, self._checked_at = cluster, True, now
+        if self._broker_lost_events:
+            await self.relay_again()
+
     async def relay_once(self) -> int:
         """Publish one batch; returns how many rows it moved."""
+        # Asked before publishing, so a row a broker acknowledged is never recorded under
+        # a newer broker's id (a newer broker than recorded only means a needless resend).
+        cluster = self._cluster
         async with self.pool.acquire() as conn, conn.transaction():
             # SKIP LOCKED lets several replicas relay without publishing a row twice
             # in the normal case, while id order keeps per-key order within a replica.
@@ -204,8 +236,10 @@ class OutboxRelay:
                 )
             self._note_offsets(await asyncio.gather(*futures))
             await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                "UPDATE outbox SET published_at = now(), published_to = $2"
+                " WHERE id = ANY($1::bigint[])",
                 [row["id"] for row in rows],
+                cluster,
             )
             return len(rows)
 
@@ -218,8 +252,9 @@ class OutboxRelay:
                 self._broker_lost_events = True
             self._acknowledged[where] = delivered.offset
 
-    async def relay_again(self) -> int:
-        """Queue every row relayed within the retention window for relaying once more.
+    async def relay_again(self, *, not_on: str | None = None) -> int:
+        """Queue every row relayed within the retention window for relaying once more;
+        with `not_on`, only those another cluster than that one acknowledged.
 
         The flag is cleared only once the rows are queued: the database may fail this
         statement (a pooled connection to a server that restarted, say), and a flag
@@ -229,15 +264,19 @@ class OutboxRelay:
             """WITH again AS (
                    UPDATE outbox SET published_at = NULL
                    WHERE published_at > now() - make_interval(secs => $1)
+                     AND ($2::text IS NULL OR published_to IS DISTINCT FROM $2)
                    RETURNING 1)
                SELECT count(*) FROM again""",
             self.retention_s,
+            not_on,
         )
-        self._broker_lost_events = False
-        log.warning(
-            "the broker lost acknowledged events (it restarted); relaying them again",
-            extra={"events": again, "window_s": self.retention_s},
-        )
+        if not_on is None:
+            self._broker_lost_events = False
+        if again:
+            log.warning(
+                "the broker lost acknowledged events (it restarted); relaying them again",
+                extra={"events": again, "window_s": self.retention_s, "cluster": not_on},
+            )
         return int(again)
 
     async def _purge_when_due(self) -> None:

@@ -8,6 +8,7 @@ truth for every service.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,6 +44,12 @@ def broker_binary() -> str:
 
 
 def spawn_broker(port: int, log_path: Path) -> Child:
+    """Start Tansu in memory, under a cluster id of its own.
+
+    What an in-memory broker holds lives as long as its process, so each start is a
+    new store and says so with a new cluster id: the outbox relays compare it with
+    the one they published to and publish again what the new store never saw.
+    """
     url = f"tcp://{bootstrap_address(port)}"
     argv = [
         broker_binary(),
@@ -53,6 +60,8 @@ def spawn_broker(port: int, log_path: Path) -> Child:
         url,
         "--storage-engine",
         "memory://tansu/",
+        "--cluster-id",
+        f"cift-{uuid.uuid4().hex}",
     ]
     return spawn("kafka", argv, log_path=log_path)
 

@@ -89,6 +89,37 @@ async def test_events_a_restarted_broker_lost_are_relayed_again(
     assert values == ["fourth", "first", "second", "third", "fourth"]
 
 
+async def test_a_broker_restarted_after_the_last_event_gets_it_again(
+    infra: Any, schema: str, tmp_path: Path
+) -> None:
+    # Nothing is published after the restart, so no offset can go back: only the new
+    # broker's cluster id tells the relay that its store is not the one it published to.
+    topic = f"test.quiet.{uuid.uuid4().hex[:8]}"
+    (port,) = free_ports(1)
+    bootstrap = kafka_broker.bootstrap_address(port)
+    broker = await start_broker(port, tmp_path / "broker.log", topic)
+    await db.migrate_dsn(infra.database_url, schema, [])
+    pool = await db.create_pool(infra.database_url, schema)
+    producer = EventProducer(bootstrap, "test")
+    await producer.start()
+    running = asyncio.create_task(OutboxRelay(pool, producer, poll_s=0.2).run())
+    try:
+        await enqueue_values(pool, topic, ["last", "burst"])
+        assert await values_on(bootstrap, topic, 2) == ["last", "burst"]
+        first_cluster = await producer.cluster_id()
+        await broker.stop()
+        broker = await start_broker(port, tmp_path / "broker.log", topic)
+        assert await producer.cluster_id() != first_cluster  # a new store, a new id
+        values = await values_on(bootstrap, topic, 2)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await producer.stop()
+        await pool.close()
+        await broker.stop()
+    assert values == ["last", "burst"]
+
+
 async def test_a_relay_that_kept_its_broker_relays_nothing_again(infra: Any, schema: str) -> None:
     topic = f"test.kept.{uuid.uuid4().hex[:8]}"
     await ensure_topics(infra.kafka_bootstrap, [topic], partitions=1)
