@@ -117,6 +117,8 @@ class ServiceContext(Generic[C]):
     _shutdown_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _health: Any = None
     _health_updates: set[asyncio.Task[None]] = field(default_factory=set)
+    # Set when a background task ended by raising; `serve` then stops the process.
+    crashed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -137,12 +139,23 @@ class ServiceContext(Generic[C]):
         return self._producer
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run a background task for the life of the process; a crash is logged, not silent."""
+        """Run a background task for the life of the process; if it crashes, so does the process.
+
+        These tasks (the outbox relay, consumers, the fill engine's feed) are what the
+        service is for: one that died would leave a process that answers health checks
+        and no longer does its work. Stopped, with a non-zero exit, it is started afresh
+        by its supervisor (`cift up`, Kubernetes).
+        """
         task = asyncio.create_task(coro, name=name)
 
         def _report(finished: asyncio.Task[None]) -> None:
             if not finished.cancelled() and finished.exception() is not None:
-                log.error("background task %s crashed", name, exc_info=finished.exception())
+                log.error(
+                    "background task %s crashed; stopping the service so that it restarts",
+                    name,
+                    exc_info=finished.exception(),
+                )
+                self.crashed.set()
 
         task.add_done_callback(_report)
         self._tasks.append(task)
@@ -382,7 +395,8 @@ class ServiceRuntime(Generic[C]):
         self._stopped.set()
 
 
-async def serve(spec: ServiceSpec[C], config: C) -> None:
+async def serve(spec: ServiceSpec[C], config: C) -> int:
+    """Serve until SIGTERM/SIGINT (exit status 0) or a background task crashed (1)."""
     runtime = ServiceRuntime(spec, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -390,18 +404,21 @@ async def serve(spec: ServiceSpec[C], config: C) -> None:
         loop.add_signal_handler(signum, stop.set)
     starting = asyncio.create_task(runtime.start())
     stopper = asyncio.create_task(stop.wait())
+    crash = asyncio.create_task(runtime.context.crashed.wait())
     done, _ = await asyncio.wait({starting, stopper}, return_when=asyncio.FIRST_COMPLETED)
     try:
         if starting in done:
             starting.result()
-            await stop.wait()
+            await asyncio.wait({stopper, crash}, return_when=asyncio.FIRST_COMPLETED)
         else:
             starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await starting
     finally:
         stopper.cancel()
+        crash.cancel()
         await runtime.drain()
+    return 1 if runtime.context.crashed.is_set() and not stop.is_set() else 0
 
 
 async def _as_coroutine(awaitable: Awaitable[int]) -> int:
@@ -449,8 +466,7 @@ def run_service(
     chosen = args.command or "serve"
     try:
         if chosen == "serve":
-            asyncio.run(serve(spec, config))
-            return 0
+            return asyncio.run(serve(spec, config))
         if chosen == "migrate":
             if spec.migrations_dir is not None:
                 applied = asyncio.run(

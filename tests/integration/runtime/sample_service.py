@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,19 @@ async def slow(request: bytes, context: Any) -> bytes:
     return b"done"
 
 
+async def crash_after(seconds: float) -> None:
+    """A background task that fails the way a bug or an unforeseen error would."""
+    await asyncio.sleep(seconds)
+    raise RuntimeError("the sample's background task failed")
+
+
 async def setup(context: ServiceContext[CommonConfig]) -> None:
     handler = grpc.unary_unary_rpc_method_handler(slow)
     context.server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("sample.Sample", {"Slow": handler}),)
     )
+    if "SAMPLE_CRASH_AFTER_S" in os.environ:
+        context.spawn("doomed", crash_after(float(os.environ["SAMPLE_CRASH_AFTER_S"])))
 
 
 SPEC = ServiceSpec(

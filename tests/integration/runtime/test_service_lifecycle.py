@@ -99,6 +99,22 @@ def test_health_serving_metrics_and_graceful_drain(sample: Sample) -> None:
     assert process.wait(timeout=15) == 0
 
 
+def test_a_crashed_background_task_stops_the_process_for_its_supervisor(infra: Any) -> None:
+    # A process that answers health checks while its relay or consumer is dead would do
+    # no work unnoticed; exiting non-zero gets it restarted by cift up or Kubernetes.
+    sample = Sample({**infra.env, "SAMPLE_CRASH_AFTER_S": "1"})
+    process = sample.start()
+    try:
+        _wait_for(lambda: _health(sample.address) == "SERVING", 30)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1
+    assert "background task doomed crashed; stopping the service" in stderr
+    assert "the sample's background task failed" in stderr
+
+
 def test_metrics_endpoint_reports_rpcs_by_code(sample: Sample) -> None:
     sample.start()
     _wait_for(lambda: _health(sample.address) == "SERVING", 30)
