@@ -100,6 +100,8 @@ RETENTION_S = 120.0
 # How often rows relayed longer than RETENTION_S ago are deleted.
 PURGE_EVERY_S = 30.0
 _RETRY_FIRST_S = 0.2
+# What a database or broker outage raises: retried with a warning, no traceback.
+_OUTAGES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaException)
 _RETRY_MAX_S = 5.0
 # Least time from one relay pass's start to the next. Every commit that queues an
 # event wakes the relay, and a pass costs four statements and a broker round trip
@@ -139,6 +141,7 @@ class OutboxRelay:
         self._cluster: str | None = None
         self._cluster_known = False
         self._checked_at = float("-inf")
+        self._relayed_since_retry = False
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -147,20 +150,30 @@ class OutboxRelay:
         """Relay until cancelled, through database restarts and broker outages."""
         retry_s = _RETRY_FIRST_S
         while True:
+            self._relayed_since_retry = False
             try:
                 await self._relay_while_connected()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaException) as exc:
-                log.warning(
-                    "outbox relay interrupted; retrying",
-                    extra={"error": str(exc) or type(exc).__name__, "retry_in_s": retry_s},
-                )
-            except Exception:
-                # Anything else too (asyncpg's InternalClientError from a pooled connection
-                # that a killed server left mid-operation, say): the relay is the only way
-                # committed events leave, and one that stopped would lose them silently.
-                log.exception("outbox relay failed; retrying", extra={"retry_in_s": retry_s})
-            await asyncio.sleep(retry_s)
+            except Exception as exc:
+                if self._relayed_since_retry:
+                    # Doubling is for one outage: a relay that worked again since meets
+                    # the next one from the first step, not at the ceiling of the last.
+                    retry_s = _RETRY_FIRST_S
+                if isinstance(exc, _OUTAGES):
+                    log.warning(
+                        "outbox relay interrupted; retrying",
+                        extra={"error": str(exc) or type(exc).__name__, "retry_in_s": retry_s},
+                    )
+                else:
+                    # Anything else too (asyncpg's InternalClientError from a pooled
+                    # connection a killed server left mid-operation, say): the relay is
+                    # the only way committed events leave, and one that stopped would
+                    # lose them silently.
+                    log.exception("outbox relay failed; retrying", extra={"retry_in_s": retry_s})
+            await self._back_off(retry_s)
             retry_s = min(retry_s * 2, _RETRY_MAX_S)
+
+    async def _back_off(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
     async def _relay_while_connected(self) -> None:
         listener = await self.pool.acquire()
@@ -175,6 +188,7 @@ class OutboxRelay:
                 await self._requeue_what_the_broker_lost()
                 published = await self.relay_once()
                 await self._purge_when_due()
+                self._relayed_since_retry = True
                 if published < self.batch:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self.poll_s):

@@ -147,3 +147,36 @@ async def test_the_relay_outlives_an_error_it_does_not_know(
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
     assert passes == 2
+
+
+async def test_the_back_off_starts_over_once_the_relay_worked_again() -> None:
+    listener = Listener()
+    relay = OutboxRelay(Pool(listener), producer=Broker(), poll_s=0.0, pace_s=0.0)  # type: ignore[arg-type]
+    # Three failed passes (one outage), one that works, then two failed (the next outage).
+    outcomes = iter(["fail", "fail", "fail", "ok", "fail", "fail"])
+    waits: list[float] = []
+    done = asyncio.Event()
+
+    async def relay_once() -> int:
+        outcome = next(outcomes, None)
+        if outcome is None:
+            done.set()
+            await asyncio.Event().wait()  # stays here until cancelled
+        if outcome == "fail":
+            raise ConnectionRefusedError("the database is restarting")
+        return 0
+
+    async def back_off(seconds: float) -> None:
+        waits.append(seconds)
+
+    relay.relay_once = relay_once  # type: ignore[method-assign]
+    relay._back_off = back_off  # type: ignore[method-assign]
+    running = asyncio.create_task(relay.run())
+    try:
+        await asyncio.wait_for(done.wait(), timeout=10.0)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    first = outbox._RETRY_FIRST_S
+    # The "ok" pass and the failure after it share one connection: one wait between.
+    assert waits == [first, 2 * first, 4 * first, first, 2 * first]
