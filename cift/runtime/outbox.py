@@ -136,10 +136,9 @@ class OutboxRelay:
         self._acknowledged: dict[tuple[str, int], int] = {}
         self._broker_lost_events = False
         self._purged_at = 0.0
-        # The cluster id of the broker the relay publishes to, once asked (None: not yet,
-        # or a broker that gives none); and when it was last asked.
+        # The cluster id of the broker the relay publishes to (None: not asked yet, or a
+        # broker that gives none); and when it was last asked.
         self._cluster: str | None = None
-        self._cluster_known = False
         self._checked_at = float("-inf")
         self._relayed_since_retry = False
 
@@ -210,14 +209,14 @@ class OutboxRelay:
         now = time.monotonic()
         if self._broker_lost_events or now - self._checked_at >= CHECK_BROKER_EVERY_S:
             cluster = await self.producer.cluster_id()
-            if cluster is not None and (not self._cluster_known or cluster != self._cluster):
+            if cluster is not None and cluster != self._cluster:
                 # At start too: a previous process may have published to an older store.
                 await self.relay_again(not_on=cluster)
                 self._broker_lost_events = False
                 # The old store's offsets say nothing of the new one's, which starts at 0.
                 self._acknowledged.clear()
             # Noted once the rows are queued: a failed statement is tried on the next pass.
-            self._cluster, self._cluster_known, self._checked_at = cluster, True, now
+            self._cluster, self._checked_at = cluster, now
         if self._broker_lost_events:
             await self.relay_again()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from cift.runtime.kafka import Event, EventConsumer, EventProducer, ensure_topic
 from cift.runtime.outbox import NOTIFY_PREFIX, OutboxRelay, enqueue
 from cift.stack import kafka_broker
 from cift.stack.ports import free_ports
+from cift.stack.processes import Child
 from tests.integration.runtime.own_broker import start_broker
 
 pytestmark = pytest.mark.integration
@@ -58,65 +60,79 @@ async def enqueue_values(pool: asyncpg.Pool, topic: str, values: list[str]) -> N
             await enqueue(conn, topic, "acct-1", StringValue(value=value))
 
 
-async def test_events_a_restarted_broker_lost_are_relayed_again(
-    infra: Any, schema: str, tmp_path: Path
-) -> None:
+@dataclass
+class LosingBroker:
+    """A broker of the test's own that restarts empty, and an outbox publishing to it."""
+
+    topic: str
+    port: int
+    log: Path
+    broker: Child
+    pool: asyncpg.Pool
+    producer: EventProducer
+
+    @property
+    def bootstrap(self) -> str:
+        return kafka_broker.bootstrap_address(self.port)
+
+    async def restart(self) -> None:
+        """Stop it and start it again, empty (it keeps memory only)."""
+        await self.broker.stop()
+        self.broker = await start_broker(self.port, self.log, self.topic)
+
+
+@pytest.fixture
+async def losing(infra: Any, schema: str, tmp_path: Path) -> AsyncIterator[LosingBroker]:
     topic = f"test.lost.{uuid.uuid4().hex[:8]}"
     (port,) = free_ports(1)
-    bootstrap = kafka_broker.bootstrap_address(port)
-    broker = await start_broker(port, tmp_path / "broker.log", topic)
+    log = tmp_path / "broker.log"
+    broker = await start_broker(port, log, topic)
     await db.migrate_dsn(infra.database_url, schema, [])
     pool = await db.create_pool(infra.database_url, schema)
-    producer = EventProducer(bootstrap, "test")
+    producer = EventProducer(kafka_broker.bootstrap_address(port), "test")
     await producer.start()
-    relay = OutboxRelay(pool, producer)
+    losing = LosingBroker(topic, port, log, broker, pool, producer)
     try:
-        await enqueue_values(pool, topic, ["first", "second", "third"])
-        assert await relay.relay_once() == 3
-        # The broker acknowledged all three, then restarts empty (it keeps memory only).
-        await broker.stop()
-        broker = await start_broker(port, tmp_path / "broker.log", topic)
-        await enqueue_values(pool, topic, ["fourth"])
-        assert await relay.relay_once() == 1  # offset 0 again: the broker started over
-        assert await relay.relay_again() == 4
-        assert await relay.relay_once() == 4
-        values = await values_on(bootstrap, topic, 5)
+        yield losing
     finally:
         await producer.stop()
         await pool.close()
-        await broker.stop()
+        await losing.broker.stop()
+
+
+async def test_events_a_restarted_broker_lost_are_relayed_again(losing: LosingBroker) -> None:
+    topic = losing.topic
+    relay = OutboxRelay(losing.pool, losing.producer)
+    await enqueue_values(losing.pool, topic, ["first", "second", "third"])
+    assert await relay.relay_once() == 3
+    # The broker acknowledged all three, then restarts empty.
+    await losing.restart()
+    await enqueue_values(losing.pool, topic, ["fourth"])
+    assert await relay.relay_once() == 1  # offset 0 again: the broker started over
+    assert await relay.relay_again() == 4
+    assert await relay.relay_once() == 4
+    values = await values_on(losing.bootstrap, topic, 5)
     # Every committed event is on the new broker; "fourth" twice, which consumers dedupe.
     assert values == ["fourth", "first", "second", "third", "fourth"]
 
 
 async def test_a_broker_restarted_after_the_last_event_gets_it_again(
-    infra: Any, schema: str, tmp_path: Path
+    losing: LosingBroker,
 ) -> None:
     # Nothing is published after the restart, so no offset can go back: only the new
     # broker's cluster id tells the relay that its store is not the one it published to.
-    topic = f"test.quiet.{uuid.uuid4().hex[:8]}"
-    (port,) = free_ports(1)
-    bootstrap = kafka_broker.bootstrap_address(port)
-    broker = await start_broker(port, tmp_path / "broker.log", topic)
-    await db.migrate_dsn(infra.database_url, schema, [])
-    pool = await db.create_pool(infra.database_url, schema)
-    producer = EventProducer(bootstrap, "test")
-    await producer.start()
-    running = asyncio.create_task(OutboxRelay(pool, producer, poll_s=0.2).run())
+    topic, producer = losing.topic, losing.producer
+    running = asyncio.create_task(OutboxRelay(losing.pool, producer, poll_s=0.2).run())
     try:
-        await enqueue_values(pool, topic, ["last", "burst"])
-        assert await values_on(bootstrap, topic, 2) == ["last", "burst"]
+        await enqueue_values(losing.pool, topic, ["last", "burst"])
+        assert await values_on(losing.bootstrap, topic, 2) == ["last", "burst"]
         first_cluster = await producer.cluster_id()
-        await broker.stop()
-        broker = await start_broker(port, tmp_path / "broker.log", topic)
+        await losing.restart()
         assert await producer.cluster_id() != first_cluster  # a new store, a new id
-        values = await values_on(bootstrap, topic, 2)
+        values = await values_on(losing.bootstrap, topic, 2)
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
-        await producer.stop()
-        await pool.close()
-        await broker.stop()
     assert values == ["last", "burst"]
 
 

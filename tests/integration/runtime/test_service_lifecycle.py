@@ -73,6 +73,17 @@ class Sample:
         )
         return self.process
 
+    def exit_after_health(self, status: str, within_s: float) -> tuple[int, str]:
+        """Start it, see its health reach `status`, then its exit: (status code, stderr)."""
+        process = self.start()
+        try:
+            _wait_for(lambda: _health(self.address) == status, within_s)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        return process.returncode, stderr
+
 
 @pytest.fixture
 def sample(infra: Any) -> Iterator[Sample]:
@@ -103,14 +114,8 @@ def test_a_crashed_background_task_stops_the_process_for_its_supervisor(infra: A
     # A process that answers health checks while its relay or consumer is dead would do
     # no work unnoticed; exiting non-zero gets it restarted by cift up or Kubernetes.
     sample = Sample({**infra.env, "SAMPLE_CRASH_AFTER_S": "1"})
-    process = sample.start()
-    try:
-        _wait_for(lambda: _health(sample.address) == "SERVING", 30)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 1
+    returncode, stderr = sample.exit_after_health("SERVING", 30)
+    assert returncode == 1
     assert "background task doomed crashed; stopping the service" in stderr
     assert "the sample's background task failed" in stderr
 
@@ -140,14 +145,8 @@ def test_unreachable_database_keeps_health_not_serving_then_exits_with_one_clear
             "CIFT_DEPENDENCY_TIMEOUT_S": "4",
         }
     )
-    process = sample.start()
-    try:
-        _wait_for(lambda: _health(sample.address) == "NOT_SERVING", 10)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode != 0
+    returncode, stderr = sample.exit_after_health("NOT_SERVING", 10)
+    assert returncode != 0
     assert "PostgreSQL did not answer" in stderr
     assert "Traceback" not in stderr
 

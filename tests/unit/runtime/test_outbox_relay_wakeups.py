@@ -9,6 +9,8 @@ must then start the next pass, not be forgotten until the next poll.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -58,6 +60,35 @@ class Pool:
         return "DELETE 0"
 
 
+@contextlib.asynccontextmanager
+async def running(relay: OutboxRelay) -> AsyncIterator[None]:
+    """The relay's run loop for the length of the block, then cancelled."""
+    task = asyncio.create_task(relay.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class Passes:
+    """Stands in for `relay_once`: counts the passes, runs `first` in the first one and
+    says when a second one began."""
+
+    def __init__(self, first: Callable[[], None] = lambda: None) -> None:
+        self.first = first
+        self.count = 0
+        self.second = asyncio.Event()
+
+    async def __call__(self) -> int:
+        self.count += 1
+        if self.count == 1:
+            self.first()
+        else:
+            self.second.set()
+        return 0  # rows moved: none
+
+
 class Broker:
     """The producer as the relay's broker check sees it: one cluster all along."""
 
@@ -68,55 +99,30 @@ class Broker:
 async def test_a_commit_notified_during_a_pass_starts_the_next_pass() -> None:
     listener = Listener()
     relay = OutboxRelay(Pool(listener), producer=Broker(), poll_s=60.0, pace_s=0.0)  # type: ignore[arg-type]
-    passes = 0
-    second_pass = asyncio.Event()
-
-    async def relay_once() -> int:
-        nonlocal passes
-        passes += 1
-        if passes == 1:
-            # The pass has read an empty outbox; a commit lands and notifies now.
-            listener.notify()
-        else:
-            second_pass.set()
-        return 0
-
-    relay.relay_once = relay_once  # type: ignore[method-assign]
-    running = asyncio.create_task(relay.run())
-    try:
+    # The first pass has read an empty outbox; a commit lands and notifies now.
+    passes = Passes(first=listener.notify)
+    relay.relay_once = passes  # type: ignore[method-assign]
+    async with running(relay):
         # Far below the 60 s poll: only the notification can have started the pass.
-        await asyncio.wait_for(second_pass.wait(), timeout=10.0)
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-    assert passes == 2
+        await asyncio.wait_for(passes.second.wait(), timeout=10.0)
+    assert passes.count == 2
 
 
 async def test_a_quiet_relay_waits_for_a_notification() -> None:
     listener = Listener()
     relay = OutboxRelay(Pool(listener), producer=Broker(), poll_s=60.0, pace_s=0.0)  # type: ignore[arg-type]
-    passes = 0
-
-    async def relay_once() -> int:
-        nonlocal passes
-        passes += 1
-        return 0
-
-    relay.relay_once = relay_once  # type: ignore[method-assign]
-    running = asyncio.create_task(relay.run())
-    try:
+    passes = Passes()
+    relay.relay_once = passes  # type: ignore[method-assign]
+    async with running(relay):
         for _ in range(20):
             await asyncio.sleep(0)
-        assert passes == 1  # drained once, then waits: no busy loop without a wake-up
+        assert passes.count == 1  # drained once, then waits: no busy loop without a wake-up
         listener.notify()
         for _ in range(100):
-            if passes == 2:
+            if passes.count == 2:
                 break
             await asyncio.sleep(0.01)
-        assert passes == 2
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        assert passes.count == 2
 
 
 async def test_the_relay_outlives_an_error_it_does_not_know(
@@ -125,28 +131,18 @@ async def test_the_relay_outlives_an_error_it_does_not_know(
     monkeypatch.setattr(outbox, "_RETRY_FIRST_S", 0.0)
     listener = Listener()
     relay = OutboxRelay(Pool(listener), producer=Broker(), poll_s=60.0, pace_s=0.0)  # type: ignore[arg-type]
-    passes = 0
-    second_pass = asyncio.Event()
 
-    async def relay_once() -> int:
-        nonlocal passes
-        passes += 1
-        if passes == 1:
-            # What a connection the killed PostgreSQL left mid-operation raised in the fault suite.
-            raise asyncpg.InternalClientError(
-                "cannot switch to state 15; another operation (2) is in progress"
-            )
-        second_pass.set()
-        return 0
+    def fail() -> None:
+        # What a connection the killed PostgreSQL left mid-operation raised in the fault suite.
+        raise asyncpg.InternalClientError(
+            "cannot switch to state 15; another operation (2) is in progress"
+        )
 
-    relay.relay_once = relay_once  # type: ignore[method-assign]
-    running = asyncio.create_task(relay.run())
-    try:
-        await asyncio.wait_for(second_pass.wait(), timeout=10.0)
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-    assert passes == 2
+    passes = Passes(first=fail)
+    relay.relay_once = passes  # type: ignore[method-assign]
+    async with running(relay):
+        await asyncio.wait_for(passes.second.wait(), timeout=10.0)
+    assert passes.count == 2
 
 
 async def test_the_back_off_starts_over_once_the_relay_worked_again() -> None:
@@ -171,12 +167,8 @@ async def test_the_back_off_starts_over_once_the_relay_worked_again() -> None:
 
     relay.relay_once = relay_once  # type: ignore[method-assign]
     relay._back_off = back_off  # type: ignore[method-assign]
-    running = asyncio.create_task(relay.run())
-    try:
+    async with running(relay):
         await asyncio.wait_for(done.wait(), timeout=10.0)
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
     first = outbox._RETRY_FIRST_S
     # The "ok" pass and the failure after it share one connection: one wait between.
     assert waits == [first, 2 * first, 4 * first, first, 2 * first]
