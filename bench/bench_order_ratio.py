@@ -22,6 +22,10 @@ and Envoy, on free ports) and measures through the gateway:
   rate that is slower than a higher one means something waits when it is quiet.
   Each rate's latencies (of this tree's last round) are recorded with the figures
   (bench/figures.py), so `make bench` draws their distribution beside the gRPC floor's.
+- ms per stage at each fixed rate: the mean time a SubmitOrder spent reading its
+  context, at the risk service, writing and booking, from execution's
+  `cift_execution_submit_stage_seconds` (a tree without it shows none): where the
+  wait is when quiet, and which stage queues under load.
 
 The load generator shares the machine with the mesh; the ratio cancels most of that.
 """
@@ -36,10 +40,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 TREE = Path(os.environ.get("CIFT_BENCH_TREE", Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(TREE))
@@ -59,6 +65,9 @@ from cift.stack.launcher import Stack, StackOptions  # noqa: E402
 
 # The figures' prefix for one process's CPU time per order.
 CPU = "cpu_ms_per_order_"
+# The prefix of a fixed rate's mean time per SubmitOrder stage, and the stages in order.
+STAGE = "stage_ms_"
+STAGE_METRIC = "cift_execution_submit_stage_seconds"
 # Most latencies kept per rate for the plot: evenly spaced over the sorted sample, so
 # the distribution's shape (and its tail) survives while the JSON stays small.
 MAX_SAMPLES = 5000
@@ -139,6 +148,35 @@ def cpu_s(stack: Stack) -> dict[str, float]:
     return used
 
 
+def stage_totals(metrics_url: str) -> dict[str, tuple[float, float]]:
+    """(seconds, orders) so far per SubmitOrder stage, from execution's /metrics."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as answer:
+        text = answer.read().decode()
+    totals: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != STAGE_METRIC:
+            continue
+        for sample in family.samples:
+            kept = totals.setdefault(sample.labels["stage"], [0.0, 0.0])
+            if sample.name.endswith("_sum"):
+                kept[0] = sample.value
+            elif sample.name.endswith("_count"):
+                kept[1] = sample.value
+    return {stage: (spent, count) for stage, (spent, count) in totals.items()}
+
+
+def stage_means(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> dict[str, float]:
+    """Mean ms per order in each stage between two readings of `stage_totals`."""
+    means: dict[str, float] = {}
+    for stage, (spent, count) in after.items():
+        spent_before, count_before = before.get(stage, (0.0, 0.0))
+        if count > count_before:
+            means[stage] = (spent - spent_before) * 1000 / (count - count_before)
+    return means
+
+
 def thinned(latencies_ms: list[float]) -> list[float]:
     """At most MAX_SAMPLES of the sorted latencies, evenly spaced (the slowest kept)."""
     ordered = sorted(latencies_ms)
@@ -183,7 +221,11 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
         for rate in args.rates:
             # Market orders alternate buy and sell per account: risk allows 50/s each.
             flow = OrderFlow("market", traders, len(traders))
+            stages_before = stage_totals(info.metrics_urls["execution"])
             done = await fixed_rate(gateway, flow, rate, d)
+            stages = stage_means(stages_before, stage_totals(info.metrics_urls["execution"]))
+            for stage, ms in stages.items():
+                figures[f"{STAGE}{stage}_at_{rate:g}"] = ms
             figures[f"p50_ms_at_{rate:g}"] = done.percentile(0.50)
             figures[f"p99_ms_at_{rate:g}"] = done.percentile(0.99)
             figures[f"errors_at_{rate:g}"] = done.errors
@@ -244,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             cells = [
                 f"{k}={v:.3g}"
                 for k, v in figures.items()
-                if ("errors" not in k or v) and not k.startswith(CPU)
+                if ("errors" not in k or v) and not k.startswith((CPU, STAGE))
             ]
             print(f"round {round_no} {label}: " + " ".join(cells), flush=True)
     rates = "".join(f" | p50/p99 ms at {r:g}/s" for r in args.rates)
@@ -272,6 +314,22 @@ def main(argv: list[str] | None = None) -> int:
             + " | ".join(f"{ms:.2f}" for ms in spent)
             + " |"
         )
+    stages = [
+        s
+        for s in ("context", "risk", "write", "book")
+        if any(f"{STAGE}{s}_at_{r:g}" in f for _, _, f in rows for r in args.rates)
+    ]
+    if stages:
+        print("\nMean ms per SubmitOrder stage at each fixed rate (execution's own timers):\n")
+        print("| round | tree | rate | " + " | ".join(stages) + " | p50 end to end |")
+        print("|---|---|---:|" + "---:|" * (len(stages) + 1))
+        for round_no, label, f in rows:
+            for r in args.rates:
+                means = " | ".join(
+                    f"{f.get(f'{STAGE}{s}_at_{r:g}', float('nan')):.2f}" for s in stages
+                )
+                p50 = f[f"p50_ms_at_{r:g}"]
+                print(f"| {round_no} | {label} | {r:g}/s | {means} | {p50:.2f} |")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     recorded: dict[str, object] = {}
     for label, per_rate in latencies.items():

@@ -261,6 +261,24 @@ def trading_dashboard() -> dashboard.Dashboard:
                 [(f"sum by (reason) (rate(cift_risk_rejections_total[{RATE}]))", "{{reason}}")],
             )
         )
+        .with_panel(
+            series(
+                "Where SubmitOrder's time goes",
+                "Mean time per order in each stage: the entry read (context), the pre-trade check "
+                "at risk, the reserving write with its commit, and the booking with a fill's "
+                "commit. A stage that grows under load is queueing for its batch slot.",
+                "s",
+                [
+                    (
+                        f"sum by (stage) (rate(cift_execution_submit_stage_seconds_sum[{RATE}]))"
+                        " / sum by (stage) "
+                        f"(rate(cift_execution_submit_stage_seconds_count[{RATE}]))",
+                        "{{stage}}",
+                    )
+                ],
+                width=24,
+            )
+        )
         .with_row(dashboard.Row("Lag"))
         .with_panel(
             series(

@@ -36,6 +36,7 @@ from cift.trading.orders import (
     resolve_resubmission,
 )
 from cift.trading.vocabulary import ZERO, Instrument
+from services.execution.app.entry_stages import BOOK, CONTEXT, RISK, WRITE
 from services.execution.app.entry_statements import EntryStatements
 from services.execution.app.journal import Filled, Journal, Journaled
 from services.execution.app.live import LiveBook
@@ -133,14 +134,16 @@ class OrderEntry:
         handed_over = False
         try:
             open_orders = await self.open_orders(account_id, request.symbol)
-            context = await self._statements.context(
-                (account_id, request.symbol, request.client_order_id)
-            )
+            with CONTEXT.time():
+                context = await self._statements.context(
+                    (account_id, request.symbol, request.client_order_id)
+                )
             if context.existing_order_id is not None:
                 async with self.pool.acquire() as conn:
                     return Placed(await self.resubmission(conn, account_id, request))
             order.reserve(await self.pretrade.reservation(order, context, open_orders))
-            await self.pretrade.risk_check(order, context, open_orders)
+            with RISK.time():
+                await self.pretrade.risk_check(order, context, open_orders)
             await self.book_instrument(instrument)
             order.accept(order.created_ns)
             # Once written, the order must reach the book even if this caller goes
@@ -170,7 +173,8 @@ class OrderEntry:
     ) -> Placed:
         # The account's next event sequence as read; the write checks it still is.
         try:
-            written = await self._statements.write(order, context.event_seq + 1)
+            with WRITE.time():
+                written = await self._statements.write(order, context.event_seq + 1)
         except DuplicateClientOrderId:
             # The same client_order_id raced in from another call: answer as a resubmission.
             async with self.pool.acquire() as conn:
@@ -186,7 +190,8 @@ class OrderEntry:
             self._expected[order.order_id] = TakenFill(
                 context.position, dataclasses.replace(order), context.balances, sequence, ZERO
             )
-        return Placed(order, await self._bookings.submit(order))
+        with BOOK.time():
+            return Placed(order, await self._bookings.submit(order))
 
     async def _book_orders(self, orders: list[Order]) -> list[BaseException | Filled | None]:
         """Put written orders in the book and persist what that produced, under one lock hold.

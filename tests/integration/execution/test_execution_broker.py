@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from cift.execution.v1 import events_pb2
 from cift.risk.v1 import risk_pb2, rules_pb2
@@ -35,6 +36,7 @@ from services.execution.adapters import orders_sql
 from services.execution.adapters.risk_check import RiskCheck
 from services.execution.adapters.sql_stores import SQL_STORES
 from services.execution.app.broker import AccountSettings, Broker
+from services.execution.app.entry_stages import STAGES
 from services.execution.app.journal import Filled
 from services.execution.app.ports import MarketClock
 from tests.integration.execution.ticks import quote_event, trade_event
@@ -248,6 +250,28 @@ async def test_same_fill_applied_twice_changes_nothing(
     assert await broker.apply_fill(replay) is False
     after = await account_row(pool, account)
     assert (after["cash"], after["event_seq"]) == (before["cash"], before["event_seq"])
+
+
+def stage_counts() -> dict[str, float]:
+    return {
+        stage: REGISTRY.get_sample_value(
+            "cift_execution_submit_stage_seconds_count", {"stage": stage}
+        )
+        or 0.0
+        for stage in STAGES
+    }
+
+
+async def test_each_stage_of_an_accepted_order_is_timed_once(
+    broker: Broker, account: str, symbol: str
+) -> None:
+    await broker.submit(account, limit(symbol, Side.BUY, "1", "100.00"))  # the account opens
+    before = stage_counts()
+
+    await broker.submit(account, limit(symbol, Side.BUY, "1", "100.00"))
+
+    after = stage_counts()
+    assert {stage: after[stage] - before[stage] for stage in STAGES} == dict.fromkeys(STAGES, 1)
 
 
 async def test_fifty_concurrent_orders_of_ten_percent_each_accept_at_most_ten(
