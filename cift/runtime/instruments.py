@@ -10,8 +10,9 @@ caller as the `grpc.aio.AioRpcError`, for each service to turn into its own
 errors; a failed background refresh keeps the old answer and the next expiry
 retries.
 
-The cache never reads market data's schema and never builds a service's domain
-type itself: each service passes its own `decode`, applied once per answer.
+The cache never reads market data's schema and never decodes a message itself:
+it applies the `decode` it is given once per answer (the services give it
+`cift.runtime.instrument_wire.instrument_from_wire`).
 """
 
 from __future__ import annotations

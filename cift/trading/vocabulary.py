@@ -74,8 +74,8 @@ class Instrument:
 
     `qty_increment` is the smallest quantity step. Left at zero (its default) it is
     derived: `FRACTIONAL_QTY_INCREMENT` for a fractionable instrument, else the lot
-    size. Execution passes the step market data names (a fractionable symbol's
-    minimum order size); risk lets it be derived.
+    size. Execution and risk both read it from market data's message with
+    `cift.runtime.instrument_wire`, which names the step.
     """
 
     symbol: str

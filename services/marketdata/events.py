@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from cift.marketdata.v1 import events_pb2, marketdata_pb2
 from cift.runtime.kafka import EVENT_ID_HEADER, SCHEMA_HEADER, TOPIC_TICKS, EventProducer
 from cift.runtime.money import format_decimal
@@ -26,10 +24,6 @@ NS_PER_SECOND = 1_000_000_000
 TICK_SCHEMA = events_pb2.TickEvent.DESCRIPTOR.full_name.encode()
 # The venue fields of a simulated quote: none (the constructor leaves them empty).
 _NO_VENUE: dict[str, Any] = {}
-
-
-def timestamp_ns(value: Timestamp) -> int:
-    return value.seconds * NS_PER_SECOND + value.nanos
 
 
 def quote_pb(quote: Quote, sequence: int, last: float) -> marketdata_pb2.Quote:

@@ -36,7 +36,7 @@ from services.marketdata.bars import (
     parse_timeframe,
 )
 from services.marketdata.clock import AlwaysOpenCalendar, MarketCalendar
-from services.marketdata.events import bar_pb, instrument_pb, timestamp_ns, trade_pb
+from services.marketdata.events import bar_pb, instrument_pb, trade_pb
 from services.marketdata.fanout import split_batches
 from services.marketdata.ingest import LATEST_QUOTES_KEY
 from services.marketdata.instruments import Universe
@@ -74,8 +74,8 @@ def _time_range(
     *,
     default_span_ns: int = NS_PER_DAY,
 ) -> tuple[int, int]:
-    end_ns = timestamp_ns(end) if has_end else time.time_ns()
-    start_ns = timestamp_ns(start) if has_start else end_ns - default_span_ns
+    end_ns = end.ToNanoseconds() if has_end else time.time_ns()
+    start_ns = start.ToNanoseconds() if has_start else end_ns - default_span_ns
     if start_ns >= end_ns:
         raise InvalidArgument("start must be before end (start is inclusive, end exclusive).")
     return start_ns, end_ns
@@ -112,8 +112,8 @@ def _paged_range(request: Any, kind: str, symbol: str) -> tuple[int, int, _Curso
     """The query's range; a page token carries the first page's range, so 'now' stays put."""
     if request.page_token:
         cursor = _Cursor.decode(request.page_token, kind, symbol)
-        if (request.HasField("start") and timestamp_ns(request.start) != cursor.start_ns) or (
-            request.HasField("end") and timestamp_ns(request.end) != cursor.end_ns
+        if (request.HasField("start") and request.start.ToNanoseconds() != cursor.start_ns) or (
+            request.HasField("end") and request.end.ToNanoseconds() != cursor.end_ns
         ):
             raise InvalidArgument(
                 "page_token belongs to another time range; repeat the same parameters."
@@ -280,8 +280,8 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
         timeframe = parse_timeframe(request.timeframe or "1Min")
         specs = indicators.parse_indicator_specs(request.indicators)
         limit = _page_size(request.limit, DEFAULT_INDICATOR_LIMIT, MAX_INDICATOR_LIMIT, "limit")
-        end_ns = timestamp_ns(request.end) if request.HasField("end") else time.time_ns()
-        start_ns = timestamp_ns(request.start) if request.HasField("start") else None
+        end_ns = request.end.ToNanoseconds() if request.HasField("end") else time.time_ns()
+        start_ns = request.start.ToNanoseconds() if request.HasField("start") else None
         if start_ns is not None and start_ns >= end_ns:
             raise InvalidArgument("start must be before end (start is inclusive, end exclusive).")
         warmup = max(_lookback(spec) for spec in specs) * WARMUP_FACTOR
@@ -415,7 +415,7 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
                         conn,
                         symbols or None,
                         timeframe.name,
-                        timestamp_ns(request.resume_after),
+                        request.resume_after.ToNanoseconds(),
                         MAX_BAR_HISTORY,
                     )
             except BaseException:
@@ -436,7 +436,7 @@ class MarketDataServicer(marketdata_pb2_grpc.MarketDataServiceServicer):
                 fresh = [
                     b
                     for b in delivery.items
-                    if timestamp_ns(b.start_time) > caught_up.get(b.symbol, -1)
+                    if b.start_time.ToNanoseconds() > caught_up.get(b.symbol, -1)
                 ]
                 if fresh:
                     yield marketdata_pb2.StreamBarsResponse(bars=fresh)

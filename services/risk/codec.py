@@ -31,7 +31,6 @@ from cift.trading.pretrade.quote import Quote
 from cift.trading.pretrade.rules import Reason
 from cift.trading.pretrade.snapshot import ZERO
 from cift.trading.pretrade.trading_state import TradingState
-from cift.trading.vocabulary import Instrument
 from services.risk.desk import CallerFigures
 
 STATES_TO_WIRE = enum_to_pb(TradingState, rules_pb2.TradingState, "TRADING_STATE_")
@@ -132,20 +131,6 @@ def overrides_from_wire(
 ) -> tuple[LimitOverrides, frozenset[str]]:
     """The fields present in a PATCH, and the fields to return to the default."""
     return limit_overrides_from_wire(request), frozenset(request.reset_fields)
-
-
-def instrument_from_wire(wire: marketdata_pb2.Instrument) -> Instrument:
-    tick = optional_decimal("tick_size", wire.tick_size) or Decimal("0.01")
-    lot = optional_decimal("lot_size", wire.lot_size) or Decimal(1)
-    return Instrument(
-        symbol=wire.symbol,
-        tick_size=tick,
-        lot_size=lot,
-        tradable=wire.tradable and wire.status != marketdata_pb2.INSTRUMENT_STATUS_INACTIVE,
-        halted=wire.status == marketdata_pb2.INSTRUMENT_STATUS_HALTED,
-        shortable=wire.shortable,
-        fractionable=wire.fractionable,
-    )
 
 
 def _price(value: float) -> Decimal:

@@ -11,9 +11,9 @@ import grpc
 
 from cift.runtime.clients import open_channel
 from cift.runtime.errors import Unavailable
+from cift.runtime.instrument_wire import instrument_from_wire
 from cift.runtime.instruments import InstrumentCache
 from cift.trading.vocabulary import Instrument
-from services.risk.codec import instrument_from_wire
 
 CALL_TIMEOUT_S = 2.0
 

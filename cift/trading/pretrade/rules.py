@@ -22,7 +22,7 @@ from cift.trading.pretrade.order import CheckedOrder
 from cift.trading.pretrade.quote import NS_PER_S, Quote
 from cift.trading.pretrade.snapshot import ZERO, SnapshotView
 from cift.trading.pretrade.trading_state import TradingState, reduces_position
-from cift.trading.vocabulary import OrderType, Side, TimeInForce
+from cift.trading.vocabulary import FRACTIONAL_QTY_INCREMENT, OrderType, Side, TimeInForce
 
 HUNDRED = Decimal(100)
 # Enum members read once: a class attribute lookup on an enum costs far more than a
@@ -292,8 +292,14 @@ def check_lot_size(ctx: CheckContext) -> list[Violation]:
         or is_multiple_of(qty, instrument.qty_increment)
     ):
         return []
-    if instrument.fractionable:
+    if instrument.fractionable and instrument.qty_increment == FRACTIONAL_QTY_INCREMENT:
         message = f"{ctx.order.symbol} quantities allow at most 9 decimal places (got {_fmt(qty)})."
+    elif instrument.fractionable:
+        # Market data named a coarser step (its minimum order size).
+        message = (
+            f"{ctx.order.symbol} trades in steps of {_fmt(instrument.qty_increment)} shares; "
+            f"{_fmt(qty)} is not a multiple of the step."
+        )
     elif instrument.lot_size == 1:
         message = f"{ctx.order.symbol} trades in whole shares only (got {_fmt(qty)})."
     else:

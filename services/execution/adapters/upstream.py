@@ -32,6 +32,7 @@ from cift.runtime.errors import (
     Unavailable,
 )
 from cift.runtime.identity import IDENTITY_TOKEN_HEADER, maybe_identity
+from cift.runtime.instrument_wire import instrument_from_wire
 from cift.runtime.instruments import InstrumentCache
 from cift.runtime.money import decimal_of_double
 from cift.trading.intraday import NS_PER_DAY
@@ -68,7 +69,7 @@ class MarketReference:
         self._stub = marketdata_pb2_grpc.MarketDataServiceStub(channel)
         self._timeout_s = timeout_s
         self._instruments = InstrumentCache(
-            channel, instrument_from_message, INSTRUMENT_CACHE_S, timeout_s=timeout_s
+            channel, instrument_from_wire, INSTRUMENT_CACHE_S, timeout_s=timeout_s
         )
         # symbol -> (trading day start, when asked, close): one question per symbol per day.
         self._previous_closes: dict[str, tuple[int, float, Decimal | None]] = {}
@@ -143,20 +144,6 @@ def clock_from_reply(reply: marketdata_pb2.GetClockResponse) -> MarketClock:
     )
     return MarketClock(
         reply.timestamp.ToNanoseconds(), reply.is_open, next_close, next_open, previous_close
-    )
-
-
-def instrument_from_message(message: marketdata_pb2.Instrument) -> Instrument:
-    lot = Decimal(message.lot_size or "1")
-    minimum = Decimal(message.min_order_size or lot)
-    # Fractionable instruments trade in steps of the smallest order size; others in lots.
-    increment = minimum if message.fractionable and minimum < lot else lot
-    return Instrument(
-        symbol=message.symbol,
-        tick_size=Decimal(message.tick_size or "0.01"),
-        qty_increment=increment,
-        fractionable=message.fractionable,
-        tradable=message.tradable,
     )
 
 

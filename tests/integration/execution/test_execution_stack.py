@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 import grpc
@@ -89,6 +89,29 @@ async def test_submit_fill_position_and_account_agree_to_the_cent(mesh: Mesh) ->
     assert sorted(D(a.net_amount) for a in activities) == sorted(
         [opening, -10 * paid, 4 * received]
     )
+
+
+async def test_a_fractionable_symbol_fills_half_a_share_and_a_whole_share_one_refuses_it(
+    mesh: Mesh,
+) -> None:
+    # Market data lists each lot as its minimum order size; fractionable still means
+    # fractional quantities, at execution as at risk.
+    trader = await mesh.trader()
+    opening = D((await mesh.account(trader)).cash)
+    quote = await mesh.quote(trader, "AAPL")
+    limit = price(quote.ask, "1.02", up=True)
+    half = await mesh.submit(trader, symbol="AAPL", qty="0.5", limit_price=str(limit))
+    half = await mesh.settled(trader, half.id)
+    assert half.status == orders_pb2.ORDER_STATUS_FILLED
+    assert D(half.filled_qty) == D("0.5")
+    cost = (D("0.5") * D(half.filled_avg_price)).quantize(CENT, ROUND_HALF_UP)
+    account = await mesh.account(trader)
+    assert D(account.cash) == opening - cost
+    assert D(account.reserved_buying_power) == 0
+
+    error = await rpc_error(mesh.submit(trader, symbol="SNDL", qty="0.5", limit_price="0.80"))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "SNDL does not trade in fractional shares" in (error.details() or "")
 
 
 async def test_a_position_bought_today_reports_its_change_since_the_previous_daily_close(

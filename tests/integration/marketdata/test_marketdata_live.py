@@ -17,7 +17,6 @@ import pytest
 from cift import indicators
 from cift.marketdata.v1 import marketdata_pb2 as md
 from cift.runtime.timestamps import timestamp
-from services.marketdata.events import timestamp_ns
 from services.marketdata.ingest import LATEST_QUOTES_KEY
 from services.marketdata.server import WARMUP_FACTOR
 from tests.integration.marketdata.bar_reference import reference_bars
@@ -67,7 +66,7 @@ async def test_ticks_flow_from_the_simulator_to_the_latest_quote_rpc(live: Runni
     first = await eventually(lambda: latest_quote(live, "aapl"))
     assert first.symbol == "AAPL" and 0 < first.bid < first.ask
     assert first.bid_size > 0 and first.bid_size % 100 == 0
-    assert abs(timestamp_ns(first.timestamp) - time.time_ns()) < 30 * S
+    assert abs(first.timestamp.ToNanoseconds() - time.time_ns()) < 30 * S
 
     async def newer() -> md.Quote | None:
         quote = await latest_quote(live, "AAPL")
@@ -93,7 +92,7 @@ async def test_bars_equal_bars_computed_independently_from_the_stored_trades(
     # Every bar but the newest has closed (a symbol has one open bar per timeframe).
     closed = response.bars[:-1]
     assert len(closed) >= 2
-    first, last = timestamp_ns(closed[0].start_time), timestamp_ns(closed[-1].start_time)
+    first, last = closed[0].start_time.ToNanoseconds(), closed[-1].start_time.ToNanoseconds()
     async with live.pool.acquire() as conn:
         rows = await conn.fetch(
             "SELECT ts_ns, price, size FROM ticks WHERE symbol = 'MSFT' AND kind = 2 "
@@ -105,7 +104,7 @@ async def test_bars_equal_bars_computed_independently_from_the_stored_trades(
     assert len(expected) == len(closed)
     for bar in closed:
         o, h, lo, c, volume, notional, count = expected[
-            ("MSFT", "1Sec", timestamp_ns(bar.start_time))
+            ("MSFT", "1Sec", bar.start_time.ToNanoseconds())
         ]
         assert (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trade_count) == (
             o,
@@ -150,7 +149,7 @@ async def test_trades_page_in_time_order(live: RunningService) -> None:
         md.GetTradesRequest(symbol="QQQ", page_size=3, page_token=first.next_page_token),
         metadata=METADATA,
     )
-    both = [(timestamp_ns(t.timestamp), t.sequence) for t in [*first.trades, *second.trades]]
+    both = [(t.timestamp.ToNanoseconds(), t.sequence) for t in [*first.trades, *second.trades]]
     assert both == sorted(both) and len(set(both)) == len(both)
 
 
@@ -216,7 +215,7 @@ async def test_a_stalled_subscriber_does_not_delay_the_others(live: RunningServi
             live.stub.StreamTrades(md.StreamTradesRequest(), metadata=METADATA), 20
         )
         now = time.time_ns()
-        lags = [now - timestamp_ns(t.timestamp) for m in messages[-5:] for t in m.trades]
+        lags = [now - t.timestamp.ToNanoseconds() for m in messages[-5:] for t in m.trades]
         assert lags and max(lags) < 2 * S
     finally:
         for call in stalled:
@@ -238,17 +237,17 @@ async def test_bar_stream_delivers_closed_bars_and_replays_after_a_time(
         3,
     )
     bars = [b for m in messages for b in m.bars]
-    starts = [timestamp_ns(b.start_time) for b in bars]
+    starts = [b.start_time.ToNanoseconds() for b in bars]
     assert bars and all(b.symbol == "AAPL" and b.timeframe == "1Sec" for b in bars)
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
-    assert starts[0] == timestamp_ns(recent.bars[-3].start_time)
+    assert starts[0] == recent.bars[-3].start_time.ToNanoseconds()
 
 
 async def test_indicators_match_the_domain_kernels_over_the_bars(live: RunningService) -> None:
     bars = await live.stub.GetBars(
         md.GetBarsRequest(symbol="AAPL", timeframe="1Sec"), metadata=METADATA
     )
-    end = timestamp(timestamp_ns(bars.bars[-1].start_time) + S)
+    end = timestamp(bars.bars[-1].start_time.ToNanoseconds() + S)
     response = await live.stub.GetIndicators(
         md.GetIndicatorsRequest(
             symbol="AAPL", timeframe="1Sec", indicators="sma:3,rsi:2,vwap,ofi,imbalance", end=end
@@ -315,7 +314,7 @@ async def test_export_streams_a_parquet_file_of_the_bars(live: RunningService) -
     assert frame.height == len(bars.bars) - 1
     assert frame["close"].to_list() == [b.close for b in bars.bars[:-1]]
     first = frame["start_time"][0]
-    assert math.isclose(first.timestamp(), timestamp_ns(bars.bars[0].start_time) / S)
+    assert math.isclose(first.timestamp(), bars.bars[0].start_time.ToNanoseconds() / S)
 
 
 async def test_reference_rpcs_instruments_and_clock(live: RunningService) -> None:

@@ -7,7 +7,6 @@ import pytest
 
 from cift.marketdata.v1 import marketdata_pb2 as md
 from cift.runtime.timestamps import timestamp
-from services.marketdata.events import timestamp_ns
 from services.marketdata.replay import sample_data_path
 from tests.integration.marketdata.marketdata_helpers import METADATA, Scenario, eventually
 
@@ -32,7 +31,7 @@ async def test_replayed_goog_history_comes_back_as_the_same_daily_bars(scenario:
         marketdata_tick_partition_days=3650,
     ) as service:
         start = timestamp(int(pl.Series([first_day]).cast(pl.Datetime("ns")).cast(pl.Int64)[0]))
-        end = timestamp(timestamp_ns(start) + 600 * DAY)
+        end = timestamp(start.ToNanoseconds() + 600 * DAY)
 
         async def daily_bars() -> list[md.Bar] | None:
             response = await service.stub.GetBars(

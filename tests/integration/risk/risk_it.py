@@ -66,6 +66,25 @@ UNIVERSE = {
         shortable=False,
         status=marketdata_pb2.INSTRUMENT_STATUS_ACTIVE,
     ),
+    # Delisted, though its tradable flag was left set.
+    "GONE": marketdata_pb2.Instrument(
+        symbol="GONE",
+        tick_size="0.01",
+        lot_size="1",
+        tradable=True,
+        status=marketdata_pb2.INSTRUMENT_STATUS_INACTIVE,
+    ),
+    # Fractional orders go in steps of its minimum order size.
+    "STEP": marketdata_pb2.Instrument(
+        symbol="STEP",
+        tick_size="0.01",
+        lot_size="1",
+        min_order_size="0.001",
+        tradable=True,
+        shortable=True,
+        fractionable=True,
+        status=marketdata_pb2.INSTRUMENT_STATUS_ACTIVE,
+    ),
 }
 
 

@@ -100,13 +100,29 @@ async def test_every_failed_rule_comes_back_with_its_code(
     assert "lots of 100 shares" in response.violations[0].message
 
 
-async def test_unknown_and_halted_instruments_are_rejected(
+async def test_unknown_halted_and_delisted_instruments_are_rejected(
     risk: risk_pb2_grpc.RiskServiceAsyncStub, account: str
 ) -> None:
     unknown = await risk.CheckOrder(check(account, symbol="NOPE"), metadata=trader(account))
     assert codes(unknown) == ["UNKNOWN_INSTRUMENT"]
     halted = await risk.CheckOrder(check(account, symbol="HALT"), metadata=trader(account))
     assert codes(halted) == ["INSTRUMENT_HALTED"]
+    delisted = await risk.CheckOrder(check(account, symbol="GONE"), metadata=trader(account))
+    assert codes(delisted) == ["INSTRUMENT_NOT_TRADABLE"]
+
+
+async def test_fractional_quantities_keep_to_the_step_market_data_names(
+    risk: risk_pb2_grpc.RiskServiceAsyncStub, account: str
+) -> None:
+    on_step = await risk.CheckOrder(
+        check(account, symbol="STEP", qty="0.125"), metadata=trader(account)
+    )
+    assert on_step.approved, on_step
+    off_step = await risk.CheckOrder(
+        check(account, symbol="STEP", qty="0.1255"), metadata=trader(account)
+    )
+    assert codes(off_step) == ["LOT_SIZE"]
+    assert "steps of 0.001 shares" in off_step.violations[0].message
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime.errors import InvalidArgument, Unavailable
 from cift.trading.intraday import NS_PER_DAY
+from cift.trading.orders import OrderRequest, validate_order_request
+from cift.trading.vocabulary import OrderType, Side
 from services.execution.adapters import upstream
 from services.execution.adapters.upstream import MarketReference, clock_from_reply
+from services.marketdata.events import instrument_pb
+from services.marketdata.instruments import default_universe
 
 
 def stamp(ns: int) -> Timestamp:
@@ -73,6 +77,8 @@ class FakeMarketData(marketdata_pb2_grpc.MarketDataServiceServicer):
         self.asked: list[marketdata_pb2.GetBarsRequest] = []
         self.instrument_calls = 0
         self.outage = False
+        # What GetInstrument answers for a symbol, when not the plain one below.
+        self.instruments: dict[str, marketdata_pb2.Instrument] = {}
 
     async def GetInstrument(
         self, request: marketdata_pb2.GetInstrumentRequest, context: Any
@@ -80,6 +86,8 @@ class FakeMarketData(marketdata_pb2_grpc.MarketDataServiceServicer):
         self.instrument_calls += 1
         if self.outage:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+        if request.symbol in self.instruments:
+            return marketdata_pb2.GetInstrumentResponse(instrument=self.instruments[request.symbol])
         if request.symbol not in self.closes:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"Unknown symbol {request.symbol}.")
         return marketdata_pb2.GetInstrumentResponse(
@@ -177,3 +185,35 @@ async def test_market_data_down_on_a_first_lookup_is_unavailable_and_retried(
         await reference.instrument("AAPL")
     fake.outage = False
     assert (await reference.instrument("AAPL")).symbol == "AAPL"
+
+
+def buy(symbol: str, qty: Decimal) -> OrderRequest:
+    return OrderRequest(symbol, Side.BUY, OrderType.MARKET, qty=qty)
+
+
+async def test_a_delisted_symbol_is_refused_at_entry_and_a_halt_is_seen(
+    market: tuple[FakeMarketData, MarketReference],
+) -> None:
+    fake, reference = market
+    for symbol, status in (
+        ("GONE", marketdata_pb2.INSTRUMENT_STATUS_INACTIVE),
+        ("HALT", marketdata_pb2.INSTRUMENT_STATUS_HALTED),
+    ):
+        fake.instruments[symbol] = marketdata_pb2.Instrument(
+            symbol=symbol, tick_size="0.01", lot_size="1", tradable=True, status=status
+        )
+    with pytest.raises(InvalidArgument, match="GONE is not tradable"):
+        validate_order_request(buy("GONE", Decimal(1)), await reference.instrument("GONE"))
+    halted = await reference.instrument("HALT")
+    assert halted.halted and halted.tradable  # risk refuses it as INSTRUMENT_HALTED
+
+
+async def test_a_fractionable_symbol_as_market_data_lists_it_takes_fractional_quantities(
+    market: tuple[FakeMarketData, MarketReference],
+) -> None:
+    fake, reference = market
+    fake.instruments["AAPL"] = instrument_pb(default_universe().get("AAPL"))
+    fake.instruments["SNDL"] = instrument_pb(default_universe().get("SNDL"))
+    validate_order_request(buy("AAPL", Decimal("0.5")), await reference.instrument("AAPL"))
+    with pytest.raises(InvalidArgument, match="SNDL does not trade in fractional shares"):
+        validate_order_request(buy("SNDL", Decimal("0.5")), await reference.instrument("SNDL"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from cift.marketdata.v1 import events_pb2, marketdata_pb2
-from services.marketdata.events import tick_event_bytes, timestamp_ns
+from services.marketdata.events import tick_event_bytes
 from services.marketdata.feed import (
     MAX_TICKS_PER_INTERVAL,
     FeedRunner,
@@ -91,7 +91,7 @@ def test_stamped_ticks_get_consecutive_sequences_and_quotes_carry_the_last_trade
     first_quote, last_quote = batch[0], batch[3]
     assert isinstance(first_quote, marketdata_pb2.Quote) and first_quote.last == 0.0
     assert isinstance(last_quote, marketdata_pb2.Quote) and last_quote.last == 99.5
-    assert timestamp_ns(last_quote.timestamp) == 80 * S
+    assert last_quote.timestamp.ToNanoseconds() == 80 * S
     assert runner.next_sequence == 5005
 
 

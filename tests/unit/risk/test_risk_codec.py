@@ -94,21 +94,6 @@ def test_patch_decodes_only_present_fields_and_resets() -> None:
     assert reset == frozenset({"max_open_orders"})
 
 
-def test_instrument_status_maps_to_halted_and_tradable() -> None:
-    wire = marketdata_pb2.Instrument(
-        symbol="AAPL",
-        tick_size="0.01",
-        lot_size="1",
-        tradable=True,
-        status=marketdata_pb2.INSTRUMENT_STATUS_HALTED,
-        fractionable=True,
-        shortable=False,
-    )
-    instrument = codec.instrument_from_wire(wire)
-    assert instrument.halted and instrument.tradable and not instrument.shortable
-    assert instrument.tick_size == Decimal("0.01")
-
-
 def test_quote_doubles_become_the_decimals_the_feed_meant() -> None:
     quote = codec.quote_from_wire(marketdata_pb2.Quote(symbol="AAPL", bid=100.1, ask=100.2), 7)
     assert quote.bid == Decimal("100.1") and quote.ask == Decimal("100.2")

@@ -334,6 +334,15 @@ def test_a_lot_size_refusal_names_the_lot() -> None:
     ]
 
 
+def test_a_fractional_step_refusal_names_the_step_market_data_gave() -> None:
+    steps = snapshot(instrument=dataclasses.replace(AAPL, qty_increment=D("0.001")))
+    assert check_lot_size(ctx(order(qty=D("0.002")), steps)) == []
+    found = check_lot_size(ctx(order(qty=D("0.0005")), steps))
+    assert [v.message for v in found] == [
+        "AAPL trades in steps of 0.001 shares; 0.0005 is not a multiple of the step."
+    ]
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
