@@ -99,6 +99,17 @@ def register_and_login(rest: Rest, label: str = "trader") -> Trader:
     )
 
 
+def market_order(side: str = "ORDER_SIDE_BUY", qty: str = "1", symbol: str = SYMBOL) -> Json:
+    """The REST body of a day market order."""
+    return {
+        "symbol": symbol,
+        "side": side,
+        "type": "ORDER_TYPE_MARKET",
+        "timeInForce": "TIME_IN_FORCE_DAY",
+        "qty": qty,
+    }
+
+
 def limit_price_away_from_market(quote: Json, side: str) -> str:
     """A limit price 5 % through the market on the passive side: the order rests
     (never fills in a test's lifetime) but stays inside risk's 10 % price collar."""

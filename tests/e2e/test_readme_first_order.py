@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.e2e_client import SYMBOL, Rest, Trader, eventually, grpc_target, new_email
+from tests.e2e.e2e_client import (
+    Rest,
+    Trader,
+    eventually,
+    grpc_target,
+    market_order,
+    new_email,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -69,16 +76,9 @@ def fills_at_once(rest: Rest, trader: Trader) -> None:
     one, execution's tick consumer may not have taken a quote yet; its first market
     orders then rest until the first tick, and come back ACCEPTED, not FILLED.
     """
-    order = {
-        "symbol": SYMBOL,
-        "side": "ORDER_SIDE_BUY",
-        "type": "ORDER_TYPE_MARKET",
-        "timeInForce": "TIME_IN_FORCE_DAY",
-        "qty": "1",
-    }
 
     def filled_at_once() -> bool:
-        response = rest.call("POST", "/v1/orders", token=trader.access_token, json=order)
+        response = rest.call("POST", "/v1/orders", token=trader.access_token, json=market_order())
         return response.ok and response.json()["order"]["status"] == "ORDER_STATUS_FILLED"
 
     eventually(filled_at_once, "a market order filled as it is placed", timeout_s=30)

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.e2e_client import PASSWORD, SYMBOL, Rest, Trader, eventually, new_email
+from tests.e2e.e2e_client import (
+    PASSWORD,
+    SYMBOL,
+    Rest,
+    Trader,
+    eventually,
+    market_order,
+    new_email,
+)
 from tests.e2e.e2e_journey import (
     RoundTrip,
     assert_bars,
@@ -38,13 +46,7 @@ def market(rest: Rest, token: str, side: str, qty: str = QTY) -> Json:
         "POST",
         "/v1/orders",
         token=token,
-        json={
-            "symbol": SYMBOL,
-            "side": side,
-            "type": "ORDER_TYPE_MARKET",
-            "timeInForce": "TIME_IN_FORCE_DAY",
-            "qty": qty,
-        },
+        json=market_order(side, qty),
     )["order"]
     return filled(rest, token, order["id"])
 
@@ -173,14 +175,7 @@ def test_api_key_reads_with_its_scopes_and_stops_working_once_revoked(
     account = rest.ok("GET", "/v1/account", api_key=key)["account"]
     assert account["id"] == trader.account_id
     assert rest.ok("GET", f"/v1/quotes/{SYMBOL}", api_key=key)["quote"]["symbol"] == SYMBOL
-    order = {
-        "symbol": SYMBOL,
-        "side": "ORDER_SIDE_BUY",
-        "type": "ORDER_TYPE_MARKET",
-        "timeInForce": "TIME_IN_FORCE_DAY",
-        "qty": "1",
-    }
-    refused = rest.call("POST", "/v1/orders", api_key=key, json=order)
+    refused = rest.call("POST", "/v1/orders", api_key=key, json=market_order())
     assert refused.status_code == 403
     assert refused.json()["code"] == 7  # PERMISSION_DENIED: the key lacks "trade"
     listed = rest.ok("GET", "/v1/auth/api-keys", token=trader.access_token)["apiKeys"]
@@ -203,28 +198,14 @@ def test_trade_key_places_orders_for_its_owner(rest: Rest, trader: Trader) -> No
         "POST",
         "/v1/orders",
         api_key=key,
-        json={
-            "symbol": SYMBOL,
-            "side": "ORDER_SIDE_BUY",
-            "type": "ORDER_TYPE_MARKET",
-            "timeInForce": "TIME_IN_FORCE_DAY",
-            "qty": "1",
-            "clientOrderId": "bot-1",
-        },
+        json={**market_order(), "clientOrderId": "bot-1"},
     )["order"]
     assert order["accountId"] == trader.account_id
     again = rest.ok(
         "POST",
         "/v1/orders",
         api_key=key,
-        json={
-            "symbol": SYMBOL,
-            "side": "ORDER_SIDE_BUY",
-            "type": "ORDER_TYPE_MARKET",
-            "timeInForce": "TIME_IN_FORCE_DAY",
-            "qty": "1",
-            "clientOrderId": "bot-1",
-        },
+        json={**market_order(), "clientOrderId": "bot-1"},
     )["order"]
     assert again["id"] == order["id"]  # the client order id made the retry harmless
 

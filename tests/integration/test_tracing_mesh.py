@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from cift.runtime.config import env_name
 from cift.stack.launcher import Stack, StackInfo, StackOptions
-from tests.e2e.e2e_client import SYMBOL, Rest, eventually, register_and_login
+from tests.e2e.e2e_client import SYMBOL, Rest, eventually, market_order, register_and_login
 
 pytestmark = pytest.mark.integration
 
@@ -96,19 +96,14 @@ async def test_a_market_order_leaves_one_trace_from_the_gateway_to_the_fill(
             "a first quote",
             timeout_s=30,
         )
-        market_buy = {
-            "symbol": SYMBOL,
-            "side": "ORDER_SIDE_BUY",
-            "type": "ORDER_TYPE_MARKET",
-            "timeInForce": "TIME_IN_FORCE_DAY",
-            "qty": "1",
-        }
 
         def priced() -> Any:
             # Market data serving a quote does not mean execution has taken one off the
             # ticks topic yet (a fresh stack's consumer joins after the first ticks):
             # until then a market order is refused as one that cannot be priced.
-            response = rest.call("POST", "/v1/orders", token=trader.access_token, json=market_buy)
+            response = rest.call(
+                "POST", "/v1/orders", token=trader.access_token, json=market_order()
+            )
             if response.status_code == 400 and "cannot be priced" in response.text:
                 return None
             assert response.ok, f"POST /v1/orders → {response.status_code}: {response.text}"
