@@ -37,8 +37,9 @@ up: setup  ## start the whole mesh (embedded PostgreSQL, Redis, Kafka, Envoy whe
 # hidden directory: checkov skips paths with a dot-directory in them.
 PYTEST := mkdir -p build && $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=$(CURDIR)/build/pytest
 
+# The slowest tests are listed at the end of every run, so CI's time stays in view.
 test: setup lint typecheck gen-check lint-protos web-test  ## everything CI runs
-	$(PYTEST)
+	$(PYTEST) --durations=25
 
 check: test
 

@@ -36,7 +36,7 @@ from cift.trading.orders import (
     resolve_resubmission,
 )
 from cift.trading.vocabulary import ZERO, Instrument
-from services.execution.app.entry_stages import BOOK, CONTEXT, RISK, WRITE
+from services.execution.app.entry_stages import SUBMIT_STAGES
 from services.execution.app.entry_statements import EntryStatements
 from services.execution.app.journal import Filled, Journal, Journaled
 from services.execution.app.live import LiveBook
@@ -134,7 +134,7 @@ class OrderEntry:
         handed_over = False
         try:
             open_orders = await self.open_orders(account_id, request.symbol)
-            with CONTEXT.time():
+            with SUBMIT_STAGES.time("context"):
                 context = await self._statements.context(
                     (account_id, request.symbol, request.client_order_id)
                 )
@@ -142,7 +142,7 @@ class OrderEntry:
                 async with self.pool.acquire() as conn:
                     return Placed(await self.resubmission(conn, account_id, request))
             order.reserve(await self.pretrade.reservation(order, context, open_orders))
-            with RISK.time():
+            with SUBMIT_STAGES.time("risk"):
                 await self.pretrade.risk_check(order, context, open_orders)
             await self.book_instrument(instrument)
             order.accept(order.created_ns)
@@ -173,7 +173,7 @@ class OrderEntry:
     ) -> Placed:
         # The account's next event sequence as read; the write checks it still is.
         try:
-            with WRITE.time():
+            with SUBMIT_STAGES.time("write"):
                 written = await self._statements.write(order, context.event_seq + 1)
         except DuplicateClientOrderId:
             # The same client_order_id raced in from another call: answer as a resubmission.
@@ -190,7 +190,7 @@ class OrderEntry:
             self._expected[order.order_id] = TakenFill(
                 context.position, dataclasses.replace(order), context.balances, sequence, ZERO
             )
-        with BOOK.time():
+        with SUBMIT_STAGES.time("book"):
             return Placed(order, await self._bookings.submit(order))
 
     async def _book_orders(self, orders: list[Order]) -> list[BaseException | Filled | None]:

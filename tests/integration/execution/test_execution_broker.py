@@ -36,7 +36,7 @@ from services.execution.adapters import orders_sql
 from services.execution.adapters.risk_check import RiskCheck
 from services.execution.adapters.sql_stores import SQL_STORES
 from services.execution.app.broker import AccountSettings, Broker
-from services.execution.app.entry_stages import STAGES
+from services.execution.app.entry_stages import SUBMIT_STAGES
 from services.execution.app.journal import Filled
 from services.execution.app.ports import MarketClock
 from tests.integration.execution.ticks import quote_event, trade_event
@@ -258,7 +258,7 @@ def stage_counts() -> dict[str, float]:
             "cift_execution_submit_stage_seconds_count", {"stage": stage}
         )
         or 0.0
-        for stage in STAGES
+        for stage in SUBMIT_STAGES.stages
     }
 
 
@@ -271,7 +271,8 @@ async def test_each_stage_of_an_accepted_order_is_timed_once(
     await broker.submit(account, limit(symbol, Side.BUY, "1", "100.00"))
 
     after = stage_counts()
-    assert {stage: after[stage] - before[stage] for stage in STAGES} == dict.fromkeys(STAGES, 1)
+    stages = SUBMIT_STAGES.stages
+    assert {stage: after[stage] - before[stage] for stage in stages} == dict.fromkeys(stages, 1)
 
 
 async def test_fifty_concurrent_orders_of_ten_percent_each_accept_at_most_ten(
