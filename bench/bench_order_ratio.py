@@ -24,10 +24,11 @@ and Envoy, on free ports) and measures through the gateway:
   (bench/figures.py), so `make bench` draws their distribution beside the gRPC floor's.
 - ms per stage at each fixed rate: the mean time a SubmitOrder spent reading its
   context, at the risk service, writing and booking, from execution's
-  `cift_execution_submit_stage_seconds` (`services/execution/app/entry_stages.py`, a tree without it shows none), and in
-  execution's handler in all (`cift_rpc_latency_seconds`); the rest of the end-to-end
-  time is the gateway, the network and the load generator. Where the wait is when
-  quiet, and which stage queues under load.
+  `cift_execution_submit_stage_seconds` (services/execution/app/entry_stages.py; a
+  tree without it shows none), and in execution's handler in all
+  (`cift_rpc_latency_seconds`); the rest of the end-to-end time is the gateway, the
+  network and the load generator. Where the wait is when quiet, and which stage
+  queues under load.
 
 The load generator shares the machine with the mesh; the ratio cancels most of that.
 """
