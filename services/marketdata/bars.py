@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from cift.runtime.errors import InvalidArgument
+from cift.runtime.timestamps import NS_PER_S
 from services.marketdata.bars_grid import bars_on_grid
 from services.marketdata.bars_kernel import (
     BAR_CLOSE,
@@ -43,8 +44,6 @@ from services.marketdata.bars_kernel import (
     codes_from_string_views,
 )
 
-NS_PER_SECOND = 1_000_000_000
-
 
 @dataclass(frozen=True, slots=True)
 class Timeframe:
@@ -53,12 +52,12 @@ class Timeframe:
 
 
 TIMEFRAMES: tuple[Timeframe, ...] = (
-    Timeframe("1Sec", NS_PER_SECOND),
-    Timeframe("1Min", 60 * NS_PER_SECOND),
-    Timeframe("5Min", 300 * NS_PER_SECOND),
-    Timeframe("15Min", 900 * NS_PER_SECOND),
-    Timeframe("1Hour", 3600 * NS_PER_SECOND),
-    Timeframe("1Day", 86400 * NS_PER_SECOND),
+    Timeframe("1Sec", NS_PER_S),
+    Timeframe("1Min", 60 * NS_PER_S),
+    Timeframe("5Min", 300 * NS_PER_S),
+    Timeframe("15Min", 900 * NS_PER_S),
+    Timeframe("1Hour", 3600 * NS_PER_S),
+    Timeframe("1Day", 86400 * NS_PER_S),
 )
 _BY_NAME = {tf.name.lower(): tf for tf in TIMEFRAMES}
 

@@ -23,9 +23,8 @@ from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cift.runtime.errors import InvalidArgument
-from cift.runtime.timestamps import to_ns
+from cift.runtime.timestamps import NS_PER_S, to_ns
 
-NS_PER_SECOND = 1_000_000_000
 # Search horizon for the next session: longer than any run of weekends and holidays.
 _MAX_SEARCH_DAYS = 30
 
@@ -188,7 +187,7 @@ class ExchangeCalendar:
         return to_ns(opens), to_ns(closes)
 
     def _local_day(self, ts_ns: int) -> dt.date:
-        return dt.datetime.fromtimestamp(ts_ns / NS_PER_SECOND, tz=self.zone).date()
+        return dt.datetime.fromtimestamp(ts_ns / NS_PER_S, tz=self.zone).date()
 
     def is_open(self, ts_ns: int) -> bool:
         session = self.session(self._local_day(ts_ns))

@@ -14,13 +14,12 @@ from typing import Any
 from cift.marketdata.v1 import events_pb2, marketdata_pb2
 from cift.runtime.kafka import EVENT_ID_HEADER, SCHEMA_HEADER, TOPIC_TICKS, EventProducer
 from cift.runtime.money import format_decimal
-from cift.runtime.timestamps import timestamp
+from cift.runtime.timestamps import NS_PER_S, timestamp
 from cift.runtime.tracing import inject_headers
 from services.marketdata.bars import Bar
 from services.marketdata.instruments import Instrument
 from services.marketdata.ticks import Quote, Trade
 
-NS_PER_SECOND = 1_000_000_000
 TICK_SCHEMA = events_pb2.TickEvent.DESCRIPTOR.full_name.encode()
 # The venue fields of a simulated quote: none (the constructor leaves them empty).
 _NO_VENUE: dict[str, Any] = {}
@@ -51,7 +50,7 @@ def quote_pb(quote: Quote, sequence: int, last: float) -> marketdata_pb2.Quote:
         **venue,
     )
     stamp = message.timestamp
-    stamp.seconds, stamp.nanos = divmod(quote.ts_ns, NS_PER_SECOND)
+    stamp.seconds, stamp.nanos = divmod(quote.ts_ns, NS_PER_S)
     return message
 
 
@@ -72,7 +71,7 @@ def trade_pb(trade: Trade, sequence: int) -> marketdata_pb2.Trade:
             symbol=trade.symbol, price=trade.price, size=trade.size, sequence=sequence
         )
     stamp = message.timestamp
-    stamp.seconds, stamp.nanos = divmod(trade.ts_ns, NS_PER_SECOND)
+    stamp.seconds, stamp.nanos = divmod(trade.ts_ns, NS_PER_S)
     return message
 
 

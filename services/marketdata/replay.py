@@ -25,10 +25,10 @@ from pathlib import Path
 import polars as pl
 
 from cift.runtime.errors import InvalidArgument
+from cift.runtime.timestamps import NS_PER_S
 from services.marketdata.instruments import tick_size_for_price
 from services.marketdata.ticks import SIDE_UNKNOWN, Quote, Tick, Trade
 
-NS_PER_SECOND = 1_000_000_000
 MAX_SPEED = 1_000_000.0
 _TIME_COLUMNS = ("ts_ns", "timestamp", "time", "date", "datetime", "")
 _BAR_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -56,7 +56,7 @@ def pace(events: Iterable[Tick], *, speed: float) -> Iterator[Paced]:
         if first_ts is None:
             first_ts = event.ts_ns
         if speed > 0:
-            due = max(due, (event.ts_ns - first_ts) / NS_PER_SECOND / speed)
+            due = max(due, (event.ts_ns - first_ts) / NS_PER_S / speed)
         yield Paced(due, event)
 
 
@@ -157,8 +157,8 @@ def _bars_to_ticks(frame: pl.DataFrame, bar_ns: int | None) -> list[Tick]:
             pl.col("__ts").diff().filter(pl.col("__ts").diff() > 0).min()
         )
         smallest = gaps.get_column("__ts").drop_nulls()
-        bar_ns = int(smallest.min()) if len(smallest) else 86_400 * NS_PER_SECOND  # type: ignore[arg-type]
-        bar_ns = min(bar_ns, 86_400 * NS_PER_SECOND)
+        bar_ns = int(smallest.min()) if len(smallest) else 86_400 * NS_PER_S  # type: ignore[arg-type]
+        bar_ns = min(bar_ns, 86_400 * NS_PER_S)
     if bar_ns < 4:
         raise InvalidArgument("Bars must be at least 4 ns long to be replayed as ticks.")
     ticks: list[Tick] = []

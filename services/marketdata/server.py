@@ -26,7 +26,7 @@ from redis import asyncio as aioredis
 from cift import indicators as kernels
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
 from cift.runtime.errors import InvalidArgument, NotFound
-from cift.runtime.timestamps import timestamp, timestamp_of_ns
+from cift.runtime.timestamps import NS_PER_S, timestamp, timestamp_of_ns
 from services.marketdata import indicators, store
 from services.marketdata.bars import (
     TRADE_BAR_SCHEMA,
@@ -42,8 +42,7 @@ from services.marketdata.ingest import LATEST_QUOTES_KEY
 from services.marketdata.instruments import Universe
 from services.marketdata.streams import StreamHub, serve, waker
 
-NS_PER_SECOND = 1_000_000_000
-NS_PER_DAY = 86_400 * NS_PER_SECOND
+NS_PER_DAY = 86_400 * NS_PER_S
 DEFAULT_PAGE = 1000
 MAX_PAGE = 10_000
 DEFAULT_INDICATOR_LIMIT = 500

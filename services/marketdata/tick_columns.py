@@ -25,13 +25,14 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from cift.runtime.timestamps import NS_PER_S
+
 MALFORMED = 0
 QUOTE = 1
 TRADE = 2
-NS_PER_SECOND = 1_000_000_000
 # Whole seconds whose nanoseconds (plus any fraction) still fit in a signed 64-bit integer.
-MIN_SECONDS = -(2**63) // NS_PER_SECOND + 1
-MAX_SECONDS = (2**63 - 1) // NS_PER_SECOND - 1
+MIN_SECONDS = -(2**63) // NS_PER_S + 1
+MAX_SECONDS = (2**63 - 1) // NS_PER_S - 1
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]
@@ -94,10 +95,10 @@ def _timestamp(buf: npt.NDArray[np.uint8], i: int, end: int) -> tuple[int, bool]
             i = _skip(buf, wire, i, end)
             if i < 0:
                 return 0, False
-    if not MIN_SECONDS <= seconds <= MAX_SECONDS or not 0 <= nanos < NS_PER_SECOND:
+    if not MIN_SECONDS <= seconds <= MAX_SECONDS or not 0 <= nanos < NS_PER_S:
         # Not a time the ticks table's bigint nanoseconds can hold (nor a valid Timestamp).
         return 0, False
-    return seconds * NS_PER_SECOND + nanos, True
+    return seconds * NS_PER_S + nanos, True
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]

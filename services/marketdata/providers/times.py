@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-NS_PER_SECOND = 1_000_000_000
+from cift.runtime.timestamps import NS_PER_S
+
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _SECONDS: dict[str, int] = {}
 _SECONDS_CAP = 4096
@@ -35,7 +36,7 @@ def rfc3339_ns(text: str) -> int:
         # The stream's own shape, fast: `…:45.335689322Z`.
         digits = text[20:-1]
         if 0 < len(digits) <= 9 and digits.isdigit():
-            return seconds * NS_PER_SECOND + int(digits.ljust(9, "0"))
+            return seconds * NS_PER_S + int(digits.ljust(9, "0"))
     rest = text[19:]
     nanos = 0
     if rest.startswith("."):
@@ -54,12 +55,12 @@ def rfc3339_ns(text: str) -> int:
         offset_s = sign * (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60)
     else:
         raise ValueError(f"RFC 3339 time without a zone: {text!r}")
-    return (seconds - offset_s) * NS_PER_SECOND + nanos
+    return (seconds - offset_s) * NS_PER_S + nanos
 
 
 def rfc3339(ts_ns: int) -> str:
     """Whole-second RFC 3339 in UTC (what REST queries take: fractions are refused)."""
-    moment = _EPOCH + dt.timedelta(seconds=ts_ns // NS_PER_SECOND)
+    moment = _EPOCH + dt.timedelta(seconds=ts_ns // NS_PER_S)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
