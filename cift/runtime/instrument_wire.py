@@ -6,7 +6,8 @@ kept an inactive symbol tradable and never saw a halt; risk ignored the minimum
 order size). Both decode it here, so an order is held to the same tick, step,
 halt and short rules by each. Decimals are read as every wire decimal is
 (`cift.runtime.money`); a size left empty or not above zero reads as a penny tick
-and a one-share lot.
+and a one-share lot, and one that does not parse is market data's error
+(`MalformedInstrument`), not the order's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from cift.marketdata.v1 import marketdata_pb2
+from cift.runtime.errors import InvalidArgument
 from cift.runtime.money import is_multiple_of, optional_decimal
 from cift.trading.vocabulary import FRACTIONAL_QTY_INCREMENT, ONE, ZERO, Instrument
 
@@ -21,12 +23,20 @@ from cift.trading.vocabulary import FRACTIONAL_QTY_INCREMENT, ONE, ZERO, Instrum
 DEFAULT_TICK_SIZE = Decimal("0.01")
 
 
+class MalformedInstrument(ValueError):
+    """Market data described an instrument with a figure that is not a decimal.
+
+    Its fault, not the order's: the caller gets INTERNAL (with a trace id, and this
+    message in the service's log), never an INVALID_ARGUMENT blaming their request.
+    """
+
+
 def instrument_from_wire(wire: marketdata_pb2.Instrument) -> Instrument:
-    """The trading rules `wire` describes; INVALID_ARGUMENT naming a malformed decimal."""
-    lot = _positive("lot_size", wire.lot_size) or ONE
+    """The trading rules `wire` describes; MalformedInstrument naming a malformed decimal."""
+    lot = _positive(wire, "lot_size") or ONE
     return Instrument(
         symbol=wire.symbol,
-        tick_size=_positive("tick_size", wire.tick_size) or DEFAULT_TICK_SIZE,
+        tick_size=_positive(wire, "tick_size") or DEFAULT_TICK_SIZE,
         qty_increment=_fractional_step(wire, lot) if wire.fractionable else lot,
         fractionable=wire.fractionable,
         # `tradable` should already be false for a delisted symbol; the status decides
@@ -43,13 +53,20 @@ def _fractional_step(wire: marketdata_pb2.Instrument, lot: Decimal) -> Decimal:
     # the step fractional orders go in. Otherwise (market data sends the lot as the
     # minimum) the step is the vocabulary's fractional default: a lot-sized step
     # would refuse the fractional quantities `fractionable` promises.
-    minimum = _positive("min_order_size", wire.min_order_size)
+    minimum = _positive(wire, "min_order_size")
     if minimum is not None and minimum < lot and is_multiple_of(lot, minimum):
         return minimum
     return FRACTIONAL_QTY_INCREMENT
 
 
-def _positive(field: str, text: str) -> Decimal | None:
-    """The decimal in `text`, or None when empty or not above zero (no usable grid)."""
-    value = optional_decimal(field, text)
+def _positive(wire: marketdata_pb2.Instrument, field: str) -> Decimal | None:
+    """The decimal in `field`, or None when empty or not above zero (no usable grid)."""
+    text: str = getattr(wire, field)
+    try:
+        value = optional_decimal(field, text)
+    except InvalidArgument:
+        raise MalformedInstrument(
+            f"Market data's instrument {wire.symbol} has {field} {text!r}, not a decimal; "
+            "check its instrument list."
+        ) from None
     return value if value is not None and value > ZERO else None

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from cift.marketdata.v1 import marketdata_pb2
-from cift.runtime.errors import InvalidArgument
-from cift.runtime.instrument_wire import instrument_from_wire
+from cift.runtime.errors import DomainError
+from cift.runtime.instrument_wire import MalformedInstrument, instrument_from_wire
 from cift.trading.vocabulary import FRACTIONAL_QTY_INCREMENT, Instrument
 from services.marketdata.events import instrument_pb
 from services.marketdata.instruments import default_universe
@@ -85,9 +85,11 @@ def test_shortable_is_read_from_the_message() -> None:
 
 
 @pytest.mark.parametrize("field", ["tick_size", "lot_size", "min_order_size"])
-def test_a_malformed_decimal_is_invalid_argument_naming_its_field(field: str) -> None:
-    with pytest.raises(InvalidArgument, match=field):
+def test_a_malformed_decimal_is_market_datas_error_naming_its_field(field: str) -> None:
+    with pytest.raises(MalformedInstrument, match=field) as raised:
         decode(fractionable=True, **{field: "1e3"})
+    # Not a DomainError: the caller gets INTERNAL, not a refusal blaming their order.
+    assert not isinstance(raised.value, DomainError)
 
 
 def test_market_datas_own_instruments_decode_to_what_it_lists() -> None:
