@@ -327,11 +327,17 @@ class Stack:
             )
         return launchers
 
+    def _kafka_session_override(self) -> int | None:
+        """The consumer-group session fit for the embedded broker, unless one is configured."""
+        if "kafka" in self.embedded and env_name("kafka_session_timeout_ms") not in self.environ:
+            return kafka_broker.SESSION_TIMEOUT_MS
+        return None
+
     def _common_config(self) -> CommonConfig:
         """The settings every service shares, pointing at this stack."""
         overrides: dict[str, Any] = {}
-        if "kafka" in self.embedded and env_name("kafka_session_timeout_ms") not in self.environ:
-            overrides["kafka_session_timeout_ms"] = kafka_broker.SESSION_TIMEOUT_MS
+        if (session_ms := self._kafka_session_override()) is not None:
+            overrides["kafka_session_timeout_ms"] = session_ms
         return load(
             CommonConfig,
             self.environ,
@@ -444,6 +450,10 @@ class Stack:
             env_name("redis_url"): self.redis_url,
             env_name("kafka_bootstrap"): self.kafka_bootstrap,
         }
+        # A process pointed at this stack (a CLI, an extra ingest member, a test's own
+        # service) joins the embedded broker's groups as quickly as the stack's services.
+        if (session_ms := self._kafka_session_override()) is not None:
+            env[env_name("kafka_session_timeout_ms")] = str(session_ms)
         grpc_addrs: dict[str, str] = {}
         metrics_urls: dict[str, str] = {}
         gateway_url = gateway_admin_url = None

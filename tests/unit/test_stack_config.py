@@ -138,6 +138,11 @@ def test_services_get_a_short_kafka_session_only_on_the_embedded_broker(
     stack = stack_in(tmp_path, environ)
     config = load_service(CommonConfig, "risk", stack.service_environs()["risk"])
     assert config.kafka_session_timeout_ms == session_ms
+    # And any other process pointed at the stack by its published settings.
+    pointed = load(
+        CommonConfig, {**environ, **stack.describe(with_services=True, with_gateway=True).env}
+    )
+    assert pointed.kafka_session_timeout_ms == session_ms
 
 
 def test_service_environ_overrides_inherited_cift_settings() -> None:
