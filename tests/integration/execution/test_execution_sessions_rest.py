@@ -200,7 +200,7 @@ async def test_rest_cls_fills_at_the_close_and_an_extended_limit_in_the_post_mar
         )
         filled = await settled(s, trader, extended["id"])
         assert filled["order"]["status"] == "ORDER_STATUS_FILLED"
-        assert [D(f["price"]) for f in filled["fills"]] == [limit + CENT]
+        assert [D(f["price"]) for f in filled["fills"]] == [limit + CENT], (limit, filled)
         waiting = await read_order(s, trader, gtc["id"])
         assert (waiting["order"]["status"], waiting.get("fills", [])) == (
             "ORDER_STATUS_ACCEPTED",
