@@ -24,6 +24,7 @@ from cift.runtime.kafka import (
     ensure_topics,
 )
 from cift.runtime.outbox import NOTIFY_PREFIX, OutboxRelay, enqueue
+from tests.consumers import consumer as consumer_for
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +117,7 @@ async def _collect(consumer: EventConsumer, count: int, timeout_s: float = 30.0)
 
 async def _collect_new_group(infra: Any, topic: str, count: int) -> list[Event]:
     """The first `count` events of `topic`, read by a consumer group of its own."""
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic])
+    consumer = consumer_for(infra, f"g-{uuid.uuid4().hex[:6]}", [topic])
     await consumer.start()
     return await _collect(consumer, count, timeout_s=20.0)
 
@@ -155,9 +156,7 @@ async def test_outbox_publishes_committed_events_only_in_order_with_headers(
         relay = OutboxRelay(pool, producer)
         assert await relay.relay_once() == 3
         assert await relay.relay_once() == 0
-        consumer = EventConsumer(
-            infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic]
-        )
+        consumer = consumer_for(infra, f"g-{uuid.uuid4().hex[:6]}", [topic])
         await consumer.start()
         events = await _collect(consumer, 3)
     assert [event.message.value for event in events] == ["first", "second", "third"]  # type: ignore[attr-defined]
@@ -273,7 +272,7 @@ async def test_consumer_retries_a_failing_batch_and_commits_after_success(infra:
             raise ConnectionError("database blip")
         done.set()
 
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", group, [topic])
+    consumer = consumer_for(infra, group, [topic])
     await consumer.start()
     task = asyncio.create_task(consumer.run(flaky))
     await asyncio.wait_for(done.wait(), 30)
@@ -283,7 +282,7 @@ async def test_consumer_retries_a_failing_batch_and_commits_after_success(infra:
     assert attempts == ["evt-1", "evt-1"]
 
     # The committed offset means a restarted member of the group sees nothing again.
-    again = EventConsumer(infra.kafka_bootstrap, "test", group, [topic])
+    again = consumer_for(infra, group, [topic])
     redelivered: list[Event] = []
 
     async def record(events: list[Event]) -> None:

@@ -28,6 +28,7 @@ from cift.runtime.kafka import (
     Records,
     ensure_topics,
 )
+from tests.consumers import consumer as consumer_for
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +90,7 @@ async def _stop(consumer: EventConsumer, task: asyncio.Task[None]) -> None:
 async def _read(infra: Any, topic: str, count: int) -> list[Event]:
     """The first `count` events of `topic`, read from the start by a group of its own."""
     recorder = Recorder()
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic])
+    consumer = consumer_for(infra, f"g-{uuid.uuid4().hex[:6]}", [topic])
     task = await _run(consumer, recorder)
     try:
         await recorder.wait_for(count)
@@ -169,7 +170,7 @@ async def test_a_failing_handler_is_retried_and_an_interrupted_one_redelivered(
 
     # 1. The handler fails twice, then succeeds: the same records come back each time.
     flaky = Recorder(fail_times=2)
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", group, [topic])
+    consumer = consumer_for(infra, group, [topic])
     task = await _run(consumer, flaky)
     await flaky.wait_until(
         lambda: any(e.event_id == "e2" for batch in flaky.batches[2:] for e in batch)
@@ -183,7 +184,7 @@ async def test_a_failing_handler_is_retried_and_an_interrupted_one_redelivered(
     async with _publisher(infra) as publish:
         await publish(topic, "e3")
     again = Recorder(fail_times=1000)  # this member never completes the effect
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", group, [topic])
+    consumer = consumer_for(infra, group, [topic])
     task = await _run(consumer, again)
     await again.wait_for(1)
     await _stop(consumer, task)
@@ -191,7 +192,7 @@ async def test_a_failing_handler_is_retried_and_an_interrupted_one_redelivered(
 
     # 3. Nothing was committed for e3, so the next member of the group receives it again.
     last = Recorder()
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", group, [topic])
+    consumer = consumer_for(infra, group, [topic])
     task = await _run(consumer, last)
     await last.wait_for(1)
     await asyncio.sleep(0.5)
@@ -222,9 +223,8 @@ async def test_a_live_end_consumer_sees_everything_published_after_start(infra: 
     async with _publisher(infra) as publish:
         await publish(topic, "before")
         recorder = Recorder()
-        consumer = EventConsumer(
-            infra.kafka_bootstrap,
-            "test",
+        consumer = consumer_for(
+            infra,
             f"g-{uuid.uuid4().hex[:6]}",
             [topic],
             from_beginning=False,
@@ -243,7 +243,7 @@ async def test_a_live_end_consumer_sees_everything_published_after_start(infra: 
 async def test_stop_is_prompt_and_leaves_no_thread_running(infra: Any) -> None:
     topic = await _topic(infra)
     before = {thread.name for thread in threading.enumerate()}
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic])
+    consumer = consumer_for(infra, f"g-{uuid.uuid4().hex[:6]}", [topic])
     recorder = Recorder()
     task = await _run(consumer, recorder)
     await asyncio.sleep(0.5)  # idle: the consumer thread is blocked in a fetch
@@ -256,7 +256,7 @@ async def test_stop_is_prompt_and_leaves_no_thread_running(infra: Any) -> None:
     assert not [name for name in left if name.startswith("kafka-")]
 
     # Cancelling run() first (the runtime's drain order) and then stopping is clean too.
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic])
+    consumer = consumer_for(infra, f"g-{uuid.uuid4().hex[:6]}", [topic])
     task = await _run(consumer, recorder)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -317,7 +317,7 @@ async def test_an_undecodable_record_is_skipped_and_committed_past(infra: Any) -
     finally:
         await producer.stop()
     recorder = Recorder()
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", group, [topic])
+    consumer = consumer_for(infra, group, [topic])
     task = await _run(consumer, recorder)
     await recorder.wait_for(1)
     await _stop(consumer, task)
@@ -347,7 +347,7 @@ async def test_run_records_hands_over_values_retries_and_commits_after_the_handl
         # Only batches after the failed one: each value appears exactly once there.
         return sorted(StringValue.FromString(v).value for r in seen[1:] for v in r.values)
 
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", group, [topic])
+    consumer = consumer_for(infra, group, [topic])
     await consumer.start()
     task = asyncio.create_task(consumer.run_records(handler))
     while values() != ["r0", "r1", "r2", "r3"]:
@@ -363,7 +363,7 @@ async def test_run_records_hands_over_values_retries_and_commits_after_the_handl
     async with _publisher(infra) as publish:
         await publish(topic, "r4")
     seen.clear()
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", group, [topic])
+    consumer = consumer_for(infra, group, [topic])
     await consumer.start()
     task = asyncio.create_task(consumer.run_records(handler))
     while not seen:
@@ -375,6 +375,6 @@ async def test_run_records_hands_over_values_retries_and_commits_after_the_handl
 
 
 async def test_run_records_takes_exactly_one_topic(infra: Any) -> None:
-    consumer = EventConsumer(infra.kafka_bootstrap, "test", "g-two", ["a.t", "b.t"])
+    consumer = consumer_for(infra, "g-two", ["a.t", "b.t"])
     with pytest.raises(ValueError, match="exactly one topic"):
         await consumer.run_records(lambda records: asyncio.sleep(0))
