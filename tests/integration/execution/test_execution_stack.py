@@ -19,8 +19,9 @@ import pytest
 
 from cift.execution.v1 import events_pb2, execution_pb2, orders_pb2
 from cift.risk.v1 import risk_pb2
-from cift.runtime.kafka import TOPIC_FILLS, EventConsumer
+from cift.runtime.kafka import TOPIC_FILLS
 from cift.trading.intraday import NS_PER_DAY
+from tests.consumers import consumer as consumer_for
 from tests.integration.auth.auth_helpers import trailer
 from tests.integration.execution.exec_stack import (
     CENT,
@@ -344,12 +345,8 @@ async def test_cancels_and_replaces_racing_a_crossing_quote_leave_one_consistent
 async def fill_events(mesh: Mesh, order_ids: set[str]) -> list[Any]:
     """The FillEvents of `order_ids` as they went out on execution.fills.v1."""
     found: dict[str, Any] = {}
-    consumer = EventConsumer(
-        mesh.info.kafka_bootstrap,
-        "execution-tests",
-        f"execution-tests-{uuid.uuid4().hex[:8]}",
-        [TOPIC_FILLS],
-        from_beginning=True,
+    consumer = consumer_for(
+        mesh.info, f"execution-tests-{uuid.uuid4().hex[:8]}", [TOPIC_FILLS], from_beginning=True
     )
     await consumer.start()
 
