@@ -27,6 +27,7 @@ from cift.runtime.kafka import ensure_topics
 from cift.runtime.server import ServiceContext, ServiceRuntime
 from services.marketdata.__main__ import APP, SPEC, MarketDataApp
 from services.marketdata.config import MarketDataConfig
+from tests.consumers import session_ms
 
 TOKEN = "marketdata-integration-test"
 METADATA = (("authorization", f"Bearer {TOKEN}"),)
@@ -66,6 +67,7 @@ class Scenario:
             "database_url": self.database_url,
             "redis_url": self.infra.redis_url,
             "kafka_bootstrap": self.infra.kafka_bootstrap,
+            "kafka_session_timeout_ms": session_ms(self.infra),
             "drain_timeout_s": 1.0,
             "marketdata_ticks_topic": self.topic,
             "marketdata_bars_topic": self.bars_topic,
