@@ -28,6 +28,7 @@ from cift.runtime.kafka import EventProducer
 from cift.runtime.server import ServiceRuntime
 from services.risk.__main__ import SPEC
 from services.risk.config import RiskConfig
+from tests.consumers import session_ms
 
 pytestmark = pytest.mark.integration
 
@@ -150,6 +151,7 @@ async def risk_service(infra: Any, marketdata_address: str) -> AsyncIterator[Run
         database_url=infra.database_url,
         redis_url=infra.redis_url,
         kafka_bootstrap=infra.kafka_bootstrap,
+        kafka_session_timeout_ms=session_ms(infra),
         marketdata_addr=marketdata_address,
         trust_gateway_identity=True,
         drain_timeout_s=1.0,
