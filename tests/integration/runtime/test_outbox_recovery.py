@@ -43,7 +43,14 @@ async def values_on(bootstrap: str, topic: str, count: int) -> list[str]:
         if len(received) >= count:
             enough.set()
 
-    consumer = EventConsumer(bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic])
+    # Every broker here is an embedded one: its services' short session, a quick join.
+    consumer = EventConsumer(
+        bootstrap,
+        "test",
+        f"g-{uuid.uuid4().hex[:6]}",
+        [topic],
+        session_timeout_ms=kafka_broker.SESSION_TIMEOUT_MS,
+    )
     await consumer.start()
     task = asyncio.create_task(consumer.run(handler))
     try:
