@@ -43,6 +43,10 @@ def broker_binary() -> str:
         raise StackError(f"Tansu broker not found: {exc}") from None
 
 
+# How long a stop waits for the broker to exit on SIGTERM before it is killed.
+STOP_TIMEOUT_S = 1.0
+
+
 def spawn_broker(port: int, log_path: Path) -> Child:
     """Start Tansu in memory, under a cluster id of its own.
 
@@ -63,7 +67,9 @@ def spawn_broker(port: int, log_path: Path) -> Child:
         "--cluster-id",
         f"cift-{uuid.uuid4().hex}",
     ]
-    return spawn("kafka", argv, log_path=log_path)
+    # Nothing to flush: it keeps memory only. With clients connected it can take more
+    # than 5 s to act on SIGTERM, which every stop and memory-guard restart waited out.
+    return spawn("kafka", argv, log_path=log_path, stop_timeout_s=STOP_TIMEOUT_S)
 
 
 async def ensure_topics(
