@@ -32,60 +32,30 @@ from tests.consumers import session_ms
 
 pytestmark = pytest.mark.integration
 
+
+def listed(symbol: str, **fields: Any) -> marketdata_pb2.Instrument:
+    """An instrument as market data lists one: a penny tick, one-share lots, tradable,
+    shortable and active unless `fields` say otherwise."""
+    terms: dict[str, Any] = {
+        "tick_size": "0.01",
+        "lot_size": "1",
+        "tradable": True,
+        "shortable": True,
+        "status": marketdata_pb2.INSTRUMENT_STATUS_ACTIVE,
+    }
+    return marketdata_pb2.Instrument(symbol=symbol, **{**terms, **fields})
+
+
 UNIVERSE = {
-    "AAPL": marketdata_pb2.Instrument(
-        symbol="AAPL",
-        tick_size="0.01",
-        lot_size="1",
-        tradable=True,
-        shortable=True,
-        fractionable=True,
-        status=marketdata_pb2.INSTRUMENT_STATUS_ACTIVE,
-    ),
+    "AAPL": listed("AAPL", fractionable=True),
     # Quoted only by the tick-topic test, so no other test sees its price.
-    "QUOT": marketdata_pb2.Instrument(
-        symbol="QUOT",
-        tick_size="0.01",
-        lot_size="1",
-        tradable=True,
-        shortable=True,
-        status=marketdata_pb2.INSTRUMENT_STATUS_ACTIVE,
-    ),
-    "HALT": marketdata_pb2.Instrument(
-        symbol="HALT",
-        tick_size="0.01",
-        lot_size="1",
-        tradable=True,
-        shortable=True,
-        status=marketdata_pb2.INSTRUMENT_STATUS_HALTED,
-    ),
-    "LOTS": marketdata_pb2.Instrument(
-        symbol="LOTS",
-        tick_size="0.05",
-        lot_size="100",
-        tradable=True,
-        shortable=False,
-        status=marketdata_pb2.INSTRUMENT_STATUS_ACTIVE,
-    ),
+    "QUOT": listed("QUOT"),
+    "HALT": listed("HALT", status=marketdata_pb2.INSTRUMENT_STATUS_HALTED),
+    "LOTS": listed("LOTS", tick_size="0.05", lot_size="100", shortable=False),
     # Delisted, though its tradable flag was left set.
-    "GONE": marketdata_pb2.Instrument(
-        symbol="GONE",
-        tick_size="0.01",
-        lot_size="1",
-        tradable=True,
-        status=marketdata_pb2.INSTRUMENT_STATUS_INACTIVE,
-    ),
+    "GONE": listed("GONE", shortable=False, status=marketdata_pb2.INSTRUMENT_STATUS_INACTIVE),
     # Fractional orders go in steps of its minimum order size.
-    "STEP": marketdata_pb2.Instrument(
-        symbol="STEP",
-        tick_size="0.01",
-        lot_size="1",
-        min_order_size="0.001",
-        tradable=True,
-        shortable=True,
-        fractionable=True,
-        status=marketdata_pb2.INSTRUMENT_STATUS_ACTIVE,
-    ),
+    "STEP": listed("STEP", min_order_size="0.001", fractionable=True),
 }
 
 
