@@ -158,11 +158,18 @@ async def test_books_balance_after_every_fault_under_load(tmp_path: Path) -> Non
                 outcomes.append(Outcome(fault, recovery_s, problems))
         finally:
             await asyncio.to_thread(load.stop)
-        settle_s = await until(
-            "orders settled after the load",
-            lambda: _no_problems(settled_problems(info.database_url, accounts)),
-            30.0,
-        )
+        try:
+            settle_s = await until(
+                "orders settled after the load",
+                lambda: _no_problems(settled_problems(info.database_url, accounts)),
+                30.0,
+            )
+        except AssertionError as failure:
+            # Which orders, and the fault order (seed), are what a replay needs.
+            stuck = await settled_problems(info.database_url, accounts)
+            raise AssertionError(
+                f"{failure} (seed {seed}, faults {[f.name for f in faults]}): {stuck[:5]}"
+            ) from None
         stored = await fill_ids(info.database_url, accounts)
         try:
             await until(
