@@ -96,9 +96,15 @@ class Broker:
         return "cift-one"
 
 
+def relay_on(listener: Listener, poll_s: float = 60.0) -> OutboxRelay:
+    """A relay over the stand-in pool and broker; by default it polls only every 60 s,
+    far beyond any test's wait, so a pass that starts came from a wake-up."""
+    return OutboxRelay(Pool(listener), producer=Broker(), poll_s=poll_s, pace_s=0.0)  # type: ignore[arg-type]
+
+
 async def test_a_commit_notified_during_a_pass_starts_the_next_pass() -> None:
     listener = Listener()
-    relay = OutboxRelay(Pool(listener), producer=Broker(), poll_s=60.0, pace_s=0.0)  # type: ignore[arg-type]
+    relay = relay_on(listener)
     # The first pass has read an empty outbox; a commit lands and notifies now.
     passes = Passes(first=listener.notify)
     relay.relay_once = passes  # type: ignore[method-assign]
@@ -110,7 +116,7 @@ async def test_a_commit_notified_during_a_pass_starts_the_next_pass() -> None:
 
 async def test_a_quiet_relay_waits_for_a_notification() -> None:
     listener = Listener()
-    relay = OutboxRelay(Pool(listener), producer=Broker(), poll_s=60.0, pace_s=0.0)  # type: ignore[arg-type]
+    relay = relay_on(listener)
     passes = Passes()
     relay.relay_once = passes  # type: ignore[method-assign]
     async with running(relay):
@@ -130,7 +136,7 @@ async def test_the_relay_outlives_an_error_it_does_not_know(
 ) -> None:
     monkeypatch.setattr(outbox, "_RETRY_FIRST_S", 0.0)
     listener = Listener()
-    relay = OutboxRelay(Pool(listener), producer=Broker(), poll_s=60.0, pace_s=0.0)  # type: ignore[arg-type]
+    relay = relay_on(listener)
 
     def fail() -> None:
         # What a connection the killed PostgreSQL left mid-operation raised in the fault suite.
@@ -147,7 +153,7 @@ async def test_the_relay_outlives_an_error_it_does_not_know(
 
 async def test_the_back_off_starts_over_once_the_relay_worked_again() -> None:
     listener = Listener()
-    relay = OutboxRelay(Pool(listener), producer=Broker(), poll_s=0.0, pace_s=0.0)  # type: ignore[arg-type]
+    relay = relay_on(listener, poll_s=0.0)
     # Three failed passes (one outage), one that works, then two failed (the next outage).
     outcomes = iter(["fail", "fail", "fail", "ok", "fail", "fail"])
     waits: list[float] = []
