@@ -106,6 +106,20 @@ class ContingentOrders:
             self._group_of[order_id] = group
         return group
 
+    def members(self, order_id: str) -> set[str]:
+        """Every order of `order_id`'s group the rules still track, itself included."""
+        group = self._group_of.get(order_id)
+        if group is None:
+            return {order_id}
+        entry = {group.entry_id} if group.entry_id is not None else set()
+        return {order_id, group.parent_id, *group.exit_ids, *entry}
+
+    def forget(self, order_id: str) -> None:
+        """Stop tracking `order_id` without any rule firing: it leaves to be registered again."""
+        group = self._group_of.pop(order_id, None)
+        if group is not None:
+            group.open_ids.discard(order_id)
+
     def replaced(self, old_id: str, new_id: str) -> None:
         """A leg was replaced: its successor takes its place in the group."""
         group = self._group_of.pop(old_id, None)

@@ -36,7 +36,7 @@ events the edge must persist; it never touches the ledger or any I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
 from cift.runtime.errors import FailedPrecondition
@@ -254,6 +254,26 @@ class FillEngine(ClockCore):
             return None
         self._finish(self._book(order.symbol), order)
         return order
+
+    def forget(self, order_ids: Iterable[str]) -> set[str]:
+        """Drop orders, with the rest of their groups, as if never booked; returns the ids dropped.
+
+        For orders whose events the edge could not persist: the engine moved on (a
+        fill, a close, a release) and storage did not, so the engine's copy is wrong
+        until storage's is loaded back the way a restart loads the book (`link`,
+        `hold`, `add`). A whole group goes, so it comes back linked as one.
+        """
+        dropped: set[str] = set()
+        pending = list(order_ids)
+        while pending:
+            order_id = pending.pop()
+            if order_id in dropped:
+                continue
+            dropped.add(order_id)
+            pending += self.contingent.members(order_id) - dropped
+            self.contingent.forget(order_id)
+            self.remove(order_id)
+        return dropped
 
     def close_legs(self, order: Order, now_ns: int) -> list[EngineEvent]:
         """`order` was removed and closed (its status set): close what its group says follows."""

@@ -178,6 +178,7 @@ async def setup(context: ServiceContext[ExecutionConfig]) -> None:
     )
     ticks = context.consumer(config.fill_engine_group, [TOPIC_TICKS], from_beginning=False)
     context.spawn("fill-engine", ticks.run(broker.on_ticks))
+    context.spawn("book-repair", broker.run_repairs())
     context.spawn("session-clock", watch_session(broker, config.clock_poll_s))
     context.spawn("equity-snapshots", snapshot_equity(broker, config.equity_snapshot_s))
     context.spawn("water-marks", save_water_marks(broker, config.water_mark_flush_s))

@@ -29,6 +29,7 @@ from services.execution.app.portfolio import Portfolio, PositionFigures
 from services.execution.app.ports import AccountSettings, Market, Risk
 from services.execution.app.pretrade import PreTrade
 from services.execution.app.reads import Reads
+from services.execution.app.restore import BookRestore
 from services.execution.app.store_ports import Database, Row, Stores
 from services.execution.app.subscriptions import Subscriptions
 
@@ -52,7 +53,7 @@ class Broker:
         self.settings = settings
         self.live = LiveBook(engine)
         self.subscriptions = Subscriptions()
-        self.journal = Journal(pool, stores, self.subscriptions)
+        self.journal = Journal(pool, stores, self.live, self.subscriptions)
         self.pretrade = PreTrade(self.live, market, risk)
         self.entry = OrderEntry(
             pool,
@@ -67,7 +68,8 @@ class Broker:
         self.amend = OrderAmendments(
             pool, stores, self.live, self.entry, self.journal, self.subscriptions
         )
-        self.feed = FeedIntake(pool, stores, self.live, market, self.journal)
+        self.restore = BookRestore(pool, stores, self.live, market, self.journal)
+        self.feed = FeedIntake(pool, stores, self.live, self.journal, self.restore)
         self.portfolio = Portfolio(pool, stores, self.live, market, self.entry)
         self.reads = Reads(pool, stores, self.amend)
 
@@ -120,6 +122,9 @@ class Broker:
 
     async def reload(self) -> int:
         return await self.feed.reload()
+
+    async def run_repairs(self) -> None:
+        await self.restore.run_repairs()
 
     async def save_water_marks(self) -> int:
         return await self.feed.save_water_marks()

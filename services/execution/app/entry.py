@@ -241,8 +241,9 @@ class OrderEntry:
 
         A failed transaction wrote nothing, so retrying its orders one by one
         isolates the failing order: the others still commit, and only its caller
-        sees the error (as when each order committed alone). Orders the committed
-        fills completed go in `completed`.
+        sees the error (as when each order committed alone); its order leaves the
+        book to be booked again from its row. Orders the committed fills completed
+        go in `completed`.
 
         The common share, one new order that filled at once, is one statement: its
         fill settled from the figures `expected` for it, written only if the rows
@@ -257,7 +258,7 @@ class OrderEntry:
                     async with self.pool.acquire() as conn:
                         booked = await self.journal.persist_expected(conn, fill, taken)
                 except Exception as failure:
-                    results[index] = failure
+                    self._unwritten(index, produced, failure, results)
                     return
                 if booked is not None:
                     self._committed([booked], completed)
@@ -267,18 +268,30 @@ class OrderEntry:
                 journaled = [await self.journal.persist_on(conn, p) for _, p in items]
         except Exception as failure:
             if len(items) == 1:
-                results[items[0][0]] = failure
+                self._unwritten(index, produced, failure, results)
                 return
             for index, produced in items:
                 try:
                     async with self.pool.acquire() as conn, conn.transaction():
                         alone = await self.journal.persist_on(conn, produced)
                 except Exception as refused:
-                    results[index] = refused
+                    self._unwritten(index, produced, refused, results)
                     continue
                 self._committed([alone], completed)
             return
         self._committed(journaled, completed)
+
+    def _unwritten(
+        self,
+        index: int,
+        produced: list[EngineEvent],
+        failure: Exception,
+        results: list[BaseException | Filled | None],
+    ) -> None:
+        """The booking's events did not commit: its caller gets the error, and the order,
+        accepted in the database, leaves the book until `restore.py` books it again."""
+        results[index] = failure
+        self.live.drop_unwritten(produced)
 
     def _committed(self, journaled: list[Journaled], completed: dict[str, Filled]) -> None:
         for written in journaled:

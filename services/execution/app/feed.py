@@ -10,10 +10,9 @@ import logging
 
 from cift.runtime.timestamps import now_ns
 from cift.trading.fills import Quote, SessionPhase, Trade
-from services.execution.app.group_entry import reload_groups
 from services.execution.app.journal import Journal
 from services.execution.app.live import LiveBook
-from services.execution.app.ports import Market
+from services.execution.app.restore import BookRestore
 from services.execution.app.store_ports import Database, Stores
 
 log = logging.getLogger(__name__)
@@ -21,13 +20,13 @@ log = logging.getLogger(__name__)
 
 class FeedIntake:
     def __init__(
-        self, pool: Database, stores: Stores, live: LiveBook, market: Market, journal: Journal
+        self, pool: Database, stores: Stores, live: LiveBook, journal: Journal, restore: BookRestore
     ) -> None:
         self.pool = pool
         self.stores = stores
         self.live = live
-        self.market = market
         self.journal = journal
+        self.restore = restore
 
     async def on_ticks(self, ticks: list[tuple[Quote | Trade, int]]) -> None:
         """Feed decoded ticks (each with its per-symbol sequence) to the engine; persist what fills."""
@@ -60,19 +59,7 @@ class FeedIntake:
             self.live.tick_marks = await self.stores.fills.tick_marks(conn)
             self.live.saved_instruments = await self.stores.orders.instruments(conn)
         async with self.live.lock:
-            loaded = [self.stores.orders.order_from_row(row) for row in rows]
-            loaded = [order for order in loaded if order.order_id not in self.live.engine]
-            for order in loaded:
-                instrument = self.live.saved_instruments.get(order.symbol)
-                if instrument is None:
-                    # Accepted before instruments were saved: ask market data (this
-                    # needs it to answer without a caller's credential).
-                    instrument = await self.market.instrument(order.symbol)
-                self.live.engine.set_instrument(instrument)
-            for order in await reload_groups(
-                self.pool, self.stores.orders, self.live.engine, loaded
-            ):
-                await self.journal.persist(self.live.engine.add(order, now_ns()))
+            await self.restore.from_rows(rows)
         return len(rows)
 
     async def save_water_marks(self) -> int:

@@ -31,6 +31,7 @@ from cift.trading.orders import (
     Order,
     OrderStatus,
 )
+from services.execution.app.live import LiveBook
 from services.execution.app.ports import OrderEventKind
 from services.execution.app.store_ports import (
     Booking,
@@ -69,19 +70,36 @@ class Journaled:
 class Journal:
     """Writes engine events; the caller holds the engine lock (`LiveBook.lock`)."""
 
-    def __init__(self, pool: Database, stores: Stores, subscriptions: Subscriptions) -> None:
+    def __init__(
+        self, pool: Database, stores: Stores, live: LiveBook, subscriptions: Subscriptions
+    ) -> None:
         self.pool = pool
         self.stores = stores
+        self.live = live
         self.subscriptions = subscriptions
 
     async def persist(
         self, produced: list[EngineEvent], tick_mark: tuple[str, int] | None = None
     ) -> None:
-        """Persist engine events one transaction each (what ticks and restarts produce)."""
-        for event in produced:
-            async with self.pool.acquire() as conn, conn.transaction():
-                journaled = await self.persist_on(conn, [event], tick_mark)
+        """Persist engine events, each account's in one transaction (ticks, closes, restarts).
+
+        An account's events stand or fall together: an entry's fill and the exits it
+        releases are never half written. Events of an account whose commit fails
+        leave the book (`LiveBook.drop_unwritten`) and the error is raised once
+        every account had its try, so the other accounts' fills still commit.
+        """
+        failure: Exception | None = None
+        for events in by_account(produced):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    journaled = await self.persist_on(conn, events, tick_mark)
+            except Exception as error:
+                self.live.drop_unwritten(events)
+                failure = failure or error
+                continue
             self.subscriptions.notify_all(journaled.notices)
+        if failure is not None:
+            raise failure
 
     async def persist_on(
         self,
@@ -252,3 +270,11 @@ CLOSING_EVENT = {
     OrderStatus.REPLACED: OrderEventKind.REPLACED,
     OrderStatus.FILLED: OrderEventKind.FILL,
 }
+
+
+def by_account(produced: list[EngineEvent]) -> list[list[EngineEvent]]:
+    """`produced` split by account, in order within each account and of first appearance."""
+    accounts: dict[str, list[EngineEvent]] = {}
+    for event in produced:
+        accounts.setdefault(event.account_id, []).append(event)
+    return list(accounts.values())

@@ -5,15 +5,21 @@ mutation and the persistence of what it produced happen under it, so a cancel ca
 never slip between a fill's decision and its commit. `entries` holds an (account,
 symbol) from an entry's read of open orders until the order is in the book.
 Shared by the use cases that touch the engine; owned by none of them.
+
+When what the engine produced fails to commit (the database went away between
+an order's decision and its commit), the engine has moved on and the database
+has not: `drop_unwritten` takes those orders out of the book and `restore.py`
+loads them back from their rows once the database answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cift.runtime.keyed_locks import KeyedLocks
-from cift.trading.fills import FillEngine
+from cift.trading.fills import EngineEvent, FillEngine
 from cift.trading.vocabulary import Instrument
 
 
@@ -28,3 +34,14 @@ class LiveBook:
     tick_marks: dict[str, int] = field(default_factory=dict)
     # Instruments as last saved, so a restart can reload the book without market data.
     saved_instruments: dict[str, Instrument] = field(default_factory=dict)
+    # Orders out of the book because their events did not commit, until restored.
+    unwritten: set[str] = field(default_factory=set)
+    # Set when `unwritten` grows: the repair task's wake-up.
+    repair_due: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def drop_unwritten(self, events: Iterable[EngineEvent]) -> None:
+        """The commit of `events` failed: their orders leave the book until restored from their rows."""
+        dropped = self.engine.forget({event.order_id for event in events})
+        if dropped:
+            self.unwritten |= dropped
+            self.repair_due.set()

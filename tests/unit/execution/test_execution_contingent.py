@@ -355,3 +355,45 @@ def test_bracket_exits_never_exceed_the_entry_and_the_ledger_balances(
         assert position.qty == parent.filled_qty - exits_filled >= 0
         assert cash == sold - bought  # no commission in this model
         assert position.cost_basis >= 0
+
+
+def test_forgetting_a_filled_entry_drops_its_released_exits_and_forgets_the_group() -> None:
+    eng = engine()
+    parent, (take, stop), _ = group(eng)
+    events = quote(eng, "99", "100")
+    assert parent.status is OrderStatus.FILLED and take.order_id in eng
+    dropped = eng.forget({e.order_id for e in events})
+    assert dropped == {parent.order_id, take.order_id, stop.order_id}
+    assert take.order_id not in eng and stop.order_id not in eng
+    assert take.order_id not in eng.contingent and len(eng.contingent) == 0
+    assert quote(eng, "120", "121") == []  # nothing left to fill or release
+
+
+def test_forgetting_a_held_exit_drops_its_whole_group_so_it_comes_back_linked_as_one() -> None:
+    eng = engine()
+    parent, (take, stop), _ = group(eng)
+    assert eng.forget([take.order_id]) == {parent.order_id, take.order_id, stop.order_id}
+    assert parent.order_id not in eng and stop.order_id not in eng
+    assert len(eng.contingent) == 0
+    # Booked again as a restart would: linked, exits held, entry added.
+    eng.link(parent.order_id, OrderClass.BRACKET, [take.order_id, stop.order_id])
+    eng.hold(take)
+    eng.hold(stop)
+    assert eng.add(parent, 2) == []
+    events = quote(eng, "99", "100")
+    assert released(events) == [(take.order_id, D(10)), (stop.order_id, D(10))]
+
+
+def test_forgetting_one_group_leaves_another_working() -> None:
+    eng = engine()
+    gone, _, _ = group(eng)
+    kept, (kept_take, _), _ = group(eng, limit="99")
+    assert eng.forget([gone.order_id, "never-booked"]) == {
+        gone.order_id,
+        "never-booked",
+        *(f"{gone.order_id[:-2]}-{i}" for i in (1, 2)),
+    }
+    assert kept.order_id in eng and len(eng.contingent) == 1
+    events = quote(eng, "98", "99")
+    assert fills(events) == [(kept.order_id, D(10), D(99))]
+    assert (kept_take.order_id, D(10)) in released(events)
