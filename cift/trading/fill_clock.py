@@ -67,6 +67,33 @@ class ClockCore(MatchingCore):
             )
         return events
 
+    def expire_missed_close(
+        self, placed_before_ns: int, now_ns: int, *, post_market_ended: bool
+    ) -> list[EngineEvent]:
+        """Expire the session orders of a close the engine's owner did not see (it was down).
+
+        Day, opg and cls orders placed before that close (`placed_before_ns`, in the
+        orders' own time) were for its session; extended-hours day orders only once
+        its post-market has ended too. Orders placed after it are for the next
+        session and stay.
+        """
+        stale = sorted(
+            order.order_id
+            for order in self._orders.values()
+            if order.created_ns < placed_before_ns
+            and _ends_with_its_session(order, post_market_ended=post_market_ended)
+        )
+        events: list[EngineEvent] = []
+        for order_id in stale:
+            order = self._orders.get(order_id)
+            if order is None:
+                continue  # canceled along with an expiring parent
+            reason = "expired at a session close that passed while execution was down"
+            self._close(
+                self._book(order.symbol), order, OrderStatus.EXPIRED, reason, now_ns, events
+            )
+        return events
+
     def expire_due(self, now_ns: int) -> list[EngineEvent]:
         """Expire gtd orders whose date has come."""
         events: list[EngineEvent] = []
@@ -168,3 +195,12 @@ class ClockCore(MatchingCore):
                 else f"did not cross in the {name} auction at {at}"
             )
             self._close(book, order, OrderStatus.EXPIRED, reason, now_ns, events)
+
+
+def _ends_with_its_session(order: Order, *, post_market_ended: bool) -> bool:
+    """Whether a close ends `order`: opg and cls always, day orders (extended ones after its post-market)."""
+    if order.time_in_force in (TimeInForce.OPG, TimeInForce.CLS):
+        return True
+    return order.time_in_force is TimeInForce.DAY and (
+        post_market_ended or not order.extended_hours
+    )

@@ -77,13 +77,31 @@ def resumed_post_market_end(clock: MarketClock) -> int | None:
     return end if clock.now_ns < end else None
 
 
+async def expire_missed_close(broker: Broker, clock: MarketClock) -> int:
+    """On the first reading: expire the session orders of a close this process did not see.
+
+    The book reloaded at start holds every open order, yesterday's day orders too
+    when execution was down over the close. Orders carry this host's time and the
+    market clock may run offset from it (replay), so the close moves onto the host's
+    time first.
+    """
+    if clock.previous_close_ns is None:
+        return 0
+    host_offset_ns = time.time_ns() - clock.now_ns
+    return await broker.expire_missed_close(
+        clock.previous_close_ns + host_offset_ns,
+        post_market_ended=clock.now_ns >= post_session_end_ns(clock.previous_close_ns),
+    )
+
+
 async def watch_session(broker: Broker, poll_s: float) -> None:
     """Follow the market clock: the opening auction at the open; at the close the closing
     auction and day orders' expiry; extended-hours day orders when the post-market ends;
     gtd orders at their date; and the session phase that says which orders ticks may fill.
 
     Every decision reads the market clock (market data's, offset in replay), never this
-    host's, so replaying a session expires and phases orders as the live one would.
+    host's, so replaying a session expires and phases orders as the live one would. The
+    first reading also expires the orders of a close that passed while execution was down.
     """
     close_at: int | None = None
     post_market_end: int | None = None
@@ -91,8 +109,12 @@ async def watch_session(broker: Broker, poll_s: float) -> None:
     while True:
         try:
             clock = await broker.market.clock()
-            if was_open is None and not clock.is_open:
-                post_market_end = resumed_post_market_end(clock)
+            if was_open is None:
+                expired = await expire_missed_close(broker, clock)
+                if expired:
+                    log.info("orders of a missed close expired", extra={"expired_orders": expired})
+                if not clock.is_open:
+                    post_market_end = resumed_post_market_end(clock)
             await broker.expire_due(clock.now_ns)
             if close_at is not None and clock.now_ns >= close_at:
                 expired = await broker.expire_day_orders()

@@ -132,6 +132,11 @@ class Broker:
     async def expire_day_orders(self, *, post_market: bool = False) -> int:
         return await self.feed.expire_day_orders(post_market=post_market)
 
+    async def expire_missed_close(self, placed_before_ns: int, *, post_market_ended: bool) -> int:
+        return await self.feed.expire_missed_close(
+            placed_before_ns, post_market_ended=post_market_ended
+        )
+
     async def open_session(self) -> None:
         await self.feed.open_session()
 

@@ -77,6 +77,15 @@ class FeedIntake:
             await self.journal.persist(produced)
         return len(produced)
 
+    async def expire_missed_close(self, placed_before_ns: int, *, post_market_ended: bool) -> int:
+        """A close passed while this process was down: its session's orders expire now."""
+        async with self.live.lock:
+            produced = self.live.engine.expire_missed_close(
+                placed_before_ns, now_ns(), post_market_ended=post_market_ended
+            )
+            await self.journal.persist(produced)
+        return len(produced)
+
     async def open_session(self) -> None:
         """The session opened: each symbol's next trade is its opening auction print."""
         async with self.live.lock:

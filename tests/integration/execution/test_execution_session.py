@@ -292,6 +292,56 @@ async def test_a_watcher_started_after_the_close_knows_whether_its_post_market_r
     assert engine.phase is phase
 
 
+@pytest.mark.parametrize(("since_s", "extended_expires"), [(3600, False), (5 * 3600, True)])
+async def test_a_restart_after_a_close_it_missed_expires_that_sessions_orders(
+    pool: asyncpg.Pool, since_s: float, extended_expires: bool
+) -> None:
+    """Execution was down over yesterday's close: its day, opg and cls orders expire on
+    the first clock reading; gtc ones and orders placed since the close stay."""
+    before = broker_for(pool)
+    account = str(uuid.uuid4())
+    yesterday = {
+        tif: await before.submit_group(account, ClassedRequest(limit("SESM", "1", "10.00", tif)))
+        for tif in (TimeInForce.DAY, TimeInForce.GTC, TimeInForce.CLS)
+    }
+    extended = await before.submit_group(
+        account,
+        ClassedRequest(
+            dataclasses.replace(limit("SESM", "1", "10.00", TimeInForce.DAY), extended_hours=True)
+        ),
+    )
+    # They were placed a day ago, before the close the restarted process never saw.
+    await pool.execute(
+        "UPDATE orders SET created_at = created_at - interval '1 day' WHERE account_id = $1",
+        account,
+    )
+    tonight = await before.submit(account, limit("SESM", "1", "10.00", TimeInForce.DAY))
+    restarted = broker_on(pool, ClosedSince(since_s))
+    await restarted.reload()
+    await watch_until(
+        restarted,
+        lambda: yesterday[TimeInForce.DAY].order_id not in restarted.engine,
+        "the day order of the missed close never expired",
+    )
+    statuses = {
+        r["order_id"]: (r["status"], r["reserved"], r["reason"])
+        for r in await pool.fetch(
+            "SELECT order_id, status, reserved, reason FROM orders WHERE account_id = $1",
+            account,
+        )
+    }
+    for tif in (TimeInForce.DAY, TimeInForce.CLS):
+        status, reserved, reason = statuses[yesterday[tif].order_id]
+        assert (status, reserved) == ("expired", 0)
+        assert "while execution was down" in reason
+    assert statuses[yesterday[TimeInForce.GTC].order_id][0] == "accepted"
+    assert statuses[tonight.order_id][0] == "accepted"
+    assert statuses[extended.order_id][0] == ("expired" if extended_expires else "accepted")
+    working = {o.order_id for o in restarted.engine.open_orders()}
+    assert working >= {yesterday[TimeInForce.GTC].order_id, tonight.order_id}
+    assert await account_value(pool, account, "reserved") == sum(r[1] for r in statuses.values())
+
+
 async def test_a_market_that_never_closes_never_expires_day_orders(pool: asyncpg.Pool) -> None:
     broker = broker_for(pool, close_in_s=None)
     account = str(uuid.uuid4())

@@ -675,3 +675,40 @@ def test_an_exit_released_into_a_market_through_it_fills_in_the_same_tick() -> N
     events = eng.on_quote(Quote("AAPL", D("110.00"), D("100.00"), D(100), D(100), 12))
     assert fills(events) == [("re", D("100.00"), 12), ("rtp", D("110.00"), 12)]
     assert closed(events) == [("rsl", OrderStatus.CANCELED, 12)]
+
+
+def test_a_missed_close_expires_the_session_orders_placed_before_it_and_no_others() -> None:
+    eng = engine()
+    day, cls, gtc, extended, tonight = (
+        accepted(tif, order_id=name)
+        for tif, name in [
+            (TimeInForce.DAY, "day"),
+            (TimeInForce.CLS, "cls"),
+            (TimeInForce.GTC, "gtc"),
+            (TimeInForce.DAY, "extended"),
+            (TimeInForce.DAY, "tonight"),
+        ]
+    )
+    extended.extended_hours = True
+    tonight.created_ns = 500  # placed after the close at 100
+    for order in (day, cls, gtc, extended, tonight):
+        eng.add(order, order.created_ns)
+    assert closed(eng.expire_missed_close(100, 900, post_market_ended=False)) == [
+        ("cls", OrderStatus.EXPIRED, 900),
+        ("day", OrderStatus.EXPIRED, 900),
+    ]
+    assert {o.order_id for o in eng.open_orders()} == {"gtc", "extended", "tonight"}
+    assert closed(eng.expire_missed_close(100, 950, post_market_ended=True)) == [
+        ("extended", OrderStatus.EXPIRED, 950)
+    ]
+    assert {o.order_id for o in eng.open_orders()} == {"gtc", "tonight"}
+
+
+def test_a_missed_close_expiring_an_oco_parent_cancels_its_other_exit() -> None:
+    eng = engine()
+    oco(eng, ["a", "b"])
+    assert closed(eng.expire_missed_close(100, 900, post_market_ended=False)) == [
+        ("a", OrderStatus.EXPIRED, 900),
+        ("b", OrderStatus.CANCELED, 900),
+    ]
+    assert len(eng) == 0
