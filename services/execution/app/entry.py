@@ -20,7 +20,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from cift.runtime.coalesce import Coalescer
-from cift.runtime.errors import FailedPrecondition
+from cift.runtime.errors import DomainError, FailedPrecondition
 from cift.runtime.money import format_decimal
 from cift.runtime.timestamps import now_ns
 from cift.trading.fills import (
@@ -179,6 +179,13 @@ class OrderEntry:
             # The same client_order_id raced in from another call: answer as a resubmission.
             async with self.pool.acquire() as conn:
                 return Placed(await self.resubmission(conn, account_id, request))
+        except DomainError:
+            raise  # refused: nothing was written
+        except Exception:
+            # The reply was lost, not necessarily the commit (the connection broke
+            # after it): if the row is there once the database answers, it is booked.
+            self.live.book_if_written([order.order_id])
+            raise
         if written is None:
             raise FailedPrecondition(
                 f"Insufficient buying power: this order needs {format_decimal(order.reserved)}.",

@@ -20,7 +20,7 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from cift.runtime.errors import FailedPrecondition
+from cift.runtime.errors import DomainError, FailedPrecondition
 from cift.runtime.money import format_decimal
 from cift.trading.auction import SessionClock, auction_refusal
 from cift.trading.fills import FillEngine
@@ -117,26 +117,34 @@ def _require_position_to_close(oco: Order, position_qty: Decimal) -> None:
 async def _write_and_book(desk: OrderEntry, parent: Order, legs: list[Order]) -> None:
     members = [parent, *legs]
     async with desk.live.lock:
-        async with desk.pool.acquire() as conn, conn.transaction():
-            sequence = await desk.stores.accounts.reserve_buying_power(
-                conn, parent.account_id, parent.reserved, len(members)
-            )
-            if sequence is None:
-                raise FailedPrecondition(
-                    f"Insufficient buying power: this order needs {format_decimal(parent.reserved)}.",
-                    reason="INSUFFICIENT_BUYING_POWER",
+        try:
+            async with desk.pool.acquire() as conn, conn.transaction():
+                sequence = await desk.stores.accounts.reserve_buying_power(
+                    conn, parent.account_id, parent.reserved, len(members)
                 )
-            payloads = []
-            for offset, order in enumerate(members):
-                await desk.stores.orders.insert_order(conn, order)
-                payloads.append(
-                    await desk.journal.emit_order_event(
-                        conn,
-                        order,
-                        OrderEventKind.NEW,
-                        sequence - len(members) + 1 + offset,
+                if sequence is None:
+                    raise FailedPrecondition(
+                        f"Insufficient buying power: this order needs {format_decimal(parent.reserved)}.",
+                        reason="INSUFFICIENT_BUYING_POWER",
                     )
-                )
+                payloads = []
+                for offset, order in enumerate(members):
+                    await desk.stores.orders.insert_order(conn, order)
+                    payloads.append(
+                        await desk.journal.emit_order_event(
+                            conn,
+                            order,
+                            OrderEventKind.NEW,
+                            sequence - len(members) + 1 + offset,
+                        )
+                    )
+        except DomainError:
+            raise  # refused: nothing was written
+        except Exception:
+            # The reply was lost, not necessarily the commit: if the rows are there
+            # once the database answers, the repair books the group.
+            desk.live.book_if_written(order.order_id for order in members)
+            raise
         for payload in payloads:
             desk.subscriptions.notify(parent.account_id, payload)
         await desk.journal.persist(desk.live.engine.add_group(parent, legs, time.time_ns()))

@@ -34,7 +34,8 @@ class LiveBook:
     tick_marks: dict[str, int] = field(default_factory=dict)
     # Instruments as last saved, so a restart can reload the book without market data.
     saved_instruments: dict[str, Instrument] = field(default_factory=dict)
-    # Orders out of the book because their events did not commit, until restored.
+    # Orders out of the book until restored from their rows: their events did not
+    # commit, or their own write's reply was lost (the row may or may not exist).
     unwritten: set[str] = field(default_factory=set)
     # Set when `unwritten` grows: the repair task's wake-up.
     repair_due: asyncio.Event = field(default_factory=asyncio.Event)
@@ -45,3 +46,9 @@ class LiveBook:
         if dropped:
             self.unwritten |= dropped
             self.repair_due.set()
+
+    def book_if_written(self, order_ids: Iterable[str]) -> None:
+        """Writes whose reply was lost, not necessarily their commit: the repair books
+        each of these orders whose row turns out to exist, open."""
+        self.unwritten.update(order_ids)
+        self.repair_due.set()

@@ -11,6 +11,11 @@ connection broke after the commit) comes back as its row says: filled, it stays
 out; partly filled, it works for the rest. Fill ids are deterministic, so no fill
 is ever written twice.
 
+An order's own write can fail the same way: the connection breaks after the
+commit, so the caller gets an error for an order that exists. Its id is handed
+to the repair too (`LiveBook.book_if_written`), which books it if its row is
+there and open, and forgets it if not.
+
 Until restored, such an order is out of the book: a tick cannot fill it, and a
 cancel closes its row as for an order canceled before its booking.
 """
@@ -73,7 +78,7 @@ class BookRestore:
         return len(loaded)
 
     async def unwritten(self) -> int:
-        """Book again the orders whose events did not commit; returns how many are back.
+        """Book again the orders out of the book (`LiveBook.unwritten`); returns how many are back.
 
         Their rows are read under the engine lock, so a cancel that committed
         meanwhile is seen and the order stays out.
@@ -102,13 +107,13 @@ class BookRestore:
                     restored = await self.unwritten()
                 except Exception as error:
                     log.warning(
-                        "orders whose fills did not commit are out of the book; retrying",
+                        "orders out of the book after a failed commit; retrying their restore",
                         extra={"orders": waiting, "retry_s": delay, "error": repr(error)},
                     )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, LAST_RETRY_S)
                     continue
                 log.warning(
-                    "orders whose fills did not commit are back in the book",
-                    extra={"orders": waiting, "booked": restored},
+                    "orders out of the book after a failed commit are restored",
+                    extra={"orders": waiting, "booked_again": restored},
                 )

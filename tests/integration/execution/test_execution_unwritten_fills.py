@@ -4,6 +4,8 @@ The failure is real: the fill's statement runs on a connection PostgreSQL has
 just terminated (`pg_terminate_backend`), as when the database is killed between
 an order's write and its fill's commit. Before the repair, such an order stayed
 `accepted` in the database while the engine counted it filled, until a restart.
+An order's own write whose reply is lost (committed, then the connection broke)
+is booked by the same repair, if its row is there.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ import pytest
 
 from cift.trading.fills import Fill, FillEngine
 from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
-from cift.trading.orders import OrderClass, OrderRequest
+from cift.trading.orders import Order, OrderClass, OrderRequest
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
-from services.execution.adapters import fills_sql
+from services.execution.adapters import fills_sql, orders_sql
 from services.execution.adapters.risk_check import RiskCheck
 from services.execution.adapters.sql_stores import SQL_STORES
 from services.execution.app.broker import AccountSettings, Broker
 from services.execution.app.store_ports import (
     Booking,
     FillStore,
+    OrderStore,
     OutgoingEvent,
     SettledFill,
+    Submitted,
     TakenFill,
 )
 from tests.integration.execution.test_execution_broker import (
@@ -105,14 +109,51 @@ class BreakingFills:
         return await fills_sql.take_fill(conn, fill, at)
 
 
-def breaking_broker(pool: asyncpg.Pool, fills: BreakingFills) -> Broker:
+class BreakingWrites:
+    """The SQL order store, except that the next `breaks` order writes lose their connection:
+    before the statement, or (`after_write`) once it has committed."""
+
+    def __init__(self, breaks: int = 0, *, after_write: bool = False) -> None:
+        self.breaks = breaks
+        self.after_write = after_write
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(orders_sql, name)
+
+    async def submit_orders(
+        self, conn: asyncpg.Connection, batch: Sequence[tuple[Order, OutgoingEvent]]
+    ) -> dict[str, Submitted]:
+        breaking = self.breaks > 0
+        if breaking:
+            self.breaks -= 1
+            if not self.after_write:
+                await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        written = await orders_sql.submit_orders(conn, batch)
+        if breaking:
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return written
+
+    async def insert_order(self, conn: asyncpg.Connection, order: Order) -> None:
+        """A group's insert (inside its transaction): broken before it, when breaking."""
+        if self.breaks > 0 and not self.after_write:
+            self.breaks -= 1
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        await orders_sql.insert_order(conn, order)
+
+
+def breaking_broker(
+    pool: asyncpg.Pool, fills: BreakingFills, writes: BreakingWrites | None = None
+) -> Broker:
+    stores = dataclasses.replace(SQL_STORES, fills=cast(FillStore, fills))
+    if writes is not None:
+        stores = dataclasses.replace(stores, orders=cast(OrderStore, writes))
     return Broker(
         pool,
         FillEngine(),
         StandInMarket(),
         RiskCheck(StandInRisk()),
         AccountSettings(OPENING, D(1)),
-        dataclasses.replace(SQL_STORES, fills=cast(FillStore, fills)),
+        stores,
     )
 
 
@@ -278,3 +319,64 @@ async def test_an_order_the_repair_cannot_book_yet_stays_due(
     assert [r["status"] for r in await order_rows(pool, account)] == ["filled"]
     assert (await account_row(pool, account))["cash"] == OPENING + D("40.00")
     await assert_ledger_balances(pool, account)
+
+
+async def test_an_order_whose_write_committed_but_whose_reply_was_lost_is_booked_and_fills(
+    pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    writes = BreakingWrites(after_write=True)
+    broker = breaking_broker(pool, BreakingFills(), writes)
+    await broker.on_ticks([quote_event(symbol, "49.99", "50.01")])
+    request = dataclasses.replace(market(symbol, Side.BUY, "2"), client_order_id="lost-reply")
+    writes.breaks = 1
+    with pytest.raises(BROKEN):
+        await broker.submit(account, request)
+    [row] = await order_rows(pool, account)
+    assert row["status"] == "accepted" and row["order_id"] not in broker.engine
+
+    assert await broker.restore.unwritten() == 1
+    [row] = await order_rows(pool, account)
+    assert (row["status"], row["filled_notional"], row["reserved"]) == ("filled", D("100.02"), 0)
+    # The client's retry under the same client order id finds it, filled.
+    again = await broker.submit(account, request)
+    assert (again.order_id, again.status.value) == (row["order_id"], "filled")
+    assert await fill_count(pool, account) == 1
+    await assert_ledger_balances(pool, account)
+
+
+async def test_a_write_that_never_reached_the_database_leaves_nothing_to_book(
+    pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    writes = BreakingWrites()
+    broker = breaking_broker(pool, BreakingFills(), writes)
+    await broker.ensure_account(account)
+    writes.breaks = 1
+    with pytest.raises(BROKEN):
+        await broker.submit(account, limit(symbol, Side.BUY, "1", "10.00"))
+    assert len(broker.live.unwritten) == 1
+    assert await broker.restore.unwritten() == 0
+    assert not broker.live.unwritten and len(broker.engine) == 0
+    assert await order_rows(pool, account) == []
+    assert (await account_row(pool, account))["reserved"] == 0
+
+
+async def test_a_bracket_whose_write_broke_leaves_nothing_to_book(
+    pool: asyncpg.Pool, account: str, symbol: str
+) -> None:
+    writes = BreakingWrites()
+    broker = breaking_broker(pool, BreakingFills(), writes)
+    await broker.ensure_account(account)
+    entry = OrderRequest(
+        symbol, Side.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(5), limit_price=D("10.00")
+    )
+    writes.breaks = 1
+    with pytest.raises(BROKEN):
+        await broker.submit_group(
+            account,
+            ClassedRequest(entry, OrderClass.BRACKET, TakeProfit(D("11.00")), StopLoss(D("9.00"))),
+        )
+    assert len(broker.live.unwritten) == 3  # the entry and both exits, in case they were written
+    assert await broker.restore.unwritten() == 0
+    assert not broker.live.unwritten and len(broker.engine) == 0
+    assert await order_rows(pool, account) == []
+    assert (await account_row(pool, account))["reserved"] == 0
