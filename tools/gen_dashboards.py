@@ -49,7 +49,7 @@ def series(
     return panel
 
 
-def single(title: str, description: str, expr: str, unit: str) -> stat.Panel:
+def single(title: str, description: str, expr: str, unit: str, *, width: int = 6) -> stat.Panel:
     return (
         stat.Panel()
         .title(title)
@@ -57,7 +57,7 @@ def single(title: str, description: str, expr: str, unit: str) -> stat.Panel:
         .datasource(PROMETHEUS)
         .unit(unit)
         .height(4)
-        .span(6)
+        .span(width)
         .with_target(query(expr, title))
     )
 
@@ -191,6 +191,18 @@ def trading_dashboard() -> dashboard.Dashboard:
                 "1 while the global trading state is reducing or halted.",
                 "max(cift_risk_kill_switch_engaged)",
                 "none",
+                width=3,
+            )
+        )
+        .with_panel(
+            single(
+                "Orders out of the book",
+                "Orders whose fill, close or write did not commit (PostgreSQL unreachable), "
+                "waiting for execution's repair to book them again from their rows. "
+                "Ticks do not fill them until then; above 0 for minutes, check PostgreSQL.",
+                "max(cift_execution_orders_out_of_book)",
+                "none",
+                width=3,
             )
         )
         .with_panel(

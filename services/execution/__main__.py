@@ -13,6 +13,8 @@ import logging
 import sys
 import time
 
+from prometheus_client import Gauge
+
 from cift.execution.v1 import execution_pb2, execution_pb2_grpc
 from cift.marketdata.v1 import events_pb2 as _md_events  # noqa: F401 - registers TickEvent for decoding
 from cift.runtime.clients import open_channel
@@ -52,6 +54,11 @@ READ_METHODS = (
 
 # How soon the session watcher retries a market clock it has never read.
 FIRST_READING_RETRY_S = 0.2
+ORDERS_OUT_OF_BOOK = Gauge(
+    "cift_execution_orders_out_of_book",
+    "Orders out of the fill engine's book after a failed commit, until the repair books "
+    "them again from their rows (app/restore.py).",
+)
 
 
 def fill_model(config: ExecutionConfig) -> FillModel:
@@ -201,6 +208,7 @@ async def setup(context: ServiceContext[ExecutionConfig]) -> None:
     ticks = context.consumer(config.fill_engine_group, [TOPIC_TICKS], from_beginning=False)
     context.spawn("fill-engine", ticks.run(broker.on_ticks))
     context.spawn("book-repair", broker.run_repairs())
+    ORDERS_OUT_OF_BOOK.set_function(lambda: len(broker.live.unwritten))
     context.spawn("session-clock", watch_session(broker, config.clock_poll_s))
     context.spawn("equity-snapshots", snapshot_equity(broker, config.equity_snapshot_s))
     context.spawn("water-marks", save_water_marks(broker, config.water_mark_flush_s))
