@@ -163,6 +163,13 @@ class FillEngine(ClockCore):
         moved.clear()
         return taken
 
+    def unsaved_water_marks(self, marks: dict[str, Decimal]) -> None:
+        """`take_water_marks`' answer could not be saved: offer it again at the next call,
+        unless a mark moved since (the newer one is what to save)."""
+        moved = self._moved_water_marks
+        for order_id, mark in marks.items():
+            moved.setdefault(order_id, mark)
+
     # ---- order entry and removal -------------------------------------------------
 
     def link(

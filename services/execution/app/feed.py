@@ -66,8 +66,12 @@ class FeedIntake:
         """Persist the trailing-stop water marks that moved since the last call (one batch)."""
         marks = self.live.engine.take_water_marks()
         if marks:
-            async with self.pool.acquire() as conn:
-                await self.stores.orders.save_water_marks(conn, marks)
+            try:
+                async with self.pool.acquire() as conn:
+                    await self.stores.orders.save_water_marks(conn, marks)
+            except BaseException:
+                self.live.engine.unsaved_water_marks(marks)  # the next interval tries again
+                raise
         return len(marks)
 
     async def expire_day_orders(self, *, post_market: bool = False) -> int:

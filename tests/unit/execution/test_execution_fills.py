@@ -326,6 +326,20 @@ def test_water_marks_are_reported_when_set_and_when_they_move_only() -> None:
     assert eng.take_water_marks() == {}
 
 
+def test_water_marks_that_could_not_be_saved_are_offered_again_unless_they_moved() -> None:
+    eng = engine()
+    trade(eng, "100.00")
+    first, _ = place(eng, Side.SELL, OrderType.TRAILING_STOP, trail_price="3.00")
+    second, _ = place(eng, Side.SELL, OrderType.TRAILING_STOP, trail_price="5.00")
+    lost = eng.take_water_marks()
+    assert lost == {first.order_id: D("100.00"), second.order_id: D("100.00")}
+    trade(eng, "101.00")  # both move again before the retry
+    eng.unsaved_water_marks({**lost, "gone": D(1)})
+    assert eng.take_water_marks() == {first.order_id: D("101.00"), second.order_id: D("101.00")}
+    eng.unsaved_water_marks({first.order_id: D("101.00")})
+    assert eng.take_water_marks() == {first.order_id: D("101.00")}
+
+
 def test_water_marks_of_orders_that_left_the_book_are_not_reported() -> None:
     eng = engine()
     trade(eng, "100.00")
