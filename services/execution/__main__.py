@@ -54,6 +54,7 @@ READ_METHODS = (
 
 # How soon the session watcher retries a market clock it has never read.
 FIRST_READING_RETRY_S = 0.2
+
 ORDERS_OUT_OF_BOOK = Gauge(
     "cift_execution_orders_out_of_book",
     "Orders out of the fill engine's book after a failed commit, until the repair books "
