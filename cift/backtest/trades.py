@@ -159,6 +159,14 @@ class TradeBook:
 # One fill as the broker logs it: (bar, buy, qty, price, commission, position after,
 # sleeve cash after), exact. Logged as is, once per fill; turned into floats at the end.
 FillRow = tuple[int, bool, Decimal, Decimal, Decimal, Decimal, Decimal]
+FILL_FIELDS = 7  # a FillRow's length
+
+# A symbol's fills: each one's FillRow fields, one fill after the other, in one flat
+# list (`log.extend(row)`). A list of rows would keep a tuple per fill, each an object
+# the garbage collector tracks until it next runs: tens of thousands of them set off
+# collections, of the whole process's objects too, in the middle of a run; a row
+# extended into the log is gone at once (no collection at all in a 1M-bar run).
+FillLog = list[int | bool | Decimal]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,19 +182,16 @@ class FillColumns:
     sleeve: F64  # the sleeve's cash after each fill
 
     @classmethod
-    def of(cls, fills: list[FillRow]) -> FillColumns:
+    def of(cls, log: FillLog) -> FillColumns:
         """Each Decimal through `float`, once, in one pass per column.
 
-        Each column is read straight off the rows (`operator.itemgetter`), not by `zip(*fills)`:
-        that makes an iterator object per row, tens of thousands of them, enough to
-        set off a full garbage collection of the whole process (about 50 ms at 1M
-        bars) on the way. A free commission model's fills all carry the one
-        `NO_COMMISSION` object (0.00): that column is zeros without a conversion each.
+        A free commission model's fills all carry the one `NO_COMMISSION` object
+        (0.00): that column is zeros without a conversion each.
         """
-        n = len(fills)
+        n = len(log) // FILL_FIELDS
 
         def column(index: int) -> Iterator[Any]:
-            return map(operator.itemgetter(index), fills)
+            return iter(log[index::FILL_FIELDS])
 
         qty, price, after, sleeve = (
             np.fromiter(map(float, column(i)), np.float64, n) for i in (2, 3, 5, 6)
