@@ -9,11 +9,9 @@ averages, so a position built or unwound in several fills reads as one trade.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import repeat
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -190,8 +188,8 @@ class FillColumns:
         """
         n = len(log) // FILL_FIELDS
 
-        def column(index: int) -> Iterator[Any]:
-            return iter(log[index::FILL_FIELDS])
+        def column(index: int) -> FillLog:
+            return log[index::FILL_FIELDS]
 
         qty, price, after, sleeve = (
             np.fromiter(map(float, column(i)), np.float64, n) for i in (2, 3, 5, 6)
