@@ -21,7 +21,7 @@ import polars as pl
 
 from cift.backtest.bars import F64, SymbolBars
 from cift.backtest.pretrade import PreTradeGate
-from cift.backtest.trades import FillColumns, FillRow, closed_trades
+from cift.backtest.trades import FillColumns, FillLog, closed_trades
 from cift.runtime.errors import InvalidArgument
 from cift.trading.fills import CommissionModel, Fill, FillEngine, FillModel
 from cift.trading.ledger import Ledger
@@ -80,9 +80,9 @@ class SymbolState:
     pending: list[Pending]
     open_ids: set[str]  # orders of this symbol resting in the fill engine
     bar: int = -1
-    # Every fill, exact, for the curves and the trades: turned into floats once, at
-    # the end (`curves`, `trades`), not per fill.
-    fills: list[FillRow] | None = None
+    # Every fill, exact, for the curves and the trades (a FillLog: each fill's fields
+    # in a row): turned into floats once, at the end (`results`), not per fill.
+    fills: FillLog | None = None
 
 
 class AccountState:

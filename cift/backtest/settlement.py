@@ -67,7 +67,7 @@ class Settlement(AccountState):
         state = self.symbols[fill.symbol]
         state.sleeve_cash += effect.cash_delta
         assert state.fills is not None
-        state.fills.append(
+        state.fills.extend(
             (state.bar, fill.side is _BUY, fill.qty, fill.price, fill.commission,
              effect.position.qty, state.sleeve_cash)
         )  # fmt: skip

@@ -157,6 +157,14 @@ class TradeBook:
 # One fill as the broker logs it: (bar, buy, qty, price, commission, position after,
 # sleeve cash after), exact. Logged as is, once per fill; turned into floats at the end.
 FillRow = tuple[int, bool, Decimal, Decimal, Decimal, Decimal, Decimal]
+FILL_FIELDS = 7  # a FillRow's length
+
+# A symbol's fills: each one's FillRow fields, one fill after the other, in one flat
+# list (`log.extend(row)`). A list of rows would keep a tuple per fill, each an object
+# the garbage collector tracks until it next runs: tens of thousands of them set off
+# collections, of the whole process's objects too, in the middle of a run; a row
+# extended into the log is gone at once (no collection at all in a 1M-bar run).
+FillLog = list[int | bool | Decimal]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,29 +180,32 @@ class FillColumns:
     sleeve: F64  # the sleeve's cash after each fill
 
     @classmethod
-    def of(cls, fills: list[FillRow]) -> FillColumns:
+    def of(cls, log: FillLog) -> FillColumns:
         """Each Decimal through `float`, once, in one pass per column.
 
         A free commission model's fills all carry the one `NO_COMMISSION` object
         (0.00): that column is zeros without a conversion each.
         """
-        n = len(fills)
-        bar, buy, qty, price, commission, after, sleeve = (
-            zip(*fills, strict=True) if fills else [()] * 7
+        n = len(log) // FILL_FIELDS
+
+        def column(index: int) -> FillLog:
+            return log[index::FILL_FIELDS]
+
+        qty, price, after, sleeve = (
+            np.fromiter(map(float, column(i)), np.float64, n) for i in (2, 3, 5, 6)
         )
-        floats = [np.fromiter(map(float, c), np.float64, n) for c in (qty, price, after, sleeve)]
-        if all(map(operator.is_, commission, repeat(NO_COMMISSION))):
+        if all(map(operator.is_, column(4), repeat(NO_COMMISSION))):
             charged = np.zeros(n)  # float(Decimal("0.00")) is 0.0
         else:
-            charged = np.fromiter(map(float, commission), np.float64, n)
+            charged = np.fromiter(map(float, column(4)), np.float64, n)
         return cls(
-            np.fromiter(bar, np.int64, n),
-            np.fromiter(buy, np.bool_, n),
-            floats[0],
-            floats[1],
+            np.fromiter(column(0), np.int64, n),
+            np.fromiter(column(1), np.bool_, n),
+            qty,
+            price,
             charged,
-            floats[2],
-            floats[3],
+            after,
+            sleeve,
         )
 
 

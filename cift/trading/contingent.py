@@ -21,6 +21,7 @@ both exits. No I/O.
 
 from __future__ import annotations
 
+from collections.abc import KeysView
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -65,10 +66,14 @@ class OrderGroup:
 class ContingentOrders:
     """Every group with an open order, keyed by each member's id."""
 
-    __slots__ = ("_group_of",)
+    __slots__ = ("_group_of", "member_ids")
 
     def __init__(self) -> None:
         self._group_of: dict[str, OrderGroup] = {}
+        # The ids of every member, a live view: `order_id in member_ids` asks what
+        # `order_id in self` does without a Python call, for the fill engine's
+        # once-per-fill question whether an order belongs to a group.
+        self.member_ids: KeysView[str] = self._group_of.keys()
 
     def __contains__(self, order_id: object) -> bool:
         return order_id in self._group_of

@@ -59,7 +59,7 @@ def _book_if_whole(engine: FillEngine, order: Order) -> SymbolBook | None:
         or order.symbol not in engine._instruments
         or order_id in engine._orders
         or order_id in engine._held
-        or order_id in engine.contingent
+        or order_id in engine.contingent.member_ids
     ):
         return None
     book = engine._books.get(order.symbol)

@@ -233,7 +233,7 @@ class MatchingCore(EngineState):
                 explanation,
             )
         )
-        if order.order_id in self.contingent:
+        if order_id in self.contingent.member_ids:
             actions = self.contingent.on_fill(order.order_id, qty, completes=not order.is_open)
             self._apply(actions, now_ns, events)
 

@@ -130,7 +130,8 @@ def buying_power(
     Execution stores the figure with the account row whenever cash or costs change,
     so its SQL reserves against the stored figure and never computes it.
     """
-    return max(ZERO, (cash + net_cost) * margin_multiplier - gross_cost)
+    power = (cash + net_cost) * margin_multiplier - gross_cost
+    return power if power > ZERO else ZERO  # max(ZERO, power), without the builtin's call
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,9 +273,12 @@ def reservation_for(
         assert notional is not None
         qty = notional / price
     reducible = -position_qty if side is _BUY else position_qty
-    capacity = max(ZERO, reducible - open_qty_same_side)
-    exposure_qty = max(ZERO, qty - capacity)
-    if exposure_qty == ZERO:
+    # max(ZERO, x) as comparisons, without the builtin's call: once per order entered.
+    capacity = reducible - open_qty_same_side
+    if capacity <= ZERO:
+        capacity = ZERO
+    exposure_qty = qty - capacity
+    if exposure_qty <= ZERO:
         return ZERO
     if notional is not None and exposure_qty == qty:
         return to_cents(notional)

@@ -17,7 +17,7 @@ from polars.testing import assert_frame_equal
 
 from cift.backtest.bars import split_bars
 from cift.backtest.synthetic import random_walk_bars
-from cift.backtest.trades import FillColumns, FillRow, TradeBook, closed_trades
+from cift.backtest.trades import FillColumns, FillLog, FillRow, TradeBook, closed_trades
 from cift.trading.fill_model import NO_COMMISSION
 
 BARS = split_bars(random_walk_bars(500))[0]
@@ -32,6 +32,11 @@ def per_fill(fills: list[FillRow]) -> pl.DataFrame:
     for bar, buy, qty, price, commission, after, _ in fills:
         book.record(bar, buy, float(qty), float(price), float(commission), float(after))
     return book.frame()
+
+
+def log_of(fills: list[FillRow]) -> FillLog:
+    """The rows as the broker logs them: each fill's fields, one fill after the other."""
+    return [field for row in fills for field in row]
 
 
 def rows(steps: list[tuple[bool, Decimal, Decimal, Decimal]]) -> list[FillRow]:
@@ -63,7 +68,7 @@ def test_round_trips_paired_by_columns_match_the_book(
     if left_open and trades:
         steps.pop()  # the last trade stays open: not reported
     fills = rows(steps)
-    assert_frame_equal(closed_trades(BARS, FillColumns.of(fills)), per_fill(fills))
+    assert_frame_equal(closed_trades(BARS, FillColumns.of(log_of(fills))), per_fill(fills))
 
 
 @settings(max_examples=200, deadline=None)
@@ -77,7 +82,7 @@ def test_any_fills_give_the_books_trades(
 ) -> None:
     """Scaling in and out, crossing zero: the columns path must step aside or agree."""
     fills = rows(steps)
-    assert_frame_equal(closed_trades(BARS, FillColumns.of(fills)), per_fill(fills))
+    assert_frame_equal(closed_trades(BARS, FillColumns.of(log_of(fills))), per_fill(fills))
 
 
 def test_a_fill_through_zero_splits_into_two_trades() -> None:
@@ -88,7 +93,7 @@ def test_a_fill_through_zero_splits_into_two_trades() -> None:
             (True, Decimal(5), Decimal(99), Decimal("0.10")),
         ]
     )
-    frame = closed_trades(BARS, FillColumns.of(fills))
+    frame = closed_trades(BARS, FillColumns.of(log_of(fills)))
     assert frame["size"].to_list() == [10.0, -5.0]
     assert frame["entry_bar"].to_list() == [0, 1]
     assert frame["exit_bar"].to_list() == [1, 2]
@@ -107,8 +112,10 @@ def test_free_commissions_read_as_the_floats_they_are() -> None:
         (True, Decimal(3), Decimal("10.5"), NO_COMMISSION),
         (False, Decimal(3), Decimal(11), NO_COMMISSION),
     ]
-    free = FillColumns.of(rows(steps))
+    free = FillColumns.of(log_of(rows(steps)))
     assert free.commission.tolist() == [float(NO_COMMISSION)] * 2
     assert not np.signbit(free.commission).any()
-    charged = FillColumns.of(rows([steps[0], (False, Decimal(3), Decimal(11), Decimal("0.25"))]))
+    charged = FillColumns.of(
+        log_of(rows([steps[0], (False, Decimal(3), Decimal(11), Decimal("0.25"))]))
+    )
     assert charged.commission.tolist() == [0.0, 0.25]
