@@ -365,7 +365,18 @@ def envoy_binary(configured: str = "") -> str:
 def envoy_argv(binary: str, config_path: Path) -> list[str]:
     # A dynamic base id keeps this Envoy's shared memory apart from any other Envoy on
     # the machine (a user's `cift up` next to a test run), which a fixed --base-id cannot.
-    return [binary, "-c", str(config_path), "--use-dynamic-base-id", "--log-level", "info"]
+    # Access log lines are flushed each second, not each 10 s (Envoy's default), so an
+    # operator following the gateway's log sees a request as it happens.
+    return [
+        binary,
+        "-c",
+        str(config_path),
+        "--use-dynamic-base-id",
+        "--log-level",
+        "info",
+        "--file-flush-interval-msec",
+        "1000",
+    ]
 
 
 def build_descriptor(out_path: Path) -> Path:
