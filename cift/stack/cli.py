@@ -48,7 +48,7 @@ from cift.stack.probes import (
 from cift.stack.safeguards import missing_safeguards
 from cift.stack.services import service_argv
 from cift.stack.settings import StackConfig
-from cift.stack.supervisor import CrashLoop, Supervisor
+from cift.stack.supervisor import CrashLoop, RestartPolicy, Supervisor
 
 READY_LINE = "CIFT Markets is up. Press Ctrl-C to stop."
 
@@ -130,7 +130,8 @@ async def _supervise(stack: Stack, stop_requested: asyncio.Event) -> int:
             await starting
         return 130
     info = starting.result()  # a StackError here has already stopped everything
-    supervisor = Supervisor(stack.components, _say)
+    policy = RestartPolicy(first_delay_s=stack.config.restart_first_delay_s)
+    supervisor = Supervisor(stack.components, _say, policy)
     controls = control.ControlServer(info.home, supervisor)
     await controls.start()
     print(listening_table(info), flush=True)

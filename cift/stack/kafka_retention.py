@@ -131,7 +131,7 @@ class BrokerMemoryGuard:
         # A client per check: one kept across a broker restart waits out librdkafka's
         # reconnect backoff on its group-coordinator connection and times out.
         admin = kafka.admin_client(self._bootstrap)
-        ends = await asyncio.to_thread(self._ends, admin)
+        ends = await asyncio.to_thread(newest_batch_starts, admin, self.topics)
         previous, self._previous_ends = self._previous_ends, ends
         used = self.memory()
         if used is None or used < self.policy.limit_bytes or not previous:
@@ -157,23 +157,6 @@ class BrokerMemoryGuard:
         )
         return True
 
-    def _ends(self, admin: AdminClient) -> dict[Partition, int]:
-        """Where each partition's newest batch starts (Tansu 0.6's answer for "latest")."""
-        metadata = admin.list_topics(timeout=_ADMIN_TIMEOUT_S)
-        wanted = [
-            TopicPartition(topic, partition)
-            for topic in self.topics
-            if topic in metadata.topics
-            for partition in metadata.topics[topic].partitions
-        ]
-        if not wanted:
-            return {}
-        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        futures = admin.list_offsets(
-            {tp: latest for tp in wanted}, request_timeout=_ADMIN_TIMEOUT_S
-        )
-        return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
-
     def _committed(self, admin: AdminClient) -> list[dict[Partition, int]]:
         """The committed offsets of every group that has members."""
         listed = admin.list_consumer_groups(request_timeout=_ADMIN_TIMEOUT_S).result()
@@ -181,18 +164,36 @@ class BrokerMemoryGuard:
         if not names:
             return []
         described = admin.describe_consumer_groups(names, request_timeout=_ADMIN_TIMEOUT_S)
-        committed = []
-        for name, described_group in described.items():
-            if described_group.result().state in _GONE:
-                continue
-            (offsets,) = admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(name)], request_timeout=_ADMIN_TIMEOUT_S
-            ).values()
-            committed.append(
-                {
-                    (tp.topic, tp.partition): tp.offset
-                    for tp in offsets.result().topic_partitions
-                    if tp.offset >= 0
-                }
-            )
-        return committed
+        return [
+            committed_offsets(admin, name)
+            for name, described_group in described.items()
+            if described_group.result().state not in _GONE
+        ]
+
+
+def newest_batch_starts(admin: AdminClient, topics: Sequence[str]) -> dict[Partition, int]:
+    """Where each partition's newest batch starts (Tansu 0.6's answer for "latest")."""
+    metadata = admin.list_topics(timeout=_ADMIN_TIMEOUT_S)
+    wanted = [
+        TopicPartition(topic, partition)
+        for topic in topics
+        if topic in metadata.topics
+        for partition in metadata.topics[topic].partitions
+    ]
+    if not wanted:
+        return {}
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    futures = admin.list_offsets({tp: latest for tp in wanted}, request_timeout=_ADMIN_TIMEOUT_S)
+    return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+
+
+def committed_offsets(admin: AdminClient, group: str) -> dict[Partition, int]:
+    """The offsets `group` has committed, by partition (none where it has committed nothing)."""
+    (offsets,) = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group)], request_timeout=_ADMIN_TIMEOUT_S
+    ).values()
+    return {
+        (tp.topic, tp.partition): tp.offset
+        for tp in offsets.result().topic_partitions
+        if tp.offset >= 0
+    }

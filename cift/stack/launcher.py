@@ -37,6 +37,7 @@ from cift.stack.probes import (
 )
 from cift.stack.processes import Child
 from cift.stack.settings import StackConfig, is_configured
+from cift.stack.supervisor import RestartPolicy
 from cift.stack.tasks import run_all
 
 STATE_FILE = "stack.json"
@@ -160,6 +161,11 @@ class Stack:
         if self.config.marketdata_ingest_processes < 1:
             raise StackError(
                 "CIFT_MARKETDATA_INGEST_PROCESSES must be at least 1 (the market data service)"
+            )
+        if not 0 < self.config.restart_first_delay_s <= RestartPolicy.max_delay_s:
+            raise StackError(
+                "CIFT_RESTART_FIRST_DELAY_S must be above 0 and at most "
+                f"{RestartPolicy.max_delay_s:g} s"
             )
         extra = self.config.marketdata_ingest_processes - 1
         worker_ports = iter(free_ports(2 * extra))

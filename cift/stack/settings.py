@@ -73,6 +73,11 @@ class StackConfig(CommonConfig):
     service_start_timeout_s: float = setting(
         60.0, "Seconds `cift up` waits for each service's health check to say SERVING."
     )
+    restart_first_delay_s: float = setting(
+        0.5,
+        "Seconds `cift up` waits before restarting a crashed component; the wait doubles with "
+        "each crash in a row, up to 30 s.",
+    )
 
 
 def is_configured(environ: Mapping[str, str], field_name: str) -> bool:

@@ -27,6 +27,7 @@ from cift.runtime.errors import InvalidArgument
 from cift.runtime.identity import SCOPE_READ
 from cift.runtime.interceptors import PUBLIC, RpcPolicy
 from cift.runtime.server import Command, ServiceContext, ServiceSpec, run_service, serve
+from cift.runtime.timestamps import NS_PER_S
 from services.marketdata.clock import (
     MarketCalendar,
     build_calendar,
@@ -96,13 +97,17 @@ def tick_source(config: MarketDataConfig, universe: Universe) -> TickSource | No
     if config.marketdata_feed not in FEED_KINDS:
         raise InvalidArgument(f"CIFT_MARKETDATA_FEED must be one of {', '.join(FEED_KINDS)}.")
     if config.marketdata_feed == "simulator":
+        if config.marketdata_simulator_history_s < 0:
+            raise InvalidArgument("CIFT_MARKETDATA_SIMULATOR_HISTORY_S must not be negative.")
+        # Started in the past, the simulator's ticks up to now are due at once: the history.
+        history_ns = int(config.marketdata_simulator_history_s * NS_PER_S)
         return SimulatorSource(
             Simulator(
                 universe,
                 seed=config.marketdata_seed,
                 rate_per_symbol=config.marketdata_rate,
                 trade_probability=config.marketdata_trade_probability,
-                start_ns=time.time_ns(),
+                start_ns=time.time_ns() - history_ns,
             )
         )
     if config.marketdata_feed == "replay":

@@ -57,6 +57,10 @@ class MarketDataConfig(CommonConfig):
     marketdata_trade_probability: float = setting(
         0.25, "Share of simulated events that are trades rather than quote updates."
     )
+    marketdata_simulator_history_s: float = setting(
+        0.0,
+        "Seconds of simulated past the simulator publishes at once when it starts, so charts and indicators have bars from the first minute; 0: none.",
+    )
     marketdata_universe_file: str = setting(
         "", "CSV file of instruments replacing the built-in universe (columns: see instruments.py)."
     )

@@ -70,7 +70,8 @@ class NoTicks(PacedSource):
 
 
 class SimulatorSource(PacedSource):
-    """Simulated ticks, timestamped on the wall clock from the moment the feed starts."""
+    """Simulated ticks on the wall clock, each due when its time has come (a simulator
+    started in the past has the ticks up to now due at once)."""
 
     def __init__(self, simulator: Simulator) -> None:
         self._simulator = simulator

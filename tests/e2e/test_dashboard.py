@@ -102,8 +102,16 @@ def test_a_trader_registers_trades_and_cancels_from_the_dashboard(page: Page) ->
     watch_row(page, SYMBOL).get_by_role("link", name=SYMBOL).click()
     expect(page.get_by_role("heading", name=SYMBOL, exact=True)).to_be_visible()
     page.get_by_role("button", name="1Sec").click()
+    candle_count = page.get_by_test_id("candle-count")
+    # "N bars" once the history is drawn (a status while it loads).
+    expect(candle_count).to_have_text(re.compile(r"^\d+ bars$"))
+    loaded = int(candle_count.get_attribute("data-count") or 0)
+    assert loaded >= 2
+    # Live: a bar streamed after the history adds a candle.
     page.wait_for_function(
-        "() => Number(document.querySelector('[data-testid=candle-count]').dataset.count) >= 2",
+        "(loaded) => Number(document.querySelector('[data-testid=candle-count]')"
+        ".dataset.count) > loaded",
+        arg=loaded,
         timeout=60_000,
     )
     page.get_by_label("Bollinger").check()

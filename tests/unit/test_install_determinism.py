@@ -15,11 +15,12 @@ from importlib.metadata import distributions
 def files_with_several_owners() -> dict[str, set[str]]:
     owners: dict[str, set[str]] = defaultdict(set)
     for dist in distributions():
+        name = dist.metadata["Name"]  # parsed from METADATA on every access: once per dist
         for file in dist.files or []:
             path = str(file)
             if "__pycache__" in path or ".dist-info/" in path or path.startswith(".."):
                 continue
-            owners[path].add(dist.metadata["Name"])
+            owners[path].add(name)
     return {path: names for path, names in owners.items() if len(names) > 1}
 
 

@@ -77,6 +77,12 @@ def test_service_address_without_a_port_is_refused(tmp_path: Path) -> None:
         stack_in(tmp_path, {"CIFT_RISK_ADDR": "risk-host"})
 
 
+@pytest.mark.parametrize("delay", ["0", "-1", "31"])
+def test_a_first_restart_delay_outside_the_backoff_is_refused(tmp_path: Path, delay: str) -> None:
+    with pytest.raises(StackError, match="CIFT_RESTART_FIRST_DELAY_S must be above 0"):
+        stack_in(tmp_path, {"CIFT_RESTART_FIRST_DELAY_S": delay})
+
+
 def test_free_port_plan_has_distinct_ports_and_round_trips_through_the_environment() -> None:
     plan = PortPlan.free()
     ports = [plan.postgres, plan.redis, plan.kafka, plan.gateway, plan.gateway_admin]

@@ -140,6 +140,9 @@ def test_with_an_otlp_collector_every_request_is_traced_and_the_config_validates
     ]
     address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
     assert address["socket_address"]["port_value"] == 4317
+    # A request's span reaches the collector within a second, not up to 5 s later.
+    (layer,) = config["layered_runtime"]["layers"]
+    assert layer["static_layer"] == {"tracing.opentelemetry.flush_interval_ms": 1000}
     result = envoy_validate(text, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
 
@@ -148,6 +151,7 @@ def test_without_a_collector_nothing_is_traced(tmp_path: Path) -> None:
     config = yaml.safe_load(render_gateway_config(local_params(tmp_path / "cift.pb")))
     assert "tracing" not in http_manager(config)
     assert "otel_collector" not in {c["name"] for c in config["static_resources"]["clusters"]}
+    assert "layered_runtime" not in config
 
 
 def test_the_gateway_traces_only_when_the_services_export_over_otlp() -> None:

@@ -11,9 +11,16 @@ import confluent_kafka
 import pytest
 from google.protobuf.wrappers_pb2 import BytesValue
 
-from cift.runtime.kafka import Event, EventConsumer, encode_headers
+from cift.runtime.kafka import Event, EventConsumer, admin_client, encode_headers
 from cift.stack import kafka_broker
-from cift.stack.kafka_retention import BrokerMemoryGuard, MemoryPolicy, anonymous_bytes
+from cift.stack.kafka_retention import (
+    BrokerMemoryGuard,
+    MemoryPolicy,
+    anonymous_bytes,
+    committed_offsets,
+    newest_batch_starts,
+    unread,
+)
 from cift.stack.ports import free_ports
 from cift.stack.processes import Child
 from tests.integration.runtime.own_broker import start_broker
@@ -43,6 +50,22 @@ def publish(bootstrap: str, topic: str, tag: str, count: int) -> None:
 
 def tags(events: list[Event]) -> list[str]:
     return [e.message.value.split(b":", 1)[0].decode() for e in events]  # type: ignore[attr-defined]
+
+
+async def read_past_newest_batches(bootstrap: str, topic: str, *groups: str) -> None:
+    """Return once each group has committed past the start of every partition's newest
+    batch: what the guard's next check asks of a group with members."""
+    admin = admin_client(bootstrap)
+    async with asyncio.timeout(30):
+        while True:
+            newest = await asyncio.to_thread(newest_batch_starts, admin, [topic])
+            committed = [await asyncio.to_thread(committed_offsets, admin, g) for g in groups]
+            # A partition a group has no offset on yet is not read (unread() skips it).
+            if all(newest.keys() <= offsets.keys() for offsets in committed) and not unread(
+                newest, committed
+            ):
+                return
+            await asyncio.sleep(0.05)
 
 
 class Broker:
@@ -102,9 +125,8 @@ async def test_the_broker_is_restarted_empty_once_read_and_consumers_go_on(
     async def reader(events: list[Event]) -> None:
         received.add(events)
 
-    consumer = EventConsumer(
-        broker.bootstrap, "test", f"g-{uuid.uuid4().hex[:6]}", [topic], session_timeout_ms=2000
-    )
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    consumer = EventConsumer(broker.bootstrap, "test", group, [topic], session_timeout_ms=2000)
     release = asyncio.Event()
     slow_got = Seen()
 
@@ -114,9 +136,8 @@ async def test_the_broker_is_restarted_empty_once_read_and_consumers_go_on(
             await release.wait()
         slow_got.add(events)
 
-    laggard = EventConsumer(
-        broker.bootstrap, "test", f"slow-{uuid.uuid4().hex[:6]}", [topic], session_timeout_ms=2000
-    )
+    slow_group = f"slow-{uuid.uuid4().hex[:6]}"
+    laggard = EventConsumer(broker.bootstrap, "test", slow_group, [topic], session_timeout_ms=2000)
     tasks: list[asyncio.Task[None]] = []
     try:
         await broker.start()
@@ -140,7 +161,7 @@ async def test_the_broker_is_restarted_empty_once_read_and_consumers_go_on(
             # The first check notes where the partitions end; at the next one the group
             # has committed past that and the broker is over its limit: restarted.
             assert not await guard.check()
-            await asyncio.sleep(2.5)  # the consumer commits what it handled
+            await read_past_newest_batches(broker.bootstrap, topic, group)
             peak = broker.memory()
             assert peak is not None and peak > LIMIT
             peaks.append(peak)
@@ -160,7 +181,7 @@ async def test_the_broker_is_restarted_empty_once_read_and_consumers_go_on(
         await received.all_of("held")
         async with asyncio.timeout(30):
             await slow_got.changed.wait()
-        await asyncio.sleep(2.5)
+        await read_past_newest_batches(broker.bootstrap, topic, group)
         assert not await guard.check()
         assert (broker.memory() or 0) > LIMIT
         assert not await guard.check()
@@ -168,7 +189,7 @@ async def test_the_broker_is_restarted_empty_once_read_and_consumers_go_on(
         # Once it has read everything, the broker is restarted again.
         release.set()
         await slow_got.all_of("held")
-        await asyncio.sleep(2.5)
+        await read_past_newest_batches(broker.bootstrap, topic, group, slow_group)
         assert await guard.check()
         assert broker.restarts == 4
     finally:

@@ -281,18 +281,29 @@ async def test_consumer_retries_a_failing_batch_and_commits_after_success(infra:
     await asyncio.gather(task, return_exceptions=True)
     assert attempts == ["evt-1", "evt-1"]
 
-    # The committed offset means a restarted member of the group sees nothing again.
+    # The committed offset means a restarted member of the group sees nothing again:
+    # an event published once it has joined reaches it, and nothing from before it
+    # (one partition, read in order; without the commit it would start at evt-1).
     again = consumer_for(infra, group, [topic])
     redelivered: list[Event] = []
+    after_restart = asyncio.Event()
 
     async def record(events: list[Event]) -> None:
-        redelivered.extend(events)
+        for event in events:
+            if event.event_id == "evt-2":
+                after_restart.set()
+            else:
+                redelivered.append(event)
 
     # Services spawn the run loop in setup, before the runtime starts the consumer.
     task = asyncio.create_task(again.run(record))
     await asyncio.sleep(0.1)
-    await again.start()
-    await asyncio.sleep(7)  # a new group member's first join is held ~5 s by the broker
+    await again.start()  # returns once joined, positioned at the committed offset
+    producer = EventProducer(infra.kafka_bootstrap, "test")
+    await producer.start()
+    await producer.publish(topic, "k", StringValue(value="later"), event_id="evt-2")
+    await producer.stop()
+    await asyncio.wait_for(after_restart.wait(), 30)
     await again.stop()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

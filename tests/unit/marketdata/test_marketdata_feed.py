@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
+
+import pytest
 
 from cift.marketdata.v1 import events_pb2, marketdata_pb2
+from cift.runtime.errors import InvalidArgument
+from services.marketdata.__main__ import tick_source
+from services.marketdata.config import MarketDataConfig
 from services.marketdata.events import tick_event_bytes
 from services.marketdata.feed import (
     MAX_TICKS_PER_INTERVAL,
@@ -42,6 +48,27 @@ def test_a_fast_simulator_is_capped_per_interval_and_catches_up_later() -> None:
     burst = source.due(110 * S)
     assert len(burst) == MAX_TICKS_PER_INTERVAL
     assert source.due(110 * S)[0].ts_ns > burst[-1].ts_ns
+
+
+def test_a_simulator_with_history_has_its_past_due_at_once_and_then_runs_on() -> None:
+    config = MarketDataConfig(marketdata_rate=1.0, marketdata_simulator_history_s=60.0)
+    source = tick_source(config, default_universe())
+    assert source is not None
+    now_ns = time.time_ns()
+    past = source.due(now_ns)
+    # 52 symbols x 1 tick/s for the minute before now.
+    assert 2500 < len(past) < 3700
+    assert now_ns - 60 * S <= past[0].ts_ns < now_ns - 55 * S
+    assert past[-1].ts_ns <= now_ns
+    later = source.due(now_ns + 2 * S)
+    assert later and all(now_ns < t.ts_ns <= now_ns + 2 * S for t in later)
+
+
+def test_without_history_the_simulator_starts_now_and_refuses_a_negative_one() -> None:
+    source = tick_source(MarketDataConfig(), default_universe())
+    assert source is not None and source.due(time.time_ns()) == []
+    with pytest.raises(InvalidArgument, match="must not be negative"):
+        tick_source(MarketDataConfig(marketdata_simulator_history_s=-1.0), default_universe())
 
 
 def replay_ticks() -> list[Tick]:
