@@ -66,6 +66,24 @@ async def settled(session: PaperSession, trader: Trader, order_id: str) -> dict[
     return await eventually(closed)
 
 
+async def quoted_until_settled(
+    mesh: Mesh, session: PaperSession, trader: Trader, order_id: str, bid: Decimal, ask: Decimal
+) -> dict[str, Any]:
+    """Inject the quote that decides the order until it has left the book; the order then.
+
+    The injected tick's sequence is read from the stack's latest quotes, which lag the
+    simulator when the machine is busy: a tick the simulator's sequence overtook is
+    dropped by execution as one it has seen, so it is sent again with a fresh one.
+    """
+
+    async def closed() -> dict[str, Any] | None:
+        await mesh.inject_quote(session.symbol, bid, ask, await mesh.next_sequence(trader))
+        reply = await read_order(session, trader, order_id)
+        return None if reply["order"]["status"] in WORKING else reply
+
+    return await eventually(closed, interval_s=0.5)
+
+
 async def auction_fill(
     session: PaperSession, trader: Trader, order_id: str, source: str, qty: int
 ) -> None:
@@ -120,10 +138,9 @@ async def test_rest_opg_fills_at_the_opening_print_and_regular_orders_wait_for_t
         }
         regular = await placed(s, trader, **terms)
         extended = await placed(s, trader, **terms, extendedHours=True)
-        await mesh.inject_quote(
-            s.symbol, limit - 3 * CENT, limit - CENT, await mesh.next_sequence(trader)
+        filled = await quoted_until_settled(
+            mesh, s, trader, extended["id"], limit - 3 * CENT, limit - CENT
         )
-        filled = await settled(s, trader, extended["id"])
         assert filled["order"]["status"] == "ORDER_STATUS_FILLED"
         assert [D(f["price"]) for f in filled["fills"]] == [limit - CENT]
         # The same tick reached the regular order, which waits for the open.
@@ -171,6 +188,10 @@ async def test_rest_cls_fills_at_the_close_and_an_extended_limit_in_the_post_mar
             timeInForce="TIME_IN_FORCE_CLS",
             qty="5",
         )
+        # The market, read before `trade_seen` injects its probe quote 5 % under it: until
+        # the simulator's next quote of the symbol is ingested, that probe is the stack's
+        # latest quote, and a limit priced from it would sit at the market, not above it.
+        quote = await mesh.quote(trader, s.symbol)
         await s.move_clock(at("15:50:00"))
         await cutoff_refusal(s, trader, "TIME_IN_FORCE_CLS")
         await s.trade_seen(mesh, trader)
@@ -180,7 +201,6 @@ async def test_rest_cls_fills_at_the_close_and_an_extended_limit_in_the_post_mar
         await auction_fill(s, trader, cls["id"], "FILL_PRICE_SOURCE_CLOSING_AUCTION", 5)
 
         # The post-market (16:00-20:00): an extended-hours limit trades, a gtc one waits.
-        quote = await mesh.quote(trader, s.symbol)
         limit = price(quote.ask, "1.05", up=True)
         terms = {"side": "ORDER_SIDE_SELL", "type": "ORDER_TYPE_LIMIT", "qty": "2"}
         gtc = await placed(
@@ -195,10 +215,9 @@ async def test_rest_cls_fills_at_the_close_and_an_extended_limit_in_the_post_mar
             extendedHours=True,
         )
         # The position the cls bought covers the sells; the quote reaches both limits.
-        await mesh.inject_quote(
-            s.symbol, limit + CENT, limit + 3 * CENT, await mesh.next_sequence(trader)
+        filled = await quoted_until_settled(
+            mesh, s, trader, extended["id"], limit + CENT, limit + 3 * CENT
         )
-        filled = await settled(s, trader, extended["id"])
         assert filled["order"]["status"] == "ORDER_STATUS_FILLED"
         assert [D(f["price"]) for f in filled["fills"]] == [limit + CENT], (limit, filled)
         waiting = await read_order(s, trader, gtc["id"])
