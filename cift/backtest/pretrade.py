@@ -123,7 +123,7 @@ class PreTradeGate:
         # a plain market order has no prices for four of them to judge), and the
         # last quote built.
         self._rules: dict[tuple[str, bool], tuple[Rule, ...]] = {}
-        self._quote: dict[str, tuple[Decimal | None, Decimal | None, Decimal, int, Quote]] = {}
+        self._quote: dict[str, Quote] = {}
 
     def admit(
         self,
@@ -198,18 +198,22 @@ class PreTradeGate:
     def _quote_of(
         self, symbol: str, bid: Decimal | None, ask: Decimal | None, last: Decimal, now_ns: int
     ) -> Quote:
-        """The quote risk would see at this tick: the one built for the last order, if unchanged."""
+        """The quote risk would see at this tick: the one built for the last order, if unchanged.
+
+        The built quote is its own cache key: its prices are the very objects it was
+        built from (a side without a price is built as zero and is rebuilt each time).
+        """
         known = self._quote.get(symbol)
         if (
             known is not None
-            and known[3] == now_ns
-            and known[2] is last
-            and known[0] is bid
-            and known[1] is ask
+            and known.ts_ns == now_ns
+            and known.last is last
+            and known.bid is bid
+            and known.ask is ask
         ):
-            return known[4]
+            return known
         quote = Quote(symbol, bid or ZERO, ask or ZERO, last, now_ns)
-        self._quote[symbol] = (bid, ask, last, now_ns, quote)
+        self._quote[symbol] = quote
         return quote
 
     def on_fill(self, order: Order, fill: Fill) -> None:
