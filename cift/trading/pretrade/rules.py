@@ -506,10 +506,13 @@ def check_position_limits(ctx: CheckContext) -> list[Violation]:
     An order that shrinks the worst-case position always passes, even when the
     position is already over a limit lowered since it was built.
     """
-    if ctx.position_after is None or not ctx.increases_exposure:
+    after = ctx.position_after
+    if after is None:
+        return []
+    size = abs(after)
+    if size <= abs(ctx.position_before):  # `not ctx.increases_exposure`, its abs kept
         return []
     limits = ctx.snap.limits
-    size = abs(ctx.position_after)
     found: list[Violation] = []
     if size > limits.max_position_qty:
         found.append(
@@ -531,9 +534,13 @@ def check_position_limits(ctx: CheckContext) -> list[Violation]:
 
 
 def check_gross_exposure(ctx: CheckContext) -> list[Violation]:
-    if ctx.price is None or ctx.position_after is None or not ctx.increases_exposure:
+    price, after = ctx.price, ctx.position_after
+    if price is None or after is None:
         return []
-    added = (abs(ctx.position_after) - abs(ctx.position_before)) * ctx.price
+    size_after, size_before = abs(after), abs(ctx.position_before)
+    if size_after <= size_before:  # `not ctx.increases_exposure`, its abs kept for `added`
+        return []
+    added = (size_after - size_before) * price
     gross_after = ctx.snap.gross_exposure + added
     limit = ctx.snap.limits.max_gross_exposure
     if gross_after <= limit:
