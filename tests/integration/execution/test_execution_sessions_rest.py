@@ -188,9 +188,10 @@ async def test_rest_cls_fills_at_the_close_and_an_extended_limit_in_the_post_mar
             timeInForce="TIME_IN_FORCE_CLS",
             qty="5",
         )
-        # The market, read before `trade_seen` injects its probe quote 5 % under it: until
-        # the simulator's next quote of the symbol is ingested, that probe is the stack's
-        # latest quote, and a limit priced from it would sit at the market, not above it.
+        # The market, read before `trade_seen` injects its probe quote 5 % under it. Until
+        # the simulator's next quote of the symbol arrives, the probe is the latest quote
+        # (risk's market price too), so the post-market limit below must sit above the
+        # market and within risk's 10 % band of the probe: 2.5 % above this quote is both.
         quote = await mesh.quote(trader, s.symbol)
         await s.move_clock(at("15:50:00"))
         await cutoff_refusal(s, trader, "TIME_IN_FORCE_CLS")
@@ -201,7 +202,7 @@ async def test_rest_cls_fills_at_the_close_and_an_extended_limit_in_the_post_mar
         await auction_fill(s, trader, cls["id"], "FILL_PRICE_SOURCE_CLOSING_AUCTION", 5)
 
         # The post-market (16:00-20:00): an extended-hours limit trades, a gtc one waits.
-        limit = price(quote.ask, "1.05", up=True)
+        limit = price(quote.ask, "1.025", up=True)
         terms = {"side": "ORDER_SIDE_SELL", "type": "ORDER_TYPE_LIMIT", "qty": "2"}
         gtc = await placed(
             s, trader, **terms, timeInForce="TIME_IN_FORCE_GTC", limitPrice=str(limit)
