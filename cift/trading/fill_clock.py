@@ -14,6 +14,8 @@ explained by the trade they crossed at (see `auction.py` for the model). No I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from cift.trading.auction import SessionPhase, crosses
 from cift.trading.book import SymbolBook
 from cift.trading.fill_events import EngineEvent, PriceSource, Trade
@@ -57,14 +59,8 @@ class ClockCore(MatchingCore):
             # opg orders still here missed their opening print (no trade all session).
             for symbol in session.symbols_waiting(TimeInForce.OPG):
                 self._run_auction(TimeInForce.OPG, symbol, now_ns, events)
-        for order_id in session.expiring_day_orders(post_market=post_market):
-            order = self._orders.get(order_id)
-            if order is None:
-                continue  # canceled along with an expiring parent
-            reason = "day order expired at the session close"
-            self._close(
-                self._book(order.symbol), order, OrderStatus.EXPIRED, reason, now_ns, events
-            )
+        expiring = session.expiring_day_orders(post_market=post_market)
+        self._expire(expiring, "day order expired at the session close", now_ns, events)
         return events
 
     def expire_missed_close(
@@ -84,28 +80,31 @@ class ClockCore(MatchingCore):
             and _ends_with_its_session(order, post_market_ended=post_market_ended)
         )
         events: list[EngineEvent] = []
-        for order_id in stale:
-            order = self._orders.get(order_id)
-            if order is None:
-                continue  # canceled along with an expiring parent
-            reason = "expired at a session close that passed while execution was down"
-            self._close(
-                self._book(order.symbol), order, OrderStatus.EXPIRED, reason, now_ns, events
-            )
+        reason = "expired at a session close that passed while execution was down"
+        self._expire(stale, reason, now_ns, events)
         return events
 
     def expire_due(self, now_ns: int) -> list[EngineEvent]:
         """Expire gtd orders whose date has come."""
         events: list[EngineEvent] = []
-        for order_id in self._session.due(now_ns):
-            order = self._orders.get(order_id)
-            if order is None:
-                continue  # filled or canceled before its date
-            reason = "good-till-date order expired at its expire_at"
-            self._close(
-                self._book(order.symbol), order, OrderStatus.EXPIRED, reason, now_ns, events
-            )
+        due = self._session.due(now_ns)
+        self._expire(due, "good-till-date order expired at its expire_at", now_ns, events)
         return events
+
+    def _expire(
+        self, order_ids: Iterable[str], reason: str, now_ns: int, events: list[EngineEvent]
+    ) -> None:
+        """Close each of `order_ids` still in the book as expired, for `reason`.
+
+        An id may have left the book since it was listed: filled, canceled, or
+        canceled along with an expiring parent earlier in the same list.
+        """
+        for order_id in order_ids:
+            order = self._orders.get(order_id)
+            if order is not None:
+                self._close(
+                    self._book(order.symbol), order, OrderStatus.EXPIRED, reason, now_ns, events
+                )
 
     def _place(self, order: Order, now_ns: int, events: list[EngineEvent]) -> None:
         """Put `order` to work, or outside the regular session let it wait for the open."""
