@@ -39,6 +39,7 @@ from services.execution.app.broker import AccountSettings, Broker
 from services.execution.app.entry_stages import SUBMIT_STAGES
 from services.execution.app.journal import Filled
 from services.execution.app.ports import MarketClock
+from services.execution.app.store_ports import Stores
 from tests.integration.execution.ticks import quote_event, trade_event
 
 pytestmark = pytest.mark.integration
@@ -105,7 +106,7 @@ def broker(pool: asyncpg.Pool, risk: StandInRisk) -> Broker:
     return new_broker(pool, risk)
 
 
-def new_broker(pool: asyncpg.Pool, risk: StandInRisk) -> Broker:
+def new_broker(pool: asyncpg.Pool, risk: StandInRisk, stores: Stores = SQL_STORES) -> Broker:
     """A broker over the SQL stores, as the service wires it (a restart makes another)."""
     return Broker(
         pool,
@@ -113,7 +114,7 @@ def new_broker(pool: asyncpg.Pool, risk: StandInRisk) -> Broker:
         StandInMarket(),
         RiskCheck(risk),
         AccountSettings(OPENING, D(1)),
-        SQL_STORES,
+        stores,
     )
 
 

@@ -19,14 +19,14 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
-from cift.trading.fills import Fill, FillEngine
+from cift.runtime.kafka import Event
+from cift.trading.fills import Fill
 from cift.trading.order_classes import ClassedRequest, StopLoss, TakeProfit
 from cift.trading.orders import Order, OrderClass, OrderRequest
 from cift.trading.vocabulary import OrderType, Side, TimeInForce
 from services.execution.adapters import fills_sql, orders_sql
-from services.execution.adapters.risk_check import RiskCheck
 from services.execution.adapters.sql_stores import SQL_STORES
-from services.execution.app.broker import AccountSettings, Broker
+from services.execution.app.broker import Broker
 from services.execution.app.store_ports import (
     Booking,
     FillStore,
@@ -39,13 +39,13 @@ from services.execution.app.store_ports import (
 from tests.integration.execution.test_execution_broker import (
     OPENING,
     D,
-    StandInMarket,
     StandInRisk,
     account,
     account_row,
     assert_ledger_balances,
     limit,
     market,
+    new_broker,
     pool,
     symbol,
 )
@@ -57,6 +57,11 @@ __all__ = ["account", "pool", "symbol"]
 
 # What a caller sees of a terminated connection: the server's notice or the closed socket.
 BROKEN = (asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+async def terminate(conn: asyncpg.Connection) -> None:
+    """PostgreSQL ends this connection's backend, as when the database dies under it."""
+    await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
 
 
 class BreakingFills:
@@ -75,7 +80,7 @@ class BreakingFills:
 
     async def _break(self, conn: asyncpg.Connection) -> None:
         self.breaks -= 1
-        await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        await terminate(conn)
 
     async def book_fill(
         self,
@@ -127,17 +132,17 @@ class BreakingWrites:
         if breaking:
             self.breaks -= 1
             if not self.after_write:
-                await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+                await terminate(conn)
         written = await orders_sql.submit_orders(conn, batch)
         if breaking:
-            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            await terminate(conn)
         return written
 
     async def insert_order(self, conn: asyncpg.Connection, order: Order) -> None:
         """A group's insert (inside its transaction): broken before it, when breaking."""
         if self.breaks > 0 and not self.after_write:
             self.breaks -= 1
-            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            await terminate(conn)
         await orders_sql.insert_order(conn, order)
 
 
@@ -147,14 +152,29 @@ def breaking_broker(
     stores = dataclasses.replace(SQL_STORES, fills=cast(FillStore, fills))
     if writes is not None:
         stores = dataclasses.replace(stores, orders=cast(OrderStore, writes))
-    return Broker(
-        pool,
-        FillEngine(),
-        StandInMarket(),
-        RiskCheck(StandInRisk()),
-        AccountSettings(OPENING, D(1)),
-        stores,
+    return new_broker(pool, StandInRisk(), stores)
+
+
+def bracket(symbol: str) -> ClassedRequest:
+    """Buy 5 at 10.00, taking profit at 11.00 and stopping at 9.00."""
+    entry = OrderRequest(
+        symbol, Side.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(5), limit_price=D("10.00")
     )
+    return ClassedRequest(entry, OrderClass.BRACKET, TakeProfit(D("11.00")), StopLoss(D("9.00")))
+
+
+async def limit_out_of_the_book(
+    pool: asyncpg.Pool, account: str, symbol: str
+) -> tuple[Broker, Order, Event]:
+    """A resting buy of 3 at 10.00 whose fill by the returned tick did not commit."""
+    fills = BreakingFills()
+    broker = breaking_broker(pool, fills)
+    order = await broker.submit(account, limit(symbol, Side.BUY, "3", "10.00"))
+    fills.breaks = 1
+    tick = quote_event(symbol, "9.95", "10.00")
+    with pytest.raises(BROKEN):
+        await broker.on_ticks([tick])
+    return broker, order, tick
 
 
 async def order_rows(pool: asyncpg.Pool, account_id: str) -> list[asyncpg.Record]:
@@ -226,13 +246,7 @@ async def test_a_fill_written_before_its_connection_broke_is_not_booked_twice(
 async def test_a_resting_limit_whose_tick_fill_did_not_commit_fills_at_the_last_quote(
     pool: asyncpg.Pool, account: str, symbol: str
 ) -> None:
-    fills = BreakingFills()
-    broker = breaking_broker(pool, fills)
-    order = await broker.submit(account, limit(symbol, Side.BUY, "3", "10.00"))
-    fills.breaks = 1
-    tick = quote_event(symbol, "9.95", "10.00")
-    with pytest.raises(BROKEN):
-        await broker.on_ticks([tick])
+    broker, order, tick = await limit_out_of_the_book(pool, account, symbol)
     [row] = await order_rows(pool, account)
     assert (row["status"], row["reserved"]) == ("accepted", D("30.00"))
     assert order.order_id not in broker.engine
@@ -249,12 +263,7 @@ async def test_a_resting_limit_whose_tick_fill_did_not_commit_fills_at_the_last_
 async def test_a_cancel_while_out_of_the_book_keeps_the_order_out(
     pool: asyncpg.Pool, account: str, symbol: str
 ) -> None:
-    fills = BreakingFills()
-    broker = breaking_broker(pool, fills)
-    order = await broker.submit(account, limit(symbol, Side.BUY, "3", "10.00"))
-    fills.breaks = 1
-    with pytest.raises(BROKEN):
-        await broker.on_ticks([quote_event(symbol, "9.95", "10.00")])
+    broker, order, _ = await limit_out_of_the_book(pool, account, symbol)
     canceled = await broker.cancel(account, order.order_id)
     assert canceled.status.value == "canceled"
 
@@ -270,13 +279,7 @@ async def test_a_bracket_entry_whose_fill_did_not_commit_comes_back_with_its_exi
 ) -> None:
     fills = BreakingFills()
     broker = breaking_broker(pool, fills)
-    entry = OrderRequest(
-        symbol, Side.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(5), limit_price=D("10.00")
-    )
-    parent = await broker.submit_group(
-        account,
-        ClassedRequest(entry, OrderClass.BRACKET, TakeProfit(D("11.00")), StopLoss(D("9.00"))),
-    )
+    parent = await broker.submit_group(account, bracket(symbol))
     fills.breaks = 1
     with pytest.raises(BROKEN):
         await broker.on_ticks([quote_event(symbol, "9.95", "10.00")])
@@ -366,15 +369,9 @@ async def test_a_bracket_whose_write_broke_leaves_nothing_to_book(
     writes = BreakingWrites()
     broker = breaking_broker(pool, BreakingFills(), writes)
     await broker.ensure_account(account)
-    entry = OrderRequest(
-        symbol, Side.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=D(5), limit_price=D("10.00")
-    )
     writes.breaks = 1
     with pytest.raises(BROKEN):
-        await broker.submit_group(
-            account,
-            ClassedRequest(entry, OrderClass.BRACKET, TakeProfit(D("11.00")), StopLoss(D("9.00"))),
-        )
+        await broker.submit_group(account, bracket(symbol))
     assert len(broker.live.unwritten) == 3  # the entry and both exits, in case they were written
     assert await broker.restore.unwritten() == 0
     assert not broker.live.unwritten and len(broker.engine) == 0
