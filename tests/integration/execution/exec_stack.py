@@ -114,6 +114,36 @@ class Mesh:
             TOPIC_TICKS, symbol, md_events.TickEvent(trade=trade), event_id=f"tick-{sequence}"
         )
 
+    async def quote_until(
+        self,
+        trader: Trader,
+        symbol: str,
+        bid: Decimal,
+        ask: Decimal,
+        done: Callable[[], Awaitable[T | None]],
+        *,
+        resend_after_s: float = 3.0,
+    ) -> tuple[T, list[int]]:
+        """Inject a quote until `done` sees its outcome; that outcome, and every sequence sent.
+
+        The injected tick's sequence is read from the stack's latest quotes, which lag the
+        simulator when the machine is busy: a tick the simulator's sequence overtook is
+        dropped by execution as one it has seen, so after `resend_after_s` without the
+        outcome the quote is sent again with a fresh sequence.
+        """
+        sent: list[int] = []
+
+        async def taken() -> T | None:
+            sequence = await self.next_sequence(trader)
+            sent.append(max([sequence, *(s + 1 for s in sent)]))
+            await self.inject_quote(symbol, bid, ask, sent[-1])
+            try:
+                return await eventually(done, timeout_s=resend_after_s)
+            except AssertionError:
+                return None
+
+        return await eventually(taken, interval_s=0), sent
+
     async def next_sequence(self, trader: Trader) -> int:
         """A tick sequence above every one published so far (the feed's are global)."""
         listed = await self.marketdata.ListInstruments(

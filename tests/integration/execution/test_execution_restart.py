@@ -124,13 +124,11 @@ async def test_resting_orders_survive_a_restart_and_still_fill(
         assert D(restarted.hwm) <= mark_before  # a buy's low-water mark only falls
 
         # A quote whose ask reaches the limit, after the restart, fills the reloaded order.
-        await mesh.inject_quote("META", limit - CENT, limit, await mesh.next_sequence(trader))
-
         async def filled() -> orders_pb2.Order | None:
             order = await get(resting.id)
             return order if order.status == orders_pb2.ORDER_STATUS_FILLED else None
 
-        order = await eventually(filled)
+        order, _ = await mesh.quote_until(trader, "META", limit - CENT, limit, filled)
         assert D(order.filled_avg_price) == limit
         assert D((await account()).cash) == opening - 5 * limit
         await execution.CancelAllOrders(

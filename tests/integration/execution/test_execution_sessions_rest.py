@@ -69,19 +69,14 @@ async def settled(session: PaperSession, trader: Trader, order_id: str) -> dict[
 async def quoted_until_settled(
     mesh: Mesh, session: PaperSession, trader: Trader, order_id: str, bid: Decimal, ask: Decimal
 ) -> dict[str, Any]:
-    """Inject the quote that decides the order until it has left the book; the order then.
-
-    The injected tick's sequence is read from the stack's latest quotes, which lag the
-    simulator when the machine is busy: a tick the simulator's sequence overtook is
-    dropped by execution as one it has seen, so it is sent again with a fresh one.
-    """
+    """Inject the quote that decides the order until it has left the book; the order then."""
 
     async def closed() -> dict[str, Any] | None:
-        await mesh.inject_quote(session.symbol, bid, ask, await mesh.next_sequence(trader))
         reply = await read_order(session, trader, order_id)
         return None if reply["order"]["status"] in WORKING else reply
 
-    return await eventually(closed, interval_s=0.5)
+    filled, _ = await mesh.quote_until(trader, session.symbol, bid, ask, closed, resend_after_s=0.5)
+    return filled
 
 
 async def auction_fill(
@@ -159,16 +154,10 @@ async def test_rest_opg_fills_at_the_opening_print_and_regular_orders_wait_for_t
         await s.move_clock(at("09:30:00"))
         await auction_fill(s, trader, opg["id"], "FILL_PRICE_SOURCE_OPENING_AUCTION", 3)
 
-        async def opened() -> bool:
-            # Re-sent until the open's phase has reached execution (its next clock poll).
-            await mesh.inject_quote(
-                s.symbol, limit - 3 * CENT, limit - CENT, await mesh.next_sequence(trader)
-            )
-            reply = await read_order(s, trader, regular["id"])
-            return reply["order"]["status"] not in WORKING
-
-        await eventually(opened, interval_s=0.5)
-        at_open = await settled(s, trader, regular["id"])
+        # Re-sent until the open's phase has reached execution (its next clock poll).
+        at_open = await quoted_until_settled(
+            mesh, s, trader, regular["id"], limit - 3 * CENT, limit - CENT
+        )
         assert at_open["order"]["status"] == "ORDER_STATUS_FILLED"
         assert [f["explanation"]["priceSource"] for f in at_open["fills"]] == [
             "FILL_PRICE_SOURCE_QUOTE"

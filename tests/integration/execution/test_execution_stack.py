@@ -373,9 +373,15 @@ async def test_a_replayed_tick_fills_nothing_and_a_replayed_fill_moves_no_positi
     quote = await mesh.quote(trader, "GOOGL")
     limit = price(quote.bid, "0.97")
     first = await mesh.submit(trader, symbol="GOOGL", qty="10", limit_price=str(limit))
-    sequence = await mesh.next_sequence(trader)
-    await mesh.inject_quote("GOOGL", limit - CENT, limit, sequence)
-    assert (await mesh.settled(trader, first.id)).status == orders_pb2.ORDER_STATUS_FILLED
+
+    async def filled(order_id: str) -> orders_pb2.Order | None:
+        order = await mesh.order(trader, order_id)
+        return order if order.status == orders_pb2.ORDER_STATUS_FILLED else None
+
+    _, sent = await mesh.quote_until(trader, "GOOGL", limit - CENT, limit, lambda: filled(first.id))
+    # The newest crossing quote sent: taken, or dropped as overtaken; either way its
+    # sequence is at or below the mark execution keeps, as a redelivery's would be.
+    sequence = sent[-1]
 
     # The market moves away (a newer tick), a second order rests, then the crossing tick
     # arrives again (same sequence, as a redelivery after a rebalance would bring it):
@@ -391,9 +397,7 @@ async def test_a_replayed_tick_fills_nothing_and_a_replayed_fill_moves_no_positi
 
     # Fill the second one with a new tick, then redeliver the first fill to risk: its
     # position must stay at 20, not fall back to the 10 the old event carries.
-    newest = max(await mesh.next_sequence(trader), later + 1)
-    await mesh.inject_quote("GOOGL", limit - CENT, limit, newest)
-    assert (await mesh.settled(trader, second.id)).status == orders_pb2.ORDER_STATUS_FILLED
+    await mesh.quote_until(trader, "GOOGL", limit - CENT, limit, lambda: filled(second.id))
     old, _ = sorted(
         await fill_events(mesh, {first.id, second.id}),
         key=lambda e: D(e.message.position_qty),
