@@ -162,12 +162,14 @@ class ServiceInterceptor(_ServerInterceptor):
         ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
+        # grpc's stubs say a handler always comes back; for an unregistered method it is None.
+        handler: grpc.RpcMethodHandler[Any, Any] | None = await continuation(handler_call_details)
         method: str = handler_call_details.method
         if handler is None:
             # A method of this service without a handler yet: the server answers health
             # checks before setup registers the servicer. Retry, not UNIMPLEMENTED.
-            return _starting_handler(self.service) if method in self.policies else None
+            # None, as grpc's stubs do not allow: grpc answers UNIMPLEMENTED.
+            return _starting_handler(self.service) if method in self.policies else None  # type: ignore[return-value]
         raw_metadata = handler_call_details.invocation_metadata or ()
         metadata = {key: value for key, value in raw_metadata if isinstance(value, str)}
         return _wrap_handler(handler, _Call(self, method, metadata))
@@ -213,7 +215,6 @@ class _Call:
             grpc.StatusCode.INTERNAL,
             f"Internal error; quote trace id {trace_id} when reporting it.",
         )
-        return "INTERNAL"  # pragma: no cover - abort always raises
 
     def trace_id(self) -> str:
         """An id that finds this call's log lines: the trace's, else the gateway's request id.
@@ -233,7 +234,8 @@ class _Call:
             return uuid.uuid4().hex
 
     def code_of(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
-        code = context.code()
+        # Typed a StatusCode; None (nothing set yet) or an int at run time.
+        code: object = context.code()
         if isinstance(code, grpc.StatusCode):
             return code.name
         return "OK" if code in (None, 0) else str(code)

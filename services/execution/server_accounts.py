@@ -8,7 +8,6 @@ calls to an `AccountReads` it holds.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import grpc
@@ -20,7 +19,6 @@ from cift.runtime.order_wire import (
     SIDE_TO_PB,
 )
 from cift.runtime.timestamps import timestamp_of
-from cift.trading.money import to_ratio
 from services.execution.adapters.requests import (
     ACTIVITY_FROM_PB,
     ACTIVITY_TO_PB,
@@ -168,16 +166,4 @@ class AccountReads:
             reply.equity.append(dec(point.equity))
             reply.profit_loss.append(dec(point.profit_loss))
             reply.profit_loss_pct.append(dec(point.profit_loss_pct))
-        return reply
-        base = points[0][1]
-        reply.base_value = dec(base)
-        for moment, equity in points:
-            stamp = timestamp_of(moment)
-            assert stamp is not None
-            reply.timestamps.append(stamp)
-            reply.equity.append(dec(equity))
-            reply.profit_loss.append(dec(equity - base))
-            reply.profit_loss_pct.append(
-                dec(to_ratio((equity - base) / base) if base else Decimal(0))
-            )
         return reply

@@ -171,7 +171,8 @@ async def test_a_component_stopped_on_purpose_stays_down_until_started(tmp_path:
         assert not component.running and component.restarts == 0
         assert supervisor.status()[0]["state"] == "stopped"
         assert (await supervisor.start_component("marketdata")).startswith("marketdata up (pid ")
-        assert component.running and not component.held
+        # A tuple: mypy would keep `running` narrowed to False from the assert above.
+        assert (component.running, component.held) == (True, False)
         # Supervised again: a crash now is restarted.
         assert component.child is not None
         os.kill(component.child.pid, signal.SIGKILL)
