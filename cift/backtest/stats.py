@@ -122,7 +122,9 @@ def compute_stats(
     period_days = _bar_period_days(ts_ns)
     annual_periods, every = _annual_periods(timestamp, period_days)
     day_returns = _period_returns(timestamp, equity, every)
-    gmean = _geometric_mean(day_returns) if len(day_returns) else 0.0
+    # Under two periods there is no period return: the annual figures are undefined (None),
+    # not 0 %, as backtesting.py's are NaN.
+    gmean = _geometric_mean(day_returns)
     annual_return = (1 + gmean) ** annual_periods - 1
     if len(day_returns):
         variance = float(np.var(day_returns, ddof=1)) if len(day_returns) > 1 else math.nan

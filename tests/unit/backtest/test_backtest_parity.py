@@ -10,6 +10,7 @@ that rounding charged more than the float model.
 
 from __future__ import annotations
 
+import math
 import warnings
 from decimal import Decimal
 from typing import Any
@@ -118,6 +119,44 @@ def test_vector_engine_stats_are_backtesting_pys(goog: pl.DataFrame, theirs: Any
         assert stats[ours] == pytest.approx(float(theirs[their]), rel=1e-9), ours
     for ours, their in DAY_STATS.items():
         assert stats[ours] == theirs[their].days, ours
+
+
+def test_a_run_shorter_than_two_days_has_no_annual_figures_as_in_backtesting_py(
+    goog: pl.DataFrame,
+) -> None:
+    """300 one-minute bars of one day: no daily return to annualize, so backtesting.py's
+    annual return, volatility, Sharpe, Sortino and Calmar are NaN; ours are None (shown
+    as "—"), not a 0 % that reads as a flat year."""
+    import pandas as pd  # type: ignore[import-untyped]
+    from backtesting import Backtest, Strategy
+    from backtesting.lib import crossover
+    from backtesting.test import GOOG, SMA
+
+    class SmaCross(Strategy):  # type: ignore[misc]
+        def init(self) -> None:
+            self.sma_fast = self.I(SMA, self.data.Close, 10)
+            self.sma_slow = self.I(SMA, self.data.Close, 30)
+
+        def next(self) -> None:
+            if crossover(self.sma_fast, self.sma_slow):
+                self.buy()
+            elif crossover(self.sma_slow, self.sma_fast):
+                self.sell()
+
+    minutes = pd.date_range("2024-03-04 14:30", periods=300, freq="1min")
+    day = GOOG.iloc[:300].set_axis(minutes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        their = Backtest(day, SmaCross, cash=10_000, commission=0.002, exclusive_orders=True).run()
+    bars = goog.head(300).with_columns(pl.Series("timestamp", minutes.to_numpy()))
+    stats = run_backtest(
+        bars, "sma_cross", {"fast": 10, "slow": 30}, cash=10_000, commission=0.002
+    ).stats
+    assert stats["trades"] == their["# Trades"] > 0
+    assert stats["total_return_pct"] == pytest.approx(float(their["Return [%]"]), rel=1e-9)
+    annual = ["annual_return_pct", "volatility_pct", "sharpe", "sortino", "calmar"]
+    assert [math.isnan(float(their[SAME_STATS[key]])) for key in annual] == [True] * 5
+    assert [stats[key] for key in annual] == [None] * 5
 
 
 def test_commissions_include_the_open_trades_entry(goog: pl.DataFrame, theirs: Any) -> None:
