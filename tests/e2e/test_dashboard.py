@@ -101,6 +101,11 @@ def test_a_trader_registers_trades_and_cancels_from_the_dashboard(page: Page) ->
     # The symbol's page: candles, live.
     watch_row(page, SYMBOL).get_by_role("link", name=SYMBOL).click()
     expect(page.get_by_role("heading", name=SYMBOL, exact=True)).to_be_visible()
+    # The stack's simulator has minutes of history: too few 1Min bars for SMA 20 and
+    # RSI 14 (checked by default), and the page says so rather than drawing nothing.
+    expect(page.get_by_test_id("indicators-warming")).to_have_text(
+        "Not enough 1Min bars yet for SMA 20, RSI 14: a shorter timeframe has more."
+    )
     page.get_by_role("button", name="1Sec").click()
     candle_count = page.get_by_test_id("candle-count")
     # "N bars" once the history is drawn (a status while it loads).
@@ -194,7 +199,9 @@ def test_a_trader_registers_trades_and_cancels_from_the_dashboard(page: Page) ->
     # With history enough to warm them up (SMA 20 needs 20 bars), the overlays and the
     # RSI and MACD panes are drawn.
     page.get_by_role("link", name="Dashboard").click()
-    watch_row(page, SYMBOL).get_by_role("link", name=SYMBOL).click()
+    # A click anywhere on the watchlist's row opens the symbol, not only on its name.
+    watch_row(page, SYMBOL).get_by_test_id("bid").click()
+    expect(page.get_by_role("heading", name=SYMBOL, exact=True)).to_be_visible()
     page.get_by_role("button", name="1Sec").click()
     page.get_by_label("Bollinger").check()
     page.get_by_label("MACD").check()
@@ -203,6 +210,7 @@ def test_a_trader_registers_trades_and_cancels_from_the_dashboard(page: Page) ->
         ".dataset.indicatorSeries) >= 8",
         timeout=120_000,
     )
+    expect(page.get_by_test_id("indicators-warming")).to_have_count(0)
     shot(page, "symbol-indicators")
 
     # The other theme, and a phone's width.

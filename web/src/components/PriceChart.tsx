@@ -12,7 +12,7 @@ import {
   type SeriesType,
   type UTCTimestamp,
 } from "lightweight-charts";
-import { createEffect, createSignal, For, on, onCleanup, onMount } from "solid-js";
+import { createEffect, createSignal, For, on, onCleanup, onMount, Show } from "solid-js";
 import { useApp } from "../context";
 import { type Candle, historyStartMs, indicatorLine, type LinePoint, mergeCandles, type Timeframe, TIMEFRAMES, toCandle } from "../lib/chartdata";
 import { keepStreaming } from "../lib/streams";
@@ -33,6 +33,8 @@ export function PriceChart(props: { symbol: string }) {
   const [candleCount, setCandleCount] = createSignal(0);
   const [status, setStatus] = createSignal("");
   const [indicatorSeries, setIndicatorSeries] = createSignal(0);
+  // Checked overlays with no value yet: too few bars of this timeframe to warm them up.
+  const [warming, setWarming] = createSignal<Overlay[]>([]);
   let container!: HTMLDivElement;
   let chart: IChartApi | undefined;
   let candles: ISeriesApi<"Candlestick"> | undefined;
@@ -78,26 +80,36 @@ export function PriceChart(props: { symbol: string }) {
     for (const line of lines) chart.removeSeries(line);
     lines = [];
     const shown = overlays();
-    const add = (points: LinePoint[], color: string, pane = 0, histogram = false) => {
-      if (!chart || points.length === 0) return;
+    const waiting: Overlay[] = [];
+    const add = (points: LinePoint[], color: string, pane = 0, histogram = false): boolean => {
+      if (!chart || points.length === 0) return false;
       const series = histogram
         ? chart.addSeries(HistogramSeries, { color, priceLineVisible: false, lastValueVisible: false }, pane)
         : chart.addSeries(LineSeries, { color, lineWidth: 1, priceLineVisible: false, lastValueVisible: false }, pane);
       series.setData(asTime(points));
       lines.push(series);
+      return true;
     };
-    if (shown.has("SMA 20")) add(indicatorLine(response, "sma:20"), "#f59e0b");
-    if (shown.has("EMA 12")) add(indicatorLine(response, "ema:12"), "#8b5cf6");
-    if (shown.has("Bollinger")) {
-      for (const output of ["upper", "middle", "lower"]) add(indicatorLine(response, "bbands:20:2", output), "#0ea5e9");
-    }
+    // Each checked overlay is drawn, or named as waiting for bars (every line empty).
+    const overlay = (name: Overlay, draw: () => boolean[]) => {
+      if (shown.has(name) && !draw().includes(true)) waiting.push(name);
+    };
+    overlay("SMA 20", () => [add(indicatorLine(response, "sma:20"), "#f59e0b")]);
+    overlay("EMA 12", () => [add(indicatorLine(response, "ema:12"), "#8b5cf6")]);
+    overlay("Bollinger", () => ["upper", "middle", "lower"].map((output) => add(indicatorLine(response, "bbands:20:2", output), "#0ea5e9")));
+    // A pane below the price only for a study that has values, so none stands empty.
     let pane = 1;
-    if (shown.has("RSI 14")) add(indicatorLine(response, "rsi:14"), "#14b8a6", pane++);
-    if (shown.has("MACD")) {
-      add(indicatorLine(response, "macd:12:26:9", "histogram"), "#94a3b8", pane, true);
-      add(indicatorLine(response, "macd:12:26:9", "macd"), "#2563eb", pane);
-      add(indicatorLine(response, "macd:12:26:9", "signal"), "#f97316", pane);
-    }
+    overlay("RSI 14", () => {
+      const drawn = add(indicatorLine(response, "rsi:14"), "#14b8a6", pane);
+      if (drawn) pane++;
+      return [drawn];
+    });
+    overlay("MACD", () => [
+      add(indicatorLine(response, "macd:12:26:9", "histogram"), "#94a3b8", pane, true),
+      add(indicatorLine(response, "macd:12:26:9", "macd"), "#2563eb", pane),
+      add(indicatorLine(response, "macd:12:26:9", "signal"), "#f97316", pane),
+    ]);
+    setWarming(waiting);
     setIndicatorSeries(lines.length);
   }
 
@@ -191,6 +203,11 @@ export function PriceChart(props: { symbol: string }) {
           {status() || `${candleCount()} bars`}
         </span>
       </div>
+      <Show when={warming().length > 0}>
+        <p class="mb-1 text-xs text-slate-500" data-testid="indicators-warming">
+          Not enough {timeframe()} bars yet for {warming().join(", ")}: a shorter timeframe has more.
+        </p>
+      </Show>
       <div ref={container} class="h-80 w-full sm:h-[28rem]" data-testid="price-chart" data-indicator-series={indicatorSeries()} />
     </section>
   );

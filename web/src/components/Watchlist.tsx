@@ -1,5 +1,5 @@
 // Live bid, ask, last and change of the watched symbols; each row opens the symbol's page.
-import { A } from "@solidjs/router";
+import { A, useNavigate } from "@solidjs/router";
 import { createSignal, For, Show } from "solid-js";
 import { useApp } from "../context";
 import { formatPercent, formatPrice, pnlClass } from "../lib/format";
@@ -8,6 +8,7 @@ import { change, parseSymbols } from "../lib/quotes";
 export function Watchlist() {
   const { trading } = useApp();
   const [adding, setAdding] = createSignal("");
+  const navigate = useNavigate();
 
   return (
     <section class="panel" aria-label="Watchlist">
@@ -32,7 +33,15 @@ export function Watchlist() {
               {(symbol) => {
                 const row = () => trading.quotes()[symbol];
                 return (
-                  <tr class="border-t border-slate-100 dark:border-slate-800" data-symbol={symbol}>
+                  <tr
+                    class="cursor-pointer border-t border-slate-100 hover:bg-slate-50 dark:border-slate-800 dark:hover:bg-slate-800/60"
+                    data-symbol={symbol}
+                    // The whole row opens the symbol, as in a broker's watchlist; the link stays
+                    // for the keyboard, and the remove button does only its own job.
+                    onClick={(event) => {
+                      if (!(event.target as HTMLElement).closest("a, button")) navigate(`/symbol/${encodeURIComponent(symbol)}`);
+                    }}
+                  >
                     <td class="py-1">
                       <A class="font-medium text-teal-700 hover:underline dark:text-teal-400" href={`/symbol/${encodeURIComponent(symbol)}`}>
                         {symbol}
