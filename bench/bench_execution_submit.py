@@ -55,10 +55,10 @@ from typing import Any
 
 import grpc
 from prometheus_client import REGISTRY, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.histograms import histogram_totals
 from bench.latency import percentile
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
 from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
@@ -78,6 +78,8 @@ from services.execution.app.broker import AccountSettings, Broker
 MIGRATIONS = Path(__file__).parents[1] / "services" / "execution" / "migrations"
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AMD")
 PASSWORD = "bench horse battery 9"
+# Execution's histogram of coalesced batches (label `batch`: context_read, order_write, ...).
+BATCH_METRIC = "cift_execution_batch_size"
 
 
 @dataclass(frozen=True)
@@ -260,17 +262,10 @@ async def batch_totals(metrics_url: str | None) -> BatchTotals:
         text = await asyncio.to_thread(
             lambda: urllib.request.urlopen(url, timeout=5).read().decode()
         )
-    totals: dict[str, list[float]] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "cift_execution_batch_size":
-            continue
-        for sample in family.samples:
-            entry = totals.setdefault(sample.labels["batch"], [0.0, 0.0])
-            if sample.name.endswith("_count"):
-                entry[0] = sample.value
-            elif sample.name.endswith("_sum"):
-                entry[1] = sample.value
-    return {kind: (count, items) for kind, (count, items) in totals.items()}
+    totals = histogram_totals(
+        text, lambda family, labels: labels["batch"] if family == BATCH_METRIC else None
+    )
+    return {kind: (count, items) for kind, (items, count) in totals.items()}
 
 
 def report_batches(before: BatchTotals, after: BatchTotals) -> None:

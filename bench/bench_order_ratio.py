@@ -45,11 +45,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import psutil
-from prometheus_client.parser import text_string_to_metric_families
 
 TREE = Path(os.environ.get("CIFT_BENCH_TREE", Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(TREE))
@@ -65,6 +64,7 @@ from bench.bench_gateway import (  # noqa: E402
     sign_in,
 )
 from bench.figures import record  # noqa: E402
+from bench.histograms import histogram_totals  # noqa: E402
 from cift.stack.launcher import Stack, StackOptions  # noqa: E402
 
 # The figures' prefix for one process's CPU time per order.
@@ -158,21 +158,15 @@ def stage_totals(metrics_url: str) -> dict[str, tuple[float, float]]:
     """(seconds, orders) so far per SubmitOrder stage and in all, from execution's /metrics."""
     with urllib.request.urlopen(metrics_url, timeout=10) as answer:
         text = answer.read().decode()
-    totals: dict[str, list[float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if family.name == STAGE_METRIC:
-                stage = sample.labels["stage"]
-            elif family.name == RPC_METRIC and sample.labels.get("method") == "SubmitOrder":
-                stage = "handler"  # the whole call inside execution, stages and the rest
-            else:
-                continue
-            kept = totals.setdefault(stage, [0.0, 0.0])
-            if sample.name.endswith("_sum"):
-                kept[0] = sample.value
-            elif sample.name.endswith("_count"):
-                kept[1] = sample.value
-    return {stage: (spent, count) for stage, (spent, count) in totals.items()}
+
+    def stage(family: str, labels: Mapping[str, str]) -> str | None:
+        if family == STAGE_METRIC:
+            return labels["stage"]
+        if family == RPC_METRIC and labels.get("method") == "SubmitOrder":
+            return "handler"  # the whole call inside execution, stages and the rest
+        return None
+
+    return histogram_totals(text, stage)
 
 
 def stage_means(
