@@ -98,6 +98,23 @@ class SignalStrategy:
     def targets(self, bars: SymbolBars, params: Params) -> F64:
         return self.signal(bars, params)
 
+    def require_bars(self, params: Params, bars: int) -> None:
+        """InvalidArgument when `bars` (the longest symbol's count) end before a first trade.
+
+        backtesting.py runs such bars and reports no trades; a run that cannot trade
+        at all is a mistake (a range or timeframe too short for the periods), and the
+        person is told what to change instead.
+        """
+        signal_bar = self.warmup(params) + 1  # 1-based: the first bar with a signal
+        if bars <= signal_bar:
+            settings = ", ".join(f"{name}={value}" for name, value in params.items())
+            raise InvalidArgument(
+                f"{self.name} ({settings}) can trade at bar {signal_bar + 1} at the earliest "
+                f"(its first signal needs {signal_bar} bars, then the next bar's open); "
+                f"these bars hold {bars}: give it more bars, over a longer range or a "
+                "shorter timeframe."
+            )
+
 
 def user_signal(function: SignalFunction) -> SignalStrategy:
     """Wrap a user's `function(bars, **params) -> targets` as a strategy; params unchecked."""

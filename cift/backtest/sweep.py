@@ -48,6 +48,28 @@ def _grid(strategy: str, grid: Mapping[str, Sequence[object]]) -> list[dict[str,
     return points
 
 
+def _tradable(
+    points: list[dict[str, float]], strategy: str, bars: pl.DataFrame
+) -> list[dict[str, float]]:
+    """The points that can trade on `bars` (refused once, before any worker starts, when
+    the bars are bad or no point can): a point whose periods outrun the bars is left
+    out, as a point that is no valid set of parameters is."""
+    chosen = builtin(strategy)
+    longest = max(len(symbol) for symbol in split_bars(bars))
+    kept: list[dict[str, float]] = []
+    refusal: InvalidArgument | None = None
+    for point in points:
+        try:
+            chosen.require_bars(point, longest)
+        except InvalidArgument as error:
+            refusal = refusal or error
+            continue
+        kept.append(point)
+    if not kept and refusal is not None:
+        raise InvalidArgument(f"No point of the grid can trade on these bars; {refusal.message}")
+    return kept
+
+
 def _one(args: tuple[pl.DataFrame, str, dict[str, float], float, float, str]) -> dict[str, Any]:
     bars, strategy, params, cash, commission, engine = args
     result = run_backtest(bars, strategy, params, cash, commission, engine)
@@ -67,8 +89,7 @@ def sweep(
     workers: int | None = None,
 ) -> pl.DataFrame:
     """Every valid grid point's parameters and stats, best `sort_by` first (None last)."""
-    points = _grid(strategy, grid)
-    split_bars(bars)  # refuse bad bars once, before any worker starts
+    points = _tradable(_grid(strategy, grid), strategy, bars)
     jobs = [(bars, strategy, p, cash, commission, engine) for p in points]
     processes = workers or os.cpu_count() or 1
     if processes == 1 or len(jobs) == 1:

@@ -130,8 +130,12 @@ class LibraryEngine:
         check_margin(float(spec.margin_multiplier))
         return dataclasses.replace(spec, params=params)
 
-    def check_bars(self, bars: pl.DataFrame) -> None:
-        split_bars(bars)
+    def check_bars(self, bars: pl.DataFrame, spec: RunSpec) -> None:
+        per_symbol = split_bars(bars)
+        strategy = builtin(spec.strategy)
+        strategy.require_bars(
+            strategy.resolve(spec.params), max(len(symbol) for symbol in per_symbol)
+        )
 
     def run(
         self, bars: pl.DataFrame, spec: RunSpec, on_progress: Callable[[float], None]

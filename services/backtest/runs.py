@@ -45,8 +45,9 @@ class Engine(Protocol):
         """The spec with the strategy's full parameters, or InvalidArgument for what the
         library refuses (unknown strategy or parameter, fast >= slow, bad cash)."""
 
-    def check_bars(self, bars: pl.DataFrame) -> None:
-        """InvalidArgument for bars the engine cannot run on (NaN prices, disorder)."""
+    def check_bars(self, bars: pl.DataFrame, spec: RunSpec) -> None:
+        """InvalidArgument for bars the engine cannot run on (NaN prices, disorder), or
+        too few for the strategy to trade at all."""
 
     def run(
         self, bars: pl.DataFrame, spec: RunSpec, on_progress: Callable[[float], None]
@@ -127,7 +128,7 @@ class Backtests:
         """Check everything, load the bars, store the run and start computing it."""
         spec = self.engine.resolve(spec)
         bars = await self.history.load(spec)
-        self.engine.check_bars(bars)
+        self.engine.check_bars(bars, spec)
         if bars.height > self.max_bars:
             raise InvalidArgument(
                 f"The range holds {bars.height} bars; a backtest may run over at most "

@@ -138,6 +138,12 @@ BAD_REQUESTS: list[tuple[str, Json, str]] = [
         "the range is empty",
     ),
     ("start after end", {"start": "2014-01-01T00:00:00Z", "end": "2004-01-01T00:00:00Z"}, "empty"),
+    (
+        "too few bars for the periods",  # GOOG's first 30 days; slow=30 trades at bar 31
+        {"end": "2004-09-30T12:00:00Z"},
+        "can trade at bar 31 at the earliest (its first signal needs 30 bars, then the next "
+        "bar's open); these bars hold 30",
+    ),
     ("no start", {"start": None}, "start is required"),
     ("unknown symbol", {"symbol": "NOPE"}, "NOPE"),
     ("no symbol", {"symbol": ""}, "Name the symbol"),

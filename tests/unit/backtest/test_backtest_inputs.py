@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 
 import polars as pl
@@ -105,6 +106,26 @@ def test_a_symbol_not_in_the_bars_is_refused() -> None:
     bars = pl.concat([random_walk_bars(50, symbol="AAPL"), random_walk_bars(50, symbol="SPY")])
     with pytest.raises(InvalidArgument, match="No bars for symbol 'MSFT'; the data has AAPL, SPY"):
         run_backtest(bars, "sma_cross", symbol="MSFT")
+
+
+def test_bars_too_few_for_the_strategy_to_trade_are_refused_with_what_to_change() -> None:
+    """sma_cross 10/30 has its first signal at bar 30 and trades at bar 31's open."""
+    with pytest.raises(
+        InvalidArgument,
+        match=re.escape(
+            "sma_cross (fast=10, slow=30, short=1) can trade at bar 31 at the earliest (its "
+            "first signal needs 30 bars, then the next bar's open); these bars hold 30: give "
+            "it more bars, over a longer range or a shorter timeframe."
+        ),
+    ):
+        run_backtest(random_walk_bars(30), "sma_cross", {"fast": 10, "slow": 30})
+    for engine in ("vector", "event"):
+        assert run_backtest(random_walk_bars(31), "sma_cross", engine=engine).stats["bars"] == 31
+    # Several symbols: the longest decides; a shorter one just trades less.
+    bars = pl.concat([random_walk_bars(31, symbol="AAPL"), random_walk_bars(5, symbol="SPY")])
+    assert run_backtest(bars, "sma_cross").stats["bars"] == 31
+    with pytest.raises(InvalidArgument, match=r"macd_cross \(.*\) can trade at bar 35 "):
+        run_backtest(random_walk_bars(34), "macd_cross")
 
 
 def test_a_bars_file_without_the_needed_columns_is_refused(tmp_path: object) -> None:

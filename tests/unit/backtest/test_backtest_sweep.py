@@ -33,6 +33,20 @@ def test_sweep_refuses_unknown_params_and_stats(goog: pl.DataFrame) -> None:
         sweep(goog, "sma_cross", {"fast": [50], "slow": [20]}, workers=1)
 
 
+def test_sweep_leaves_out_points_whose_periods_outrun_the_bars(goog: pl.DataFrame) -> None:
+    """On 40 bars slow=50 can never trade: left out, as an invalid point is; if every
+    point is, the sweep says why instead of running nothing."""
+    short = goog.head(40)
+    table = sweep(short, "sma_cross", {"fast": [5], "slow": [20, 30, 50]}, workers=1)
+    assert sorted(table["slow"].to_list()) == [20, 30]
+    with pytest.raises(
+        InvalidArgument,
+        match=r"No point of the grid can trade on these bars; sma_cross \(.*slow=50.*\) can "
+        r"trade at bar 51 at the earliest .* these bars hold 40",
+    ):
+        sweep(short, "sma_cross", {"fast": [5], "slow": [50, 60]}, workers=1)
+
+
 def test_walk_forward_reports_each_choice_on_the_next_window(goog: pl.DataFrame) -> None:
     table = walk_forward(goog, "sma_cross", {"fast": [5, 10], "slow": [20, 40]}, folds=3,
                          workers=1)  # fmt: skip
