@@ -82,6 +82,12 @@ describe("backtestFieldOf", () => {
     expect(backtestFieldOf("The range is empty: start must be before end (end is exclusive).", names)).toBe("start");
     expect(backtestFieldOf("Market data holds no 1Day bars from 2020-01-01 to 2021-01-01 of ZZZ: the range is empty.", names)).toBe("start");
     expect(backtestFieldOf("'1X' is not a symbol.", names)).toBe("symbol");
+    expect(
+      backtestFieldOf(
+        "sma_cross (fast=10, slow=30, short=1) can trade at bar 31 at the earliest (its first signal needs 30 bars, then the next bar's open); these bars hold 1: give it more bars, over a longer range or a shorter timeframe.",
+        names,
+      ),
+    ).toBe("start");
     expect(backtestFieldOf("Too many backtests are running.", names)).toBeUndefined();
   });
 });

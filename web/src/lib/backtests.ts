@@ -156,6 +156,9 @@ const WORD = (name: string) => new RegExp(`(^|[^A-Za-z_])${name}([^A-Za-z_]|$)`)
  * 4" is about the multiplier); a range without stored bars is about the dates.
  */
 export function backtestFieldOf(message: string, paramNames: readonly string[]): BacktestField | undefined {
+  // Bars too few for the periods: the range (or timeframe) is what to change, not the
+  // parameters the message quotes.
+  if (/\bthese bars hold \d+/.test(message)) return "start";
   let first: string | undefined;
   let at = Infinity;
   for (const name of paramNames) {
