@@ -24,7 +24,8 @@ backend may grow by 20 % + `work_mem`, what one sort or hash may take. The embed
 (Tansu) keeps every record in memory with no retention until `cift up` restarts it,
 empty, past `CIFT_KAFKA_MEMORY_LIMIT_MIB` (once its consumers have read it): its
 anonymous memory rises and falls, and its highest sample after the warm-up may not pass
-that limit + 16 MiB (at the default 32 MiB a run of a few minutes sees restarts). Market data grows until its stream rings are full
+that limit + 16 MiB (at the default 32 MiB a run of a few minutes sees restarts).
+Market data grows until its stream rings are full
 (`CIFT_MARKETDATA_STREAM_RING` items per kind, ~0.9 KiB each; at the simulator's
 default rate the quote ring fills in ~14 min, the trade ring in ~42 min): the soak
 reads the items they hold (`cift_marketdata_stream_ring_items`) at each sample, and

@@ -131,7 +131,7 @@ def run_backtest(
             limits=limits, margin_multiplier=multiplier,
         )  # fmt: skip
     resolved = chosen.resolve(params)
-    chosen.require_bars(resolved, max(len(bars) for bars in per_symbol))
+    chosen.require_bars(resolved, per_symbol)
     if engine == "event":
         return run_event(
             per_symbol, chosen, resolved, cash, commission, progress,

@@ -13,7 +13,7 @@ a message that names the strategy and what it accepts.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,14 +98,15 @@ class SignalStrategy:
     def targets(self, bars: SymbolBars, params: Params) -> F64:
         return self.signal(bars, params)
 
-    def require_bars(self, params: Params, bars: int) -> None:
-        """InvalidArgument when `bars` (the longest symbol's count) end before a first trade.
+    def require_bars(self, params: Params, per_symbol: Sequence[SymbolBars]) -> None:
+        """InvalidArgument when even the longest symbol's bars end before a first trade.
 
         backtesting.py runs such bars and reports no trades; a run that cannot trade
         at all is a mistake (a range or timeframe too short for the periods), and the
         person is told what to change instead.
         """
         signal_bar = self.warmup(params) + 1  # 1-based: the first bar with a signal
+        bars = max(len(symbol) for symbol in per_symbol)
         if bars <= signal_bar:
             settings = ", ".join(f"{name}={value}" for name, value in params.items())
             raise InvalidArgument(

@@ -55,12 +55,12 @@ def _tradable(
     the bars are bad or no point can): a point whose periods outrun the bars is left
     out, as a point that is no valid set of parameters is."""
     chosen = builtin(strategy)
-    longest = max(len(symbol) for symbol in split_bars(bars))
+    per_symbol = split_bars(bars)
     kept: list[dict[str, float]] = []
     refusal: InvalidArgument | None = None
     for point in points:
         try:
-            chosen.require_bars(point, longest)
+            chosen.require_bars(point, per_symbol)
         except InvalidArgument as error:
             refusal = refusal or error
             continue

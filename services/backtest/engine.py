@@ -131,11 +131,8 @@ class LibraryEngine:
         return dataclasses.replace(spec, params=params)
 
     def check_bars(self, bars: pl.DataFrame, spec: RunSpec) -> None:
-        per_symbol = split_bars(bars)
         strategy = builtin(spec.strategy)
-        strategy.require_bars(
-            strategy.resolve(spec.params), max(len(symbol) for symbol in per_symbol)
-        )
+        strategy.require_bars(strategy.resolve(spec.params), split_bars(bars))
 
     def run(
         self, bars: pl.DataFrame, spec: RunSpec, on_progress: Callable[[float], None]

@@ -56,11 +56,12 @@ DAY_STATS = {
 }
 
 
-@pytest.fixture(scope="module")
-def theirs() -> Any:
+def backtesting_py_sma_cross(data: Any) -> Any:
+    """backtesting.py's SmaCross example (10/30) on `data`, a pandas OHLCV frame, with the
+    parity case's cash, commission and exclusive orders: its stats."""
     from backtesting import Backtest, Strategy
     from backtesting.lib import crossover
-    from backtesting.test import GOOG, SMA
+    from backtesting.test import SMA
 
     class SmaCross(Strategy):  # type: ignore[misc]
         fast = 10
@@ -78,8 +79,15 @@ def theirs() -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bt = Backtest(GOOG, SmaCross, cash=10_000, commission=0.002, exclusive_orders=True)
+        bt = Backtest(data, SmaCross, cash=10_000, commission=0.002, exclusive_orders=True)
         return bt.run()
+
+
+@pytest.fixture(scope="module")
+def theirs() -> Any:
+    from backtesting.test import GOOG
+
+    return backtesting_py_sma_cross(GOOG)
 
 
 def run(goog: pl.DataFrame, engine: str) -> Any:
@@ -128,26 +136,10 @@ def test_a_run_shorter_than_two_days_has_no_annual_figures_as_in_backtesting_py(
     annual return, volatility, Sharpe, Sortino and Calmar are NaN; ours are None (shown
     as "—"), not a 0 % that reads as a flat year."""
     import pandas as pd  # type: ignore[import-untyped]
-    from backtesting import Backtest, Strategy
-    from backtesting.lib import crossover
-    from backtesting.test import GOOG, SMA
-
-    class SmaCross(Strategy):  # type: ignore[misc]
-        def init(self) -> None:
-            self.sma_fast = self.I(SMA, self.data.Close, 10)
-            self.sma_slow = self.I(SMA, self.data.Close, 30)
-
-        def next(self) -> None:
-            if crossover(self.sma_fast, self.sma_slow):
-                self.buy()
-            elif crossover(self.sma_slow, self.sma_fast):
-                self.sell()
+    from backtesting.test import GOOG
 
     minutes = pd.date_range("2024-03-04 14:30", periods=300, freq="1min")
-    day = GOOG.iloc[:300].set_axis(minutes)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        their = Backtest(day, SmaCross, cash=10_000, commission=0.002, exclusive_orders=True).run()
+    their = backtesting_py_sma_cross(GOOG.iloc[:300].set_axis(minutes))
     bars = goog.head(300).with_columns(pl.Series("timestamp", minutes.to_numpy()))
     stats = run_backtest(
         bars, "sma_cross", {"fast": 10, "slow": 30}, cash=10_000, commission=0.002

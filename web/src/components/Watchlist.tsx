@@ -32,6 +32,7 @@ export function Watchlist() {
             <For each={trading.watchlist()}>
               {(symbol) => {
                 const row = () => trading.quotes()[symbol];
+                const page = `/symbol/${encodeURIComponent(symbol)}`;
                 return (
                   <tr
                     class="cursor-pointer border-t border-slate-100 hover:bg-slate-50 dark:border-slate-800 dark:hover:bg-slate-800/60"
@@ -39,11 +40,11 @@ export function Watchlist() {
                     // The whole row opens the symbol, as in a broker's watchlist; the link stays
                     // for the keyboard, and the remove button does only its own job.
                     onClick={(event) => {
-                      if (!(event.target as HTMLElement).closest("a, button")) navigate(`/symbol/${encodeURIComponent(symbol)}`);
+                      if (!(event.target as HTMLElement).closest("a, button")) navigate(page);
                     }}
                   >
                     <td class="py-1">
-                      <A class="font-medium text-teal-700 hover:underline dark:text-teal-400" href={`/symbol/${encodeURIComponent(symbol)}`}>
+                      <A class="font-medium text-teal-700 hover:underline dark:text-teal-400" href={page}>
                         {symbol}
                       </A>
                     </td>
