@@ -15,6 +15,7 @@ processes without each of them also relaying every tick to stream subscribers.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 import uuid
@@ -28,6 +29,7 @@ from cift.runtime.identity import SCOPE_READ
 from cift.runtime.interceptors import PUBLIC, RpcPolicy
 from cift.runtime.server import Command, ServiceContext, ServiceSpec, run_service, serve
 from cift.runtime.timestamps import NS_PER_S
+from services.marketdata import store
 from services.marketdata.clock import (
     MarketCalendar,
     build_calendar,
@@ -46,6 +48,8 @@ from services.marketdata.replay import load_replay_file
 from services.marketdata.server import MarketDataServicer
 from services.marketdata.simulator import Simulator
 from services.marketdata.streams import StreamHub
+
+log = logging.getLogger(__name__)
 
 SERVICE = marketdata_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name
 READ = RpcPolicy(scope=SCOPE_READ)
@@ -92,15 +96,22 @@ def provider_feed(
     )
 
 
-def tick_source(config: MarketDataConfig, universe: Universe) -> TickSource | None:
-    """The simulator or a replay file; None for a provider feed or none."""
+def tick_source(
+    config: MarketDataConfig, universe: Universe, *, holds_ticks: bool = False
+) -> TickSource | None:
+    """The simulator or a replay file; None for a provider feed or none.
+
+    `holds_ticks`: the store already has ticks, so the simulator publishes no
+    history: a simulated past would land on minutes that already have bars.
+    """
     if config.marketdata_feed not in FEED_KINDS:
         raise InvalidArgument(f"CIFT_MARKETDATA_FEED must be one of {', '.join(FEED_KINDS)}.")
     if config.marketdata_feed == "simulator":
         if config.marketdata_simulator_history_s < 0:
             raise InvalidArgument("CIFT_MARKETDATA_SIMULATOR_HISTORY_S must not be negative.")
         # Started in the past, the simulator's ticks up to now are due at once: the history.
-        history_ns = int(config.marketdata_simulator_history_s * NS_PER_S)
+        history_s = 0.0 if holds_ticks else config.marketdata_simulator_history_s
+        history_ns = int(history_s * NS_PER_S)
         return SimulatorSource(
             Simulator(
                 universe,
@@ -195,7 +206,13 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         f"marketdata-bars-{process_id}", [config.marketdata_bars_topic], from_beginning=False
     )
     ctx.spawn("marketdata-bars-relay", bars_relay.run(hub.relay_bars))
-    source = tick_source(config, universe)
+    holds_ticks = False
+    if config.marketdata_feed == "simulator" and config.marketdata_simulator_history_s > 0:
+        async with ctx.pool.acquire() as conn:
+            holds_ticks = await store.holds_ticks(conn)
+        if holds_ticks:
+            log.info("the store already holds ticks: the simulator starts now, with no history")
+    source = tick_source(config, universe, holds_ticks=holds_ticks)
     provider = None
     if config.marketdata_feed in PROVIDERS:
 

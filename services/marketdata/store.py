@@ -210,6 +210,11 @@ def _bar(row: asyncpg.Record) -> Bar:
 BAR_SELECT = "SELECT symbol, timeframe, start_ns, open, high, low, close, volume, notional, trade_count FROM bars"
 
 
+async def holds_ticks(conn: asyncpg.Connection) -> bool:
+    """Whether any tick has been ingested: a symbol's bar clock is saved with its first bars."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM bar_clocks)"))
+
+
 async def load_open_state(conn: asyncpg.Connection) -> tuple[list[Bar], dict[str, int]]:
     """Open bars and symbol clocks: what the bar builder resumes from."""
     bars = [_bar(r) for r in await conn.fetch(f"{BAR_SELECT} WHERE NOT closed")]

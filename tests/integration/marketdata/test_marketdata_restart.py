@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 # 2 January 2024, 14:30 UTC: history, so no live clock interferes.
 START_NS = 1_704_205_800 * 1_000_000_000
+S = 1_000_000_000
 
 
 async def publish(scenario: Scenario, runner: FeedRunner, ticks: list[Tick]) -> None:
@@ -129,3 +132,33 @@ async def test_two_processes_share_the_ingest_and_each_streams_every_tick(
     assert_bars_match(list(rows), ticks)
     # The process without a feed streams the ticks it relays from the topic, in order.
     assert streamed == sorted(streamed) and streamed[0] > 50_000
+
+
+async def ticks_between(pool: Any, low_ns: int, high_ns: int) -> int:
+    async with pool.acquire() as conn:
+        count = await conn.fetchval(
+            "SELECT count(*) FROM ticks WHERE ts_ns >= $1 AND ts_ns < $2", low_ns, high_ns
+        )
+    return int(count)
+
+
+async def test_the_simulated_history_goes_onto_an_empty_store_only(scenario: Scenario) -> None:
+    """A restart adds no simulated past: it would land on minutes that already have bars."""
+    feed = {"marketdata_feed": "simulator", "marketdata_rate": 1.0,
+            "marketdata_simulator_history_s": 120.0}  # fmt: skip
+    started_ns = time.time_ns()
+    async with scenario.running(**feed) as first:
+        # The past two minutes, published at once and ingested.
+        await eventually(
+            lambda: positive(ticks_between(first.pool, started_ns - 120 * S, started_ns - 100 * S))
+        )
+    stopped_ns = time.time_ns()
+    await asyncio.sleep(1.0)  # a second no run covers: only a history could fill it
+    restarted_ns = time.time_ns()
+    async with scenario.running(**feed) as second:
+        await eventually(lambda: positive(ticks_between(second.pool, restarted_ns, 2**62)))
+        assert await ticks_between(second.pool, stopped_ns, restarted_ns) == 0
+
+
+async def positive(count: Awaitable[int]) -> int | None:
+    return (await count) or None

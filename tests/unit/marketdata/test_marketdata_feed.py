@@ -64,6 +64,12 @@ def test_a_simulator_with_history_has_its_past_due_at_once_and_then_runs_on() ->
     assert later and all(now_ns < t.ts_ns <= now_ns + 2 * S for t in later)
 
 
+def test_onto_a_store_that_holds_ticks_the_simulator_starts_now_whatever_its_history() -> None:
+    config = MarketDataConfig(marketdata_rate=1.0, marketdata_simulator_history_s=60.0)
+    source = tick_source(config, default_universe(), holds_ticks=True)
+    assert source is not None and source.due(time.time_ns()) == []
+
+
 def test_without_history_the_simulator_starts_now_and_refuses_a_negative_one() -> None:
     source = tick_source(MarketDataConfig(), default_universe())
     assert source is not None and source.due(time.time_ns()) == []

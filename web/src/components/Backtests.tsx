@@ -46,8 +46,10 @@ export function BacktestsPage() {
   const [strategyName, setStrategyName] = createSignal("");
   const [params, setParams] = createSignal<Record<string, string>>({});
   const [symbol, setSymbol] = createSignal("AAPL");
-  const [timeframe, setTimeframe] = createSignal("1Day");
-  const [start, setStart] = createSignal(dayOf(Date.now() - 365 * DAY_MS));
+  // Minute bars of the last day: `cift up` starts a new stack with an hour of them, enough
+  // for every built-in strategy at its defaults (daily bars take a replay or a backfill).
+  const [timeframe, setTimeframe] = createSignal("1Min");
+  const [start, setStart] = createSignal(dayOf(Date.now() - DAY_MS));
   const [end, setEnd] = createSignal(dayOf(Date.now() + DAY_MS));
   const [cash, setCash] = createSignal("10000");
   const [commission, setCommission] = createSignal("0.002");

@@ -11,6 +11,7 @@ import {
   describeSpec,
   equitySeries,
   formatBarTime,
+  formatDuration,
   formOf,
   formatPercentPoints,
   isRunning,
@@ -153,6 +154,17 @@ describe("reopening a run", () => {
     const rows = Object.fromEntries(statRows(create(BacktestStatsSchema, { winRatePct: 43.0769, exposurePct: 93.99, durationDays: 3116.4 })));
     expect(rows["Win rate"]).toBe("43.08%");
     expect(rows["Duration"]).toBe("3,116 days");
+  });
+
+  it("gives a run's duration in minutes or hours when it is shorter than a day", () => {
+    expect(formatDuration(undefined)).toBe("—");
+    expect(formatDuration(0)).toBe("0 min");
+    expect(formatDuration(59 / 1440)).toBe("59 min");
+    expect(formatDuration(60 / 1440)).toBe("1 h");
+    expect(formatDuration(61.4 / 1440)).toBe("1 h 1 min");
+    expect(formatDuration(1439 / 1440)).toBe("23 h 59 min");
+    expect(formatDuration(1)).toBe("1 day");
+    expect(formatDuration(2.6)).toBe("3 days");
   });
 });
 

@@ -221,8 +221,18 @@ function share(value: number | undefined): string {
   return value === undefined || !Number.isFinite(value) ? "—" : `${PLAIN.format(value)}%`;
 }
 
-function days(value: number | undefined): string {
-  return value === undefined || !Number.isFinite(value) ? "—" : `${WHOLE.format(value)} days`;
+const MINUTES_PER_DAY = 1440;
+
+/** A span given in days, in the unit it is read in: a run on minute bars lasts hours, not "0 days". */
+export function formatDuration(days: number | undefined): string {
+  if (days === undefined || !Number.isFinite(days)) return "—";
+  const minutes = Math.round(days * MINUTES_PER_DAY);
+  if (minutes < 60) return `${minutes} min`;
+  if (minutes < MINUTES_PER_DAY) {
+    const rest = minutes % 60;
+    return rest ? `${Math.floor(minutes / 60)} h ${rest} min` : `${minutes / 60} h`;
+  }
+  return Math.round(days) === 1 ? "1 day" : `${WHOLE.format(days)} days`;
 }
 
 /** The stats a trader reads first, each formatted as what it is. */
@@ -242,7 +252,7 @@ export function statRows(stats: BacktestStats): [string, string][] {
     ["Profit factor", ratio(stats.profitFactor)],
     ["Exposure", share(stats.exposurePct)],
     ["Commissions", formatMoney(stats.commissions)],
-    ["Duration", days(stats.durationDays)],
+    ["Duration", formatDuration(stats.durationDays)],
   ];
 }
 
