@@ -19,7 +19,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -97,12 +97,16 @@ def provider_feed(
 
 
 def tick_source(
-    config: MarketDataConfig, universe: Universe, *, holds_ticks: bool = False
+    config: MarketDataConfig,
+    universe: Universe,
+    *,
+    stored_prices: Mapping[str, float] | None = None,
 ) -> TickSource | None:
     """The simulator or a replay file; None for a provider feed or none.
 
-    `holds_ticks`: the store already has ticks, so the simulator publishes no
-    history: a simulated past would land on minutes that already have bars.
+    `stored_prices`: each symbol's last stored trade. With any, the simulator goes on
+    from them, now, without history: a simulated past would land on minutes that
+    already have bars, and starting from the instruments' prices would jump back.
     """
     if config.marketdata_feed not in FEED_KINDS:
         raise InvalidArgument(f"CIFT_MARKETDATA_FEED must be one of {', '.join(FEED_KINDS)}.")
@@ -110,7 +114,7 @@ def tick_source(
         if config.marketdata_simulator_history_s < 0:
             raise InvalidArgument("CIFT_MARKETDATA_SIMULATOR_HISTORY_S must not be negative.")
         # Started in the past, the simulator's ticks up to now are due at once: the history.
-        history_s = 0.0 if holds_ticks else config.marketdata_simulator_history_s
+        history_s = 0.0 if stored_prices else config.marketdata_simulator_history_s
         history_ns = int(history_s * NS_PER_S)
         return SimulatorSource(
             Simulator(
@@ -119,6 +123,7 @@ def tick_source(
                 rate_per_symbol=config.marketdata_rate,
                 trade_probability=config.marketdata_trade_probability,
                 start_ns=time.time_ns() - history_ns,
+                start_prices=stored_prices,
             )
         )
     if config.marketdata_feed == "replay":
@@ -206,13 +211,16 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         f"marketdata-bars-{process_id}", [config.marketdata_bars_topic], from_beginning=False
     )
     ctx.spawn("marketdata-bars-relay", bars_relay.run(hub.relay_bars))
-    holds_ticks = False
-    if config.marketdata_feed == "simulator" and config.marketdata_simulator_history_s > 0:
+    stored_prices: dict[str, float] = {}
+    if config.marketdata_feed == "simulator":
         async with ctx.pool.acquire() as conn:
-            holds_ticks = await store.holds_ticks(conn)
-        if holds_ticks:
-            log.info("the store already holds ticks: the simulator starts now, with no history")
-    source = tick_source(config, universe, holds_ticks=holds_ticks)
+            stored_prices = await store.last_prices(conn, universe.symbols)
+        if stored_prices:
+            log.info(
+                "the simulator goes on from the stored ticks' last prices, with no history",
+                extra={"symbols": len(stored_prices)},
+            )
+    source = tick_source(config, universe, stored_prices=stored_prices)
     provider = None
     if config.marketdata_feed in PROVIDERS:
 

@@ -15,6 +15,7 @@ grid. No I/O here.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ import numpy.typing as npt
 from numba import njit
 
 from cift.runtime.errors import InvalidArgument
-from services.marketdata.instruments import Universe
+from services.marketdata.instruments import Instrument, Universe
 from services.marketdata.ticks import SIDE_BUY, SIDE_SELL, SIDE_UNKNOWN, Quote, Tick, Trade
 
 # Prices are carried in units of 1/10000 dollar: the finest (sub-penny) tick.
@@ -198,7 +199,10 @@ class Simulator:
         rate_per_symbol: float = 10.0,
         trade_probability: float = 0.25,
         start_ns: int = 0,
+        start_prices: Mapping[str, float] | None = None,
     ) -> None:
+        """`start_prices`: where a symbol's walk starts instead of its instrument's start price
+        (a restart goes on from the last stored trade rather than jumping back)."""
         if not 0.0 < rate_per_symbol <= MAX_RATE_PER_SYMBOL:
             raise InvalidArgument(
                 f"Simulator rate must be in (0, {MAX_RATE_PER_SYMBOL:g}] ticks/s per symbol, "
@@ -214,7 +218,10 @@ class Simulator:
         self._rng = np.random.Generator(np.random.PCG64(seed))
         self._rate_total = rate_per_symbol * len(instruments)
         self._trade_probability = trade_probability
-        self._log_mid = np.array([math.log(float(i.start_price)) for i in instruments])
+        resumed = start_prices or {}
+        self._log_mid = np.array(
+            [math.log(_start_price(i, resumed.get(i.symbol))) for i in instruments]
+        )
         self._sigma = np.array(
             [i.volatility / math.sqrt(TRADING_SECONDS_PER_YEAR) for i in instruments]
         )
@@ -292,3 +299,10 @@ __all__ = [
     "Simulator",
     "TickBatch",
 ]
+
+
+def _start_price(instrument: Instrument, resumed: float | None) -> float:
+    """A resumed price if it is one a walk can start from, else the instrument's own."""
+    if resumed is not None and math.isfinite(resumed) and resumed > 0:
+        return resumed
+    return float(instrument.start_price)

@@ -210,9 +210,20 @@ def _bar(row: asyncpg.Record) -> Bar:
 BAR_SELECT = "SELECT symbol, timeframe, start_ns, open, high, low, close, volume, notional, trade_count FROM bars"
 
 
-async def holds_ticks(conn: asyncpg.Connection) -> bool:
-    """Whether any tick has been ingested: a symbol's bar clock is saved with its first bars."""
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM bar_clocks)"))
+async def last_prices(conn: asyncpg.Connection, symbols: Sequence[str]) -> dict[str, float]:
+    """Each symbol's last stored trade price (its latest second bar's close); {} on an empty store.
+
+    One primary-key lookup per symbol, read backwards: no scan of the bars.
+    """
+    rows = await conn.fetch(
+        """SELECT s.symbol, b.close FROM unnest($1::text[]) AS s(symbol)
+        CROSS JOIN LATERAL (
+            SELECT close FROM bars WHERE bars.symbol = s.symbol AND timeframe = '1Sec'
+            ORDER BY start_ns DESC LIMIT 1
+        ) AS b""",
+        list(symbols),
+    )
+    return {row["symbol"]: row["close"] for row in rows}
 
 
 async def load_open_state(conn: asyncpg.Connection) -> tuple[list[Bar], dict[str, int]]:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
+import asyncpg
 import pytest
 
 from cift.marketdata.v1 import marketdata_pb2 as md
@@ -142,8 +143,11 @@ async def ticks_between(pool: Any, low_ns: int, high_ns: int) -> int:
     return int(count)
 
 
-async def test_the_simulated_history_goes_onto_an_empty_store_only(scenario: Scenario) -> None:
-    """A restart adds no simulated past: it would land on minutes that already have bars."""
+async def test_a_restart_goes_on_from_the_stored_prices_now_without_history(
+    scenario: Scenario,
+) -> None:
+    """A simulated past would land on minutes that already have bars, and the instruments'
+    own start prices would jump back from where the market had gone."""
     feed = {"marketdata_feed": "simulator", "marketdata_rate": 1.0,
             "marketdata_simulator_history_s": 120.0}  # fmt: skip
     started_ns = time.time_ns()
@@ -153,11 +157,31 @@ async def test_the_simulated_history_goes_onto_an_empty_store_only(scenario: Sce
             lambda: positive(ticks_between(first.pool, started_ns - 120 * S, started_ns - 100 * S))
         )
     stopped_ns = time.time_ns()
+    conn = await asyncpg.connect(scenario.database_url)
+    try:
+        # Where AAPL had gone: far from its start price, so a jump back shows.
+        await conn.execute(
+            "INSERT INTO marketdata.bars VALUES ('AAPL', '1Sec', $1, 400, 400, 400, 400, 1, 400, 1, true)"
+            " ON CONFLICT (symbol, timeframe, start_ns)"
+            " DO UPDATE SET open = 400, high = 400, low = 400, close = 400",
+            stopped_ns - stopped_ns % S,
+        )
+    finally:
+        await conn.close()
     await asyncio.sleep(1.0)  # a second no run covers: only a history could fill it
     restarted_ns = time.time_ns()
     async with scenario.running(**feed) as second:
         await eventually(lambda: positive(ticks_between(second.pool, restarted_ns, 2**62)))
         assert await ticks_between(second.pool, stopped_ns, restarted_ns) == 0
+        async with second.pool.acquire() as conn:
+            bid = await eventually(
+                lambda: conn.fetchval(
+                    "SELECT bid FROM ticks WHERE symbol = 'AAPL' AND bid IS NOT NULL"
+                    " AND ts_ns >= $1 ORDER BY ts_ns LIMIT 1",
+                    restarted_ns,
+                )
+            )
+        assert 396 < bid < 404, bid
 
 
 async def positive(count: Awaitable[int]) -> int | None:

@@ -64,10 +64,15 @@ def test_a_simulator_with_history_has_its_past_due_at_once_and_then_runs_on() ->
     assert later and all(now_ns < t.ts_ns <= now_ns + 2 * S for t in later)
 
 
-def test_onto_a_store_that_holds_ticks_the_simulator_starts_now_whatever_its_history() -> None:
+def test_onto_stored_ticks_the_simulator_starts_now_from_their_prices_whatever_its_history() -> (
+    None
+):
     config = MarketDataConfig(marketdata_rate=1.0, marketdata_simulator_history_s=60.0)
-    source = tick_source(config, default_universe(), holds_ticks=True)
+    source = tick_source(config, default_universe(), stored_prices={"AAPL": 300.0})
     assert source is not None and source.due(time.time_ns()) == []
+    ticks = source.due(time.time_ns() + 120 * S)
+    aapl = next(t for t in ticks if t.symbol == "AAPL" and isinstance(t, Quote))
+    assert 297.0 < aapl.bid < aapl.ask < 303.0
 
 
 def test_without_history_the_simulator_starts_now_and_refuses_a_negative_one() -> None:

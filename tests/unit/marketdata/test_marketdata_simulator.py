@@ -89,3 +89,17 @@ def test_absurd_settings_are_refused() -> None:
         make(seed=-1)
     with pytest.raises(InvalidArgument, match="negative"):
         make().next_batch(-1)
+
+
+def test_a_resumed_walk_starts_at_the_stored_price_and_ignores_one_it_cannot_start_from() -> None:
+    universe = default_universe()
+    resumed = {"AAPL": 250.0, "MSFT": 0.0, "NVDA": float("nan")}
+    ticks = Simulator(universe, seed=7, start_prices=resumed).next_events(2000)
+    first: dict[str, float] = {}
+    for tick in ticks:
+        if isinstance(tick, Quote):
+            first.setdefault(tick.symbol, (tick.bid + tick.ask) / 2)
+    start = {i.symbol: float(i.start_price) for i in universe.instruments}
+    assert first["AAPL"] == pytest.approx(250.0, rel=0.002)
+    assert first["MSFT"] == pytest.approx(start["MSFT"], rel=0.002)
+    assert first["NVDA"] == pytest.approx(start["NVDA"], rel=0.002)
