@@ -84,7 +84,7 @@ class StackConfig(CommonConfig):
 # Service settings `cift up` gives another default than a bare service (or deploy/k8s) has,
 # each unless the environment sets it. An hour of simulated past on a new stack: the
 # dashboard's first chart has 60 minute bars, its indicators and a minute-bar backtest
-# have enough to work on, and the 374k ticks take ~20 s of market data's CPU at start.
+# have enough to work on; its 374k ticks arrive over the first ~40 s (CATCH_UP_TICKS_PER_S).
 # Market data publishes it only onto an empty store, so a restart adds none.
 STACK_SERVICE_DEFAULTS: dict[str, str] = {"marketdata_simulator_history_s": "3600"}
 

@@ -128,12 +128,12 @@ class Backtests:
         """Check everything, load the bars, store the run and start computing it."""
         spec = self.engine.resolve(spec)
         bars = await self.history.load(spec)
-        self.engine.check_bars(bars, spec)
-        if bars.height > self.max_bars:
+        if bars.height > self.max_bars:  # before the bars are read: too many is too many
             raise InvalidArgument(
                 f"The range holds {bars.height} bars; a backtest may run over at most "
                 f"{self.max_bars}. Narrow the range or use a longer timeframe."
             )
+        self.engine.check_bars(bars, spec)
         run_id = str(uuid.uuid4())
         async with self.pool.acquire() as conn:
             run = await store.insert_run(conn, run_id, caller.user_id, spec, bars.height)

@@ -94,6 +94,12 @@ def test_a_trader_registers_trades_and_cancels_from_the_dashboard(page: Page) ->
         }""",
         arg=[SYMBOL, first_quote],
     )
+    # The change is a broker's: from the previous close, or the day's open on a new stack.
+    change = watch_row(page, SYMBOL).get_by_test_id("change")
+    expect(change).to_have_attribute(
+        "title", re.compile(r"^Change since the (previous close|day's open)$")
+    )
+    expect(change).to_have_text(re.compile(r"^[+-]?\d+\.\d{2}%$"))
     cash_before = money(page.get_by_test_id("cash").inner_text())
     assert cash_before > 0
     shot(page, "dashboard")

@@ -13,6 +13,7 @@ from services.marketdata.__main__ import tick_source
 from services.marketdata.config import MarketDataConfig
 from services.marketdata.events import tick_event_bytes
 from services.marketdata.feed import (
+    CATCH_UP_TICKS_PER_S,
     MAX_TICKS_PER_INTERVAL,
     FeedRunner,
     ReplaySource,
@@ -50,18 +51,26 @@ def test_a_fast_simulator_is_capped_per_interval_and_catches_up_later() -> None:
     assert source.due(110 * S)[0].ts_ns > burst[-1].ts_ns
 
 
-def test_a_simulator_with_history_has_its_past_due_at_once_and_then_runs_on() -> None:
+def test_a_simulator_with_history_catches_up_at_its_pace_and_then_runs_on() -> None:
     config = MarketDataConfig(marketdata_rate=1.0, marketdata_simulator_history_s=60.0)
     source = tick_source(config, default_universe())
     assert source is not None
     now_ns = time.time_ns()
-    past = source.due(now_ns)
-    # 52 symbols x 1 tick/s for the minute before now.
-    assert 2500 < len(past) < 3700
-    assert now_ns - 60 * S <= past[0].ts_ns < now_ns - 55 * S
-    assert past[-1].ts_ns <= now_ns
-    later = source.due(now_ns + 2 * S)
-    assert later and all(now_ns < t.ts_ns <= now_ns + 2 * S for t in later)
+    # The first call releases one interval's worth at the catch-up pace, from the start.
+    first = source.due(now_ns)
+    assert len(first) == int(CATCH_UP_TICKS_PER_S * 0.01)
+    assert now_ns - 60 * S <= first[0].ts_ns < now_ns - 55 * S
+    # 50 ms later, at most 50 ms at that pace more: small batches, not a burst.
+    second = source.due(now_ns + S // 20)
+    assert len(second) == CATCH_UP_TICKS_PER_S // 20
+    # Within a second the rest of the past (52 symbols x 1 tick/s for a minute) is out,
+    # then it runs on the clock.
+    rest = source.due(now_ns + S)
+    past = [*first, *second, *rest]
+    assert 2500 < len([t for t in past if t.ts_ns <= now_ns]) < 3700
+    assert rest[-1].ts_ns <= now_ns + S
+    later = source.due(now_ns + 3 * S)
+    assert later and all(now_ns + S < t.ts_ns <= now_ns + 3 * S for t in later)
 
 
 def test_onto_stored_ticks_the_simulator_starts_now_from_their_prices_whatever_its_history() -> (

@@ -1,14 +1,37 @@
 // Live bid, ask, last and change of the watched symbols; each row opens the symbol's page.
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { A, useNavigate } from "@solidjs/router";
-import { createSignal, For, Show } from "solid-js";
+import { createResource, createSignal, For, onCleanup, Show } from "solid-js";
 import { useApp } from "../context";
 import { formatPercent, formatPrice, pnlClass } from "../lib/format";
-import { change, parseSymbols } from "../lib/quotes";
+import { type ChangeBasis, change, changeBasis, parseSymbols } from "../lib/quotes";
+
+const DAY_MS = 86_400_000;
+// The previous close changes once a day: read again this often, for a page left open.
+const BASIS_REFRESH_MS = 15 * 60_000;
 
 export function Watchlist() {
-  const { trading } = useApp();
+  const { api, trading } = useApp();
   const [adding, setAdding] = createSignal("");
   const navigate = useNavigate();
+  // Each watched symbol's daily bars of the last week give its change basis; a symbol
+  // whose bars cannot be read keeps the first price this page saw.
+  const [bases, { refetch }] = createResource(trading.watchlist, async (symbols) => {
+    const start = timestampFromMs(Date.now() - 7 * DAY_MS);
+    const found = await Promise.all(
+      symbols.map(async (symbol): Promise<[string, ChangeBasis | undefined]> => {
+        try {
+          const { bars } = await api.marketdata.getBars({ symbol, timeframe: "1Day", start, pageSize: 10 });
+          return [symbol, changeBasis(bars)];
+        } catch {
+          return [symbol, undefined];
+        }
+      }),
+    );
+    return Object.fromEntries(found) as Record<string, ChangeBasis | undefined>;
+  });
+  const refresh = setInterval(() => void refetch(), BASIS_REFRESH_MS);
+  onCleanup(() => clearInterval(refresh));
 
   return (
     <section class="panel" aria-label="Watchlist">
@@ -32,6 +55,8 @@ export function Watchlist() {
             <For each={trading.watchlist()}>
               {(symbol) => {
                 const row = () => trading.quotes()[symbol];
+                const basis = () => bases.latest?.[symbol];
+                const moved = () => (row() ? change(row()!, basis()) : undefined);
                 const page = `/symbol/${encodeURIComponent(symbol)}`;
                 return (
                   <tr
@@ -53,9 +78,9 @@ export function Watchlist() {
                     <td class={`num ${row()?.tick === 1 ? "text-emerald-600 dark:text-emerald-400" : row()?.tick === -1 ? "text-rose-600 dark:text-rose-400" : ""}`} data-testid="last">
                       {formatPrice(row()?.last)}
                     </td>
-                    <td class={`num ${pnlClass(row() ? change(row()!).amount : 0)}`} title="Change since this page opened">
-                      <Show when={row()} fallback="—">
-                        {formatPercent(change(row()!).fraction)}
+                    <td class={`num ${pnlClass(moved()?.amount ?? 0)}`} title={`Change since ${basis()?.since ?? "this page opened"}`} data-testid="change">
+                      <Show when={moved()} fallback="—">
+                        {(value) => formatPercent(value().fraction)}
                       </Show>
                     </td>
                     <td class="text-right">

@@ -1,5 +1,6 @@
 // Live quotes of the watchlist. A row keeps the latest bid, ask and last, the first last
-// price this page saw (the reference for "change") and which way the last tick moved.
+// price this page saw (the reference for "change" when no previous close is known) and
+// which way the last tick moved.
 import type { Quote } from "../gen/cift/marketdata/v1/marketdata_pb";
 
 export interface QuoteRow {
@@ -39,11 +40,31 @@ export function applyQuotes(book: QuoteBook, quotes: readonly Quote[]): QuoteBoo
   return next;
 }
 
-/** Change of the last price since the reference, absolute and as a fraction. */
-export function change(row: QuoteRow): { amount: number; fraction: number } {
-  if (!row.reference) return { amount: 0, fraction: 0 };
-  const amount = row.last - row.reference;
-  return { amount, fraction: amount / row.reference };
+/** What a watchlist's change is measured from, as a broker's is: the previous close. */
+export interface ChangeBasis {
+  price: number;
+  /** Read in "Change since …". */
+  since: string;
+}
+
+/**
+ * The basis in a symbol's latest daily bars (oldest first, the day in progress last):
+ * the close of the day before the latest, or the latest day's open when there is no
+ * earlier day (a new stack); none without bars.
+ */
+export function changeBasis(dailyBars: readonly { open: number; close: number }[]): ChangeBasis | undefined {
+  const count = dailyBars.length;
+  if (count >= 2) return { price: dailyBars[count - 2].close, since: "the previous close" };
+  if (count === 1 && dailyBars[0].open > 0) return { price: dailyBars[0].open, since: "the day's open" };
+  return undefined;
+}
+
+/** Change of the last price since `basis` (else the first price this page saw), absolute and as a fraction. */
+export function change(row: QuoteRow, basis?: ChangeBasis): { amount: number; fraction: number } {
+  const reference = basis?.price || row.reference;
+  if (!reference) return { amount: 0, fraction: 0 };
+  const amount = row.last - reference;
+  return { amount, fraction: amount / reference };
 }
 
 export const DEFAULT_WATCHLIST = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "JPM"];

@@ -6,7 +6,7 @@ import { OrderSchema, OrderStatus } from "../gen/cift/execution/v1/orders_pb";
 import { QuoteSchema } from "../gen/cift/marketdata/v1/marketdata_pb";
 import { closedOrders, isOpen, openOrders, upsertOrder } from "./orders";
 import { livePnl } from "./pnl";
-import { applyQuotes, change, parseSymbols } from "./quotes";
+import { applyQuotes, change, changeBasis, parseSymbols } from "./quotes";
 
 const order = (id: string, status: OrderStatus, createdMs: number, updatedMs = createdMs) =>
   create(OrderSchema, { id, status, symbol: "AAPL", createdAt: timestampFromMs(createdMs), updatedAt: timestampFromMs(updatedMs) });
@@ -61,6 +61,24 @@ describe("quotes", () => {
     book = applyQuotes(book, [quote("AAPL", 2n, 0, 99, 101.5)]);
     expect(book.AAPL.last).toBe(100);
     expect(book.AAPL.ask).toBe(101.5);
+  });
+
+  it("measures change from the previous close, else the day's open, else the first price seen", () => {
+    const row = applyQuotes({}, [quote("AAPL", 1n, 100), quote("AAPL", 2n, 105)]).AAPL;
+    const days = [
+      { open: 90, close: 95 },
+      { open: 96, close: 98 },
+      { open: 99, close: 104 },
+    ];
+    const previous = changeBasis(days);
+    expect(previous).toEqual({ price: 98, since: "the previous close" });
+    expect(change(row, previous).amount).toBeCloseTo(7);
+    expect(change(row, previous).fraction).toBeCloseTo(7 / 98);
+    const opened = changeBasis(days.slice(2));
+    expect(opened).toEqual({ price: 99, since: "the day's open" });
+    expect(change(row, opened).amount).toBeCloseTo(6);
+    expect(changeBasis([])).toBeUndefined();
+    expect(change(row, undefined).amount).toBeCloseTo(5);
   });
 
   it("reads typed symbol lists", () => {
