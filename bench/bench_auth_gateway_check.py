@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_gateway import HttpConnection, sign_in
 from bench.latency import percentile
-from bench.stack_environ import bench_stack_environ
 from cift.stack.launcher import Stack, StackOptions
 
 CHECK_HISTOGRAM = "cluster.auth.upstream_rq_time"
@@ -150,7 +149,7 @@ async def open_loop(
 
 async def bench(args: argparse.Namespace) -> None:
     home = Path(tempfile.mkdtemp(prefix="cift-bench-authz-"))
-    environ = bench_stack_environ(CIFT_AUTH_BCRYPT_COST="4", CIFT_LOG_LEVEL="WARNING")
+    environ = {**os.environ, "CIFT_AUTH_BCRYPT_COST": "4", "CIFT_LOG_LEVEL": "WARNING"}
     stack = Stack(StackOptions(home=home, free_ports=True, durable=False), environ=environ)
     info = await stack.start()
     try:

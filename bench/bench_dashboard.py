@@ -36,7 +36,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.figures import record  # noqa: E402
-from bench.stack_environ import bench_stack_environ  # noqa: E402
 from cift.stack.launcher import Stack, StackOptions  # noqa: E402
 from tests.e2e.browser import LAPTOP, chromium  # noqa: E402
 
@@ -138,7 +137,7 @@ def measure(gateway: str, runs: int) -> dict[str, Any]:
 
 async def start_and_measure(runs: int) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="cift-bench-dashboard-"))
-    environ = bench_stack_environ(CIFT_LOG_LEVEL="WARNING")
+    environ = {**os.environ, "CIFT_LOG_LEVEL": "WARNING"}
     stack = Stack(StackOptions(home=home, free_ports=True, durable=False), environ=environ)
     info = await stack.start()
     try:

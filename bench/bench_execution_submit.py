@@ -60,7 +60,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.histograms import histogram_totals
 from bench.latency import percentile
-from bench.stack_environ import bench_stack_environ
 from cift.auth.v1 import auth_pb2, auth_pb2_grpc
 from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc
@@ -386,9 +385,7 @@ async def measure(
     args: argparse.Namespace, synchronous_commit: bool
 ) -> tuple[list[float], float, str]:
     """One fresh stack, warmed up, then the measured submits: latencies, seconds, load shape."""
-    environ = bench_stack_environ(
-        {k: v for k, v in os.environ.items() if not k.startswith("CIFT_")}
-    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CIFT_")}
     environ["CIFT_AUTH_BCRYPT_COST"] = "4"  # registration speed only; not measured
     environ["CIFT_LOG_LEVEL"] = "WARNING"
     environ["CIFT_MARKETDATA_RATE"] = args.feed_rate

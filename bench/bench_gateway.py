@@ -45,7 +45,6 @@ from google.protobuf import json_format
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.stack_environ import bench_stack_environ  # noqa: E402
 from cift.execution.v1 import execution_pb2, execution_pb2_grpc, orders_pb2  # noqa: E402
 from cift.marketdata.v1 import marketdata_pb2, marketdata_pb2_grpc  # noqa: E402
 from cift.stack.launcher import Stack, StackInfo, StackOptions  # noqa: E402
@@ -430,7 +429,7 @@ def plot(results: Sequence[Result], path: Path) -> None:
 
 async def bench(args: argparse.Namespace) -> list[Result]:
     home = Path(tempfile.mkdtemp(prefix="cift-bench-gateway-"))
-    environ = bench_stack_environ(CIFT_AUTH_BCRYPT_COST="4", CIFT_LOG_LEVEL="WARNING")
+    environ = {**os.environ, "CIFT_AUTH_BCRYPT_COST": "4", "CIFT_LOG_LEVEL": "WARNING"}
     stack = Stack(
         StackOptions(home=home, free_ports=True, durable=not args.no_fsync), environ=environ
     )

@@ -65,7 +65,6 @@ from bench.bench_gateway import (  # noqa: E402
 )
 from bench.figures import record  # noqa: E402
 from bench.histograms import histogram_totals  # noqa: E402
-from bench.stack_environ import bench_stack_environ  # noqa: E402
 from cift.stack.launcher import Stack, StackOptions  # noqa: E402
 
 # The figures' prefix for one process's CPU time per order.
@@ -193,7 +192,7 @@ def thinned(latencies_ms: list[float]) -> list[float]:
 
 async def measure(args: argparse.Namespace) -> dict[str, object]:
     home = Path(tempfile.mkdtemp(prefix="cift-bench-ratio-"))
-    environ = bench_stack_environ(CIFT_AUTH_BCRYPT_COST="4", CIFT_LOG_LEVEL="WARNING")
+    environ = {**os.environ, "CIFT_AUTH_BCRYPT_COST": "4", "CIFT_LOG_LEVEL": "WARNING"}
     stack = Stack(StackOptions(home=home, free_ports=True), environ=environ)
     info = await stack.start()
     figures: dict[str, float] = {}

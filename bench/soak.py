@@ -27,8 +27,7 @@ anonymous memory rises and falls, and its highest sample after the warm-up may n
 that limit + 16 MiB (at the default 32 MiB a run of a few minutes sees restarts).
 Market data grows until its stream rings are full
 (`CIFT_MARKETDATA_STREAM_RING` items per kind, ~0.9 KiB each; at the simulator's
-default rate the quote ring fills in ~14 min, the trade ring in ~42 min, but the
-simulated hour a new stack starts with fills both in its first ~40 s): the soak
+default rate the quote ring fills in ~14 min, the trade ring in ~42 min): the soak
 reads the items they hold (`cift_marketdata_stream_ring_items`) at each sample, and
 its anonymous memory may grow by 1 KiB per item they took on between the two medians
 on top of the +20 % + 16 MiB; `--set CIFT_MARKETDATA_STREAM_RING=4096` shows in a

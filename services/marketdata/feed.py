@@ -70,10 +70,10 @@ class NoTicks(PacedSource):
 
 
 # A simulator behind the clock (started in the past for its history) catches up at most
-# this fast, or at twice its own pace if that is faster. All at once, the hour `cift up`
-# starts with came in batches that held market data's event loop (its health checks
-# included) for over a second each; at this pace it arrives over ~40 s in small ones
-# (the longest health check seen meanwhile: 0.16 s, with both cores busy elsewhere).
+# this fast, or at twice its own pace if that is faster. All at once, an hour of history
+# came in batches that held market data's event loop (its health checks included) for
+# over a second each; at this pace it arrives over ~40 s in small ones (the longest
+# health check seen meanwhile: 0.16 s, with both cores busy elsewhere).
 CATCH_UP_TICKS_PER_S = 10_000
 # What the first call may release: an interval's worth at that pace.
 _FIRST_CALL_S = 0.01

@@ -69,8 +69,6 @@ async def traced_stack(
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CIFT_")}
     environ[env_name("otel_exporter")] = "otlp"
     environ[env_name("otel_endpoint")] = f"http://127.0.0.1:{port}"
-    # No simulated hour at start: its burst of ticks would only slow the traced calls.
-    environ[env_name("marketdata_simulator_history_s")] = "0"
     home: Path = tmp_path_factory.mktemp("cift-traced")
     launcher = Stack(StackOptions(home=home, free_ports=True, durable=False), environ)
     info = await launcher.start()
