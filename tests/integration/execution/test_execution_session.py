@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -118,21 +118,33 @@ def broker_on(
     )
 
 
-async def watch_until(broker: Broker, done: Callable[[], bool], failure: str) -> None:
+async def watch_until(
+    broker: Broker, done: Callable[[], bool | Awaitable[bool]], failure: str
+) -> None:
     """Run the session watcher until `done()`, with a regular poll far longer than the test.
 
     Only the watcher's first reading (and its retries) can get there, which is what
-    these tests are about.
+    these tests are about. A check of what is stored must await it: the engine changes
+    before the journal has written, and the watcher is stopped once `done()` holds.
     """
     watcher = asyncio.create_task(watch_session(broker, 600))
     try:
         deadline = time.monotonic() + 10
-        while not done():
+        while not await _holds(done()):
             assert time.monotonic() < deadline, failure
             await asyncio.sleep(0.02)
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def _holds(answer: bool | Awaitable[bool]) -> bool:
+    return answer if isinstance(answer, bool) else await answer
+
+
+async def stored_status(pool: asyncpg.Pool, order_id: str) -> str:
+    status: str = await pool.fetchval("SELECT status FROM orders WHERE order_id = $1", order_id)
+    return status
 
 
 def limit(symbol: str, qty: str, price: str, tif: TimeInForce) -> OrderRequest:
@@ -318,10 +330,14 @@ async def test_a_restart_after_a_close_it_missed_expires_that_sessions_orders(
     tonight = await before.submit(account, limit("SESM", "1", "10.00", TimeInForce.DAY))
     restarted = broker_on(pool, ClosedSince(since_s))
     await restarted.reload()
+
+    # The expiries are written in one transaction: the day order's stored status says
+    # all of them are (the engine drops them before that write).
+    async def day_order_expired() -> bool:
+        return await stored_status(pool, yesterday[TimeInForce.DAY].order_id) == "expired"
+
     await watch_until(
-        restarted,
-        lambda: yesterday[TimeInForce.DAY].order_id not in restarted.engine,
-        "the day order of the missed close never expired",
+        restarted, day_order_expired, "the day order of the missed close never expired"
     )
     statuses = {
         r["order_id"]: (r["status"], r["reserved"], r["reason"])

@@ -7,8 +7,10 @@ import { formatPercent, formatPrice, pnlClass } from "../lib/format";
 import { type ChangeBasis, change, changeBasis, parseSymbols } from "../lib/quotes";
 
 const DAY_MS = 86_400_000;
-// The previous close changes once a day: read again this often, for a page left open.
+// The previous close changes once a day: read again this often, for a page left open,
+// and every minute while a symbol has none yet (a new stack's first daily bar).
 const BASIS_REFRESH_MS = 15 * 60_000;
+const BASIS_RETRY_MS = 60_000;
 
 export function Watchlist() {
   const { api, trading } = useApp();
@@ -30,7 +32,15 @@ export function Watchlist() {
     );
     return Object.fromEntries(found) as Record<string, ChangeBasis | undefined>;
   });
-  const refresh = setInterval(() => void refetch(), BASIS_REFRESH_MS);
+  let readAt = Date.now();
+  const refresh = setInterval(() => {
+    const known = bases.latest ?? {};
+    const missing = trading.watchlist().some((symbol) => !known[symbol]);
+    if (missing || Date.now() - readAt >= BASIS_REFRESH_MS) {
+      readAt = Date.now();
+      void refetch();
+    }
+  }, BASIS_RETRY_MS);
   onCleanup(() => clearInterval(refresh));
 
   return (
