@@ -113,7 +113,7 @@ def tick_source(
     if config.marketdata_feed == "simulator":
         if config.marketdata_simulator_history_s < 0:
             raise InvalidArgument("CIFT_MARKETDATA_SIMULATOR_HISTORY_S must not be negative.")
-        # Started in the past, the simulator's ticks up to now are due at once: the history.
+        # Started in the past, the simulator's ticks up to now are due first: the history.
         history_s = 0.0 if stored_prices else config.marketdata_simulator_history_s
         history_ns = int(history_s * NS_PER_S)
         return SimulatorSource(

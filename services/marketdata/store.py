@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from services.marketdata.bars import Bar
+from services.marketdata.bars import TIMEFRAMES, Bar
 from services.marketdata.ticks import Trade
 
 KIND_QUOTE = 1
@@ -211,17 +211,18 @@ BAR_SELECT = "SELECT symbol, timeframe, start_ns, open, high, low, close, volume
 
 
 async def last_prices(conn: asyncpg.Connection, symbols: Sequence[str]) -> dict[str, float]:
-    """Each symbol's last stored trade price (its latest second bar's close); {} on an empty store.
+    """Each symbol's last stored trade price (its latest finest bar's close); {} on an empty store.
 
     One primary-key lookup per symbol, read backwards: no scan of the bars.
     """
     rows = await conn.fetch(
         """SELECT s.symbol, b.close FROM unnest($1::text[]) AS s(symbol)
         CROSS JOIN LATERAL (
-            SELECT close FROM bars WHERE bars.symbol = s.symbol AND timeframe = '1Sec'
+            SELECT close FROM bars WHERE bars.symbol = s.symbol AND timeframe = $2
             ORDER BY start_ns DESC LIMIT 1
         ) AS b""",
         list(symbols),
+        TIMEFRAMES[0].name,  # the finest: every trade is in one of its bars
     )
     return {row["symbol"]: row["close"] for row in rows}
 

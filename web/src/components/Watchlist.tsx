@@ -3,10 +3,10 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { A, useNavigate } from "@solidjs/router";
 import { createResource, createSignal, For, onCleanup, Show } from "solid-js";
 import { useApp } from "../context";
+import { historyStartMs } from "../lib/chartdata";
 import { formatPercent, formatPrice, pnlClass } from "../lib/format";
 import { type ChangeBasis, change, changeBasis, parseSymbols } from "../lib/quotes";
 
-const DAY_MS = 86_400_000;
 // The previous close changes once a day: read again this often, for a page left open,
 // and every minute while a symbol has none yet (a new stack's first daily bar).
 const BASIS_REFRESH_MS = 15 * 60_000;
@@ -19,7 +19,7 @@ export function Watchlist() {
   // Each watched symbol's daily bars of the last week give its change basis; a symbol
   // whose bars cannot be read keeps the first price this page saw.
   const [bases, { refetch }] = createResource(trading.watchlist, async (symbols) => {
-    const start = timestampFromMs(Date.now() - 7 * DAY_MS);
+    const start = timestampFromMs(historyStartMs("1Day", Date.now(), 7));
     const found = await Promise.all(
       symbols.map(async (symbol): Promise<[string, ChangeBasis | undefined]> => {
         try {
