@@ -1,7 +1,8 @@
 """The HTML report of a backtest: equity, drawdown and trades on the price, with Bokeh.
 
 One self-contained file (Bokeh's JavaScript inlined), so it opens offline and can
-be attached to a ticket. Three linked plots share the time axis; the stats table
+be attached to a ticket. Three linked plots share the time axis and stretch to the
+window's width (a phone shows the whole run, not its first years); the stats table
 sits under them. Writes only the file it is given.
 """
 
@@ -22,7 +23,9 @@ from cift.backtest.bars import split_bars
 from cift.backtest.result import BacktestResult
 from cift.backtest.stats import STAT_LABELS, format_stat
 
+# Plots stretch to the window; this is only the width Bokeh lays them out at before.
 WIDTH = 1100
+STRETCH = "stretch_width"
 
 
 def _stats_table(result: BacktestResult) -> str:
@@ -31,6 +34,13 @@ def _stats_table(result: BacktestResult) -> str:
         shown = format_stat(key, result.stats.get(key))
         rows.append(f"<tr><th>{html.escape(label)}</th><td>{html.escape(shown)}</td></tr>")
     return "<table class='stats'>" + "".join(rows) + "</table>"
+
+
+def run_title(result: BacktestResult) -> str:
+    """`sma_cross fast=10, slow=30, short=1 (vector engine)`: the parameters as typed on the CLI."""
+    params = ", ".join(f"{name}={value}" for name, value in result.params.items())
+    named = f"{result.strategy} {params}" if params else result.strategy
+    return f"{named} ({result.engine} engine)"
 
 
 def build_document(result: BacktestResult, bars: pl.DataFrame, symbol: str | None = None) -> str:
@@ -45,7 +55,12 @@ def build_document(result: BacktestResult, bars: pl.DataFrame, symbol: str | Non
     )
     tools = "xpan,xwheel_zoom,box_zoom,reset,save"
     equity_plot = figure(
-        title="Equity", x_axis_type="datetime", width=WIDTH, height=260, tools=tools
+        title="Equity",
+        x_axis_type="datetime",
+        width=WIDTH,
+        height=260,
+        tools=tools,
+        sizing_mode=STRETCH,
     )
     equity_plot.line("t", "equity", source=equity, color="#2563eb", line_width=1.5)
     equity_plot.add_tools(HoverTool(tooltips=[("equity", "@equity{0,0.00}")]))
@@ -56,6 +71,7 @@ def build_document(result: BacktestResult, bars: pl.DataFrame, symbol: str | Non
         height=160,
         x_range=equity_plot.x_range,
         tools=tools,
+        sizing_mode=STRETCH,
     )
     drawdown_plot.varea("t", y1=0, y2="drawdown", source=equity, color="#ef4444", alpha=0.5)
 
@@ -67,6 +83,7 @@ def build_document(result: BacktestResult, bars: pl.DataFrame, symbol: str | Non
         height=300,
         x_range=equity_plot.x_range,
         tools=tools,
+        sizing_mode=STRETCH,
     )
     price_plot.line("t", "close", source=price, color="#374151", line_width=1)
     trades = result.trades.filter(pl.col("symbol") == traded.symbol)
@@ -97,10 +114,9 @@ def build_document(result: BacktestResult, bars: pl.DataFrame, symbol: str | Non
         "t", "price", source=exits, marker="x", size=8, color="#111827", legend_label="exit"
     )
     price_plot.legend.location = "top_left"
-    title = f"{result.strategy} {result.params} ({result.engine} engine)"
-    header = Div(text=f"<h2>Backtest: {html.escape(title)}</h2>", width=WIDTH)
+    header = Div(text=f"<h2>Backtest: {html.escape(run_title(result))}</h2>", width=WIDTH)
     stats = Div(text=_stats_table(result), width=WIDTH)
-    layout = column(header, equity_plot, drawdown_plot, price_plot, stats)
+    layout = column(header, equity_plot, drawdown_plot, price_plot, stats, sizing_mode=STRETCH)
     return file_html(layout, INLINE, title=f"Backtest {result.strategy}")
 
 

@@ -46,6 +46,8 @@ def test_table_and_html_report(
     page = report.read_text()
     assert "Bokeh" in page and "Equity" in page and "Drawdown [%]" in page
     assert "close and trades" in page
+    assert "Backtest: sma_cross fast=10, slow=30, short=1 (event engine)" in page
+    assert page.count('"sizing_mode":"stretch_width"') >= 4  # a phone sees the whole run
 
 
 @pytest.mark.parametrize(
