@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Final
 
 import polars as pl
 from bokeh.embed import file_html
@@ -25,7 +26,7 @@ from cift.backtest.stats import STAT_LABELS, format_stat
 
 # Plots stretch to the window; this is only the width Bokeh lays them out at before.
 WIDTH = 1100
-STRETCH = "stretch_width"
+STRETCH: Final = "stretch_width"
 
 
 def _stats_table(result: BacktestResult) -> str:
