@@ -13,6 +13,7 @@ import {
   type BacktestField,
   dayOf,
   defaultParams,
+  defaultStrategy,
   describeSpec,
   formatBarTime,
   formOf,
@@ -67,10 +68,11 @@ export function BacktestsPage() {
 
   const strategy = (): Strategy | undefined => strategies()?.find((item) => item.name === strategyName());
 
-  // The first strategy once they arrive; its parameters at their defaults.
+  // sma_cross (or the first strategy) once they arrive; its parameters at their defaults.
   createEffect(
     on(strategies, (list) => {
-      if (list && list.length > 0 && !strategyName()) chooseStrategy(list[0].name);
+      const name = list && defaultStrategy(list);
+      if (name && !strategyName()) chooseStrategy(name);
     }),
   );
 

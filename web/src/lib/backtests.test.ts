@@ -8,6 +8,7 @@ import {
   backtestFieldOf,
   dayOf,
   defaultParams,
+  defaultStrategy,
   describeSpec,
   equitySeries,
   formatBarTime,
@@ -33,6 +34,13 @@ describe("the backtest form", () => {
   it("starts a strategy's parameters at their defaults", () => {
     expect(defaultParams(smaCross)).toEqual({ fast: "10", slow: "30" });
     expect(defaultParams(undefined)).toEqual({});
+  });
+
+  it("opens on sma_cross when the service offers it, else on the first strategy", () => {
+    const bbands = create(StrategySchema, { name: "bbands_breakout" });
+    expect(defaultStrategy([bbands, smaCross])).toBe("sma_cross");
+    expect(defaultStrategy([bbands])).toBe("bbands_breakout");
+    expect(defaultStrategy([])).toBeUndefined();
   });
 
   it("sends numbers as numbers and anything else as typed, for the server to refuse", () => {

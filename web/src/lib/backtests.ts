@@ -83,6 +83,11 @@ export function limitsOf(form: BacktestForm): MessageInitShape<typeof BacktestRi
   return Object.keys(limits).length > 0 ? limits : undefined;
 }
 
+/** The strategy the form opens on: the moving-average cross the README and most tutorials start with, when offered. */
+export function defaultStrategy(strategies: readonly Strategy[]): string | undefined {
+  return (strategies.find((item) => item.name === "sma_cross") ?? strategies[0])?.name;
+}
+
 /** A strategy's parameters at their defaults, as the form's text. */
 export function defaultParams(strategy: Strategy | undefined): Record<string, string> {
   const values: Record<string, string> = {};
