@@ -48,6 +48,32 @@ async def placed(session: PaperSession, trader: Trader, **body: Any) -> dict[str
     return order
 
 
+async def placed_at_market(
+    mesh: Mesh, session: PaperSession, trader: Trader, **body: Any
+) -> dict[str, Any]:
+    """A market order placed as soon as risk holds a fresh quote of the session's symbol.
+
+    The simulator quotes each symbol only every few seconds, and under the suite's load
+    risk can be without one from the last 10 s when the session's first order arrives
+    (refused NO_FRESH_QUOTE, which writes nothing); the market's own quote is then sent
+    again, fresh, until the order is taken.
+    """
+    quote = await mesh.quote(trader, session.symbol)
+
+    async def taken() -> dict[str, Any] | None:
+        status, reply = await post_order(session, trader, **body)
+        if status == 400 and "There is no quote for" in reply.get("message", ""):
+            return None
+        assert status == 200, reply
+        return dict(reply["order"])
+
+    order, _ = await mesh.quote_until(
+        trader, session.symbol, Decimal(repr(quote.bid)), Decimal(repr(quote.ask)), taken
+    )
+    assert order["status"] in WORKING
+    return order
+
+
 async def read_order(session: PaperSession, trader: Trader, order_id: str) -> dict[str, Any]:
     """GET /v1/orders/{id}: the order and its fills."""
     url = f"{session.gateway_url}/v1/orders/{order_id}"
@@ -112,7 +138,8 @@ async def test_rest_opg_fills_at_the_opening_print_and_regular_orders_wait_for_t
 ) -> None:
     trader = await mesh.trader()
     async with paper_session(mesh, tmp_path, at("09:00:00"), symbol="DIS", gateway=True) as s:
-        opg = await placed(
+        opg = await placed_at_market(
+            mesh,
             s,
             trader,
             side="ORDER_SIDE_BUY",
@@ -169,7 +196,8 @@ async def test_rest_cls_fills_at_the_close_and_an_extended_limit_in_the_post_mar
 ) -> None:
     trader = await mesh.trader()
     async with paper_session(mesh, tmp_path, at("15:00:00"), symbol="CVX", gateway=True) as s:
-        cls = await placed(
+        cls = await placed_at_market(
+            mesh,
             s,
             trader,
             side="ORDER_SIDE_BUY",
