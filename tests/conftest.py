@@ -71,7 +71,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 # costs it time in proportion to what it holds: at the default pace it used 70 % of a
 # core twelve minutes into a test run. The trades keep their pace because the
 # dashboard's charts need a second-bar a second; quotes still move every few seconds.
-# Three minutes of simulated past, published at start, give the charts the 34 second-bars
+# Three minutes of simulated past, stored at start, give the charts the 34 second-bars
 # MACD's signal line needs (a trade in about 40 % of the seconds): without them the
 # dashboard's test sat a minute waiting for them to accrue.
 SESSION_STACK_FEED = {

@@ -36,7 +36,7 @@ from cift.stack.probes import (
     probe_tcp,
 )
 from cift.stack.processes import Child
-from cift.stack.settings import StackConfig, is_configured
+from cift.stack.settings import StackConfig, is_configured, with_stack_defaults
 from cift.stack.supervisor import RestartPolicy
 from cift.stack.tasks import run_all
 
@@ -131,7 +131,7 @@ class Stack:
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.options = options
-        self.environ = dict(os.environ if environ is None else environ)
+        self.environ = with_stack_defaults(os.environ if environ is None else environ)
         self.config = load(StackConfig, self.environ)
         self.ports = PortPlan.free() if options.free_ports else PortPlan.from_config(self.config)
         self.home = options.home.expanduser().resolve()

@@ -81,6 +81,23 @@ class StackConfig(CommonConfig):
     )
 
 
+# Service settings `cift up` gives another default than a bare service (or deploy/k8s) has,
+# each unless the environment sets it. An hour of simulated past on a new stack: the
+# dashboard's first chart has 60 minute bars, and its indicators and a minute-bar
+# backtest have enough to work on. Market data writes it to an empty store before it
+# serves (about 2 s), never onto stored ticks.
+STACK_SERVICE_DEFAULTS: dict[str, str] = {"marketdata_simulator_history_s": "3600"}
+
+
+def with_stack_defaults(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` with `STACK_SERVICE_DEFAULTS` for every one of them it does not set."""
+    chosen = dict(environ)
+    for field_name, value in STACK_SERVICE_DEFAULTS.items():
+        if not is_configured(chosen, field_name):
+            chosen[env_name(field_name)] = value
+    return chosen
+
+
 def is_configured(environ: Mapping[str, str], field_name: str) -> bool:
     """True when the operator set this variable, i.e. the address points at a server they run."""
     return bool(environ.get(env_name(field_name), "").strip())

@@ -15,6 +15,7 @@ processes without each of them also relaying every tick to stream subscribers.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 import time
@@ -46,6 +47,7 @@ from services.marketdata.providers.session import FeedHealth, LiveSource, Provid
 from services.marketdata.providers.settings import PROVIDERS, chosen_symbols, provider_protocols
 from services.marketdata.replay import load_replay_file
 from services.marketdata.server import MarketDataServicer
+from services.marketdata.sim_history import simulate_past, store_past
 from services.marketdata.simulator import Simulator
 from services.marketdata.streams import StreamHub
 
@@ -100,32 +102,14 @@ def tick_source(
     config: MarketDataConfig,
     universe: Universe,
     *,
-    stored_prices: Mapping[str, float] | None = None,
+    simulator: SimulatorSource | None = None,
 ) -> TickSource | None:
-    """The simulator or a replay file; None for a provider feed or none.
-
-    `stored_prices`: each symbol's last stored trade. With any, the simulator goes on
-    from them, now, without history: a simulated past would land on minutes that
-    already have bars, and starting from the instruments' prices would jump back.
-    """
+    """The simulator (`simulator` when prepared, else one starting now) or a replay file;
+    None for a provider feed or none."""
     if config.marketdata_feed not in FEED_KINDS:
         raise InvalidArgument(f"CIFT_MARKETDATA_FEED must be one of {', '.join(FEED_KINDS)}.")
     if config.marketdata_feed == "simulator":
-        if config.marketdata_simulator_history_s < 0:
-            raise InvalidArgument("CIFT_MARKETDATA_SIMULATOR_HISTORY_S must not be negative.")
-        # Started in the past, the simulator's ticks up to now are due first: the history.
-        history_s = 0.0 if stored_prices else config.marketdata_simulator_history_s
-        history_ns = int(history_s * NS_PER_S)
-        return SimulatorSource(
-            Simulator(
-                universe,
-                seed=config.marketdata_seed,
-                rate_per_symbol=config.marketdata_rate,
-                trade_probability=config.marketdata_trade_probability,
-                start_ns=time.time_ns() - history_ns,
-                start_prices=stored_prices,
-            )
-        )
+        return simulator or SimulatorSource(new_simulator(config, universe, time.time_ns()))
     if config.marketdata_feed == "replay":
         if not config.marketdata_replay_path:
             raise InvalidArgument("The replay feed needs CIFT_MARKETDATA_REPLAY_PATH.")
@@ -144,6 +128,63 @@ def tick_source(
             loop=config.marketdata_replay_loop,
         )
     return None
+
+
+def new_simulator(
+    config: MarketDataConfig,
+    universe: Universe,
+    start_ns: int,
+    stored_prices: Mapping[str, float] | None = None,
+) -> Simulator:
+    return Simulator(
+        universe,
+        seed=config.marketdata_seed,
+        rate_per_symbol=config.marketdata_rate,
+        trade_probability=config.marketdata_trade_probability,
+        start_ns=start_ns,
+        start_prices=stored_prices,
+    )
+
+
+async def prepared_simulator(
+    ctx: ServiceContext[MarketDataConfig], universe: Universe
+) -> SimulatorSource:
+    """The simulator, going on from the stored prices, or on an empty store after its past.
+
+    Onto stored ticks it starts now from their last prices, without history: a
+    simulated past would land on minutes that already have bars, and starting from
+    the instruments' prices would jump back. Call it before the ingest starts: the
+    ingest's bar builder resumes from the open bars the past leaves.
+    """
+    config = ctx.config
+    if config.marketdata_simulator_history_s < 0:
+        raise InvalidArgument("CIFT_MARKETDATA_SIMULATOR_HISTORY_S must not be negative.")
+    async with ctx.pool.acquire() as conn:
+        stored_prices = await store.last_prices(conn, universe.symbols)
+    now_ns = time.time_ns()
+    if stored_prices or not config.marketdata_simulator_history_s:
+        if stored_prices:
+            log.info(
+                "the simulator goes on from the stored ticks' last prices, with no history",
+                extra={"symbols": len(stored_prices)},
+            )
+        return SimulatorSource(new_simulator(config, universe, now_ns, stored_prices))
+    simulator = new_simulator(
+        config, universe, now_ns - int(config.marketdata_simulator_history_s * NS_PER_S)
+    )
+    # A second or two of CPU for an hour: off the event loop, whose health checks answer.
+    past = await asyncio.to_thread(simulate_past, simulator, now_ns)
+    async with ctx.pool.acquire() as conn:
+        await store_past(conn, past, config.marketdata_tick_partition_days)
+    log.info(
+        "simulated past stored",
+        extra={
+            "ticks": len(past.rows),
+            "bars": len(past.bars),
+            "seconds": (time.time_ns() - now_ns) / 1e9,
+        },
+    )
+    return SimulatorSource(simulator, past.after)
 
 
 @dataclass
@@ -188,6 +229,9 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         capacity=config.marketdata_stream_ring, max_subscribers=config.marketdata_max_streams
     )
     topic = config.marketdata_ticks_topic
+    simulator = None
+    if config.marketdata_feed == "simulator":
+        simulator = await prepared_simulator(ctx, universe)
     ingest = start_ingest(ctx)
     servicer = MarketDataServicer(
         pool=ctx.pool,
@@ -211,16 +255,7 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         f"marketdata-bars-{process_id}", [config.marketdata_bars_topic], from_beginning=False
     )
     ctx.spawn("marketdata-bars-relay", bars_relay.run(hub.relay_bars))
-    stored_prices: dict[str, float] = {}
-    if config.marketdata_feed == "simulator":
-        async with ctx.pool.acquire() as conn:
-            stored_prices = await store.last_prices(conn, universe.symbols)
-        if stored_prices:
-            log.info(
-                "the simulator goes on from the stored ticks' last prices, with no history",
-                extra={"symbols": len(stored_prices)},
-            )
-    source = tick_source(config, universe, stored_prices=stored_prices)
+    source = tick_source(config, universe, simulator=simulator)
     provider = None
     if config.marketdata_feed in PROVIDERS:
 

@@ -59,7 +59,7 @@ class MarketDataConfig(CommonConfig):
     )
     marketdata_simulator_history_s: float = setting(
         0.0,
-        "Seconds of simulated past the simulator publishes first (at most 10,000 ticks/s) when it starts on an empty store, so charts, indicators and backtests have bars from the first minute; none onto stored ticks, where it would overlap them (the simulator goes on from their last prices instead); 0: none.",
+        "Seconds of simulated past the simulator writes to an empty store before it starts (ticks and bars, never published: the live market starts now), so charts, indicators and backtests have bars from the first minute; none onto stored ticks, where it would overlap them (the simulator goes on from their last prices instead); 0: none (cift up: 3600).",
     )
     marketdata_universe_file: str = setting(
         "", "CSV file of instruments replacing the built-in universe (columns: see instruments.py)."

@@ -69,11 +69,10 @@ class NoTicks(PacedSource):
         return []
 
 
-# A simulator behind the clock (started in the past for its history) catches up at most
-# this fast, or at twice its own pace if that is faster. All at once, an hour of history
-# came in batches that held market data's event loop (its health checks included) for
-# over a second each; at this pace it arrives over ~40 s in small ones (the longest
-# health check seen meanwhile: 0.16 s, with both cores busy elsewhere).
+# A simulator behind the clock (after the seconds its stored past took, or a stall of the
+# event loop) catches up at most this fast, or at twice its own pace if that is faster:
+# all at once, a long gap came in batches that held market data's event loop (its health
+# checks included) for over a second each; at this pace it comes in small ones.
 CATCH_UP_TICKS_PER_S = 10_000
 # What the first call may release: an interval's worth at that pace.
 _FIRST_CALL_S = 0.01
@@ -83,10 +82,11 @@ class SimulatorSource(PacedSource):
     """Simulated ticks on the wall clock, each due when its time has come (a simulator
     started in the past has the ticks up to now due as fast as it may catch up)."""
 
-    def __init__(self, simulator: Simulator) -> None:
+    def __init__(self, simulator: Simulator, pending: Sequence[Tick] = ()) -> None:
+        """`pending`: events the simulator already made, due before its next ones."""
         self._simulator = simulator
-        self._pending: list[Tick] = []
-        self._pending_ts: list[int] = []
+        self._pending: list[Tick] = list(pending)
+        self._pending_ts: list[int] = [t.ts_ns for t in self._pending]
         live_rate = simulator.rate_per_symbol * len(simulator.symbols)
         self._chunk = max(64, int(live_rate * 0.05))
         self._catch_up_per_s = max(CATCH_UP_TICKS_PER_S, 2 * live_rate)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import psutil
 import pytest
 import redis.asyncio as aioredis
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from cift.runtime.config import env_name, load
 from cift.runtime.kafka import TOPICS
@@ -118,10 +122,70 @@ async def assert_gateway_transcodes_and_routes(gateway_url: str, admin_url: str)
     assert "grpc-status" in headers["access-control-expose-headers"]
 
 
+def rest(
+    method: str, url: str, body: dict[str, Any] | None = None, token: str = ""
+) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"content-type": "application/json"}
+        | ({"authorization": f"Bearer {token}"} if token else {}),
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, json.loads(reply.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def new_trader(gateway_url: str) -> str:
+    """Register and sign in a new user through REST, as the README's curl does: their token."""
+    login = {"email": f"first-{uuid.uuid4().hex[:8]}@example.com", "password": "correct horse"}
+    status, reply = rest("POST", f"{gateway_url}/v1/auth/register", login | {"displayName": "F"})
+    assert status == 200, reply
+    status, reply = rest("POST", f"{gateway_url}/v1/auth/login", login)
+    assert status == 200, reply
+    return str(reply["accessToken"])
+
+
+async def assert_a_first_market_order_fills_at_a_live_quote(
+    gateway_url: str, launched_ns: int
+) -> None:
+    """The README's first order, placed as soon as 'is up' shows, fills at a quote of the
+    live market: never at one of the simulated hour's (one filled 55 minutes old, when the
+    past went out through the ticks topic)."""
+    token = await asyncio.to_thread(new_trader, gateway_url)
+    order = {"symbol": "AAPL", "side": "ORDER_SIDE_BUY", "type": "ORDER_TYPE_MARKET",
+             "timeInForce": "TIME_IN_FORCE_DAY", "qty": "1"}  # fmt: skip
+    status, reply = await asyncio.to_thread(rest, "POST", f"{gateway_url}/v1/orders", order, token)
+    assert status == 200 and reply["order"]["status"] == "ORDER_STATUS_FILLED", reply
+    order_url = f"{gateway_url}/v1/orders/{reply['order']['id']}"
+    status, reply = await asyncio.to_thread(rest, "GET", order_url, None, token)
+    (fill,) = reply["fills"]
+    stamp = Timestamp()
+    stamp.FromJsonString(fill["explanation"]["tickTimestamp"])
+    assert stamp.ToNanoseconds() >= launched_ns, fill
+
+
+async def assert_an_hour_of_minute_bars(database_url: str) -> None:
+    """A new stack's simulated hour, stored before market data serves: the dashboard's
+    first chart has bars to draw."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        first = await conn.fetchval(
+            "SELECT min(start_ns) FROM marketdata.bars WHERE symbol = 'AAPL' AND timeframe = '1Min'"
+        )
+    finally:
+        await conn.close()
+    assert first is not None and first < time.time_ns() - 55 * 60 * 10**9, first
+
+
 async def test_cift_up_answers_every_check_and_sigint_leaves_no_process(
     cift_up_environ: dict[str, str],
 ) -> None:
     ports = PortPlan.from_config(load(StackConfig, cift_up_environ))
+    launched_ns = time.time_ns()
     async with cift_up(cift_up_environ) as running:
         await running.read_until(READY_LINE, START_TIMEOUT_S)
         started_in_s = time.monotonic() - running.started_s
@@ -136,6 +200,8 @@ async def test_cift_up_answers_every_check_and_sigint_leaves_no_process(
         info = StackInfo.from_json((Path(cift_up_environ["CIFT_HOME"]) / "stack.json").read_text())
         assert info.gateway_url == f"http://127.0.0.1:{ports.gateway}"
         assert info.embedded == ("postgres", "redis", "kafka")
+        await assert_a_first_market_order_fills_at_a_live_quote(info.gateway_url, launched_ns)
+        await assert_an_hour_of_minute_bars(info.database_url)
         await assert_every_service_serving(info)
         assert info.gateway_admin_url is not None
         await assert_gateway_transcodes_and_routes(info.gateway_url, info.gateway_admin_url)

@@ -17,6 +17,7 @@ from cift.stack.launcher import LOCK_FILE, STATE_FILE, Stack, StackInfo, StackOp
 from cift.stack.ports import PortPlan, ensure_free, port_in_use
 from cift.stack.services import service_environ
 from cift.stack.settings import StackConfig
+from services.marketdata.config import MarketDataConfig
 
 
 def stack_in(tmp_path: Path, environ: dict[str, str] | None = None) -> Stack:
@@ -149,6 +150,20 @@ def test_services_get_a_short_kafka_session_only_on_the_embedded_broker(
         CommonConfig, {**environ, **stack.describe(with_services=True, with_gateway=True).env}
     )
     assert pointed.kafka_session_timeout_ms == session_ms
+
+
+@pytest.mark.parametrize(
+    ("environ", "history_s"),
+    [({}, 3600.0), ({"CIFT_MARKETDATA_SIMULATOR_HISTORY_S": "0"}, 0.0),
+     ({"CIFT_MARKETDATA_SIMULATOR_HISTORY_S": "600"}, 600.0)],
+)  # fmt: skip
+def test_cift_up_gives_market_data_an_hour_of_history_unless_told_otherwise(
+    tmp_path: Path, environ: dict[str, str], history_s: float
+) -> None:
+    environ_of = stack_in(tmp_path, environ).service_environs()["marketdata"]
+    config = load_service(MarketDataConfig, "marketdata", environ_of)
+    assert config.marketdata_simulator_history_s == history_s
+    assert load_service(MarketDataConfig, "marketdata", {}).marketdata_simulator_history_s == 0
 
 
 def test_service_environ_overrides_inherited_cift_settings() -> None:

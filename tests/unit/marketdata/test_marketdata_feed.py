@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import operator
 import time
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from cift.marketdata.v1 import events_pb2, marketdata_pb2
 from cift.runtime.errors import InvalidArgument
-from services.marketdata.__main__ import tick_source
+from services.marketdata import store
+from services.marketdata.__main__ import new_simulator, prepared_simulator, tick_source
+from services.marketdata.bars import Bar, BarBuilder
 from services.marketdata.config import MarketDataConfig
 from services.marketdata.events import tick_event_bytes
 from services.marketdata.feed import (
@@ -20,6 +25,7 @@ from services.marketdata.feed import (
     SimulatorSource,
 )
 from services.marketdata.instruments import default_universe
+from services.marketdata.sim_history import simulate_past
 from services.marketdata.simulator import Simulator
 from services.marketdata.ticks import Quote, Tick, Trade
 
@@ -51,11 +57,11 @@ def test_a_fast_simulator_is_capped_per_interval_and_catches_up_later() -> None:
     assert source.due(110 * S)[0].ts_ns > burst[-1].ts_ns
 
 
-def test_a_simulator_with_history_catches_up_at_its_pace_and_then_runs_on() -> None:
-    config = MarketDataConfig(marketdata_rate=1.0, marketdata_simulator_history_s=60.0)
-    source = tick_source(config, default_universe())
-    assert source is not None
+def test_a_simulator_behind_the_clock_catches_up_at_its_pace_and_then_runs_on() -> None:
     now_ns = time.time_ns()
+    source = SimulatorSource(
+        Simulator(default_universe(), seed=3, rate_per_symbol=1.0, start_ns=now_ns - 60 * S)
+    )
     # The first call releases one interval's worth at the catch-up pace, from the start.
     first = source.due(now_ns)
     assert len(first) == int(CATCH_UP_TICKS_PER_S * 0.01)
@@ -63,32 +69,69 @@ def test_a_simulator_with_history_catches_up_at_its_pace_and_then_runs_on() -> N
     # 50 ms later, at most 50 ms at that pace more: small batches, not a burst.
     second = source.due(now_ns + S // 20)
     assert len(second) == CATCH_UP_TICKS_PER_S // 20
-    # Within a second the rest of the past (52 symbols x 1 tick/s for a minute) is out,
-    # then it runs on the clock.
+    # Within a second the rest (52 symbols x 1 tick/s for a minute) is out, then it
+    # runs on the clock.
     rest = source.due(now_ns + S)
-    past = [*first, *second, *rest]
-    assert 2500 < len([t for t in past if t.ts_ns <= now_ns]) < 3700
+    behind = [*first, *second, *rest]
+    assert 2500 < len([t for t in behind if t.ts_ns <= now_ns]) < 3700
     assert rest[-1].ts_ns <= now_ns + S
     later = source.due(now_ns + 3 * S)
     assert later and all(now_ns + S < t.ts_ns <= now_ns + 3 * S for t in later)
 
 
-def test_onto_stored_ticks_the_simulator_starts_now_from_their_prices_whatever_its_history() -> (
-    None
-):
-    config = MarketDataConfig(marketdata_rate=1.0, marketdata_simulator_history_s=60.0)
-    source = tick_source(config, default_universe(), stored_prices={"AAPL": 300.0})
-    assert source is not None and source.due(time.time_ns()) == []
+def test_the_simulated_past_is_the_ingests_bars_and_the_feed_goes_on_after_it() -> None:
+    end_ns = 1000 * S
+    simulator = Simulator(
+        default_universe(), seed=5, rate_per_symbol=4.0, start_ns=end_ns - 600 * S
+    )
+    past = simulate_past(simulator, end_ns)
+    times = [row[1] for row in past.rows]
+    assert times == sorted(times) and end_ns - 600 * S < times[0] and times[-1] < end_ns
+    sequences = [row[0] for row in past.rows]
+    assert sequences == list(range(times[0], times[0] + len(times)))  # below a live feed's
+    # The same bars, closed or open, and clocks as the ingest's builder makes tick by tick.
+    builder = BarBuilder()
+    closed: list[Bar] = []
+    for row in past.rows:
+        if row[3] == store.KIND_TRADE:
+            closed += builder.on_trade(row[2], row[1], row[8], row[9])
+        else:
+            closed += builder.advance(row[2], row[1])
+    key = operator.attrgetter("symbol", "timeframe", "start_ns")
+    made = sorted(zip(past.bars, past.closed, strict=True), key=lambda pair: key(pair[0]))
+    expected = sorted(
+        [(bar, True) for bar in closed] + [(bar, False) for bar in builder.open_bars()],
+        key=lambda pair: key(pair[0]),
+    )
+    assert [(key(b), c) for b, c in made] == [(key(b), c) for b, c in expected]
+    assert [bar for bar, _ in made] == [bar for bar, _ in expected]
+    assert past.clocks == builder.clocks()
+    # The events made past the end are the feed's first; the simulator goes on after them.
+    assert past.after and all(t.ts_ns >= end_ns for t in past.after)
+    source = SimulatorSource(simulator, past.after)
+    due = [t for k in (1, 2, 3) for t in source.due(end_ns + k * 20 * S)]  # at the catch-up pace
+    assert due[: len(past.after)] == past.after
+    assert [t.ts_ns for t in due] == sorted(t.ts_ns for t in due)
+    assert due[-1].ts_ns > past.after[-1].ts_ns
+
+
+def test_onto_stored_ticks_the_simulator_starts_from_their_prices() -> None:
+    config = MarketDataConfig(marketdata_rate=1.0)
+    source = SimulatorSource(
+        new_simulator(config, default_universe(), time.time_ns(), {"AAPL": 300.0})
+    )
     ticks = source.due(time.time_ns() + 120 * S)
     aapl = next(t for t in ticks if t.symbol == "AAPL" and isinstance(t, Quote))
     assert 297.0 < aapl.bid < aapl.ask < 303.0
 
 
-def test_without_history_the_simulator_starts_now_and_refuses_a_negative_one() -> None:
+async def test_the_simulator_starts_now_and_refuses_a_negative_history() -> None:
     source = tick_source(MarketDataConfig(), default_universe())
     assert source is not None and source.due(time.time_ns()) == []
+    config = MarketDataConfig(marketdata_simulator_history_s=-1.0)
+    ctx = cast(Any, SimpleNamespace(config=config))  # refused before the store is read
     with pytest.raises(InvalidArgument, match="must not be negative"):
-        tick_source(MarketDataConfig(marketdata_simulator_history_s=-1.0), default_universe())
+        await prepared_simulator(ctx, default_universe())
 
 
 def replay_ticks() -> list[Tick]:

@@ -47,8 +47,8 @@ export function BacktestsPage() {
   const [strategyName, setStrategyName] = createSignal("");
   const [params, setParams] = createSignal<Record<string, string>>({});
   const [symbol, setSymbol] = createSignal("AAPL");
-  // Minute bars of the last day: the simulator's, which a stack has from its first minutes
-  // (daily bars take a replay or a backfill).
+  // Minute bars of the last day: `cift up` starts a new stack with an hour of them, enough
+  // for every built-in strategy at its defaults (daily bars take a replay or a backfill).
   const [timeframe, setTimeframe] = createSignal("1Min");
   const [start, setStart] = createSignal(dayOf(Date.now() - DAY_MS));
   const [end, setEnd] = createSignal(dayOf(Date.now() + DAY_MS));
