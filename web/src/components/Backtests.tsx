@@ -347,7 +347,7 @@ export function BacktestsPage() {
         </form>
       </section>
       <div class="min-w-0 space-y-3 lg:col-span-3">
-        <Show when={shown()}>{(backtest) => <BacktestResult backtest={backtest()} />}</Show>
+        <Show when={shown()}>{(backtest) => <BacktestResult backtest={backtest()} strategies={strategies() ?? []} />}</Show>
         <section class="panel" aria-label="Past backtests">
           <h2 class="panel-title">Past backtests</h2>
           <Show when={(past() ?? []).length > 0} fallback={<p class="text-sm text-slate-500">No backtests yet.</p>}>
@@ -368,7 +368,7 @@ export function BacktestsPage() {
                     {(item) => (
                       <tr class="border-t border-slate-100 dark:border-slate-800" data-backtest-id={item.id}>
                         <td class="hidden py-1 whitespace-nowrap sm:table-cell">{formatTime(item.createdAt ? timestampDate(item.createdAt) : undefined)}</td>
-                        <td class="min-w-40 py-1">{describeSpec(item.spec)}</td>
+                        <td class="min-w-40 py-1">{describeSpec(item.spec, strategies() ?? [])}</td>
                         <td>{BACKTEST_STATUS_LABELS[item.status]}</td>
                         <td class="num">{formatMoney(item.stats?.finalEquity)}</td>
                         <td class={`num ${pnlClass(item.stats?.totalReturnPct)}`}>{formatPercentPoints(item.stats?.totalReturnPct)}</td>
@@ -390,13 +390,13 @@ export function BacktestsPage() {
   );
 }
 
-function BacktestResult(props: { backtest: Backtest }) {
+function BacktestResult(props: { backtest: Backtest; strategies: readonly Strategy[] }) {
   const backtest = () => props.backtest;
   return (
     <section class="panel space-y-3" aria-label="Backtest result" data-backtest-id={backtest().id}>
       <div class="flex flex-wrap items-baseline gap-x-3">
         <h2 class="panel-title mb-0">Result</h2>
-        <span class="text-sm">{describeSpec(backtest().spec)}</span>
+        <span class="text-sm">{describeSpec(backtest().spec, props.strategies)}</span>
         <span class="text-sm font-medium" data-testid="backtest-status">
           {BACKTEST_STATUS_LABELS[backtest().status]}
         </span>

@@ -137,6 +137,9 @@ describe("a run's figures", () => {
   it("describes a past run in one line and dates bars with their year", () => {
     expect(describeSpec(create(BacktestSpecSchema, { strategy: "sma_cross", params: { fast: 10, slow: 30 }, symbol: "GOOG", timeframe: "1Day" }))).toBe("sma_cross fast=10 slow=30 · GOOG 1Day");
     expect(describeSpec(undefined)).toBe("—");
+    const stored = create(BacktestSpecSchema, { strategy: "sma_cross", params: { short: 1, slow: 30, fast: 10 }, symbol: "AAPL", timeframe: "1Min" });
+    expect(describeSpec(stored, [smaCross])).toBe("sma_cross fast=10 slow=30 short=1 · AAPL 1Min");
+    expect(describeSpec(stored)).toBe("sma_cross fast=10 short=1 slow=30 · AAPL 1Min");
     expect(formatBarTime(new Date(Date.UTC(2004, 7, 19)))).toBe("Aug 19, 2004, 00:00");
   });
 });

@@ -316,9 +316,14 @@ function limitTexts(limits: BacktestRiskLimits | undefined): Partial<Record<Limi
 }
 
 /** "sma_cross fast=10 slow=30 · GOOG 1Day": a past run in one line. */
-export function describeSpec(spec: BacktestSpec | undefined): string {
+export function describeSpec(spec: BacktestSpec | undefined, strategies: readonly Strategy[] = []): string {
   if (!spec) return "—";
+  // In the order the strategy declares them (fast before slow), as the form shows them;
+  // the stored run's own order is the database's. Unknown names go last, by name.
+  const declared = strategies.find((item) => item.name === spec.strategy)?.params.map((param) => param.name) ?? [];
+  const rank = (name: string): number => (declared.includes(name) ? declared.indexOf(name) : declared.length);
   const params = Object.entries(spec.params ?? {})
+    .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
     .map(([name, value]) => `${name}=${String(value)}`)
     .join(" ");
   const symbols = [spec.symbol, ...spec.symbols].filter(Boolean).join(",");
