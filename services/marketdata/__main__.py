@@ -179,7 +179,7 @@ async def prepared_simulator(
     log.info(
         "simulated past stored",
         extra={
-            "ticks": len(past.rows),
+            "ticks": past.ticks,
             "bars": len(past.bars),
             "seconds": (time.time_ns() - now_ns) / 1e9,
         },

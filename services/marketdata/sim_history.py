@@ -18,6 +18,7 @@ the past, and the events it made past that end are the live feed's first.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,23 +35,45 @@ from services.marketdata.ticks import Tick
 BATCH = 65_536
 
 
+# Tick rows built and copied at a time, so the rows of an hour (375k tuples, about
+# 100 MB of objects) never exist at once.
+ROWS_PER_COPY = 32_768
+
+Columns = dict[str, np.ndarray[Any, Any]]
+
+
 @dataclass(frozen=True, slots=True)
 class SimulatedPast:
     """The simulator's events before `end_ns`, as the store keeps them."""
 
-    rows: list[tuple[Any, ...]]  # tick rows (store.TICK_COLUMNS), in event order
+    columns: Columns  # the events, as the simulator's TickBatch columns, in event order
+    symbols: np.ndarray[Any, Any]  # each event's symbol
     bars: list[Bar]  # every timeframe's bars of the past's trades
     closed: list[bool]  # per bar: its symbol's clock reached its end
     clocks: dict[str, int]  # each symbol's last event time: where the bar builder resumes
     after: list[Tick]  # events made at or past `end_ns`: the live feed's first
 
+    @property
+    def ticks(self) -> int:
+        return len(self.symbols)
+
+    def row_chunks(self, size: int = ROWS_PER_COPY) -> Iterator[list[tuple[Any, ...]]]:
+        """The tick rows (store.TICK_COLUMNS), `size` at a time.
+
+        Sequences are numbered from the past's first timestamp: below the live feed's
+        (which start at the wall clock when it starts), and unique, as the store needs.
+        """
+        if not self.ticks:
+            return
+        first_sequence = int(self.columns["ts_ns"][0])
+        for start in range(0, self.ticks, size):
+            part = slice(start, start + size)
+            chunk = {name: values[part] for name, values in self.columns.items()}
+            yield _tick_rows(chunk, self.symbols[part], first_sequence + start)
+
 
 def simulate_past(simulator: Simulator, end_ns: int) -> SimulatedPast:
-    """Run `simulator` from its start up to `end_ns` and shape what it made for the store.
-
-    Sequences are numbered from the past's first timestamp: below the live feed's
-    (which start at the wall clock when it starts), and unique, as the store needs.
-    """
+    """Run `simulator` from its start up to `end_ns` and shape what it made for the store."""
     batches: list[TickBatch] = []
     rate = simulator.rate_per_symbol * len(simulator.symbols)
     while simulator.now_ns < end_ns:
@@ -58,7 +81,7 @@ def simulate_past(simulator: Simulator, end_ns: int) -> SimulatedPast:
         left = int(rate * (end_ns - simulator.now_ns) / 1e9)
         batches.append(simulator.next_batch(min(BATCH, left + 64)))
     if not batches:
-        return SimulatedPast([], [], [], {}, [])
+        return SimulatedPast({}, np.array([], dtype=object), [], [], {}, [])
     columns = {
         name: np.concatenate([getattr(b, name) for b in batches])
         for name in ("kind", "symbol_index", "ts_ns", "bid_units", "ask_units", "bid_size",
@@ -69,18 +92,22 @@ def simulate_past(simulator: Simulator, end_ns: int) -> SimulatedPast:
     for name, values in columns.items():
         columns[name] = values[:past]
     symbols = np.array(simulator.symbols, dtype=object)[columns["symbol_index"]]
-    rows = _tick_rows(columns, symbols, first_sequence=int(columns["ts_ns"][0]) if past else 0)
     clocks = _clocks(symbols, columns["ts_ns"])
     bars, closed = _bars(columns, symbols, clocks)
-    return SimulatedPast(rows, bars, closed, clocks, after)
+    return SimulatedPast(columns, symbols, bars, closed, clocks, after)
 
 
 async def store_past(conn: asyncpg.Connection, past: SimulatedPast, partition_days: int) -> None:
     """Write the past in one transaction: its ticks, its bars and the symbols' clocks."""
-    starts = {store.partition_bounds(row[1], partition_days)[0] for row in past.rows}
+    if not past.ticks:
+        return
+    times = past.columns["ts_ns"]
+    first = store.partition_bounds(int(times[0]), partition_days)[0]
+    starts = range(first, int(times[-1]) + 1, store.NS_PER_DAY * partition_days)
     async with conn.transaction():
         await store.ensure_partitions(conn, starts, partition_days)
-        await store.copy_ticks(conn, past.rows)
+        for rows in past.row_chunks():
+            await store.copy_ticks(conn, rows)
         await store.upsert_bars(conn, past.bars, past.closed)
         await store.save_clocks(conn, past.clocks)
 
@@ -96,7 +123,7 @@ def _events_from(batches: list[TickBatch], index: int) -> list[Tick]:
 
 
 def _tick_rows(
-    columns: dict[str, np.ndarray[Any, Any]], symbols: np.ndarray[Any, Any], first_sequence: int
+    columns: Columns, symbols: np.ndarray[Any, Any], first_sequence: int
 ) -> list[tuple[Any, ...]]:
     scale = float(PRICE_UNITS_PER_DOLLAR)
     trade = columns["kind"] == KIND_TRADE
@@ -124,7 +151,7 @@ def _clocks(symbols: np.ndarray[Any, Any], ts_ns: np.ndarray[Any, Any]) -> dict[
 
 
 def _bars(
-    columns: dict[str, np.ndarray[Any, Any]],
+    columns: Columns,
     symbols: np.ndarray[Any, Any],
     clocks: dict[str, int],
 ) -> tuple[list[Bar], list[bool]]:

@@ -85,14 +85,16 @@ def test_the_simulated_past_is_the_ingests_bars_and_the_feed_goes_on_after_it() 
         default_universe(), seed=5, rate_per_symbol=4.0, start_ns=end_ns - 600 * S
     )
     past = simulate_past(simulator, end_ns)
-    times = [row[1] for row in past.rows]
+    rows = [row for chunk in past.row_chunks(1000) for row in chunk]
+    assert len(rows) == past.ticks
+    times = [row[1] for row in rows]
     assert times == sorted(times) and end_ns - 600 * S < times[0] and times[-1] < end_ns
-    sequences = [row[0] for row in past.rows]
+    sequences = [row[0] for row in rows]
     assert sequences == list(range(times[0], times[0] + len(times)))  # below a live feed's
     # The same bars, closed or open, and clocks as the ingest's builder makes tick by tick.
     builder = BarBuilder()
     closed: list[Bar] = []
-    for row in past.rows:
+    for row in rows:
         if row[3] == store.KIND_TRADE:
             closed += builder.on_trade(row[2], row[1], row[8], row[9])
         else:
