@@ -23,8 +23,9 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 PRICE_COLUMNS = ("open", "high", "low", "close")
 REQUIRED_COLUMNS = ("timestamp", *PRICE_COLUMNS, "volume")
-# Names other tools give the time column (backtesting.py's CSVs, exchange dumps).
-TIMESTAMP_ALIASES = ("date", "datetime", "time")
+# Names other tools give the time column (backtesting.py's CSVs, exchange dumps), and
+# market data's own bars (ExportBars' Parquet: start_time; GetBars' JSON: startTime).
+TIMESTAMP_ALIASES = ("date", "datetime", "time", "start_time", "starttime")
 DEFAULT_SYMBOL = "ASSET"
 
 

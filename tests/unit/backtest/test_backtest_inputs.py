@@ -146,6 +146,19 @@ def test_csv_and_parquet_files_read_back_the_same_run(bars: pl.DataFrame, tmp_pa
     assert from_csv.trades.height > 0
 
 
+def test_market_datas_exported_bars_run_as_they_come(bars: pl.DataFrame) -> None:
+    """ExportBars' Parquet: start_time in UTC, a symbol, and vwap and trade_count besides."""
+    exported = bars.select(
+        pl.lit("AAPL").alias("symbol"),
+        pl.col("timestamp").dt.replace_time_zone("UTC").alias("start_time"),
+        "open", "high", "low", "close", "volume",
+        pl.col("close").alias("vwap"),
+        pl.lit(7).alias("trade_count"),
+    )  # fmt: skip
+    ran = run_backtest(exported, "sma_cross", {"fast": 5, "slow": 20})
+    assert ran.stats == run_backtest(bars, "sma_cross", {"fast": 5, "slow": 20}).stats
+
+
 def test_every_builtin_runs_on_both_engines_with_its_defaults(bars: pl.DataFrame) -> None:
     for name in BUILTINS:
         vector = run_backtest(bars, name, engine="vector")
