@@ -33,8 +33,6 @@ from services.marketdata.ticks import Tick
 
 # Events generated per call while simulating the past (columns, not objects).
 BATCH = 65_536
-
-
 # Tick rows built and copied at a time, so the rows of an hour (375k tuples, about
 # 100 MB of objects) never exist at once.
 ROWS_PER_COPY = 32_768
@@ -127,11 +125,9 @@ def _tick_rows(
 ) -> list[tuple[Any, ...]]:
     scale = float(PRICE_UNITS_PER_DOLLAR)
     trade = columns["kind"] == KIND_TRADE
-    quote = ~trade
+    bid, ask = columns["bid_units"] / scale, columns["ask_units"] / scale
+    price = columns["price_units"] / scale
     # A quote's trade columns and a trade's quote columns are NULL, as the ingest writes them.
-    bid = np.where(quote, columns["bid_units"] / scale, np.nan)
-    ask = np.where(quote, columns["ask_units"] / scale, np.nan)
-    price = np.where(trade, columns["price_units"] / scale, np.nan)
     return [
         (first_sequence + n, ts, symbol, store.KIND_TRADE if is_trade else store.KIND_QUOTE,
          None if is_trade else b, None if is_trade else a,
