@@ -162,22 +162,10 @@ def _bars(
     )
     bars: list[Bar] = []
     closed: list[bool] = []
+    figures = ("open", "high", "low", "close", "volume", "notional", "trade_count")
     for timeframe in TIMEFRAMES:
-        frame = aggregate_trades(trades, timeframe)
-        for row in frame.iter_rows(named=True):
-            bars.append(
-                Bar(
-                    row["symbol"],
-                    timeframe.name,
-                    row["start_ns"],
-                    row["open"],
-                    row["high"],
-                    row["low"],
-                    row["close"],
-                    row["volume"],
-                    row["notional"],
-                    row["trade_count"],
-                )
-            )
-            closed.append(row["start_ns"] + timeframe.ns <= clocks[row["symbol"]])
+        frame = aggregate_trades(trades, timeframe).select("symbol", "start_ns", *figures)
+        for symbol, start_ns, *values in frame.iter_rows():
+            bars.append(Bar(symbol, timeframe.name, start_ns, *values))
+            closed.append(start_ns + timeframe.ns <= clocks[symbol])
     return bars, closed
