@@ -102,14 +102,14 @@ def tick_source(
     config: MarketDataConfig,
     universe: Universe,
     *,
-    simulator: SimulatorSource | None = None,
+    prepared: SimulatorSource | None = None,
 ) -> TickSource | None:
-    """The simulator (`simulator` when prepared, else one starting now) or a replay file;
+    """The simulator (`prepared_simulator`'s, else one starting now) or a replay file;
     None for a provider feed or none."""
     if config.marketdata_feed not in FEED_KINDS:
         raise InvalidArgument(f"CIFT_MARKETDATA_FEED must be one of {', '.join(FEED_KINDS)}.")
     if config.marketdata_feed == "simulator":
-        return simulator or SimulatorSource(new_simulator(config, universe, time.time_ns()))
+        return prepared or SimulatorSource(new_simulator(config, universe, time.time_ns()))
     if config.marketdata_feed == "replay":
         if not config.marketdata_replay_path:
             raise InvalidArgument("The replay feed needs CIFT_MARKETDATA_REPLAY_PATH.")
@@ -229,9 +229,9 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         capacity=config.marketdata_stream_ring, max_subscribers=config.marketdata_max_streams
     )
     topic = config.marketdata_ticks_topic
-    simulator = None
+    prepared = None
     if config.marketdata_feed == "simulator":
-        simulator = await prepared_simulator(ctx, universe)
+        prepared = await prepared_simulator(ctx, universe)
     ingest = start_ingest(ctx)
     servicer = MarketDataServicer(
         pool=ctx.pool,
@@ -255,7 +255,7 @@ async def setup(ctx: ServiceContext[MarketDataConfig]) -> None:
         f"marketdata-bars-{process_id}", [config.marketdata_bars_topic], from_beginning=False
     )
     ctx.spawn("marketdata-bars-relay", bars_relay.run(hub.relay_bars))
-    source = tick_source(config, universe, simulator=simulator)
+    source = tick_source(config, universe, prepared=prepared)
     provider = None
     if config.marketdata_feed in PROVIDERS:
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import psutil
@@ -30,6 +27,7 @@ from cift.stack.probes import probe_grpc_health, probe_http, probe_kafka
 from cift.stack.services import FULL_SERVICE_NAMES, SERVICE_NAMES
 from cift.stack.settings import StackConfig
 from tests.cift_process import cift_command, cift_up
+from tests.e2e.e2e_client import Json, Rest, market_order, register_and_login
 
 pytestmark = pytest.mark.integration
 
@@ -122,47 +120,21 @@ async def assert_gateway_transcodes_and_routes(gateway_url: str, admin_url: str)
     assert "grpc-status" in headers["access-control-expose-headers"]
 
 
-def rest(
-    method: str, url: str, body: dict[str, Any] | None = None, token: str = ""
-) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"content-type": "application/json"}
-        | ({"authorization": f"Bearer {token}"} if token else {}),
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return reply.status, json.loads(reply.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
-
-
-def new_trader(gateway_url: str) -> str:
-    """Register and sign in a new user through REST, as the README's curl does: their token."""
-    login = {"email": f"first-{uuid.uuid4().hex[:8]}@example.com", "password": "correct horse"}
-    status, reply = rest("POST", f"{gateway_url}/v1/auth/register", login | {"displayName": "F"})
-    assert status == 200, reply
-    status, reply = rest("POST", f"{gateway_url}/v1/auth/login", login)
-    assert status == 200, reply
-    return str(reply["accessToken"])
-
-
 async def assert_a_first_market_order_fills_at_a_live_quote(
     gateway_url: str, launched_ns: int
 ) -> None:
     """The README's first order, placed as soon as 'is up' shows, fills at a quote of the
     live market: never at one of the simulated hour's (one filled 55 minutes old, when the
     past went out through the ticks topic)."""
-    token = await asyncio.to_thread(new_trader, gateway_url)
-    order = {"symbol": "AAPL", "side": "ORDER_SIDE_BUY", "type": "ORDER_TYPE_MARKET",
-             "timeInForce": "TIME_IN_FORCE_DAY", "qty": "1"}  # fmt: skip
-    status, reply = await asyncio.to_thread(rest, "POST", f"{gateway_url}/v1/orders", order, token)
-    assert status == 200 and reply["order"]["status"] == "ORDER_STATUS_FILLED", reply
-    order_url = f"{gateway_url}/v1/orders/{reply['order']['id']}"
-    status, reply = await asyncio.to_thread(rest, "GET", order_url, None, token)
-    (fill,) = reply["fills"]
+
+    def first_order() -> Json:
+        rest = Rest(gateway_url)
+        token = register_and_login(rest, "first").access_token
+        placed = rest.ok("POST", "/v1/orders", token=token, json=market_order(symbol="AAPL"))
+        assert placed["order"]["status"] == "ORDER_STATUS_FILLED", placed
+        return rest.ok("GET", f"/v1/orders/{placed['order']['id']}", token=token)
+
+    (fill,) = (await asyncio.to_thread(first_order))["fills"]
     stamp = Timestamp()
     stamp.FromJsonString(fill["explanation"]["tickTimestamp"])
     assert stamp.ToNanoseconds() >= launched_ns, fill

@@ -7,21 +7,15 @@ import time
 from typing import Any
 
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from cift.marketdata.v1 import marketdata_pb2 as md
+from cift.runtime.timestamps import timestamp
 from tests.integration.marketdata.marketdata_helpers import METADATA, Scenario, eventually
 
 pytestmark = pytest.mark.integration
 
 S = 1_000_000_000
 PAST_S = 300
-
-
-def timestamp(ns: int) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromNanoseconds(ns)
-    return stamp
 
 
 async def test_the_past_is_stored_at_start_and_the_feed_publishes_only_the_live_market(

@@ -321,7 +321,10 @@ export function describeSpec(spec: BacktestSpec | undefined, strategies: readonl
   // In the order the strategy declares them (fast before slow), as the form shows them;
   // the stored run's own order is the database's. Unknown names go last, by name.
   const declared = strategies.find((item) => item.name === spec.strategy)?.params.map((param) => param.name) ?? [];
-  const rank = (name: string): number => (declared.includes(name) ? declared.indexOf(name) : declared.length);
+  const rank = (name: string): number => {
+    const at = declared.indexOf(name);
+    return at < 0 ? declared.length : at;
+  };
   const params = Object.entries(spec.params ?? {})
     .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
     .map(([name, value]) => `${name}=${String(value)}`)
